@@ -1,0 +1,74 @@
+/**
+ * The signalling seam: how two peers exchange the small JSON objects that set
+ * up a WebRTC connection (offer, answer, ICE candidates, bye).
+ *
+ * @module
+ */
+
+/**
+ * One signalling message: a small JSON object with a string `type`.
+ *
+ * The peers of this module send `offer`, `answer`, `candidate` and `bye`
+ * messages; wrappers (such as authenticated signalling) may carry their own
+ * types. A {@linkcode Signaling} implementation treats messages as opaque: it
+ * must deliver them whole, in order, and only between the two peers.
+ */
+export interface SignalingMessage {
+  /** What kind of message this is, e.g. `"offer"`. */
+  readonly type: string;
+  /** Any further JSON-serialisable fields. */
+  readonly [field: string]: unknown;
+}
+
+/**
+ * A channel that carries {@linkcode SignalingMessage}s between exactly two
+ * peers: the in-memory pair, a signalling room on the edge, or any channel the
+ * two parties already share (an A2A conversation, a chat, copy and paste).
+ *
+ * The shape follows the MCP SDK's `Transport`. The transport that consumes a
+ * `Signaling` installs `onmessage`, `onclose` and `onerror` first and then
+ * calls `start()`; an implementation should keep messages that arrive before
+ * `start()` and deliver them afterwards, or they may be lost.
+ *
+ * @example A dozen-line signalling over any shared message bus
+ * ```ts no-assert
+ * import type { Signaling, SignalingMessage } from "@mcp/webrtc";
+ *
+ * class BusSignaling implements Signaling {
+ *   onmessage?: (message: SignalingMessage) => void;
+ *   onclose?: () => void;
+ *   constructor(private readonly bus: BroadcastChannel, private readonly me: string) {
+ *     bus.onmessage = (event) => {
+ *       if (event.data.from !== this.me) this.onmessage?.(event.data.message);
+ *     };
+ *   }
+ *   async send(message: SignalingMessage) {
+ *     this.bus.postMessage({ from: this.me, message });
+ *   }
+ *   async close() {
+ *     this.bus.close();
+ *     this.onclose?.();
+ *   }
+ * }
+ * ```
+ */
+export interface Signaling {
+  /**
+   * Starts delivering messages. Called once, after the callbacks are
+   * installed; optional for implementations that deliver from the start.
+   */
+  start?(): Promise<void>;
+  /**
+   * Sends one message to the other peer. Rejects if the channel is closed or
+   * the message cannot be delivered.
+   */
+  send(message: SignalingMessage): Promise<void>;
+  /** Closes the channel. Idempotent; `onclose` fires once. */
+  close(): Promise<void>;
+  /** Called for every message from the other peer, in order. */
+  onmessage?: (message: SignalingMessage) => void;
+  /** Called once when the channel can carry no more messages. */
+  onclose?: () => void;
+  /** Called for a problem that does not close the channel. */
+  onerror?: (error: Error) => void;
+}
