@@ -6,3 +6,9 @@
  */
 export * from "./src/signaling/signaling.ts";
 export * from "./src/signaling/memory_signaling.ts";
+export * from "./src/errors.ts";
+export * from "./src/data_channel_transport.ts";
+export * from "./src/webrtc_transport.ts";
+export * from "./src/webrtc_client_transport.ts";
+export * from "./src/webrtc_server_transport.ts";
+export * from "./src/constants.ts";

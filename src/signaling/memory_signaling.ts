@@ -86,7 +86,7 @@ export class MemorySignaling implements Signaling {
   close(): Promise<void> {
     const peer = this.#peer;
     this.#shut();
-    peer?.#shut();
+    if (peer) peer.#shut();
     return Promise.resolve();
   }
 

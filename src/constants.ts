@@ -1,0 +1,83 @@
+/**
+ * Every tunable of the transports, each with the reason for its value.
+ *
+ * @module
+ */
+
+/**
+ * The label of the data channel that carries MCP. The reference
+ * implementations (mcp-webrtc for Python and TypeScript) use the same label, so
+ * their peers and ours find each other's channel.
+ */
+export const CHANNEL_LABEL = "mcp";
+
+/**
+ * The data channel sub-protocol this module announces on the channel it
+ * creates. A peer that accepts a channel with this protocol knows the other
+ * side speaks the full framing (chunks and keepalives); one without it gets
+ * only plain text frames, as the reference implementations expect.
+ */
+export const CHANNEL_PROTOCOL = "mcp-webrtc.v1";
+
+/**
+ * The largest message sent as one frame when the peer's limit is unknown.
+ * 64 KiB is what SCTP assumes when an SDP omits `a=max-message-size`, so it is
+ * safe with every WebRTC stack.
+ */
+export const FALLBACK_MAX_MESSAGE_SIZE = 65_536;
+
+/**
+ * The largest frame ever sent, whatever the peer advertises. libdatachannel and
+ * Chrome both advertise 256 KiB; larger frames would not be faster (the
+ * ceiling is the SCTP stack) but would hold more memory per frame.
+ */
+export const MAX_FRAME_SIZE = 262_144;
+
+/**
+ * The default cap on one received message, reassembled. Large enough for any
+ * sensible tool result (a 64 MiB file), small enough that a hostile peer cannot
+ * exhaust memory with one endless message.
+ */
+export const DEFAULT_MAX_RECEIVE_SIZE = 64 * 1024 * 1024;
+
+/**
+ * `send()` waits once the channel buffers more than this many bytes. 4 MiB keeps
+ * the SCTP stack saturated on loopback (measured ceiling ~70 MB/s) while a
+ * 64 MiB message never holds more than a few MiB in the channel.
+ */
+export const HIGH_WATER_MARK = 4 * 1024 * 1024;
+
+/**
+ * Sending resumes when the buffer drains to this many bytes
+ * (`bufferedAmountLowThreshold`). A quarter of the high-water mark leaves room
+ * for the next burst before the pipe runs dry.
+ */
+export const LOW_WATER_MARK = 1024 * 1024;
+
+/**
+ * How long to wait for a connection (signalling, ICE, DTLS and the channel
+ * opening) before giving up. A path through TURN opens in under a second; ICE
+ * itself gives up only after ~40 s, so a shorter bound is what tells a user
+ * early that no path exists.
+ */
+export const DEFAULT_CONNECT_TIMEOUT = 15_000;
+
+/**
+ * How often a peer that speaks the full framing sends a keepalive frame when it
+ * has sent nothing else. libdatachannel notices a vanished peer only after
+ * 14–29 s; keepalives let us notice within {@linkcode DEFAULT_IDLE_TIMEOUT}.
+ */
+export const DEFAULT_KEEPALIVE_INTERVAL = 2_000;
+
+/**
+ * A peer that has sent nothing (not even a keepalive) for this long is taken as
+ * gone and the transport closes. Five missed keepalives: long enough for a busy
+ * event loop, short enough to notice a killed process within 15 s.
+ */
+export const DEFAULT_IDLE_TIMEOUT = 10_000;
+
+/**
+ * How long `close()` waits for queued frames to leave before closing the
+ * channel, so a final response is not discarded.
+ */
+export const CLOSE_DRAIN_TIMEOUT = 2_000;

@@ -1,0 +1,146 @@
+/**
+ * The errors callers may want to catch.
+ *
+ * @module
+ */
+
+/**
+ * The base class of every error this module raises on purpose.
+ *
+ * @example Catch any error of this module
+ * ```ts
+ * import { ConnectError, WebRTCTransportError } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new ConnectError("ice", "No network path between the peers");
+ * assert.ok(error instanceof WebRTCTransportError);
+ * ```
+ */
+export class WebRTCTransportError extends Error {
+  /**
+   * @param message What went wrong and what to do about it.
+   * @param options The underlying cause, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "WebRTCTransportError";
+  }
+}
+
+/**
+ * The stage of connection setup that did not complete:
+ * - `signaling`: the other peer's offer or answer never arrived;
+ * - `ice`: no network path was found between the peers;
+ * - `dtls`: a path was found but the encrypted session was not established;
+ * - `channel`: the connection is up but the `mcp` data channel did not open.
+ */
+export type ConnectStage = "signaling" | "ice" | "dtls" | "channel";
+
+/**
+ * A connection could not be established, or was lost while being set up.
+ *
+ * @example Branch on the stage that failed
+ * ```ts
+ * import { ConnectError } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new ConnectError("ice", "No network path between the peers");
+ * assert.equal(error.stage, "ice");
+ * assert.equal(error.name, "ConnectError");
+ * ```
+ */
+export class ConnectError extends WebRTCTransportError {
+  /** The stage that did not complete. */
+  readonly stage: ConnectStage;
+
+  /**
+   * @param stage The stage that did not complete.
+   * @param message What went wrong and what to do about it.
+   * @param options The underlying cause, if any.
+   */
+  constructor(stage: ConnectStage, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConnectError";
+    this.stage = stage;
+  }
+}
+
+/**
+ * A message was larger than the receive cap; it was dropped and the session
+ * goes on.
+ *
+ * @example Inspect the sizes
+ * ```ts
+ * import { MessageSizeError } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new MessageSizeError(100, 10);
+ * assert.equal(error.limit, 10);
+ * assert.match(error.message, /maxReceiveSize/);
+ * ```
+ */
+export class MessageSizeError extends WebRTCTransportError {
+  /** How many bytes had arrived when the message was refused. */
+  readonly size: number;
+  /** The receive cap in bytes. */
+  readonly limit: number;
+
+  /**
+   * @param size How many bytes had arrived when the message was refused.
+   * @param limit The receive cap in bytes.
+   */
+  constructor(size: number, limit: number) {
+    super(
+      `Dropped an incoming message as it exceeds the receive cap: at least ${size} bytes, cap ${limit} bytes; raise the maxReceiveSize option if such messages are expected`,
+    );
+    this.name = "MessageSizeError";
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/**
+ * An incoming frame was malformed (not JSON, not a JSON-RPC message, or an
+ * unknown binary frame); it was dropped and the session goes on.
+ *
+ * @example Wrap a parse failure
+ * ```ts
+ * import { FrameError } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new FrameError("Dropped an incoming frame as it is not JSON");
+ * assert.equal(error.name, "FrameError");
+ * ```
+ */
+export class FrameError extends WebRTCTransportError {
+  /**
+   * @param message What was wrong with the frame.
+   * @param options The underlying cause, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "FrameError";
+  }
+}
+
+/**
+ * The peer went away: it closed, its process died or the network dropped.
+ *
+ * @example Recognise a lost peer
+ * ```ts
+ * import { PeerLostError } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(new PeerLostError("The peer stopped responding").name, "PeerLostError");
+ * ```
+ */
+export class PeerLostError extends WebRTCTransportError {
+  /**
+   * @param message Why the peer is considered gone.
+   * @param options The underlying cause, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PeerLostError";
+  }
+}

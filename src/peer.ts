@@ -1,0 +1,492 @@
+/**
+ * One `RTCPeerConnection`, its negotiation over a {@linkcode Signaling} and its
+ * lifetime. Private to the package: the transports are the public face.
+ *
+ * @module
+ */
+
+import { CHANNEL_LABEL, CHANNEL_PROTOCOL, FALLBACK_MAX_MESSAGE_SIZE } from "./constants.ts";
+import type { DataChannelLike } from "./data_channel_transport.ts";
+import { ConnectError, type ConnectStage, WebRTCTransportError } from "./errors.ts";
+import type { Signaling, SignalingMessage } from "./signaling/signaling.ts";
+
+/** An ICE server, as in the W3C `RTCIceServer` dictionary. */
+export interface IceServer {
+  /** `stun:`, `turn:` or `turns:` URLs. */
+  urls: string | string[];
+  /** The TURN user name. */
+  username?: string;
+  /** The TURN password. */
+  credential?: string;
+}
+
+/** The part of `RTCPeerConnection` this module uses. */
+export interface PeerConnectionLike {
+  readonly connectionState: string;
+  readonly iceConnectionState: string;
+  readonly remoteDescription: { type: string; sdp: string } | null;
+  readonly localDescription: { type: string; sdp: string } | null;
+  readonly sctp?: { readonly maxMessageSize?: number | null } | null;
+  createDataChannel(label: string, init?: { ordered?: boolean; protocol?: string }): unknown;
+  createOffer(): Promise<{ type: string; sdp?: string }>;
+  createAnswer(): Promise<{ type: string; sdp?: string }>;
+  setLocalDescription(description?: { type: string; sdp?: string }): Promise<void>;
+  setRemoteDescription(description: { type: string; sdp: string }): Promise<void>;
+  addIceCandidate(candidate: IceCandidateInit): Promise<void>;
+  getStats?(): Promise<unknown>;
+  close(): void;
+  addEventListener(type: string, listener: (event: Event) => void): void;
+  removeEventListener(type: string, listener: (event: Event) => void): void;
+}
+
+/** A constructor of `RTCPeerConnection`-shaped objects. */
+export type PeerConnectionConstructor = new (
+  configuration: Record<string, unknown>,
+) => PeerConnectionLike;
+
+/** An ICE candidate as sent through signalling (`RTCIceCandidateInit`). */
+export interface IceCandidateInit {
+  /** The `candidate:` attribute line. */
+  candidate: string;
+  /** The media stream id it belongs to. */
+  sdpMid?: string | null;
+  /** The media line index it belongs to. */
+  sdpMLineIndex?: number | null;
+}
+
+/** Settings of one peer connection. */
+export interface PeerOptions {
+  signaling: Signaling;
+  initiator: boolean;
+  iceServers: IceServer[];
+  rtcConfiguration: Record<string, unknown>;
+  RTCPeerConnection?: PeerConnectionConstructor;
+  connectTimeout: number;
+  /** Whether the connect timeout starts only when the first signalling message arrives. */
+  waitForOffer: boolean;
+}
+
+/** What a completed connection yields. */
+export interface Connected {
+  channel: DataChannelLike;
+  /** The smaller of both sides' SCTP max message sizes. */
+  maxMessageSize: number;
+  /** Whether the other side announced this module's framing. */
+  peerSpeaksFraming: boolean;
+}
+
+const MAX_SDP_LENGTH = 64 * 1024;
+const MAX_QUEUED_CANDIDATES = 64;
+
+/**
+ * Picks the `RTCPeerConnection` implementation: the caller's, else the
+ * runtime's own (browsers), else node-datachannel's W3C polyfill (Deno, Node).
+ */
+export async function resolvePeerConnection(
+  injected?: PeerConnectionConstructor,
+): Promise<PeerConnectionConstructor> {
+  if (injected) return injected;
+  const native = (globalThis as { RTCPeerConnection?: PeerConnectionConstructor })
+    .RTCPeerConnection;
+  if (native) return native;
+  try {
+    const polyfill = await import("node-datachannel/polyfill");
+    return polyfill.RTCPeerConnection as unknown as PeerConnectionConstructor;
+  } catch (cause) {
+    throw new WebRTCTransportError(
+      "Cannot create a peer connection as this runtime has no RTCPeerConnection and node-datachannel could not be loaded: install node-datachannel (Deno needs --allow-ffi --allow-read), or pass the RTCPeerConnection option",
+      { cause },
+    );
+  }
+}
+
+/**
+ * One negotiated peer connection. `connect()` resolves with the open `mcp`
+ * channel; `onclose` fires once if the connection is lost or closed.
+ */
+export class Peer {
+  readonly #options: PeerOptions;
+  #pc?: PeerConnectionLike;
+  #channel?: DataChannelLike;
+  #queuedCandidates: IceCandidateInit[] = [];
+  #remoteSet = false;
+  #closed = false;
+  #connected = false;
+  #fail?: (error: Error) => void;
+  #timer?: ReturnType<typeof setTimeout>;
+  #heardFromPeer = false;
+
+  /** Called once when the connection is gone (after `connect()` resolved). */
+  onclose?: (error?: Error) => void;
+  /** Called for a signalling message that was refused; the connection goes on. */
+  onerror?: (error: Error) => void;
+
+  constructor(options: PeerOptions) {
+    this.#options = options;
+  }
+
+  /** The underlying connection, once created. */
+  get connection(): PeerConnectionLike | undefined {
+    return this.#pc;
+  }
+
+  /** Negotiates and resolves with the open channel. */
+  async connect(): Promise<Connected> {
+    const options = this.#options;
+    const Ctor = await resolvePeerConnection(options.RTCPeerConnection);
+    if (this.#closed) throw new WebRTCTransportError("Cannot connect as the transport was closed");
+    const pc = new Ctor({ iceServers: options.iceServers, ...options.rtcConfiguration });
+    this.#pc = pc;
+    const signaling = options.signaling;
+
+    const opened = new Promise<Connected>((resolve, reject) => {
+      this.#fail = reject;
+      const onChannel = (channel: DataChannelLike) => {
+        this.#channel = channel;
+        const open = () => {
+          channel.removeEventListener("open", open);
+          this.#connected = true;
+          clearTimeout(this.#timer);
+          resolve({
+            channel,
+            maxMessageSize: readMaxMessageSize(pc),
+            peerSpeaksFraming: !options.initiator &&
+              (channel as { protocol?: string }).protocol === CHANNEL_PROTOCOL,
+          });
+        };
+        if (channel.readyState === "open") open();
+        else channel.addEventListener("open", open);
+      };
+      if (options.initiator) {
+        onChannel(
+          pc.createDataChannel(CHANNEL_LABEL, {
+            ordered: true,
+            protocol: CHANNEL_PROTOCOL,
+          }) as DataChannelLike,
+        );
+      } else {
+        pc.addEventListener("datachannel", (event) => {
+          const channel = (event as unknown as { channel: DataChannelLike }).channel;
+          if (channel.label === CHANNEL_LABEL && !this.#channel) onChannel(channel);
+          else channel.close();
+        });
+      }
+    });
+    opened.catch(() => {});
+
+    pc.addEventListener("icecandidate", (event) => {
+      const candidate = (event as unknown as { candidate?: IceCandidateInit | null }).candidate;
+      if (!candidate?.candidate) return;
+      this.#signal({
+        type: "candidate",
+        candidate: {
+          candidate: candidate.candidate,
+          sdpMid: candidate.sdpMid ?? null,
+          sdpMLineIndex: candidate.sdpMLineIndex ?? null,
+        },
+      });
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      const state = pc.connectionState;
+      if (state !== "failed" && state !== "closed") return;
+      if (this.#connected) this.#lost(`the peer connection is ${state}`);
+      else {
+        this.#abort(
+          new ConnectError(
+            this.#stage(),
+            `Cannot connect as the peer connection ${state} during the ${this.#stage()} stage: ${
+              hint(this.#stage(), options.initiator)
+            }`,
+          ),
+        );
+      }
+    });
+
+    signaling.onmessage = (message) => this.#onSignal(message);
+    signaling.onclose = () => {
+      if (!this.#connected) {
+        this.#abort(
+          new ConnectError(
+            "signaling",
+            "Cannot connect as the signalling channel closed before the connection was established: check that the signalling service is reachable and the other peer is running",
+          ),
+        );
+      }
+    };
+    signaling.onerror = (error) => this.onerror?.(error);
+
+    if (!options.waitForOffer) this.#armTimeout();
+    try {
+      await signaling.start?.();
+      if (options.initiator) {
+        const offer = await pc.createOffer();
+        await pc.setLocalDescription(offer);
+        await signaling.send({
+          type: "offer",
+          sdp: pc.localDescription?.sdp ?? offer.sdp ?? "",
+        });
+      }
+    } catch (cause) {
+      this.#abort(
+        cause instanceof ConnectError ? cause : new ConnectError(
+          "signaling",
+          `Cannot connect as the offer could not be sent through signalling: ${messageOf(cause)}`,
+          { cause },
+        ),
+      );
+    }
+    return await opened;
+  }
+
+  /**
+   * Closes the channel and the connection, and tells the other peer; resolves
+   * once the goodbye is handed to signalling (at most 500 ms).
+   */
+  close(reason = "closed"): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#fail?.(new WebRTCTransportError("Cannot connect as the transport was closed"));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bye = Promise.race([
+      this.#options.signaling.send({ type: "bye", reason }).catch(() => {}),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, 500))),
+    ]).finally(() => clearTimeout(timer));
+    try {
+      // A channel that never opened keeps node-datachannel's process alive unless closed.
+      this.#channel?.close();
+    } catch {
+      // Already closed.
+    }
+    try {
+      this.#pc?.close();
+    } catch {
+      // Already closed.
+    }
+    return bye;
+  }
+
+  #armTimeout(): void {
+    if (this.#timer !== undefined || this.#connected) return;
+    const timeout = this.#options.connectTimeout;
+    this.#timer = setTimeout(() => {
+      const stage = this.#stage();
+      this.#abort(
+        new ConnectError(
+          stage,
+          `Cannot connect as the ${stageName(stage)} did not complete within ${timeout} ms: ${
+            hint(stage, this.#options.initiator)
+          }`,
+        ),
+      );
+    }, timeout);
+  }
+
+  #stage(): ConnectStage {
+    const pc = this.#pc;
+    if (!pc || !this.#remoteSet) return "signaling";
+    if (pc.iceConnectionState !== "connected" && pc.iceConnectionState !== "completed") {
+      return "ice";
+    }
+    if (pc.connectionState !== "connected") return "dtls";
+    return "channel";
+  }
+
+  #abort(error: Error): void {
+    if (this.#connected || this.#closed) return;
+    this.#fail?.(error);
+    this.close("connect failed");
+  }
+
+  #lost(why: string): void {
+    if (this.#closed) return;
+    this.close(why);
+    this.onclose?.(new WebRTCTransportError(`The connection to the peer was lost: ${why}`));
+  }
+
+  #signal(message: SignalingMessage): void {
+    if (this.#closed) return;
+    this.#options.signaling.send(message).catch((error) =>
+      this.onerror?.(
+        new WebRTCTransportError(
+          `Cannot send a ${message.type} through signalling: ${messageOf(error)}`,
+          { cause: error },
+        ),
+      )
+    );
+  }
+
+  async #onSignal(message: SignalingMessage): Promise<void> {
+    if (this.#closed) return;
+    const pc = this.#pc!;
+    if (!this.#heardFromPeer) {
+      this.#heardFromPeer = true;
+      this.#armTimeout();
+    }
+    try {
+      switch (message.type) {
+        case "offer":
+        case "answer": {
+          const expected = this.#options.initiator ? "answer" : "offer";
+          if (message.type !== expected) {
+            throw new TypeError(
+              `Refused a signalling ${message.type} as this peer ${
+                this.#options.initiator ? "made the offer" : "expects an offer"
+              }: both sides may be set as initiator, or neither`,
+            );
+          }
+          if (this.#remoteSet) {
+            throw new TypeError(
+              `Refused a second ${message.type}: renegotiation is not supported; start a new connection`,
+            );
+          }
+          const sdp = message.sdp;
+          if (typeof sdp !== "string" || sdp.length === 0 || sdp.length > MAX_SDP_LENGTH) {
+            throw new TypeError(
+              `Refused a signalling ${message.type} as its 'sdp' is not a string of 1 to ${MAX_SDP_LENGTH} characters`,
+            );
+          }
+          this.#remoteSet = true;
+          if (message.type === "offer") {
+            // Make the offerer the DTLS client: the answerer's first flight often
+            // arrives before the offerer is ready and is resent only after 1 s.
+            await pc.setRemoteDescription({
+              type: "offer",
+              sdp: sdp.replace(
+                /^a=setup:actpass\r?$/gm,
+                (line) => line.replace("actpass", "active"),
+              ),
+            });
+            const answer = await pc.createAnswer();
+            await pc.setLocalDescription(answer);
+            this.#signal({ type: "answer", sdp: pc.localDescription?.sdp ?? answer.sdp ?? "" });
+          } else {
+            await pc.setRemoteDescription({ type: "answer", sdp });
+          }
+          const queued = this.#queuedCandidates;
+          this.#queuedCandidates = [];
+          for (const candidate of queued) await this.#addCandidate(candidate);
+          return;
+        }
+        case "candidate": {
+          const candidate = parseCandidate(message.candidate);
+          if (!this.#remoteSet) {
+            if (this.#queuedCandidates.length >= MAX_QUEUED_CANDIDATES) {
+              throw new RangeError(
+                `Refused an ICE candidate as ${MAX_QUEUED_CANDIDATES} are already waiting for the remote description`,
+              );
+            }
+            this.#queuedCandidates.push(candidate);
+          } else await this.#addCandidate(candidate);
+          return;
+        }
+        case "bye":
+          if (this.#connected) this.#lost("the peer said goodbye");
+          else {
+            this.#abort(
+              new ConnectError(
+                "signaling",
+                `Cannot connect as the other peer gave up: ${
+                  typeof message.reason === "string"
+                    ? message.reason.slice(0, 200)
+                    : "no reason given"
+                }`,
+              ),
+            );
+          }
+          return;
+        default:
+          throw new TypeError(
+            `Refused a signalling message of unknown type ${
+              JSON.stringify(String(message.type)).slice(0, 80)
+            }: expected offer, answer, candidate or bye`,
+          );
+      }
+    } catch (error) {
+      if (this.#closed) return;
+      if (error instanceof TypeError || error instanceof RangeError) {
+        this.onerror?.(new WebRTCTransportError(error.message, { cause: error }));
+      } else {
+        this.#abort(
+          new ConnectError(
+            "signaling",
+            `Cannot connect as the ${message.type} from the other peer was refused: ${
+              messageOf(error)
+            }`,
+            { cause: error },
+          ),
+        );
+      }
+    }
+  }
+
+  async #addCandidate(candidate: IceCandidateInit): Promise<void> {
+    try {
+      await this.#pc!.addIceCandidate(candidate);
+    } catch (error) {
+      this.onerror?.(
+        new WebRTCTransportError(
+          `Ignored an ICE candidate the connection refused: ${messageOf(error)}`,
+          {
+            cause: error,
+          },
+        ),
+      );
+    }
+  }
+}
+
+function parseCandidate(value: unknown): IceCandidateInit {
+  const c = value as IceCandidateInit | null;
+  if (
+    typeof c !== "object" || c === null || typeof c.candidate !== "string" ||
+    c.candidate.length > 1024 ||
+    (c.sdpMid != null && typeof c.sdpMid !== "string") ||
+    (c.sdpMLineIndex != null && !Number.isInteger(c.sdpMLineIndex))
+  ) {
+    throw new TypeError(
+      "Refused an ICE candidate as it is not an RTCIceCandidateInit ({ candidate: string, sdpMid?, sdpMLineIndex? })",
+    );
+  }
+  return {
+    candidate: c.candidate,
+    sdpMid: c.sdpMid ?? null,
+    sdpMLineIndex: c.sdpMLineIndex ?? null,
+  };
+}
+
+function readMaxMessageSize(pc: PeerConnectionLike): number {
+  const size = pc.sctp?.maxMessageSize ??
+    (pc as { ext_maxMessageSize?: number }).ext_maxMessageSize;
+  return typeof size === "number" && size > 0 && Number.isFinite(size)
+    ? size
+    : FALLBACK_MAX_MESSAGE_SIZE;
+}
+
+function stageName(stage: ConnectStage): string {
+  return {
+    signaling: "signalling exchange",
+    ice: "ICE connectivity check",
+    dtls: "DTLS handshake",
+    channel: "data channel opening",
+  }[stage];
+}
+
+function hint(stage: ConnectStage, initiator: boolean): string {
+  switch (stage) {
+    case "signaling":
+      return initiator
+        ? "no answer came from the other peer; check that it is running and uses the same signalling room or ticket"
+        : "the offer or its candidates did not arrive; check that both peers use the same signalling room or ticket";
+    case "ice":
+      return "no network path between the peers; configure a TURN server (iceServers) or allow UDP between them";
+    case "dtls":
+      return "a path was found but the encrypted session was not established; something on the path may drop large UDP packets, try a TURN server over TCP or TLS";
+    case "channel":
+      return 'the "mcp" data channel did not open; the other peer may not be an MCP WebRTC peer';
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,34 @@
+import { WebRTCTransport, type WebRTCTransportOptions } from "./webrtc_transport.ts";
+
+/**
+ * The MCP server's side of a WebRTC connection: it answers the client's offer
+ * and accepts the `mcp` data channel. `start()` (called by `Server.connect()`)
+ * resolves at once, so a server can be connected before its client exists;
+ * the connection completes in the background, and messages sent meanwhile
+ * wait for it. A failure goes to `onerror`, then `onclose`.
+ *
+ * One transport serves one client; to accept many agents on one signalling
+ * room, use a listener that makes a transport per agent.
+ *
+ * @example Serve one client
+ * ```ts
+ * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+ * import { MemorySignaling, WebRTCServerTransport } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const [, serverSide] = await MemorySignaling.createMemorySignalingPair();
+ * const server = new McpServer({ name: "example", version: "1.0.0" });
+ * await server.connect(new WebRTCServerTransport({ signaling: serverSide, iceServers: [] }));
+ * assert.ok(server.isConnected());
+ * await server.close();
+ * ```
+ */
+export class WebRTCServerTransport extends WebRTCTransport {
+  /**
+   * @param options Signalling, ICE servers and limits.
+   * @throws {TypeError} If `options.signaling` is missing.
+   */
+  constructor(options: WebRTCTransportOptions) {
+    super(options, { initiator: false, awaitConnection: false });
+  }
+}

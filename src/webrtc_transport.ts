@@ -1,0 +1,255 @@
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
+import {
+  DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_KEEPALIVE_INTERVAL,
+  DEFAULT_MAX_RECEIVE_SIZE,
+} from "./constants.ts";
+import { DataChannelTransport } from "./data_channel_transport.ts";
+import { WebRTCTransportError } from "./errors.ts";
+import { type IceServer, Peer, type PeerConnectionConstructor } from "./peer.ts";
+import type { Signaling } from "./signaling/signaling.ts";
+
+export type { IceServer, PeerConnectionConstructor, PeerConnectionLike } from "./peer.ts";
+
+/**
+ * The public STUN server used when `iceServers` is not given: it lets peers
+ * behind common (cone) NATs find their public address. Symmetric NATs need a
+ * TURN server of your own.
+ */
+export const DEFAULT_ICE_SERVERS: readonly IceServer[] = Object.freeze([
+  { urls: "stun:stun.cloudflare.com:3478" },
+]);
+
+/** Options of {@linkcode WebRTCClientTransport} and {@linkcode WebRTCServerTransport}. */
+export interface WebRTCTransportOptions {
+  /** How offer, answer and candidates reach the other peer; the transport owns it. */
+  signaling: Signaling;
+  /**
+   * STUN and TURN servers. Pass `[]` for peers on one host or LAN.
+   *
+   * @default {[{ urls: "stun:stun.cloudflare.com:3478" }]}
+   */
+  iceServers?: IceServer[];
+  /**
+   * More `RTCConfiguration` fields, passed to the `RTCPeerConnection` as they
+   * are: `iceTransportPolicy: "relay"`, or node-datachannel's own such as
+   * `bindAddress` and `portRangeBegin`/`portRangeEnd`.
+   *
+   * @default {{}}
+   */
+  rtcConfiguration?: Record<string, unknown>;
+  /**
+   * The `RTCPeerConnection` implementation. By default the runtime's own
+   * (browsers), else node-datachannel's W3C polyfill (Deno, Node).
+   *
+   * @default {globalThis.RTCPeerConnection}
+   */
+  RTCPeerConnection?: PeerConnectionConstructor;
+  /**
+   * Milliseconds to establish the connection before failing with a
+   * `ConnectError` naming the stage that did not complete. For the answering
+   * side it counts from the first signalling message, so a server can wait for
+   * its client indefinitely.
+   *
+   * @default {15000}
+   */
+  connectTimeout?: number;
+  /**
+   * The largest message accepted from the peer, in bytes; a larger one is
+   * dropped with a `MessageSizeError` and the session goes on.
+   *
+   * @default {67108864}
+   */
+  maxReceiveSize?: number;
+  /**
+   * Whether this side creates the data channel and the offer. By default the
+   * client does; set it on the server (and unset it on the client) to talk to
+   * peers where the server offers, as in the reference implementations.
+   *
+   * @default {true for the client, false for the server}
+   */
+  initiator?: boolean;
+  /**
+   * Milliseconds between keepalives; `0` turns keepalives off.
+   *
+   * @default {2000}
+   */
+  keepaliveInterval?: number;
+  /**
+   * Milliseconds of silence from the peer after which it is taken as gone.
+   *
+   * @default {10000}
+   */
+  idleTimeout?: number;
+}
+
+/**
+ * What the two WebRTC transports share: one peer connection, negotiated over
+ * the given signalling, carrying MCP on the `mcp` data channel. Use
+ * {@linkcode WebRTCClientTransport} or {@linkcode WebRTCServerTransport}.
+ *
+ * @example Any WebRTC transport is an MCP transport
+ * ```ts
+ * import { MemorySignaling, WebRTCServerTransport, WebRTCTransport } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const [signaling] = await MemorySignaling.createMemorySignalingPair();
+ * const transport = new WebRTCServerTransport({ signaling });
+ * assert.ok(transport instanceof WebRTCTransport);
+ * await transport.close();
+ * ```
+ */
+export class WebRTCTransport implements Transport {
+  readonly #options: WebRTCTransportOptions;
+  readonly #initiator: boolean;
+  readonly #awaitConnection: boolean;
+  #peer?: Peer;
+  #inner?: DataChannelTransport;
+  #ready?: Promise<DataChannelTransport>;
+  #closing?: Promise<void>;
+  #closed = false;
+
+  /** Called for every JSON-RPC message from the peer. */
+  onmessage?: (message: JSONRPCMessage) => void;
+  /** Called for a connection failure, a dropped frame or a refused signal. */
+  onerror?: (error: Error) => void;
+  /** Called exactly once, when the transport has closed for any reason. */
+  onclose?: () => void;
+
+  /**
+   * @param options Signalling, ICE servers and limits.
+   * @param defaults Which side this is by default, and whether `start()`
+   * waits for the connection.
+   * @throws {TypeError} If `options.signaling` is missing.
+   */
+  constructor(
+    options: WebRTCTransportOptions,
+    defaults: { initiator: boolean; awaitConnection: boolean },
+  ) {
+    if (!options || typeof options.signaling?.send !== "function") {
+      throw new TypeError(
+        "Cannot create WebRTC transport as 'options.signaling' is not a Signaling: pass { signaling }, e.g. from MemorySignaling.createMemorySignalingPair()",
+      );
+    }
+    const timeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
+    if (!Number.isSafeInteger(timeout) || timeout < 1) {
+      throw new RangeError(
+        `Cannot create WebRTC transport as 'connectTimeout' must be a positive integer: received ${timeout}`,
+      );
+    }
+    this.#options = options;
+    this.#initiator = options.initiator ?? defaults.initiator;
+    this.#awaitConnection = defaults.awaitConnection;
+  }
+
+  /**
+   * Starts the connection. The client's `start()` resolves once the data
+   * channel is open and rejects with a `ConnectError` if it cannot be; the
+   * server's resolves at once and connects in the background (a failure goes
+   * to `onerror`, then `onclose`).
+   *
+   * @throws {Error} If called twice: `Client.connect()` and `Server.connect()` call it.
+   */
+  async start(): Promise<void> {
+    if (this.#ready) {
+      throw new Error(
+        "WebRTC transport already started! If using Client or Server class, note that connect() calls start() automatically.",
+      );
+    }
+    if (this.#closed) {
+      throw new WebRTCTransportError(
+        "Cannot start WebRTC transport as it is closed: create a new one",
+      );
+    }
+    this.#ready = this.#connect();
+    if (this.#awaitConnection) {
+      try {
+        await this.#ready;
+      } catch (error) {
+        await this.close();
+        throw error;
+      }
+    } else {
+      this.#ready.catch((error) => {
+        if (!this.#closed) this.onerror?.(error);
+        return this.close();
+      });
+    }
+  }
+
+  /**
+   * Sends one message, once the channel is open. Resolves when the channel can
+   * take more; messages of any size are chunked as needed.
+   *
+   * @param message A JSON-RPC message.
+   * @throws {WebRTCTransportError} If the transport is not started, is closed, or failed to connect.
+   */
+  async send(message: JSONRPCMessage): Promise<void> {
+    if (this.#closed) {
+      throw new WebRTCTransportError("Cannot send message as the WebRTC transport is closed");
+    }
+    if (!this.#ready) {
+      throw new WebRTCTransportError(
+        "Cannot send message as the WebRTC transport is not started: call start(), or connect() of a Client or Server",
+      );
+    }
+    const inner = this.#inner ?? await this.#ready;
+    await inner.send(message);
+  }
+
+  /**
+   * Closes the data channel, the peer connection and the signalling; the
+   * other side's transport closes too. Idempotent; `onclose` fires once.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closed = true;
+    try {
+      await this.#inner?.close();
+      await this.#peer?.close();
+      await this.#options.signaling.close();
+    } finally {
+      this.onclose?.();
+    }
+  }
+
+  async #connect(): Promise<DataChannelTransport> {
+    const options = this.#options;
+    const peer = new Peer({
+      signaling: options.signaling,
+      initiator: this.#initiator,
+      iceServers: options.iceServers ?? DEFAULT_ICE_SERVERS.map((server) => ({ ...server })),
+      rtcConfiguration: options.rtcConfiguration ?? {},
+      RTCPeerConnection: options.RTCPeerConnection,
+      connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
+      waitForOffer: !this.#initiator && !this.#awaitConnection,
+    });
+    this.#peer = peer;
+    peer.onerror = (error) => this.onerror?.(error);
+    peer.onclose = () => this.close();
+    const { channel, maxMessageSize, peerSpeaksFraming } = await peer.connect();
+    const inner = new DataChannelTransport(channel, {
+      maxMessageSize,
+      maxReceiveSize: options.maxReceiveSize ?? DEFAULT_MAX_RECEIVE_SIZE,
+      keepalive: peerSpeaksFraming,
+      keepaliveInterval: options.keepaliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL,
+      idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
+    });
+    inner.onmessage = (message) => this.onmessage?.(message);
+    inner.onerror = (error) => this.onerror?.(error);
+    inner.onclose = () => this.close();
+    this.#inner = inner;
+    if (this.#closed) {
+      await inner.close();
+      throw new WebRTCTransportError("Cannot connect as the transport was closed");
+    }
+    await inner.start();
+    return inner;
+  }
+}
