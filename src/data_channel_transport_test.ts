@@ -1,0 +1,223 @@
+import assert from "node:assert/strict";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
+import { DataChannelTransport } from "./data_channel_transport.ts";
+import { FrameError, MessageSizeError, PeerLostError } from "./errors.ts";
+import { HIGH_WATER_MARK, LOW_WATER_MARK, MAX_FRAME_SIZE } from "./constants.ts";
+import { createLinkedChannelPair, type LinkedChannelPairOptions } from "./testing.ts";
+
+function bigResult(id: number, size: number): JSONRPCMessage {
+  return {
+    jsonrpc: "2.0",
+    id,
+    result: { content: [{ type: "text", text: "é".repeat(size / 2) }] },
+  };
+}
+
+async function pair(
+  channelOptions: LinkedChannelPairOptions = {},
+  options: ConstructorParameters<typeof DataChannelTransport>[1] = {},
+) {
+  const [left, right] = createLinkedChannelPair(channelOptions);
+  const a = new DataChannelTransport(left, options);
+  const b = new DataChannelTransport(right, options);
+  const received: JSONRPCMessage[] = [];
+  const errors: Error[] = [];
+  b.onmessage = (message) => received.push(message);
+  b.onerror = (error) => errors.push(error);
+  await Promise.all([a.start(), b.start()]);
+  const close = async () => {
+    await a.close();
+    await b.close();
+  };
+  return { a, b, left, right, received, errors, close };
+}
+
+function until(condition: () => boolean, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (condition()) return resolve();
+      if (Date.now() > deadline) return reject(new Error(`Condition not met within ${ms} ms`));
+      setTimeout(check, 5);
+    };
+    check();
+  });
+}
+
+Deno.test("DataChannelTransport.send() delivers small messages as text frames in order", async () => {
+  const t = await pair({}, { keepaliveInterval: 0 });
+  for (let id = 0; id < 50; id++) await t.a.send({ jsonrpc: "2.0", id, method: "ping" });
+  await until(() => t.received.length === 50);
+  assert.deepEqual(t.received.map((m) => (m as { id: number }).id), [...Array(50).keys()]);
+  assert.ok(t.left.sent.every((frame) => typeof frame === "string"));
+  await t.close();
+});
+
+Deno.test("DataChannelTransport.send() chunks a message over maxMessageSize and stays within it", async () => {
+  const t = await pair({ maxMessageSize: 16_384 }, {
+    maxMessageSize: 16_384,
+    keepaliveInterval: 0,
+  });
+  const message = bigResult(7, 300_000);
+  await t.a.send(message);
+  await until(() => t.received.length === 1);
+  assert.deepEqual(t.received[0], message);
+  assert.ok(t.left.sent.length > 18);
+  assert.ok(t.left.sent.every((frame) => typeof frame !== "string" && frame.byteLength <= 16_384));
+  await t.close();
+});
+
+Deno.test("DataChannelTransport never sends frames over 256 KiB whatever the peer allows", async () => {
+  const t = await pair({ maxMessageSize: 1 << 30 }, {
+    maxMessageSize: 1 << 30,
+    keepaliveInterval: 0,
+  });
+  await t.a.send(bigResult(1, 2_000_000));
+  await until(() => t.received.length === 1);
+  assert.ok(
+    t.left.sent.every((frame) =>
+      (typeof frame === "string" ? frame.length : frame.byteLength) <= MAX_FRAME_SIZE
+    ),
+  );
+  await t.close();
+});
+
+Deno.test("DataChannelTransport.send() never interleaves the chunks of concurrent messages", async () => {
+  const t = await pair({ maxMessageSize: 4096 }, { maxMessageSize: 4096, keepaliveInterval: 0 });
+  const messages = Array.from({ length: 20 }, (_, i) => bigResult(i, 10_000 + i * 1000));
+  await Promise.all(messages.map((message) => t.a.send(message)));
+  await until(() => t.received.length === 20);
+  assert.deepEqual(t.received, messages);
+  assert.equal(t.errors.length, 0);
+  await t.close();
+});
+
+Deno.test("DataChannelTransport.send() waits for bufferedamountlow above the high-water mark", async () => {
+  const t = await pair({ bytesPerTick: 512 * 1024 }, {
+    maxMessageSize: 262_144,
+    keepaliveInterval: 0,
+  });
+  const message = bigResult(1, 16 * 1024 * 1024);
+  let resolved = false;
+  const sent = t.a.send(message).then(() => (resolved = true));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(resolved, false, "send() must not resolve while the channel is full");
+  await sent;
+  assert.ok(t.left.bufferedAmount <= HIGH_WATER_MARK);
+  await until(() => t.received.length === 1, 20_000);
+  assert.deepEqual(t.received[0], message);
+  // Never more than the high-water mark plus one frame was queued at once.
+  assert.ok(
+    t.left.peakBufferedAmount <= HIGH_WATER_MARK + MAX_FRAME_SIZE,
+    `peak ${t.left.peakBufferedAmount}`,
+  );
+  assert.equal(t.left.bufferedAmountLowThreshold, LOW_WATER_MARK);
+  await t.close();
+});
+
+Deno.test("DataChannelTransport drops a message over the receive cap and keeps the session", async () => {
+  const t = await pair({ maxMessageSize: 65_536 }, {
+    maxMessageSize: 65_536,
+    maxReceiveSize: 100_000,
+    keepaliveInterval: 0,
+  });
+  await t.a.send(bigResult(1, 200_000));
+  await t.a.send({ jsonrpc: "2.0", id: 2, method: "after" });
+  await until(() => t.received.length === 1);
+  assert.deepEqual(t.received[0], { jsonrpc: "2.0", id: 2, method: "after" });
+  assert.equal(t.errors.length, 1);
+  assert.ok(t.errors[0] instanceof MessageSizeError);
+  assert.match(t.errors[0].message, /maxReceiveSize/);
+  await t.close();
+});
+
+Deno.test("DataChannelTransport reports malformed frames through onerror and drops them", async () => {
+  const t = await pair({ open: true }, { keepaliveInterval: 0 });
+  t.left.send("not json");
+  t.left.send('{"hello":"world"}');
+  t.left.send(new Uint8Array([9, 9, 9]));
+  t.left.send('{"jsonrpc":"2.0","id":3,"method":"ok"}');
+  await until(() => t.received.length === 1);
+  assert.equal(t.errors.length, 3);
+  assert.ok(t.errors.every((error) => error instanceof FrameError));
+  assert.match(t.errors[0].message, /not JSON/);
+  assert.match(t.errors[1].message, /not a JSON-RPC 2.0 message/);
+  assert.match(t.errors[2].message, /unknown header byte 9/);
+  await t.close();
+});
+
+Deno.test("DataChannelTransport.start() twice throws with a hint about connect()", async () => {
+  const t = await pair({}, { keepaliveInterval: 0 });
+  await assert.rejects(() => t.a.start(), /connect\(\) calls start\(\) automatically/);
+  await t.close();
+});
+
+Deno.test("DataChannelTransport.close() is idempotent and fires onclose once on both sides", async () => {
+  const t = await pair({}, { keepaliveInterval: 0 });
+  let aClosed = 0;
+  let bClosed = 0;
+  t.a.onclose = () => aClosed++;
+  t.b.onclose = () => bClosed++;
+  await Promise.all([t.a.close(), t.a.close()]);
+  await t.a.close();
+  await until(() => bClosed === 1);
+  await t.b.close();
+  assert.equal(aClosed, 1);
+  assert.equal(bClosed, 1);
+});
+
+Deno.test("DataChannelTransport.send() after close rejects clearly", async () => {
+  const t = await pair({}, { keepaliveInterval: 0 });
+  await t.close();
+  await assert.rejects(
+    () => t.a.send({ jsonrpc: "2.0", id: 1, method: "x" }),
+    /Cannot send message as the transport is closed/,
+  );
+});
+
+Deno.test("DataChannelTransport.close() delivers what was sent before it", async () => {
+  const t = await pair({ bytesPerTick: 64 * 1024 }, { keepaliveInterval: 0 });
+  const message = bigResult(1, 1_000_000);
+  t.a.send(message);
+  await t.a.close();
+  await until(() => t.received.length === 1);
+  assert.deepEqual(t.received[0], message);
+  await t.b.close();
+});
+
+Deno.test("DataChannelTransport notices a silent peer within the idle timeout", async () => {
+  const [left, right] = createLinkedChannelPair();
+  const a = new DataChannelTransport(left, { keepaliveInterval: 20, idleTimeout: 100 });
+  // The other end never runs a transport: it opens but never speaks.
+  const errors: Error[] = [];
+  let closed = 0;
+  a.onerror = (error) => errors.push(error);
+  a.onclose = () => closed++;
+  const started = Date.now();
+  await a.start();
+  await until(() => closed === 1, 2_000);
+  assert.ok(Date.now() - started >= 100);
+  assert.ok(errors[0] instanceof PeerLostError);
+  assert.equal(right.readyState, "closed");
+});
+
+Deno.test("DataChannelTransport sends keepalives to a plain peer only after it sends one", async () => {
+  const [left, right] = createLinkedChannelPair();
+  const quiet = new DataChannelTransport(left, { keepalive: false, keepaliveInterval: 10 });
+  await quiet.start();
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(left.sent.length, 0, "no binary frame towards a peer that never sent one");
+  const loud = new DataChannelTransport(right, { keepalive: true, keepaliveInterval: 10 });
+  await loud.start();
+  await until(() => left.sent.length > 0);
+  assert.ok(left.sent.every((frame) => frame instanceof Uint8Array && frame.byteLength === 1));
+  await quiet.close();
+  await loud.close();
+});
+
+Deno.test("DataChannelTransport rejects options out of range", () => {
+  const [left] = createLinkedChannelPair({ open: true });
+  assert.throws(() => new DataChannelTransport(left, { maxMessageSize: 1 }), RangeError);
+  assert.throws(() => new DataChannelTransport(left, { maxReceiveSize: -1 }), RangeError);
+  assert.throws(() => new DataChannelTransport(left, { idleTimeout: 0 }), /idleTimeout/);
+});
