@@ -1,0 +1,179 @@
+/**
+ * Runs the signalling worker locally in Miniflare (workerd) on 127.0.0.1:
+ * the room server of the demo and of every test. Also the `deno task signal`
+ * command.
+ *
+ * @module
+ */
+import { Miniflare } from "miniflare";
+
+/** Options of {@linkcode startLocalSignaling}. */
+export interface LocalSignalingOptions {
+  /**
+   * The TCP port to listen on; `0` picks a free one.
+   *
+   * @default {0}
+   */
+  port?: number;
+  /**
+   * The address to listen on.
+   *
+   * @default {"127.0.0.1"}
+   */
+  host?: string;
+  /**
+   * Overrides of the worker's `vars` from `wrangler.jsonc`, e.g.
+   * `{ MAX_GUESTS: "2" }`.
+   *
+   * @default {{}}
+   */
+  vars?: Record<string, string>;
+}
+
+/** A running local signalling server. */
+export interface LocalSignaling {
+  /** The WebSocket base URL, e.g. `ws://127.0.0.1:8787`; rooms are at `/v1/rooms/<id>`. */
+  url: string;
+  /** The same server as an HTTP URL, e.g. `http://127.0.0.1:8787`. */
+  httpUrl: string;
+  /** The Miniflare instance, e.g. to force hibernation in tests. */
+  miniflare: Miniflare;
+  /** Stops the server; idempotent. */
+  close(): Promise<void>;
+}
+
+interface WranglerConfig {
+  name: string;
+  compatibility_date: string;
+  durable_objects: { bindings: { name: string; class_name: string }[] };
+  vars?: Record<string, string>;
+}
+
+const WORKER_DIR = new URL("./", import.meta.url);
+let bundled: Promise<string> | undefined;
+
+/**
+ * Bundles `worker/src/index.ts` into one ES module (with `deno bundle`,
+ * keeping `cloudflare:workers` external), once per process.
+ *
+ * @returns The JavaScript source of the worker.
+ * @throws {Error} If bundling fails, with the bundler's output.
+ *
+ * @example Bundle the worker
+ * ```ts ignore
+ * import { bundleWorker } from "./local.ts";
+ * const source = await bundleWorker();
+ * console.log(source.length);
+ * ```
+ */
+export function bundleWorker(): Promise<string> {
+  bundled ??= (async () => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "bundle",
+        "--quiet",
+        "--config",
+        new URL("../deno.json", WORKER_DIR).pathname,
+        "--platform=browser",
+        "--format=esm",
+        "--external=cloudflare:workers",
+        new URL("src/index.ts", WORKER_DIR).pathname,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!output.success) {
+      throw new Error(
+        `Cannot bundle the signalling worker as deno bundle failed: ${
+          new TextDecoder().decode(output.stderr)
+        }`,
+      );
+    }
+    return new TextDecoder().decode(output.stdout);
+  })();
+  bundled.catch(() => (bundled = undefined));
+  return bundled;
+}
+
+/** Reads `worker/wrangler.jsonc` (comments only on their own lines). */
+async function readWranglerConfig(): Promise<WranglerConfig> {
+  const text = await Deno.readTextFile(new URL("wrangler.jsonc", WORKER_DIR));
+  return JSON.parse(text.replace(/^\s*\/\/.*$/gm, ""));
+}
+
+/**
+ * Starts the signalling worker in Miniflare, with its Durable Object binding
+ * and vars as in `wrangler.jsonc`, on 127.0.0.1 and a free port by default.
+ *
+ * @param options Where to listen, and var overrides.
+ * @returns The running server; call `close()` when done.
+ *
+ * @example Start a server, ask for its health, stop it
+ * ```ts ignore
+ * import { startLocalSignaling } from "./local.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const server = await startLocalSignaling();
+ * const response = await fetch(`${server.httpUrl}/health`);
+ * assert.deepEqual(await response.json(), { ok: true });
+ * await server.close();
+ * ```
+ */
+export async function startLocalSignaling(
+  options: LocalSignalingOptions = {},
+): Promise<LocalSignaling> {
+  const { port = 0, host = "127.0.0.1", vars = {} } = options;
+  const [source, config] = await Promise.all([bundleWorker(), readWranglerConfig()]);
+  const miniflare = new Miniflare({
+    name: config.name,
+    modules: [{ type: "ESModule", path: "index.js", contents: source }],
+    compatibilityDate: config.compatibility_date,
+    durableObjects: Object.fromEntries(
+      config.durable_objects.bindings.map((
+        b,
+      ) => [b.name, { className: b.class_name, useSQLite: true }]),
+    ),
+    bindings: { ...config.vars, ...vars },
+    host,
+    port,
+  });
+  let httpUrl: string;
+  try {
+    httpUrl = (await miniflare.ready).origin;
+  } catch (error) {
+    await miniflare.dispose();
+    throw error;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    url: httpUrl.replace(/^http/, "ws"),
+    httpUrl,
+    miniflare,
+    close: () => (closing ??= miniflare.dispose()),
+  };
+}
+
+function parsePort(args: string[]): number {
+  const index = args.indexOf("--port");
+  if (index === -1) return 8787;
+  const port = Number(args[index + 1]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(
+      `Cannot start the signalling server as --port must be an integer from 0 to 65535: received ${
+        args[index + 1]
+      }`,
+    );
+  }
+  return port;
+}
+
+if (import.meta.main) {
+  const server = await startLocalSignaling({ port: parsePort(Deno.args) });
+  console.log(
+    `Signalling server listening on ${server.url} (rooms at ${server.url}/v1/rooms/<id>)`,
+  );
+  Deno.addSignalListener("SIGINT", async () => {
+    await server.close();
+    Deno.exit(0);
+  });
+}

@@ -1,0 +1,65 @@
+/// <reference types="@cloudflare/workers-types" />
+/**
+ * The signalling worker: `GET /health`, and `GET /v1/rooms/:room`, which
+ * upgrades to a WebSocket on the room's Durable Object. Requests that are
+ * wrong whatever the room holds are answered here, without waking a room.
+ * `worker/PROTOCOL.md` is the reference.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { errorResponse, parseCredentials, refusal, ROOM_ID } from "./protocol.ts";
+import type { Env } from "./room.ts";
+
+export { Room } from "./room.ts";
+
+/**
+ * The Hono app, the worker's default export.
+ *
+ * @example Ask a running worker whether it is up
+ * ```ts ignore
+ * const response = await fetch("http://127.0.0.1:8787/health");
+ * console.log(await response.json()); // { ok: true }
+ * ```
+ */
+const app: Hono<{ Bindings: Env }> = new Hono<{ Bindings: Env }>();
+
+app.get("/health", (c) => c.json({ ok: true }));
+
+app.get("/v1/rooms/:room", (c) => {
+  if (!ROOM_ID.test(c.req.param("room"))) {
+    return errorResponse(refusal(
+      400,
+      "bad_room_id",
+      "The room id must be 22 to 128 base64url characters (at least 128 random bits)",
+    ));
+  }
+  const credentials = parseCredentials(c.req.raw);
+  if (!("key" in credentials)) return errorResponse(credentials);
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+    return errorResponse(refusal(
+      426,
+      "upgrade_required",
+      "This route only speaks WebSocket: connect with a WebSocket client",
+    ));
+  }
+  const rooms = c.env.ROOMS;
+  return rooms.get(rooms.idFromName(c.req.param("room"))).fetch(c.req.raw);
+});
+
+app.notFound(() =>
+  errorResponse(refusal(
+    404,
+    "not_found",
+    "There is nothing here: rooms are at GET /v1/rooms/<room id>",
+  ))
+);
+
+app.onError((error) => {
+  console.error(error);
+  return errorResponse(
+    refusal(500, "internal_error", "The signalling server failed: try again later"),
+  );
+});
+
+export default app;

@@ -1,0 +1,241 @@
+/**
+ * The room protocol, worker side: names, limits, close codes and the checks
+ * that need no room state. Shared by the Hono routes (which run them before
+ * waking any Durable Object) and the `Room` (which runs them again, so it
+ * never trusts its caller). Plain TypeScript: no Workers types, so tests can
+ * import it too. `worker/PROTOCOL.md` is the reference.
+ *
+ * @module
+ */
+
+/** The WebSocket subprotocol a client offers and the room answers with. */
+export const PROTOCOL = "mcp-webrtc.v1";
+/** Prefix of the subprotocol that carries the key. */
+export const KEY_PREFIX = "mcp-webrtc.key.";
+/** Prefix of the subprotocol that carries the host's guest verifier. */
+export const VERIFIER_PREFIX = "mcp-webrtc.guest-verifier.";
+
+/** The peer id of the host; guests get 16 random hex digits. */
+export const HOST = "host";
+/** A guest's peer id. */
+export const GUEST_ID = /^[0-9a-f]{16}$/;
+/** A room id: at least 128 bits of base64url. */
+export const ROOM_ID = /^[A-Za-z0-9_-]{22,128}$/;
+/** A key: opaque base64url, 16 to 128 characters. */
+export const KEY = /^[A-Za-z0-9_-]{16,128}$/;
+/** A guest verifier: base64url (no padding) of a SHA-256 digest. */
+export const VERIFIER = /^[A-Za-z0-9_-]{43}$/;
+
+/** The largest text frame the room reads, in UTF-8 bytes. */
+export const MAX_FRAME_BYTES = 64 * 1024;
+
+/** Defaults of the limits a deployment may override with `vars`. */
+export const DEFAULTS = {
+  /** Guests at once in one room (`MAX_GUESTS`). */
+  MAX_GUESTS: 8,
+  /** Seconds an empty room keeps its verifiers (`ROOM_TTL_SECONDS`): 24 h. */
+  ROOM_TTL_SECONDS: 86_400,
+  /** Frames per second a socket may send, sustained (`RATE_PER_SECOND`). */
+  RATE_PER_SECOND: 50,
+  /** Frames a socket may send in one burst (`RATE_BURST`). */
+  RATE_BURST: 200,
+} as const;
+
+/** Close codes the room sends; 4000 + the matching HTTP status. */
+export const CLOSE = {
+  /** The key does not match the room's verifier (403). */
+  KEY_REFUSED: 4403,
+  /** A guest came to a room no host has set up, or it expired (404). */
+  ROOM_NOT_FOUND: 4404,
+  /** The room is full, or this host was replaced by a newer one (409). */
+  CONFLICT: 4409,
+  /** The socket sent frames faster than the rate limit (429). */
+  RATE_LIMITED: 4429,
+} as const;
+
+/**
+ * Every error frame code, with the sentence the room sends: what was wrong
+ * and what to do. The first four also close the socket (see {@linkcode CLOSE}).
+ */
+export const ERRORS = {
+  key_refused: "The key does not match this room: check the key, or ask the host for a new ticket",
+  room_not_found:
+    "No host has set up this room, or it expired: check the room id, or start the host first",
+  room_full: "The room has as many guests as it allows: try again after one leaves",
+  host_replaced:
+    "Another connection with the host key took over this room: stop this one, or use another room",
+  rate_limited: "Frames arrived faster than the room allows: slow down, then reconnect",
+  binary_frame: "Frames must be JSON text, not binary",
+  frame_too_large: `Frames must be at most ${MAX_FRAME_BYTES} bytes: send smaller messages`,
+  bad_json: "Frames must be JSON text",
+  bad_frame: "A frame must be a JSON object",
+  unknown_type: 'The only frame a client sends is {"type":"signal","to":...,"data":...}',
+  bad_recipient: 'A signal frame needs "to": the id of the peer to send to',
+  forbidden_recipient: 'Guests may only send to "host"',
+  bad_data: 'The "data" of a signal frame must be a JSON object',
+  unknown_peer: "That peer is not in the room: wait for its join frame",
+} as const;
+
+/** The code of an error frame. */
+export type ErrorCode = keyof typeof ERRORS;
+
+/** A frame a client may send, once checked: where it goes, and what. */
+export interface SignalFrame {
+  /** The recipient's peer id. */
+  to: string;
+  /** The opaque payload. */
+  data: Record<string, unknown>;
+  /** The client's `id` of the frame, echoed as `ref` in an error frame. */
+  ref?: string | number;
+}
+
+/**
+ * Checks one client frame's encoding and shape (not whether `to` is present).
+ *
+ * @returns The frame, or the error code to answer with (and the `ref`, if any).
+ *
+ * @example Guests may only talk to the host
+ * ```ts
+ * import { checkFrame } from "./protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const frame = JSON.stringify({ type: "signal", to: "0123456789abcdef", data: {}, id: 7 });
+ * assert.deepEqual(checkFrame(frame, "guest"), { code: "forbidden_recipient", ref: 7 });
+ * ```
+ */
+export function checkFrame(
+  message: string | ArrayBuffer,
+  role: Role,
+): SignalFrame | { code: ErrorCode; ref?: string | number } {
+  if (typeof message !== "string") return { code: "binary_frame" };
+  if (
+    message.length > MAX_FRAME_BYTES ||
+    new TextEncoder().encode(message).byteLength > MAX_FRAME_BYTES
+  ) return { code: "frame_too_large" };
+  let frame: unknown;
+  try {
+    frame = JSON.parse(message);
+  } catch {
+    return { code: "bad_json" };
+  }
+  if (!isObject(frame)) return { code: "bad_frame" };
+  const { type, to, data, id } = frame;
+  const ref = (typeof id === "string" && id.length <= 64) || Number.isSafeInteger(id)
+    ? id as string | number
+    : undefined;
+  const code: ErrorCode | undefined = type !== "signal"
+    ? "unknown_type"
+    : typeof to !== "string"
+    ? "bad_recipient"
+    : role === "guest" && to !== HOST
+    ? "forbidden_recipient"
+    : !isObject(data)
+    ? "bad_data"
+    : undefined;
+  if (code) return ref === undefined ? { code } : { code, ref };
+  return { to: to as string, data: data as Record<string, unknown>, ref };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Either side of a room. */
+export type Role = "host" | "guest";
+
+/** What a client presented to join a room, checked for shape only. */
+export interface Credentials {
+  /** The role asked for in `?role=`. */
+  role: Role;
+  /** The opaque key. */
+  key: string;
+  /** The host's guest verifier (hosts only). */
+  guestVerifier?: string;
+  /** Whether the key came as a subprotocol, so the answer must name one. */
+  subprotocol: boolean;
+}
+
+/** A refusal: the HTTP status, a snake_case code and a sentence. */
+export interface Refusal {
+  /** HTTP status. */
+  status: number;
+  /** Machine-readable code. */
+  code: string;
+  /** What was wrong and what to do. */
+  message: string;
+}
+
+/**
+ * Reads role, key and guest verifier from a request and checks their shape.
+ *
+ * @returns The credentials, or the refusal to answer with.
+ */
+export function parseCredentials(request: Request): Credentials | Refusal {
+  const role = new URL(request.url).searchParams.get("role");
+  if (role !== "host" && role !== "guest") {
+    return refusal(400, "bad_role", 'The query parameter "role" must be "host" or "guest"');
+  }
+  const offered = (request.headers.get("Sec-WebSocket-Protocol") ?? "")
+    .split(",").map((p) => p.trim()).filter((p) => p !== "");
+  const fromProtocol = offered.filter((p) => p.startsWith(KEY_PREFIX))
+    .map((p) => p.slice(KEY_PREFIX.length));
+  const verifiers = offered.filter((p) => p.startsWith(VERIFIER_PREFIX))
+    .map((p) => p.slice(VERIFIER_PREFIX.length));
+  const authorization = request.headers.get("Authorization");
+  const fromHeader = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
+  const headerVerifier = request.headers.get("X-Guest-Verifier");
+  if (offered.length > 0 && !offered.includes(PROTOCOL)) {
+    return refusal(400, "bad_protocol", `Offer the WebSocket subprotocol "${PROTOCOL}"`);
+  }
+  if (authorization !== null && fromHeader === undefined) {
+    return refusal(400, "bad_key", 'The Authorization header must read "Bearer <key>"');
+  }
+  const keys = fromHeader === undefined ? fromProtocol : [...fromProtocol, fromHeader];
+  if (keys.length === 0) {
+    return refusal(
+      401,
+      "key_missing",
+      `Send the room key as the subprotocol "${KEY_PREFIX}<key>" or as "Authorization: Bearer <key>"`,
+    );
+  }
+  if (keys.length > 1) {
+    return refusal(400, "bad_key", "Send exactly one key, as a subprotocol or as a header");
+  }
+  const key = keys[0]!;
+  if (!KEY.test(key)) {
+    return refusal(400, "bad_key", "The key must be 16 to 128 base64url characters");
+  }
+  const allVerifiers = headerVerifier === null ? verifiers : [...verifiers, headerVerifier];
+  if (role === "guest") {
+    if (allVerifiers.length > 0) {
+      return refusal(400, "bad_guest_verifier", "Only the host sends a guest verifier");
+    }
+    return { role, key, subprotocol: fromProtocol.length > 0 };
+  }
+  if (allVerifiers.length === 0) {
+    return refusal(
+      400,
+      "guest_verifier_missing",
+      `The host must send its guest verifier as the subprotocol "${VERIFIER_PREFIX}<verifier>" or the header "X-Guest-Verifier"`,
+    );
+  }
+  const guestVerifier = allVerifiers[0]!;
+  if (allVerifiers.length > 1 || !VERIFIER.test(guestVerifier)) {
+    return refusal(
+      400,
+      "bad_guest_verifier",
+      "Send exactly one guest verifier: the base64url SHA-256 of the guest key (43 characters)",
+    );
+  }
+  return { role, key, guestVerifier, subprotocol: fromProtocol.length > 0 };
+}
+
+/** Builds a {@linkcode Refusal}. */
+export function refusal(status: number, code: string, message: string): Refusal {
+  return { status, code, message };
+}
+
+/** Answers a refusal as the JSON error body of every route. */
+export function errorResponse({ status, code, message }: Refusal): Response {
+  return Response.json({ error: { code, message } }, { status });
+}

@@ -1,0 +1,279 @@
+/// <reference types="@cloudflare/workers-types" />
+/**
+ * One signalling room: a Durable Object that relays opaque signalling frames
+ * between one host and its guests over hibernating WebSockets. Who a socket is
+ * lives in its attachment and the room's verifiers in storage, so nothing is
+ * lost when the object hibernates. `worker/PROTOCOL.md` is the reference.
+ *
+ * @module
+ */
+import { DurableObject } from "cloudflare:workers";
+import {
+  checkFrame,
+  CLOSE,
+  type Credentials,
+  DEFAULTS,
+  type ErrorCode,
+  ERRORS,
+  GUEST_ID,
+  HOST,
+  parseCredentials,
+  PROTOCOL,
+  type Role,
+} from "./protocol.ts";
+
+/** The bindings of the worker: the rooms and the limits (`vars`, strings). */
+export interface Env {
+  /** The `Room` namespace. */
+  ROOMS: DurableObjectNamespace<Room>;
+  /** Guests at once in one room. */
+  MAX_GUESTS?: string;
+  /** Seconds an empty room keeps its verifiers. */
+  ROOM_TTL_SECONDS?: string;
+  /** Frames per second a socket may send, sustained. */
+  RATE_PER_SECOND?: string;
+  /** Frames a socket may send in one burst. */
+  RATE_BURST?: string;
+}
+
+/** Who a socket is, and its rate-limit bucket; kept in its attachment. */
+interface Attachment {
+  peer: string;
+  role: Role;
+  /** Tokens left in the bucket when the last frame arrived. */
+  tokens: number;
+  /** When the last frame arrived (ms since the epoch). */
+  at: number;
+  /** Set once the room has announced this socket's leave. */
+  gone: boolean;
+}
+
+/** The room's state: SHA-256 of the host key, and the guest verifier. */
+interface Verifiers {
+  host: Uint8Array;
+  guest: Uint8Array;
+}
+
+/**
+ * The Durable Object behind `GET /v1/rooms/:room`: checks keys against the
+ * room's verifiers, accepts sockets with the Hibernation API, and relays
+ * `signal` frames between the host and its guests, stamping `from` itself.
+ *
+ * @example Bind it in wrangler.jsonc and forward upgrades to it
+ * ```ts ignore
+ * const stub = env.ROOMS.get(env.ROOMS.idFromName(roomId));
+ * return stub.fetch(request);
+ * ```
+ */
+export class Room extends DurableObject<Env> {
+  /** Keeps construction cheap: `ping` is answered without waking the object. */
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+  }
+
+  /** Checks the key, then accepts the WebSocket or refuses it with a close code. */
+  override async fetch(request: Request): Promise<Response> {
+    const credentials = parseCredentials(request);
+    if (!("key" in credentials)) {
+      return Response.json({ error: credentials }, { status: credentials.status });
+    }
+    const stored = await this.ctx.storage.get<Verifiers>("verifiers");
+    const keyHash = await sha256(credentials.key);
+    if (credentials.role === "host") {
+      if (stored && !equal(keyHash, stored.host)) return refuse(credentials, "key_refused");
+      const guest = decodeBase64Url(credentials.guestVerifier!);
+      if (!stored || !equal(guest, stored.guest)) {
+        await this.ctx.storage.put<Verifiers>("verifiers", { host: keyHash, guest });
+      }
+    } else {
+      if (!stored) return refuse(credentials, "room_not_found");
+      if (!equal(keyHash, stored.guest)) return refuse(credentials, "key_refused");
+      const max = limit(this.env.MAX_GUESTS, DEFAULTS.MAX_GUESTS);
+      if (this.#live("guest").length >= max) return refuse(credentials, "room_full");
+    }
+    // From here to the response nothing awaits, so no other request interleaves.
+    const peer = credentials.role === "host" ? HOST : randomGuestId();
+    for (const old of this.#live("host").filter(() => peer === HOST)) {
+      sendError(old.ws, "host_replaced");
+      this.#leave(old.ws, old.me);
+      old.ws.close(CLOSE.CONFLICT, "host_replaced");
+    }
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server, [peer]);
+    const me: Attachment = {
+      peer,
+      role: credentials.role,
+      tokens: limit(this.env.RATE_BURST, DEFAULTS.RATE_BURST),
+      at: Date.now(),
+      gone: false,
+    };
+    server.serializeAttachment(me);
+    const others = this.#live(me.role === "host" ? "guest" : "host");
+    server.send(
+      JSON.stringify({ type: "welcome", peer, role: me.role, peers: others.map((o) => o.me.peer) }),
+    );
+    for (const other of others) other.ws.send(JSON.stringify({ type: "join", peer }));
+    await this.ctx.storage.deleteAlarm();
+    return upgrade(client, credentials);
+  }
+
+  /** Validates, rate-limits and relays one frame; a bad frame gets an error frame. */
+  override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    const me = readAttachment(ws);
+    if (!me || me.gone) return;
+    const now = Date.now();
+    const rate = limit(this.env.RATE_PER_SECOND, DEFAULTS.RATE_PER_SECOND);
+    const burst = limit(this.env.RATE_BURST, DEFAULTS.RATE_BURST);
+    const tokens = Math.min(burst, me.tokens + ((now - me.at) / 1000) * rate) - 1;
+    if (tokens < 0) {
+      sendError(ws, "rate_limited");
+      this.#leave(ws, me);
+      ws.close(CLOSE.RATE_LIMITED, "rate_limited");
+      return;
+    }
+    ws.serializeAttachment({ ...me, tokens, at: now });
+    const frame = checkFrame(message, me.role);
+    if ("code" in frame) return sendError(ws, frame.code, frame.ref);
+    const target = this.#live(me.role === "host" ? "guest" : "host").find((o) =>
+      o.me.peer === frame.to
+    );
+    if (!target) return sendError(ws, "unknown_peer", frame.ref);
+    target.ws.send(JSON.stringify({ type: "signal", from: me.peer, data: frame.data }));
+  }
+
+  /** Announces the leave, then always closes back so the client sees a clean close. */
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    try {
+      await this.#closed(ws);
+    } finally {
+      try {
+        ws.close(code >= 3000 && code <= 4999 ? code : 1000, reason);
+      } catch { /* already closed */ }
+    }
+  }
+
+  /** Treats a broken socket as one that closed. */
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    try {
+      await this.#closed(ws);
+    } finally {
+      try {
+        ws.close(1011, "socket_error");
+      } catch { /* already closed */ }
+    }
+  }
+
+  /** Forgets an empty room: its verifiers go, so the room id can be reused. */
+  override async alarm(): Promise<void> {
+    if (this.#live().length === 0) await this.ctx.storage.deleteAll();
+  }
+
+  async #closed(ws: WebSocket): Promise<void> {
+    const me = readAttachment(ws);
+    if (me && !me.gone) this.#leave(ws, me);
+    if (this.#live().length === 0) {
+      const ttl = limit(this.env.ROOM_TTL_SECONDS, DEFAULTS.ROOM_TTL_SECONDS);
+      await this.ctx.storage.setAlarm(Date.now() + ttl * 1000);
+    }
+  }
+
+  /** Marks a socket gone and tells the other side (a host only if none replaced it). */
+  #leave(ws: WebSocket, me: Attachment): void {
+    try {
+      ws.serializeAttachment({ ...me, gone: true });
+    } catch { /* closing: the announcement below still matters */ }
+    const others = this.#live().filter((o) => o.ws !== ws);
+    if (me.role === "host" && others.some((o) => o.me.role === "host")) return;
+    for (const other of others) {
+      if (other.me.role !== me.role) {
+        other.ws.send(JSON.stringify({ type: "leave", peer: me.peer }));
+      }
+    }
+  }
+
+  /** The sockets still in the room, optionally of one role. */
+  #live(role?: Role): { ws: WebSocket; me: Attachment }[] {
+    return this.ctx.getWebSockets(role === "host" ? HOST : undefined).flatMap((ws) => {
+      const me = readAttachment(ws);
+      return me && !me.gone && (role === undefined || me.role === role) ? [{ ws, me }] : [];
+    });
+  }
+}
+
+/** Reads an attachment, or `null` if it is missing or not ours. */
+function readAttachment(ws: WebSocket): Attachment | null {
+  let value: unknown;
+  try {
+    value = ws.deserializeAttachment();
+  } catch {
+    return null;
+  }
+  if (typeof value !== "object" || value === null) return null;
+  const { peer, role, tokens, at, gone } = value as Record<string, unknown>;
+  const valid = role === "host"
+    ? peer === HOST
+    : role === "guest" && typeof peer === "string" && GUEST_ID.test(peer);
+  if (!valid || typeof tokens !== "number" || typeof at !== "number" || typeof gone !== "boolean") {
+    return null;
+  }
+  return { peer: peer as string, role: role as Role, tokens, at, gone };
+}
+
+function sendError(ws: WebSocket, code: ErrorCode, ref?: string | number): void {
+  const frame = {
+    type: "error",
+    code,
+    message: ERRORS[code],
+    ...(ref === undefined ? {} : { ref }),
+  };
+  ws.send(JSON.stringify(frame));
+}
+
+/** Accepts, sends one error frame and closes: the only refusal a browser can read. */
+function refuse(credentials: Credentials, code: "key_refused" | "room_not_found" | "room_full") {
+  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+  server.accept();
+  sendError(server, code);
+  server.close(
+    code === "key_refused"
+      ? CLOSE.KEY_REFUSED
+      : code === "room_full"
+      ? CLOSE.CONFLICT
+      : CLOSE.ROOM_NOT_FOUND,
+    code,
+  );
+  return upgrade(client, credentials);
+}
+
+function upgrade(client: WebSocket, credentials: Credentials): Response {
+  const headers: HeadersInit = credentials.subprotocol
+    ? { "Sec-WebSocket-Protocol": PROTOCOL }
+    : {};
+  return new Response(null, { status: 101, webSocket: client, headers });
+}
+
+function limit(value: string | undefined, fallback: number): number {
+  const number = Number(value);
+  return value !== undefined && Number.isFinite(number) && number > 0 ? number : fallback;
+}
+
+function randomGuestId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function sha256(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+}
+
+function decodeBase64Url(text: string): Uint8Array {
+  return Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+}
+
+/** Compares in time that depends only on the lengths (here both 32 bytes). */
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  let difference = a.byteLength ^ b.byteLength;
+  for (let i = 0; i < Math.min(a.byteLength, b.byteLength); i++) difference |= a[i]! ^ b[i]!;
+  return difference === 0;
+}
