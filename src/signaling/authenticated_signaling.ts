@@ -1,0 +1,629 @@
+/**
+ * End-to-end authenticated signalling over any {@linkcode Signaling}.
+ *
+ * The relay between the peers (a signalling room, a chat, anything) is not
+ * trusted: if it could alter an offer or an answer, it could put its own DTLS
+ * fingerprint in it and sit in the middle of the data channel. So each peer
+ * seals every message with an HMAC-SHA-256 code under the signalling key both
+ * derive from their ticket (see `deriveTicketKeys`), and refuses any message
+ * that is altered, forged, replayed, reordered or reflected.
+ *
+ * ## Protocol (version 1)
+ *
+ * Every message on the inner signalling is an envelope:
+ *
+ * ```text
+ * { type: "sealed", v: 1, role: "host" | "guest", nonce, seq, peerNonce?, body?, mac }
+ * ```
+ *
+ * - `role`: the sender's role; a receiver accepts only the opposite role, so a
+ *   message reflected back to its sender is refused.
+ * - `nonce`: the sender's connection nonce, 128 random bits (22 base64url
+ *   characters), fresh for every `AuthenticatedSignaling`.
+ * - `seq`: a counter of the sender's envelopes, from 0, strictly increasing.
+ * - `peerNonce`: the receiver's nonce, once the sender knows it.
+ * - `body`: the original message as a JSON string, absent in a *hello*.
+ * - `mac`: `base64url(HMAC-SHA-256(key, "mcp-webrtc/v1 sealed\n" +
+ *   JSON.stringify([1, role, nonce, peerNonce ?? null, seq, body ?? null])))`.
+ *   The receiver rebuilds these bytes from the validated fields (never from the
+ *   received object's key order), verifies them with `crypto.subtle.verify`
+ *   (constant time), and only then parses `body`. Fields the relay adds (for
+ *   example a `from` stamp) are ignored.
+ *
+ * The handshake binds both nonces, so nothing from an earlier connection can be
+ * replayed into this one:
+ *
+ * 1. On `start()`, each end sends a hello: `{ nonce, seq: 0 }`, no `peerNonce`.
+ * 2. On a hello without `peerNonce`, an end takes its nonce as the peer's
+ *    (tentatively) and answers with a hello that carries it as `peerNonce`.
+ * 3. An end accepts an envelope that carries a `peerNonce` only if it equals
+ *    its own nonce. The first such envelope *confirms* the sender's nonce:
+ *    from then on only envelopes from that nonce, with a higher `seq`, are
+ *    accepted.
+ * 4. Messages passed to `send()` before confirmation wait in a bounded queue;
+ *    after it, each goes out in order as an envelope with `body` and
+ *    `peerNonce`. So the offer leaves only once the peer has proved it is live
+ *    and holds the key, and a transport can call `send(offer)` right away.
+ *
+ * A replayed hello can at worst make an end answer once more; a replayed offer,
+ * answer or candidate names an old nonce and is refused. A message that fails a
+ * check is dropped (never passed to `onmessage`) and reported to `onerror` as an
+ * {@linkcode AuthenticationError} that says which check failed.
+ *
+ * Use one `AuthenticatedSignaling` per connection attempt: its nonce, once
+ * bound, cannot be bound again.
+ *
+ * @module
+ */
+
+import type { Signaling, SignalingMessage } from "./signaling.ts";
+import { decodeBase64Url, encodeBase64Url } from "../_base64url.ts";
+
+/** Options of {@linkcode AuthenticatedSignaling}. */
+export interface AuthenticatedSignalingOptions {
+  /**
+   * The HMAC-SHA-256 key both ends share, with usages `sign` and `verify`:
+   * the `signalingKey` of `deriveTicketKeys`.
+   */
+  key: CryptoKey;
+  /**
+   * This end's role: the kind of its ticket (`"host"` on the serving desktop,
+   * `"guest"` on the agent). The two ends must have different roles.
+   */
+  role: "host" | "guest";
+  /**
+   * How many messages `send()` keeps while waiting for the peer's hello; one
+   * more rejects. Enough for an offer and a burst of ICE candidates.
+   *
+   * @default {256}
+   */
+  maxQueuedMessages?: number;
+  /**
+   * The largest message body, in UTF-8 bytes of its JSON, sent or accepted.
+   * An SDP offer is a few KiB.
+   *
+   * @default {65536}
+   */
+  maxMessageSize?: number;
+}
+
+/**
+ * A signalling message was refused: it was not sealed, was altered, forged,
+ * replayed, reordered or reflected. The message was dropped; the message of
+ * the error says which check failed and what it likely means.
+ *
+ * @example Recognise a refused message
+ * ```ts
+ * import { AuthenticationError } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new AuthenticationError("Refused signalling message as it is not sealed");
+ * assert.equal(error.name, "AuthenticationError");
+ * assert.ok(error instanceof Error);
+ * ```
+ */
+export class AuthenticationError extends Error {
+  /**
+   * @param message Which check failed and what it means.
+   * @param options The underlying cause, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "AuthenticationError";
+  }
+}
+
+/** See {@linkcode AuthenticatedSignalingOptions.maxQueuedMessages}. */
+const DEFAULT_MAX_QUEUED_MESSAGES = 256;
+/** See {@linkcode AuthenticatedSignalingOptions.maxMessageSize}. */
+const DEFAULT_MAX_MESSAGE_SIZE = 65_536;
+/**
+ * How many received envelopes may wait for verification at once; more are
+ * refused. Verification takes microseconds, so only a flood reaches this.
+ */
+const MAX_PENDING_RECEIVES = 1024;
+const VERSION = 1;
+const MAC_LABEL = "mcp-webrtc/v1 sealed\n";
+const NONCE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
+const MAC_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+const encoder = new TextEncoder();
+
+interface Envelope {
+  role: "host" | "guest";
+  nonce: string;
+  seq: number;
+  peerNonce?: string;
+  body?: string;
+  mac: string;
+}
+
+interface Peer {
+  nonce: string;
+  confirmed: boolean;
+  lastSeq: number;
+}
+
+interface Queued {
+  body: string;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * A {@linkcode Signaling} that authenticates every message end to end with a
+ * shared key, over any other `Signaling`. Drop-in: a transport uses it like
+ * the inner signalling, and messages it sends before the peers have met are
+ * held until they have (see the module doc for the protocol).
+ *
+ * Install `onmessage`, `onclose` and `onerror` before `start()`. Refused
+ * messages go to `onerror` as {@linkcode AuthenticationError}s; the inner
+ * signalling's own errors are passed through.
+ *
+ * @example Authenticated offer and answer over an in-memory pair
+ * ```ts
+ * import {
+ *   AuthenticatedSignaling,
+ *   createGuestTicket,
+ *   createTicket,
+ *   deriveTicketKeys,
+ *   MemorySignaling,
+ *   type SignalingMessage,
+ * } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const hostTicket = await createTicket({ url: "wss://signal.example.com" });
+ * const guestTicket = await createGuestTicket(hostTicket);
+ * const [a, b] = await MemorySignaling.createMemorySignalingPair();
+ * const host = new AuthenticatedSignaling(a, {
+ *   key: (await deriveTicketKeys(hostTicket)).signalingKey,
+ *   role: "host",
+ * });
+ * const guest = new AuthenticatedSignaling(b, {
+ *   key: (await deriveTicketKeys(guestTicket)).signalingKey,
+ *   role: "guest",
+ * });
+ * const offer = new Promise<SignalingMessage>((resolve) => (host.onmessage = resolve));
+ * await Promise.all([host.start(), guest.start()]);
+ * await guest.send({ type: "offer", sdp: "v=0 …" }); // resolves once delivered
+ * assert.deepEqual(await offer, { type: "offer", sdp: "v=0 …" });
+ * await guest.close();
+ * await host.close();
+ * ```
+ */
+export class AuthenticatedSignaling implements Signaling {
+  readonly #inner: Signaling;
+  readonly #key: CryptoKey;
+  readonly #role: "host" | "guest";
+  readonly #maxQueuedMessages: number;
+  readonly #maxMessageSize: number;
+  readonly #nonce: string;
+  #seq = 0;
+  #peer?: Peer;
+  /** The peer nonce this end last sent (or scheduled) a hello to: it answers each once. */
+  #helloFor?: string;
+  #queue: Queued[] = [];
+  #sending: Promise<void> = Promise.resolve();
+  #receiving: Promise<void> = Promise.resolve();
+  #pendingReceives = 0;
+  #started = false;
+  #closed = false;
+  #closeFired = false;
+
+  /** Called for every authenticated message from the other peer, in order. */
+  onmessage?: (message: SignalingMessage) => void;
+  /** Called once when the channel can carry no more messages. */
+  onclose?: () => void;
+  /**
+   * Called with an {@linkcode AuthenticationError} for every refused message,
+   * and with the inner signalling's errors.
+   */
+  onerror?: (error: Error) => void;
+
+  /**
+   * Wraps a signalling channel. Takes over the inner channel's callbacks.
+   *
+   * @param inner The channel to the other peer, not started yet.
+   * @param options The shared key, this end's role and limits.
+   * @throws {TypeError} If `key` is not an HMAC-SHA-256 key for sign and
+   * verify, or `role` is not `"host"` or `"guest"`.
+   * @throws {RangeError} If a limit is not a positive integer.
+   *
+   * @example Wrap a signalling with ticket keys
+   * ```ts
+   * import {
+   *   AuthenticatedSignaling,
+   *   createTicket,
+   *   deriveTicketKeys,
+   *   MemorySignaling,
+   * } from "@mcp/webrtc";
+   * import assert from "node:assert/strict";
+   *
+   * const ticket = await createTicket({ url: "wss://signal.example.com" });
+   * const { signalingKey } = await deriveTicketKeys(ticket);
+   * const [inner] = await MemorySignaling.createMemorySignalingPair();
+   * const signaling = new AuthenticatedSignaling(inner, { key: signalingKey, role: ticket.kind });
+   * assert.ok(signaling);
+   * await signaling.close();
+   * ```
+   */
+  constructor(inner: Signaling, options: AuthenticatedSignalingOptions) {
+    const { key, role } = options;
+    const algorithm = key?.algorithm as HmacKeyAlgorithm | undefined;
+    if (
+      algorithm?.name !== "HMAC" || algorithm.hash?.name !== "SHA-256" ||
+      !key.usages.includes("sign") || !key.usages.includes("verify")
+    ) {
+      throw new TypeError(
+        "Cannot create authenticated signalling as 'key' is not an HMAC-SHA-256 CryptoKey with usages sign and verify: use deriveTicketKeys(ticket).signalingKey",
+      );
+    }
+    if (role !== "host" && role !== "guest") {
+      throw new TypeError(
+        `Cannot create authenticated signalling as 'role' is not "host" or "guest": received ${
+          JSON.stringify(role)
+        }`,
+      );
+    }
+    this.#maxQueuedMessages = positiveInteger(
+      "maxQueuedMessages",
+      options.maxQueuedMessages ?? DEFAULT_MAX_QUEUED_MESSAGES,
+    );
+    this.#maxMessageSize = positiveInteger(
+      "maxMessageSize",
+      options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+    );
+    this.#inner = inner;
+    this.#key = key;
+    this.#role = role;
+    this.#nonce = encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+    inner.onmessage = (message) => this.#enqueueReceive(message);
+    inner.onerror = (error) => this.onerror?.(error);
+    inner.onclose = () => {
+      this.#shutDown();
+      this.#fireClose();
+    };
+  }
+
+  /**
+   * Starts the inner signalling and sends this end's hello.
+   *
+   * @throws {Error} If called twice, or the hello cannot be sent.
+   */
+  async start(): Promise<void> {
+    if (this.#started) {
+      throw new Error(
+        "Cannot start authenticated signalling as it is already started: the transport's connect() starts it, so do not call start() yourself",
+      );
+    }
+    this.#started = true;
+    await this.#inner.start?.();
+    await this.#post(undefined);
+  }
+
+  /**
+   * Seals and sends one message. Before the peers have met, the message waits
+   * in a bounded queue; the promise resolves once the inner signalling has
+   * taken the sealed message.
+   *
+   * @param message The message to send; must be JSON-serialisable.
+   * @throws {TypeError} If the message is not an object with a string `type`,
+   * or cannot be serialised as JSON.
+   * @throws {RangeError} If the message is larger than `maxMessageSize`.
+   * @throws {Error} If the signalling is closed, or too many messages already
+   * wait for the peer.
+   */
+  send(message: SignalingMessage): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError());
+    let body: string;
+    try {
+      body = this.#serialise(message);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#peer?.confirmed) return this.#post(body);
+    if (this.#queue.length >= this.#maxQueuedMessages) {
+      return Promise.reject(
+        new Error(
+          `Cannot send signalling message as ${this.#queue.length} messages already wait for the other peer's hello: is the other peer connected to the same room, with a ticket of the same room?`,
+        ),
+      );
+    }
+    return new Promise((resolve, reject) => this.#queue.push({ body, resolve, reject }));
+  }
+
+  /** Closes the inner signalling. Idempotent; `onclose` fires once. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#shutDown();
+    try {
+      await this.#inner.close();
+    } finally {
+      this.#fireClose();
+    }
+  }
+
+  #serialise(message: SignalingMessage): string {
+    if (typeof message !== "object" || message === null || typeof message.type !== "string") {
+      throw new TypeError(
+        "Cannot send signalling message as it is not an object with a string 'type'",
+      );
+    }
+    let body: string | undefined;
+    try {
+      body = JSON.stringify(message);
+    } catch (error) {
+      throw new TypeError(
+        `Cannot send signalling message as it cannot be serialised as JSON: ${
+          (error as Error)?.message
+        }`,
+        { cause: error },
+      );
+    }
+    const size = body.length > this.#maxMessageSize ? body.length : utf8Length(body);
+    if (size > this.#maxMessageSize) {
+      throw new RangeError(
+        `Cannot send signalling message as it is too large: at least ${size} bytes of JSON, the limit is ${this.#maxMessageSize}`,
+      );
+    }
+    return body;
+  }
+
+  /** Seals and sends a body (or a hello, if `body` is undefined) in order. */
+  #post(body: string | undefined): Promise<void> {
+    const task = this.#sending.then(async () => {
+      if (this.#closed) throw closedError();
+      const peerNonce = this.#peer?.nonce;
+      const envelope: Record<string, unknown> = {
+        type: "sealed",
+        v: VERSION,
+        role: this.#role,
+        nonce: this.#nonce,
+        seq: this.#seq++,
+      };
+      if (peerNonce !== undefined) envelope.peerNonce = peerNonce;
+      if (body !== undefined) envelope.body = body;
+      const mac = await crypto.subtle.sign(
+        "HMAC",
+        this.#key,
+        macInput(this.#role, this.#nonce, peerNonce, envelope.seq as number, body),
+      );
+      envelope.mac = encodeBase64Url(new Uint8Array(mac));
+      await this.#inner.send(envelope as SignalingMessage);
+    });
+    this.#sending = task.catch(() => {});
+    return task;
+  }
+
+  #enqueueReceive(message: SignalingMessage): void {
+    if (this.#closed) return;
+    if (this.#pendingReceives >= MAX_PENDING_RECEIVES) {
+      this.#report(refusal(
+        `${MAX_PENDING_RECEIVES} earlier messages still wait for verification: the relay floods this end`,
+      ));
+      return;
+    }
+    this.#pendingReceives++;
+    this.#receiving = this.#receiving
+      .then(() => this.#receive(message))
+      .catch((error) => this.#report(error))
+      .finally(() => this.#pendingReceives--);
+  }
+
+  async #receive(message: SignalingMessage): Promise<void> {
+    const envelope = this.#decode(message);
+    const mac = decodeBase64Url(envelope.mac);
+    const authentic = mac !== undefined && await crypto.subtle.verify(
+      "HMAC",
+      this.#key,
+      mac,
+      macInput(envelope.role, envelope.nonce, envelope.peerNonce, envelope.seq, envelope.body),
+    );
+    if (this.#closed) return;
+    if (!authentic) {
+      throw refusal(
+        "its authentication code does not match: the relay or another party altered or forged it, or the peers hold tickets of different rooms",
+      );
+    }
+    if (envelope.role === this.#role || envelope.nonce === this.#nonce) {
+      throw refusal(
+        `it comes from the same role ("${this.#role}") as this end: it is this end's own message reflected back, or both ends were given the same role`,
+      );
+    }
+    const peer = this.#peer;
+    if (envelope.peerNonce === undefined) {
+      if (envelope.body !== undefined) {
+        throw refusal("it carries a body but does not name this connection's nonce");
+      }
+      if (peer?.nonce === envelope.nonce) {
+        this.#checkSeq(peer, envelope.seq);
+      } else if (peer?.confirmed) {
+        throw refusal(
+          "it is a hello from another connection than the one this end is bound to: it is replayed from an earlier connection, or a second peer joined",
+        );
+      } else {
+        this.#peer = { nonce: envelope.nonce, confirmed: false, lastSeq: envelope.seq };
+      }
+      this.#sendHello(envelope.nonce);
+      return;
+    }
+    if (envelope.peerNonce !== this.#nonce) {
+      throw refusal(
+        "it answers another connection's nonce: it is replayed from an earlier connection, or meant for another peer",
+      );
+    }
+    if (peer?.nonce === envelope.nonce) {
+      this.#checkSeq(peer, envelope.seq);
+    } else if (peer?.confirmed) {
+      throw refusal(
+        "it comes from another connection than the one this end is bound to: a second peer with the same ticket answered",
+      );
+    } else {
+      this.#peer = { nonce: envelope.nonce, confirmed: false, lastSeq: envelope.seq };
+    }
+    if (!this.#peer!.confirmed) {
+      this.#peer!.confirmed = true;
+      this.#sendHello(envelope.nonce);
+      this.#flush();
+    }
+    if (envelope.body === undefined) return;
+    let body: unknown;
+    try {
+      body = JSON.parse(envelope.body);
+    } catch {
+      body = undefined;
+    }
+    if (
+      typeof body !== "object" || body === null ||
+      typeof (body as SignalingMessage).type !== "string"
+    ) {
+      throw refusal("its body is not a JSON object with a string 'type': the other peer is faulty");
+    }
+    this.onmessage?.(body as SignalingMessage);
+  }
+
+  #checkSeq(peer: Peer, seq: number): void {
+    if (seq <= peer.lastSeq) {
+      throw refusal(
+        `its sequence number ${seq} is not above the last accepted one (${peer.lastSeq}): it is a replayed or reordered copy`,
+      );
+    }
+    peer.lastSeq = seq;
+  }
+
+  /** Checks an incoming message's shape; throws an AuthenticationError if wrong. */
+  #decode(message: SignalingMessage): Envelope {
+    if (typeof message !== "object" || message === null) {
+      throw refusal("it is not an object");
+    }
+    const { type, v, role, nonce, seq, peerNonce, body, mac } = message as Record<
+      string,
+      unknown
+    >;
+    if (type !== "sealed") {
+      throw refusal(
+        `it is not sealed (type ${
+          typeof type === "string" ? JSON.stringify(type.slice(0, 40)) : typeof type
+        }): the other peer does not authenticate its signalling, or a third party sent it`,
+      );
+    }
+    if (v !== VERSION) {
+      throw refusal(
+        `its protocol version is not supported: received ${
+          typeof v === "number" ? v : typeof v
+        }, this end speaks ${VERSION}`,
+      );
+    }
+    if (role !== "host" && role !== "guest") throw refusal(`its role is not "host" or "guest"`);
+    if (typeof nonce !== "string" || !NONCE_PATTERN.test(nonce)) {
+      throw refusal("its nonce is not 22 base64url characters");
+    }
+    if (
+      peerNonce !== undefined && (typeof peerNonce !== "string" || !NONCE_PATTERN.test(peerNonce))
+    ) {
+      throw refusal("its peer nonce is not 22 base64url characters");
+    }
+    if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) {
+      throw refusal("its sequence number is not a non-negative integer");
+    }
+    if (body !== undefined) {
+      if (typeof body !== "string") throw refusal("its body is not a JSON string");
+      const size = body.length > this.#maxMessageSize ? body.length : utf8Length(body);
+      if (size > this.#maxMessageSize) {
+        throw refusal(
+          `it is too large: at least ${size} bytes of JSON, the limit is ${this.#maxMessageSize}`,
+        );
+      }
+    }
+    if (typeof mac !== "string" || !MAC_PATTERN.test(mac)) {
+      throw refusal("its authentication code is missing or is not 43 base64url characters");
+    }
+    return {
+      role,
+      nonce,
+      seq,
+      mac,
+      ...(peerNonce === undefined ? {} : { peerNonce: peerNonce as string }),
+      ...(body === undefined ? {} : { body: body as string }),
+    };
+  }
+
+  /** Sends a hello naming `peerNonce`, unless one was already sent to it. */
+  #sendHello(peerNonce: string): void {
+    if (this.#helloFor === peerNonce) return;
+    this.#helloFor = peerNonce;
+    this.#post(undefined).catch((error) => this.#report(error));
+  }
+
+  #flush(): void {
+    const queue = this.#queue;
+    this.#queue = [];
+    for (const { body, resolve, reject } of queue) this.#post(body).then(resolve, reject);
+  }
+
+  #report(error: unknown): void {
+    if (this.#closed) return;
+    this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+  }
+
+  #shutDown(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const queue = this.#queue;
+    this.#queue = [];
+    for (const { reject } of queue) reject(closedError());
+  }
+
+  #fireClose(): void {
+    if (this.#closeFired) return;
+    this.#closeFired = true;
+    this.onclose?.();
+  }
+}
+
+function macInput(
+  role: string,
+  nonce: string,
+  peerNonce: string | undefined,
+  seq: number,
+  body: string | undefined,
+): Uint8Array<ArrayBuffer> {
+  return encoder.encode(
+    MAC_LABEL + JSON.stringify([VERSION, role, nonce, peerNonce ?? null, seq, body ?? null]),
+  );
+}
+
+function refusal(check: string): AuthenticationError {
+  return new AuthenticationError(`Refused signalling message as ${check}`);
+}
+
+function closedError(): Error {
+  return new Error("Cannot send signalling message as the authenticated signalling is closed");
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(
+      `Cannot create authenticated signalling as '${name}' must be a positive integer: received ${value}`,
+    );
+  }
+  return value;
+}
+
+/** The UTF-8 length of a string, without allocating. */
+function utf8Length(text: string): number {
+  let length = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) length += 1;
+    else if (code < 0x800) length += 2;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        length += 4;
+        i++;
+      } else length += 3;
+    } else length += 3;
+  }
+  return length;
+}

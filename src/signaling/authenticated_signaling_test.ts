@@ -1,0 +1,673 @@
+import assert from "node:assert/strict";
+import {
+  AuthenticatedSignaling,
+  type AuthenticatedSignalingOptions,
+  AuthenticationError,
+} from "./authenticated_signaling.ts";
+import { MemorySignaling } from "./memory_signaling.ts";
+import type { Signaling, SignalingMessage } from "./signaling.ts";
+import { createGuestTicket, createTicket, deriveTicketKeys } from "../ticket.ts";
+
+const FINGERPRINT = "a=fingerprint:sha-256 AA:BB:CC";
+const OFFER = { type: "offer", sdp: `v=0\r\n${FINGERPRINT}\r\n` };
+const ANSWER = { type: "answer", sdp: "v=0\r\na=fingerprint:sha-256 DD:EE:FF\r\n" };
+const candidate = (n: number) => ({
+  type: "candidate",
+  candidate: `candidate:${n} 1 udp 1 127.0.0.1 ${n} typ host`,
+});
+
+/** Host and guest signalling keys of one fresh ticket. */
+async function ticketKeys(): Promise<{ host: CryptoKey; guest: CryptoKey }> {
+  const hostTicket = await createTicket({ url: "wss://signal.example.com" });
+  const host = (await deriveTicketKeys(hostTicket)).signalingKey;
+  const guest = (await deriveTicketKeys(await createGuestTicket(hostTicket))).signalingKey;
+  return { host, guest };
+}
+
+/**
+ * A relay in the middle: it wraps one end of a pair and lets a test see,
+ * change, drop or add what that end receives.
+ */
+class Relay implements Signaling {
+  onmessage?: (message: SignalingMessage) => void;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  /** Every message the inner end received, before `rewrite`. */
+  readonly seen: SignalingMessage[] = [];
+  /** What to deliver instead of a message: the same, another, several or none. */
+  rewrite: (message: SignalingMessage) => SignalingMessage[] = (message) => [message];
+
+  constructor(readonly inner: Signaling) {
+    inner.onmessage = (message) => {
+      this.seen.push(message);
+      for (const out of this.rewrite(message)) this.onmessage?.(out);
+    };
+    inner.onclose = () => this.onclose?.();
+    inner.onerror = (error) => this.onerror?.(error);
+  }
+  start() {
+    return this.inner.start?.() ?? Promise.resolve();
+  }
+  send(message: SignalingMessage) {
+    return this.inner.send(message);
+  }
+  close() {
+    return this.inner.close();
+  }
+  /** Delivers a message to the wrapped end as if it came from the other peer. */
+  inject(message: SignalingMessage) {
+    this.onmessage?.(message);
+  }
+}
+
+/** An end that records what it receives and the errors it reports. */
+interface End {
+  signaling: AuthenticatedSignaling;
+  received: SignalingMessage[];
+  errors: Error[];
+  closed: number;
+}
+
+function end(
+  inner: Signaling,
+  options: AuthenticatedSignalingOptions,
+): End {
+  const signaling = new AuthenticatedSignaling(inner, options);
+  const record: End = { signaling, received: [], errors: [], closed: 0 };
+  signaling.onmessage = (message) => record.received.push(message);
+  signaling.onerror = (error) => record.errors.push(error);
+  signaling.onclose = () => record.closed++;
+  return record;
+}
+
+/** A host and a guest over a memory pair, with a relay in front of each. */
+async function connection(
+  keys?: { host: CryptoKey; guest: CryptoKey },
+  options: Partial<AuthenticatedSignalingOptions> = {},
+) {
+  keys ??= await ticketKeys();
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const hostRelay = new Relay(a);
+  const guestRelay = new Relay(b);
+  const host = end(hostRelay, { key: keys.host, role: "host", ...options });
+  const guest = end(guestRelay, { key: keys.guest, role: "guest", ...options });
+  return { keys, host, guest, hostRelay, guestRelay };
+}
+
+/** Lets every queued microtask and crypto operation run. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+function assertRefused(errors: Error[], message: RegExp): void {
+  assert.ok(errors.length > 0, "expected an AuthenticationError");
+  for (const error of errors) {
+    assert.ok(error instanceof AuthenticationError, `${error}`);
+    assert.equal(error.name, "AuthenticationError");
+    assert.match(error.message, /^Refused signalling message as /);
+  }
+  assert.ok(
+    errors.some((error) => message.test(error.message)),
+    `no error matches ${message}: ${errors.map((error) => error.message).join(" | ")}`,
+  );
+}
+
+/** Sealed envelopes carrying a body with the given inner type. */
+function sealedOf(messages: SignalingMessage[], type: string): SignalingMessage[] {
+  return messages.filter((message) =>
+    typeof message.body === "string" && JSON.parse(message.body).type === type
+  );
+}
+
+Deno.test("AuthenticatedSignaling delivers offer, answer and candidates in order, including those sent before the handshake", async () => {
+  const { host, guest } = await connection();
+  // The guest sends before anything has started: held until the peers have met.
+  const sent = [guest.signaling.send(OFFER), guest.signaling.send(candidate(1))];
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  sent.push(guest.signaling.send(candidate(2)));
+  await Promise.all(sent);
+  await settle();
+  assert.deepEqual(host.received, [OFFER, candidate(1), candidate(2)]);
+  await host.signaling.send(ANSWER);
+  await host.signaling.send(candidate(3));
+  await guest.signaling.send({ type: "bye" });
+  await settle();
+  assert.deepEqual(guest.received, [ANSWER, candidate(3)]);
+  assert.deepEqual(host.received, [OFFER, candidate(1), candidate(2), { type: "bye" }]);
+  assert.deepEqual(host.errors, []);
+  assert.deepEqual(guest.errors, []);
+  await guest.signaling.close();
+  await host.signaling.close();
+  await settle();
+  assert.equal(host.closed, 1);
+  assert.equal(guest.closed, 1);
+});
+
+Deno.test("AuthenticatedSignaling sends only sealed envelopes, the first a hello without body", async () => {
+  const { host, guest, hostRelay } = await connection();
+  await guest.signaling.start();
+  await host.signaling.start();
+  await guest.signaling.send(OFFER);
+  await settle();
+  const [hello, ...rest] = hostRelay.seen;
+  assert.equal(hello!.type, "sealed");
+  assert.equal(hello!.v, 1);
+  assert.equal(hello!.role, "guest");
+  assert.equal(hello!.seq, 0);
+  assert.equal(hello!.body, undefined);
+  assert.equal(hello!.peerNonce, undefined);
+  assert.match(hello!.nonce as string, /^[A-Za-z0-9_-]{22}$/);
+  assert.match(hello!.mac as string, /^[A-Za-z0-9_-]{43}$/);
+  for (const message of rest) {
+    assert.equal(message.type, "sealed");
+    assert.equal(message.nonce, hello!.nonce);
+    assert.equal(typeof message.peerNonce, "string");
+  }
+  const [offer] = sealedOf(rest, "offer");
+  assert.equal(offer!.body, JSON.stringify(OFFER));
+  // Sequence numbers strictly increase.
+  const seqs = hostRelay.seen.map((message) => message.seq as number);
+  assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y));
+  assert.equal(new Set(seqs).size, seqs.length);
+  await host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling works when the first hello is lost (the peer joined late)", async () => {
+  const { host, guest, hostRelay } = await connection();
+  let dropped = false;
+  hostRelay.rewrite = (message) => {
+    if (!dropped) {
+      dropped = true;
+      return [];
+    }
+    return [message];
+  };
+  const offer = guest.signaling.send(OFFER);
+  await guest.signaling.start();
+  await settle();
+  await host.signaling.start();
+  await offer;
+  await settle();
+  assert.deepEqual(host.received, [OFFER]);
+  assert.deepEqual(host.errors, []);
+  await host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling drops an SDP whose fingerprint a relay rewrote", async () => {
+  const { host, guest, hostRelay } = await connection();
+  hostRelay.rewrite = (message) => {
+    if (typeof message.body === "string" && message.body.includes("fingerprint")) {
+      return [{
+        ...message,
+        body: message.body.replace("AA:BB:CC", "66:66:66"),
+      }];
+    }
+    return [message];
+  };
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await guest.signaling.send(OFFER);
+  await guest.signaling.send(candidate(1));
+  await settle();
+  assert.deepEqual(host.received, [candidate(1)]);
+  assertRefused(
+    host.errors,
+    /authentication code does not match: the relay or another party altered or forged it/,
+  );
+  await host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling drops envelopes whose any field a relay changed", async () => {
+  const changes: [string, (message: SignalingMessage) => SignalingMessage][] = [
+    ["seq", (m) => ({ ...m, seq: (m.seq as number) + 100 })],
+    ["nonce", (m) => ({ ...m, nonce: "A".repeat(22) })],
+    ["peerNonce", (m) => ({ ...m, peerNonce: "B".repeat(22) })],
+    ["body", (m) => ({ ...m, body: JSON.stringify({ ...OFFER, extra: 1 }) })],
+    ["mac", (m) => ({ ...m, mac: "C".repeat(42) + "A" })],
+  ];
+  for (const [field, change] of changes) {
+    const { host, guest, hostRelay } = await connection();
+    hostRelay.rewrite = (message) =>
+      sealedOf([message], "offer").length ? [change(message)] : [message];
+    await Promise.all([host.signaling.start(), guest.signaling.start()]);
+    await guest.signaling.send(OFFER);
+    await settle();
+    assert.deepEqual(host.received, [], field);
+    assert.equal(host.errors.length, 1, field);
+    assert.ok(host.errors[0] instanceof AuthenticationError, field);
+    await host.signaling.close();
+  }
+});
+
+Deno.test("AuthenticatedSignaling drops forged messages a relay injects", async () => {
+  const { host, guest, hostRelay } = await connection();
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await guest.signaling.send(OFFER);
+  await settle();
+  const [offer] = sealedOf(hostRelay.seen, "offer");
+  // A plain, unsealed candidate.
+  hostRelay.inject(candidate(666));
+  // A sealed-looking candidate with a made-up code.
+  hostRelay.inject({
+    ...offer!,
+    seq: (offer!.seq as number) + 1,
+    body: JSON.stringify(candidate(667)),
+  });
+  await settle();
+  assert.deepEqual(host.received, [OFFER]);
+  assertRefused(
+    host.errors,
+    /is not sealed \(type "candidate"\): the other peer does not authenticate/,
+  );
+  assertRefused(host.errors, /authentication code does not match/);
+  assert.equal(host.errors.length, 2);
+  await host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling ignores fields a relay adds, such as a from stamp", async () => {
+  const { host, guest, hostRelay } = await connection();
+  hostRelay.rewrite = (message) => [{ ...message, from: "guest-1", type: "sealed" }];
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await guest.signaling.send(OFFER);
+  await settle();
+  assert.deepEqual(host.received, [OFFER]);
+  assert.deepEqual(host.errors, []);
+  await host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling delivers nothing between peers with different tickets", async () => {
+  const a = await ticketKeys();
+  const b = await ticketKeys();
+  const { host, guest } = await connection({ host: a.host, guest: b.guest });
+  const offer = guest.signaling.send(OFFER);
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await settle();
+  assert.deepEqual(host.received, []);
+  assert.deepEqual(guest.received, []);
+  assertRefused(host.errors, /authentication code does not match.*tickets of different rooms/);
+  assertRefused(guest.errors, /authentication code does not match/);
+  await guest.signaling.close();
+  await assert.rejects(
+    offer,
+    /Cannot send signalling message as the authenticated signalling is closed/,
+  );
+});
+
+Deno.test("AuthenticatedSignaling refuses an offer replayed from an earlier connection", async () => {
+  const keys = await ticketKeys();
+  const first = await connection(keys);
+  await Promise.all([first.host.signaling.start(), first.guest.signaling.start()]);
+  await first.guest.signaling.send(OFFER);
+  await settle();
+  assert.deepEqual(first.host.received, [OFFER]);
+  const [oldHello] = first.hostRelay.seen;
+  const [oldOffer] = sealedOf(first.hostRelay.seen, "offer");
+  await first.host.signaling.close();
+
+  const second = await connection(keys);
+  await Promise.all([second.host.signaling.start(), second.guest.signaling.start()]);
+  await settle();
+  second.hostRelay.inject(oldOffer!);
+  await settle();
+  assert.deepEqual(second.host.received, []);
+  assertRefused(
+    second.host.errors,
+    /answers another connection's nonce: it is replayed from an earlier connection/,
+  );
+  // An old hello after the handshake is refused too.
+  second.hostRelay.inject(oldHello!);
+  await settle();
+  assertRefused(
+    second.host.errors,
+    /hello from another connection than the one this end is bound to/,
+  );
+  // The connection still works.
+  await second.guest.signaling.send(candidate(1));
+  await settle();
+  assert.deepEqual(second.host.received, [candidate(1)]);
+  await second.host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling is not confused by an old hello replayed before the real one", async () => {
+  const keys = await ticketKeys();
+  const first = await connection(keys);
+  await Promise.all([first.host.signaling.start(), first.guest.signaling.start()]);
+  await settle();
+  const [oldHello] = first.hostRelay.seen;
+  await first.host.signaling.close();
+
+  const second = await connection(keys);
+  await second.host.signaling.start();
+  second.hostRelay.inject(oldHello!);
+  await settle();
+  await second.guest.signaling.start();
+  await second.guest.signaling.send(OFFER);
+  await second.host.signaling.send(ANSWER);
+  await settle();
+  assert.deepEqual(second.host.received, [OFFER]);
+  assert.deepEqual(second.guest.received, [ANSWER]);
+  assert.deepEqual(second.host.errors, []);
+  // The host answered the old hello; the guest refused that answer as stale.
+  assertRefused(second.guest.errors, /answers another connection's nonce/);
+  await second.host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling refuses a duplicated or reordered message within a connection", async () => {
+  const { host, guest, hostRelay } = await connection();
+  let held: SignalingMessage | undefined;
+  hostRelay.rewrite = (message) => {
+    const [inner] = sealedOf([message], "candidate");
+    if (!inner) return [message];
+    const { candidate: text } = JSON.parse(inner.body as string);
+    if (text.startsWith("candidate:1 ")) return [message, message]; // duplicate
+    if (text.startsWith("candidate:2 ")) {
+      held = message; // delay: delivered after candidate 3
+      return [];
+    }
+    return held ? [message, held] : [message];
+  };
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  for (const n of [1, 2, 3]) await guest.signaling.send(candidate(n));
+  await settle();
+  assert.deepEqual(host.received, [candidate(1), candidate(3)]);
+  assert.equal(host.errors.length, 2);
+  assertRefused(
+    host.errors,
+    /sequence number \d+ is not above the last accepted one \(\d+\): it is a replayed or reordered copy/,
+  );
+  await host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling refuses its own messages reflected back", async () => {
+  const { host, guest, hostRelay, guestRelay } = await connection();
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await host.signaling.send(ANSWER);
+  await settle();
+  const [answer] = sealedOf(guestRelay.seen, "answer");
+  hostRelay.inject(answer!);
+  hostRelay.inject(guestRelay.seen[0]!); // the host's own hello
+  await settle();
+  assert.deepEqual(host.received, []);
+  assert.equal(host.errors.length, 2);
+  assertRefused(
+    host.errors,
+    /comes from the same role \("host"\) as this end: it is this end's own message reflected back/,
+  );
+  await host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling delivers nothing when both ends have the same role", async () => {
+  const keys = await ticketKeys();
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const one = end(a, { key: keys.host, role: "host" });
+  const two = end(b, { key: keys.guest, role: "host" });
+  void one.signaling.send(OFFER).catch(() => {});
+  await Promise.all([one.signaling.start(), two.signaling.start()]);
+  await settle();
+  assert.deepEqual(two.received, []);
+  assertRefused(two.errors, /same role \("host"\).*both ends were given the same role/);
+  await one.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling refuses a second peer with the same ticket once bound", async () => {
+  const keys = await ticketKeys();
+  const { host, guest, hostRelay, guestRelay } = await connection(keys);
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await guest.signaling.send(OFFER);
+  await settle();
+  // A second guest with the same ticket, whose messages also reach the host.
+  const [c, d] = await MemorySignaling.createMemorySignalingPair();
+  const toHost = new Relay(c);
+  await toHost.start();
+  const intruderRelay = new Relay(d);
+  const intruder = end(intruderRelay, { key: keys.guest, role: "guest" });
+  await intruder.signaling.start();
+  intruderRelay.inject(guestRelay.seen[0]!); // the host's hello
+  void intruder.signaling.send(candidate(9)).catch(() => {});
+  await settle();
+  assert.ok(toHost.seen.length >= 2, "the intruder said hello and answered the host's");
+  for (const message of toHost.seen) hostRelay.inject(message);
+  await settle();
+  assert.deepEqual(host.received, [OFFER]);
+  assertRefused(host.errors, /hello from another connection than the one this end is bound to/);
+  assertRefused(host.errors, /comes from another connection than the one this end is bound to/);
+  await host.signaling.close();
+  await intruder.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling.send() refuses messages over maxMessageSize (default 65536 bytes)", async () => {
+  const { host, guest } = await connection();
+  const overhead = JSON.stringify({ type: "x", pad: "" }).length;
+  const exact = { type: "x", pad: "a".repeat(65_536 - overhead) };
+  assert.equal(JSON.stringify(exact).length, 65_536);
+  const accepted = guest.signaling.send(exact);
+  await assert.rejects(guest.signaling.send({ ...exact, pad: exact.pad + "a" }), {
+    name: "RangeError",
+    message:
+      /^Cannot send signalling message as it is too large: at least 65537 bytes of JSON, the limit is 65536$/,
+  });
+  // Multi-byte characters count as their UTF-8 bytes.
+  await assert.rejects(
+    guest.signaling.send({ type: "x", pad: "é".repeat(40_000) }),
+    RangeError,
+  );
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await accepted;
+  await settle();
+  assert.deepEqual(host.received, [exact]);
+  await host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling refuses an incoming body over maxMessageSize before verifying it", async () => {
+  const { host, guest, hostRelay } = await connection(undefined, { maxMessageSize: 100 });
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await settle();
+  const [hello] = hostRelay.seen;
+  hostRelay.inject({ ...hello!, seq: 50, peerNonce: hello!.nonce, body: "x".repeat(101) });
+  await settle();
+  assertRefused(host.errors, /it is too large: at least 101 bytes of JSON, the limit is 100/);
+  await host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling.send() rejects once maxQueuedMessages (default 256) wait for the peer", async () => {
+  const [a] = await MemorySignaling.createMemorySignalingPair();
+  const { host } = await ticketKeys();
+  const lonely = new AuthenticatedSignaling(a, { key: host, role: "host" });
+  const queued = Array.from({ length: 256 }, (_, n) => lonely.send(candidate(n)));
+  await assert.rejects(lonely.send(candidate(256)), {
+    name: "Error",
+    message:
+      /^Cannot send signalling message as 256 messages already wait for the other peer's hello: is the other peer connected/,
+  });
+  await lonely.close();
+  const results = await Promise.allSettled(queued);
+  assert.ok(results.every((result) => result.status === "rejected"));
+  const small = new AuthenticatedSignaling(a, { key: host, role: "host", maxQueuedMessages: 1 });
+  void small.send(OFFER).catch(() => {});
+  await assert.rejects(small.send(OFFER), /1 messages already wait/);
+  await small.close();
+});
+
+Deno.test("AuthenticatedSignaling.send() refuses messages that are not JSON objects with a type", async () => {
+  const [a] = await MemorySignaling.createMemorySignalingPair();
+  const { host } = await ticketKeys();
+  const signaling = new AuthenticatedSignaling(a, { key: host, role: "host" });
+  await assert.rejects(signaling.send(null as unknown as SignalingMessage), {
+    name: "TypeError",
+    message: /not an object with a string 'type'/,
+  });
+  await assert.rejects(signaling.send({ type: "x", n: 1n }), {
+    name: "TypeError",
+    message: /^Cannot send signalling message as it cannot be serialised as JSON: /,
+  });
+  const cyclic: Record<string, unknown> = { type: "x" };
+  cyclic.self = cyclic;
+  await assert.rejects(signaling.send(cyclic as SignalingMessage), TypeError);
+  await signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling constructor refuses a wrong key, role or limit", async () => {
+  const [a] = await MemorySignaling.createMemorySignalingPair();
+  const { host } = await ticketKeys();
+  const aes = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt"]);
+  const sha512 = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-512" }, false, [
+    "sign",
+    "verify",
+  ]);
+  const signOnly = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+  ]);
+  for (const key of [aes, sha512, signOnly, undefined]) {
+    assert.throws(() => new AuthenticatedSignaling(a, { key: key as CryptoKey, role: "host" }), {
+      name: "TypeError",
+      message: /^Cannot create authenticated signalling as 'key' is not an HMAC-SHA-256 CryptoKey/,
+    });
+  }
+  assert.throws(
+    () => new AuthenticatedSignaling(a, { key: host, role: "offerer" as "host" }),
+    { name: "TypeError", message: /'role' is not "host" or "guest": received "offerer"/ },
+  );
+  for (const bad of [0, -1, 1.5, NaN]) {
+    assert.throws(
+      () => new AuthenticatedSignaling(a, { key: host, role: "host", maxQueuedMessages: bad }),
+      { name: "RangeError", message: /'maxQueuedMessages' must be a positive integer/ },
+    );
+    assert.throws(
+      () => new AuthenticatedSignaling(a, { key: host, role: "host", maxMessageSize: bad }),
+      { name: "RangeError", message: /'maxMessageSize' must be a positive integer/ },
+    );
+  }
+  await a.close();
+});
+
+Deno.test("AuthenticatedSignaling.start() twice throws; close() is idempotent and fires onclose once", async () => {
+  const { host, guest } = await connection();
+  await host.signaling.start();
+  await assert.rejects(
+    host.signaling.start(),
+    /already started: the transport's connect\(\) starts it/,
+  );
+  await host.signaling.close();
+  await host.signaling.close();
+  await settle();
+  assert.equal(host.closed, 1);
+  assert.equal(guest.closed, 1); // the inner pair closed both ends
+  await assert.rejects(host.signaling.send(OFFER), /authenticated signalling is closed/);
+  await assert.rejects(guest.signaling.send(OFFER), /authenticated signalling is closed/);
+});
+
+Deno.test("AuthenticatedSignaling passes the inner signalling's errors through", async () => {
+  const { host, hostRelay } = await connection();
+  const problem = new Error("socket hiccup");
+  hostRelay.onerror?.(problem);
+  assert.deepEqual(host.errors, [problem]);
+  await host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling verifies every received envelope with crypto.subtle.verify", async () => {
+  // Constant time by construction: codes are never compared by hand.
+  const { host, guest } = await connection();
+  const subtle = crypto.subtle;
+  const original = subtle.verify;
+  let verifications = 0;
+  subtle.verify = function (...args: Parameters<SubtleCrypto["verify"]>) {
+    verifications++;
+    return original.apply(subtle, args);
+  };
+  try {
+    await Promise.all([host.signaling.start(), guest.signaling.start()]);
+    await guest.signaling.send(OFFER);
+    await host.signaling.send(ANSWER);
+    await settle();
+  } finally {
+    subtle.verify = original;
+  }
+  // Two hellos each way, then the offer and the answer.
+  assert.equal(verifications, 6);
+  assert.deepEqual(host.received, [OFFER]);
+  assert.deepEqual(guest.received, [ANSWER]);
+  await host.signaling.close();
+});
+
+/** A small deterministic PRNG (mulberry32). */
+function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+Deno.test("AuthenticatedSignaling fuzz: random and mutated envelopes are refused with AuthenticationError only", async () => {
+  const { host, guest, hostRelay } = await connection();
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await guest.signaling.send(OFFER);
+  await guest.signaling.send(candidate(1));
+  await settle();
+  assert.deepEqual(host.received, [OFFER, candidate(1)]);
+  const captured = hostRelay.seen.slice();
+  const random = prng(42);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+  const values: unknown[] = [
+    undefined,
+    null,
+    0,
+    1,
+    -1,
+    2 ** 53,
+    1.5,
+    NaN,
+    "",
+    "sealed",
+    "host",
+    "guest",
+    "A".repeat(22),
+    "A".repeat(43),
+    "x".repeat(70_000),
+    "{}",
+    '{"type":1}',
+    [],
+    {},
+    { toString: null },
+  ];
+  const fields = ["type", "v", "role", "nonce", "seq", "peerNonce", "body", "mac", "from"];
+  const started = performance.now();
+  const cases = 5000;
+  for (let i = 0; i < cases; i++) {
+    let message: unknown;
+    const mode = i % 3;
+    if (mode === 0) {
+      const base: Record<string, unknown> = { ...pick(captured) };
+      for (let n = 1 + Math.floor(random() * 3); n > 0; n--) {
+        const field = pick(fields);
+        if (random() < 0.2) delete base[field];
+        else if (random() < 0.5 && typeof base[field] === "string") {
+          const text = base[field] as string;
+          const at = Math.floor(random() * Math.max(1, text.length));
+          base[field] = text.slice(0, at) + String.fromCharCode(Math.floor(random() * 128)) +
+            text.slice(at + 1);
+        } else base[field] = pick(values);
+      }
+      message = base;
+    } else if (mode === 1) {
+      message = Object.fromEntries(fields.map((field) => [field, pick(values)]));
+    } else {
+      message = pick([null, 0, "x", [], { type: "offer" }, { type: "sealed" }, pick(captured)]);
+    }
+    hostRelay.inject(message as SignalingMessage);
+    if (i % 100 === 99) await settle();
+  }
+  await settle();
+  assert.deepEqual(host.received, [OFFER, candidate(1)], "nothing new was delivered");
+  assert.equal(host.errors.length, cases);
+  for (const error of host.errors) {
+    assert.ok(error instanceof AuthenticationError, `${error}`);
+    assert.match(error.message, /^Refused signalling message as /);
+  }
+  assert.ok(performance.now() - started < 20_000, "fuzzing took too long");
+  // And the connection still works.
+  await guest.signaling.send(candidate(2));
+  await settle();
+  assert.deepEqual(host.received, [OFFER, candidate(1), candidate(2)]);
+  await host.signaling.close();
+});
