@@ -47,7 +47,8 @@
  * ticket: its holder can join the room as a guest, never take the host's place.
  * A guest ticket is the agent's credential: whoever holds it is trusted as the
  * agent. Give each agent its own ticket (its own room) to tell agents apart and
- * to revoke one alone; keep the host ticket on the desktop.
+ * to revoke one alone; keep the host ticket on the desktop. The threat model is
+ * in `docs/SECURITY.md`.
  *
  * @module
  */
@@ -134,6 +135,8 @@ export interface TicketKeys {
  */
 export class TicketError extends Error {
   /**
+   * Creates the ticket error.
+   *
    * @param message What is wrong with the ticket.
    * @param options The underlying cause, if any.
    */

@@ -79,12 +79,15 @@ export interface AuthenticatedSignalingOptions {
    */
   maxQueuedMessages?: number;
   /**
-   * The largest message body, in UTF-8 bytes of its JSON, sent or accepted.
-   * An SDP offer is a few KiB.
+   * The largest sealed envelope sent or accepted, in UTF-8 bytes of its JSON:
+   * the body as it appears in the envelope (a JSON string, escaped) plus 256
+   * bytes for the other fields. The default leaves 4 KiB of a 64 KiB relay
+   * frame (the signalling room's limit) for the relay's own wrapping; an SDP
+   * offer is a few KiB.
    *
-   * @default {65536}
+   * @default {61440}
    */
-  maxMessageSize?: number;
+  maxEnvelopeSize?: number;
 }
 
 /**
@@ -104,6 +107,8 @@ export interface AuthenticatedSignalingOptions {
  */
 export class AuthenticationError extends Error {
   /**
+   * Creates the authentication error.
+   *
    * @param message Which check failed and what it means.
    * @param options The underlying cause, if any.
    */
@@ -115,8 +120,13 @@ export class AuthenticationError extends Error {
 
 /** See {@linkcode AuthenticatedSignalingOptions.maxQueuedMessages}. */
 const DEFAULT_MAX_QUEUED_MESSAGES = 256;
-/** See {@linkcode AuthenticatedSignalingOptions.maxMessageSize}. */
-const DEFAULT_MAX_MESSAGE_SIZE = 65_536;
+/** See {@linkcode AuthenticatedSignalingOptions.maxEnvelopeSize}. */
+const DEFAULT_MAX_ENVELOPE_SIZE = 61_440;
+/**
+ * What an envelope's fields other than `body` take at most, in bytes of JSON
+ * (they are about 200: type, v, role, two nonces, a 16-digit seq, the code).
+ */
+const ENVELOPE_OVERHEAD = 256;
 /**
  * How many received envelopes may wait for verification at once; more are
  * refused. Verification takes microseconds, so only a flood reaches this.
@@ -196,7 +206,7 @@ export class AuthenticatedSignaling implements Signaling {
   readonly #key: CryptoKey;
   readonly #role: "host" | "guest";
   readonly #maxQueuedMessages: number;
-  readonly #maxMessageSize: number;
+  readonly #maxEnvelopeSize: number;
   readonly #nonce: string;
   #seq = 0;
   #peer?: Peer;
@@ -269,9 +279,9 @@ export class AuthenticatedSignaling implements Signaling {
       "maxQueuedMessages",
       options.maxQueuedMessages ?? DEFAULT_MAX_QUEUED_MESSAGES,
     );
-    this.#maxMessageSize = positiveInteger(
-      "maxMessageSize",
-      options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+    this.#maxEnvelopeSize = positiveInteger(
+      "maxEnvelopeSize",
+      options.maxEnvelopeSize ?? DEFAULT_MAX_ENVELOPE_SIZE,
     );
     this.#inner = inner;
     this.#key = key;
@@ -309,7 +319,8 @@ export class AuthenticatedSignaling implements Signaling {
    * @param message The message to send; must be JSON-serialisable.
    * @throws {TypeError} If the message is not an object with a string `type`,
    * or cannot be serialised as JSON.
-   * @throws {RangeError} If the message is larger than `maxMessageSize`.
+   * @throws {RangeError} If the sealed message would be larger than
+   * `maxEnvelopeSize`.
    * @throws {Error} If the signalling is closed, or too many messages already
    * wait for the peer.
    */
@@ -360,10 +371,10 @@ export class AuthenticatedSignaling implements Signaling {
         { cause: error },
       );
     }
-    const size = body.length > this.#maxMessageSize ? body.length : utf8Length(body);
-    if (size > this.#maxMessageSize) {
+    const size = this.#envelopeSize(body);
+    if (size > this.#maxEnvelopeSize) {
       throw new RangeError(
-        `Cannot send signalling message as it is too large: at least ${size} bytes of JSON, the limit is ${this.#maxMessageSize}`,
+        `Cannot send signalling message as it is too large once sealed: at least ${size} bytes of JSON, the limit is ${this.#maxEnvelopeSize}`,
       );
     }
     return body;
@@ -528,10 +539,10 @@ export class AuthenticatedSignaling implements Signaling {
     }
     if (body !== undefined) {
       if (typeof body !== "string") throw refusal("its body is not a JSON string");
-      const size = body.length > this.#maxMessageSize ? body.length : utf8Length(body);
-      if (size > this.#maxMessageSize) {
+      const size = this.#envelopeSize(body);
+      if (size > this.#maxEnvelopeSize) {
         throw refusal(
-          `it is too large: at least ${size} bytes of JSON, the limit is ${this.#maxMessageSize}`,
+          `it is too large: at least ${size} bytes of JSON, the limit is ${this.#maxEnvelopeSize}`,
         );
       }
     }
@@ -553,6 +564,17 @@ export class AuthenticatedSignaling implements Signaling {
     if (this.#helloFor === peerNonce) return;
     this.#helloFor = peerNonce;
     this.#post(undefined).catch((error) => this.#report(error));
+  }
+
+  /**
+   * The size an envelope with this body counts for: the body's escaped UTF-8
+   * length plus the overhead. Cheap for oversized bodies (never escapes them).
+   */
+  #envelopeSize(body: string): number {
+    if (body.length + ENVELOPE_OVERHEAD > this.#maxEnvelopeSize) {
+      return body.length + ENVELOPE_OVERHEAD;
+    }
+    return utf8Length(JSON.stringify(body)) + ENVELOPE_OVERHEAD;
   }
 
   #flush(): void {

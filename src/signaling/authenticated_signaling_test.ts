@@ -434,37 +434,44 @@ Deno.test("AuthenticatedSignaling refuses a second peer with the same ticket onc
   await intruder.signaling.close();
 });
 
-Deno.test("AuthenticatedSignaling.send() refuses messages over maxMessageSize (default 65536 bytes)", async () => {
-  const { host, guest } = await connection();
-  const overhead = JSON.stringify({ type: "x", pad: "" }).length;
-  const exact = { type: "x", pad: "a".repeat(65_536 - overhead) };
-  assert.equal(JSON.stringify(exact).length, 65_536);
-  const accepted = guest.signaling.send(exact);
-  await assert.rejects(guest.signaling.send({ ...exact, pad: exact.pad + "a" }), {
+Deno.test("AuthenticatedSignaling.send() refuses messages over maxEnvelopeSize (default 61440 bytes)", async () => {
+  const { host, guest, hostRelay } = await connection();
+  // The body is counted as it appears in the envelope (an escaped JSON string), plus 256.
+  const sized = (pad: number) => ({ type: "x", sdp: 'a="b"\r\n', pad: "a".repeat(pad) });
+  const counted = (pad: number) => JSON.stringify(JSON.stringify(sized(pad))).length + 256;
+  const pad = 61_440 - counted(0);
+  assert.equal(counted(pad), 61_440);
+  const accepted = guest.signaling.send(sized(pad));
+  await assert.rejects(guest.signaling.send(sized(pad + 1)), {
     name: "RangeError",
     message:
-      /^Cannot send signalling message as it is too large: at least 65537 bytes of JSON, the limit is 65536$/,
+      /^Cannot send signalling message as it is too large once sealed: at least 61441 bytes of JSON, the limit is 61440$/,
   });
   // Multi-byte characters count as their UTF-8 bytes.
   await assert.rejects(
-    guest.signaling.send({ type: "x", pad: "é".repeat(40_000) }),
+    guest.signaling.send({ type: "x", pad: "é".repeat(30_600) }),
     RangeError,
   );
   await Promise.all([host.signaling.start(), guest.signaling.start()]);
   await accepted;
   await settle();
-  assert.deepEqual(host.received, [exact]);
+  assert.deepEqual(host.received, [sized(pad)]);
+  // The sealed envelope, with a relay's frame around it, fits a 64 KiB frame.
+  const [envelope] = sealedOf(hostRelay.seen, "x");
+  const frame = JSON.stringify({ type: "signal", to: "0123456789abcdef", data: envelope, id: 1 });
+  assert.ok(new TextEncoder().encode(frame).length <= 65_536);
+  assert.ok(new TextEncoder().encode(JSON.stringify(envelope)).length <= 61_440);
   await host.signaling.close();
 });
 
-Deno.test("AuthenticatedSignaling refuses an incoming body over maxMessageSize before verifying it", async () => {
-  const { host, guest, hostRelay } = await connection(undefined, { maxMessageSize: 100 });
+Deno.test("AuthenticatedSignaling refuses an incoming body over maxEnvelopeSize before verifying it", async () => {
+  const { host, guest, hostRelay } = await connection(undefined, { maxEnvelopeSize: 400 });
   await Promise.all([host.signaling.start(), guest.signaling.start()]);
   await settle();
   const [hello] = hostRelay.seen;
-  hostRelay.inject({ ...hello!, seq: 50, peerNonce: hello!.nonce, body: "x".repeat(101) });
+  hostRelay.inject({ ...hello!, seq: 50, peerNonce: hello!.nonce, body: "x".repeat(200) });
   await settle();
-  assertRefused(host.errors, /it is too large: at least 101 bytes of JSON, the limit is 100/);
+  assertRefused(host.errors, /it is too large: at least 456 bytes of JSON, the limit is 400/);
   await host.signaling.close();
 });
 
@@ -532,8 +539,8 @@ Deno.test("AuthenticatedSignaling constructor refuses a wrong key, role or limit
       { name: "RangeError", message: /'maxQueuedMessages' must be a positive integer/ },
     );
     assert.throws(
-      () => new AuthenticatedSignaling(a, { key: host, role: "host", maxMessageSize: bad }),
-      { name: "RangeError", message: /'maxMessageSize' must be a positive integer/ },
+      () => new AuthenticatedSignaling(a, { key: host, role: "host", maxEnvelopeSize: bad }),
+      { name: "RangeError", message: /'maxEnvelopeSize' must be a positive integer/ },
     );
   }
   await a.close();
