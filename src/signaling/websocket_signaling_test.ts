@@ -1,0 +1,386 @@
+import assert from "node:assert/strict";
+import { type LocalSignaling, startLocalSignaling } from "../../worker/local.ts";
+import type { Signaling, SignalingMessage } from "./signaling.ts";
+import {
+  createRoomId,
+  createRoomKey,
+  deriveGuestVerifier,
+  SignalingRoom,
+  SignalingRoomError,
+  WebSocketSignaling,
+} from "./websocket_signaling.ts";
+
+const HOST_KEY = createRoomKey();
+const GUEST_KEY = createRoomKey();
+const GUEST_VERIFIER = await deriveGuestVerifier(GUEST_KEY);
+
+/** Resolves with the first value passed to the callback, or rejects after 3 s. */
+function once<T = void>(install: (callback: (value: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("Expected a callback within 3 s")), 3000);
+    install((value) => {
+      clearTimeout(timer);
+      resolve(value);
+    });
+  });
+}
+
+/** Collects a view's messages; `next()` waits at most 3 s for one. */
+function inbox(signaling: Signaling): { next(): Promise<SignalingMessage> } {
+  const queue: SignalingMessage[] = [];
+  let wake: (() => void) | undefined;
+  signaling.onmessage = (message) => {
+    queue.push(message);
+    wake?.();
+  };
+  return {
+    async next() {
+      if (queue.length === 0) await once<void>((callback) => (wake = callback));
+      return queue.shift()!;
+    },
+  };
+}
+
+async function withServer(
+  fn: (server: LocalSignaling, url: string) => Promise<void>,
+  vars?: Record<string, string>,
+): Promise<void> {
+  const server = await startLocalSignaling({ vars });
+  try {
+    await fn(server, `${server.url}/v1/rooms/${createRoomId()}`);
+  } finally {
+    await server.close();
+  }
+}
+
+function joinHost(
+  url: string,
+  options: { reconnect?: { minDelay: number; maxDelay: number } } = {},
+) {
+  return SignalingRoom.join(url, {
+    role: "host",
+    key: HOST_KEY,
+    guestVerifier: GUEST_VERIFIER,
+    ...options,
+  });
+}
+
+Deno.test("SignalingRoom and WebSocketSignaling relay messages both ways, kept until start()", async () => {
+  await withServer(async (_server, url) => {
+    const host = await joinHost(url);
+    assert.equal(host.peer, "host");
+    assert.deepEqual(host.peers, []);
+    const joined = once<string>((callback) => (host.onpeerjoin = callback));
+    const guest = await WebSocketSignaling.connect(url, { key: GUEST_KEY });
+    const guestId = await joined;
+    assert.equal(guest.room.peer, guestId);
+    assert.deepEqual(host.peers, [guestId]);
+    await guest.send({ type: "offer", sdp: "v=0" });
+    await guest.send({ type: "candidate", candidate: "a" });
+    await new Promise((resolve) => setTimeout(resolve, 100)); // both arrive before start()
+    const view = host.signaling(guestId);
+    assert.equal(host.signaling(guestId), view);
+    const fromGuest = inbox(view);
+    await view.start!();
+    assert.deepEqual(await fromGuest.next(), { type: "offer", sdp: "v=0" });
+    assert.deepEqual(await fromGuest.next(), { type: "candidate", candidate: "a" });
+    const fromHost = inbox(guest);
+    await guest.start();
+    await view.send({ type: "answer", sdp: "v=0" });
+    assert.deepEqual(await fromHost.next(), { type: "answer", sdp: "v=0" });
+    const left = once<string>((callback) => (host.onpeerleave = callback));
+    const viewClosed = once((callback) => (view.onclose = callback));
+    await guest.close();
+    assert.equal(await left, guestId);
+    await viewClosed;
+    assert.deepEqual(host.peers, []);
+    assert.throws(() => host.signaling(guestId), /not in the room: wait for onpeerjoin$/);
+    await host.close();
+  });
+});
+
+Deno.test("WebSocketSignaling closes once when the host leaves", async () => {
+  await withServer(async (_server, url) => {
+    const host = await joinHost(url);
+    const guest = await WebSocketSignaling.connect(url, { key: GUEST_KEY });
+    let closes = 0;
+    const closed = once((callback) =>
+      guest.onclose = () => {
+        closes++;
+        callback();
+      }
+    );
+    await host.close();
+    await closed;
+    await guest.close();
+    assert.equal(closes, 1);
+    await assert.rejects(guest.send({ type: "offer" }), /is closed$/);
+  });
+});
+
+Deno.test("WebSocketSignaling.connect waits for the host, within hostTimeout", async () => {
+  await withServer(async (_server, url) => {
+    const first = await joinHost(url);
+    await first.close(); // the room is set up, the host is away
+    await assert.rejects(
+      WebSocketSignaling.connect(url, { key: GUEST_KEY, hostTimeout: 100 }),
+      (error: unknown) => error instanceof SignalingRoomError && error.code === "host_absent",
+    );
+    const connecting = WebSocketSignaling.connect(url, { key: GUEST_KEY, hostTimeout: 3000 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const host = await joinHost(url);
+    const guest = await connecting;
+    assert.deepEqual(host.peers, [guest.room.peer]);
+    await guest.close();
+    await host.close();
+  });
+});
+
+Deno.test("SignalingRoom.join says why the room refused", async () => {
+  await withServer(async (_server, url) => {
+    const refused = (code: string) => (error: unknown) => {
+      assert.ok(error instanceof SignalingRoomError);
+      assert.equal(error.code, code);
+      assert.match(error.message, /^Cannot join room as .*: [A-Z].*[^.]$/);
+      return true;
+    };
+    await assert.rejects(
+      SignalingRoom.join(url, { role: "guest", key: GUEST_KEY }),
+      refused("room_not_found"),
+    );
+    const host = await joinHost(url);
+    await assert.rejects(
+      SignalingRoom.join(url, { role: "guest", key: createRoomKey() }),
+      refused("key_refused"),
+    );
+    await assert.rejects(
+      SignalingRoom.join(url, { role: "host", key: GUEST_KEY, guestVerifier: GUEST_VERIFIER }),
+      refused("key_refused"),
+    );
+    const guest = await SignalingRoom.join(url, { role: "guest", key: GUEST_KEY });
+    await assert.rejects(
+      SignalingRoom.join(url, { role: "guest", key: GUEST_KEY }),
+      refused("room_full"),
+    );
+    await guest.close();
+    await host.close();
+  }, { MAX_GUESTS: "1" });
+});
+
+Deno.test("SignalingRoom.join checks its arguments before connecting", async () => {
+  const url = `ws://127.0.0.1:9/v1/rooms/${createRoomId()}`;
+  const cases: [Parameters<typeof SignalingRoom.join>, RegExp][] = [
+    [["ftp://127.0.0.1/", { role: "guest", key: GUEST_KEY }], /URL must start with/],
+    [[url, { role: "admin" as "host", key: GUEST_KEY }], /role must be/],
+    [[url, { role: "guest", key: "short" }], /16 to 128 base64url/],
+    [[url, { role: "host", key: HOST_KEY }], /without a guest verifier/],
+    [[url, { role: "guest", key: GUEST_KEY, guestVerifier: GUEST_VERIFIER }], /only the host/],
+    [[url, { role: "guest", key: GUEST_KEY, timeout: 0 }], /'timeout' must be a positive/],
+  ];
+  for (const [args, message] of cases) {
+    await assert.rejects(SignalingRoom.join(...args), message);
+  }
+  const aborted = AbortSignal.abort(new Error("stop"));
+  await assert.rejects(
+    SignalingRoom.join(url, { role: "guest", key: GUEST_KEY, signal: aborted }),
+    /stop/,
+  );
+});
+
+Deno.test("SignalingRoom.join reports an unreachable server", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close(); // nothing listens there now
+  await assert.rejects(
+    SignalingRoom.join(`ws://127.0.0.1:${port}/v1/rooms/${createRoomId()}`, {
+      role: "guest",
+      key: GUEST_KEY,
+    }),
+    (error: unknown) => error instanceof SignalingRoomError && error.code === "unreachable",
+  );
+});
+
+Deno.test("SignalingRoom host replaced by a newer one closes for good", async () => {
+  await withServer(async (_server, url) => {
+    const first = await joinHost(url, { reconnect: { minDelay: 10, maxDelay: 20 } });
+    const closed = once<SignalingRoomError | undefined>((callback) => (first.onclose = callback));
+    const second = await joinHost(url);
+    const error = await closed;
+    assert.equal(error?.code, "host_replaced");
+    await new Promise((resolve) => setTimeout(resolve, 100)); // no reconnect would replace it back
+    const guest = await WebSocketSignaling.connect(url, { key: GUEST_KEY });
+    assert.deepEqual(second.peers, [guest.room.peer]);
+    await guest.close();
+    await Promise.all([first.close(), second.close()]);
+  });
+});
+
+Deno.test("SignalingRoom reconnects after a drop and pairs a new guest", async () => {
+  await withServer(async (server, url) => {
+    const host = await joinHost(url, { reconnect: { minDelay: 10, maxDelay: 50 } });
+    const guest = await WebSocketSignaling.connect(url, { key: GUEST_KEY });
+    const guestClosed = once((callback) => (guest.onclose = callback));
+    const dropped = once<Error>((callback) => (host.onerror = callback));
+    const left = once<string>((callback) => (host.onpeerleave = callback));
+    const roomName = new URL(url).pathname.split("/").at(-1)!;
+    await server.miniflare.unsafeEvictDurableObject("mcp-webrtc-signal", "Room", {
+      name: roomName,
+      webSockets: "close",
+    });
+    assert.ok(await dropped instanceof SignalingRoomError);
+    assert.equal(await left, guest.room.peer);
+    await guestClosed;
+    const joined: string[] = [];
+    host.onpeerjoin = (peer) => joined.push(peer);
+    const deadline = Date.now() + 3000;
+    let again: WebSocketSignaling | undefined;
+    while (!again && Date.now() < deadline) {
+      again = await WebSocketSignaling.connect(url, { key: GUEST_KEY, hostTimeout: 500 })
+        .catch(() => undefined);
+    }
+    assert.ok(again, "Expected the host back within 3 s");
+    while (!joined.includes(again.room.peer!) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const view = host.signaling(again.room.peer!);
+    const fromGuest = inbox(view);
+    await view.start!();
+    await again.send({ type: "offer" });
+    assert.deepEqual(await fromGuest.next(), { type: "offer" });
+    await again.close();
+    await guest.close();
+    await host.close();
+  });
+});
+
+Deno.test("SignalingRoom pairs with the room hibernating between every step", async () => {
+  await withServer(async (server, url) => {
+    const roomName = new URL(url).pathname.split("/").at(-1)!;
+    const hibernate = () =>
+      server.miniflare.unsafeEvictDurableObject("mcp-webrtc-signal", "Room", {
+        name: roomName,
+        webSockets: "hibernate",
+      });
+    const host = await joinHost(url);
+    await hibernate();
+    const joined = once<string>((callback) => (host.onpeerjoin = callback));
+    const guest = await WebSocketSignaling.connect(url, { key: GUEST_KEY });
+    const view = host.signaling(await joined);
+    const fromGuest = inbox(view);
+    const fromHost = inbox(guest);
+    await Promise.all([view.start!(), guest.start()]);
+    await hibernate();
+    await guest.send({ type: "offer" });
+    assert.deepEqual(await fromGuest.next(), { type: "offer" });
+    await hibernate();
+    await view.send({ type: "answer" });
+    assert.deepEqual(await fromHost.next(), { type: "answer" });
+    await hibernate();
+    const viewClosed = once((callback) => (view.onclose = callback));
+    await guest.close();
+    await viewClosed;
+    await host.close();
+  });
+});
+
+Deno.test("Signaling views reject what the room would drop, and sends after close", async () => {
+  await withServer(async (_server, url) => {
+    const host = await joinHost(url);
+    const guest = await WebSocketSignaling.connect(url, { key: GUEST_KEY });
+    await assert.rejects(
+      guest.send({ type: "offer", sdp: "x".repeat(70_000) }),
+      (error: unknown) =>
+        error instanceof RangeError && /the room relays at most 65536$/.test(error.message),
+    );
+    await assert.rejects(
+      guest.send({ sdp: "x" } as unknown as SignalingMessage),
+      /must be an object with a string type$/,
+    );
+    await guest.close();
+    await assert.rejects(guest.send({ type: "offer" }), /is closed$/);
+    await host.close();
+  });
+});
+
+Deno.test("SignalingRoom closes when its signal aborts", async () => {
+  await withServer(async (_server, url) => {
+    const controller = new AbortController();
+    const host = await SignalingRoom.join(url, {
+      role: "host",
+      key: HOST_KEY,
+      guestVerifier: GUEST_VERIFIER,
+      signal: controller.signal,
+    });
+    const closed = once<SignalingRoomError | undefined>((callback) => (host.onclose = callback));
+    controller.abort();
+    assert.equal(await closed, undefined);
+    await host.close();
+  });
+});
+
+/** A stand-in room on 127.0.0.1 that welcomes, never answers pings, and echoes errors. */
+function fakeRoom(onFrame: (socket: WebSocket, frame: Record<string, unknown>) => void) {
+  const sockets: WebSocket[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    const { socket, response } = Deno.upgradeWebSocket(request, { protocol: "mcp-webrtc.v1" });
+    sockets.push(socket);
+    socket.onopen = () =>
+      socket.send(JSON.stringify({ type: "welcome", peer: "host", role: "host", peers: ["a"] }));
+    socket.onmessage = (event) => event.data !== "ping" && onFrame(socket, JSON.parse(event.data));
+    return response;
+  });
+  return {
+    url: `ws://127.0.0.1:${server.addr.port}/v1/rooms/${createRoomId()}`,
+    sockets,
+    async close() {
+      for (const socket of sockets) if (socket.readyState < WebSocket.CLOSING) socket.close();
+      await server.shutdown();
+    },
+  };
+}
+
+Deno.test("SignalingRoom routes an error frame to the view that sent the frame", async () => {
+  const fake = fakeRoom((socket, frame) =>
+    socket.send(JSON.stringify({
+      type: "error",
+      code: "unknown_peer",
+      message: "That peer is not in the room: wait for its join frame",
+      ref: frame.id,
+    }))
+  );
+  try {
+    const room = await SignalingRoom.join(fake.url, {
+      role: "host",
+      key: HOST_KEY,
+      guestVerifier: GUEST_VERIFIER,
+    });
+    const view = room.signaling("a");
+    const error = once<Error>((callback) => (view.onerror = callback));
+    await view.send({ type: "offer" });
+    assert.match((await error).message, /^Signalling room refused a frame: That peer/);
+    await room.close();
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("SignalingRoom notices a room that stopped answering pings and reconnects", async () => {
+  const fake = fakeRoom(() => {});
+  try {
+    const room = await SignalingRoom.join(fake.url, {
+      role: "host",
+      key: HOST_KEY,
+      guestVerifier: GUEST_VERIFIER,
+      pingInterval: 30,
+      reconnect: { minDelay: 10, maxDelay: 20 },
+    });
+    const lost = await once<Error>((callback) => (room.onerror = callback));
+    assert.ok(lost instanceof SignalingRoomError && lost.code === "connection_lost");
+    const back = await once<string>((callback) => (room.onpeerjoin = callback));
+    assert.equal(back, "a");
+    assert.equal(fake.sockets.length, 2);
+    await room.close();
+  } finally {
+    await fake.close();
+  }
+});
