@@ -172,8 +172,10 @@ if (import.meta.main) {
   console.log(
     `Signalling server listening on ${server.url} (rooms at ${server.url}/v1/rooms/<id>)`,
   );
-  Deno.addSignalListener("SIGINT", async () => {
+  const stop = async () => {
     await server.close();
     Deno.exit(0);
-  });
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
 }

@@ -261,7 +261,14 @@ Deno.test("SignalingRoom pairs with the room hibernating between every step", as
         name: roomName,
         webSockets: "hibernate",
       });
-    const host = await joinHost(url);
+    const host = await SignalingRoom.join(url, {
+      role: "host",
+      key: HOST_KEY,
+      guestVerifier: GUEST_VERIFIER,
+      pingInterval: 100, // the room's auto-response must answer, hibernating or not
+    });
+    const errors: Error[] = [];
+    host.onerror = (error) => errors.push(error);
     await hibernate();
     const joined = once<string>((callback) => (host.onpeerjoin = callback));
     const guest = await WebSocketSignaling.connect(url, { key: GUEST_KEY });
@@ -276,6 +283,9 @@ Deno.test("SignalingRoom pairs with the room hibernating between every step", as
     await view.send({ type: "answer" });
     assert.deepEqual(await fromHost.next(), { type: "answer" });
     await hibernate();
+    await new Promise((resolve) => setTimeout(resolve, 400)); // a few pings
+    assert.deepEqual(errors, []);
+    assert.equal(host.peer, "host");
     const viewClosed = once((callback) => (view.onclose = callback));
     await guest.close();
     await viewClosed;

@@ -41,18 +41,6 @@ export const DEFAULTS = {
   RATE_BURST: 200,
 } as const;
 
-/** Close codes the room sends; 4000 + the matching HTTP status. */
-export const CLOSE = {
-  /** The key does not match the room's verifier (403). */
-  KEY_REFUSED: 4403,
-  /** A guest came to a room no host has set up, or it expired (404). */
-  ROOM_NOT_FOUND: 4404,
-  /** The room is full, or this host was replaced by a newer one (409). */
-  CONFLICT: 4409,
-  /** The socket sent frames faster than the rate limit (429). */
-  RATE_LIMITED: 4429,
-} as const;
-
 /**
  * Every error frame code, with the sentence the room sends: what was wrong
  * and what to do. The first four also close the socket (see {@linkcode CLOSE}).
@@ -78,6 +66,23 @@ export const ERRORS = {
 
 /** The code of an error frame. */
 export type ErrorCode = keyof typeof ERRORS;
+
+/**
+ * The close code that follows an error frame, for the errors that end a
+ * socket: 4000 + the matching HTTP status.
+ */
+export const CLOSE = {
+  /** The key does not match the room's verifier (403). */
+  key_refused: 4403,
+  /** A guest came to a room no host has set up, or it expired (404). */
+  room_not_found: 4404,
+  /** The room already has as many guests as it allows (409). */
+  room_full: 4409,
+  /** A newer host connection took over the room (409). */
+  host_replaced: 4409,
+  /** The socket sent frames faster than the rate limit (429). */
+  rate_limited: 4429,
+} as const;
 
 /** A frame a client may send, once checked: where it goes, and what. */
 export interface SignalFrame {

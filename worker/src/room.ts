@@ -97,7 +97,7 @@ export class Room extends DurableObject<Env> {
     for (const old of this.#live("host").filter(() => peer === HOST)) {
       sendError(old.ws, "host_replaced");
       this.#leave(old.ws, old.me);
-      old.ws.close(CLOSE.CONFLICT, "host_replaced");
+      old.ws.close(CLOSE.host_replaced, "host_replaced");
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server, [peer]);
@@ -129,7 +129,7 @@ export class Room extends DurableObject<Env> {
     if (tokens < 0) {
       sendError(ws, "rate_limited");
       this.#leave(ws, me);
-      ws.close(CLOSE.RATE_LIMITED, "rate_limited");
+      ws.close(CLOSE.rate_limited, "rate_limited");
       return;
     }
     ws.serializeAttachment({ ...me, tokens, at: now });
@@ -221,13 +221,7 @@ function readAttachment(ws: WebSocket): Attachment | null {
 }
 
 function sendError(ws: WebSocket, code: ErrorCode, ref?: string | number): void {
-  const frame = {
-    type: "error",
-    code,
-    message: ERRORS[code],
-    ...(ref === undefined ? {} : { ref }),
-  };
-  ws.send(JSON.stringify(frame));
+  ws.send(JSON.stringify({ type: "error", code, message: ERRORS[code], ref }));
 }
 
 /** Accepts, sends one error frame and closes: the only refusal a browser can read. */
@@ -235,14 +229,7 @@ function refuse(credentials: Credentials, code: "key_refused" | "room_not_found"
   const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
   server.accept();
   sendError(server, code);
-  server.close(
-    code === "key_refused"
-      ? CLOSE.KEY_REFUSED
-      : code === "room_full"
-      ? CLOSE.CONFLICT
-      : CLOSE.ROOM_NOT_FOUND,
-    code,
-  );
+  server.close(CLOSE[code], code);
   return upgrade(client, credentials);
 }
 
