@@ -12,3 +12,5 @@ export * from "./src/webrtc_transport.ts";
 export * from "./src/webrtc_client_transport.ts";
 export * from "./src/webrtc_server_transport.ts";
 export * from "./src/constants.ts";
+export * from "./src/ticket.ts";
+export * from "./src/signaling/authenticated_signaling.ts";

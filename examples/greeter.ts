@@ -8,6 +8,7 @@
  * @module
  */
 import { Client } from "@modelcontextprotocol/sdk/client";
+// @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { MemorySignaling, WebRTCClientTransport, WebRTCServerTransport } from "../mod.ts";

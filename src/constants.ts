@@ -67,14 +67,14 @@ export const DEFAULT_CONNECT_TIMEOUT = 15_000;
  * has sent nothing else. libdatachannel notices a vanished peer only after
  * 14–29 s; keepalives let us notice within {@linkcode DEFAULT_IDLE_TIMEOUT}.
  */
-export const DEFAULT_KEEPALIVE_INTERVAL = 2_000;
+export const DEFAULT_KEEPALIVE_INTERVAL = 1_000;
 
 /**
  * A peer that has sent nothing (not even a keepalive) for this long is taken as
- * gone and the transport closes. Five missed keepalives: long enough for a busy
- * event loop, short enough to notice a killed process within 15 s.
+ * gone and the transport closes. Eight missed keepalives: long enough for a busy
+ * event loop, short enough to notice a killed process within 10 s.
  */
-export const DEFAULT_IDLE_TIMEOUT = 10_000;
+export const DEFAULT_IDLE_TIMEOUT = 8_000;
 
 /**
  * How long `close()` waits for queued frames to leave before closing the

@@ -50,12 +50,13 @@ export interface DataChannelTransportOptions {
    */
   maxReceiveSize?: number;
   /**
-   * The largest frame the peer accepts (its SCTP max message size), in bytes.
-   * Frames are never larger than 256 KiB whatever this says.
+   * The largest frame the peer accepts (its SCTP max message size), in bytes,
+   * or a function read once the channel is open (the size is negotiated with
+   * the connection). Frames are never larger than 256 KiB whatever this says.
    *
    * @default {65536}
    */
-  maxMessageSize?: number;
+  maxMessageSize?: number | (() => number);
   /**
    * Whether to send keepalives from the start. Set it only when the peer is
    * known to speak this module's framing; otherwise keepalives start once the
@@ -68,14 +69,14 @@ export interface DataChannelTransportOptions {
    * Milliseconds between keepalives while nothing else is sent; `0` turns
    * keepalives and idle detection off.
    *
-   * @default {2000}
+   * @default {1000}
    */
   keepaliveInterval?: number;
   /**
    * Milliseconds without any frame from a keepalive-speaking peer after which
    * it is taken as gone and the transport closes.
    *
-   * @default {10000}
+   * @default {8000}
    */
   idleTimeout?: number;
 }
@@ -114,7 +115,8 @@ export interface DataChannelTransportOptions {
 export class DataChannelTransport implements Transport {
   readonly #channel: DataChannelLike;
   readonly #decoder: FrameDecoder;
-  readonly #frameSize: number;
+  readonly #maxMessageSize: number | (() => number);
+  #frameSize = FALLBACK_MAX_MESSAGE_SIZE;
   readonly #keepaliveInterval: number;
   readonly #idleTimeout: number;
   #keepalive: boolean;
@@ -147,19 +149,20 @@ export class DataChannelTransport implements Transport {
       keepaliveInterval = DEFAULT_KEEPALIVE_INTERVAL,
       idleTimeout = DEFAULT_IDLE_TIMEOUT,
     } = options;
-    requireInteger("maxMessageSize", maxMessageSize, 2);
+    if (typeof maxMessageSize === "number") requireInteger("maxMessageSize", maxMessageSize, 2);
     requireInteger("keepaliveInterval", keepaliveInterval, 0);
     requireInteger("idleTimeout", idleTimeout, 1);
     this.#channel = channel;
     this.#decoder = new FrameDecoder(maxReceiveSize);
-    this.#frameSize = Math.min(maxMessageSize, MAX_FRAME_SIZE);
+    this.#maxMessageSize = maxMessageSize;
     this.#keepalive = keepalive && keepaliveInterval > 0;
     this.#keepaliveInterval = keepaliveInterval;
     this.#idleTimeout = idleTimeout;
   }
 
   /**
-   * Starts receiving; resolves when the channel is open.
+   * Starts receiving at once (frames that arrive while the channel opens are
+   * kept); resolves when the channel is open.
    *
    * @throws {Error} If called twice (`Client.connect()` and `Server.connect()`
    * call it for you), or if the channel closes before it opens.
@@ -194,6 +197,13 @@ export class DataChannelTransport implements Transport {
         `Cannot start transport as the data channel is not open: readyState is "${channel.readyState}"`,
       );
     }
+    const size = typeof this.#maxMessageSize === "number"
+      ? this.#maxMessageSize
+      : this.#maxMessageSize();
+    this.#frameSize = Math.min(
+      Number.isSafeInteger(size) && size >= 2 ? size : FALLBACK_MAX_MESSAGE_SIZE,
+      MAX_FRAME_SIZE,
+    );
     this.#lastReceived = this.#lastSent = Date.now();
     if (this.#keepaliveInterval > 0) {
       this.#timer = setInterval(this.#tick, Math.min(this.#keepaliveInterval, this.#idleTimeout));

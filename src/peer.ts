@@ -64,13 +64,16 @@ export interface PeerOptions {
   connectTimeout: number;
   /** Whether the connect timeout starts only when the first signalling message arrives. */
   waitForOffer: boolean;
+  /**
+   * Called synchronously when the `mcp` channel exists (before it opens), so
+   * the caller can listen before any frame can arrive.
+   */
+  onchannel?: (channel: DataChannelLike, peerSpeaksFraming: boolean) => void;
 }
 
 /** What a completed connection yields. */
 export interface Connected {
   channel: DataChannelLike;
-  /** The smaller of both sides' SCTP max message sizes. */
-  maxMessageSize: number;
   /** Whether the other side announced this module's framing. */
   peerSpeaksFraming: boolean;
 }
@@ -115,6 +118,7 @@ export class Peer {
   #fail?: (error: Error) => void;
   #timer?: ReturnType<typeof setTimeout>;
   #heardFromPeer = false;
+  #released: Promise<unknown>[] = [];
 
   /** Called once when the connection is gone (after `connect()` resolved). */
   onclose?: (error?: Error) => void;
@@ -137,22 +141,24 @@ export class Peer {
     if (this.#closed) throw new WebRTCTransportError("Cannot connect as the transport was closed");
     const pc = new Ctor({ iceServers: options.iceServers, ...options.rtcConfiguration });
     this.#pc = pc;
+    this.#released.push(
+      released(pc, "connectionstatechange", () => pc.connectionState === "closed"),
+    );
     const signaling = options.signaling;
 
     const opened = new Promise<Connected>((resolve, reject) => {
       this.#fail = reject;
       const onChannel = (channel: DataChannelLike) => {
         this.#channel = channel;
+        this.#released.push(released(channel, "close", () => true));
+        const peerSpeaksFraming = !options.initiator &&
+          (channel as { protocol?: string }).protocol === CHANNEL_PROTOCOL;
+        options.onchannel?.(channel, peerSpeaksFraming);
         const open = () => {
           channel.removeEventListener("open", open);
           this.#connected = true;
           clearTimeout(this.#timer);
-          resolve({
-            channel,
-            maxMessageSize: readMaxMessageSize(pc),
-            peerSpeaksFraming: !options.initiator &&
-              (channel as { protocol?: string }).protocol === CHANNEL_PROTOCOL,
-          });
+          resolve({ channel, peerSpeaksFraming });
         };
         if (channel.readyState === "open") open();
         else channel.addEventListener("open", open);
@@ -223,7 +229,7 @@ export class Peer {
         await pc.setLocalDescription(offer);
         await signaling.send({
           type: "offer",
-          sdp: pc.localDescription?.sdp ?? offer.sdp ?? "",
+          sdp: offer.sdp ?? pc.localDescription?.sdp ?? "",
         });
       }
     } catch (cause) {
@@ -258,12 +264,31 @@ export class Peer {
     } catch {
       // Already closed.
     }
+    const pc = this.#pc;
     try {
-      this.#pc?.close();
+      pc?.close();
     } catch {
       // Already closed.
     }
-    return bye;
+    return Promise.all([bye, this.#settled()]).then(() => {});
+  }
+
+  /**
+   * Resolves once the connection and its channel have dispatched their
+   * `closed` events (at most 1 s): node-datachannel releases its callbacks
+   * into JavaScript only then, and an isolate or process that ends before
+   * may crash.
+   */
+  #settled(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    return Promise.race([
+      Promise.all(this.#released),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, 1_000))),
+    ]).then(() => {
+      clearTimeout(timer);
+      // Let the native side finish the callback that dispatched the event.
+      return new Promise<void>((resolve) => setTimeout(resolve, 0));
+    });
   }
 
   #armTimeout(): void {
@@ -359,7 +384,7 @@ export class Peer {
             });
             const answer = await pc.createAnswer();
             await pc.setLocalDescription(answer);
-            this.#signal({ type: "answer", sdp: pc.localDescription?.sdp ?? answer.sdp ?? "" });
+            this.#signal({ type: "answer", sdp: answer.sdp ?? pc.localDescription?.sdp ?? "" });
           } else {
             await pc.setRemoteDescription({ type: "answer", sdp });
           }
@@ -436,6 +461,19 @@ export class Peer {
   }
 }
 
+/** Resolves on the first `type` event after which `done()` holds. */
+function released(
+  target: { addEventListener(type: string, listener: () => void): void },
+  type: string,
+  done: () => boolean,
+): Promise<void> {
+  return new Promise((resolve) => {
+    target.addEventListener(type, () => {
+      if (done()) resolve();
+    });
+  });
+}
+
 function parseCandidate(value: unknown): IceCandidateInit {
   const c = value as IceCandidateInit | null;
   if (
@@ -455,7 +493,8 @@ function parseCandidate(value: unknown): IceCandidateInit {
   };
 }
 
-function readMaxMessageSize(pc: PeerConnectionLike): number {
+/** The negotiated SCTP max message size of a connected peer connection. */
+export function readMaxMessageSize(pc: PeerConnectionLike): number {
   const size = pc.sctp?.maxMessageSize ??
     (pc as { ext_maxMessageSize?: number }).ext_maxMessageSize;
   return typeof size === "number" && size > 0 && Number.isFinite(size)

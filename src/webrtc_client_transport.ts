@@ -9,6 +9,7 @@ import { WebRTCTransport, type WebRTCTransportOptions } from "./webrtc_transport
  * @example Connect a Client to a server over WebRTC on this machine
  * ```ts
  * import { Client } from "@modelcontextprotocol/sdk/client";
+ * // @ts-types="@modelcontextprotocol/sdk/server/mcp"
  * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
  * import { MemorySignaling, WebRTCClientTransport, WebRTCServerTransport } from "@mcp/webrtc";
  * import assert from "node:assert/strict";

@@ -12,6 +12,7 @@ import { WebRTCTransport, type WebRTCTransportOptions } from "./webrtc_transport
  *
  * @example Serve one client
  * ```ts
+ * // @ts-types="@modelcontextprotocol/sdk/server/mcp"
  * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
  * import { MemorySignaling, WebRTCServerTransport } from "@mcp/webrtc";
  * import assert from "node:assert/strict";

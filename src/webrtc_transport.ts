@@ -8,7 +8,12 @@ import {
 } from "./constants.ts";
 import { DataChannelTransport } from "./data_channel_transport.ts";
 import { WebRTCTransportError } from "./errors.ts";
-import { type IceServer, Peer, type PeerConnectionConstructor } from "./peer.ts";
+import {
+  type IceServer,
+  Peer,
+  type PeerConnectionConstructor,
+  readMaxMessageSize,
+} from "./peer.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 
 export type { IceServer, PeerConnectionConstructor, PeerConnectionLike } from "./peer.ts";
@@ -74,13 +79,13 @@ export interface WebRTCTransportOptions {
   /**
    * Milliseconds between keepalives; `0` turns keepalives off.
    *
-   * @default {2000}
+   * @default {1000}
    */
   keepaliveInterval?: number;
   /**
    * Milliseconds of silence from the peer after which it is taken as gone.
    *
-   * @default {10000}
+   * @default {8000}
    */
   idleTimeout?: number;
 }
@@ -221,6 +226,8 @@ export class WebRTCTransport implements Transport {
 
   async #connect(): Promise<DataChannelTransport> {
     const options = this.#options;
+    let inner: DataChannelTransport | undefined;
+    let started: Promise<void> | undefined;
     const peer = new Peer({
       signaling: options.signaling,
       initiator: this.#initiator,
@@ -229,27 +236,35 @@ export class WebRTCTransport implements Transport {
       RTCPeerConnection: options.RTCPeerConnection,
       connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
       waitForOffer: !this.#initiator && !this.#awaitConnection,
+      onchannel: (channel, peerSpeaksFraming) => {
+        // Listen before the channel opens, so no early frame is lost.
+        inner = new DataChannelTransport(channel, {
+          maxMessageSize: () => readMaxMessageSize(peer.connection!),
+          maxReceiveSize: options.maxReceiveSize ?? DEFAULT_MAX_RECEIVE_SIZE,
+          keepalive: peerSpeaksFraming,
+          keepaliveInterval: options.keepaliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL,
+          idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
+        });
+        inner.onmessage = (message) => this.onmessage?.(message);
+        inner.onerror = (error) => this.onerror?.(error);
+        started = inner.start();
+        started.catch(() => {});
+      },
     });
     this.#peer = peer;
     peer.onerror = (error) => this.onerror?.(error);
     peer.onclose = () => this.close();
-    const { channel, maxMessageSize, peerSpeaksFraming } = await peer.connect();
-    const inner = new DataChannelTransport(channel, {
-      maxMessageSize,
-      maxReceiveSize: options.maxReceiveSize ?? DEFAULT_MAX_RECEIVE_SIZE,
-      keepalive: peerSpeaksFraming,
-      keepaliveInterval: options.keepaliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL,
-      idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
-    });
-    inner.onmessage = (message) => this.onmessage?.(message);
-    inner.onerror = (error) => this.onerror?.(error);
+    await peer.connect();
+    if (!inner || !started) {
+      throw new WebRTCTransportError("Cannot connect as no data channel was created");
+    }
+    await started;
     inner.onclose = () => this.close();
     this.#inner = inner;
     if (this.#closed) {
       await inner.close();
       throw new WebRTCTransportError("Cannot connect as the transport was closed");
     }
-    await inner.start();
     return inner;
   }
 }

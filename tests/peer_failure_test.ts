@@ -1,0 +1,173 @@
+import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client";
+import {
+  ConnectError,
+  FrameError,
+  MemorySignaling,
+  type Signaling,
+  type SignalingMessage,
+  WebRTCClientTransport,
+  WebRTCServerTransport,
+} from "../mod.ts";
+import { Peer } from "../src/peer.ts";
+import { createTestServer, LOCAL, until } from "./_helpers.ts";
+import { StreamSignaling } from "./_stdio_signaling.ts";
+
+Deno.test("WebRTCClientTransport notices a killed server process within 15 s and fires onclose", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./_child_server.ts", import.meta.url).pathname],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  try {
+    const signaling = new StreamSignaling(child.stdout, child.stdin);
+    const transport = new WebRTCClientTransport({ signaling, ...LOCAL, connectTimeout: 20_000 });
+    const client = new Client({ name: "c", version: "1" });
+    let closedAt = 0;
+    await client.connect(transport);
+    client.onclose = () => (closedAt = Date.now());
+    const { tools } = await client.listTools();
+    assert.ok(tools.length > 0);
+    // Stop the signalling too, so only the data channel's liveness can tell.
+    const killedAt = Date.now();
+    child.kill("SIGKILL");
+    await until(() => closedAt > 0, 15_000, "client closed after the server was killed");
+    assert.ok(closedAt - killedAt < 15_000);
+    await assert.rejects(() => client.listTools(), /Not connected|closed/i);
+    await client.close();
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await child.status;
+  }
+});
+
+Deno.test("WebRTCClientTransport fails at the signalling stage when nobody answers", async () => {
+  const [a] = await MemorySignaling.createMemorySignalingPair();
+  const transport = new WebRTCClientTransport({ signaling: a, ...LOCAL, connectTimeout: 500 });
+  let closed = 0;
+  transport.onclose = () => closed++;
+  const started = Date.now();
+  const error = await transport.start().then(() => undefined, (error) => error);
+  assert.ok(error instanceof ConnectError, String(error));
+  assert.equal(error.stage, "signaling");
+  assert.match(error.message, /within 500 ms: no answer came from the other peer/);
+  assert.ok(Date.now() - started < 2_000);
+  assert.equal(closed, 1);
+});
+
+/** Drops ICE candidates in both directions: the peers never find a path. */
+function withoutCandidates(inner: Signaling): Signaling {
+  const wrapper: Signaling = {
+    start: () => inner.start?.() ?? Promise.resolve(),
+    send: (message) => message.type === "candidate" ? Promise.resolve() : inner.send(message),
+    close: () => inner.close(),
+  };
+  inner.onmessage = (message: SignalingMessage) => {
+    if (message.type !== "candidate") wrapper.onmessage?.(message);
+  };
+  inner.onclose = () => wrapper.onclose?.();
+  return wrapper;
+}
+
+Deno.test("WebRTC transports fail at the ICE stage when no path exists, with advice", async () => {
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const server = new WebRTCServerTransport({
+    signaling: withoutCandidates(b),
+    ...LOCAL,
+    connectTimeout: 1_000,
+  });
+  const serverErrors: Error[] = [];
+  server.onerror = (error) => serverErrors.push(error);
+  await server.start();
+  const client = new WebRTCClientTransport({
+    signaling: withoutCandidates(a),
+    ...LOCAL,
+    connectTimeout: 1_000,
+  });
+  const error = await client.start().then(() => undefined, (error) => error);
+  assert.ok(error instanceof ConnectError, String(error));
+  assert.equal(error.stage, "ice");
+  assert.match(error.message, /configure a TURN server/);
+  await until(() => serverErrors.length > 0, 3_000);
+  await server.close();
+});
+
+Deno.test("WebRTCServerTransport reports malformed frames from a raw peer and keeps serving", async () => {
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const serverTransport = new WebRTCServerTransport({ signaling: b, ...LOCAL });
+  const errors: Error[] = [];
+  const server = createTestServer();
+  await server.connect(serverTransport);
+  serverTransport.onerror = (error) => errors.push(error);
+
+  // A raw peer that speaks the channel but not (at first) MCP.
+  const peer = new Peer({
+    signaling: a,
+    initiator: true,
+    ...LOCAL,
+    connectTimeout: 5_000,
+    waitForOffer: false,
+  });
+  const { channel } = await peer.connect();
+  const replies: string[] = [];
+  channel.addEventListener("message", (event) => {
+    // Keepalives (binary) come too: the raw peer announced this module's framing.
+    const data = (event as MessageEvent).data;
+    if (typeof data === "string") replies.push(data);
+  });
+  channel.send("{not json");
+  channel.send('{"jsonrpc":"1.0","id":1}');
+  channel.send(new Uint8Array([0x42, 1, 2, 3]));
+  channel.send(
+    JSON.stringify({
+      jsonrpc: "2.0",
+      id: 7,
+      method: "initialize",
+      params: {
+        protocolVersion: "2025-06-18",
+        capabilities: {},
+        clientInfo: { name: "raw", version: "1" },
+      },
+    }),
+  );
+  await until(() => replies.length > 0, 5_000, "a reply to initialize");
+  assert.equal(JSON.parse(replies[0]).id, 7);
+  assert.equal(JSON.parse(replies[0]).result.serverInfo.name, "test-server");
+  assert.equal(errors.filter((error) => error instanceof FrameError).length, 3);
+  await peer.close();
+  await server.close();
+});
+
+Deno.test("WebRTC transports refuse malformed signalling without breaking the connection", async () => {
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const serverTransport = new WebRTCServerTransport({ signaling: b, ...LOCAL });
+  const errors: Error[] = [];
+  serverTransport.onerror = (error) => errors.push(error);
+  const server = createTestServer();
+  await server.connect(serverTransport);
+  // Junk first: it must be reported, never applied.
+  for (
+    const junk of [
+      { type: "candidate", candidate: 42 },
+      { type: "offer", sdp: 7 },
+      { type: "mystery" },
+      { type: "answer", sdp: "v=0" },
+    ]
+  ) await a.send(junk);
+  await until(() => errors.length === 4, 2_000, "four refused signalling messages");
+  assert.ok(errors.every((error) => /Refused/.test(error.message)), errors.map(String).join("\n"));
+  // Then a real client on the same signalling still connects.
+  const [c, d] = await MemorySignaling.createMemorySignalingPair();
+  a.onmessage = (message) => d.send(message).catch(() => {});
+  await a.start();
+  d.onmessage = (message) => a.send(message).catch(() => {});
+  await d.start();
+  const client = new Client({ name: "c", version: "1" });
+  await client.connect(new WebRTCClientTransport({ signaling: c, ...LOCAL }));
+  assert.ok((await client.listTools()).tools.length > 0);
+  await client.close();
+  await server.close();
+});

@@ -1,0 +1,178 @@
+import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
+// @ts-types="@modelcontextprotocol/sdk/types"
+import {
+  CreateMessageRequestSchema,
+  LoggingMessageNotificationSchema,
+} from "@modelcontextprotocol/sdk/types.js";
+import { z } from "zod";
+import { blobText, connectPair, createTestServer, until } from "./_helpers.ts";
+
+function text(result: unknown): string {
+  return ((result as CallToolResult).content[0] as { text: string }).text;
+}
+
+Deno.test("WebRTC transports carry the greeter: list tools and call one", async () => {
+  const pair = await connectPair();
+  const { tools } = await pair.client.listTools();
+  assert.deepEqual(tools.map((tool) => tool.name).sort(), ["blob", "greet"]);
+  const result = await pair.client.callTool({ name: "greet", arguments: { name: "peer" } });
+  assert.equal(text(result), "Hello, peer!");
+  await pair.close();
+});
+
+Deno.test("WebRTC transports carry a 300 kB and a 16 MiB tool result intact", async () => {
+  const pair = await connectPair();
+  for (const size of [300_000, 16 * 1024 * 1024]) {
+    const result = await pair.client.callTool({ name: "blob", arguments: { size } }, undefined, {
+      timeout: 60_000,
+    });
+    const got = text(result);
+    assert.equal(got.length, size);
+    assert.equal(got, blobText(size));
+  }
+  // The session goes on after large messages.
+  assert.equal(
+    text(await pair.client.callTool({ name: "greet", arguments: { name: "x" } })),
+    "Hello, x!",
+  );
+  await pair.close();
+});
+
+Deno.test("WebRTC transports serve 500 concurrent calls, each answered once", async () => {
+  const pair = await connectPair();
+  const results = await Promise.all(
+    Array.from(
+      { length: 500 },
+      (_, i) => pair.client.callTool({ name: "greet", arguments: { name: `n${i}` } }),
+    ),
+  );
+  assert.deepEqual(results.map(text), Array.from({ length: 500 }, (_, i) => `Hello, n${i}!`));
+  await pair.close();
+});
+
+Deno.test("WebRTC transports carry server-to-client progress, logging and sampling", async () => {
+  const server = createTestServer();
+  server.registerTool(
+    "work",
+    { description: "Reports progress, logs, and asks the client's model", inputSchema: {} },
+    async (_args, extra) => {
+      for (let step = 1; step <= 3; step++) {
+        await extra.sendNotification({
+          method: "notifications/progress",
+          params: { progressToken: extra._meta?.progressToken ?? 0, progress: step, total: 3 },
+        });
+      }
+      await server.sendLoggingMessage({ level: "info", data: "working" });
+      const reply = await server.server.createMessage({
+        messages: [{ role: "user", content: { type: "text", text: "2+2?" } }],
+        maxTokens: 10,
+      });
+      return {
+        content: [{ type: "text", text: `model said ${(reply.content as { text: string }).text}` }],
+      };
+    },
+  );
+  const client = new Client({ name: "c", version: "1" }, { capabilities: { sampling: {} } });
+  const logs: unknown[] = [];
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+    logs.push(n.params.data);
+  });
+  client.setRequestHandler(CreateMessageRequestSchema, () => ({
+    role: "assistant",
+    model: "test",
+    content: { type: "text", text: "4" },
+  }));
+  const pair = await connectPair(server, {}, client);
+  const progress: number[] = [];
+  const result = await client.callTool({ name: "work", arguments: {} }, undefined, {
+    onprogress: (p) => progress.push(p.progress),
+  });
+  assert.equal(text(result), "model said 4");
+  assert.deepEqual(progress, [1, 2, 3]);
+  await until(() => logs.length === 1);
+  assert.deepEqual(logs, ["working"]);
+  await pair.close();
+});
+
+for (const side of ["client", "server"] as const) {
+  Deno.test(`WebRTC transports: closing the ${side} fires onclose on the other side within 2 s`, async () => {
+    const pair = await connectPair();
+    let clientClosed = 0;
+    let serverClosed = 0;
+    pair.clientTransport.onclose = ((previous) => () => {
+      clientClosed++;
+      previous?.();
+    })(pair.clientTransport.onclose);
+    pair.serverTransport.onclose = ((previous) => () => {
+      serverClosed++;
+      previous?.();
+    })(pair.serverTransport.onclose);
+    const started = Date.now();
+    if (side === "client") await pair.client.close();
+    else await pair.server.close();
+    await until(() => clientClosed === 1 && serverClosed === 1, 2_000, "both sides closed");
+    assert.ok(Date.now() - started < 2_000);
+    await assert.rejects(
+      () => pair.client.callTool({ name: "greet", arguments: { name: "late" } }),
+      /closed|Not connected/i,
+    );
+    await pair.close();
+    assert.equal(clientClosed, 1, "onclose fired once on the client");
+    assert.equal(serverClosed, 1, "onclose fired once on the server");
+  });
+}
+
+Deno.test("WebRTCClientTransport.send() after close rejects clearly", async () => {
+  const pair = await connectPair();
+  await pair.clientTransport.close();
+  await assert.rejects(
+    () => pair.clientTransport.send({ jsonrpc: "2.0", id: 1, method: "ping" }),
+    /Cannot send message as the WebRTC transport is closed/,
+  );
+  await pair.close();
+});
+
+Deno.test("WebRTCClientTransport.start() twice throws with a hint about connect()", async () => {
+  const pair = await connectPair();
+  await assert.rejects(
+    () => pair.clientTransport.start(),
+    /connect\(\) calls start\(\) automatically/,
+  );
+  await pair.close();
+});
+
+Deno.test("WebRTC transports keep the session when a message exceeds the receive cap", async () => {
+  const server = createTestServer();
+  const pair = await connectPair(server, { maxReceiveSize: 100_000 });
+  const errors: Error[] = [];
+  const previous = pair.clientTransport.onerror;
+  pair.clientTransport.onerror = (error) => {
+    errors.push(error);
+    previous?.(error);
+  };
+  await assert.rejects(
+    () =>
+      pair.client.callTool({ name: "blob", arguments: { size: 200_000 } }, undefined, {
+        timeout: 1_500,
+      }),
+    /timed out/i,
+  );
+  assert.ok(errors.some((error) => error.name === "MessageSizeError"));
+  assert.equal(
+    text(await pair.client.callTool({ name: "greet", arguments: { name: "y" } })),
+    "Hello, y!",
+  );
+  await pair.close();
+});
+
+Deno.test("McpServer tools can take a schema over WebRTC", async () => {
+  const server = createTestServer();
+  server.registerTool("add", { inputSchema: { a: z.number(), b: z.number() } }, ({ a, b }) => ({
+    content: [{ type: "text", text: String(a + b) }],
+  }));
+  const pair = await connectPair(server);
+  assert.equal(text(await pair.client.callTool({ name: "add", arguments: { a: 2, b: 3 } })), "5");
+  await pair.close();
+});
