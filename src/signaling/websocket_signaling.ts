@@ -21,8 +21,21 @@ const MAX_PENDING = 1000;
 const MAX_REFS = 256;
 
 /**
+ * An event handler property. Declared through a method so that sockets whose
+ * handlers take a richer event (a DOM `MessageEvent`, a `ws` event) still fit.
+ */
+type Handler<E> = { handle(event: E): void }["handle"];
+
+/**
  * The part of the WebSocket API the room uses: the global `WebSocket` of
  * browsers, Deno and Node 22+, and the `ws` package, all fit.
+ *
+ * @example The global WebSocket fits
+ * ```ts no-assert
+ * import type { WebSocketConstructor } from "@mcp/webrtc";
+ *
+ * const constructor: WebSocketConstructor = WebSocket;
+ * ```
  */
 export interface WebSocketLike {
   /** The subprotocol the server chose. */
@@ -32,19 +45,40 @@ export interface WebSocketLike {
   /** Starts the closing handshake. */
   close(code?: number, reason?: string): void;
   /** Called once the handshake completed. */
-  onopen: ((event: never) => void) | null;
+  onopen: Handler<never> | null;
   /** Called for every frame received. */
-  onmessage: ((event: { data: unknown }) => void) | null;
+  onmessage: Handler<{ data: unknown }> | null;
   /** Called once the socket closed, or failed to open. */
-  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onclose: Handler<{ code: number; reason: string }> | null;
   /** Called before `onclose` when the socket failed. */
-  onerror: ((event: never) => void) | null;
+  onerror: Handler<never> | null;
 }
 
-/** A constructor of {@linkcode WebSocketLike} sockets, as `new WebSocket(url, protocols)`. */
+/**
+ * A constructor of {@linkcode WebSocketLike} sockets, as `new WebSocket(url, protocols)`.
+ *
+ * @example Node 20 has no global WebSocket: pass the ws package's
+ * ```ts ignore
+ * import { SignalingRoom } from "@mcp/webrtc";
+ * import WebSocket from "ws";
+ *
+ * const room = await SignalingRoom.join(url, { role: "guest", key, WebSocket });
+ * ```
+ */
 export type WebSocketConstructor = new (url: string, protocols: string[]) => WebSocketLike;
 
-/** Why a room connection failed or ended; see {@linkcode SignalingRoomError}. */
+/**
+ * Why a room connection failed or ended; see {@linkcode SignalingRoomError}.
+ *
+ * @example Stop on a final refusal
+ * ```ts
+ * import type { SignalingRoomErrorCode } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const final: SignalingRoomErrorCode[] = ["key_refused", "room_not_found", "room_full"];
+ * assert.ok(final.includes("key_refused"));
+ * ```
+ */
 export type SignalingRoomErrorCode =
   | "key_refused"
   | "room_not_found"
@@ -91,7 +125,17 @@ export class SignalingRoomError extends WebRTCTransportError {
   }
 }
 
-/** How a {@linkcode SignalingRoom} reconnects after its socket dropped. */
+/**
+ * How a {@linkcode SignalingRoom} reconnects after its socket dropped: the
+ * n-th retry waits between half and all of `min(maxDelay, minDelay * 2^(n-1))`.
+ *
+ * @example Retry quickly, ten times at most
+ * ```ts no-assert
+ * import type { ReconnectOptions } from "@mcp/webrtc";
+ *
+ * const reconnect: ReconnectOptions = { minDelay: 100, maxDelay: 5_000, maxAttempts: 10 };
+ * ```
+ */
 export interface ReconnectOptions {
   /**
    * The delay before the first retry, in ms; each next one doubles, with jitter.
@@ -113,7 +157,22 @@ export interface ReconnectOptions {
   maxAttempts?: number;
 }
 
-/** Options of {@linkcode SignalingRoom.join}. */
+/**
+ * Options of {@linkcode SignalingRoom.join}.
+ *
+ * @example The options of a host
+ * ```ts no-assert
+ * import { createRoomKey, deriveGuestVerifier, type SignalingRoomOptions } from "@mcp/webrtc";
+ *
+ * const guestKey = createRoomKey();
+ * const options: SignalingRoomOptions = {
+ *   role: "host",
+ *   key: createRoomKey(),
+ *   guestVerifier: await deriveGuestVerifier(guestKey),
+ *   reconnect: { maxDelay: 10_000 },
+ * };
+ * ```
+ */
 export interface SignalingRoomOptions {
   /** `"host"` for the serving side (one per room), `"guest"` for a dialing side. */
   role: "host" | "guest";
@@ -541,7 +600,18 @@ export class SignalingRoom {
   }
 }
 
-/** Options of {@linkcode WebSocketSignaling.connect}. */
+/**
+ * Options of {@linkcode WebSocketSignaling.connect}: those of a guest's
+ * {@linkcode SignalingRoomOptions}, without reconnecting (a guest that
+ * reconnects is a new peer to the host), plus how long to wait for the host.
+ *
+ * @example Wait at most 5 s for the host
+ * ```ts no-assert
+ * import type { WebSocketSignalingOptions } from "@mcp/webrtc";
+ *
+ * const options: WebSocketSignalingOptions = { key: "guest-key-0123456789", hostTimeout: 5_000 };
+ * ```
+ */
 export interface WebSocketSignalingOptions
   extends Omit<SignalingRoomOptions, "role" | "guestVerifier" | "reconnect"> {
   /**

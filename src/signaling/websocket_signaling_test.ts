@@ -394,3 +394,30 @@ Deno.test("SignalingRoom notices a room that stopped answering pings and reconne
     await fake.close();
   }
 });
+
+Deno.test("SignalingRoom uses the injected WebSocket and keeps the key out of the URL", async () => {
+  await withServer(async (_server, url) => {
+    const opened: { url: string; protocols: string[] }[] = [];
+    class RecordingWebSocket extends WebSocket {
+      constructor(url: string, protocols: string[]) {
+        super(url, protocols);
+        opened.push({ url, protocols });
+      }
+    }
+    const host = await SignalingRoom.join(url.replace(/^ws/, "http"), {
+      role: "host",
+      key: HOST_KEY,
+      guestVerifier: GUEST_VERIFIER,
+      WebSocket: RecordingWebSocket,
+    });
+    assert.deepEqual(opened, [{
+      url: `${url}?role=host`,
+      protocols: [
+        "mcp-webrtc.v1",
+        `mcp-webrtc.key.${HOST_KEY}`,
+        `mcp-webrtc.guest-verifier.${GUEST_VERIFIER}`,
+      ],
+    }]);
+    await host.close();
+  });
+});

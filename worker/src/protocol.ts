@@ -11,9 +11,9 @@
 /** The WebSocket subprotocol a client offers and the room answers with. */
 export const PROTOCOL = "mcp-webrtc.v1";
 /** Prefix of the subprotocol that carries the key. */
-export const KEY_PREFIX = "mcp-webrtc.key.";
+const KEY_PREFIX = "mcp-webrtc.key.";
 /** Prefix of the subprotocol that carries the host's guest verifier. */
-export const VERIFIER_PREFIX = "mcp-webrtc.guest-verifier.";
+const VERIFIER_PREFIX = "mcp-webrtc.guest-verifier.";
 
 /** The peer id of the host; guests get 16 random hex digits. */
 export const HOST = "host";
@@ -22,12 +22,12 @@ export const GUEST_ID = /^[0-9a-f]{16}$/;
 /** A room id: at least 128 bits of base64url. */
 export const ROOM_ID = /^[A-Za-z0-9_-]{22,128}$/;
 /** A key: opaque base64url, 16 to 128 characters. */
-export const KEY = /^[A-Za-z0-9_-]{16,128}$/;
+const KEY = /^[A-Za-z0-9_-]{16,128}$/;
 /** A guest verifier: base64url (no padding) of a SHA-256 digest. */
-export const VERIFIER = /^[A-Za-z0-9_-]{43}$/;
+const VERIFIER = /^[A-Za-z0-9_-]{43}$/;
 
 /** The largest text frame the room reads, in UTF-8 bytes. */
-export const MAX_FRAME_BYTES = 64 * 1024;
+const MAX_FRAME_BYTES = 64 * 1024;
 
 /** Defaults of the limits a deployment may override with `vars`. */
 export const DEFAULTS = {
@@ -174,6 +174,23 @@ export interface Refusal {
  * Reads role, key and guest verifier from a request and checks their shape.
  *
  * @returns The credentials, or the refusal to answer with.
+ *
+ * @example A guest's key in the subprotocol
+ * ```ts
+ * import { parseCredentials } from "./protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const request = new Request("http://room.test/v1/rooms/r?role=guest", {
+ *   headers: { "Sec-WebSocket-Protocol": "mcp-webrtc.v1, mcp-webrtc.key.guest-key-0123456789" },
+ * });
+ * assert.deepEqual(parseCredentials(request), {
+ *   role: "guest",
+ *   key: "guest-key-0123456789",
+ *   subprotocol: true,
+ * });
+ * const missing = parseCredentials(new Request("http://room.test/?role=guest"));
+ * assert.equal("status" in missing && missing.status, 401);
+ * ```
  */
 export function parseCredentials(request: Request): Credentials | Refusal {
   const role = new URL(request.url).searchParams.get("role");
@@ -235,12 +252,34 @@ export function parseCredentials(request: Request): Credentials | Refusal {
   return { role, key, guestVerifier, subprotocol: fromProtocol.length > 0 };
 }
 
-/** Builds a {@linkcode Refusal}. */
+/**
+ * Builds a {@linkcode Refusal}.
+ *
+ * @example A refusal
+ * ```ts
+ * import { refusal } from "./protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(refusal(404, "not_found", "Nothing here").status, 404);
+ * ```
+ */
 export function refusal(status: number, code: string, message: string): Refusal {
   return { status, code, message };
 }
 
-/** Answers a refusal as the JSON error body of every route. */
+/**
+ * Answers a refusal as the JSON error body of every route.
+ *
+ * @example The body of an error
+ * ```ts
+ * import { errorResponse, refusal } from "./protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const response = errorResponse(refusal(404, "not_found", "Nothing here"));
+ * assert.equal(response.status, 404);
+ * assert.deepEqual(await response.json(), { error: { code: "not_found", message: "Nothing here" } });
+ * ```
+ */
 export function errorResponse({ status, code, message }: Refusal): Response {
   return Response.json({ error: { code, message } }, { status });
 }
