@@ -473,6 +473,8 @@ export class SignalingRoom {
         resolve();
       };
       socket.onclose = ({ code, reason }) => fail(closeError(code, reason, opened, lastError));
+      // The close event that follows says what happened; the ws package throws without this.
+      socket.onerror = () => {};
     });
   }
 
