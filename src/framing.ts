@@ -38,7 +38,7 @@ const encoder = new TextEncoder();
  * import assert from "node:assert/strict";
  *
  * assert.deepEqual([...encodeFrames('{"a":1}', 1024)], ['{"a":1}']);
- * const frames = [...encodeFrames("x".repeat(10), 6)] as Uint8Array[];
+ * const frames = [...encodeFrames("x".repeat(12), 6)] as Uint8Array[];
  * assert.deepEqual(frames.map((frame) => frame[0]), [FRAME_MORE, FRAME_MORE, FRAME_LAST]);
  * assert.ok(frames.every((frame) => frame.byteLength <= 6));
  * ```
@@ -191,10 +191,8 @@ export class FrameDecoder {
   }
 }
 
+/** The UTF-8 length of `text`, without allocating its encoding. */
 function encodedLength(text: string): number {
-  if (text.length * 3 <= 0x7fffffff && text.length <= 65_536) {
-    return encoder.encode(text).byteLength;
-  }
   let bytes = 0;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
