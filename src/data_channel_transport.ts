@@ -244,7 +244,8 @@ export class DataChannelTransport implements Transport {
    * `onclose`. Idempotent: later calls return the same promise.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#shutdown();
+    // Assigned before shutting down: callbacks fired during it may call close() again.
+    this.#closing ??= Promise.resolve().then(() => this.#shutdown());
     return this.#closing;
   }
 

@@ -119,6 +119,8 @@ export class Peer {
   #timer?: ReturnType<typeof setTimeout>;
   #heardFromPeer = false;
   #released: Promise<unknown>[] = [];
+  /** The first signalling message refused, to explain a timeout. */
+  #refused?: Error;
 
   /** Called once when the connection is gone (after `connect()` resolved). */
   onclose?: (error?: Error) => void;
@@ -219,7 +221,10 @@ export class Peer {
         );
       }
     };
-    signaling.onerror = (error) => this.onerror?.(error);
+    signaling.onerror = (error) => {
+      this.#refused ??= error;
+      this.onerror?.(error);
+    };
 
     if (!options.waitForOffer) this.#armTimeout();
     try {
@@ -236,7 +241,7 @@ export class Peer {
       this.#abort(
         cause instanceof ConnectError ? cause : new ConnectError(
           "signaling",
-          `Cannot connect as the offer could not be sent through signalling: ${messageOf(cause)}`,
+          `Cannot connect through signalling: ${messageOf(cause)}`,
           { cause },
         ),
       );
@@ -296,12 +301,16 @@ export class Peer {
     const timeout = this.#options.connectTimeout;
     this.#timer = setTimeout(() => {
       const stage = this.#stage();
+      const refused = this.#refused;
       this.#abort(
         new ConnectError(
           stage,
           `Cannot connect as the ${stageName(stage)} did not complete within ${timeout} ms: ${
-            hint(stage, this.#options.initiator)
+            refused && stage === "signaling"
+              ? `signalling messages were refused (${refused.message})`
+              : hint(stage, this.#options.initiator)
           }`,
+          refused ? { cause: refused } : undefined,
         ),
       );
     }, timeout);
@@ -430,7 +439,9 @@ export class Peer {
     } catch (error) {
       if (this.#closed) return;
       if (error instanceof TypeError || error instanceof RangeError) {
-        this.onerror?.(new WebRTCTransportError(error.message, { cause: error }));
+        const refused = new WebRTCTransportError(error.message, { cause: error });
+        this.#refused ??= refused;
+        this.onerror?.(refused);
       } else {
         this.#abort(
           new ConnectError(

@@ -209,12 +209,13 @@ export class WebRTCTransport implements Transport {
    * other side's transport closes too. Idempotent; `onclose` fires once.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#shutdown();
+    this.#closed = true;
+    // Assigned before shutting down: callbacks fired during it may call close() again.
+    this.#closing ??= Promise.resolve().then(() => this.#shutdown());
     return this.#closing;
   }
 
   async #shutdown(): Promise<void> {
-    this.#closed = true;
     try {
       await this.#inner?.close();
       await this.#peer?.close();

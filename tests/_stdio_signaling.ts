@@ -17,7 +17,7 @@ export class StreamSignaling implements Signaling {
     this.#writer = writable.getWriter();
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
     (async () => {
       let buffer = "";
       const decoder = new TextDecoder();
@@ -31,6 +31,7 @@ export class StreamSignaling implements Signaling {
         }
       }
     })().catch(() => {}).finally(() => this.close());
+    return Promise.resolve();
   }
 
   async send(message: SignalingMessage): Promise<void> {

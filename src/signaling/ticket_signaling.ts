@@ -1,0 +1,120 @@
+import { WebRTCTransportError } from "../errors.ts";
+import {
+  assertTicketUsable,
+  deriveTicketKeys,
+  parseTicket,
+  type Ticket,
+  TicketError,
+} from "../ticket.ts";
+import { roomUrl } from "../webrtc_listener.ts";
+import { AuthenticatedSignaling } from "./authenticated_signaling.ts";
+import type { Signaling, SignalingMessage } from "./signaling.ts";
+import { WebSocketSignaling, type WebSocketSignalingOptions } from "./websocket_signaling.ts";
+
+/** Options of {@linkcode TicketSignaling}: those of the room connection, less the key. */
+export type TicketSignalingOptions = Omit<WebSocketSignalingOptions, "key">;
+
+/**
+ * The agent's side of a ticket: on `start()` it checks the ticket, joins its
+ * room as a guest with the key derived from it, waits for the host, and
+ * authenticates every signalling message end to end with the ticket's
+ * signalling key. Hand it to a {@linkcode WebRTCClientTransport}.
+ *
+ * @example Dial the desktop that gave us a ticket
+ * ```ts ignore
+ * import { Client } from "@modelcontextprotocol/sdk/client";
+ * import { TicketSignaling, WebRTCClientTransport } from "@mcp/webrtc";
+ *
+ * const ticket = Deno.env.get("MCP_TICKET")!;
+ * const client = new Client({ name: "agent", version: "1.0.0" });
+ * await client.connect(new WebRTCClientTransport({ signaling: new TicketSignaling(ticket) }));
+ * ```
+ */
+export class TicketSignaling implements Signaling {
+  readonly #ticket: Ticket;
+  readonly #options: TicketSignalingOptions;
+  #inner?: AuthenticatedSignaling;
+  #starting?: Promise<void>;
+  #closed = false;
+
+  /** Called for every authenticated message from the host. */
+  onmessage?: (message: SignalingMessage) => void;
+  /** Called once when the signalling closed. */
+  onclose?: () => void;
+  /** Called for a refused (unauthenticated) message or a room problem. */
+  onerror?: (error: Error) => void;
+
+  /**
+   * @param ticket The guest ticket, as a string or parsed.
+   * @param options Options of the room connection.
+   * @throws {TicketError} If the ticket is malformed, or is a host ticket.
+   */
+  constructor(ticket: string | Ticket, options: TicketSignalingOptions = {}) {
+    this.#ticket = typeof ticket === "string" ? parseTicket(ticket) : ticket;
+    if (this.#ticket.kind !== "guest") {
+      throw new TicketError(
+        "Cannot dial with a host ticket: it opens the desktop's room and must stay on the desktop; ask it for the guest ticket (listener.ticket)",
+      );
+    }
+    this.#options = options;
+  }
+
+  /**
+   * Checks the ticket's expiry, joins its room and waits for the host.
+   *
+   * @throws {TicketError} If the ticket expired.
+   * @throws {SignalingRoomError} If the room refused the key or no host came.
+   */
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    assertTicketUsable(this.#ticket);
+    const keys = await deriveTicketKeys(this.#ticket);
+    const room = await WebSocketSignaling.connect(roomUrl(this.#ticket), {
+      ...this.#options,
+      key: keys.guestKey,
+    });
+    if (this.#closed) {
+      await room.close();
+      throw new WebRTCTransportError("Cannot start ticket signalling as it was closed");
+    }
+    const inner = new AuthenticatedSignaling(room, { key: keys.signalingKey, role: "guest" });
+    inner.onmessage = (message) => this.onmessage?.(message);
+    inner.onerror = (error) => this.onerror?.(error);
+    inner.onclose = () => void this.close();
+    this.#inner = inner;
+    await inner.start();
+  }
+
+  /**
+   * Sends one message to the host, sealed.
+   *
+   * @throws {WebRTCTransportError} If not started or closed.
+   */
+  send(message: SignalingMessage): Promise<void> {
+    if (!this.#inner || this.#closed) {
+      return Promise.reject(
+        new WebRTCTransportError(
+          `Cannot send signalling message as the ticket signalling is ${
+            this.#closed ? "closed" : "not started"
+          }`,
+        ),
+      );
+    }
+    return this.#inner.send(message);
+  }
+
+  /** Leaves the room; idempotent, `onclose` fires once. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.#inner?.close();
+    } finally {
+      this.onclose?.();
+    }
+  }
+}
