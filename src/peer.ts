@@ -64,11 +64,34 @@ export interface PeerOptions {
   connectTimeout: number;
   /** Whether the connect timeout starts only when the first signalling message arrives. */
   waitForOffer: boolean;
+  /** Called once per step of connection setup. */
+  onstep?: (step: ConnectStep) => void;
   /**
    * Called synchronously when the `mcp` channel exists (before it opens), so
    * the caller can listen before any frame can arrive.
    */
   onchannel?: (channel: DataChannelLike, peerSpeaksFraming: boolean) => void;
+}
+
+/**
+ * A step of connection setup, in the order they usually happen:
+ * `signaling` (signalling started), `offer` (offer sent or received),
+ * `answer` (answer sent or received), `ice` (a network path was found),
+ * `dtls` (the encrypted session is up), `channel` (the `mcp` channel is open).
+ */
+export type ConnectStep = "signaling" | "offer" | "answer" | "ice" | "dtls" | "channel";
+
+/** The network path a connection uses. */
+export interface ConnectionPath {
+  /**
+   * How this side reaches the other: `host` (directly, same network),
+   * `srflx`/`prflx` (through a NAT, found with STUN) or `relay` (through TURN).
+   */
+  readonly localCandidateType?: string;
+  /** The same for the other side's end of the path. */
+  readonly remoteCandidateType?: string;
+  /** The other side's address and port, as seen from here. */
+  readonly remoteAddress?: string;
 }
 
 /** What a completed connection yields. */
@@ -121,6 +144,7 @@ export class Peer {
   #released: Promise<unknown>[] = [];
   /** The first signalling message refused, to explain a timeout. */
   #refused?: Error;
+  #steps = new Set<ConnectStep>();
 
   /** Called once when the connection is gone (after `connect()` resolved). */
   onclose?: (error?: Error) => void;
@@ -134,6 +158,34 @@ export class Peer {
   /** The underlying connection, once created. */
   get connection(): PeerConnectionLike | undefined {
     return this.#pc;
+  }
+
+  /** The network path in use, once connected (from `getStats()`). */
+  async path(): Promise<ConnectionPath | undefined> {
+    const stats = await this.#pc?.getStats?.().catch(() => undefined);
+    if (!stats || typeof (stats as Map<string, unknown>).forEach !== "function") return undefined;
+    const reports = new Map<string, Record<string, unknown>>();
+    (stats as Map<string, Record<string, unknown>>).forEach((report, id) =>
+      reports.set(id, report)
+    );
+    let pair: Record<string, unknown> | undefined;
+    for (const report of reports.values()) {
+      if (report.type === "transport" && typeof report.selectedCandidatePairId === "string") {
+        pair = reports.get(report.selectedCandidatePairId);
+      }
+    }
+    pair ??= [...reports.values()].find((report) =>
+      report.type === "candidate-pair" && report.state === "succeeded" && report.nominated
+    );
+    if (!pair) return undefined;
+    const local = reports.get(String(pair.localCandidateId));
+    const remote = reports.get(String(pair.remoteCandidateId));
+    const address = remote?.address ?? remote?.ip;
+    return {
+      localCandidateType: local?.candidateType as string | undefined,
+      remoteCandidateType: remote?.candidateType as string | undefined,
+      remoteAddress: address === undefined ? undefined : `${address}:${remote?.port}`,
+    };
   }
 
   /** Negotiates and resolves with the open channel. */
@@ -160,6 +212,7 @@ export class Peer {
           channel.removeEventListener("open", open);
           this.#connected = true;
           clearTimeout(this.#timer);
+          this.#step("channel");
           resolve({ channel, peerSpeaksFraming });
         };
         if (channel.readyState === "open") open();
@@ -194,8 +247,16 @@ export class Peer {
         },
       });
     });
+    pc.addEventListener("iceconnectionstatechange", () => {
+      const state = pc.iceConnectionState;
+      if (state === "connected" || state === "completed") this.#step("ice");
+    });
     pc.addEventListener("connectionstatechange", () => {
       const state = pc.connectionState;
+      if (state === "connected") {
+        this.#step("ice");
+        this.#step("dtls");
+      }
       if (state !== "failed" && state !== "closed") return;
       if (this.#connected) this.#lost(`the peer connection is ${state}`);
       else {
@@ -229,6 +290,7 @@ export class Peer {
     if (!options.waitForOffer) this.#armTimeout();
     try {
       await signaling.start?.();
+      this.#step("signaling");
       if (options.initiator) {
         const offer = await pc.createOffer();
         await pc.setLocalDescription(offer);
@@ -236,6 +298,7 @@ export class Peer {
           type: "offer",
           sdp: offer.sdp ?? pc.localDescription?.sdp ?? "",
         });
+        this.#step("offer");
       }
     } catch (cause) {
       this.#abort(
@@ -294,6 +357,16 @@ export class Peer {
       // Let the native side finish the callback that dispatched the event.
       return new Promise<void>((resolve) => setTimeout(resolve, 0));
     });
+  }
+
+  #step(step: ConnectStep): void {
+    if (this.#steps.has(step) || this.#closed) return;
+    this.#steps.add(step);
+    try {
+      this.#options.onstep?.(step);
+    } catch {
+      // An observer's failure must not break the connection.
+    }
   }
 
   #armTimeout(): void {
@@ -381,6 +454,7 @@ export class Peer {
             );
           }
           this.#remoteSet = true;
+          this.#step(message.type);
           if (message.type === "offer") {
             // Make the offerer the DTLS client: the answerer's first flight often
             // arrives before the offerer is ready and is resent only after 1 s.
@@ -394,6 +468,7 @@ export class Peer {
             const answer = await pc.createAnswer();
             await pc.setLocalDescription(answer);
             this.#signal({ type: "answer", sdp: answer.sdp ?? pc.localDescription?.sdp ?? "" });
+            this.#step("answer");
           } else {
             await pc.setRemoteDescription({ type: "answer", sdp });
           }

@@ -9,6 +9,8 @@ import {
 import { DataChannelTransport } from "./data_channel_transport.ts";
 import { WebRTCTransportError } from "./errors.ts";
 import {
+  type ConnectionPath,
+  type ConnectStep,
   type IceServer,
   Peer,
   type PeerConnectionConstructor,
@@ -16,7 +18,13 @@ import {
 } from "./peer.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 
-export type { IceServer, PeerConnectionConstructor, PeerConnectionLike } from "./peer.ts";
+export type {
+  ConnectionPath,
+  ConnectStep,
+  IceServer,
+  PeerConnectionConstructor,
+  PeerConnectionLike,
+} from "./peer.ts";
 
 /**
  * The public STUN server used when `iceServers` is not given: it lets peers
@@ -122,6 +130,11 @@ export class WebRTCTransport implements Transport {
   onerror?: (error: Error) => void;
   /** Called exactly once, when the transport has closed for any reason. */
   onclose?: () => void;
+  /**
+   * Called once per step of connection setup (`signaling`, `offer`, `answer`,
+   * `ice`, `dtls`, `channel`), e.g. to show progress or time each step.
+   */
+  onconnectstep?: (step: ConnectStep) => void;
 
   /**
    * @param options Signalling, ICE servers and limits.
@@ -205,6 +218,23 @@ export class WebRTCTransport implements Transport {
   }
 
   /**
+   * The network path the connection uses, once connected: whether the peers
+   * reach each other directly (`host`), through a NAT (`srflx`) or through a
+   * TURN relay (`relay`). `undefined` before the connection is up, or if the
+   * `RTCPeerConnection` implementation reports no statistics.
+   *
+   * @example Tell how an agent is connected
+   * ```ts ignore
+   * const path = await transport.getConnectionPath();
+   * console.log(`connected via ${path?.localCandidateType ?? "unknown"}`);
+   * ```
+   */
+  async getConnectionPath(): Promise<ConnectionPath | undefined> {
+    if (!this.#inner || this.#closed) return undefined;
+    return await this.#peer?.path();
+  }
+
+  /**
    * Closes the data channel, the peer connection and the signalling; the
    * other side's transport closes too. Idempotent; `onclose` fires once.
    */
@@ -237,6 +267,7 @@ export class WebRTCTransport implements Transport {
       RTCPeerConnection: options.RTCPeerConnection,
       connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
       waitForOffer: !this.#initiator && !this.#awaitConnection,
+      onstep: (step) => this.onconnectstep?.(step),
       onchannel: (channel, peerSpeaksFraming) => {
         // Listen before the channel opens, so no early frame is lost.
         inner = new DataChannelTransport(channel, {
