@@ -1,0 +1,229 @@
+/**
+ * The three transports the benchmark compares, each behind the same shape:
+ * set up once, connect an MCP client to a fresh MCP server as often as asked,
+ * tear down. Everything listens and connects on 127.0.0.1 only.
+ *
+ * @module
+ */
+import { Client } from "@modelcontextprotocol/sdk/client";
+// @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+// @ts-types="@modelcontextprotocol/sdk/inMemory"
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+// @ts-types="@modelcontextprotocol/sdk/server/mcp"
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+// @ts-types="@modelcontextprotocol/sdk/server/webStandardStreamableHttp"
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { z } from "zod";
+import { MemorySignaling, WebRTCClientTransport, WebRTCServerTransport } from "../mod.ts";
+
+/** The transports compared, in table order. */
+export const TRANSPORT_IDS = ["webrtc", "in-memory", "streamable-http"] as const;
+
+/** One of {@linkcode TRANSPORT_IDS}. */
+export type TransportId = typeof TRANSPORT_IDS[number];
+
+/** A connected client and how to end its session (both sides). */
+export interface Session {
+  client: Client;
+  close(): Promise<void>;
+}
+
+/** A transport under test. */
+export interface Bench {
+  /** Connects a client to a fresh server; times construct transports → initialized. */
+  connect(): Promise<{ session: Session; ms: number }>;
+  /** Stops whatever `connect()` relied on (the HTTP listener). */
+  teardown(): Promise<void>;
+}
+
+/**
+ * Peers on one machine: no STUN server and only the loopback interface, so no
+ * other address is ever contacted.
+ */
+const LOOPBACK = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
+
+/**
+ * The receive cap for the WebRTC peers. The default (64 MiB) counts the whole
+ * JSON-RPC message, so a 64 MiB tool result plus its envelope would be dropped;
+ * the other transports have no cap.
+ */
+const MAX_RECEIVE_SIZE = 128 * 1024 * 1024;
+
+const blobs = new Map<number, string>();
+
+/**
+ * Builds (once) the `blob` tool's text of `bytes` ASCII bytes, so that making
+ * it is not part of a timed transfer nor of its memory increase.
+ */
+export function prepareBlob(bytes: number): string {
+  let text = blobs.get(bytes);
+  if (text === undefined) {
+    // A flat one-byte string, unlike "x".repeat(n)'s tree of halves.
+    text = new TextDecoder().decode(new Uint8Array(bytes).fill(0x78));
+    blobs.set(bytes, text);
+  }
+  return text;
+}
+
+/** An MCP server with an `echo` tool and a `blob` tool returning N bytes of text. */
+function createServer(): McpServer {
+  const server = new McpServer({ name: "bench", version: "1.0.0" });
+  server.registerTool(
+    "echo",
+    { description: "Returns its text", inputSchema: { text: z.string() } },
+    ({ text }) => ({ content: [{ type: "text", text }] }),
+  );
+  server.registerTool(
+    "blob",
+    {
+      description: "Returns a text result of the given number of bytes",
+      inputSchema: { bytes: z.number().int().nonnegative() },
+    },
+    ({ bytes }) => ({ content: [{ type: "text", text: prepareBlob(bytes) }] }),
+  );
+  return server;
+}
+
+function createClient(): Client {
+  return new Client({ name: "bench-client", version: "1.0.0" });
+}
+
+/** This module's transports over a real data channel, with in-memory signalling. */
+function webrtc(): Bench {
+  return {
+    async connect() {
+      const server = createServer();
+      const client = createClient();
+      const started = performance.now();
+      const [clientSignaling, serverSignaling] = await MemorySignaling
+        .createMemorySignalingPair();
+      await server.connect(
+        new WebRTCServerTransport({
+          signaling: serverSignaling,
+          maxReceiveSize: MAX_RECEIVE_SIZE,
+          ...LOOPBACK,
+        }),
+      );
+      await client.connect(
+        new WebRTCClientTransport({
+          signaling: clientSignaling,
+          maxReceiveSize: MAX_RECEIVE_SIZE,
+          ...LOOPBACK,
+        }),
+      );
+      const ms = performance.now() - started;
+      return {
+        ms,
+        session: {
+          client,
+          async close() {
+            await client.close();
+            await server.close();
+          },
+        },
+      };
+    },
+    async teardown() {},
+  };
+}
+
+/** The SDK's linked in-memory pair: no serialisation at all, the floor. */
+function inMemory(): Bench {
+  return {
+    async connect() {
+      const server = createServer();
+      const client = createClient();
+      const started = performance.now();
+      const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
+      await server.connect(serverTransport);
+      await client.connect(clientTransport);
+      const ms = performance.now() - started;
+      return {
+        ms,
+        session: {
+          client,
+          async close() {
+            await client.close();
+            await server.close();
+          },
+        },
+      };
+    },
+    async teardown() {},
+  };
+}
+
+/**
+ * The SDK's Streamable HTTP transport (web-standard server transport on
+ * `Deno.serve`), stateful: one server and transport per session, as a
+ * deployment serving several clients would run it.
+ */
+function streamableHttp(): Bench {
+  const sessions = new Map<string, WebStandardStreamableHTTPServerTransport>();
+  const servers = new Set<McpServer>();
+  const listening = Promise.withResolvers<Deno.NetAddr>();
+  const http = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: (addr) => listening.resolve(addr) },
+    async (request) => {
+      const id = request.headers.get("mcp-session-id");
+      if (id !== null) {
+        const transport = sessions.get(id);
+        if (transport === undefined) return new Response("Unknown session", { status: 404 });
+        return await transport.handleRequest(request);
+      }
+      const transport = new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: () => crypto.randomUUID(),
+        onsessioninitialized: (sessionId) => void sessions.set(sessionId, transport),
+        onsessionclosed: (sessionId) => void sessions.delete(sessionId),
+      });
+      const server = createServer();
+      servers.add(server);
+      transport.onclose = () => {
+        if (transport.sessionId) sessions.delete(transport.sessionId);
+        servers.delete(server);
+      };
+      await server.connect(transport);
+      return await transport.handleRequest(request);
+    },
+  );
+  return {
+    async connect() {
+      const { port } = await listening.promise;
+      const client = createClient();
+      const started = performance.now();
+      const transport = new StreamableHTTPClientTransport(
+        new URL(`http://127.0.0.1:${port}/mcp`),
+      );
+      await client.connect(transport);
+      const ms = performance.now() - started;
+      return {
+        ms,
+        session: {
+          client,
+          async close() {
+            // DELETE ends the server's session (and its open GET stream).
+            await transport.terminateSession();
+            await client.close();
+          },
+        },
+      };
+    },
+    async teardown() {
+      await Promise.all([...servers].map((server) => server.close()));
+      await http.shutdown();
+    },
+  };
+}
+
+/** Sets up the transport named `id`. */
+export function createBench(id: TransportId): Bench {
+  switch (id) {
+    case "webrtc":
+      return webrtc();
+    case "in-memory":
+      return inMemory();
+    case "streamable-http":
+      return streamableHttp();
+  }
+}

@@ -1,0 +1,483 @@
+/**
+ * Compares this module's WebRTC transport with the SDK's in-memory transport
+ * (the floor) and its Streamable HTTP transport (what users would pick
+ * instead), side by side, on 127.0.0.1 only.
+ *
+ * For each transport: connect time (construct transports → `initialize`
+ * done), `tools/call` round trip, and the throughput and peak RSS increase of
+ * 1, 16 and 64 MiB tool results. Each transport runs in its own Deno process,
+ * one after the other, so one's memory and threads never weigh on another's
+ * figures. Missed targets are reported, never failed on: the exit code is 0
+ * unless the benchmark itself could not run.
+ *
+ * Run: `deno task bench` (add `--quick` for a short smoke run, `--json` for
+ * one machine-readable JSON object on stdout).
+ *
+ * @module
+ */
+import { createBench, prepareBlob, TRANSPORT_IDS, type TransportId } from "./_transports.ts";
+
+const MIB = 1024 * 1024;
+
+/** How much each phase measures. */
+interface Plan {
+  connectWarmup: number;
+  connects: number;
+  callWarmup: number;
+  calls: number;
+  transfers: { mib: number; runs: number }[];
+  /** Milliseconds one transport's process may take before it is killed. */
+  childTimeout: number;
+}
+
+const FULL: Plan = {
+  connectWarmup: 3,
+  connects: 30,
+  callWarmup: 50,
+  calls: 300,
+  transfers: [{ mib: 1, runs: 3 }, { mib: 16, runs: 3 }, { mib: 64, runs: 1 }],
+  childTimeout: 240_000,
+};
+
+const QUICK: Plan = {
+  connectWarmup: 2,
+  connects: 10,
+  callWarmup: 20,
+  calls: 100,
+  transfers: [{ mib: 1, runs: 3 }, { mib: 16, runs: 1 }, { mib: 64, runs: 1 }],
+  childTimeout: 17_000,
+};
+
+/** How long a transport's process may take to exit once it has reported. */
+const EXIT_GRACE_MS = 5_000;
+
+/** Connect times, in milliseconds. */
+interface ConnectFigures {
+  samples: number;
+  medianMs: number;
+  p90Ms: number;
+  maxMs: number;
+}
+
+/** `tools/call` round trips, in milliseconds. */
+interface RttFigures {
+  calls: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/** One tool-result size: medians over its runs, and the largest RSS increase. */
+interface TransferFigures {
+  bytes: number;
+  runs: number;
+  medianMs: number;
+  /** Megabytes (10^6 bytes) per second, median over the runs. */
+  mbPerS: number;
+  /** Largest increase of the process's RSS over its baseline during a run, MiB. */
+  peakRssMiB: number;
+}
+
+/** Everything measured for one transport; a phase that did not finish is absent. */
+interface TransportFigures {
+  connect: ConnectFigures | null;
+  rtt: RttFigures | null;
+  transfer: Record<string, TransferFigures>;
+  /** Whether the transport's process exited by itself after reporting. */
+  exitedCleanly: boolean;
+  /** Why the figures are incomplete, if they are. */
+  error: string | null;
+}
+
+/** One target: a ratio of two figures and the bound it should meet. */
+interface Ratio {
+  name: string;
+  value: number | null;
+  target: string | null;
+  met: boolean | null;
+}
+
+/** The result of a run: what `--json` prints. */
+interface Report {
+  quick: boolean;
+  date: string;
+  deno: string;
+  os: string;
+  transports: Record<TransportId, TransportFigures>;
+  ratios: Ratio[];
+}
+
+/** One line a transport's process writes to stdout. */
+type ChildLine =
+  | { phase: "connect"; figures: ConnectFigures }
+  | { phase: "rtt"; figures: RttFigures }
+  | { phase: "transfer"; key: string; figures: TransferFigures }
+  | { phase: "error"; message: string }
+  | { phase: "done" };
+
+// ---------------------------------------------------------------- child side
+
+/** Measures one transport and writes one JSON line per finished phase. */
+async function runChild(id: TransportId, plan: Plan): Promise<void> {
+  const emit = (line: ChildLine) => console.log(JSON.stringify(line));
+  const bench = createBench(id);
+  const sampler = new RssSampler();
+  try {
+    const times: number[] = [];
+    for (let i = 0; i < plan.connectWarmup + plan.connects; i++) {
+      const { session, ms } = await bench.connect();
+      if (i >= plan.connectWarmup) times.push(ms);
+      await session.close();
+    }
+    times.sort((a, b) => a - b);
+    emit({
+      phase: "connect",
+      figures: {
+        samples: times.length,
+        medianMs: percentile(times, 50),
+        p90Ms: percentile(times, 90),
+        maxMs: times[times.length - 1],
+      },
+    });
+
+    const { session } = await bench.connect();
+    try {
+      const client = session.client;
+      const rtts: number[] = [];
+      for (let i = 0; i < plan.callWarmup + plan.calls; i++) {
+        const started = performance.now();
+        const result = await client.callTool({ name: "echo", arguments: { text: `ping ${i}` } });
+        const ms = performance.now() - started;
+        if (firstText(result) !== `ping ${i}`) throw new Error("echo returned the wrong text");
+        if (i >= plan.callWarmup) rtts.push(ms);
+      }
+      rtts.sort((a, b) => a - b);
+      emit({
+        phase: "rtt",
+        figures: { calls: rtts.length, p50Ms: percentile(rtts, 50), p99Ms: percentile(rtts, 99) },
+      });
+
+      for (const { mib, runs } of plan.transfers) {
+        const bytes = mib * MIB;
+        prepareBlob(bytes);
+        const durations: number[] = [];
+        let peakRss = 0;
+        for (let run = 0; run < runs; run++) {
+          collectGarbage();
+          await delay(50);
+          const baseline = Deno.memoryUsage().rss;
+          await sampler.start();
+          const started = performance.now();
+          const result = await client.callTool({ name: "blob", arguments: { bytes } }, undefined, {
+            timeout: plan.childTimeout,
+          });
+          const ms = performance.now() - started;
+          const peak = await sampler.stop();
+          if (firstText(result).length !== bytes) {
+            throw new Error(`blob returned ${firstText(result).length} bytes, not ${bytes}`);
+          }
+          durations.push(ms);
+          peakRss = Math.max(peakRss, peak - baseline);
+        }
+        durations.sort((a, b) => a - b);
+        const medianMs = percentile(durations, 50);
+        emit({
+          phase: "transfer",
+          key: `${mib}MiB`,
+          figures: {
+            bytes,
+            runs,
+            medianMs,
+            mbPerS: bytes / 1e6 / (medianMs / 1000),
+            peakRssMiB: Math.max(0, peakRss) / MIB,
+          },
+        });
+      }
+    } finally {
+      await session.close();
+    }
+  } catch (error) {
+    emit({ phase: "error", message: error instanceof Error ? error.message : String(error) });
+  } finally {
+    sampler.terminate();
+    await bench.teardown();
+    emit({ phase: "done" });
+  }
+}
+
+/** The RSS sampling worker, started once so that starting it costs no memory mid-run. */
+class RssSampler {
+  readonly #worker = new Worker(new URL("./_rss_sampler.ts", import.meta.url), {
+    type: "module",
+  });
+
+  start(): Promise<void> {
+    this.#worker.postMessage("start");
+    // Let the first sample be taken before the transfer starts.
+    return delay(5);
+  }
+
+  stop(): Promise<number> {
+    const { promise, resolve } = Promise.withResolvers<number>();
+    this.#worker.onmessage = (event: MessageEvent<number>) => resolve(event.data);
+    this.#worker.postMessage("stop");
+    return promise;
+  }
+
+  terminate(): void {
+    this.#worker.terminate();
+  }
+}
+
+function firstText(result: unknown): string {
+  const content = (result as { content?: { type: string; text?: string }[] }).content;
+  const first = content?.[0];
+  if (first?.type !== "text" || typeof first.text !== "string") {
+    throw new Error("The tool result holds no text");
+  }
+  return first.text;
+}
+
+/** Runs V8's collector when the process was started with `--expose-gc`. */
+function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+// --------------------------------------------------------------- parent side
+
+/** Runs one transport's process and gathers what it reports, within the plan's time. */
+async function measure(id: TransportId, quick: boolean, plan: Plan): Promise<TransportFigures> {
+  const figures: TransportFigures = {
+    connect: null,
+    rtt: null,
+    transfer: {},
+    exitedCleanly: false,
+    error: null,
+  };
+  const args = ["run", "-A", "--v8-flags=--expose-gc", import.meta.filename!, `--child=${id}`];
+  if (quick) args.push("--quick");
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+
+  let killed = false;
+  const kill = () => {
+    killed = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  };
+  const deadline = setTimeout(kill, plan.childTimeout);
+  let grace: ReturnType<typeof setTimeout> | undefined;
+  let done = false;
+  try {
+    for await (const line of lines(child.stdout)) {
+      let parsed: ChildLine;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        continue; // Not ours: a library writing to stdout.
+      }
+      switch (parsed.phase) {
+        case "connect":
+          figures.connect = parsed.figures;
+          break;
+        case "rtt":
+          figures.rtt = parsed.figures;
+          break;
+        case "transfer":
+          figures.transfer[parsed.key] = parsed.figures;
+          break;
+        case "error":
+          figures.error = parsed.message;
+          break;
+        case "done":
+          done = true;
+          clearTimeout(deadline);
+          grace = setTimeout(kill, EXIT_GRACE_MS);
+          break;
+      }
+    }
+    const status = await child.status;
+    figures.exitedCleanly = done && !killed && status.success;
+  } finally {
+    clearTimeout(deadline);
+    clearTimeout(grace);
+  }
+  if (!done) {
+    figures.error ??= killed
+      ? `Stopped after ${plan.childTimeout / 1000} s: the measurement did not finish in time`
+      : "The measuring process ended before it finished";
+  }
+  return figures;
+}
+
+/** Splits a byte stream into lines. */
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let rest = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    rest += chunk;
+    let end: number;
+    while ((end = rest.indexOf("\n")) >= 0) {
+      yield rest.slice(0, end);
+      rest = rest.slice(end + 1);
+    }
+  }
+  if (rest) yield rest;
+}
+
+function ratios(transports: Record<TransportId, TransportFigures>): Ratio[] {
+  const webrtc = transports["webrtc"];
+  const memory = transports["in-memory"];
+  const http = transports["streamable-http"];
+  const divide = (a?: number, b?: number) =>
+    a === undefined || b === undefined || b === 0 ? null : a / b;
+  const atMost = (name: string, value: number | null, bound: number): Ratio => ({
+    name,
+    value,
+    target: `<= ${bound}`,
+    met: value === null ? null : value <= bound,
+  });
+  const atLeast = (name: string, value: number | null, bound: number): Ratio => ({
+    name,
+    value,
+    target: `>= ${bound}`,
+    met: value === null ? null : value >= bound,
+  });
+  return [
+    atMost("rtt p50 webrtc / in-memory", divide(webrtc.rtt?.p50Ms, memory.rtt?.p50Ms), 4),
+    atMost("rtt p50 webrtc / streamable-http", divide(webrtc.rtt?.p50Ms, http.rtt?.p50Ms), 0.25),
+    atLeast(
+      "16 MiB MB/s webrtc / streamable-http",
+      divide(webrtc.transfer["16MiB"]?.mbPerS, http.transfer["16MiB"]?.mbPerS),
+      1,
+    ),
+    {
+      name: "connect median webrtc / streamable-http",
+      value: divide(webrtc.connect?.medianMs, http.connect?.medianMs),
+      target: null,
+      met: null,
+    },
+  ];
+}
+
+function render(report: Report, plan: Plan): string {
+  const ids = TRANSPORT_IDS;
+  const number = (value: number | undefined, digits: number) =>
+    value === undefined ? "—" : value.toFixed(digits);
+  const rows: [string, (figures: TransportFigures) => string][] = [
+    [`connect median, ms (n=${plan.connects})`, (f) => number(f.connect?.medianMs, 1)],
+    ["connect p90, ms", (f) => number(f.connect?.p90Ms, 1)],
+    ["connect max, ms", (f) => number(f.connect?.maxMs, 1)],
+    [`tools/call p50, ms (n=${plan.calls})`, (f) => number(f.rtt?.p50Ms, 3)],
+    ["tools/call p99, ms", (f) => number(f.rtt?.p99Ms, 3)],
+  ];
+  for (const { mib, runs } of plan.transfers) {
+    const key = `${mib}MiB`;
+    const of = runs > 1 ? `median of ${runs}` : "1 run";
+    rows.push([`${mib} MiB result, MB/s (${of})`, (f) => number(f.transfer[key]?.mbPerS, 1)]);
+    rows.push([`${mib} MiB result, peak RSS +MiB`, (f) => number(f.transfer[key]?.peakRssMiB, 1)]);
+  }
+  const table = [
+    ["", ...ids],
+    ...rows.map(([label, cell]) => [
+      label,
+      ...ids.map((id) => cell(report.transports[id])),
+    ]),
+  ];
+  const widths = table[0].map((_, column) => Math.max(...table.map((row) => row[column].length)));
+  const out: string[] = [
+    `MCP transports on 127.0.0.1 (${
+      report.quick ? "quick" : "full"
+    } run, Deno ${report.deno}, ${report.os})`,
+    "",
+  ];
+  for (const [index, row] of table.entries()) {
+    out.push(
+      row.map((cell, column) =>
+        column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column])
+      ).join("  "),
+    );
+    if (index === 0) out.push(widths.map((width) => "-".repeat(width)).join("  "));
+  }
+  out.push("");
+  const nameWidth = Math.max(...report.ratios.map((ratio) => ratio.name.length));
+  for (const ratio of report.ratios) {
+    const value = ratio.value === null ? "—" : `${ratio.value.toFixed(2)}×`;
+    const verdict = ratio.target === null
+      ? ""
+      : `target ${ratio.target}×  ${ratio.met === null ? "unknown" : ratio.met ? "met" : "MISSED"}`;
+    out.push(`${ratio.name.padEnd(nameWidth)}  ${value.padStart(8)}  ${verdict}`.trimEnd());
+  }
+  for (const id of ids) {
+    const figures = report.transports[id];
+    if (figures.error) out.push(`\n${id}: ${figures.error}`);
+    else if (!figures.exitedCleanly) {
+      out.push(
+        `\n${id}: its process did not exit within ${
+          EXIT_GRACE_MS / 1000
+        } s of reporting (stopped; figures are complete)`,
+      );
+    }
+  }
+  out.push(
+    "",
+    "Connect: new transports → client.connect() resolved (initialize done), sequential, each closed.",
+    "RSS: the whole process (client and server share it), sampled every 10 ms; MB = 10^6 bytes.",
+    "in-memory hands the result object over by reference: its MB/s is not a transfer rate.",
+  );
+  return out.join("\n");
+}
+
+// ------------------------------------------------------------------- helpers
+
+/** Rounds the JSON report's fractions to thousandths (microseconds for times). */
+function rounded(_key: string, value: unknown): unknown {
+  return typeof value === "number" && !Number.isInteger(value)
+    ? Math.round(value * 1000) / 1000
+    : value;
+}
+
+/** Nearest-rank percentile of sorted values. */
+function percentile(sorted: number[], p: number): number {
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p / 100 * sorted.length) - 1));
+  return sorted[index];
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function main(args: string[]): Promise<void> {
+  const quick = args.includes("--quick");
+  const json = args.includes("--json");
+  const plan = quick ? QUICK : FULL;
+  const child = args.find((arg) => arg.startsWith("--child="))?.slice("--child=".length);
+  if (child !== undefined) {
+    if (!(TRANSPORT_IDS as readonly string[]).includes(child)) {
+      throw new TypeError(`Cannot run benchmark as '--child' is unknown: received ${child}`);
+    }
+    await runChild(child as TransportId, plan);
+    return;
+  }
+  const transports = {} as Record<TransportId, TransportFigures>;
+  for (const id of TRANSPORT_IDS) {
+    if (!json) console.error(`measuring ${id}…`);
+    transports[id] = await measure(id, quick, plan);
+  }
+  const report: Report = {
+    quick,
+    date: new Date().toISOString(),
+    deno: Deno.version.deno,
+    os: `${Deno.build.os}-${Deno.build.arch}`,
+    transports,
+    ratios: ratios(transports),
+  };
+  console.log(json ? JSON.stringify(report, rounded, 2) : render(report, plan));
+}
+
+if (import.meta.main) await main(Deno.args);
