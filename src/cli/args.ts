@@ -1,0 +1,223 @@
+/**
+ * Command-line parsing shared by the subcommands: durations, ICE options and
+ * the usage error.
+ *
+ * @module
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import type { IceServer, WebRTCTransportOptions } from "../webrtc_transport.ts";
+
+/**
+ * A command line that cannot be run as given: an unknown flag, a missing or
+ * malformed value. The CLI prints it with the subcommand's usage and exits 2.
+ *
+ * @example Recognise a usage error
+ * ```ts
+ * import { UsageError } from "./args.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(new UsageError("Missing ticket").name, "UsageError");
+ * ```
+ */
+export class UsageError extends Error {
+  /**
+   * @param message What is wrong with the command line.
+   * @param options The underlying cause, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "UsageError";
+  }
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * Parses a duration such as `500ms`, `30s`, `15m`, `2h` or `7d`; a bare number
+ * is seconds.
+ *
+ * @param text The duration as written on the command line.
+ * @param flag The flag it was given to, for the error message.
+ * @returns The duration in milliseconds.
+ * @throws {UsageError} If the text is not a positive duration.
+ *
+ * @example Durations in every unit
+ * ```ts
+ * import { parseDuration } from "./args.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(parseDuration("1.5s"), 1_500);
+ * assert.equal(parseDuration("10"), 10_000);
+ * assert.equal(parseDuration("2h"), 7_200_000);
+ * ```
+ */
+export function parseDuration(text: string, flag = "duration"): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  const ms = match ? Math.round(Number(match[1]) * UNITS[match[2] ?? "s"]) : NaN;
+  if (!(ms > 0) || !Number.isSafeInteger(ms)) {
+    throw new UsageError(
+      `Cannot read ${flag} as it must be a positive duration such as 500ms, 30s, 15m, 2h or 7d: received "${text}"`,
+    );
+  }
+  return ms;
+}
+
+/**
+ * Parses a positive integer flag value.
+ *
+ * @param text The value as written on the command line.
+ * @param flag The flag it was given to, for the error message.
+ * @returns The integer.
+ * @throws {UsageError} If the text is not a positive integer.
+ *
+ * @example A count of agents
+ * ```ts
+ * import { parsePositiveInteger } from "./args.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(parsePositiveInteger("3", "--agents"), 3);
+ * assert.throws(() => parsePositiveInteger("0", "--agents"));
+ * ```
+ */
+export function parsePositiveInteger(text: string, flag: string): number {
+  const value = Number(text);
+  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(value) || value < 1) {
+    throw new UsageError(
+      `Cannot read ${flag} as it must be a positive integer: received "${text}"`,
+    );
+  }
+  return value;
+}
+
+/** The flags every subcommand that opens peer connections takes. */
+export const NETWORK_FLAGS = {
+  "ice-server": { type: "string", multiple: true },
+  "ice-username": { type: "string" },
+  "ice-credential": { type: "string" },
+  "no-ice-servers": { type: "boolean" },
+  "bind-address": { type: "string" },
+  "relay-only": { type: "boolean" },
+  "connect-timeout": { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+  "log-json": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies NonNullable<ParseArgsConfig["options"]>;
+
+/** The help text of {@linkcode NETWORK_FLAGS}. */
+export const NETWORK_HELP = `Network:
+  --ice-server URL        A STUN or TURN server (repeatable), e.g. stun:stun.example:3478
+                          or turn:turn.example:3478?transport=udp
+                          (default: stun:stun.cloudflare.com:3478)
+  --ice-username NAME     The username for the turn:/turns: servers
+  --ice-credential SECRET The credential for the turn:/turns: servers
+  --no-ice-servers        No STUN or TURN at all: peers on one host or LAN
+  --bind-address ADDR     Use only this local address for peer connections, e.g. 127.0.0.1
+  --relay-only            Connect only through TURN (hides this machine's addresses)
+  --connect-timeout DUR   How long to wait for a peer connection (default: 15s)
+
+Output:
+  -q, --quiet             Print no status lines on stderr, only errors
+  --log-json              Print status lines on stderr as JSON, one object a line
+  -h, --help              Show this help`;
+
+/** The parsed values of {@linkcode NETWORK_FLAGS}. */
+export interface NetworkValues {
+  "ice-server"?: string[];
+  "ice-username"?: string;
+  "ice-credential"?: string;
+  "no-ice-servers"?: boolean;
+  "bind-address"?: string;
+  "relay-only"?: boolean;
+  "connect-timeout"?: string;
+}
+
+/**
+ * Turns the network flags into transport options.
+ *
+ * @param values The parsed flags.
+ * @returns The ICE servers, RTC configuration and connect timeout to pass to a transport.
+ * @throws {UsageError} If an ICE server URL is malformed or the flags contradict each other.
+ *
+ * @example Peers on one machine
+ * ```ts
+ * import { transportOptions } from "./args.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const options = transportOptions({ "no-ice-servers": true, "bind-address": "127.0.0.1" });
+ * assert.deepEqual(options.iceServers, []);
+ * assert.deepEqual(options.rtcConfiguration, { bindAddress: "127.0.0.1" });
+ * ```
+ */
+export function transportOptions(
+  values: NetworkValues,
+): Pick<WebRTCTransportOptions, "iceServers" | "rtcConfiguration" | "connectTimeout"> {
+  const options: Pick<
+    WebRTCTransportOptions,
+    "iceServers" | "rtcConfiguration" | "connectTimeout"
+  > = {};
+  const urls = values["ice-server"] ?? [];
+  if (values["no-ice-servers"] && urls.length > 0) {
+    throw new UsageError("Cannot use --no-ice-servers together with --ice-server: pick one");
+  }
+  if (values["no-ice-servers"]) options.iceServers = [];
+  if (urls.length > 0) {
+    options.iceServers = urls.map((url): IceServer => {
+      if (!/^(stun|stuns|turn|turns):[^\s]+$/.test(url)) {
+        throw new UsageError(
+          `Cannot read --ice-server as it must be a stun:, stuns:, turn: or turns: URL: received "${url}"`,
+        );
+      }
+      const turn = url.startsWith("turn");
+      if (turn && (!values["ice-username"] || !values["ice-credential"])) {
+        throw new UsageError(
+          `Cannot use the TURN server ${url} without credentials: pass --ice-username and --ice-credential`,
+        );
+      }
+      return turn
+        ? { urls: url, username: values["ice-username"], credential: values["ice-credential"] }
+        : { urls: url };
+    });
+  }
+  const rtc: Record<string, unknown> = {};
+  if (values["bind-address"]) rtc.bindAddress = values["bind-address"];
+  if (values["relay-only"]) rtc.iceTransportPolicy = "relay";
+  if (Object.keys(rtc).length > 0) options.rtcConfiguration = rtc;
+  if (values["connect-timeout"]) {
+    options.connectTimeout = parseDuration(values["connect-timeout"], "--connect-timeout");
+  }
+  return options;
+}
+
+/**
+ * Parses a subcommand's arguments strictly with `node:util`'s `parseArgs`,
+ * turning its errors into {@linkcode UsageError}s.
+ *
+ * @param args The arguments after the subcommand name.
+ * @param options The flags the subcommand takes.
+ * @returns The flag values and the positional arguments.
+ * @throws {UsageError} For an unknown flag or a flag without its value.
+ *
+ * @example Parse a flag and a positional
+ * ```ts
+ * import { parseFlags } from "./args.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const { values, positionals } = parseFlags(["--http", ":8080", "TICKET"], {
+ *   http: { type: "string" },
+ * });
+ * assert.equal(values.http, ":8080");
+ * assert.deepEqual(positionals, ["TICKET"]);
+ * ```
+ */
+export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(
+  args: string[],
+  options: T,
+): ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true }>> {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message.replace(/\. To specify.*$/s, ""), {
+      cause: error,
+    });
+  }
+}

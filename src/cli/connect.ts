@@ -1,0 +1,322 @@
+/**
+ * `connect`: on the agent's side, dials the desktop with a ticket and exposes
+ * its MCP server as stdio (this process's stdin and stdout) or as a local
+ * Streamable HTTP endpoint.
+ *
+ * @module
+ */
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
+import { TicketSignaling } from "../signaling/ticket_signaling.ts";
+import { assertTicketUsable, parseTicket, type Ticket, TicketError } from "../ticket.ts";
+import { DEFAULT_CONNECT_TIMEOUT } from "../constants.ts";
+import { ConnectError } from "../errors.ts";
+import { WebRTCClientTransport } from "../webrtc_client_transport.ts";
+import type { ConnectionPath } from "../webrtc_transport.ts";
+import {
+  NETWORK_FLAGS,
+  NETWORK_HELP,
+  parseDuration,
+  parseFlags,
+  transportOptions,
+  UsageError,
+} from "./args.ts";
+import { bridge, type BridgeOptions, type BridgeSide } from "./bridge.ts";
+import { ExitCode, exitCodeFor, waitForStop } from "./exit.ts";
+import { serveHttp } from "./http.ts";
+import { StatusLog } from "./log.ts";
+import { StreamTransport } from "./stdio.ts";
+
+/** The environment variable read when no ticket is given on the command line. */
+export const TICKET_ENV = "MCP_WEBRTC_TICKET";
+
+/** The usage of `connect`. */
+export const CONNECT_HELP = `Usage:
+  mcp-webrtc connect [options] <ticket>                  speak MCP on stdin/stdout
+  mcp-webrtc connect [options] --http HOST:PORT <ticket> serve Streamable HTTP at /mcp
+
+Dials the desktop that printed the ticket and exposes its MCP server: on stdio
+(so any MCP client can launch this as its server command; stdout carries only
+JSON-RPC, status lines go to stderr), or with --http as a local Streamable HTTP
+endpoint, where each HTTP session dials its own connection.
+
+The ticket can also come from --ticket-file or $${TICKET_ENV}.
+
+Options:
+  --http HOST:PORT        Serve Streamable HTTP at http://HOST:PORT/mcp instead of stdio
+                          (HOST defaults to 127.0.0.1; port 0 picks one; the URL is
+                          printed as the first line on stdout)
+  --ticket-file FILE      Read the ticket from FILE
+  --session-idle DURATION With --http: close a session (and its connection) after this
+                          long without any open request or stream (default: 10m)
+  --wait DURATION         How long to wait for the desktop to be in its room (default: 30s)
+
+${NETWORK_HELP}`;
+
+const CONNECT_FLAGS = {
+  ...NETWORK_FLAGS,
+  http: { type: "string" },
+  "ticket-file": { type: "string" },
+  wait: { type: "string" },
+  "session-idle": { type: "string" },
+} as const;
+
+/**
+ * Runs `connect` until the MCP client leaves (stdin ends), the connection is
+ * lost, or SIGINT/SIGTERM.
+ *
+ * @param args The arguments after `connect`.
+ * @returns The exit code.
+ * @throws {UsageError} If the command line is malformed.
+ * @throws {TicketError} If the ticket is malformed, expired or a host ticket.
+ *
+ * @example Speak MCP on stdio to the desktop of a ticket
+ * ```ts ignore
+ * import { connect } from "./connect.ts";
+ *
+ * Deno.exit(await connect([Deno.env.get("MCP_WEBRTC_TICKET")!]));
+ * ```
+ */
+export async function connect(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(args, CONNECT_FLAGS);
+  if (values.help) {
+    console.log(CONNECT_HELP);
+    return ExitCode.OK;
+  }
+  if (positionals.length > 1) {
+    throw new UsageError(
+      `Cannot connect as only one ticket may be given: received ${positionals.length} arguments`,
+    );
+  }
+  let text: string | undefined = positionals[0];
+  if (text === undefined && values["ticket-file"]) {
+    text = await Deno.readTextFile(values["ticket-file"]);
+  }
+  text ??= Deno.env.get(TICKET_ENV);
+  if (text === undefined || text.trim() === "") {
+    throw new UsageError(
+      `Cannot connect as no ticket is given: pass it as an argument, with --ticket-file, or in ${TICKET_ENV}`,
+    );
+  }
+  const ticket = parseTicket(text);
+  if (ticket.kind !== "guest") {
+    throw new TicketError(
+      "Cannot connect with a host ticket: it must stay on the desktop; use the guest ticket that serve printed",
+    );
+  }
+  assertTicketUsable(ticket);
+  const network = transportOptions(values);
+  const hostTimeout = values.wait ? parseDuration(values.wait, "--wait") : undefined;
+  const log = new StatusLog({ quiet: values.quiet, json: values["log-json"] });
+  const dial = () =>
+    new DeadlineTransport(
+      new WebRTCClientTransport({
+        signaling: new TicketSignaling(ticket, { hostTimeout }),
+        ...network,
+      }),
+      (network.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT) + DEADLINE_MARGIN,
+    );
+  if (values.http !== undefined) {
+    const sessionIdle = values["session-idle"]
+      ? parseDuration(values["session-idle"], "--session-idle")
+      : undefined;
+    return await connectHttp({ ...parseAddress(values.http), sessionIdle }, dial, log, ticket);
+  }
+  return await connectStdio(dial(), log, ticket);
+}
+
+/** How much longer than the connect timeout the CLI waits before giving up itself. */
+const DEADLINE_MARGIN = 1_000;
+
+/**
+ * A client transport whose `start()` is bounded once the desktop is found in
+ * its room: a desktop that refuses this agent without being heard (its
+ * refusal may not reach us) or stops answering ends in a `ConnectError`, not a
+ * hang.
+ */
+class DeadlineTransport implements Transport {
+  readonly #inner: WebRTCClientTransport;
+  readonly #ms: number;
+
+  onmessage?: (message: JSONRPCMessage) => void;
+  onerror?: (error: Error) => void;
+  onclose?: () => void;
+
+  constructor(inner: WebRTCClientTransport, ms: number) {
+    this.#inner = inner;
+    this.#ms = ms;
+  }
+
+  start(): Promise<void> {
+    const inner = this.#inner;
+    inner.onmessage = (message) => this.onmessage?.(message);
+    inner.onerror = (error) => this.onerror?.(error);
+    inner.onclose = () => this.onclose?.();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      inner.onconnectstep = (step) => {
+        if (step !== "signaling") return;
+        timer = setTimeout(() => {
+          reject(
+            new ConnectError(
+              "signaling",
+              `Cannot connect as the desktop did not answer within ${
+                this.#ms / 1000
+              } s: it may have refused this agent (its agent limit or the ticket's expiry; see its log)`,
+            ),
+          );
+          void inner.close();
+        }, this.#ms);
+      };
+    });
+    return Promise.race([inner.start(), late]).finally(() => clearTimeout(timer));
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    return this.#inner.send(message);
+  }
+
+  getConnectionPath(): Promise<ConnectionPath | undefined> {
+    return this.#inner.getConnectionPath();
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
+
+function endMessage(side: BridgeSide, cause?: Error): string {
+  if (side === "a") return "The MCP client left";
+  return cause
+    ? `Cannot reach the remote MCP server: ${cause.message}`
+    : "The connection to the remote MCP server closed";
+}
+
+async function connectStdio(remote: DeadlineTransport, log: StatusLog, ticket: Ticket) {
+  log.info("connecting", `Connecting to the desktop through ${ticket.url}`, { url: ticket.url });
+  const local = new StreamTransport(Deno.stdin.readable, Deno.stdout.writable);
+  let connected = false;
+  const ended = new Promise<{ first: BridgeSide; cause?: Error }>((resolve) => {
+    const running = bridge(local, remote, {
+      endMessage,
+      onerror: (side, error) =>
+        log.warn(side === "a" ? "client-error" : "connection-error", error.message),
+      onclose: (first, cause) => resolve({ first, cause }),
+    });
+    running.started.then(async () => {
+      connected = true;
+      const path = await remote.getConnectionPath().catch(() => undefined);
+      log.info(
+        "connected",
+        `Connected via ${path?.localCandidateType ?? "an unknown path"}${
+          path?.remoteAddress ? ` (${path.remoteAddress})` : ""
+        }`,
+        { ...path },
+      );
+    }, () => {});
+  });
+  const stop = await waitForStop(ended);
+  if (stop.kind === "signal") {
+    await Promise.race([
+      Promise.allSettled([remote.close(), local.close()]),
+      new Promise((resolve) => setTimeout(resolve, 1_500)),
+    ]);
+    log.info("stopped", `Stopped on ${stop.signal}`);
+    return ExitCode.OK;
+  }
+  const { first, cause } = stop.value;
+  if (first === "a") {
+    log.info("done", "The MCP client closed stdin; disconnected");
+    return ExitCode.OK;
+  }
+  if (cause) {
+    log.error("connect-failed", `Cannot connect to the desktop: ${cause.message}`, {
+      code: exitCodeFor(cause),
+    });
+    return exitCodeFor(cause) === ExitCode.FAILURE ? ExitCode.CONNECT : exitCodeFor(cause);
+  }
+  log.error(
+    "connection-lost",
+    connected
+      ? "The connection to the desktop closed"
+      : "The connection to the desktop closed before it opened",
+  );
+  return ExitCode.CONNECTION_LOST;
+}
+
+async function connectHttp(
+  address: { hostname: string; port: number; sessionIdle?: number },
+  dial: () => Transport,
+  log: StatusLog,
+  ticket: Ticket,
+) {
+  let sessions = 0;
+  const endpoint = serveHttp({
+    ...address,
+    dial,
+    bridge: (sessionId): BridgeOptions => {
+      const number = ++sessions;
+      return {
+        endMessage,
+        onerror: (side, error) =>
+          log.warn(
+            side === "a" ? "client-error" : "connection-error",
+            `Session ${number}: ${error.message}`,
+            { session: number },
+          ),
+        onclose: (first, cause) =>
+          log.info(
+            "session-closed",
+            `Session ${number} ended: ${
+              first === "a"
+                ? "the HTTP client closed it"
+                : cause
+                ? `cannot reach the desktop: ${cause.message}`
+                : "the connection to the desktop closed"
+            }`,
+            { session: number, sessionId: sessionId() },
+          ),
+      };
+    },
+    onlisten: (url) => {
+      void Deno.stdout.write(new TextEncoder().encode(url + "\n"));
+      log.info(
+        "listening",
+        `Serving Streamable HTTP at ${url}; each session dials the desktop through ${ticket.url}`,
+        { url },
+      );
+    },
+  });
+  const stop = await waitForStop(new Promise<never>(() => {}));
+  await Promise.race([endpoint.close(), new Promise((resolve) => setTimeout(resolve, 1_500))]);
+  log.info("stopped", `Stopped on ${stop.kind === "signal" ? stop.signal : "request"}`);
+  return ExitCode.OK;
+}
+
+/**
+ * Parses `HOST:PORT`, `:PORT` or `PORT` (host 127.0.0.1); IPv6 hosts in brackets.
+ *
+ * @param text The address as given to `--http`.
+ * @returns The host name and port.
+ * @throws {UsageError} If the port is not an integer from 0 to 65535.
+ *
+ * @example Addresses
+ * ```ts
+ * import { parseAddress } from "./connect.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(parseAddress("8080"), { hostname: "127.0.0.1", port: 8080 });
+ * assert.deepEqual(parseAddress("[::1]:0"), { hostname: "::1", port: 0 });
+ * ```
+ */
+export function parseAddress(text: string): { hostname: string; port: number } {
+  const match = /^(?:(\[[^\]]+\]|[^:]*):)?(\d+)$/.exec(text.trim());
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || !Number.isInteger(port) || port > 65535) {
+    throw new UsageError(
+      `Cannot read --http as it must be HOST:PORT, :PORT or PORT with a port from 0 to 65535: received "${text}"`,
+    );
+  }
+  const hostname = (match[1] ?? "").replace(/^\[|\]$/g, "") || "127.0.0.1";
+  return { hostname, port };
+}

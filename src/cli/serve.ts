@@ -1,0 +1,394 @@
+/**
+ * `serve`: on the desktop, opens a signalling room, prints the guest ticket
+ * and, for each agent that connects, bridges it to its own MCP server: a
+ * child process speaking stdio, or a session with a Streamable HTTP server.
+ *
+ * @module
+ */
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+import {
+  createGuestTicket,
+  createTicket,
+  deriveTicketKeys,
+  formatTicket,
+  parseTicket,
+  type Ticket,
+} from "../ticket.ts";
+import { SignalingRoom, type SignalingRoomError } from "../signaling/websocket_signaling.ts";
+import { type ConnectableServer, roomUrl, WebRTCListener } from "../webrtc_listener.ts";
+import type { WebRTCServerTransport } from "../webrtc_server_transport.ts";
+import {
+  NETWORK_FLAGS,
+  NETWORK_HELP,
+  parseDuration,
+  parseFlags,
+  parsePositiveInteger,
+  transportOptions,
+  UsageError,
+} from "./args.ts";
+import { bridge, type BridgeSide } from "./bridge.ts";
+import { ExitCode, waitForStop } from "./exit.ts";
+import { HttpUpstreamTransport } from "./http.ts";
+import { StatusLog } from "./log.ts";
+import { ChildProcessTransport } from "./stdio.ts";
+
+/** The environment variable read when `--signal` is not given. */
+export const SIGNAL_ENV = "MCP_WEBRTC_SIGNAL";
+
+/** The usage of `serve`. */
+export const SERVE_HELP = `Usage:
+  mcp-webrtc serve [options] -- <command> [args...]   bridge a stdio MCP server
+  mcp-webrtc serve [options] --url <endpoint>          bridge a Streamable HTTP MCP server
+
+Opens a room on the signalling service and prints the guest ticket as the first
+line on stdout. Each agent that connects with it gets its own MCP session: its
+own server process (stdio), or its own session with the HTTP server.
+
+Options:
+  --signal URL            The signalling service, e.g. wss://signal.example
+                          (default: $${SIGNAL_ENV}; for a local one: mcp-webrtc signal)
+  --url URL               Bridge this Streamable HTTP endpoint instead of a command
+  --header "NAME: VALUE"  A header sent to the --url endpoint (repeatable)
+  --agents N              The most agents served at once (default: 8)
+  --expires DURATION      Refuse agents after this long, e.g. 8h (default: never)
+  --ticket-file FILE      Also write the guest ticket to FILE (mode 0600)
+  --host-ticket-file FILE Keep the room across restarts: reopen the room of the host
+                          ticket in FILE, or create one and save it there (mode 0600)
+
+${NETWORK_HELP}`;
+
+const SERVE_FLAGS = {
+  ...NETWORK_FLAGS,
+  signal: { type: "string" },
+  url: { type: "string" },
+  header: { type: "string", multiple: true },
+  agents: { type: "string" },
+  expires: { type: "string" },
+  "ticket-file": { type: "string" },
+  "host-ticket-file": { type: "string" },
+} as const;
+
+/**
+ * Runs `serve` until SIGINT or SIGTERM, or until the room is lost for good.
+ *
+ * @param args The arguments after `serve`.
+ * @returns The exit code.
+ * @throws {UsageError} If the command line is malformed.
+ * @throws {TicketError} If the host ticket file holds no usable host ticket.
+ * @throws {SignalingRoomError} If the signalling service cannot be reached or refused the room.
+ *
+ * @example Bridge a server command until interrupted
+ * ```ts ignore
+ * import { serve } from "./serve.ts";
+ *
+ * const code = await serve([
+ *   "--signal", "ws://127.0.0.1:8787",
+ *   "--", "npx", "-y", "@modelcontextprotocol/server-everything",
+ * ]);
+ * Deno.exit(code);
+ * ```
+ */
+export async function serve(args: string[]): Promise<number> {
+  const split = args.indexOf("--");
+  const flagArgs = split === -1 ? args : args.slice(0, split);
+  const command = split === -1 ? [] : args.slice(split + 1);
+  const { values, positionals } = parseFlags(flagArgs, SERVE_FLAGS);
+  if (values.help) {
+    console.log(SERVE_HELP);
+    return ExitCode.OK;
+  }
+  if (positionals.length > 0) {
+    throw new UsageError(
+      `Cannot serve as the server command must follow "--": received ${positionals.join(" ")}`,
+    );
+  }
+  if (values.url && command.length > 0) {
+    throw new UsageError("Cannot serve both --url and a command: pick one");
+  }
+  if (!values.url && command.length === 0) {
+    throw new UsageError(
+      "Cannot serve as no MCP server is given: pass -- <command> [args...] or --url <endpoint>",
+    );
+  }
+  let upstreamUrl: URL | undefined;
+  if (values.url) {
+    try {
+      upstreamUrl = new URL(values.url);
+    } catch {
+      throw new UsageError(`Cannot read --url as it is not a URL: received "${values.url}"`);
+    }
+    if (upstreamUrl.protocol !== "http:" && upstreamUrl.protocol !== "https:") {
+      throw new UsageError(
+        `Cannot read --url as it must be http: or https:: received "${values.url}"`,
+      );
+    }
+  }
+  const headers = parseHeaders(values.header ?? []);
+  const network = transportOptions(values);
+  const maxAgents = values.agents ? parsePositiveInteger(values.agents, "--agents") : 8;
+  const expiresAt = values.expires
+    ? new Date(Date.now() + parseDuration(values.expires, "--expires"))
+    : undefined;
+  const log = new StatusLog({ quiet: values.quiet, json: values["log-json"] });
+
+  if (command.length > 0 && !(await findCommand(command[0]))) {
+    log.error(
+      "server-not-found",
+      `Cannot start the MCP server as the command "${
+        command[0]
+      }" was not found: check the name and PATH`,
+    );
+    return ExitCode.SERVER_START;
+  }
+
+  const host = await hostTicket(values["host-ticket-file"], values.signal, expiresAt);
+  const keys = await deriveTicketKeys(host);
+  let room: SignalingRoom;
+  try {
+    room = await SignalingRoom.join(roomUrl(host), {
+      role: "host",
+      key: keys.hostKey!,
+      guestVerifier: keys.guestVerifier,
+    });
+  } catch (error) {
+    throw new Error(
+      `Cannot open a room on the signalling service ${host.url}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  let agents = 0;
+  const upstream = (label: string): Transport =>
+    upstreamUrl
+      ? new HttpUpstreamTransport(upstreamUrl, { headers })
+      : new ChildProcessTransport(command[0], {
+        args: command.slice(1),
+        onstderr: (line) => log.info("server-stderr", `${label} server: ${line}`, { line }),
+      });
+  const listener = new WebRTCListener({
+    hub: room,
+    signalingKey: keys.signalingKey,
+    expiresAt: expiresAt ?? host.expiresAt,
+    maxAgents,
+    ...network,
+    createServer: ({ peer }) => {
+      const label = `agent ${++agents}`;
+      log.info("agent-joined", `${label[0].toUpperCase()}${label.slice(1)} joined; connecting`, {
+        agent: agents,
+        peer,
+      });
+      return new AgentBridge(label, agents, upstream(label), log, upstreamUrl !== undefined);
+    },
+  });
+  listener.onerror = (error) => log.warn("agent-refused", error.message);
+
+  const ticket = (await createGuestTicket(host)) satisfies Ticket;
+  const text = formatTicket(ticket);
+  if (values["ticket-file"]) await writeSecret(values["ticket-file"], text + "\n");
+  await Deno.stdout.write(new TextEncoder().encode(text + "\n"));
+  log.info(
+    "waiting",
+    `Waiting for agents at ${host.url}: give them the ticket printed above${
+      values["ticket-file"] ? ` (also in ${values["ticket-file"]})` : ""
+    }`,
+    { url: host.url, room: host.room, expiresAt: (expiresAt ?? host.expiresAt)?.toISOString() },
+  );
+
+  const lost = new Promise<SignalingRoomError | undefined>((resolve) => {
+    room.onclose = (error) => resolve(error);
+    room.onerror = (error) => log.warn("signaling-retry", error.message);
+  });
+  const stop = await waitForStop(lost);
+  const shutdown = listener.close().catch(() => {});
+  await Promise.race([shutdown, new Promise((resolve) => setTimeout(resolve, 1_500))]);
+  if (stop.kind === "signal") {
+    log.info("stopped", `Stopped on ${stop.signal}`);
+    return ExitCode.OK;
+  }
+  const error = stop.value as SignalingRoomError | undefined;
+  log.error(
+    "signaling-lost",
+    `The signalling room closed for good${error ? `: ${error.message}` : ""}`,
+    { code: error?.code },
+  );
+  return ExitCode.SIGNALING;
+}
+
+/**
+ * One agent's MCP session: its WebRTC transport bridged to its own upstream.
+ * The listener's `createServer` returns one per agent.
+ */
+class AgentBridge implements ConnectableServer {
+  readonly #label: string;
+  readonly #number: number;
+  readonly #upstream: Transport;
+  readonly #log: StatusLog;
+  readonly #http: boolean;
+  #close?: () => Promise<void>;
+
+  constructor(label: string, number: number, upstream: Transport, log: StatusLog, http: boolean) {
+    this.#label = label;
+    this.#number = number;
+    this.#upstream = upstream;
+    this.#log = log;
+    this.#http = http;
+  }
+
+  connect(transport: Transport): Promise<void> {
+    const agent = transport as WebRTCServerTransport;
+    const log = this.#log;
+    const label = this.#label;
+    const Label = label[0].toUpperCase() + label.slice(1);
+    const fields = { agent: this.#number };
+    agent.onconnectstep = (step) => {
+      if (step !== "channel") return;
+      void connectionPath(agent).then((path) => {
+        const via = path?.localCandidateType ?? "an unknown path";
+        log.info(
+          "agent-connected",
+          `${Label} connected via ${via}${path?.remoteAddress ? ` (${path.remoteAddress})` : ""}`,
+          { ...fields, ...path },
+        );
+      });
+    };
+    const upstream = this.#upstream;
+    const running = bridge(agent, upstream, {
+      endMessage: (side: BridgeSide, cause?: Error) => {
+        if (side === "a") return "The agent disconnected";
+        if (cause) return cause.message;
+        if (upstream instanceof ChildProcessTransport) {
+          const code = upstream.exitCode;
+          return code === undefined
+            ? "The MCP server process exited"
+            : `The MCP server process exited (code ${code})`;
+        }
+        return "The MCP server session ended";
+      },
+      // An agent still connecting to a server that died at once gets an error.
+      linger: { a: 10_000 },
+      onerror: (side, error) =>
+        log.warn(
+          side === "a" ? "agent-error" : "server-error",
+          `${Label}${side === "a" ? "" : "'s server"}: ${error.message}`,
+          fields,
+        ),
+      onclose: (first, cause) => {
+        let why: string;
+        if (first === "a") why = "the agent disconnected";
+        else if (cause) why = cause.message;
+        else if (upstream instanceof ChildProcessTransport) {
+          why = `its server exited${
+            upstream.exitCode === undefined ? "" : ` (code ${upstream.exitCode})`
+          }`;
+        } else why = "its server session ended";
+        log.info("agent-left", `${Label} left: ${why}`, { ...fields, reason: why });
+      },
+    });
+    if (upstream instanceof ChildProcessTransport) {
+      running.started.then(
+        () => log.info("server-started", `${Label}'s server started (pid ${upstream.pid})`, fields),
+        (error) => log.error("server-start-failed", `${Label}: ${error.message}`, fields),
+      );
+    } else if (this.#http) {
+      running.started.catch((error) =>
+        log.error("server-start-failed", `${Label}: ${error.message}`, fields)
+      );
+    }
+    this.#close = () => running.close();
+    // The agent's transport starts at once (it connects in the background).
+    return Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    await this.#close?.();
+  }
+}
+
+/** The path of a just-opened connection; it is known shortly after the channel opens. */
+async function connectionPath(transport: WebRTCServerTransport) {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const path = await transport.getConnectionPath().catch(() => undefined);
+    if (path) return path;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return undefined;
+}
+
+async function hostTicket(
+  file: string | undefined,
+  signal: string | undefined,
+  expiresAt: Date | undefined,
+): Promise<Ticket> {
+  if (file) {
+    let text: string | undefined;
+    try {
+      text = await Deno.readTextFile(file);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    if (text !== undefined) {
+      const ticket = parseTicket(text);
+      if (ticket.kind !== "host") {
+        throw new UsageError(
+          `Cannot reopen the room as ${file} holds a guest ticket: --host-ticket-file needs the host ticket`,
+        );
+      }
+      return ticket;
+    }
+  }
+  const url = signal ?? Deno.env.get(SIGNAL_ENV);
+  if (!url) {
+    throw new UsageError(
+      `Cannot serve as no signalling service is given: pass --signal wss://… or set ${SIGNAL_ENV} (for a local one, run: mcp-webrtc signal)`,
+    );
+  }
+  let ticket: Ticket;
+  try {
+    ticket = await createTicket({ url, expiresAt });
+  } catch (error) {
+    throw new UsageError(`Cannot use the signalling URL "${url}": ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  if (file) await writeSecret(file, formatTicket(ticket) + "\n");
+  return ticket;
+}
+
+async function writeSecret(file: string, text: string): Promise<void> {
+  await Deno.writeTextFile(file, text, { mode: 0o600 });
+  if (Deno.build.os !== "windows") await Deno.chmod(file, 0o600);
+}
+
+function parseHeaders(lines: string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(":");
+    if (colon < 1) {
+      throw new UsageError(`Cannot read --header as it must be "NAME: VALUE": received "${line}"`);
+    }
+    headers[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
+  }
+  return headers;
+}
+
+/** Whether the command exists: a path to a file, or a name found on PATH. */
+async function findCommand(command: string): Promise<boolean> {
+  const isFile = async (path: string) => {
+    try {
+      return (await Deno.stat(path)).isFile;
+    } catch {
+      return false;
+    }
+  };
+  if (command.includes("/") || command.includes("\\")) return await isFile(command);
+  const windows = Deno.build.os === "windows";
+  const extensions = windows
+    ? ["", ...(Deno.env.get("PATHEXT") ?? ".EXE;.CMD;.BAT;.COM").split(";")]
+    : [""];
+  for (const dir of (Deno.env.get("PATH") ?? "").split(windows ? ";" : ":")) {
+    if (!dir) continue;
+    for (const extension of extensions) {
+      if (await isFile(`${dir}/${command}${extension}`)) return true;
+    }
+  }
+  return false;
+}
