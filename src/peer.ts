@@ -145,6 +145,8 @@ export class Peer {
   /** The first signalling message refused, to explain a timeout. */
   #refused?: Error;
   #steps = new Set<ConnectStep>();
+  /** Outgoing signalling, in order, once signalling has started. */
+  #outbox: Promise<void> = Promise.resolve();
 
   /** Called once when the connection is gone (after `connect()` resolved). */
   onclose?: (error?: Error) => void;
@@ -289,15 +291,15 @@ export class Peer {
 
     if (!options.waitForOffer) this.#armTimeout();
     try {
-      await signaling.start?.();
+      // Candidates gathered meanwhile wait in the outbox until signalling is up.
+      const started = Promise.resolve(signaling.start?.());
+      this.#outbox = started.catch(() => {});
+      await started;
       this.#step("signaling");
       if (options.initiator) {
         const offer = await pc.createOffer();
         await pc.setLocalDescription(offer);
-        await signaling.send({
-          type: "offer",
-          sdp: offer.sdp ?? pc.localDescription?.sdp ?? "",
-        });
+        await this.#send({ type: "offer", sdp: offer.sdp ?? pc.localDescription?.sdp ?? "" });
         this.#step("offer");
       }
     } catch (cause) {
@@ -411,9 +413,16 @@ export class Peer {
     this.onclose?.(new WebRTCTransportError(`The connection to the peer was lost: ${why}`));
   }
 
+  /** Sends one message after every earlier one; rejects if it fails. */
+  #send(message: SignalingMessage): Promise<void> {
+    const sent = this.#outbox.then(() => this.#options.signaling.send(message));
+    this.#outbox = sent.catch(() => {});
+    return sent;
+  }
+
   #signal(message: SignalingMessage): void {
     if (this.#closed) return;
-    this.#options.signaling.send(message).catch((error) =>
+    this.#send(message).catch((error) =>
       this.onerror?.(
         new WebRTCTransportError(
           `Cannot send a ${message.type} through signalling: ${messageOf(error)}`,

@@ -276,12 +276,16 @@ export class SignalingRoom {
   #fail?: (error: SignalingRoomError) => void;
   #abort = () => void this.close();
 
-  private constructor(url: string, protocols: string[], options: SignalingRoomOptions) {
+  private constructor(
+    url: string,
+    protocols: string[],
+    options: SignalingRoomOptions,
+    WebSocket: WebSocketConstructor,
+  ) {
     this.#url = url;
     this.#protocols = protocols;
     this.#options = options;
-    this.#WebSocket = options.WebSocket ??
-      (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket!;
+    this.#WebSocket = WebSocket;
   }
 
   /**
@@ -337,16 +341,12 @@ export class SignalingRoom {
         );
       }
     }
-    if (!options.WebSocket && !(globalThis as { WebSocket?: unknown }).WebSocket) {
-      throw new TypeError(
-        "Cannot join room as this runtime has no global WebSocket: pass one as the WebSocket option",
-      );
-    }
+    const WebSocket = options.WebSocket ?? await resolveWebSocket();
     options.signal?.throwIfAborted();
     target.searchParams.set("role", role);
     const protocols = [PROTOCOL, `mcp-webrtc.key.${key}`];
     if (guestVerifier) protocols.push(`mcp-webrtc.guest-verifier.${guestVerifier}`);
-    const room = new SignalingRoom(target.href, protocols, options);
+    const room = new SignalingRoom(target.href, protocols, options, WebSocket);
     options.signal?.addEventListener("abort", room.#abort, { once: true });
     try {
       await room.#connect();
@@ -455,7 +455,16 @@ export class SignalingRoom {
       socket.onmessage = ({ data }) => {
         if (data === "pong") return void (this.#awaitingPong = false);
         const frame = parseFrame(data);
-        if (frame?.type === "error") lastError = frame;
+        if (frame?.type === "error") {
+          lastError = frame;
+          // A refusal is followed by a close; some clients (ws) report that close
+          // only once the server ends TCP, seconds later: act on the frame itself.
+          const code = TERMINAL_CLOSE_CODES[String(frame.code)];
+          if (code !== undefined) {
+            fail(closeError(code, String(frame.code), opened, frame));
+            return socket.close();
+          }
+        }
         if (welcomed) return this.#dispatch(frame, data);
         if (frame?.type !== "welcome") return;
         if (typeof frame.peer !== "string" || !Array.isArray(frame.peers)) {
@@ -905,6 +914,15 @@ function parseFrame(data: unknown): Record<string, unknown> | undefined {
   }
 }
 
+/** The error frames after which the room closes the socket, and its close code. */
+const TERMINAL_CLOSE_CODES: Record<string, number> = {
+  key_refused: 4403,
+  room_not_found: 4404,
+  room_full: 4409,
+  host_replaced: 4409,
+  rate_limited: 4429,
+};
+
 /** Says why a socket closed, from its close code and the room's last error frame. */
 function closeError(
   code: number,
@@ -948,5 +966,33 @@ function closeError(
     `Lost the signalling room: the connection closed with code ${code}${
       reason ? ` (${reason})` : ""
     }`,
+  );
+}
+
+/**
+ * Picks the WebSocket client: in Deno and Node the `ws` package, else the
+ * runtime's own (browsers, workers).
+ *
+ * Deno's built-in client does not set `TCP_NODELAY`: a burst of small frames
+ * (an answer and its ICE candidates) then waits for a delayed ACK, 40 ms per
+ * burst on Linux. `ws` sets it, and gives Node 20 a WebSocket at all.
+ */
+async function resolveWebSocket(): Promise<WebSocketConstructor> {
+  const runtime = globalThis as {
+    Deno?: unknown;
+    process?: { versions?: { node?: string } };
+    WebSocket?: WebSocketConstructor;
+  };
+  if (runtime.Deno !== undefined || runtime.process?.versions?.node !== undefined) {
+    try {
+      const ws = await import("ws");
+      return (ws.WebSocket ?? ws.default) as unknown as WebSocketConstructor;
+    } catch {
+      // Fall back to the runtime's own client below.
+    }
+  }
+  if (runtime.WebSocket) return runtime.WebSocket;
+  throw new TypeError(
+    "Cannot join room as this runtime has no WebSocket client: install the ws package, or pass one as the WebSocket option",
   );
 }

@@ -328,7 +328,10 @@ Deno.test("SignalingRoom closes when its signal aborts", async () => {
   });
 });
 
-/** A stand-in room on 127.0.0.1 that welcomes, never answers pings, and echoes errors. */
+/**
+ * A stand-in room on 127.0.0.1 that welcomes, never answers pings, and echoes
+ * errors. Its clients use Deno's own WebSocket, whose subprotocol list it parses.
+ */
 function fakeRoom(onFrame: (socket: WebSocket, frame: Record<string, unknown>) => void) {
   const sockets: WebSocket[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
@@ -360,6 +363,8 @@ Deno.test("SignalingRoom routes an error frame to the view that sent the frame",
   );
   try {
     const room = await SignalingRoom.join(fake.url, {
+      // Deno.upgradeWebSocket only parses ", "-separated subprotocols; ws sends ",".
+      WebSocket: globalThis.WebSocket,
       role: "host",
       key: HOST_KEY,
       guestVerifier: GUEST_VERIFIER,
@@ -378,6 +383,8 @@ Deno.test("SignalingRoom notices a room that stopped answering pings and reconne
   const fake = fakeRoom(() => {});
   try {
     const room = await SignalingRoom.join(fake.url, {
+      // Deno.upgradeWebSocket only parses ", "-separated subprotocols; ws sends ",".
+      WebSocket: globalThis.WebSocket,
       role: "host",
       key: HOST_KEY,
       guestVerifier: GUEST_VERIFIER,
