@@ -34,11 +34,20 @@ export const FALLBACK_MAX_MESSAGE_SIZE = 65_536;
 export const MAX_FRAME_SIZE = 262_144;
 
 /**
- * The default cap on one received message, reassembled. Large enough for any
- * sensible tool result (a 64 MiB file), small enough that a hostile peer cannot
- * exhaust memory with one endless message.
+ * The default cap on one received message, reassembled: large enough for the
+ * tool results people send (files and screenshots of tens of MiB), small enough
+ * that a hostile peer cannot exhaust memory with one endless message. A tool
+ * result of a 64 MiB file is a little over 64 MiB with its envelope; raise
+ * `maxReceiveSize` for such payloads.
  */
 export const DEFAULT_MAX_RECEIVE_SIZE = 64 * 1024 * 1024;
+
+/**
+ * The JSON-RPC error code of a request or response dropped for exceeding the
+ * receiver's cap: in the range JSON-RPC leaves to implementations, so the SDK
+ * passes it to the caller as an `McpError` with this code.
+ */
+export const MESSAGE_TOO_LARGE = -32000;
 
 /**
  * `send()` waits once the channel buffers more than this many bytes. 4 MiB keeps

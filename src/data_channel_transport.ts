@@ -11,9 +11,10 @@ import {
   HIGH_WATER_MARK,
   LOW_WATER_MARK,
   MAX_FRAME_SIZE,
+  MESSAGE_TOO_LARGE,
 } from "./constants.ts";
-import { FrameError, PeerLostError, WebRTCTransportError } from "./errors.ts";
-import { encodeFrames, FRAME_KEEPALIVE, FrameDecoder } from "./framing.ts";
+import { FrameError, MessageSizeError, PeerLostError, WebRTCTransportError } from "./errors.ts";
+import { encodeFrames, FRAME_KEEPALIVE, FrameDecoder, type RefusedEnvelope } from "./framing.ts";
 
 /**
  * The part of the W3C `RTCDataChannel` this module uses. A browser's channel,
@@ -44,7 +45,9 @@ export interface DataChannelLike {
 export interface DataChannelTransportOptions {
   /**
    * The largest message accepted from the peer, in UTF-8 bytes. A larger one
-   * is dropped with a `MessageSizeError` through `onerror`; the session goes on.
+   * is dropped with a `MessageSizeError` through `onerror`; the session goes on,
+   * and the request it belonged to fails at once with a JSON-RPC error
+   * (code `-32000`) on whichever side waits for it.
    *
    * @default {67108864}
    */
@@ -325,6 +328,10 @@ export class DataChannelTransport implements Transport {
       case "error":
         this.onerror?.(decoded.error);
         return;
+      case "oversize":
+        this.onerror?.(decoded.error);
+        this.#answerOversize(decoded.envelope, decoded.error);
+        return;
     }
     let json: unknown;
     try {
@@ -344,6 +351,25 @@ export class DataChannelTransport implements Transport {
     }
     this.onmessage?.(parsed.data);
   };
+
+  /**
+   * Tells whoever waits on a dropped message, instead of letting it time out:
+   * a request from the peer gets an error response; a response to one of our
+   * requests becomes an error response here.
+   */
+  #answerOversize(envelope: RefusedEnvelope, error: MessageSizeError): void {
+    if (envelope.id === undefined) return;
+    const refusal = {
+      code: MESSAGE_TOO_LARGE,
+      message: error.message,
+      data: { size: error.size, limit: error.limit },
+    };
+    if (envelope.method !== undefined) {
+      this.send({ jsonrpc: "2.0", id: envelope.id, error: refusal }).catch(() => {});
+    } else {
+      this.onmessage?.({ jsonrpc: "2.0", id: envelope.id, error: refusal });
+    }
+  }
 
   #tick = () => {
     const now = Date.now();

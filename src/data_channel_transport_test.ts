@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 import { DataChannelTransport } from "./data_channel_transport.ts";
 import { FrameError, MessageSizeError, PeerLostError } from "./errors.ts";
-import { HIGH_WATER_MARK, LOW_WATER_MARK, MAX_FRAME_SIZE } from "./constants.ts";
+import { HIGH_WATER_MARK, LOW_WATER_MARK, MAX_FRAME_SIZE, MESSAGE_TOO_LARGE } from "./constants.ts";
 import { createLinkedChannelPair, type LinkedChannelPairOptions } from "./testing.ts";
 
 function bigResult(id: number, size: number): JSONRPCMessage {
@@ -115,7 +115,7 @@ Deno.test("DataChannelTransport.send() waits for bufferedamountlow above the hig
   await t.close();
 });
 
-Deno.test("DataChannelTransport drops a message over the receive cap and keeps the session", async () => {
+Deno.test("DataChannelTransport drops a response over the receive cap, turning it into an error for its caller", async () => {
   const t = await pair({ maxMessageSize: 65_536 }, {
     maxMessageSize: 65_536,
     maxReceiveSize: 100_000,
@@ -123,11 +123,37 @@ Deno.test("DataChannelTransport drops a message over the receive cap and keeps t
   });
   await t.a.send(bigResult(1, 200_000));
   await t.a.send({ jsonrpc: "2.0", id: 2, method: "after" });
-  await until(() => t.received.length === 1);
-  assert.deepEqual(t.received[0], { jsonrpc: "2.0", id: 2, method: "after" });
+  await until(() => t.received.length === 2);
+  const [refused, after] = t.received as Record<string, unknown>[];
+  assert.equal(refused.id, 1);
+  assert.equal((refused.error as { code: number }).code, MESSAGE_TOO_LARGE);
+  assert.match((refused.error as { message: string }).message, /maxReceiveSize/);
+  assert.deepEqual(after, { jsonrpc: "2.0", id: 2, method: "after" });
   assert.equal(t.errors.length, 1);
   assert.ok(t.errors[0] instanceof MessageSizeError);
-  assert.match(t.errors[0].message, /maxReceiveSize/);
+  await t.close();
+});
+
+Deno.test("DataChannelTransport answers a request over the receive cap with an error response", async () => {
+  const t = await pair({ maxMessageSize: 65_536 }, {
+    maxMessageSize: 65_536,
+    maxReceiveSize: 10_000,
+    keepaliveInterval: 0,
+  });
+  const answers: JSONRPCMessage[] = [];
+  t.a.onmessage = (message) => answers.push(message);
+  await t.a.send({
+    jsonrpc: "2.0",
+    id: "big",
+    method: "tools/call",
+    params: { x: "y".repeat(50_000) },
+  });
+  await until(() => answers.length === 1);
+  const answer = answers[0] as { id: string; error: { code: number; data: { limit: number } } };
+  assert.equal(answer.id, "big");
+  assert.equal(answer.error.code, MESSAGE_TOO_LARGE);
+  assert.equal(answer.error.data.limit, 10_000);
+  assert.equal(t.received.length, 0, "the request itself never reached the receiver's handler");
   await t.close();
 });
 

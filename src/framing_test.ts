@@ -31,20 +31,48 @@ Deno.test("encodeFrames() measures the limit in UTF-8 bytes, not characters", ()
 
 Deno.test("encodeFrames() marks every chunk but the last as more", () => {
   const frames = [...encodeFrames("x".repeat(25), 11)] as Uint8Array[];
+  // 10 payload bytes per frame: 10 + 10 + 5.
   assert.deepEqual(frames.map((frame) => frame[0]), [FRAME_MORE, FRAME_MORE, FRAME_LAST]);
   assert.deepEqual(frames.map((frame) => frame.byteLength), [11, 11, 6]);
 });
 
-Deno.test("encodeFrames() refuses a frame size too small to hold a header and a byte", () => {
-  assert.throws(() => [...encodeFrames("x", 1)], RangeError);
-  assert.throws(() => [...encodeFrames("x", 2.5)], /must be an integer of at least 2/);
+Deno.test("encodeFrames() refuses a frame size too small to hold a header and a character", () => {
+  assert.throws(() => [...encodeFrames("x", 4)], RangeError);
+  assert.throws(() => [...encodeFrames("x", 5.5)], /must be an integer of at least 5/);
 });
 
-Deno.test("FrameDecoder reassembles multi-byte characters split across chunks", () => {
+Deno.test("encodeFrames() never splits a character across chunks", () => {
+  const text = "é€😀x".repeat(40);
+  for (const size of [5, 6, 7, 8, 13, 64]) {
+    const frames = [...encodeFrames(text, size)] as Uint8Array[];
+    const decoded = frames.map((frame) =>
+      new TextDecoder("utf-8", { fatal: true }).decode(frame.subarray(1))
+    );
+    assert.equal(decoded.join(""), text, `frame size ${size}`);
+    assert.ok(frames.every((frame) => frame.byteLength <= size));
+  }
+});
+
+/** Cuts the UTF-8 bytes of `text` into chunk frames of `size` bytes, anywhere. */
+function cutAnywhere(text: string, size: number): Uint8Array[] {
+  const bytes = new TextEncoder().encode(text);
+  const frames: Uint8Array[] = [];
+  for (let offset = 0; offset < bytes.byteLength; offset += size - 1) {
+    const end = Math.min(offset + size - 1, bytes.byteLength);
+    const frame = new Uint8Array(1 + end - offset);
+    frame[0] = end === bytes.byteLength ? FRAME_LAST : FRAME_MORE;
+    frame.set(bytes.subarray(offset, end), 1);
+    frames.push(frame);
+  }
+  return frames;
+}
+
+Deno.test("FrameDecoder reassembles multi-byte characters split across chunks by other senders", () => {
   // Sizes that cut 2-, 3- and 4-byte sequences at every offset.
   const text = JSON.stringify({ s: "é€😀".repeat(50) + "ascii" });
   for (const size of [2, 3, 4, 5, 7, 13, 64]) {
-    const { results } = roundTrip(text, size);
+    const decoder = new FrameDecoder(1 << 20);
+    const results = cutAnywhere(text, size).map((frame) => decoder.push(frame));
     assert.deepEqual(results.at(-1), { kind: "message", text }, `frame size ${size}`);
     assert.ok(results.slice(0, -1).every((result) => result.kind === "partial"));
   }
@@ -54,16 +82,48 @@ Deno.test("FrameDecoder accepts a message of exactly the cap and refuses one byt
   const text = "z".repeat(1000);
   assert.deepEqual(roundTrip(text, 64, 1000).results.at(-1), { kind: "message", text });
   const { results } = roundTrip(text + "z", 64, 1000);
-  const errors = results.filter((result) => result.kind === "error");
+  const errors = results.filter((result) => result.kind === "oversize");
   assert.equal(errors.length, 1, "one error for the whole message");
-  assert.ok(errors[0].kind === "error" && errors[0].error instanceof MessageSizeError);
+  assert.ok(errors[0].kind === "oversize" && errors[0].error instanceof MessageSizeError);
+  assert.equal(errors[0].error.size, 1001);
   assert.ok(results.every((result) => result.kind !== "message"));
+});
+
+Deno.test("FrameDecoder names the id and method of a refused message from its two ends", () => {
+  const body = "q".repeat(5000);
+  const cases: [unknown, { id?: string | number; method?: string }][] = [
+    // The SDK writes the id last; other senders write it first.
+    [{ result: { content: [{ type: "text", text: body }] }, jsonrpc: "2.0", id: 7 }, { id: 7 }],
+    [{ jsonrpc: "2.0", id: "req-1", result: { text: body } }, { id: "req-1" }],
+    [{
+      method: "tools/call",
+      params: { name: "t", arguments: { body, id: 99 } },
+      jsonrpc: "2.0",
+      id: 3,
+    }, {
+      id: 3,
+      method: "tools/call",
+    }],
+    [{ jsonrpc: "2.0", method: "notifications/message", params: { data: body } }, {
+      method: "notifications/message",
+    }],
+  ];
+  for (const [message, envelope] of cases) {
+    const text = JSON.stringify(message);
+    for (const frameSize of [256, 1 << 20]) {
+      const decoder = new FrameDecoder(1000);
+      const results = [...encodeFrames(text, frameSize)].map((frame) => decoder.push(frame));
+      const last = results.at(-1)!;
+      assert.equal(last.kind, "oversize");
+      assert.deepEqual(last.kind === "oversize" && last.envelope, envelope, text.slice(0, 60));
+    }
+  }
 });
 
 Deno.test("FrameDecoder refuses an oversized text frame and keeps decoding", () => {
   const decoder = new FrameDecoder(10);
   const result = decoder.push("0123456789ab");
-  assert.equal(result.kind, "error");
+  assert.equal(result.kind, "oversize");
   assert.deepEqual(decoder.push("[1]"), { kind: "message", text: "[1]" });
 });
 
@@ -96,12 +156,16 @@ Deno.test("FrameDecoder reports malformed binary frames without throwing", () =>
       new Uint8Array([]),
       new Uint8Array([7, 1, 2]),
       new Uint8Array([FRAME_KEEPALIVE, 0]),
-      new Uint8Array([FRAME_LAST, 0xff, 0xfe]),
     ]
   ) {
     const result = decoder.push(frame);
     assert.equal(result.kind, "error", `frame ${frame}`);
   }
+  // Invalid UTF-8 becomes U+FFFD, as in a browser; the JSON check then refuses it.
+  assert.deepEqual(decoder.push(new Uint8Array([FRAME_LAST, 0xff, 0xfe])), {
+    kind: "message",
+    text: "\ufffd\ufffd",
+  });
   assert.deepEqual(decoder.push(new Uint8Array([FRAME_LAST, 0x5b, 0x5d]).buffer), {
     kind: "message",
     text: "[]",

@@ -141,7 +141,8 @@ export class Peer {
   #fail?: (error: Error) => void;
   #timer?: ReturnType<typeof setTimeout>;
   #heardFromPeer = false;
-  #released: Promise<unknown>[] = [];
+  #pcClosed?: Promise<void>;
+  #channelClosed?: Promise<void>;
   /** The first signalling message refused, to explain a timeout. */
   #refused?: Error;
   #steps = new Set<ConnectStep>();
@@ -197,16 +198,14 @@ export class Peer {
     if (this.#closed) throw new WebRTCTransportError("Cannot connect as the transport was closed");
     const pc = new Ctor({ iceServers: options.iceServers, ...options.rtcConfiguration });
     this.#pc = pc;
-    this.#released.push(
-      released(pc, "connectionstatechange", () => pc.connectionState === "closed"),
-    );
+    this.#pcClosed = released(pc, "connectionstatechange", () => pc.connectionState === "closed");
     const signaling = options.signaling;
 
     const opened = new Promise<Connected>((resolve, reject) => {
       this.#fail = reject;
       const onChannel = (channel: DataChannelLike) => {
         this.#channel = channel;
-        this.#released.push(released(channel, "close", () => true));
+        this.#channelClosed = released(channel, "close", () => true);
         const peerSpeaksFraming = !options.initiator &&
           (channel as { protocol?: string }).protocol === CHANNEL_PROTOCOL;
         options.onchannel?.(channel, peerSpeaksFraming);
@@ -328,37 +327,35 @@ export class Peer {
       this.#options.signaling.send({ type: "bye", reason }).catch(() => {}),
       new Promise<void>((resolve) => (timer = setTimeout(resolve, 500))),
     ]).finally(() => clearTimeout(timer));
-    try {
-      // A channel that never opened keeps node-datachannel's process alive unless closed.
-      this.#channel?.close();
-    } catch {
-      // Already closed.
-    }
-    const pc = this.#pc;
-    try {
-      pc?.close();
-    } catch {
-      // Already closed.
-    }
-    return Promise.all([bye, this.#settled()]).then(() => {});
+    return Promise.all([bye, this.#release()]).then(() => {});
   }
 
   /**
-   * Resolves once the connection and its channel have dispatched their
-   * `closed` events (at most 1 s): node-datachannel releases its callbacks
-   * into JavaScript only then, and an isolate or process that ends before
-   * may crash.
+   * Closes the channel, then the connection, each time waiting (boundedly) for
+   * its `close` event: node-datachannel releases its callbacks into JavaScript
+   * only then. Closing the connection before the channel has closed can leave
+   * the channel's sockets open and the process running; an isolate or process
+   * that ends before the release may crash.
    */
-  #settled(): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    return Promise.race([
-      Promise.all(this.#released),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, 1_000))),
-    ]).then(() => {
-      clearTimeout(timer);
-      // Let the native side finish the callback that dispatched the event.
-      return new Promise<void>((resolve) => setTimeout(resolve, 0));
-    });
+  async #release(): Promise<void> {
+    const channel = this.#channel;
+    if (channel && channel.readyState !== "closed") {
+      try {
+        // A channel that never opened keeps node-datachannel's process alive unless closed.
+        channel.close();
+      } catch {
+        // Already closing.
+      }
+      await settle(this.#channelClosed, 500);
+    }
+    try {
+      this.#pc?.close();
+    } catch {
+      // Already closed.
+    }
+    await settle(this.#pcClosed, 1_000);
+    // Let the native side finish the callback that dispatched the event.
+    await new Promise<void>((resolve) => setTimeout(resolve, 0));
   }
 
   #step(step: ConnectStep): void {
@@ -554,6 +551,14 @@ export class Peer {
       );
     }
   }
+}
+
+/** Waits for `promise`, at most `ms` milliseconds. */
+async function settle(promise: Promise<void> | undefined, ms: number): Promise<void> {
+  if (!promise) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 /** Resolves on the first `type` event after which `done()` holds. */

@@ -7,7 +7,13 @@ import {
   LoggingMessageNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import { blobText, connectPair, createTestServer, until } from "./_helpers.ts";
+import {
+  MemorySignaling,
+  MESSAGE_TOO_LARGE,
+  WebRTCClientTransport,
+  WebRTCServerTransport,
+} from "../mod.ts";
+import { blobText, connectPair, createTestServer, LOCAL, until } from "./_helpers.ts";
 
 function text(result: unknown): string {
   return ((result as CallToolResult).content[0] as { text: string }).text;
@@ -143,7 +149,7 @@ Deno.test("WebRTCClientTransport.start() twice throws with a hint about connect(
   await pair.close();
 });
 
-Deno.test("WebRTC transports keep the session when a message exceeds the receive cap", async () => {
+Deno.test("WebRTC transports fail a call at once, and keep the session, when its result exceeds the receive cap", async () => {
   const server = createTestServer();
   const pair = await connectPair(server, { maxReceiveSize: 100_000 });
   const errors: Error[] = [];
@@ -152,19 +158,42 @@ Deno.test("WebRTC transports keep the session when a message exceeds the receive
     errors.push(error);
     previous?.(error);
   };
+  const started = Date.now();
   await assert.rejects(
-    () =>
-      pair.client.callTool({ name: "blob", arguments: { size: 200_000 } }, undefined, {
-        timeout: 1_500,
-      }),
-    /timed out/i,
+    () => pair.client.callTool({ name: "blob", arguments: { size: 200_000 } }),
+    (error: Error & { code?: number }) => {
+      assert.equal(error.code, MESSAGE_TOO_LARGE);
+      assert.match(error.message, /exceeds the receive cap.*maxReceiveSize/);
+      return true;
+    },
   );
+  assert.ok(Date.now() - started < 5_000, "the caller is told at once, not after its timeout");
   assert.ok(errors.some((error) => error.name === "MessageSizeError"));
   assert.equal(
     text(await pair.client.callTool({ name: "greet", arguments: { name: "y" } })),
     "Hello, y!",
   );
   await pair.close();
+});
+
+Deno.test("WebRTC transports answer a request over the server's receive cap with an error", async () => {
+  const server = createTestServer();
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  await server.connect(
+    new WebRTCServerTransport({ signaling: b, ...LOCAL, maxReceiveSize: 50_000 }),
+  );
+  const client = new Client({ name: "c", version: "1" });
+  await client.connect(new WebRTCClientTransport({ signaling: a, ...LOCAL }));
+  await assert.rejects(
+    () => client.callTool({ name: "greet", arguments: { name: "n".repeat(80_000) } }),
+    (error: Error & { code?: number }) => error.code === MESSAGE_TOO_LARGE,
+  );
+  assert.equal(
+    text(await client.callTool({ name: "greet", arguments: { name: "ok" } })),
+    "Hello, ok!",
+  );
+  await client.close();
+  await server.close();
 });
 
 Deno.test("McpServer tools can take a schema over WebRTC", async () => {
