@@ -20,25 +20,35 @@ import { UsageError } from "./args.ts";
  * assert.equal(ExitCode.CONNECTION_LOST, 6);
  * ```
  */
-export const ExitCode = Object.freeze({
+export const ExitCode: Readonly<{
   /** Done, or stopped by SIGINT/SIGTERM, or the MCP client closed stdin. */
-  OK: 0,
+  OK: 0;
   /** An unexpected failure. */
-  FAILURE: 1,
+  FAILURE: 1;
   /** A malformed command line, or a bad, expired or wrong-kind ticket. */
-  USAGE: 2,
+  USAGE: 2;
   /** The signalling service could not be reached, refused us, or was lost for good. */
-  SIGNALING: 3,
+  SIGNALING: 3;
   /**
    * No connection to the desktop: it is not in the room, refused the agent
    * (limit reached, ticket expired), or no network path was found in time.
    */
-  CONNECT: 4,
+  CONNECT: 4;
   /** The MCP server command was not found. */
-  SERVER_START: 5,
+  SERVER_START: 5;
   /** The connection to the remote MCP server was lost after it was made. */
-  CONNECTION_LOST: 6,
-});
+  CONNECTION_LOST: 6;
+}> = Object.freeze(
+  {
+    OK: 0,
+    FAILURE: 1,
+    USAGE: 2,
+    SIGNALING: 3,
+    CONNECT: 4,
+    SERVER_START: 5,
+    CONNECTION_LOST: 6,
+  } as const,
+);
 
 /**
  * The exit code for an error that stopped a command.
