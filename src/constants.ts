@@ -72,6 +72,16 @@ export const LOW_WATER_MARK = 1024 * 1024;
 export const DEFAULT_CONNECT_TIMEOUT = 15_000;
 
 /**
+ * How long the offering side holds its ICE candidates after applying the
+ * answer, unless ICE connects first: where the offerer can reach the answerer
+ * directly (same host, same LAN, answerer with a public address) the answerer
+ * then connects by answering the offerer's checks, which fixes the order in
+ * which the two start DTLS. Behind a NAT the candidates go out after this
+ * delay; 100 ms is a small part of a NAT traversal.
+ */
+export const CANDIDATE_GRACE = 100;
+
+/**
  * How often a peer that speaks the full framing sends a keepalive frame when it
  * has sent nothing else. libdatachannel notices a vanished peer only after
  * 14–29 s; keepalives let us notice within {@linkcode DEFAULT_IDLE_TIMEOUT}.

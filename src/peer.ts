@@ -5,7 +5,12 @@
  * @module
  */
 
-import { CHANNEL_LABEL, CHANNEL_PROTOCOL, FALLBACK_MAX_MESSAGE_SIZE } from "./constants.ts";
+import {
+  CANDIDATE_GRACE,
+  CHANNEL_LABEL,
+  CHANNEL_PROTOCOL,
+  FALLBACK_MAX_MESSAGE_SIZE,
+} from "./constants.ts";
 import type { DataChannelLike } from "./data_channel_transport.ts";
 import { ConnectError, type ConnectStage, WebRTCTransportError } from "./errors.ts";
 import type { Signaling, SignalingMessage } from "./signaling/signaling.ts";
@@ -146,6 +151,9 @@ export class Peer {
   /** The first signalling message refused, to explain a timeout. */
   #refused?: Error;
   #steps = new Set<ConnectStep>();
+  /** Local candidates not sent yet; see #releaseCandidates. */
+  #heldCandidates?: SignalingMessage[] = [];
+  #candidateTimer?: ReturnType<typeof setTimeout>;
   /** Outgoing signalling, in order, once signalling has started. */
   #outbox: Promise<void> = Promise.resolve();
 
@@ -239,18 +247,24 @@ export class Peer {
     pc.addEventListener("icecandidate", (event) => {
       const candidate = (event as unknown as { candidate?: IceCandidateInit | null }).candidate;
       if (!candidate?.candidate) return;
-      this.#signal({
+      const message = {
         type: "candidate",
         candidate: {
           candidate: candidate.candidate,
           sdpMid: candidate.sdpMid ?? null,
           sdpMLineIndex: candidate.sdpMLineIndex ?? null,
         },
-      });
+      };
+      // Held until the other side can use them; see #releaseCandidates.
+      if (this.#heldCandidates) this.#heldCandidates.push(message);
+      else this.#signal(message);
     });
     pc.addEventListener("iceconnectionstatechange", () => {
       const state = pc.iceConnectionState;
-      if (state === "connected" || state === "completed") this.#step("ice");
+      if (state === "connected" || state === "completed") {
+        this.#step("ice");
+        this.#releaseCandidates();
+      }
     });
     pc.addEventListener("connectionstatechange", () => {
       const state = pc.connectionState;
@@ -321,6 +335,7 @@ export class Peer {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#candidateTimer);
     this.#fail?.(new WebRTCTransportError("Cannot connect as the transport was closed"));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const bye = Promise.race([
@@ -410,6 +425,28 @@ export class Peer {
     this.onclose?.(new WebRTCTransportError(`The connection to the peer was lost: ${why}`));
   }
 
+  /**
+   * Sends the local candidates held so far, and any later ones at once.
+   *
+   * The answerer sends its own right after its answer. The offerer sends its
+   * own only once its ICE is connected, or {@linkcode CANDIDATE_GRACE} after
+   * it applied the answer if it is not (a NAT in the way needs them). Two
+   * races of libdatachannel 0.24 make this order matter:
+   * - it starts DTLS as soon as ICE connects; an offerer reached by the
+   *   answerer's checks before it applied the answer has no fingerprint to
+   *   check, and the handshake fails ("certificate verify failed");
+   * - the DTLS client (the answerer, by default) must connect after the DTLS
+   *   server, or its first flight is dropped and resent only after 1 s. An
+   *   answerer that does not know the offerer's candidates connects only by
+   *   answering the offerer's checks, so it always connects second.
+   */
+  #releaseCandidates(): void {
+    clearTimeout(this.#candidateTimer);
+    const held = this.#heldCandidates ?? [];
+    this.#heldCandidates = undefined;
+    for (const message of held) this.#signal(message);
+  }
+
   /** Sends one message after every earlier one; rejects if it fails. */
   #send(message: SignalingMessage): Promise<void> {
     const sent = this.#outbox.then(() => this.#options.signaling.send(message));
@@ -462,21 +499,15 @@ export class Peer {
           this.#remoteSet = true;
           this.#step(message.type);
           if (message.type === "offer") {
-            // Make the offerer the DTLS client: the answerer's first flight often
-            // arrives before the offerer is ready and is resent only after 1 s.
-            await pc.setRemoteDescription({
-              type: "offer",
-              sdp: sdp.replace(
-                /^a=setup:actpass\r?$/gm,
-                (line) => line.replace("actpass", "active"),
-              ),
-            });
+            await pc.setRemoteDescription({ type: "offer", sdp });
             const answer = await pc.createAnswer();
             await pc.setLocalDescription(answer);
             this.#signal({ type: "answer", sdp: answer.sdp ?? pc.localDescription?.sdp ?? "" });
+            this.#releaseCandidates();
             this.#step("answer");
           } else {
             await pc.setRemoteDescription({ type: "answer", sdp });
+            this.#candidateTimer = setTimeout(() => this.#releaseCandidates(), CANDIDATE_GRACE);
           }
           const queued = this.#queuedCandidates;
           this.#queuedCandidates = [];
