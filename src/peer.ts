@@ -303,28 +303,33 @@ export class Peer {
     };
 
     if (!options.waitForOffer) this.#armTimeout();
-    try {
-      // Candidates gathered meanwhile wait in the outbox until signalling is up.
-      const started = Promise.resolve(signaling.start?.());
-      this.#outbox = started.catch(() => {});
-      await started;
-      this.#step("signaling");
-      if (options.initiator) {
-        const offer = await pc.createOffer();
-        await pc.setLocalDescription(offer);
-        await this.#send({ type: "offer", sdp: offer.sdp ?? pc.localDescription?.sdp ?? "" });
-        this.#step("offer");
-      }
-    } catch (cause) {
+    // Not awaited: a signalling that never delivers (a peer that never says
+    // hello) must not hold connect() past the timeout, which rejects `opened`.
+    void this.#negotiate(pc).catch((cause: unknown) =>
       this.#abort(
         cause instanceof ConnectError ? cause : new ConnectError(
           "signaling",
           `Cannot connect through signalling: ${messageOf(cause)}`,
           { cause },
         ),
-      );
-    }
+      )
+    );
     return await opened;
+  }
+
+  /** Starts signalling and, as the offerer, sends the offer. */
+  async #negotiate(pc: PeerConnectionLike): Promise<void> {
+    // Candidates gathered meanwhile wait in the outbox until signalling is up.
+    const started = Promise.resolve(this.#options.signaling.start?.());
+    this.#outbox = started.catch(() => {});
+    await started;
+    this.#step("signaling");
+    if (this.#options.initiator && !this.#closed) {
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      await this.#send({ type: "offer", sdp: offer.sdp ?? pc.localDescription?.sdp ?? "" });
+      this.#step("offer");
+    }
   }
 
   /**

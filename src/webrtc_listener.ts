@@ -45,6 +45,9 @@ export interface AgentInfo {
   readonly peer: string;
 }
 
+/** How long a refused agent's signalling is kept to deliver the reason, in ms. */
+const REFUSAL_TIMEOUT = 2_000;
+
 /** Options of {@linkcode WebRTCListener}. */
 export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "signaling"> {
   /** The signalling on which agents arrive, joined as host. */
@@ -252,18 +255,17 @@ export class WebRTCListener {
       this.onerror?.(error as Error);
       return;
     }
-    const refusal = this.#refusal();
-    if (refusal) {
-      this.onerror?.(new Error(`Refused agent ${peer}: ${refusal}`));
-      await signaling.send({ type: "bye", reason: refusal }).catch(() => {});
-      await signaling.close().catch(() => {});
-      return;
-    }
     if (options.signalingKey) {
       signaling = new AuthenticatedSignaling(signaling, {
         key: options.signalingKey,
         role: "host",
       });
+    }
+    const refusal = this.#refusal();
+    if (refusal) {
+      this.onerror?.(new Error(`Refused agent ${peer}: ${refusal}`));
+      await this.#refuse(signaling, refusal);
+      return;
     }
     const { hub: _hub, createServer, signalingKey: _key, expiresAt: _e, maxAgents: _m, ...rest } =
       options;
@@ -317,6 +319,26 @@ export class WebRTCListener {
     this.#pending.delete(peer);
     this.#sessions.set(peer, session);
     this.onsession?.(session);
+  }
+
+  /**
+   * Tells a refused agent why (sealed, when signalling is authenticated, so
+   * the agent can trust the reason), then lets go of its signalling.
+   */
+  async #refuse(signaling: Signaling, reason: string): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await signaling.start?.();
+      await Promise.race([
+        signaling.send({ type: "bye", reason }),
+        new Promise((resolve) => (timer = setTimeout(resolve, REFUSAL_TIMEOUT))),
+      ]);
+    } catch {
+      // The agent is gone already.
+    } finally {
+      clearTimeout(timer);
+      await signaling.close().catch(() => {});
+    }
   }
 
   #refusal(): string | undefined {

@@ -230,7 +230,7 @@ export class WebRTCTransport implements Transport {
    * ```
    */
   async getConnectionPath(): Promise<ConnectionPath | undefined> {
-    if (!this.#inner || this.#closed) return undefined;
+    if (this.#closed) return undefined;
     return await this.#peer?.path();
   }
 

@@ -219,3 +219,45 @@ Deno.test("WebRTCListener refuses agents after the ticket's expiry", async () =>
     await worker.close();
   }
 });
+
+Deno.test("WebRTCListener tells an agent over its limit why it was refused, sealed", async () => {
+  const worker = await startLocalSignaling();
+  const listener = await WebRTCListener.listen({
+    url: worker.url,
+    maxAgents: 1,
+    createServer: () => createTestServer(),
+    ...LOCAL,
+  });
+  try {
+    const first = await dial(listener.ticket!);
+    const started = Date.now();
+    const error = await dial(listener.ticket!).then(() => undefined, (error) => error);
+    assert.ok(error instanceof ConnectError, String(error));
+    assert.match(error.message, /maximum of 1 agents/);
+    assert.ok(Date.now() - started < 5_000);
+    // The first agent is undisturbed.
+    assert.equal(
+      text(await first.client.callTool({ name: "greet", arguments: { name: "1" } })),
+      "Hello, 1!",
+    );
+    await first.client.close();
+  } finally {
+    await listener.close();
+    await worker.close();
+  }
+});
+
+Deno.test("WebRTCClientTransport times out when the signalling never delivers its offer", async () => {
+  // A signalling whose send() never settles, like a peer that never answers the hello.
+  const stuck: Signaling = {
+    start: () => Promise.resolve(),
+    send: () => new Promise(() => {}),
+    close: () => Promise.resolve(),
+  };
+  const transport = new WebRTCClientTransport({ signaling: stuck, ...LOCAL, connectTimeout: 500 });
+  const started = Date.now();
+  const error = await transport.start().then(() => undefined, (error) => error);
+  assert.ok(error instanceof ConnectError, String(error));
+  assert.equal(error.stage, "signaling");
+  assert.ok(Date.now() - started < 2_500, `took ${Date.now() - started} ms`);
+});
