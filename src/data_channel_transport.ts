@@ -13,7 +13,12 @@ import {
   MAX_FRAME_SIZE,
   MESSAGE_TOO_LARGE,
 } from "./constants.ts";
-import { FrameError, MessageSizeError, PeerLostError, WebRTCTransportError } from "./errors.ts";
+import {
+  FrameError,
+  type MessageSizeError,
+  PeerLostError,
+  WebRTCTransportError,
+} from "./errors.ts";
 import { encodeFrames, FRAME_KEEPALIVE, FrameDecoder, type RefusedEnvelope } from "./framing.ts";
 
 /**
