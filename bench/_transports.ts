@@ -1,7 +1,7 @@
 /**
- * The three transports the benchmark compares, each behind the same shape:
- * set up once, connect an MCP client to a fresh MCP server as often as asked,
- * tear down. Everything listens and connects on 127.0.0.1 only.
+ * The transports the benchmark compares, each behind the same shape: set up
+ * once, connect an MCP client to a fresh MCP server as often as asked, tear
+ * down. Everything listens and connects on 127.0.0.1 only.
  *
  * @module
  */
@@ -15,10 +15,16 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 // @ts-types="@modelcontextprotocol/sdk/server/webStandardStreamableHttp"
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { z } from "zod";
-import { MemorySignaling, WebRTCClientTransport, WebRTCServerTransport } from "../mod.ts";
+import {
+  MemorySignaling,
+  TicketSignaling,
+  WebRTCClientTransport,
+  WebRTCListener,
+  WebRTCServerTransport,
+} from "../mod.ts";
 
 /** The transports compared, in table order. */
-export const TRANSPORT_IDS = ["webrtc", "in-memory", "streamable-http"] as const;
+export const TRANSPORT_IDS = ["webrtc", "webrtc-worker", "in-memory", "streamable-http"] as const;
 
 /** One of {@linkcode TRANSPORT_IDS}. */
 export type TransportId = typeof TRANSPORT_IDS[number];
@@ -216,11 +222,74 @@ function streamableHttp(): Bench {
   };
 }
 
+/**
+ * This module as deployed: a {@linkcode WebRTCListener} with a ticket on the
+ * signalling worker (Miniflare on 127.0.0.1), one agent after another dialing
+ * it with {@linkcode TicketSignaling} (signalling sealed end to end). The
+ * timer runs from the agent joining the room to `initialize` done; the worker
+ * and the listener's room are set up before.
+ */
+function webrtcWorker(): Bench {
+  const setUp = (async () => {
+    // Loaded here so that the other transports' processes never load Miniflare.
+    const { startLocalSignaling } = await import("../worker/local.ts");
+    const worker = await startLocalSignaling();
+    try {
+      const listener = await WebRTCListener.listen({
+        url: worker.url,
+        createServer,
+        maxReceiveSize: MAX_RECEIVE_SIZE,
+        ...LOOPBACK,
+      });
+      return { worker, listener };
+    } catch (error) {
+      await worker.close();
+      throw error;
+    }
+  })();
+  return {
+    async connect() {
+      const { listener } = await setUp;
+      const client = createClient();
+      const started = performance.now();
+      await client.connect(
+        new WebRTCClientTransport({
+          signaling: new TicketSignaling(listener.ticket!, { hostTimeout: 5_000 }),
+          maxReceiveSize: MAX_RECEIVE_SIZE,
+          ...LOOPBACK,
+        }),
+      );
+      const ms = performance.now() - started;
+      return {
+        ms,
+        session: {
+          client,
+          async close() {
+            await client.close();
+            // Let the desktop end its side too, so the next agent meets an idle listener.
+            const until = performance.now() + 2_000;
+            while (listener.sessions.length > 0 && performance.now() < until) {
+              await new Promise((resolve) => setTimeout(resolve, 5));
+            }
+          },
+        },
+      };
+    },
+    async teardown() {
+      const { worker, listener } = await setUp.catch(() => ({ worker: null, listener: null }));
+      await listener?.close();
+      await worker?.close();
+    },
+  };
+}
+
 /** Sets up the transport named `id`. */
 export function createBench(id: TransportId): Bench {
   switch (id) {
     case "webrtc":
       return webrtc();
+    case "webrtc-worker":
+      return webrtcWorker();
     case "in-memory":
       return inMemory();
     case "streamable-http":

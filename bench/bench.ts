@@ -5,8 +5,14 @@
  *
  * For each transport: connect time (construct transports → `initialize`
  * done), `tools/call` round trip, and the throughput and peak RSS increase of
- * 1, 16 and 64 MiB tool results. Each transport runs in its own Deno process,
- * one after the other, so one's memory and threads never weigh on another's
+ * 1, 16 and 64 MiB tool results. `webrtc-worker` is this module as deployed,
+ * through the signalling worker (run locally in Miniflare) with a ticket: only
+ * its connect time is measured, since once connected its data channel is
+ * `webrtc`'s. Then the worker alone: signalling handshakes per second, many
+ * rooms at once.
+ *
+ * Each transport, and the handshakes, run in their own Deno process, one
+ * after the other, so one's memory and threads never weigh on another's
  * figures. Missed targets are reported, never failed on: the exit code is 0
  * unless the benchmark itself could not run.
  *
@@ -15,6 +21,7 @@
  *
  * @module
  */
+import type { HandshakePlan } from "./_handshakes.ts";
 import { createBench, prepareBlob, TRANSPORT_IDS, type TransportId } from "./_transports.ts";
 
 const MIB = 1024 * 1024;
@@ -26,6 +33,7 @@ interface Plan {
   callWarmup: number;
   calls: number;
   transfers: { mib: number; runs: number }[];
+  handshakes: HandshakePlan;
   /** Milliseconds one transport's process may take before it is killed. */
   childTimeout: number;
 }
@@ -36,6 +44,7 @@ const FULL: Plan = {
   callWarmup: 50,
   calls: 300,
   transfers: [{ mib: 1, runs: 3 }, { mib: 16, runs: 3 }, { mib: 64, runs: 1 }],
+  handshakes: { rooms: 50, warmupRounds: 1, rounds: 20 },
   childTimeout: 240_000,
 };
 
@@ -45,11 +54,18 @@ const QUICK: Plan = {
   callWarmup: 20,
   calls: 100,
   transfers: [{ mib: 1, runs: 3 }, { mib: 16, runs: 1 }, { mib: 64, runs: 1 }],
+  handshakes: { rooms: 50, warmupRounds: 1, rounds: 5 },
   childTimeout: 17_000,
 };
 
 /** How long a transport's process may take to exit once it has reported. */
 const EXIT_GRACE_MS = 5_000;
+
+/** Transports of which only the connect time is measured. */
+const CONNECT_ONLY: readonly TransportId[] = ["webrtc-worker"];
+
+/** The `--child` that measures signalling handshakes through the worker. */
+const SIGNALING = "signaling";
 
 /** Connect times, in milliseconds. */
 interface ConnectFigures {
@@ -77,6 +93,52 @@ interface TransferFigures {
   peakRssMiB: number;
 }
 
+/**
+ * How the handshakes find their rooms: `newRooms`, new rooms and keys every
+ * round (each handshake sets its room up too); `rejoin`, the same rooms every
+ * round, set up once.
+ */
+const HANDSHAKE_MODES = ["newRooms", "rejoin"] as const;
+type HandshakeMode = typeof HANDSHAKE_MODES[number];
+
+/** Signalling handshakes through the worker, many rooms at once. */
+interface HandshakeFigures {
+  /** Rooms at once in one round (a host and a guest each). */
+  rooms: number;
+  /** Counted rounds. */
+  rounds: number;
+  /** Handshakes completed in the counted rounds. */
+  handshakes: number;
+  /** Handshakes failed in the counted rounds. */
+  failed: number;
+  /** Sum of the counted rounds' durations, seconds. */
+  seconds: number;
+  /** Completed handshakes per second of the counted rounds. */
+  perSecond: number;
+  /** One handshake, host starts joining → both sides received everything, ms. */
+  medianMs: number;
+  p90Ms: number;
+  maxMs: number;
+  /**
+   * Cores busy on average during the counted rounds: the measuring process
+   * (host and guest of every room) and workerd; absent off Linux.
+   */
+  cores?: { clients: number; workerd: number };
+}
+
+/** How a measuring process went. */
+interface ChildOutcome {
+  /** Whether the process exited by itself after reporting. */
+  exitedCleanly: boolean;
+  /** Why the figures are incomplete, if they are. */
+  error: string | null;
+}
+
+/** The handshakes, as the report holds them. */
+interface SignalingFigures extends ChildOutcome {
+  handshakes: Record<HandshakeMode, HandshakeFigures | null>;
+}
+
 /** Everything measured for one transport; a phase that did not finish is absent. */
 interface TransportFigures {
   connect: ConnectFigures | null;
@@ -88,10 +150,12 @@ interface TransportFigures {
   error: string | null;
 }
 
-/** One target: a ratio of two figures and the bound it should meet. */
+/** One target: a ratio of two figures (or one figure) and the bound it should meet. */
 interface Ratio {
   name: string;
   value: number | null;
+  /** `ms` or `/s` for a figure; absent for a ratio. */
+  unit?: string;
   target: string | null;
   met: boolean | null;
 }
@@ -103,6 +167,7 @@ interface Report {
   deno: string;
   os: string;
   transports: Record<TransportId, TransportFigures>;
+  signaling: SignalingFigures;
   ratios: Ratio[];
 }
 
@@ -111,6 +176,7 @@ type ChildLine =
   | { phase: "connect"; figures: ConnectFigures }
   | { phase: "rtt"; figures: RttFigures }
   | { phase: "transfer"; key: string; figures: TransferFigures }
+  | { phase: "handshakes"; mode: HandshakeMode; figures: HandshakeFigures }
   | { phase: "error"; message: string }
   | { phase: "done" };
 
@@ -138,6 +204,7 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
         maxMs: times[times.length - 1],
       },
     });
+    if (CONNECT_ONLY.includes(id)) return;
 
     const { session } = await bench.connect();
     try {
@@ -204,6 +271,42 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
   }
 }
 
+/** Measures signalling handshakes through the worker and writes one JSON line. */
+async function runSignalingChild(plan: Plan): Promise<void> {
+  const emit = (line: ChildLine) => console.log(JSON.stringify(line));
+  try {
+    // Loaded here so that the transports' processes never load Miniflare.
+    const { measureHandshakes } = await import("./_handshakes.ts");
+    const samples = await measureHandshakes(plan.handshakes);
+    for (const mode of HANDSHAKE_MODES) {
+      const { latencies, seconds, failed, cpu, firstError } = samples[mode];
+      if (firstError !== undefined) emit({ phase: "error", message: `${mode}: ${firstError}` });
+      if (latencies.length === 0) continue;
+      latencies.sort((a, b) => a - b);
+      emit({
+        phase: "handshakes",
+        mode,
+        figures: {
+          rooms: plan.handshakes.rooms,
+          rounds: plan.handshakes.rounds,
+          handshakes: latencies.length,
+          failed,
+          seconds,
+          perSecond: latencies.length / seconds,
+          medianMs: percentile(latencies, 50),
+          p90Ms: percentile(latencies, 90),
+          maxMs: latencies[latencies.length - 1],
+          cores: cpu && { clients: cpu.clients / seconds, workerd: cpu.workerd / seconds },
+        },
+      });
+    }
+  } catch (error) {
+    emit({ phase: "error", message: error instanceof Error ? error.message : String(error) });
+  } finally {
+    emit({ phase: "done" });
+  }
+}
+
 /** The RSS sampling worker, started once so that starting it costs no memory mid-run. */
 class RssSampler {
   readonly #worker = new Worker(new URL("./_rss_sampler.ts", import.meta.url), {
@@ -244,16 +347,18 @@ function collectGarbage(): void {
 
 // --------------------------------------------------------------- parent side
 
-/** Runs one transport's process and gathers what it reports, within the plan's time. */
-async function measure(id: TransportId, quick: boolean, plan: Plan): Promise<TransportFigures> {
-  const figures: TransportFigures = {
-    connect: null,
-    rtt: null,
-    transfer: {},
-    exitedCleanly: false,
-    error: null,
-  };
-  const args = ["run", "-A", "--v8-flags=--expose-gc", import.meta.filename!, `--child=${id}`];
+/**
+ * Runs one measuring process (`--child=<name>`) within the plan's time and
+ * hands each line it reports to `onLine`.
+ */
+async function runProcess(
+  name: string,
+  quick: boolean,
+  plan: Plan,
+  onLine: (line: ChildLine) => void,
+): Promise<ChildOutcome> {
+  const outcome: ChildOutcome = { exitedCleanly: false, error: null };
+  const args = ["run", "-A", "--v8-flags=--expose-gc", import.meta.filename!, `--child=${name}`];
   if (quick) args.push("--quick");
   const child = new Deno.Command(Deno.execPath(), {
     args,
@@ -282,38 +387,49 @@ async function measure(id: TransportId, quick: boolean, plan: Plan): Promise<Tra
       } catch {
         continue; // Not ours: a library writing to stdout.
       }
-      switch (parsed.phase) {
-        case "connect":
-          figures.connect = parsed.figures;
-          break;
-        case "rtt":
-          figures.rtt = parsed.figures;
-          break;
-        case "transfer":
-          figures.transfer[parsed.key] = parsed.figures;
-          break;
-        case "error":
-          figures.error = parsed.message;
-          break;
-        case "done":
-          done = true;
-          clearTimeout(deadline);
-          grace = setTimeout(kill, EXIT_GRACE_MS);
-          break;
-      }
+      if (parsed.phase === "error") outcome.error = parsed.message;
+      else if (parsed.phase === "done") {
+        done = true;
+        clearTimeout(deadline);
+        grace = setTimeout(kill, EXIT_GRACE_MS);
+      } else onLine(parsed);
     }
     const status = await child.status;
-    figures.exitedCleanly = done && !killed && status.success;
+    outcome.exitedCleanly = done && !killed && status.success;
   } finally {
     clearTimeout(deadline);
     clearTimeout(grace);
   }
   if (!done) {
-    figures.error ??= killed
+    outcome.error ??= killed
       ? `Stopped after ${plan.childTimeout / 1000} s: the measurement did not finish in time`
       : "The measuring process ended before it finished";
   }
-  return figures;
+  return outcome;
+}
+
+/** Measures one transport in its own process. */
+async function measure(id: TransportId, quick: boolean, plan: Plan): Promise<TransportFigures> {
+  const figures: Omit<TransportFigures, keyof ChildOutcome> = {
+    connect: null,
+    rtt: null,
+    transfer: {},
+  };
+  const outcome = await runProcess(id, quick, plan, (line) => {
+    if (line.phase === "connect") figures.connect = line.figures;
+    else if (line.phase === "rtt") figures.rtt = line.figures;
+    else if (line.phase === "transfer") figures.transfer[line.key] = line.figures;
+  });
+  return { ...figures, ...outcome };
+}
+
+/** Measures signalling handshakes through the worker in their own process. */
+async function measureSignaling(quick: boolean, plan: Plan): Promise<SignalingFigures> {
+  const handshakes: SignalingFigures["handshakes"] = { newRooms: null, rejoin: null };
+  const outcome = await runProcess(SIGNALING, quick, plan, (line) => {
+    if (line.phase === "handshakes") handshakes[line.mode] = line.figures;
+  });
+  return { handshakes, ...outcome };
 }
 
 /** Splits a byte stream into lines. */
@@ -330,21 +446,27 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
   if (rest) yield rest;
 }
 
-function ratios(transports: Record<TransportId, TransportFigures>): Ratio[] {
+function ratios(
+  transports: Record<TransportId, TransportFigures>,
+  signaling: SignalingFigures,
+): Ratio[] {
   const webrtc = transports["webrtc"];
+  const worker = transports["webrtc-worker"];
   const memory = transports["in-memory"];
   const http = transports["streamable-http"];
   const divide = (a?: number, b?: number) =>
     a === undefined || b === undefined || b === 0 ? null : a / b;
-  const atMost = (name: string, value: number | null, bound: number): Ratio => ({
+  const atMost = (name: string, value: number | null, bound: number, unit?: string): Ratio => ({
     name,
     value,
+    unit,
     target: `<= ${bound}`,
     met: value === null ? null : value <= bound,
   });
-  const atLeast = (name: string, value: number | null, bound: number): Ratio => ({
+  const atLeast = (name: string, value: number | null, bound: number, unit?: string): Ratio => ({
     name,
     value,
+    unit,
     target: `>= ${bound}`,
     met: value === null ? null : value >= bound,
   });
@@ -362,6 +484,18 @@ function ratios(transports: Record<TransportId, TransportFigures>): Ratio[] {
       target: null,
       met: null,
     },
+    atMost(
+      "connect median webrtc-worker / streamable-http",
+      divide(worker.connect?.medianMs, http.connect?.medianMs),
+      0.5,
+    ),
+    atMost("connect median webrtc-worker", worker.connect?.medianMs ?? null, 50, "ms"),
+    atLeast(
+      "signalling handshakes through the worker, new rooms",
+      signaling.handshakes.newRooms?.perSecond ?? null,
+      200,
+      "/s",
+    ),
   ];
 }
 
@@ -382,43 +516,63 @@ function render(report: Report, plan: Plan): string {
     rows.push([`${mib} MiB result, MB/s (${of})`, (f) => number(f.transfer[key]?.mbPerS, 1)]);
     rows.push([`${mib} MiB result, peak RSS +MiB`, (f) => number(f.transfer[key]?.peakRssMiB, 1)]);
   }
-  const table = [
-    ["", ...ids],
-    ...rows.map(([label, cell]) => [
-      label,
-      ...ids.map((id) => cell(report.transports[id])),
-    ]),
-  ];
-  const widths = table[0].map((_, column) => Math.max(...table.map((row) => row[column].length)));
   const out: string[] = [
     `MCP transports on 127.0.0.1 (${
       report.quick ? "quick" : "full"
     } run, Deno ${report.deno}, ${report.os})`,
     "",
+    ...formatTable([
+      ["", ...ids],
+      ...rows.map(([label, cell]) => [label, ...ids.map((id) => cell(report.transports[id]))]),
+    ]),
   ];
-  for (const [index, row] of table.entries()) {
-    out.push(
-      row.map((cell, column) =>
-        column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column])
-      ).join("  "),
-    );
-    if (index === 0) out.push(widths.map((width) => "-".repeat(width)).join("  "));
-  }
+
+  const { rooms, rounds } = plan.handshakes;
+  const shakes = report.signaling.handshakes;
+  const shakeRows: [string, (figures: HandshakeFigures | null) => string][] = [
+    ["handshakes/s", (f) => number(f?.perSecond, 1)],
+    [`handshake median, ms (n=${rooms * rounds})`, (f) => number(f?.medianMs, 1)],
+    ["handshake p90, ms", (f) => number(f?.p90Ms, 1)],
+    ["handshake max, ms", (f) => number(f?.maxMs, 1)],
+    ["failed", (f) => number(f?.failed, 0)],
+    [
+      "cores busy: clients / workerd",
+      (f) => f?.cores ? `${f.cores.clients.toFixed(2)} / ${f.cores.workerd.toFixed(2)}` : "—",
+    ],
+  ];
+  out.push(
+    "",
+    `Signalling handshakes through the worker: ${rooms} rooms at once × ${rounds} rounds`,
+    "",
+    ...formatTable([
+      ["", "new rooms", "rejoin"],
+      ...shakeRows.map(([label, cell]) => [label, cell(shakes.newRooms), cell(shakes.rejoin)]),
+    ]),
+  );
+
   out.push("");
   const nameWidth = Math.max(...report.ratios.map((ratio) => ratio.name.length));
   for (const ratio of report.ratios) {
-    const value = ratio.value === null ? "—" : `${ratio.value.toFixed(2)}×`;
+    const unit = ratio.unit === undefined ? "×" : ratio.unit === "ms" ? " ms" : ratio.unit;
+    const value = ratio.value === null
+      ? "—"
+      : `${ratio.value.toFixed(ratio.unit === undefined ? 2 : 1)}${unit}`;
     const verdict = ratio.target === null
       ? ""
-      : `target ${ratio.target}×  ${ratio.met === null ? "unknown" : ratio.met ? "met" : "MISSED"}`;
-    out.push(`${ratio.name.padEnd(nameWidth)}  ${value.padStart(8)}  ${verdict}`.trimEnd());
+      : `target ${ratio.target}${unit}  ${
+        ratio.met === null ? "unknown" : ratio.met ? "met" : "MISSED"
+      }`;
+    out.push(`${ratio.name.padEnd(nameWidth)}  ${value.padStart(9)}  ${verdict}`.trimEnd());
   }
-  for (const id of ids) {
-    const figures = report.transports[id];
-    if (figures.error) out.push(`\n${id}: ${figures.error}`);
-    else if (!figures.exitedCleanly) {
+  const outcomes: [string, ChildOutcome][] = [
+    ...ids.map((id): [string, ChildOutcome] => [id, report.transports[id]]),
+    ["signalling", report.signaling],
+  ];
+  for (const [name, outcome] of outcomes) {
+    if (outcome.error) out.push(`\n${name}: ${outcome.error}`);
+    else if (!outcome.exitedCleanly) {
       out.push(
-        `\n${id}: its process did not exit within ${
+        `\n${name}: its process did not exit within ${
           EXIT_GRACE_MS / 1000
         } s of reporting (stopped; figures are complete)`,
       );
@@ -427,6 +581,16 @@ function render(report: Report, plan: Plan): string {
   out.push(
     "",
     "Connect: new transports → client.connect() resolved (initialize done), sequential, each closed.",
+    "webrtc-worker: an agent joins the local signalling worker's room (Miniflare, 127.0.0.1) with a",
+    "  ticket → initialize done; the listener waits in its room; signalling sealed end to end. Once",
+    "  connected its data channel is webrtc's, so only the connect is measured.",
+    "streamable-http connects on loopback with no edge in between: the baseline, from this run.",
+    "Handshake: a host and a guest join a room; the guest sends a ~1 KiB offer and 10 candidates,",
+    "  the host an answer and 10 candidates; done when both received all. handshakes/s = handshakes",
+    "  ÷ the rounds' time (first join → last done); sockets close after each round, untimed.",
+    "  new rooms: new room ids and keys every round, so each handshake also sets its room up (in",
+    "  Miniflare: a new SQLite database on disk per room); rejoin: the same rooms every round.",
+    "  cores busy: CPU time ÷ the rounds' time, of this benchmark's process and of workerd.",
     "RSS: the whole process (client and server share it), sampled every 10 ms; MB = 10^6 bytes.",
     "in-memory hands the result object over by reference: its MB/s is not a transfer rate.",
   );
@@ -434,6 +598,18 @@ function render(report: Report, plan: Plan): string {
 }
 
 // ------------------------------------------------------------------- helpers
+
+/** Lines of a table: the first row is the header, the first column left-aligned. */
+function formatTable(table: string[][]): string[] {
+  const widths = table[0].map((_, column) => Math.max(...table.map((row) => row[column].length)));
+  const lines = table.map((row) =>
+    row.map((cell, column) =>
+      column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column])
+    ).join("  ")
+  );
+  lines.splice(1, 0, widths.map((width) => "-".repeat(width)).join("  "));
+  return lines;
+}
 
 /** Rounds the JSON report's fractions to thousandths (microseconds for times). */
 function rounded(_key: string, value: unknown): unknown {
@@ -457,6 +633,7 @@ async function main(args: string[]): Promise<void> {
   const json = args.includes("--json");
   const plan = quick ? QUICK : FULL;
   const child = args.find((arg) => arg.startsWith("--child="))?.slice("--child=".length);
+  if (child === SIGNALING) return await runSignalingChild(plan);
   if (child !== undefined) {
     if (!(TRANSPORT_IDS as readonly string[]).includes(child)) {
       throw new TypeError(`Cannot run benchmark as '--child' is unknown: received ${child}`);
@@ -469,13 +646,16 @@ async function main(args: string[]): Promise<void> {
     if (!json) console.error(`measuring ${id}…`);
     transports[id] = await measure(id, quick, plan);
   }
+  if (!json) console.error("measuring signalling handshakes…");
+  const signaling = await measureSignaling(quick, plan);
   const report: Report = {
     quick,
     date: new Date().toISOString(),
     deno: Deno.version.deno,
     os: `${Deno.build.os}-${Deno.build.arch}`,
     transports,
-    ratios: ratios(transports),
+    signaling,
+    ratios: ratios(transports, signaling),
   };
   console.log(json ? JSON.stringify(report, rounded, 2) : render(report, plan));
 }
