@@ -403,15 +403,9 @@ Deno.test("Neither a stranger's key nor the guest key can take the host's place 
 Deno.test({
   name:
     "The worker refuses a host key that does not hash to a ticket's room id, so nobody can claim the room before its desktop",
-  // The worker trusts the first host key it sees in a room it does not hold
-  // (worker/src/room.ts, Room.fetch): a stranger who learns a ticket's room id
-  // while the room is unclaimed (before the desktop first opens it, or once it
-  // has been empty for ROOM_TTL_SECONDS and the desktop reopens it with its
-  // host ticket) claims it with any key, and the desktop is then refused with
-  // key_refused. Once the worker checks `keyVerifier(hostKey) == room id` for
-  // ticket rooms, this test checks that the stranger is refused and the
-  // desktop gets in.
-  ignore: true,
+  // A ticket's room id is keyVerifier(hostKey): the worker lets only that key
+  // open the room, so a stranger who learns the id cannot claim it first (or
+  // after it expired) and lock the desktop out.
   fn: async () => {
     const worker = await startLocalSignaling();
     try {

@@ -54,6 +54,9 @@ interface Verifiers {
   guest: Uint8Array;
 }
 
+/** The length of a room id that is the verifier of its host key (43 = base64url of 32 bytes). */
+const BOUND_ROOM_ID_LENGTH = 43;
+
 /**
  * The Durable Object behind `GET /v1/rooms/:room`: checks keys against the
  * room's verifiers, accepts sockets with the Hibernation API, and relays
@@ -81,6 +84,12 @@ export class Room extends DurableObject<Env> {
     const stored = await this.ctx.storage.get<Verifiers>("verifiers");
     const keyHash = await sha256(credentials.key);
     if (credentials.role === "host") {
+      // A room id of 43 characters is a key verifier (a ticket's room): only the
+      // key it was derived from may open the room, so nobody can claim it first.
+      const room = new URL(request.url).pathname.split("/").at(-1) ?? "";
+      if (room.length === BOUND_ROOM_ID_LENGTH && !equal(keyHash, decodeBase64Url(room))) {
+        return refuse(credentials, "key_refused");
+      }
       if (stored && !equal(keyHash, stored.host)) return refuse(credentials, "key_refused");
       const guest = decodeBase64Url(credentials.guestVerifier!);
       if (!stored || !equal(guest, stored.guest)) {
@@ -104,7 +113,7 @@ export class Room extends DurableObject<Env> {
     const me: Attachment = {
       peer,
       role: credentials.role,
-      tokens: limit(this.env.RATE_BURST, DEFAULTS.RATE_BURST),
+      tokens: limit(this.env.RATE_BURST, DEFAULTS.RATE_BURST) * this.#share(credentials.role),
       at: Date.now(),
       gone: false,
     };
@@ -118,13 +127,22 @@ export class Room extends DurableObject<Env> {
     return upgrade(client, credentials);
   }
 
+  /**
+   * How many guests' worth of frames a socket may send: the host talks to
+   * every guest, so its budget is that of `MAX_GUESTS` guests.
+   */
+  #share(role: Role): number {
+    return role === "host" ? limit(this.env.MAX_GUESTS, DEFAULTS.MAX_GUESTS) : 1;
+  }
+
   /** Validates, rate-limits and relays one frame; a bad frame gets an error frame. */
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
     const me = readAttachment(ws);
     if (!me || me.gone) return;
     const now = Date.now();
-    const rate = limit(this.env.RATE_PER_SECOND, DEFAULTS.RATE_PER_SECOND);
-    const burst = limit(this.env.RATE_BURST, DEFAULTS.RATE_BURST);
+    const share = this.#share(me.role);
+    const rate = limit(this.env.RATE_PER_SECOND, DEFAULTS.RATE_PER_SECOND) * share;
+    const burst = limit(this.env.RATE_BURST, DEFAULTS.RATE_BURST) * share;
     const tokens = Math.min(burst, me.tokens + ((now - me.at) / 1000) * rate) - 1;
     if (tokens < 0) {
       sendError(ws, "rate_limited");
