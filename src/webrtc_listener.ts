@@ -11,6 +11,8 @@ import {
   parseTicket,
   type Ticket,
 } from "./ticket.ts";
+import { DEFAULT_CONNECT_TIMEOUT } from "./constants.ts";
+import { ConnectError } from "./errors.ts";
 import { WebRTCServerTransport } from "./webrtc_server_transport.ts";
 import type { WebRTCTransportOptions } from "./webrtc_transport.ts";
 
@@ -287,7 +289,21 @@ export class WebRTCListener {
     }
     const session: AgentSession = Object.freeze({ agent, transport, server });
     let open = true;
+    // The agent is here: unlike a lone server transport, which may wait for its
+    // client forever, a session must connect in time or give its slot back.
+    const timeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
+    const deadline = setTimeout(() => {
+      if (!open || transport.connected) return;
+      this.onerror?.(
+        new ConnectError(
+          "signaling",
+          `Closed agent ${peer}'s session as it did not connect within ${timeout} ms: the agent left, holds a wrong ticket, or its network cannot reach this one`,
+        ),
+      );
+      void transport.close();
+    }, timeout);
     const ended = () => {
+      clearTimeout(deadline);
       if (!open) return;
       open = false;
       this.#pending.delete(peer);

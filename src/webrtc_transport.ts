@@ -217,6 +217,11 @@ export class WebRTCTransport implements Transport {
     await inner.send(message);
   }
 
+  /** Whether the data channel is open and the transport not closed. */
+  get connected(): boolean {
+    return this.#inner !== undefined && !this.#closed;
+  }
+
   /**
    * The network path the connection uses, once connected: whether the peers
    * reach each other directly (`host`), through a NAT (`srflx`) or through a
