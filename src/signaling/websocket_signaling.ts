@@ -1,5 +1,5 @@
 /**
- * The client of the signalling room (`worker/PROTOCOL.md`): one WebSocket to
+ * The client of the signalling room (the README's room protocol): one WebSocket to
  * a room, shared by a {@linkcode Signaling} view per remote peer. Runtime
  * neutral: it uses the global `WebSocket`, or the constructor you pass (e.g.
  * the `ws` package on Node 20).

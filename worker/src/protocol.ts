@@ -3,7 +3,7 @@
  * that need no room state. Shared by the Hono routes (which run them before
  * waking any Durable Object) and the `Room` (which runs them again, so it
  * never trusts its caller). Plain TypeScript: no Workers types, so tests can
- * import it too. `worker/PROTOCOL.md` is the reference.
+ * import it too. The room protocol in the README is the reference.
  *
  * @module
  */

@@ -3,7 +3,7 @@
  * One signalling room: a Durable Object that relays opaque signalling frames
  * between one host and its guests over hibernating WebSockets. Who a socket is
  * lives in its attachment and the room's verifiers in storage, so nothing is
- * lost when the object hibernates. `worker/PROTOCOL.md` is the reference.
+ * lost when the object hibernates. The room protocol in the README is the reference.
  *
  * @module
  */
