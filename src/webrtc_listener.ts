@@ -227,6 +227,14 @@ export class WebRTCListener {
     return listener;
   }
 
+  /**
+   * Where agents arrive: the room joined by `listen()` (a `SignalingRoom`), or
+   * the hub given to the constructor; e.g. to watch it with `onclose`.
+   */
+  get hub(): SignalingHub {
+    return this.#options.hub;
+  }
+
   /** The agents being served now. */
   get sessions(): AgentSession[] {
     return [...this.#sessions.values()];

@@ -6,16 +6,9 @@
  * @module
  */
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
-import {
-  createGuestTicket,
-  createTicket,
-  deriveTicketKeys,
-  formatTicket,
-  parseTicket,
-  type Ticket,
-} from "../ticket.ts";
-import { SignalingRoom, type SignalingRoomError } from "../signaling/websocket_signaling.ts";
-import { type ConnectableServer, roomUrl, WebRTCListener } from "../webrtc_listener.ts";
+import { createTicket, formatTicket, parseTicket, type Ticket } from "../ticket.ts";
+import type { SignalingRoom, SignalingRoomError } from "../signaling/websocket_signaling.ts";
+import { type ConnectableServer, WebRTCListener } from "../webrtc_listener.ts";
 import type { WebRTCServerTransport } from "../webrtc_server_transport.ts";
 import {
   NETWORK_FLAGS,
@@ -142,20 +135,6 @@ export async function serve(args: string[]): Promise<number> {
   }
 
   const host = await hostTicket(values["host-ticket-file"], values.signal, expiresAt);
-  const keys = await deriveTicketKeys(host);
-  let room: SignalingRoom;
-  try {
-    room = await SignalingRoom.join(roomUrl(host), {
-      role: "host",
-      key: keys.hostKey!,
-      guestVerifier: keys.guestVerifier,
-    });
-  } catch (error) {
-    throw new Error(
-      `Cannot open a room on the signalling service ${host.url}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
   let agents = 0;
   const upstream = (label: string): Transport =>
     upstreamUrl
@@ -164,25 +143,32 @@ export async function serve(args: string[]): Promise<number> {
         args: command.slice(1),
         onstderr: (line) => log.info("server-stderr", `${label} server: ${line}`, { line }),
       });
-  const listener = new WebRTCListener({
-    hub: room,
-    signalingKey: keys.signalingKey,
-    expiresAt: expiresAt ?? host.expiresAt,
-    maxAgents,
-    ...network,
-    createServer: ({ peer }) => {
-      const label = `agent ${++agents}`;
-      log.info("agent-joined", `${label[0].toUpperCase()}${label.slice(1)} joined; connecting`, {
-        agent: agents,
-        peer,
-      });
-      return new AgentBridge(label, agents, upstream(label), log, upstreamUrl !== undefined);
-    },
-  });
+  let listener: WebRTCListener;
+  try {
+    listener = await WebRTCListener.listen({
+      hostTicket: host,
+      expiresAt: expiresAt ?? host.expiresAt,
+      maxAgents,
+      ...network,
+      createServer: ({ peer }) => {
+        const label = `agent ${++agents}`;
+        log.info("agent-joined", `${label[0].toUpperCase()}${label.slice(1)} joined; connecting`, {
+          agent: agents,
+          peer,
+        });
+        return new AgentBridge(label, agents, upstream(label), log, upstreamUrl !== undefined);
+      },
+    });
+  } catch (error) {
+    throw new Error(
+      `Cannot open a room on the signalling service ${host.url}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
   listener.onerror = (error) => log.warn("agent-refused", error.message);
+  const room = listener.hub as SignalingRoom;
 
-  const ticket = (await createGuestTicket(host)) satisfies Ticket;
-  const text = formatTicket(ticket);
+  const text = listener.ticket!;
   if (values["ticket-file"]) await writeSecret(values["ticket-file"], text + "\n");
   await Deno.stdout.write(new TextEncoder().encode(text + "\n"));
   log.info(
