@@ -38,6 +38,13 @@ export interface LocalSignaling {
   httpUrl: string;
   /** The Miniflare instance, e.g. to force hibernation in tests. */
   miniflare: Miniflare;
+  /**
+   * Forces a room's Durable Object to hibernate, keeping its WebSockets (as the
+   * runtime does to an idle object).
+   *
+   * @returns `true` if it hibernated the room, `false` if the room was not running.
+   */
+  hibernate(room: string): Promise<boolean>;
   /** Stops the server; idempotent. */
   close(): Promise<void>;
 }
@@ -149,6 +156,18 @@ export async function startLocalSignaling(
     url: httpUrl.replace(/^http/, "ws"),
     httpUrl,
     miniflare,
+    async hibernate(room: string) {
+      try {
+        await miniflare.unsafeEvictDurableObject(config.name, "Room", {
+          name: room,
+          webSockets: "hibernate",
+        });
+        return true;
+      } catch (error) {
+        if (/not currently running/.test((error as Error).message)) return false;
+        throw error;
+      }
+    },
     close: () => (closing ??= miniflare.dispose()),
   };
 }
