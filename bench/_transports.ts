@@ -56,6 +56,9 @@ const LOOPBACK = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" 
  */
 const MAX_RECEIVE_SIZE = 128 * 1024 * 1024;
 
+/** The options every WebRTC peer of the benchmark shares. */
+const PEER = { maxReceiveSize: MAX_RECEIVE_SIZE, ...LOOPBACK };
+
 const blobs = new Map<number, string>();
 
 /**
@@ -95,6 +98,25 @@ function createClient(): Client {
   return new Client({ name: "bench-client", version: "1.0.0" });
 }
 
+/**
+ * What `connect()` returns once `client` is initialized: the time since
+ * `started`, and a session that `close` ends.
+ */
+function connected(
+  started: number,
+  client: Client,
+  close: () => Promise<void>,
+): { session: Session; ms: number } {
+  const ms = performance.now() - started;
+  return { ms, session: { client, close } };
+}
+
+/** Closes the client, then its server. */
+async function closeBoth(client: Client, server: McpServer): Promise<void> {
+  await client.close();
+  await server.close();
+}
+
 /** This module's transports over a real data channel, with in-memory signalling. */
 function webrtc(): Bench {
   return {
@@ -104,31 +126,9 @@ function webrtc(): Bench {
       const started = performance.now();
       const [clientSignaling, serverSignaling] = await MemorySignaling
         .createMemorySignalingPair();
-      await server.connect(
-        new WebRTCServerTransport({
-          signaling: serverSignaling,
-          maxReceiveSize: MAX_RECEIVE_SIZE,
-          ...LOOPBACK,
-        }),
-      );
-      await client.connect(
-        new WebRTCClientTransport({
-          signaling: clientSignaling,
-          maxReceiveSize: MAX_RECEIVE_SIZE,
-          ...LOOPBACK,
-        }),
-      );
-      const ms = performance.now() - started;
-      return {
-        ms,
-        session: {
-          client,
-          async close() {
-            await client.close();
-            await server.close();
-          },
-        },
-      };
+      await server.connect(new WebRTCServerTransport({ signaling: serverSignaling, ...PEER }));
+      await client.connect(new WebRTCClientTransport({ signaling: clientSignaling, ...PEER }));
+      return connected(started, client, () => closeBoth(client, server));
     },
     async teardown() {},
   };
@@ -144,17 +144,7 @@ function inMemory(): Bench {
       const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
       await server.connect(serverTransport);
       await client.connect(clientTransport);
-      const ms = performance.now() - started;
-      return {
-        ms,
-        session: {
-          client,
-          async close() {
-            await client.close();
-            await server.close();
-          },
-        },
-      };
+      return connected(started, client, () => closeBoth(client, server));
     },
     async teardown() {},
   };
@@ -202,18 +192,11 @@ function streamableHttp(): Bench {
         new URL(`http://127.0.0.1:${port}/mcp`),
       );
       await client.connect(transport);
-      const ms = performance.now() - started;
-      return {
-        ms,
-        session: {
-          client,
-          async close() {
-            // DELETE ends the server's session (and its open GET stream).
-            await transport.terminateSession();
-            await client.close();
-          },
-        },
-      };
+      return connected(started, client, async () => {
+        // DELETE ends the server's session (and its open GET stream).
+        await transport.terminateSession();
+        await client.close();
+      });
     },
     async teardown() {
       await Promise.all([...servers].map((server) => server.close()));
@@ -238,8 +221,7 @@ function webrtcWorker(): Bench {
       const listener = await WebRTCListener.listen({
         url: worker.url,
         createServer,
-        maxReceiveSize: MAX_RECEIVE_SIZE,
-        ...LOOPBACK,
+        ...PEER,
       });
       return { worker, listener };
     } catch (error) {
@@ -255,25 +237,17 @@ function webrtcWorker(): Bench {
       await client.connect(
         new WebRTCClientTransport({
           signaling: new TicketSignaling(listener.ticket!, { hostTimeout: 5_000 }),
-          maxReceiveSize: MAX_RECEIVE_SIZE,
-          ...LOOPBACK,
+          ...PEER,
         }),
       );
-      const ms = performance.now() - started;
-      return {
-        ms,
-        session: {
-          client,
-          async close() {
-            await client.close();
-            // Let the desktop end its side too, so the next agent meets an idle listener.
-            const until = performance.now() + 2_000;
-            while (listener.sessions.length > 0 && performance.now() < until) {
-              await new Promise((resolve) => setTimeout(resolve, 5));
-            }
-          },
-        },
-      };
+      return connected(started, client, async () => {
+        await client.close();
+        // Let the desktop end its side too, so the next agent meets an idle listener.
+        const until = performance.now() + 2_000;
+        while (listener.sessions.length > 0 && performance.now() < until) {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      });
     },
     async teardown() {
       const { worker, listener } = await setUp.catch(() => ({ worker: null, listener: null }));

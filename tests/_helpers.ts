@@ -1,14 +1,20 @@
-/** Shared set-up for the two-peer tests: real node-datachannel peers on loopback. */
+/** Shared set-up for the tests: real peers on loopback, and the local signalling worker. */
+import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
 import { z } from "zod";
 import {
+  type ListenOptions,
   MemorySignaling,
+  TicketSignaling,
   WebRTCClientTransport,
+  WebRTCListener,
   WebRTCServerTransport,
   type WebRTCTransportOptions,
 } from "../mod.ts";
+import type { LocalSignaling } from "../worker/local.ts";
 
 /** Peers on one machine: no STUN, only the loopback interface. */
 export const LOCAL = {
@@ -73,5 +79,87 @@ export function until(condition: () => boolean, ms = 5_000, what = "condition"):
       setTimeout(check, 10);
     };
     check();
+  });
+}
+
+/** The text of a tool result's first content item. */
+export function text(result: unknown): string {
+  return ((result as CallToolResult).content[0] as { text: string }).text;
+}
+
+/** Calls the greeter and checks its answer: proof that MCP works end to end. */
+export async function greet(client: Client, name: string): Promise<void> {
+  assert.equal(
+    text(await client.callTool({ name: "greet", arguments: { name } })),
+    `Hello, ${name}!`,
+  );
+}
+
+/** Dials with a ticket, as an agent does, and returns the connected client. */
+export async function dial(
+  ticket: string,
+  options: Partial<WebRTCTransportOptions> = {},
+): Promise<Client> {
+  const client = new Client({ name: "agent", version: "1.0.0" });
+  const transport = new WebRTCClientTransport({
+    signaling: new TicketSignaling(ticket, { hostTimeout: 5_000 }),
+    ...LOCAL,
+    connectTimeout: 10_000,
+    ...options,
+  });
+  await client.connect(transport);
+  return client;
+}
+
+/** Runs `fn` with the signalling worker started on 127.0.0.1, then stops the worker. */
+export async function withWorker<T>(fn: (worker: LocalSignaling) => Promise<T>): Promise<T> {
+  // Loaded here so that the tests that need no worker never load Miniflare.
+  const { startLocalSignaling } = await import("../worker/local.ts");
+  const worker = await startLocalSignaling();
+  try {
+    return await fn(worker);
+  } finally {
+    await worker.close();
+  }
+}
+
+/** A desktop for a test: the worker, and a listener with a room on it. */
+export interface Desktop {
+  worker: LocalSignaling;
+  listener: WebRTCListener;
+  /** The guest ticket to dial the listener with. */
+  ticket: string;
+}
+
+/** What {@linkcode withDesktop} passes to `WebRTCListener.listen()`, besides the worker's URL. */
+export type DesktopOptions =
+  & Omit<ListenOptions, "url" | "createServer">
+  & Partial<Pick<ListenOptions, "createServer">>;
+
+/**
+ * Runs `fn` with a {@linkcode Desktop}: the worker and a listener made by
+ * `WebRTCListener.listen()` on it, with a new ticket, {@linkcode LOCAL} peers
+ * and (unless `options` give another) {@linkcode createTestServer}. Closes the
+ * listener, then the worker, however `fn` ends.
+ *
+ * @param options The listener's options, or a function that gives them once
+ * the worker is up (for an expiry counted from then).
+ */
+export function withDesktop(
+  options: DesktopOptions | (() => DesktopOptions),
+  fn: (desktop: Desktop) => Promise<void>,
+): Promise<void> {
+  return withWorker(async (worker) => {
+    const listener = await WebRTCListener.listen({
+      url: worker.url,
+      createServer: () => createTestServer(),
+      ...LOCAL,
+      ...(typeof options === "function" ? options() : options),
+    });
+    try {
+      await fn({ worker, listener, ticket: listener.ticket! });
+    } finally {
+      await listener.close();
+    }
   });
 }

@@ -9,7 +9,10 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 import {
   AuthenticatedSignaling,
   type ConnectableServer,
+  createGuestTicket,
+  createTicket,
   deriveTicketKeys,
+  formatTicket,
   parseTicket,
   roomUrl,
   type Signaling,
@@ -23,7 +26,7 @@ import {
   WebSocketSignaling,
 } from "../mod.ts";
 import { encodeBase64Url } from "../src/_base64url.ts";
-import { createTestServer, LOCAL } from "./_helpers.ts";
+import { createTestServer, type Desktop, LOCAL, withWorker } from "./_helpers.ts";
 
 /**
  * One leg of the relay, wrapped around a room view: it records the sealed
@@ -127,6 +130,38 @@ export async function tappedListener(
   const errors: Error[] = [];
   listener.onerror = (error) => errors.push(error);
   return { listener, hub, errors };
+}
+
+/** A {@linkcode Desktop} whose listener is built on a {@linkcode TappedHub}. */
+export interface TappedDesktop extends Desktop {
+  hub: TappedHub;
+  /** Every error the listener reported. */
+  errors: Error[];
+}
+
+/**
+ * Runs `fn` with a {@linkcode TappedDesktop}: the worker, a new host ticket on
+ * it, a {@linkcode tappedListener} on that ticket (`configure` is its
+ * per-tap set-up) and the guest ticket. Closes the listener, then the worker,
+ * however `fn` ends.
+ */
+export function withTappedDesktop(
+  options: Omit<WebRTCListenerOptions, "hub" | "signalingKey"> & {
+    configure?: (tap: Tap) => void;
+  },
+  fn: (desktop: TappedDesktop) => Promise<void>,
+): Promise<void> {
+  const { configure, ...listenerOptions } = options;
+  return withWorker(async (worker) => {
+    const hostTicket = await createTicket({ url: worker.url });
+    const { listener, hub, errors } = await tappedListener(hostTicket, listenerOptions, configure);
+    try {
+      const ticket = formatTicket(await createGuestTicket(hostTicket));
+      await fn({ worker, listener, ticket, hub, errors });
+    } finally {
+      await listener.close();
+    }
+  });
 }
 
 /**

@@ -4,7 +4,6 @@
  */
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
 import {
   ConnectError,
   createGuestTicket,
@@ -15,171 +14,97 @@ import {
   TicketError,
   TicketSignaling,
   WebRTCClientTransport,
-  WebRTCListener,
 } from "../mod.ts";
-import { startLocalSignaling } from "../worker/local.ts";
-import { createTestServer, LOCAL, until } from "./_helpers.ts";
-
-function text(result: unknown): string {
-  return ((result as CallToolResult).content[0] as { text: string }).text;
-}
-
-async function dial(
-  ticket: string,
-  options: Partial<ConstructorParameters<typeof WebRTCClientTransport>[0]> = {},
-) {
-  const client = new Client({ name: "agent", version: "1.0.0" });
-  const transport = new WebRTCClientTransport({
-    signaling: new TicketSignaling(ticket, { hostTimeout: 5_000 }),
-    ...LOCAL,
-    connectTimeout: 10_000,
-    ...options,
-  });
-  await client.connect(transport);
-  return { client, transport };
-}
+import { createTestServer, dial, greet, LOCAL, text, until, withDesktop } from "./_helpers.ts";
 
 Deno.test("WebRTCListener serves one agent through the worker with a ticket", async () => {
-  const worker = await startLocalSignaling();
-  const listener = await WebRTCListener.listen({
-    url: worker.url,
-    createServer: () => createTestServer(),
-    ...LOCAL,
-  });
-  try {
+  await withDesktop({}, async ({ listener, ticket }) => {
     assert.ok(listener.ticket?.startsWith("mcpwebrtc1.guest."));
-    const { client } = await dial(listener.ticket!);
-    assert.equal(
-      text(await client.callTool({ name: "greet", arguments: { name: "edge" } })),
-      "Hello, edge!",
-    );
+    const client = await dial(ticket);
+    await greet(client, "edge");
     assert.equal(listener.sessions.length, 1);
     await client.close();
     await until(() => listener.sessions.length === 0, 3_000, "session closed on the desktop");
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
+  });
 });
 
 Deno.test("WebRTCListener serves three agents at once, each with its own session; one leaving disturbs none", async () => {
-  const worker = await startLocalSignaling();
   let made = 0;
-  const listener = await WebRTCListener.listen({
-    url: worker.url,
-    createServer: () => {
-      const server = createTestServer();
-      const n = ++made;
-      server.registerTool(
-        "whoami",
-        {},
-        () => ({ content: [{ type: "text", text: `server ${n}` }] }),
-      );
-      return server;
-    },
-    ...LOCAL,
-  });
-  try {
-    const agents = await Promise.all([1, 2, 3].map(() => dial(listener.ticket!)));
+  const createServer = () => {
+    const server = createTestServer();
+    const n = ++made;
+    server.registerTool(
+      "whoami",
+      {},
+      () => ({ content: [{ type: "text", text: `server ${n}` }] }),
+    );
+    return server;
+  };
+  await withDesktop({ createServer }, async ({ listener, ticket }) => {
+    const agents = await Promise.all([1, 2, 3].map(() => dial(ticket)));
     const names = await Promise.all(
-      agents.map(async ({ client }) =>
-        text(await client.callTool({ name: "whoami", arguments: {} }))
-      ),
+      agents.map(async (client) => text(await client.callTool({ name: "whoami", arguments: {} }))),
     );
     assert.equal(new Set(names).size, 3, `three distinct servers: ${names}`);
     assert.equal(listener.sessions.length, 3);
-    await agents[0].client.close();
+    await agents[0].close();
     await until(() => listener.sessions.length === 2, 3_000, "one session gone");
-    for (const { client } of agents.slice(1)) {
-      assert.equal(
-        text(await client.callTool({ name: "greet", arguments: { name: "still" } })),
-        "Hello, still!",
-      );
-    }
-    await Promise.all(agents.slice(1).map(({ client }) => client.close()));
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
+    for (const client of agents.slice(1)) await greet(client, "still");
+    await Promise.all(agents.slice(1).map((client) => client.close()));
+  });
 });
 
 Deno.test("WebRTCListener.close() closes every agent's session", async () => {
-  const worker = await startLocalSignaling();
-  const listener = await WebRTCListener.listen({
-    url: worker.url,
-    createServer: () => createTestServer(),
-    ...LOCAL,
-  });
-  try {
-    const agents = await Promise.all([1, 2].map(() => dial(listener.ticket!)));
+  await withDesktop({}, async ({ listener, ticket }) => {
+    const agents = await Promise.all([1, 2].map(() => dial(ticket)));
     let closed = 0;
-    for (const { client } of agents) client.onclose = () => closed++;
+    for (const client of agents) client.onclose = () => closed++;
     await listener.close();
     await until(() => closed === 2, 3_000, "both agents closed");
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
+  });
 });
 
 Deno.test("WebRTCListener pairs through a room forced into hibernation between every step", async () => {
-  const worker = await startLocalSignaling();
-  const listener = await WebRTCListener.listen({
-    url: worker.url,
-    createServer: () => createTestServer(),
-    ...LOCAL,
-  });
-  const room = parseTicket(listener.ticket!).room;
-  const hibernate = () =>
-    worker.miniflare.unsafeEvictDurableObject("ROOMS", "Room", {
-      name: room,
-      webSockets: "hibernate",
-    } as never).catch(() => {});
-  // A signalling wrapper on the agent that forces hibernation before each message it sends.
-  const inner = new TicketSignaling(listener.ticket!, { hostTimeout: 5_000 });
-  const hibernating: Signaling = {
-    start: async () => {
-      await hibernate();
-      await inner.start();
-    },
-    send: async (message) => {
-      await hibernate();
-      await inner.send(message);
-    },
-    close: () => inner.close(),
-  };
-  inner.onmessage = (message) => hibernating.onmessage?.(message);
-  inner.onclose = () => hibernating.onclose?.();
-  inner.onerror = (error) => hibernating.onerror?.(error);
-  try {
+  await withDesktop({}, async ({ worker, ticket }) => {
+    const room = parseTicket(ticket).room;
+    const hibernate = () =>
+      worker.miniflare.unsafeEvictDurableObject("ROOMS", "Room", {
+        name: room,
+        webSockets: "hibernate",
+      } as never).catch(() => {});
+    // A signalling wrapper on the agent that forces hibernation before each message it sends.
+    const inner = new TicketSignaling(ticket, { hostTimeout: 5_000 });
+    const hibernating: Signaling = {
+      start: async () => {
+        await hibernate();
+        await inner.start();
+      },
+      send: async (message) => {
+        await hibernate();
+        await inner.send(message);
+      },
+      close: () => inner.close(),
+    };
+    inner.onmessage = (message) => hibernating.onmessage?.(message);
+    inner.onclose = () => hibernating.onclose?.();
+    inner.onerror = (error) => hibernating.onerror?.(error);
     const client = new Client({ name: "agent", version: "1.0.0" });
     await client.connect(
       new WebRTCClientTransport({ signaling: hibernating, ...LOCAL, connectTimeout: 10_000 }),
     );
-    assert.equal(
-      text(await client.callTool({ name: "greet", arguments: { name: "zz" } })),
-      "Hello, zz!",
-    );
+    await greet(client, "zz");
     await client.close();
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
+  });
 });
 
 Deno.test("An agent with a wrong or truncated ticket is refused by the worker and never reaches the host", async () => {
-  const worker = await startLocalSignaling();
   let made = 0;
-  const listener = await WebRTCListener.listen({
-    url: worker.url,
-    createServer: () => {
-      made++;
-      return createTestServer();
-    },
-    ...LOCAL,
-  });
-  try {
-    const good = parseTicket(listener.ticket!);
+  const createServer = () => {
+    made++;
+    return createTestServer();
+  };
+  await withDesktop({ createServer }, async ({ worker, listener, ticket }) => {
+    const good = parseTicket(ticket);
     // Same room, another secret: the worker refuses the derived key.
     const stranger = await createGuestTicket(await createTicket({ url: worker.url }));
     const forged = formatTicket({ ...stranger, room: good.room });
@@ -187,64 +112,38 @@ Deno.test("An agent with a wrong or truncated ticket is refused by the worker an
     assert.ok(error instanceof ConnectError, String(error));
     assert.match(error.message, /refused|key/i);
     // A truncated ticket does not even parse.
-    assert.throws(() => new TicketSignaling(listener.ticket!.slice(0, 40)), TicketError);
+    assert.throws(() => new TicketSignaling(ticket.slice(0, 40)), TicketError);
     assert.equal(made, 0, "no server was made for a refused agent");
     assert.equal(listener.sessions.length, 0);
     // The rightful agent still gets in.
-    const { client } = await dial(listener.ticket!);
+    const client = await dial(ticket);
     await client.close();
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
+  });
 });
 
 Deno.test("WebRTCListener refuses agents after the ticket's expiry", async () => {
-  const worker = await startLocalSignaling();
-  const listener = await WebRTCListener.listen({
-    url: worker.url,
-    expiresAt: new Date(Date.now() + 1_500),
-    createServer: () => createTestServer(),
-    ...LOCAL,
-  });
-  try {
-    const ticket = listener.ticket!;
+  const options = () => ({ expiresAt: new Date(Date.now() + 1_500) });
+  await withDesktop(options, async ({ listener, ticket }) => {
     await new Promise((resolve) => setTimeout(resolve, 1_600));
     const error = await dial(ticket).then(() => undefined, (error) => error);
     assert.ok(error instanceof Error);
     assert.match(error.message, /expired/);
     assert.equal(listener.sessions.length, 0);
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
+  });
 });
 
 Deno.test("WebRTCListener tells an agent over its limit why it was refused, sealed", async () => {
-  const worker = await startLocalSignaling();
-  const listener = await WebRTCListener.listen({
-    url: worker.url,
-    maxAgents: 1,
-    createServer: () => createTestServer(),
-    ...LOCAL,
-  });
-  try {
-    const first = await dial(listener.ticket!);
+  await withDesktop({ maxAgents: 1 }, async ({ ticket }) => {
+    const first = await dial(ticket);
     const started = Date.now();
-    const error = await dial(listener.ticket!).then(() => undefined, (error) => error);
+    const error = await dial(ticket).then(() => undefined, (error) => error);
     assert.ok(error instanceof ConnectError, String(error));
     assert.match(error.message, /maximum of 1 agents/);
     assert.ok(Date.now() - started < 5_000);
     // The first agent is undisturbed.
-    assert.equal(
-      text(await first.client.callTool({ name: "greet", arguments: { name: "1" } })),
-      "Hello, 1!",
-    );
-    await first.client.close();
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
+    await greet(first, "1");
+    await first.close();
+  });
 });
 
 Deno.test("WebRTCClientTransport times out when the signalling never delivers its offer", async () => {

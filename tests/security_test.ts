@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
 import {
   AuthenticatedSignaling,
   AuthenticationError,
@@ -28,51 +27,34 @@ import {
   WebRTCClientTransport,
   WebRTCListener,
   WebRTCServerTransport,
-  type WebRTCTransportOptions,
   type WebSocketConstructor,
   WebSocketSignaling,
 } from "../mod.ts";
 import { decodeBase64Url, encodeBase64Url } from "../src/_base64url.ts";
-import { startLocalSignaling } from "../worker/local.ts";
-import { createTestServer, LOCAL, until } from "./_helpers.ts";
+import {
+  createTestServer,
+  dial,
+  greet,
+  LOCAL,
+  text,
+  until,
+  withDesktop,
+  withWorker,
+} from "./_helpers.ts";
 import {
   alterFingerprint,
   randomMac,
   recordingServers,
   sealedType,
   sleep,
+  type Tap,
   tappedAgent,
-  tappedListener,
   withAlteredFingerprint,
+  withTappedDesktop,
 } from "./_security_helpers.ts";
 
 /** How long an agent waits for a connection that a refusal will never let happen. */
 const REFUSED_TIMEOUT = 3_000;
-
-function text(result: unknown): string {
-  return ((result as CallToolResult).content[0] as { text: string }).text;
-}
-
-/** Dials with a ticket, as an agent does. */
-async function dial(ticket: string, options: Partial<WebRTCTransportOptions> = {}) {
-  const client = new Client({ name: "agent", version: "1.0.0" });
-  const transport = new WebRTCClientTransport({
-    signaling: new TicketSignaling(ticket, { hostTimeout: 5_000 }),
-    ...LOCAL,
-    connectTimeout: 10_000,
-    ...options,
-  });
-  await client.connect(transport);
-  return client;
-}
-
-/** Calls the greeter: proof that MCP works end to end. */
-async function greet(client: Client, name: string): Promise<void> {
-  assert.equal(
-    text(await client.callTool({ name: "greet", arguments: { name } })),
-    `Hello, ${name}!`,
-  );
-}
 
 function authErrors(errors: Error[]): AuthenticationError[] {
   return errors.filter((error): error is AuthenticationError =>
@@ -88,15 +70,9 @@ const FORGED_CANDIDATE = {
 };
 
 Deno.test("A relay that rewrites the DTLS fingerprint in the sealed answer is refused by the agent, which names the failed check; the server never sees a message", async () => {
-  const worker = await startLocalSignaling();
   const log = recordingServers();
-  const listener = await WebRTCListener.listen({
-    url: worker.url,
-    createServer: log.createServer,
-    ...LOCAL,
-  });
-  try {
-    const agent = await tappedAgent(listener.ticket!, REFUSED_TIMEOUT);
+  await withDesktop({ createServer: log.createServer }, async ({ listener, ticket }) => {
+    const agent = await tappedAgent(ticket, REFUSED_TIMEOUT);
     let altered = 0;
     agent.tap.rewrite = (message) => {
       if (sealedType(message) !== "answer") return [message];
@@ -117,218 +93,186 @@ Deno.test("A relay that rewrites the DTLS fingerprint in the sealed answer is re
     assert.equal(log.servers.length, 1);
     await until(() => listener.sessions.length === 0, 3_000, "the refused session ended");
     assert.equal(log.total(), 0);
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
+  });
 });
 
 Deno.test("A relay that rewrites the DTLS fingerprint in the sealed offer is refused by the desktop with an AuthenticationError; the server never sees a message", async () => {
-  const worker = await startLocalSignaling();
   const log = recordingServers();
-  const hostTicket = await createTicket({ url: worker.url });
   let altered = 0;
-  const { listener, errors } = await tappedListener(
-    hostTicket,
-    { createServer: log.createServer },
-    (tap) => {
-      tap.rewrite = (message) => {
-        if (sealedType(message) !== "offer") return [message];
-        altered++;
-        return [withAlteredFingerprint(message)!];
-      };
+  const configure = (tap: Tap) => {
+    tap.rewrite = (message) => {
+      if (sealedType(message) !== "offer") return [message];
+      altered++;
+      return [withAlteredFingerprint(message)!];
+    };
+  };
+  await withTappedDesktop(
+    { createServer: log.createServer, configure },
+    async ({ listener, ticket, errors }) => {
+      const error = await dial(ticket, { connectTimeout: REFUSED_TIMEOUT }).then(
+        () => undefined,
+        (error) => error,
+      );
+      assert.equal(altered, 1);
+      // The desktop does not answer an altered offer, so the agent only sees no answer.
+      assert.ok(error instanceof ConnectError, String(error));
+      assert.equal(error.stage, "signaling");
+      const refused = authErrors(errors);
+      assert.equal(refused.length, 1, errors.map(String).join("\n"));
+      assert.match(refused[0]!.message, /authentication code does not match/);
+      assert.equal(log.servers.length, 1);
+      await until(() => listener.sessions.length === 0, 3_000, "the refused session ended");
+      assert.equal(log.total(), 0);
     },
   );
-  try {
-    const ticket = formatTicket(await createGuestTicket(hostTicket));
-    const error = await dial(ticket, { connectTimeout: REFUSED_TIMEOUT }).then(
-      () => undefined,
-      (error) => error,
-    );
-    assert.equal(altered, 1);
-    // The desktop does not answer an altered offer, so the agent only sees no answer.
-    assert.ok(error instanceof ConnectError, String(error));
-    assert.equal(error.stage, "signaling");
-    const refused = authErrors(errors);
-    assert.equal(refused.length, 1, errors.map(String).join("\n"));
-    assert.match(refused[0]!.message, /authentication code does not match/);
-    assert.equal(log.servers.length, 1);
-    await until(() => listener.sessions.length === 0, 3_000, "the refused session ended");
-    assert.equal(log.total(), 0);
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
 });
 
 Deno.test("Forged, unsealed and duplicated messages injected mid-handshake are dropped on both sides, and the real pairing still succeeds", async () => {
-  const worker = await startLocalSignaling();
   const log = recordingServers();
-  const hostTicket = await createTicket({ url: worker.url });
-  const { listener, errors: hostErrors } = await tappedListener(
-    hostTicket,
-    { createServer: log.createServer },
-    (tap) => {
-      tap.rewrite = (message) =>
-        sealedType(message) === "offer"
-          ? [
-            // The relay's own offer, then a candidate, unsealed; then a sealed-looking forgery.
-            { type: "offer", sdp: "v=0\r\na=fingerprint:sha-256 00:11\r\n" },
-            { type: "candidate", candidate: FORGED_CANDIDATE },
-            {
-              ...message,
-              body: JSON.stringify({ type: "candidate", candidate: FORGED_CANDIDATE }),
-              mac: randomMac(),
-            },
-            message,
-          ]
-          : [message];
-    },
-  );
-  try {
-    const agent = await tappedAgent(formatTicket(await createGuestTicket(hostTicket)));
-    agent.tap.rewrite = (message) =>
-      sealedType(message) === "answer"
+  const configure = (tap: Tap) => {
+    tap.rewrite = (message) =>
+      sealedType(message) === "offer"
         ? [
+          // The relay's own offer, then a candidate, unsealed; then a sealed-looking forgery.
+          { type: "offer", sdp: "v=0\r\na=fingerprint:sha-256 00:11\r\n" },
           { type: "candidate", candidate: FORGED_CANDIDATE },
           {
             ...message,
-            seq: (message.seq as number) + 1,
             body: JSON.stringify({ type: "candidate", candidate: FORGED_CANDIDATE }),
             mac: randomMac(),
           },
           message,
-          message, // a duplicate: its sequence number is not above the last one
         ]
         : [message];
-    const client = new Client({ name: "agent", version: "1.0.0" });
-    await client.connect(agent.transport);
-    await greet(client, "through the noise");
-    const agentRefused = authErrors(agent.errors).map((error) => error.message);
-    assert.equal(agentRefused.length, 3, agent.errors.map(String).join("\n"));
-    assert.match(agentRefused[0]!, /not sealed/);
-    assert.match(agentRefused[1]!, /authentication code does not match/);
-    assert.match(agentRefused[2]!, /sequence number/);
-    const hostRefused = authErrors(hostErrors).map((error) => error.message);
-    assert.equal(hostRefused.length, 3, hostErrors.map(String).join("\n"));
-    assert.match(hostRefused[0]!, /not sealed/);
-    assert.match(hostRefused[1]!, /not sealed/);
-    assert.match(hostRefused[2]!, /authentication code does not match/);
-    assert.equal(log.servers.length, 1);
-    assert.ok(log.total() > 0);
-    await client.close();
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
+  };
+  await withTappedDesktop(
+    { createServer: log.createServer, configure },
+    async ({ ticket, errors: hostErrors }) => {
+      const agent = await tappedAgent(ticket);
+      agent.tap.rewrite = (message) =>
+        sealedType(message) === "answer"
+          ? [
+            { type: "candidate", candidate: FORGED_CANDIDATE },
+            {
+              ...message,
+              seq: (message.seq as number) + 1,
+              body: JSON.stringify({ type: "candidate", candidate: FORGED_CANDIDATE }),
+              mac: randomMac(),
+            },
+            message,
+            message, // a duplicate: its sequence number is not above the last one
+          ]
+          : [message];
+      const client = new Client({ name: "agent", version: "1.0.0" });
+      await client.connect(agent.transport);
+      await greet(client, "through the noise");
+      const agentRefused = authErrors(agent.errors).map((error) => error.message);
+      assert.equal(agentRefused.length, 3, agent.errors.map(String).join("\n"));
+      assert.match(agentRefused[0]!, /not sealed/);
+      assert.match(agentRefused[1]!, /authentication code does not match/);
+      assert.match(agentRefused[2]!, /sequence number/);
+      const hostRefused = authErrors(hostErrors).map((error) => error.message);
+      assert.equal(hostRefused.length, 3, hostErrors.map(String).join("\n"));
+      assert.match(hostRefused[0]!, /not sealed/);
+      assert.match(hostRefused[1]!, /not sealed/);
+      assert.match(hostRefused[2]!, /authentication code does not match/);
+      assert.equal(log.servers.length, 1);
+      assert.ok(log.total() > 0);
+      await client.close();
+    },
+  );
 });
 
 Deno.test("A sealed offer replayed from an earlier connection is refused by the desktop, and the new connection still works", async () => {
-  const worker = await startLocalSignaling();
   const log = recordingServers();
-  const hostTicket = await createTicket({ url: worker.url });
   let recorded: SignalingMessage[] = [];
   let replayed = 0;
-  const { listener, hub, errors } = await tappedListener(
-    hostTicket,
-    { createServer: log.createServer },
-    (tap) => {
-      if (hub.taps.length !== 2) return;
-      // Connection 2: right after its first real message, the relay replays all of connection 1.
-      tap.rewrite = (message) => {
-        if (replayed > 0) return [message];
-        replayed = recorded.length;
-        return [message, ...recorded];
-      };
+  let connections = 0;
+  const configure = (tap: Tap) => {
+    if (++connections !== 2) return;
+    // Connection 2: right after its first real message, the relay replays all of connection 1.
+    tap.rewrite = (message) => {
+      if (replayed > 0) return [message];
+      replayed = recorded.length;
+      return [message, ...recorded];
+    };
+  };
+  await withTappedDesktop(
+    { createServer: log.createServer, configure },
+    async ({ listener, ticket, hub, errors }) => {
+      const first = await dial(ticket);
+      await greet(first, "one");
+      await first.close();
+      await until(() => listener.sessions.length === 0, 3_000, "connection 1 closed");
+      recorded = [...hub.taps[0]!.received];
+      assert.ok(recorded.some((envelope) => sealedType(envelope) === "offer"));
+      const bodies = recorded.filter((envelope) => envelope.body !== undefined).length;
+
+      const second = await dial(ticket);
+      await greet(second, "two");
+      assert.equal(replayed, recorded.length);
+      // Every replayed envelope that carries a message (the offer, candidates, the bye) is refused.
+      const refused = authErrors(errors).filter((error) =>
+        /another connection/.test(error.message)
+      );
+      assert.ok(refused.length >= bodies, errors.map(String).join("\n"));
+      assert.equal(log.servers.length, 2);
+      // The second server saw its own client's messages and nothing else.
+      assert.deepEqual(
+        log.servers[1]!.map((message) => "method" in message ? message.method : "response"),
+        ["initialize", "notifications/initialized", "tools/call"],
+      );
+      await second.close();
     },
   );
-  try {
-    const ticket = formatTicket(await createGuestTicket(hostTicket));
-    const first = await dial(ticket);
-    await greet(first, "one");
-    await first.close();
-    await until(() => listener.sessions.length === 0, 3_000, "connection 1 closed");
-    recorded = [...hub.taps[0]!.received];
-    assert.ok(recorded.some((envelope) => sealedType(envelope) === "offer"));
-    const bodies = recorded.filter((envelope) => envelope.body !== undefined).length;
-
-    const second = await dial(ticket);
-    await greet(second, "two");
-    assert.equal(replayed, recorded.length);
-    // Every replayed envelope that carries a message (the offer, candidates, the bye) is refused.
-    const refused = authErrors(errors).filter((error) => /another connection/.test(error.message));
-    assert.ok(refused.length >= bodies, errors.map(String).join("\n"));
-    assert.equal(log.servers.length, 2);
-    // The second server saw its own client's messages and nothing else.
-    assert.deepEqual(
-      log.servers[1]!.map((message) => "method" in message ? message.method : "response"),
-      ["initialize", "notifications/initialized", "tools/call"],
-    );
-    await second.close();
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
 });
 
 Deno.test("An earlier connection replayed as a new agent, with the guest key the relay saw, gets its server no message", async () => {
-  const worker = await startLocalSignaling();
   const log = recordingServers();
-  const hostTicket = await createTicket({ url: worker.url });
-  const { listener, hub, errors } = await tappedListener(hostTicket, {
-    createServer: log.createServer,
-    connectTimeout: 1_000,
-  });
-  try {
-    const guestTicket = await createGuestTicket(hostTicket);
-    const first = await dial(formatTicket(guestTicket));
-    await greet(first, "one");
-    await first.close();
-    await until(() => listener.sessions.length === 0, 3_000, "connection 1 closed");
-    const recorded = [...hub.taps[0]!.received];
-    const withPeerNonce = recorded.filter((envelope) => envelope.peerNonce !== undefined).length;
+  await withTappedDesktop(
+    { createServer: log.createServer, connectTimeout: 1_000 },
+    async ({ listener, ticket, hub, errors }) => {
+      const guestTicket = parseTicket(ticket);
+      const first = await dial(ticket);
+      await greet(first, "one");
+      await first.close();
+      await until(() => listener.sessions.length === 0, 3_000, "connection 1 closed");
+      const recorded = [...hub.taps[0]!.received];
+      const withPeerNonce = recorded.filter((envelope) => envelope.peerNonce !== undefined).length;
 
-    // The relay knows the guest key (it checks it), so it can come back as a new guest.
-    const { guestKey } = await deriveTicketKeys(guestTicket);
-    const replayer = await SignalingRoom.join(roomUrl(guestTicket), {
-      role: "guest",
-      key: guestKey,
-      reconnect: false,
-    });
-    try {
-      const toHost = replayer.signaling("host");
-      await toHost.start?.();
-      for (const envelope of recorded) await toHost.send(envelope);
-      await until(
-        () => authErrors(errors).length >= withPeerNonce,
-        3_000,
-        "every replayed envelope bound to connection 1 refused",
-      );
-      assert.equal(log.servers.length, 2, "the desktop made a server for the new peer");
-      // The replayer cannot complete a connection: its session gives its slot back
-      // after the connect timeout, although the replayer stays in the room.
-      await until(() => listener.sessions.length === 0, 3_000, "the replayer's session ended");
-      assert.equal(log.servers[1]!.length, 0, "no MCP message reached it");
-    } finally {
-      await replayer.close();
-    }
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
+      // The relay knows the guest key (it checks it), so it can come back as a new guest.
+      const { guestKey } = await deriveTicketKeys(guestTicket);
+      const replayer = await SignalingRoom.join(roomUrl(guestTicket), {
+        role: "guest",
+        key: guestKey,
+        reconnect: false,
+      });
+      try {
+        const toHost = replayer.signaling("host");
+        await toHost.start?.();
+        for (const envelope of recorded) await toHost.send(envelope);
+        await until(
+          () => authErrors(errors).length >= withPeerNonce,
+          3_000,
+          "every replayed envelope bound to connection 1 refused",
+        );
+        assert.equal(log.servers.length, 2, "the desktop made a server for the new peer");
+        // The replayer cannot complete a connection: its session gives its slot back
+        // after the connect timeout, although the replayer stays in the room.
+        await until(() => listener.sessions.length === 0, 3_000, "the replayer's session ended");
+        assert.equal(log.servers[1]!.length, 0, "no MCP message reached it");
+      } finally {
+        await replayer.close();
+      }
+    },
+  );
 });
 
 Deno.test("A stranger with the room id but not the secret is refused by the worker (key_refused) before the desktop hears of it", async () => {
-  const worker = await startLocalSignaling();
   const log = recordingServers();
-  const listener = await WebRTCListener.listen({
-    url: worker.url,
-    createServer: log.createServer,
-    ...LOCAL,
-  });
-  const errors: Error[] = [];
-  listener.onerror = (error) => errors.push(error);
-  try {
+  await withDesktop({ createServer: log.createServer }, async ({ worker, listener }) => {
+    const errors: Error[] = [];
+    listener.onerror = (error) => errors.push(error);
     const ticket = parseTicket(listener.ticket!);
     // A random key, and the room id itself presented as a key.
     for (const key of [createRoomKey(), ticket.room]) {
@@ -353,23 +297,15 @@ Deno.test("A stranger with the room id but not the secret is refused by the work
     assert.equal(log.servers.length, 0, "createServer was never called");
     assert.deepEqual(errors, []);
     assert.equal(listener.sessions.length, 0);
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
+  });
 });
 
 Deno.test("Neither a stranger's key nor the guest key can take the host's place in a room the desktop holds (key_refused)", async () => {
-  const worker = await startLocalSignaling();
   const log = recordingServers();
-  const hostTicket = await createTicket({ url: worker.url });
-  const listener = await WebRTCListener.listen({
-    hostTicket,
-    createServer: log.createServer,
-    ...LOCAL,
-  });
-  try {
-    const guest = await deriveTicketKeys(parseTicket(listener.ticket!));
+  await withDesktop({ createServer: log.createServer }, async ({ listener, ticket }) => {
+    // The host ticket the listener opened its room with.
+    const hostTicket = parseTicket(listener.hostTicket!);
+    const guest = await deriveTicketKeys(parseTicket(ticket));
     const attempts = [
       { key: createRoomKey(), guestVerifier: await keyVerifier(createRoomKey()) },
       { key: guest.guestKey, guestVerifier: guest.guestVerifier },
@@ -388,14 +324,11 @@ Deno.test("Neither a stranger's key nor the guest key can take the host's place 
       assert.equal(error.code, "key_refused");
     }
     // The desktop still holds the room: the rightful agent reaches it.
-    const client = await dial(listener.ticket!);
+    const client = await dial(ticket);
     await greet(client, "still here");
     assert.equal(log.servers.length, 1);
     await client.close();
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
+  });
 });
 
 Deno.test({
@@ -405,8 +338,7 @@ Deno.test({
   // open the room, so a stranger who learns the id cannot claim it first (or
   // after it expired) and lock the desktop out.
   fn: async () => {
-    const worker = await startLocalSignaling();
-    try {
+    await withWorker(async (worker) => {
       const hostTicket = await createTicket({ url: worker.url });
       const error = await SignalingRoom.join(roomUrl(hostTicket), {
         role: "host",
@@ -425,9 +357,7 @@ Deno.test({
         ...LOCAL,
       });
       await listener.close();
-    } finally {
-      await worker.close();
-    }
+    });
   },
 });
 
@@ -474,18 +404,15 @@ Deno.test("An expired ticket is refused before any network use, by the agent and
 });
 
 Deno.test("An agent that pushed its ticket's expiry forward is still refused by the desktop after the real expiry, with the sealed reason", async () => {
-  const worker = await startLocalSignaling();
   const log = recordingServers();
-  const expiresAt = new Date(Date.now() + 1_000);
-  const listener = await WebRTCListener.listen({
-    url: worker.url,
-    expiresAt,
-    createServer: log.createServer,
-    ...LOCAL,
-  });
-  const errors: Error[] = [];
-  listener.onerror = (error) => errors.push(error);
-  try {
+  let expiresAt = new Date();
+  const options = () => {
+    expiresAt = new Date(Date.now() + 1_000);
+    return { expiresAt, createServer: log.createServer };
+  };
+  await withDesktop(options, async ({ listener }) => {
+    const errors: Error[] = [];
+    listener.onerror = (error) => errors.push(error);
     // The expiry is in the ticket in clear and covered by no key: a holder can change it.
     const extended = formatTicket({
       ...parseTicket(listener.ticket!),
@@ -497,14 +424,10 @@ Deno.test("An agent that pushed its ticket's expiry forward is still refused by 
     assert.match(error.message, /the ticket expired/);
     assert.equal(log.servers.length, 0, "createServer was never called");
     assert.ok(errors.some((error) => /Refused agent .*expired/.test(error.message)));
-  } finally {
-    await listener.close();
-    await worker.close();
-  }
+  });
 });
 
 Deno.test("Every sealed envelope is checked with crypto.subtle.verify on the code received; codes are only computed to send", async () => {
-  const worker = await startLocalSignaling();
   const subtle = crypto.subtle;
   const { sign, verify } = subtle;
   let signs = 0;
@@ -518,36 +441,34 @@ Deno.test("Every sealed envelope is checked with crypto.subtle.verify on the cod
     return verify.apply(subtle, args);
   };
   const log = recordingServers();
-  const hostTicket = await createTicket({ url: worker.url });
-  const { listener, hub } = await tappedListener(hostTicket, { createServer: log.createServer });
   try {
-    const agent = await tappedAgent(formatTicket(await createGuestTicket(hostTicket)));
-    const client = new Client({ name: "agent", version: "1.0.0" });
-    await client.connect(agent.transport);
-    await greet(client, "verified");
-    const taps = [agent.tap, ...hub.taps];
-    const sent = () => taps.reduce((sum, tap) => sum + tap.sent.length, 0);
-    const received = () => taps.flatMap((tap) => tap.received);
-    await until(
-      () => signs === sent() && verified.length === received().length,
-      3_000,
-      "one sign() per envelope sent, one verify() per envelope received",
-    );
-    assert.ok(received().length >= 6, "hellos, offer, answer and candidates");
-    // verify() was handed exactly the codes that arrived, each once.
-    assert.deepEqual(
-      [...verified].sort(),
-      received().map((envelope) => {
-        const mac = decodeBase64Url(envelope.mac as string)!;
-        return encodeBase64Url(mac);
-      }).sort(),
-    );
-    await client.close();
+    await withTappedDesktop({ createServer: log.createServer }, async ({ ticket, hub }) => {
+      const agent = await tappedAgent(ticket);
+      const client = new Client({ name: "agent", version: "1.0.0" });
+      await client.connect(agent.transport);
+      await greet(client, "verified");
+      const taps = [agent.tap, ...hub.taps];
+      const sent = () => taps.reduce((sum, tap) => sum + tap.sent.length, 0);
+      const received = () => taps.flatMap((tap) => tap.received);
+      await until(
+        () => signs === sent() && verified.length === received().length,
+        3_000,
+        "one sign() per envelope sent, one verify() per envelope received",
+      );
+      assert.ok(received().length >= 6, "hellos, offer, answer and candidates");
+      // verify() was handed exactly the codes that arrived, each once.
+      assert.deepEqual(
+        [...verified].sort(),
+        received().map((envelope) => {
+          const mac = decodeBase64Url(envelope.mac as string)!;
+          return encodeBase64Url(mac);
+        }).sort(),
+      );
+      await client.close();
+    });
   } finally {
     subtle.sign = sign;
     subtle.verify = verify;
-    await listener.close();
-    await worker.close();
   }
 });
 
