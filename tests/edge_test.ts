@@ -67,12 +67,16 @@ Deno.test("WebRTCListener.close() closes every agent's session", async () => {
 Deno.test("WebRTCListener pairs through a room forced into hibernation between every step", async () => {
   await withDesktop({}, async ({ worker, ticket }) => {
     const room = parseTicket(ticket).room;
-    const hibernate = () =>
-      worker.miniflare.unsafeEvictDurableObject("ROOMS", "Room", {
-        name: room,
-        webSockets: "hibernate",
-      } as never).catch(() => {});
-    // A signalling wrapper on the agent that forces hibernation before each message it sends.
+    let steps = 0;
+    let hibernations = 0;
+    // After each call the room is asleep: put to sleep now, or still asleep
+    // since the last call (nothing woke it in between).
+    const hibernate = async () => {
+      steps++;
+      if (await worker.hibernate(room)) hibernations++;
+    };
+    // A signalling wrapper on the agent that forces the room into hibernation
+    // before each message it sends and after each one it receives (in order).
     const inner = new TicketSignaling(ticket, { hostTimeout: 5_000 });
     const hibernating: Signaling = {
       start: async () => {
@@ -85,7 +89,10 @@ Deno.test("WebRTCListener pairs through a room forced into hibernation between e
       },
       close: () => inner.close(),
     };
-    inner.onmessage = (message) => hibernating.onmessage?.(message);
+    let inbox = Promise.resolve();
+    inner.onmessage = (message) => {
+      inbox = inbox.then(hibernate).then(() => hibernating.onmessage?.(message));
+    };
     inner.onclose = () => hibernating.onclose?.();
     inner.onerror = (error) => hibernating.onerror?.(error);
     const client = new Client({ name: "agent", version: "1.0.0" });
@@ -93,6 +100,10 @@ Deno.test("WebRTCListener pairs through a room forced into hibernation between e
       new WebRTCClientTransport({ signaling: hibernating, ...LOCAL, connectTimeout: 10_000 }),
     );
     await greet(client, "zz");
+    // Joining, the offer and candidates out, the answer and candidates in: the
+    // room slept before each, with its sockets, attachments and verifiers kept.
+    assert.ok(steps >= 5, `the room slept before ${steps} steps`);
+    assert.ok(hibernations >= 3, `the room was put to sleep ${hibernations} times`);
     await client.close();
   });
 });
