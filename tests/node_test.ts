@@ -1,0 +1,67 @@
+/**
+ * The module under Node (≥ 20): an agent bundled for Node dials a desktop
+ * served by Deno through the local signalling worker, with a ticket. Node 20
+ * has no global WebSocket and no RTCPeerConnection: this shows the `ws`
+ * client and node-datachannel's polyfill are picked up there.
+ */
+import assert from "node:assert/strict";
+import { withDesktop } from "./_helpers.ts";
+
+const root = new URL("..", import.meta.url);
+
+/** Bundles the Node agent to one ES module, npm packages left for Node to resolve. */
+async function bundleAgent(): Promise<string> {
+  const out = await Deno.makeTempFile({
+    dir: root.pathname,
+    prefix: ".node-agent-",
+    suffix: ".mjs",
+  });
+  const npm = ["@modelcontextprotocol/*", "node-datachannel", "node-datachannel/*", "ws", "zod"];
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "bundle",
+      "--platform",
+      "node",
+      ...npm.flatMap((name) => ["--external", name]),
+      "-o",
+      out,
+      "tests/node/agent.ts",
+    ],
+    cwd: root,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  return out;
+}
+
+Deno.test("An agent running on Node reaches a Deno desktop through the worker", async () => {
+  const node = await new Deno.Command("node", { args: ["--version"], stdout: "piped" }).output()
+    .catch(() => undefined);
+  assert.ok(node?.success, "Node.js (node) must be installed to run this test");
+  const bundle = await bundleAgent();
+  try {
+    await withDesktop({}, async ({ ticket }) => {
+      const child = new Deno.Command("node", {
+        // From the repository root, so Node resolves the npm packages in node_modules.
+        args: [bundle, ticket],
+        cwd: root,
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      const output = await child.output();
+      clearTimeout(timer);
+      const stdout = new TextDecoder().decode(output.stdout).trim();
+      const stderr = new TextDecoder().decode(output.stderr);
+      assert.equal(output.code, 0, `node exited ${output.code}: ${stdout}\n${stderr}`);
+      const report = JSON.parse(stdout.split("\n").at(-1)!);
+      assert.match(report.node, /^\d+\./);
+      assert.deepEqual(report.tools.sort(), ["blob", "greet"]);
+      assert.equal(report.greeting, "Hello, Node!");
+      assert.equal(report.path, "host");
+    });
+  } finally {
+    await Deno.remove(bundle).catch(() => {});
+  }
+});
