@@ -187,8 +187,13 @@ function parsePort(args: string[]): number {
 }
 
 if (import.meta.main) {
-  const server = await startLocalSignaling({ port: parsePort(Deno.args) });
-  console.log(
+  const host = Deno.args.includes("--host")
+    ? Deno.args[Deno.args.indexOf("--host") + 1]
+    : undefined;
+  const server = await startLocalSignaling({ port: parsePort(Deno.args), host });
+  // The URL alone on stdout, for scripts; the sentence for people on stderr.
+  console.log(server.url);
+  console.error(
     `Signalling server listening on ${server.url} (rooms at ${server.url}/v1/rooms/<id>)`,
   );
   const stop = async () => {

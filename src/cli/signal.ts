@@ -24,12 +24,6 @@ Options:
   --log-json              Print status lines on stderr as JSON
   -h, --help              Show this help`;
 
-interface LocalSignalingModule {
-  startLocalSignaling(
-    options: { port?: number; host?: string },
-  ): Promise<{ url: string; close(): Promise<void> }>;
-}
-
 /**
  * Runs `signal` until SIGINT or SIGTERM.
  *
@@ -66,25 +60,57 @@ export async function signal(args: string[]): Promise<number> {
     );
   }
   const log = new StatusLog({ quiet: values.quiet, json: values["log-json"] });
-  // Computed so that the published package, which has no worker, still loads.
+  // The worker is not in the published package: run it from a checkout, in a
+  // process of its own (Miniflare and workerd stay out of the CLI's graph).
   const local = new URL("../../worker/local.ts", import.meta.url);
-  let module: LocalSignalingModule;
-  try {
-    module = await import(local.href);
-  } catch (error) {
+  const available = local.protocol === "file:" &&
+    (await Deno.stat(local).then((info) => info.isFile, () => false));
+  if (!available) {
     log.error(
       "signal-unavailable",
-      `Cannot run the local signalling service: it needs a checkout of the repository (${local.href}): ${
-        (error as Error).message
-      }`,
+      `Cannot run the local signalling service: it needs a checkout of the repository (${local.href}); run deno task signal there`,
     );
     return ExitCode.FAILURE;
   }
-  const server = await module.startLocalSignaling({ port, host: values.host ?? "127.0.0.1" });
-  await Deno.stdout.write(new TextEncoder().encode(server.url + "\n"));
-  log.info("listening", `Signalling service listening on ${server.url}`, { url: server.url });
-  const stop = await waitForStop(new Promise<never>(() => {}));
-  await Promise.race([server.close(), new Promise((resolve) => setTimeout(resolve, 1_500))]);
-  log.info("stopped", `Stopped on ${stop.kind === "signal" ? stop.signal : "request"}`);
-  return ExitCode.OK;
+  const host = values.host ?? "127.0.0.1";
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", local.href, "--port", String(port), "--host", host],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Its stderr is kept to explain a failure to start, and drained meanwhile.
+  let errors = "";
+  const drained = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (chunk) => void (errors = (errors + chunk).slice(-4_000)) }),
+  ).catch(() => {});
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const first = await lines.read();
+  const url = first.value?.split("\n")[0].trim();
+  void (async () => {
+    while (!(await lines.read()).done) { /* nothing else is expected */ }
+  })().catch(() => {});
+  if (!url) {
+    await child.status;
+    await drained;
+    log.error("signal-failed", `Cannot run the local signalling service: ${errors.trim()}`);
+    return ExitCode.FAILURE;
+  }
+  await Deno.stdout.write(new TextEncoder().encode(url + "\n"));
+  log.info("listening", `Signalling service listening on ${url}`, { url });
+  const stop = await waitForStop(child.status);
+  if (stop.kind === "signal") {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // Already gone.
+    }
+    const timer = setTimeout(() => child.kill("SIGKILL"), 1_500);
+    await child.status;
+    clearTimeout(timer);
+    log.info("stopped", `Stopped on ${stop.signal}`);
+    return ExitCode.OK;
+  }
+  log.error("signal-failed", "The local signalling service stopped on its own");
+  return ExitCode.FAILURE;
 }
