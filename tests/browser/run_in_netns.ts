@@ -1,0 +1,189 @@
+/**
+ * The browser test's world, run by `tests/browser_test.ts` inside a network
+ * namespace that holds only `lo`: the signalling worker, two Deno desktops,
+ * a static server for the page and its bundle, and headless Chromium. Prints
+ * one JSON line: what the page reported (or why it did not), and what the
+ * desktops saw.
+ *
+ * Usage: `ip netns exec NS deno run -A tests/browser/run_in_netns.ts <chromium>`
+ *
+ * @module
+ */
+import {
+  createGuestTicket,
+  createTicket,
+  formatTicket,
+  parseTicket,
+  TicketSignaling,
+  WebRTCClientTransport,
+  WebRTCListener,
+} from "../../mod.ts";
+import { createTestServer, LOCAL, withWorker } from "../_helpers.ts";
+import { exercise } from "./exercise.ts";
+
+const root = new URL("../../", import.meta.url);
+const WAIT_MS = 20_000;
+/** Code of node-datachannel (its polyfill) and of `ws`: a browser bundle must hold none. */
+const FOREIGN = ["RTCSctpTransport", "node_datachannel", "ws does not work in the browser"];
+
+const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--allow-loopback-in-peer-connection",
+  "--disable-features=WebRtcHideLocalIpsWithMdns",
+  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+];
+
+/** Bundles the page's script for the browser, node-datachannel and ws left out. */
+async function bundlePage(): Promise<string> {
+  const out = await Deno.makeTempFile({ prefix: "mcpw-page-", suffix: ".js" });
+  try {
+    const external = ["ws", "node-datachannel", "node-datachannel/*"];
+    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+      // `--external=` with "=": a bare `--external` takes every following argument.
+      args: [
+        "bundle",
+        "--quiet",
+        "--platform=browser",
+        ...external.map((name) => `--external=${name}`),
+        `--output=${out}`,
+        "tests/browser/page.ts",
+      ],
+      cwd: root,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (code !== 0) throw new Error(`deno bundle failed: ${new TextDecoder().decode(stderr)}`);
+    const source = await Deno.readTextFile(out);
+    const found = FOREIGN.filter((marker) => source.includes(marker));
+    if (found.length > 0) throw new Error(`the browser bundle holds Deno-only code: ${found}`);
+    if (!source.includes("page started")) throw new Error("the browser bundle is empty");
+    return source;
+  } finally {
+    await Deno.remove(out);
+  }
+}
+
+/** Keeps the last `max` characters of a stream, for error messages. */
+function tail(stream: ReadableStream<Uint8Array>, max = 3_000): () => string {
+  let text = "";
+  (async () => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      text = (text + chunk).slice(-max);
+    }
+  })().catch(() => {});
+  return () => text;
+}
+
+/** Ends Chromium: SIGTERM, then SIGKILL if it is still there after 3 s. */
+async function stop(browser: Deno.ChildProcess): Promise<void> {
+  const timer = setTimeout(() => browser.kill("SIGKILL"), 3_000);
+  try {
+    browser.kill("SIGTERM");
+  } catch {
+    // Exited already.
+  }
+  await browser.status;
+  clearTimeout(timer);
+}
+
+/** The page's own client dials a ticket through the worker, as an agent on Deno would. */
+function dialBrowser(ticket: string) {
+  return exercise(() =>
+    new WebRTCClientTransport({
+      signaling: new TicketSignaling(ticket, { hostTimeout: 5_000 }),
+      ...LOCAL,
+      connectTimeout: 10_000,
+    }), "deno");
+}
+
+async function main(chromium: string): Promise<Record<string, unknown>> {
+  const page = await bundlePage();
+  return await withWorker(async (worker) => {
+    let sessions = 0;
+    const desktopErrors: string[] = [];
+    const listen = async (initiator: boolean) => {
+      const listener = await WebRTCListener.listen({
+        url: worker.url,
+        createServer: () => createTestServer(),
+        ...LOCAL,
+        initiator,
+      });
+      listener.onsession = () => sessions++;
+      listener.onerror = (error) => desktopErrors.push(error.message);
+      return listener;
+    };
+    const listeners = [await listen(false), await listen(true)];
+    const [offerer, answerer] = listeners.map((listener) => listener.ticket!);
+    // The offerer's room, another secret: the worker refuses the key it derives.
+    const stranger = await createGuestTicket(await createTicket({ url: worker.url }));
+    const wrong = formatTicket({ ...stranger, room: parseTicket(offerer).room });
+
+    const log: string[] = [];
+    const { promise: reported, resolve: report } = Promise.withResolvers<unknown>();
+    const routes: Record<string, (request: Request) => Promise<Response>> = {
+      "GET /": async () =>
+        new Response(await Deno.readTextFile(new URL("tests/browser/index.html", root)), {
+          headers: { "content-type": "text/html" },
+        }),
+      "GET /page.js": () =>
+        Promise.resolve(new Response(page, { headers: { "content-type": "text/javascript" } })),
+      "POST /log": async (request) => (log.push(await request.text()), new Response("ok")),
+      "POST /dial": async (request) => Response.json(await dialBrowser(await request.text())),
+      "POST /result": async (request) => (report(await request.json()), new Response("ok")),
+    };
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+      const route = routes[`${request.method} ${new URL(request.url).pathname}`];
+      return route ? route(request) : new Response("not found", { status: 404 });
+    });
+    const query = new URLSearchParams({ offerer, answerer, wrong, serve: worker.url });
+    const profile = await Deno.makeTempDir({ prefix: "mcpw-chromium-" });
+    let browser: Deno.ChildProcess | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      browser = new Deno.Command(chromium, {
+        args: [
+          ...CHROMIUM_FLAGS,
+          `--user-data-dir=${profile}`,
+          `http://127.0.0.1:${server.addr.port}/?${query}`,
+        ],
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const stderr = tail(browser.stderr);
+      const outcome = await Promise.race([
+        reported,
+        browser.status.then((status) => ({ chromiumExited: status.code, stderr: stderr() })),
+        new Promise((resolve) => {
+          timer = setTimeout(
+            () => resolve({ timeout: `no result within ${WAIT_MS} ms`, stderr: stderr() }),
+            WAIT_MS,
+          );
+        }),
+      ]);
+      return { page: outcome, log, sessions, desktopErrors };
+    } finally {
+      clearTimeout(timer);
+      if (browser) await stop(browser);
+      await server.shutdown();
+      await Promise.all(listeners.map((listener) => listener.close()));
+      await Deno.remove(profile, { recursive: true }).catch(() => {});
+    }
+  });
+}
+
+let output: Record<string, unknown>;
+try {
+  output = await main(Deno.args[0] ?? "chromium");
+} catch (error) {
+  output = { error: error instanceof Error ? error.stack ?? error.message : String(error) };
+}
+console.log(JSON.stringify(output));
+// node-datachannel may hold the process open; everything is closed by now.
+Deno.exit(0);
