@@ -72,14 +72,22 @@ export const LOW_WATER_MARK = 1024 * 1024;
 export const DEFAULT_CONNECT_TIMEOUT = 15_000;
 
 /**
- * How long the offering side holds its ICE candidates after applying the
- * answer, unless ICE connects first: where the offerer can reach the answerer
- * directly (same host, same LAN, answerer with a public address) the answerer
- * then connects by answering the offerer's checks, which fixes the order in
- * which the two start DTLS. Behind a NAT the candidates go out after this
- * delay; 100 ms is a small part of a NAT traversal.
+ * How long the answering side holds its ICE candidates after the offerer's
+ * first one arrived, unless ICE connects first. Where the answerer can reach
+ * the offerer (same host, same LAN, offerer with a public address, answerer
+ * behind a NAT) it connects with its own checks well within this, which fixes
+ * the order in which the two start DTLS. Behind a NAT in front of the offerer
+ * the candidates go out after this delay; 100 ms is a small part of a NAT
+ * traversal.
  */
 export const CANDIDATE_GRACE = 100;
+
+/**
+ * The longest the answering side holds its ICE candidates when none of the
+ * offerer's arrive (an offerer that put them in its offer): a bound, not a
+ * tuning; normally {@linkcode CANDIDATE_GRACE} applies.
+ */
+export const ANSWERER_HOLD_LIMIT = 1_000;
 
 /**
  * How often a peer that speaks the full framing sends a keepalive frame when it

@@ -6,6 +6,7 @@
  */
 
 import {
+  ANSWERER_HOLD_LIMIT,
   CANDIDATE_GRACE,
   CHANNEL_LABEL,
   CHANNEL_PROTOCOL,
@@ -154,6 +155,7 @@ export class Peer {
   /** Local candidates not sent yet; see #releaseCandidates. */
   #heldCandidates?: SignalingMessage[] = [];
   #candidateTimer?: ReturnType<typeof setTimeout>;
+  #candidatesDue?: number;
   /** Outgoing signalling, in order, once signalling has started. */
   #outbox: Promise<void> = Promise.resolve();
 
@@ -433,18 +435,33 @@ export class Peer {
   /**
    * Sends the local candidates held so far, and any later ones at once.
    *
-   * The answerer sends its own right after its answer. The offerer sends its
-   * own only once its ICE is connected, or {@linkcode CANDIDATE_GRACE} after
-   * it applied the answer if it is not (a NAT in the way needs them). Two
-   * races of libdatachannel 0.24 make this order matter:
+   * The offerer sends its own as soon as it has applied the answer. The
+   * answerer, the DTLS server (the offer is rewritten to make the offerer the
+   * DTLS client), holds its own until its ICE is connected, or
+   * {@linkcode CANDIDATE_GRACE} after the offerer's first candidate arrived if
+   * it is not (a NAT in front of the offerer needs them). Two races of
+   * libdatachannel 0.24 make this order matter:
    * - it starts DTLS as soon as ICE connects; an offerer reached by the
    *   answerer's checks before it applied the answer has no fingerprint to
-   *   check, and the handshake fails ("certificate verify failed");
-   * - the DTLS client (the answerer, by default) must connect after the DTLS
-   *   server, or its first flight is dropped and resent only after 1 s. An
-   *   answerer that does not know the offerer's candidates connects only by
-   *   answering the offerer's checks, so it always connects second.
+   *   check, and the handshake fails ("certificate verify failed"): the
+   *   answerer cannot check before it has the offerer's candidates, sent only
+   *   once the answer is applied;
+   * - the DTLS client must connect after the DTLS server, or its first flight
+   *   is dropped and resent only after 1 s. The answerer checks first, and an
+   *   offerer that does not know the answerer's candidates connects only by
+   *   answering those checks, so it connects second: directly, on one host,
+   *   and with the answerer (the desktop) behind a NAT.
    */
+  /** Releases the held candidates after `ms`, or sooner if already due sooner. */
+  #holdCandidates(ms: number): void {
+    if (!this.#heldCandidates) return;
+    const due = Date.now() + ms;
+    if (this.#candidatesDue !== undefined && this.#candidatesDue <= due) return;
+    clearTimeout(this.#candidateTimer);
+    this.#candidatesDue = due;
+    this.#candidateTimer = setTimeout(() => this.#releaseCandidates(), ms);
+  }
+
   #releaseCandidates(): void {
     clearTimeout(this.#candidateTimer);
     const held = this.#heldCandidates ?? [];
@@ -504,15 +521,20 @@ export class Peer {
           this.#remoteSet = true;
           this.#step(message.type);
           if (message.type === "offer") {
-            await pc.setRemoteDescription({ type: "offer", sdp });
+            // The offerer is the DTLS client; see #releaseCandidates.
+            await pc.setRemoteDescription({
+              type: "offer",
+              sdp: sdp.replace(/^a=setup:actpass(?=\r?$)/gm, "a=setup:active"),
+            });
             const answer = await pc.createAnswer();
             await pc.setLocalDescription(answer);
             this.#signal({ type: "answer", sdp: answer.sdp ?? pc.localDescription?.sdp ?? "" });
-            this.#releaseCandidates();
             this.#step("answer");
+            // Should no candidate ever come (they were in the offer, say).
+            this.#holdCandidates(ANSWERER_HOLD_LIMIT);
           } else {
             await pc.setRemoteDescription({ type: "answer", sdp });
-            this.#candidateTimer = setTimeout(() => this.#releaseCandidates(), CANDIDATE_GRACE);
+            this.#releaseCandidates();
           }
           const queued = this.#queuedCandidates;
           this.#queuedCandidates = [];
@@ -521,6 +543,7 @@ export class Peer {
         }
         case "candidate": {
           const candidate = parseCandidate(message.candidate);
+          if (!this.#options.initiator && this.#remoteSet) this.#holdCandidates(CANDIDATE_GRACE);
           if (!this.#remoteSet) {
             if (this.#queuedCandidates.length >= MAX_QUEUED_CANDIDATES) {
               throw new RangeError(
@@ -534,14 +557,18 @@ export class Peer {
         case "bye":
           if (this.#connected) this.#lost("the peer said goodbye");
           else {
+            const stage = this.#stage();
+            const reason = typeof message.reason === "string"
+              ? message.reason.slice(0, 200)
+              : "no reason given";
             this.#abort(
               new ConnectError(
-                "signaling",
-                `Cannot connect as the other peer gave up: ${
-                  typeof message.reason === "string"
-                    ? message.reason.slice(0, 200)
-                    : "no reason given"
-                }`,
+                stage,
+                stage === "signaling"
+                  ? `Cannot connect as the other peer gave up: ${reason}`
+                  : `Cannot connect as the other peer gave up (${reason}) during the ${
+                    stageName(stage)
+                  }: ${hint(stage, this.#options.initiator)}`,
               ),
             );
           }
