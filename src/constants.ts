@@ -72,20 +72,11 @@ export const LOW_WATER_MARK = 1024 * 1024;
 export const DEFAULT_CONNECT_TIMEOUT = 15_000;
 
 /**
- * How long the answering side holds its ICE candidates after the offerer's
- * first one arrived, unless ICE connects first. Where the answerer can reach
- * the offerer (same host, same LAN, offerer with a public address, answerer
- * behind a NAT) it connects with its own checks well within this, which fixes
- * the order in which the two start DTLS. Behind a NAT in front of the offerer
- * the candidates go out after this delay; 100 ms is a small part of a NAT
- * traversal.
- */
-export const CANDIDATE_GRACE = 100;
-
-/**
  * The longest the answering side holds its ICE candidates when none of the
  * offerer's arrive (an offerer that put them in its offer): a bound, not a
- * tuning; normally {@linkcode CANDIDATE_GRACE} applies.
+ * tuning. Normally the answerer sends its own as soon as it has applied the
+ * offerer's first candidate, so that its checks leave first and it is the
+ * first to connect, as the DTLS server must.
  */
 export const ANSWERER_HOLD_LIMIT = 1_000;
 

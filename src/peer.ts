@@ -7,7 +7,6 @@
 
 import {
   ANSWERER_HOLD_LIMIT,
-  CANDIDATE_GRACE,
   CHANNEL_LABEL,
   CHANNEL_PROTOCOL,
   FALLBACK_MAX_MESSAGE_SIZE,
@@ -437,20 +436,20 @@ export class Peer {
    *
    * The offerer sends its own as soon as it has applied the answer. The
    * answerer, the DTLS server (the offer is rewritten to make the offerer the
-   * DTLS client), holds its own until its ICE is connected, or
-   * {@linkcode CANDIDATE_GRACE} after the offerer's first candidate arrived if
-   * it is not (a NAT in front of the offerer needs them). Two races of
-   * libdatachannel 0.24 make this order matter:
+   * DTLS client), holds its own until it has applied the offerer's first
+   * candidate (and so started checking it), or its ICE is connected, or
+   * {@linkcode ANSWERER_HOLD_LIMIT} passed. Two races of libdatachannel 0.24
+   * make this order matter:
    * - it starts DTLS as soon as ICE connects; an offerer reached by the
    *   answerer's checks before it applied the answer has no fingerprint to
    *   check, and the handshake fails ("certificate verify failed"): the
    *   answerer cannot check before it has the offerer's candidates, sent only
    *   once the answer is applied;
    * - the DTLS client must connect after the DTLS server, or its first flight
-   *   is dropped and resent only after 1 s. The answerer checks first, and an
-   *   offerer that does not know the answerer's candidates connects only by
-   *   answering those checks, so it connects second: directly, on one host,
-   *   and with the answerer (the desktop) behind a NAT.
+   *   is dropped and resent only after 1 s. The answerer's checks leave a
+   *   signalling trip before the offerer can check it, so the answerer
+   *   connects first: on one host, on a LAN, and with the answerer (the
+   *   desktop) behind a NAT.
    */
   /** Releases the held candidates after `ms`, or sooner if already due sooner. */
   #holdCandidates(ms: number): void {
@@ -539,11 +538,11 @@ export class Peer {
           const queued = this.#queuedCandidates;
           this.#queuedCandidates = [];
           for (const candidate of queued) await this.#addCandidate(candidate);
+          if (!this.#options.initiator && queued.length > 0) this.#releaseCandidates();
           return;
         }
         case "candidate": {
           const candidate = parseCandidate(message.candidate);
-          if (!this.#options.initiator && this.#remoteSet) this.#holdCandidates(CANDIDATE_GRACE);
           if (!this.#remoteSet) {
             if (this.#queuedCandidates.length >= MAX_QUEUED_CANDIDATES) {
               throw new RangeError(
@@ -551,7 +550,11 @@ export class Peer {
               );
             }
             this.#queuedCandidates.push(candidate);
-          } else await this.#addCandidate(candidate);
+          } else {
+            await this.#addCandidate(candidate);
+            // The answerer's checks to it are on their way: ours may follow.
+            if (!this.#options.initiator) this.#releaseCandidates();
+          }
           return;
         }
         case "bye":
