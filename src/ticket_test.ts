@@ -1,3 +1,4 @@
+import { prng } from "./_test_prng.ts";
 import assert from "node:assert/strict";
 import { hkdfSync } from "node:crypto";
 import {
@@ -26,16 +27,6 @@ function ticketWith(payload: string, kind = "guest"): string {
 /** A valid payload object, to be altered by tests. */
 function validPayload(): Record<string, unknown> {
   return { u: URL_, r: "A".repeat(22), s: "B".repeat(42) + "A" };
-}
-
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 Deno.test("createTicket() makes a host ticket whose room id is its host key's verifier", async () => {

@@ -1,3 +1,4 @@
+import { prng } from "../_test_prng.ts";
 import assert from "node:assert/strict";
 import {
   AuthenticatedSignaling,
@@ -594,16 +595,6 @@ Deno.test("AuthenticatedSignaling verifies every received envelope with crypto.s
   assert.deepEqual(guest.received, [ANSWER]);
   await host.signaling.close();
 });
-
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test("AuthenticatedSignaling fuzz: random and mutated envelopes are refused with AuthenticationError only", async () => {
   const { host, guest, hostRelay } = await connection();

@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { encodeBase64Url } from "../_base64url.ts";
+import { keyVerifier } from "../ticket.ts";
 import { WebRTCTransportError } from "../errors.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
 
@@ -828,9 +830,8 @@ class PeerSignaling implements Signaling {
  * assert.match(verifier, /^[A-Za-z0-9_-]{43}$/);
  * ```
  */
-export async function deriveGuestVerifier(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
-  return toBase64Url(new Uint8Array(digest));
+export function deriveGuestVerifier(key: string): Promise<string> {
+  return keyVerifier(key);
 }
 
 /**
@@ -848,7 +849,7 @@ export async function deriveGuestVerifier(key: string): Promise<string> {
  * ```
  */
 export function createRoomId(): string {
-  return toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+  return encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
 }
 
 /**
@@ -868,7 +869,7 @@ export function createRoomId(): string {
  * ```
  */
 export function createRoomKey(): string {
-  return toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
+  return encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)));
 }
 
 /** Resolves when the host joins; rejects on timeout or when the room closes. */
@@ -898,11 +899,6 @@ function waitForHost(room: SignalingRoom, timeout: number): Promise<void> {
           ),
       );
   });
-}
-
-function toBase64Url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
-    .replace(/=+$/, "");
 }
 
 function parseFrame(data: unknown): Record<string, unknown> | undefined {
