@@ -2,7 +2,7 @@ import type { Signaling, SignalingMessage } from "./signaling.ts";
 
 /**
  * One end of an in-memory signalling pair: messages sent on one end arrive on
- * the other, in order, on a later task (never synchronously), with no polling.
+ * the other, in order and asynchronously (never inside `send()`), with no polling.
  *
  * Messages are cloned with `structuredClone` on the way, as they would be
  * serialised on any real channel, so neither side can change what the other
