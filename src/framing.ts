@@ -15,6 +15,7 @@
  */
 
 import { FrameError, MessageSizeError } from "./errors.ts";
+import { utf8Length } from "./_utf8.ts";
 
 /** Header byte of a chunk frame after which more chunks of the message follow. */
 export const FRAME_MORE = 0x00;
@@ -62,7 +63,7 @@ export function* encodeFrames(
   // A UTF-16 code unit is at most 3 UTF-8 bytes: skip measuring when it must fit.
   if (
     text.length * 3 <= maxFrameSize ||
-    (text.length <= maxFrameSize && encodedLength(text) <= maxFrameSize)
+    (text.length <= maxFrameSize && utf8Length(text) <= maxFrameSize)
   ) {
     yield text;
     return;
@@ -191,10 +192,10 @@ export class FrameDecoder {
   #text(text: string): DecodedFrame {
     // The sender never interleaves; an unfinished message cannot be completed.
     if (this.#size > 0) this.#reset();
-    if (text.length > this.#maxSize || encodedLength(text) > this.#maxSize) {
+    if (text.length > this.#maxSize || utf8Length(text) > this.#maxSize) {
       return {
         kind: "oversize",
-        error: new MessageSizeError(encodedLength(text), this.#maxSize),
+        error: new MessageSizeError(utf8Length(text), this.#maxSize),
         envelope: readEnvelope(text.slice(0, ENVELOPE_PEEK), text.slice(-ENVELOPE_PEEK)),
       };
     }
@@ -258,19 +259,4 @@ function readEnvelope(head: string, tail: string): RefusedEnvelope {
     }
   }
   return { ...(id !== undefined && { id }), ...(method !== undefined && { method }) };
-}
-
-/** The UTF-8 length of `text`, without allocating its encoding. */
-function encodedLength(text: string): number {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) bytes += 1;
-    else if (code < 0x800) bytes += 2;
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
-      bytes += 4;
-      i++;
-    } else bytes += 3;
-  }
-  return bytes;
 }

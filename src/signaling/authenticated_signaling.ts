@@ -58,6 +58,7 @@
 
 import type { Signaling, SignalingMessage } from "./signaling.ts";
 import { decodeBase64Url, encodeBase64Url } from "../_base64url.ts";
+import { utf8Length } from "../_utf8.ts";
 
 /** Options of {@linkcode AuthenticatedSignaling}. */
 export interface AuthenticatedSignalingOptions {
@@ -630,22 +631,4 @@ function positiveInteger(name: string, value: number): number {
     );
   }
   return value;
-}
-
-/** The UTF-8 length of a string, without allocating. */
-function utf8Length(text: string): number {
-  let length = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) length += 1;
-    else if (code < 0x800) length += 2;
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
-      const next = text.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        length += 4;
-        i++;
-      } else length += 3;
-    } else length += 3;
-  }
-  return length;
 }
