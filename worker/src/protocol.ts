@@ -21,6 +21,8 @@ export const HOST = "host";
 export const GUEST_ID = /^[0-9a-f]{16}$/;
 /** A room id: at least 128 bits of base64url. */
 export const ROOM_ID = /^[A-Za-z0-9_-]{22,128}$/;
+/** The path of a room, exactly as a client must send it: no percent-escapes, no extra slashes. */
+const ROOM_PATH = /^\/v1\/rooms\/([A-Za-z0-9_-]{22,128})$/;
 /** A key: opaque base64url, 16 to 128 characters. */
 const KEY = /^[A-Za-z0-9_-]{16,128}$/;
 /** A guest verifier: base64url (no padding) of a SHA-256 digest. */
@@ -158,6 +160,79 @@ export interface Credentials {
   guestVerifier?: string;
   /** Whether the key came as a subprotocol, so the answer must name one. */
   subprotocol: boolean;
+}
+
+/**
+ * Reads the room id from a request URL's path, as sent: the one canonical
+ * form, `/v1/rooms/<22 to 128 base64url characters>`. Any other spelling of
+ * the same id (a percent-escape, a trailing slash) is not a room id, so a room
+ * is only ever named one way.
+ *
+ * @returns The room id, or `undefined` if the path is not a room's canonical path.
+ *
+ * @example Percent-escapes are not room ids
+ * ```ts
+ * import { roomIdOf } from "./protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const room = "Nq3RkWmvh0VrKz2Hd7yXbA";
+ * assert.equal(roomIdOf(`http://signal.test/v1/rooms/${room}?role=guest`), room);
+ * assert.equal(roomIdOf(`http://signal.test/v1/rooms/%4E${room.slice(1)}`), undefined);
+ * ```
+ */
+export function roomIdOf(url: string): string | undefined {
+  return ROOM_PATH.exec(new URL(url).pathname)?.[1];
+}
+
+/**
+ * What the worker hands to a room: who asks to join which room, checked once
+ * at the edge. The room reads nothing else of the client's request.
+ */
+export interface Join extends Credentials {
+  /** The canonical room id (see {@linkcode roomIdOf}). */
+  room: string;
+}
+
+/** The header of the worker's request to a room that carries the {@linkcode Join}, as JSON. */
+export const JOIN_HEADER = "X-Room-Join";
+
+/**
+ * Reads the {@linkcode Join} the worker wrote into {@linkcode JOIN_HEADER},
+ * checking its shape again, so a room never acts on a malformed join.
+ *
+ * @returns The join, or `undefined` if the header is missing or malformed.
+ *
+ * @example A guest's join
+ * ```ts
+ * import { readJoin } from "./protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const join = { room: "Nq3RkWmvh0VrKz2Hd7yXbA", role: "guest", key: "guest-key-0123456789", subprotocol: true };
+ * assert.deepEqual(readJoin(JSON.stringify(join)), join);
+ * assert.equal(readJoin('{"room":"../x"}'), undefined);
+ * ```
+ */
+export function readJoin(header: string | null): Join | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(header ?? "");
+  } catch {
+    return undefined;
+  }
+  if (!isObject(value)) return undefined;
+  const { room, role, key, guestVerifier, subprotocol } = value;
+  if (
+    typeof room !== "string" || !ROOM_ID.test(room) ||
+    (role !== "host" && role !== "guest") ||
+    typeof key !== "string" || !KEY.test(key) ||
+    typeof subprotocol !== "boolean" ||
+    (role === "host"
+      ? typeof guestVerifier !== "string" || !VERIFIER.test(guestVerifier)
+      : guestVerifier !== undefined)
+  ) return undefined;
+  return role === "host"
+    ? { room, role, key, guestVerifier: guestVerifier as string, subprotocol }
+    : { room, role, key, subprotocol };
 }
 
 /** A refusal: the HTTP status, a snake_case code and a sentence. */

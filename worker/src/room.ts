@@ -14,11 +14,14 @@ import {
   type Credentials,
   DEFAULTS,
   type ErrorCode,
+  errorResponse,
   ERRORS,
   GUEST_ID,
   HOST,
-  parseCredentials,
+  JOIN_HEADER,
   PROTOCOL,
+  readJoin,
+  refusal,
   type Role,
 } from "./protocol.ts";
 
@@ -75,18 +78,25 @@ export class Room extends DurableObject<Env> {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
 
-  /** Checks the key, then accepts the WebSocket or refuses it with a close code. */
+  /**
+   * Checks the key of the join the worker checked and handed over, then
+   * accepts the WebSocket or refuses it with a close code.
+   */
   override async fetch(request: Request): Promise<Response> {
-    const credentials = parseCredentials(request);
-    if (!("key" in credentials)) {
-      return Response.json({ error: credentials }, { status: credentials.status });
+    const credentials = readJoin(request.headers.get(JOIN_HEADER));
+    if (!credentials) {
+      return errorResponse(refusal(
+        400,
+        "bad_join",
+        "A room is only reached through the worker: connect to GET /v1/rooms/<room id>",
+      ));
     }
     const stored = await this.ctx.storage.get<Verifiers>("verifiers");
     const keyHash = await sha256(credentials.key);
     if (credentials.role === "host") {
       // A room id of 43 characters is a key verifier (a ticket's room): only the
       // key it was derived from may open the room, so nobody can claim it first.
-      const room = new URL(request.url).pathname.split("/").at(-1) ?? "";
+      const room = credentials.room;
       if (room.length === BOUND_ROOM_ID_LENGTH && !equal(keyHash, decodeBase64Url(room))) {
         return refuse(credentials, "key_refused");
       }

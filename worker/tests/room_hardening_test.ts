@@ -1,0 +1,61 @@
+/**
+ * The room under attack and under neglect, against the worker in Miniflare on
+ * 127.0.0.1: room ids in other spellings, hosts that replace each other, guests
+ * that fall silent, and exceptions nobody expected.
+ */
+import assert from "node:assert/strict";
+import {
+  GUEST_KEY,
+  GUEST_VERIFIER,
+  HOST_KEY,
+  OTHER_KEY,
+  Peer,
+  verifierOf,
+  withServer,
+} from "./_peer.ts";
+
+/** Writes the character at `index` as a percent-escape, in upper or lower case hex. */
+function escapeAt(room: string, index: number, lower = false): string {
+  const hex = room.charCodeAt(index).toString(16).padStart(2, "0");
+  return `${room.slice(0, index)}%${lower ? hex : hex.toUpperCase()}${room.slice(index + 1)}`;
+}
+
+Deno.test("a ticket's room id spelt with percent-escapes is refused with 400 before any room wakes, so no other key can claim the room", async () => {
+  await withServer(async (server) => {
+    const room = await verifierOf(HOST_KEY); // 43 characters: bound to the host key
+    const spellings = [
+      escapeAt(room, 0),
+      escapeAt(room, 20, true),
+      `${room.slice(0, 41)}%41`, // 43 characters long as sent
+      `${room.slice(0, 42)}%2d`,
+    ];
+    const headers = {
+      "Sec-WebSocket-Protocol":
+        `mcp-webrtc.v1, mcp-webrtc.key.${OTHER_KEY}, mcp-webrtc.guest-verifier.${GUEST_VERIFIER}`,
+    };
+    for (const spelling of spellings) {
+      const response = await fetch(`${server.httpUrl}/v1/rooms/${spelling}?role=host`, { headers });
+      assert.equal(response.status, 400, spelling);
+      const body = await response.json() as { error: { code: string; message: string } };
+      assert.equal(body.error.code, "bad_room_id", spelling);
+      assert.match(body.error.message, /^[A-Z].*[^.]$/);
+      const squatter = await Peer.open(server, spelling, "host", OTHER_KEY, {
+        verifier: GUEST_VERIFIER,
+      });
+      await squatter.closed;
+      assert.deepEqual(squatter.frames, [], `${spelling} was let in`);
+    }
+    assert.deepEqual(await server.miniflare.listDurableObjectIds("ROOMS"), []);
+    const desktop = await Peer.host(server, room);
+    assert.deepEqual(await desktop.next(), {
+      type: "welcome",
+      peer: "host",
+      role: "host",
+      peers: [],
+    });
+    const agent = await Peer.guest(server, room, GUEST_KEY);
+    assert.equal((await agent.next() as Record<string, unknown>).type, "welcome");
+    await agent.close();
+    await desktop.close();
+  });
+});
