@@ -49,6 +49,15 @@ interface Attachment {
   at: number;
   /** Set once the room has announced this socket's leave. */
   gone: boolean;
+  /**
+   * For a socket the room has ended (replaced, refused): when it closes the
+   * socket itself if the client has not (ms since the epoch), and with what.
+   */
+  closeAt?: number;
+  /** The close code for `closeAt`. */
+  closeCode?: number;
+  /** The close reason for `closeAt`: the error code the socket was sent. */
+  closeReason?: string;
 }
 
 /** The room's state: SHA-256 of the host key, and the guest verifier. */
@@ -59,6 +68,18 @@ interface Verifiers {
 
 /** The length of a room id that is the verifier of its host key (43 = base64url of 32 bytes). */
 const BOUND_ROOM_ID_LENGTH = 43;
+
+/**
+ * How long a socket the room ended (a replaced host, a refused join) has to
+ * close itself after its error frame, before the room closes it. The client
+ * closes: a close the room starts from another socket's request (or from its
+ * alarm) left the connection half-closed in workerd (CLOSE-WAIT) until the
+ * object hibernated, once per replaced host.
+ */
+const CLOSE_GRACE_MS = 2_000;
+
+/** The storage key of when an empty room expires (ms since the epoch). */
+const EXPIRES = "expires";
 
 /**
  * The Durable Object behind `GET /v1/rooms/:room`: checks keys against the
@@ -98,25 +119,25 @@ export class Room extends DurableObject<Env> {
       // key it was derived from may open the room, so nobody can claim it first.
       const room = credentials.room;
       if (room.length === BOUND_ROOM_ID_LENGTH && !equal(keyHash, decodeBase64Url(room))) {
-        return refuse(credentials, "key_refused");
+        return this.#refuse(credentials, "key_refused");
       }
-      if (stored && !equal(keyHash, stored.host)) return refuse(credentials, "key_refused");
+      if (stored && !equal(keyHash, stored.host)) return this.#refuse(credentials, "key_refused");
       const guest = decodeBase64Url(credentials.guestVerifier!);
       if (!stored || !equal(guest, stored.guest)) {
         await this.ctx.storage.put<Verifiers>("verifiers", { host: keyHash, guest });
       }
     } else {
-      if (!stored) return refuse(credentials, "room_not_found");
-      if (!equal(keyHash, stored.guest)) return refuse(credentials, "key_refused");
+      if (!stored) return this.#refuse(credentials, "room_not_found");
+      if (!equal(keyHash, stored.guest)) return this.#refuse(credentials, "key_refused");
       const max = limit(this.env.MAX_GUESTS, DEFAULTS.MAX_GUESTS);
-      if (this.#live("guest").length >= max) return refuse(credentials, "room_full");
+      if (this.#live("guest").length >= max) return this.#refuse(credentials, "room_full");
     }
     // From here to the response nothing awaits, so no other request interleaves.
     const peer = credentials.role === "host" ? HOST : randomGuestId();
+    // The replaced host closes its socket on the error frame (see CLOSE_GRACE_MS).
     for (const old of this.#live("host").filter(() => peer === HOST)) {
       sendError(old.ws, "host_replaced");
-      this.#leave(old.ws, old.me);
-      old.ws.close(CLOSE.host_replaced, "host_replaced");
+      this.#leave(old.ws, old.me, "host_replaced");
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server, [peer]);
@@ -133,7 +154,35 @@ export class Room extends DurableObject<Env> {
       JSON.stringify({ type: "welcome", peer, role: me.role, peers: others.map((o) => o.me.peer) }),
     );
     for (const other of others) other.ws.send(JSON.stringify({ type: "join", peer }));
-    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.delete(EXPIRES);
+    await this.#schedule();
+    return upgrade(client, credentials);
+  }
+
+  /**
+   * Accepts, sends one error frame and leaves the closing to the client (see
+   * {@linkcode CLOSE_GRACE_MS}): the only refusal a browser can read.
+   */
+  async #refuse(
+    credentials: Credentials,
+    code: "key_refused" | "room_not_found" | "room_full",
+  ): Promise<Response> {
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server);
+    server.serializeAttachment(
+      {
+        peer: credentials.role === "host" ? HOST : randomGuestId(),
+        role: credentials.role,
+        tokens: 0,
+        at: Date.now(),
+        gone: true,
+        closeAt: Date.now() + CLOSE_GRACE_MS,
+        closeCode: CLOSE[code],
+        closeReason: code,
+      } satisfies Attachment,
+    );
+    sendError(server, code);
+    await this.#schedule();
     return upgrade(client, credentials);
   }
 
@@ -192,24 +241,75 @@ export class Room extends DurableObject<Env> {
     }
   }
 
-  /** Forgets an empty room: its verifiers go, so the room id can be reused. */
+  /**
+   * Closes the sockets the room ended that did not close themselves, and
+   * forgets a room that stayed empty for its TTL: its verifiers go, so the
+   * room id can be reused.
+   */
   override async alarm(): Promise<void> {
-    if (this.#live().length === 0) await this.ctx.storage.deleteAll();
+    const now = Date.now();
+    const sockets = this.ctx.getWebSockets();
+    if (sockets.length === 0) {
+      const expires = await this.ctx.storage.get<number>(EXPIRES);
+      if (expires !== undefined && expires <= now) return await this.ctx.storage.deleteAll();
+    }
+    for (const ws of sockets) {
+      const me = readAttachment(ws);
+      if (me?.closeAt !== undefined && me.closeAt <= now) {
+        try {
+          ws.close(me.closeCode ?? 1000, me.closeReason ?? "");
+        } catch { /* already closed */ }
+      }
+    }
+    await this.#schedule();
+  }
+
+  /**
+   * Sets the room's one alarm: at the next moment a socket is due to be
+   * closed while sockets are open, else when the empty room expires. A room
+   * with only live, well-behaved sockets has no alarm.
+   */
+  async #schedule(closing?: WebSocket): Promise<void> {
+    const sockets = this.ctx.getWebSockets().filter((ws) => ws !== closing);
+    if (sockets.length > 0) {
+      const due = sockets.map((ws) => readAttachment(ws)?.closeAt ?? Infinity);
+      const next = Math.min(...due);
+      const current = await this.ctx.storage.getAlarm();
+      if (next === Infinity) {
+        if (current !== null) await this.ctx.storage.deleteAlarm();
+      } else if (current !== next) {
+        await this.ctx.storage.setAlarm(next);
+      }
+      return;
+    }
+    const ttl = limit(this.env.ROOM_TTL_SECONDS, DEFAULTS.ROOM_TTL_SECONDS);
+    const expires = Date.now() + ttl * 1000;
+    await this.ctx.storage.put(EXPIRES, expires);
+    await this.ctx.storage.setAlarm(expires);
   }
 
   async #closed(ws: WebSocket): Promise<void> {
     const me = readAttachment(ws);
     if (me && !me.gone) this.#leave(ws, me);
-    if (this.#live().length === 0) {
-      const ttl = limit(this.env.ROOM_TTL_SECONDS, DEFAULTS.ROOM_TTL_SECONDS);
-      await this.ctx.storage.setAlarm(Date.now() + ttl * 1000);
-    }
+    await this.#schedule(ws);
   }
 
-  /** Marks a socket gone and tells the other side (a host only if none replaced it). */
-  #leave(ws: WebSocket, me: Attachment): void {
+  /**
+   * Marks a socket gone and tells the other side (a host only if none
+   * replaced it). With `closeWith`, the room closes the socket after
+   * {@linkcode CLOSE_GRACE_MS} unless the client does first.
+   */
+  #leave(ws: WebSocket, me: Attachment, closeWith?: keyof typeof CLOSE): void {
     try {
-      ws.serializeAttachment({ ...me, gone: true });
+      ws.serializeAttachment(
+        closeWith === undefined ? { ...me, gone: true } : {
+          ...me,
+          gone: true,
+          closeAt: Date.now() + CLOSE_GRACE_MS,
+          closeCode: CLOSE[closeWith],
+          closeReason: closeWith,
+        },
+      );
     } catch { /* closing: the announcement below still matters */ }
     const others = this.#live().filter((o) => o.ws !== ws);
     if (me.role === "host" && others.some((o) => o.me.role === "host")) return;
@@ -238,27 +338,25 @@ function readAttachment(ws: WebSocket): Attachment | null {
     return null;
   }
   if (typeof value !== "object" || value === null) return null;
-  const { peer, role, tokens, at, gone } = value as Record<string, unknown>;
+  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason } = value as Record<
+    string,
+    unknown
+  >;
   const valid = role === "host"
     ? peer === HOST
     : role === "guest" && typeof peer === "string" && GUEST_ID.test(peer);
   if (!valid || typeof tokens !== "number" || typeof at !== "number" || typeof gone !== "boolean") {
     return null;
   }
-  return { peer: peer as string, role: role as Role, tokens, at, gone };
+  const ending = typeof closeAt === "number" && typeof closeCode === "number" &&
+      typeof closeReason === "string"
+    ? { closeAt, closeCode, closeReason }
+    : {};
+  return { peer: peer as string, role: role as Role, tokens, at, gone, ...ending };
 }
 
 function sendError(ws: WebSocket, code: ErrorCode, ref?: string | number): void {
   ws.send(JSON.stringify({ type: "error", code, message: ERRORS[code], ref }));
-}
-
-/** Accepts, sends one error frame and closes: the only refusal a browser can read. */
-function refuse(credentials: Credentials, code: "key_refused" | "room_not_found" | "room_full") {
-  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-  server.accept();
-  sendError(server, code);
-  server.close(CLOSE[code], code);
-  return upgrade(client, credentials);
 }
 
 function upgrade(client: WebSocket, credentials: Credentials): Response {

@@ -60,16 +60,34 @@ function socketInodes(pid: number): Set<string> {
 }
 
 /**
- * Counts the TCP sockets a process holds open, by state (e.g. `ESTABLISHED`,
- * `CLOSE_WAIT`, `LISTEN`).
+ * Counts the TCP sockets a process holds open on one local port, by state
+ * (e.g. `ESTABLISHED`, `CLOSE_WAIT`, `LISTEN`).
  */
-export function tcpSocketsOf(pid: number): Record<string, number> {
+export function tcpSocketsOf(pid: number, port: number): Record<string, number> {
   const inodes = socketInodes(pid);
   const counts: Record<string, number> = {};
   for (const entry of readTcpTable(pid)) {
-    if (inodes.has(entry.inode)) counts[entry.state] = (counts[entry.state] ?? 0) + 1;
+    if (entry.localPort === port && inodes.has(entry.inode)) {
+      counts[entry.state] = (counts[entry.state] ?? 0) + 1;
+    }
   }
   return counts;
+}
+
+/**
+ * Waits until `read()` returns what `expected` holds, checking every 50 ms
+ * for at most `timeout` ms.
+ *
+ * @returns The last value read, equal to `expected` unless the time ran out.
+ */
+export async function settle<T>(read: () => T, expected: T, timeout = 5_000): Promise<T> {
+  const deadline = Date.now() + timeout;
+  let value = read();
+  while (JSON.stringify(value) !== JSON.stringify(expected) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    value = read();
+  }
+  return value;
 }
 
 /**

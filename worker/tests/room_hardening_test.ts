@@ -4,10 +4,13 @@
  * that fall silent, and exceptions nobody expected.
  */
 import assert from "node:assert/strict";
+import { SignalingRoom, type SignalingRoomError } from "../../src/signaling/websocket_signaling.ts";
+import { listenerPid, settle, tcpSocketsOf } from "./_proc.ts";
 import {
   GUEST_KEY,
   GUEST_VERIFIER,
   HOST_KEY,
+  newRoomId,
   OTHER_KEY,
   Peer,
   verifierOf,
@@ -57,5 +60,55 @@ Deno.test("a ticket's room id spelt with percent-escapes is refused with 400 bef
     assert.equal((await agent.next() as Record<string, unknown>).type, "welcome");
     await agent.close();
     await desktop.close();
+  });
+});
+
+Deno.test("twenty host replacements and twenty refused joins leave no connection behind in workerd", async () => {
+  if (Deno.build.os !== "linux") {
+    // The sockets of a process are read from /proc.
+    console.log("skipped: counting a process's sockets needs Linux's /proc");
+    return;
+  }
+  await withServer(async (server) => {
+    const port = Number(new URL(server.httpUrl).port);
+    const pid = listenerPid(port);
+    const room = newRoomId();
+    const url = `${server.url}/v1/rooms/${room}`;
+    // The runtime's own WebSocket closes its end as soon as it answered the
+    // room's close: the client that showed the half-closed connections.
+    const join = () =>
+      SignalingRoom.join(url, {
+        role: "host",
+        key: HOST_KEY,
+        guestVerifier: GUEST_VERIFIER,
+        WebSocket: globalThis.WebSocket,
+        reconnect: false,
+      });
+    let host = await join();
+    const guest = await Peer.guest(server, room);
+    assert.equal((await guest.next() as Record<string, unknown>).type, "welcome");
+    for (let i = 0; i < 20; i++) {
+      const replaced = new Promise<SignalingRoomError | undefined>((resolve) =>
+        host.onclose = resolve
+      );
+      const next = await join();
+      assert.equal((await replaced)?.code, "host_replaced");
+      host = next;
+    }
+    for (let i = 0; i < 20; i++) {
+      const error = await SignalingRoom.join(url, {
+        role: "host",
+        key: OTHER_KEY,
+        guestVerifier: GUEST_VERIFIER,
+        WebSocket: globalThis.WebSocket,
+      }).catch((error) => error);
+      assert.equal((error as SignalingRoomError).code, "key_refused");
+    }
+    // One host and one guest are connected: nothing else may stay open.
+    const open = { LISTEN: 1, ESTABLISHED: 2 };
+    assert.deepEqual(await settle(() => tcpSocketsOf(pid, port), open), open);
+    await guest.close();
+    await host.close();
+    assert.deepEqual(await settle(() => tcpSocketsOf(pid, port), { LISTEN: 1 }), { LISTEN: 1 });
   });
 });
