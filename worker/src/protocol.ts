@@ -41,11 +41,17 @@ export const DEFAULTS = {
   RATE_PER_SECOND: 50,
   /** Frames a socket may send in one burst (`RATE_BURST`). */
   RATE_BURST: 200,
+  /**
+   * Seconds a socket may send nothing, not even `ping`, before the room closes
+   * it (`SILENCE_SECONDS`): three missed pings of the client (every 20 s),
+   * with room for a browser tab whose timers are throttled to once a minute.
+   */
+  SILENCE_SECONDS: 90,
 } as const;
 
 /**
  * Every error frame code, with the sentence the room sends: what was wrong
- * and what to do. The first four also close the socket (see {@linkcode CLOSE}).
+ * and what to do. The first six also close the socket (see {@linkcode CLOSE}).
  */
 export const ERRORS = {
   key_refused: "The key does not match this room: check the key, or ask the host for a new ticket",
@@ -55,6 +61,8 @@ export const ERRORS = {
   host_replaced:
     "Another connection with the host key took over this room: stop this one, or use another room",
   rate_limited: "Frames arrived faster than the room allows: slow down, then reconnect",
+  silent:
+    "This connection sent nothing, not even ping, for longer than the room allows: send ping every 20 s, then reconnect",
   binary_frame: "Frames must be JSON text, not binary",
   frame_too_large: `Frames must be at most ${MAX_FRAME_BYTES} bytes: send smaller messages`,
   bad_json: "Frames must be JSON text",
@@ -84,6 +92,8 @@ export const CLOSE = {
   host_replaced: 4409,
   /** The socket sent frames faster than the rate limit (429). */
   rate_limited: 4429,
+  /** The socket sent nothing, not even `ping`, for `SILENCE_SECONDS` (408). */
+  silent: 4408,
 } as const;
 
 /** A frame a client may send, once checked: where it goes, and what. */

@@ -37,6 +37,8 @@ export interface Env {
   RATE_PER_SECOND?: string;
   /** Frames a socket may send in one burst. */
   RATE_BURST?: string;
+  /** Seconds a socket may send nothing, not even `ping`, before the room closes it. */
+  SILENCE_SECONDS?: string;
 }
 
 /** Who a socket is, and its rate-limit bucket; kept in its attachment. */
@@ -45,7 +47,7 @@ interface Attachment {
   role: Role;
   /** Tokens left in the bucket when the last frame arrived. */
   tokens: number;
-  /** When the last frame arrived (ms since the epoch). */
+  /** When the last frame (or the join) arrived (ms since the epoch). */
   at: number;
   /** Set once the room has announced this socket's leave. */
   gone: boolean;
@@ -242,9 +244,9 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
-   * Closes the sockets the room ended that did not close themselves, and
-   * forgets a room that stayed empty for its TTL: its verifiers go, so the
-   * room id can be reused.
+   * Ends the sockets that fell silent, closes the sockets the room ended that
+   * did not close themselves, and forgets a room that stayed empty for its
+   * TTL: its verifiers go, so the room id can be reused.
    */
   override async alarm(): Promise<void> {
     const now = Date.now();
@@ -252,6 +254,13 @@ export class Room extends DurableObject<Env> {
     if (sockets.length === 0) {
       const expires = await this.ctx.storage.get<number>(EXPIRES);
       if (expires !== undefined && expires <= now) return await this.ctx.storage.deleteAll();
+    }
+    for (const { ws, me } of this.#live()) {
+      if (this.#silentAt(ws, me) > now) continue;
+      try {
+        sendError(ws, "silent");
+      } catch { /* the socket is going anyway */ }
+      this.#leave(ws, me, "silent");
     }
     for (const ws of sockets) {
       const me = readAttachment(ws);
@@ -265,15 +274,32 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
-   * Sets the room's one alarm: at the next moment a socket is due to be
-   * closed while sockets are open, else when the empty room expires. A room
-   * with only live, well-behaved sockets has no alarm.
+   * When a live socket counts as silent: `SILENCE_SECONDS` after the later of
+   * its last frame and its last `ping` (answered by the runtime, which keeps
+   * the time, so pings never wake the room).
+   */
+  #silentAt(ws: WebSocket, me: Attachment): number {
+    const pinged = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
+    const silence = limit(this.env.SILENCE_SECONDS, DEFAULTS.SILENCE_SECONDS);
+    return Math.max(me.at, pinged) + silence * 1000;
+  }
+
+  /**
+   * Sets the room's one alarm. While sockets are open: when the first of them
+   * may have fallen silent, or is due to be closed (with clients that ping
+   * every 20 s and the default limit, about once a minute). In an empty room:
+   * when it expires, so an idle room costs nothing.
    */
   async #schedule(closing?: WebSocket): Promise<void> {
     const sockets = this.ctx.getWebSockets().filter((ws) => ws !== closing);
     if (sockets.length > 0) {
-      const due = sockets.map((ws) => readAttachment(ws)?.closeAt ?? Infinity);
-      const next = Math.min(...due);
+      const next = Math.min(
+        ...sockets.map((ws) => {
+          const me = readAttachment(ws);
+          if (!me) return Infinity;
+          return me.closeAt ?? (me.gone ? Infinity : this.#silentAt(ws, me));
+        }),
+      );
       const current = await this.ctx.storage.getAlarm();
       if (next === Infinity) {
         if (current !== null) await this.ctx.storage.deleteAlarm();

@@ -12,6 +12,7 @@ import {
   HOST_KEY,
   newRoomId,
   OTHER_KEY,
+  pair,
   Peer,
   verifierOf,
   withServer,
@@ -111,4 +112,61 @@ Deno.test("twenty host replacements and twenty refused joins leave no connection
     await host.close();
     assert.deepEqual(await settle(() => tcpSocketsOf(pid, port), { LISTEN: 1 }), { LISTEN: 1 });
   });
+});
+
+/** Resolves as `promise` does, or fails the test after `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Expected ${what} within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The next frame that is not a `pong`. */
+async function nextSignal(peer: Peer): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 1000; i++) {
+    const frame = await peer.next();
+    if (frame !== "pong") return frame as Record<string, unknown>;
+  }
+  throw new Error("Expected a frame other than pong");
+}
+
+Deno.test("a guest that sends nothing, not even ping, is evicted after SILENCE_SECONDS and frees its slot; a pinging host stays", async () => {
+  await withServer(async (server) => {
+    const { room, host, guest, guestId } = await pair(server);
+    // The host only pings: the runtime answers without waking the room, so only
+    // the auto-response timestamp shows that it is alive.
+    const pinger = setInterval(() => host.send("ping"), 200);
+    try {
+      await server.hibernate(room);
+      const closed = await within(guest.closed, 10_000, "the silent guest to be closed");
+      assert.equal(closed.code, 4408);
+      assert.equal(closed.reason, "silent");
+      const error = guest.frames.at(-1) as Record<string, unknown>;
+      assert.equal(error.code, "silent");
+      assert.match(error.message as string, /^[A-Z].*[^.]$/);
+      assert.deepEqual(await nextSignal(host), { type: "leave", peer: guestId });
+      const next = await Peer.guest(server, room);
+      const welcome = await next.next() as Record<string, unknown>;
+      assert.equal(welcome.type, "welcome", "the evicted guest's slot is free");
+      assert.deepEqual(await nextSignal(host), { type: "join", peer: welcome.peer });
+      next.signal("host", { type: "offer" });
+      assert.deepEqual(await nextSignal(host), {
+        type: "signal",
+        from: welcome.peer,
+        data: { type: "offer" },
+      });
+      await next.close();
+    } finally {
+      clearInterval(pinger);
+    }
+    await host.close();
+  }, { SILENCE_SECONDS: "1", MAX_GUESTS: "1" });
 });
