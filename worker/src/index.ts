@@ -10,6 +10,7 @@
 import { Hono } from "hono";
 import {
   errorResponse,
+  INTERNAL_ERROR,
   type Join,
   JOIN_HEADER,
   parseCredentials,
@@ -69,10 +70,8 @@ app.notFound(() =>
 );
 
 app.onError((error) => {
-  console.error(error);
-  return errorResponse(
-    refusal(500, "internal_error", "The signalling server failed: try again later"),
-  );
+  console.error("Signalling worker failed:", error);
+  return errorResponse(INTERNAL_ERROR);
 });
 
 export default app;

@@ -72,6 +72,7 @@ export const ERRORS = {
   forbidden_recipient: 'Guests may only send to "host"',
   bad_data: 'The "data" of a signal frame must be a JSON object',
   unknown_peer: "That peer is not in the room: wait for its join frame",
+  internal_error: "The signalling room failed on this frame: send it again, or reconnect",
 } as const;
 
 /** The code of an error frame. */
@@ -137,9 +138,7 @@ export function checkFrame(
   }
   if (!isObject(frame)) return { code: "bad_frame" };
   const { type, to, data, id } = frame;
-  const ref = (typeof id === "string" && id.length <= 64) || Number.isSafeInteger(id)
-    ? id as string | number
-    : undefined;
+  const ref = asRef(id);
   const code: ErrorCode | undefined = type !== "signal"
     ? "unknown_type"
     : typeof to !== "string"
@@ -151,6 +150,35 @@ export function checkFrame(
     : undefined;
   if (code) return ref === undefined ? { code } : { code, ref };
   return { to: to as string, data: data as Record<string, unknown>, ref };
+}
+
+/** A frame's `id`, if it may be echoed as `ref`: a string of at most 64 characters, or an integer. */
+function asRef(id: unknown): string | number | undefined {
+  return (typeof id === "string" && id.length <= 64) || Number.isSafeInteger(id)
+    ? id as string | number
+    : undefined;
+}
+
+/**
+ * The `ref` to answer a client frame with: its `id`, if it has a valid one.
+ *
+ * @example The id of a frame
+ * ```ts
+ * import { refOf } from "./protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(refOf('{"type":"signal","id":7}'), 7);
+ * assert.equal(refOf("not json"), undefined);
+ * ```
+ */
+export function refOf(message: string | ArrayBuffer): string | number | undefined {
+  if (typeof message !== "string" || message.length > MAX_FRAME_BYTES) return undefined;
+  try {
+    const frame: unknown = JSON.parse(message);
+    return isObject(frame) ? asRef(frame.id) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -368,3 +396,10 @@ export function refusal(status: number, code: string, message: string): Refusal 
 export function errorResponse({ status, code, message }: Refusal): Response {
   return Response.json({ error: { code, message } }, { status });
 }
+
+/** The answer to an exception nobody expected, in the routes or in a room. */
+export const INTERNAL_ERROR: Refusal = refusal(
+  500,
+  "internal_error",
+  "The signalling server failed: try again later",
+);

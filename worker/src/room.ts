@@ -18,9 +18,11 @@ import {
   ERRORS,
   GUEST_ID,
   HOST,
+  INTERNAL_ERROR,
   JOIN_HEADER,
   PROTOCOL,
   readJoin,
+  refOf,
   refusal,
   type Role,
 } from "./protocol.ts";
@@ -103,9 +105,19 @@ export class Room extends DurableObject<Env> {
 
   /**
    * Checks the key of the join the worker checked and handed over, then
-   * accepts the WebSocket or refuses it with a close code.
+   * accepts the WebSocket or refuses it with a close code. An unexpected
+   * exception is logged and answered as the JSON error of every route.
    */
   override async fetch(request: Request): Promise<Response> {
+    try {
+      return await this.#join(request);
+    } catch (error) {
+      console.error("Room failed to handle a join:", error);
+      return errorResponse(INTERNAL_ERROR);
+    }
+  }
+
+  async #join(request: Request): Promise<Response> {
     const credentials = readJoin(request.headers.get(JOIN_HEADER));
     if (!credentials) {
       return errorResponse(refusal(
@@ -196,8 +208,23 @@ export class Room extends DurableObject<Env> {
     return role === "host" ? limit(this.env.MAX_GUESTS, DEFAULTS.MAX_GUESTS) : 1;
   }
 
-  /** Validates, rate-limits and relays one frame; a bad frame gets an error frame. */
+  /**
+   * Validates, rate-limits and relays one frame; a bad frame gets an error
+   * frame. An unexpected exception is logged and answered with an
+   * `internal_error` frame; the socket stays.
+   */
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    try {
+      this.#relay(ws, message);
+    } catch (error) {
+      console.error("Room failed to handle a frame:", error);
+      try {
+        sendError(ws, "internal_error", refOf(message));
+      } catch { /* the socket closed meanwhile */ }
+    }
+  }
+
+  #relay(ws: WebSocket, message: string | ArrayBuffer): void {
     const me = readAttachment(ws);
     if (!me || me.gone) return;
     const now = Date.now();
@@ -225,6 +252,8 @@ export class Room extends DurableObject<Env> {
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     try {
       await this.#closed(ws);
+    } catch (error) {
+      console.error("Room failed to handle a close:", error);
     } finally {
       try {
         ws.close(code >= 3000 && code <= 4999 ? code : 1000, reason);
@@ -236,6 +265,8 @@ export class Room extends DurableObject<Env> {
   override async webSocketError(ws: WebSocket): Promise<void> {
     try {
       await this.#closed(ws);
+    } catch (error) {
+      console.error("Room failed to handle a broken socket:", error);
     } finally {
       try {
         ws.close(1011, "socket_error");
@@ -249,6 +280,16 @@ export class Room extends DurableObject<Env> {
    * TTL: its verifiers go, so the room id can be reused.
    */
   override async alarm(): Promise<void> {
+    try {
+      await this.#tick();
+    } catch (error) {
+      // Thrown again, so the runtime retries the alarm.
+      console.error("Room failed in its alarm:", error);
+      throw error;
+    }
+  }
+
+  async #tick(): Promise<void> {
     const now = Date.now();
     const sockets = this.ctx.getWebSockets();
     if (sockets.length === 0) {

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { SignalingRoom, type SignalingRoomError } from "../../src/signaling/websocket_signaling.ts";
+import type { LocalSignaling } from "../local.ts";
 import { listenerPid, settle, tcpSocketsOf } from "./_proc.ts";
 import {
   GUEST_KEY,
@@ -169,4 +170,166 @@ Deno.test("a guest that sends nothing, not even ping, is evicted after SILENCE_S
     }
     await host.close();
   }, { SILENCE_SECONDS: "1", MAX_GUESTS: "1" });
+});
+
+/**
+ * A worker whose `env` throws when `name` is read, in the routes and in the
+ * room alike: an exception nobody expected, at a seam of the real code.
+ */
+function faultyWorker(name: string): string {
+  return `
+import worker, { Room as RealRoom } from "./worker.js";
+const faulty = (env) => new Proxy(env, {
+  get(target, key) {
+    if (key === ${JSON.stringify(name)}) throw new Error("injected fault");
+    return target[key];
+  },
+});
+export class Room extends RealRoom {
+  constructor(ctx, env) {
+    super(ctx, faulty(env));
+  }
+}
+export default { fetch: (request, env, ctx) => worker.fetch(request, faulty(env), ctx) };
+`;
+}
+
+/** Sends a WebSocket upgrade request over plain TCP and reads the whole answer. */
+async function upgradeRequest(
+  server: LocalSignaling,
+  path: string,
+  protocols: string[],
+): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(server.httpUrl);
+  const connection = await Deno.connect({ hostname, port: Number(port) });
+  const request = [
+    `GET ${path} HTTP/1.1`,
+    `Host: ${hostname}:${port}`,
+    "Connection: Upgrade",
+    "Upgrade: websocket",
+    "Sec-WebSocket-Version: 13",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    `Sec-WebSocket-Protocol: ${protocols.join(", ")}`,
+    "",
+    "",
+  ].join("\r\n");
+  await connection.write(new TextEncoder().encode(request));
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(4096);
+  for (let i = 0; i < 1000; i++) {
+    const read = await within(connection.read(buffer), 5_000, "an answer");
+    if (read === null) break;
+    chunks.push(buffer.slice(0, read));
+    const text = new TextDecoder().decode(concat(chunks));
+    const length = Number(/\r\ncontent-length: (\d+)/i.exec(text)?.[1] ?? NaN);
+    const bodyAt = text.indexOf("\r\n\r\n");
+    if (bodyAt >= 0 && text.length - bodyAt - 4 >= length) break;
+  }
+  connection.close();
+  const text = new TextDecoder().decode(concat(chunks));
+  return {
+    status: Number(text.split(" ")[1]),
+    body: text.slice(text.indexOf("\r\n\r\n") + 4),
+  };
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/** Collects what the worker logs, and waits for a line. */
+class LogWatch {
+  text = "";
+  #wake?: () => void;
+  readonly onLog = (text: string) => {
+    this.text += text;
+    this.#wake?.();
+  };
+  async waitFor(pattern: RegExp): Promise<void> {
+    const deadline = Date.now() + 5_000;
+    while (!pattern.test(this.text)) {
+      assert.ok(Date.now() < deadline, `Expected the worker to log ${pattern}: ${this.text}`);
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        setTimeout(resolve, 100);
+      });
+    }
+  }
+}
+
+const HOST_PROTOCOLS = [
+  "mcp-webrtc.v1",
+  `mcp-webrtc.key.${HOST_KEY}`,
+  `mcp-webrtc.guest-verifier.${GUEST_VERIFIER}`,
+];
+
+function assertInternalError(answer: { status: number; body: string }): void {
+  assert.equal(answer.status, 500, answer.body);
+  const { error } = JSON.parse(answer.body) as { error: { code: string; message: string } };
+  assert.equal(error.code, "internal_error");
+  assert.match(error.message, /^[A-Z].*: .*[^.]$/);
+}
+
+Deno.test("an exception in the routes answers the documented JSON error and is logged", async () => {
+  const log = new LogWatch();
+  await withServer(
+    async (server) => {
+      const answer = await upgradeRequest(
+        server,
+        `/v1/rooms/${newRoomId()}?role=host`,
+        HOST_PROTOCOLS,
+      );
+      assertInternalError(answer);
+      await log.waitFor(/injected fault/);
+    },
+    {},
+    { entry: faultyWorker("ROOMS"), onLog: log.onLog },
+  );
+});
+
+Deno.test("an exception in a room's join answers the documented JSON error and is logged", async () => {
+  const log = new LogWatch();
+  await withServer(
+    async (server) => {
+      const answer = await upgradeRequest(
+        server,
+        `/v1/rooms/${newRoomId()}?role=host`,
+        HOST_PROTOCOLS,
+      );
+      assertInternalError(answer);
+      await log.waitFor(/injected fault/);
+    },
+    {},
+    { entry: faultyWorker("MAX_GUESTS"), onLog: log.onLog },
+  );
+});
+
+Deno.test("an exception while a room handles a frame answers an internal_error frame, is logged, and the socket stays", async () => {
+  const log = new LogWatch();
+  await withServer(
+    async (server) => {
+      const { host, guest } = await pair(server);
+      guest.signal("host", { type: "offer" }, { id: 5 });
+      assert.deepEqual({ ...await guest.next() as object, message: "" }, {
+        type: "error",
+        code: "internal_error",
+        message: "",
+        ref: 5,
+      });
+      await log.waitFor(/injected fault/);
+      guest.send("ping");
+      assert.equal(await guest.next(), "pong");
+      assert.equal(guest.ws.readyState, WebSocket.OPEN);
+      await guest.close();
+      await host.close();
+    },
+    {},
+    { entry: faultyWorker("RATE_PER_SECOND"), onLog: log.onLog },
+  );
 });
