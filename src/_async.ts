@@ -29,15 +29,26 @@ export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<
 /**
  * Settles as `promise` does, or rejects with a `TimeoutError` `DOMException`
  * after `ms` milliseconds (or with `signal.reason` if `signal` aborts first).
+ *
+ * The timer is an ordinary one, cleared once `promise` settles: the timer of
+ * `AbortSignal.timeout` does not keep Deno's event loop alive, so a deadline
+ * over a promise that no other work keeps pending would end the process
+ * ("promise never resolved") instead of timing out.
  */
 export function deadline<T>(
   promise: Promise<T>,
   ms: number,
   options: { signal?: AbortSignal } = {},
 ): Promise<T> {
-  const signals = [AbortSignal.timeout(ms)];
-  if (options.signal) signals.push(options.signal);
-  return abortable(promise, AbortSignal.any(signals));
+  const timeout = new AbortController();
+  const timer = setTimeout(
+    () => timeout.abort(new DOMException("Signal timed out.", "TimeoutError")),
+    ms,
+  );
+  const signal = options.signal
+    ? AbortSignal.any([timeout.signal, options.signal])
+    : timeout.signal;
+  return abortable(promise, signal).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -114,4 +125,29 @@ export function nextEvent(
 export function once(close: () => Promise<void>): () => Promise<void> {
   let closing: Promise<void> | undefined;
   return () => (closing ??= Promise.resolve().then(close));
+}
+
+/**
+ * A timeout started when its time comes and always cleared: `signal` aborts
+ * with a `TimeoutError` `DOMException` `ms` milliseconds after `start(ms)`,
+ * unless `clear()` came first.
+ */
+export class Countdown {
+  readonly #controller = new AbortController();
+  #timer?: ReturnType<typeof setTimeout>;
+  /** Aborts when the time is up. */
+  readonly signal: AbortSignal = this.#controller.signal;
+
+  /** Starts the countdown (once; later calls do nothing). */
+  start(ms: number): void {
+    this.#timer ??= setTimeout(
+      () => this.#controller.abort(new DOMException("Signal timed out.", "TimeoutError")),
+      ms,
+    );
+  }
+
+  /** Stops the countdown for good. */
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
 }

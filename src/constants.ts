@@ -141,3 +141,11 @@ export const DEFAULT_IDLE_TIMEOUT = 8_000;
  * channel, so a final response is not discarded.
  */
 export const CLOSE_DRAIN_TIMEOUT = 2_000;
+
+/**
+ * How long the CLI, stopped by a signal, waits for its connections to close
+ * before it exits: enough for the goodbye ({@linkcode BYE_TIMEOUT}) and the
+ * release of the peer connection, short enough that a stopped process is
+ * gone at once for the user who pressed Ctrl-C.
+ */
+export const CLI_STOP_TIMEOUT = 1_500;

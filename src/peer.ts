@@ -5,7 +5,7 @@
  * @module
  */
 
-import { abortable, delay, nextEvent, once, settle } from "./_async.ts";
+import { abortable, Countdown, delay, nextEvent, once, settle } from "./_async.ts";
 import { Candidates } from "./_candidates.ts";
 import {
   ANSWERER_HOLD_LIMIT,
@@ -80,9 +80,10 @@ export interface PeerOptions {
   RTCPeerConnection?: PeerConnectionConstructor;
   connectTimeout: number;
   /**
-   * Whether the connect timeout starts only once the other peer is there: for
-   * the offerer when signalling has started, for the answerer at the first
-   * signalling message. A server waits for its client indefinitely.
+   * Whether the answerer's connect timeout starts only at the other peer's
+   * first signalling message (a server waits for its client indefinitely).
+   * Otherwise it starts once signalling has started: waiting for the other
+   * peer to be there is bounded by the signalling itself.
    */
   waitForPeer: boolean;
   /** Called once per step of connection setup. */
@@ -193,6 +194,7 @@ export class Peer {
   #connected = false;
   #closed = false;
   #closeReason = "closed";
+  readonly #closedError = new WebRTCTransportError("Cannot connect as the transport was closed");
   /** The first signalling message refused, to explain a timeout. */
   #refused?: Error;
   #steps = new Set<ConnectStep>();
@@ -279,8 +281,9 @@ export class Peer {
       accept: () => pc.connectionState === "closed",
     });
     this.#watch(pc);
+    const countdown = new Countdown();
     try {
-      const connected = await this.#negotiate(pc);
+      const connected = await this.#negotiate(pc, countdown);
       this.#connected = true;
       this.#step("channel");
       return connected;
@@ -288,11 +291,14 @@ export class Peer {
       const reason = this.#failure.signal.aborted ? this.#failure.signal.reason : error;
       // The other peer learns why: its own view of a refused handshake is only a goodbye.
       await this.close(reason instanceof ConnectError ? reason.message : "connect failed");
-      throw reason instanceof WebRTCTransportError ? reason : new ConnectError(
+      if (reason instanceof ConnectError || reason === this.#closedError) throw reason;
+      throw new ConnectError(
         "signaling",
         `Cannot connect through signalling: ${messageOf(reason)}`,
         { cause: reason },
       );
+    } finally {
+      countdown.clear();
     }
   }
 
@@ -301,11 +307,10 @@ export class Peer {
    * (the connection failed, the peer said goodbye, signalling closed, this
    * side closed) or the connect timeout passes.
    */
-  async #negotiate(pc: PeerConnectionLike): Promise<Connected> {
+  async #negotiate(pc: PeerConnectionLike, countdown: Countdown): Promise<Connected> {
     const { initiator, signaling, connectTimeout } = this.#options;
-    let signal = this.#failure.signal;
-    const armTimeout =
-      () => (signal = AbortSignal.any([signal, AbortSignal.timeout(connectTimeout)]));
+    const signal = AbortSignal.any([this.#failure.signal, countdown.signal]);
+    const armTimeout = () => countdown.start(connectTimeout);
     const step = async <T>(promise: Promise<T>): Promise<T> => {
       try {
         return await abortable(promise, signal);
@@ -326,11 +331,11 @@ export class Peer {
         );
       });
     const { waitForPeer } = this.#options;
-    if (!waitForPeer) armTimeout();
-
-    await step(Promise.resolve(signaling.start?.({ initiator })));
+    // Signalling bounds its own start (a room's wait for its host: `--wait`);
+    // the connect timeout counts from there.
+    await abortable(Promise.resolve(signaling.start?.({ initiator })), signal);
     this.#step("signaling");
-    if (waitForPeer && initiator) armTimeout();
+    if (initiator || !waitForPeer) armTimeout();
     let channel: DataChannelLike;
     if (initiator) {
       channel = this.#adopt(
@@ -412,9 +417,7 @@ export class Peer {
   }
 
   readonly #close = once(async () => {
-    if (!this.#failure.signal.aborted) {
-      this.#failure.abort(new WebRTCTransportError("Cannot connect as the transport was closed"));
-    }
+    if (!this.#failure.signal.aborted) this.#failure.abort(this.#closedError);
     await Promise.all([
       settle(this.#options.signaling.send({ type: "bye", reason: this.#closeReason }), BYE_TIMEOUT),
       this.#release(),

@@ -62,10 +62,10 @@ export interface WebRTCTransportOptions {
   RTCPeerConnection?: PeerConnectionConstructor;
   /**
    * Milliseconds to establish the connection before failing with a
-   * `ConnectError` naming the stage that did not complete. For the server it
-   * counts from when its client is there (the client's first signalling
-   * message; for a server that offers, signalling started, which with
-   * `TcpSocketSignaling` is when the client connected), so a server can wait
+   * `ConnectError` naming the stage that did not complete. It counts from
+   * when signalling has started (waiting for the other peer to be in its room
+   * is bounded by the signalling, e.g. its `hostTimeout`), and for an
+   * answering server from its client's first message, so a server can wait
    * for its client indefinitely.
    *
    * @default {15000}

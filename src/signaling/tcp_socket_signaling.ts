@@ -38,7 +38,8 @@
  */
 
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { delay } from "../_async.ts";
+import { delay, settle } from "../_async.ts";
+import { BYE_TIMEOUT } from "../constants.ts";
 import { WebRTCTransportError } from "../errors.ts";
 import type { Signaling, SignalingMessage, SignalingStartOptions } from "./signaling.ts";
 
@@ -171,15 +172,17 @@ export class TcpSocketSignaling implements Signaling {
     try {
       if (socket && !this.#closed && !this.#byeSent) {
         this.#byeSent = true;
-        await this.#write(toWire({ type: "bye" })).catch(() => {});
+        await settle(this.#write(toWire({ type: "bye" })), BYE_TIMEOUT);
       }
     } finally {
       this.#closed = true;
       this.#server?.close();
-      if (socket) {
+      if (socket && !socket.destroyed) {
         const ended = new Promise<void>((resolve) => socket.once("close", () => resolve()));
         socket.end();
-        await ended;
+        // The other side closes its end on our FIN; one that does not is cut off.
+        await settle(ended, BYE_TIMEOUT);
+        socket.destroy();
       }
       this.#server = undefined;
       this.#socket = undefined;
