@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Candidates, MAX_QUEUED_CANDIDATES } from "./_candidates.ts";
-import type { IceCandidateInit } from "./peer.ts";
+import { type IceCandidateInit, splitCandidates } from "./peer.ts";
 
 function candidate(n: number): IceCandidateInit {
   return { candidate: `candidate:${n} 1 UDP 1 127.0.0.1 ${5000 + n} typ host`, sdpMid: "0" };
@@ -69,4 +69,27 @@ Deno.test("Candidates sends nothing once closed", () => {
   candidates.release();
   candidates.local(candidate(2));
   assert.deepEqual(events, []);
+});
+
+Deno.test("splitCandidates takes a description's candidates out, each with its section's mid and index", () => {
+  const sdp = [
+    "v=0",
+    "o=- 1 1 IN IP4 0.0.0.0",
+    "s=-",
+    "t=0 0",
+    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+    "a=candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host",
+    "a=end-of-candidates",
+    "a=mid:0",
+    "a=sctp-port:5000",
+    "",
+  ].join("\r\n");
+  const { sdp: bare, candidates } = splitCandidates(sdp);
+  assert.deepEqual(candidates, [{
+    candidate: "candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host",
+    sdpMid: "0",
+    sdpMLineIndex: 0,
+  }]);
+  assert.doesNotMatch(bare, /candidate/);
+  assert.match(bare, /^a=mid:0\r\na=sctp-port:5000\r\n$/m);
 });

@@ -167,9 +167,35 @@ export function offerAsApplied(sdp: string): string {
   return sdp.replace(/^a=setup:actpass(?=\r?$)/gm, "a=setup:active");
 }
 
-/** Whether a description carries its candidates itself (a peer that does not trickle). */
-function holdsCandidates(sdp: string): boolean {
-  return /^a=candidate:/m.test(sdp);
+/**
+ * A description without its candidates, and the candidates it held (a peer
+ * that does not trickle puts them all there), each as if trickled.
+ */
+export function splitCandidates(sdp: string): { sdp: string; candidates: IceCandidateInit[] } {
+  const lines = sdp.split(/(?<=\n)/);
+  const bare = lines.map((line) => line.replace(/\r?\n$/, ""));
+  // Each media section's mid (its a=mid line may come after its candidates).
+  const mids: (string | null)[] = [];
+  for (const line of bare) {
+    if (line.startsWith("m=")) mids.push(null);
+    else if (line.startsWith("a=mid:") && mids.length > 0) {
+      mids[mids.length - 1] = line.slice("a=mid:".length);
+    }
+  }
+  const candidates: IceCandidateInit[] = [];
+  const kept: string[] = [];
+  let section = -1;
+  lines.forEach((line, i) => {
+    if (bare[i].startsWith("m=")) section++;
+    if (bare[i].startsWith("a=candidate:")) {
+      candidates.push({
+        candidate: bare[i].slice(2),
+        sdpMid: mids[section] ?? null,
+        sdpMLineIndex: Math.max(section, 0),
+      });
+    } else if (bare[i] !== "a=end-of-candidates") kept.push(line);
+  });
+  return { sdp: kept.join(""), candidates };
 }
 
 /**
@@ -363,7 +389,12 @@ export class Peer {
       }
       const offer = await step(this.#remoteDescription.promise);
       this.#step("offer");
-      await apply({ type: "offer", sdp: offerAsApplied(offer.sdp) });
+      // An offer that holds its candidates is applied without them, and they
+      // after the answer is sent: our checks must not reach an offerer that
+      // has not our answer yet (libdatachannel then refuses the handshake,
+      // having no fingerprint to check).
+      const inline = splitCandidates(offer.sdp);
+      await apply({ type: "offer", sdp: offerAsApplied(inline.sdp) });
       this.#remoteSet = true;
       const answer = await step(pc.createAnswer());
       await step(pc.setLocalDescription(answer));
@@ -371,9 +402,12 @@ export class Peer {
       this.#candidates.descriptionSent();
       this.#step("answer");
       const queued = await step(this.#candidates.remoteDescriptionApplied());
+      for (const candidate of inline.candidates) await step(this.#candidates.remote(candidate));
       // Ours go once the offerer's checks of us are under way (see Candidates);
       // only an offer of this module is waited for: its offerer trickles.
-      if (queued > 0 || holdsCandidates(offer.sdp) || offer.sdp === offerAsApplied(offer.sdp)) {
+      if (
+        queued > 0 || inline.candidates.length > 0 || offer.sdp === offerAsApplied(offer.sdp)
+      ) {
         this.#candidates.release();
       } else this.#candidates.releaseWithin(ANSWERER_HOLD_LIMIT);
       channel = await step(this.#primary.promise);

@@ -17,6 +17,8 @@ export interface LabNeeds {
   commands?: Record<string, string>;
   /** Further Debian packages, each with a check that says whether it is usable. */
   packages?: Record<string, () => Promise<boolean>>;
+  /** Whether to install the packages' recommended packages too (as Chromium needs). */
+  recommends?: boolean;
   /** Whether the lab needs root (network namespaces). */
   root?: boolean;
   /** Preparation after the packages are in place (a virtual environment, say); throws if it fails. */
@@ -69,17 +71,10 @@ async function missingPackages(needs: LabNeeds): Promise<string[]> {
 }
 
 /** Installs Debian packages with apt-get; throws with apt-get's error output. */
-async function aptInstall(packages: string[]): Promise<void> {
+async function aptInstall(packages: string[], recommends: boolean): Promise<void> {
   const env = { DEBIAN_FRONTEND: "noninteractive" };
-  for (
-    const args of [["update", "-qq"], [
-      "install",
-      "-y",
-      "-qq",
-      "--no-install-recommends",
-      ...packages,
-    ]]
-  ) {
+  const install = ["install", "-y", "-qq", ...(recommends ? [] : ["--no-install-recommends"])];
+  for (const args of [["update", "-qq"], [...install, ...packages]]) {
     const { success, stderr } = await new Deno.Command("apt-get", { args, env, stdin: "null" })
       .output();
     if (!success) {
@@ -96,7 +91,9 @@ async function aptInstall(packages: string[]): Promise<void> {
  */
 export async function prepareLab(needs: LabNeeds): Promise<Lab> {
   const isRoot = Deno.build.os === "linux" && Deno.uid() === 0;
-  const outcome = (reason: string): Lab => {
+  const outcome = (text: string): Lab => {
+    // One line: what to do, not a tool's whole output.
+    const reason = text.split("\n")[0].slice(0, 300);
     if (isCI) return { failure: `Cannot run ${needs.name} in CI: ${reason}` };
     console.log(`skipped: ${needs.name}: ${reason}`);
     return { skip: reason };
@@ -109,7 +106,7 @@ export async function prepareLab(needs: LabNeeds): Promise<Lab> {
     const line = `apt-get install -y ${missing.join(" ")}`;
     if (!isRoot || !onPath("apt-get")) return outcome(`install its packages: ${line}`);
     try {
-      await aptInstall(missing);
+      await aptInstall(missing, needs.recommends ?? false);
     } catch (error) {
       return outcome(`${(error as Error).message}; install by hand: ${line}`);
     }

@@ -76,25 +76,30 @@ Deno.test("An answerer sends its answer before any candidate, also to an offer t
         );
       }
     };
-    await theirs.start();
-    const connecting = answerer.connect();
-    const gathered = new Promise<void>((resolve) =>
-      pc.addEventListener("icegatheringstatechange", () => {
-        if (pc.iceGatheringState === "complete") resolve();
-      })
-    );
-    await pc.setLocalDescription(await pc.createOffer());
-    await gathered;
-    assert.match(pc.localDescription!.sdp, /^a=candidate:/m);
-    await theirs.send({ type: "offer", sdp: pc.localDescription!.sdp });
-    const opened = new Promise((resolve) => channel.addEventListener("open", resolve));
-    await connecting;
-    await opened;
-    await answered.promise;
-    assert.equal(received[0].type, "answer", JSON.stringify(received.map((m) => m.type)));
-    await answerer.close();
-    channel.close();
-    pc.close();
+    try {
+      await theirs.start();
+      const connecting = answerer.connect();
+      const gathered = new Promise<void>((resolve) =>
+        pc.addEventListener("icegatheringstatechange", () => {
+          if (pc.iceGatheringState === "complete") resolve();
+        })
+      );
+      await pc.setLocalDescription(await pc.createOffer());
+      if (pc.iceGatheringState !== "complete") await gathered;
+      assert.match(pc.localDescription!.sdp, /^a=candidate:/m);
+      await theirs.send({ type: "offer", sdp: pc.localDescription!.sdp });
+      const opened = new Promise((resolve) => channel.addEventListener("open", resolve));
+      await connecting;
+      await opened;
+      await answered.promise;
+      assert.equal(received[0].type, "answer", JSON.stringify(received.map((m) => m.type)));
+    } finally {
+      await answerer.close();
+      const closed = new Promise((resolve) => channel.addEventListener("close", resolve));
+      channel.close();
+      if (channel.readyState !== "closed") await closed;
+      pc.close();
+    }
   }
 });
 

@@ -49,19 +49,13 @@ async function installReference(): Promise<void> {
   // No local copy: from the configured package index, the versions the reference needs.
   if (!(await succeeds(PYTHON, ["-c", "import mcp_webrtc"]))) {
     await run("python3", ["-m", "venv", VENV]);
-    await run(PYTHON, [
-      "-m",
-      "pip",
-      "install",
-      "-q",
-      "mcp-webrtc==0.1.0",
-      "mcp==1.29.0",
-      "aiortc==1.13.0",
-    ]).catch((error) => {
-      throw new Error(
-        `the reference could not be installed (${error.message}): set MCP_WEBRTC_REFERENCE to a folder with its setup.sh, or make mcp-webrtc 0.1.0 installable with pip`,
-      );
-    });
+    const pip = [PYTHON, "-m", "pip", "install", "-q", "--retries", "0", "--timeout", "10"];
+    await run(pip[0], [...pip.slice(1), "mcp-webrtc==0.1.0", "mcp==1.29.0", "aiortc==1.13.0"])
+      .catch(() => {
+        throw new Error(
+          "pip cannot install mcp-webrtc 0.1.0 from its index: set MCP_WEBRTC_REFERENCE to a folder with the reference's setup.sh and wheels",
+        );
+      });
   }
 }
 
