@@ -6,11 +6,13 @@
  *
  * Chromium talks to outside hosts at start-up whatever its flags, so it runs
  * only in a network namespace of its own that holds nothing but `lo`, with
- * everything it talks to (`tests/browser/run_in_netns.ts`). Needs root (or
- * CAP_SYS_ADMIN and CAP_NET_ADMIN), `ip` (iproute2) and `chromium`.
+ * everything it talks to (`tests/browser/run_in_netns.ts`). Needs root, `ip`
+ * (iproute2) and `chromium`: installed when missing on Linux as root, else the
+ * test is skipped, saying so (see `tests/_lab.ts`).
  */
 import assert from "node:assert/strict";
 import type { Outcome } from "./browser/exercise.ts";
+import { labTest, prepareLab } from "./_lab.ts";
 
 const root = new URL("..", import.meta.url);
 const CHILD_TIMEOUT_MS = 30_000;
@@ -88,31 +90,41 @@ async function runInNetns(chromium: string): Promise<Record<string, unknown>> {
   }
 }
 
-Deno.test("A browser page is an MCP client and server of Deno peers, through the worker with tickets", async () => {
-  const chromium = requireCommand("chromium", "apt-get install -y chromium");
-  requireCommand("ip", "apt-get install -y iproute2");
-  const report = await runInNetns(chromium);
-  const show = JSON.stringify(report, null, 1);
-  assert.equal(report.error, undefined, show);
-  const page = report.page as Record<string, Outcome | boolean | undefined>;
-  assert.equal(page.RTCPeerConnection, true, show);
-  assert.equal(page.Deno, false, show);
-  // The page dials and makes the offer; then the desktop makes it.
-  for (const key of ["offerer", "answerer"]) {
-    const outcome = page[key] as Outcome & { ok: true };
-    assert.equal(outcome?.ok, true, `${key}: ${show}`);
-    assert.deepEqual(outcome.tools, ["blob", "greet"], show);
-    assert.equal(outcome.greeting, "Hello, browser!", show);
-  }
-  assert.equal(report.sessions, 2, show);
-  // A ticket with another secret: refused by the room, and the page is told why.
-  const wrong = page.wrong as Outcome & { ok: false };
-  assert.equal(wrong?.ok, false, show);
-  assert.equal(wrong.name, "ConnectError", show);
-  assert.match(wrong.message, /key was refused/, show);
-  // The page listens as a desktop; a Deno agent dials its ticket.
-  const served = page.serve as Outcome & { ok: true };
-  assert.equal(served?.ok, true, show);
-  assert.deepEqual(served.tools, ["greet"], show);
-  assert.equal(served.greeting, "Hello from the browser, deno!", show);
+const lab = await prepareLab({
+  name: "the browser test",
+  root: true,
+  commands: { chromium: "chromium", ip: "iproute2" },
+  recommends: true,
 });
+
+labTest(
+  lab,
+  "A browser page is an MCP client and server of Deno peers, through the worker with tickets",
+  async () => {
+    const chromium = requireCommand("chromium", "apt-get install -y chromium");
+    const report = await runInNetns(chromium);
+    const show = JSON.stringify(report, null, 1);
+    assert.equal(report.error, undefined, show);
+    const page = report.page as Record<string, Outcome | boolean | undefined>;
+    assert.equal(page.RTCPeerConnection, true, show);
+    assert.equal(page.Deno, false, show);
+    // The page dials and makes the offer; then the desktop makes it.
+    for (const key of ["offerer", "answerer"]) {
+      const outcome = page[key] as Outcome & { ok: true };
+      assert.equal(outcome?.ok, true, `${key}: ${show}`);
+      assert.deepEqual(outcome.tools, ["blob", "greet"], show);
+      assert.equal(outcome.greeting, "Hello, browser!", show);
+    }
+    assert.equal(report.sessions, 2, show);
+    // A ticket with another secret: refused by the room, and the page is told why.
+    const wrong = page.wrong as Outcome & { ok: false };
+    assert.equal(wrong?.ok, false, show);
+    assert.equal(wrong.name, "ConnectError", show);
+    assert.match(wrong.message, /key was refused/, show);
+    // The page listens as a desktop; a Deno agent dials its ticket.
+    const served = page.serve as Outcome & { ok: true };
+    assert.equal(served?.ok, true, show);
+    assert.deepEqual(served.tools, ["greet"], show);
+    assert.equal(served.greeting, "Hello from the browser, deno!", show);
+  },
+);

@@ -512,3 +512,44 @@ Deno.test(
     await limited.serve.stderrMatch(/Agent 2 left: the agent disconnected/);
   }),
 );
+
+Deno.test(
+  "connect --wait waits for the desktop longer than --connect-timeout, then connects",
+  withWorker(async (signal) => {
+    const dir = await Deno.makeTempDir();
+    const hostFile = `${dir}/host-ticket`;
+    try {
+      // The desktop opens its room, then leaves: the room waits for it to come back.
+      const first = await startServe(signal, [
+        "--host-ticket-file",
+        hostFile,
+        "--",
+        ...TEST_SERVER,
+      ]);
+      assert.equal((await first.serve.signal("SIGTERM")).status.code, 0, first.serve.stderr);
+      const agentStarted = startAgent(first.ticket, undefined, [
+        "--wait",
+        "30s",
+        "--connect-timeout",
+        "1s",
+      ]);
+      const agentFailed = agentStarted.then(() => undefined, (error: Error) => error);
+      // Twice the connect timeout passes with no desktop in the room: the point of the test.
+      const noDesktop = new Promise((resolve) => setTimeout(resolve, 2_000));
+      assert.equal(await Promise.race([agentFailed, noDesktop]), undefined);
+      const second = await startServe(signal, [
+        "--host-ticket-file",
+        hostFile,
+        "--",
+        ...TEST_SERVER,
+      ]);
+      assert.equal(second.ticket, first.ticket);
+      const agent = await agentStarted;
+      assert.ok((await agent.client.listTools()).tools.length > 0);
+      assert.equal(await closeAgent(agent), 0, agent.stderr.join("\n"));
+      await second.serve.signal("SIGTERM");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }),
+);

@@ -6,13 +6,11 @@
  * @module
  */
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
+import { settle } from "../_async.ts";
+import { CLI_STOP_TIMEOUT } from "../constants.ts";
 import { TicketSignaling } from "../signaling/ticket_signaling.ts";
 import { assertTicketUsable, parseTicket, type Ticket, TicketError } from "../ticket.ts";
-import { DEFAULT_CONNECT_TIMEOUT } from "../constants.ts";
-import { ConnectError } from "../errors.ts";
 import { WebRTCClientTransport } from "../webrtc_client_transport.ts";
-import type { ConnectionPath } from "../webrtc_transport.ts";
 import {
   NETWORK_FLAGS,
   NETWORK_HELP,
@@ -108,14 +106,12 @@ export async function connect(args: string[]): Promise<number> {
   const network = transportOptions(values);
   const hostTimeout = values.wait ? parseDuration(values.wait, "--wait") : undefined;
   const log = new StatusLog({ quiet: values.quiet, json: values["log-json"] });
+  // The connect timeout starts once the desktop is in its room (after --wait).
   const dial = () =>
-    new DeadlineTransport(
-      new WebRTCClientTransport({
-        signaling: new TicketSignaling(ticket, { hostTimeout }),
-        ...network,
-      }),
-      (network.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT) + DEADLINE_MARGIN,
-    );
+    new WebRTCClientTransport({
+      signaling: new TicketSignaling(ticket, { hostTimeout }),
+      ...network,
+    });
   if (values.http !== undefined) {
     const sessionIdle = values["session-idle"]
       ? parseDuration(values["session-idle"], "--session-idle")
@@ -125,66 +121,6 @@ export async function connect(args: string[]): Promise<number> {
   return await connectStdio(dial(), log, ticket);
 }
 
-/** How much longer than the connect timeout the CLI waits before giving up itself. */
-const DEADLINE_MARGIN = 1_000;
-
-/**
- * A client transport whose `start()` is bounded once the desktop is found in
- * its room: a desktop that refuses this agent without being heard (its
- * refusal may not reach us) or stops answering ends in a `ConnectError`, not a
- * hang.
- */
-class DeadlineTransport implements Transport {
-  readonly #inner: WebRTCClientTransport;
-  readonly #ms: number;
-
-  onmessage?: (message: JSONRPCMessage) => void;
-  onerror?: (error: Error) => void;
-  onclose?: () => void;
-
-  constructor(inner: WebRTCClientTransport, ms: number) {
-    this.#inner = inner;
-    this.#ms = ms;
-  }
-
-  start(): Promise<void> {
-    const inner = this.#inner;
-    inner.onmessage = (message) => this.onmessage?.(message);
-    inner.onerror = (error) => this.onerror?.(error);
-    inner.onclose = () => this.onclose?.();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      inner.onconnectstep = (step) => {
-        if (step !== "signaling") return;
-        timer = setTimeout(() => {
-          reject(
-            new ConnectError(
-              "signaling",
-              `Cannot connect as the desktop did not answer within ${
-                this.#ms / 1000
-              } s: it may have refused this agent (its agent limit or the ticket's expiry; see its log)`,
-            ),
-          );
-          void inner.close();
-        }, this.#ms);
-      };
-    });
-    return Promise.race([inner.start(), late]).finally(() => clearTimeout(timer));
-  }
-
-  send(message: JSONRPCMessage): Promise<void> {
-    return this.#inner.send(message);
-  }
-
-  getConnectionPath(): Promise<ConnectionPath | undefined> {
-    return this.#inner.getConnectionPath();
-  }
-
-  close(): Promise<void> {
-    return this.#inner.close();
-  }
-}
-
 function endMessage(side: BridgeSide, cause?: Error): string {
   if (side === "a") return "The MCP client left";
   return cause
@@ -192,7 +128,7 @@ function endMessage(side: BridgeSide, cause?: Error): string {
     : "The connection to the remote MCP server closed";
 }
 
-async function connectStdio(remote: DeadlineTransport, log: StatusLog, ticket: Ticket) {
+async function connectStdio(remote: WebRTCClientTransport, log: StatusLog, ticket: Ticket) {
   log.info("connecting", `Connecting to the desktop through ${ticket.url}`, { url: ticket.url });
   const local = new StreamTransport(Deno.stdin.readable, Deno.stdout.writable);
   let connected = false;
@@ -217,10 +153,7 @@ async function connectStdio(remote: DeadlineTransport, log: StatusLog, ticket: T
   });
   const stop = await waitForStop(ended);
   if (stop.kind === "signal") {
-    await Promise.race([
-      Promise.allSettled([remote.close(), local.close()]),
-      new Promise((resolve) => setTimeout(resolve, 1_500)),
-    ]);
+    await settle(Promise.allSettled([remote.close(), local.close()]), CLI_STOP_TIMEOUT);
     log.info("stopped", `Stopped on ${stop.signal}`);
     return ExitCode.OK;
   }
@@ -288,7 +221,7 @@ async function connectHttp(
     },
   });
   const stop = await waitForStop(new Promise<never>(() => {}));
-  await Promise.race([endpoint.close(), new Promise((resolve) => setTimeout(resolve, 1_500))]);
+  await settle(endpoint.close(), CLI_STOP_TIMEOUT);
   log.info("stopped", `Stopped on ${stop.kind === "signal" ? stop.signal : "request"}`);
   return ExitCode.OK;
 }
