@@ -116,14 +116,14 @@ export async function startAgent(options: AgentOptions = {}): Promise<Agent> {
       }
       const path = /[\w./-]+\.\w+/.exec(textOf(context.userMessage))?.[0] ?? "notes.txt";
       const mcp = new Client({ name: "cloud-agent", version: "1.0.0" });
-      const transport = new WebRTCClientTransport({
-        signaling: router.openSignaling(context, bus, { key }),
-        iceServers: [],
-        rtcConfiguration: { bindAddress: "127.0.0.1" },
-        connectTimeout: options.connectTimeout ?? 10_000,
-      });
-      transport.onconnectstep = (step) => log(`webrtc ${step}`);
       try {
+        const transport = new WebRTCClientTransport({
+          signaling: router.openSignaling(context, bus, { key }),
+          iceServers: [],
+          rtcConfiguration: { bindAddress: "127.0.0.1" },
+          connectTimeout: options.connectTimeout ?? 10_000,
+        });
+        transport.onconnectstep = (step) => log(`webrtc ${step}`);
         await mcp.connect(transport);
         log("mcp initialized", { server: mcp.getServerVersion()?.name });
         const { tools } = await mcp.listTools();

@@ -386,18 +386,16 @@ class SignalingRequestHandler implements A2ARequestHandler {
       return Promise.reject(error);
     }
   }
-  sendMessageStream(
+  async *sendMessageStream(
     params: SendMessageRequest,
     context: ServerCallContext,
   ): AsyncGenerator<StreamResponse, void, undefined> {
     if (params.message?.parts?.some(isSignalingPart)) {
-      return (async function* () {
-        throw new RequestMalformedError(
-          "Cannot deliver signalling in a streaming request: send it with SendMessage",
-        );
-      })();
+      throw new RequestMalformedError(
+        "Cannot deliver signalling in a streaming request: send it with SendMessage",
+      );
     }
-    return this.#inner.sendMessageStream(params, context);
+    yield* this.#inner.sendMessageStream(params, context);
   }
   getTask(params: GetTaskRequest, context: ServerCallContext): Promise<Task> {
     return this.#inner.getTask(params, context);
