@@ -71,7 +71,8 @@ export class A2AClientSignaling implements Signaling {
   #contextId?: string;
   #pending: SignalingMessage[] = [];
   #queue: Queued[] = [];
-  #sending = false;
+  /** The replies of the request in flight, if one is. */
+  #sending?: Queued[];
   #started = false;
   #closed = false;
   #closeFired = false;
@@ -162,12 +163,15 @@ export class A2AClientSignaling implements Signaling {
     });
   }
 
-  /** Closes the signalling; replies not sent yet are rejected. Idempotent. */
+  /**
+   * Closes the signalling; replies not acknowledged yet are rejected.
+   * Idempotent.
+   */
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     this.#pending = [];
-    const queue = this.#queue;
+    const queue = [...(this.#sending ?? []), ...this.#queue];
     this.#queue = [];
     for (const { reject } of queue) {
       reject(new Error("Cannot send signalling message as the A2A client signalling is closed"));
@@ -210,7 +214,7 @@ export class A2AClientSignaling implements Signaling {
   #pump(): void {
     if (this.#sending || this.#closed || !this.#taskId || this.#queue.length === 0) return;
     const batch = this.#queue.splice(0, A2A_MAX_SIGNALING_PARTS);
-    this.#sending = true;
+    this.#sending = batch;
     const request: SendMessageRequest = {
       tenant: "",
       message: signalingMessage("user", batch.map((queued) => queued.message), {
@@ -234,7 +238,7 @@ export class A2AClientSignaling implements Signaling {
         for (const { reject } of batch) reject(error);
       },
     ).finally(() => {
-      this.#sending = false;
+      this.#sending = undefined;
       this.#pump();
     });
   }
