@@ -91,28 +91,85 @@ const STREAM_ENDING_STATES: ReadonlySet<TaskState> = new Set([
  * Replies are accepted only from the same tenant and user as the task's
  * request (as the SDK scopes tasks), for a task whose signalling is open.
  *
- * @example Serve the extension from an A2A agent
- * ```ts ignore
- * import { DefaultRequestHandler, InMemoryTaskStore } from "@a2a-js/sdk/server";
+ * @example An agent reaches the desktop's MCP server, in one process
+ * ```ts
+ * import { type Message, Role, TaskState } from "@a2a-js/sdk";
+ * import { DefaultRequestHandler, InMemoryTaskStore, ServerCallContext } from "@a2a-js/sdk/server";
  * import { Client } from "@modelcontextprotocol/sdk/client";
- * import { WebRTCClientTransport } from "@mcp/webrtc";
- * import { a2aMcpOffer, a2aSignalingExtension, A2ASignalingRouter } from "@mcp/webrtc/a2a";
+ * // @ts-types="@modelcontextprotocol/sdk/server/mcp"
+ * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+ * import { WebRTCClientTransport, WebRTCServerTransport } from "@mcp/webrtc";
+ * import {
+ *   a2aMcpOffer,
+ *   a2aSignalingExtension,
+ *   A2ASignalingRouter,
+ *   sendMessageOfferingMcp,
+ * } from "@mcp/webrtc/a2a";
+ * import assert from "node:assert/strict";
  *
+ * const local = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
+ * const text = (value: string, taskId = "", contextId = ""): Message => ({
+ *   messageId: crypto.randomUUID(), contextId, taskId, role: Role.ROLE_AGENT,
+ *   parts: [{ content: { $case: "text", value }, mediaType: "text/plain", filename: "", metadata: {} }],
+ *   metadata: undefined, extensions: [], referenceTaskIds: [],
+ * });
+ *
+ * // The agent: its executor connects an MCP client to the desktop while it works on the task.
  * const router = new A2ASignalingRouter();
- * const card = { ...agentCard, capabilities: { streaming: true, extensions: [a2aSignalingExtension()] } };
- * const requestHandler = router.wrapRequestHandler(
+ * const card = {
+ *   name: "agent", description: "", supportedInterfaces: [], provider: undefined, version: "1",
+ *   capabilities: { streaming: true, extensions: [a2aSignalingExtension()] },
+ *   securitySchemes: {}, securityRequirements: [], defaultInputModes: [], defaultOutputModes: [],
+ *   skills: [], signatures: [],
+ * };
+ * const agent = router.wrapRequestHandler(
  *   new DefaultRequestHandler(card, router.wrapTaskStore(new InMemoryTaskStore()), {
  *     async execute(context, bus) {
- *       bus.publish({ kind: "task", data: task(context) });
- *       if (a2aMcpOffer(context.userMessage)) {
- *         const mcp = new Client({ name: "agent", version: "1.0.0" });
- *         await mcp.connect(new WebRTCClientTransport({ signaling: router.openSignaling(context, bus) }));
- *         // … call the desktop's tools, then publish the answer
- *       }
+ *       const { taskId, contextId } = context;
+ *       const status = (state: TaskState, message?: Message) => ({
+ *         state, message, timestamp: new Date().toISOString(),
+ *       });
+ *       bus.publish({ kind: "task", data: {
+ *         id: taskId, contextId, status: status(TaskState.TASK_STATE_WORKING),
+ *         artifacts: [], history: [], metadata: undefined,
+ *       } });
+ *       assert.ok(a2aMcpOffer(context.userMessage));
+ *       const mcp = new Client({ name: "agent", version: "1.0.0" });
+ *       await mcp.connect(new WebRTCClientTransport({
+ *         signaling: router.openSignaling(context, bus), ...local,
+ *       }));
+ *       const answer = `the desktop serves ${mcp.getServerVersion()?.name}`;
+ *       await mcp.close();
+ *       bus.publish({ kind: "statusUpdate", data: {
+ *         taskId, contextId, metadata: undefined,
+ *         status: status(TaskState.TASK_STATE_COMPLETED, text(answer, taskId, contextId)),
+ *       } });
  *     },
- *     async cancelTask() {},
+ *     cancelTask: async () => {},
  *   }),
  * );
+ *
+ * // The desktop: an A2A client (here calling the handler in process; over HTTP in real life).
+ * const client = {
+ *   sendMessage: (params: Parameters<typeof agent.sendMessage>[0]) =>
+ *     agent.sendMessage(params, new ServerCallContext()),
+ *   sendMessageStream: (params: Parameters<typeof agent.sendMessageStream>[0]) =>
+ *     agent.sendMessageStream(params, new ServerCallContext()),
+ * };
+ * const server = new McpServer({ name: "desktop", version: "1.0.0" });
+ * let answer = "";
+ * const params = { tenant: "", message: text("hello"), configuration: undefined, metadata: undefined };
+ * for await (
+ *   const event of sendMessageOfferingMcp(client, params, {
+ *     serve: (signaling) => server.connect(new WebRTCServerTransport({ signaling, ...local })),
+ *   })
+ * ) {
+ *   const status = event.payload?.$case === "statusUpdate" ? event.payload.value.status : undefined;
+ *   const part = status?.message?.parts[0]?.content;
+ *   if (part?.$case === "text") answer = part.value;
+ * }
+ * assert.equal(answer, "the desktop serves desktop");
+ * await server.close();
  * ```
  */
 export class A2ASignalingRouter {
