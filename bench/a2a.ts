@@ -13,6 +13,7 @@
  * @module
  */
 import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from "@a2a-js/sdk/client";
+import { Client } from "@modelcontextprotocol/sdk/client";
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import {
@@ -116,18 +117,22 @@ export async function measureInProcess(
   };
 }
 
-/** One connect over MemorySignaling: transports created → channel open on the client. */
+/**
+ * One connect over MemorySignaling: transports created → channel open on the
+ * client. The MCP client initializes before both close, as the agent's does.
+ */
 async function memoryConnect(): Promise<number> {
   const started = performance.now();
   const [a, b] = await MemorySignaling.createMemorySignalingPair();
   const server = new McpServer({ name: "bench", version: "1.0.0" });
   await server.connect(new WebRTCServerTransport({ signaling: b, ...LOCAL }));
-  const client = new WebRTCClientTransport({ signaling: a, ...LOCAL });
+  const transport = new WebRTCClientTransport({ signaling: a, ...LOCAL });
   let open = 0;
-  client.onconnectstep = (step) => {
+  transport.onconnectstep = (step) => {
     if (step === "channel") open = performance.now();
   };
-  await client.start();
+  const client = new Client({ name: "bench", version: "1.0.0" });
+  await client.connect(transport);
   await client.close();
   await server.close();
   return open - started;
