@@ -15,6 +15,7 @@ import {
 import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
 import {
+  A2A_MAX_PENDING_MESSAGES,
   A2A_MAX_SIGNALING_PARTS,
   A2A_SIGNALING_EXTENSION_URI,
   type A2AMcpOffer,
@@ -51,7 +52,8 @@ interface Queued {
  *
  * {@linkcode sendMessageOfferingMcp} does the feeding and makes one lazily,
  * when the agent first signals; use this class directly to read the stream
- * yourself.
+ * yourself. The example of `A2ASignalingRouter` is a complete, runnable
+ * program with both sides.
  *
  * @example Feed a stream's events by hand
  * ```ts ignore
@@ -130,7 +132,13 @@ export class A2AClientSignaling implements Signaling {
     }
     if (this.#closed) return true;
     if (this.#started) this.#deliver(messages);
-    else this.#pending.push(...messages);
+    else if (this.#pending.length + messages.length > A2A_MAX_PENDING_MESSAGES) {
+      this.onerror?.(
+        new Error(
+          `Dropped the agent's signalling as ${this.#pending.length} signalling messages already wait for the desktop's transport to start`,
+        ),
+      );
+    } else this.#pending.push(...messages);
     return true;
   }
 
@@ -285,7 +293,8 @@ export interface SendMessageOfferingMcpOptions {
  * The message gets the extension in its `extensions`, the offer
  * ({@linkcode A2AMcpOffer}) in its `metadata`, and the request the
  * `A2A-Extensions` header. The signalling closes when the stream ends; a
- * connection already up does not depend on it.
+ * connection already up does not depend on it. The example of
+ * `A2ASignalingRouter` is a complete, runnable program with both sides.
  *
  * @param client The A2A client.
  * @param params The request, as for `client.sendMessageStream()`.

@@ -10,6 +10,7 @@ import {
 import type { RequestOptions } from "@a2a-js/sdk/client";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
 import {
+  A2A_MAX_PENDING_MESSAGES,
   A2A_SIGNALING_EXTENSION_URI,
   A2A_SIGNALING_MEDIA_TYPE,
   A2AClientSignaling,
@@ -264,4 +265,18 @@ Deno.test("sendMessageOfferingMcp() never serves when the agent does not signal"
     },
     /'options.serve' is not a function/,
   );
+});
+
+Deno.test("A2AClientSignaling.receive() drops the agent's signalling beyond the pending limit, with an error", () => {
+  const signaling = new A2AClientSignaling(fakeClient().client);
+  const errors: Error[] = [];
+  signaling.onerror = (error) => errors.push(error);
+  for (let i = 0; i <= A2A_MAX_PENDING_MESSAGES; i++) {
+    assert.equal(
+      signaling.receive(statusEvent([part({ type: "candidate", candidate: {} })])),
+      true,
+    );
+  }
+  assert.equal(errors.length, 1);
+  assert.match(errors[0]!.message, /256 signalling messages already wait/);
 });

@@ -36,6 +36,7 @@ import type {
 import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
 import {
+  A2A_MAX_PENDING_MESSAGES,
   A2A_SIGNALING_EXTENSION_URI,
   a2aMcpOffer,
   isSignalingMessage,
@@ -386,11 +387,20 @@ class A2ATaskSignaling implements Signaling {
     return Promise.resolve();
   }
 
-  /** Takes the desktop's messages, in order. */
+  /**
+   * Takes the desktop's messages, in order.
+   *
+   * @throws {RequestMalformedError} If too many already wait for `start()`.
+   */
   deliver(messages: SignalingMessage[]): void {
     if (this.#closed) return;
-    if (this.#started) this.#deliver(messages);
-    else this.#pending.push(...messages);
+    if (this.#started) return this.#deliver(messages);
+    if (this.#pending.length + messages.length > A2A_MAX_PENDING_MESSAGES) {
+      throw new RequestMalformedError(
+        `Cannot deliver signalling as ${this.#pending.length} signalling messages already wait for the agent's transport to start: send fewer`,
+      );
+    }
+    this.#pending.push(...messages);
   }
 
   close(): Promise<void> {

@@ -12,6 +12,7 @@ import {
 import type { SignalingMessage } from "../signaling/signaling.ts";
 import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
 import {
+  A2A_MAX_PENDING_MESSAGES,
   A2A_MAX_SIGNALING_MESSAGE_SIZE,
   A2A_MAX_SIGNALING_PARTS,
   A2A_SIGNALING_EXTENSION_URI,
@@ -325,4 +326,26 @@ Deno.test("A2ASignalingRouter.wrapTaskStore() keeps signalling out of the stored
   await store.save({ ...saved, status: { ...saved.status!, message: words } }, context);
   assert.equal((await store.load(TASK, context))?.status?.message?.messageId, words.messageId);
   assert.equal((await store.list({} as never, context)).tasks.length, 1);
+});
+
+Deno.test("A2ASignalingRouter refuses replies beyond the pending limit while the signalling has not started", async () => {
+  const router = new A2ASignalingRouter();
+  const wrapped = router.wrapRequestHandler(innerHandler().handler);
+  const { context, bus } = task(OFFER);
+  const signaling = router.openSignaling(context, bus);
+  const candidates = Array.from(
+    { length: A2A_MAX_SIGNALING_PARTS },
+    () => ({ type: "candidate", candidate: { candidate: "a" } }),
+  );
+  const rounds = A2A_MAX_PENDING_MESSAGES / A2A_MAX_SIGNALING_PARTS;
+  for (let i = 0; i < rounds; i++) {
+    await wrapped.sendMessage(reply(candidates), new ServerCallContext());
+  }
+  await assert.rejects(
+    wrapped.sendMessage(reply([{ type: "bye" }]), new ServerCallContext()),
+    (error: Error) =>
+      error instanceof RequestMalformedError &&
+      /256 signalling messages already wait/.test(error.message),
+  );
+  await signaling.close();
 });

@@ -32,6 +32,13 @@ export const A2A_SIGNALING_MEDIA_TYPE = "application/vnd.mcp-webrtc.signaling+js
 export const A2A_MAX_SIGNALING_MESSAGE_SIZE = 65_536;
 
 /**
+ * How many signalling messages wait, at most, for a side's signalling to
+ * start (its transport to take them); more are refused. An offer or answer
+ * and every candidate of a host with many interfaces fit many times over.
+ */
+export const A2A_MAX_PENDING_MESSAGES = 256;
+
+/**
  * The most signalling parts one follow-up request may carry: an answer and
  * every candidate of a host with many interfaces fit.
  */
