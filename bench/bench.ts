@@ -21,6 +21,7 @@
  *
  * @module
  */
+import type { A2AFigures } from "./a2a.ts";
 import type { HandshakePlan } from "./_handshakes.ts";
 import { createBench, prepareBlob, TRANSPORT_IDS, type TransportId } from "./_transports.ts";
 
@@ -169,6 +170,8 @@ interface Report {
   transports: Record<TransportId, TransportFigures>;
   signaling: SignalingFigures;
   ratios: Ratio[];
+  /** The A2A connect against MemorySignaling (`bench/a2a.ts`). */
+  a2a: A2AFigures | null;
 }
 
 /** One line a transport's process writes to stdout. */
@@ -648,6 +651,9 @@ async function main(args: string[]): Promise<void> {
   }
   if (!json) console.error("measuring signalling handshakes…");
   const signaling = await measureSignaling(quick, plan);
+  if (!json) console.error("measuring the A2A connect…");
+  const { measureA2A, renderA2A } = await import("./a2a.ts"); // Not in the children.
+  const a2a = await measureA2A(quick);
   const report: Report = {
     quick,
     date: new Date().toISOString(),
@@ -656,8 +662,11 @@ async function main(args: string[]): Promise<void> {
     transports,
     signaling,
     ratios: ratios(transports, signaling),
+    a2a,
   };
-  console.log(json ? JSON.stringify(report, rounded, 2) : render(report, plan));
+  console.log(
+    json ? JSON.stringify(report, rounded, 2) : `${render(report, plan)}\n\n${renderA2A(a2a)}`,
+  );
 }
 
 if (import.meta.main) await main(Deno.args);

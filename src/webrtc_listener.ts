@@ -10,6 +10,7 @@ import {
   formatTicket,
   parseTicket,
   type Ticket,
+  TicketError,
 } from "./ticket.ts";
 import { DEFAULT_CONNECT_TIMEOUT } from "./constants.ts";
 import { ConnectError } from "./errors.ts";
@@ -382,6 +383,7 @@ export class WebRTCListener {
  *
  * @param ticket A host or guest ticket.
  * @returns The WebSocket URL of the ticket's room.
+ * @throws {TicketError} If the ticket is signalling-only (names no service).
  *
  * @example The room of a fresh ticket
  * ```ts
@@ -393,6 +395,11 @@ export class WebRTCListener {
  * ```
  */
 export function roomUrl(ticket: Ticket): string {
+  if (ticket.url === "") {
+    throw new TicketError(
+      "Cannot find the ticket's signalling room as it is a signalling-only ticket (it names no signalling service): use its keys with AuthenticatedSignaling over your own channel, or create the ticket with a url",
+    );
+  }
   const url = new URL(ticket.url);
   url.pathname = `${url.pathname.replace(/\/+$/, "")}/v1/rooms/${ticket.room}`;
   return url.href;
