@@ -4,94 +4,23 @@
  * own RTCPeerConnection and WebSocket, and reaches Deno desktops through the
  * local signalling worker with tickets.
  *
- * Chromium talks to outside hosts at start-up whatever its flags, so it runs
- * only in a network namespace of its own that holds nothing but `lo`, with
- * everything it talks to (`tests/browser/run_in_netns.ts`). Needs root (or
- * CAP_SYS_ADMIN and CAP_NET_ADMIN), `ip` (iproute2) and `chromium`.
+ * Runs in a network namespace that holds only `lo` (`tests/browser/netns.ts`).
  */
 import assert from "node:assert/strict";
 import type { Outcome } from "./browser/exercise.ts";
+import { requireCommand, runInNetns } from "./browser/netns.ts";
 
-const root = new URL("..", import.meta.url);
 const CHILD_TIMEOUT_MS = 30_000;
-
-/** The full path of `name` on PATH, or a failed assertion saying how to install it. */
-function requireCommand(name: string, install: string): string {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    const path = `${dir}/${name}`;
-    try {
-      if (Deno.statSync(path).isFile) return path;
-    } catch {
-      // Not here.
-    }
-  }
-  assert.fail(`'${name}' must be installed to run the browser test: ${install}`);
-}
-
-async function ip(...args: string[]): Promise<string> {
-  const { success, stdout, stderr } = await new Deno.Command("ip", { args, stdin: "null" })
-    .output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
-  if (!success) throw new Error(`ip ${args.join(" ")} failed: ${decode(stderr)}`);
-  return decode(stdout);
-}
-
-/** Runs the browser's world in a fresh network namespace with only `lo`, then removes it. */
-async function runInNetns(chromium: string): Promise<Record<string, unknown>> {
-  const ns = `mcpw-browser-${Deno.pid}`;
-  await ip("netns", "add", ns).catch((error) => {
-    throw new Error(`Cannot create a network namespace (run as root): ${error.message}`);
-  });
-  try {
-    await ip("-n", ns, "link", "set", "lo", "up");
-    const links = await ip("-n", ns, "-o", "link", "show");
-    assert.match(links, /^1: lo:[^\n]*$/, `the namespace must hold only lo: ${links}`);
-    const child = new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        ns,
-        Deno.execPath(),
-        "run",
-        "-A",
-        "tests/browser/run_in_netns.ts",
-        chromium,
-      ],
-      cwd: root,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const timer = setTimeout(() => child.kill("SIGKILL"), CHILD_TIMEOUT_MS);
-    const { code, stdout, stderr } = await child.output();
-    clearTimeout(timer);
-    const lines = new TextDecoder().decode(stdout).trim().split("\n");
-    const detail = `exit ${code}\n${lines.join("\n")}\n${new TextDecoder().decode(stderr)}`;
-    try {
-      return JSON.parse(lines.at(-1) ?? "");
-    } catch {
-      throw new Error(
-        `The browser run did not report (killed after ${CHILD_TIMEOUT_MS} ms?): ${detail}`,
-      );
-    }
-  } finally {
-    // Whatever is left in the namespace is ours: Chromium's helpers, a hung child.
-    const pids = await ip("netns", "pids", ns).catch(() => "");
-    for (const pid of pids.split("\n").filter(Boolean)) {
-      try {
-        Deno.kill(Number(pid), "SIGKILL");
-      } catch {
-        // Gone meanwhile.
-      }
-    }
-    await ip("netns", "delete", ns);
-  }
-}
 
 Deno.test("A browser page is an MCP client and server of Deno peers, through the worker with tickets", async () => {
   const chromium = requireCommand("chromium", "apt-get install -y chromium");
   requireCommand("ip", "apt-get install -y iproute2");
-  const report = await runInNetns(chromium);
+  const report = await runInNetns(
+    "mcpw-browser",
+    "tests/browser/run_in_netns.ts",
+    [chromium],
+    CHILD_TIMEOUT_MS,
+  );
   const show = JSON.stringify(report, null, 1);
   assert.equal(report.error, undefined, show);
   const page = report.page as Record<string, Outcome | boolean | undefined>;
