@@ -129,11 +129,10 @@ if (import.meta.main) {
     console.log(`${ms()}  desktop: agent ${agent.peer} left`);
   listener.onerror = (error) => console.log(`${ms()}  desktop: ${error.message}`);
   console.log(`${ms()}  desktop server in its room (tools: greet, add, convert_temperature)`);
-  const query = new URLSearchParams({ signal: worker.url, ice: "none" });
   console.log(`
 Open this page in a browser on this machine:
 
-  ${page.url}?${query}
+  ${page.url}?signal=${worker.url}&ice=none
 
 "Connect to a desktop": paste this ticket, then call a tool of the desktop:
 

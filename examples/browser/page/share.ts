@@ -224,6 +224,11 @@ export function setUpShare(network: NetworkSettings): void {
           cause ? `: ${describeError(cause)}` : ""
         }. Open a new room to share again.`;
       };
+      room.onerror = (cause) => {
+        if (listener !== current) return;
+        state.textContent =
+          `The room's connection dropped at ${clock()}; reconnecting (connected agents go on): ${cause.message}`;
+      };
     }
     byId("ticket").textContent = listener.ticket!;
     byId("copy-state").textContent = "";
