@@ -6,7 +6,11 @@
  * the page's text at each step, what a Deno agent got from the tab, and where
  * the screenshots are.
  *
- * Usage: `ip netns exec NS deno run -A tests/browser/example_in_netns.ts <chromium> <screenshot dir>`
+ * Usage: `ip netns exec NS deno run -A tests/browser/example_in_netns.ts <chromium> <screenshot dir> [defaults]`
+ *
+ * With `defaults`, Chromium keeps its own WebRTC settings, as a person's
+ * browser has them: host candidates hidden behind mDNS names, and no loopback
+ * candidates (the namespace then needs a link besides `lo`).
  *
  * @module
  */
@@ -40,7 +44,11 @@ async function waitForText(page: Page, selector: string, pattern = /\S/): Promis
   return (await element.innerText()).trim();
 }
 
-async function main(chromium: string, screenshots: string): Promise<Record<string, unknown>> {
+async function main(
+  chromium: string,
+  screenshots: string,
+  defaults: boolean,
+): Promise<Record<string, unknown>> {
   const script = await bundlePage();
   return await withWorker(async (worker) => {
     const desktop = await WebRTCListener.listen({
@@ -59,7 +67,10 @@ async function main(chromium: string, screenshots: string): Promise<Record<strin
     const stranger = await createGuestTicket(await createTicket({ url: worker.url }));
     const wrong = formatTicket({ ...stranger, room: parseTicket(desktop.ticket!).room });
     const server = servePage(script);
-    const browser = await playwright.launch({ executablePath: chromium, args: CHROMIUM_FLAGS });
+    const args = defaults
+      ? CHROMIUM_FLAGS.filter((flag) => !/loopback|WebRtcHideLocalIpsWithMdns/.test(flag))
+      : CHROMIUM_FLAGS;
+    const browser = await playwright.launch({ executablePath: chromium, args });
     const report: Record<string, unknown> = { bundleBytes: script.length };
     let agent: Client | undefined;
     const page = await browser.newPage({ viewport: { width: 860, height: 900 } });
@@ -125,7 +136,8 @@ async function main(chromium: string, screenshots: string): Promise<Record<strin
       await ticketBox.fill(wrong);
       await connectButton.click();
       connect.refused = await waitForText(page, "#connect-error", /desktop/);
-      await ticketBox.fill(desktop.ticket!);
+      // Pasted from a terminal that wrapped it: line breaks inside.
+      await ticketBox.fill(desktop.ticket!.replace(/(.{60})/g, "$1\n"));
       await connectButton.click();
       connect.steps = await waitForText(page, "#steps", /tools listed/);
       connect.error = await page.locator("#connect-error").innerText();
@@ -170,7 +182,7 @@ async function main(chromium: string, screenshots: string): Promise<Record<strin
 
 let output: Record<string, unknown>;
 try {
-  output = await main(Deno.args[0] ?? "chromium", Deno.args[1] ?? ".");
+  output = await main(Deno.args[0] ?? "chromium", Deno.args[1] ?? ".", Deno.args[2] === "defaults");
 } catch (error) {
   output = { error: error instanceof Error ? error.stack ?? error.message : String(error) };
 }

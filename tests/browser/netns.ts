@@ -3,7 +3,8 @@
  * start-up whatever its flags, so a test runs the browser's whole world (the
  * worker, the desktops, the page server, Chromium) in a child process inside
  * a network namespace of its own that holds nothing but `lo`. Needs root (or
- * CAP_SYS_ADMIN and CAP_NET_ADMIN), `ip` (iproute2) and `chromium`.
+ * CAP_SYS_ADMIN and CAP_NET_ADMIN), `ip` (iproute2) and `chromium`, which
+ * {@linkcode browserTools} installs when they are missing and it can.
  *
  * @module
  */
@@ -29,8 +30,8 @@ export const CHROMIUM_FLAGS = [
   "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ];
 
-/** The full path of `name` on PATH, or a failed assertion saying how to install it. */
-export function requireCommand(name: string, install: string): string {
+/** The full path of `name` on PATH, if it is there. */
+function findCommand(name: string): string | undefined {
   for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
     const path = `${dir}/${name}`;
     try {
@@ -39,7 +40,43 @@ export function requireCommand(name: string, install: string): string {
       // Not here.
     }
   }
-  assert.fail(`'${name}' must be installed to run the browser test: ${install}`);
+  return undefined;
+}
+
+/** What the browser tests need: the command, and the Debian package that has it. */
+const TOOLS = [["chromium", "chromium"], ["ip", "iproute2"]] as const;
+
+/**
+ * Makes sure Chromium and `ip` are there: when missing, installs them with
+ * apt-get if this is Linux and root. Call it at the top of a test module.
+ *
+ * @returns Chromium's path, or the one line saying what to install when the
+ * test cannot run here (no root, not Linux); with `CI=true` that is an error.
+ */
+export async function browserTools(): Promise<{ chromium: string } | { skip: string }> {
+  let missing = TOOLS.filter(([command]) => !findCommand(command)).map(([, apt]) => apt);
+  if (missing.length > 0 && Deno.build.os === "linux" && Deno.uid() === 0) {
+    const apt = (...args: string[]) =>
+      new Deno.Command("apt-get", {
+        args,
+        env: { DEBIAN_FRONTEND: "noninteractive" },
+        stdin: "null",
+        stdout: "null",
+      }).output();
+    try {
+      await apt("update", "-qq");
+      await apt("install", "-y", "-qq", ...missing);
+    } catch (error) {
+      // No apt-get: said below as what to install.
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    missing = TOOLS.filter(([command]) => !findCommand(command)).map(([, apt]) => apt);
+  }
+  if (missing.length === 0) return { chromium: findCommand("chromium")! };
+  const skip = `Browser tests skipped: install ${missing.join(" and ")} ` +
+    `(apt-get install -y ${missing.join(" ")}) and run them as root`;
+  assert.notEqual(Deno.env.get("CI"), "true", `${skip}; with CI=true nothing may be skipped`);
+  return { skip };
 }
 
 async function ip(...args: string[]): Promise<string> {
@@ -59,6 +96,8 @@ async function ip(...args: string[]): Promise<string> {
  * @param script The script's path from the repository root.
  * @param args The script's arguments.
  * @param timeout Milliseconds before the script is killed.
+ * @param options `link`: also a veth pair inside the namespace, one end at
+ * 10.231.0.1/24, as a machine's network card would be (nothing is behind it).
  * @returns The script's report.
  */
 export async function runInNetns(
@@ -66,6 +105,7 @@ export async function runInNetns(
   script: string,
   args: string[],
   timeout: number,
+  options: { link?: boolean } = {},
 ): Promise<Record<string, unknown>> {
   const ns = `${prefix}-${Deno.pid}`;
   await ip("netns", "add", ns).catch((error) => {
@@ -73,8 +113,19 @@ export async function runInNetns(
   });
   try {
     await ip("-n", ns, "link", "set", "lo", "up");
-    const links = await ip("-n", ns, "-o", "link", "show");
-    assert.match(links, /^1: lo:[^\n]*$/, `the namespace must hold only lo: ${links}`);
+    if (options.link) {
+      await ip("-n", ns, "link", "add", "mcpw0", "type", "veth", "peer", "name", "mcpw1");
+      await ip("-n", ns, "addr", "add", "10.231.0.1/24", "dev", "mcpw0");
+      await ip("-n", ns, "link", "set", "mcpw0", "up");
+      await ip("-n", ns, "link", "set", "mcpw1", "up");
+    }
+    const links = (await ip("-n", ns, "-o", "link", "show")).split("\n")
+      .map((line) => line.split(":")[1].trim().replace(/@.*/, "")).sort();
+    assert.deepEqual(
+      links,
+      options.link ? ["lo", "mcpw0", "mcpw1"] : ["lo"],
+      "the namespace's links",
+    );
     const child = new Deno.Command("ip", {
       args: ["netns", "exec", ns, Deno.execPath(), "run", "-A", script, ...args],
       cwd: root,

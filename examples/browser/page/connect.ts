@@ -149,7 +149,8 @@ export function setUpConnect(network: NetworkSettings): void {
     steps.reset();
     let ticket: Ticket;
     try {
-      ticket = parseTicket(ticketInput.value);
+      // A ticket has no spaces: those pasted with it (a terminal's line breaks) go.
+      ticket = parseTicket(ticketInput.value.replace(/\s+/g, ""));
       if (ticket.kind !== "guest") {
         throw new Error(
           "Cannot connect with a host ticket: it must stay on the desktop; paste the guest ticket it printed",
