@@ -59,6 +59,8 @@ function assertBothPanels(report: Record<string, unknown>): void {
     show,
   );
 
+  assert.equal(share.promptsAfterLeaving, 0, show);
+
   const connect = report.connect as Record<string, string & string[]>;
   assert.match(
     connect.badTicket,
@@ -93,6 +95,12 @@ function assertBothPanels(report: Record<string, unknown>): void {
   );
   assert.equal(connect.convert, "212 °F", show);
   assert.match(connect.resultTitle, /^convert_temperature answered in [\d.]+ ms$/, show);
+
+  assert.equal(
+    connect.desktopGone,
+    "The connection to the desktop closed. Connect again to go on.",
+    show,
+  );
 
   assert.match(report.noPath as string, /^Cannot connect to the desktop: .*(ICE|path)/, show);
 }

@@ -120,9 +120,18 @@ async function main(
       await page.getByRole("button", { name: "Decline" }).click();
       const refused = await declined;
       share.declined = { isError: refused.isError ?? false, text: text(refused) };
+      // An agent that leaves while the page asks: the question goes away with it.
+      const abandoned = agent.callTool({
+        name: "ask_approval",
+        arguments: { request: "Wait for me" },
+      }).catch(() => undefined);
+      await page.locator("[role=alertdialog]").waitFor({ timeout: STEP_MS });
       await agent.close();
       agent = undefined;
+      await abandoned;
       share.agentsLeft = await waitForText(page, "#agents", /left/);
+      await page.locator("[role=alertdialog]").waitFor({ state: "detached", timeout: STEP_MS });
+      share.promptsAfterLeaving = await page.locator("[role=alertdialog]").count();
 
       // "Connect to a desktop".
       const connect: Record<string, unknown> = {};
@@ -155,6 +164,9 @@ async function main(
       connect.convert = await waitForText(page, "#result", /°F/);
       connect.resultTitle = await waitForText(page, "#result-title");
       await page.screenshot({ path: `${screenshots}/browser-connect.png`, fullPage: true });
+      // The desktop goes away: the page says so.
+      await desktop.close();
+      connect.desktopGone = await waitForText(page, "#connect-error", /closed/);
 
       // No network path: a fresh tab with a short connect timeout.
       const noPath = await browser.newPage();
