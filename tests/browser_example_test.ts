@@ -28,6 +28,8 @@ function assertBothPanels(report: Record<string, unknown>): void {
   const show = JSON.stringify(report, null, 1);
   assert.equal(report.error, undefined, show);
 
+  assert.equal(report.scriptEncoding, "gzip", show);
+
   const share = report.share as Record<string, string & Record<string, unknown>>;
   assert.match(share.unreachable, /^Cannot open a room on ws:\/\/127\.0\.0\.1:9\/: /, show);
   assert.match(share.ticket, /^mcpwebrtc1\.guest\./, show);

@@ -66,7 +66,7 @@ async function main(
     // The desktop's room, another secret: the worker refuses the key it derives.
     const stranger = await createGuestTicket(await createTicket({ url: worker.url }));
     const wrong = formatTicket({ ...stranger, room: parseTicket(desktop.ticket!).room });
-    const server = servePage(script);
+    const server = await servePage(script);
     const args = defaults
       ? CHROMIUM_FLAGS.filter((flag) => !/loopback|WebRtcHideLocalIpsWithMdns/.test(flag))
       : CHROMIUM_FLAGS;
@@ -80,8 +80,10 @@ async function main(
 
       // "Share this tab".
       const loaded = performance.now();
+      const scriptResponse = page.waitForResponse((response) => response.url().endsWith("/app.js"));
       await page.goto(address);
       await page.locator("body[data-ready]").waitFor({ timeout: STEP_MS });
+      report.scriptEncoding = (await (await scriptResponse).allHeaders())["content-encoding"];
       report.loadMs = Math.round(performance.now() - loaded);
       const share: Record<string, unknown> = {};
       report.share = share;
