@@ -150,7 +150,8 @@ export function setUpConnect(network: NetworkSettings): void {
     let ticket: Ticket;
     try {
       // A ticket has no spaces: those pasted with it (a terminal's line breaks) go.
-      ticket = parseTicket(ticketInput.value.replace(/\s+/g, ""));
+      ticketInput.value = ticketInput.value.replace(/\s+/g, "");
+      ticket = parseTicket(ticketInput.value);
       if (ticket.kind !== "guest") {
         throw new Error(
           "Cannot connect with a host ticket: it must stay on the desktop; paste the guest ticket it printed",
