@@ -62,6 +62,8 @@ function assertBothPanels(report: Record<string, unknown>): void {
   );
 
   assert.equal(share.promptsAfterLeaving, 0, show);
+  assert.equal(share.stopped, "Stopped sharing; the ticket no longer works.", show);
+  assert.equal(share.ticketShownAfterStop, false, show);
 
   const connect = report.connect as Record<string, string & string[]>;
   assert.match(

@@ -134,6 +134,9 @@ async function main(
       share.agentsLeft = await waitForText(page, "#agents", /left/);
       await page.locator("[role=alertdialog]").waitFor({ state: "detached", timeout: STEP_MS });
       share.promptsAfterLeaving = await page.locator("[role=alertdialog]").count();
+      await page.getByRole("button", { name: "Stop sharing" }).click();
+      share.stopped = await waitForText(page, "#share-state", /^Stopped/);
+      share.ticketShownAfterStop = await page.locator("#ticket-box").isVisible();
 
       // "Connect to a desktop".
       const connect: Record<string, unknown> = {};
