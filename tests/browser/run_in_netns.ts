@@ -20,24 +20,12 @@ import {
 } from "../../mod.ts";
 import { createTestServer, LOCAL, withWorker } from "../_helpers.ts";
 import { exercise } from "./exercise.ts";
+import { CHROMIUM_FLAGS } from "./netns.ts";
 
 const root = new URL("../../", import.meta.url);
 const WAIT_MS = 20_000;
 /** Code of node-datachannel (its polyfill) and of `ws`: a browser bundle must hold none. */
 const FOREIGN = ["RTCSctpTransport", "node_datachannel", "ws does not work in the browser"];
-
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--allow-loopback-in-peer-connection",
-  "--disable-features=WebRtcHideLocalIpsWithMdns",
-  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-];
 
 /** Bundles the page's script for the browser, node-datachannel and ws left out. */
 async function bundlePage(): Promise<string> {
