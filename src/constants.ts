@@ -155,6 +155,13 @@ export const DEFAULT_CONNECTION_LINGER = 30_000;
 export const DEFAULT_MAX_SESSIONS_PER_AGENT = 64;
 
 /**
+ * The JSON-RPC error code of the answer to a session over the per-agent
+ * limit: in the range JSON-RPC leaves to implementations, as the MCP SDK's own
+ * transport errors are, so clients show the message.
+ */
+export const SESSION_LIMIT_REACHED = -32000;
+
+/**
  * How long `close()` waits for queued frames to leave before closing the
  * channel, so a final response is not discarded.
  */
