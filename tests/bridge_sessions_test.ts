@@ -192,3 +192,34 @@ Deno.test(
     assert.equal(status.code, 0, http.stderr);
   }),
 );
+
+Deno.test(
+  "serve --sessions refuses one session too many with an error the HTTP client sees; the others go on",
+  withWorker(async (signal) => {
+    const { serve, ticket } = await startServe(signal, ["--sessions", "2", "--", ...TEST_SERVER]);
+    const http = CliProcess.cli(["connect", "--http", "127.0.0.1:0", ...LOCAL_FLAGS, ticket]);
+    const url = new URL(await http.line(0));
+    const open = [
+      new Client({ name: "one", version: "1" }),
+      new Client({ name: "two", version: "1" }),
+    ];
+    for (const client of open) await client.connect(new StreamableHTTPClientTransport(url));
+    const third = new Client({ name: "three", version: "1" });
+    await assert.rejects(
+      third.connect(new StreamableHTTPClientTransport(url)),
+      /Cannot open another MCP session as this agent has 2 open, the most the desktop allows: close one and try again/,
+    );
+    await serve.stderrMatch(/Refused a session of agent .* it has 2 open/);
+    for (const client of open) {
+      const result = await client.callTool({ name: "pid", arguments: {} }) as CallToolResult;
+      assert.match((result.content[0] as { text: string }).text, /^\d+$/);
+    }
+    // A deleted session frees its place.
+    await (open[0].transport as StreamableHTTPClientTransport).terminateSession();
+    await open[0].close();
+    await serve.stderrMatch(/Agent 1 session 1 ended: the agent closed it/);
+    const fourth = new Client({ name: "four", version: "1" });
+    await fourth.connect(new StreamableHTTPClientTransport(url));
+    await fourth.callTool({ name: "pid", arguments: {} });
+  }),
+);
