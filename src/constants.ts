@@ -137,6 +137,31 @@ export const DEFAULT_KEEPALIVE_INTERVAL = 1_000;
 export const DEFAULT_IDLE_TIMEOUT = 8_000;
 
 /**
+ * How long a dialling connection stays up after its last MCP session closed.
+ * HTTP clients open a session per task and often close it just before opening
+ * the next: 30 s keeps the next session free of ICE and DTLS (tens of
+ * milliseconds on loopback, several round trips across the internet) while a
+ * connection nobody uses is still given back within a minute.
+ */
+export const DEFAULT_CONNECTION_LINGER = 30_000;
+
+/**
+ * The most MCP sessions one agent may hold open on one connection. Each
+ * session is a server (the CLI bridge starts a process for each), so the
+ * limit bounds what one agent can make a desktop run; 64 is above what MCP
+ * clients open in practice (the conformance suite opens about 30, one per
+ * scenario, and closes none).
+ */
+export const DEFAULT_MAX_SESSIONS_PER_AGENT = 64;
+
+/**
+ * The JSON-RPC error code of the answer to a session over the per-agent
+ * limit: in the range JSON-RPC leaves to implementations, as the MCP SDK's own
+ * transport errors are, so clients show the message.
+ */
+export const SESSION_LIMIT_REACHED = -32000;
+
+/**
  * How long `close()` waits for queued frames to leave before closing the
  * channel, so a final response is not discarded.
  */

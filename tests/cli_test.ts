@@ -227,7 +227,7 @@ Deno.test(
     assert.match(error.message, /The MCP server process exited \(code 3\)/);
     assert.equal((await agent.transport.exited).code, 6, agent.stderr.join("\n"));
     assert.match(agent.stderr.join("\n"), /The connection to the desktop closed/);
-    await serve.stderrMatch(/Agent 1 left: its server exited \(code 3\)/);
+    await serve.stderrMatch(/Agent 1 session 1 ended: its server exited \(code 3\)/);
     await client.close();
   }),
 );
@@ -480,7 +480,7 @@ Deno.test(
     assert.ok(error instanceof McpError, String(error));
     assert.equal(error.code, -32000);
     assert.match(error.message, /The MCP server process exited \(code 7\)/);
-    await serve.stderrMatch(/Agent 1 left: its server exited \(code 7\)/);
+    await serve.stderrMatch(/Agent 1 session 1 ended: its server exited \(code 7\)/);
     await serve.kill();
 
     // The agent limit: a second agent is refused while the first is connected.
