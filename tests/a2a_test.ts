@@ -98,6 +98,23 @@ Deno.test("An agent holding a key refuses a desktop that does not seal", async (
   }
 });
 
+Deno.test("An agent without a key tells a sealing desktop which key it lacks", async () => {
+  await using folder = await sharedFolder();
+  const agent = await startAgent();
+  try {
+    const tickets = await pairedTickets();
+    const result = await askAgent(agent.url, QUESTION, { root: folder.root, ticket: tickets.host });
+    assert.equal(result.state, TaskState.TASK_STATE_FAILED);
+    assert.match(
+      result.answer,
+      /desktop seals its signalling with key "[\w-]+" and no key was given/,
+    );
+    assert.equal(result.connected, false);
+  } finally {
+    await agent.close();
+  }
+});
+
 Deno.test("An intermediary on the A2A hop that alters the DTLS fingerprint is refused as an AuthenticationError when sealed", async () => {
   await using folder = await sharedFolder();
   const tickets = await pairedTickets();

@@ -18,6 +18,7 @@ import {
   A2A_SIGNALING_EXTENSION_URI,
   A2A_SIGNALING_MEDIA_TYPE,
   a2aMcpOffer,
+  a2aSignalingExtension,
   A2ASignalingRouter,
 } from "./mod.ts";
 
@@ -348,4 +349,15 @@ Deno.test("A2ASignalingRouter refuses replies beyond the pending limit while the
       /256 signalling messages already wait/.test(error.message),
   );
   await signaling.close();
+});
+
+Deno.test("a2aSignalingExtension() has the documented defaults", () => {
+  assert.deepEqual(a2aSignalingExtension(), {
+    uri: A2A_SIGNALING_EXTENSION_URI,
+    description:
+      "Reaches the MCP server of the user's desktop over WebRTC; signalling travels in this task's messages.",
+    required: false,
+    params: { version: 1 },
+  });
+  assert.equal(a2aSignalingExtension({ required: true, description: "x" }).required, true);
 });
