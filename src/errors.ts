@@ -170,3 +170,31 @@ export class SignalRefusedError extends WebRTCTransportError {
     this.name = "SignalRefusedError";
   }
 }
+
+/**
+ * The relay path through the signalling room failed or was refused: its
+ * signalling is not authenticated, the room does not relay or refused a frame,
+ * or a relayed frame was altered, dropped, replayed or reordered (the frames
+ * are sealed end to end, so the relay can do none of these unnoticed). The
+ * message says which, and what to do.
+ *
+ * @example Tell a tampering relay from other failures
+ * ```ts
+ * import { RelayError, WebRTCTransportError } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new RelayError("Refused relayed frame 3 as it is not the peer's frame 3");
+ * assert.ok(error instanceof WebRTCTransportError);
+ * assert.equal(error.name, "RelayError");
+ * ```
+ */
+export class RelayError extends WebRTCTransportError {
+  /**
+   * @param message What failed, and what to do.
+   * @param options The underlying cause, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RelayError";
+  }
+}
