@@ -26,6 +26,16 @@ import {
   refusal,
   type Role,
 } from "./protocol.ts";
+import {
+  encodeRelayFrame,
+  MIN_RELAY_FRAME_BYTES,
+  readRelayFrame,
+  RELAY_DEFAULTS,
+  RELAY_ERRORS,
+  RELAY_FRAME,
+  type RelayErrorCode,
+  type RelayLimits,
+} from "../../src/signaling/relay_protocol.ts";
 
 /** The bindings of the worker: the rooms and the limits (`vars`, strings). */
 export interface Env {
@@ -41,6 +51,12 @@ export interface Env {
   RATE_BURST?: string;
   /** Seconds a socket may send nothing, not even `ping`, before the room closes it. */
   SILENCE_SECONDS?: string;
+  /** `"off"` turns the relay off; anything else leaves it on. */
+  RELAY?: string;
+  /** Bytes per second a room relays, both ways and all guests together. */
+  RELAY_BYTES_PER_SECOND?: string;
+  /** The largest relay frame, in bytes (at least `MIN_RELAY_FRAME_BYTES`). */
+  RELAY_MAX_FRAME_BYTES?: string;
 }
 
 /** Who a socket is, and its rate-limit bucket; kept in its attachment. */
@@ -97,6 +113,12 @@ const EXPIRES = "expires";
  * ```
  */
 export class Room extends DurableObject<Env> {
+  /**
+   * The room's relay budget, in memory only: frames keep the object awake, and
+   * a room that hibernated relayed nothing for a while, so a full bucket is right.
+   */
+  #relayBudget?: { tokens: number; at: number };
+
   /** Keeps construction cheap: `ping` is answered without waking the object. */
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -165,7 +187,13 @@ export class Room extends DurableObject<Env> {
     server.serializeAttachment(me);
     const others = this.#live(me.role === "host" ? "guest" : "host");
     server.send(
-      JSON.stringify({ type: "welcome", peer, role: me.role, peers: others.map((o) => o.me.peer) }),
+      JSON.stringify({
+        type: "welcome",
+        peer,
+        role: me.role,
+        peers: others.map((o) => o.me.peer),
+        relay: this.#relayLimits() ?? null,
+      }),
     );
     for (const other of others) other.ws.send(JSON.stringify({ type: "join", peer }));
     await this.ctx.storage.delete(EXPIRES);
@@ -215,7 +243,8 @@ export class Room extends DurableObject<Env> {
    */
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
     try {
-      this.#relay(ws, message);
+      if (typeof message !== "string") this.#forward(ws, message);
+      else this.#relay(ws, message);
     } catch (error) {
       console.error("Room failed to handle a frame:", error);
       try {
@@ -246,6 +275,64 @@ export class Room extends DurableObject<Env> {
     );
     if (!target) return sendError(ws, "unknown_peer", frame.ref);
     target.ws.send(JSON.stringify({ type: "signal", from: me.peer, data: frame.data }));
+  }
+
+  /** The relay's limits from `vars`, or `undefined` where the operator turned it off. */
+  #relayLimits(): RelayLimits | undefined {
+    if (this.env.RELAY?.trim().toLowerCase() === "off") return undefined;
+    return {
+      maxFrameBytes: Math.max(
+        MIN_RELAY_FRAME_BYTES,
+        Math.floor(limit(this.env.RELAY_MAX_FRAME_BYTES, RELAY_DEFAULTS.RELAY_MAX_FRAME_BYTES)),
+      ),
+      bytesPerSecond: limit(
+        this.env.RELAY_BYTES_PER_SECOND,
+        RELAY_DEFAULTS.RELAY_BYTES_PER_SECOND,
+      ),
+    };
+  }
+
+  /**
+   * Forwards one relay frame between the host and one guest: the host's
+   * frames name the guest, a guest's go to the host. The payload is opaque
+   * (the peers seal it). A frame the room does not relay is dropped and
+   * answered with an error frame that names the guest; no timer is set, so a
+   * relaying room stays awake only while frames flow.
+   */
+  #forward(ws: WebSocket, message: ArrayBuffer): void {
+    const me = readAttachment(ws);
+    if (!me || me.gone) return;
+    const fromHost = me.role === "host";
+    const frame = readRelayFrame(message, fromHost);
+    const peer = fromHost ? frame?.peer : me.peer;
+    // Binary frames that are not relay frames get the answer they always had.
+    if (new Uint8Array(message, 0, Math.min(1, message.byteLength))[0] !== RELAY_FRAME) {
+      return sendError(ws, "binary_frame");
+    }
+    const limits = this.#relayLimits();
+    if (!limits) return sendRelayError(ws, "relay_disabled", peer);
+    if (!frame) return sendRelayError(ws, "relay_bad_frame");
+    if (message.byteLength > limits.maxFrameBytes) {
+      return sendRelayError(ws, "relay_frame_too_large", peer);
+    }
+    const now = Date.now();
+    const budget = this.#relayBudget ?? { tokens: limits.bytesPerSecond, at: now };
+    const tokens = Math.min(
+      limits.bytesPerSecond,
+      budget.tokens + ((now - budget.at) / 1000) * limits.bytesPerSecond,
+    ) - message.byteLength;
+    if (tokens < 0) {
+      this.#relayBudget = { tokens: tokens + message.byteLength, at: now };
+      return sendRelayError(ws, "relay_rate_limited", peer);
+    }
+    this.#relayBudget = { tokens, at: now };
+    const target = fromHost
+      ? this.#live("guest").find((o) => o.me.peer === peer)
+      : this.#live("host")[0];
+    if (!target) return sendError(ws, "unknown_peer", undefined, peer);
+    target.ws.send(
+      fromHost ? encodeRelayFrame(frame.payload) : encodeRelayFrame(frame.payload, me.peer),
+    );
   }
 
   /** Announces the leave, then always closes back so the client sees a clean close. */
@@ -422,8 +509,13 @@ function readAttachment(ws: WebSocket): Attachment | null {
   return { peer: peer as string, role: role as Role, tokens, at, gone, ...ending };
 }
 
-function sendError(ws: WebSocket, code: ErrorCode, ref?: string | number): void {
-  ws.send(JSON.stringify({ type: "error", code, message: ERRORS[code], ref }));
+function sendError(ws: WebSocket, code: ErrorCode, ref?: string | number, peer?: string): void {
+  ws.send(JSON.stringify({ type: "error", code, message: ERRORS[code], ref, peer }));
+}
+
+/** An error frame about a relay frame, naming the guest it concerned (if known). */
+function sendRelayError(ws: WebSocket, code: RelayErrorCode, peer?: string): void {
+  ws.send(JSON.stringify({ type: "error", code, message: RELAY_ERRORS[code], peer }));
 }
 
 function upgrade(client: WebSocket, credentials: Credentials): Response {

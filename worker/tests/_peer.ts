@@ -9,6 +9,8 @@ export const HOST_KEY = "host-key-000000000000";
 export const GUEST_KEY = "guest-key-00000000000";
 export const OTHER_KEY = "other-key-00000000000";
 export const GUEST_VERIFIER = await verifierOf(GUEST_KEY);
+/** The relay limits a room announces in its welcome frame with the default `vars`. */
+export const DEFAULT_RELAY = { maxFrameBytes: 131_072, bytesPerSecond: 8_388_608 };
 
 export async function verifierOf(key: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
@@ -129,7 +131,13 @@ export function hibernate(server: LocalSignaling, room: string): Promise<void> {
 /** A host and a guest in a fresh room, past their welcome and join frames. */
 export async function pair(server: LocalSignaling, room = newRoomId()) {
   const host = await Peer.host(server, room);
-  assert.deepEqual(await host.next(), { type: "welcome", peer: "host", role: "host", peers: [] });
+  assert.deepEqual(await host.next(), {
+    type: "welcome",
+    peer: "host",
+    role: "host",
+    peers: [],
+    relay: DEFAULT_RELAY,
+  });
   const guest = await Peer.guest(server, room);
   const welcome = await guest.next() as Record<string, unknown>;
   assert.equal(welcome.type, "welcome");

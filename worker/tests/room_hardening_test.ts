@@ -8,6 +8,7 @@ import { SignalingRoom, type SignalingRoomError } from "../../src/signaling/webs
 import type { LocalSignaling } from "../local.ts";
 import { listenerPid, settle, tcpSocketsOf } from "./_proc.ts";
 import {
+  DEFAULT_RELAY,
   GUEST_KEY,
   GUEST_VERIFIER,
   HOST_KEY,
@@ -57,6 +58,7 @@ Deno.test("a ticket's room id spelt with percent-escapes is refused with 400 bef
       peer: "host",
       role: "host",
       peers: [],
+      relay: DEFAULT_RELAY,
     });
     const agent = await Peer.guest(server, room, GUEST_KEY);
     assert.equal((await agent.next() as Record<string, unknown>).type, "welcome");

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  DEFAULT_RELAY,
   GUEST_KEY,
   GUEST_VERIFIER,
   hibernate,
@@ -197,6 +198,7 @@ Deno.test("Room lets a host with the right key replace the connected one", async
       peer: "host",
       role: "host",
       peers: [guestId],
+      relay: DEFAULT_RELAY,
     });
     assert.equal((await host.next() as Record<string, unknown>).code, "host_replaced");
     assert.equal((await host.closed).code, 4409);
