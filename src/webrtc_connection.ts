@@ -23,7 +23,8 @@ import {
 } from "./data_channel_transport.ts";
 import { WebRTCTransportError } from "./errors.ts";
 import { FRAME_KEEPALIVE } from "./framing.ts";
-import { type ConnectionPath, type ConnectStep, Peer, readMaxMessageSize } from "./peer.ts";
+import { type ConnectionPath, type ConnectStep, readMaxMessageSize } from "./peer.ts";
+import { PathPeer } from "./_relay_peer.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 import { DEFAULT_ICE_SERVERS, type WebRTCTransportOptions } from "./webrtc_transport.ts";
 
@@ -103,8 +104,8 @@ export class WebRTCConnection {
   readonly #initiator: boolean;
   readonly #linger: number;
   readonly #sessions = new Set<ChannelSession>();
-  #peer?: Peer;
-  #dialing?: Promise<Peer>;
+  #peer?: PathPeer;
+  #dialing?: Promise<PathPeer>;
   /** The channel negotiated with the connection, not yet given to a session. */
   #spare?: DataChannelLike;
   #dials = 0;
@@ -211,7 +212,8 @@ export class WebRTCConnection {
 
   /**
    * The network path the connection uses, once connected: `host`, `srflx`
-   * or `relay` at each end.
+   * or `relay` (TURN) at each end, or `relay-ws` at both ends when the
+   * connection runs over the relay through the signalling room.
    *
    * @example Tell how the connection runs
    * ```ts ignore
@@ -241,7 +243,7 @@ export class WebRTCConnection {
     return this.#closing;
   }
 
-  #connect(): Promise<Peer> {
+  #connect(): Promise<PathPeer> {
     if (this.#closed) {
       return Promise.reject(
         new WebRTCTransportError("Cannot connect as the WebRTC connection is closed"),
@@ -252,7 +254,7 @@ export class WebRTCConnection {
     return this.#dialing;
   }
 
-  async #dial(): Promise<Peer> {
+  async #dial(): Promise<PathPeer> {
     const options = this.#options;
     let signaling: Signaling;
     if (typeof options.signaling === "function") signaling = await options.signaling();
@@ -269,8 +271,9 @@ export class WebRTCConnection {
       () => [...this.#sessions].flatMap((session) => session.channel).concat(this.#spare ?? []),
       () => void this.#lost(peer, `no frame from the peer for ${liveness.idleTimeout} ms`),
     );
-    const peer: Peer = new Peer({
+    const peer: PathPeer = new PathPeer({
       signaling,
+      relayAfter: options.relayAfter,
       initiator: this.#initiator,
       iceServers: options.iceServers ?? DEFAULT_ICE_SERVERS.map((server) => ({ ...server })),
       rtcConfiguration: options.rtcConfiguration ?? {},
@@ -373,7 +376,7 @@ export class WebRTCConnection {
     };
   }
 
-  async #lost(peer: Peer, why: string): Promise<void> {
+  async #lost(peer: PathPeer, why: string): Promise<void> {
     if (this.#peer !== peer) return;
     await this.#disconnect(
       why,

@@ -12,10 +12,11 @@ import {
   type ConnectionPath,
   type ConnectStep,
   type IceServer,
-  Peer,
   type PeerConnectionConstructor,
   readMaxMessageSize,
 } from "./peer.ts";
+import { PathPeer } from "./_relay_peer.ts";
+import { RELAY_MAX_MESSAGE_SIZE } from "./_relay_link.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 
 export type {
@@ -87,6 +88,16 @@ export interface WebRTCTransportOptions {
    */
   initiator?: boolean;
   /**
+   * When the connection moves to the relay through the signalling room (see
+   * the README's relay path): the milliseconds the dialling side waits after
+   * its offer for ICE to find a path; `0` relays at once, `false` never. The
+   * relay needs authenticated signalling through a room (a ticket's); a
+   * runtime without `RTCPeerConnection` always relays.
+   *
+   * @default {3000}
+   */
+  relayAfter?: number | false;
+  /**
    * Milliseconds between keepalives; `0` turns keepalives off.
    *
    * @default {1000}
@@ -120,7 +131,7 @@ export class WebRTCTransport implements Transport {
   readonly #options: WebRTCTransportOptions;
   readonly #initiator: boolean;
   readonly #awaitConnection: boolean;
-  #peer?: Peer;
+  #peer?: PathPeer;
   #inner?: DataChannelTransport;
   #ready?: Promise<DataChannelTransport>;
   #closing?: Promise<void>;
@@ -266,8 +277,9 @@ export class WebRTCTransport implements Transport {
     const options = this.#options;
     let inner: DataChannelTransport | undefined;
     let started: Promise<void> | undefined;
-    const peer = new Peer({
+    const peer = new PathPeer({
       signaling: options.signaling,
+      relayAfter: options.relayAfter,
       initiator: this.#initiator,
       iceServers: options.iceServers ?? DEFAULT_ICE_SERVERS.map((server) => ({ ...server })),
       rtcConfiguration: options.rtcConfiguration ?? {},
@@ -278,7 +290,8 @@ export class WebRTCTransport implements Transport {
       onchannel: (channel, peerSpeaksFraming) => {
         // Listen before the channel opens, so no early frame is lost.
         inner = new DataChannelTransport(channel, {
-          maxMessageSize: () => readMaxMessageSize(peer.connection!),
+          maxMessageSize: () =>
+            peer.connection ? readMaxMessageSize(peer.connection) : RELAY_MAX_MESSAGE_SIZE,
           maxReceiveSize: options.maxReceiveSize ?? DEFAULT_MAX_RECEIVE_SIZE,
           keepalive: peerSpeaksFraming,
           keepaliveInterval: options.keepaliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL,

@@ -57,6 +57,8 @@
  */
 
 import type { Signaling, SignalingMessage } from "./signaling.ts";
+import type { RelayCarrier, RelayPipe } from "./relay_protocol.ts";
+import { RelayError } from "../errors.ts";
 import { decodeBase64Url, encodeBase64Url } from "../_base64url.ts";
 import { utf8Length } from "../_utf8.ts";
 
@@ -294,6 +296,28 @@ export class AuthenticatedSignaling implements Signaling {
       this.#shutDown();
       this.#fireClose();
     };
+  }
+
+  /** Always `true`: every message is sealed with the shared key (for the relay path). */
+  get authenticated(): true {
+    return true;
+  }
+
+  /**
+   * The inner signalling's relay pipe, if it has one (the room's views do).
+   * Its frames are not sealed here: the relay path seals them end to end
+   * with keys from an exchange that these sealed messages authenticate.
+   *
+   * @throws {Error} If the inner signalling carries no relay, or its service does not relay.
+   */
+  relayPipe(): RelayPipe {
+    const inner = this.#inner as Signaling & RelayCarrier;
+    if (typeof inner.relayPipe !== "function") {
+      throw new RelayError(
+        "Cannot relay through this signalling as it carries messages only: relay through a signalling room (a ticket's room does)",
+      );
+    }
+    return inner.relayPipe();
   }
 
   /**

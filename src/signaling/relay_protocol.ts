@@ -178,3 +178,47 @@ export function readRelayLimits(welcome: Record<string, unknown>): RelayLimits |
   ) return undefined;
   return { maxFrameBytes, bytesPerSecond };
 }
+
+/**
+ * A binary pipe to one peer through the signalling service, as the room
+ * client hands it out: frames are opaque and unprotected here (the relay
+ * path seals them end to end), delivered whole and in order.
+ */
+export interface RelayPipe {
+  /** What the room relays. */
+  readonly limits: RelayLimits;
+  /**
+   * Sends one payload; resolves once it is handed to the socket, paced to the
+   * room's rate. Rejects once the pipe is closed.
+   */
+  send(payload: Uint8Array): Promise<void>;
+  /**
+   * Starts delivering: payloads that arrived before are delivered first.
+   * `error` gets the room's refusals of this pipe's frames; `close` fires
+   * once, when the peer or the room connection is gone.
+   */
+  listen(handlers: {
+    message(payload: Uint8Array): void;
+    error(error: Error): void;
+    close(): void;
+  }): void;
+  /** Stops delivering and drops what waits; the signalling goes on. */
+  close(): void;
+}
+
+/**
+ * What a {@linkcode Signaling} may offer beyond messages: a relay pipe to the
+ * same peer (the room client's views do), and whether its messages are
+ * authenticated end to end (`AuthenticatedSignaling`, and `TicketSignaling`
+ * through it). Wrappers pass both on.
+ */
+export interface RelayCarrier {
+  /**
+   * The relay pipe to the other peer.
+   *
+   * @throws {Error} If the service does not relay (its operator turned it off).
+   */
+  relayPipe?(): RelayPipe;
+  /** Whether every message is sealed end to end with a key both peers hold. */
+  readonly authenticated?: boolean;
+}

@@ -9,6 +9,7 @@ import {
 import { roomUrl } from "../webrtc_listener.ts";
 import { AuthenticatedSignaling } from "./authenticated_signaling.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
+import type { RelayPipe } from "./relay_protocol.ts";
 import { WebSocketSignaling, type WebSocketSignalingOptions } from "./websocket_signaling.ts";
 
 /** Options of {@linkcode TicketSignaling}: those of the room connection, less the key. */
@@ -87,6 +88,25 @@ export class TicketSignaling implements Signaling {
     inner.onclose = () => void this.close();
     this.#inner = inner;
     await inner.start();
+  }
+
+  /** Always `true`: the ticket's signalling key seals every message. */
+  get authenticated(): true {
+    return true;
+  }
+
+  /**
+   * The relay pipe to the host through the ticket's room.
+   *
+   * @throws {WebRTCTransportError} If not started, or the room does not relay.
+   */
+  relayPipe(): RelayPipe {
+    if (!this.#inner || this.#closed) {
+      throw new WebRTCTransportError(
+        `Cannot relay as the ticket signalling is ${this.#closed ? "closed" : "not started"}`,
+      );
+    }
+    return this.#inner.relayPipe();
   }
 
   /**

@@ -10,6 +10,8 @@ import { encodeBase64Url } from "../_base64url.ts";
 import { keyVerifier } from "../ticket.ts";
 import { WebRTCTransportError } from "../errors.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
+import { readRelayFrame, readRelayLimits, type RelayPipe } from "./relay_protocol.ts";
+import { RelayPacer, RoomRelayPipe } from "./room_relay_pipe.ts";
 
 const PROTOCOL = "mcp-webrtc.v1";
 const HOST = "host";
@@ -42,8 +44,8 @@ type Handler<E> = { handle(event: E): void }["handle"];
 export interface WebSocketLike {
   /** The subprotocol the server chose. */
   readonly protocol: string;
-  /** Sends a text frame. */
-  send(data: string): void;
+  /** Sends a text frame, or a binary one (the relay's). */
+  send(data: string | Uint8Array<ArrayBuffer>): void;
   /** Starts the closing handshake. */
   close(code?: number, reason?: string): void;
   /** Called once the handshake completed. */
@@ -274,6 +276,8 @@ export class SignalingRoom {
   #retryTimer?: ReturnType<typeof setTimeout>;
   #pingTimer?: ReturnType<typeof setInterval>;
   #awaitingPong = false;
+  /** The relay's pacing on the current connection, if the room relays. */
+  #pacer?: RelayPacer;
   /** Ends the current connection attempt or connection, if any. */
   #fail?: (error: SignalingRoomError) => void;
   #abort = () => void this.close();
@@ -426,6 +430,8 @@ export class SignalingRoom {
   #connect(): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = new this.#WebSocket(this.#url, this.#protocols);
+      // Relay frames arrive as binary messages: as ArrayBuffers, not Blobs or Buffers.
+      (socket as { binaryType?: string }).binaryType = "arraybuffer";
       this.#socket = socket;
       let opened = false;
       let welcomed = false;
@@ -456,6 +462,7 @@ export class SignalingRoom {
       };
       socket.onmessage = ({ data }) => {
         if (data === "pong") return void (this.#awaitingPong = false);
+        if (typeof data !== "string") return void (welcomed && this.#relayed(data));
         const frame = parseFrame(data);
         if (frame?.type === "error") {
           lastError = frame;
@@ -480,6 +487,8 @@ export class SignalingRoom {
         }
         welcomed = true;
         clearTimeout(timer);
+        const limits = readRelayLimits(frame);
+        this.#pacer = limits && new RelayPacer(limits, (bytes) => socket.send(bytes));
         this.#welcome(frame.peer, frame.peers.filter((p): p is string => typeof p === "string"));
         resolve();
       };
@@ -493,7 +502,9 @@ export class SignalingRoom {
     const rejoined = this.#peer !== undefined;
     this.#peer = peer;
     this.#attempts = 0;
-    for (const id of peers) this.#views.set(id, new PeerSignaling(id, this.#sender(id)));
+    for (const id of peers) {
+      this.#views.set(id, new PeerSignaling(id, this.#sender(id), this.#pipe(id)));
+    }
     this.#awaitingPong = false;
     this.#pingTimer = setInterval(() => {
       if (!this.#awaitingPong) {
@@ -515,7 +526,7 @@ export class SignalingRoom {
   #dispatch(frame: Record<string, unknown> | undefined, raw: unknown): void {
     const peer = frame?.peer;
     if (frame?.type === "join" && typeof peer === "string" && !this.#views.has(peer)) {
-      this.#views.set(peer, new PeerSignaling(peer, this.#sender(peer)));
+      this.#views.set(peer, new PeerSignaling(peer, this.#sender(peer), this.#pipe(peer)));
       this.onpeerjoin?.(peer);
     } else if (frame?.type === "leave" && typeof peer === "string" && this.#views.has(peer)) {
       this.#leave(peer);
@@ -526,6 +537,9 @@ export class SignalingRoom {
       else {this.onerror?.(
           new Error(`Dropped a signal frame from an unknown peer or without a type`),
         );}
+    } else if (frame?.type === "error" && typeof frame.peer === "string") {
+      // About a relay frame: it names the peer the frame was for, or from.
+      this.#views.get(frame.peer)?.pipe.refused(String(frame.code), String(frame.message));
     } else if (frame?.type === "error") {
       const view = this.#views.get(this.#refs.get(frame.ref as number) ?? "");
       const error = new SignalingRoomError(
@@ -537,6 +551,25 @@ export class SignalingRoom {
     } else {
       this.onerror?.(new Error(`Dropped an unexpected frame from the signalling room: ${raw}`));
     }
+  }
+
+  /** The relay pipe of a new view: it relays while this connection's room does. */
+  #pipe(peer: string): RoomRelayPipe {
+    const pacer = this.#pacer;
+    return new RoomRelayPipe(peer, () => pacer, this.#options.role === "host");
+  }
+
+  /** One binary message: a relay frame from a peer. */
+  #relayed(data: unknown): void {
+    const bytes = data instanceof ArrayBuffer || data instanceof Uint8Array ? data : undefined;
+    const frame = bytes && readRelayFrame(bytes, this.#options.role === "host");
+    const view = frame && this.#views.get(frame.peer ?? HOST);
+    if (frame && view) return view.pipe.deliver(frame.payload);
+    this.onerror?.(
+      new Error(
+        "Dropped a binary frame from the signalling room that is not a relay frame of a present peer",
+      ),
+    );
   }
 
   #leave(peer: string): void {
@@ -717,6 +750,15 @@ export class WebSocketSignaling implements Signaling {
   }
 
   /**
+   * The relay pipe to the host through the room (see the relay path in the README).
+   *
+   * @throws {RelayError} If the room does not relay.
+   */
+  relayPipe(): RelayPipe {
+    return (this.#view as PeerSignaling).relayPipe();
+  }
+
+  /**
    * Sends one message to the host.
    *
    * @throws {Error} If the connection is closed or the message too large for the room.
@@ -741,6 +783,8 @@ export class WebSocketSignaling implements Signaling {
 
 /** The view of one remote peer: a {@linkcode Signaling} over the shared room socket. */
 class PeerSignaling implements Signaling {
+  /** The relay pipe to this peer. */
+  readonly pipe: RoomRelayPipe;
   onmessage?: (message: SignalingMessage) => void;
   onclose?: () => void;
   onerror?: (error: Error) => void;
@@ -750,9 +794,20 @@ class PeerSignaling implements Signaling {
   #closed = false;
   #pending: SignalingMessage[] = [];
 
-  constructor(peer: string, send: (message: SignalingMessage) => Promise<void>) {
+  constructor(
+    peer: string,
+    send: (message: SignalingMessage) => Promise<void>,
+    pipe: RoomRelayPipe,
+  ) {
     this.#peer = peer;
     this.#send = send;
+    this.pipe = pipe;
+  }
+
+  /** The relay pipe to this peer; throws if the room does not relay. */
+  relayPipe(): RelayPipe {
+    this.pipe.check();
+    return this.pipe;
   }
 
   start(): Promise<void> {
@@ -808,6 +863,7 @@ class PeerSignaling implements Signaling {
     if (this.#closed) return;
     this.#closed = true;
     this.#pending = [];
+    this.pipe.shut();
     this.onclose?.();
   }
 }

@@ -1,0 +1,441 @@
+/**
+ * The choice of path: a direct WebRTC connection ({@linkcode Peer}) by
+ * default, the relay through the signalling room where WebRTC cannot run or
+ * finds no path. {@linkcode PathPeer} has the shape of `Peer` that
+ * `WebRTCConnection` and `WebRTCTransport` use, so everything above works on
+ * either path.
+ *
+ * When the relay is taken:
+ *
+ * - at once, where this runtime has no `RTCPeerConnection` (and node-datachannel
+ *   cannot load), or `relayAfter` is `0`;
+ * - on the dialling side, when ICE has found no path `relayAfter` ms after the
+ *   offer left (see {@linkcode RELAY_FALLBACK_DELAY}), or failed before;
+ * - on either side, when the other side asks for it (its relay hello arrives
+ *   before the direct connection is up).
+ *
+ * Each side then sends a relay hello (its X25519 public key, see
+ * `_relay_crypto.ts`) through the sealed signalling, answers the other's, and
+ * the abandoned direct attempt is closed without a word to the other side.
+ * The relay needs authenticated signalling and a carrier that relays (a room);
+ * without them it is refused with a {@linkcode RelayError}.
+ *
+ * @module
+ */
+
+import { deadline, settle } from "./_async.ts";
+import { readRelayHello, RELAY_HELLO, RelayKeyShare } from "./_relay_crypto.ts";
+import { type RelayChannel, RelayLink } from "./_relay_link.ts";
+import { BYE_TIMEOUT, CHANNEL_LABEL, CHANNEL_PROTOCOL, RELAY_FALLBACK_DELAY } from "./constants.ts";
+import type { DataChannelLike } from "./data_channel_transport.ts";
+import { ConnectError, RelayError, SignalRefusedError, WebRTCTransportError } from "./errors.ts";
+import {
+  type Connected,
+  type ConnectionPath,
+  Peer,
+  type PeerConnectionLike,
+  type PeerOptions,
+  resolvePeerConnection,
+} from "./peer.ts";
+import type { RelayCarrier, RelayPipe } from "./signaling/relay_protocol.ts";
+import type { Signaling, SignalingMessage } from "./signaling/signaling.ts";
+
+/**
+ * The `localCandidateType` and `remoteCandidateType` of a connection on the
+ * relay path: the peers' data channels run through the signalling room's
+ * WebSocket, sealed end to end.
+ */
+export const RELAY_PATH_TYPE = "relay-ws";
+
+/** Options of a {@linkcode PathPeer}: a peer's, and when to take the relay. */
+export interface PathPeerOptions extends PeerOptions {
+  /**
+   * Milliseconds the dialling side waits for ICE after its offer before it
+   * takes the relay; `0` takes the relay at once, `false` never.
+   */
+  relayAfter?: number | false;
+}
+
+/** One connection to the other peer, on whichever path it runs. */
+export class PathPeer {
+  readonly #options: PathPeerOptions;
+  readonly #demux: RelayDemux;
+  #direct?: Peer;
+  #link?: RelayLink;
+  #connected = false;
+  #closed = false;
+  #closeReason = "closed";
+  #failure = new AbortController();
+  /** The other side's relay hello, once it came. */
+  #hello = Promise.withResolvers<SignalingMessage>();
+  #helloSent = false;
+  #share?: Promise<RelayKeyShare>;
+
+  /** Called once when the connection is gone (after `connect()` resolved). */
+  onclose?: (error?: Error) => void;
+  /** Called for a problem that does not end the connection. */
+  onerror?: (error: Error) => void;
+  /** Called for each data channel the other side opens beyond the first. */
+  ondatachannel?: (channel: DataChannelLike) => void;
+
+  constructor(options: PathPeerOptions) {
+    this.#options = options;
+    this.#demux = new RelayDemux(options.signaling);
+    this.#demux.onhello = (message) => this.#helloReceived(message);
+    this.#demux.onbye = (message) => this.#byeReceived(message);
+    this.#demux.onrelayclose = () =>
+      this.#fail(
+        new ConnectError(
+          "signaling",
+          "Cannot connect over the relay as the signalling channel closed before the relay was set up: check that the signalling service is reachable and the other peer is running",
+        ),
+      );
+    this.#hello.promise.catch(() => {});
+  }
+
+  /** The peer connection, on the direct path. */
+  get connection(): PeerConnectionLike | undefined {
+    return this.#direct?.connection;
+  }
+
+  /** Whether the connection runs over the relay. */
+  get relayed(): boolean {
+    return this.#link !== undefined;
+  }
+
+  /** The path in use: the direct one's candidate types, or {@linkcode RELAY_PATH_TYPE}. */
+  async path(): Promise<ConnectionPath | undefined> {
+    if (this.#link) {
+      return { localCandidateType: RELAY_PATH_TYPE, remoteCandidateType: RELAY_PATH_TYPE };
+    }
+    return await this.#direct?.path();
+  }
+
+  /** Connects on the direct path, or the relay; resolves with the open `mcp` channel. */
+  async connect(): Promise<Connected> {
+    const options = this.#options;
+    let noWebRTC: Error | undefined;
+    let Ctor;
+    if (options.relayAfter !== 0) {
+      try {
+        Ctor = await resolvePeerConnection(options.RTCPeerConnection);
+      } catch (error) {
+        noWebRTC = error as Error;
+      }
+    }
+    if (this.#closed) throw new WebRTCTransportError("Cannot connect as the transport was closed");
+    if (options.relayAfter === 0 || noWebRTC) {
+      const why = noWebRTC ? "this runtime has no RTCPeerConnection" : "the relay was asked for";
+      const refusal = this.#relayRefusal();
+      if (refusal) {
+        throw noWebRTC ? new RelayError(`${refusal.message}`, { cause: noWebRTC }) : refusal;
+      }
+      await this.#demux.start({ initiator: options.initiator });
+      options.onstep?.("signaling");
+      return await this.#relay(why);
+    }
+    return await this.#race(Ctor!);
+  }
+
+  /** The direct attempt, raced against the relay's triggers. */
+  async #race(Ctor: NonNullable<PathPeerOptions["RTCPeerConnection"]>): Promise<Connected> {
+    const options = this.#options;
+    const relayable = this.#relayRefusal() === undefined;
+    const after = options.relayAfter === undefined ? RELAY_FALLBACK_DELAY : options.relayAfter;
+    const switchTo = Promise.withResolvers<string>();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let iceFound = false;
+    const direct = new Peer({
+      ...options,
+      signaling: this.#demux,
+      RTCPeerConnection: Ctor,
+      onstep: (step) => {
+        if (step === "ice") {
+          iceFound = true;
+          clearTimeout(timer);
+        }
+        if (step === "offer" && options.initiator && relayable && after !== false) {
+          timer = setTimeout(
+            () => switchTo.resolve(`no ICE path formed within ${after} ms`),
+            after,
+          );
+        }
+        options.onstep?.(step);
+      },
+    });
+    this.#direct = direct;
+    direct.onerror = (error) => this.onerror?.(error);
+    direct.ondatachannel = (channel) => this.ondatachannel?.(channel);
+    direct.onclose = (error) => this.onclose?.(error);
+    this.#hello.promise.then(
+      () => switchTo.resolve("the other peer asked for the relay"),
+      () => {},
+    );
+    const attempt = direct.connect();
+    attempt.catch(() => {});
+    const outcome = await Promise.race([
+      attempt.then((connected) => ({ connected }), (error: Error) => ({ error })),
+      switchTo.promise.then((reason) => ({ reason })),
+    ]);
+    clearTimeout(timer);
+    if ("connected" in outcome) {
+      this.#connected = true;
+      return outcome.connected;
+    }
+    let reason: string;
+    if ("error" in outcome) {
+      // ICE gave up before the delay (no candidates at all): the dialling side relays now.
+      const iceFailed = outcome.error instanceof ConnectError && outcome.error.stage === "ice";
+      if (!iceFailed || !options.initiator || !relayable || iceFound || this.#closed) {
+        throw outcome.error;
+      }
+      reason = `ICE found no path (${outcome.error.message})`;
+    } else reason = outcome.reason;
+    // Quietly: the other side moves to the relay too, on our hello.
+    this.#demux.mute();
+    this.#direct = undefined;
+    direct.onclose = undefined;
+    direct.ondatachannel = undefined;
+    await direct.close("moved to the relay");
+    return await this.#relay(reason);
+  }
+
+  /** Why the relay cannot be used here, if it cannot. */
+  #relayRefusal(): RelayError | undefined {
+    const carrier = this.#options.signaling as Signaling & RelayCarrier;
+    if (carrier.authenticated !== true) {
+      return new RelayError(
+        "Cannot connect over the relay as the signalling is not authenticated: the relay's key exchange must be sealed end to end, so connect with a ticket (TicketSignaling, WebRTCListener.listen) or wrap the signalling in AuthenticatedSignaling",
+      );
+    }
+    if (typeof carrier.relayPipe !== "function") {
+      return new RelayError(
+        "Cannot connect over the relay as the signalling carries messages only: only a signalling room relays; connect through a ticket's room",
+      );
+    }
+    return undefined;
+  }
+
+  /** The relay: exchange keys over the sealed signalling, then open the link. */
+  async #relay(reason: string): Promise<Connected> {
+    const options = this.#options;
+    this.#demux.mute();
+    const carrier = this.#options.signaling as Signaling & RelayCarrier;
+    const refusal = this.#relayRefusal();
+    if (refusal) throw refusal;
+    const pipe: RelayPipe = carrier.relayPipe!();
+    try {
+      const share = await this.#keyShare();
+      await this.#sendHello(share, reason);
+      const hello = await this.#step(this.#hello.promise, "relay hello");
+      const key = readRelayHello(hello);
+      if (!key) {
+        throw new ConnectError(
+          "signaling",
+          "Cannot connect over the relay as the other peer's relay hello is malformed: it may speak another version of the relay",
+        );
+      }
+      const cipher = await share.derive(key);
+      const link = new RelayLink(pipe, cipher, options.initiator);
+      this.#link = link;
+      const primary = Promise.withResolvers<RelayChannel>();
+      link.ondatachannel = (channel) => {
+        if (!options.initiator && !this.#connected && channel.label === CHANNEL_LABEL) {
+          options.onchannel?.(channel, channel.protocol === CHANNEL_PROTOCOL);
+          primary.resolve(channel);
+        } else if (this.ondatachannel) this.ondatachannel(channel);
+        else channel.close();
+      };
+      link.onend = (error, why) => {
+        if (!this.#connected) {
+          return this.#fail(
+            error ??
+              new ConnectError(
+                "channel",
+                `Cannot connect as the other peer ended the relay: ${why}`,
+              ),
+          );
+        }
+        this.#lost(error ? error.message : `the peer said goodbye (${why})`, error);
+      };
+      let channel: RelayChannel;
+      if (options.initiator) {
+        channel = link.createChannel(CHANNEL_LABEL, CHANNEL_PROTOCOL);
+        options.onchannel?.(channel, false);
+      } else channel = await this.#step(primary.promise, "first data channel");
+      if (channel.readyState === "connecting") {
+        await this.#step(
+          new Promise((resolve) => channel.addEventListener("open", resolve)),
+          "data channel",
+        );
+      }
+      if (this.#closed) {
+        throw new WebRTCTransportError("Cannot connect as the transport was closed");
+      }
+      this.#connected = true;
+      options.onstep?.("channel");
+      return {
+        channel,
+        peerSpeaksFraming: !options.initiator && channel.protocol === CHANNEL_PROTOCOL,
+      };
+    } catch (error) {
+      const failure = this.#failure.signal.aborted ? this.#failure.signal.reason : error;
+      await this.close(failure instanceof Error ? failure.message : "connect failed");
+      throw failure;
+    }
+  }
+
+  /** Waits for one step of the relay's set-up, within the connect timeout. */
+  async #step<T>(promise: Promise<T>, what: string): Promise<T> {
+    const timeout = this.#options.connectTimeout;
+    try {
+      return await deadline(promise, timeout, { signal: this.#failure.signal });
+    } catch (error) {
+      if (this.#failure.signal.aborted) throw this.#failure.signal.reason;
+      if ((error as DOMException)?.name === "TimeoutError") {
+        throw new ConnectError(
+          "signaling",
+          `Cannot connect over the relay as the ${what} did not come within ${timeout} ms: the other peer may not support the relay (update it), or the signalling room drops its frames`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  #keyShare(): Promise<RelayKeyShare> {
+    this.#share ??= RelayKeyShare.create();
+    return this.#share;
+  }
+
+  async #sendHello(share: RelayKeyShare, reason: string): Promise<void> {
+    if (this.#helloSent) return;
+    this.#helloSent = true;
+    await this.#demux.sendRaw({ ...share.hello(reason) });
+  }
+
+  #helloReceived(message: SignalingMessage): void {
+    if (this.#connected && !this.#link) {
+      this.onerror?.(
+        new SignalRefusedError(
+          "Refused a relay hello as the direct connection is already up: the other peer gave up on it too early",
+        ),
+      );
+      return;
+    }
+    this.#hello.resolve(message);
+  }
+
+  #byeReceived(message: SignalingMessage): void {
+    const reason = typeof message.reason === "string"
+      ? message.reason.slice(0, 600)
+      : "no reason given";
+    if (!this.#connected) {
+      return this.#fail(
+        new ConnectError(
+          "signaling",
+          `Cannot connect over the relay as the other peer gave up: ${reason}`,
+        ),
+      );
+    }
+    if (this.#link) this.#lost(`the peer said goodbye (${reason})`);
+  }
+
+  /** Opens a further channel on the connection. */
+  createChannel(label: string = CHANNEL_LABEL): DataChannelLike {
+    if (this.#link) {
+      if (!this.#connected || this.#closed || this.#link.ended) {
+        throw new WebRTCTransportError(
+          "Cannot open a data channel as the relayed connection is not up: await connect() first",
+        );
+      }
+      return this.#link.createChannel(label, CHANNEL_PROTOCOL);
+    }
+    if (!this.#direct) {
+      throw new WebRTCTransportError(
+        "Cannot open a data channel as the peer connection is not connected: await connect() first",
+      );
+    }
+    return this.#direct.createChannel(label);
+  }
+
+  /** Closes the connection on its path and tells the other peer. Idempotent. */
+  async close(reason = "closed"): Promise<void> {
+    if (!this.#closed) this.#closeReason = reason;
+    const first = !this.#closed;
+    this.#closed = true;
+    if (!this.#failure.signal.aborted) {
+      this.#failure.abort(new WebRTCTransportError("Cannot connect as the transport was closed"));
+    }
+    if (!first) return;
+    if (this.#direct) return await this.#direct.close(this.#closeReason);
+    // The relay: a sealed end on the link, and a goodbye through signalling
+    // in case the link is what broke.
+    await Promise.all([
+      this.#link?.end(this.#closeReason),
+      settle(this.#demux.sendRaw({ type: "bye", reason: this.#closeReason }), BYE_TIMEOUT),
+    ]);
+  }
+
+  #fail(error: Error): void {
+    if (this.#connected || this.#failure.signal.aborted) return;
+    this.#failure.abort(error);
+  }
+
+  #lost(why: string, cause?: Error): void {
+    if (this.#closed) return;
+    void this.close(why);
+    this.onclose?.(
+      new WebRTCTransportError(`The connection to the peer was lost: ${why}`, { cause }),
+    );
+  }
+}
+
+/**
+ * The signalling as the direct attempt sees it: relay hellos are taken out
+ * for the relay; once muted (the relay took over), the direct attempt's
+ * messages are dropped both ways and only a goodbye still counts.
+ */
+class RelayDemux implements Signaling {
+  readonly #inner: Signaling;
+  #muted = false;
+  #starting?: Promise<void>;
+  onmessage?: (message: SignalingMessage) => void;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onhello?: (message: SignalingMessage) => void;
+  onbye?: (message: SignalingMessage) => void;
+  onrelayclose?: () => void;
+
+  constructor(inner: Signaling) {
+    this.#inner = inner;
+    inner.onmessage = (message) => {
+      if (message.type === RELAY_HELLO) return this.onhello?.(message);
+      if (!this.#muted) return this.onmessage?.(message);
+      if (message.type === "bye") this.onbye?.(message);
+    };
+    inner.onclose = () => (this.#muted ? this.onrelayclose : this.onclose)?.();
+    inner.onerror = (error) => this.onerror?.(error);
+  }
+
+  mute(): void {
+    this.#muted = true;
+  }
+
+  start(options?: { initiator: boolean }): Promise<void> {
+    this.#starting ??= Promise.resolve(this.#inner.start?.(options));
+    return this.#starting;
+  }
+
+  send(message: SignalingMessage): Promise<void> {
+    if (this.#muted) return Promise.resolve();
+    return this.#inner.send(message);
+  }
+
+  sendRaw(message: SignalingMessage): Promise<void> {
+    return this.#inner.send(message);
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
