@@ -12,6 +12,7 @@ import {
   WebRTCConnection,
 } from "../mod.ts";
 import { blobText, greet, LOCAL, text, withDesktop } from "./_helpers.ts";
+import { type RelayProxy, startRelayProxy, type Tamper } from "./_relay_proxy.ts";
 
 /** An agent's connection to a ticket's desktop. */
 function agent(ticket: string, relayAfter: number | false, extra: Record<string, unknown> = {}) {
@@ -100,4 +101,123 @@ Deno.test("WebRTCConnection refuses the relay over signalling that is not authen
   });
   await connection.close();
   await Promise.all([a.close(), b.close()]);
+});
+
+/** An agent through a proxy that sees (and may tamper with) every relayed frame. */
+async function throughProxy(
+  worker: { url: string },
+  ticket: string,
+  fn: (
+    proxy: RelayProxy,
+    connection: WebRTCConnection,
+    client: Client,
+    lost: Promise<Error | undefined>,
+  ) => Promise<void>,
+): Promise<void> {
+  const proxy = startRelayProxy(worker.url, ticket);
+  const connection = agent(proxy.ticket, 0);
+  const lost = new Promise<Error | undefined>((resolve) => (connection.ondisconnect = resolve));
+  const client = new Client({ name: "agent", version: "1.0.0" });
+  try {
+    await client.connect(connection.openTransport());
+    await fn(proxy, connection, client, lost);
+  } finally {
+    await client.close();
+    await connection.close();
+    await proxy.close();
+  }
+}
+
+Deno.test("The bytes the room relays never hold the plaintext: a tool's name, argument and result are in no relayed frame", async () => {
+  await withDesktop({}, async ({ worker, ticket }) => {
+    await throughProxy(worker, ticket, async (proxy, _connection, client) => {
+      const result = await client.callTool({
+        name: "greet",
+        arguments: { name: "argument-7Qx-secret" },
+      });
+      assert.equal(text(result), "Hello, argument-7Qx-secret!");
+      assert.ok(proxy.relayed.length >= 4, `only ${proxy.relayed.length} frames were relayed`);
+      const seen = [...proxy.relayed.map((frame) => new TextDecoder("latin1").decode(frame))]
+        .concat(proxy.texts);
+      for (const word of ["greet", "argument-7Qx-secret", "Hello", "tools/call", "jsonrpc"]) {
+        assert.ok(
+          !seen.some((frame) => frame.includes(word)),
+          `"${word}" crossed the room in clear`,
+        );
+      }
+    });
+  });
+});
+
+/** Tampering of each kind with the frames on their way to the agent, once armed. */
+const TAMPERING: Record<string, () => Tamper> = {
+  alters: () => (frame) => {
+    const altered = frame.slice();
+    altered[altered.length - 1] ^= 0x01;
+    return [altered];
+  },
+  drops: () => () => [],
+  replays: () => (frame) => [frame, frame],
+  reorders: () => {
+    let held: Uint8Array | undefined;
+    return (frame) => {
+      if (!held) {
+        held = frame;
+        return [];
+      }
+      const out = [frame, held];
+      held = undefined;
+      return out;
+    };
+  },
+};
+
+for (const [kind, make] of Object.entries(TAMPERING)) {
+  Deno.test(`A room that ${kind} a relayed frame is detected: the session fails and the connection says why`, async () => {
+    await withDesktop({}, async ({ worker, ticket }) => {
+      await throughProxy(worker, ticket, async (proxy, _connection, client, lost) => {
+        await greet(client, "before");
+        // Tamper with one frame (two, to swap them), then pass the rest on.
+        let left = kind === "reorders" ? 2 : 1;
+        const tamper = make();
+        proxy.tamper = (frame) => left-- > 0 ? tamper(frame) : [frame];
+        const call = client.callTool({ name: "greet", arguments: { name: "after" } }).then(
+          () => undefined,
+          (error: Error) => error,
+        );
+        const error = await lost;
+        assert.ok(error, "the connection was lost without an error");
+        assert.match(error.message, /Refused relayed frame \d+/);
+        assert.match(error.message, /altered, dropped, replayed or reordered/);
+        const failed = await call;
+        // A replay delivers the genuine frame first: only its copy is refused.
+        if (kind !== "replays") {
+          assert.ok(failed instanceof Error, "the call succeeded over a tampered relay");
+        }
+        await assert.rejects(client.callTool({ name: "greet", arguments: { name: "later" } }));
+      });
+    });
+  });
+}
+
+Deno.test("WebRTCConnection moves to the relay when no ICE path forms within relayAfter, and the desktop follows", async () => {
+  // Neither side offers a candidate (relay-only, and no TURN server): ICE cannot succeed.
+  const noPath = { rtcConfiguration: { bindAddress: "127.0.0.1", iceTransportPolicy: "relay" } };
+  await withDesktop(noPath, async ({ ticket, listener }) => {
+    const connection = agent(ticket, 500, noPath);
+    const steps: string[] = [];
+    connection.onconnectstep = (step) => steps.push(step);
+    const client = new Client({ name: "agent", version: "1.0.0" });
+    await client.connect(connection.openTransport());
+    await greet(client, "fallback");
+    assert.equal((await connection.getConnectionPath())?.localCandidateType, "relay-ws");
+    assert.ok(steps.includes("offer") && !steps.includes("ice"), steps.join(" "));
+    const [desktopSide] = listener.agents;
+    assert.equal(
+      (await desktopSide.connection.getConnectionPath())?.localCandidateType,
+      "relay-ws",
+    );
+    await client.close();
+    await connection.close();
+  });
 });

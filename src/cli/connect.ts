@@ -23,7 +23,7 @@ import {
 import { bridge, type BridgeOptions, type BridgeSide } from "./bridge.ts";
 import { ExitCode, exitCodeFor, waitForStop } from "./exit.ts";
 import { serveHttp } from "./http.ts";
-import { StatusLog } from "./log.ts";
+import { pathName, StatusLog } from "./log.ts";
 import { StreamTransport } from "./stdio.ts";
 
 /** The environment variable read when no ticket is given on the command line. */
@@ -162,9 +162,7 @@ async function connectStdio(remote: WebRTCClientTransport, log: StatusLog, ticke
       const path = await remote.getConnectionPath().catch(() => undefined);
       log.info(
         "connected",
-        `Connected via ${path?.localCandidateType ?? "an unknown path"}${
-          path?.remoteAddress ? ` (${path.remoteAddress})` : ""
-        }`,
+        `Connected via ${pathName(path)}${path?.remoteAddress ? ` (${path.remoteAddress})` : ""}`,
         { ...path },
       );
     }, () => {});
@@ -207,7 +205,7 @@ async function connectHttp(
     void connection.getConnectionPath().catch(() => undefined).then((path) =>
       log.info(
         "connected",
-        `Connected to the desktop via ${path?.localCandidateType ?? "an unknown path"}${
+        `Connected to the desktop via ${pathName(path)}${
           path?.remoteAddress ? ` (${path.remoteAddress})` : ""
         }`,
         { ...path },

@@ -112,3 +112,24 @@ export class StatusLog {
     }
   }
 }
+
+/**
+ * How a status line names a connection's path: its local candidate type
+ * (`host`, `srflx`, `relay` for TURN), or the relay through the signalling
+ * room, which the peers encrypt end to end.
+ *
+ * @example Name the relay path
+ * ```ts
+ * import { pathName } from "./log.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(pathName({ localCandidateType: "host" }), "host");
+ * assert.match(pathName({ localCandidateType: "relay-ws" }), /signalling room/);
+ * assert.equal(pathName(undefined), "an unknown path");
+ * ```
+ */
+export function pathName(path: { localCandidateType?: string } | undefined): string {
+  const type = path?.localCandidateType;
+  if (type === "relay-ws") return "relay-ws (the signalling room's relay, end-to-end encrypted)";
+  return type ?? "an unknown path";
+}

@@ -24,7 +24,7 @@ import {
 import { bridge, type BridgeSide } from "./bridge.ts";
 import { ExitCode, waitForStop } from "./exit.ts";
 import { HttpUpstreamTransport } from "./http.ts";
-import { StatusLog } from "./log.ts";
+import { pathName, StatusLog } from "./log.ts";
 import { ChildProcessTransport } from "./stdio.ts";
 
 /** The environment variable read when `--signal` is not given. */
@@ -191,7 +191,7 @@ export async function serve(args: string[]): Promise<number> {
   listener.onagent = ({ peer, connection }) => {
     const agent = numberOf(peer);
     void connectionPath(connection).then((path) => {
-      const via = path?.localCandidateType ?? "an unknown path";
+      const via = pathName(path);
       log.info(
         "agent-connected",
         `Agent ${agent} connected via ${via}${
