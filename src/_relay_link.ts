@@ -132,9 +132,12 @@ export class RelayLink {
     frame[0] = kind;
     new DataView(frame.buffer).setUint32(1, id);
     frame.set(payload, HEADER_BYTES);
+    // Sealed now, so frames are numbered in the order of the calls; the seals
+    // run side by side and the frames leave in that order.
+    const sealed = this.#cipher.seal(frame);
+    sealed.catch(() => {});
     const task = this.#outbox.then(async () => {
-      const sealed = await this.#cipher.seal(frame);
-      await this.#pipe.send(sealed);
+      await this.#pipe.send(await sealed);
     });
     this.#outbox = task.catch((error) => this.#fail(error));
     return task;
@@ -152,12 +155,14 @@ export class RelayLink {
         new RelayError(`The relay link fell ${MAX_INBOX} frames behind: the peer sends too fast`),
       );
     }
-    const sealed = new Uint8Array(payload);
+    // Opened now, in the order of arrival, side by side; handled in that order.
+    const opened = this.#cipher.open(new Uint8Array(payload));
+    opened.catch(() => {});
     this.#inbox = this.#inbox.then(async () => {
       this.#pending--;
       if (this.#ended) return;
-      const frame = await this.#cipher.open(sealed);
-      this.#dispatch(frame);
+      const frame = await opened;
+      if (!this.#ended) this.#dispatch(frame);
     }).catch((error) => this.#fail(error));
   }
 
