@@ -221,10 +221,10 @@ export class PathPeer {
     const options = this.#options;
     this.#demux.mute();
     const carrier = this.#options.signaling as Signaling & RelayCarrier;
-    const refusal = this.#relayRefusal();
-    if (refusal) throw refusal;
-    const pipe: RelayPipe = carrier.relayPipe!();
     try {
+      const refusal = this.#relayRefusal();
+      if (refusal) throw refusal;
+      const pipe: RelayPipe = carrier.relayPipe!();
       const share = await this.#keyShare();
       await this.#sendHello(share, reason);
       const hello = await this.#step(this.#hello.promise, "relay hello");
@@ -369,11 +369,13 @@ export class PathPeer {
     if (!first) return;
     if (this.#direct) return await this.#direct.close(this.#closeReason);
     // The relay: a sealed end on the link, and a goodbye through signalling
-    // in case the link is what broke.
+    // in case the link is what broke; then the signalling, which carried the
+    // relay, has nothing left to carry.
     await Promise.all([
       this.#link?.end(this.#closeReason),
       settle(this.#demux.sendRaw({ type: "bye", reason: this.#closeReason }), BYE_TIMEOUT),
     ]);
+    await settle(this.#demux.close(), BYE_TIMEOUT);
   }
 
   #fail(error: Error): void {

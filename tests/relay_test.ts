@@ -10,8 +10,9 @@ import {
   TicketSignaling,
   WebRTCClientTransport,
   WebRTCConnection,
+  WebRTCListener,
 } from "../mod.ts";
-import { blobText, greet, LOCAL, text, withDesktop } from "./_helpers.ts";
+import { blobText, createTestServer, greet, LOCAL, text, withDesktop } from "./_helpers.ts";
 import { type RelayProxy, startRelayProxy, type Tamper } from "./_relay_proxy.ts";
 
 /** An agent's connection to a ticket's desktop. */
@@ -220,4 +221,26 @@ Deno.test("WebRTCConnection moves to the relay when no ICE path forms within rel
     await client.close();
     await connection.close();
   });
+});
+
+Deno.test("WebRTCConnection asked to relay through a room whose operator turned RELAY off fails with the room's reason", async () => {
+  const { startLocalSignaling } = await import("../worker/local.ts");
+  const worker = await startLocalSignaling({ vars: { RELAY: "off" } });
+  const listener = await WebRTCListener.listen({
+    url: worker.url,
+    createServer: () => createTestServer(),
+    ...LOCAL,
+  });
+  try {
+    const connection = agent(listener.ticket!, 0);
+    await assert.rejects(connection.connect(), (error: Error) => {
+      assert.ok(error instanceof RelayError, String(error));
+      assert.match(error.message, /does not relay: its operator turned RELAY off/);
+      return true;
+    });
+    await connection.close();
+  } finally {
+    await listener.close();
+    await worker.close();
+  }
 });
