@@ -67,7 +67,7 @@ export class PathPeer {
   #closeReason = "closed";
   #failure = new AbortController();
   /** The other side's relay hello, once it came. */
-  #hello = Promise.withResolvers<SignalingMessage>();
+  #hello = resolvers<SignalingMessage>();
   #helloSent = false;
   #share?: Promise<RelayKeyShare>;
 
@@ -142,7 +142,7 @@ export class PathPeer {
     const options = this.#options;
     const relayable = this.#relayRefusal() === undefined;
     const after = options.relayAfter === undefined ? RELAY_FALLBACK_DELAY : options.relayAfter;
-    const switchTo = Promise.withResolvers<string>();
+    const switchTo = resolvers<string>();
     let timer: ReturnType<typeof setTimeout> | undefined;
     let iceFound = false;
     const direct = new Peer({
@@ -238,7 +238,7 @@ export class PathPeer {
       const cipher = await share.derive(key);
       const link = new RelayLink(pipe, cipher, options.initiator);
       this.#link = link;
-      const primary = Promise.withResolvers<RelayChannel>();
+      const primary = resolvers<RelayChannel>();
       link.ondatachannel = (channel) => {
         if (!options.initiator && !this.#connected && channel.label === CHANNEL_LABEL) {
           options.onchannel?.(channel, channel.protocol === CHANNEL_PROTOCOL);
@@ -390,6 +390,21 @@ export class PathPeer {
       new WebRTCTransportError(`The connection to the peer was lost: ${why}`, { cause }),
     );
   }
+}
+
+/** `Promise.withResolvers()`, which Node 20 lacks. */
+function resolvers<T>(): {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (reason?: unknown) => void;
+} {
+  let resolve!: (value: T) => void;
+  let reject!: (reason?: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
 }
 
 /**
