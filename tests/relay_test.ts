@@ -174,8 +174,11 @@ const TAMPERING: Record<string, () => Tamper> = {
 };
 
 for (const [kind, make] of Object.entries(TAMPERING)) {
-  Deno.test(`A room that ${kind} a relayed frame is detected: the session fails and the connection says why`, async () => {
-    await withDesktop({}, async ({ worker, ticket }) => {
+  Deno.test(`A room that ${kind} a relayed frame is detected: the session fails and both sides say why`, async () => {
+    await withDesktop({}, async ({ worker, ticket, listener }) => {
+      const desktopLost = new Promise<Error | undefined>((resolve) =>
+        listener.onagentleave = (_agent, error) => resolve(error)
+      );
       await throughProxy(worker, ticket, async (proxy, _connection, client, lost) => {
         await greet(client, "before");
         // Tamper with one frame (two, to swap them), then pass the rest on.
@@ -196,6 +199,9 @@ for (const [kind, make] of Object.entries(TAMPERING)) {
           assert.ok(failed instanceof Error, "the call succeeded over a tampered relay");
         }
         await assert.rejects(client.callTool({ name: "greet", arguments: { name: "later" } }));
+        // The desktop hears the agent's reason in its goodbye.
+        const desktopError = await desktopLost;
+        assert.match(String(desktopError?.message), /Refused relayed frame \d+/);
       });
     });
   });
