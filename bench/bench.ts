@@ -691,7 +691,8 @@ async function measureSessionsInChild(quick: boolean, plan: Plan): Promise<Sessi
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), plan.childTimeout);
+  // A 64 MiB transfer takes seconds even in a quick run.
+  const timer = setTimeout(() => child.kill("SIGKILL"), Math.max(plan.childTimeout, 120_000));
   const { stdout, stderr } = await child.output();
   clearTimeout(timer);
   try {
