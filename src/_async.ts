@@ -151,3 +151,24 @@ export class Countdown {
     clearTimeout(this.#timer);
   }
 }
+
+/** A promise with its resolve and reject functions. */
+export interface Resolvers<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (reason?: unknown) => void;
+}
+
+/**
+ * `Promise.withResolvers()`, which Node 20 lacks: a promise with the functions
+ * that settle it.
+ */
+export function withResolvers<T>(): Resolvers<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (reason?: unknown) => void;
+  const promise = new Promise<T>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  return { promise, resolve, reject };
+}

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { abortable, Countdown, delay, nextEvent, once, settle } from "./_async.ts";
+import { abortable, Countdown, delay, nextEvent, once, settle, withResolvers } from "./_async.ts";
 import { Candidates } from "./_candidates.ts";
 import {
   ANSWERER_HOLD_LIMIT,
@@ -211,8 +211,8 @@ export class Peer {
   /** Aborted with the reason the negotiation cannot go on (or the peer closed). */
   readonly #failure = new AbortController();
   readonly #candidates: Candidates;
-  #remoteDescription = Promise.withResolvers<{ type: string; sdp: string }>();
-  #heard = Promise.withResolvers<void>();
+  #remoteDescription = withResolvers<{ type: string; sdp: string }>();
+  #heard = withResolvers<void>();
   #descriptionReceived = false;
   #remoteSet = false;
   #iceConnected = false;
@@ -226,7 +226,7 @@ export class Peer {
   #steps = new Set<ConnectStep>();
   #channels = new Set<DataChannelLike>();
   /** The answerer's `mcp` channel, the first the offerer opens. */
-  #primary = Promise.withResolvers<DataChannelLike>();
+  #primary = withResolvers<DataChannelLike>();
   #primaryTaken = false;
   #pcClosed?: Promise<unknown>;
   /** Outgoing signalling, in order. */

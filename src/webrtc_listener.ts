@@ -327,7 +327,11 @@ export class WebRTCListener {
       maxSessionsPerAgent = DEFAULT_MAX_SESSIONS_PER_AGENT,
       ...rest
     } = options;
-    const connection = new WebRTCConnection({ ...rest, signaling, initiator: false });
+    const connection = new WebRTCConnection({
+      ...rest,
+      signaling,
+      initiator: rest.initiator ?? false,
+    });
     const agent: ConnectedAgent = Object.freeze({ peer, connection });
     this.#agents.set(peer, connection);
     let sessions = 0;
