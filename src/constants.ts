@@ -174,3 +174,24 @@ export const CLOSE_DRAIN_TIMEOUT = 2_000;
  * gone at once for the user who pressed Ctrl-C.
  */
 export const CLI_STOP_TIMEOUT = 1_500;
+
+/**
+ * How long a bridge whose one side ended waits for the answers still queued
+ * for the other side to leave before closing it: a final response is
+ * delivered, a stuck transport does not hold the bridge.
+ */
+export const BRIDGE_DRAIN_TIMEOUT = 2_000;
+
+/**
+ * How long a bridge waits, when a side closes while starting, for the reason
+ * its `start()` failed, so the other side hears why rather than only that it
+ * closed.
+ */
+export const BRIDGE_FAILURE_TIMEOUT = 1_000;
+
+/**
+ * How long closing an HTTP session waits for the upstream server to answer
+ * its DELETE: polite to a server that keeps per-session state, bounded for one
+ * that does not answer.
+ */
+export const HTTP_TERMINATE_TIMEOUT = 1_000;

@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { delay, settle } from "../_async.ts";
+import { CLI_STOP_TIMEOUT } from "../constants.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { createTicket, formatTicket, parseTicket, type Ticket } from "../ticket.ts";
 import type { SignalingRoom, SignalingRoomError } from "../signaling/websocket_signaling.ts";
@@ -228,7 +230,7 @@ export async function serve(args: string[]): Promise<number> {
   });
   const stop = await waitForStop(lost);
   const shutdown = listener.close().catch(() => {});
-  await Promise.race([shutdown, new Promise((resolve) => setTimeout(resolve, 1_500))]);
+  await settle(shutdown, CLI_STOP_TIMEOUT);
   if (stop.kind === "signal") {
     log.info("stopped", `Stopped on ${stop.signal}`);
     return ExitCode.OK;
@@ -329,7 +331,7 @@ async function connectionPath(connection: WebRTCConnection) {
   for (let attempt = 0; attempt < 20; attempt++) {
     const path = await connection.getConnectionPath().catch(() => undefined);
     if (path) return path;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await delay(50);
   }
   return undefined;
 }
