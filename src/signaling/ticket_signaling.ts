@@ -6,7 +6,7 @@ import {
   type Ticket,
   TicketError,
 } from "../ticket.ts";
-import { roomUrl } from "../webrtc_listener.ts";
+import { roomUrl } from "./room_protocol.ts";
 import { AuthenticatedSignaling } from "./authenticated_signaling.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
 import { WebSocketSignaling, type WebSocketSignalingOptions } from "./websocket_signaling.ts";

@@ -11,21 +11,46 @@ import { DurableObject } from "cloudflare:workers";
 import {
   checkFrame,
   CLOSE,
-  type Credentials,
-  DEFAULTS,
+  type ClosingErrorCode,
+  decodeBase64Url,
   type ErrorCode,
-  errorResponse,
-  ERRORS,
+  errorFrame,
   GUEST_ID,
   HOST,
+  keyVerifier,
+  PROTOCOL,
+  refOf,
+  type Role,
+  type RoomFrame,
+  timingSafeEqual,
+  verifyKey,
+} from "../../src/signaling/room_protocol.ts";
+import {
+  type Credentials,
+  errorResponse,
   INTERNAL_ERROR,
   JOIN_HEADER,
-  PROTOCOL,
   readJoin,
-  refOf,
   refusal,
-  type Role,
-} from "./protocol.ts";
+} from "./requests.ts";
+
+/** Defaults of the limits a deployment may override with `vars`. */
+export const DEFAULTS = {
+  /** Guests at once in one room (`MAX_GUESTS`). */
+  MAX_GUESTS: 8,
+  /** Seconds an empty room keeps its verifiers (`ROOM_TTL_SECONDS`): 24 h. */
+  ROOM_TTL_SECONDS: 86_400,
+  /** Frames per second a socket may send, sustained (`RATE_PER_SECOND`). */
+  RATE_PER_SECOND: 50,
+  /** Frames a socket may send in one burst (`RATE_BURST`). */
+  RATE_BURST: 200,
+  /**
+   * Seconds a socket may send nothing, not even `ping`, before the room closes
+   * it (`SILENCE_SECONDS`): three missed pings of the client (every 20 s),
+   * with room for a browser tab whose timers are throttled to once a minute.
+   */
+  SILENCE_SECONDS: 90,
+} as const;
 
 /** The bindings of the worker: the rooms and the limits (`vars`, strings). */
 export interface Env {
@@ -64,7 +89,7 @@ interface Attachment {
   closeReason?: string;
 }
 
-/** The room's state: SHA-256 of the host key, and the guest verifier. */
+/** The room's state: the verifiers of the host key and of the guest key, as bytes. */
 interface Verifiers {
   host: Uint8Array;
   guest: Uint8Array;
@@ -127,22 +152,24 @@ export class Room extends DurableObject<Env> {
       ));
     }
     const stored = await this.ctx.storage.get<Verifiers>("verifiers");
-    const keyHash = await sha256(credentials.key);
+    const keyHash = decodeBase64Url(await keyVerifier(credentials.key))!;
     if (credentials.role === "host") {
       // A room id of 43 characters is a key verifier (a ticket's room): only the
       // key it was derived from may open the room, so nobody can claim it first.
       const room = credentials.room;
-      if (room.length === BOUND_ROOM_ID_LENGTH && !equal(keyHash, decodeBase64Url(room))) {
+      if (room.length === BOUND_ROOM_ID_LENGTH && !(await verifyKey(credentials.key, room))) {
         return this.#refuse(credentials, "key_refused");
       }
-      if (stored && !equal(keyHash, stored.host)) return this.#refuse(credentials, "key_refused");
-      const guest = decodeBase64Url(credentials.guestVerifier!);
-      if (!stored || !equal(guest, stored.guest)) {
+      if (stored && !timingSafeEqual(keyHash, stored.host)) {
+        return this.#refuse(credentials, "key_refused");
+      }
+      const guest = decodeBase64Url(credentials.guestVerifier!)!;
+      if (!stored || !timingSafeEqual(guest, stored.guest)) {
         await this.ctx.storage.put<Verifiers>("verifiers", { host: keyHash, guest });
       }
     } else {
       if (!stored) return this.#refuse(credentials, "room_not_found");
-      if (!equal(keyHash, stored.guest)) return this.#refuse(credentials, "key_refused");
+      if (!timingSafeEqual(keyHash, stored.guest)) return this.#refuse(credentials, "key_refused");
       const max = limit(this.env.MAX_GUESTS, DEFAULTS.MAX_GUESTS);
       if (this.#live("guest").length >= max) return this.#refuse(credentials, "room_full");
     }
@@ -165,9 +192,16 @@ export class Room extends DurableObject<Env> {
     server.serializeAttachment(me);
     const others = this.#live(me.role === "host" ? "guest" : "host");
     server.send(
-      JSON.stringify({ type: "welcome", peer, role: me.role, peers: others.map((o) => o.me.peer) }),
+      JSON.stringify(
+        {
+          type: "welcome",
+          peer,
+          role: me.role,
+          peers: others.map((o) => o.me.peer),
+        } satisfies RoomFrame,
+      ),
     );
-    for (const other of others) other.ws.send(JSON.stringify({ type: "join", peer }));
+    for (const other of others) send(other.ws, { type: "join", peer });
     await this.ctx.storage.delete(EXPIRES);
     await this.#schedule();
     return upgrade(client, credentials);
@@ -245,7 +279,7 @@ export class Room extends DurableObject<Env> {
       o.me.peer === frame.to
     );
     if (!target) return sendError(ws, "unknown_peer", frame.ref);
-    target.ws.send(JSON.stringify({ type: "signal", from: me.peer, data: frame.data }));
+    send(target.ws, { type: "signal", from: me.peer, data: frame.data });
   }
 
   /** Announces the leave, then always closes back so the client sees a clean close. */
@@ -366,7 +400,7 @@ export class Room extends DurableObject<Env> {
    * replaced it). With `closeWith`, the room closes the socket after
    * {@linkcode CLOSE_GRACE_MS} unless the client does first.
    */
-  #leave(ws: WebSocket, me: Attachment, closeWith?: keyof typeof CLOSE): void {
+  #leave(ws: WebSocket, me: Attachment, closeWith?: ClosingErrorCode): void {
     try {
       ws.serializeAttachment(
         closeWith === undefined ? { ...me, gone: true } : {
@@ -382,7 +416,7 @@ export class Room extends DurableObject<Env> {
     if (me.role === "host" && others.some((o) => o.me.role === "host")) return;
     for (const other of others) {
       if (other.me.role !== me.role) {
-        other.ws.send(JSON.stringify({ type: "leave", peer: me.peer }));
+        send(other.ws, { type: "leave", peer: me.peer });
       }
     }
   }
@@ -423,7 +457,11 @@ function readAttachment(ws: WebSocket): Attachment | null {
 }
 
 function sendError(ws: WebSocket, code: ErrorCode, ref?: string | number): void {
-  ws.send(JSON.stringify({ type: "error", code, message: ERRORS[code], ref }));
+  ws.send(errorFrame(code, ref));
+}
+
+function send(ws: WebSocket, frame: RoomFrame): void {
+  ws.send(JSON.stringify(frame));
 }
 
 function upgrade(client: WebSocket, credentials: Credentials): Response {
@@ -441,19 +479,4 @@ function limit(value: string | undefined, fallback: number): number {
 function randomGuestId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-}
-
-function decodeBase64Url(text: string): Uint8Array {
-  return Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
-}
-
-/** Compares in time that depends only on the lengths (here both 32 bytes). */
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  let difference = a.byteLength ^ b.byteLength;
-  for (let i = 0; i < Math.min(a.byteLength, b.byteLength); i++) difference |= a[i]! ^ b[i]!;
-  return difference === 0;
 }

@@ -3,6 +3,7 @@
  * queued and every wait is bounded, so tests read frames and close codes as sent.
  */
 import assert from "node:assert/strict";
+import { keyVerifier } from "../../src/signaling/room_protocol.ts";
 import { type LocalSignaling, type LocalSignalingOptions, startLocalSignaling } from "../local.ts";
 
 export const HOST_KEY = "host-key-000000000000";
@@ -10,10 +11,9 @@ export const GUEST_KEY = "guest-key-00000000000";
 export const OTHER_KEY = "other-key-00000000000";
 export const GUEST_VERIFIER = await verifierOf(GUEST_KEY);
 
-export async function verifierOf(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
-  return btoa(String.fromCharCode(...new Uint8Array(digest))).replace(/\+/g, "-")
-    .replace(/\//g, "_").replace(/=+$/, "");
+/** A key's verifier, as the room computes it. */
+export function verifierOf(key: string): Promise<string> {
+  return keyVerifier(key);
 }
 
 export function newRoomId(): string {

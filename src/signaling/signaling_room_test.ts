@@ -1,18 +1,18 @@
 import assert from "node:assert/strict";
 import { type LocalSignaling, startLocalSignaling } from "../../worker/local.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
+import { keyVerifier } from "./room_protocol.ts";
 import {
   createRoomId,
   createRoomKey,
-  deriveGuestVerifier,
   SignalingRoom,
   SignalingRoomError,
-  WebSocketSignaling,
-} from "./websocket_signaling.ts";
+} from "./signaling_room.ts";
+import { WebSocketSignaling } from "./websocket_signaling.ts";
 
 const HOST_KEY = createRoomKey();
 const GUEST_KEY = createRoomKey();
-const GUEST_VERIFIER = await deriveGuestVerifier(GUEST_KEY);
+const GUEST_VERIFIER = await keyVerifier(GUEST_KEY);
 
 /** Resolves with the first value passed to the callback, or rejects after 3 s. */
 function once<T = void>(install: (callback: (value: T) => void) => void): Promise<T> {
@@ -427,4 +427,24 @@ Deno.test("SignalingRoom uses the injected WebSocket and keeps the key out of th
     }]);
     await host.close();
   });
+});
+
+Deno.test("SignalingRoom that pings less often than the room's silence limit is closed as silent, and reconnects", async () => {
+  await withServer(async (_server, url) => {
+    const host = await SignalingRoom.join(url, {
+      role: "host",
+      key: HOST_KEY,
+      guestVerifier: GUEST_VERIFIER,
+      pingInterval: 60_000,
+      reconnect: { minDelay: 10, maxDelay: 50 },
+    });
+    const error = await once<Error>((callback) => (host.onerror = callback));
+    assert.ok(error instanceof SignalingRoomError);
+    assert.equal(error.code, "connection_lost");
+    assert.match(error.message, /silent/);
+    const guest = await WebSocketSignaling.connect(url, { key: GUEST_KEY, hostTimeout: 3000 });
+    assert.deepEqual(guest.room.peers, ["host"]);
+    await guest.close();
+    await host.close();
+  }, { SILENCE_SECONDS: "1" });
 });
