@@ -317,6 +317,16 @@ export function refOf(message: string | ArrayBuffer): string | number | undefine
   }
 }
 
+/** An ICE server a room hands out (the shape of WebRTC's `RTCIceServer`). */
+export interface IceServerFrame {
+  /** `stun:`, `turn:` or `turns:` URLs. */
+  urls: string | string[];
+  /** The TURN user name. */
+  username?: string;
+  /** The TURN password. */
+  credential?: string;
+}
+
 /** The frames a room sends. */
 export type RoomFrame =
   | {
@@ -328,6 +338,8 @@ export type RoomFrame =
     role: Role;
     /** The peers it may talk to, present now. */
     peers: string[];
+    /** Short-lived STUN/TURN servers for this member, if the service hands any out. */
+    iceServers?: IceServerFrame[];
   }
   | {
     /** A peer one may talk to arrived. */
@@ -401,12 +413,14 @@ export function readRoomFrame(data: unknown): RoomFrame | undefined {
   if (!isObject(frame)) return undefined;
   switch (frame.type) {
     case "welcome": {
-      const { peer, role, peers } = frame;
+      const { peer, role, peers, iceServers } = frame;
       if (
         typeof peer !== "string" || (role !== "host" && role !== "guest") ||
         !Array.isArray(peers) || !peers.every((p) => typeof p === "string")
       ) return undefined;
-      return { type: "welcome", peer, role, peers };
+      if (iceServers === undefined) return { type: "welcome", peer, role, peers };
+      if (!Array.isArray(iceServers) || !iceServers.every(isIceServerFrame)) return undefined;
+      return { type: "welcome", peer, role, peers, iceServers };
     }
     case "join":
     case "leave":
@@ -432,6 +446,28 @@ function asRef(id: unknown): string | number | undefined {
   return (typeof id === "string" && id.length <= 64) || Number.isSafeInteger(id)
     ? id as string | number
     : undefined;
+}
+
+/**
+ * Whether `value` is an ICE server entry: `urls` a string or strings, and
+ * `username` and `credential` strings if present.
+ *
+ * @example A TURN server, and something else
+ * ```ts
+ * import { isIceServerFrame } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isIceServerFrame({ urls: ["turn:turn.example"], username: "u", credential: "c" }));
+ * assert.ok(!isIceServerFrame({ urls: 3 }));
+ * ```
+ */
+export function isIceServerFrame(value: unknown): value is IceServerFrame {
+  if (!isObject(value)) return false;
+  const { urls, username, credential } = value;
+  const urlsValid = typeof urls === "string" ||
+    (Array.isArray(urls) && urls.every((url) => typeof url === "string"));
+  return urlsValid && (username === undefined || typeof username === "string") &&
+    (credential === undefined || typeof credential === "string");
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -7,6 +7,7 @@
  * @module
  */
 import { WebRTCTransportError } from "../errors.ts";
+import type { IceServer } from "../peer.ts";
 import { utf8Length } from "../_utf8.ts";
 import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from "../websocket.ts";
 import {
@@ -228,6 +229,7 @@ export class SignalingRoom implements SignalingHub {
   readonly #WebSocket: WebSocketConstructor;
   #socket?: WebSocketLike;
   #peer?: string;
+  #iceServers?: IceServer[];
   #views = new Map<string, PeerSignaling>();
   #refs = new Map<number, string>();
   #nextRef = 0;
@@ -324,6 +326,15 @@ export class SignalingRoom implements SignalingHub {
   /** Our own peer id: `"host"`, or the id the room gave this guest connection. */
   get peer(): string | undefined {
     return this.#peer;
+  }
+
+  /**
+   * The STUN/TURN servers the room handed out with its latest welcome, with
+   * short-lived credentials, or `undefined` if it hands out none. Use them for
+   * the peer connections this room sets up, unless you configured your own.
+   */
+  get iceServers(): IceServer[] | undefined {
+    return this.#iceServers;
   }
 
   /** The ids of the peers we may talk to, present now. */
@@ -442,6 +453,7 @@ export class SignalingRoom implements SignalingHub {
         if (frame?.type !== "welcome") return;
         welcomed = true;
         clearTimeout(timer);
+        this.#iceServers = frame.iceServers;
         this.#welcome(frame.peer, frame.peers);
         resolve();
       };

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { IceServer } from "../peer.ts";
 import { HOST } from "./room_protocol.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
 import { SignalingRoom, SignalingRoomError, type SignalingRoomOptions } from "./signaling_room.ts";
@@ -104,6 +105,11 @@ export class WebSocketSignaling implements Signaling {
       }
     }
     return new WebSocketSignaling(room);
+  }
+
+  /** The STUN/TURN servers the room handed out, if any: see {@linkcode SignalingRoom.iceServers}. */
+  get iceServers(): IceServer[] | undefined {
+    return this.room.iceServers;
   }
 
   /** Starts delivering the host's messages, including those that came before. */

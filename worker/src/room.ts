@@ -17,6 +17,7 @@ import {
   errorFrame,
   GUEST_ID,
   HOST,
+  type IceServerFrame,
   keyVerifier,
   PROTOCOL,
   refOf,
@@ -33,6 +34,7 @@ import {
   readJoin,
   refusal,
 } from "./requests.ts";
+import { cloudflareTurnServers, restTurnServer, type TurnEnv, turnTtl, turnUrls } from "./turn.ts";
 
 /** Defaults of the limits a deployment may override with `vars`. */
 export const DEFAULTS = {
@@ -52,8 +54,11 @@ export const DEFAULTS = {
   SILENCE_SECONDS: 90,
 } as const;
 
-/** The bindings of the worker: the rooms and the limits (`vars`, strings). */
-export interface Env {
+/**
+ * The bindings of the worker: the rooms, the limits (`vars`, strings) and
+ * the TURN configuration (see `turn.ts`).
+ */
+export interface Env extends TurnEnv {
   /** The `Room` namespace. */
   ROOMS: DurableObjectNamespace<Room>;
   /** Guests at once in one room. */
@@ -170,11 +175,14 @@ export class Room extends DurableObject<Env> {
     } else {
       if (!stored) return this.#refuse(credentials, "room_not_found");
       if (!timingSafeEqual(keyHash, stored.guest)) return this.#refuse(credentials, "key_refused");
-      const max = limit(this.env.MAX_GUESTS, DEFAULTS.MAX_GUESTS);
-      if (this.#live("guest").length >= max) return this.#refuse(credentials, "room_full");
     }
-    // From here to the response nothing awaits, so no other request interleaves.
     const peer = credentials.role === "host" ? HOST : randomGuestId();
+    const iceServers = await this.#iceServers(peer);
+    // From here to the response nothing awaits, so no other request interleaves.
+    const max = limit(this.env.MAX_GUESTS, DEFAULTS.MAX_GUESTS);
+    if (credentials.role === "guest" && this.#live("guest").length >= max) {
+      return this.#refuse(credentials, "room_full");
+    }
     // The replaced host closes its socket on the error frame (see CLOSE_GRACE_MS).
     for (const old of this.#live("host").filter(() => peer === HOST)) {
       sendError(old.ws, "host_replaced");
@@ -198,6 +206,7 @@ export class Room extends DurableObject<Env> {
           peer,
           role: me.role,
           peers: others.map((o) => o.me.peer),
+          ...iceServers.length > 0 && { iceServers },
         } satisfies RoomFrame,
       ),
     );
@@ -233,6 +242,49 @@ export class Room extends DurableObject<Env> {
     await this.#schedule();
     return upgrade(client, credentials);
   }
+
+  /**
+   * The STUN/TURN servers to hand a new member: credentials minted with
+   * `TURN_SECRET`, and Cloudflare's (asked once per half TTL and kept in
+   * memory). A source that fails is logged and left out: joining never
+   * depends on it.
+   */
+  async #iceServers(peer: string): Promise<IceServerFrame[]> {
+    const env = this.env;
+    const ttl = turnTtl(env);
+    const now = Date.now();
+    const servers: IceServerFrame[] = [];
+    const urls = turnUrls(env);
+    if (urls.length > 0) {
+      servers.push(
+        env.TURN_SECRET
+          ? await restTurnServer(env.TURN_SECRET, urls, peer, Math.floor(now / 1000) + ttl)
+          : { urls },
+      );
+    }
+    if (env.CLOUDFLARE_TURN_KEY_ID && env.CLOUDFLARE_TURN_API_TOKEN) {
+      if (!this.#cloudflare || this.#cloudflare.until <= now) {
+        try {
+          this.#cloudflare = {
+            servers: await cloudflareTurnServers(
+              env.CLOUDFLARE_TURN_KEY_ID,
+              env.CLOUDFLARE_TURN_API_TOKEN,
+              ttl,
+              fetch,
+            ),
+            until: now + (ttl * 1000) / 2,
+          };
+        } catch (error) {
+          console.error("Room could not get Cloudflare TURN credentials:", error);
+        }
+      }
+      if (this.#cloudflare) servers.push(...this.#cloudflare.servers);
+    }
+    return servers;
+  }
+
+  /** Cloudflare TURN credentials, shared by the members while at least half their TTL is left. */
+  #cloudflare?: { servers: IceServerFrame[]; until: number };
 
   /**
    * How many guests' worth of frames a socket may send: the host talks to
