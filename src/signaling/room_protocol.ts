@@ -342,6 +342,12 @@ export type RoomFrame =
     iceServers?: IceServerFrame[];
   }
   | {
+    /** Fresh credentials for this member, before its earlier ones expire. */
+    type: "ice_servers";
+    /** The servers, replacing those of the welcome. */
+    iceServers: IceServerFrame[];
+  }
+  | {
     /** A peer one may talk to arrived. */
     type: "join";
     /** Its id. */
@@ -421,6 +427,12 @@ export function readRoomFrame(data: unknown): RoomFrame | undefined {
       if (iceServers === undefined) return { type: "welcome", peer, role, peers };
       if (!Array.isArray(iceServers) || !iceServers.every(isIceServerFrame)) return undefined;
       return { type: "welcome", peer, role, peers, iceServers };
+    }
+    case "ice_servers": {
+      const { iceServers } = frame;
+      return Array.isArray(iceServers) && iceServers.every(isIceServerFrame)
+        ? { type: "ice_servers", iceServers }
+        : undefined;
     }
     case "join":
     case "leave":

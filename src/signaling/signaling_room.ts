@@ -329,9 +329,10 @@ export class SignalingRoom implements SignalingHub {
   }
 
   /**
-   * The STUN/TURN servers the room handed out with its latest welcome, with
-   * short-lived credentials, or `undefined` if it hands out none. Use them for
-   * the peer connections this room sets up, unless you configured your own.
+   * The STUN/TURN servers the room handed out, with short-lived credentials
+   * (renewed by the room at half their lifetime), or `undefined` if it hands
+   * out none. Use them for the peer connections this room sets up, unless you
+   * configured your own.
    */
   get iceServers(): IceServer[] | undefined {
     return this.#iceServers;
@@ -492,6 +493,8 @@ export class SignalingRoom implements SignalingHub {
       this.onpeerjoin?.(frame.peer);
     } else if (frame?.type === "leave" && this.#views.has(frame.peer)) {
       this.#leave(frame.peer);
+    } else if (frame?.type === "ice_servers") {
+      this.#iceServers = frame.iceServers;
     } else if (frame?.type === "signal") {
       const view = this.#views.get(frame.from);
       if (view && typeof frame.data.type === "string") {

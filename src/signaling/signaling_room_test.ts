@@ -448,3 +448,21 @@ Deno.test("SignalingRoom that pings less often than the room's silence limit is 
     await host.close();
   }, { SILENCE_SECONDS: "1" });
 });
+
+Deno.test("SignalingRoom exposes the ICE servers the room hands out, and their renewals", async () => {
+  await withServer(async (_server, url) => {
+    const host = await joinHost(url);
+    const first = host.iceServers;
+    assert.equal(first?.length, 1);
+    assert.deepEqual(first![0]!.urls, ["turn:127.0.0.1:3478"]);
+    assert.match(first![0]!.username!, /^\d+:host$/);
+    // The room renews them at half their TTL (2 s here): wait for it, bounded.
+    const deadline = Date.now() + 5_000;
+    while (host.iceServers === first && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.notEqual(host.iceServers, first, "Expected renewed ICE servers within 5 s");
+    assert.match(host.iceServers![0]!.username!, /^\d+:host$/);
+    await host.close();
+  }, { TURN_SECRET: "secret", TURN_URLS: "turn:127.0.0.1:3478", TURN_TTL_SECONDS: "4" });
+});

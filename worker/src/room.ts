@@ -92,6 +92,8 @@ interface Attachment {
   closeCode?: number;
   /** The close reason for `closeAt`: the error code the socket was sent. */
   closeReason?: string;
+  /** When the member's ICE server credentials were minted (ms since the epoch), if it got any. */
+  iceAt?: number;
 }
 
 /** The room's state: the verifiers of the host key and of the guest key, as bytes. */
@@ -196,6 +198,7 @@ export class Room extends DurableObject<Env> {
       tokens: limit(this.env.RATE_BURST, DEFAULTS.RATE_BURST) * this.#share(credentials.role),
       at: Date.now(),
       gone: false,
+      ...iceServers.length > 0 && { iceAt: Date.now() },
     };
     server.serializeAttachment(me);
     const others = this.#live(me.role === "host" ? "guest" : "host");
@@ -241,6 +244,14 @@ export class Room extends DurableObject<Env> {
     sendError(server, code);
     await this.#schedule();
     return upgrade(client, credentials);
+  }
+
+  /**
+   * When a member's ICE server credentials are due for renewal: at half their
+   * TTL, so a member connected for days always holds valid ones.
+   */
+  #refreshAt(me: Attachment): number {
+    return me.iceAt === undefined ? Infinity : me.iceAt + (turnTtl(this.env) * 1000) / 2;
   }
 
   /**
@@ -389,6 +400,14 @@ export class Room extends DurableObject<Env> {
       } catch { /* the socket is going anyway */ }
       this.#leave(ws, me, "silent");
     }
+    for (const { ws, me } of this.#live()) {
+      if (this.#refreshAt(me) > now) continue;
+      const iceServers = await this.#iceServers(me.peer);
+      try {
+        ws.serializeAttachment({ ...me, iceAt: now });
+        send(ws, { type: "ice_servers", iceServers });
+      } catch { /* closed meanwhile */ }
+    }
     for (const ws of sockets) {
       const me = readAttachment(ws);
       if (me?.closeAt !== undefined && me.closeAt <= now) {
@@ -424,7 +443,8 @@ export class Room extends DurableObject<Env> {
         ...sockets.map((ws) => {
           const me = readAttachment(ws);
           if (!me) return Infinity;
-          return me.closeAt ?? (me.gone ? Infinity : this.#silentAt(ws, me));
+          return me.closeAt ??
+            (me.gone ? Infinity : Math.min(this.#silentAt(ws, me), this.#refreshAt(me)));
         }),
       );
       const current = await this.ctx.storage.getAlarm();
@@ -491,7 +511,7 @@ function readAttachment(ws: WebSocket): Attachment | null {
     return null;
   }
   if (typeof value !== "object" || value === null) return null;
-  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason } = value as Record<
+  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason, iceAt } = value as Record<
     string,
     unknown
   >;
@@ -505,7 +525,15 @@ function readAttachment(ws: WebSocket): Attachment | null {
       typeof closeReason === "string"
     ? { closeAt, closeCode, closeReason }
     : {};
-  return { peer: peer as string, role: role as Role, tokens, at, gone, ...ending };
+  return {
+    peer: peer as string,
+    role: role as Role,
+    tokens,
+    at,
+    gone,
+    ...ending,
+    ...typeof iceAt === "number" && { iceAt },
+  };
 }
 
 function sendError(ws: WebSocket, code: ErrorCode, ref?: string | number): void {

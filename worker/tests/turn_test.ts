@@ -109,3 +109,26 @@ Deno.test("a Cloudflare API that fails is logged and members still join, without
     onLog: (text) => (log += text),
   });
 });
+
+Deno.test("a member connected for half the credentials' TTL gets fresh ones before they expire", async () => {
+  await withServer(async (server) => {
+    const { host, guest } = await pair(server);
+    const first = (host.welcome!.iceServers as { username: string }[])[0]!.username;
+    const renewed = await host.next() as {
+      type: string;
+      iceServers: { urls: string[]; username: string; credential: string }[];
+    };
+    assert.equal(renewed.type, "ice_servers");
+    const [fresh] = renewed.iceServers;
+    const [expiry, who] = fresh!.username.split(":");
+    assert.equal(who, "host");
+    assert.ok(Number(expiry) > Number(first.split(":")[0]), `${fresh!.username} after ${first}`);
+    assert.equal(fresh!.credential, expectedCredential(fresh!.username));
+    await guest.close();
+    await host.close();
+  }, {
+    TURN_SECRET: SECRET,
+    TURN_URLS: "turn:127.0.0.1:3478",
+    TURN_TTL_SECONDS: "2",
+  });
+});
