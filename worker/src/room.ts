@@ -3,7 +3,9 @@
  * One signalling room: a Durable Object that relays opaque signalling frames
  * between one host and its guests over hibernating WebSockets. Who a socket is
  * lives in its attachment and the room's verifiers in storage, so nothing is
- * lost when the object hibernates. The room protocol in the README is the reference.
+ * lost when the object hibernates. It reads nothing of the client's request:
+ * the worker hands it the checked join. The room protocol in the README is
+ * the reference; `src/signaling/room_protocol.ts` is its code.
  *
  * @module
  */
@@ -122,10 +124,12 @@ const EXPIRES = "expires";
  * room's verifiers, accepts sockets with the Hibernation API, and relays
  * `signal` frames between the host and its guests, stamping `from` itself.
  *
- * @example Bind it in wrangler.jsonc and forward upgrades to it
+ * @example Bind it in wrangler.jsonc and hand it a checked join
  * ```ts ignore
- * const stub = env.ROOMS.get(env.ROOMS.idFromName(roomId));
- * return stub.fetch(request);
+ * const stub = env.ROOMS.get(env.ROOMS.idFromName(join.room));
+ * return stub.fetch("https://room.internal/join", {
+ *   headers: { Upgrade: "websocket", [JOIN_HEADER]: JSON.stringify(join) },
+ * });
  * ```
  */
 export class Room extends DurableObject<Env> {
