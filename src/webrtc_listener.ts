@@ -1,7 +1,8 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { AuthenticatedSignaling } from "./signaling/authenticated_signaling.ts";
-import type { Signaling } from "./signaling/signaling.ts";
-import { SignalingRoom, type SignalingRoomOptions } from "./signaling/websocket_signaling.ts";
+import type { Signaling, SignalingHub } from "./signaling/signaling.ts";
+import { roomUrl } from "./signaling/room_protocol.ts";
+import { SignalingRoom, type SignalingRoomOptions } from "./signaling/signaling_room.ts";
 import {
   assertTicketUsable,
   createGuestTicket,
@@ -20,23 +21,6 @@ import {
 import { ConnectError } from "./errors.ts";
 import { WebRTCConnection } from "./webrtc_connection.ts";
 import type { WebRTCTransportOptions } from "./webrtc_transport.ts";
-
-/**
- * Where agents come from: a multi-peer signalling channel on which this side
- * is the host. {@linkcode SignalingRoom} (joined as host) is one.
- */
-export interface SignalingHub {
-  /** The peers present now. */
-  readonly peers: string[];
-  /** The two-party signalling to one present peer. */
-  signaling(peer: string): Signaling;
-  /** Leaves for good. */
-  close(): Promise<void>;
-  /** Called when a peer arrives. */
-  onpeerjoin?: (peer: string) => void;
-  /** Called when a peer leaves. */
-  onpeerleave?: (peer: string) => void;
-}
 
 /** What the listener needs of an MCP server: `McpServer` and `Server` both fit. */
 export interface ConnectableServer {
@@ -503,31 +487,4 @@ function refuseSession(transport: Transport, reason: string): void {
   // An agent that sends nothing gets its channel closed after a while.
   const timer = setTimeout(close, REFUSAL_TIMEOUT);
   transport.start().catch(close);
-}
-
-/**
- * The room URL of a ticket: its signalling URL, then `/v1/rooms/` and its room id.
- *
- * @param ticket A host or guest ticket.
- * @returns The WebSocket URL of the ticket's room.
- * @throws {TicketError} If the ticket is signalling-only (names no service).
- *
- * @example The room of a fresh ticket
- * ```ts
- * import { createTicket, roomUrl } from "@mcp/webrtc";
- * import assert from "node:assert/strict";
- *
- * const ticket = await createTicket({ url: "wss://signal.example" });
- * assert.equal(roomUrl(ticket), `wss://signal.example/v1/rooms/${ticket.room}`);
- * ```
- */
-export function roomUrl(ticket: Ticket): string {
-  if (ticket.url === "") {
-    throw new TicketError(
-      "Cannot find the ticket's signalling room as it is a signalling-only ticket (it names no signalling service): use its keys with AuthenticatedSignaling over your own channel, or create the ticket with a url",
-    );
-  }
-  const url = new URL(ticket.url);
-  url.pathname = `${url.pathname.replace(/\/+$/, "")}/v1/rooms/${ticket.room}`;
-  return url.href;
 }

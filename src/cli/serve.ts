@@ -10,7 +10,7 @@ import { delay, settle } from "../_async.ts";
 import { CLI_STOP_TIMEOUT } from "../constants.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { createTicket, formatTicket, parseTicket, type Ticket } from "../ticket.ts";
-import type { SignalingRoom, SignalingRoomError } from "../signaling/websocket_signaling.ts";
+import { SignalingRoomError } from "../signaling/signaling_room.ts";
 import { type ConnectableServer, WebRTCListener } from "../webrtc_listener.ts";
 import type { WebRTCConnection } from "../webrtc_connection.ts";
 import { DEFAULT_MAX_SESSIONS_PER_AGENT } from "../constants.ts";
@@ -211,7 +211,7 @@ export async function serve(args: string[]): Promise<number> {
     log.info("agent-left", `Agent ${agent} left: ${why}`, { agent, reason: why });
   };
   listener.onerror = (error) => log.warn("agent-refused", error.message);
-  const room = listener.hub as SignalingRoom;
+  const room = listener.hub;
 
   const text = listener.ticket!;
   if (values["ticket-file"]) await writeSecret(values["ticket-file"], text + "\n");
@@ -224,7 +224,7 @@ export async function serve(args: string[]): Promise<number> {
     { url: host.url, room: host.room, expiresAt: (expiresAt ?? host.expiresAt)?.toISOString() },
   );
 
-  const lost = new Promise<SignalingRoomError | undefined>((resolve) => {
+  const lost = new Promise<Error | undefined>((resolve) => {
     room.onclose = (error) => resolve(error);
     room.onerror = (error) => log.warn("signaling-retry", error.message);
   });
@@ -235,11 +235,11 @@ export async function serve(args: string[]): Promise<number> {
     log.info("stopped", `Stopped on ${stop.signal}`);
     return ExitCode.OK;
   }
-  const error = stop.value as SignalingRoomError | undefined;
+  const error = stop.value as Error | undefined;
   log.error(
     "signaling-lost",
     `The signalling room closed for good${error ? `: ${error.message}` : ""}`,
-    { code: error?.code },
+    { code: error instanceof SignalingRoomError ? error.code : undefined },
   );
   return ExitCode.SIGNALING;
 }
