@@ -15,5 +15,6 @@ export * from "./src/constants.ts";
 export * from "./src/ticket.ts";
 export * from "./src/signaling/authenticated_signaling.ts";
 export * from "./src/signaling/websocket_signaling.ts";
+export * from "./src/webrtc_connection.ts";
 export * from "./src/webrtc_listener.ts";
 export * from "./src/signaling/ticket_signaling.ts";

@@ -21,6 +21,8 @@
  *
  * @module
  */
+import type { A2AFigures } from "./a2a.ts";
+import { renderSessions, type SessionFigures } from "./sessions.ts";
 import type { HandshakePlan } from "./_handshakes.ts";
 import { createBench, prepareBlob, TRANSPORT_IDS, type TransportId } from "./_transports.ts";
 
@@ -169,6 +171,10 @@ interface Report {
   transports: Record<TransportId, TransportFigures>;
   signaling: SignalingFigures;
   ratios: Ratio[];
+  /** The A2A connect against MemorySignaling (`bench/a2a.ts`). */
+  a2a: A2AFigures | null;
+  /** Many sessions on one connection (`bench/sessions.ts`). */
+  sessions: SessionFigures | null;
 }
 
 /** One line a transport's process writes to stdout. */
@@ -648,6 +654,11 @@ async function main(args: string[]): Promise<void> {
   }
   if (!json) console.error("measuring signalling handshakes…");
   const signaling = await measureSignaling(quick, plan);
+  if (!json) console.error("measuring the A2A connect…");
+  const { measureA2A, renderA2A } = await import("./a2a.ts"); // Not in the children.
+  const a2a = await measureA2A(quick);
+  if (!json) console.error("measuring sessions on one connection…");
+  const sessions = await measureSessionsInChild(quick, plan);
   const report: Report = {
     quick,
     date: new Date().toISOString(),
@@ -656,8 +667,40 @@ async function main(args: string[]): Promise<void> {
     transports,
     signaling,
     ratios: ratios(transports, signaling),
+    a2a,
+    sessions,
   };
-  console.log(json ? JSON.stringify(report, rounded, 2) : render(report, plan));
+  console.log(
+    json
+      ? JSON.stringify(report, rounded, 2)
+      : `${render(report, plan)}\n\n${renderA2A(a2a)}\n\n${renderSessions(sessions)}`,
+  );
+}
+
+/** Runs `bench/sessions.ts` in a process of its own; `null` if it failed. */
+async function measureSessionsInChild(quick: boolean, plan: Plan): Promise<SessionFigures | null> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./sessions.ts", import.meta.url).pathname,
+      "--json",
+      ...(quick ? ["--quick"] : []),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // A 64 MiB transfer takes seconds even in a quick run.
+  const timer = setTimeout(() => child.kill("SIGKILL"), Math.max(plan.childTimeout, 120_000));
+  const { stdout, stderr } = await child.output();
+  clearTimeout(timer);
+  try {
+    return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1) ?? "");
+  } catch {
+    console.error(`sessions benchmark failed: ${new TextDecoder().decode(stderr).slice(-2000)}`);
+    return null;
+  }
 }
 
 if (import.meta.main) await main(Deno.args);

@@ -81,6 +81,48 @@ export const DEFAULT_CONNECT_TIMEOUT = 15_000;
 export const ANSWERER_HOLD_LIMIT = 1_000;
 
 /**
+ * The session-level SDP attribute with which an offer says it comes from this
+ * module. Only then does the answerer make the offerer the DTLS client (it
+ * reads the offer's `a=setup:actpass` as `a=setup:active`), the cure for a
+ * 1 s DTLS stall of libdatachannel: its DTLS client's first flight, sent as
+ * soon as its ICE connects, is often dropped by a server not ready yet and
+ * resent only after 1 s. Peers of other stacks never see the swap: aiortc, for
+ * one, numbers its channels by its ICE role, and as a DTLS client against a
+ * libdatachannel server its `mcp` channel is reset. SDP parsers ignore
+ * attributes they do not know (RFC 4566, section 5.13).
+ */
+export const OFFER_MARK = "a=x-mcp-webrtc:dtls-client";
+
+/**
+ * A DTLS handshake that fails within this time after ICE connected was
+ * refused, not starved: over a working path the handshake takes a few round
+ * trips (milliseconds; about 1 s when one flight is lost and resent), and a
+ * handshake whose packets are dropped is retried for far longer before it
+ * fails. A refusal is a certificate that does not match the fingerprint in
+ * the signalled offer or answer (measured: the connection fails within
+ * 20 ms on loopback).
+ */
+export const DTLS_REFUSAL_WINDOW = 5_000;
+
+/**
+ * How long `close()` waits for the goodbye to be handed to signalling: the
+ * other peer learns at once that the connection is gone, yet a signalling
+ * channel that is already down cannot hold a close up.
+ */
+export const BYE_TIMEOUT = 500;
+
+/**
+ * How long closing waits for a data channel's `close` event, and then for the
+ * connection's: node-datachannel releases its callbacks into JavaScript only
+ * then, and a process that ends before it may crash. Both come within
+ * milliseconds on a live connection; the bound covers a dead one.
+ */
+export const CHANNEL_RELEASE_TIMEOUT = 500;
+
+/** The bound on waiting for a closed connection's `closed` state; see {@linkcode CHANNEL_RELEASE_TIMEOUT}. */
+export const CONNECTION_RELEASE_TIMEOUT = 1_000;
+
+/**
  * How often a peer that speaks the full framing sends a keepalive frame when it
  * has sent nothing else. libdatachannel notices a vanished peer only after
  * 14–29 s; keepalives let us notice within {@linkcode DEFAULT_IDLE_TIMEOUT}.
@@ -95,7 +137,40 @@ export const DEFAULT_KEEPALIVE_INTERVAL = 1_000;
 export const DEFAULT_IDLE_TIMEOUT = 8_000;
 
 /**
+ * How long a dialling connection stays up after its last MCP session closed.
+ * HTTP clients open a session per task and often close it just before opening
+ * the next: 30 s keeps the next session free of ICE and DTLS (tens of
+ * milliseconds on loopback, several round trips across the internet) while a
+ * connection nobody uses is still given back within a minute.
+ */
+export const DEFAULT_CONNECTION_LINGER = 30_000;
+
+/**
+ * The most MCP sessions one agent may hold open on one connection. Each
+ * session is a server (the CLI bridge starts a process for each), so the
+ * limit bounds what one agent can make a desktop run; 64 is above what MCP
+ * clients open in practice (the conformance suite opens about 30, one per
+ * scenario, and closes none).
+ */
+export const DEFAULT_MAX_SESSIONS_PER_AGENT = 64;
+
+/**
+ * The JSON-RPC error code of the answer to a session over the per-agent
+ * limit: in the range JSON-RPC leaves to implementations, as the MCP SDK's own
+ * transport errors are, so clients show the message.
+ */
+export const SESSION_LIMIT_REACHED = -32000;
+
+/**
  * How long `close()` waits for queued frames to leave before closing the
  * channel, so a final response is not discarded.
  */
 export const CLOSE_DRAIN_TIMEOUT = 2_000;
+
+/**
+ * How long the CLI, stopped by a signal, waits for its connections to close
+ * before it exits: enough for the goodbye ({@linkcode BYE_TIMEOUT}) and the
+ * release of the peer connection, short enough that a stopped process is
+ * gone at once for the user who pressed Ctrl-C.
+ */
+export const CLI_STOP_TIMEOUT = 1_500;

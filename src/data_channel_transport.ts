@@ -1,4 +1,5 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+import { settle } from "./_async.ts";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import { JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
@@ -261,7 +262,7 @@ export class DataChannelTransport implements Transport {
     try {
       if (!this.#closed && this.#channel.readyState === "open") {
         const deadline = Date.now() + CLOSE_DRAIN_TIMEOUT;
-        await withTimeout(this.#queue, CLOSE_DRAIN_TIMEOUT);
+        await settle(this.#queue, CLOSE_DRAIN_TIMEOUT);
         await this.#drain(deadline);
       }
     } finally {
@@ -428,11 +429,4 @@ function requireInteger(name: string, value: number, min: number): void {
       `Cannot create transport as '${name}' must be an integer of at least ${min}: received ${value}`,
     );
   }
-}
-
-/** Waits for `promise` or `ms` milliseconds, whichever comes first. */
-function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

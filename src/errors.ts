@@ -144,3 +144,29 @@ export class PeerLostError extends WebRTCTransportError {
     this.name = "PeerLostError";
   }
 }
+
+/**
+ * A signalling message from the other peer was refused (malformed, unexpected
+ * or over a limit) and not applied; the connection goes on. A connect timeout
+ * that follows names the first refusal as its cause.
+ *
+ * @example Tell a refused message from a failed connection
+ * ```ts
+ * import { SignalRefusedError, WebRTCTransportError } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new SignalRefusedError("Refused a signalling message of unknown type \"x\"");
+ * assert.ok(error instanceof WebRTCTransportError);
+ * assert.equal(error.name, "SignalRefusedError");
+ * ```
+ */
+export class SignalRefusedError extends WebRTCTransportError {
+  /**
+   * @param message What was refused and why.
+   * @param options The underlying cause, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SignalRefusedError";
+  }
+}

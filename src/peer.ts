@@ -5,14 +5,26 @@
  * @module
  */
 
+import { abortable, Countdown, delay, nextEvent, once, settle } from "./_async.ts";
+import { Candidates } from "./_candidates.ts";
 import {
   ANSWERER_HOLD_LIMIT,
+  BYE_TIMEOUT,
   CHANNEL_LABEL,
   CHANNEL_PROTOCOL,
+  CHANNEL_RELEASE_TIMEOUT,
+  CONNECTION_RELEASE_TIMEOUT,
+  DTLS_REFUSAL_WINDOW,
   FALLBACK_MAX_MESSAGE_SIZE,
+  OFFER_MARK,
 } from "./constants.ts";
 import type { DataChannelLike } from "./data_channel_transport.ts";
-import { ConnectError, type ConnectStage, WebRTCTransportError } from "./errors.ts";
+import {
+  ConnectError,
+  type ConnectStage,
+  SignalRefusedError,
+  WebRTCTransportError,
+} from "./errors.ts";
 import type { Signaling, SignalingMessage } from "./signaling/signaling.ts";
 
 /** An ICE server, as in the W3C `RTCIceServer` dictionary. */
@@ -67,8 +79,13 @@ export interface PeerOptions {
   rtcConfiguration: Record<string, unknown>;
   RTCPeerConnection?: PeerConnectionConstructor;
   connectTimeout: number;
-  /** Whether the connect timeout starts only when the first signalling message arrives. */
-  waitForOffer: boolean;
+  /**
+   * Whether the answerer's connect timeout starts only at the other peer's
+   * first signalling message (a server waits for its client indefinitely).
+   * Otherwise it starts once signalling has started: waiting for the other
+   * peer to be there is bounded by the signalling itself.
+   */
+  waitForPeer: boolean;
   /** Called once per step of connection setup. */
   onstep?: (step: ConnectStep) => void;
   /**
@@ -107,7 +124,8 @@ export interface Connected {
 }
 
 const MAX_SDP_LENGTH = 64 * 1024;
-const MAX_QUEUED_CANDIDATES = 64;
+/** Room for the other peer's diagnosis in its goodbye. */
+const MAX_BYE_REASON_LENGTH = 600;
 
 /**
  * Picks the `RTCPeerConnection` implementation: the caller's, else the
@@ -131,40 +149,114 @@ export async function resolvePeerConnection(
   }
 }
 
+/** The offer's text as sent: marked as this module's (see {@linkcode OFFER_MARK}). */
+export function markOffer(sdp: string): string {
+  if (sdp.split(/\r?\n/).includes(OFFER_MARK)) return sdp;
+  const eol = sdp.includes("\r\n") ? "\r\n" : "\n";
+  // Session-level attributes follow the t= line (RFC 4566's order).
+  return sdp.replace(/^t=.*$/m, (line) => `${line.replace(/\r$/, "")}${eol}${OFFER_MARK}`);
+}
+
 /**
- * One negotiated peer connection. `connect()` resolves with the open `mcp`
- * channel; `onclose` fires once if the connection is lost or closed.
+ * The offer as the answerer applies it: an offer marked as this module's has
+ * its `a=setup:actpass` read as `a=setup:active`, so the offerer becomes the
+ * DTLS client; any other offer is applied as it is.
+ */
+export function offerAsApplied(sdp: string): string {
+  if (!sdp.split(/\r?\n/).includes(OFFER_MARK)) return sdp;
+  return sdp.replace(/^a=setup:actpass(?=\r?$)/gm, "a=setup:active");
+}
+
+/**
+ * A description without its candidates, and the candidates it held (a peer
+ * that does not trickle puts them all there), each as if trickled.
+ */
+export function splitCandidates(sdp: string): { sdp: string; candidates: IceCandidateInit[] } {
+  const lines = sdp.split(/(?<=\n)/);
+  const bare = lines.map((line) => line.replace(/\r?\n$/, ""));
+  // Each media section's mid (its a=mid line may come after its candidates).
+  const mids: (string | null)[] = [];
+  for (const line of bare) {
+    if (line.startsWith("m=")) mids.push(null);
+    else if (line.startsWith("a=mid:") && mids.length > 0) {
+      mids[mids.length - 1] = line.slice("a=mid:".length);
+    }
+  }
+  const candidates: IceCandidateInit[] = [];
+  const kept: string[] = [];
+  let section = -1;
+  lines.forEach((line, i) => {
+    if (bare[i].startsWith("m=")) section++;
+    if (bare[i].startsWith("a=candidate:")) {
+      candidates.push({
+        candidate: bare[i].slice(2),
+        sdpMid: mids[section] ?? null,
+        sdpMLineIndex: Math.max(section, 0),
+      });
+    } else if (bare[i] !== "a=end-of-candidates") kept.push(line);
+  });
+  return { sdp: kept.join(""), candidates };
+}
+
+/**
+ * One peer connection: the negotiation over a {@linkcode Signaling}, then the
+ * connection's lifetime. `connect()` resolves with the open `mcp` channel;
+ * after it, {@linkcode Peer.createChannel} opens further channels and
+ * {@linkcode Peer.ondatachannel} receives the other side's; `onclose` fires
+ * once if the connection is lost.
  */
 export class Peer {
   readonly #options: PeerOptions;
   #pc?: PeerConnectionLike;
-  #channel?: DataChannelLike;
-  #queuedCandidates: IceCandidateInit[] = [];
+  /** Aborted with the reason the negotiation cannot go on (or the peer closed). */
+  readonly #failure = new AbortController();
+  readonly #candidates: Candidates;
+  #remoteDescription = Promise.withResolvers<{ type: string; sdp: string }>();
+  #heard = Promise.withResolvers<void>();
+  #descriptionReceived = false;
   #remoteSet = false;
-  #closed = false;
+  #iceConnected = false;
+  #iceConnectedAt?: number;
   #connected = false;
-  #fail?: (error: Error) => void;
-  #timer?: ReturnType<typeof setTimeout>;
-  #heardFromPeer = false;
-  #pcClosed?: Promise<void>;
-  #channelClosed?: Promise<void>;
+  #closed = false;
+  #closeReason = "closed";
+  readonly #closedError = new WebRTCTransportError("Cannot connect as the transport was closed");
   /** The first signalling message refused, to explain a timeout. */
   #refused?: Error;
   #steps = new Set<ConnectStep>();
-  /** Local candidates not sent yet; see #releaseCandidates. */
-  #heldCandidates?: SignalingMessage[] = [];
-  #candidateTimer?: ReturnType<typeof setTimeout>;
-  #candidatesDue?: number;
-  /** Outgoing signalling, in order, once signalling has started. */
+  #channels = new Set<DataChannelLike>();
+  /** The answerer's `mcp` channel, the first the offerer opens. */
+  #primary = Promise.withResolvers<DataChannelLike>();
+  #primaryTaken = false;
+  #pcClosed?: Promise<unknown>;
+  /** Outgoing signalling, in order. */
   #outbox: Promise<void> = Promise.resolve();
 
   /** Called once when the connection is gone (after `connect()` resolved). */
   onclose?: (error?: Error) => void;
-  /** Called for a signalling message that was refused; the connection goes on. */
+  /** Called for a signalling message that was refused or could not be sent; the connection goes on. */
   onerror?: (error: Error) => void;
+  /**
+   * Called for each data channel the other side opens beyond the first `mcp`
+   * channel. Without a handler such channels are closed.
+   */
+  ondatachannel?: (channel: DataChannelLike) => void;
 
   constructor(options: PeerOptions) {
     this.#options = options;
+    this.#failure.signal.addEventListener("abort", () => this.#candidates.close());
+    this.#candidates = new Candidates({
+      send: (candidate) => this.#signal({ type: "candidate", candidate }),
+      apply: (candidate) =>
+        this.#pc!.addIceCandidate(candidate).catch((error) =>
+          this.onerror?.(
+            new WebRTCTransportError(
+              `Ignored an ICE candidate the connection refused: ${messageOf(error)}`,
+              { cause: error },
+            ),
+          )
+        ),
+    });
   }
 
   /** The underlying connection, once created. */
@@ -200,272 +292,337 @@ export class Peer {
     };
   }
 
-  /** Negotiates and resolves with the open channel. */
+  /**
+   * Negotiates and resolves with the open `mcp` channel; rejects with a
+   * {@linkcode ConnectError} that names the stage that failed, and closes.
+   */
   async connect(): Promise<Connected> {
+    if (this.#pc) throw new WebRTCTransportError("Cannot connect as this peer already connected");
     const options = this.#options;
     const Ctor = await resolvePeerConnection(options.RTCPeerConnection);
     if (this.#closed) throw new WebRTCTransportError("Cannot connect as the transport was closed");
     const pc = new Ctor({ iceServers: options.iceServers, ...options.rtcConfiguration });
     this.#pc = pc;
-    this.#pcClosed = released(pc, "connectionstatechange", () => pc.connectionState === "closed");
-    const signaling = options.signaling;
-
-    const opened = new Promise<Connected>((resolve, reject) => {
-      this.#fail = reject;
-      const onChannel = (channel: DataChannelLike) => {
-        this.#channel = channel;
-        this.#channelClosed = released(channel, "close", () => true);
-        const peerSpeaksFraming = !options.initiator &&
-          (channel as { protocol?: string }).protocol === CHANNEL_PROTOCOL;
-        options.onchannel?.(channel, peerSpeaksFraming);
-        const open = () => {
-          channel.removeEventListener("open", open);
-          this.#connected = true;
-          clearTimeout(this.#timer);
-          this.#step("channel");
-          resolve({ channel, peerSpeaksFraming });
-        };
-        if (channel.readyState === "open") open();
-        else channel.addEventListener("open", open);
-      };
-      if (options.initiator) {
-        onChannel(
-          pc.createDataChannel(CHANNEL_LABEL, {
-            ordered: true,
-            protocol: CHANNEL_PROTOCOL,
-          }) as DataChannelLike,
-        );
-      } else {
-        pc.addEventListener("datachannel", (event) => {
-          const channel = (event as unknown as { channel: DataChannelLike }).channel;
-          if (channel.label === CHANNEL_LABEL && !this.#channel) onChannel(channel);
-          else channel.close();
-        });
-      }
+    this.#pcClosed = nextEvent(pc, "connectionstatechange", {
+      accept: () => pc.connectionState === "closed",
     });
-    opened.catch(() => {});
+    this.#watch(pc);
+    const countdown = new Countdown();
+    try {
+      const connected = await this.#negotiate(pc, countdown);
+      this.#connected = true;
+      this.#step("channel");
+      return connected;
+    } catch (error) {
+      const reason = this.#failure.signal.aborted ? this.#failure.signal.reason : error;
+      // The other peer learns why: its own view of a refused handshake is only a goodbye.
+      await this.close(reason instanceof ConnectError ? reason.message : "connect failed");
+      if (reason instanceof ConnectError || reason === this.#closedError) throw reason;
+      throw new ConnectError(
+        "signaling",
+        `Cannot connect through signalling: ${messageOf(reason)}`,
+        { cause: reason },
+      );
+    } finally {
+      countdown.clear();
+    }
+  }
 
+  /**
+   * The negotiation, step by step. Every wait ends when the negotiation fails
+   * (the connection failed, the peer said goodbye, signalling closed, this
+   * side closed) or the connect timeout passes.
+   */
+  async #negotiate(pc: PeerConnectionLike, countdown: Countdown): Promise<Connected> {
+    const { initiator, signaling, connectTimeout } = this.#options;
+    const signal = AbortSignal.any([this.#failure.signal, countdown.signal]);
+    const armTimeout = () => countdown.start(connectTimeout);
+    const step = async <T>(promise: Promise<T>): Promise<T> => {
+      try {
+        return await abortable(promise, signal);
+      } catch (error) {
+        if (this.#failure.signal.aborted) throw this.#failure.signal.reason;
+        if (signal.aborted) throw this.#timedOut();
+        throw error;
+      }
+    };
+    const apply = (description: { type: string; sdp: string }) =>
+      step(pc.setRemoteDescription(description)).catch((error) => {
+        throw error instanceof WebRTCTransportError ? error : new ConnectError(
+          "signaling",
+          `Cannot connect as the ${description.type} from the other peer was refused: ${
+            messageOf(error)
+          }`,
+          { cause: error },
+        );
+      });
+    const { waitForPeer } = this.#options;
+    // Signalling bounds its own start (a room's wait for its host: `--wait`);
+    // the connect timeout counts from there.
+    await abortable(Promise.resolve(signaling.start?.({ initiator })), signal);
+    this.#step("signaling");
+    if (initiator || !waitForPeer) armTimeout();
+    let channel: DataChannelLike;
+    if (initiator) {
+      channel = this.#adopt(
+        pc.createDataChannel(CHANNEL_LABEL, {
+          ordered: true,
+          protocol: CHANNEL_PROTOCOL,
+        }) as DataChannelLike,
+      );
+      const offer = await step(pc.createOffer());
+      await step(pc.setLocalDescription(offer));
+      const sdp = offer.sdp ?? pc.localDescription?.sdp ?? "";
+      await step(this.#send({ type: "offer", sdp: markOffer(sdp) }));
+      this.#candidates.descriptionSent();
+      this.#step("offer");
+      const answer = await step(this.#remoteDescription.promise);
+      await apply(answer);
+      this.#remoteSet = true;
+      this.#step("answer");
+      await step(this.#candidates.remoteDescriptionApplied());
+      this.#candidates.release();
+    } else {
+      if (waitForPeer) {
+        await abortable(this.#heard.promise, signal);
+        armTimeout();
+      }
+      const offer = await step(this.#remoteDescription.promise);
+      this.#step("offer");
+      // An offer that holds its candidates is applied without them, and they
+      // after the answer is sent: our checks must not reach an offerer that
+      // has not our answer yet (libdatachannel then refuses the handshake,
+      // having no fingerprint to check).
+      const inline = splitCandidates(offer.sdp);
+      await apply({ type: "offer", sdp: offerAsApplied(inline.sdp) });
+      this.#remoteSet = true;
+      const answer = await step(pc.createAnswer());
+      await step(pc.setLocalDescription(answer));
+      await step(this.#send({ type: "answer", sdp: answer.sdp ?? pc.localDescription?.sdp ?? "" }));
+      this.#candidates.descriptionSent();
+      this.#step("answer");
+      const queued = await step(this.#candidates.remoteDescriptionApplied());
+      for (const candidate of inline.candidates) await step(this.#candidates.remote(candidate));
+      // Ours go once the offerer's checks of us are under way (see Candidates);
+      // only an offer of this module is waited for: its offerer trickles.
+      if (
+        queued > 0 || inline.candidates.length > 0 || offer.sdp === offerAsApplied(offer.sdp)
+      ) {
+        this.#candidates.release();
+      } else this.#candidates.releaseWithin(ANSWERER_HOLD_LIMIT);
+      channel = await step(this.#primary.promise);
+    }
+    if (channel.readyState !== "open") {
+      await step(nextEvent(channel, "open"));
+    }
+    const peerSpeaksFraming = !initiator &&
+      (channel as { protocol?: string }).protocol === CHANNEL_PROTOCOL;
+    return { channel, peerSpeaksFraming };
+  }
+
+  /**
+   * Opens a further data channel on the connected peer connection (ordered,
+   * reliable, announcing this module's framing); the other side receives it in
+   * {@linkcode Peer.ondatachannel}.
+   */
+  createChannel(label: string = CHANNEL_LABEL): DataChannelLike {
+    if (!this.#connected || this.#closed || !this.#pc) {
+      throw new WebRTCTransportError(
+        "Cannot open a data channel as the peer connection is not connected: await connect() first",
+      );
+    }
+    const channel = this.#pc.createDataChannel(label, {
+      ordered: true,
+      protocol: CHANNEL_PROTOCOL,
+    }) as DataChannelLike;
+    this.#track(channel);
+    return channel;
+  }
+
+  /**
+   * Closes every channel and the connection, and tells the other peer;
+   * resolves once the goodbye is handed to signalling (at most
+   * {@linkcode BYE_TIMEOUT}) and the connection is released.
+   */
+  close(reason = "closed"): Promise<void> {
+    if (!this.#closed) this.#closeReason = reason;
+    this.#closed = true;
+    return this.#close();
+  }
+
+  readonly #close = once(async () => {
+    if (!this.#failure.signal.aborted) this.#failure.abort(this.#closedError);
+    await Promise.all([
+      settle(this.#options.signaling.send({ type: "bye", reason: this.#closeReason }), BYE_TIMEOUT),
+      this.#release(),
+    ]);
+  });
+
+  /** Listens to the connection and signalling for what ends the negotiation or the connection. */
+  #watch(pc: PeerConnectionLike): void {
+    const { signaling } = this.#options;
     pc.addEventListener("icecandidate", (event) => {
       const candidate = (event as unknown as { candidate?: IceCandidateInit | null }).candidate;
       if (!candidate?.candidate) return;
-      const message = {
-        type: "candidate",
-        candidate: {
-          candidate: candidate.candidate,
-          sdpMid: candidate.sdpMid ?? null,
-          sdpMLineIndex: candidate.sdpMLineIndex ?? null,
-        },
-      };
-      // Held until the other side can use them; see #releaseCandidates.
-      if (this.#heldCandidates) this.#heldCandidates.push(message);
-      else this.#signal(message);
+      this.#candidates.local({
+        candidate: candidate.candidate,
+        sdpMid: candidate.sdpMid ?? null,
+        sdpMLineIndex: candidate.sdpMLineIndex ?? null,
+      });
     });
     pc.addEventListener("iceconnectionstatechange", () => {
       const state = pc.iceConnectionState;
-      if (state === "connected" || state === "completed") {
-        this.#step("ice");
-        this.#releaseCandidates();
-      }
+      if (state !== "connected" && state !== "completed") return;
+      this.#iceConnected = true;
+      this.#iceConnectedAt ??= Date.now();
+      this.#step("ice");
+      // Checks flow both ways: the policy's hold is over (the description still goes first).
+      this.#candidates.release();
     });
     pc.addEventListener("connectionstatechange", () => {
       const state = pc.connectionState;
       if (state === "connected") {
+        this.#iceConnected = true;
         this.#step("ice");
         this.#step("dtls");
       }
       if (state !== "failed" && state !== "closed") return;
       if (this.#connected) this.#lost(`the peer connection is ${state}`);
-      else {
-        this.#abort(
-          new ConnectError(
-            this.#stage(),
-            `Cannot connect as the peer connection ${state} during the ${this.#stage()} stage: ${
-              hint(this.#stage(), options.initiator)
-            }`,
-          ),
-        );
-      }
+      else this.#fail(this.#connectionFailed(state));
     });
-
-    signaling.onmessage = (message) => this.#onSignal(message);
-    signaling.onclose = () => {
-      if (!this.#connected) {
-        this.#abort(
-          new ConnectError(
-            "signaling",
-            "Cannot connect as the signalling channel closed before the connection was established: check that the signalling service is reachable and the other peer is running",
-          ),
-        );
-      }
-    };
+    pc.addEventListener("datachannel", (event) => {
+      const channel = channelOf(event);
+      if (!this.#options.initiator && !this.#primaryTaken && channel.label === CHANNEL_LABEL) {
+        this.#primaryTaken = true;
+        this.#primary.resolve(this.#adopt(channel));
+      } else if (this.ondatachannel && !this.#closed) {
+        this.#track(channel);
+        this.ondatachannel(channel);
+      } else channel.close();
+    });
+    signaling.onmessage = (message) => this.#receive(message);
+    signaling.onclose = () =>
+      this.#fail(
+        new ConnectError(
+          "signaling",
+          "Cannot connect as the signalling channel closed before the connection was established: check that the signalling service is reachable and the other peer is running",
+        ),
+      );
     signaling.onerror = (error) => {
       this.#refused ??= error;
       this.onerror?.(error);
     };
+  }
 
-    if (!options.waitForOffer) this.#armTimeout();
-    // Not awaited: a signalling that never delivers (a peer that never says
-    // hello) must not hold connect() past the timeout, which rejects `opened`.
-    void this.#negotiate(pc).catch((cause: unknown) =>
-      this.#abort(
-        cause instanceof ConnectError ? cause : new ConnectError(
-          "signaling",
-          `Cannot connect through signalling: ${messageOf(cause)}`,
-          { cause },
-        ),
-      )
+  /** Takes the negotiation's `mcp` channel: the caller hears of it before it can open. */
+  #adopt(channel: DataChannelLike): DataChannelLike {
+    this.#track(channel);
+    channel.addEventListener("close", () => {
+      if (!this.#connected) this.#fail(this.#channelRefused());
+    });
+    this.#options.onchannel?.(
+      channel,
+      !this.#options.initiator && (channel as { protocol?: string }).protocol === CHANNEL_PROTOCOL,
     );
-    return await opened;
+    return channel;
   }
 
-  /** Starts signalling and, as the offerer, sends the offer. */
-  async #negotiate(pc: PeerConnectionLike): Promise<void> {
-    // Candidates gathered meanwhile wait in the outbox until signalling is up.
-    const started = Promise.resolve(this.#options.signaling.start?.());
-    this.#outbox = started.catch(() => {});
-    await started;
-    this.#step("signaling");
-    if (this.#options.initiator && !this.#closed) {
-      const offer = await pc.createOffer();
-      await pc.setLocalDescription(offer);
-      await this.#send({ type: "offer", sdp: offer.sdp ?? pc.localDescription?.sdp ?? "" });
-      this.#step("offer");
-    }
+  #track(channel: DataChannelLike): void {
+    this.#channels.add(channel);
+    channel.addEventListener("close", () => this.#channels.delete(channel));
   }
 
-  /**
-   * Closes the channel and the connection, and tells the other peer; resolves
-   * once the goodbye is handed to signalling (at most 500 ms).
-   */
-  close(reason = "closed"): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    this.#closed = true;
-    clearTimeout(this.#timer);
-    clearTimeout(this.#candidateTimer);
-    this.#fail?.(new WebRTCTransportError("Cannot connect as the transport was closed"));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const bye = Promise.race([
-      this.#options.signaling.send({ type: "bye", reason }).catch(() => {}),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, 500))),
-    ]).finally(() => clearTimeout(timer));
-    return Promise.all([bye, this.#release()]).then(() => {});
-  }
-
-  /**
-   * Closes the channel, then the connection, each time waiting (boundedly) for
-   * its `close` event: node-datachannel releases its callbacks into JavaScript
-   * only then. Closing the connection before the channel has closed can leave
-   * the channel's sockets open and the process running; an isolate or process
-   * that ends before the release may crash.
-   */
-  async #release(): Promise<void> {
-    const channel = this.#channel;
-    if (channel && channel.readyState !== "closed") {
-      try {
-        // A channel that never opened keeps node-datachannel's process alive unless closed.
-        channel.close();
-      } catch {
-        // Already closing.
+  /** One signalling message from the other peer. */
+  #receive(message: SignalingMessage): void {
+    if (this.#closed) return;
+    this.#heard.resolve();
+    try {
+      switch (message.type) {
+        case "offer":
+        case "answer":
+          this.#remoteDescription.resolve(this.#description(message));
+          return;
+        case "candidate": {
+          const candidate = parseCandidate(message.candidate);
+          this.#candidates.remote(candidate).then(() => {
+            // The offerer's checks of us are under way: ours may follow.
+            if (!this.#options.initiator && this.#remoteSet) this.#candidates.release();
+          });
+          return;
+        }
+        case "bye":
+          this.#goodbye(message);
+          return;
+        default:
+          throw new SignalRefusedError(
+            `Refused a signalling message of unknown type ${
+              JSON.stringify(String(message.type)).slice(0, 80)
+            }: expected offer, answer, candidate or bye`,
+          );
       }
-      await settle(this.#channelClosed, 500);
-    }
-    try {
-      this.#pc?.close();
-    } catch {
-      // Already closed.
-    }
-    await settle(this.#pcClosed, 1_000);
-    // Let the native side finish the callback that dispatched the event.
-    await new Promise<void>((resolve) => setTimeout(resolve, 0));
-  }
-
-  #step(step: ConnectStep): void {
-    if (this.#steps.has(step) || this.#closed) return;
-    this.#steps.add(step);
-    try {
-      this.#options.onstep?.(step);
-    } catch {
-      // An observer's failure must not break the connection.
+    } catch (error) {
+      const refused = error instanceof SignalRefusedError
+        ? error
+        : new SignalRefusedError(messageOf(error), { cause: error });
+      this.#refused ??= refused;
+      this.onerror?.(refused);
     }
   }
 
-  #armTimeout(): void {
-    if (this.#timer !== undefined || this.#connected) return;
-    const timeout = this.#options.connectTimeout;
-    this.#timer = setTimeout(() => {
-      const stage = this.#stage();
-      const refused = this.#refused;
-      this.#abort(
-        new ConnectError(
-          stage,
-          `Cannot connect as the ${stageName(stage)} did not complete within ${timeout} ms: ${
-            refused && stage === "signaling"
-              ? `signalling messages were refused (${refused.message})`
-              : hint(stage, this.#options.initiator)
-          }`,
-          refused ? { cause: refused } : undefined,
-        ),
+  /** Checks a remote offer or answer; throws a {@linkcode SignalRefusedError}. */
+  #description(message: SignalingMessage): { type: string; sdp: string } {
+    const expected = this.#options.initiator ? "answer" : "offer";
+    if (message.type !== expected) {
+      throw new SignalRefusedError(
+        `Refused a signalling ${message.type} as this peer ${
+          this.#options.initiator ? "made the offer" : "expects an offer"
+        }: both sides may be set as initiator, or neither`,
       );
-    }, timeout);
-  }
-
-  #stage(): ConnectStage {
-    const pc = this.#pc;
-    if (!pc || !this.#remoteSet) return "signaling";
-    if (pc.iceConnectionState !== "connected" && pc.iceConnectionState !== "completed") {
-      return "ice";
     }
-    if (pc.connectionState !== "connected") return "dtls";
-    return "channel";
+    if (this.#descriptionReceived) {
+      throw new SignalRefusedError(
+        `Refused a second ${message.type}: renegotiation is not supported; start a new connection`,
+      );
+    }
+    const sdp = message.sdp;
+    if (typeof sdp !== "string" || sdp.length === 0 || sdp.length > MAX_SDP_LENGTH) {
+      throw new SignalRefusedError(
+        `Refused a signalling ${message.type} as its 'sdp' is not a string of 1 to ${MAX_SDP_LENGTH} characters`,
+      );
+    }
+    this.#descriptionReceived = true;
+    return { type: message.type, sdp };
   }
 
-  #abort(error: Error): void {
-    if (this.#connected || this.#closed) return;
-    this.#fail?.(error);
-    this.close("connect failed");
+  #goodbye(message: SignalingMessage): void {
+    if (this.#connected) return this.#lost("the peer said goodbye");
+    const stage = this.#stage();
+    const reason = typeof message.reason === "string"
+      ? message.reason.slice(0, MAX_BYE_REASON_LENGTH)
+      : "no reason given";
+    let text = `Cannot connect as the other peer gave up (${reason}) during the ${
+      stageName(stage)
+    }: ${hint(stage, this.#options.initiator)}`;
+    if (stage === "signaling") text = `Cannot connect as the other peer gave up: ${reason}`;
+    // Its diagnosis of the stage both share is better than a guess from here.
+    else if (reason.startsWith("Cannot connect as ")) {
+      text = `Cannot connect as the other peer gave up during the ${
+        stageName(stage)
+      }, saying: ${reason}`;
+    }
+    this.#fail(new ConnectError(stage, text));
+  }
+
+  /** Ends the negotiation with `error` (once; never after it succeeded). */
+  #fail(error: Error): void {
+    if (this.#connected || this.#failure.signal.aborted) return;
+    this.#failure.abort(error);
   }
 
   #lost(why: string): void {
     if (this.#closed) return;
     this.close(why);
     this.onclose?.(new WebRTCTransportError(`The connection to the peer was lost: ${why}`));
-  }
-
-  /**
-   * Sends the local candidates held so far, and any later ones at once.
-   *
-   * The offerer sends its own as soon as it has applied the answer. The
-   * answerer, the DTLS server (the offer is rewritten to make the offerer the
-   * DTLS client), holds its own until it has applied the offerer's first
-   * candidate (and so started checking it), or its ICE is connected, or
-   * {@linkcode ANSWERER_HOLD_LIMIT} passed. Two races of libdatachannel 0.24
-   * make this order matter:
-   * - it starts DTLS as soon as ICE connects; an offerer reached by the
-   *   answerer's checks before it applied the answer has no fingerprint to
-   *   check, and the handshake fails ("certificate verify failed"): the
-   *   answerer cannot check before it has the offerer's candidates, sent only
-   *   once the answer is applied;
-   * - the DTLS client must connect after the DTLS server, or its first flight
-   *   is dropped and resent only after 1 s. The answerer's checks leave a
-   *   signalling trip before the offerer can check it, so the answerer
-   *   connects first: on one host, on a LAN, and with the answerer (the
-   *   desktop) behind a NAT.
-   */
-  /** Releases the held candidates after `ms`, or sooner if already due sooner. */
-  #holdCandidates(ms: number): void {
-    if (!this.#heldCandidates) return;
-    const due = Date.now() + ms;
-    if (this.#candidatesDue !== undefined && this.#candidatesDue <= due) return;
-    clearTimeout(this.#candidateTimer);
-    this.#candidatesDue = due;
-    this.#candidateTimer = setTimeout(() => this.#releaseCandidates(), ms);
-  }
-
-  #releaseCandidates(): void {
-    clearTimeout(this.#candidateTimer);
-    const held = this.#heldCandidates ?? [];
-    this.#heldCandidates = undefined;
-    for (const message of held) this.#signal(message);
   }
 
   /** Sends one message after every earlier one; rejects if it fails. */
@@ -487,157 +644,106 @@ export class Peer {
     );
   }
 
-  async #onSignal(message: SignalingMessage): Promise<void> {
-    if (this.#closed) return;
-    const pc = this.#pc!;
-    if (!this.#heardFromPeer) {
-      this.#heardFromPeer = true;
-      this.#armTimeout();
-    }
+  /**
+   * Closes each channel, then the connection, each time waiting (boundedly)
+   * for its `close` event: node-datachannel releases its callbacks into
+   * JavaScript only then. Closing the connection before a channel has closed
+   * can leave the channel's sockets open and the process running; an isolate
+   * or process that ends before the release may crash.
+   */
+  async #release(): Promise<void> {
+    const channels = [...this.#channels].filter((channel) => channel.readyState !== "closed");
+    await Promise.all(channels.map((channel) => {
+      const closed = nextEvent(channel, "close");
+      try {
+        // A channel that never opened keeps node-datachannel's process alive unless closed.
+        channel.close();
+      } catch {
+        // Already closing.
+      }
+      return settle(closed, CHANNEL_RELEASE_TIMEOUT);
+    }));
     try {
-      switch (message.type) {
-        case "offer":
-        case "answer": {
-          const expected = this.#options.initiator ? "answer" : "offer";
-          if (message.type !== expected) {
-            throw new TypeError(
-              `Refused a signalling ${message.type} as this peer ${
-                this.#options.initiator ? "made the offer" : "expects an offer"
-              }: both sides may be set as initiator, or neither`,
-            );
-          }
-          if (this.#remoteSet) {
-            throw new TypeError(
-              `Refused a second ${message.type}: renegotiation is not supported; start a new connection`,
-            );
-          }
-          const sdp = message.sdp;
-          if (typeof sdp !== "string" || sdp.length === 0 || sdp.length > MAX_SDP_LENGTH) {
-            throw new TypeError(
-              `Refused a signalling ${message.type} as its 'sdp' is not a string of 1 to ${MAX_SDP_LENGTH} characters`,
-            );
-          }
-          this.#remoteSet = true;
-          this.#step(message.type);
-          if (message.type === "offer") {
-            // The offerer is the DTLS client; see #releaseCandidates.
-            await pc.setRemoteDescription({
-              type: "offer",
-              sdp: sdp.replace(/^a=setup:actpass(?=\r?$)/gm, "a=setup:active"),
-            });
-            const answer = await pc.createAnswer();
-            await pc.setLocalDescription(answer);
-            this.#signal({ type: "answer", sdp: answer.sdp ?? pc.localDescription?.sdp ?? "" });
-            this.#step("answer");
-            // Should no candidate ever come (they were in the offer, say).
-            this.#holdCandidates(ANSWERER_HOLD_LIMIT);
-          } else {
-            await pc.setRemoteDescription({ type: "answer", sdp });
-            this.#releaseCandidates();
-          }
-          const queued = this.#queuedCandidates;
-          this.#queuedCandidates = [];
-          for (const candidate of queued) await this.#addCandidate(candidate);
-          if (!this.#options.initiator && queued.length > 0) this.#releaseCandidates();
-          return;
-        }
-        case "candidate": {
-          const candidate = parseCandidate(message.candidate);
-          if (!this.#remoteSet) {
-            if (this.#queuedCandidates.length >= MAX_QUEUED_CANDIDATES) {
-              throw new RangeError(
-                `Refused an ICE candidate as ${MAX_QUEUED_CANDIDATES} are already waiting for the remote description`,
-              );
-            }
-            this.#queuedCandidates.push(candidate);
-          } else {
-            await this.#addCandidate(candidate);
-            // The answerer's checks to it are on their way: ours may follow.
-            if (!this.#options.initiator) this.#releaseCandidates();
-          }
-          return;
-        }
-        case "bye":
-          if (this.#connected) this.#lost("the peer said goodbye");
-          else {
-            const stage = this.#stage();
-            const reason = typeof message.reason === "string"
-              ? message.reason.slice(0, 200)
-              : "no reason given";
-            this.#abort(
-              new ConnectError(
-                stage,
-                stage === "signaling"
-                  ? `Cannot connect as the other peer gave up: ${reason}`
-                  : `Cannot connect as the other peer gave up (${reason}) during the ${
-                    stageName(stage)
-                  }: ${hint(stage, this.#options.initiator)}`,
-              ),
-            );
-          }
-          return;
-        default:
-          throw new TypeError(
-            `Refused a signalling message of unknown type ${
-              JSON.stringify(String(message.type)).slice(0, 80)
-            }: expected offer, answer, candidate or bye`,
-          );
-      }
-    } catch (error) {
-      if (this.#closed) return;
-      if (error instanceof TypeError || error instanceof RangeError) {
-        const refused = new WebRTCTransportError(error.message, { cause: error });
-        this.#refused ??= refused;
-        this.onerror?.(refused);
-      } else {
-        this.#abort(
-          new ConnectError(
-            "signaling",
-            `Cannot connect as the ${message.type} from the other peer was refused: ${
-              messageOf(error)
-            }`,
-            { cause: error },
-          ),
-        );
-      }
+      this.#pc?.close();
+    } catch {
+      // Already closed.
+    }
+    await settle(this.#pcClosed, CONNECTION_RELEASE_TIMEOUT);
+    // Let the native side finish the callback that dispatched the event.
+    await delay(0);
+  }
+
+  #step(step: ConnectStep): void {
+    if (this.#steps.has(step) || this.#closed) return;
+    this.#steps.add(step);
+    try {
+      this.#options.onstep?.(step);
+    } catch {
+      // An observer's failure must not break the connection.
     }
   }
 
-  async #addCandidate(candidate: IceCandidateInit): Promise<void> {
-    try {
-      await this.#pc!.addIceCandidate(candidate);
-    } catch (error) {
-      this.onerror?.(
-        new WebRTCTransportError(
-          `Ignored an ICE candidate the connection refused: ${messageOf(error)}`,
-          {
-            cause: error,
-          },
-        ),
+  #stage(): ConnectStage {
+    const pc = this.#pc;
+    if (!pc || !this.#remoteSet) return "signaling";
+    if (!this.#iceConnected) return "ice";
+    if (pc.connectionState !== "connected") return "dtls";
+    return "channel";
+  }
+
+  /** The error of a connect timeout: the stage it stopped at, and what to do. */
+  #timedOut(): ConnectError {
+    const stage = this.#stage();
+    const refused = this.#refused;
+    const timeout = this.#options.connectTimeout;
+    return new ConnectError(
+      stage,
+      `Cannot connect as the ${stageName(stage)} did not complete within ${timeout} ms: ${
+        refused && stage === "signaling"
+          ? `signalling messages were refused (${refused.message})`
+          : hint(stage, this.#options.initiator)
+      }`,
+      refused ? { cause: refused } : undefined,
+    );
+  }
+
+  /** The error of a connection that failed before the channel opened. */
+  #connectionFailed(state: string): ConnectError {
+    if (!this.#iceConnected) {
+      return new ConnectError(
+        "ice",
+        `Cannot connect as the peer connection ${state} before ICE found a path: ${
+          hint("ice", this.#options.initiator)
+        }`,
       );
     }
+    if (
+      this.#iceConnectedAt !== undefined && Date.now() - this.#iceConnectedAt < DTLS_REFUSAL_WINDOW
+    ) {
+      // The handshake ran over a working path and ended at once: refused.
+      return new ConnectError(
+        "dtls",
+        "Cannot connect as the encrypted session was refused after a network path was found: the other peer's certificate does not match the fingerprint in the offer or answer it signalled, so something on the signalling channel altered the offer or answer; carry signalling over AuthenticatedSignaling (tickets do) so that such changes are detected",
+      );
+    }
+    return new ConnectError(
+      this.#stage(),
+      `Cannot connect as the peer connection closed during the ${stageName(this.#stage())}: ${
+        hint(this.#stage(), this.#options.initiator)
+      }`,
+    );
+  }
+
+  #channelRefused(): ConnectError {
+    return new ConnectError(
+      "channel",
+      'Cannot connect as the other peer reset the "mcp" data channel before it opened: it refuses the channel, or numbers its channels by its ICE role instead of its DTLS role (aiortc does when made the DTLS client); check that the other peer is an MCP WebRTC peer',
+    );
   }
 }
 
-/** Waits for `promise`, at most `ms` milliseconds. */
-async function settle(promise: Promise<void> | undefined, ms: number): Promise<void> {
-  if (!promise) return;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
-}
-
-/** Resolves on the first `type` event after which `done()` holds. */
-function released(
-  target: { addEventListener(type: string, listener: () => void): void },
-  type: string,
-  done: () => boolean,
-): Promise<void> {
-  return new Promise((resolve) => {
-    target.addEventListener(type, () => {
-      if (done()) resolve();
-    });
-  });
+function channelOf(event: Event): DataChannelLike {
+  return (event as unknown as { channel: DataChannelLike }).channel;
 }
 
 function parseCandidate(value: unknown): IceCandidateInit {
@@ -648,7 +754,7 @@ function parseCandidate(value: unknown): IceCandidateInit {
     (c.sdpMid != null && typeof c.sdpMid !== "string") ||
     (c.sdpMLineIndex != null && !Number.isInteger(c.sdpMLineIndex))
   ) {
-    throw new TypeError(
+    throw new SignalRefusedError(
       "Refused an ICE candidate as it is not an RTCIceCandidateInit ({ candidate: string, sdpMid?, sdpMLineIndex? })",
     );
   }

@@ -13,6 +13,9 @@
  *
  * - `u`: the signalling service URL, `ws:` or `wss:` (`http:`/`https:` are
  *   accepted and normalised to `ws:`/`wss:`; no credentials, no fragment).
+ *   Absent in a *signalling-only* ticket, made for peers that carry their
+ *   signalling over a channel of their own (an A2A conversation, say) and use
+ *   the ticket only for its keys.
  * - `r`: the room id, 22 to 128 base64url characters. A new ticket's room id is
  *   derived from its host key (see below), 256 bits.
  * - `s`: the secret, 32 bytes as 43 base64url characters: the host secret in a
@@ -66,7 +69,11 @@ export type TicketKind = "host" | "guest";
 export interface Ticket {
   /** Whose ticket it is. Only a host ticket can derive the host key. */
   readonly kind: TicketKind;
-  /** The signalling service URL, normalised: `ws:` or `wss:`. */
+  /**
+   * The signalling service URL, normalised: `ws:` or `wss:`; `""` in a
+   * signalling-only ticket, which names no signalling service and serves only
+   * to derive the keys of `AuthenticatedSignaling`.
+   */
   readonly url: string;
   /** The room id: 22 to 128 base64url characters. */
   readonly room: string;
@@ -87,9 +94,14 @@ export interface Ticket {
 export interface CreateTicketOptions {
   /**
    * The signalling service URL: `wss:` (or `ws:` on a trusted network);
-   * `https:` and `http:` are normalised to `wss:` and `ws:`.
+   * `https:` and `http:` are normalised to `wss:` and `ws:`. Leave it out for a
+   * signalling-only ticket: the peers carry signalling over a channel of their
+   * own and use the ticket's keys (`deriveTicketKeys`) with
+   * `AuthenticatedSignaling`.
+   *
+   * @default {undefined} none: a signalling-only ticket
    */
-  url: string | URL;
+  url?: string | URL;
   /**
    * When the ticket stops being valid; rounded down to the second.
    *
@@ -165,7 +177,8 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
  * id derived from it. Keep it on the host; hand
  * {@linkcode createGuestTicket}'s result to the agent.
  *
- * @param options The signalling URL and an optional expiry.
+ * @param options The signalling URL (none for a signalling-only ticket) and an
+ * optional expiry.
  * @returns The host ticket.
  * @throws {TypeError} If the URL is not a `ws:`, `wss:`, `http:` or `https:`
  * URL, carries credentials or a fragment, or `expiresAt` is not a valid date.
@@ -183,9 +196,20 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
  * assert.equal(guest.room, host.room);
  * assert.notEqual(guest.secret, host.secret);
  * ```
+ *
+ * @example A signalling-only ticket: keys for your own channel
+ * ```ts
+ * import { createGuestTicket, createTicket, deriveTicketKeys } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const host = await createTicket();
+ * assert.equal(host.url, "");
+ * const { signalingKey } = await deriveTicketKeys(await createGuestTicket(host));
+ * assert.equal(signalingKey.algorithm.name, "HMAC");
+ * ```
  */
-export async function createTicket(options: CreateTicketOptions): Promise<Ticket> {
-  const url = normaliseUrl(
+export async function createTicket(options: CreateTicketOptions = {}): Promise<Ticket> {
+  const url = options.url === undefined ? "" : normaliseUrl(
     options.url instanceof URL ? options.url.href : options.url,
     (problem) => {
       throw new TypeError(`Cannot create ticket as ${problem}`);
@@ -276,11 +300,9 @@ export async function createGuestTicket(ticket: Ticket): Promise<Ticket> {
 export function formatTicket(ticket: Ticket): string {
   const problem = ticketProblem(ticket);
   if (problem) throw new TypeError(`Cannot format ticket as ${problem}`);
-  const payload: Record<string, string | number> = {
-    u: ticket.url,
-    r: ticket.room,
-    s: ticket.secret,
-  };
+  const payload: Record<string, string | number> = ticket.url === ""
+    ? { r: ticket.room, s: ticket.secret }
+    : { u: ticket.url, r: ticket.room, s: ticket.secret };
   if (ticket.expiresAt) payload.e = Math.floor(ticket.expiresAt.getTime() / 1000);
   return `${VERSION}.${ticket.kind}.${encodeBase64Url(encoder.encode(JSON.stringify(payload)))}`;
 }
@@ -355,12 +377,18 @@ export function parseTicket(text: string): Ticket {
   }
   const fields = payload as Record<string, unknown>;
   for (const [name, meaning] of [["u", "signalling URL"], ["r", "room id"], ["s", "secret"]]) {
-    if (!Object.hasOwn(fields, name!)) fail(`its payload has no "${name}" field (the ${meaning})`);
+    // A signalling-only ticket has no "u".
+    if (!Object.hasOwn(fields, name!)) {
+      if (name === "u") continue;
+      fail(`its payload has no "${name}" field (the ${meaning})`);
+    }
     if (typeof fields[name!] !== "string") {
       fail(`its "${name}" field (the ${meaning}) is not a string`);
     }
   }
-  const url = normaliseUrl(fields.u as string, (problem) => fail(problem));
+  const url = fields.u === undefined || fields.u === ""
+    ? ""
+    : normaliseUrl(fields.u as string, (problem) => fail(problem));
   const ticket: { -readonly [K in keyof Ticket]: Ticket[K] } = {
     kind: kind as TicketKind,
     url,
@@ -569,7 +597,7 @@ function ticketProblem(ticket: Ticket): string | undefined {
   }
   if (typeof ticket.url !== "string") return "its signalling URL is not a string";
   let urlProblem: string | undefined;
-  normaliseUrl(ticket.url, (problem) => (urlProblem = problem));
+  if (ticket.url !== "") normaliseUrl(ticket.url, (problem) => (urlProblem = problem));
   if (urlProblem) return urlProblem;
   if (typeof ticket.room !== "string" || !ROOM_PATTERN.test(ticket.room)) {
     const length = typeof ticket.room === "string" ? ticket.room.length : 0;

@@ -52,6 +52,33 @@ Deno.test("createTicket() normalises http(s) to ws(s) and accepts a URL object",
   assert.equal((await createTicket({ url: new URL("ws://localhost:1") })).url, "ws://localhost:1/");
 });
 
+Deno.test("createTicket() without a url makes a signalling-only ticket whose keys host and guest share", async () => {
+  const host = await createTicket();
+  assert.equal(host.url, "");
+  const guest = await createGuestTicket(host);
+  const text = formatTicket(guest);
+  assert.deepEqual(parseTicket(text), guest);
+  const payload = JSON.parse(
+    new TextDecoder().decode(decodeBase64Url(text.split(".")[2]!)),
+  );
+  assert.equal(Object.hasOwn(payload, "u"), false, "no signalling URL is written");
+  const hostKeys = await deriveTicketKeys(host);
+  const guestKeys = await deriveTicketKeys(parseTicket(text));
+  assert.equal(guestKeys.guestKey, hostKeys.guestKey);
+  assert.equal(parseTicket(ticketWith(JSON.stringify({ ...validPayload(), u: "" }))).url, "");
+  // Tickets with a URL are what they were.
+  assert.equal((await createTicket({ url: URL_ })).url, URL_);
+});
+
+Deno.test("roomUrl() refuses a signalling-only ticket with a TicketError that says what to do", async () => {
+  const { roomUrl } = await import("./webrtc_listener.ts");
+  assert.throws(
+    () => roomUrl({ kind: "guest", url: "", room: "A".repeat(22), secret: "B".repeat(43) }),
+    (error: unknown) =>
+      error instanceof TicketError && /signalling-only.*AuthenticatedSignaling/.test(error.message),
+  );
+});
+
 Deno.test("createTicket() rounds the expiry down to the second", async () => {
   const ticket = await createTicket({
     url: URL_,
@@ -142,7 +169,6 @@ Deno.test("parseTicket() refuses every malformed form with a TicketError that sa
     [ticketWith("[1,2]"), /payload is not a JSON object/],
     [ticketWith("null"), /payload is not a JSON object/],
     [ticketWith('"x"'), /payload is not a JSON object/],
-    [without("u"), /no "u" field \(the signalling URL\)/],
     [without("r"), /no "r" field \(the room id\)/],
     [without("s"), /no "s" field \(the secret\)/],
     [with_({ u: 42 }), /"u" field \(the signalling URL\) is not a string/],

@@ -10,10 +10,15 @@ import {
   formatTicket,
   parseTicket,
   type Ticket,
+  TicketError,
 } from "./ticket.ts";
-import { DEFAULT_CONNECT_TIMEOUT } from "./constants.ts";
+import {
+  DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_MAX_SESSIONS_PER_AGENT,
+  SESSION_LIMIT_REACHED,
+} from "./constants.ts";
 import { ConnectError } from "./errors.ts";
-import { WebRTCServerTransport } from "./webrtc_server_transport.ts";
+import { WebRTCConnection } from "./webrtc_connection.ts";
 import type { WebRTCTransportOptions } from "./webrtc_transport.ts";
 
 /**
@@ -45,6 +50,16 @@ export interface ConnectableServer {
 export interface AgentInfo {
   /** The peer id the signalling gave the agent (unique while it is present). */
   readonly peer: string;
+  /** The session's number among the agent's sessions on its connection, from 1. */
+  readonly session: number;
+}
+
+/** An agent connected to the listener: one peer connection, any number of sessions. */
+export interface ConnectedAgent {
+  /** The peer id the signalling gave the agent. */
+  readonly peer: string;
+  /** Its connection, e.g. for `getConnectionPath()`. */
+  readonly connection: WebRTCConnection;
 }
 
 /** How long a refused agent's signalling is kept to deliver the reason, in ms. */
@@ -55,8 +70,8 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
   /** The signalling on which agents arrive, joined as host. */
   hub: SignalingHub;
   /**
-   * Makes a fresh MCP server for each agent: MCP sessions are stateful, so
-   * agents never share one.
+   * Makes a fresh MCP server for each MCP session (an agent may open several
+   * on its connection): MCP sessions are stateful, so they never share one.
    */
   createServer: (agent: AgentInfo) => ConnectableServer | Promise<ConnectableServer>;
   /**
@@ -73,11 +88,20 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
    */
   expiresAt?: Date;
   /**
-   * The most agents served at once; one more is refused until one leaves.
+   * The most agents (peer connections) served at once; one more is refused
+   * until one leaves.
    *
    * @default {8}
    */
   maxAgents?: number;
+  /**
+   * The most MCP sessions one agent may hold open at once. One more is
+   * refused: its first request gets a JSON-RPC error saying so (code
+   * `-32000`), and its channel closes; the agent's other sessions go on.
+   *
+   * @default {64}
+   */
+  maxSessionsPerAgent?: number;
 }
 
 /** Options of {@linkcode WebRTCListener.listen}. */
@@ -97,21 +121,24 @@ export interface ListenOptions extends Omit<WebRTCListenerOptions, "hub" | "sign
   room?: Omit<SignalingRoomOptions, "role" | "key" | "guestVerifier">;
 }
 
-/** One agent being served. */
+/** One MCP session being served. */
 export interface AgentSession {
-  /** Who it is. */
+  /** Whose session it is. */
   readonly agent: AgentInfo;
-  /** Its transport. */
-  readonly transport: WebRTCServerTransport;
+  /** Its transport: a data channel of the agent's connection. */
+  readonly transport: Transport;
   /** Its MCP server. */
   readonly server: ConnectableServer;
+  /** The agent's connection, shared by its sessions. */
+  readonly connection: WebRTCConnection;
 }
 
 /**
  * Accepts any number of agents on one signalling room (up to `maxAgents`):
- * for each agent that arrives, a fresh {@linkcode WebRTCServerTransport} and a
- * fresh MCP server from the caller's factory. Agents come and go
- * independently; closing the listener closes them all.
+ * each agent that arrives gets one {@linkcode WebRTCConnection}, and each MCP
+ * session it opens on it (up to `maxSessionsPerAgent`) a fresh MCP server from
+ * the caller's factory. Agents and sessions come and go independently;
+ * closing the listener closes them all.
  *
  * {@linkcode WebRTCListener.listen} does it in one call from a signalling URL:
  * it makes a ticket, opens its room, and gives the ticket to hand to agents.
@@ -130,8 +157,8 @@ export interface AgentSession {
  */
 export class WebRTCListener {
   readonly #options: WebRTCListenerOptions;
-  readonly #sessions = new Map<string, AgentSession>();
-  readonly #pending = new Set<string>();
+  readonly #agents = new Map<string, WebRTCConnection>();
+  readonly #sessions = new Set<AgentSession>();
   #closing?: Promise<void>;
 
   /** The guest ticket to hand to agents, when made by `listen()`. */
@@ -139,9 +166,13 @@ export class WebRTCListener {
   /** The host ticket, to reopen the same room later; keep it secret. */
   hostTicket?: string;
 
-  /** Called when an agent arrives and its server is connected to its transport. */
+  /** Called when an agent's connection is up (before its first session). */
+  onagent?: (agent: ConnectedAgent) => void;
+  /** Called when an agent's connection is gone, with all its sessions. */
+  onagentleave?: (agent: ConnectedAgent, error?: Error) => void;
+  /** Called when an agent opened a session and its server is connected to it. */
   onsession?: (session: AgentSession) => void;
-  /** Called when an agent's session ends. */
+  /** Called when a session ends. */
   onsessionclose?: (session: AgentSession) => void;
   /** Called for a refused agent or a failed session; the listener goes on. */
   onerror?: (error: Error) => void;
@@ -156,11 +187,17 @@ export class WebRTCListener {
         "Cannot create listener as 'hub' and 'createServer' are required: pass a SignalingRoom joined as host and a function returning an MCP server",
       );
     }
-    const maxAgents = options.maxAgents ?? 8;
-    if (!Number.isSafeInteger(maxAgents) || maxAgents < 1) {
-      throw new RangeError(
-        `Cannot create listener as 'maxAgents' must be a positive integer: received ${maxAgents}`,
-      );
+    for (
+      const [name, value] of [
+        ["maxAgents", options.maxAgents ?? 8],
+        ["maxSessionsPerAgent", options.maxSessionsPerAgent ?? DEFAULT_MAX_SESSIONS_PER_AGENT],
+      ] as const
+    ) {
+      if (!Number.isSafeInteger(value) || value < 1) {
+        throw new RangeError(
+          `Cannot create listener as '${name}' must be a positive integer: received ${value}`,
+        );
+      }
     }
     this.#options = options;
     options.hub.onpeerjoin = (peer) => void this.#accept(peer);
@@ -235,9 +272,14 @@ export class WebRTCListener {
     return this.#options.hub;
   }
 
-  /** The agents being served now. */
+  /** The MCP sessions being served now, of every agent. */
   get sessions(): AgentSession[] {
-    return [...this.#sessions.values()];
+    return [...this.#sessions];
+  }
+
+  /** The agents connected (or connecting) now: one peer connection each. */
+  get agents(): ConnectedAgent[] {
+    return [...this.#agents].map(([peer, connection]) => ({ peer, connection }));
   }
 
   /**
@@ -247,16 +289,15 @@ export class WebRTCListener {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#options.hub.onpeerjoin = undefined;
-      await Promise.allSettled(
-        [...this.#sessions.values()].map((session) => session.server.close()),
-      );
+      await Promise.allSettled([...this.#sessions].map((session) => session.server.close()));
+      await Promise.allSettled([...this.#agents.values()].map((agent) => agent.close()));
       await this.#options.hub.close();
     })();
     return this.#closing;
   }
 
   async #accept(peer: string): Promise<void> {
-    if (this.#closing || this.#sessions.has(peer) || this.#pending.has(peer)) return;
+    if (this.#closing || this.#agents.has(peer)) return;
     const options = this.#options;
     let signaling: Signaling;
     try {
@@ -277,45 +318,104 @@ export class WebRTCListener {
       await this.#refuse(signaling, refusal);
       return;
     }
-    const { hub: _hub, createServer, signalingKey: _key, expiresAt: _e, maxAgents: _m, ...rest } =
-      options;
-    const transport = new WebRTCServerTransport({ ...rest, signaling });
-    const agent: AgentInfo = Object.freeze({ peer });
-    this.#pending.add(peer);
+    const {
+      hub: _hub,
+      createServer: _create,
+      signalingKey: _key,
+      expiresAt: _expires,
+      maxAgents: _max,
+      maxSessionsPerAgent = DEFAULT_MAX_SESSIONS_PER_AGENT,
+      ...rest
+    } = options;
+    const connection = new WebRTCConnection({ ...rest, signaling, initiator: false });
+    const agent: ConnectedAgent = Object.freeze({ peer, connection });
+    this.#agents.set(peer, connection);
+    let sessions = 0;
+    let open = 0;
+    connection.onerror = (error) => this.onerror?.(error);
+    connection.ontransport = (transport) => {
+      if (open >= maxSessionsPerAgent) {
+        this.onerror?.(
+          new Error(
+            `Refused a session of agent ${peer}: it has ${open} open, the most allowed (maxSessionsPerAgent)`,
+          ),
+        );
+        refuseSession(
+          transport,
+          `Cannot open another MCP session as this agent has ${open} open, the most the desktop allows: close one and try again`,
+        );
+        return;
+      }
+      open++;
+      void this.#serve({ peer, session: ++sessions }, transport, connection, () => open--);
+    };
+    const left = (error?: Error) => {
+      if (this.#agents.get(peer) !== connection) return;
+      this.#agents.delete(peer);
+      this.onagentleave?.(agent, error);
+    };
+    connection.ondisconnect = (error) => {
+      left(error);
+      void connection.close();
+    };
+    // The agent is here: unlike a lone server transport, which may wait for its
+    // client forever, an agent must connect in time or give its slot back.
+    const timeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
+    const deadline = setTimeout(() => {
+      if (connection.connected) return;
+      this.onerror?.(
+        new ConnectError(
+          "signaling",
+          `Closed agent ${peer}'s connection as it did not connect within ${timeout} ms: the agent left, holds a wrong ticket, or its network cannot reach this one`,
+        ),
+      );
+      left();
+      void connection.close();
+    }, timeout);
+    try {
+      await connection.connect();
+    } catch (error) {
+      left(error as Error);
+      await connection.close();
+      return;
+    } finally {
+      clearTimeout(deadline);
+    }
+    if (this.#closing) return void (await connection.close());
+    this.onagent?.(agent);
+  }
+
+  /** Serves one session of an agent with a fresh server. */
+  async #serve(
+    info: AgentInfo,
+    transport: Transport,
+    connection: WebRTCConnection,
+    release: () => void,
+  ): Promise<void> {
+    const agent = Object.freeze(info);
     let server: ConnectableServer;
     try {
-      server = await createServer(agent);
+      server = await this.#options.createServer(agent);
     } catch (error) {
-      this.#pending.delete(peer);
+      release();
       this.onerror?.(
-        new Error(`Cannot serve agent ${peer} as createServer() failed: ${String(error)}`, {
-          cause: error,
-        }),
+        new Error(
+          `Cannot serve agent ${agent.peer}'s session ${agent.session} as createServer() failed: ${
+            String(error)
+          }`,
+          { cause: error },
+        ),
       );
       await transport.close();
       return;
     }
-    const session: AgentSession = Object.freeze({ agent, transport, server });
+    const session: AgentSession = Object.freeze({ agent, transport, server, connection });
     let open = true;
-    // The agent is here: unlike a lone server transport, which may wait for its
-    // client forever, a session must connect in time or give its slot back.
-    const timeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
-    const deadline = setTimeout(() => {
-      if (!open || transport.connected) return;
-      this.onerror?.(
-        new ConnectError(
-          "signaling",
-          `Closed agent ${peer}'s session as it did not connect within ${timeout} ms: the agent left, holds a wrong ticket, or its network cannot reach this one`,
-        ),
-      );
-      void transport.close();
-    }, timeout);
     const ended = () => {
-      clearTimeout(deadline);
       if (!open) return;
       open = false;
-      this.#pending.delete(peer);
-      if (this.#sessions.delete(peer)) this.onsessionclose?.(session);
+      release();
+      if (this.#sessions.delete(session)) this.onsessionclose?.(session);
     };
     try {
       await server.connect(transport);
@@ -336,12 +436,11 @@ export class WebRTCListener {
       protocolError?.(error);
       this.onerror?.(error);
     };
-    if (this.#closing) {
+    if (this.#closing || !open) {
       await server.close();
       return;
     }
-    this.#pending.delete(peer);
-    this.#sessions.set(peer, session);
+    this.#sessions.add(session);
     this.onsession?.(session);
   }
 
@@ -370,7 +469,7 @@ export class WebRTCListener {
     if (expiresAt && expiresAt.getTime() <= Date.now()) {
       return "the ticket expired; ask the desktop for a new one";
     }
-    if (this.#sessions.size + this.#pending.size >= maxAgents) {
+    if (this.#agents.size >= maxAgents) {
       return `the desktop serves its maximum of ${maxAgents} agents; try again later`;
     }
     return undefined;
@@ -378,10 +477,36 @@ export class WebRTCListener {
 }
 
 /**
+ * Refuses one session: its first request gets a JSON-RPC error with the
+ * reason (the SDK's `connect()` rejects with it), then its channel closes.
+ */
+function refuseSession(transport: Transport, reason: string): void {
+  let done = false;
+  const close = () => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    void transport.close();
+  };
+  transport.onmessage = (message) => {
+    if (!("method" in message) || !("id" in message)) return;
+    void transport.send({
+      jsonrpc: "2.0",
+      id: message.id,
+      error: { code: SESSION_LIMIT_REACHED, message: reason },
+    }).catch(() => {}).finally(close);
+  };
+  // An agent that sends nothing gets its channel closed after a while.
+  const timer = setTimeout(close, REFUSAL_TIMEOUT);
+  transport.start().catch(close);
+}
+
+/**
  * The room URL of a ticket: its signalling URL, then `/v1/rooms/` and its room id.
  *
  * @param ticket A host or guest ticket.
  * @returns The WebSocket URL of the ticket's room.
+ * @throws {TicketError} If the ticket is signalling-only (names no service).
  *
  * @example The room of a fresh ticket
  * ```ts
@@ -393,6 +518,11 @@ export class WebRTCListener {
  * ```
  */
 export function roomUrl(ticket: Ticket): string {
+  if (ticket.url === "") {
+    throw new TicketError(
+      "Cannot find the ticket's signalling room as it is a signalling-only ticket (it names no signalling service): use its keys with AuthenticatedSignaling over your own channel, or create the ticket with a url",
+    );
+  }
   const url = new URL(ticket.url);
   url.pathname = `${url.pathname.replace(/\/+$/, "")}/v1/rooms/${ticket.room}`;
   return url.href;

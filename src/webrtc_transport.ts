@@ -62,9 +62,11 @@ export interface WebRTCTransportOptions {
   RTCPeerConnection?: PeerConnectionConstructor;
   /**
    * Milliseconds to establish the connection before failing with a
-   * `ConnectError` naming the stage that did not complete. For the answering
-   * side it counts from the first signalling message, so a server can wait for
-   * its client indefinitely.
+   * `ConnectError` naming the stage that did not complete. It counts from
+   * when signalling has started (waiting for the other peer to be in its room
+   * is bounded by the signalling, e.g. its `hostTimeout`), and for an
+   * answering server from its client's first message, so a server can wait
+   * for its client indefinitely.
    *
    * @default {15000}
    */
@@ -271,7 +273,7 @@ export class WebRTCTransport implements Transport {
       rtcConfiguration: options.rtcConfiguration ?? {},
       RTCPeerConnection: options.RTCPeerConnection,
       connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
-      waitForOffer: !this.#initiator && !this.#awaitConnection,
+      waitForPeer: !this.#awaitConnection,
       onstep: (step) => this.onconnectstep?.(step),
       onchannel: (channel, peerSpeaksFraming) => {
         // Listen before the channel opens, so no early frame is lost.

@@ -227,7 +227,7 @@ Deno.test(
     assert.match(error.message, /The MCP server process exited \(code 3\)/);
     assert.equal((await agent.transport.exited).code, 6, agent.stderr.join("\n"));
     assert.match(agent.stderr.join("\n"), /The connection to the desktop closed/);
-    await serve.stderrMatch(/Agent 1 left: its server exited \(code 3\)/);
+    await serve.stderrMatch(/Agent 1 session 1 ended: its server exited \(code 3\)/);
     await client.close();
   }),
 );
@@ -480,7 +480,7 @@ Deno.test(
     assert.ok(error instanceof McpError, String(error));
     assert.equal(error.code, -32000);
     assert.match(error.message, /The MCP server process exited \(code 7\)/);
-    await serve.stderrMatch(/Agent 1 left: its server exited \(code 7\)/);
+    await serve.stderrMatch(/Agent 1 session 1 ended: its server exited \(code 7\)/);
     await serve.kill();
 
     // The agent limit: a second agent is refused while the first is connected.
@@ -510,5 +510,46 @@ Deno.test(
     assert.equal(status.code, 0, connectProcess.stderr);
     assert.ok(ms < 2_000, `connect exited in ${ms} ms`);
     await limited.serve.stderrMatch(/Agent 2 left: the agent disconnected/);
+  }),
+);
+
+Deno.test(
+  "connect --wait waits for the desktop longer than --connect-timeout, then connects",
+  withWorker(async (signal) => {
+    const dir = await Deno.makeTempDir();
+    const hostFile = `${dir}/host-ticket`;
+    try {
+      // The desktop opens its room, then leaves: the room waits for it to come back.
+      const first = await startServe(signal, [
+        "--host-ticket-file",
+        hostFile,
+        "--",
+        ...TEST_SERVER,
+      ]);
+      assert.equal((await first.serve.signal("SIGTERM")).status.code, 0, first.serve.stderr);
+      const agentStarted = startAgent(first.ticket, undefined, [
+        "--wait",
+        "30s",
+        "--connect-timeout",
+        "1s",
+      ]);
+      const agentFailed = agentStarted.then(() => undefined, (error: Error) => error);
+      // Twice the connect timeout passes with no desktop in the room: the point of the test.
+      const noDesktop = new Promise((resolve) => setTimeout(resolve, 2_000));
+      assert.equal(await Promise.race([agentFailed, noDesktop]), undefined);
+      const second = await startServe(signal, [
+        "--host-ticket-file",
+        hostFile,
+        "--",
+        ...TEST_SERVER,
+      ]);
+      assert.equal(second.ticket, first.ticket);
+      const agent = await agentStarted;
+      assert.ok((await agent.client.listTools()).tools.length > 0);
+      assert.equal(await closeAgent(agent), 0, agent.stderr.join("\n"));
+      await second.serve.signal("SIGTERM");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   }),
 );

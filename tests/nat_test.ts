@@ -5,18 +5,20 @@
  * "public" address of the lab. See `tests/nat/lab.ts` for the topology.
  *
  * Needs root, `ip`, `iptables` and coturn (`apt-get install -y iproute2
- * iptables coturn`); it fails, saying so, without them.
+ * iptables coturn`): installed when missing on Linux as root, else the tests
+ * are skipped, saying so (see `tests/_lab.ts`).
  */
 import assert from "node:assert/strict";
 import { ConnectError, type ConnectionPath } from "../mod.ts";
 import type { PeerReport } from "./nat/_peer.ts";
-import {
-  type Attachment,
-  type LabProcess,
-  NatLab,
-  type RelayedSignal,
-  requireLabTools,
-} from "./nat/lab.ts";
+import { type Attachment, type LabProcess, NatLab, type RelayedSignal } from "./nat/lab.ts";
+import { labTest, prepareLab } from "./_lab.ts";
+
+const lab = await prepareLab({
+  name: "the NAT lab",
+  root: true,
+  commands: { ip: "iproute2", iptables: "iptables", turnserver: "coturn" },
+});
 
 /** Well under libjuice's own 39.5 s, and long enough for a relayed path. */
 const CONNECT_TIMEOUT = 5_000;
@@ -41,7 +43,6 @@ async function connectThrough(
   sides: { desktop: Attachment; agent: Attachment },
   turn: boolean,
 ): Promise<Outcome> {
-  await requireLabTools();
   const lab = await NatLab.create(name, sides);
   try {
     const { server, client, signals } = lab.startPeers({
@@ -104,22 +105,26 @@ function print(label: string, outcome: Outcome): void {
 
 const NATED = ["srflx", "prflx"];
 
-Deno.test("WebRTC transports connect a desktop behind a cone NAT to a public agent via STUN", async () => {
-  const outcome = await connectThrough("cone", { desktop: "cone", agent: "public" }, false);
-  print("cone NAT desktop ↔ public agent, STUN only", outcome);
-  // The agent reaches the desktop at its NAT's public address, learnt through STUN (srflx) or
-  // from the desktop's checks (prflx).
-  assert.ok(
-    NATED.includes(outcome.agentPath?.remoteCandidateType ?? ""),
-    `agent's path: ${JSON.stringify(outcome.agentPath)}`,
-  );
-  assert.match(outcome.agentPath?.remoteAddress ?? "", /^203\.0\.113\.2:\d+$/);
-  assert.equal(outcome.agentPath?.localCandidateType, "host");
-  assert.equal(outcome.desktopPath?.remoteCandidateType, "host");
-  assert.match(outcome.desktopPath?.remoteAddress ?? "", /^203\.0\.113\.20:\d+$/);
-});
+labTest(
+  lab,
+  "WebRTC transports connect a desktop behind a cone NAT to a public agent via STUN",
+  async () => {
+    const outcome = await connectThrough("cone", { desktop: "cone", agent: "public" }, false);
+    print("cone NAT desktop ↔ public agent, STUN only", outcome);
+    // The agent reaches the desktop at its NAT's public address, learnt through STUN (srflx) or
+    // from the desktop's checks (prflx).
+    assert.ok(
+      NATED.includes(outcome.agentPath?.remoteCandidateType ?? ""),
+      `agent's path: ${JSON.stringify(outcome.agentPath)}`,
+    );
+    assert.match(outcome.agentPath?.remoteAddress ?? "", /^203\.0\.113\.2:\d+$/);
+    assert.equal(outcome.agentPath?.localCandidateType, "host");
+    assert.equal(outcome.desktopPath?.remoteCandidateType, "host");
+    assert.match(outcome.desktopPath?.remoteAddress ?? "", /^203\.0\.113\.20:\d+$/);
+  },
+);
 
-Deno.test("WebRTC transports connect two peers behind cone NATs via STUN", async () => {
+labTest(lab, "WebRTC transports connect two peers behind cone NATs via STUN", async () => {
   const outcome = await connectThrough("cones", { desktop: "cone", agent: "cone" }, false);
   print("cone NAT desktop ↔ cone NAT agent, STUN only", outcome);
   for (
@@ -132,46 +137,56 @@ Deno.test("WebRTC transports connect two peers behind cone NATs via STUN", async
   assert.match(outcome.desktopPath?.remoteAddress ?? "", /^203\.0\.113\.3:\d+$/);
 });
 
-Deno.test("WebRTC transports connect two peers behind symmetric NATs only through TURN", async () => {
-  const outcome = await connectThrough("sym", { desktop: "symmetric", agent: "symmetric" }, true);
-  print("symmetric NAT desktop ↔ symmetric NAT agent, STUN + TURN", outcome);
-  for (
-    const [side, path] of Object.entries({ agent: outcome.agentPath, desktop: outcome.desktopPath })
-  ) {
-    const types = [path?.localCandidateType, path?.remoteCandidateType];
-    assert.ok(types.includes("relay"), `${side}'s path is not relayed: ${JSON.stringify(path)}`);
-  }
-});
+labTest(
+  lab,
+  "WebRTC transports connect two peers behind symmetric NATs only through TURN",
+  async () => {
+    const outcome = await connectThrough("sym", { desktop: "symmetric", agent: "symmetric" }, true);
+    print("symmetric NAT desktop ↔ symmetric NAT agent, STUN + TURN", outcome);
+    for (
+      const [side, path] of Object.entries({
+        agent: outcome.agentPath,
+        desktop: outcome.desktopPath,
+      })
+    ) {
+      const types = [path?.localCandidateType, path?.remoteCandidateType];
+      assert.ok(types.includes("relay"), `${side}'s path is not relayed: ${JSON.stringify(path)}`);
+    }
+  },
+);
 
-Deno.test("WebRTCClientTransport.start() fails at the ICE stage, naming TURN, when symmetric NATs leave no path", async () => {
-  await requireLabTools();
-  const lab = await NatLab.create("nopath", { desktop: "symmetric", agent: "symmetric" });
-  try {
-    const { server, client, signals } = lab.startPeers({
-      iceServers: lab.iceServers(false),
-      connectTimeout: CONNECT_TIMEOUT,
-    });
-    const result = await client.report(["called", "error"], REPORT_WITHIN);
-    assert.equal(result.kind, "error", `the agent connected: ${JSON.stringify(client.reports)}`);
-    if (result.kind !== "error") return;
-    console.log(
-      `symmetric NATs, STUN only: the agent's start() rejected after ${result.at} ms ` +
-        `(connectTimeout ${CONNECT_TIMEOUT} ms; agent steps: ${steps(client)}): ` +
-        `${result.name} (${result.stage}): ${result.message}`,
-    );
-    assert.ok(signals.some((s) => s.type === "answer"), "the answer went through signalling");
-    assert.equal(result.name, ConnectError.name);
-    assert.equal(result.stage, "ice", result.message);
-    assert.match(result.message, /configure a TURN server/);
-    assert.ok(result.at >= CONNECT_TIMEOUT - 50, `rejected too early: ${result.at} ms`);
-    assert.ok(result.at < CONNECT_TIMEOUT + 1_500, `rejected too late: ${result.at} ms`);
-    // The desktop gives up too, in the background. Its own timer starts at the offer, so the
-    // agent's goodbye usually reaches it first, and then it reports stage "signaling".
-    const desktop = await server.report(["error"], CONNECT_TIMEOUT + 3_000);
-    if (desktop.kind !== "error") return;
-    console.log(`  the desktop reported ${desktop.name} (${desktop.stage}): ${desktop.message}`);
-    assert.equal(desktop.name, ConnectError.name);
-  } finally {
-    await lab.close();
-  }
-});
+labTest(
+  lab,
+  "WebRTCClientTransport.start() fails at the ICE stage, naming TURN, when symmetric NATs leave no path",
+  async () => {
+    const lab = await NatLab.create("nopath", { desktop: "symmetric", agent: "symmetric" });
+    try {
+      const { server, client, signals } = lab.startPeers({
+        iceServers: lab.iceServers(false),
+        connectTimeout: CONNECT_TIMEOUT,
+      });
+      const result = await client.report(["called", "error"], REPORT_WITHIN);
+      assert.equal(result.kind, "error", `the agent connected: ${JSON.stringify(client.reports)}`);
+      if (result.kind !== "error") return;
+      console.log(
+        `symmetric NATs, STUN only: the agent's start() rejected after ${result.at} ms ` +
+          `(connectTimeout ${CONNECT_TIMEOUT} ms; agent steps: ${steps(client)}): ` +
+          `${result.name} (${result.stage}): ${result.message}`,
+      );
+      assert.ok(signals.some((s) => s.type === "answer"), "the answer went through signalling");
+      assert.equal(result.name, ConnectError.name);
+      assert.equal(result.stage, "ice", result.message);
+      assert.match(result.message, /configure a TURN server/);
+      assert.ok(result.at >= CONNECT_TIMEOUT - 50, `rejected too early: ${result.at} ms`);
+      assert.ok(result.at < CONNECT_TIMEOUT + 1_500, `rejected too late: ${result.at} ms`);
+      // The desktop gives up too, in the background. Its own timer starts at the offer, so the
+      // agent's goodbye usually reaches it first, and then it reports stage "signaling".
+      const desktop = await server.report(["error"], CONNECT_TIMEOUT + 3_000);
+      if (desktop.kind !== "error") return;
+      console.log(`  the desktop reported ${desktop.name} (${desktop.stage}): ${desktop.message}`);
+      assert.equal(desktop.name, ConnectError.name);
+    } finally {
+      await lab.close();
+    }
+  },
+);

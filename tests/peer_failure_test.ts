@@ -109,7 +109,7 @@ Deno.test("WebRTCServerTransport reports malformed frames from a raw peer and ke
     initiator: true,
     ...LOCAL,
     connectTimeout: 5_000,
-    waitForOffer: false,
+    waitForPeer: false,
   });
   const { channel } = await peer.connect();
   const replies: string[] = [];

@@ -7,7 +7,13 @@
  * hosted by disposed Isolate"). So every module that may open a peer
  * connection (the two-peer tests in `tests/`, and the doc examples of each
  * source file) runs in a process of its own; the unit tests, which never do,
- * run together. Prints one summary line at the end: `N passed, M failed`.
+ * run together.
+ *
+ * The lab tests (browser, NAT lab, Python reference) install what they need
+ * when run as root on Linux; elsewhere they are skipped, each lab printing one
+ * `skipped: …` line that says what to install (see `tests/_lab.ts`). The
+ * summary at the end repeats those lines and counts: `N passed, M failed,
+ * K skipped`. With `CI=true` a skipped test fails the run.
  *
  * Usage: `deno run -A tests/run.ts [--filter <substring of a file path>]`
  *
@@ -58,6 +64,8 @@ for (const file of selected(documented)) {
 const ansi = /\x1b\[[0-9;]*m/g;
 let passed = 0;
 let failed = 0;
+let skipped = 0;
+const skipReasons: string[] = [];
 const failures: string[] = [];
 for (const run of runs) {
   console.log(`\n=== ${run.label}`);
@@ -72,11 +80,18 @@ for (const run of runs) {
   clearTimeout(timer);
   const text = (new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr))
     .replace(ansi, "");
-  const summary = text.match(/(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed/);
+  const summary = text.match(
+    /(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \| (\d+) ignored)?/,
+  );
   const runPassed = summary ? Number(summary[1]) : 0;
   const runFailed = summary ? Number(summary[3]) : 0;
+  const runSkipped = summary?.[4] ? Number(summary[4]) : 0;
   passed += runPassed;
   failed += runFailed;
+  skipped += runSkipped;
+  for (const line of text.split("\n").filter((line) => line.startsWith("skipped: "))) {
+    skipReasons.push(`${run.label}: ${line.slice("skipped: ".length)}`);
+  }
   const emptyDocRun = run.args.includes("--doc") && !summary && output.code === 0;
   if (output.code !== 0 || (!summary && !emptyDocRun)) {
     failures.push(run.label);
@@ -87,6 +102,10 @@ for (const run of runs) {
   }
 }
 
+if (skipped > 0 && Deno.env.get("CI") === "true") {
+  failures.push(`${skipped} skipped tests (with CI=true nothing may be skipped)`);
+}
 console.log(`\n${failures.length === 0 ? "All runs passed" : `Failed: ${failures.join(", ")}`}`);
-console.log(`${passed} passed, ${failed} failed`);
+for (const reason of skipReasons) console.log(`Skipped ${reason}`);
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 Deno.exit(failures.length === 0 ? 0 : 1);

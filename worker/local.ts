@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Readable } from "node:stream";
 import { Miniflare } from "miniflare";
 
 /** Options of {@linkcode startLocalSignaling}. */
@@ -28,6 +29,21 @@ export interface LocalSignalingOptions {
    * @default {{}}
    */
   vars?: Record<string, string>;
+  /**
+   * The source of an ES module to run as the worker instead of
+   * `worker/src/index.ts`; it imports the real worker from `./worker.js`.
+   * Tests use it to inject faults at the worker's seams.
+   *
+   * @default {undefined}
+   */
+  entry?: string;
+  /**
+   * Receives what the worker logs (workerd's stdout and stderr, as text),
+   * instead of this process's stdout and stderr.
+   *
+   * @default {undefined}
+   */
+  onLog?: (text: string) => void;
 }
 
 /** A running local signalling server. */
@@ -129,11 +145,14 @@ async function readWranglerConfig(): Promise<WranglerConfig> {
 export async function startLocalSignaling(
   options: LocalSignalingOptions = {},
 ): Promise<LocalSignaling> {
-  const { port = 0, host = "127.0.0.1", vars = {} } = options;
+  const { port = 0, host = "127.0.0.1", vars = {}, entry, onLog } = options;
   const [source, config] = await Promise.all([bundleWorker(), readWranglerConfig()]);
   const miniflare = new Miniflare({
     name: config.name,
-    modules: [{ type: "ESModule", path: "index.js", contents: source }],
+    modules: entry === undefined ? [{ type: "ESModule", path: "index.js", contents: source }] : [
+      { type: "ESModule", path: "index.js", contents: entry },
+      { type: "ESModule", path: "worker.js", contents: source },
+    ],
     compatibilityDate: config.compatibility_date,
     durableObjects: Object.fromEntries(
       config.durable_objects.bindings.map((
@@ -143,6 +162,14 @@ export async function startLocalSignaling(
     bindings: { ...config.vars, ...vars },
     host,
     port,
+    ...onLog && {
+      handleRuntimeStdio(stdout: Readable, stderr: Readable) {
+        for (const stream of [stdout, stderr]) {
+          stream.setEncoding("utf8");
+          stream.on("data", (text: string) => onLog(text));
+        }
+      },
+    },
   });
   let httpUrl: string;
   try {

@@ -38,8 +38,9 @@ const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000
  *
  * @param text The duration as written on the command line.
  * @param flag The flag it was given to, for the error message.
+ * @param options `allowZero`: whether `0` is accepted (e.g. "off").
  * @returns The duration in milliseconds.
- * @throws {UsageError} If the text is not a positive duration.
+ * @throws {UsageError} If the text is not a positive duration (or zero, where allowed).
  *
  * @example Durations in every unit
  * ```ts
@@ -49,14 +50,21 @@ const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000
  * assert.equal(parseDuration("1.5s"), 1_500);
  * assert.equal(parseDuration("10"), 10_000);
  * assert.equal(parseDuration("2h"), 7_200_000);
+ * assert.equal(parseDuration("0", "--linger", { allowZero: true }), 0);
  * ```
  */
-export function parseDuration(text: string, flag = "duration"): number {
+export function parseDuration(
+  text: string,
+  flag = "duration",
+  options: { allowZero?: boolean } = {},
+): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
   const ms = match ? Math.round(Number(match[1]) * UNITS[match[2] ?? "s"]) : NaN;
-  if (!(ms > 0) || !Number.isSafeInteger(ms)) {
+  if (!(ms > 0 || (options.allowZero && ms === 0)) || !Number.isSafeInteger(ms)) {
     throw new UsageError(
-      `Cannot read ${flag} as it must be a positive duration such as 500ms, 30s, 15m, 2h or 7d: received "${text}"`,
+      `Cannot read ${flag} as it must be a ${
+        options.allowZero ? "" : "positive "
+      }duration such as 500ms, 30s, 15m, 2h or 7d: received "${text}"`,
     );
   }
   return ms;

@@ -6,13 +6,12 @@
  * @module
  */
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
+import { settle } from "../_async.ts";
+import { CLI_STOP_TIMEOUT } from "../constants.ts";
 import { TicketSignaling } from "../signaling/ticket_signaling.ts";
 import { assertTicketUsable, parseTicket, type Ticket, TicketError } from "../ticket.ts";
-import { DEFAULT_CONNECT_TIMEOUT } from "../constants.ts";
-import { ConnectError } from "../errors.ts";
 import { WebRTCClientTransport } from "../webrtc_client_transport.ts";
-import type { ConnectionPath } from "../webrtc_transport.ts";
+import { WebRTCConnection } from "../webrtc_connection.ts";
 import {
   NETWORK_FLAGS,
   NETWORK_HELP,
@@ -38,7 +37,11 @@ export const CONNECT_HELP = `Usage:
 Dials the desktop that printed the ticket and exposes its MCP server: on stdio
 (so any MCP client can launch this as its server command; stdout carries only
 JSON-RPC, status lines go to stderr), or with --http as a local Streamable HTTP
-endpoint, where each HTTP session dials its own connection.
+endpoint. All HTTP sessions share one connection to the desktop, dialled when the
+first session starts: each session is a data channel of its own on it (and its
+own server on the desktop). DELETE or --session-idle closes a session's channel;
+after the last session closes, the connection stays up for --linger so that the
+next session opens at once.
 
 The ticket can also come from --ticket-file or $${TICKET_ENV}.
 
@@ -47,8 +50,10 @@ Options:
                           (HOST defaults to 127.0.0.1; port 0 picks one; the URL is
                           printed as the first line on stdout)
   --ticket-file FILE      Read the ticket from FILE
-  --session-idle DURATION With --http: close a session (and its connection) after this
-                          long without any open request or stream (default: 10m)
+  --session-idle DURATION With --http: close a session after this long without any open
+                          request or stream (default: 10m)
+  --linger DURATION       With --http: keep the connection this long after its last
+                          session closed (default: 30s; 0 closes it with the last one)
   --wait DURATION         How long to wait for the desktop to be in its room (default: 30s)
 
 ${NETWORK_HELP}`;
@@ -59,6 +64,7 @@ const CONNECT_FLAGS = {
   "ticket-file": { type: "string" },
   wait: { type: "string" },
   "session-idle": { type: "string" },
+  linger: { type: "string" },
 } as const;
 
 /**
@@ -108,81 +114,29 @@ export async function connect(args: string[]): Promise<number> {
   const network = transportOptions(values);
   const hostTimeout = values.wait ? parseDuration(values.wait, "--wait") : undefined;
   const log = new StatusLog({ quiet: values.quiet, json: values["log-json"] });
-  const dial = () =>
-    new DeadlineTransport(
-      new WebRTCClientTransport({
-        signaling: new TicketSignaling(ticket, { hostTimeout }),
-        ...network,
-      }),
-      (network.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT) + DEADLINE_MARGIN,
-    );
+  // The connect timeout starts once the desktop is in its room (after --wait).
+  const signaling = () => new TicketSignaling(ticket, { hostTimeout });
   if (values.http !== undefined) {
     const sessionIdle = values["session-idle"]
       ? parseDuration(values["session-idle"], "--session-idle")
       : undefined;
-    return await connectHttp({ ...parseAddress(values.http), sessionIdle }, dial, log, ticket);
+    const linger = values.linger !== undefined
+      ? parseDuration(values.linger, "--linger", { allowZero: true })
+      : undefined;
+    // One connection for every HTTP session, dialled when the first one starts.
+    const connection = new WebRTCConnection({ signaling, linger, ...network });
+    return await connectHttp(
+      { ...parseAddress(values.http), sessionIdle },
+      connection,
+      log,
+      ticket,
+    );
   }
-  return await connectStdio(dial(), log, ticket);
-}
-
-/** How much longer than the connect timeout the CLI waits before giving up itself. */
-const DEADLINE_MARGIN = 1_000;
-
-/**
- * A client transport whose `start()` is bounded once the desktop is found in
- * its room: a desktop that refuses this agent without being heard (its
- * refusal may not reach us) or stops answering ends in a `ConnectError`, not a
- * hang.
- */
-class DeadlineTransport implements Transport {
-  readonly #inner: WebRTCClientTransport;
-  readonly #ms: number;
-
-  onmessage?: (message: JSONRPCMessage) => void;
-  onerror?: (error: Error) => void;
-  onclose?: () => void;
-
-  constructor(inner: WebRTCClientTransport, ms: number) {
-    this.#inner = inner;
-    this.#ms = ms;
-  }
-
-  start(): Promise<void> {
-    const inner = this.#inner;
-    inner.onmessage = (message) => this.onmessage?.(message);
-    inner.onerror = (error) => this.onerror?.(error);
-    inner.onclose = () => this.onclose?.();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      inner.onconnectstep = (step) => {
-        if (step !== "signaling") return;
-        timer = setTimeout(() => {
-          reject(
-            new ConnectError(
-              "signaling",
-              `Cannot connect as the desktop did not answer within ${
-                this.#ms / 1000
-              } s: it may have refused this agent (its agent limit or the ticket's expiry; see its log)`,
-            ),
-          );
-          void inner.close();
-        }, this.#ms);
-      };
-    });
-    return Promise.race([inner.start(), late]).finally(() => clearTimeout(timer));
-  }
-
-  send(message: JSONRPCMessage): Promise<void> {
-    return this.#inner.send(message);
-  }
-
-  getConnectionPath(): Promise<ConnectionPath | undefined> {
-    return this.#inner.getConnectionPath();
-  }
-
-  close(): Promise<void> {
-    return this.#inner.close();
-  }
+  return await connectStdio(
+    new WebRTCClientTransport({ signaling: signaling(), ...network }),
+    log,
+    ticket,
+  );
 }
 
 function endMessage(side: BridgeSide, cause?: Error): string {
@@ -192,7 +146,7 @@ function endMessage(side: BridgeSide, cause?: Error): string {
     : "The connection to the remote MCP server closed";
 }
 
-async function connectStdio(remote: DeadlineTransport, log: StatusLog, ticket: Ticket) {
+async function connectStdio(remote: WebRTCClientTransport, log: StatusLog, ticket: Ticket) {
   log.info("connecting", `Connecting to the desktop through ${ticket.url}`, { url: ticket.url });
   const local = new StreamTransport(Deno.stdin.readable, Deno.stdout.writable);
   let connected = false;
@@ -217,10 +171,7 @@ async function connectStdio(remote: DeadlineTransport, log: StatusLog, ticket: T
   });
   const stop = await waitForStop(ended);
   if (stop.kind === "signal") {
-    await Promise.race([
-      Promise.allSettled([remote.close(), local.close()]),
-      new Promise((resolve) => setTimeout(resolve, 1_500)),
-    ]);
+    await settle(Promise.allSettled([remote.close(), local.close()]), CLI_STOP_TIMEOUT);
     log.info("stopped", `Stopped on ${stop.signal}`);
     return ExitCode.OK;
   }
@@ -246,14 +197,31 @@ async function connectStdio(remote: DeadlineTransport, log: StatusLog, ticket: T
 
 async function connectHttp(
   address: { hostname: string; port: number; sessionIdle?: number },
-  dial: () => Transport,
+  connection: WebRTCConnection,
   log: StatusLog,
   ticket: Ticket,
 ) {
   let sessions = 0;
+  connection.onconnectstep = (step) => {
+    if (step !== "channel") return;
+    void connection.getConnectionPath().catch(() => undefined).then((path) =>
+      log.info(
+        "connected",
+        `Connected to the desktop via ${path?.localCandidateType ?? "an unknown path"}${
+          path?.remoteAddress ? ` (${path.remoteAddress})` : ""
+        }`,
+        { ...path },
+      )
+    );
+  };
+  connection.ondisconnect = (error) =>
+    log.info(
+      "disconnected",
+      `Disconnected from the desktop: ${error?.message ?? "no session open"}`,
+    );
   const endpoint = serveHttp({
     ...address,
-    dial,
+    dial: (): Transport => connection.openTransport(),
     bridge: (sessionId): BridgeOptions => {
       const number = ++sessions;
       return {
@@ -282,13 +250,16 @@ async function connectHttp(
       void Deno.stdout.write(new TextEncoder().encode(url + "\n"));
       log.info(
         "listening",
-        `Serving Streamable HTTP at ${url}; each session dials the desktop through ${ticket.url}`,
+        `Serving Streamable HTTP at ${url}; sessions share one connection to the desktop through ${ticket.url}`,
         { url },
       );
     },
   });
   const stop = await waitForStop(new Promise<never>(() => {}));
-  await Promise.race([endpoint.close(), new Promise((resolve) => setTimeout(resolve, 1_500))]);
+  await settle(
+    endpoint.close().finally(() => connection.close()),
+    CLI_STOP_TIMEOUT,
+  );
   log.info("stopped", `Stopped on ${stop.kind === "signal" ? stop.signal : "request"}`);
   return ExitCode.OK;
 }

@@ -1,7 +1,8 @@
 /**
  * `serve`: on the desktop, opens a signalling room, prints the guest ticket
- * and, for each agent that connects, bridges it to its own MCP server: a
- * child process speaking stdio, or a session with a Streamable HTTP server.
+ * and, for each MCP session an agent opens (an agent holds one connection and
+ * any number of sessions on it), bridges it to its own MCP server: a child
+ * process speaking stdio, or a session with a Streamable HTTP server.
  *
  * @module
  */
@@ -9,7 +10,8 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { createTicket, formatTicket, parseTicket, type Ticket } from "../ticket.ts";
 import type { SignalingRoom, SignalingRoomError } from "../signaling/websocket_signaling.ts";
 import { type ConnectableServer, WebRTCListener } from "../webrtc_listener.ts";
-import type { WebRTCServerTransport } from "../webrtc_server_transport.ts";
+import type { WebRTCConnection } from "../webrtc_connection.ts";
+import { DEFAULT_MAX_SESSIONS_PER_AGENT } from "../constants.ts";
 import {
   NETWORK_FLAGS,
   NETWORK_HELP,
@@ -34,15 +36,18 @@ export const SERVE_HELP = `Usage:
   mcp-webrtc serve [options] --url <endpoint>          bridge a Streamable HTTP MCP server
 
 Opens a room on the signalling service and prints the guest ticket as the first
-line on stdout. Each agent that connects with it gets its own MCP session: its
-own server process (stdio), or its own session with the HTTP server.
+line on stdout. Each agent that connects with it holds one peer connection, and
+each MCP session it opens on that connection gets its own server process
+(stdio), or its own session with the HTTP server.
 
 Options:
   --signal URL            The signalling service, e.g. wss://signal.example
                           (default: $${SIGNAL_ENV}; for a local one: mcp-webrtc signal)
   --url URL               Bridge this Streamable HTTP endpoint instead of a command
   --header "NAME: VALUE"  A header sent to the --url endpoint (repeatable)
-  --agents N              The most agents served at once (default: 8)
+  --agents N              The most agents (connections) served at once (default: 8)
+  --sessions N            The most MCP sessions one agent may hold open; one more is
+                          refused with an error the agent sees (default: ${DEFAULT_MAX_SESSIONS_PER_AGENT})
   --expires DURATION      Refuse agents after this long, e.g. 8h (default: never)
   --ticket-file FILE      Also write the guest ticket to FILE (mode 0600)
   --host-ticket-file FILE Keep the room across restarts: reopen the room of the host
@@ -56,6 +61,7 @@ const SERVE_FLAGS = {
   url: { type: "string" },
   header: { type: "string", multiple: true },
   agents: { type: "string" },
+  sessions: { type: "string" },
   expires: { type: "string" },
   "ticket-file": { type: "string" },
   "host-ticket-file": { type: "string" },
@@ -119,6 +125,9 @@ export async function serve(args: string[]): Promise<number> {
   const headers = parseHeaders(values.header ?? []);
   const network = transportOptions(values);
   const maxAgents = values.agents ? parsePositiveInteger(values.agents, "--agents") : 8;
+  const maxSessionsPerAgent = values.sessions
+    ? parsePositiveInteger(values.sessions, "--sessions")
+    : DEFAULT_MAX_SESSIONS_PER_AGENT;
   const expiresAt = values.expires
     ? new Date(Date.now() + parseDuration(values.expires, "--expires"))
     : undefined;
@@ -135,7 +144,6 @@ export async function serve(args: string[]): Promise<number> {
   }
 
   const host = await hostTicket(values["host-ticket-file"], values.signal, expiresAt);
-  let agents = 0;
   const upstream = (label: string): Transport =>
     upstreamUrl
       ? new HttpUpstreamTransport(upstreamUrl, { headers })
@@ -143,20 +151,35 @@ export async function serve(args: string[]): Promise<number> {
         args: command.slice(1),
         onstderr: (line) => log.info("server-stderr", `${label} server: ${line}`, { line }),
       });
+  // Agents are numbered in the order they are first seen.
+  const numbers = new Map<string, number>();
+  const numberOf = (peer: string) => {
+    if (!numbers.has(peer)) numbers.set(peer, numbers.size + 1);
+    return numbers.get(peer)!;
+  };
   let listener: WebRTCListener;
   try {
     listener = await WebRTCListener.listen({
       hostTicket: host,
       expiresAt: expiresAt ?? host.expiresAt,
       maxAgents,
+      maxSessionsPerAgent,
       ...network,
-      createServer: ({ peer }) => {
-        const label = `agent ${++agents}`;
-        log.info("agent-joined", `${label[0].toUpperCase()}${label.slice(1)} joined; connecting`, {
-          agent: agents,
+      createServer: ({ peer, session }) => {
+        const agent = numberOf(peer);
+        const label = `agent ${agent} session ${session}`;
+        log.info("session-opened", `Agent ${agent} opened session ${session}`, {
+          agent,
+          session,
           peer,
         });
-        return new AgentBridge(label, agents, upstream(label), log, upstreamUrl !== undefined);
+        return new SessionBridge(
+          label,
+          { agent, session },
+          upstream(label),
+          log,
+          upstreamUrl !== undefined,
+        );
       },
     });
   } catch (error) {
@@ -165,6 +188,26 @@ export async function serve(args: string[]): Promise<number> {
       { cause: error },
     );
   }
+  listener.onagent = ({ peer, connection }) => {
+    const agent = numberOf(peer);
+    void connectionPath(connection).then((path) => {
+      const via = path?.localCandidateType ?? "an unknown path";
+      log.info(
+        "agent-connected",
+        `Agent ${agent} connected via ${via}${
+          path?.remoteAddress ? ` (${path.remoteAddress})` : ""
+        }`,
+        { agent, ...path },
+      );
+    });
+  };
+  listener.onagentleave = ({ peer }, error) => {
+    const agent = numberOf(peer);
+    const why = !error || /goodbye|closed/.test(error.message)
+      ? "the agent disconnected"
+      : error.message;
+    log.info("agent-left", `Agent ${agent} left: ${why}`, { agent, reason: why });
+  };
   listener.onerror = (error) => log.warn("agent-refused", error.message);
   const room = listener.hub as SignalingRoom;
 
@@ -200,46 +243,39 @@ export async function serve(args: string[]): Promise<number> {
 }
 
 /**
- * One agent's MCP session: its WebRTC transport bridged to its own upstream.
- * The listener's `createServer` returns one per agent.
+ * One MCP session of an agent: its channel's transport bridged to its own
+ * upstream. The listener's `createServer` returns one per session.
  */
-class AgentBridge implements ConnectableServer {
+class SessionBridge implements ConnectableServer {
   readonly #label: string;
-  readonly #number: number;
+  readonly #fields: { agent: number; session: number };
   readonly #upstream: Transport;
   readonly #log: StatusLog;
   readonly #http: boolean;
   #close?: () => Promise<void>;
 
-  constructor(label: string, number: number, upstream: Transport, log: StatusLog, http: boolean) {
+  constructor(
+    label: string,
+    fields: { agent: number; session: number },
+    upstream: Transport,
+    log: StatusLog,
+    http: boolean,
+  ) {
     this.#label = label;
-    this.#number = number;
+    this.#fields = fields;
     this.#upstream = upstream;
     this.#log = log;
     this.#http = http;
   }
 
   connect(transport: Transport): Promise<void> {
-    const agent = transport as WebRTCServerTransport;
     const log = this.#log;
-    const label = this.#label;
-    const Label = label[0].toUpperCase() + label.slice(1);
-    const fields = { agent: this.#number };
-    agent.onconnectstep = (step) => {
-      if (step !== "channel") return;
-      void connectionPath(agent).then((path) => {
-        const via = path?.localCandidateType ?? "an unknown path";
-        log.info(
-          "agent-connected",
-          `${Label} connected via ${via}${path?.remoteAddress ? ` (${path.remoteAddress})` : ""}`,
-          { ...fields, ...path },
-        );
-      });
-    };
+    const Label = this.#label[0].toUpperCase() + this.#label.slice(1);
+    const fields = this.#fields;
     const upstream = this.#upstream;
-    const running = bridge(agent, upstream, {
+    const running = bridge(transport, upstream, {
       endMessage: (side: BridgeSide, cause?: Error) => {
-        if (side === "a") return "The agent disconnected";
+        if (side === "a") return "The agent closed the session";
         if (cause) return cause.message;
         if (upstream instanceof ChildProcessTransport) {
           const code = upstream.exitCode;
@@ -249,7 +285,7 @@ class AgentBridge implements ConnectableServer {
         }
         return "The MCP server session ended";
       },
-      // An agent still connecting to a server that died at once gets an error.
+      // An agent still starting a session whose server died at once gets an error.
       linger: { a: 10_000 },
       onerror: (side, error) =>
         log.warn(
@@ -259,14 +295,14 @@ class AgentBridge implements ConnectableServer {
         ),
       onclose: (first, cause) => {
         let why: string;
-        if (first === "a") why = "the agent disconnected";
+        if (first === "a") why = "the agent closed it";
         else if (cause) why = cause.message;
         else if (upstream instanceof ChildProcessTransport) {
           why = `its server exited${
             upstream.exitCode === undefined ? "" : ` (code ${upstream.exitCode})`
           }`;
         } else why = "its server session ended";
-        log.info("agent-left", `${Label} left: ${why}`, { ...fields, reason: why });
+        log.info("session-closed", `${Label} ended: ${why}`, { ...fields, reason: why });
       },
     });
     if (upstream instanceof ChildProcessTransport) {
@@ -280,7 +316,6 @@ class AgentBridge implements ConnectableServer {
       );
     }
     this.#close = () => running.close();
-    // The agent's transport starts at once (it connects in the background).
     return Promise.resolve();
   }
 
@@ -290,9 +325,9 @@ class AgentBridge implements ConnectableServer {
 }
 
 /** The path of a just-opened connection; it is known shortly after the channel opens. */
-async function connectionPath(transport: WebRTCServerTransport) {
+async function connectionPath(connection: WebRTCConnection) {
   for (let attempt = 0; attempt < 20; attempt++) {
-    const path = await transport.getConnectionPath().catch(() => undefined);
+    const path = await connection.getConnectionPath().catch(() => undefined);
     if (path) return path;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

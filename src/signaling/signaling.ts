@@ -20,6 +20,12 @@ export interface SignalingMessage {
   readonly [field: string]: unknown;
 }
 
+/** What a {@linkcode Signaling} learns when it is started. */
+export interface SignalingStartOptions {
+  /** Whether this peer sends the offer (and so speaks first). */
+  readonly initiator: boolean;
+}
+
 /**
  * A channel that carries {@linkcode SignalingMessage}s between exactly two
  * peers: the in-memory pair, a signalling room on the edge, or any channel the
@@ -56,8 +62,10 @@ export interface Signaling {
   /**
    * Starts delivering messages. Called once, after the callbacks are
    * installed; optional for implementations that deliver from the start.
+   * `options.initiator` says whether this peer sends the offer, for carriers
+   * whose set-up depends on who speaks first (aiortc's TCP signalling).
    */
-  start?(): Promise<void>;
+  start?(options?: SignalingStartOptions): Promise<void>;
   /**
    * Sends one message to the other peer. Rejects if the channel is closed or
    * the message cannot be delivered.

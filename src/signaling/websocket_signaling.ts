@@ -917,6 +917,7 @@ const TERMINAL_CLOSE_CODES: Record<string, number> = {
   room_full: 4409,
   host_replaced: 4409,
   rate_limited: 4429,
+  silent: 4408,
 };
 
 /** Says why a socket closed, from its close code and the room's last error frame. */
@@ -945,6 +946,11 @@ function closeError(
           `Left the room as another host took over: ${detail}`,
         )
         : new SignalingRoomError("room_full", `Cannot join room as it is full: ${detail}`);
+    case 4408:
+      return new SignalingRoomError(
+        "connection_lost",
+        `Lost the signalling room: it closed this connection as silent: ${detail}`,
+      );
     case 4429:
       return new SignalingRoomError(
         "rate_limited",

@@ -44,42 +44,6 @@ const TURN_PASSWORD = "lab-secret";
 const PEER_SCRIPT = new URL("./_peer.ts", import.meta.url).pathname;
 const ROOT = new URL("../..", import.meta.url).pathname;
 
-const TOOLS = [
-  { command: "ip", args: ["-V"], apt: "iproute2" },
-  { command: "iptables", args: ["--version"], apt: "iptables" },
-  { command: "turnserver", args: ["--version"], apt: "coturn" },
-];
-
-/**
- * Throws, naming what to install, unless this process can build the lab:
- * root, `ip`, `iptables` and coturn's `turnserver` on the PATH.
- */
-export async function requireLabTools(): Promise<void> {
-  const missing: string[] = [];
-  for (const tool of TOOLS) {
-    try {
-      await new Deno.Command(tool.command, { args: tool.args, stdout: "null", stderr: "null" })
-        .output();
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-      missing.push(`'${tool.command}' (Debian package ${tool.apt})`);
-    }
-  }
-  if (missing.length > 0) {
-    const packages = TOOLS.map((tool) => tool.apt).join(" ");
-    throw new Error(
-      `Cannot build the NAT lab as ${missing.join(", ")} ${
-        missing.length > 1 ? "are" : "is"
-      } not installed: run \`apt-get update && apt-get install -y ${packages}\``,
-    );
-  }
-  if (Deno.uid() !== 0) {
-    throw new Error(
-      `Cannot build the NAT lab as it needs root (ip netns, iptables): this process runs as uid ${Deno.uid()}`,
-    );
-  }
-}
-
 /** A process running in the lab, with its stderr split into reports and log lines. */
 export class LabProcess {
   readonly name: string;

@@ -8,7 +8,15 @@
  * @module
  */
 import { Hono } from "hono";
-import { errorResponse, parseCredentials, refusal, ROOM_ID } from "./protocol.ts";
+import {
+  errorResponse,
+  INTERNAL_ERROR,
+  type Join,
+  JOIN_HEADER,
+  parseCredentials,
+  refusal,
+  roomIdOf,
+} from "./protocol.ts";
 import type { Env } from "./room.ts";
 
 export { Room } from "./room.ts";
@@ -27,11 +35,13 @@ const app: Hono<{ Bindings: Env }> = new Hono<{ Bindings: Env }>();
 app.get("/health", (c) => c.json({ ok: true }));
 
 app.get("/v1/rooms/:room", (c) => {
-  if (!ROOM_ID.test(c.req.param("room"))) {
+  // The id is read from the path as sent, never as decoded, so one room has one name.
+  const room = roomIdOf(c.req.url);
+  if (room === undefined) {
     return errorResponse(refusal(
       400,
       "bad_room_id",
-      "The room id must be 22 to 128 base64url characters (at least 128 random bits)",
+      "The room id must be 22 to 128 base64url characters (at least 128 random bits), written as is: no percent-escapes",
     ));
   }
   const credentials = parseCredentials(c.req.raw);
@@ -43,8 +53,12 @@ app.get("/v1/rooms/:room", (c) => {
       "This route only speaks WebSocket: connect with a WebSocket client",
     ));
   }
+  // The room gets the checked join and nothing of the client's request.
+  const join: Join = { room, ...credentials };
   const rooms = c.env.ROOMS;
-  return rooms.get(rooms.idFromName(c.req.param("room"))).fetch(c.req.raw);
+  return rooms.get(rooms.idFromName(room)).fetch("https://room.internal/join", {
+    headers: { Upgrade: "websocket", [JOIN_HEADER]: JSON.stringify(join) },
+  });
 });
 
 app.notFound(() =>
@@ -56,10 +70,8 @@ app.notFound(() =>
 );
 
 app.onError((error) => {
-  console.error(error);
-  return errorResponse(
-    refusal(500, "internal_error", "The signalling server failed: try again later"),
-  );
+  console.error("Signalling worker failed:", error);
+  return errorResponse(INTERNAL_ERROR);
 });
 
 export default app;

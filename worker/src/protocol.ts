@@ -21,6 +21,8 @@ export const HOST = "host";
 export const GUEST_ID = /^[0-9a-f]{16}$/;
 /** A room id: at least 128 bits of base64url. */
 export const ROOM_ID = /^[A-Za-z0-9_-]{22,128}$/;
+/** The path of a room, exactly as a client must send it: no percent-escapes, no extra slashes. */
+const ROOM_PATH = /^\/v1\/rooms\/([A-Za-z0-9_-]{22,128})$/;
 /** A key: opaque base64url, 16 to 128 characters. */
 const KEY = /^[A-Za-z0-9_-]{16,128}$/;
 /** A guest verifier: base64url (no padding) of a SHA-256 digest. */
@@ -39,11 +41,17 @@ export const DEFAULTS = {
   RATE_PER_SECOND: 50,
   /** Frames a socket may send in one burst (`RATE_BURST`). */
   RATE_BURST: 200,
+  /**
+   * Seconds a socket may send nothing, not even `ping`, before the room closes
+   * it (`SILENCE_SECONDS`): three missed pings of the client (every 20 s),
+   * with room for a browser tab whose timers are throttled to once a minute.
+   */
+  SILENCE_SECONDS: 90,
 } as const;
 
 /**
  * Every error frame code, with the sentence the room sends: what was wrong
- * and what to do. The first four also close the socket (see {@linkcode CLOSE}).
+ * and what to do. The first six also close the socket (see {@linkcode CLOSE}).
  */
 export const ERRORS = {
   key_refused: "The key does not match this room: check the key, or ask the host for a new ticket",
@@ -53,6 +61,8 @@ export const ERRORS = {
   host_replaced:
     "Another connection with the host key took over this room: stop this one, or use another room",
   rate_limited: "Frames arrived faster than the room allows: slow down, then reconnect",
+  silent:
+    "This connection sent nothing, not even ping, for longer than the room allows: send ping every 20 s, then reconnect",
   binary_frame: "Frames must be JSON text, not binary",
   frame_too_large: `Frames must be at most ${MAX_FRAME_BYTES} bytes: send smaller messages`,
   bad_json: "Frames must be JSON text",
@@ -62,6 +72,7 @@ export const ERRORS = {
   forbidden_recipient: 'Guests may only send to "host"',
   bad_data: 'The "data" of a signal frame must be a JSON object',
   unknown_peer: "That peer is not in the room: wait for its join frame",
+  internal_error: "The signalling room failed on this frame: send it again, or reconnect",
 } as const;
 
 /** The code of an error frame. */
@@ -82,6 +93,8 @@ export const CLOSE = {
   host_replaced: 4409,
   /** The socket sent frames faster than the rate limit (429). */
   rate_limited: 4429,
+  /** The socket sent nothing, not even `ping`, for `SILENCE_SECONDS` (408). */
+  silent: 4408,
 } as const;
 
 /** A frame a client may send, once checked: where it goes, and what. */
@@ -125,9 +138,7 @@ export function checkFrame(
   }
   if (!isObject(frame)) return { code: "bad_frame" };
   const { type, to, data, id } = frame;
-  const ref = (typeof id === "string" && id.length <= 64) || Number.isSafeInteger(id)
-    ? id as string | number
-    : undefined;
+  const ref = asRef(id);
   const code: ErrorCode | undefined = type !== "signal"
     ? "unknown_type"
     : typeof to !== "string"
@@ -139,6 +150,35 @@ export function checkFrame(
     : undefined;
   if (code) return ref === undefined ? { code } : { code, ref };
   return { to: to as string, data: data as Record<string, unknown>, ref };
+}
+
+/** A frame's `id`, if it may be echoed as `ref`: a string of at most 64 characters, or an integer. */
+function asRef(id: unknown): string | number | undefined {
+  return (typeof id === "string" && id.length <= 64) || Number.isSafeInteger(id)
+    ? id as string | number
+    : undefined;
+}
+
+/**
+ * The `ref` to answer a client frame with: its `id`, if it has a valid one.
+ *
+ * @example The id of a frame
+ * ```ts
+ * import { refOf } from "./protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(refOf('{"type":"signal","id":7}'), 7);
+ * assert.equal(refOf("not json"), undefined);
+ * ```
+ */
+export function refOf(message: string | ArrayBuffer): string | number | undefined {
+  if (typeof message !== "string" || message.length > MAX_FRAME_BYTES) return undefined;
+  try {
+    const frame: unknown = JSON.parse(message);
+    return isObject(frame) ? asRef(frame.id) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -158,6 +198,79 @@ export interface Credentials {
   guestVerifier?: string;
   /** Whether the key came as a subprotocol, so the answer must name one. */
   subprotocol: boolean;
+}
+
+/**
+ * Reads the room id from a request URL's path, as sent: the one canonical
+ * form, `/v1/rooms/<22 to 128 base64url characters>`. Any other spelling of
+ * the same id (a percent-escape, a trailing slash) is not a room id, so a room
+ * is only ever named one way.
+ *
+ * @returns The room id, or `undefined` if the path is not a room's canonical path.
+ *
+ * @example Percent-escapes are not room ids
+ * ```ts
+ * import { roomIdOf } from "./protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const room = "Nq3RkWmvh0VrKz2Hd7yXbA";
+ * assert.equal(roomIdOf(`http://signal.test/v1/rooms/${room}?role=guest`), room);
+ * assert.equal(roomIdOf(`http://signal.test/v1/rooms/%4E${room.slice(1)}`), undefined);
+ * ```
+ */
+export function roomIdOf(url: string): string | undefined {
+  return ROOM_PATH.exec(new URL(url).pathname)?.[1];
+}
+
+/**
+ * What the worker hands to a room: who asks to join which room, checked once
+ * at the edge. The room reads nothing else of the client's request.
+ */
+export interface Join extends Credentials {
+  /** The canonical room id (see {@linkcode roomIdOf}). */
+  room: string;
+}
+
+/** The header of the worker's request to a room that carries the {@linkcode Join}, as JSON. */
+export const JOIN_HEADER = "X-Room-Join";
+
+/**
+ * Reads the {@linkcode Join} the worker wrote into {@linkcode JOIN_HEADER},
+ * checking its shape again, so a room never acts on a malformed join.
+ *
+ * @returns The join, or `undefined` if the header is missing or malformed.
+ *
+ * @example A guest's join
+ * ```ts
+ * import { readJoin } from "./protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const join = { room: "Nq3RkWmvh0VrKz2Hd7yXbA", role: "guest", key: "guest-key-0123456789", subprotocol: true };
+ * assert.deepEqual(readJoin(JSON.stringify(join)), join);
+ * assert.equal(readJoin('{"room":"../x"}'), undefined);
+ * ```
+ */
+export function readJoin(header: string | null): Join | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(header ?? "");
+  } catch {
+    return undefined;
+  }
+  if (!isObject(value)) return undefined;
+  const { room, role, key, guestVerifier, subprotocol } = value;
+  if (
+    typeof room !== "string" || !ROOM_ID.test(room) ||
+    (role !== "host" && role !== "guest") ||
+    typeof key !== "string" || !KEY.test(key) ||
+    typeof subprotocol !== "boolean" ||
+    (role === "host"
+      ? typeof guestVerifier !== "string" || !VERIFIER.test(guestVerifier)
+      : guestVerifier !== undefined)
+  ) return undefined;
+  return role === "host"
+    ? { room, role, key, guestVerifier: guestVerifier as string, subprotocol }
+    : { room, role, key, subprotocol };
 }
 
 /** A refusal: the HTTP status, a snake_case code and a sentence. */
@@ -283,3 +396,10 @@ export function refusal(status: number, code: string, message: string): Refusal 
 export function errorResponse({ status, code, message }: Refusal): Response {
   return Response.json({ error: { code, message } }, { status });
 }
+
+/** The answer to an exception nobody expected, in the routes or in a room. */
+export const INTERNAL_ERROR: Refusal = refusal(
+  500,
+  "internal_error",
+  "The signalling server failed: try again later",
+);

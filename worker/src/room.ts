@@ -14,11 +14,16 @@ import {
   type Credentials,
   DEFAULTS,
   type ErrorCode,
+  errorResponse,
   ERRORS,
   GUEST_ID,
   HOST,
-  parseCredentials,
+  INTERNAL_ERROR,
+  JOIN_HEADER,
   PROTOCOL,
+  readJoin,
+  refOf,
+  refusal,
   type Role,
 } from "./protocol.ts";
 
@@ -34,6 +39,8 @@ export interface Env {
   RATE_PER_SECOND?: string;
   /** Frames a socket may send in one burst. */
   RATE_BURST?: string;
+  /** Seconds a socket may send nothing, not even `ping`, before the room closes it. */
+  SILENCE_SECONDS?: string;
 }
 
 /** Who a socket is, and its rate-limit bucket; kept in its attachment. */
@@ -42,10 +49,19 @@ interface Attachment {
   role: Role;
   /** Tokens left in the bucket when the last frame arrived. */
   tokens: number;
-  /** When the last frame arrived (ms since the epoch). */
+  /** When the last frame (or the join) arrived (ms since the epoch). */
   at: number;
   /** Set once the room has announced this socket's leave. */
   gone: boolean;
+  /**
+   * For a socket the room has ended (replaced, refused): when it closes the
+   * socket itself if the client has not (ms since the epoch), and with what.
+   */
+  closeAt?: number;
+  /** The close code for `closeAt`. */
+  closeCode?: number;
+  /** The close reason for `closeAt`: the error code the socket was sent. */
+  closeReason?: string;
 }
 
 /** The room's state: SHA-256 of the host key, and the guest verifier. */
@@ -56,6 +72,18 @@ interface Verifiers {
 
 /** The length of a room id that is the verifier of its host key (43 = base64url of 32 bytes). */
 const BOUND_ROOM_ID_LENGTH = 43;
+
+/**
+ * How long a socket the room ended (a replaced host, a refused join) has to
+ * close itself after its error frame, before the room closes it. The client
+ * closes: a close the room starts from another socket's request (or from its
+ * alarm) left the connection half-closed in workerd (CLOSE-WAIT) until the
+ * object hibernated, once per replaced host.
+ */
+const CLOSE_GRACE_MS = 2_000;
+
+/** The storage key of when an empty room expires (ms since the epoch). */
+const EXPIRES = "expires";
 
 /**
  * The Durable Object behind `GET /v1/rooms/:room`: checks keys against the
@@ -75,38 +103,55 @@ export class Room extends DurableObject<Env> {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
 
-  /** Checks the key, then accepts the WebSocket or refuses it with a close code. */
+  /**
+   * Checks the key of the join the worker checked and handed over, then
+   * accepts the WebSocket or refuses it with a close code. An unexpected
+   * exception is logged and answered as the JSON error of every route.
+   */
   override async fetch(request: Request): Promise<Response> {
-    const credentials = parseCredentials(request);
-    if (!("key" in credentials)) {
-      return Response.json({ error: credentials }, { status: credentials.status });
+    try {
+      return await this.#join(request);
+    } catch (error) {
+      console.error("Room failed to handle a join:", error);
+      return errorResponse(INTERNAL_ERROR);
+    }
+  }
+
+  async #join(request: Request): Promise<Response> {
+    const credentials = readJoin(request.headers.get(JOIN_HEADER));
+    if (!credentials) {
+      return errorResponse(refusal(
+        400,
+        "bad_join",
+        "A room is only reached through the worker: connect to GET /v1/rooms/<room id>",
+      ));
     }
     const stored = await this.ctx.storage.get<Verifiers>("verifiers");
     const keyHash = await sha256(credentials.key);
     if (credentials.role === "host") {
       // A room id of 43 characters is a key verifier (a ticket's room): only the
       // key it was derived from may open the room, so nobody can claim it first.
-      const room = new URL(request.url).pathname.split("/").at(-1) ?? "";
+      const room = credentials.room;
       if (room.length === BOUND_ROOM_ID_LENGTH && !equal(keyHash, decodeBase64Url(room))) {
-        return refuse(credentials, "key_refused");
+        return this.#refuse(credentials, "key_refused");
       }
-      if (stored && !equal(keyHash, stored.host)) return refuse(credentials, "key_refused");
+      if (stored && !equal(keyHash, stored.host)) return this.#refuse(credentials, "key_refused");
       const guest = decodeBase64Url(credentials.guestVerifier!);
       if (!stored || !equal(guest, stored.guest)) {
         await this.ctx.storage.put<Verifiers>("verifiers", { host: keyHash, guest });
       }
     } else {
-      if (!stored) return refuse(credentials, "room_not_found");
-      if (!equal(keyHash, stored.guest)) return refuse(credentials, "key_refused");
+      if (!stored) return this.#refuse(credentials, "room_not_found");
+      if (!equal(keyHash, stored.guest)) return this.#refuse(credentials, "key_refused");
       const max = limit(this.env.MAX_GUESTS, DEFAULTS.MAX_GUESTS);
-      if (this.#live("guest").length >= max) return refuse(credentials, "room_full");
+      if (this.#live("guest").length >= max) return this.#refuse(credentials, "room_full");
     }
     // From here to the response nothing awaits, so no other request interleaves.
     const peer = credentials.role === "host" ? HOST : randomGuestId();
+    // The replaced host closes its socket on the error frame (see CLOSE_GRACE_MS).
     for (const old of this.#live("host").filter(() => peer === HOST)) {
       sendError(old.ws, "host_replaced");
-      this.#leave(old.ws, old.me);
-      old.ws.close(CLOSE.host_replaced, "host_replaced");
+      this.#leave(old.ws, old.me, "host_replaced");
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server, [peer]);
@@ -123,7 +168,35 @@ export class Room extends DurableObject<Env> {
       JSON.stringify({ type: "welcome", peer, role: me.role, peers: others.map((o) => o.me.peer) }),
     );
     for (const other of others) other.ws.send(JSON.stringify({ type: "join", peer }));
-    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.delete(EXPIRES);
+    await this.#schedule();
+    return upgrade(client, credentials);
+  }
+
+  /**
+   * Accepts, sends one error frame and leaves the closing to the client (see
+   * {@linkcode CLOSE_GRACE_MS}): the only refusal a browser can read.
+   */
+  async #refuse(
+    credentials: Credentials,
+    code: "key_refused" | "room_not_found" | "room_full",
+  ): Promise<Response> {
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server);
+    server.serializeAttachment(
+      {
+        peer: credentials.role === "host" ? HOST : randomGuestId(),
+        role: credentials.role,
+        tokens: 0,
+        at: Date.now(),
+        gone: true,
+        closeAt: Date.now() + CLOSE_GRACE_MS,
+        closeCode: CLOSE[code],
+        closeReason: code,
+      } satisfies Attachment,
+    );
+    sendError(server, code);
+    await this.#schedule();
     return upgrade(client, credentials);
   }
 
@@ -135,8 +208,23 @@ export class Room extends DurableObject<Env> {
     return role === "host" ? limit(this.env.MAX_GUESTS, DEFAULTS.MAX_GUESTS) : 1;
   }
 
-  /** Validates, rate-limits and relays one frame; a bad frame gets an error frame. */
+  /**
+   * Validates, rate-limits and relays one frame; a bad frame gets an error
+   * frame. An unexpected exception is logged and answered with an
+   * `internal_error` frame; the socket stays.
+   */
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    try {
+      this.#relay(ws, message);
+    } catch (error) {
+      console.error("Room failed to handle a frame:", error);
+      try {
+        sendError(ws, "internal_error", refOf(message));
+      } catch { /* the socket closed meanwhile */ }
+    }
+  }
+
+  #relay(ws: WebSocket, message: string | ArrayBuffer): void {
     const me = readAttachment(ws);
     if (!me || me.gone) return;
     const now = Date.now();
@@ -164,6 +252,8 @@ export class Room extends DurableObject<Env> {
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     try {
       await this.#closed(ws);
+    } catch (error) {
+      console.error("Room failed to handle a close:", error);
     } finally {
       try {
         ws.close(code >= 3000 && code <= 4999 ? code : 1000, reason);
@@ -175,6 +265,8 @@ export class Room extends DurableObject<Env> {
   override async webSocketError(ws: WebSocket): Promise<void> {
     try {
       await this.#closed(ws);
+    } catch (error) {
+      console.error("Room failed to handle a broken socket:", error);
     } finally {
       try {
         ws.close(1011, "socket_error");
@@ -182,24 +274,109 @@ export class Room extends DurableObject<Env> {
     }
   }
 
-  /** Forgets an empty room: its verifiers go, so the room id can be reused. */
+  /**
+   * Ends the sockets that fell silent, closes the sockets the room ended that
+   * did not close themselves, and forgets a room that stayed empty for its
+   * TTL: its verifiers go, so the room id can be reused.
+   */
   override async alarm(): Promise<void> {
-    if (this.#live().length === 0) await this.ctx.storage.deleteAll();
+    try {
+      await this.#tick();
+    } catch (error) {
+      // Thrown again, so the runtime retries the alarm.
+      console.error("Room failed in its alarm:", error);
+      throw error;
+    }
+  }
+
+  async #tick(): Promise<void> {
+    const now = Date.now();
+    const sockets = this.ctx.getWebSockets();
+    if (sockets.length === 0) {
+      const expires = await this.ctx.storage.get<number>(EXPIRES);
+      if (expires !== undefined && expires <= now) return await this.ctx.storage.deleteAll();
+    }
+    for (const { ws, me } of this.#live()) {
+      if (this.#silentAt(ws, me) > now) continue;
+      try {
+        sendError(ws, "silent");
+      } catch { /* the socket is going anyway */ }
+      this.#leave(ws, me, "silent");
+    }
+    for (const ws of sockets) {
+      const me = readAttachment(ws);
+      if (me?.closeAt !== undefined && me.closeAt <= now) {
+        try {
+          ws.close(me.closeCode ?? 1000, me.closeReason ?? "");
+        } catch { /* already closed */ }
+      }
+    }
+    await this.#schedule();
+  }
+
+  /**
+   * When a live socket counts as silent: `SILENCE_SECONDS` after the later of
+   * its last frame and its last `ping` (answered by the runtime, which keeps
+   * the time, so pings never wake the room).
+   */
+  #silentAt(ws: WebSocket, me: Attachment): number {
+    const pinged = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
+    const silence = limit(this.env.SILENCE_SECONDS, DEFAULTS.SILENCE_SECONDS);
+    return Math.max(me.at, pinged) + silence * 1000;
+  }
+
+  /**
+   * Sets the room's one alarm. While sockets are open: when the first of them
+   * may have fallen silent, or is due to be closed (with clients that ping
+   * every 20 s and the default limit, about once a minute). In an empty room:
+   * when it expires, so an idle room costs nothing.
+   */
+  async #schedule(closing?: WebSocket): Promise<void> {
+    const sockets = this.ctx.getWebSockets().filter((ws) => ws !== closing);
+    if (sockets.length > 0) {
+      const next = Math.min(
+        ...sockets.map((ws) => {
+          const me = readAttachment(ws);
+          if (!me) return Infinity;
+          return me.closeAt ?? (me.gone ? Infinity : this.#silentAt(ws, me));
+        }),
+      );
+      const current = await this.ctx.storage.getAlarm();
+      if (next === Infinity) {
+        if (current !== null) await this.ctx.storage.deleteAlarm();
+      } else if (current !== next) {
+        await this.ctx.storage.setAlarm(next);
+      }
+      return;
+    }
+    const ttl = limit(this.env.ROOM_TTL_SECONDS, DEFAULTS.ROOM_TTL_SECONDS);
+    const expires = Date.now() + ttl * 1000;
+    await this.ctx.storage.put(EXPIRES, expires);
+    await this.ctx.storage.setAlarm(expires);
   }
 
   async #closed(ws: WebSocket): Promise<void> {
     const me = readAttachment(ws);
     if (me && !me.gone) this.#leave(ws, me);
-    if (this.#live().length === 0) {
-      const ttl = limit(this.env.ROOM_TTL_SECONDS, DEFAULTS.ROOM_TTL_SECONDS);
-      await this.ctx.storage.setAlarm(Date.now() + ttl * 1000);
-    }
+    await this.#schedule(ws);
   }
 
-  /** Marks a socket gone and tells the other side (a host only if none replaced it). */
-  #leave(ws: WebSocket, me: Attachment): void {
+  /**
+   * Marks a socket gone and tells the other side (a host only if none
+   * replaced it). With `closeWith`, the room closes the socket after
+   * {@linkcode CLOSE_GRACE_MS} unless the client does first.
+   */
+  #leave(ws: WebSocket, me: Attachment, closeWith?: keyof typeof CLOSE): void {
     try {
-      ws.serializeAttachment({ ...me, gone: true });
+      ws.serializeAttachment(
+        closeWith === undefined ? { ...me, gone: true } : {
+          ...me,
+          gone: true,
+          closeAt: Date.now() + CLOSE_GRACE_MS,
+          closeCode: CLOSE[closeWith],
+          closeReason: closeWith,
+        },
+      );
     } catch { /* closing: the announcement below still matters */ }
     const others = this.#live().filter((o) => o.ws !== ws);
     if (me.role === "host" && others.some((o) => o.me.role === "host")) return;
@@ -228,27 +405,25 @@ function readAttachment(ws: WebSocket): Attachment | null {
     return null;
   }
   if (typeof value !== "object" || value === null) return null;
-  const { peer, role, tokens, at, gone } = value as Record<string, unknown>;
+  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason } = value as Record<
+    string,
+    unknown
+  >;
   const valid = role === "host"
     ? peer === HOST
     : role === "guest" && typeof peer === "string" && GUEST_ID.test(peer);
   if (!valid || typeof tokens !== "number" || typeof at !== "number" || typeof gone !== "boolean") {
     return null;
   }
-  return { peer: peer as string, role: role as Role, tokens, at, gone };
+  const ending = typeof closeAt === "number" && typeof closeCode === "number" &&
+      typeof closeReason === "string"
+    ? { closeAt, closeCode, closeReason }
+    : {};
+  return { peer: peer as string, role: role as Role, tokens, at, gone, ...ending };
 }
 
 function sendError(ws: WebSocket, code: ErrorCode, ref?: string | number): void {
   ws.send(JSON.stringify({ type: "error", code, message: ERRORS[code], ref }));
-}
-
-/** Accepts, sends one error frame and closes: the only refusal a browser can read. */
-function refuse(credentials: Credentials, code: "key_refused" | "room_not_found" | "room_full") {
-  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-  server.accept();
-  sendError(server, code);
-  server.close(CLOSE[code], code);
-  return upgrade(client, credentials);
 }
 
 function upgrade(client: WebSocket, credentials: Credentials): Response {

@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { Candidates, MAX_QUEUED_CANDIDATES } from "./_candidates.ts";
+import { type IceCandidateInit, splitCandidates } from "./peer.ts";
+
+function candidate(n: number): IceCandidateInit {
+  return { candidate: `candidate:${n} 1 UDP 1 127.0.0.1 ${5000 + n} typ host`, sdpMid: "0" };
+}
+
+function recorder() {
+  const events: string[] = [];
+  const candidates = new Candidates({
+    send: (c) => events.push(`sent ${c.candidate.split(" ")[0]}`),
+    apply: (c) => {
+      events.push(`applied ${c.candidate.split(" ")[0]}`);
+      return Promise.resolve();
+    },
+  });
+  return { events, candidates };
+}
+
+Deno.test("Candidates never sends a local candidate before the description, even when released first", () => {
+  const { events, candidates } = recorder();
+  candidates.local(candidate(1));
+  // ICE connected while the answer was being made: the policy releases early.
+  candidates.release();
+  candidates.local(candidate(2));
+  assert.deepEqual(events, [] as string[]);
+  events.push("description");
+  candidates.descriptionSent();
+  candidates.local(candidate(3));
+  assert.deepEqual(events, [
+    "description",
+    "sent candidate:1",
+    "sent candidate:2",
+    "sent candidate:3",
+  ]);
+});
+
+Deno.test("Candidates holds local candidates after the description until the policy releases them", () => {
+  const { events, candidates } = recorder();
+  candidates.descriptionSent();
+  candidates.local(candidate(1));
+  assert.deepEqual(events, []);
+  candidates.release();
+  assert.deepEqual(events, ["sent candidate:1"]);
+});
+
+Deno.test("Candidates applies remote candidates only after the remote description, in order", async () => {
+  const { events, candidates } = recorder();
+  await candidates.remote(candidate(1));
+  await candidates.remote(candidate(2));
+  assert.deepEqual(events, []);
+  assert.equal(await candidates.remoteDescriptionApplied(), 2);
+  await candidates.remote(candidate(3));
+  assert.deepEqual(events, ["applied candidate:1", "applied candidate:2", "applied candidate:3"]);
+});
+
+Deno.test("Candidates refuses remote candidates beyond its queue while the description is awaited", async () => {
+  const { candidates } = recorder();
+  for (let n = 0; n < MAX_QUEUED_CANDIDATES; n++) await candidates.remote(candidate(n));
+  assert.throws(() => candidates.remote(candidate(99)), RangeError);
+});
+
+Deno.test("Candidates sends nothing once closed", () => {
+  const { events, candidates } = recorder();
+  candidates.local(candidate(1));
+  candidates.close();
+  candidates.descriptionSent();
+  candidates.release();
+  candidates.local(candidate(2));
+  assert.deepEqual(events, []);
+});
+
+Deno.test("splitCandidates takes a description's candidates out, each with its section's mid and index", () => {
+  const sdp = [
+    "v=0",
+    "o=- 1 1 IN IP4 0.0.0.0",
+    "s=-",
+    "t=0 0",
+    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+    "a=candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host",
+    "a=end-of-candidates",
+    "a=mid:0",
+    "a=sctp-port:5000",
+    "",
+  ].join("\r\n");
+  const { sdp: bare, candidates } = splitCandidates(sdp);
+  assert.deepEqual(candidates, [{
+    candidate: "candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host",
+    sdpMid: "0",
+    sdpMLineIndex: 0,
+  }]);
+  assert.doesNotMatch(bare, /candidate/);
+  assert.match(bare, /^a=mid:0\r\na=sctp-port:5000\r\n$/m);
+});

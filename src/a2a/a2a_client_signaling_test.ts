@@ -1,0 +1,282 @@
+import assert from "node:assert/strict";
+import {
+  type Message,
+  type Part,
+  Role,
+  type SendMessageRequest,
+  type StreamResponse,
+  TaskState,
+} from "@a2a-js/sdk";
+import type { RequestOptions } from "@a2a-js/sdk/client";
+import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
+import {
+  A2A_MAX_PENDING_MESSAGES,
+  A2A_SIGNALING_EXTENSION_URI,
+  A2A_SIGNALING_MEDIA_TYPE,
+  A2AClientSignaling,
+  sendMessageOfferingMcp,
+} from "./mod.ts";
+
+const TASK = "task-1";
+const CONTEXT = "context-1";
+
+function part(data: unknown, mediaType = A2A_SIGNALING_MEDIA_TYPE): Part {
+  return { content: { $case: "data", value: data }, mediaType, filename: "", metadata: undefined };
+}
+
+function agentMessage(parts: Part[]): Message {
+  return {
+    messageId: crypto.randomUUID(),
+    contextId: CONTEXT,
+    taskId: TASK,
+    role: Role.ROLE_AGENT,
+    parts,
+    metadata: undefined,
+    extensions: [],
+    referenceTaskIds: [],
+  };
+}
+
+function taskEvent(): StreamResponse {
+  return {
+    payload: {
+      $case: "task",
+      value: {
+        id: TASK,
+        contextId: CONTEXT,
+        status: { state: TaskState.TASK_STATE_WORKING, message: undefined, timestamp: "" },
+        artifacts: [],
+        history: [],
+        metadata: undefined,
+      },
+    },
+  };
+}
+
+function statusEvent(parts: Part[], state = TaskState.TASK_STATE_WORKING): StreamResponse {
+  return {
+    payload: {
+      $case: "statusUpdate",
+      value: {
+        taskId: TASK,
+        contextId: CONTEXT,
+        status: { state, message: agentMessage(parts), timestamp: "" },
+        metadata: undefined,
+      },
+    },
+  };
+}
+
+/** A client whose `sendMessage` calls wait until released, one by one. */
+function fakeClient(refuse = false) {
+  const requests: { params: SendMessageRequest; options?: RequestOptions }[] = [];
+  const waiting: (() => void)[] = [];
+  const client = {
+    sendMessage(params: SendMessageRequest, options?: RequestOptions) {
+      requests.push({ params, options });
+      return new Promise<Message>((resolve, reject) =>
+        waiting.push(() => refuse ? reject(new Error("Task not found")) : resolve(agentMessage([])))
+      );
+    },
+  };
+  return {
+    client,
+    requests,
+    /** Answers the oldest request, once one is there. */
+    async release() {
+      for (let i = 0; i < 100 && waiting.length === 0; i++) await Promise.resolve();
+      waiting.shift()?.();
+    },
+  };
+}
+
+function collect(signaling: Signaling): SignalingMessage[] {
+  const got: SignalingMessage[] = [];
+  signaling.onmessage = (message) => got.push(message);
+  return got;
+}
+
+Deno.test("A2AClientSignaling.receive() consumes the agent's signalling and leaves every other event", async () => {
+  const { client } = fakeClient();
+  const signaling = new A2AClientSignaling(client);
+  const got = collect(signaling);
+  const errors: Error[] = [];
+  signaling.onerror = (error) => errors.push(error);
+  assert.equal(signaling.receive(taskEvent()), false);
+  assert.equal(signaling.taskId, TASK);
+  assert.equal(signaling.receive(statusEvent([part({ type: "offer", sdp: "v=0" })])), true);
+  assert.equal(
+    signaling.receive(statusEvent([{ ...part("x"), content: { $case: "text", value: "Hi" } }])),
+    true,
+    "a malformed signalling part is consumed (and reported)",
+  );
+  assert.equal(signaling.receive(statusEvent([part({ text: "hi" }, "application/json")])), false);
+  assert.equal(signaling.receive({ payload: undefined }), false);
+  assert.equal(got.length, 0, "nothing before start()");
+  await signaling.start();
+  assert.equal(signaling.receive(statusEvent([part({ type: "candidate", candidate: {} })])), true);
+  await Promise.resolve();
+  assert.deepEqual(got.map((m) => m.type), ["offer", "candidate"]);
+  assert.equal(errors.length, 1);
+  assert.match(errors[0]!.message, /not a data part/);
+  await signaling.close();
+});
+
+Deno.test("A2AClientSignaling.send() sends one request at a time, batching what queued meanwhile, naming the task in referenceTaskIds", async () => {
+  const fake = fakeClient();
+  const signaling = new A2AClientSignaling(fake.client, {
+    requestOptions: {
+      serviceParameters: { "a2a-extensions": "urn:other", Authorization: "Bearer t" },
+    },
+  });
+  await signaling.start();
+  const first = signaling.send({ type: "answer", sdp: "v=0" });
+  await Promise.resolve();
+  assert.equal(fake.requests.length, 0, "waits until the stream named its task");
+  signaling.receive(taskEvent());
+  const second = signaling.send({ type: "candidate", candidate: { candidate: "a" } });
+  const third = signaling.send({ type: "candidate", candidate: { candidate: "b" } });
+  assert.equal(fake.requests.length, 1, "one request in flight");
+  await fake.release();
+  await first;
+  await fake.release();
+  await Promise.all([second, third]);
+  assert.equal(fake.requests.length, 2);
+  const [one, two] = fake.requests.map(({ params }) => params.message!);
+  assert.equal(one!.parts.length, 1);
+  assert.deepEqual(
+    two!.parts.map((p) => p.content?.$case === "data" ? p.content.value.candidate.candidate : ""),
+    ["a", "b"],
+  );
+  for (const message of [one!, two!]) {
+    assert.equal(message.taskId, "", "never taskId: it would end the user's stream");
+    assert.deepEqual(message.referenceTaskIds, [TASK]);
+    assert.equal(message.contextId, CONTEXT);
+    assert.equal(message.role, Role.ROLE_USER);
+    assert.deepEqual(message.extensions, [A2A_SIGNALING_EXTENSION_URI]);
+  }
+  assert.deepEqual(fake.requests[0]!.options?.serviceParameters, {
+    Authorization: "Bearer t",
+    "A2A-Extensions": `urn:other,${A2A_SIGNALING_EXTENSION_URI}`,
+  });
+  await signaling.close();
+});
+
+Deno.test("A2AClientSignaling.send() rejects when the agent refuses, and close() rejects what still waits", async () => {
+  const fake = fakeClient(true);
+  const signaling = new A2AClientSignaling(fake.client);
+  await signaling.start();
+  signaling.receive(taskEvent());
+  const refused = signaling.send({ type: "answer", sdp: "v=0" });
+  const waiting = signaling.send({ type: "candidate", candidate: {} });
+  await fake.release();
+  await assert.rejects(
+    refused,
+    /Cannot send signalling to the agent as it refused the request: Task not found/,
+  );
+  let closes = 0;
+  signaling.onclose = () => closes++;
+  await signaling.close();
+  await signaling.close();
+  await assert.rejects(waiting, /closed/);
+  await assert.rejects(signaling.send({ type: "bye" }), /closed/);
+  await Promise.resolve();
+  assert.equal(closes, 1);
+  assert.throws(() => new A2AClientSignaling({} as never), /not an A2A Client/);
+});
+
+Deno.test("sendMessageOfferingMcp() offers the MCP server, serves once when the agent signals, and yields the rest", async () => {
+  const fake = fakeClient();
+  const sent: { params: SendMessageRequest; options?: RequestOptions }[] = [];
+  const events = [
+    taskEvent(),
+    statusEvent([part({ type: "offer", sdp: "v=0" })]),
+    statusEvent([part({ type: "candidate", candidate: {} })]),
+    statusEvent([{
+      ...part(""),
+      content: { $case: "text", value: "done" },
+      mediaType: "text/plain",
+    }], TaskState.TASK_STATE_COMPLETED),
+  ];
+  const client = {
+    ...fake.client,
+    async *sendMessageStream(params: SendMessageRequest, options?: RequestOptions) {
+      sent.push({ params, options });
+      yield* events;
+    },
+  };
+  const served: Signaling[] = [];
+  const got: SignalingMessage[] = [];
+  const params: SendMessageRequest = {
+    tenant: "",
+    message: { ...agentMessage([]), role: Role.ROLE_USER, metadata: { mine: 1 } },
+    configuration: undefined,
+    metadata: undefined,
+  };
+  const yielded: StreamResponse[] = [];
+  for await (
+    const event of sendMessageOfferingMcp(client, params, {
+      keyId: "room",
+      serve: async (signaling) => {
+        served.push(signaling);
+        signaling.onmessage = (message) => got.push(message);
+        await signaling.start?.();
+      },
+    })
+  ) yielded.push(event);
+  assert.equal(served.length, 1);
+  assert.deepEqual(yielded, [events[0], events[3]]);
+  await Promise.resolve();
+  assert.deepEqual(got.map((m) => m.type), ["offer", "candidate"]);
+  const message = sent[0]!.params.message!;
+  assert.deepEqual(message.extensions, [A2A_SIGNALING_EXTENSION_URI]);
+  assert.deepEqual(message.metadata, {
+    mine: 1,
+    [A2A_SIGNALING_EXTENSION_URI]: { version: 1, sealed: false, keyId: "room" },
+  });
+  assert.equal(
+    sent[0]!.options?.serviceParameters?.["A2A-Extensions"],
+    A2A_SIGNALING_EXTENSION_URI,
+  );
+  await assert.rejects(served[0]!.send({ type: "bye" }), /closed/, "closed with the stream");
+});
+
+Deno.test("sendMessageOfferingMcp() never serves when the agent does not signal", async () => {
+  const client = {
+    ...fakeClient().client,
+    async *sendMessageStream() {
+      yield taskEvent();
+    },
+  };
+  let served = 0;
+  const params = {
+    tenant: "",
+    message: agentMessage([]),
+    configuration: undefined,
+    metadata: undefined,
+  };
+  for await (const _ of sendMessageOfferingMcp(client, params, { serve: () => void served++ })) {
+    // The task event.
+  }
+  assert.equal(served, 0);
+  await assert.rejects(
+    async () => {
+      for await (const _ of sendMessageOfferingMcp(client, params, {} as never)) { /* none */ }
+    },
+    /'options.serve' is not a function/,
+  );
+});
+
+Deno.test("A2AClientSignaling.receive() drops the agent's signalling beyond the pending limit, with an error", () => {
+  const signaling = new A2AClientSignaling(fakeClient().client);
+  const errors: Error[] = [];
+  signaling.onerror = (error) => errors.push(error);
+  for (let i = 0; i <= A2A_MAX_PENDING_MESSAGES; i++) {
+    assert.equal(
+      signaling.receive(statusEvent([part({ type: "candidate", candidate: {} })])),
+      true,
+    );
+  }
+  assert.equal(errors.length, 1);
+  assert.match(errors[0]!.message, /256 signalling messages already wait/);
+});

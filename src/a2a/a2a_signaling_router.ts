@@ -1,0 +1,520 @@
+/**
+ * The agent's side (the A2A server): a task's signalling as a `Signaling`,
+ * and the routing of the desktop's replies to it.
+ *
+ * @module
+ */
+
+import type {
+  AgentCard,
+  CancelTaskRequest,
+  DeleteTaskPushNotificationConfigRequest,
+  GetExtendedAgentCardRequest,
+  GetTaskPushNotificationConfigRequest,
+  GetTaskRequest,
+  ListTaskPushNotificationConfigsRequest,
+  ListTaskPushNotificationConfigsResponse,
+  ListTasksRequest,
+  ListTasksResponse,
+  Message,
+  SendMessageRequest,
+  StreamResponse,
+  SubscribeToTaskRequest,
+  Task,
+  TaskPushNotificationConfig,
+} from "@a2a-js/sdk";
+import { Role, TaskState } from "@a2a-js/sdk";
+import { RequestMalformedError, TaskNotFoundError } from "@a2a-js/sdk/errors";
+import type {
+  A2ARequestHandler,
+  AgentExecutionEvent,
+  ExecutionEventBus,
+  RequestContext,
+  ServerCallContext,
+  TaskStore,
+} from "@a2a-js/sdk/server";
+import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
+import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
+import {
+  A2A_MAX_PENDING_MESSAGES,
+  A2A_SIGNALING_EXTENSION_URI,
+  a2aMcpOffer,
+  isSignalingMessage,
+  isSignalingPart,
+  readSignalingParts,
+  signalingMessage,
+} from "./extension.ts";
+
+/** Options of {@linkcode A2ASignalingRouter.openSignaling}. */
+export interface OpenA2ASignalingOptions {
+  /**
+   * The key that seals signalling end to end: the `signalingKey` of
+   * `deriveTicketKeys()` of the agent's (guest) ticket for this desktop. With
+   * it, the returned signalling is an `AuthenticatedSignaling` (role
+   * `"guest"`), and a desktop that does not seal is refused.
+   *
+   * @default {undefined} unsealed: the A2A connection is trusted
+   */
+  key?: CryptoKey;
+}
+
+/** States after which the user's stream is over: no more signalling reaches the desktop. */
+const STREAM_ENDING_STATES: ReadonlySet<TaskState> = new Set([
+  TaskState.TASK_STATE_COMPLETED,
+  TaskState.TASK_STATE_FAILED,
+  TaskState.TASK_STATE_CANCELED,
+  TaskState.TASK_STATE_REJECTED,
+  TaskState.TASK_STATE_INPUT_REQUIRED,
+  TaskState.TASK_STATE_AUTH_REQUIRED,
+]);
+
+/**
+ * The agent's side of the extension, one per A2A server: it opens a task's
+ * signalling (a {@linkcode Signaling} for `WebRTCClientTransport`), and
+ * routes the desktop's replies to it.
+ *
+ * Signalling to the desktop travels as `TaskStatusUpdateEvent`s (state
+ * `WORKING`) on the stream of the user's own `SendStreamingMessage`, each
+ * `status.message` holding one data part of media type
+ * `A2A_SIGNALING_MEDIA_TYPE`. Replies come as separate `SendMessage` requests
+ * in the same context that name the task in `referenceTaskIds`; the
+ * {@linkcode A2ASignalingRouter.wrapRequestHandler | wrapped request handler}
+ * delivers them to the task's signalling and answers each with a bare
+ * acknowledgement, so they never reach the executor or the task store. A reply
+ * that names the task in `taskId` instead is routed the same way: given to the
+ * SDK, it would re-run the executor on the task's event bus and end the
+ * user's stream (`-32004`).
+ *
+ * The {@linkcode A2ASignalingRouter.wrapTaskStore | wrapped task store} keeps
+ * signalling out of the task history: SDPs name the agent's addresses and are
+ * of no use once the connection is up.
+ *
+ * Replies are accepted only from the same tenant and user as the task's
+ * request (as the SDK scopes tasks), for a task whose signalling is open.
+ *
+ * @example An agent reaches the desktop's MCP server, in one process
+ * ```ts
+ * import { type Message, Role, TaskState } from "@a2a-js/sdk";
+ * import { DefaultRequestHandler, InMemoryTaskStore, ServerCallContext } from "@a2a-js/sdk/server";
+ * import { Client } from "@modelcontextprotocol/sdk/client";
+ * // @ts-types="@modelcontextprotocol/sdk/server/mcp"
+ * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+ * import { WebRTCClientTransport, WebRTCServerTransport } from "@mcp/webrtc";
+ * import {
+ *   a2aMcpOffer,
+ *   a2aSignalingExtension,
+ *   A2ASignalingRouter,
+ *   sendMessageOfferingMcp,
+ * } from "@mcp/webrtc/a2a";
+ * import assert from "node:assert/strict";
+ *
+ * const local = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
+ * const text = (value: string, taskId = "", contextId = ""): Message => ({
+ *   messageId: crypto.randomUUID(), contextId, taskId, role: Role.ROLE_AGENT,
+ *   parts: [{ content: { $case: "text", value }, mediaType: "text/plain", filename: "", metadata: {} }],
+ *   metadata: undefined, extensions: [], referenceTaskIds: [],
+ * });
+ *
+ * // The agent: its executor connects an MCP client to the desktop while it works on the task.
+ * const router = new A2ASignalingRouter();
+ * const card = {
+ *   name: "agent", description: "", supportedInterfaces: [], provider: undefined, version: "1",
+ *   capabilities: { streaming: true, extensions: [a2aSignalingExtension()] },
+ *   securitySchemes: {}, securityRequirements: [], defaultInputModes: [], defaultOutputModes: [],
+ *   skills: [], signatures: [],
+ * };
+ * const agent = router.wrapRequestHandler(
+ *   new DefaultRequestHandler(card, router.wrapTaskStore(new InMemoryTaskStore()), {
+ *     async execute(context, bus) {
+ *       const { taskId, contextId } = context;
+ *       const status = (state: TaskState, message?: Message) => ({
+ *         state, message, timestamp: new Date().toISOString(),
+ *       });
+ *       bus.publish({ kind: "task", data: {
+ *         id: taskId, contextId, status: status(TaskState.TASK_STATE_WORKING),
+ *         artifacts: [], history: [], metadata: undefined,
+ *       } });
+ *       assert.ok(a2aMcpOffer(context.userMessage));
+ *       const mcp = new Client({ name: "agent", version: "1.0.0" });
+ *       await mcp.connect(new WebRTCClientTransport({
+ *         signaling: router.openSignaling(context, bus), ...local,
+ *       }));
+ *       const answer = `the desktop serves ${mcp.getServerVersion()?.name}`;
+ *       await mcp.close();
+ *       bus.publish({ kind: "statusUpdate", data: {
+ *         taskId, contextId, metadata: undefined,
+ *         status: status(TaskState.TASK_STATE_COMPLETED, text(answer, taskId, contextId)),
+ *       } });
+ *     },
+ *     cancelTask: async () => {},
+ *   }),
+ * );
+ *
+ * // The desktop: an A2A client (here calling the handler in process; over HTTP in real life).
+ * const client = {
+ *   sendMessage: (params: Parameters<typeof agent.sendMessage>[0]) =>
+ *     agent.sendMessage(params, new ServerCallContext()),
+ *   sendMessageStream: (params: Parameters<typeof agent.sendMessageStream>[0]) =>
+ *     agent.sendMessageStream(params, new ServerCallContext()),
+ * };
+ * const server = new McpServer({ name: "desktop", version: "1.0.0" });
+ * let answer = "";
+ * const params = { tenant: "", message: text("hello"), configuration: undefined, metadata: undefined };
+ * for await (
+ *   const event of sendMessageOfferingMcp(client, params, {
+ *     serve: (signaling) => server.connect(new WebRTCServerTransport({ signaling, ...local })),
+ *   })
+ * ) {
+ *   const status = event.payload?.$case === "statusUpdate" ? event.payload.value.status : undefined;
+ *   const part = status?.message?.parts[0]?.content;
+ *   if (part?.$case === "text") answer = part.value;
+ * }
+ * assert.equal(answer, "the desktop serves desktop");
+ * await server.close();
+ * ```
+ */
+export class A2ASignalingRouter {
+  readonly #open = new Map<string, A2ATaskSignaling>();
+
+  /**
+   * Opens the signalling of the task being executed, to hand to a
+   * `WebRTCClientTransport`. Publish the task (a `task` event) before the
+   * transport starts: signalling goes out as status updates of that task.
+   *
+   * The signalling closes when the task's stream ends (a final, input- or
+   * auth-required state, or the event bus finishes); a connection already up
+   * does not depend on it.
+   *
+   * @param context The executor's request context.
+   * @param eventBus The executor's event bus.
+   * @param options The key to seal signalling with, if the desktop seals.
+   * @returns The task's signalling; an `AuthenticatedSignaling` over it with `key`.
+   * @throws {TypeError} If the user's message does not offer an MCP server,
+   * the offer and `key` disagree on sealing, or the task's signalling is
+   * already open.
+   */
+  openSignaling(
+    context: RequestContext,
+    eventBus: ExecutionEventBus,
+    options: OpenA2ASignalingOptions = {},
+  ): Signaling {
+    const offer = a2aMcpOffer(context.userMessage);
+    if (!offer) {
+      throw new TypeError(
+        "Cannot open signalling as the user's message does not offer an MCP server over WebRTC: check a2aMcpOffer(context.userMessage) first",
+      );
+    }
+    if (offer.sealed && !options.key) {
+      throw new TypeError(
+        `Cannot open signalling as the desktop seals its signalling${
+          offer.keyId ? ` with key "${offer.keyId}"` : ""
+        } and no key was given: pass { key } from deriveTicketKeys() of the ticket paired with it`,
+      );
+    }
+    if (!offer.sealed && options.key) {
+      throw new TypeError(
+        "Cannot open signalling as a key was given but the desktop's offer is not sealed: the desktop was not given the ticket, or something on the A2A path removed the seal; refusing unsealed signalling",
+      );
+    }
+    const id = scopedTaskId(context.context, context.taskId);
+    if (this.#open.has(id)) {
+      throw new TypeError(
+        `Cannot open signalling as task ${context.taskId} already has open signalling: close it first`,
+      );
+    }
+    context.context.addActivatedExtension(A2A_SIGNALING_EXTENSION_URI);
+    const signaling = new A2ATaskSignaling(
+      eventBus,
+      { taskId: context.taskId, contextId: context.contextId },
+      () => {
+        if (this.#open.get(id) === signaling) this.#open.delete(id);
+      },
+    );
+    this.#open.set(id, signaling);
+    return options.key
+      ? new AuthenticatedSignaling(signaling, { key: options.key, role: "guest" })
+      : signaling;
+  }
+
+  /**
+   * Wraps the A2A server's request handler so that the desktop's signalling
+   * replies reach the task's signalling (and nothing else); every other
+   * request goes to `inner` unchanged.
+   *
+   * @param inner The request handler, e.g. a `DefaultRequestHandler`.
+   * @returns The handler to serve (for example with the SDK's `jsonRpcHandler`).
+   */
+  wrapRequestHandler(inner: A2ARequestHandler): A2ARequestHandler {
+    return new SignalingRequestHandler(inner, (params, context) => this.#route(params, context));
+  }
+
+  /**
+   * Wraps a task store so that signalling stays out of what it saves: the
+   * messages that carry only signalling are left out of `history`, and a
+   * `status.message` that carries only signalling is left out of `status`.
+   *
+   * @param inner The task store, e.g. an `InMemoryTaskStore`.
+   * @returns The store to give the request handler.
+   */
+  wrapTaskStore(inner: TaskStore): TaskStore {
+    return {
+      load: (taskId, context) => inner.load(taskId, context),
+      list: (params, context) => inner.list(params, context),
+      save: (task, context) => inner.save(withoutSignaling(task), context),
+    };
+  }
+
+  /** Delivers a signalling reply, or returns `undefined` if the request is not one. */
+  #route(params: SendMessageRequest, context: ServerCallContext): Message | undefined {
+    const message = params.message;
+    if (!message?.parts?.some(isSignalingPart)) return undefined;
+    let signals: SignalingMessage[];
+    try {
+      signals = readSignalingParts(message);
+    } catch (error) {
+      throw new RequestMalformedError((error as Error).message);
+    }
+    const taskIds = message.taskId ? [message.taskId] : message.referenceTaskIds ?? [];
+    if (taskIds.length !== 1 || !taskIds[0]) {
+      throw new RequestMalformedError(
+        "Cannot deliver signalling as the message does not name exactly one task: put the task's id in referenceTaskIds",
+      );
+    }
+    const taskId = taskIds[0];
+    const target = this.#open.get(scopedTaskId(context, taskId));
+    if (!target) {
+      throw new TaskNotFoundError(
+        `Cannot deliver signalling as task ${taskId} has no open signalling: the connection attempt ended, or the task belongs to someone else`,
+      );
+    }
+    if (message.contextId && message.contextId !== target.contextId) {
+      throw new RequestMalformedError(
+        `Cannot deliver signalling as the message's contextId does not match task ${taskId}'s`,
+      );
+    }
+    context.addActivatedExtension(A2A_SIGNALING_EXTENSION_URI);
+    target.deliver(signals);
+    return {
+      messageId: crypto.randomUUID(),
+      contextId: target.contextId,
+      taskId: "",
+      role: Role.ROLE_AGENT,
+      parts: [{
+        content: { $case: "text", value: `accepted ${signals.length}` },
+        mediaType: "text/plain",
+        filename: "",
+        metadata: undefined,
+      }],
+      metadata: undefined,
+      extensions: [A2A_SIGNALING_EXTENSION_URI],
+      referenceTaskIds: [taskId],
+    };
+  }
+}
+
+/**
+ * One task's signalling, agent side: `send()` publishes a status update on the
+ * task's event bus; the router delivers the desktop's replies.
+ */
+class A2ATaskSignaling implements Signaling {
+  readonly #bus: ExecutionEventBus;
+  readonly #taskId: string;
+  readonly contextId: string;
+  readonly #onclosed: () => void;
+  readonly #watch: (event: AgentExecutionEvent) => void;
+  readonly #finished: () => void;
+  #pending: SignalingMessage[] = [];
+  #started = false;
+  #closed = false;
+
+  onmessage?: (message: SignalingMessage) => void;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+
+  constructor(
+    bus: ExecutionEventBus,
+    ids: { taskId: string; contextId: string },
+    onclosed: () => void,
+  ) {
+    this.#bus = bus;
+    this.#taskId = ids.taskId;
+    this.contextId = ids.contextId;
+    this.#onclosed = onclosed;
+    this.#watch = (event) => {
+      const ends = event.kind === "message" ||
+        (event.kind === "statusUpdate" && event.data.taskId === this.#taskId &&
+          event.data.status !== undefined && STREAM_ENDING_STATES.has(event.data.status.state));
+      if (ends) void this.close();
+    };
+    this.#finished = () => void this.close();
+    bus.on("event", this.#watch);
+    bus.on("finished", this.#finished);
+  }
+
+  start(): Promise<void> {
+    if (this.#started) return Promise.resolve();
+    this.#started = true;
+    const pending = this.#pending;
+    this.#pending = [];
+    this.#deliver(pending);
+    return Promise.resolve();
+  }
+
+  send(message: SignalingMessage): Promise<void> {
+    if (this.#closed) {
+      return Promise.reject(
+        new Error(
+          "Cannot send signalling message as the task's stream to the desktop has ended",
+        ),
+      );
+    }
+    this.#bus.publish({
+      kind: "statusUpdate",
+      data: {
+        taskId: this.#taskId,
+        contextId: this.contextId,
+        status: {
+          state: TaskState.TASK_STATE_WORKING,
+          message: signalingMessage("agent", [message], {
+            contextId: this.contextId,
+            taskId: this.#taskId,
+          }),
+          timestamp: new Date().toISOString(),
+        },
+        metadata: undefined,
+      },
+    });
+    return Promise.resolve();
+  }
+
+  /**
+   * Takes the desktop's messages, in order.
+   *
+   * @throws {RequestMalformedError} If too many already wait for `start()`.
+   */
+  deliver(messages: SignalingMessage[]): void {
+    if (this.#closed) return;
+    if (this.#started) return this.#deliver(messages);
+    if (this.#pending.length + messages.length > A2A_MAX_PENDING_MESSAGES) {
+      throw new RequestMalformedError(
+        `Cannot deliver signalling as ${this.#pending.length} signalling messages already wait for the agent's transport to start: send fewer`,
+      );
+    }
+    this.#pending.push(...messages);
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    this.#pending = [];
+    this.#bus.off("event", this.#watch);
+    this.#bus.off("finished", this.#finished);
+    this.#onclosed();
+    queueMicrotask(() => this.onclose?.());
+    return Promise.resolve();
+  }
+
+  #deliver(messages: SignalingMessage[]): void {
+    for (const message of messages) {
+      queueMicrotask(() => {
+        if (!this.#closed) this.onmessage?.(message);
+      });
+    }
+  }
+}
+
+/** A request handler that lets `route` answer signalling replies first. */
+class SignalingRequestHandler implements A2ARequestHandler {
+  readonly #inner: A2ARequestHandler;
+  readonly #route: (params: SendMessageRequest, context: ServerCallContext) => Message | undefined;
+
+  constructor(
+    inner: A2ARequestHandler,
+    route: (params: SendMessageRequest, context: ServerCallContext) => Message | undefined,
+  ) {
+    this.#inner = inner;
+    this.#route = route;
+  }
+
+  getAgentCard(): Promise<AgentCard> {
+    return this.#inner.getAgentCard();
+  }
+  getAuthenticatedExtendedAgentCard(
+    params: GetExtendedAgentCardRequest,
+    context: ServerCallContext,
+  ): Promise<AgentCard> {
+    return this.#inner.getAuthenticatedExtendedAgentCard(params, context);
+  }
+  sendMessage(params: SendMessageRequest, context: ServerCallContext): Promise<Message | Task> {
+    try {
+      const answer = this.#route(params, context);
+      return answer ? Promise.resolve(answer) : this.#inner.sendMessage(params, context);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+  async *sendMessageStream(
+    params: SendMessageRequest,
+    context: ServerCallContext,
+  ): AsyncGenerator<StreamResponse, void, undefined> {
+    if (params.message?.parts?.some(isSignalingPart)) {
+      throw new RequestMalformedError(
+        "Cannot deliver signalling in a streaming request: send it with SendMessage",
+      );
+    }
+    yield* this.#inner.sendMessageStream(params, context);
+  }
+  getTask(params: GetTaskRequest, context: ServerCallContext): Promise<Task> {
+    return this.#inner.getTask(params, context);
+  }
+  cancelTask(params: CancelTaskRequest, context: ServerCallContext): Promise<Task> {
+    return this.#inner.cancelTask(params, context);
+  }
+  createTaskPushNotificationConfig(
+    params: TaskPushNotificationConfig,
+    context: ServerCallContext,
+  ): Promise<TaskPushNotificationConfig> {
+    return this.#inner.createTaskPushNotificationConfig(params, context);
+  }
+  getTaskPushNotificationConfig(
+    params: GetTaskPushNotificationConfigRequest,
+    context: ServerCallContext,
+  ): Promise<TaskPushNotificationConfig> {
+    return this.#inner.getTaskPushNotificationConfig(params, context);
+  }
+  listTaskPushNotificationConfigs(
+    params: ListTaskPushNotificationConfigsRequest,
+    context: ServerCallContext,
+  ): Promise<ListTaskPushNotificationConfigsResponse> {
+    return this.#inner.listTaskPushNotificationConfigs(params, context);
+  }
+  deleteTaskPushNotificationConfig(
+    params: DeleteTaskPushNotificationConfigRequest,
+    context: ServerCallContext,
+  ): Promise<void> {
+    return this.#inner.deleteTaskPushNotificationConfig(params, context);
+  }
+  resubscribe(
+    params: SubscribeToTaskRequest,
+    context: ServerCallContext,
+  ): AsyncGenerator<StreamResponse, void, undefined> {
+    return this.#inner.resubscribe(params, context);
+  }
+  listTasks(params: ListTasksRequest, context: ServerCallContext): Promise<ListTasksResponse> {
+    return this.#inner.listTasks(params, context);
+  }
+}
+
+/** The routing key of a task: tenant, user and task id, as the SDK scopes tasks. */
+function scopedTaskId(context: ServerCallContext, taskId: string): string {
+  return JSON.stringify([context.tenant ?? "", context.user?.userName ?? "", taskId]);
+}
+
+/** The task without its signalling messages. */
+function withoutSignaling(task: Task): Task {
+  const history = task.history?.filter((message) => !isSignalingMessage(message));
+  const status = task.status && isSignalingMessage(task.status.message)
+    ? { ...task.status, message: undefined }
+    : task.status;
+  return { ...task, history: history ?? task.history, status };
+}

@@ -1,0 +1,224 @@
+/**
+ * The A2A extension that carries WebRTC signalling: its URI, its media type,
+ * and how signalling messages sit in A2A messages.
+ *
+ * @module
+ */
+
+import type { AgentExtension, Message, Part } from "@a2a-js/sdk";
+import { Role } from "@a2a-js/sdk";
+import type { SignalingMessage } from "../signaling/signaling.ts";
+import { utf8Length } from "../_utf8.ts";
+
+/**
+ * The URI of the extension: in the agent card's `capabilities.extensions`, in
+ * the `A2A-Extensions` header of the requests that use it, in the
+ * `extensions` of the messages that carry it, and as the key of the
+ * desktop's offer in its message's `metadata`.
+ */
+export const A2A_SIGNALING_EXTENSION_URI = "https://jsr.io/@mcp/webrtc/a2a/signaling/v1";
+
+/**
+ * The media type of a data part that holds one signalling message (an offer,
+ * an answer, a candidate, a bye, or a sealed envelope).
+ */
+export const A2A_SIGNALING_MEDIA_TYPE = "application/vnd.mcp-webrtc.signaling+json";
+
+/**
+ * The largest signalling message accepted in one data part, in UTF-8 bytes of
+ * its JSON: an SDP offer is a few KiB, a sealed one a little more; 64 KiB is
+ * the signalling room's frame limit too.
+ */
+export const A2A_MAX_SIGNALING_MESSAGE_SIZE = 65_536;
+
+/**
+ * How many signalling messages wait, at most, for a side's signalling to
+ * start (its transport to take them); more are refused. An offer or answer
+ * and every candidate of a host with many interfaces fit many times over.
+ */
+export const A2A_MAX_PENDING_MESSAGES = 256;
+
+/**
+ * The most signalling parts one follow-up request may carry: an answer and
+ * every candidate of a host with many interfaces fit.
+ */
+export const A2A_MAX_SIGNALING_PARTS = 64;
+
+/**
+ * What the desktop says, in its message's `metadata` under
+ * {@linkcode A2A_SIGNALING_EXTENSION_URI}, when it offers the agent its MCP
+ * server over WebRTC for the task this message starts.
+ */
+export interface A2AMcpOffer {
+  /** The version of this extension: 1. */
+  readonly version: 1;
+  /**
+   * Whether the desktop seals its signalling with `AuthenticatedSignaling`:
+   * the agent must then open its signalling with the key of the same ticket.
+   */
+  readonly sealed: boolean;
+  /**
+   * Which key the desktop seals with, so that an agent paired with several
+   * desktops picks the right one; not secret (a ticket's room id, say).
+   */
+  readonly keyId?: string;
+}
+
+/** Options of {@linkcode a2aSignalingExtension}. */
+export interface A2ASignalingExtensionOptions {
+  /**
+   * Whether clients must use the extension to talk to this agent at all.
+   *
+   * @default {false}
+   */
+  required?: boolean;
+  /**
+   * How this agent uses the extension, in words, for the agent card.
+   *
+   * @default {"Reaches the MCP server of the user's desktop over WebRTC; signalling travels in this task's messages."}
+   */
+  description?: string;
+}
+
+/**
+ * The entry to put in the agent card's `capabilities.extensions`, announcing
+ * that this agent can reach a desktop's MCP server over WebRTC.
+ *
+ * @param options Whether the extension is required, and its description.
+ * @returns The agent card's extension entry.
+ *
+ * @example Announce the extension in an agent card
+ * ```ts
+ * import { A2A_SIGNALING_EXTENSION_URI, a2aSignalingExtension } from "@mcp/webrtc/a2a";
+ * import assert from "node:assert/strict";
+ *
+ * const capabilities = { streaming: true, extensions: [a2aSignalingExtension()] };
+ * assert.equal(capabilities.extensions[0]!.uri, A2A_SIGNALING_EXTENSION_URI);
+ * ```
+ */
+export function a2aSignalingExtension(options: A2ASignalingExtensionOptions = {}): AgentExtension {
+  return {
+    uri: A2A_SIGNALING_EXTENSION_URI,
+    description: options.description ??
+      "Reaches the MCP server of the user's desktop over WebRTC; signalling travels in this task's messages.",
+    required: options.required ?? false,
+    params: { version: 1 },
+  };
+}
+
+/**
+ * Reads the desktop's offer from a message: `undefined` if the message does
+ * not offer an MCP server over WebRTC.
+ *
+ * @param message The user's message (`requestContext.userMessage`).
+ * @returns The offer, or `undefined`.
+ * @throws {TypeError} If the message names the extension but its offer is
+ * malformed.
+ *
+ * @example Tell whether the user's desktop offers its MCP server
+ * ```ts
+ * import { a2aMcpOffer } from "@mcp/webrtc/a2a";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(a2aMcpOffer({ metadata: undefined }), undefined);
+ * ```
+ */
+export function a2aMcpOffer(message: Pick<Message, "metadata">): A2AMcpOffer | undefined {
+  const value = message?.metadata?.[A2A_SIGNALING_EXTENSION_URI] as unknown;
+  if (value === undefined) return undefined;
+  const offer = value as Record<string, unknown>;
+  if (
+    typeof offer !== "object" || offer === null || offer.version !== 1 ||
+    typeof offer.sealed !== "boolean" ||
+    (offer.keyId !== undefined && (typeof offer.keyId !== "string" || offer.keyId.length > 256))
+  ) {
+    throw new TypeError(
+      `Cannot read the MCP offer of the message as its metadata under ${A2A_SIGNALING_EXTENSION_URI} is not { version: 1, sealed: boolean, keyId?: string }`,
+    );
+  }
+  return offer.keyId === undefined
+    ? { version: 1, sealed: offer.sealed }
+    : { version: 1, sealed: offer.sealed, keyId: offer.keyId };
+}
+
+/** A data part holding one signalling message. */
+export function signalingPart(message: SignalingMessage): Part {
+  return {
+    content: { $case: "data", value: message },
+    mediaType: A2A_SIGNALING_MEDIA_TYPE,
+    filename: "",
+    metadata: undefined,
+  };
+}
+
+/** Whether a part is one of this extension's signalling parts. */
+export function isSignalingPart(part: Part | undefined): boolean {
+  return part?.mediaType === A2A_SIGNALING_MEDIA_TYPE;
+}
+
+/**
+ * Whether a message carries signalling: it has parts, all of them signalling
+ * parts. A message that mixes signalling with anything else is not signalling
+ * (see {@linkcode readSignalingParts} for the error).
+ */
+export function isSignalingMessage(message: Message | undefined): boolean {
+  const parts = message?.parts ?? [];
+  return parts.length > 0 && parts.every(isSignalingPart);
+}
+
+/**
+ * The signalling messages of a message whose parts are all signalling parts.
+ *
+ * @throws {TypeError} If a part is not a signalling part, holds no JSON
+ * object with a string `type`, or is too large; or there are too many.
+ */
+export function readSignalingParts(message: Message): SignalingMessage[] {
+  const parts = message.parts ?? [];
+  if (parts.length > A2A_MAX_SIGNALING_PARTS) {
+    throw new TypeError(
+      `Cannot read signalling as the message carries ${parts.length} parts, the limit is ${A2A_MAX_SIGNALING_PARTS}: send them in several messages`,
+    );
+  }
+  return parts.map((part, index) => {
+    if (!isSignalingPart(part)) {
+      throw new TypeError(
+        `Cannot read signalling as part ${index} is not of media type ${A2A_SIGNALING_MEDIA_TYPE}: signalling parts travel in messages of their own`,
+      );
+    }
+    const content = part.content;
+    const data = content?.$case === "data" ? content.value as unknown : undefined;
+    if (
+      typeof data !== "object" || data === null || Array.isArray(data) ||
+      typeof (data as SignalingMessage).type !== "string"
+    ) {
+      throw new TypeError(
+        `Cannot read signalling as part ${index} is not a data part holding a JSON object with a string 'type'`,
+      );
+    }
+    const size = utf8Length(JSON.stringify(data));
+    if (size > A2A_MAX_SIGNALING_MESSAGE_SIZE) {
+      throw new TypeError(
+        `Cannot read signalling as part ${index} is too large: ${size} bytes of JSON, the limit is ${A2A_MAX_SIGNALING_MESSAGE_SIZE}`,
+      );
+    }
+    return data as SignalingMessage;
+  });
+}
+
+/** A message of the given role carrying signalling parts in a task's context. */
+export function signalingMessage(
+  role: "agent" | "user",
+  messages: readonly SignalingMessage[],
+  ids: { contextId: string; taskId?: string; referenceTaskIds?: string[] },
+): Message {
+  return {
+    messageId: crypto.randomUUID(),
+    contextId: ids.contextId,
+    taskId: ids.taskId ?? "",
+    role: role === "agent" ? Role.ROLE_AGENT : Role.ROLE_USER,
+    parts: messages.map(signalingPart),
+    metadata: undefined,
+    extensions: [A2A_SIGNALING_EXTENSION_URI],
+    referenceTaskIds: ids.referenceTaskIds ?? [],
+  };
+}

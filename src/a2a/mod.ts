@@ -1,0 +1,45 @@
+/**
+ * A2A carries the signalling: an A2A agent (the server, in the cloud) reaches
+ * the MCP server on the user's desktop (next to the user's A2A client) over
+ * WebRTC, with offer, answer and candidates travelling inside the A2A task the
+ * two already share. Built on the official `@a2a-js/sdk` (A2A v1.0).
+ *
+ * - On the agent: {@linkcode A2ASignalingRouter} opens a task's signalling for
+ *   a `WebRTCClientTransport` and routes the desktop's replies.
+ * - On the desktop: {@linkcode sendMessageOfferingMcp} sends the user's
+ *   message offering the MCP server, and hands the agent's signalling to a
+ *   `WebRTCServerTransport`; {@linkcode A2AClientSignaling} is the piece under it.
+ * - Optional end-to-end sealing with `AuthenticatedSignaling`, keyed by a
+ *   signalling-only ticket (`createTicket()` without a url) the two were
+ *   paired with.
+ *
+ * ```ts ignore
+ * // Desktop
+ * for await (const event of sendMessageOfferingMcp(client, { message }, {
+ *   serve: (signaling) => server.connect(new WebRTCServerTransport({ signaling })),
+ * })) show(event);
+ *
+ * // Agent, in its executor
+ * await mcp.connect(new WebRTCClientTransport({ signaling: router.openSignaling(context, bus) }));
+ * ```
+ *
+ * @module
+ */
+export {
+  A2A_MAX_PENDING_MESSAGES,
+  A2A_MAX_SIGNALING_MESSAGE_SIZE,
+  A2A_MAX_SIGNALING_PARTS,
+  A2A_SIGNALING_EXTENSION_URI,
+  A2A_SIGNALING_MEDIA_TYPE,
+  type A2AMcpOffer,
+  a2aMcpOffer,
+  a2aSignalingExtension,
+  type A2ASignalingExtensionOptions,
+} from "./extension.ts";
+export { A2ASignalingRouter, type OpenA2ASignalingOptions } from "./a2a_signaling_router.ts";
+export {
+  A2AClientSignaling,
+  type A2AClientSignalingOptions,
+  sendMessageOfferingMcp,
+  type SendMessageOfferingMcpOptions,
+} from "./a2a_client_signaling.ts";

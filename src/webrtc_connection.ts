@@ -1,0 +1,576 @@
+/**
+ * One peer connection that carries any number of MCP sessions, each on a data
+ * channel of its own labelled `mcp`.
+ *
+ * @module
+ */
+
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
+import {
+  CHANNEL_LABEL,
+  CHANNEL_PROTOCOL,
+  DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_CONNECTION_LINGER,
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_KEEPALIVE_INTERVAL,
+  DEFAULT_MAX_RECEIVE_SIZE,
+} from "./constants.ts";
+import {
+  type DataChannelLike,
+  DataChannelTransport,
+  type DataChannelTransportOptions,
+} from "./data_channel_transport.ts";
+import { WebRTCTransportError } from "./errors.ts";
+import { FRAME_KEEPALIVE } from "./framing.ts";
+import { type ConnectionPath, type ConnectStep, Peer, readMaxMessageSize } from "./peer.ts";
+import type { Signaling } from "./signaling/signaling.ts";
+import { DEFAULT_ICE_SERVERS, type WebRTCTransportOptions } from "./webrtc_transport.ts";
+
+/** Options of {@linkcode WebRTCConnection}. */
+export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "signaling"> {
+  /**
+   * How offer, answer and candidates reach the other peer. A function is
+   * called for each dial, so a connection that dropped can be dialled again
+   * when the next session opens; a `Signaling` object serves one dial only.
+   */
+  signaling: Signaling | (() => Signaling | Promise<Signaling>);
+  /**
+   * Milliseconds the connection stays up after its last session closed, so
+   * that the next session opens at once; `0` closes it with the last session.
+   * Only the dialling side (the one that opens sessions) lingers.
+   *
+   * @default {30000}
+   */
+  linger?: number;
+}
+
+/**
+ * An MCP session on a {@linkcode WebRTCConnection}: a `Transport` on a data
+ * channel of its own. Closing it closes its channel only.
+ */
+export interface WebRTCSessionTransport extends Transport {
+  /** The connection that carries this session. */
+  readonly connection: WebRTCConnection;
+}
+
+/**
+ * One WebRTC peer connection carrying many MCP sessions: one data channel
+ * (label `mcp`) per session, so sessions never wait for each other and one
+ * session's failure (a closed server, a malformed frame, a message over the
+ * receive cap) stays its own. Keepalives, the idle timeout and the network
+ * path belong to the connection.
+ *
+ * The dialling side (an agent) calls {@linkcode WebRTCConnection.openTransport}
+ * for each session; the first one dials, later ones open a channel on the
+ * connection at once (no ICE, no DTLS). A connection that dropped is dialled
+ * again when the next session starts. The answering side (a desktop) gets a
+ * transport per session the other side opens, in
+ * {@linkcode WebRTCConnection.ontransport}; {@linkcode WebRTCListener} does
+ * that for a room of agents.
+ *
+ * A peer that knows only one session (the reference implementations) sees
+ * exactly one `mcp` channel, as with {@linkcode WebRTCClientTransport}.
+ *
+ * @example Two sessions on one connection
+ * ```ts
+ * import { Client } from "@modelcontextprotocol/sdk/client";
+ * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+ * import { MemorySignaling, WebRTCConnection } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * // Peers on one machine: no STUN, loopback only.
+ * const local = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
+ * const [a, b] = await MemorySignaling.createMemorySignalingPair();
+ * const desktop = new WebRTCConnection({ signaling: b, initiator: false, ...local });
+ * desktop.ontransport = (transport) =>
+ *   void new McpServer({ name: "desktop", version: "1.0.0" }).connect(transport);
+ * void desktop.connect();
+ * const agent = new WebRTCConnection({ signaling: a, linger: 0, ...local });
+ * const one = new Client({ name: "one", version: "1.0.0" });
+ * const two = new Client({ name: "two", version: "1.0.0" });
+ * await one.connect(agent.openTransport());
+ * await two.connect(agent.openTransport());
+ * assert.equal(agent.sessions, 2);
+ * await one.close();
+ * await two.close();
+ * await agent.close();
+ * await desktop.close();
+ * ```
+ */
+export class WebRTCConnection {
+  readonly #options: WebRTCConnectionOptions;
+  readonly #initiator: boolean;
+  readonly #linger: number;
+  readonly #sessions = new Set<ChannelSession>();
+  #peer?: Peer;
+  #dialing?: Promise<Peer>;
+  /** The channel negotiated with the connection, not yet given to a session. */
+  #spare?: DataChannelLike;
+  #dials = 0;
+  #lingerTimer?: ReturnType<typeof setTimeout>;
+  #liveness?: Liveness;
+  #closed = false;
+  #closing?: Promise<void>;
+
+  /** Called for each session the other side opens (the answering side). */
+  ontransport?: (transport: WebRTCSessionTransport) => void;
+  /** Called once per step of each dial (`signaling`, `offer`, … `channel`). */
+  onconnectstep?: (step: ConnectStep) => void;
+  /** Called for a refused signalling message or a failed dial; the connection goes on. */
+  onerror?: (error: Error) => void;
+  /**
+   * Called when the peer connection drops or is closed (its sessions close
+   * first). The dialling side dials again for the next session; the
+   * connection object stays usable until `close()`.
+   */
+  ondisconnect?: (error?: Error) => void;
+  /** Called once, when `close()` has closed the connection for good. */
+  onclose?: () => void;
+
+  /**
+   * @param options Signalling (or a function making one per dial), ICE servers and limits.
+   * @throws {TypeError} If `options.signaling` is neither a Signaling nor a function.
+   * @throws {RangeError} If `linger` or `connectTimeout` is out of range.
+   */
+  constructor(options: WebRTCConnectionOptions) {
+    const signaling = options?.signaling;
+    if (
+      typeof signaling !== "function" &&
+      typeof (signaling as Signaling | undefined)?.send !== "function"
+    ) {
+      throw new TypeError(
+        "Cannot create WebRTC connection as 'options.signaling' is not a Signaling or a function returning one: pass { signaling: () => new TicketSignaling(ticket) }",
+      );
+    }
+    const linger = options.linger ?? DEFAULT_CONNECTION_LINGER;
+    if (!Number.isSafeInteger(linger) || linger < 0) {
+      throw new RangeError(
+        `Cannot create WebRTC connection as 'linger' must be a non-negative integer: received ${linger}`,
+      );
+    }
+    const timeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
+    if (!Number.isSafeInteger(timeout) || timeout < 1) {
+      throw new RangeError(
+        `Cannot create WebRTC connection as 'connectTimeout' must be a positive integer: received ${timeout}`,
+      );
+    }
+    this.#options = options;
+    this.#initiator = options.initiator ?? true;
+    this.#linger = linger;
+    internals.set(this, {
+      attach: (session) => this.#attach(session),
+      detach: (session) => this.#detach(session),
+      channelOptions: () => this.#channelOptions(),
+    });
+  }
+
+  /** Whether the peer connection is up now. */
+  get connected(): boolean {
+    return this.#peer !== undefined && !this.#closed;
+  }
+
+  /** The sessions open now. */
+  get sessions(): number {
+    return this.#sessions.size;
+  }
+
+  /** How many times the connection was dialled (or answered). */
+  get dials(): number {
+    return this.#dials;
+  }
+
+  /**
+   * Establishes the peer connection if it is not up (sessions do this
+   * themselves; call it to connect ahead of the first session, or, on the
+   * answering side, to start waiting for the other peer).
+   *
+   * @throws {ConnectError} If the connection cannot be established; it says which stage failed.
+   * @throws {WebRTCTransportError} If the connection is closed, or cannot be dialled again.
+   */
+  async connect(): Promise<void> {
+    await this.#connect();
+  }
+
+  /**
+   * A new MCP session on this connection: a not yet started `Transport`
+   * (`Client.connect()` starts it). Its `start()` dials the connection if it
+   * is not up, then opens a channel of its own.
+   *
+   * @returns The session's transport.
+   * @throws {WebRTCTransportError} If the connection is closed.
+   */
+  openTransport(): WebRTCSessionTransport {
+    if (this.#closed) {
+      throw new WebRTCTransportError(
+        "Cannot open a session as the WebRTC connection is closed: create a new one",
+      );
+    }
+    return new ChannelSession(this, () => this.#openChannel());
+  }
+
+  /**
+   * The network path the connection uses, once connected: `host`, `srflx`
+   * or `relay` at each end.
+   *
+   * @example Tell how the connection runs
+   * ```ts ignore
+   * const path = await connection.getConnectionPath();
+   * console.log(`connected via ${path?.localCandidateType ?? "unknown"}`);
+   * ```
+   */
+  async getConnectionPath(): Promise<ConnectionPath | undefined> {
+    if (this.#closed) return undefined;
+    return await this.#peer?.path();
+  }
+
+  /**
+   * Closes every session and the peer connection, and tells the other peer.
+   * Idempotent; `onclose` fires once.
+   */
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#closing ??= Promise.resolve().then(async () => {
+      try {
+        clearTimeout(this.#lingerTimer);
+        await this.#disconnect("closed");
+      } finally {
+        this.onclose?.();
+      }
+    });
+    return this.#closing;
+  }
+
+  #connect(): Promise<Peer> {
+    if (this.#closed) {
+      return Promise.reject(
+        new WebRTCTransportError("Cannot connect as the WebRTC connection is closed"),
+      );
+    }
+    if (this.#peer) return Promise.resolve(this.#peer);
+    this.#dialing ??= this.#dial().finally(() => (this.#dialing = undefined));
+    return this.#dialing;
+  }
+
+  async #dial(): Promise<Peer> {
+    const options = this.#options;
+    let signaling: Signaling;
+    if (typeof options.signaling === "function") signaling = await options.signaling();
+    else if (this.#dials === 0) signaling = options.signaling;
+    else {
+      throw new WebRTCTransportError(
+        "Cannot dial the peer again as the connection was given one Signaling, which serves one dial: pass a function that makes a new Signaling for each dial",
+      );
+    }
+    this.#dials++;
+    const liveness = new Liveness(
+      options.keepaliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL,
+      options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
+      () => [...this.#sessions].flatMap((session) => session.channel).concat(this.#spare ?? []),
+      () => void this.#lost(peer, `no frame from the peer for ${liveness.idleTimeout} ms`),
+    );
+    const peer: Peer = new Peer({
+      signaling,
+      initiator: this.#initiator,
+      iceServers: options.iceServers ?? DEFAULT_ICE_SERVERS.map((server) => ({ ...server })),
+      rtcConfiguration: options.rtcConfiguration ?? {},
+      RTCPeerConnection: options.RTCPeerConnection,
+      connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
+      waitForPeer: !this.#initiator,
+      onstep: (step) => this.onconnectstep?.(step),
+      // The answerer's first channel: take it before any frame can arrive.
+      onchannel: (channel) => {
+        liveness.watch(channel);
+        if (!this.#initiator) this.#accept(channel);
+        else this.#spare = channel;
+      },
+    });
+    peer.onerror = (error) => this.onerror?.(error);
+    peer.ondatachannel = (channel) => {
+      liveness.watch(channel);
+      if (this.#initiator) channel.close();
+      else this.#accept(channel);
+    };
+    peer.onclose = (error) => void this.#lost(peer, error?.message ?? "the peer left");
+    try {
+      await peer.connect();
+    } catch (error) {
+      this.#spare = undefined;
+      this.onerror?.(error as Error);
+      throw error;
+    }
+    if (this.#closed) {
+      await peer.close();
+      throw new WebRTCTransportError("Cannot connect as the WebRTC connection was closed");
+    }
+    this.#peer = peer;
+    this.#liveness = liveness;
+    liveness.start();
+    return peer;
+  }
+
+  /** The dialling side's channel for a new session: the negotiated one, or a new one. */
+  async #openChannel(): Promise<DataChannelLike> {
+    clearTimeout(this.#lingerTimer);
+    const peer = await this.#connect();
+    const spare = this.#spare;
+    this.#spare = undefined;
+    if (spare && spare.readyState !== "closing" && spare.readyState !== "closed") return spare;
+    const channel = peer.createChannel(CHANNEL_LABEL);
+    this.#liveness?.watch(channel);
+    return channel;
+  }
+
+  /** The answering side: a session for a channel the other side opened. */
+  #accept(channel: DataChannelLike): void {
+    const session = new ChannelSession(this, () => Promise.resolve(channel));
+    // Listen at once: frames may arrive before the owner starts the transport.
+    session.bind(channel);
+    try {
+      if (this.ontransport) this.ontransport(session);
+      else void session.close();
+    } catch (error) {
+      this.onerror?.(error as Error);
+      void session.close();
+    }
+  }
+
+  /** Registers a session once it has its channel. */
+  #attach(session: ChannelSession): void {
+    this.#sessions.add(session);
+    clearTimeout(this.#lingerTimer);
+  }
+
+  /** A session closed: with the last one gone, the dialling side lingers, then closes. */
+  #detach(session: ChannelSession): void {
+    if (!this.#sessions.delete(session) || this.#sessions.size > 0) return;
+    if (!this.#initiator || this.#closed || !this.#peer) return;
+    const peer = this.#peer;
+    const end = () => {
+      if (this.#sessions.size === 0 && this.#peer === peer) void this.#disconnect("no sessions");
+    };
+    if (this.#linger === 0) end();
+    else {
+      this.#lingerTimer = setTimeout(end, this.#linger);
+      // A lingering connection must not keep a process alive by itself.
+      (globalThis as { Deno?: { unrefTimer(id: number): void } }).Deno?.unrefTimer(
+        this.#lingerTimer as unknown as number,
+      );
+    }
+  }
+
+  /** The channel options every session of this connection uses. */
+  #channelOptions(): DataChannelTransportOptions {
+    const options = this.#options;
+    return {
+      maxMessageSize: () => {
+        const pc = this.#peer?.connection;
+        return pc ? readMaxMessageSize(pc) : 65_536;
+      },
+      maxReceiveSize: options.maxReceiveSize ?? DEFAULT_MAX_RECEIVE_SIZE,
+      // Liveness is the connection's: the session's channel carries no keepalives of its own.
+      keepaliveInterval: 0,
+    };
+  }
+
+  async #lost(peer: Peer, why: string): Promise<void> {
+    if (this.#peer !== peer) return;
+    await this.#disconnect(
+      why,
+      new WebRTCTransportError(`The connection to the peer was lost: ${why}`),
+    );
+  }
+
+  async #disconnect(reason: string, error?: Error): Promise<void> {
+    const peer = this.#peer ?? (await this.#dialing?.catch(() => undefined));
+    this.#peer = undefined;
+    this.#liveness?.stop();
+    this.#liveness = undefined;
+    clearTimeout(this.#lingerTimer);
+    const spare = this.#spare;
+    this.#spare = undefined;
+    await Promise.allSettled([...this.#sessions].map((session) => session.close()));
+    try {
+      spare?.close();
+    } catch {
+      // Already closed.
+    }
+    if (peer) {
+      await peer.close(reason);
+      this.ondisconnect?.(error);
+    }
+  }
+}
+
+/** What the sessions of a connection reach of it. */
+interface Internals {
+  attach(session: ChannelSession): void;
+  detach(session: ChannelSession): void;
+  channelOptions(): DataChannelTransportOptions;
+}
+const internals = new WeakMap<WebRTCConnection, Internals>();
+
+/**
+ * The connection's liveness: keepalive frames on one of its open channels
+ * every `interval`, and the connection taken as lost after `idleTimeout`
+ * without any frame on any channel. Keepalives start at once where the other
+ * side announced this module's framing on a channel (its channels carry the
+ * protocol), else once it sends one: a peer that speaks plain text frames
+ * (the reference implementations) never sees a binary frame from us.
+ */
+class Liveness {
+  readonly interval: number;
+  readonly idleTimeout: number;
+  readonly #channels: () => DataChannelLike[];
+  readonly #lost: () => void;
+  #speaks = false;
+  #lastReceived = Date.now();
+  #timer?: ReturnType<typeof setInterval>;
+
+  constructor(
+    interval: number,
+    idleTimeout: number,
+    channels: () => DataChannelLike[],
+    lost: () => void,
+  ) {
+    this.interval = interval;
+    this.idleTimeout = idleTimeout;
+    this.#channels = channels;
+    this.#lost = lost;
+  }
+
+  /** Counts every frame of `channel` as a sign of life. */
+  watch(channel: DataChannelLike): void {
+    channel.binaryType = "arraybuffer";
+    if ((channel as { protocol?: string }).protocol === CHANNEL_PROTOCOL) this.#speaks = true;
+    channel.addEventListener("message", (event) => {
+      this.#lastReceived = Date.now();
+      const data = (event as MessageEvent).data;
+      if (data instanceof ArrayBuffer && data.byteLength === 1) {
+        if (new Uint8Array(data)[0] === FRAME_KEEPALIVE) this.#speaks = true;
+      }
+    });
+  }
+
+  start(): void {
+    if (this.interval === 0) return;
+    this.#lastReceived = Date.now();
+    this.#timer = setInterval(() => this.#tick(), Math.min(this.interval, this.idleTimeout));
+    this.#tick();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  #tick(): void {
+    const open = this.#channels().filter((channel) => channel.readyState === "open");
+    if (!this.#speaks || open.length === 0) {
+      // Nothing to keep alive (all sessions closed, lingering): the clock restarts.
+      this.#lastReceived = Date.now();
+      return;
+    }
+    if (Date.now() - this.#lastReceived > this.idleTimeout) {
+      this.stop();
+      this.#lost();
+      return;
+    }
+    try {
+      open[0].send(new Uint8Array([FRAME_KEEPALIVE]));
+    } catch {
+      // The channel is closing; the next tick uses another.
+    }
+  }
+}
+
+/** One session's transport: a {@linkcode DataChannelTransport} on a channel of its own. */
+class ChannelSession implements WebRTCSessionTransport {
+  readonly connection: WebRTCConnection;
+  readonly #open: () => Promise<DataChannelLike>;
+  #inner?: DataChannelTransport;
+  #ready?: Promise<DataChannelTransport>;
+  #channel?: DataChannelLike;
+  #closed = false;
+  #closing?: Promise<void>;
+
+  onmessage?: (message: JSONRPCMessage) => void;
+  onerror?: (error: Error) => void;
+  onclose?: () => void;
+
+  constructor(connection: WebRTCConnection, open: () => Promise<DataChannelLike>) {
+    this.connection = connection;
+    this.#open = open;
+  }
+
+  /** The session's channel, once it has one. */
+  get channel(): DataChannelLike[] {
+    return this.#channel ? [this.#channel] : [];
+  }
+
+  /** Makes the channel transport and listens, before anyone starts the session. */
+  bind(channel: DataChannelLike): DataChannelTransport {
+    this.#channel = channel;
+    const inner = new DataChannelTransport(
+      channel,
+      internals.get(this.connection)!.channelOptions(),
+    );
+    inner.onmessage = (message) => this.onmessage?.(message);
+    inner.onerror = (error) => this.onerror?.(error);
+    inner.onclose = () => void this.close();
+    this.#inner = inner;
+    this.#ready = inner.start().then(() => inner);
+    this.#ready.catch(() => {});
+    internals.get(this.connection)!.attach(this);
+    return inner;
+  }
+
+  #started = false;
+
+  async start(): Promise<void> {
+    if (this.#started) {
+      throw new Error(
+        "WebRTC session already started! If using Client or Server class, note that connect() calls start() automatically.",
+      );
+    }
+    this.#started = true;
+    if (this.#closed) {
+      throw new WebRTCTransportError("Cannot start the session as it is closed: open a new one");
+    }
+    try {
+      if (!this.#inner) this.bind(await this.#open());
+      await this.#ready;
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+    if (this.#closed) {
+      throw new WebRTCTransportError("Cannot start the session as it was closed meanwhile");
+    }
+  }
+
+  async send(message: JSONRPCMessage): Promise<void> {
+    if (this.#closed) {
+      throw new WebRTCTransportError("Cannot send message as the WebRTC session is closed");
+    }
+    if (!this.#ready) {
+      throw new WebRTCTransportError(
+        "Cannot send message as the WebRTC session is not started: call start(), or connect() of a Client or Server",
+      );
+    }
+    const inner = await this.#ready;
+    await inner.send(message);
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#closing ??= Promise.resolve().then(async () => {
+      try {
+        await this.#inner?.close();
+      } finally {
+        internals.get(this.connection)!.detach(this);
+        this.onclose?.();
+      }
+    });
+    return this.#closing;
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * The founding scenario end to end, in one process: a cloud agent (an A2A
+ * server on 127.0.0.1) reaches the MCP server on the desktop (the A2A client)
+ * over WebRTC, the signalling travelling inside the task.
+ */
+import assert from "node:assert/strict";
+import { TaskState } from "@a2a-js/sdk";
+import { type Client as A2AClient, ClientFactory } from "@a2a-js/sdk/client";
+import { ServerCallContext } from "@a2a-js/sdk/server";
+import {
+  AuthenticationError,
+  ConnectError,
+  createGuestTicket,
+  createTicket,
+  formatTicket,
+} from "../mod.ts";
+import { A2A_SIGNALING_MEDIA_TYPE } from "../src/a2a/mod.ts";
+import { startAgent } from "../examples/a2a/agent.ts";
+import { askAgent } from "../examples/a2a/desktop.ts";
+import { sharedFolder, startIntermediary } from "./_a2a_helpers.ts";
+
+const QUESTION = "What does notes.txt say?";
+const ANSWER = "notes.txt says: Buy milk. Call Ada.";
+
+/** A host and a guest signalling-only ticket, paired. */
+async function pairedTickets(): Promise<{ host: string; guest: string }> {
+  const host = await createTicket();
+  return { host: formatTicket(host), guest: formatTicket(await createGuestTicket(host)) };
+}
+
+/** The signalling parts in a task's stored history and status. */
+async function storedSignaling(
+  agent: { taskStore: { load(id: string, c: ServerCallContext): Promise<unknown> } },
+  taskId: string,
+): Promise<number> {
+  const task = await agent.taskStore.load(taskId, new ServerCallContext()) as {
+    history: { parts: { mediaType: string }[] }[];
+    status?: { message?: { parts: { mediaType: string }[] } };
+  };
+  assert.ok(task, "the task is stored");
+  const messages = [...task.history, ...(task.status?.message ? [task.status.message] : [])];
+  return messages.flatMap((message) => message.parts)
+    .filter((part) => part.mediaType === A2A_SIGNALING_MEDIA_TYPE).length;
+}
+
+Deno.test("An A2A agent reads a desktop file over WebRTC, the signalling inside the task", async () => {
+  await using folder = await sharedFolder();
+  const agent = await startAgent();
+  try {
+    const result = await askAgent(agent.url, QUESTION, { root: folder.root });
+    assert.equal(result.answer, ANSWER);
+    assert.equal(result.state, TaskState.TASK_STATE_COMPLETED);
+    assert.equal(result.connected, true);
+    assert.deepEqual(result.errors, []);
+    assert.equal(await storedSignaling(agent, result.taskId!), 0, "no signalling in the store");
+  } finally {
+    await agent.close();
+  }
+});
+
+Deno.test("Without the router's task store, the SDK keeps every signalling message in the history", async () => {
+  await using folder = await sharedFolder();
+  const agent = await startAgent({ keepSignalingInHistory: true });
+  try {
+    const result = await askAgent(agent.url, QUESTION, { root: folder.root });
+    assert.equal(result.answer, ANSWER);
+    // The offer, the agent's candidates and its goodbye at least.
+    assert.ok(await storedSignaling(agent, result.taskId!) >= 3);
+  } finally {
+    await agent.close();
+  }
+});
+
+Deno.test("Sealed with a signalling-only ticket pair, the agent reads the file", async () => {
+  await using folder = await sharedFolder();
+  const tickets = await pairedTickets();
+  const agent = await startAgent({ ticket: tickets.guest });
+  try {
+    const result = await askAgent(agent.url, QUESTION, { root: folder.root, ticket: tickets.host });
+    assert.equal(result.answer, ANSWER);
+    assert.equal(result.connected, true);
+    assert.deepEqual(result.errors, []);
+  } finally {
+    await agent.close();
+  }
+});
+
+Deno.test("An agent holding a key refuses a desktop that does not seal", async () => {
+  await using folder = await sharedFolder();
+  const agent = await startAgent({ ticket: (await pairedTickets()).guest });
+  try {
+    const result = await askAgent(agent.url, QUESTION, { root: folder.root });
+    assert.equal(result.state, TaskState.TASK_STATE_FAILED);
+    assert.match(result.answer, /desktop's offer is not sealed/);
+    assert.equal(result.connected, false);
+  } finally {
+    await agent.close();
+  }
+});
+
+Deno.test("An agent without a key tells a sealing desktop which key it lacks", async () => {
+  await using folder = await sharedFolder();
+  const agent = await startAgent();
+  try {
+    const tickets = await pairedTickets();
+    const result = await askAgent(agent.url, QUESTION, { root: folder.root, ticket: tickets.host });
+    assert.equal(result.state, TaskState.TASK_STATE_FAILED);
+    assert.match(
+      result.answer,
+      /desktop seals its signalling with key "[\w-]+" and no key was given/,
+    );
+    assert.equal(result.connected, false);
+  } finally {
+    await agent.close();
+  }
+});
+
+Deno.test("An intermediary on the A2A hop that alters the DTLS fingerprint is refused as an AuthenticationError when sealed", async () => {
+  await using folder = await sharedFolder();
+  const tickets = await pairedTickets();
+  const agent = await startAgent({ ticket: tickets.guest, connectTimeout: 3_000 });
+  const intermediary = await startIntermediary(agent.url);
+  try {
+    const result = await askAgent(intermediary.url, QUESTION, {
+      root: folder.root,
+      ticket: tickets.host,
+    });
+    assert.ok(intermediary.altered >= 1, "the offer's fingerprint was altered");
+    assert.equal(result.connected, false);
+    assert.ok(
+      result.errors.some((error) =>
+        error instanceof AuthenticationError &&
+        /authentication code does not match/.test(error.message)
+      ),
+      `the desktop refused the altered offer: ${result.errors.map(String).join("; ")}`,
+    );
+    assert.equal(result.state, TaskState.TASK_STATE_FAILED);
+    assert.match(result.answer, /^ConnectError: /);
+  } finally {
+    await intermediary.close();
+    await agent.close();
+  }
+});
+
+Deno.test("An intermediary on the A2A hop that alters the DTLS fingerprint makes the connect fail when not sealed", async () => {
+  await using folder = await sharedFolder();
+  const agent = await startAgent({ connectTimeout: 5_000 });
+  const intermediary = await startIntermediary(agent.url);
+  try {
+    const result = await askAgent(intermediary.url, QUESTION, { root: folder.root });
+    assert.ok(intermediary.altered >= 1, "the offer's fingerprint was altered");
+    assert.equal(result.connected, false, "no channel opens with a substituted fingerprint");
+    assert.equal(result.state, TaskState.TASK_STATE_FAILED);
+    // Both sides fail with a ConnectError. What it says is the peer's
+    // diagnosis of a DTLS handshake that fails on the certificate check.
+    assert.match(result.answer, /^ConnectError: Cannot connect/);
+    assert.ok(
+      result.errors.some((error) => error instanceof ConnectError),
+      `the desktop's connect failed: ${result.errors.map(String).join("; ")}`,
+    );
+  } finally {
+    await intermediary.close();
+    await agent.close();
+  }
+});
+
+/** Sends the desktop's replies naming the task in `taskId`, as a naive client would. */
+function repliesWithTaskId(client: A2AClient): Pick<A2AClient, "sendMessage"> {
+  return {
+    sendMessage: (params, options) =>
+      client.sendMessage({
+        ...params,
+        message: {
+          ...params.message!,
+          taskId: params.message!.referenceTaskIds[0]!,
+          referenceTaskIds: [],
+        },
+      }, options),
+  };
+}
+
+Deno.test("A reply that names the task in taskId reaches the signalling and the user's stream survives", async () => {
+  await using folder = await sharedFolder();
+  const agent = await startAgent();
+  try {
+    const client = await new ClientFactory().createFromUrl(agent.url);
+    const result = await askAgent(agent.url, QUESTION, {
+      root: folder.root,
+      client,
+      replies: repliesWithTaskId(client),
+    });
+    assert.equal(result.answer, ANSWER);
+    assert.equal(result.connected, true);
+  } finally {
+    await agent.close();
+  }
+});
+
+Deno.test("Without the router, a reply that names the task in taskId ends the user's stream (the trap it hides)", async () => {
+  await using folder = await sharedFolder();
+  const agent = await startAgent({ withoutRouter: true, connectTimeout: 3_000 });
+  try {
+    const client = await new ClientFactory().createFromUrl(agent.url);
+    const outcome = await askAgent(agent.url, QUESTION, {
+      root: folder.root,
+      client,
+      replies: repliesWithTaskId(client),
+    }).then((result) => result, (error: Error) => error);
+    assert.ok(outcome instanceof Error, `the stream ended in an error: ${JSON.stringify(outcome)}`);
+    assert.match(outcome.message, /ordering violation|-32004/);
+  } finally {
+    await agent.close();
+  }
+});

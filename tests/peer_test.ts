@@ -1,0 +1,237 @@
+/**
+ * The negotiation against peers that are not this module, and the diagnosis
+ * of each way a connection can fail, each provoked on loopback.
+ */
+import assert from "node:assert/strict";
+import { RTCPeerConnection as PolyfillPeerConnection } from "node-datachannel/polyfill";
+import {
+  ConnectError,
+  MemorySignaling,
+  OFFER_MARK,
+  type Signaling,
+  type SignalingMessage,
+  SignalRefusedError,
+} from "../mod.ts";
+import type { DataChannelLike } from "../src/data_channel_transport.ts";
+import { Peer, type PeerConnectionConstructor, type PeerOptions } from "../src/peer.ts";
+import { LOCAL } from "./_helpers.ts";
+
+type Options = Omit<PeerOptions, "signaling" | "initiator">;
+const OPTIONS: Options = { ...LOCAL, connectTimeout: 5_000, waitForPeer: false };
+
+/** A signalling that passes every message through `edit` on its way out. */
+function editing(
+  inner: Signaling,
+  edit: (message: SignalingMessage) => SignalingMessage | undefined,
+): Signaling {
+  const wrapper: Signaling = {
+    start: (options) => inner.start?.(options) ?? Promise.resolve(),
+    send: (message) => {
+      const edited = edit(message);
+      return edited ? inner.send(edited) : Promise.resolve();
+    },
+    close: () => inner.close(),
+  };
+  inner.onmessage = (message) => wrapper.onmessage?.(message);
+  inner.onclose = () => wrapper.onclose?.();
+  return wrapper;
+}
+
+async function pair(
+  offerer: Partial<PeerOptions> = {},
+  answerer: Partial<PeerOptions> = {},
+): Promise<[Peer, Peer]> {
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  return [
+    new Peer({ ...OPTIONS, signaling: a, initiator: true, ...offerer }),
+    new Peer({ ...OPTIONS, signaling: b, initiator: false, ...answerer }),
+  ];
+}
+
+/** Settles both connects; returns what each gave. */
+function both(offerer: Peer, answerer: Peer) {
+  return Promise.allSettled([offerer.connect(), answerer.connect()]);
+}
+
+/** The setup attribute of a description. */
+function setup(sdp: string | undefined): string | undefined {
+  return sdp?.match(/^a=setup:(\w+)/m)?.[1];
+}
+
+Deno.test("An answerer sends its answer before any candidate, also to an offer that holds every candidate", async () => {
+  for (let round = 0; round < 5; round++) {
+    const [ours, theirs] = await MemorySignaling.createMemorySignalingPair();
+    const answerer = new Peer({ ...OPTIONS, signaling: ours, initiator: false });
+    // A peer that does not trickle, as aiortc: its offer holds all its candidates.
+    const pc = new PolyfillPeerConnection({ iceServers: [], bindAddress: "127.0.0.1" } as never);
+    const channel = pc.createDataChannel("mcp");
+    const received: SignalingMessage[] = [];
+    const answered = Promise.withResolvers<void>();
+    theirs.onmessage = (message) => {
+      received.push(message);
+      if (message.type === "answer") {
+        pc.setRemoteDescription({ type: "answer", sdp: String(message.sdp) }).then(
+          answered.resolve,
+          answered.reject,
+        );
+      }
+    };
+    try {
+      await theirs.start();
+      const connecting = answerer.connect();
+      const gathered = new Promise<void>((resolve) =>
+        pc.addEventListener("icegatheringstatechange", () => {
+          if (pc.iceGatheringState === "complete") resolve();
+        })
+      );
+      await pc.setLocalDescription(await pc.createOffer());
+      if (pc.iceGatheringState !== "complete") await gathered;
+      assert.match(pc.localDescription!.sdp, /^a=candidate:/m);
+      await theirs.send({ type: "offer", sdp: pc.localDescription!.sdp });
+      const opened = new Promise((resolve) => channel.addEventListener("open", resolve));
+      await connecting;
+      await opened;
+      await answered.promise;
+      assert.equal(received[0].type, "answer", JSON.stringify(received.map((m) => m.type)));
+    } finally {
+      await answerer.close();
+      const closed = new Promise((resolve) => channel.addEventListener("close", resolve));
+      channel.close();
+      if (channel.readyState !== "closed") await closed;
+      pc.close();
+    }
+  }
+});
+
+Deno.test("An answerer makes the offerer the DTLS client only for an offer marked as this module's", async () => {
+  // Ours to ours: the offer carries the mark; the answer is passive (the answerer is the DTLS server).
+  const sent: SignalingMessage[] = [];
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const offerer = new Peer({
+    ...OPTIONS,
+    signaling: editing(a, (m) => (sent.push(m), m)),
+    initiator: true,
+  });
+  const answerer = new Peer({
+    ...OPTIONS,
+    signaling: editing(b, (m) => (sent.push(m), m)),
+    initiator: false,
+  });
+  const results = await both(offerer, answerer);
+  assert.deepEqual(results.map((r) => r.status), ["fulfilled", "fulfilled"]);
+  const offer = sent.find((m) => m.type === "offer")?.sdp as string;
+  const answer = sent.find((m) => m.type === "answer")?.sdp as string;
+  assert.ok(offer.split(/\r?\n/).includes(OFFER_MARK));
+  assert.equal(setup(offer), "actpass");
+  assert.equal(setup(answer), "passive");
+  await Promise.all([offerer.close(), answerer.close()]);
+
+  // An offer without the mark (another stack's) is applied as it is: the answer is active.
+  sent.length = 0;
+  const [c, d] = await MemorySignaling.createMemorySignalingPair();
+  const unmarked = new Peer({
+    ...OPTIONS,
+    signaling: editing(
+      c,
+      (m) => m.type === "offer" ? { ...m, sdp: String(m.sdp).replace(`${OFFER_MARK}\r\n`, "") } : m,
+    ),
+    initiator: true,
+  });
+  const plain = new Peer({
+    ...OPTIONS,
+    signaling: editing(d, (m) => (sent.push(m), m)),
+    initiator: false,
+  });
+  const plainResults = await both(unmarked, plain);
+  assert.deepEqual(plainResults.map((r) => r.status), ["fulfilled", "fulfilled"]);
+  assert.equal(setup(sent.find((m) => m.type === "answer")?.sdp as string), "active");
+  await Promise.all([unmarked.close(), plain.close()]);
+});
+
+Deno.test("A fingerprint altered in signalling fails at the DTLS stage and points at AuthenticatedSignaling", async () => {
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  // A relay that swaps the answer's certificate fingerprint for its own.
+  const altered = editing(b, (message) =>
+    message.type === "answer"
+      ? {
+        ...message,
+        sdp: String(message.sdp).replace(
+          /^(a=fingerprint:sha-256 )(\S+)/m,
+          (_, prefix, hash: string) =>
+            prefix + hash.replace(/^../, hash.startsWith("00") ? "11" : "00"),
+        ),
+      }
+      : message);
+  const offerer = new Peer({ ...OPTIONS, signaling: a, initiator: true });
+  const answerer = new Peer({ ...OPTIONS, signaling: altered, initiator: false });
+  const [offered] = await both(offerer, answerer);
+  assert.equal(offered.status, "rejected");
+  const error = (offered as PromiseRejectedResult).reason;
+  assert.ok(error instanceof ConnectError, String(error));
+  assert.equal(error.stage, "dtls", error.message);
+  assert.match(error.message, /altered the offer or answer/);
+  assert.match(error.message, /AuthenticatedSignaling/);
+  await Promise.all([offerer.close(), answerer.close()]);
+});
+
+/**
+ * An `RTCPeerConnection` whose channels take an odd stream id, as aiortc's do
+ * when it offers: against a DTLS server that expects even ids, the channel is reset.
+ */
+const OddChannels = class extends PolyfillPeerConnection {
+  override createDataChannel(label: string, init: Record<string, unknown> = {}) {
+    return super.createDataChannel(label, { ...init, id: 1 });
+  }
+} as unknown as PeerConnectionConstructor;
+
+Deno.test("A channel the other peer resets before it opens fails at the channel stage, saying so", async () => {
+  const [offerer, answerer] = await pair({ RTCPeerConnection: OddChannels }, {
+    connectTimeout: 2_000,
+  });
+  const [offered] = await both(offerer, answerer);
+  assert.equal(offered.status, "rejected");
+  const error = (offered as PromiseRejectedResult).reason;
+  assert.ok(error instanceof ConnectError, String(error));
+  assert.equal(error.stage, "channel", error.message);
+  assert.match(error.message, /reset the "mcp" data channel/);
+  await Promise.all([offerer.close(), answerer.close()]);
+});
+
+Deno.test("Refused signalling messages arrive as SignalRefusedError and the negotiation goes on", async () => {
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  // An offerer that sends junk first.
+  const junkFirst = editing(a, (message) => message);
+  junkFirst.start = async () => {
+    await a.start();
+    await a.send({ type: "mystery" });
+    await a.send({ type: "candidate", candidate: 42 });
+  };
+  const offerer = new Peer({ ...OPTIONS, signaling: junkFirst, initiator: true });
+  const answerer = new Peer({ ...OPTIONS, signaling: b, initiator: false });
+  const refused: Error[] = [];
+  answerer.onerror = (error) => refused.push(error);
+  const results = await both(offerer, answerer);
+  assert.deepEqual(results.map((r) => r.status), ["fulfilled", "fulfilled"]);
+  assert.equal(refused.length, 2);
+  assert.ok(refused.every((error) => error instanceof SignalRefusedError), refused.join("\n"));
+  await Promise.all([offerer.close(), answerer.close()]);
+});
+
+Deno.test("A connected peer opens further channels and hands the other side's to ondatachannel", async () => {
+  const [offerer, answerer] = await pair();
+  const incoming = Promise.withResolvers<DataChannelLike>();
+  answerer.ondatachannel = (channel) => incoming.resolve(channel);
+  await Promise.all([offerer.connect(), answerer.connect()]);
+  const second = offerer.createChannel();
+  const theirs = await incoming.promise;
+  assert.equal(theirs.label, "mcp");
+  const message = new Promise<string>((resolve) =>
+    theirs.addEventListener("message", (event) => resolve(String((event as MessageEvent).data)))
+  );
+  if (second.readyState !== "open") {
+    await new Promise((resolve) => second.addEventListener("open", resolve));
+  }
+  second.send("hello on a second channel");
+  assert.equal(await message, "hello on a second channel");
+  await Promise.all([offerer.close(), answerer.close()]);
+});

@@ -1,0 +1,65 @@
+/**
+ * This module's side of a pairing with the Python reference, run inside the
+ * test's network namespace: `client` lists the reference server's tools and
+ * calls `greet`; `server` serves the test tools as the offerer until its
+ * client leaves. Prints one JSON report line on stdout when done.
+ *
+ * Usage: deno run -A tests/reference/_ours.ts client|server
+ */
+import { Client } from "@modelcontextprotocol/sdk/client";
+import {
+  type Signaling,
+  type SignalingMessage,
+  WebRTCClientTransport,
+  WebRTCServerTransport,
+} from "../../mod.ts";
+import { TcpSocketSignaling } from "../../src/signaling/tcp_socket_signaling.ts";
+import { createTestServer } from "../_helpers.ts";
+
+/** Records the type of every message this side sends, in order. */
+function recording(inner: Signaling, sent: string[]): Signaling {
+  const wrapper: Signaling = {
+    start: (options) => inner.start?.(options) ?? Promise.resolve(),
+    send: (message: SignalingMessage) => {
+      sent.push(message.type);
+      return inner.send(message);
+    },
+    close: () => inner.close(),
+  };
+  inner.onmessage = (message) => wrapper.onmessage?.(message);
+  inner.onclose = () => wrapper.onclose?.();
+  inner.onerror = (error) => wrapper.onerror?.(error);
+  return wrapper;
+}
+
+const mode = Deno.args[0];
+const sent: string[] = [];
+const tcp = new TcpSocketSignaling("localhost", 8000);
+tcp.onlisten = () => console.log(JSON.stringify({ listening: true }));
+const signaling = recording(tcp, sent);
+const options = { signaling, iceServers: [], connectTimeout: 10_000 };
+const errors: string[] = [];
+
+if (mode === "client") {
+  const transport = new WebRTCClientTransport({ ...options, initiator: false });
+  transport.onerror = (error) => errors.push(String(error));
+  const client = new Client({ name: "ours", version: "1.0.0" });
+  try {
+    await client.connect(transport);
+    const { tools } = await client.listTools();
+    const result = await client.callTool({ name: "greet", arguments: {} });
+    console.log(JSON.stringify({ tools: tools.map((tool) => tool.name), result, sent, errors }));
+  } catch (error) {
+    console.log(JSON.stringify({ error: String(error), sent, errors }));
+  } finally {
+    await client.close();
+  }
+} else {
+  const transport = new WebRTCServerTransport({ ...options, initiator: true });
+  const server = createTestServer();
+  const closed = new Promise<void>((resolve) => (server.server.onclose = resolve));
+  transport.onerror = (error) => errors.push(String(error));
+  await server.connect(transport);
+  await closed;
+  console.log(JSON.stringify({ sent, errors }));
+}

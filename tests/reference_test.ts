@@ -1,0 +1,227 @@
+/**
+ * Interoperability with the Python reference implementation (`mcp-webrtc`
+ * 0.1.0 on aiortc), both ways: its README's greeter server (with a
+ * `call_tool` handler) and its README's client, run as they are, against this
+ * module over aiortc's TCP signalling. The reference always offers from its
+ * server and answers from its client, so each side is the offerer once.
+ *
+ * The reference looks up a public STUN server that cannot be configured, so
+ * every process runs in a network namespace of the test's own that holds only
+ * `lo` (with one test address on it: aiortc gathers no 127.0.0.1 candidate).
+ *
+ * The reference is installed into a virtual environment by the `setup.sh` in
+ * the folder named by `MCP_WEBRTC_REFERENCE` (default
+ * `../shared/reference/python` beside the repository), else from the package
+ * index pip is configured with.
+ */
+import assert from "node:assert/strict";
+import { labTest, prepareLab, succeeds } from "./_lab.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const VENV = `${Deno.env.get("TMPDIR") ?? "/tmp"}/mcp-webrtc-reference`;
+const PYTHON = `${VENV}/bin/python`;
+/** A documentation address (RFC 5737) on the namespace's `lo`. */
+const TEST_ADDRESS = "192.0.2.1/32";
+/** How long one side of a pairing may take, a `deno run` or Python start-up included. */
+const PROCESS_TIMEOUT = 30_000;
+/** Pairings per direction: the failures this guards against were races. */
+const ROUNDS = 5;
+
+async function run(command: string, args: string[]): Promise<string> {
+  const { success, stdout, stderr } = await new Deno.Command(command, { args, stdin: "null" })
+    .output();
+  const text = new TextDecoder().decode(success ? stdout : stderr).trim();
+  if (!success) throw new Error(`${command} ${args.join(" ")} failed: ${text}`);
+  return text;
+}
+
+/** Makes the reference's virtual environment (idempotent). */
+async function installReference(): Promise<void> {
+  const folder = Deno.env.get("MCP_WEBRTC_REFERENCE") ?? `${root}../shared/reference/python`;
+  const setup = `${folder}/setup.sh`;
+  try {
+    Deno.statSync(setup);
+    await run("bash", [setup, VENV]);
+    return;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  // No local copy: from the configured package index, the versions the reference needs.
+  if (!(await succeeds(PYTHON, ["-c", "import mcp_webrtc"]))) {
+    await run("python3", ["-m", "venv", VENV]);
+    const pip = [PYTHON, "-m", "pip", "install", "-q", "--retries", "0", "--timeout", "10"];
+    await run(pip[0], [...pip.slice(1), "mcp-webrtc==0.1.0", "mcp==1.29.0", "aiortc==1.13.0"])
+      .catch(() => {
+        throw new Error(
+          "pip cannot install mcp-webrtc 0.1.0 from its index: set MCP_WEBRTC_REFERENCE to a folder with the reference's setup.sh and wheels",
+        );
+      });
+  }
+}
+
+const lab = await prepareLab({
+  name: "the Python reference tests",
+  root: true,
+  commands: { ip: "iproute2", python3: "python3" },
+  packages: {
+    "python3-venv": () => succeeds("python3", ["-c", "import ensurepip, venv"]),
+    "libsrtp2-1": async () =>
+      (await run("ldconfig", ["-p"]).catch(() => "")).includes("libsrtp2.so.1"),
+  },
+  prepare: installReference,
+});
+
+/** A network namespace holding only `lo`, removed by `remove()`. */
+async function namespace(): Promise<{ name: string; remove: () => Promise<void> }> {
+  const name = `mcpw-peer-ref-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  await run("ip", ["netns", "add", name]);
+  const remove = () => run("ip", ["netns", "del", name]).then(() => {});
+  try {
+    await run("ip", ["-n", name, "link", "set", "lo", "up"]);
+    await run("ip", ["-n", name, "addr", "add", TEST_ADDRESS, "dev", "lo"]);
+    const links = await run("ip", ["-n", name, "-o", "link", "show"]);
+    assert.match(links, /^1: lo:[^\n]*$/, `the namespace must hold only lo: ${links}`);
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+  return { name, remove };
+}
+
+/** A process in the namespace, its output collected, killed if it outlives its time. */
+class NsProcess {
+  readonly #child: Deno.ChildProcess;
+  readonly #timer: ReturnType<typeof setTimeout>;
+  readonly lines: string[] = [];
+  readonly stderr: Promise<string>;
+  readonly #waiters: { accept: (line: string) => boolean; resolve: (line: string) => void }[] = [];
+  readonly done: Promise<{ code: number; stdout: string; stderr: string; timedOut: boolean }>;
+  #timedOut = false;
+
+  constructor(ns: string, command: string, args: string[]) {
+    this.#child = new Deno.Command("ip", {
+      args: ["netns", "exec", ns, command, ...args],
+      cwd: root,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#timer = setTimeout(() => {
+      this.#timedOut = true;
+      this.#child.kill("SIGKILL");
+    }, PROCESS_TIMEOUT);
+    const stdout = this.#read(this.#child.stdout, true);
+    this.stderr = this.#read(this.#child.stderr, false);
+    this.done = Promise.all([this.#child.status, stdout, this.stderr]).then(
+      ([status, out, err]) => {
+        clearTimeout(this.#timer);
+        return { code: status.code, stdout: out, stderr: err, timedOut: this.#timedOut };
+      },
+    );
+  }
+
+  /** Resolves with the first stdout line `accept` takes; rejects if the process ends first. */
+  line(accept: (line: string) => boolean): Promise<string> {
+    const seen = this.lines.find(accept);
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ accept, resolve });
+      this.done.then((result) =>
+        reject(new Error(`the process ended (${result.code}) first:\n${result.stderr}`))
+      );
+    });
+  }
+
+  async #read(stream: ReadableStream<Uint8Array>, lines: boolean): Promise<string> {
+    let text = "";
+    let pending = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      if (!lines) continue;
+      pending += chunk;
+      let end: number;
+      while ((end = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, end);
+        pending = pending.slice(end + 1);
+        this.lines.push(line);
+        for (const waiter of this.#waiters.filter((w) => w.accept(line))) waiter.resolve(line);
+      }
+    }
+    return text;
+  }
+}
+
+function ours(ns: string, mode: "client" | "server"): NsProcess {
+  return new NsProcess(ns, Deno.execPath(), ["run", "-A", "tests/reference/_ours.ts", mode]);
+}
+
+function reference(ns: string, script: string): NsProcess {
+  return new NsProcess(ns, PYTHON, [`tests/reference/${script}`]);
+}
+
+interface OursReport {
+  tools?: string[];
+  result?: { content: { type: string; text: string }[] };
+  error?: string;
+  sent: string[];
+  errors: string[];
+}
+
+labTest(
+  lab,
+  "A client of this module reaches the reference's greeter server, which offers, and calls greet",
+  async () => {
+    for (let round = 1; round <= ROUNDS; round++) {
+      const ns = await namespace();
+      try {
+        const server = reference(ns.name, "greeter_server.py");
+        // Ours connects, retrying while the server is not listening yet.
+        const client = ours(ns.name, "client");
+        const [clientRun, serverRun] = await Promise.all([client.done, server.done]);
+        const detail = `round ${round}\nours: ${clientRun.stdout}${clientRun.stderr}\n` +
+          `reference: ${serverRun.stdout}${serverRun.stderr}`;
+        const report = JSON.parse(clientRun.stdout.trim().split("\n").at(-1) ?? "{}") as OursReport;
+        assert.equal(report.error, undefined, detail);
+        assert.deepEqual(report.tools, ["greet"], detail);
+        assert.equal(report.result?.content[0].text, "Hello from Python!", detail);
+        // Our answer went before any candidate of ours: aiortc crashes otherwise.
+        assert.equal(report.sent[0], "answer", detail);
+        assert.deepEqual(report.errors, [], detail);
+        assert.equal(clientRun.code, 0, detail);
+        // The reference server ends once we said goodbye: it did not spin.
+        assert.ok(!serverRun.timedOut, `the reference server did not end: ${detail}`);
+      } finally {
+        await ns.remove();
+      }
+    }
+  },
+);
+
+labTest(
+  lab,
+  "The reference's client reaches a server of this module, which offers, and lists its tools",
+  async () => {
+    for (let round = 1; round <= ROUNDS; round++) {
+      const ns = await namespace();
+      try {
+        const server = ours(ns.name, "server");
+        // The reference connects once, without retrying: only once we listen.
+        await server.line((line) => line.includes('"listening"'));
+        const client = reference(ns.name, "greeter_client.py");
+        const [clientRun, serverRun] = await Promise.all([client.done, server.done]);
+        const detail = `round ${round}\nreference: ${clientRun.stdout}${clientRun.stderr}\n` +
+          `ours: ${serverRun.stdout}${serverRun.stderr}`;
+        assert.equal(clientRun.code, 0, detail);
+        assert.match(clientRun.stdout, /Tool\(name='greet'/, detail);
+        assert.match(clientRun.stdout, /Tool\(name='blob'/, detail);
+        const report = JSON.parse(serverRun.stdout.trim().split("\n").at(-1) ?? "{}") as OursReport;
+        assert.equal(report.sent[0], "offer", detail);
+        assert.equal(report.sent.at(-1), "bye", detail);
+        assert.deepEqual(report.errors, [], detail);
+        assert.ok(!serverRun.timedOut, `our server did not end with its client: ${detail}`);
+      } finally {
+        await ns.remove();
+      }
+    }
+  },
+);

@@ -1,0 +1,162 @@
+/** One peer connection carrying many MCP sessions, between real peers on loopback. */
+import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client";
+import { MemorySignaling, type Signaling, WebRTCConnection } from "../mod.ts";
+import { blobText, createTestServer, greet, LOCAL, text, until } from "./_helpers.ts";
+
+/** A desktop answering one agent: a fresh test server per session. */
+function desktopFor(signaling: Signaling): { desktop: WebRTCConnection; servers: number[] } {
+  const desktop = new WebRTCConnection({ signaling, initiator: false, ...LOCAL });
+  const servers: number[] = [];
+  desktop.ontransport = (transport) => {
+    servers.push(servers.length + 1);
+    void createTestServer().connect(transport);
+  };
+  void desktop.connect().catch(() => {});
+  return { desktop, servers };
+}
+
+Deno.test("WebRTCConnection carries many sessions on one peer connection, a server each, dialled once", async () => {
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const { desktop, servers } = desktopFor(b);
+  const agent = new WebRTCConnection({ signaling: a, linger: 0, ...LOCAL });
+  const clients = Array.from({ length: 12 }, (_, i) => new Client({ name: `c${i}`, version: "1" }));
+  try {
+    for (const client of clients) await client.connect(agent.openTransport());
+    assert.equal(agent.sessions, 12);
+    assert.equal(agent.dials, 1);
+    assert.equal(servers.length, 12);
+    await Promise.all(clients.map((client, i) => greet(client, `session ${i}`)));
+    const path = await agent.getConnectionPath();
+    assert.equal(path?.localCandidateType, "host");
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+    await agent.close();
+    await desktop.close();
+  }
+});
+
+Deno.test("WebRTCConnection: closing one session leaves the others working", async () => {
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const { desktop } = desktopFor(b);
+  const agent = new WebRTCConnection({ signaling: a, linger: 0, ...LOCAL });
+  const one = new Client({ name: "one", version: "1" });
+  const two = new Client({ name: "two", version: "1" });
+  try {
+    await one.connect(agent.openTransport());
+    await two.connect(agent.openTransport());
+    const closed = new Promise<void>((resolve) => (one.onclose = resolve));
+    await one.close();
+    await closed;
+    assert.equal(agent.sessions, 1);
+    assert.ok(agent.connected);
+    await greet(two, "still here");
+  } finally {
+    await two.close();
+    await agent.close();
+    await desktop.close();
+  }
+});
+
+Deno.test("WebRTCConnection: a large result on one session does not hold up small calls on another", async () => {
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const { desktop } = desktopFor(b);
+  const agent = new WebRTCConnection({ signaling: a, linger: 0, ...LOCAL });
+  const bulk = new Client({ name: "bulk", version: "1" });
+  const small = new Client({ name: "small", version: "1" });
+  try {
+    await bulk.connect(agent.openTransport());
+    await small.connect(agent.openTransport());
+    let bulkDone = false;
+    const large = bulk.callTool({ name: "blob", arguments: { size: 16 * 1024 * 1024 } })
+      .then((result) => {
+        bulkDone = true;
+        return result;
+      });
+    // Small calls complete while the large one is still on its way.
+    let answeredDuring = 0;
+    for (let i = 0; i < 20 && !bulkDone; i++) {
+      await greet(small, `call ${i}`);
+      if (!bulkDone) answeredDuring++;
+    }
+    assert.ok(answeredDuring > 0, "no small call completed while the large result was in flight");
+    assert.equal(text(await large).length, blobText(16 * 1024 * 1024).length);
+  } finally {
+    await Promise.all([bulk.close(), small.close()]);
+    await agent.close();
+    await desktop.close();
+  }
+});
+
+Deno.test("WebRTCConnection lingers after its last session, so the next one opens without dialling", async () => {
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const { desktop } = desktopFor(b);
+  const agent = new WebRTCConnection({ signaling: a, linger: 60_000, ...LOCAL });
+  try {
+    const first = new Client({ name: "first", version: "1" });
+    await first.connect(agent.openTransport());
+    await first.close();
+    await until(() => agent.sessions === 0, 5_000, "the first session closed");
+    assert.ok(agent.connected);
+    const second = new Client({ name: "second", version: "1" });
+    await second.connect(agent.openTransport());
+    await greet(second, "again");
+    assert.equal(agent.dials, 1);
+    await second.close();
+  } finally {
+    await agent.close();
+    await desktop.close();
+  }
+});
+
+Deno.test("WebRTCConnection dials again for the next session after the peer connection dropped", async () => {
+  const desktops: WebRTCConnection[] = [];
+  let dials = 0;
+  const agent = new WebRTCConnection({
+    ...LOCAL,
+    linger: 0,
+    signaling: async () => {
+      dials++;
+      const [a, b] = await MemorySignaling.createMemorySignalingPair();
+      desktops.push(desktopFor(b).desktop);
+      return a;
+    },
+  });
+  try {
+    const first = new Client({ name: "first", version: "1" });
+    await first.connect(agent.openTransport());
+    const dropped = new Promise<void>((resolve) => (agent.ondisconnect = () => resolve()));
+    const firstClosed = new Promise<void>((resolve) => (first.onclose = resolve));
+    await desktops[0].close();
+    await dropped;
+    await firstClosed;
+    const second = new Client({ name: "second", version: "1" });
+    await second.connect(agent.openTransport());
+    await greet(second, "redialled");
+    assert.equal(dials, 2);
+    assert.equal(agent.dials, 2);
+    await second.close();
+  } finally {
+    await agent.close();
+    await Promise.all(desktops.map((desktop) => desktop.close()));
+  }
+});
+
+Deno.test("WebRTCConnection given one Signaling cannot dial twice and says why", async () => {
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const { desktop } = desktopFor(b);
+  const agent = new WebRTCConnection({ signaling: a, linger: 0, ...LOCAL });
+  try {
+    const first = new Client({ name: "first", version: "1" });
+    await first.connect(agent.openTransport());
+    await first.close();
+    await until(() => !agent.connected, 5_000, "the connection closed with its last session");
+    await assert.rejects(
+      new Client({ name: "second", version: "1" }).connect(agent.openTransport()),
+      /Cannot dial the peer again as the connection was given one Signaling/,
+    );
+  } finally {
+    await agent.close();
+    await desktop.close();
+  }
+});
