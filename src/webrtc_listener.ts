@@ -11,7 +11,6 @@ import {
   formatTicket,
   parseTicket,
   type Ticket,
-  TicketError,
 } from "./ticket.ts";
 import {
   DEFAULT_CONNECT_TIMEOUT,

@@ -35,6 +35,11 @@ class AgentLine {
     byId("agents").append(this.#item);
   }
 
+  /** Whether the agent's connection came up. */
+  get joined(): boolean {
+    return this.#parts.length > 0;
+  }
+
   /** Adds one status to the line, e.g. `joined 10:04:12`. */
   add(state: "joined" | "connected" | "left", text: string): void {
     this.#parts.push(text);
@@ -127,7 +132,7 @@ function createTabServer(who: string): McpServer {
   return server;
 }
 
-/** The path of a just-opened connection: the statistics report it shortly after the channel opens. */
+/** The path of a just-opened connection: the statistics report it shortly after it opens. */
 async function pathOf(connection: WebRTCConnection): Promise<ConnectionPath | undefined> {
   for (let poll = 0; poll < PATH_POLLS; poll++) {
     const path = await connection.getConnectionPath().catch(() => undefined);
@@ -165,15 +170,11 @@ export function setUpShare(network: NetworkSettings): void {
         "Cannot open a room as no signalling service is given: enter its URL, e.g. wss://signal.example";
       return;
     }
-    // One line per agent (one connection), however many MCP sessions it opens.
+    // One line per agent (one peer connection); an agent may open several MCP sessions on it.
     const lines = new Map<string, AgentLine>();
-    const lineOf = (peer: string): AgentLine => {
+    const lineOf = (peer: string) => {
       let line = lines.get(peer);
-      if (!line) {
-        line = new AgentLine(++agents);
-        lines.set(peer, line);
-        line.add("joined", `joined ${clock()}`);
-      }
+      if (!line) lines.set(peer, line = new AgentLine(++agents));
       return line;
     };
     start.disabled = true;
@@ -184,7 +185,10 @@ export function setUpShare(network: NetworkSettings): void {
         url,
         iceServers: network.iceServers,
         connectTimeout: network.connectTimeout,
-        createServer: ({ peer }) => createTabServer(lineOf(peer).label),
+        createServer: ({ peer, session }) => {
+          const { label } = lineOf(peer);
+          return createTabServer(session > 1 ? `${label} (session ${session})` : label);
+        },
       });
     } catch (cause) {
       stopped("");
@@ -193,6 +197,7 @@ export function setUpShare(network: NetworkSettings): void {
     }
     listener.onagent = async ({ peer, connection }) => {
       const line = lineOf(peer);
+      line.add("joined", `joined ${clock()}`);
       const path = await pathOf(connection);
       line.add(
         "connected",
@@ -201,9 +206,16 @@ export function setUpShare(network: NetworkSettings): void {
         }`,
       );
     };
-    listener.onagentleave = ({ peer }) => {
-      lines.get(peer)?.add("left", `left ${clock()}`);
+    listener.onagentleave = ({ peer }, cause) => {
+      const line = lineOf(peer);
       lines.delete(peer);
+      // The listener gives a reason even for a goodbye: for an agent that was connected, the time is enough.
+      line.add(
+        "left",
+        line.joined || !cause
+          ? `left ${clock()}`
+          : `could not connect (${clock()}): ${describeError(cause)}`,
+      );
     };
     listener.onerror = (cause) => {
       error.textContent = describeError(cause);
