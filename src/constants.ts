@@ -195,3 +195,10 @@ export const BRIDGE_FAILURE_TIMEOUT = 1_000;
  * that does not answer.
  */
 export const HTTP_TERMINATE_TIMEOUT = 1_000;
+
+/**
+ * How long a refused agent's signalling (or its extra channel) is kept to
+ * deliver the reason of the refusal: the agent hears why instead of timing
+ * out, and an agent that never listens holds nothing for long.
+ */
+export const REFUSAL_TIMEOUT = 2_000;

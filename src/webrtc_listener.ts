@@ -1,4 +1,5 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+import { settle } from "./_async.ts";
 import { AuthenticatedSignaling } from "./signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingHub } from "./signaling/signaling.ts";
 import { roomUrl } from "./signaling/room_protocol.ts";
@@ -15,6 +16,7 @@ import {
 import {
   DEFAULT_CONNECT_TIMEOUT,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
+  REFUSAL_TIMEOUT,
   SESSION_LIMIT_REACHED,
 } from "./constants.ts";
 import { ConnectError } from "./errors.ts";
@@ -44,9 +46,6 @@ export interface ConnectedAgent {
   /** Its connection, e.g. for `getConnectionPath()`. */
   readonly connection: WebRTCConnection;
 }
-
-/** How long a refused agent's signalling is kept to deliver the reason, in ms. */
-const REFUSAL_TIMEOUT = 2_000;
 
 /** Options of {@linkcode WebRTCListener}. */
 export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "signaling"> {
@@ -436,17 +435,12 @@ export class WebRTCListener {
    * the agent can trust the reason), then lets go of its signalling.
    */
   async #refuse(signaling: Signaling, reason: string): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await signaling.start?.();
-      await Promise.race([
-        signaling.send({ type: "bye", reason }),
-        new Promise((resolve) => (timer = setTimeout(resolve, REFUSAL_TIMEOUT))),
-      ]);
+      await settle(signaling.send({ type: "bye", reason }), REFUSAL_TIMEOUT);
     } catch {
       // The agent is gone already.
     } finally {
-      clearTimeout(timer);
       await signaling.close().catch(() => {});
     }
   }
