@@ -120,7 +120,14 @@ export class StreamTransport implements Transport {
             }
           }
           if (newline === -1) break;
-          if (!skipping) this.#line(pieces, size);
+          if (!skipping) {
+            this.#line(pieces, size);
+            // One message per turn: the SDK runs notification handlers in a
+            // microtask, so a progress notification read in one chunk with its
+            // response would otherwise reach its handler after the response
+            // removed it, and be dropped.
+            await undefined;
+          }
           pieces = [];
           size = 0;
           skipping = false;
