@@ -273,7 +273,13 @@ export class WebRTCConnection {
       options.keepaliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL,
       options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
       () => [...this.#sessions].flatMap((session) => session.channel).concat(this.#spare ?? []),
-      () => void this.#lost(peer, `no frame from the peer for ${liveness.idleTimeout} ms`),
+      () =>
+        void this.#lost(
+          peer,
+          new WebRTCTransportError(
+            `The connection to the peer was lost: no frame from the peer for ${liveness.idleTimeout} ms`,
+          ),
+        ),
     );
     const peer: Peer = new Peer({
       signaling,
@@ -299,7 +305,11 @@ export class WebRTCConnection {
       if (this.ontransport) this.#accept(channel);
       else channel.close();
     };
-    peer.onclose = (error) => void this.#lost(peer, error?.message ?? "the peer left");
+    peer.onclose = (error) =>
+      void this.#lost(
+        peer,
+        error ?? new WebRTCTransportError("The connection to the peer was lost: the peer left"),
+      );
     try {
       await peer.connect();
     } catch (error) {
@@ -382,12 +392,9 @@ export class WebRTCConnection {
     };
   }
 
-  async #lost(peer: Peer, why: string): Promise<void> {
+  async #lost(peer: Peer, error: Error): Promise<void> {
     if (this.#peer !== peer) return;
-    await this.#disconnect(
-      why,
-      new WebRTCTransportError(`The connection to the peer was lost: ${why}`),
-    );
+    await this.#disconnect(error.message, error);
   }
 
   async #disconnect(reason: string, error?: Error): Promise<void> {
