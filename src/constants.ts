@@ -72,11 +72,12 @@ export const LOW_WATER_MARK = 1024 * 1024;
 export const DEFAULT_CONNECT_TIMEOUT = 15_000;
 
 /**
- * The longest the answering side holds its ICE candidates when none of the
- * offerer's arrive (an offerer that put them in its offer): a bound, not a
- * tuning. Normally the answerer sends its own as soon as it has applied the
- * offerer's first candidate, so that its checks leave first and it is the
- * first to connect, as the DTLS server must.
+ * The longest the answerer of an offer from this module holds its ICE
+ * candidates when none of the offerer's arrive: a bound, not a tuning.
+ * Normally it sends its own as soon as it has applied the offerer's first
+ * candidate, so that its checks leave first and it is the first to connect, as
+ * the DTLS server must. Other offers (another stack's, or one that holds its
+ * candidates) are answered with candidates at once.
  */
 export const ANSWERER_HOLD_LIMIT = 1_000;
 
