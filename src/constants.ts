@@ -203,3 +203,24 @@ export const HTTP_TERMINATE_TIMEOUT = 1_000;
  * out, and an agent that never listens holds nothing for long.
  */
 export const REFUSAL_TIMEOUT = 2_000;
+
+/**
+ * How long a guest waits for the host to be in its room (the CLI's `--wait`):
+ * a desktop restarting or reconnecting is back within seconds; one that is
+ * off should be reported while the user still waits for an answer.
+ */
+export const DEFAULT_HOST_TIMEOUT = 30_000;
+
+/**
+ * How long closing the room's WebSocket waits for the server's close frame:
+ * it comes within a round trip from a live server (and without it workerd
+ * keeps a half-closed connection); a dead one must not hold a close up.
+ */
+export const SOCKET_CLOSE_TIMEOUT = 1_000;
+
+/**
+ * How long `TcpSocketSignaling`'s connecting side retries while nobody listens
+ * yet: the two sides of a pair are usually started by hand or by a script,
+ * seconds apart.
+ */
+export const TCP_SIGNALING_CONNECT_TIMEOUT = 30_000;

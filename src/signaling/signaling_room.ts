@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { SOCKET_CLOSE_TIMEOUT } from "../constants.ts";
 import { WebRTCTransportError } from "../errors.ts";
 import type { IceServer } from "../peer.ts";
 import { utf8Length } from "../_utf8.ts";
@@ -386,7 +387,7 @@ export class SignalingRoom implements SignalingHub {
     this.#finish();
     this.#closing = new Promise<void>((resolve) => {
       if (!socket) return resolve();
-      const timer = setTimeout(resolve, 1000);
+      const timer = setTimeout(resolve, SOCKET_CLOSE_TIMEOUT);
       socket.onclose = () => {
         clearTimeout(timer);
         resolve();

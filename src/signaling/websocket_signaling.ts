@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { DEFAULT_HOST_TIMEOUT } from "../constants.ts";
 import type { IceServer } from "../peer.ts";
 import { HOST } from "./room_protocol.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
@@ -94,7 +95,7 @@ export class WebSocketSignaling implements Signaling {
     url: string | URL,
     options: WebSocketSignalingOptions,
   ): Promise<WebSocketSignaling> {
-    const { hostTimeout = 30_000, ...rest } = options;
+    const { hostTimeout = DEFAULT_HOST_TIMEOUT, ...rest } = options;
     const room = await SignalingRoom.join(url, { ...rest, role: "guest", reconnect: false });
     if (!room.peers.includes(HOST)) {
       try {
