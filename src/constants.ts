@@ -57,6 +57,14 @@ export const MESSAGE_TOO_LARGE = -32000;
 export const HIGH_WATER_MARK = 4 * 1024 * 1024;
 
 /**
+ * The longest `send()` encodes frames of one message without letting the
+ * event loop run, when the channel keeps taking them: a large message is
+ * serialised as it is sent, and other sessions' messages, timers and
+ * incoming frames are served in between.
+ */
+export const SEND_SLICE_MS = 4;
+
+/**
  * Sending resumes when the buffer drains to this many bytes
  * (`bufferedAmountLowThreshold`). A quarter of the high-water mark leaves room
  * for the next burst before the pipe runs dry.
