@@ -112,3 +112,10 @@ Deno.test("JsonAssembler does not take a peer's string for one of its placeholde
   const value = { a: "\u0000mcp-webrtc-0:0", b: "x".repeat(LARGE_STRING) };
   assert.deepEqual(assemble([JSON.stringify(value)]), value);
 });
+
+Deno.test("JsonAssembler keeps a large plain string's text as its value and still refuses control characters", () => {
+  const plain = "abc".repeat(LARGE_STRING);
+  assert.deepEqual(assemble(cutRandomly(JSON.stringify({ plain }), prng(5), 100_000)), { plain });
+  const broken = `{"a":"${"x".repeat(3 * LARGE_STRING)}\n${"x".repeat(10)}"}`;
+  assert.throws(() => assemble(cutRandomly(broken, prng(6), 100_000)), SyntaxError);
+});
