@@ -30,6 +30,7 @@ export const LARGE_STRING = 65_536;
  * slow way). A slice without one is its own JSON text: one pass instead of a
  * copy (measured: 16 MiB of ASCII in 64 Ki slices, test 33–46 ms, escape 76–240 ms).
  */
+// deno-lint-ignore no-control-regex -- control characters are what JSON escapes
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 /**
@@ -37,6 +38,7 @@ const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
  * or invalid (a control character): a slice without one is its own value,
  * kept as is (measured: 16 MiB in 64 Ki slices, test 10–24 ms, parse 186–437 ms).
  */
+// deno-lint-ignore no-control-regex -- control characters are what JSON refuses raw
 const ESCAPE_OR_CONTROL = /[\\\u0000-\u001f]/;
 
 /** How many values {@linkcode jsonPieces} looks at for a large string before it gives up. */
