@@ -235,3 +235,28 @@ Deno.test("FrameDecoder with parse still names a refused message by its envelope
   assert.equal(last.kind, "oversize");
   assert.deepEqual(last.kind === "oversize" && last.envelope, { id: 42, method: "tools/call" });
 });
+
+Deno.test("FrameDecoder decodes chunks cut inside a character, whichever chunk ends where", () => {
+  const text = JSON.stringify({ text: "aé€😀b".repeat(3) });
+  const bytes = new TextEncoder().encode(text);
+  for (let first = 1; first < bytes.length; first++) {
+    for (const second of [first + 1, first + 2, first + 5]) {
+      if (second >= bytes.length) continue;
+      const cuts = [0, first, second, bytes.length];
+      const frames = cuts.slice(1).map((end, i) => {
+        const frame = new Uint8Array(end - cuts[i] + 1);
+        frame[0] = i === cuts.length - 2 ? FRAME_LAST : FRAME_MORE;
+        frame.set(bytes.subarray(cuts[i], end), 1);
+        return frame;
+      });
+      for (const parse of [false, true]) {
+        const decoder = new FrameDecoder(1 << 20, { parse });
+        const last = frames.map((frame) => decoder.push(frame)).at(-1);
+        assert.deepEqual(
+          last,
+          parse ? { kind: "value", value: JSON.parse(text) } : { kind: "message", text },
+        );
+      }
+    }
+  }
+});
