@@ -172,3 +172,23 @@ export function withResolvers<T>(): Resolvers<T> {
   });
   return { promise, resolve, reject };
 }
+
+/**
+ * Resolves in a task of its own, once the event loop has run what was
+ * waiting (I/O callbacks, timers). `setTimeout(0)` would do it too, but is
+ * clamped to 4 ms when chained; `setImmediate` (Deno, Node) and a
+ * `MessageChannel` (browsers) are not.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  const immediate = (globalThis as { setImmediate?: (callback: () => void) => unknown })
+    .setImmediate;
+  if (immediate) return new Promise((resolve) => void immediate(resolve));
+  return new Promise((resolve) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      resolve();
+    };
+    port2.postMessage(null);
+  });
+}

@@ -26,6 +26,7 @@ import {
   WebRTCTransportError,
 } from "./errors.ts";
 import type { Signaling, SignalingMessage } from "./signaling/signaling.ts";
+import { withPathMtu } from "./_mtu.ts";
 
 /** An ICE server, as in the W3C `RTCIceServer` dictionary. */
 export interface IceServer {
@@ -301,7 +302,10 @@ export class Peer {
     const options = this.#options;
     const Ctor = await resolvePeerConnection(options.RTCPeerConnection);
     if (this.#closed) throw new WebRTCTransportError("Cannot connect as the transport was closed");
-    const pc = new Ctor({ iceServers: options.iceServers, ...options.rtcConfiguration });
+    const pc = new Ctor({
+      iceServers: options.iceServers,
+      ...withPathMtu(options.rtcConfiguration),
+    });
     this.#pc = pc;
     this.#pcClosed = nextEvent(pc, "connectionstatechange", {
       accept: () => pc.connectionState === "closed",

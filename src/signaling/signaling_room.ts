@@ -553,7 +553,7 @@ export class SignalingRoom implements SignalingHub {
     for (const peer of [...this.#views.keys()]) this.#leave(peer);
     const reconnect = this.#options.reconnect ?? {};
     if (this.#closed) return;
-    if (reconnect === false || (FINAL as string[]).includes(error.code)) {
+    if (reconnect === false || FINAL.some((code) => code === error.code)) {
       return this.#finish(error);
     }
     if (++this.#attempts > (reconnect.maxAttempts ?? Infinity)) {
