@@ -72,11 +72,24 @@ export interface IceCandidateInit {
   sdpMLineIndex?: number | null;
 }
 
+/**
+ * The public STUN server used when `iceServers` is not given and the
+ * signalling hands out none: it lets peers behind common (cone) NATs find
+ * their public address. Symmetric NATs need a TURN server.
+ */
+export const DEFAULT_ICE_SERVERS: readonly IceServer[] = Object.freeze([
+  { urls: "stun:stun.cloudflare.com:3478" },
+]);
+
 /** Settings of one peer connection. */
 export interface PeerOptions {
   signaling: Signaling;
   initiator: boolean;
-  iceServers: IceServer[];
+  /**
+   * STUN and TURN servers; when not given, the ones the signalling hands out
+   * (its `iceServers`, once started), else {@linkcode DEFAULT_ICE_SERVERS}.
+   */
+  iceServers?: IceServer[];
   rtcConfiguration: Record<string, unknown>;
   RTCPeerConnection?: PeerConnectionConstructor;
   connectTimeout: number;
@@ -128,6 +141,35 @@ const MAX_SDP_LENGTH = 64 * 1024;
 /** Room for the other peer's diagnosis in its goodbye. */
 const MAX_BYE_REASON_LENGTH = 600;
 
+let polyfillWithCredentials: PeerConnectionConstructor | undefined;
+
+/**
+ * node-datachannel's polyfill joins a TURN server's credentials into a URL
+ * (`turn:user:password@host`) that libdatachannel percent-decodes, so a TURN
+ * REST user name (`<expiry>:<id>`) or a base64 password (`/`, `+`, `=`) is
+ * misread and the server refuses the allocation. Encoding them first hands
+ * libdatachannel exactly what was given.
+ */
+function withEncodedCredentials(Base: PeerConnectionConstructor): PeerConnectionConstructor {
+  return class extends (Base as new (configuration: Record<string, unknown>) => object) {
+    constructor(configuration: Record<string, unknown>) {
+      const servers = configuration.iceServers as IceServer[] | undefined;
+      super({
+        ...configuration,
+        iceServers: servers?.map((server) =>
+          server.username !== undefined && server.credential !== undefined
+            ? {
+              ...server,
+              username: encodeURIComponent(server.username),
+              credential: encodeURIComponent(server.credential),
+            }
+            : server
+        ),
+      });
+    }
+  } as unknown as PeerConnectionConstructor;
+}
+
 /**
  * Picks the `RTCPeerConnection` implementation: the caller's, else the
  * runtime's own (browsers), else node-datachannel's W3C polyfill (Deno, Node).
@@ -141,7 +183,10 @@ export async function resolvePeerConnection(
   if (native) return native;
   try {
     const polyfill = await import("node-datachannel/polyfill");
-    return polyfill.RTCPeerConnection as unknown as PeerConnectionConstructor;
+    polyfillWithCredentials ??= withEncodedCredentials(
+      polyfill.RTCPeerConnection as unknown as PeerConnectionConstructor,
+    );
+    return polyfillWithCredentials;
   } catch (cause) {
     throw new WebRTCTransportError(
       "Cannot create a peer connection as this runtime has no RTCPeerConnection and node-datachannel could not be loaded: install node-datachannel (Deno needs --allow-ffi --allow-read), or pass the RTCPeerConnection option",
@@ -230,6 +275,8 @@ export class Peer {
   #primary = withResolvers<DataChannelLike>();
   #primaryTaken = false;
   #pcClosed?: Promise<unknown>;
+  /** The signalling's start, once begun. */
+  #signalingStarted?: Promise<void>;
   /** Outgoing signalling, in order. */
   #outbox: Promise<void> = Promise.resolve();
 
@@ -302,17 +349,23 @@ export class Peer {
     const options = this.#options;
     const Ctor = await resolvePeerConnection(options.RTCPeerConnection);
     if (this.#closed) throw new WebRTCTransportError("Cannot connect as the transport was closed");
-    const pc = new Ctor({
-      iceServers: options.iceServers,
-      ...withPathMtu(options.rtcConfiguration),
-    });
-    this.#pc = pc;
-    this.#pcClosed = nextEvent(pc, "connectionstatechange", {
-      accept: () => pc.connectionState === "closed",
-    });
-    this.#watch(pc);
+    this.#watchSignaling();
     const countdown = new Countdown();
     try {
+      let iceServers = options.iceServers;
+      if (iceServers === undefined) {
+        // None given: the servers the signalling hands out (a room's short-lived
+        // TURN credentials), known once it has started, else the default.
+        await abortable(this.#startSignaling(), this.#failure.signal);
+        const handedOut = (options.signaling as { iceServers?: IceServer[] }).iceServers;
+        iceServers = handedOut ?? DEFAULT_ICE_SERVERS.map((server) => ({ ...server }));
+      }
+      const pc = new Ctor({ iceServers, ...withPathMtu(options.rtcConfiguration) });
+      this.#pc = pc;
+      this.#pcClosed = nextEvent(pc, "connectionstatechange", {
+        accept: () => pc.connectionState === "closed",
+      });
+      this.#watch(pc);
       const connected = await this.#negotiate(pc, countdown);
       this.#connected = true;
       this.#step("channel");
@@ -363,7 +416,7 @@ export class Peer {
     const { waitForPeer } = this.#options;
     // Signalling bounds its own start (a room's wait for its host: `--wait`);
     // the connect timeout counts from there.
-    await abortable(Promise.resolve(signaling.start?.({ initiator })), signal);
+    await abortable(this.#startSignaling(), signal);
     this.#step("signaling");
     if (initiator || !waitForPeer) armTimeout();
     let channel: DataChannelLike;
@@ -464,7 +517,6 @@ export class Peer {
 
   /** Listens to the connection and signalling for what ends the negotiation or the connection. */
   #watch(pc: PeerConnectionLike): void {
-    const { signaling } = this.#options;
     pc.addEventListener("icecandidate", (event) => {
       const candidate = (event as unknown as { candidate?: IceCandidateInit | null }).candidate;
       if (!candidate?.candidate) return;
@@ -504,6 +556,21 @@ export class Peer {
         this.ondatachannel(channel);
       } else channel.close();
     });
+  }
+
+  /** Starts the signalling, once. */
+  #startSignaling(): Promise<void> {
+    const { signaling, initiator } = this.#options;
+    this.#signalingStarted ??= Promise.resolve(signaling.start?.({ initiator }));
+    return this.#signalingStarted;
+  }
+
+  /**
+   * Listens to the signalling, before it starts: what arrives before the
+   * connection exists is kept until it is needed.
+   */
+  #watchSignaling(): void {
+    const { signaling } = this.#options;
     signaling.onmessage = (message) => this.#receive(message);
     signaling.onclose = () =>
       this.#fail(

@@ -25,7 +25,7 @@ import { WebRTCTransportError } from "./errors.ts";
 import { FRAME_KEEPALIVE } from "./framing.ts";
 import { type ConnectionPath, type ConnectStep, Peer, readMaxMessageSize } from "./peer.ts";
 import type { Signaling } from "./signaling/signaling.ts";
-import { DEFAULT_ICE_SERVERS, type WebRTCTransportOptions } from "./webrtc_transport.ts";
+import type { WebRTCTransportOptions } from "./webrtc_transport.ts";
 
 /** Options of {@linkcode WebRTCConnection}. */
 export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "signaling"> {
@@ -284,7 +284,7 @@ export class WebRTCConnection {
     const peer: Peer = new Peer({
       signaling,
       initiator: this.#initiator,
-      iceServers: options.iceServers ?? DEFAULT_ICE_SERVERS.map((server) => ({ ...server })),
+      iceServers: options.iceServers,
       rtcConfiguration: options.rtcConfiguration ?? {},
       RTCPeerConnection: options.RTCPeerConnection,
       connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,

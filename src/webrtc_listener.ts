@@ -21,7 +21,7 @@ import {
 } from "./constants.ts";
 import { ConnectError } from "./errors.ts";
 import { WebRTCConnection } from "./webrtc_connection.ts";
-import type { WebRTCTransportOptions } from "./webrtc_transport.ts";
+import type { IceServer, WebRTCTransportOptions } from "./webrtc_transport.ts";
 
 /** What the listener needs of an MCP server: `McpServer` and `Server` both fit. */
 export interface ConnectableServer {
@@ -311,6 +311,8 @@ export class WebRTCListener {
     } = options;
     const connection = new WebRTCConnection({
       ...rest,
+      // Unless given: the servers the room hands out now (short-lived TURN credentials).
+      iceServers: rest.iceServers ?? (options.hub as { iceServers?: IceServer[] }).iceServers,
       signaling,
       initiator: rest.initiator ?? false,
     });

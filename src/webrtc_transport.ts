@@ -26,21 +26,16 @@ export type {
   PeerConnectionLike,
 } from "./peer.ts";
 
-/**
- * The public STUN server used when `iceServers` is not given: it lets peers
- * behind common (cone) NATs find their public address. Symmetric NATs need a
- * TURN server of your own.
- */
-export const DEFAULT_ICE_SERVERS: readonly IceServer[] = Object.freeze([
-  { urls: "stun:stun.cloudflare.com:3478" },
-]);
+export { DEFAULT_ICE_SERVERS } from "./peer.ts";
 
 /** Options of {@linkcode WebRTCClientTransport} and {@linkcode WebRTCServerTransport}. */
 export interface WebRTCTransportOptions {
   /** How offer, answer and candidates reach the other peer; the transport owns it. */
   signaling: Signaling;
   /**
-   * STUN and TURN servers. Pass `[]` for peers on one host or LAN.
+   * STUN and TURN servers. Pass `[]` for peers on one host or LAN. When not
+   * given: the servers the signalling hands out (a room whose worker mints
+   * TURN credentials), else one public STUN server.
    *
    * @default {[{ urls: "stun:stun.cloudflare.com:3478" }]}
    */
@@ -271,7 +266,7 @@ export class WebRTCTransport implements Transport {
     const peer = new Peer({
       signaling: options.signaling,
       initiator: this.#initiator,
-      iceServers: options.iceServers ?? DEFAULT_ICE_SERVERS.map((server) => ({ ...server })),
+      iceServers: options.iceServers,
       rtcConfiguration: options.rtcConfiguration ?? {},
       RTCPeerConnection: options.RTCPeerConnection,
       connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,

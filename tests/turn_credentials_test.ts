@@ -9,7 +9,18 @@
 import assert from "node:assert/strict";
 import nodeDataChannel from "node-datachannel";
 import { startLocalSignaling } from "../worker/local.ts";
-import { createRoomId, createRoomKey, type IceServer, keyVerifier, SignalingRoom } from "../mod.ts";
+import { Client } from "@modelcontextprotocol/sdk/client";
+import {
+  createRoomId,
+  createRoomKey,
+  type IceServer,
+  keyVerifier,
+  SignalingRoom,
+  TicketSignaling,
+  WebRTCClientTransport,
+  WebRTCListener,
+} from "../mod.ts";
+import { createTestServer, greet } from "./_helpers.ts";
 
 const SECRET = "coturn-shared-secret-for-tests";
 const HOST_KEY = createRoomKey();
@@ -261,6 +272,40 @@ Deno.test("TURN credentials the worker mints are accepted by coturn with use-aut
       `coturn did not log the refusal:\n${turn.log.join("\n")}`,
     );
   } finally {
+    await turn.stop();
+  }
+});
+
+Deno.test("A listener and an agent given no ICE servers use the TURN servers the worker hands out", async () => {
+  if (!(await haveCoturn())) return;
+  const turn = await startCoturn();
+  const worker = await startLocalSignaling({
+    vars: { TURN_SECRET: SECRET, TURN_URLS: `turn:127.0.0.1:${turn.port}` },
+  });
+  // Relayed candidates only: the connection exists only if both used the minted credentials.
+  const rtcConfiguration = { bindAddress: "127.0.0.1", iceTransportPolicy: "relay" };
+  const listener = await WebRTCListener.listen({
+    url: worker.url,
+    rtcConfiguration,
+    createServer: () => createTestServer(),
+  });
+  const client = new Client({ name: "agent", version: "1.0.0" });
+  try {
+    const transport = new WebRTCClientTransport({
+      signaling: new TicketSignaling(listener.ticket!),
+      rtcConfiguration,
+    });
+    await client.connect(transport);
+    await greet(client, "through TURN");
+    const path = await transport.getConnectionPath();
+    assert.equal(path?.localCandidateType, "relay");
+    assert.equal(listener.agents.length, 1);
+    const desktopPath = await listener.agents[0].connection.getConnectionPath();
+    assert.equal(desktopPath?.localCandidateType, "relay");
+  } finally {
+    await client.close();
+    await listener.close();
+    await worker.close();
     await turn.stop();
   }
 });
