@@ -14,6 +14,8 @@ export * from "./src/webrtc_server_transport.ts";
 export * from "./src/constants.ts";
 export * from "./src/ticket.ts";
 export * from "./src/signaling/authenticated_signaling.ts";
+export type { WebSocketConstructor, WebSocketLike } from "./src/websocket.ts";
+export * from "./src/signaling/signaling_room.ts";
 export * from "./src/signaling/websocket_signaling.ts";
 export * from "./src/webrtc_connection.ts";
 export * from "./src/webrtc_listener.ts";

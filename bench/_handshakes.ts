@@ -10,7 +10,7 @@
 import {
   createRoomId,
   createRoomKey,
-  deriveGuestVerifier,
+  keyVerifier,
   type SignalingMessage,
   SignalingRoom,
 } from "../mod.ts";
@@ -135,7 +135,7 @@ async function handshake(
     const host = await SignalingRoom.join(url, {
       role: "host",
       key: hostKey,
-      guestVerifier: await deriveGuestVerifier(guestKey),
+      guestVerifier: await keyVerifier(guestKey),
       reconnect: false,
     });
     rooms.push(host);

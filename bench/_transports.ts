@@ -22,9 +22,20 @@ import {
   WebRTCListener,
   WebRTCServerTransport,
 } from "../mod.ts";
+import { BareTransport, nativePair, rawTransfer } from "./_native.ts";
 
-/** The transports compared, in table order. */
-export const TRANSPORT_IDS = ["webrtc", "webrtc-worker", "in-memory", "streamable-http"] as const;
+/**
+ * The transports compared, in table order. `floor` is node-datachannel's
+ * native API with nothing of this module (`bench/_native.ts`): the SDK over a
+ * bare transport for connect and round trip, raw bytes for the results.
+ */
+export const TRANSPORT_IDS = [
+  "floor",
+  "webrtc",
+  "webrtc-worker",
+  "in-memory",
+  "streamable-http",
+] as const;
 
 /** One of {@linkcode TRANSPORT_IDS}. */
 export type TransportId = typeof TRANSPORT_IDS[number];
@@ -33,6 +44,11 @@ export type TransportId = typeof TRANSPORT_IDS[number];
 export interface Session {
   client: Client;
   close(): Promise<void>;
+  /**
+   * Moves `bytes` by other means than a tool result (the floor's raw
+   * channel); resolves with the milliseconds it took.
+   */
+  transfer?(bytes: number): Promise<number>;
 }
 
 /** A transport under test. */
@@ -257,9 +273,34 @@ function webrtcWorker(): Bench {
   };
 }
 
+/**
+ * The floor: a native channel pair negotiated in-process (no signalling, no
+ * framing), the SDK over a bare transport on it; results as raw bytes.
+ */
+function floor(): Bench {
+  return {
+    async connect() {
+      const server = createServer();
+      const client = createClient();
+      const started = performance.now();
+      const pair = await nativePair();
+      await server.connect(new BareTransport(pair.answerer));
+      await client.connect(new BareTransport(pair.offerer));
+      const { session, ms } = connected(started, client, async () => {
+        await closeBoth(client, server);
+        await pair.close();
+      });
+      return { ms, session: { ...session, transfer: (bytes) => rawTransfer(pair, bytes) } };
+    },
+    async teardown() {},
+  };
+}
+
 /** Sets up the transport named `id`. */
 export function createBench(id: TransportId): Bench {
   switch (id) {
+    case "floor":
+      return floor();
     case "webrtc":
       return webrtc();
     case "webrtc-worker":

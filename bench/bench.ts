@@ -22,8 +22,16 @@
  * @module
  */
 import type { A2AFigures } from "./a2a.ts";
+import { renderSessions, type SessionFigures } from "./sessions.ts";
 import type { HandshakePlan } from "./_handshakes.ts";
-import { createBench, prepareBlob, TRANSPORT_IDS, type TransportId } from "./_transports.ts";
+import {
+  createBench,
+  prepareBlob,
+  type Session,
+  TRANSPORT_IDS,
+  type TransportId,
+} from "./_transports.ts";
+import { LOOPBACK_MTU } from "../src/constants.ts";
 
 const MIB = 1024 * 1024;
 
@@ -172,13 +180,15 @@ interface Report {
   ratios: Ratio[];
   /** The A2A connect against MemorySignaling (`bench/a2a.ts`). */
   a2a: A2AFigures | null;
+  /** Many sessions on one connection (`bench/sessions.ts`). */
+  sessions: SessionFigures | null;
 }
 
 /** One line a transport's process writes to stdout. */
 type ChildLine =
   | { phase: "connect"; figures: ConnectFigures }
-  | { phase: "rtt"; figures: RttFigures }
-  | { phase: "transfer"; key: string; figures: TransferFigures }
+  | { phase: "rtt"; of: TransportId; figures: RttFigures }
+  | { phase: "transfer"; of: TransportId; key: string; figures: TransferFigures }
   | { phase: "handshakes"; mode: HandshakeMode; figures: HandshakeFigures }
   | { phase: "error"; message: string }
   | { phase: "done" };
@@ -198,72 +208,90 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
       await session.close();
     }
     times.sort((a, b) => a - b);
-    emit({
-      phase: "connect",
-      figures: {
-        samples: times.length,
-        medianMs: percentile(times, 50),
-        p90Ms: percentile(times, 90),
-        maxMs: times[times.length - 1],
-      },
-    });
+    if (times.length > 0) {
+      emit({
+        phase: "connect",
+        figures: {
+          samples: times.length,
+          medianMs: percentile(times, 50),
+          p90Ms: percentile(times, 90),
+          maxMs: times[times.length - 1],
+        },
+      });
+    }
     if (CONNECT_ONLY.includes(id)) return;
 
     const { session } = await bench.connect();
+    // webrtc's floor is measured in the same process, interleaved with it, so
+    // that both meet the same load: every other call and run is the floor's.
+    const floor = id === "webrtc" ? await createBench("floor").connect() : undefined;
+    const measured = floor
+      ? [{ of: id, session }, { of: "floor" as const, session: floor.session }]
+      : [{ of: id, session }];
     try {
-      const client = session.client;
-      const rtts: number[] = [];
+      const rtts = new Map(measured.map(({ of }) => [of, [] as number[]]));
       for (let i = 0; i < plan.callWarmup + plan.calls; i++) {
-        const started = performance.now();
-        const result = await client.callTool({ name: "echo", arguments: { text: `ping ${i}` } });
-        const ms = performance.now() - started;
-        if (firstText(result) !== `ping ${i}`) throw new Error("echo returned the wrong text");
-        if (i >= plan.callWarmup) rtts.push(ms);
+        for (const { of, session } of i % 2 ? [...measured].reverse() : measured) {
+          const started = performance.now();
+          const result = await session.client.callTool({
+            name: "echo",
+            arguments: { text: `ping ${i}` },
+          });
+          const ms = performance.now() - started;
+          if (firstText(result) !== `ping ${i}`) throw new Error("echo returned the wrong text");
+          if (i >= plan.callWarmup) rtts.get(of)!.push(ms);
+        }
       }
-      rtts.sort((a, b) => a - b);
-      emit({
-        phase: "rtt",
-        figures: { calls: rtts.length, p50Ms: percentile(rtts, 50), p99Ms: percentile(rtts, 99) },
-      });
+      for (const [of, times] of rtts) {
+        times.sort((a, b) => a - b);
+        emit({
+          phase: "rtt",
+          of,
+          figures: {
+            calls: times.length,
+            p50Ms: percentile(times, 50),
+            p99Ms: percentile(times, 99),
+          },
+        });
+      }
 
       for (const { mib, runs } of plan.transfers) {
         const bytes = mib * MIB;
         prepareBlob(bytes);
-        const durations: number[] = [];
-        let peakRss = 0;
+        const durations = new Map(measured.map(({ of }) => [of, [] as number[]]));
+        const peaks = new Map(measured.map(({ of }) => [of, 0]));
         for (let run = 0; run < runs; run++) {
-          collectGarbage();
-          await delay(50);
-          const baseline = Deno.memoryUsage().rss;
-          await sampler.start();
-          const started = performance.now();
-          const result = await client.callTool({ name: "blob", arguments: { bytes } }, undefined, {
-            timeout: plan.childTimeout,
-          });
-          const ms = performance.now() - started;
-          const peak = await sampler.stop();
-          if (firstText(result).length !== bytes) {
-            throw new Error(`blob returned ${firstText(result).length} bytes, not ${bytes}`);
+          for (const { of, session } of run % 2 ? [...measured].reverse() : measured) {
+            collectGarbage();
+            await delay(50);
+            const baseline = Deno.memoryUsage().rss;
+            await sampler.start();
+            const ms = await transfer(session, bytes, plan);
+            const peak = await sampler.stop();
+            durations.get(of)!.push(ms);
+            peaks.set(of, Math.max(peaks.get(of)!, peak - baseline));
           }
-          durations.push(ms);
-          peakRss = Math.max(peakRss, peak - baseline);
         }
-        durations.sort((a, b) => a - b);
-        const medianMs = percentile(durations, 50);
-        emit({
-          phase: "transfer",
-          key: `${mib}MiB`,
-          figures: {
-            bytes,
-            runs,
-            medianMs,
-            mbPerS: bytes / 1e6 / (medianMs / 1000),
-            peakRssMiB: Math.max(0, peakRss) / MIB,
-          },
-        });
+        for (const [of, times] of durations) {
+          times.sort((a, b) => a - b);
+          const medianMs = percentile(times, 50);
+          emit({
+            phase: "transfer",
+            of,
+            key: `${mib}MiB`,
+            figures: {
+              bytes,
+              runs,
+              medianMs,
+              mbPerS: bytes / 1e6 / (medianMs / 1000),
+              peakRssMiB: Math.max(0, peaks.get(of)!) / MIB,
+            },
+          });
+        }
       }
     } finally {
       await session.close();
+      await floor?.session.close();
     }
   } catch (error) {
     emit({ phase: "error", message: error instanceof Error ? error.message : String(error) });
@@ -272,6 +300,20 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
     await bench.teardown();
     emit({ phase: "done" });
   }
+}
+
+/** Moves `bytes` through `session` (a tool result, or the floor's raw channel); ms. */
+async function transfer(session: Session, bytes: number, plan: Plan): Promise<number> {
+  if (session.transfer) return await session.transfer(bytes);
+  const started = performance.now();
+  const result = await session.client.callTool({ name: "blob", arguments: { bytes } }, undefined, {
+    timeout: plan.childTimeout,
+  });
+  const ms = performance.now() - started;
+  if (firstText(result).length !== bytes) {
+    throw new Error(`blob returned ${firstText(result).length} bytes, not ${bytes}`);
+  }
+  return ms;
 }
 
 /** Measures signalling handshakes through the worker and writes one JSON line. */
@@ -412,18 +454,27 @@ async function runProcess(
 }
 
 /** Measures one transport in its own process. */
-async function measure(id: TransportId, quick: boolean, plan: Plan): Promise<TransportFigures> {
-  const figures: Omit<TransportFigures, keyof ChildOutcome> = {
-    connect: null,
-    rtt: null,
-    transfer: {},
+async function measure(
+  id: TransportId,
+  quick: boolean,
+  plan: Plan,
+  transports: Partial<Record<TransportId, TransportFigures>>,
+): Promise<void> {
+  type Measured = Omit<TransportFigures, keyof ChildOutcome>;
+  const empty = (): Measured => ({ connect: null, rtt: null, transfer: {} });
+  const figures: Partial<Record<TransportId, Measured>> = {
+    [id]: empty(),
   };
   const outcome = await runProcess(id, quick, plan, (line) => {
-    if (line.phase === "connect") figures.connect = line.figures;
-    else if (line.phase === "rtt") figures.rtt = line.figures;
-    else if (line.phase === "transfer") figures.transfer[line.key] = line.figures;
+    if (line.phase === "connect") figures[id]!.connect = line.figures;
+    else if (line.phase === "rtt") (figures[line.of] ??= empty()).rtt = line.figures;
+    else if (line.phase === "transfer") {
+      (figures[line.of] ??= empty()).transfer[line.key] = line.figures;
+    }
   });
-  return { ...figures, ...outcome };
+  for (const [of, measured] of Object.entries(figures)) {
+    transports[of as TransportId] = { ...measured, ...outcome };
+  }
 }
 
 /** Measures signalling handshakes through the worker in their own process. */
@@ -457,6 +508,7 @@ function ratios(
   const worker = transports["webrtc-worker"];
   const memory = transports["in-memory"];
   const http = transports["streamable-http"];
+  const floor = transports["floor"];
   const divide = (a?: number, b?: number) =>
     a === undefined || b === undefined || b === 0 ? null : a / b;
   const atMost = (name: string, value: number | null, bound: number, unit?: string): Ratio => ({
@@ -473,7 +525,33 @@ function ratios(
     target: `>= ${bound}`,
     met: value === null ? null : value >= bound,
   });
+  const payload64 = webrtc.transfer["64MiB"] && webrtc.transfer["64MiB"].bytes / MIB;
   return [
+    atMost(
+      "rtt p50 webrtc / floor (bare transport)",
+      divide(webrtc.rtt?.p50Ms, floor.rtt?.p50Ms),
+      1.15,
+    ),
+    atLeast(
+      "16 MiB MB/s webrtc / floor (raw channel)",
+      divide(webrtc.transfer["16MiB"]?.mbPerS, floor.transfer["16MiB"]?.mbPerS),
+      0.9,
+    ),
+    atMost(
+      "64 MiB peak RSS webrtc / payload",
+      divide(webrtc.transfer["64MiB"]?.peakRssMiB, payload64),
+      3,
+    ),
+    atMost(
+      "connect p90 / median webrtc",
+      divide(webrtc.connect?.p90Ms, webrtc.connect?.medianMs),
+      2,
+    ),
+    atMost(
+      "connect p90 / median webrtc-worker",
+      divide(worker.connect?.p90Ms, worker.connect?.medianMs),
+      2,
+    ),
     atMost("rtt p50 webrtc / in-memory", divide(webrtc.rtt?.p50Ms, memory.rtt?.p50Ms), 4),
     atMost("rtt p50 webrtc / streamable-http", divide(webrtc.rtt?.p50Ms, http.rtt?.p50Ms), 0.25),
     atLeast(
@@ -530,6 +608,32 @@ function render(report: Report, plan: Plan): string {
     ]),
   ];
 
+  // Every figure against the floor of this run: times ÷ the floor's, rates ÷ the floor's.
+  const floor = report.transports["floor"];
+  const over = (value: number | undefined, base: number | undefined) =>
+    value === undefined || base === undefined || base === 0 ? "—" : `${(value / base).toFixed(2)}×`;
+  const floorRows: [string, (figures: TransportFigures) => string][] = [
+    ["tools/call p50", (f) => over(f.rtt?.p50Ms, floor.rtt?.p50Ms)],
+    ["tools/call p99", (f) => over(f.rtt?.p99Ms, floor.rtt?.p99Ms)],
+    ...plan.transfers.map(({ mib }): [string, (figures: TransportFigures) => string] => [
+      `${mib} MiB result, MB/s`,
+      (f) => over(f.transfer[`${mib}MiB`]?.mbPerS, floor.transfer[`${mib}MiB`]?.mbPerS),
+    ]),
+  ];
+  const others = ids.filter((id) => id !== "floor");
+  out.push(
+    "",
+    "Against the floor of this run (times and rates ÷ the floor's: a time above 1× is slower, a rate",
+    "below 1× is slower)",
+    "",
+    ...formatTable([
+      ["", ...others],
+      ...floorRows.map((
+        [label, cell],
+      ) => [label, ...others.map((id) => cell(report.transports[id]))]),
+    ]),
+  );
+
   const { rooms, rounds } = plan.handshakes;
   const shakes = report.signaling.handshakes;
   const shakeRows: [string, (figures: HandshakeFigures | null) => string][] = [
@@ -568,7 +672,8 @@ function render(report: Report, plan: Plan): string {
     out.push(`${ratio.name.padEnd(nameWidth)}  ${value.padStart(9)}  ${verdict}`.trimEnd());
   }
   const outcomes: [string, ChildOutcome][] = [
-    ...ids.map((id): [string, ChildOutcome] => [id, report.transports[id]]),
+    ...ids.filter((id) => id !== "floor" || report.transports.floor.error !== null)
+      .map((id): [string, ChildOutcome] => [id, report.transports[id]]),
     ["signalling", report.signaling],
   ];
   for (const [name, outcome] of outcomes) {
@@ -583,6 +688,10 @@ function render(report: Report, plan: Plan): string {
   }
   out.push(
     "",
+    `floor: node-datachannel's native API on 127.0.0.1, SCTP MTU ${LOOPBACK_MTU} as webrtc's (bench/_native.ts):`,
+    "  tools/call = the SDK over a bare transport (one JSON.stringify out, one JSON.parse in);",
+    "  results = raw bytes in 64 KiB messages, same water marks, no JSON at all. No connect: its",
+    "  plain trickle ICE stalls on libdatachannel's 1 s DTLS retransmission (the stall webrtc avoids).",
     "Connect: new transports → client.connect() resolved (initialize done), sequential, each closed.",
     "webrtc-worker: an agent joins the local signalling worker's room (Miniflare, 127.0.0.1) with a",
     "  ticket → initialize done; the listener waits in its room; signalling sealed end to end. Once",
@@ -646,14 +755,25 @@ async function main(args: string[]): Promise<void> {
   }
   const transports = {} as Record<TransportId, TransportFigures>;
   for (const id of TRANSPORT_IDS) {
+    // The floor is measured by webrtc's process, interleaved with it.
+    if (id === "floor") continue;
     if (!json) console.error(`measuring ${id}…`);
-    transports[id] = await measure(id, quick, plan);
+    await measure(id, quick, plan, transports);
   }
+  transports.floor ??= {
+    connect: null,
+    rtt: null,
+    transfer: {},
+    exitedCleanly: false,
+    error: "Not measured: webrtc's process, which measures it, did not report it",
+  };
   if (!json) console.error("measuring signalling handshakes…");
   const signaling = await measureSignaling(quick, plan);
   if (!json) console.error("measuring the A2A connect…");
   const { measureA2A, renderA2A } = await import("./a2a.ts"); // Not in the children.
   const a2a = await measureA2A(quick);
+  if (!json) console.error("measuring sessions on one connection…");
+  const sessions = await measureSessionsInChild(quick, plan);
   const report: Report = {
     quick,
     date: new Date().toISOString(),
@@ -663,10 +783,39 @@ async function main(args: string[]): Promise<void> {
     signaling,
     ratios: ratios(transports, signaling),
     a2a,
+    sessions,
   };
   console.log(
-    json ? JSON.stringify(report, rounded, 2) : `${render(report, plan)}\n\n${renderA2A(a2a)}`,
+    json
+      ? JSON.stringify(report, rounded, 2)
+      : `${render(report, plan)}\n\n${renderA2A(a2a)}\n\n${renderSessions(sessions)}`,
   );
+}
+
+/** Runs `bench/sessions.ts` in a process of its own; `null` if it failed. */
+async function measureSessionsInChild(quick: boolean, plan: Plan): Promise<SessionFigures | null> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./sessions.ts", import.meta.url).pathname,
+      "--json",
+      ...(quick ? ["--quick"] : []),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // A 64 MiB transfer takes seconds even in a quick run.
+  const timer = setTimeout(() => child.kill("SIGKILL"), Math.max(plan.childTimeout, 120_000));
+  const { stdout, stderr } = await child.output();
+  clearTimeout(timer);
+  try {
+    return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1) ?? "");
+  } catch {
+    console.error(`sessions benchmark failed: ${new TextDecoder().decode(stderr).slice(-2000)}`);
+    return null;
+  }
 }
 
 if (import.meta.main) await main(Deno.args);

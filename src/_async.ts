@@ -151,3 +151,44 @@ export class Countdown {
     clearTimeout(this.#timer);
   }
 }
+
+/** A promise with its resolve and reject functions. */
+export interface Resolvers<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (reason?: unknown) => void;
+}
+
+/**
+ * `Promise.withResolvers()`, which Node 20 lacks: a promise with the functions
+ * that settle it.
+ */
+export function withResolvers<T>(): Resolvers<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (reason?: unknown) => void;
+  const promise = new Promise<T>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  return { promise, resolve, reject };
+}
+
+/**
+ * Resolves in a task of its own, once the event loop has run what was
+ * waiting (I/O callbacks, timers). `setTimeout(0)` would do it too, but is
+ * clamped to 4 ms when chained; `setImmediate` (Deno, Node) and a
+ * `MessageChannel` (browsers) are not.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  const immediate = (globalThis as { setImmediate?: (callback: () => void) => unknown })
+    .setImmediate;
+  if (immediate) return new Promise((resolve) => void immediate(resolve));
+  return new Promise((resolve) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      resolve();
+    };
+    port2.postMessage(null);
+  });
+}

@@ -50,11 +50,31 @@ export const DEFAULT_MAX_RECEIVE_SIZE = 64 * 1024 * 1024;
 export const MESSAGE_TOO_LARGE = -32000;
 
 /**
+ * The SCTP MTU (the largest packet each side sends) of a peer connection
+ * bound to a loopback address, when the configuration sets none. On loopback
+ * every path is a host candidate pair on the same machine, where no packet is
+ * ever cut; per-packet work in libdatachannel is what limits throughput there
+ * (measured: 1280, the default, ~90 MB/s raw; 4000 ~200 MB/s). Above 4155
+ * nothing arrives: libjuice receives into a 4096-byte buffer. Any other
+ * binding keeps libdatachannel's default (1280), which fits every path: the
+ * MTU is fixed when the peer connection is made, before any candidate is known.
+ */
+export const LOOPBACK_MTU = 4000;
+
+/**
  * `send()` waits once the channel buffers more than this many bytes. 4 MiB keeps
  * the SCTP stack saturated on loopback (measured ceiling ~70 MB/s) while a
  * 64 MiB message never holds more than a few MiB in the channel.
  */
 export const HIGH_WATER_MARK = 4 * 1024 * 1024;
+
+/**
+ * The longest `send()` encodes frames of one message without letting the
+ * event loop run, when the channel keeps taking them: a large message is
+ * serialised as it is sent, and other sessions' messages, timers and
+ * incoming frames are served in between.
+ */
+export const SEND_SLICE_MS = 4;
 
 /**
  * Sending resumes when the buffer drains to this many bytes
@@ -72,11 +92,12 @@ export const LOW_WATER_MARK = 1024 * 1024;
 export const DEFAULT_CONNECT_TIMEOUT = 15_000;
 
 /**
- * The longest the answering side holds its ICE candidates when none of the
- * offerer's arrive (an offerer that put them in its offer): a bound, not a
- * tuning. Normally the answerer sends its own as soon as it has applied the
- * offerer's first candidate, so that its checks leave first and it is the
- * first to connect, as the DTLS server must.
+ * The longest the answerer of an offer from this module holds its ICE
+ * candidates when none of the offerer's arrive: a bound, not a tuning.
+ * Normally it sends its own as soon as it has applied the offerer's first
+ * candidate, so that its checks leave first and it is the first to connect, as
+ * the DTLS server must. Other offers (another stack's, or one that holds its
+ * candidates) are answered with candidates at once.
  */
 export const ANSWERER_HOLD_LIMIT = 1_000;
 
@@ -185,3 +206,52 @@ export const CLI_STOP_TIMEOUT = 1_500;
  * 3 s for its relay instead of libjuice's 39.5 s of failing checks.
  */
 export const RELAY_FALLBACK_DELAY = 3_000;
+
+/**
+ * How long a bridge whose one side ended waits for the answers still queued
+ * for the other side to leave before closing it: a final response is
+ * delivered, a stuck transport does not hold the bridge.
+ */
+export const BRIDGE_DRAIN_TIMEOUT = 2_000;
+
+/**
+ * How long a bridge waits, when a side closes while starting, for the reason
+ * its `start()` failed, so the other side hears why rather than only that it
+ * closed.
+ */
+export const BRIDGE_FAILURE_TIMEOUT = 1_000;
+
+/**
+ * How long closing an HTTP session waits for the upstream server to answer
+ * its DELETE: polite to a server that keeps per-session state, bounded for one
+ * that does not answer.
+ */
+export const HTTP_TERMINATE_TIMEOUT = 1_000;
+
+/**
+ * How long a refused agent's signalling (or its extra channel) is kept to
+ * deliver the reason of the refusal: the agent hears why instead of timing
+ * out, and an agent that never listens holds nothing for long.
+ */
+export const REFUSAL_TIMEOUT = 2_000;
+
+/**
+ * How long a guest waits for the host to be in its room (the CLI's `--wait`):
+ * a desktop restarting or reconnecting is back within seconds; one that is
+ * off should be reported while the user still waits for an answer.
+ */
+export const DEFAULT_HOST_TIMEOUT = 30_000;
+
+/**
+ * How long closing the room's WebSocket waits for the server's close frame:
+ * it comes within a round trip from a live server (and without it workerd
+ * keeps a half-closed connection); a dead one must not hold a close up.
+ */
+export const SOCKET_CLOSE_TIMEOUT = 1_000;
+
+/**
+ * How long `TcpSocketSignaling`'s connecting side retries while nobody listens
+ * yet: the two sides of a pair are usually started by hand or by a script,
+ * seconds apart.
+ */
+export const TCP_SIGNALING_CONNECT_TIMEOUT = 30_000;

@@ -1,5 +1,6 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
-import { settle } from "./_async.ts";
+import { settle, yieldToEventLoop } from "./_async.ts";
+import { jsonPieces } from "./_json_pieces.ts";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import { JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
@@ -13,6 +14,7 @@ import {
   LOW_WATER_MARK,
   MAX_FRAME_SIZE,
   MESSAGE_TOO_LARGE,
+  SEND_SLICE_MS,
 } from "./constants.ts";
 import {
   FrameError,
@@ -162,7 +164,7 @@ export class DataChannelTransport implements Transport {
     requireInteger("keepaliveInterval", keepaliveInterval, 0);
     requireInteger("idleTimeout", idleTimeout, 1);
     this.#channel = channel;
-    this.#decoder = new FrameDecoder(maxReceiveSize);
+    this.#decoder = new FrameDecoder(maxReceiveSize, { parse: true });
     this.#maxMessageSize = maxMessageSize;
     this.#keepalive = keepalive && keepaliveInterval > 0;
     this.#keepaliveInterval = keepaliveInterval;
@@ -235,9 +237,9 @@ export class DataChannelTransport implements Transport {
         ),
       );
     }
-    let text: string;
+    let text: Iterable<string>;
     try {
-      text = JSON.stringify(message);
+      text = jsonPieces(message);
     } catch (cause) {
       return Promise.reject(
         new TypeError("Cannot send message as it is not serialisable to JSON", { cause }),
@@ -270,9 +272,17 @@ export class DataChannelTransport implements Transport {
     }
   }
 
-  async #write(text: string): Promise<void> {
+  async #write(text: Iterable<string>): Promise<void> {
+    let busySince = performance.now();
     for (const frame of encodeFrames(text, this.#frameSize)) {
-      if (this.#channel.bufferedAmount > HIGH_WATER_MARK || this.#closed) await this.#writable();
+      if (this.#channel.bufferedAmount > HIGH_WATER_MARK || this.#closed) {
+        await this.#writable();
+        busySince = performance.now();
+      } else if (performance.now() - busySince > SEND_SLICE_MS) {
+        // A large message is encoded as it is sent: let the rest of the process run.
+        await yieldToEventLoop();
+        busySince = performance.now();
+      }
       this.#channel.send(frame as string | Uint8Array<ArrayBuffer>);
       this.#lastSent = Date.now();
     }
@@ -340,11 +350,14 @@ export class DataChannelTransport implements Transport {
         return;
     }
     let json: unknown;
-    try {
-      json = JSON.parse(decoded.text);
-    } catch (cause) {
-      this.onerror?.(new FrameError("Dropped an incoming frame as it is not JSON", { cause }));
-      return;
+    if (decoded.kind === "value") json = decoded.value;
+    else {
+      try {
+        json = JSON.parse(decoded.text);
+      } catch (cause) {
+        this.onerror?.(new FrameError("Dropped an incoming frame as it is not JSON", { cause }));
+        return;
+      }
     }
     const parsed = JSONRPCMessageSchema.safeParse(json);
     if (!parsed.success) {

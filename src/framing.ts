@@ -16,6 +16,7 @@
 
 import { FrameError, MessageSizeError } from "./errors.ts";
 import { utf8Length } from "./_utf8.ts";
+import { JsonAssembler } from "./_json_pieces.ts";
 
 /** Header byte of a chunk frame after which more chunks of the message follow. */
 export const FRAME_MORE = 0x00;
@@ -33,9 +34,11 @@ const encoder = new TextEncoder();
 
 /**
  * Splits one serialised message into the frames that carry it. Each chunk is
- * encoded straight from the string, so a large message is never held twice.
+ * encoded straight from the text, so a large message is never held twice.
+ * The text may come in pieces (see `jsonPieces`): they are read only as
+ * the frames are taken, so a message's serialisation can overlap its sending.
  *
- * @param text The message as JSON text.
+ * @param text The message as JSON text, whole or as pieces in order.
  * @param maxFrameSize The largest frame the peer accepts, in bytes.
  * @returns The frames, in order: one string, or binary chunks.
  * @throws {RangeError} If `maxFrameSize` is smaller than 5 bytes.
@@ -49,10 +52,11 @@ const encoder = new TextEncoder();
  * const frames = [...encodeFrames("x".repeat(20), 8)] as Uint8Array[];
  * assert.deepEqual(frames.map((frame) => frame[0]), [FRAME_MORE, FRAME_MORE, FRAME_LAST]);
  * assert.ok(frames.every((frame) => frame.byteLength <= 8));
+ * assert.deepEqual([...encodeFrames(['{"a":', "1}"], 1024)], ['{"a":1}']);
  * ```
  */
 export function* encodeFrames(
-  text: string,
+  text: string | Iterable<string>,
   maxFrameSize: number,
 ): Generator<string | Uint8Array> {
   if (!Number.isSafeInteger(maxFrameSize) || maxFrameSize < MIN_FRAME_SIZE) {
@@ -60,22 +64,47 @@ export function* encodeFrames(
       `Cannot frame message as 'maxFrameSize' must be an integer of at least ${MIN_FRAME_SIZE}: received ${maxFrameSize}`,
     );
   }
+  const pieces = typeof text === "string" ? [text] : text;
+  const iterator = pieces[Symbol.iterator]();
+  let next = iterator.next();
+  if (next.done) return yield "";
+  let first = next.value;
+  next = iterator.next();
+  // Pieces that fit one frame together go as one text frame.
+  while (!next.done && first.length <= maxFrameSize) {
+    first += next.value;
+    next = iterator.next();
+  }
   // A UTF-16 code unit is at most 3 UTF-8 bytes: skip measuring when it must fit.
   if (
-    text.length * 3 <= maxFrameSize ||
-    (text.length <= maxFrameSize && utf8Length(text) <= maxFrameSize)
+    next.done && (
+      first.length * 3 <= maxFrameSize ||
+      (first.length <= maxFrameSize && utf8Length(first) <= maxFrameSize)
+    )
   ) {
-    yield text;
+    yield first;
     return;
   }
-  let rest = text;
-  while (rest.length > 0) {
-    const frame = new Uint8Array(maxFrameSize);
-    const { read, written } = encoder.encodeInto(rest, frame.subarray(1));
-    rest = rest.slice(read);
-    frame[0] = rest.length === 0 ? FRAME_LAST : FRAME_MORE;
-    yield written + 1 === maxFrameSize ? frame : frame.subarray(0, written + 1);
+  let frame = new Uint8Array(maxFrameSize);
+  let used = 1;
+  let rest = first;
+  while (true) {
+    while (rest.length > 0) {
+      const { read, written } = encoder.encodeInto(rest, frame.subarray(used));
+      used += written;
+      rest = rest.slice(read);
+      if (rest.length === 0) break;
+      frame[0] = FRAME_MORE;
+      yield used === maxFrameSize ? frame : frame.subarray(0, used);
+      frame = new Uint8Array(maxFrameSize);
+      used = 1;
+    }
+    if (next.done) break;
+    rest = next.value;
+    next = iterator.next();
   }
+  frame[0] = FRAME_LAST;
+  yield used === maxFrameSize ? frame : frame.subarray(0, used);
 }
 
 /** The top-level `id` and `method` of a refused message, when they could be read. */
@@ -89,6 +118,8 @@ export interface RefusedEnvelope {
 /** What one incoming frame amounted to. */
 export type DecodedFrame =
   | { readonly kind: "message"; readonly text: string }
+  /** A chunked message, already parsed: with the decoder's `parse` option only. */
+  | { readonly kind: "value"; readonly value: unknown }
   | { readonly kind: "partial" }
   | { readonly kind: "keepalive" }
   | { readonly kind: "error"; readonly error: FrameError }
@@ -108,6 +139,11 @@ export type DecodedFrame =
  * session goes on and the sender can be answered. Invalid UTF-8 decodes to
  * U+FFFD, as a browser's data channel does.
  *
+ * Each chunk is decoded as it arrives. With the `parse` option a chunked
+ * message is also parsed as its chunks arrive and comes out as a `value`: a
+ * large string in it is never held as part of a whole-message text, and
+ * no frame costs more than its own share of the work.
+ *
  * @example Reassemble a chunked message
  * ```ts
  * import { encodeFrames, FrameDecoder } from "@mcp/webrtc/framing";
@@ -116,12 +152,19 @@ export type DecodedFrame =
  * const decoder = new FrameDecoder(1024);
  * const results = [...encodeFrames('"héllo wörld"', 6)].map((f) => decoder.push(f));
  * assert.deepEqual(results.at(-1), { kind: "message", text: '"héllo wörld"' });
+ *
+ * const parsing = new FrameDecoder(1024, { parse: true });
+ * const parsed = [...encodeFrames('{"a":"héllo"}', 6)].map((f) => parsing.push(f));
+ * assert.deepEqual(parsed.at(-1), { kind: "value", value: { a: "héllo" } });
  * ```
  */
 export class FrameDecoder {
   readonly #maxSize: number;
+  readonly #parse: boolean;
   #decoder = new TextDecoder();
-  #parts: string[] = [];
+  #received = "";
+  #assembler?: JsonAssembler;
+  #invalid?: unknown;
   #size = 0;
   #discarding = false;
   #head = "";
@@ -129,15 +172,17 @@ export class FrameDecoder {
 
   /**
    * @param maxSize The largest message accepted, in UTF-8 bytes.
+   * @param options `parse`: give chunked messages parsed, as `value` results.
    * @throws {RangeError} If `maxSize` is not a positive integer.
    */
-  constructor(maxSize: number) {
+  constructor(maxSize: number, options: { parse?: boolean } = {}) {
     if (!Number.isSafeInteger(maxSize) || maxSize < 1) {
       throw new RangeError(
         `Cannot create frame decoder as 'maxSize' must be a positive integer: received ${maxSize}`,
       );
     }
     this.#maxSize = maxSize;
+    this.#parse = options.parse ?? false;
   }
 
   /**
@@ -147,7 +192,7 @@ export class FrameDecoder {
    * @returns A whole message, a partial one, a keepalive, or an error.
    */
   push(data: string | ArrayBuffer | ArrayBufferView): DecodedFrame {
-    if (typeof data === "string") return this.#text(data);
+    if (typeof data === "string") return this.#textFrame(data);
     const bytes = data instanceof ArrayBuffer
       ? new Uint8Array(data)
       : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -166,9 +211,9 @@ export class FrameDecoder {
     this.#size += payload.byteLength;
     if (!this.#discarding && this.#size > this.#maxSize) {
       // Keep the start, for the envelope; drop the rest.
-      this.#head = (this.#parts.join("") + this.#decoder.decode(payload, { stream: true }))
-        .slice(0, ENVELOPE_PEEK);
-      this.#parts = [];
+      this.#keepHead(this.#decoder.decode(payload, { stream: true }));
+      this.#received = "";
+      this.#assembler = undefined;
       this.#discarding = true;
     }
     if (this.#discarding) {
@@ -182,14 +227,43 @@ export class FrameDecoder {
       this.#reset();
       return result;
     }
-    this.#parts.push(this.#decoder.decode(payload, { stream: !last }));
+    const piece = this.#decoder.decode(payload, { stream: !last });
+    this.#keepHead(piece);
+    if (!this.#parse) this.#received += piece;
+    else if (this.#invalid === undefined) {
+      try {
+        (this.#assembler ??= new JsonAssembler()).push(piece);
+      } catch (cause) {
+        this.#invalid = cause;
+      }
+    }
     if (!last) return { kind: "partial" };
-    const text = this.#parts.length === 1 ? this.#parts[0] : this.#parts.join("");
+    if (!this.#parse) {
+      const text = this.#received;
+      this.#reset();
+      return { kind: "message", text };
+    }
+    let result: DecodedFrame;
+    try {
+      if (this.#invalid !== undefined) throw this.#invalid;
+      result = { kind: "value", value: (this.#assembler ?? new JsonAssembler()).end() };
+    } catch (cause) {
+      result = {
+        kind: "error",
+        error: new FrameError("Dropped an incoming message as it is not JSON", { cause }),
+      };
+    }
     this.#reset();
-    return { kind: "message", text };
+    return result;
   }
 
-  #text(text: string): DecodedFrame {
+  #keepHead(piece: string): void {
+    if (this.#head.length < ENVELOPE_PEEK) {
+      this.#head += piece.slice(0, ENVELOPE_PEEK - this.#head.length);
+    }
+  }
+
+  #textFrame(text: string): DecodedFrame {
     // The sender never interleaves; an unfinished message cannot be completed.
     if (this.#size > 0) this.#reset();
     if (text.length > this.#maxSize || utf8Length(text) > this.#maxSize) {
@@ -217,7 +291,9 @@ export class FrameDecoder {
 
   #reset(): void {
     this.#decoder = new TextDecoder();
-    this.#parts = [];
+    this.#received = "";
+    this.#assembler = undefined;
+    this.#invalid = undefined;
     this.#size = 0;
     this.#discarding = false;
     this.#head = "";

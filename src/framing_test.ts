@@ -187,3 +187,76 @@ Deno.test("FrameDecoder refuses a cap that is not a positive integer", () => {
   assert.throws(() => new FrameDecoder(0), RangeError);
   assert.throws(() => new FrameDecoder(1.5), /positive integer/);
 });
+
+Deno.test("encodeFrames() sends pieces that fit one frame together as one text frame", () => {
+  assert.deepEqual([...encodeFrames(['{"a":"', "b", '"}'], 1024)], ['{"a":"b"}']);
+});
+
+Deno.test("encodeFrames() fills every chunk across piece boundaries and decodes to the joined text", () => {
+  const pieces = ["{", '"a":"', "é€😀".repeat(30), "x".repeat(7), '"}'];
+  const frames = [...encodeFrames(pieces, 16)] as Uint8Array[];
+  assert.ok(frames.slice(0, -1).every((frame) => frame.byteLength >= 16 - 3));
+  assert.ok(frames.every((frame) => frame.byteLength <= 16));
+  const decoder = new FrameDecoder(1 << 20);
+  const results = frames.map((frame) => decoder.push(frame));
+  assert.deepEqual(results.at(-1), { kind: "message", text: pieces.join("") });
+});
+
+Deno.test("FrameDecoder with parse gives a chunked message parsed, and a text frame as text", () => {
+  const decoder = new FrameDecoder(1 << 20, { parse: true });
+  const message = { jsonrpc: "2.0", id: 1, result: { text: "é".repeat(100) } };
+  const results = [...encodeFrames(JSON.stringify(message), 32)].map((f) => decoder.push(f));
+  assert.deepEqual(results.at(-1), { kind: "value", value: message });
+  assert.deepEqual(decoder.push('{"a":1}'), { kind: "message", text: '{"a":1}' });
+});
+
+Deno.test("FrameDecoder with parse reports a chunked message that is not JSON and goes on", () => {
+  const decoder = new FrameDecoder(1 << 20, { parse: true });
+  const results = [...encodeFrames(`{"a": ${"1".repeat(100)}`, 32)].map((f) => decoder.push(f));
+  const last = results.at(-1)!;
+  assert.equal(last.kind, "error");
+  assert.match(last.kind === "error" ? last.error.message : "", /not JSON/);
+  const next = [...encodeFrames(JSON.stringify({ b: "x".repeat(100) }), 32)].map((f) =>
+    decoder.push(f)
+  );
+  assert.deepEqual(next.at(-1), { kind: "value", value: { b: "x".repeat(100) } });
+});
+
+Deno.test("FrameDecoder with parse still names a refused message by its envelope", () => {
+  const decoder = new FrameDecoder(100, { parse: true });
+  const text = JSON.stringify({
+    jsonrpc: "2.0",
+    id: 42,
+    method: "tools/call",
+    params: "x".repeat(500),
+  });
+  const results = [...encodeFrames(text, 32)].map((f) => decoder.push(f));
+  const last = results.at(-1)!;
+  assert.equal(last.kind, "oversize");
+  assert.deepEqual(last.kind === "oversize" && last.envelope, { id: 42, method: "tools/call" });
+});
+
+Deno.test("FrameDecoder decodes chunks cut inside a character, whichever chunk ends where", () => {
+  const text = JSON.stringify({ text: "aé€😀b".repeat(3) });
+  const bytes = new TextEncoder().encode(text);
+  for (let first = 1; first < bytes.length; first++) {
+    for (const second of [first + 1, first + 2, first + 5]) {
+      if (second >= bytes.length) continue;
+      const cuts = [0, first, second, bytes.length];
+      const frames = cuts.slice(1).map((end, i) => {
+        const frame = new Uint8Array(end - cuts[i] + 1);
+        frame[0] = i === cuts.length - 2 ? FRAME_LAST : FRAME_MORE;
+        frame.set(bytes.subarray(cuts[i], end), 1);
+        return frame;
+      });
+      for (const parse of [false, true]) {
+        const decoder = new FrameDecoder(1 << 20, { parse });
+        const last = frames.map((frame) => decoder.push(frame)).at(-1);
+        assert.deepEqual(
+          last,
+          parse ? { kind: "value", value: JSON.parse(text) } : { kind: "message", text },
+        );
+      }
+    }
+  }
+});

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { abortable, Countdown, delay, nextEvent, once, settle } from "./_async.ts";
+import { abortable, Countdown, delay, nextEvent, once, settle, withResolvers } from "./_async.ts";
 import { Candidates } from "./_candidates.ts";
 import {
   ANSWERER_HOLD_LIMIT,
@@ -26,6 +26,7 @@ import {
   WebRTCTransportError,
 } from "./errors.ts";
 import type { Signaling, SignalingMessage } from "./signaling/signaling.ts";
+import { withPathMtu } from "./_mtu.ts";
 
 /** An ICE server, as in the W3C `RTCIceServer` dictionary. */
 export interface IceServer {
@@ -71,11 +72,24 @@ export interface IceCandidateInit {
   sdpMLineIndex?: number | null;
 }
 
+/**
+ * The public STUN server used when `iceServers` is not given and the
+ * signalling hands out none: it lets peers behind common (cone) NATs find
+ * their public address. Symmetric NATs need a TURN server.
+ */
+export const DEFAULT_ICE_SERVERS: readonly IceServer[] = Object.freeze([
+  { urls: "stun:stun.cloudflare.com:3478" },
+]);
+
 /** Settings of one peer connection. */
 export interface PeerOptions {
   signaling: Signaling;
   initiator: boolean;
-  iceServers: IceServer[];
+  /**
+   * STUN and TURN servers; when not given, the ones the signalling hands out
+   * (its `iceServers`, once started), else {@linkcode DEFAULT_ICE_SERVERS}.
+   */
+  iceServers?: IceServer[];
   rtcConfiguration: Record<string, unknown>;
   RTCPeerConnection?: PeerConnectionConstructor;
   connectTimeout: number;
@@ -127,6 +141,35 @@ const MAX_SDP_LENGTH = 64 * 1024;
 /** Room for the other peer's diagnosis in its goodbye. */
 const MAX_BYE_REASON_LENGTH = 600;
 
+let polyfillWithCredentials: PeerConnectionConstructor | undefined;
+
+/**
+ * node-datachannel's polyfill joins a TURN server's credentials into a URL
+ * (`turn:user:password@host`) that libdatachannel percent-decodes, so a TURN
+ * REST user name (`<expiry>:<id>`) or a base64 password (`/`, `+`, `=`) is
+ * misread and the server refuses the allocation. Encoding them first hands
+ * libdatachannel exactly what was given.
+ */
+function withEncodedCredentials(Base: PeerConnectionConstructor): PeerConnectionConstructor {
+  return class extends (Base as new (configuration: Record<string, unknown>) => object) {
+    constructor(configuration: Record<string, unknown>) {
+      const servers = configuration.iceServers as IceServer[] | undefined;
+      super({
+        ...configuration,
+        iceServers: servers?.map((server) =>
+          server.username !== undefined && server.credential !== undefined
+            ? {
+              ...server,
+              username: encodeURIComponent(server.username),
+              credential: encodeURIComponent(server.credential),
+            }
+            : server
+        ),
+      });
+    }
+  } as unknown as PeerConnectionConstructor;
+}
+
 /**
  * Picks the `RTCPeerConnection` implementation: the caller's, else the
  * runtime's own (browsers), else node-datachannel's W3C polyfill (Deno, Node).
@@ -140,7 +183,10 @@ export async function resolvePeerConnection(
   if (native) return native;
   try {
     const polyfill = await import("node-datachannel/polyfill");
-    return polyfill.RTCPeerConnection as unknown as PeerConnectionConstructor;
+    polyfillWithCredentials ??= withEncodedCredentials(
+      polyfill.RTCPeerConnection as unknown as PeerConnectionConstructor,
+    );
+    return polyfillWithCredentials;
   } catch (cause) {
     throw new WebRTCTransportError(
       "Cannot create a peer connection as this runtime has no RTCPeerConnection and node-datachannel could not be loaded: install node-datachannel (Deno needs --allow-ffi --allow-read), or pass the RTCPeerConnection option",
@@ -211,8 +257,8 @@ export class Peer {
   /** Aborted with the reason the negotiation cannot go on (or the peer closed). */
   readonly #failure = new AbortController();
   readonly #candidates: Candidates;
-  #remoteDescription = Promise.withResolvers<{ type: string; sdp: string }>();
-  #heard = Promise.withResolvers<void>();
+  #remoteDescription = withResolvers<{ type: string; sdp: string }>();
+  #heard = withResolvers<void>();
   #descriptionReceived = false;
   #remoteSet = false;
   #iceConnected = false;
@@ -226,9 +272,11 @@ export class Peer {
   #steps = new Set<ConnectStep>();
   #channels = new Set<DataChannelLike>();
   /** The answerer's `mcp` channel, the first the offerer opens. */
-  #primary = Promise.withResolvers<DataChannelLike>();
+  #primary = withResolvers<DataChannelLike>();
   #primaryTaken = false;
   #pcClosed?: Promise<unknown>;
+  /** The signalling's start, once begun. */
+  #signalingStarted?: Promise<void>;
   /** Outgoing signalling, in order. */
   #outbox: Promise<void> = Promise.resolve();
 
@@ -301,14 +349,23 @@ export class Peer {
     const options = this.#options;
     const Ctor = await resolvePeerConnection(options.RTCPeerConnection);
     if (this.#closed) throw new WebRTCTransportError("Cannot connect as the transport was closed");
-    const pc = new Ctor({ iceServers: options.iceServers, ...options.rtcConfiguration });
-    this.#pc = pc;
-    this.#pcClosed = nextEvent(pc, "connectionstatechange", {
-      accept: () => pc.connectionState === "closed",
-    });
-    this.#watch(pc);
+    this.#watchSignaling();
     const countdown = new Countdown();
     try {
+      let iceServers = options.iceServers;
+      if (iceServers === undefined) {
+        // None given: the servers the signalling hands out (a room's short-lived
+        // TURN credentials), known once it has started, else the default.
+        await abortable(this.#startSignaling(), this.#failure.signal);
+        const handedOut = (options.signaling as { iceServers?: IceServer[] }).iceServers;
+        iceServers = handedOut ?? DEFAULT_ICE_SERVERS.map((server) => ({ ...server }));
+      }
+      const pc = new Ctor({ iceServers, ...withPathMtu(options.rtcConfiguration) });
+      this.#pc = pc;
+      this.#pcClosed = nextEvent(pc, "connectionstatechange", {
+        accept: () => pc.connectionState === "closed",
+      });
+      this.#watch(pc);
       const connected = await this.#negotiate(pc, countdown);
       this.#connected = true;
       this.#step("channel");
@@ -334,7 +391,7 @@ export class Peer {
    * side closed) or the connect timeout passes.
    */
   async #negotiate(pc: PeerConnectionLike, countdown: Countdown): Promise<Connected> {
-    const { initiator, signaling, connectTimeout } = this.#options;
+    const { initiator, connectTimeout } = this.#options;
     const signal = AbortSignal.any([this.#failure.signal, countdown.signal]);
     const armTimeout = () => countdown.start(connectTimeout);
     const step = async <T>(promise: Promise<T>): Promise<T> => {
@@ -359,7 +416,7 @@ export class Peer {
     const { waitForPeer } = this.#options;
     // Signalling bounds its own start (a room's wait for its host: `--wait`);
     // the connect timeout counts from there.
-    await abortable(Promise.resolve(signaling.start?.({ initiator })), signal);
+    await abortable(this.#startSignaling(), signal);
     this.#step("signaling");
     if (initiator || !waitForPeer) armTimeout();
     let channel: DataChannelLike;
@@ -460,7 +517,6 @@ export class Peer {
 
   /** Listens to the connection and signalling for what ends the negotiation or the connection. */
   #watch(pc: PeerConnectionLike): void {
-    const { signaling } = this.#options;
     pc.addEventListener("icecandidate", (event) => {
       const candidate = (event as unknown as { candidate?: IceCandidateInit | null }).candidate;
       if (!candidate?.candidate) return;
@@ -500,6 +556,21 @@ export class Peer {
         this.ondatachannel(channel);
       } else channel.close();
     });
+  }
+
+  /** Starts the signalling, once. */
+  #startSignaling(): Promise<void> {
+    const { signaling, initiator } = this.#options;
+    this.#signalingStarted ??= Promise.resolve(signaling.start?.({ initiator }));
+    return this.#signalingStarted;
+  }
+
+  /**
+   * Listens to the signalling, before it starts: what arrives before the
+   * connection exists is kept until it is needed.
+   */
+  #watchSignaling(): void {
+    const { signaling } = this.#options;
     signaling.onmessage = (message) => this.#receive(message);
     signaling.onclose = () =>
       this.#fail(

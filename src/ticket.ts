@@ -56,7 +56,10 @@
  * @module
  */
 
-import { decodeBase64Url, encodeBase64Url, timingSafeEqual } from "./_base64url.ts";
+import { decodeBase64Url, encodeBase64Url } from "./_base64url.ts";
+import { keyVerifier, verifyKey } from "./signaling/room_protocol.ts";
+
+export { keyVerifier, verifyKey } from "./signaling/room_protocol.ts";
 
 /** Whose ticket it is: the serving desktop's (`host`) or an agent's (`guest`). */
 export type TicketKind = "host" | "guest";
@@ -522,57 +525,6 @@ export async function deriveTicketKeys(ticket: Ticket): Promise<TicketKeys> {
   return hostKey === undefined
     ? { guestKey, guestVerifier, signalingKey }
     : { hostKey, guestKey, guestVerifier, signalingKey };
-}
-
-/**
- * Computes a key's verifier: `base64url(SHA-256(UTF-8 bytes of key))`, where
- * `key` is the base64url string as given (43 characters), not the bytes it
- * encodes. A room stores verifiers, never keys. The room id of a ticket made by
- * {@linkcode createTicket} is the verifier of its host key, so the signalling
- * service can admit the host without trusting the first comer.
- *
- * @param key A host or guest key.
- * @returns The verifier, 43 base64url characters.
- *
- * @example Compute a verifier
- * ```ts
- * import { keyVerifier } from "@mcp/webrtc";
- * import assert from "node:assert/strict";
- *
- * // SHA-256 of the empty string.
- * assert.equal(await keyVerifier(""), "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU");
- * ```
- */
-export async function keyVerifier(key: string): Promise<string> {
-  return encodeBase64Url(
-    new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(key))),
-  );
-}
-
-/**
- * Checks a presented key against a stored verifier (or a room id), in constant
- * time: hashes the key with {@linkcode keyVerifier} and compares the two
- * digests byte by byte without an early exit.
- *
- * @param key The key a peer presented.
- * @param verifier The verifier on record.
- * @returns `true` if `keyVerifier(key)` equals `verifier`.
- *
- * @example Check a guest key
- * ```ts
- * import { createGuestTicket, createTicket, deriveTicketKeys, verifyKey } from "@mcp/webrtc";
- * import assert from "node:assert/strict";
- *
- * const host = await createTicket({ url: "wss://signal.example.com" });
- * const { hostKey, guestKey, guestVerifier } = await deriveTicketKeys(host);
- * assert.equal(await verifyKey(guestKey, guestVerifier), true);
- * assert.equal(await verifyKey(hostKey!, host.room), true);
- * assert.equal(await verifyKey(hostKey!, guestVerifier), false);
- * ```
- */
-export async function verifyKey(key: string, verifier: string): Promise<boolean> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(key)));
-  return timingSafeEqual(digest, decodeBase64Url(verifier) ?? new Uint8Array());
 }
 
 async function hkdf(

@@ -70,12 +70,12 @@ Deno.test("createTicket() without a url makes a signalling-only ticket whose key
   assert.equal((await createTicket({ url: URL_ })).url, URL_);
 });
 
-Deno.test("roomUrl() refuses a signalling-only ticket with a TicketError that says what to do", async () => {
-  const { roomUrl } = await import("./webrtc_listener.ts");
+Deno.test("roomUrl() refuses a signalling-only ticket with a TypeError that says what to do", async () => {
+  const { roomUrl } = await import("./signaling/room_protocol.ts");
   assert.throws(
-    () => roomUrl({ kind: "guest", url: "", room: "A".repeat(22), secret: "B".repeat(43) }),
+    () => roomUrl({ url: "", room: "A".repeat(22) }),
     (error: unknown) =>
-      error instanceof TicketError && /signalling-only.*AuthenticatedSignaling/.test(error.message),
+      error instanceof TypeError && /signalling-only.*AuthenticatedSignaling/.test(error.message),
   );
 });
 

@@ -26,7 +26,7 @@ import { FRAME_KEEPALIVE } from "./framing.ts";
 import { type ConnectionPath, type ConnectStep, readMaxMessageSize } from "./peer.ts";
 import { PathPeer } from "./_relay_peer.ts";
 import type { Signaling } from "./signaling/signaling.ts";
-import { DEFAULT_ICE_SERVERS, type WebRTCTransportOptions } from "./webrtc_transport.ts";
+import type { WebRTCTransportOptions } from "./webrtc_transport.ts";
 
 /** Options of {@linkcode WebRTCConnection}. */
 export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "signaling"> {
@@ -39,7 +39,8 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
   /**
    * Milliseconds the connection stays up after its last session closed, so
    * that the next session opens at once; `0` closes it with the last session.
-   * Only the dialling side (the one that opens sessions) lingers.
+   * Only the side that opens sessions lingers; the serving side leaves the
+   * connection to it.
    *
    * @default {30000}
    */
@@ -62,13 +63,15 @@ export interface WebRTCSessionTransport extends Transport {
  * receive cap) stays its own. Keepalives, the idle timeout and the network
  * path belong to the connection.
  *
- * The dialling side (an agent) calls {@linkcode WebRTCConnection.openTransport}
- * for each session; the first one dials, later ones open a channel on the
- * connection at once (no ICE, no DTLS). A connection that dropped is dialled
- * again when the next session starts. The answering side (a desktop) gets a
- * transport per session the other side opens, in
- * {@linkcode WebRTCConnection.ontransport}; {@linkcode WebRTCListener} does
- * that for a room of agents.
+ * The side that opens sessions (an agent) calls
+ * {@linkcode WebRTCConnection.openTransport} for each; the first one dials,
+ * later ones open a channel on the connection at once (no ICE, no DTLS). A
+ * connection that dropped is dialled again when the next session starts. The
+ * side that serves sessions (a desktop) sets
+ * {@linkcode WebRTCConnection.ontransport} before connecting and gets a
+ * transport per session the other side opens; {@linkcode WebRTCListener} does
+ * that for a room of agents. Either side may make the offer (`initiator`): the
+ * channel negotiated with the connection is the first session's.
  *
  * A peer that knows only one session (the reference implementations) sees
  * exactly one `mcp` channel, as with {@linkcode WebRTCClientTransport}.
@@ -114,7 +117,10 @@ export class WebRTCConnection {
   #closed = false;
   #closing?: Promise<void>;
 
-  /** Called for each session the other side opens (the answering side). */
+  /**
+   * Makes this the serving side: called for each session the other side
+   * opens. Set it before `connect()`.
+   */
   ontransport?: (transport: WebRTCSessionTransport) => void;
   /** Called once per step of each dial (`signaling`, `offer`, … `channel`). */
   onconnectstep?: (step: ConnectStep) => void;
@@ -269,32 +275,44 @@ export class WebRTCConnection {
       options.keepaliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL,
       options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
       () => [...this.#sessions].flatMap((session) => session.channel).concat(this.#spare ?? []),
-      () => void this.#lost(peer, `no frame from the peer for ${liveness.idleTimeout} ms`),
+      () =>
+        void this.#lost(
+          peer,
+          new WebRTCTransportError(
+            `The connection to the peer was lost: no frame from the peer for ${liveness.idleTimeout} ms`,
+          ),
+        ),
     );
     const peer: PathPeer = new PathPeer({
       signaling,
       relayAfter: options.relayAfter,
       initiator: this.#initiator,
-      iceServers: options.iceServers ?? DEFAULT_ICE_SERVERS.map((server) => ({ ...server })),
+      iceServers: options.iceServers,
       rtcConfiguration: options.rtcConfiguration ?? {},
       RTCPeerConnection: options.RTCPeerConnection,
       connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
-      waitForPeer: !this.#initiator,
+      waitForPeer: this.ontransport !== undefined,
       onstep: (step) => this.onconnectstep?.(step),
-      // The answerer's first channel: take it before any frame can arrive.
+      // The negotiated channel, whichever side made it: the serving side
+      // takes it at once (before any frame can arrive), the other side keeps
+      // it for its first session.
       onchannel: (channel) => {
         liveness.watch(channel);
-        if (!this.#initiator) this.#accept(channel);
+        if (this.ontransport) this.#accept(channel);
         else this.#spare = channel;
       },
     });
     peer.onerror = (error) => this.onerror?.(error);
     peer.ondatachannel = (channel) => {
       liveness.watch(channel);
-      if (this.#initiator) channel.close();
-      else this.#accept(channel);
+      if (this.ontransport) this.#accept(channel);
+      else channel.close();
     };
-    peer.onclose = (error) => void this.#lost(peer, error?.message ?? "the peer left");
+    peer.onclose = (error) =>
+      void this.#lost(
+        peer,
+        error ?? new WebRTCTransportError("The connection to the peer was lost: the peer left"),
+      );
     try {
       await peer.connect();
     } catch (error) {
@@ -347,7 +365,8 @@ export class WebRTCConnection {
   /** A session closed: with the last one gone, the dialling side lingers, then closes. */
   #detach(session: ChannelSession): void {
     if (!this.#sessions.delete(session) || this.#sessions.size > 0) return;
-    if (!this.#initiator || this.#closed || !this.#peer) return;
+    // The serving side keeps the connection for the other side to close.
+    if (this.ontransport || this.#closed || !this.#peer) return;
     const peer = this.#peer;
     const end = () => {
       if (this.#sessions.size === 0 && this.#peer === peer) void this.#disconnect("no sessions");
@@ -376,12 +395,9 @@ export class WebRTCConnection {
     };
   }
 
-  async #lost(peer: PathPeer, why: string): Promise<void> {
+  async #lost(peer: PathPeer, error: Error): Promise<void> {
     if (this.#peer !== peer) return;
-    await this.#disconnect(
-      why,
-      new WebRTCTransportError(`The connection to the peer was lost: ${why}`),
-    );
+    await this.#disconnect(error.message, error);
   }
 
   async #disconnect(reason: string, error?: Error): Promise<void> {

@@ -1,7 +1,9 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+import { settle } from "./_async.ts";
 import { AuthenticatedSignaling } from "./signaling/authenticated_signaling.ts";
-import type { Signaling } from "./signaling/signaling.ts";
-import { SignalingRoom, type SignalingRoomOptions } from "./signaling/websocket_signaling.ts";
+import type { Signaling, SignalingHub } from "./signaling/signaling.ts";
+import { roomUrl } from "./signaling/room_protocol.ts";
+import { SignalingRoom, type SignalingRoomOptions } from "./signaling/signaling_room.ts";
 import {
   assertTicketUsable,
   createGuestTicket,
@@ -10,33 +12,16 @@ import {
   formatTicket,
   parseTicket,
   type Ticket,
-  TicketError,
 } from "./ticket.ts";
 import {
   DEFAULT_CONNECT_TIMEOUT,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
+  REFUSAL_TIMEOUT,
   SESSION_LIMIT_REACHED,
 } from "./constants.ts";
 import { ConnectError } from "./errors.ts";
 import { WebRTCConnection } from "./webrtc_connection.ts";
-import type { WebRTCTransportOptions } from "./webrtc_transport.ts";
-
-/**
- * Where agents come from: a multi-peer signalling channel on which this side
- * is the host. {@linkcode SignalingRoom} (joined as host) is one.
- */
-export interface SignalingHub {
-  /** The peers present now. */
-  readonly peers: string[];
-  /** The two-party signalling to one present peer. */
-  signaling(peer: string): Signaling;
-  /** Leaves for good. */
-  close(): Promise<void>;
-  /** Called when a peer arrives. */
-  onpeerjoin?: (peer: string) => void;
-  /** Called when a peer leaves. */
-  onpeerleave?: (peer: string) => void;
-}
+import type { IceServer, WebRTCTransportOptions } from "./webrtc_transport.ts";
 
 /** What the listener needs of an MCP server: `McpServer` and `Server` both fit. */
 export interface ConnectableServer {
@@ -61,9 +46,6 @@ export interface ConnectedAgent {
   /** Its connection, e.g. for `getConnectionPath()`. */
   readonly connection: WebRTCConnection;
 }
-
-/** How long a refused agent's signalling is kept to deliver the reason, in ms. */
-const REFUSAL_TIMEOUT = 2_000;
 
 /** Options of {@linkcode WebRTCListener}. */
 export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "signaling"> {
@@ -327,7 +309,13 @@ export class WebRTCListener {
       maxSessionsPerAgent = DEFAULT_MAX_SESSIONS_PER_AGENT,
       ...rest
     } = options;
-    const connection = new WebRTCConnection({ ...rest, signaling, initiator: false });
+    const connection = new WebRTCConnection({
+      ...rest,
+      // Unless given: the servers the room hands out now (short-lived TURN credentials).
+      iceServers: rest.iceServers ?? (options.hub as { iceServers?: IceServer[] }).iceServers,
+      signaling,
+      initiator: rest.initiator ?? false,
+    });
     const agent: ConnectedAgent = Object.freeze({ peer, connection });
     this.#agents.set(peer, connection);
     let sessions = 0;
@@ -449,17 +437,12 @@ export class WebRTCListener {
    * the agent can trust the reason), then lets go of its signalling.
    */
   async #refuse(signaling: Signaling, reason: string): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await signaling.start?.();
-      await Promise.race([
-        signaling.send({ type: "bye", reason }),
-        new Promise((resolve) => (timer = setTimeout(resolve, REFUSAL_TIMEOUT))),
-      ]);
+      await settle(signaling.send({ type: "bye", reason }), REFUSAL_TIMEOUT);
     } catch {
       // The agent is gone already.
     } finally {
-      clearTimeout(timer);
       await signaling.close().catch(() => {});
     }
   }
@@ -499,31 +482,4 @@ function refuseSession(transport: Transport, reason: string): void {
   // An agent that sends nothing gets its channel closed after a while.
   const timer = setTimeout(close, REFUSAL_TIMEOUT);
   transport.start().catch(close);
-}
-
-/**
- * The room URL of a ticket: its signalling URL, then `/v1/rooms/` and its room id.
- *
- * @param ticket A host or guest ticket.
- * @returns The WebSocket URL of the ticket's room.
- * @throws {TicketError} If the ticket is signalling-only (names no service).
- *
- * @example The room of a fresh ticket
- * ```ts
- * import { createTicket, roomUrl } from "@mcp/webrtc";
- * import assert from "node:assert/strict";
- *
- * const ticket = await createTicket({ url: "wss://signal.example" });
- * assert.equal(roomUrl(ticket), `wss://signal.example/v1/rooms/${ticket.room}`);
- * ```
- */
-export function roomUrl(ticket: Ticket): string {
-  if (ticket.url === "") {
-    throw new TicketError(
-      "Cannot find the ticket's signalling room as it is a signalling-only ticket (it names no signalling service): use its keys with AuthenticatedSignaling over your own channel, or create the ticket with a url",
-    );
-  }
-  const url = new URL(ticket.url);
-  url.pathname = `${url.pathname.replace(/\/+$/, "")}/v1/rooms/${ticket.room}`;
-  return url.href;
 }

@@ -27,21 +27,16 @@ export type {
   PeerConnectionLike,
 } from "./peer.ts";
 
-/**
- * The public STUN server used when `iceServers` is not given: it lets peers
- * behind common (cone) NATs find their public address. Symmetric NATs need a
- * TURN server of your own.
- */
-export const DEFAULT_ICE_SERVERS: readonly IceServer[] = Object.freeze([
-  { urls: "stun:stun.cloudflare.com:3478" },
-]);
+export { DEFAULT_ICE_SERVERS } from "./peer.ts";
 
 /** Options of {@linkcode WebRTCClientTransport} and {@linkcode WebRTCServerTransport}. */
 export interface WebRTCTransportOptions {
   /** How offer, answer and candidates reach the other peer; the transport owns it. */
   signaling: Signaling;
   /**
-   * STUN and TURN servers. Pass `[]` for peers on one host or LAN.
+   * STUN and TURN servers. Pass `[]` for peers on one host or LAN. When not
+   * given: the servers the signalling hands out (a room whose worker mints
+   * TURN credentials), else one public STUN server.
    *
    * @default {[{ urls: "stun:stun.cloudflare.com:3478" }]}
    */
@@ -49,7 +44,9 @@ export interface WebRTCTransportOptions {
   /**
    * More `RTCConfiguration` fields, passed to the `RTCPeerConnection` as they
    * are: `iceTransportPolicy: "relay"`, or node-datachannel's own such as
-   * `bindAddress` and `portRangeBegin`/`portRangeEnd`.
+   * `bindAddress`, `portRangeBegin`/`portRangeEnd` and `mtu` (the largest
+   * packet sent; 4000 when `bindAddress` is a loopback address, where it is
+   * about twice as fast, else libdatachannel's 1280, which fits every path).
    *
    * @default {{}}
    */
@@ -281,7 +278,7 @@ export class WebRTCTransport implements Transport {
       signaling: options.signaling,
       relayAfter: options.relayAfter,
       initiator: this.#initiator,
-      iceServers: options.iceServers ?? DEFAULT_ICE_SERVERS.map((server) => ({ ...server })),
+      iceServers: options.iceServers,
       rtcConfiguration: options.rtcConfiguration ?? {},
       RTCPeerConnection: options.RTCPeerConnection,
       connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,

@@ -151,12 +151,16 @@ Deno.test("An intermediary on the A2A hop that alters the DTLS fingerprint makes
     assert.ok(intermediary.altered >= 1, "the offer's fingerprint was altered");
     assert.equal(result.connected, false, "no channel opens with a substituted fingerprint");
     assert.equal(result.state, TaskState.TASK_STATE_FAILED);
-    // Both sides fail with a ConnectError. What it says is the peer's
-    // diagnosis of a DTLS handshake that fails on the certificate check.
+    // The agent's ConnectError says what happened (the certificate did not
+    // match the signalled fingerprint) and what to do, not a network diagnosis.
     assert.match(result.answer, /^ConnectError: Cannot connect/);
+    assert.match(result.answer, /does not match the fingerprint/);
+    assert.match(result.answer, /AuthenticatedSignaling/);
+    assert.doesNotMatch(result.answer, /TURN/);
+    // The desktop hears of it as a failed connect (or the agent's goodbye), never as a session.
     assert.ok(
-      result.errors.some((error) => error instanceof ConnectError),
-      `the desktop's connect failed: ${result.errors.map(String).join("; ")}`,
+      result.errors.every((error) => error instanceof ConnectError),
+      `the desktop's errors: ${result.errors.map(String).join("; ")}`,
     );
   } finally {
     await intermediary.close();

@@ -223,3 +223,28 @@ Deno.test(
     await fourth.callTool({ name: "pid", arguments: {} });
   }),
 );
+
+Deno.test(
+  "A session whose server process dies ends alone: the other sessions on the connection go on",
+  withWorker(async (signal) => {
+    const { serve, ticket } = await startServe(signal, ["--", ...TEST_SERVER]);
+    const http = CliProcess.cli(["connect", "--http", "127.0.0.1:0", ...LOCAL_FLAGS, ticket]);
+    const url = new URL(await http.line(0));
+    const doomed = new Client({ name: "doomed", version: "1" });
+    const survivor = new Client({ name: "survivor", version: "1" });
+    await doomed.connect(new StreamableHTTPClientTransport(url));
+    await survivor.connect(new StreamableHTTPClientTransport(url));
+    const pid = async (client: Client) => {
+      const result = await client.callTool({ name: "pid", arguments: {} }) as CallToolResult;
+      return Number((result.content[0] as { text: string }).text);
+    };
+    const before = await pid(survivor);
+    await assert.rejects(
+      doomed.callTool({ name: "exit", arguments: { code: 3 } }),
+      /The MCP server process exited \(code 3\)/,
+    );
+    await serve.stderrMatch(/Agent 1 session 1 ended: its server exited \(code 3\)/);
+    assert.equal(await pid(survivor), before);
+    assert.doesNotMatch(serve.stderr, /Agent 1 left/);
+  }),
+);

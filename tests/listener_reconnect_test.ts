@@ -5,13 +5,7 @@
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
-import {
-  parseTicket,
-  type SignalingRoom,
-  TicketSignaling,
-  WebRTCClientTransport,
-  WebRTCListener,
-} from "../mod.ts";
+import { parseTicket, TicketSignaling, WebRTCClientTransport, WebRTCListener } from "../mod.ts";
 import { startLocalSignaling } from "../worker/local.ts";
 import { createTestServer, LOCAL, until } from "./_helpers.ts";
 
@@ -41,7 +35,7 @@ Deno.test("WebRTCListener survives a drop of its room: sessions go on and new ag
   });
   try {
     const before = await dial(listener.ticket!);
-    const room = listener.hub as SignalingRoom;
+    const room = listener.hub;
     const dropped = new Promise<Error>((resolve) => (room.onerror = resolve));
     // Every socket of the room is closed by the runtime, as when the edge restarts.
     await worker.miniflare.unsafeEvictDurableObject("mcp-webrtc-signal", "Room", {

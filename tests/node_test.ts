@@ -5,12 +5,14 @@
  * client and node-datachannel's polyfill are picked up there.
  */
 import assert from "node:assert/strict";
-import { withDesktop } from "./_helpers.ts";
+import { WebRTCServerTransport } from "../mod.ts";
+import { TcpSocketSignaling } from "../src/signaling/tcp_socket_signaling.ts";
+import { createTestServer, LOCAL, withDesktop } from "./_helpers.ts";
 
 const root = new URL("..", import.meta.url);
 
 /** Bundles the Node agent to one ES module, npm packages left for Node to resolve. */
-async function bundleAgent(): Promise<string> {
+async function bundleAgent(entry = "tests/node/agent.ts"): Promise<string> {
   const out = await Deno.makeTempFile({
     dir: root.pathname,
     prefix: ".node-agent-",
@@ -25,7 +27,7 @@ async function bundleAgent(): Promise<string> {
       ...npm.flatMap((name) => ["--external", name]),
       "-o",
       out,
-      "tests/node/agent.ts",
+      entry,
     ],
     cwd: root,
     stdout: "null",
@@ -62,6 +64,38 @@ Deno.test("An agent running on Node reaches a Deno desktop through the worker", 
       assert.equal(report.path, "host");
     });
   } finally {
+    await Deno.remove(bundle).catch(() => {});
+  }
+});
+
+Deno.test("An agent on Node reaches a Deno server over TcpSocketSignaling, the server offering", async () => {
+  const bundle = await bundleAgent("tests/node/tcp_agent.ts");
+  const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = free.addr.port;
+  free.close();
+  const signaling = new TcpSocketSignaling("127.0.0.1", port);
+  const listening = new Promise<void>((resolve) => (signaling.onlisten = resolve));
+  const server = createTestServer();
+  try {
+    await server.connect(new WebRTCServerTransport({ signaling, initiator: true, ...LOCAL }));
+    await listening;
+    const child = new Deno.Command("node", {
+      args: [bundle, String(port)],
+      cwd: root,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const output = await child.output();
+    clearTimeout(timer);
+    const stdout = new TextDecoder().decode(output.stdout).trim();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, `node exited ${output.code}: ${stdout}\n${stderr}`);
+    const report = JSON.parse(stdout.split("\n").at(-1)!);
+    assert.match(report.node, /^\d+\./);
+    assert.equal(report.greeting, "Hello, Node!");
+  } finally {
+    await server.close();
     await Deno.remove(bundle).catch(() => {});
   }
 });

@@ -174,6 +174,27 @@ Deno.test("A fingerprint altered in signalling fails at the DTLS stage and point
   await Promise.all([offerer.close(), answerer.close()]);
 });
 
+Deno.test("A DTLS handshake that never completes after ICE connected times out at the DTLS stage", async () => {
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  // Both sides end up DTLS servers: each waits for the other's first flight.
+  const bothServers = editing(
+    b,
+    (message) =>
+      message.type === "answer"
+        ? { ...message, sdp: String(message.sdp).replace(/^a=setup:passive/m, "a=setup:active") }
+        : message,
+  );
+  const offerer = new Peer({ ...OPTIONS, signaling: a, initiator: true, connectTimeout: 1_500 });
+  const answerer = new Peer({ ...OPTIONS, signaling: bothServers, initiator: false });
+  const [offered] = await both(offerer, answerer);
+  assert.equal(offered.status, "rejected");
+  const error = (offered as PromiseRejectedResult).reason;
+  assert.ok(error instanceof ConnectError, String(error));
+  assert.equal(error.stage, "dtls", error.message);
+  assert.match(error.message, /DTLS handshake did not complete within 1500 ms/);
+  await Promise.all([offerer.close(), answerer.close()]);
+});
+
 /**
  * An `RTCPeerConnection` whose channels take an odd stream id, as aiortc's do
  * when it offers: against a DTLS server that expects even ids, the channel is reset.

@@ -11,7 +11,7 @@
  *
  * The lab tests (browser, NAT lab, Python reference) install what they need
  * when run as root on Linux; elsewhere they are skipped, each lab printing one
- * `skipped: …` line that says what to install (see `tests/_lab.ts`). The
+ * `… skipped: …` line that says what to install (see `tests/_lab.ts`). The
  * summary at the end repeats those lines and counts: `N passed, M failed,
  * K skipped`. With `CI=true` a skipped test fails the run.
  *
@@ -89,8 +89,9 @@ for (const run of runs) {
   passed += runPassed;
   failed += runFailed;
   skipped += runSkipped;
-  for (const line of text.split("\n").filter((line) => line.startsWith("skipped: "))) {
-    skipReasons.push(`${run.label}: ${line.slice("skipped: ".length)}`);
+  // "skipped: <why>" (tests/_lab.ts) or "<what> skipped: <why>".
+  for (const line of text.split("\n").filter((line) => /^(?:[\w ]+ )?skipped: /.test(line))) {
+    skipReasons.push(`${run.label}: ${line.replace(/^skipped: /, "")}`);
   }
   const emptyDocRun = run.args.includes("--doc") && !summary && output.code === 0;
   if (output.code !== 0 || (!summary && !emptyDocRun)) {

@@ -160,3 +160,31 @@ Deno.test("WebRTCConnection given one Signaling cannot dial twice and says why",
     await desktop.close();
   }
 });
+
+Deno.test("WebRTCConnection: a result over one session's receive cap fails that call only; every session goes on", async () => {
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const { desktop } = desktopFor(b);
+  const agent = new WebRTCConnection({
+    signaling: a,
+    linger: 0,
+    maxReceiveSize: 1024 * 1024,
+    ...LOCAL,
+  });
+  const big = new Client({ name: "big", version: "1" });
+  const other = new Client({ name: "other", version: "1" });
+  try {
+    await big.connect(agent.openTransport());
+    await other.connect(agent.openTransport());
+    await assert.rejects(
+      big.callTool({ name: "blob", arguments: { size: 2 * 1024 * 1024 } }),
+      /too large|exceeds|larger than/i,
+    );
+    await greet(other, "unharmed");
+    await greet(big, "still open");
+    assert.equal(agent.sessions, 2);
+  } finally {
+    await Promise.all([big.close(), other.close()]);
+    await agent.close();
+    await desktop.close();
+  }
+});

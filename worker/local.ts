@@ -44,6 +44,13 @@ export interface LocalSignalingOptions {
    * @default {undefined}
    */
   onLog?: (text: string) => void;
+  /**
+   * Answers the worker's own outgoing requests (e.g. to a TURN provider's
+   * API) instead of the network, so tests stay on this machine.
+   *
+   * @default {undefined}
+   */
+  outbound?: (request: Request) => Response | Promise<Response>;
 }
 
 /** A running local signalling server. */
@@ -145,7 +152,7 @@ async function readWranglerConfig(): Promise<WranglerConfig> {
 export async function startLocalSignaling(
   options: LocalSignalingOptions = {},
 ): Promise<LocalSignaling> {
-  const { port = 0, host = "127.0.0.1", vars = {}, entry, onLog } = options;
+  const { port = 0, host = "127.0.0.1", vars = {}, entry, onLog, outbound } = options;
   const [source, config] = await Promise.all([bundleWorker(), readWranglerConfig()]);
   const miniflare = new Miniflare({
     name: config.name,
@@ -162,6 +169,7 @@ export async function startLocalSignaling(
     bindings: { ...config.vars, ...vars },
     host,
     port,
+    ...outbound && { outboundService: outbound },
     ...onLog && {
       handleRuntimeStdio(stdout: Readable, stderr: Readable) {
         for (const stream of [stdout, stderr]) {

@@ -6,6 +6,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { IceServer, WebRTCTransportOptions } from "../webrtc_transport.ts";
+import { LOOPBACK_MTU } from "../constants.ts";
 
 /**
  * A command line that cannot be run as given: an unknown flag, a missing or
@@ -97,6 +98,35 @@ export function parsePositiveInteger(text: string, flag: string): number {
   return value;
 }
 
+/** The smallest `--mtu`: IPv4's minimum datagram every host must take. */
+const MIN_MTU = 576;
+/** The largest `--mtu`: libjuice receives into a 4096-byte buffer; larger packets never arrive. */
+const MAX_MTU = 4155;
+
+/**
+ * Parses `--mtu`: an integer number of bytes from 576 to 4155.
+ *
+ * @throws {UsageError} If it is not.
+ *
+ * @example
+ * ```ts
+ * import { parseMtu } from "./args.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(parseMtu("4000"), 4000);
+ * assert.throws(() => parseMtu("9000"), /--mtu/);
+ * ```
+ */
+export function parseMtu(text: string): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < MIN_MTU || value > MAX_MTU) {
+    throw new UsageError(
+      `Cannot read --mtu as it must be a whole number of bytes from ${MIN_MTU} to ${MAX_MTU}: received "${text}"`,
+    );
+  }
+  return value;
+}
+
 /** The flags every subcommand that opens peer connections takes. */
 export const NETWORK_FLAGS = {
   "ice-server": { type: "string", multiple: true },
@@ -105,6 +135,7 @@ export const NETWORK_FLAGS = {
   "no-ice-servers": { type: "boolean" },
   "bind-address": { type: "string" },
   "relay-only": { type: "boolean" },
+  mtu: { type: "string" },
   "connect-timeout": { type: "string" },
   quiet: { type: "boolean", short: "q" },
   "log-json": { type: "boolean" },
@@ -121,6 +152,8 @@ export const NETWORK_HELP = `Network:
   --no-ice-servers        No STUN or TURN at all: peers on one host or LAN
   --bind-address ADDR     Use only this local address for peer connections, e.g. 127.0.0.1
   --relay-only            Connect only through TURN (hides this machine's addresses)
+  --mtu BYTES             The largest packet this peer sends, ${MIN_MTU}-${MAX_MTU} (default: ${LOOPBACK_MTU}
+                          with a loopback --bind-address, else 1280, which fits every path)
   --connect-timeout DUR   How long to wait for a peer connection (default: 15s)
 
 Output:
@@ -136,6 +169,7 @@ export interface NetworkValues {
   "no-ice-servers"?: boolean;
   "bind-address"?: string;
   "relay-only"?: boolean;
+  mtu?: string;
   "connect-timeout"?: string;
 }
 
@@ -189,6 +223,7 @@ export function transportOptions(
   const rtc: Record<string, unknown> = {};
   if (values["bind-address"]) rtc.bindAddress = values["bind-address"];
   if (values["relay-only"]) rtc.iceTransportPolicy = "relay";
+  if (values.mtu !== undefined) rtc.mtu = parseMtu(values.mtu);
   if (Object.keys(rtc).length > 0) options.rtcConfiguration = rtc;
   if (values["connect-timeout"]) {
     options.connectTimeout = parseDuration(values["connect-timeout"], "--connect-timeout");

@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { settle } from "../_async.ts";
+import { BRIDGE_DRAIN_TIMEOUT, BRIDGE_FAILURE_TIMEOUT } from "../constants.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 
@@ -204,7 +206,7 @@ export function bridge(a: Transport, b: Transport, options: BridgeOptions = {}):
         });
       }
       // Let the answers leave before closing, within bounds.
-      await Promise.race([survivor.queue, new Promise((r) => setTimeout(r, 2_000))]);
+      await settle(survivor.queue, BRIDGE_DRAIN_TIMEOUT);
       await survivor.transport.close().catch(() => {});
     })();
   };
@@ -215,10 +217,10 @@ export function bridge(a: Transport, b: Transport, options: BridgeOptions = {}):
     transport.onerror = (error) => options.onerror?.(end_.side, error);
     transport.onclose = async () => {
       // A transport whose start() fails closes first: wait for the reason.
-      await Promise.race([
+      await settle(
         end_.ready.then(() => end(end_), (error) => end(end_, error as Error)),
-        new Promise((resolve) => setTimeout(resolve, 1_000)),
-      ]);
+        BRIDGE_FAILURE_TIMEOUT,
+      );
       end(end_);
       closedSides.add(end_.side);
       if (closedSides.size === 2) {

@@ -4,7 +4,7 @@
  * @module
  */
 import { ConnectError } from "../errors.ts";
-import { SignalingRoomError } from "../signaling/websocket_signaling.ts";
+import { SignalingRoomError } from "../signaling/signaling_room.ts";
 import { TicketError } from "../ticket.ts";
 import { UsageError } from "./args.ts";
 

@@ -5,13 +5,14 @@
  *
  * @module
  */
+import { settle } from "../_async.ts";
 // @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 // @ts-types="@modelcontextprotocol/sdk/server/webStandardStreamableHttp"
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { Transport, TransportSendOptions } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
-import { DEFAULT_MAX_RECEIVE_SIZE } from "../constants.ts";
+import { DEFAULT_MAX_RECEIVE_SIZE, HTTP_TERMINATE_TIMEOUT } from "../constants.ts";
 import { type Bridge, bridge, type BridgeOptions } from "./bridge.ts";
 
 type Id = string | number;
@@ -97,10 +98,7 @@ export class HttpUpstreamTransport implements Transport {
     this.#closing ??= (async () => {
       try {
         if (this.#inner.sessionId) {
-          await Promise.race([
-            this.#inner.terminateSession().catch(() => {}),
-            new Promise((resolve) => setTimeout(resolve, 1_000)),
-          ]);
+          await settle(this.#inner.terminateSession(), HTTP_TERMINATE_TIMEOUT);
         }
         this.#inner.onclose = undefined;
         await this.#inner.close().catch(() => {});

@@ -6,9 +6,11 @@
  *
  * @module
  */
+import { delay, settle } from "../_async.ts";
+import { CLI_STOP_TIMEOUT } from "../constants.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { createTicket, formatTicket, parseTicket, type Ticket } from "../ticket.ts";
-import type { SignalingRoom, SignalingRoomError } from "../signaling/websocket_signaling.ts";
+import { SignalingRoomError } from "../signaling/signaling_room.ts";
 import { type ConnectableServer, WebRTCListener } from "../webrtc_listener.ts";
 import type { WebRTCConnection } from "../webrtc_connection.ts";
 import { DEFAULT_MAX_SESSIONS_PER_AGENT } from "../constants.ts";
@@ -209,7 +211,7 @@ export async function serve(args: string[]): Promise<number> {
     log.info("agent-left", `Agent ${agent} left: ${why}`, { agent, reason: why });
   };
   listener.onerror = (error) => log.warn("agent-refused", error.message);
-  const room = listener.hub as SignalingRoom;
+  const room = listener.hub;
 
   const text = listener.ticket!;
   if (values["ticket-file"]) await writeSecret(values["ticket-file"], text + "\n");
@@ -222,22 +224,22 @@ export async function serve(args: string[]): Promise<number> {
     { url: host.url, room: host.room, expiresAt: (expiresAt ?? host.expiresAt)?.toISOString() },
   );
 
-  const lost = new Promise<SignalingRoomError | undefined>((resolve) => {
+  const lost = new Promise<Error | undefined>((resolve) => {
     room.onclose = (error) => resolve(error);
     room.onerror = (error) => log.warn("signaling-retry", error.message);
   });
   const stop = await waitForStop(lost);
   const shutdown = listener.close().catch(() => {});
-  await Promise.race([shutdown, new Promise((resolve) => setTimeout(resolve, 1_500))]);
+  await settle(shutdown, CLI_STOP_TIMEOUT);
   if (stop.kind === "signal") {
     log.info("stopped", `Stopped on ${stop.signal}`);
     return ExitCode.OK;
   }
-  const error = stop.value as SignalingRoomError | undefined;
+  const error = stop.value as Error | undefined;
   log.error(
     "signaling-lost",
     `The signalling room closed for good${error ? `: ${error.message}` : ""}`,
-    { code: error?.code },
+    { code: error instanceof SignalingRoomError ? error.code : undefined },
   );
   return ExitCode.SIGNALING;
 }
@@ -329,7 +331,7 @@ async function connectionPath(connection: WebRTCConnection) {
   for (let attempt = 0; attempt < 20; attempt++) {
     const path = await connection.getConnectionPath().catch(() => undefined);
     if (path) return path;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await delay(50);
   }
   return undefined;
 }

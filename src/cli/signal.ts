@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { CLI_STOP_TIMEOUT } from "../constants.ts";
 import { parseFlags, UsageError } from "./args.ts";
 import { ExitCode, waitForStop } from "./exit.ts";
 import { StatusLog } from "./log.ts";
@@ -105,7 +106,7 @@ export async function signal(args: string[]): Promise<number> {
     } catch {
       // Already gone.
     }
-    const timer = setTimeout(() => child.kill("SIGKILL"), 1_500);
+    const timer = setTimeout(() => child.kill("SIGKILL"), CLI_STOP_TIMEOUT);
     await child.status;
     clearTimeout(timer);
     log.info("stopped", `Stopped on ${stop.signal}`);

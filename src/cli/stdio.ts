@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { settle } from "../_async.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 import { DEFAULT_MAX_RECEIVE_SIZE } from "../constants.ts";
@@ -119,7 +120,14 @@ export class StreamTransport implements Transport {
             }
           }
           if (newline === -1) break;
-          if (!skipping) this.#line(pieces, size);
+          if (!skipping) {
+            this.#line(pieces, size);
+            // One message per turn: the SDK runs notification handlers in a
+            // microtask, so a progress notification read in one chunk with its
+            // response would otherwise reach its handler after the response
+            // removed it, and be dropped.
+            await undefined;
+          }
           pieces = [];
           size = 0;
           skipping = false;
@@ -377,10 +385,9 @@ export class ChildProcessTransport implements Transport {
     const grace = this.#options.killGrace ?? 400;
     let done = false;
     const exited = child.status.then(() => (done = true), () => (done = true));
-    const wait = (ms: number) =>
-      Promise.race([exited, new Promise((resolve) => setTimeout(resolve, ms))]);
+    const wait = (ms: number) => settle(exited, ms);
     // Closing stdin is how a stdio server is asked to stop; then signals.
-    await Promise.race([this.#stream?.close(), wait(grace)]);
+    await settle(Promise.race([this.#stream?.close(), exited]), grace);
     await wait(grace);
     for (const signal of ["SIGTERM", "SIGKILL"] as const) {
       if (done) break;

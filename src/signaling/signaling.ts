@@ -80,3 +80,51 @@ export interface Signaling {
   /** Called for a problem that does not close the channel. */
   onerror?: (error: Error) => void;
 }
+
+/**
+ * A multi-party signalling channel on which one side is the host: it hands
+ * out a two-party {@linkcode Signaling} per peer present. A `SignalingRoom`
+ * joined as host is one; `WebRTCListener` serves the agents that arrive on it.
+ *
+ * @example A hub over a fixed set of in-memory pairs
+ * ```ts no-assert
+ * import type { Signaling, SignalingHub } from "@mcp/webrtc";
+ *
+ * class FixedHub implements SignalingHub {
+ *   onpeerjoin?: (peer: string) => void;
+ *   onpeerleave?: (peer: string) => void;
+ *   onclose?: (error?: Error) => void;
+ *   constructor(private readonly channels: Map<string, Signaling>) {}
+ *   get peers() {
+ *     return [...this.channels.keys()];
+ *   }
+ *   signaling(peer: string) {
+ *     return this.channels.get(peer)!;
+ *   }
+ *   async close() {
+ *     for (const channel of this.channels.values()) await channel.close();
+ *     this.onclose?.();
+ *   }
+ * }
+ * ```
+ */
+export interface SignalingHub {
+  /** The peers present now. */
+  readonly peers: string[];
+  /** The two-party signalling to one present peer. */
+  signaling(peer: string): Signaling;
+  /** Leaves for good; `onclose` fires once. */
+  close(): Promise<void>;
+  /** Called when a peer arrives. */
+  onpeerjoin?: (peer: string) => void;
+  /** Called when a peer leaves. */
+  onpeerleave?: (peer: string) => void;
+  /** Called for a problem that does not close the hub (e.g. a drop that will be retried). */
+  onerror?: (error: Error) => void;
+  /**
+   * Called once when the hub closed for good, with the reason unless
+   * `close()` was called. (Declared as a method so that a hub may pass a
+   * narrower error, as `SignalingRoom` passes a `SignalingRoomError`.)
+   */
+  onclose?(error?: Error): void;
+}

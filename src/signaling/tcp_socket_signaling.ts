@@ -39,15 +39,9 @@
 
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { delay, settle } from "../_async.ts";
-import { BYE_TIMEOUT } from "../constants.ts";
+import { BYE_TIMEOUT, TCP_SIGNALING_CONNECT_TIMEOUT } from "../constants.ts";
 import { WebRTCTransportError } from "../errors.ts";
 import type { Signaling, SignalingMessage, SignalingStartOptions } from "./signaling.ts";
-
-/**
- * How long the connecting side retries while nobody listens yet: the two sides
- * of a pair are usually started by hand or by a script, seconds apart.
- */
-export const TCP_SIGNALING_CONNECT_TIMEOUT = 30_000;
 
 /** The pause between two connection attempts; a refused connect costs nothing. */
 const RETRY_INTERVAL = 100;

@@ -1,4 +1,5 @@
 import { WebRTCTransportError } from "../errors.ts";
+import type { IceServer } from "../peer.ts";
 import {
   assertTicketUsable,
   deriveTicketKeys,
@@ -6,7 +7,7 @@ import {
   type Ticket,
   TicketError,
 } from "../ticket.ts";
-import { roomUrl } from "../webrtc_listener.ts";
+import { roomUrl } from "./room_protocol.ts";
 import { AuthenticatedSignaling } from "./authenticated_signaling.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
 import type { RelayPipe } from "./relay_protocol.ts";
@@ -34,6 +35,7 @@ export type TicketSignalingOptions = Omit<WebSocketSignalingOptions, "key">;
 export class TicketSignaling implements Signaling {
   readonly #ticket: Ticket;
   readonly #options: TicketSignalingOptions;
+  #room?: WebSocketSignaling;
   #inner?: AuthenticatedSignaling;
   #starting?: Promise<void>;
   #closed = false;
@@ -82,6 +84,7 @@ export class TicketSignaling implements Signaling {
       await room.close();
       throw new WebRTCTransportError("Cannot start ticket signalling as it was closed");
     }
+    this.#room = room;
     const inner = new AuthenticatedSignaling(room, { key: keys.signalingKey, role: "guest" });
     inner.onmessage = (message) => this.onmessage?.(message);
     inner.onerror = (error) => this.onerror?.(error);
@@ -107,6 +110,15 @@ export class TicketSignaling implements Signaling {
       );
     }
     return this.#inner.relayPipe();
+  }
+
+  /**
+   * The STUN/TURN servers the ticket's room handed out, once `start()`
+   * resolved (`undefined` before, or if it hands out none): see
+   * `SignalingRoom.iceServers`.
+   */
+  get iceServers(): IceServer[] | undefined {
+    return this.#room?.iceServers;
   }
 
   /**

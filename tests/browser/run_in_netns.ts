@@ -1,7 +1,8 @@
 /**
  * The browser test's world, run by `tests/browser_test.ts` inside a network
- * namespace that holds only `lo`: the signalling worker, two Deno desktops,
- * a static server for the page and its bundle, and headless Chromium. Prints
+ * namespace that holds only `lo`: the signalling worker, two Deno desktops
+ * (a listener, and one that makes the offer), a static server for the page
+ * and its bundle, and headless Chromium. Prints
  * one JSON line: what the page reported (or why it did not), and what the
  * desktops saw.
  *
@@ -9,14 +10,21 @@
  *
  * @module
  */
+// @ts-types="@modelcontextprotocol/sdk/server/mcp"
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import {
+  AuthenticatedSignaling,
   createGuestTicket,
   createTicket,
+  deriveTicketKeys,
   formatTicket,
   parseTicket,
+  roomUrl,
+  SignalingRoom,
   TicketSignaling,
   WebRTCClientTransport,
   WebRTCListener,
+  WebRTCServerTransport,
 } from "../../mod.ts";
 import { createTestServer, LOCAL, withWorker } from "../_helpers.ts";
 import { exercise } from "./exercise.ts";
@@ -95,19 +103,37 @@ async function main(chromium: string): Promise<Record<string, unknown>> {
   return await withWorker(async (worker) => {
     let sessions = 0;
     const desktopErrors: string[] = [];
-    const listen = async (initiator: boolean) => {
-      const listener = await WebRTCListener.listen({
-        url: worker.url,
-        createServer: () => createTestServer(),
-        ...LOCAL,
-        initiator,
+    const listener = await WebRTCListener.listen({
+      url: worker.url,
+      createServer: () => createTestServer(),
+      ...LOCAL,
+    });
+    listener.onsession = () => sessions++;
+    listener.onerror = (error) => desktopErrors.push(error.message);
+    const offerer = listener.ticket!;
+    // A desktop that makes the offer, as in the reference implementations: the listener's
+    // agents open channels on a connection they dial, so this one is built from the room,
+    // the ticket's sealed signalling and a server transport that offers.
+    const host = await createTicket({ url: worker.url });
+    const keys = await deriveTicketKeys(host);
+    const room = await SignalingRoom.join(roomUrl(host), {
+      role: "host",
+      key: keys.hostKey!,
+      guestVerifier: keys.guestVerifier,
+    });
+    const servers: McpServer[] = [];
+    room.onpeerjoin = (peer) => {
+      const server = createTestServer();
+      servers.push(server);
+      const signaling = new AuthenticatedSignaling(room.signaling(peer), {
+        key: keys.signalingKey,
+        role: "host",
       });
-      listener.onsession = () => sessions++;
-      listener.onerror = (error) => desktopErrors.push(error.message);
-      return listener;
+      const transport = new WebRTCServerTransport({ signaling, ...LOCAL, initiator: true });
+      transport.onconnectstep = (step) => step === "channel" && sessions++;
+      server.connect(transport).catch((error) => desktopErrors.push(error.message));
     };
-    const listeners = [await listen(false), await listen(true)];
-    const [offerer, answerer] = listeners.map((listener) => listener.ticket!);
+    const answerer = formatTicket(await createGuestTicket(host));
     // The offerer's room, another secret: the worker refuses the key it derives.
     const stranger = await createGuestTicket(await createTicket({ url: worker.url }));
     const wrong = formatTicket({ ...stranger, room: parseTicket(offerer).room });
@@ -160,7 +186,8 @@ async function main(chromium: string): Promise<Record<string, unknown>> {
       clearTimeout(timer);
       if (browser) await stop(browser);
       await server.shutdown();
-      await Promise.all(listeners.map((listener) => listener.close()));
+      await Promise.all([listener.close(), ...servers.map((server) => server.close())]);
+      await room.close();
       await Deno.remove(profile, { recursive: true }).catch(() => {});
     }
   });

@@ -8,6 +8,7 @@
  * @module
  */
 import { Hono } from "hono";
+import { roomIdOf } from "../../src/signaling/room_protocol.ts";
 import {
   errorResponse,
   INTERNAL_ERROR,
@@ -15,8 +16,7 @@ import {
   JOIN_HEADER,
   parseCredentials,
   refusal,
-  roomIdOf,
-} from "./protocol.ts";
+} from "./requests.ts";
 import type { Env } from "./room.ts";
 
 export { Room } from "./room.ts";

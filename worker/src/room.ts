@@ -3,7 +3,9 @@
  * One signalling room: a Durable Object that relays opaque signalling frames
  * between one host and its guests over hibernating WebSockets. Who a socket is
  * lives in its attachment and the room's verifiers in storage, so nothing is
- * lost when the object hibernates. The room protocol in the README is the reference.
+ * lost when the object hibernates. It reads nothing of the client's request:
+ * the worker hands it the checked join. The room protocol in the README is
+ * the reference; `src/signaling/room_protocol.ts` is its code.
  *
  * @module
  */
@@ -11,21 +13,31 @@ import { DurableObject } from "cloudflare:workers";
 import {
   checkFrame,
   CLOSE,
-  type Credentials,
-  DEFAULTS,
+  type ClosingErrorCode,
+  decodeBase64Url,
   type ErrorCode,
-  errorResponse,
+  errorFrame,
   ERRORS,
   GUEST_ID,
   HOST,
+  type IceServerFrame,
+  keyVerifier,
+  PROTOCOL,
+  refOf,
+  type Role,
+  type RoomFrame,
+  timingSafeEqual,
+  verifyKey,
+} from "../../src/signaling/room_protocol.ts";
+import {
+  type Credentials,
+  errorResponse,
   INTERNAL_ERROR,
   JOIN_HEADER,
-  PROTOCOL,
   readJoin,
-  refOf,
   refusal,
-  type Role,
-} from "./protocol.ts";
+} from "./requests.ts";
+import { cloudflareTurnServers, restTurnServer, type TurnEnv, turnTtl, turnUrls } from "./turn.ts";
 import {
   encodeRelayFrame,
   MIN_RELAY_FRAME_BYTES,
@@ -37,8 +49,29 @@ import {
   type RelayLimits,
 } from "../../src/signaling/relay_protocol.ts";
 
-/** The bindings of the worker: the rooms and the limits (`vars`, strings). */
-export interface Env {
+/** Defaults of the limits a deployment may override with `vars`. */
+export const DEFAULTS = {
+  /** Guests at once in one room (`MAX_GUESTS`). */
+  MAX_GUESTS: 8,
+  /** Seconds an empty room keeps its verifiers (`ROOM_TTL_SECONDS`): 24 h. */
+  ROOM_TTL_SECONDS: 86_400,
+  /** Frames per second a socket may send, sustained (`RATE_PER_SECOND`). */
+  RATE_PER_SECOND: 50,
+  /** Frames a socket may send in one burst (`RATE_BURST`). */
+  RATE_BURST: 200,
+  /**
+   * Seconds a socket may send nothing, not even `ping`, before the room closes
+   * it (`SILENCE_SECONDS`): three missed pings of the client (every 20 s),
+   * with room for a browser tab whose timers are throttled to once a minute.
+   */
+  SILENCE_SECONDS: 90,
+} as const;
+
+/**
+ * The bindings of the worker: the rooms, the limits (`vars`, strings) and
+ * the TURN configuration (see `turn.ts`).
+ */
+export interface Env extends TurnEnv {
   /** The `Room` namespace. */
   ROOMS: DurableObjectNamespace<Room>;
   /** Guests at once in one room. */
@@ -78,9 +111,11 @@ interface Attachment {
   closeCode?: number;
   /** The close reason for `closeAt`: the error code the socket was sent. */
   closeReason?: string;
+  /** When the member's ICE server credentials were minted (ms since the epoch), if it got any. */
+  iceAt?: number;
 }
 
-/** The room's state: SHA-256 of the host key, and the guest verifier. */
+/** The room's state: the verifiers of the host key and of the guest key, as bytes. */
 interface Verifiers {
   host: Uint8Array;
   guest: Uint8Array;
@@ -106,10 +141,12 @@ const EXPIRES = "expires";
  * room's verifiers, accepts sockets with the Hibernation API, and relays
  * `signal` frames between the host and its guests, stamping `from` itself.
  *
- * @example Bind it in wrangler.jsonc and forward upgrades to it
+ * @example Bind it in wrangler.jsonc and hand it a checked join
  * ```ts ignore
- * const stub = env.ROOMS.get(env.ROOMS.idFromName(roomId));
- * return stub.fetch(request);
+ * const stub = env.ROOMS.get(env.ROOMS.idFromName(join.room));
+ * return stub.fetch("https://room.internal/join", {
+ *   headers: { Upgrade: "websocket", [JOIN_HEADER]: JSON.stringify(join) },
+ * });
  * ```
  */
 export class Room extends DurableObject<Env> {
@@ -149,27 +186,32 @@ export class Room extends DurableObject<Env> {
       ));
     }
     const stored = await this.ctx.storage.get<Verifiers>("verifiers");
-    const keyHash = await sha256(credentials.key);
+    const keyHash = decodeBase64Url(await keyVerifier(credentials.key))!;
     if (credentials.role === "host") {
       // A room id of 43 characters is a key verifier (a ticket's room): only the
       // key it was derived from may open the room, so nobody can claim it first.
       const room = credentials.room;
-      if (room.length === BOUND_ROOM_ID_LENGTH && !equal(keyHash, decodeBase64Url(room))) {
+      if (room.length === BOUND_ROOM_ID_LENGTH && !(await verifyKey(credentials.key, room))) {
         return this.#refuse(credentials, "key_refused");
       }
-      if (stored && !equal(keyHash, stored.host)) return this.#refuse(credentials, "key_refused");
-      const guest = decodeBase64Url(credentials.guestVerifier!);
-      if (!stored || !equal(guest, stored.guest)) {
+      if (stored && !timingSafeEqual(keyHash, stored.host)) {
+        return this.#refuse(credentials, "key_refused");
+      }
+      const guest = decodeBase64Url(credentials.guestVerifier!)!;
+      if (!stored || !timingSafeEqual(guest, stored.guest)) {
         await this.ctx.storage.put<Verifiers>("verifiers", { host: keyHash, guest });
       }
     } else {
       if (!stored) return this.#refuse(credentials, "room_not_found");
-      if (!equal(keyHash, stored.guest)) return this.#refuse(credentials, "key_refused");
-      const max = limit(this.env.MAX_GUESTS, DEFAULTS.MAX_GUESTS);
-      if (this.#live("guest").length >= max) return this.#refuse(credentials, "room_full");
+      if (!timingSafeEqual(keyHash, stored.guest)) return this.#refuse(credentials, "key_refused");
     }
-    // From here to the response nothing awaits, so no other request interleaves.
     const peer = credentials.role === "host" ? HOST : randomGuestId();
+    const iceServers = await this.#iceServers(peer);
+    // From here to the response nothing awaits, so no other request interleaves.
+    const max = limit(this.env.MAX_GUESTS, DEFAULTS.MAX_GUESTS);
+    if (credentials.role === "guest" && this.#live("guest").length >= max) {
+      return this.#refuse(credentials, "room_full");
+    }
     // The replaced host closes its socket on the error frame (see CLOSE_GRACE_MS).
     for (const old of this.#live("host").filter(() => peer === HOST)) {
       sendError(old.ws, "host_replaced");
@@ -183,19 +225,23 @@ export class Room extends DurableObject<Env> {
       tokens: limit(this.env.RATE_BURST, DEFAULTS.RATE_BURST) * this.#share(credentials.role),
       at: Date.now(),
       gone: false,
+      ...iceServers.length > 0 && { iceAt: Date.now() },
     };
     server.serializeAttachment(me);
     const others = this.#live(me.role === "host" ? "guest" : "host");
     server.send(
-      JSON.stringify({
-        type: "welcome",
-        peer,
-        role: me.role,
-        peers: others.map((o) => o.me.peer),
-        relay: this.#relayLimits() ?? null,
-      }),
+      JSON.stringify(
+        {
+          type: "welcome",
+          peer,
+          role: me.role,
+          peers: others.map((o) => o.me.peer),
+          ...iceServers.length > 0 && { iceServers },
+          relay: (this.#relayLimits() ?? null) as Record<string, unknown> | null,
+        } satisfies RoomFrame,
+      ),
     );
-    for (const other of others) other.ws.send(JSON.stringify({ type: "join", peer }));
+    for (const other of others) send(other.ws, { type: "join", peer });
     await this.ctx.storage.delete(EXPIRES);
     await this.#schedule();
     return upgrade(client, credentials);
@@ -227,6 +273,57 @@ export class Room extends DurableObject<Env> {
     await this.#schedule();
     return upgrade(client, credentials);
   }
+
+  /**
+   * When a member's ICE server credentials are due for renewal: at half their
+   * TTL, so a member connected for days always holds valid ones.
+   */
+  #refreshAt(me: Attachment): number {
+    return me.iceAt === undefined ? Infinity : me.iceAt + (turnTtl(this.env) * 1000) / 2;
+  }
+
+  /**
+   * The STUN/TURN servers to hand a new member: credentials minted with
+   * `TURN_SECRET`, and Cloudflare's (asked once per half TTL and kept in
+   * memory). A source that fails is logged and left out: joining never
+   * depends on it.
+   */
+  async #iceServers(peer: string): Promise<IceServerFrame[]> {
+    const env = this.env;
+    const ttl = turnTtl(env);
+    const now = Date.now();
+    const servers: IceServerFrame[] = [];
+    const urls = turnUrls(env);
+    if (urls.length > 0) {
+      servers.push(
+        env.TURN_SECRET
+          ? await restTurnServer(env.TURN_SECRET, urls, peer, Math.floor(now / 1000) + ttl)
+          : { urls },
+      );
+    }
+    if (env.CLOUDFLARE_TURN_KEY_ID && env.CLOUDFLARE_TURN_API_TOKEN) {
+      if (!this.#cloudflare || this.#cloudflare.until <= now) {
+        try {
+          this.#cloudflare = {
+            servers: await cloudflareTurnServers(
+              env.CLOUDFLARE_TURN_KEY_ID,
+              env.CLOUDFLARE_TURN_API_TOKEN,
+              ttl,
+              fetch,
+            ),
+            until: now + (ttl * 1000) / 2,
+          };
+        } catch (error) {
+          console.error("Room could not get Cloudflare TURN credentials:", error);
+        }
+      }
+      if (this.#cloudflare) servers.push(...this.#cloudflare.servers);
+    }
+    return servers;
+  }
+
+  /** Cloudflare TURN credentials, shared by the members while at least half their TTL is left. */
+  #cloudflare?: { servers: IceServerFrame[]; until: number };
 
   /**
    * How many guests' worth of frames a socket may send: the host talks to
@@ -274,7 +371,7 @@ export class Room extends DurableObject<Env> {
       o.me.peer === frame.to
     );
     if (!target) return sendError(ws, "unknown_peer", frame.ref);
-    target.ws.send(JSON.stringify({ type: "signal", from: me.peer, data: frame.data }));
+    send(target.ws, { type: "signal", from: me.peer, data: frame.data });
   }
 
   /** The relay's limits from `vars`, or `undefined` where the operator turned it off. */
@@ -390,6 +487,14 @@ export class Room extends DurableObject<Env> {
       } catch { /* the socket is going anyway */ }
       this.#leave(ws, me, "silent");
     }
+    for (const { ws, me } of this.#live()) {
+      if (this.#refreshAt(me) > now) continue;
+      const iceServers = await this.#iceServers(me.peer);
+      try {
+        ws.serializeAttachment({ ...me, iceAt: now });
+        send(ws, { type: "ice_servers", iceServers });
+      } catch { /* closed meanwhile */ }
+    }
     for (const ws of sockets) {
       const me = readAttachment(ws);
       if (me?.closeAt !== undefined && me.closeAt <= now) {
@@ -425,7 +530,8 @@ export class Room extends DurableObject<Env> {
         ...sockets.map((ws) => {
           const me = readAttachment(ws);
           if (!me) return Infinity;
-          return me.closeAt ?? (me.gone ? Infinity : this.#silentAt(ws, me));
+          return me.closeAt ??
+            (me.gone ? Infinity : Math.min(this.#silentAt(ws, me), this.#refreshAt(me)));
         }),
       );
       const current = await this.ctx.storage.getAlarm();
@@ -453,7 +559,7 @@ export class Room extends DurableObject<Env> {
    * replaced it). With `closeWith`, the room closes the socket after
    * {@linkcode CLOSE_GRACE_MS} unless the client does first.
    */
-  #leave(ws: WebSocket, me: Attachment, closeWith?: keyof typeof CLOSE): void {
+  #leave(ws: WebSocket, me: Attachment, closeWith?: ClosingErrorCode): void {
     try {
       ws.serializeAttachment(
         closeWith === undefined ? { ...me, gone: true } : {
@@ -469,7 +575,7 @@ export class Room extends DurableObject<Env> {
     if (me.role === "host" && others.some((o) => o.me.role === "host")) return;
     for (const other of others) {
       if (other.me.role !== me.role) {
-        other.ws.send(JSON.stringify({ type: "leave", peer: me.peer }));
+        send(other.ws, { type: "leave", peer: me.peer });
       }
     }
   }
@@ -492,7 +598,7 @@ function readAttachment(ws: WebSocket): Attachment | null {
     return null;
   }
   if (typeof value !== "object" || value === null) return null;
-  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason } = value as Record<
+  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason, iceAt } = value as Record<
     string,
     unknown
   >;
@@ -506,16 +612,29 @@ function readAttachment(ws: WebSocket): Attachment | null {
       typeof closeReason === "string"
     ? { closeAt, closeCode, closeReason }
     : {};
-  return { peer: peer as string, role: role as Role, tokens, at, gone, ...ending };
+  return {
+    peer: peer as string,
+    role: role as Role,
+    tokens,
+    at,
+    gone,
+    ...ending,
+    ...typeof iceAt === "number" && { iceAt },
+  };
 }
 
 function sendError(ws: WebSocket, code: ErrorCode, ref?: string | number, peer?: string): void {
+  if (peer === undefined) return ws.send(errorFrame(code, ref));
   ws.send(JSON.stringify({ type: "error", code, message: ERRORS[code], ref, peer }));
 }
 
 /** An error frame about a relay frame, naming the guest it concerned (if known). */
 function sendRelayError(ws: WebSocket, code: RelayErrorCode, peer?: string): void {
   ws.send(JSON.stringify({ type: "error", code, message: RELAY_ERRORS[code], peer }));
+}
+
+function send(ws: WebSocket, frame: RoomFrame): void {
+  ws.send(JSON.stringify(frame));
 }
 
 function upgrade(client: WebSocket, credentials: Credentials): Response {
@@ -533,19 +652,4 @@ function limit(value: string | undefined, fallback: number): number {
 function randomGuestId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-}
-
-function decodeBase64Url(text: string): Uint8Array {
-  return Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
-}
-
-/** Compares in time that depends only on the lengths (here both 32 bytes). */
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  let difference = a.byteLength ^ b.byteLength;
-  for (let i = 0; i < Math.min(a.byteLength, b.byteLength); i++) difference |= a[i]! ^ b[i]!;
-  return difference === 0;
 }

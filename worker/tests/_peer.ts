@@ -3,6 +3,7 @@
  * queued and every wait is bounded, so tests read frames and close codes as sent.
  */
 import assert from "node:assert/strict";
+import { keyVerifier } from "../../src/signaling/room_protocol.ts";
 import { type LocalSignaling, type LocalSignalingOptions, startLocalSignaling } from "../local.ts";
 
 export const HOST_KEY = "host-key-000000000000";
@@ -12,10 +13,9 @@ export const GUEST_VERIFIER = await verifierOf(GUEST_KEY);
 /** The relay limits a room announces in its welcome frame with the default `vars`. */
 export const DEFAULT_RELAY = { maxFrameBytes: 131_072, bytesPerSecond: 8_388_608 };
 
-export async function verifierOf(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
-  return btoa(String.fromCharCode(...new Uint8Array(digest))).replace(/\+/g, "-")
-    .replace(/\//g, "_").replace(/=+$/, "");
+/** A key's verifier, as the room computes it. */
+export function verifierOf(key: string): Promise<string> {
+  return keyVerifier(key);
 }
 
 export function newRoomId(): string {
@@ -27,13 +27,17 @@ export type Frame = Record<string, unknown> | string;
 /** A raw client: every frame it receives is queued; every wait is bounded. */
 export class Peer {
   readonly frames: Frame[] = [];
+  /** The first welcome frame, as received. */
+  welcome?: Record<string, unknown>;
   readonly closed: Promise<CloseEvent>;
   #wake?: () => void;
 
   private constructor(readonly ws: WebSocket) {
     ws.onmessage = (event) => {
       const data = event.data;
-      this.frames.push(data === "pong" ? data : JSON.parse(data));
+      const frame = data === "pong" ? data : JSON.parse(data);
+      if (frame.type === "welcome") this.welcome ??= frame;
+      this.frames.push(frame);
       this.#wake?.();
     };
     this.closed = new Promise((resolve) => (ws.onclose = resolve));
@@ -131,7 +135,8 @@ export function hibernate(server: LocalSignaling, room: string): Promise<void> {
 /** A host and a guest in a fresh room, past their welcome and join frames. */
 export async function pair(server: LocalSignaling, room = newRoomId()) {
   const host = await Peer.host(server, room);
-  assert.deepEqual(await host.next(), {
+  const { iceServers: _, ...hostWelcome } = await host.next() as Record<string, unknown>;
+  assert.deepEqual(hostWelcome, {
     type: "welcome",
     peer: "host",
     role: "host",

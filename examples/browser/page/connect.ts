@@ -184,10 +184,11 @@ export function setUpConnect(network: NetworkSettings): void {
       tools = (await current.listTools()).tools;
       steps.add(`tools listed: ${tools.map((tool) => tool.name).join(", ") || "none"}`);
     } catch (cause) {
-      await current.close().catch(() => {});
       idle();
       steps.add("failed");
       error.textContent = `Cannot connect to the desktop: ${describeError(cause)}`;
+      // Said first: letting go of a connection that never came up can take seconds.
+      void current.close().catch(() => {});
       return;
     }
     current.onclose = () => {

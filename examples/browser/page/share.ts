@@ -9,14 +9,12 @@
  */
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { z } from "zod";
 import {
-  type ConnectableServer,
   type ConnectionPath,
   SignalingRoom,
+  type WebRTCConnection,
   WebRTCListener,
-  type WebRTCServerTransport,
 } from "../../../mod.ts";
 import { byId, clock, describeError, type NetworkSettings } from "./ui.ts";
 
@@ -35,6 +33,11 @@ class AgentLine {
     this.#item = document.createElement("li");
     document.getElementById("no-agents")?.remove();
     byId("agents").append(this.#item);
+  }
+
+  /** Whether the agent's connection came up. */
+  get joined(): boolean {
+    return this.#parts.length > 0;
   }
 
   /** Adds one status to the line, e.g. `joined 10:04:12`. */
@@ -129,10 +132,10 @@ function createTabServer(who: string): McpServer {
   return server;
 }
 
-/** The path of a just-opened connection: the statistics report it shortly after the channel opens. */
-async function pathOf(transport: WebRTCServerTransport): Promise<ConnectionPath | undefined> {
+/** The path of a just-opened connection: the statistics report it shortly after it opens. */
+async function pathOf(connection: WebRTCConnection): Promise<ConnectionPath | undefined> {
   for (let poll = 0; poll < PATH_POLLS; poll++) {
-    const path = await transport.getConnectionPath().catch(() => undefined);
+    const path = await connection.getConnectionPath().catch(() => undefined);
     if (path?.localCandidateType) return path;
     await new Promise((resolve) => setTimeout(resolve, PATH_POLL_MS));
   }
@@ -167,29 +170,12 @@ export function setUpShare(network: NetworkSettings): void {
         "Cannot open a room as no signalling service is given: enter its URL, e.g. wss://signal.example";
       return;
     }
+    // One line per agent (one peer connection); an agent may open several MCP sessions on it.
     const lines = new Map<string, AgentLine>();
-    const serveAgent = (peer: string): ConnectableServer => {
-      const line = new AgentLine(++agents);
-      lines.set(peer, line);
-      line.add("joined", `joined ${clock()}`);
-      const server = createTabServer(line.label);
-      return {
-        connect(transport: Transport) {
-          const agent = transport as WebRTCServerTransport;
-          agent.onconnectstep = async (step) => {
-            if (step !== "channel") return;
-            const path = await pathOf(agent);
-            line.add(
-              "connected",
-              `path ${path?.localCandidateType ?? "unknown"}${
-                path?.remoteAddress ? ` (${path.remoteAddress})` : ""
-              }`,
-            );
-          };
-          return server.connect(transport);
-        },
-        close: () => server.close(),
-      };
+    const lineOf = (peer: string) => {
+      let line = lines.get(peer);
+      if (!line) lines.set(peer, line = new AgentLine(++agents));
+      return line;
     };
     start.disabled = true;
     urlInput.disabled = true;
@@ -199,16 +185,37 @@ export function setUpShare(network: NetworkSettings): void {
         url,
         iceServers: network.iceServers,
         connectTimeout: network.connectTimeout,
-        createServer: ({ peer }) => serveAgent(peer),
+        createServer: ({ peer, session }) => {
+          const { label } = lineOf(peer);
+          return createTabServer(session > 1 ? `${label} (session ${session})` : label);
+        },
       });
     } catch (cause) {
       stopped("");
       error.textContent = `Cannot open a room on ${url}: ${describeError(cause)}`;
       return;
     }
-    listener.onsessionclose = ({ agent }) => {
-      lines.get(agent.peer)?.add("left", `left ${clock()}`);
-      lines.delete(agent.peer);
+    listener.onagent = async ({ peer, connection }) => {
+      const line = lineOf(peer);
+      line.add("joined", `joined ${clock()}`);
+      const path = await pathOf(connection);
+      line.add(
+        "connected",
+        `path ${path?.localCandidateType ?? "unknown"}${
+          path?.remoteAddress ? ` (${path.remoteAddress})` : ""
+        }`,
+      );
+    };
+    listener.onagentleave = ({ peer }, cause) => {
+      const line = lineOf(peer);
+      lines.delete(peer);
+      // The listener gives a reason even for a goodbye: for an agent that was connected, the time is enough.
+      line.add(
+        "left",
+        line.joined || !cause
+          ? `left ${clock()}`
+          : `could not connect (${clock()}): ${describeError(cause)}`,
+      );
     };
     listener.onerror = (cause) => {
       error.textContent = describeError(cause);

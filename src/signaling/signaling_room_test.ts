@@ -1,18 +1,18 @@
 import assert from "node:assert/strict";
 import { type LocalSignaling, startLocalSignaling } from "../../worker/local.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
+import { keyVerifier } from "./room_protocol.ts";
 import {
   createRoomId,
   createRoomKey,
-  deriveGuestVerifier,
   SignalingRoom,
   SignalingRoomError,
-  WebSocketSignaling,
-} from "./websocket_signaling.ts";
+} from "./signaling_room.ts";
+import { WebSocketSignaling } from "./websocket_signaling.ts";
 
 const HOST_KEY = createRoomKey();
 const GUEST_KEY = createRoomKey();
-const GUEST_VERIFIER = await deriveGuestVerifier(GUEST_KEY);
+const GUEST_VERIFIER = await keyVerifier(GUEST_KEY);
 
 /** Resolves with the first value passed to the callback, or rejects after 3 s. */
 function once<T = void>(install: (callback: (value: T) => void) => void): Promise<T> {
@@ -265,7 +265,9 @@ Deno.test("SignalingRoom pairs with the room hibernating between every step", as
       role: "host",
       key: HOST_KEY,
       guestVerifier: GUEST_VERIFIER,
-      pingInterval: 100, // the room's auto-response must answer, hibernating or not
+      // The room's auto-response must answer, hibernating or not, within one
+      // interval: 500 ms leaves room for a loaded machine and the evictions.
+      pingInterval: 500,
     });
     const errors: Error[] = [];
     host.onerror = (error) => errors.push(error);
@@ -283,7 +285,7 @@ Deno.test("SignalingRoom pairs with the room hibernating between every step", as
     await view.send({ type: "answer" });
     assert.deepEqual(await fromHost.next(), { type: "answer" });
     await hibernate();
-    await new Promise((resolve) => setTimeout(resolve, 400)); // a few pings
+    await new Promise((resolve) => setTimeout(resolve, 1_600)); // a few pings
     assert.deepEqual(errors, []);
     assert.equal(host.peer, "host");
     const viewClosed = once((callback) => (view.onclose = callback));
@@ -427,4 +429,42 @@ Deno.test("SignalingRoom uses the injected WebSocket and keeps the key out of th
     }]);
     await host.close();
   });
+});
+
+Deno.test("SignalingRoom that pings less often than the room's silence limit is closed as silent, and reconnects", async () => {
+  await withServer(async (_server, url) => {
+    const host = await SignalingRoom.join(url, {
+      role: "host",
+      key: HOST_KEY,
+      guestVerifier: GUEST_VERIFIER,
+      pingInterval: 60_000,
+      reconnect: { minDelay: 10, maxDelay: 50 },
+    });
+    const error = await once<Error>((callback) => (host.onerror = callback));
+    assert.ok(error instanceof SignalingRoomError);
+    assert.equal(error.code, "connection_lost");
+    assert.match(error.message, /silent/);
+    const guest = await WebSocketSignaling.connect(url, { key: GUEST_KEY, hostTimeout: 3000 });
+    assert.deepEqual(guest.room.peers, ["host"]);
+    await guest.close();
+    await host.close();
+  }, { SILENCE_SECONDS: "1" });
+});
+
+Deno.test("SignalingRoom exposes the ICE servers the room hands out, and their renewals", async () => {
+  await withServer(async (_server, url) => {
+    const host = await joinHost(url);
+    const first = host.iceServers;
+    assert.equal(first?.length, 1);
+    assert.deepEqual(first![0]!.urls, ["turn:127.0.0.1:3478"]);
+    assert.match(first![0]!.username!, /^\d+:host$/);
+    // The room renews them at half their TTL (2 s here): wait for it, bounded.
+    const deadline = Date.now() + 5_000;
+    while (host.iceServers === first && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.notEqual(host.iceServers, first, "Expected renewed ICE servers within 5 s");
+    assert.match(host.iceServers![0]!.username!, /^\d+:host$/);
+    await host.close();
+  }, { TURN_SECRET: "secret", TURN_URLS: "turn:127.0.0.1:3478", TURN_TTL_SECONDS: "4" });
 });

@@ -1,0 +1,121 @@
+/**
+ * The floor the benchmark divides by: node-datachannel's native API on
+ * 127.0.0.1 with no layer of this module in between.
+ *
+ * - {@linkcode nativePair}: two native peer connections negotiated directly in
+ *   this process, with one open data channel between them.
+ * - {@linkcode BareTransport}: the least an MCP transport can do on such a
+ *   channel (one `JSON.stringify` out, one `JSON.parse` in, no framing, no
+ *   validation): the SDK over it is the floor of a `tools/call` round trip.
+ * - {@linkcode rawTransfer}: bytes in 64 KiB messages with the same water
+ *   marks as this module, no serialisation: the floor of a large result.
+ *
+ * @module
+ */
+import nodeDataChannel from "node-datachannel";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
+import { HIGH_WATER_MARK, LOOPBACK_MTU, LOW_WATER_MARK } from "../src/constants.ts";
+
+type NativeChannel = nodeDataChannel.DataChannel;
+
+/** Two open native channels, one per peer connection, and how to close everything. */
+export interface NativePair {
+  offerer: NativeChannel;
+  answerer: NativeChannel;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects two native peer connections on 127.0.0.1 with the MTU this
+ * module uses there, so that the floor and the transport share one path.
+ */
+export async function nativePair(mtu = LOOPBACK_MTU): Promise<NativePair> {
+  const config = { iceServers: [], bindAddress: "127.0.0.1", mtu };
+  const a = new nodeDataChannel.PeerConnection("floor-a", config);
+  const b = new nodeDataChannel.PeerConnection("floor-b", config);
+  a.onLocalDescription((sdp, type) => b.setRemoteDescription(sdp, type));
+  b.onLocalDescription((sdp, type) => a.setRemoteDescription(sdp, type));
+  a.onLocalCandidate((candidate, mid) => b.addRemoteCandidate(candidate, mid));
+  b.onLocalCandidate((candidate, mid) => a.addRemoteCandidate(candidate, mid));
+  const answered = Promise.withResolvers<NativeChannel>();
+  b.onDataChannel((channel) => answered.resolve(channel));
+  const offerer = a.createDataChannel("floor");
+  const opened = new Promise<void>((resolve) => offerer.onOpen(resolve));
+  const timer = setTimeout(
+    () => answered.reject(new Error("The native pair did not connect")),
+    10_000,
+  );
+  try {
+    const [answerer] = await Promise.all([answered.promise, opened]);
+    return {
+      offerer,
+      answerer,
+      async close() {
+        const closed = new Promise<void>((resolve) => answerer.onClosed(resolve));
+        offerer.close();
+        await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 500))]);
+        a.close();
+        b.close();
+      },
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** An MCP transport with nothing but `JSON.stringify` and `JSON.parse` on a native channel. */
+export class BareTransport implements Transport {
+  onmessage?: (message: JSONRPCMessage) => void;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  readonly #channel: NativeChannel;
+
+  constructor(channel: NativeChannel) {
+    this.#channel = channel;
+  }
+
+  start(): Promise<void> {
+    this.#channel.onMessage((data) => this.onmessage?.(JSON.parse(data as string)));
+    return Promise.resolve();
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    this.#channel.sendMessage(JSON.stringify(message));
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.onclose?.();
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Sends `bytes` from the offerer to the answerer in 64 KiB binary messages,
+ * waiting above this module's high-water mark as it does; resolves with the
+ * milliseconds from the first send to the last byte received.
+ */
+export async function rawTransfer(pair: NativePair, bytes: number): Promise<number> {
+  const chunk = new Uint8Array(65_536).fill(0x78);
+  const { offerer, answerer } = pair;
+  const received = Promise.withResolvers<void>();
+  let got = 0;
+  answerer.onMessage((data) => {
+    got += typeof data === "string" ? data.length : (data as ArrayBuffer).byteLength;
+    if (got >= bytes) received.resolve();
+  });
+  offerer.setBufferedAmountLowThreshold(LOW_WATER_MARK);
+  let low = Promise.withResolvers<void>();
+  offerer.onBufferedAmountLow(() => low.resolve());
+  const started = performance.now();
+  for (let sent = 0; sent < bytes; sent += chunk.byteLength) {
+    if (offerer.bufferedAmount() > HIGH_WATER_MARK) {
+      await low.promise;
+      low = Promise.withResolvers<void>();
+    }
+    offerer.sendMessageBinary(chunk.subarray(0, Math.min(chunk.byteLength, bytes - sent)));
+  }
+  await received.promise;
+  return performance.now() - started;
+}

@@ -1,0 +1,172 @@
+/**
+ * Many MCP sessions on one `WebRTCConnection`, on 127.0.0.1 only:
+ *
+ * - **New session**: from `openTransport()` on an open connection to the
+ *   result of its `initialize` (a new data channel, then one MCP round trip),
+ *   against one `ping` round trip on a session already open, measured in the
+ *   same run. No ICE or DTLS is in it: the connection is up.
+ * - **Head-of-line blocking**: small `tools/call` round trips on one session
+ *   while another session receives a 64 MiB result, against the same calls
+ *   with nothing else on the connection (p50 and p99).
+ *
+ * Prints figures, asserts nothing. Run alone with
+ * `deno run -A bench/sessions.ts [--quick] [--json]`; `deno task bench` runs it
+ * in a process of its own.
+ *
+ * @module
+ */
+import { Client } from "@modelcontextprotocol/sdk/client";
+// @ts-types="@modelcontextprotocol/sdk/server/mcp"
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { z } from "zod";
+import { MemorySignaling, WebRTCConnection } from "../mod.ts";
+
+const MIB = 1024 * 1024;
+const LOCAL = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
+
+/** What this benchmark reports. */
+export interface SessionFigures {
+  /** `ping` on an open session, ms. */
+  pingMedianMs: number;
+  /** `openTransport()` to the `initialize` result, ms. */
+  newSessionMedianMs: number;
+  newSessionP90Ms: number;
+  /** New session ÷ one ping round trip. */
+  newSessionRatio: number;
+  samples: number;
+  /** Small calls alone, ms. */
+  idleP50Ms: number;
+  idleP99Ms: number;
+  /** Small calls while another session receives 64 MiB, ms. */
+  busyP50Ms: number;
+  busyP99Ms: number;
+  /** How many small calls completed during the 64 MiB transfer. */
+  busyCalls: number;
+  /** How long the 64 MiB result took, ms. */
+  transferMs: number;
+}
+
+function server(): McpServer {
+  const mcp = new McpServer({ name: "bench", version: "1.0.0" });
+  mcp.registerTool(
+    "echo",
+    { inputSchema: { text: z.string() } },
+    ({ text }) => ({ content: [{ type: "text", text }] }),
+  );
+  mcp.registerTool(
+    "blob",
+    { inputSchema: { size: z.number() } },
+    ({ size }) => ({ content: [{ type: "text", text: "x".repeat(size) }] }),
+  );
+  return mcp;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Runs the measurements on one connection between two peers in this process. */
+export async function measureSessions(quick: boolean): Promise<SessionFigures> {
+  const samples = quick ? 20 : 100;
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const desktop = new WebRTCConnection({ signaling: b, initiator: false, ...LOCAL });
+  desktop.ontransport = (transport) => void server().connect(transport);
+  void desktop.connect().catch(() => {});
+  // A 64 MiB result is a little over the default 64 MiB receive cap with its envelope.
+  const agent = new WebRTCConnection({
+    signaling: a,
+    linger: 60_000,
+    maxReceiveSize: 80 * MIB,
+    ...LOCAL,
+  });
+  const clients: Client[] = [];
+  const open = async () => {
+    const client = new Client({ name: "bench", version: "1.0.0" });
+    await client.connect(agent.openTransport());
+    clients.push(client);
+    return client;
+  };
+  try {
+    const first = await open();
+    // Ping on an open session: one data-channel round trip through the SDK.
+    const pings: number[] = [];
+    for (let i = 0; i < samples + 20; i++) {
+      const start = performance.now();
+      await first.ping();
+      if (i >= 20) pings.push(performance.now() - start);
+    }
+    // New sessions on the open connection.
+    const opens: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const start = performance.now();
+      const client = await open();
+      opens.push(performance.now() - start);
+      await client.close();
+    }
+    const call = async (client: Client) => {
+      const start = performance.now();
+      await client.callTool({ name: "echo", arguments: { text: "hello" } });
+      return performance.now() - start;
+    };
+    const small = await open();
+    const idle: number[] = [];
+    for (let i = 0; i < samples * 3; i++) idle.push(await call(small));
+    const bulk = await open();
+    let done = false;
+    const started = performance.now();
+    const transfer = bulk.callTool({ name: "blob", arguments: { size: 64 * MIB } }, undefined, {
+      timeout: 300_000,
+    }).then(() => (done = true));
+    const busy: number[] = [];
+    while (!done) busy.push(await call(small));
+    await transfer;
+    const transferMs = performance.now() - started;
+    const pingMedianMs = percentile(pings, 50);
+    const newSessionMedianMs = percentile(opens, 50);
+    return {
+      pingMedianMs,
+      newSessionMedianMs,
+      newSessionP90Ms: percentile(opens, 90),
+      newSessionRatio: newSessionMedianMs / pingMedianMs,
+      samples,
+      idleP50Ms: percentile(idle, 50),
+      idleP99Ms: percentile(idle, 99),
+      busyP50Ms: percentile(busy, 50),
+      busyP99Ms: percentile(busy, 99),
+      busyCalls: busy.length,
+      transferMs,
+    };
+  } finally {
+    await Promise.allSettled(clients.map((client) => client.close()));
+    await agent.close();
+    await desktop.close();
+  }
+}
+
+/** The figures as lines of text. */
+export function renderSessions(figures: SessionFigures | null): string {
+  if (!figures) return "Sessions on one connection: not measured (the run failed)";
+  const ms = (value: number) => `${value.toFixed(value < 1 ? 3 : 1)} ms`;
+  return [
+    "Sessions on one connection (loopback)",
+    `  new session, openTransport() to the initialize result: median ${
+      ms(figures.newSessionMedianMs)
+    }, p90 ${ms(figures.newSessionP90Ms)} (${figures.samples} sessions)`,
+    `  one ping round trip on an open session: median ${ms(figures.pingMedianMs)}`,
+    `  ratio: ${figures.newSessionRatio.toFixed(2)}× (target ≤ 2×)`,
+    `  small calls alone: p50 ${ms(figures.idleP50Ms)}, p99 ${ms(figures.idleP99Ms)}`,
+    `  small calls while another session receives 64 MiB (${
+      (figures.transferMs / 1000).toFixed(1)
+    } s, ${figures.busyCalls} calls): p50 ${ms(figures.busyP50Ms)}, p99 ${ms(figures.busyP99Ms)} (${
+      (figures.busyP99Ms / figures.idleP99Ms).toFixed(1)
+    }× the p99 alone)`,
+  ].join("\n");
+}
+
+if (import.meta.main) {
+  const figures = await measureSessions(Deno.args.includes("--quick"));
+  console.log(Deno.args.includes("--json") ? JSON.stringify(figures) : renderSessions(figures));
+  // node-datachannel's threads may outlive the connections by a moment; the figures are out.
+  Deno.exit(0);
+}

@@ -1,0 +1,121 @@
+import assert from "node:assert/strict";
+import { JsonAssembler, jsonPieces, LARGE_STRING } from "./_json_pieces.ts";
+import { prng } from "./_test_prng.ts";
+
+/** A large string whose characters need every kind of escape and every UTF-8 length. */
+function awkwardString(length: number, random: () => number): string {
+  const alphabet = ['"', "\\", "\n", "\u0001", "/", "a", "é", "€", "😀", "\ud800", "x"];
+  let text = "";
+  while (text.length < length) text += alphabet[Math.floor(random() * alphabet.length)];
+  return text;
+}
+
+function assemble(pieces: Iterable<string>): unknown {
+  const assembler = new JsonAssembler();
+  for (const piece of pieces) assembler.push(piece);
+  return assembler.end();
+}
+
+/** Cuts `text` at random places, including inside escapes and surrogate pairs. */
+function cutRandomly(text: string, random: () => number, most: number): string[] {
+  const pieces: string[] = [];
+  for (let at = 0; at < text.length;) {
+    const next = Math.min(text.length, at + 1 + Math.floor(random() * most));
+    pieces.push(text.slice(at, next));
+    at = next;
+  }
+  return pieces;
+}
+
+Deno.test("jsonPieces() gives a message without a large string as one JSON.stringify piece", () => {
+  const message = { jsonrpc: "2.0", id: 1, result: { content: [{ type: "text", text: "hi" }] } };
+  assert.deepEqual([...jsonPieces(message)], [JSON.stringify(message)]);
+});
+
+Deno.test("jsonPieces() gives exactly the text of JSON.stringify for large strings in slices", () => {
+  const random = prng(7);
+  const message = {
+    jsonrpc: "2.0",
+    id: 9,
+    result: {
+      content: [
+        { type: "text", text: awkwardString(3 * LARGE_STRING + 17, random) },
+        { type: "image", data: "A".repeat(LARGE_STRING), mimeType: "image/png" },
+      ],
+      skipped: undefined,
+    },
+  };
+  const pieces = [...jsonPieces(message)];
+  assert.ok(pieces.length > 4);
+  assert.equal(pieces.join(""), JSON.stringify(message));
+});
+
+Deno.test("jsonPieces() never parts a surrogate pair at a slice boundary", () => {
+  const text = `${"a".repeat(LARGE_STRING - 1)}😀${"b".repeat(10)}`;
+  assert.equal([...jsonPieces({ text })].join(""), JSON.stringify({ text }));
+});
+
+Deno.test("jsonPieces() serialises a large object key whole", () => {
+  const message = { [`k${"y".repeat(LARGE_STRING)}`]: "x".repeat(LARGE_STRING) };
+  assert.equal([...jsonPieces(message)].join(""), JSON.stringify(message));
+});
+
+Deno.test("jsonPieces() throws as JSON.stringify does for a value it cannot serialise", () => {
+  const cyclic: Record<string, unknown> = { text: "x".repeat(LARGE_STRING) };
+  cyclic.self = cyclic;
+  assert.throws(() => jsonPieces(cyclic), TypeError);
+  assert.throws(() => jsonPieces({ n: 1n }), TypeError);
+});
+
+Deno.test("JsonAssembler parses JSON cut anywhere as JSON.parse does", () => {
+  const random = prng(11);
+  for (let round = 0; round < 20; round++) {
+    const value = {
+      small: awkwardString(50, random),
+      large: awkwardString(LARGE_STRING + Math.floor(random() * 3 * LARGE_STRING), random),
+      list: [1, true, null, "\\\\", awkwardString(LARGE_STRING, random)],
+      after: "end",
+    };
+    const text = JSON.stringify(value);
+    const most = [1, 7, 5000, 70_000][round % 4];
+    assert.deepEqual(assemble(cutRandomly(text, random, most)), JSON.parse(text));
+  }
+});
+
+Deno.test("JsonAssembler cuts a large string only between escape sequences", () => {
+  // Backslash runs and \u escapes straddle the slice boundary at every offset.
+  for (let offset = 0; offset < 8; offset++) {
+    const value = "a".repeat(LARGE_STRING - 6 + offset) + '\\\\\\"\u0001é'.repeat(3);
+    const text = JSON.stringify([value]);
+    assert.deepEqual(assemble([text.slice(0, LARGE_STRING + 1), text.slice(LARGE_STRING + 1)]), [
+      value,
+    ]);
+  }
+});
+
+Deno.test("JsonAssembler parses a large string used as an object key", () => {
+  const value = { [`k${"y".repeat(LARGE_STRING)}`]: { [`z${"w".repeat(LARGE_STRING)}`]: 1 } };
+  const text = JSON.stringify(value);
+  assert.deepEqual(assemble(cutRandomly(text, prng(3), 9000)), value);
+});
+
+Deno.test("JsonAssembler refuses text that is not one JSON value", () => {
+  const large = "x".repeat(LARGE_STRING);
+  assert.throws(() => assemble(['{"a":']), SyntaxError);
+  assert.throws(() => assemble([`{"a":"${large}`]), SyntaxError);
+  assert.throws(() => assemble([`{"a":"${large}\u0001"}`]), SyntaxError);
+  assert.throws(() => assemble([`{"a":"${large}\\q"}`]), SyntaxError);
+  assert.throws(() => assemble([`{"a":"${large}"} x`]), SyntaxError);
+});
+
+Deno.test("JsonAssembler does not take a peer's string for one of its placeholders", () => {
+  const value = { a: "\u0000mcp-webrtc-0:0", b: "x".repeat(LARGE_STRING) };
+  assert.deepEqual(assemble([JSON.stringify(value)]), value);
+});
+
+Deno.test("JsonAssembler keeps a large plain string's text as its value and still refuses control characters", () => {
+  const plain = "abc".repeat(LARGE_STRING);
+  assert.deepEqual(assemble(cutRandomly(JSON.stringify({ plain }), prng(5), 100_000)), { plain });
+  const broken = `{"a":"${"x".repeat(3 * LARGE_STRING)}\n${"x".repeat(10)}"}`;
+  assert.throws(() => assemble(cutRandomly(broken, prng(6), 100_000)), SyntaxError);
+});

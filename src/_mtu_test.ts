@@ -1,0 +1,24 @@
+import assert from "node:assert/strict";
+import { LOOPBACK_MTU } from "./constants.ts";
+import { withPathMtu } from "./_mtu.ts";
+
+Deno.test("withPathMtu() raises the MTU of a connection bound to a loopback address", () => {
+  assert.deepEqual(withPathMtu({ bindAddress: "127.0.0.1" }), {
+    bindAddress: "127.0.0.1",
+    mtu: LOOPBACK_MTU,
+  });
+  assert.equal(withPathMtu({ bindAddress: "::1" }).mtu, LOOPBACK_MTU);
+});
+
+Deno.test("withPathMtu() keeps the default MTU for any other binding", () => {
+  assert.deepEqual(withPathMtu({}), {});
+  assert.deepEqual(withPathMtu({ bindAddress: "192.168.1.2" }), { bindAddress: "192.168.1.2" });
+  assert.deepEqual(withPathMtu({ bindAddress: "0.0.0.0" }), { bindAddress: "0.0.0.0" });
+});
+
+Deno.test("withPathMtu() keeps the MTU the user set", () => {
+  assert.deepEqual(withPathMtu({ bindAddress: "127.0.0.1", mtu: 1400 }), {
+    bindAddress: "127.0.0.1",
+    mtu: 1400,
+  });
+});

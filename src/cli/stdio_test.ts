@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client";
+import { StreamTransport } from "./stdio.ts";
+
+Deno.test("StreamTransport delivers a progress notification read in one chunk with its response before the response", async () => {
+  const toServer = new TransformStream<Uint8Array, Uint8Array>();
+  const toClient = new TransformStream<Uint8Array, Uint8Array>();
+  const encoder = new TextEncoder();
+  // A server that answers each request at once; for tools/call it first sends
+  // a progress notification, in the same write (so the client reads both in one chunk).
+  const serving = (async () => {
+    const writer = toClient.writable.getWriter();
+    let buffer = "";
+    for await (const text of toServer.readable.pipeThrough(new TextDecoderStream())) {
+      buffer += text;
+      let newline;
+      while ((newline = buffer.indexOf("\n")) >= 0) {
+        const message = JSON.parse(buffer.slice(0, newline));
+        buffer = buffer.slice(newline + 1);
+        if (message.id === undefined) continue;
+        const lines: unknown[] = [];
+        if (message.method === "initialize") {
+          lines.push({
+            jsonrpc: "2.0",
+            id: message.id,
+            result: {
+              protocolVersion: message.params.protocolVersion,
+              capabilities: { tools: {} },
+              serverInfo: { name: "one-chunk", version: "1" },
+            },
+          });
+        } else if (message.method === "tools/call") {
+          const token = message.params._meta.progressToken;
+          lines.push(
+            {
+              jsonrpc: "2.0",
+              method: "notifications/progress",
+              params: { progressToken: token, progress: 1, total: 1 },
+            },
+            { jsonrpc: "2.0", id: message.id, result: { content: [] } },
+          );
+        }
+        await writer.write(
+          encoder.encode(lines.map((line) => JSON.stringify(line) + "\n").join("")),
+        );
+      }
+    }
+    // The client closed its end first.
+    await writer.close().catch(() => {});
+  })();
+  const client = new Client({ name: "test", version: "1" });
+  await client.connect(new StreamTransport(toClient.readable, toServer.writable));
+  const progress: number[] = [];
+  await client.callTool({ name: "x", arguments: {} }, undefined, {
+    onprogress: (p) => progress.push(p.progress),
+  });
+  assert.deepEqual(progress, [1]);
+  await client.close();
+  await serving;
+});

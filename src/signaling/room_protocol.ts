@@ -1,0 +1,506 @@
+/**
+ * The signalling room protocol (v1), written once: the names, patterns,
+ * limits, close and error codes, frames and key checks that the room client
+ * (`SignalingRoom`) and the signalling worker (`worker/src`) both speak. Plain
+ * TypeScript with no runtime's types, so the worker bundles it as it is. The
+ * README's room protocol is the prose of the same.
+ *
+ * @module
+ */
+import { decodeBase64Url, encodeBase64Url, timingSafeEqual } from "../_base64url.ts";
+import { utf8Length } from "../_utf8.ts";
+
+export { decodeBase64Url, encodeBase64Url, timingSafeEqual };
+
+/** The WebSocket subprotocol a client offers and the room answers with. */
+export const PROTOCOL = "mcp-webrtc.v1";
+/** Prefix of the subprotocol that carries the key. */
+export const KEY_PREFIX = "mcp-webrtc.key.";
+/** Prefix of the subprotocol that carries the host's guest verifier. */
+export const VERIFIER_PREFIX = "mcp-webrtc.guest-verifier.";
+
+/** The peer id of the host; guests get 16 random hex digits. */
+export const HOST = "host";
+/** A guest's peer id, as the room makes them. */
+export const GUEST_ID = /^[0-9a-f]{16}$/;
+/** A room id: at least 128 bits of base64url. */
+export const ROOM_ID = /^[A-Za-z0-9_-]{22,128}$/;
+/** A key: opaque base64url, 16 to 128 characters. */
+export const KEY = /^[A-Za-z0-9_-]{16,128}$/;
+/** A verifier: base64url (no padding) of a SHA-256 digest. */
+export const VERIFIER = /^[A-Za-z0-9_-]{43}$/;
+
+/** Where rooms live on a signalling service. */
+const ROOMS_PATH = "/v1/rooms/";
+/** The path of a room, exactly as a client must send it: no percent-escapes, no extra slashes. */
+const ROOM_PATH = /^\/v1\/rooms\/([A-Za-z0-9_-]{22,128})$/;
+
+/** The largest text frame the room reads, in UTF-8 bytes. */
+export const MAX_FRAME_BYTES = 64 * 1024;
+
+/** Either side of a room. */
+export type Role = "host" | "guest";
+
+/**
+ * Every error frame code, with the sentence the room sends: what was wrong
+ * and what to do. Those in {@linkcode CLOSE} also end the socket.
+ */
+export const ERRORS = {
+  key_refused: "The key does not match this room: check the key, or ask the host for a new ticket",
+  room_not_found:
+    "No host has set up this room, or it expired: check the room id, or start the host first",
+  room_full: "The room has as many guests as it allows: try again after one leaves",
+  host_replaced:
+    "Another connection with the host key took over this room: stop this one, or use another room",
+  rate_limited: "Frames arrived faster than the room allows: slow down, then reconnect",
+  silent:
+    "This connection sent nothing, not even ping, for longer than the room allows: send ping every 20 s, then reconnect",
+  binary_frame: "Frames must be JSON text, not binary",
+  frame_too_large: `Frames must be at most ${MAX_FRAME_BYTES} bytes: send smaller messages`,
+  bad_json: "Frames must be JSON text",
+  bad_frame: "A frame must be a JSON object",
+  unknown_type: 'The only frame a client sends is {"type":"signal","to":...,"data":...}',
+  bad_recipient: 'A signal frame needs "to": the id of the peer to send to',
+  forbidden_recipient: 'Guests may only send to "host"',
+  bad_data: 'The "data" of a signal frame must be a JSON object',
+  unknown_peer: "That peer is not in the room: wait for its join frame",
+  internal_error: "The signalling room failed on this frame: send it again, or reconnect",
+} as const;
+
+/** The code of an error frame. */
+export type ErrorCode = keyof typeof ERRORS;
+
+/**
+ * The errors that end a socket, and the close code that follows the error
+ * frame: 4000 + the matching HTTP status.
+ */
+export const CLOSE = {
+  /** The key does not match the room's verifier (403). */
+  key_refused: 4403,
+  /** A guest came to a room no host has set up, or it expired (404). */
+  room_not_found: 4404,
+  /** The room already has as many guests as it allows (409). */
+  room_full: 4409,
+  /** A newer host connection took over the room (409). */
+  host_replaced: 4409,
+  /** The socket sent frames faster than the rate limit (429). */
+  rate_limited: 4429,
+  /** The socket sent nothing, not even `ping`, for the room's silence limit (408). */
+  silent: 4408,
+} as const satisfies Partial<Record<ErrorCode, number>>;
+
+/** An error that ends a socket. */
+export type ClosingErrorCode = keyof typeof CLOSE;
+
+/** The endings after which a client must not reconnect: the room would refuse it again. */
+export const FINAL: readonly ClosingErrorCode[] = [
+  "key_refused",
+  "room_not_found",
+  "room_full",
+  "host_replaced",
+];
+
+/**
+ * The URL of a ticket's room: its signalling URL, then `/v1/rooms/` and its
+ * room id.
+ *
+ * @param ticket A ticket, or anything with its `url` and `room`.
+ * @returns The room's URL.
+ * @throws {TypeError} If the ticket is signalling-only (it names no signalling service).
+ *
+ * @example The room of a fresh ticket
+ * ```ts
+ * import { createTicket, roomUrl } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const ticket = await createTicket({ url: "wss://signal.example" });
+ * assert.equal(roomUrl(ticket), `wss://signal.example/v1/rooms/${ticket.room}`);
+ * ```
+ */
+export function roomUrl(ticket: { readonly url: string; readonly room: string }): string {
+  if (ticket.url === "") {
+    throw new TypeError(
+      "Cannot find the ticket's signalling room as it is a signalling-only ticket (it names no signalling service): use its keys with AuthenticatedSignaling over your own channel, or create the ticket with a url",
+    );
+  }
+  const url = new URL(ticket.url);
+  url.pathname = `${url.pathname.replace(/\/+$/, "")}${ROOMS_PATH}${ticket.room}`;
+  return url.href;
+}
+
+/**
+ * Reads the room id from a request URL's path, as sent: the one canonical
+ * form, `/v1/rooms/<22 to 128 base64url characters>`. Any other spelling of
+ * the same id (a percent-escape, a trailing slash) is not a room id, so a room
+ * is only ever named one way.
+ *
+ * @param url The URL of the request.
+ * @returns The room id, or `undefined` if the path is not a room's canonical path.
+ *
+ * @example Percent-escapes are not room ids
+ * ```ts
+ * import { roomIdOf } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const room = "Nq3RkWmvh0VrKz2Hd7yXbA";
+ * assert.equal(roomIdOf(`http://signal.test/v1/rooms/${room}?role=guest`), room);
+ * assert.equal(roomIdOf(`http://signal.test/v1/rooms/%4E${room.slice(1)}`), undefined);
+ * ```
+ */
+export function roomIdOf(url: string): string | undefined {
+  return ROOM_PATH.exec(new URL(url).pathname)?.[1];
+}
+
+/**
+ * The subprotocols a client offers to join: the protocol, the key, and (hosts
+ * only) the guest verifier.
+ *
+ * @param key The room key.
+ * @param guestVerifier The host's guest verifier; omit for guests.
+ * @returns The subprotocols, in order.
+ *
+ * @example A guest's offer
+ * ```ts
+ * import { joinProtocols } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(joinProtocols("guest-key-0123456789"), [
+ *   "mcp-webrtc.v1",
+ *   "mcp-webrtc.key.guest-key-0123456789",
+ * ]);
+ * ```
+ */
+export function joinProtocols(key: string, guestVerifier?: string): string[] {
+  const protocols = [PROTOCOL, `${KEY_PREFIX}${key}`];
+  if (guestVerifier !== undefined) protocols.push(`${VERIFIER_PREFIX}${guestVerifier}`);
+  return protocols;
+}
+
+/**
+ * Computes a key's verifier: `base64url(SHA-256(UTF-8 bytes of key))`, where
+ * `key` is the base64url string as given, not the bytes it encodes. A room
+ * stores verifiers, never keys: the host sends the verifier of the guest key,
+ * and the room id of a ticket is the verifier of its host key, so the room
+ * admits the host without trusting the first comer.
+ *
+ * @param key A host or guest key.
+ * @returns The verifier, 43 base64url characters.
+ *
+ * @example Compute a verifier
+ * ```ts
+ * import { keyVerifier } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * // SHA-256 of the empty string.
+ * assert.equal(await keyVerifier(""), "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU");
+ * ```
+ */
+export async function keyVerifier(key: string): Promise<string> {
+  return encodeBase64Url(await sha256(key));
+}
+
+/**
+ * Checks a presented key against a stored verifier (or a room id), in constant
+ * time: hashes the key as {@linkcode keyVerifier} does and compares the two
+ * digests byte by byte without an early exit.
+ *
+ * @param key The key a peer presented.
+ * @param verifier The verifier on record.
+ * @returns `true` if `keyVerifier(key)` equals `verifier`.
+ *
+ * @example Check a guest key
+ * ```ts
+ * import { createGuestTicket, createTicket, deriveTicketKeys, verifyKey } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const host = await createTicket({ url: "wss://signal.example.com" });
+ * const { hostKey, guestKey, guestVerifier } = await deriveTicketKeys(host);
+ * assert.equal(await verifyKey(guestKey, guestVerifier), true);
+ * assert.equal(await verifyKey(hostKey!, host.room), true);
+ * assert.equal(await verifyKey(hostKey!, guestVerifier), false);
+ * ```
+ */
+export async function verifyKey(key: string, verifier: string): Promise<boolean> {
+  return timingSafeEqual(await sha256(key), decodeBase64Url(verifier) ?? new Uint8Array());
+}
+
+async function sha256(text: string): Promise<Uint8Array<ArrayBuffer>> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+}
+
+/** A frame a client may send, once checked: where it goes, and what. */
+export interface SignalFrame {
+  /** The recipient's peer id. */
+  to: string;
+  /** The opaque payload. */
+  data: Record<string, unknown>;
+  /** The client's `id` of the frame, echoed as `ref` in an error frame. */
+  ref?: string | number;
+}
+
+/**
+ * Writes the one frame a client sends: a signal to one peer, with an `id`
+ * the room echoes as `ref` if it refuses the frame.
+ *
+ * @example A guest's offer to the host
+ * ```ts
+ * import { signalFrame } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   signalFrame("host", { type: "offer" }, 1),
+ *   '{"type":"signal","to":"host","data":{"type":"offer"},"id":1}',
+ * );
+ * ```
+ */
+export function signalFrame(to: string, data: object, id?: string | number): string {
+  return JSON.stringify({ type: "signal", to, data, id });
+}
+
+/**
+ * Checks one client frame's encoding and shape (not whether `to` is present).
+ *
+ * @returns The frame, or the error code to answer with (and the `ref`, if any).
+ *
+ * @example Guests may only talk to the host
+ * ```ts
+ * import { checkFrame } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const frame = JSON.stringify({ type: "signal", to: "0123456789abcdef", data: {}, id: 7 });
+ * assert.deepEqual(checkFrame(frame, "guest"), { code: "forbidden_recipient", ref: 7 });
+ * ```
+ */
+export function checkFrame(
+  message: string | ArrayBuffer,
+  role: Role,
+): SignalFrame | { code: ErrorCode; ref?: string | number } {
+  if (typeof message !== "string") return { code: "binary_frame" };
+  if (message.length > MAX_FRAME_BYTES || utf8Length(message) > MAX_FRAME_BYTES) {
+    return { code: "frame_too_large" };
+  }
+  let frame: unknown;
+  try {
+    frame = JSON.parse(message);
+  } catch {
+    return { code: "bad_json" };
+  }
+  if (!isObject(frame)) return { code: "bad_frame" };
+  const { type, to, data, id } = frame;
+  const ref = asRef(id);
+  const code: ErrorCode | undefined = type !== "signal"
+    ? "unknown_type"
+    : typeof to !== "string"
+    ? "bad_recipient"
+    : role === "guest" && to !== HOST
+    ? "forbidden_recipient"
+    : !isObject(data)
+    ? "bad_data"
+    : undefined;
+  if (code) return ref === undefined ? { code } : { code, ref };
+  return { to: to as string, data: data as Record<string, unknown>, ref };
+}
+
+/**
+ * The `ref` to answer a client frame with: its `id`, if it has a valid one.
+ *
+ * @example The id of a frame
+ * ```ts
+ * import { refOf } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(refOf('{"type":"signal","id":7}'), 7);
+ * assert.equal(refOf("not json"), undefined);
+ * ```
+ */
+export function refOf(message: string | ArrayBuffer): string | number | undefined {
+  if (typeof message !== "string" || message.length > MAX_FRAME_BYTES) return undefined;
+  try {
+    const frame: unknown = JSON.parse(message);
+    return isObject(frame) ? asRef(frame.id) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** An ICE server a room hands out (the shape of WebRTC's `RTCIceServer`). */
+export interface IceServerFrame {
+  /** `stun:`, `turn:` or `turns:` URLs. */
+  urls: string | string[];
+  /** The TURN user name. */
+  username?: string;
+  /** The TURN password. */
+  credential?: string;
+}
+
+/** The frames a room sends. */
+export type RoomFrame =
+  | {
+    /** First, on every accepted connection. */
+    type: "welcome";
+    /** The connection's own peer id. */
+    peer: string;
+    /** Its role. */
+    role: Role;
+    /** The peers it may talk to, present now. */
+    peers: string[];
+    /** Short-lived STUN/TURN servers for this member, if the service hands any out. */
+    iceServers?: IceServerFrame[];
+    /**
+     * What the room relays (`{ maxFrameBytes, bytesPerSecond }`, see
+     * `relay_protocol.ts`), or `null` where the operator turned the relay off.
+     */
+    relay?: Record<string, unknown> | null;
+  }
+  | {
+    /** Fresh credentials for this member, before its earlier ones expire. */
+    type: "ice_servers";
+    /** The servers, replacing those of the welcome. */
+    iceServers: IceServerFrame[];
+  }
+  | {
+    /** A peer one may talk to arrived. */
+    type: "join";
+    /** Its id. */
+    peer: string;
+  }
+  | {
+    /** That peer left. */
+    type: "leave";
+    /** Its id. */
+    peer: string;
+  }
+  | {
+    /** A message from a peer. */
+    type: "signal";
+    /** The sender, as the room stamped it. */
+    from: string;
+    /** The message, untouched. */
+    data: Record<string, unknown>;
+  }
+  | {
+    /** A frame was refused, or the socket is ending. */
+    type: "error";
+    /** What was wrong. */
+    code: string;
+    /** What was wrong and what to do. */
+    message: string;
+    /** The `id` of the refused frame, if it had one. */
+    ref?: string | number;
+    /** For a refused relay frame: the peer it was for, or from. */
+    peer?: string;
+  };
+
+/**
+ * Writes an error frame, with the room's sentence for the code.
+ *
+ * @example A refusal
+ * ```ts
+ * import { errorFrame } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(JSON.parse(errorFrame("unknown_peer", 3)).ref, 3);
+ * ```
+ */
+export function errorFrame(code: ErrorCode, ref?: string | number): string {
+  return JSON.stringify({ type: "error", code, message: ERRORS[code], ref } satisfies RoomFrame);
+}
+
+/**
+ * Reads one frame from a room, checking its shape. `pong` (the answer to a
+ * `ping`) is not a frame and reads as `undefined`, as does anything malformed.
+ *
+ * @param data What the socket received.
+ * @returns The frame, or `undefined`.
+ *
+ * @example A join, and something that is not a frame
+ * ```ts
+ * import { readRoomFrame } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(readRoomFrame('{"type":"join","peer":"host"}'), { type: "join", peer: "host" });
+ * assert.equal(readRoomFrame('{"type":"join"}'), undefined);
+ * ```
+ */
+export function readRoomFrame(data: unknown): RoomFrame | undefined {
+  let frame: unknown;
+  try {
+    frame = typeof data === "string" ? JSON.parse(data) : undefined;
+  } catch {
+    return undefined;
+  }
+  if (!isObject(frame)) return undefined;
+  switch (frame.type) {
+    case "welcome": {
+      const { peer, role, peers, iceServers } = frame;
+      if (
+        typeof peer !== "string" || (role !== "host" && role !== "guest") ||
+        !Array.isArray(peers) || !peers.every((p) => typeof p === "string")
+      ) return undefined;
+      const relay = isObject(frame.relay) ? frame.relay : frame.relay === null ? null : undefined;
+      const extra = relay === undefined ? {} : { relay };
+      if (iceServers === undefined) return { type: "welcome", peer, role, peers, ...extra };
+      if (!Array.isArray(iceServers) || !iceServers.every(isIceServerFrame)) return undefined;
+      return { type: "welcome", peer, role, peers, iceServers, ...extra };
+    }
+    case "ice_servers": {
+      const { iceServers } = frame;
+      return Array.isArray(iceServers) && iceServers.every(isIceServerFrame)
+        ? { type: "ice_servers", iceServers }
+        : undefined;
+    }
+    case "join":
+    case "leave":
+      return typeof frame.peer === "string" ? { type: frame.type, peer: frame.peer } : undefined;
+    case "signal":
+      return typeof frame.from === "string" && isObject(frame.data)
+        ? { type: "signal", from: frame.from, data: frame.data }
+        : undefined;
+    case "error": {
+      const { code, message } = frame;
+      if (typeof code !== "string" || typeof message !== "string") return undefined;
+      const ref = asRef(frame.ref);
+      return {
+        type: "error",
+        code,
+        message,
+        ...ref !== undefined && { ref },
+        ...typeof frame.peer === "string" && { peer: frame.peer },
+      };
+    }
+  }
+  return undefined;
+}
+
+/** A frame's `id`, if it may be echoed as `ref`: a string of at most 64 characters, or an integer. */
+function asRef(id: unknown): string | number | undefined {
+  return (typeof id === "string" && id.length <= 64) || Number.isSafeInteger(id)
+    ? id as string | number
+    : undefined;
+}
+
+/**
+ * Whether `value` is an ICE server entry: `urls` a string or strings, and
+ * `username` and `credential` strings if present.
+ *
+ * @example A TURN server, and something else
+ * ```ts
+ * import { isIceServerFrame } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isIceServerFrame({ urls: ["turn:turn.example"], username: "u", credential: "c" }));
+ * assert.ok(!isIceServerFrame({ urls: 3 }));
+ * ```
+ */
+export function isIceServerFrame(value: unknown): value is IceServerFrame {
+  if (!isObject(value)) return false;
+  const { urls, username, credential } = value;
+  const urlsValid = typeof urls === "string" ||
+    (Array.isArray(urls) && urls.every((url) => typeof url === "string"));
+  return urlsValid && (username === undefined || typeof username === "string") &&
+    (credential === undefined || typeof credential === "string");
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import {
+  checkFrame,
+  CLOSE,
+  errorFrame,
+  ERRORS,
+  FINAL,
+  joinProtocols,
+  keyVerifier,
+  MAX_FRAME_BYTES,
+  readRoomFrame,
+  roomIdOf,
+  roomUrl,
+  signalFrame,
+  verifyKey,
+} from "./room_protocol.ts";
+
+const ROOM = "Nq3RkWmvh0VrKz2Hd7yXbA";
+
+Deno.test("roomIdOf() reads only the canonical path: no escapes, no extra segments or slashes", () => {
+  const base = "http://signal.test";
+  assert.equal(roomIdOf(`${base}/v1/rooms/${ROOM}`), ROOM);
+  assert.equal(roomIdOf(`${base}/v1/rooms/${ROOM}?role=host`), ROOM);
+  for (
+    const path of [
+      `/v1/rooms/%4E${ROOM.slice(1)}`,
+      `/v1/rooms/${ROOM.slice(0, -1)}%41`,
+      `/v1/rooms/${ROOM}/`,
+      `/v1/rooms//${ROOM}`,
+      `/v1/%72ooms/${ROOM}`,
+      `/v1/rooms/${ROOM}/extra`,
+      `/v1/rooms/${ROOM.slice(0, 21)}`,
+      `/v1/rooms/${"a".repeat(129)}`,
+      `/v1/rooms/${ROOM.slice(0, 21)}+`,
+    ]
+  ) {
+    assert.equal(roomIdOf(`${base}${path}`), undefined, path);
+  }
+});
+
+Deno.test("roomUrl() and roomIdOf() agree, whatever the service URL's path", () => {
+  for (const url of ["wss://signal.test", "wss://signal.test/", "wss://signal.test/base/"]) {
+    const room = roomUrl({ url, room: ROOM });
+    assert.equal(roomIdOf(room.replace(/\/base/, "")), ROOM, room);
+  }
+});
+
+Deno.test("joinProtocols() offers the protocol, the key and a host's verifier, in that order", async () => {
+  const verifier = await keyVerifier("guest-key-0123456789");
+  assert.deepEqual(joinProtocols("host-key-0123456789", verifier), [
+    "mcp-webrtc.v1",
+    "mcp-webrtc.key.host-key-0123456789",
+    `mcp-webrtc.guest-verifier.${verifier}`,
+  ]);
+});
+
+Deno.test("verifyKey() accepts only the key a verifier was made from", async () => {
+  const verifier = await keyVerifier("key-0123456789abcdef");
+  assert.equal(await verifyKey("key-0123456789abcdef", verifier), true);
+  assert.equal(await verifyKey("key-0123456789abcdeg", verifier), false);
+  assert.equal(await verifyKey("key-0123456789abcdef", "not base64url!"), false);
+  assert.equal(await verifyKey("key-0123456789abcdef", verifier.slice(0, -1)), false);
+});
+
+Deno.test("every closing error maps to 4000 + its HTTP status, and only refusals are final", () => {
+  assert.deepEqual(CLOSE, {
+    key_refused: 4403,
+    room_not_found: 4404,
+    room_full: 4409,
+    host_replaced: 4409,
+    rate_limited: 4429,
+    silent: 4408,
+  });
+  assert.deepEqual([...FINAL].sort(), [
+    "host_replaced",
+    "key_refused",
+    "room_full",
+    "room_not_found",
+  ]);
+  for (const code of Object.keys(CLOSE)) assert.ok(code in ERRORS, code);
+});
+
+Deno.test("every error frame the room writes reads back whole, with a sentence saying what to do", () => {
+  for (const code of Object.keys(ERRORS) as (keyof typeof ERRORS)[]) {
+    const frame = readRoomFrame(errorFrame(code, 7));
+    assert.deepEqual(frame, { type: "error", code, message: ERRORS[code], ref: 7 });
+    assert.match(ERRORS[code], /^[A-Z].*[^.]$/);
+  }
+});
+
+Deno.test("readRoomFrame() refuses malformed frames instead of passing them on", () => {
+  const bad = [
+    "pong",
+    "not json",
+    "[]",
+    '{"type":"welcome","peer":"host","role":"host"}',
+    '{"type":"welcome","peer":"host","role":"admin","peers":[]}',
+    '{"type":"welcome","peer":"host","role":"host","peers":[1]}',
+    '{"type":"welcome","peer":"host","role":"host","peers":[],"iceServers":[{"urls":1}]}',
+    '{"type":"ice_servers","iceServers":{"urls":"turn:x"}}',
+    '{"type":"join"}',
+    '{"type":"leave","peer":7}',
+    '{"type":"signal","from":"host","data":"sdp"}',
+    '{"type":"signal","data":{}}',
+    '{"type":"error","code":"bad_json"}',
+    '{"type":"hello"}',
+  ];
+  for (const text of bad) assert.equal(readRoomFrame(text), undefined, text);
+  assert.deepEqual(
+    readRoomFrame(
+      '{"type":"welcome","peer":"host","role":"host","peers":[],"iceServers":[{"urls":["turn:t"],"username":"u","credential":"c"}]}',
+    ),
+    {
+      type: "welcome",
+      peer: "host",
+      role: "host",
+      peers: [],
+      iceServers: [{ urls: ["turn:t"], username: "u", credential: "c" }],
+    },
+  );
+});
+
+Deno.test("a frame the client writes is one the room accepts, up to the frame limit", () => {
+  const frame = signalFrame("host", { type: "offer", sdp: "v=0" }, 3);
+  assert.deepEqual(checkFrame(frame, "guest"), {
+    to: "host",
+    data: { type: "offer", sdp: "v=0" },
+    ref: 3,
+  });
+  const overhead = signalFrame("host", { type: "x", pad: "" }, 3).length;
+  const largest = signalFrame("host", {
+    type: "x",
+    pad: "é".repeat((MAX_FRAME_BYTES - overhead) / 2),
+  }, 3);
+  assert.ok(!("code" in checkFrame(largest, "guest")));
+  const over = signalFrame("host", {
+    type: "x",
+    pad: "é".repeat((MAX_FRAME_BYTES - overhead) / 2 + 1),
+  }, 3);
+  assert.deepEqual(checkFrame(over, "guest"), { code: "frame_too_large" });
+});

@@ -1,0 +1,813 @@
+/**
+ * The client of the signalling room (the README's room protocol): one
+ * WebSocket to a room, shared by a {@linkcode Signaling} view per remote peer,
+ * kept alive with pings and reconnected after a drop. Runtime neutral: the
+ * WebSocket client is chosen in `src/websocket.ts`, or passed in.
+ *
+ * @module
+ */
+import { SOCKET_CLOSE_TIMEOUT } from "../constants.ts";
+import { WebRTCTransportError } from "../errors.ts";
+import type { IceServer } from "../peer.ts";
+import { utf8Length } from "../_utf8.ts";
+import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from "../websocket.ts";
+import {
+  CLOSE,
+  type ClosingErrorCode,
+  encodeBase64Url,
+  FINAL,
+  HOST,
+  joinProtocols,
+  KEY,
+  MAX_FRAME_BYTES,
+  PROTOCOL,
+  readRoomFrame,
+  type RoomFrame,
+  signalFrame,
+  VERIFIER,
+} from "./room_protocol.ts";
+import { readRelayFrame, readRelayLimits, type RelayPipe } from "./relay_protocol.ts";
+import { RelayPacer, RoomRelayPipe } from "./room_relay_pipe.ts";
+import type { Signaling, SignalingHub, SignalingMessage } from "./signaling.ts";
+
+export { roomUrl } from "./room_protocol.ts";
+
+/** Messages kept per peer until its view starts; more means nobody reads them. */
+const MAX_PENDING = 1000;
+/** Frame ids remembered to route an error frame to the view that sent it. */
+const MAX_REFS = 256;
+
+/**
+ * Why a room connection failed or ended; see {@linkcode SignalingRoomError}.
+ *
+ * @example Stop on a final refusal
+ * ```ts
+ * import type { SignalingRoomErrorCode } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const final: SignalingRoomErrorCode[] = ["key_refused", "room_not_found", "room_full"];
+ * assert.ok(final.includes("key_refused"));
+ * ```
+ */
+export type SignalingRoomErrorCode =
+  | "key_refused"
+  | "room_not_found"
+  | "room_full"
+  | "host_replaced"
+  | "rate_limited"
+  | "unreachable"
+  | "timeout"
+  | "connection_lost"
+  | "disconnected"
+  | "protocol_error"
+  | "host_absent"
+  | "frame_refused";
+
+/**
+ * A signalling room refused us, or the connection to it failed. The codes
+ * `key_refused`, `room_not_found`, `room_full` and `host_replaced` are final:
+ * the room stops reconnecting after them.
+ *
+ * @example Tell a refused key from a network failure
+ * ```ts
+ * import { SignalingRoomError, WebRTCTransportError } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new SignalingRoomError("key_refused", "Cannot join room as the key was refused");
+ * assert.equal(error.code, "key_refused");
+ * assert.equal(error.name, "SignalingRoomError");
+ * assert.ok(error instanceof WebRTCTransportError);
+ * ```
+ */
+export class SignalingRoomError extends WebRTCTransportError {
+  /** What happened, for callers that branch on it. */
+  readonly code: SignalingRoomErrorCode;
+
+  /**
+   * @param code What happened.
+   * @param message What was wrong and what to do.
+   * @param options The underlying cause, if any.
+   */
+  constructor(code: SignalingRoomErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SignalingRoomError";
+    this.code = code;
+  }
+}
+
+/**
+ * How a {@linkcode SignalingRoom} reconnects after its socket dropped: the
+ * n-th retry waits between half and all of `min(maxDelay, minDelay * 2^(n-1))`.
+ *
+ * @example Retry quickly, ten times at most
+ * ```ts no-assert
+ * import type { ReconnectOptions } from "@mcp/webrtc";
+ *
+ * const reconnect: ReconnectOptions = { minDelay: 100, maxDelay: 5_000, maxAttempts: 10 };
+ * ```
+ */
+export interface ReconnectOptions {
+  /**
+   * The delay before the first retry, in ms; each next one doubles, with jitter.
+   *
+   * @default {500}
+   */
+  minDelay?: number;
+  /**
+   * The longest delay between retries, in ms.
+   *
+   * @default {30000}
+   */
+  maxDelay?: number;
+  /**
+   * Failed retries in a row before giving up.
+   *
+   * @default {Infinity}
+   */
+  maxAttempts?: number;
+}
+
+/**
+ * Options of {@linkcode SignalingRoom.join}.
+ *
+ * @example The options of a host
+ * ```ts no-assert
+ * import { createRoomKey, keyVerifier, type SignalingRoomOptions } from "@mcp/webrtc";
+ *
+ * const guestKey = createRoomKey();
+ * const options: SignalingRoomOptions = {
+ *   role: "host",
+ *   key: createRoomKey(),
+ *   guestVerifier: await keyVerifier(guestKey),
+ *   reconnect: { maxDelay: 10_000 },
+ * };
+ * ```
+ */
+export interface SignalingRoomOptions {
+  /** `"host"` for the serving side (one per room), `"guest"` for a dialing side. */
+  role: "host" | "guest";
+  /** The room key: 16 to 128 base64url characters. Sent as a subprotocol, never in the URL. */
+  key: string;
+  /**
+   * Hosts only: the {@linkcode keyVerifier} of the key guests will use.
+   *
+   * @default {undefined}
+   */
+  guestVerifier?: string;
+  /**
+   * The WebSocket constructor, for runtimes without a global one (Node 20).
+   *
+   * @default {globalThis.WebSocket}
+   */
+  WebSocket?: WebSocketConstructor;
+  /**
+   * Reconnect after the socket dropped, or `false` to close for good instead.
+   * A refusal (wrong key, no such room, full, replaced) is never retried.
+   *
+   * @default {{}}
+   */
+  reconnect?: ReconnectOptions | false;
+  /**
+   * Milliseconds between keepalive pings; a ping with no pong by the next one
+   * means the connection is dead.
+   *
+   * @default {20000}
+   */
+  pingInterval?: number;
+  /**
+   * Milliseconds to wait for the room's welcome on each connection attempt.
+   *
+   * @default {10000}
+   */
+  timeout?: number;
+  /**
+   * Closes the room (and rejects a pending join) when aborted.
+   *
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * A connection to a signalling room, as its host or as a guest. It hands out
+ * one {@linkcode Signaling} view per remote peer (`signaling(peer)`), keeps
+ * the connection alive with pings and reconnects after a drop.
+ *
+ * A drop closes every view: a guest comes back with a new id, so the other
+ * side treats it as a new peer. Peers present after a reconnect are announced
+ * again with `onpeerjoin`.
+ *
+ * @example A host and a guest exchange a message
+ * ```ts ignore
+ * import { keyVerifier, SignalingRoom } from "@mcp/webrtc";
+ *
+ * const url = "ws://127.0.0.1:8787/v1/rooms/Nq3RkWmvh0VrKz2Hd7yXbA";
+ * const guestKey = "guest-key-0123456789";
+ * const host = await SignalingRoom.join(url, {
+ *   role: "host",
+ *   key: "host-key-0123456789",
+ *   guestVerifier: await keyVerifier(guestKey),
+ * });
+ * host.onpeerjoin = (peer) => {
+ *   const signaling = host.signaling(peer);
+ *   signaling.onmessage = (message) => console.log(peer, "says", message);
+ *   signaling.start?.();
+ * };
+ * const guest = await SignalingRoom.join(url, { role: "guest", key: guestKey });
+ * await guest.signaling("host").send({ type: "hello" });
+ * ```
+ */
+export class SignalingRoom implements SignalingHub {
+  /** Called when a peer enters the room (after `join()` resolved). */
+  onpeerjoin?: (peer: string) => void;
+  /** Called when a peer leaves the room, or our own connection dropped. */
+  onpeerleave?: (peer: string) => void;
+  /** Called for a problem that does not close the room (e.g. a drop that will be retried). */
+  onerror?: (error: Error) => void;
+  /** Called once when the room is closed for good, with the reason unless `close()` was called. */
+  onclose?: (error?: SignalingRoomError) => void;
+
+  readonly #url: string;
+  readonly #protocols: string[];
+  readonly #options: SignalingRoomOptions;
+  readonly #WebSocket: WebSocketConstructor;
+  #socket?: WebSocketLike;
+  #peer?: string;
+  #iceServers?: IceServer[];
+  #views = new Map<string, PeerSignaling>();
+  #refs = new Map<number, string>();
+  #nextRef = 0;
+  #attempts = 0;
+  #closed = false;
+  #closing?: Promise<void>;
+  #retryTimer?: ReturnType<typeof setTimeout>;
+  #pingTimer?: ReturnType<typeof setInterval>;
+  #awaitingPong = false;
+  /** The relay's pacing on the current connection, if the room relays. */
+  #pacer?: RelayPacer;
+  /** Ends the current connection attempt or connection, if any. */
+  #fail?: (error: SignalingRoomError) => void;
+  #abort = () => void this.close();
+
+  private constructor(
+    url: string,
+    protocols: string[],
+    options: SignalingRoomOptions,
+    WebSocket: WebSocketConstructor,
+  ) {
+    this.#url = url;
+    this.#protocols = protocols;
+    this.#options = options;
+    this.#WebSocket = WebSocket;
+  }
+
+  /**
+   * Joins a room and resolves once the room welcomed us.
+   *
+   * @param url The room URL, `wss://…/v1/rooms/<room id>` (`https:` works too).
+   * @param options Role, key and connection options.
+   * @returns The joined room; its present peers are in `peers`.
+   * @throws {TypeError} If the URL, role, key or verifier is malformed, or there is no WebSocket.
+   * @throws {SignalingRoomError} If the room refused us or could not be reached (not retried).
+   *
+   * @example Join as a guest
+   * ```ts ignore
+   * import { SignalingRoom } from "@mcp/webrtc";
+   *
+   * const room = await SignalingRoom.join("wss://signal.example/v1/rooms/Nq3RkWmvh0VrKz2Hd7yXbA", {
+   *   role: "guest",
+   *   key: "guest-key-0123456789",
+   * });
+   * console.log(room.peers); // ["host"]
+   * await room.close();
+   * ```
+   */
+  static async join(url: string | URL, options: SignalingRoomOptions): Promise<SignalingRoom> {
+    const { role, key, guestVerifier } = options;
+    const target = new URL(url);
+    target.protocol = target.protocol.replace(/^http/, "ws");
+    if (target.protocol !== "ws:" && target.protocol !== "wss:") {
+      throw new TypeError(
+        `Cannot join room as the URL must start with wss:, ws:, https: or http:: received "${target.protocol}"`,
+      );
+    }
+    if (role !== "host" && role !== "guest") {
+      throw new TypeError(
+        `Cannot join room as the role must be "host" or "guest": received ${role}`,
+      );
+    }
+    if (typeof key !== "string" || !KEY.test(key)) {
+      throw new TypeError("Cannot join room as the key must be 16 to 128 base64url characters");
+    }
+    if (role === "host" ? !VERIFIER.test(guestVerifier ?? "") : guestVerifier !== undefined) {
+      throw new TypeError(
+        role === "host"
+          ? "Cannot join room as host without a guest verifier: pass keyVerifier(guestKey)"
+          : "Cannot join room as guest with a guest verifier: only the host sends one",
+      );
+    }
+    for (const name of ["pingInterval", "timeout"] as const) {
+      const value = options[name];
+      if (value !== undefined && !(value > 0)) {
+        throw new RangeError(
+          `Cannot join room as '${name}' must be a positive number: received ${value}`,
+        );
+      }
+    }
+    const WebSocket = options.WebSocket ?? await resolveWebSocket();
+    options.signal?.throwIfAborted();
+    target.searchParams.set("role", role);
+    const protocols = joinProtocols(key, role === "host" ? guestVerifier : undefined);
+    const room = new SignalingRoom(target.href, protocols, options, WebSocket);
+    options.signal?.addEventListener("abort", room.#abort, { once: true });
+    try {
+      await room.#connect();
+    } catch (error) {
+      room.#finish();
+      throw options.signal?.aborted ? options.signal.reason : error;
+    }
+    return room;
+  }
+
+  /** Our own peer id: `"host"`, or the id the room gave this guest connection. */
+  get peer(): string | undefined {
+    return this.#peer;
+  }
+
+  /**
+   * The STUN/TURN servers the room handed out, with short-lived credentials
+   * (renewed by the room at half their lifetime), or `undefined` if it hands
+   * out none. Use them for the peer connections this room sets up, unless you
+   * configured your own.
+   */
+  get iceServers(): IceServer[] | undefined {
+    return this.#iceServers;
+  }
+
+  /** The ids of the peers we may talk to, present now. */
+  get peers(): string[] {
+    return [...this.#views.keys()];
+  }
+
+  /**
+   * The signalling channel to one present peer. The same view is returned
+   * until that peer leaves; its `onclose` fires then, or when the room closes.
+   * Messages from the peer are kept until the view's `start()`.
+   *
+   * @param peer A peer id from `peers` or `onpeerjoin`.
+   * @returns The view of that peer.
+   * @throws {Error} If the peer is not in the room.
+   *
+   * @example Answer each guest on its own view
+   * ```ts ignore
+   * room.onpeerjoin = (peer) => {
+   *   const signaling = room.signaling(peer);
+   *   signaling.onmessage = (message) => void signaling.send({ type: "echo", message });
+   *   signaling.start?.();
+   * };
+   * ```
+   */
+  signaling(peer: string): Signaling {
+    const view = this.#views.get(peer);
+    if (!view) {
+      throw new Error(
+        `Cannot open signalling to peer "${peer}" as it is not in the room: wait for onpeerjoin`,
+      );
+    }
+    return view;
+  }
+
+  /**
+   * Leaves the room for good: closes the socket and every view, stops
+   * reconnecting. Idempotent; resolves once the socket closed (at most 1 s).
+   *
+   * @example Leave
+   * ```ts ignore
+   * await room.close();
+   * ```
+   */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    const socket = this.#socket;
+    this.#finish();
+    this.#closing = new Promise<void>((resolve) => {
+      if (!socket) return resolve();
+      const timer = setTimeout(resolve, SOCKET_CLOSE_TIMEOUT);
+      socket.onclose = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      socket.close(1000, "bye");
+    });
+    return this.#closing;
+  }
+
+  /** One connection attempt: resolves on the welcome, rejects if the socket closed first. */
+  #connect(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const socket = new this.#WebSocket(this.#url, this.#protocols);
+      // Relay frames arrive as binary messages: as ArrayBuffers, not Blobs or Buffers.
+      (socket as { binaryType?: string }).binaryType = "arraybuffer";
+      this.#socket = socket;
+      let opened = false;
+      let welcomed = false;
+      let lastError: { code: string; message: string } | undefined;
+      const fail = (error: SignalingRoomError) => {
+        clearTimeout(timer);
+        if (this.#socket !== socket) return;
+        this.#socket = this.#fail = undefined;
+        socket.onclose = socket.onmessage = null;
+        if (!welcomed) return reject(error);
+        this.#dropped(error);
+      };
+      this.#fail = fail;
+      const timer = setTimeout(() => {
+        fail(new SignalingRoomError("timeout", "Cannot join room as it did not answer in time"));
+        socket.close();
+      }, this.#options.timeout ?? 10_000);
+      socket.onopen = () => {
+        opened = true;
+        if (socket.protocol === PROTOCOL) return;
+        fail(
+          new SignalingRoomError(
+            "protocol_error",
+            `Cannot join room as the server did not answer with the "${PROTOCOL}" subprotocol: check that the URL is a signalling room`,
+          ),
+        );
+        socket.close();
+      };
+      socket.onmessage = ({ data }) => {
+        if (data === "pong") return void (this.#awaitingPong = false);
+        if (typeof data !== "string") return void (welcomed && this.#relayed(data));
+        const frame = readRoomFrame(data);
+        if (frame?.type === "error") {
+          lastError = frame;
+          // A socket the room ends gets an error frame, then is ours to close: the
+          // room closes it itself only after a grace period.
+          if (frame.code in CLOSE) {
+            const code = CLOSE[frame.code as ClosingErrorCode];
+            fail(closeError(code, frame.code, opened, frame));
+            return socket.close();
+          }
+        }
+        if (welcomed) return this.#dispatch(frame, data);
+        if (frame === undefined && claimsWelcome(data)) {
+          fail(
+            new SignalingRoomError(
+              "protocol_error",
+              "Cannot join room as its welcome is malformed",
+            ),
+          );
+          return socket.close();
+        }
+        if (frame?.type !== "welcome") return;
+        welcomed = true;
+        clearTimeout(timer);
+        this.#iceServers = frame.iceServers;
+        const limits = readRelayLimits(frame);
+        this.#pacer = limits && new RelayPacer(limits, (bytes) => socket.send(bytes));
+        this.#welcome(frame.peer, frame.peers);
+        resolve();
+      };
+      socket.onclose = ({ code, reason }) => fail(closeError(code, reason, opened, lastError));
+      // The close event that follows says what happened; the ws package throws without this.
+      socket.onerror = () => {};
+    });
+  }
+
+  #welcome(peer: string, peers: string[]): void {
+    const rejoined = this.#peer !== undefined;
+    this.#peer = peer;
+    this.#attempts = 0;
+    for (const id of peers) {
+      this.#views.set(id, new PeerSignaling(id, this.#sender(id), this.#pipe(id)));
+    }
+    this.#awaitingPong = false;
+    this.#pingTimer = setInterval(() => {
+      if (!this.#awaitingPong) {
+        this.#awaitingPong = true;
+        return this.#socket?.send("ping");
+      }
+      const socket = this.#socket;
+      this.#fail?.(
+        new SignalingRoomError(
+          "connection_lost",
+          "Lost the signalling room: it stopped answering pings",
+        ),
+      );
+      socket?.close();
+    }, this.#options.pingInterval ?? 20_000);
+    if (rejoined) { for (const id of peers) this.onpeerjoin?.(id); }
+  }
+
+  #dispatch(frame: RoomFrame | undefined, raw: unknown): void {
+    if (frame?.type === "join" && !this.#views.has(frame.peer)) {
+      this.#views.set(
+        frame.peer,
+        new PeerSignaling(frame.peer, this.#sender(frame.peer), this.#pipe(frame.peer)),
+      );
+      this.onpeerjoin?.(frame.peer);
+    } else if (frame?.type === "leave" && this.#views.has(frame.peer)) {
+      this.#leave(frame.peer);
+    } else if (frame?.type === "ice_servers") {
+      this.#iceServers = frame.iceServers;
+    } else if (frame?.type === "signal") {
+      const view = this.#views.get(frame.from);
+      if (view && typeof frame.data.type === "string") {
+        view.receive(frame.data as SignalingMessage);
+      } else {
+        this.onerror?.(new Error(`Dropped a signal frame from an unknown peer or without a type`));
+      }
+    } else if (frame?.type === "error" && frame.peer !== undefined) {
+      // About a relay frame: it names the peer the frame was for, or from.
+      this.#views.get(frame.peer)?.pipe.refused(frame.code, frame.message);
+    } else if (frame?.type === "error") {
+      const view = this.#views.get(this.#refs.get(frame.ref as number) ?? "");
+      const error = new SignalingRoomError(
+        "frame_refused",
+        `Signalling room refused a frame: ${frame.message} (${frame.code})`,
+      );
+      if (view) view.onerror?.(error);
+      else this.onerror?.(error);
+    } else {
+      this.onerror?.(new Error(`Dropped an unexpected frame from the signalling room: ${raw}`));
+    }
+  }
+
+  /** The relay pipe of a new view: it relays while this connection's room does. */
+  #pipe(peer: string): RoomRelayPipe {
+    const pacer = this.#pacer;
+    return new RoomRelayPipe(peer, () => pacer, this.#options.role === "host");
+  }
+
+  /** One binary message: a relay frame from a peer. */
+  #relayed(data: unknown): void {
+    const bytes = data instanceof ArrayBuffer || data instanceof Uint8Array ? data : undefined;
+    const frame = bytes && readRelayFrame(bytes, this.#options.role === "host");
+    const view = frame && this.#views.get(frame.peer ?? HOST);
+    if (frame && view) return view.pipe.deliver(frame.payload);
+    this.onerror?.(
+      new Error(
+        "Dropped a binary frame from the signalling room that is not a relay frame of a present peer",
+      ),
+    );
+  }
+
+  #leave(peer: string): void {
+    const view = this.#views.get(peer);
+    this.#views.delete(peer);
+    view?.shut();
+    this.onpeerleave?.(peer);
+  }
+
+  #sender(peer: string): (message: SignalingMessage) => Promise<void> {
+    return (message) => {
+      if (!this.#socket) {
+        return Promise.reject(
+          new Error("Cannot send signalling message as the signalling room is disconnected"),
+        );
+      }
+      const id = this.#nextRef++;
+      const text = signalFrame(peer, message, id);
+      const size = utf8Length(text);
+      if (size > MAX_FRAME_BYTES) {
+        return Promise.reject(
+          new RangeError(
+            `Cannot send signalling message as it takes ${size} bytes: the room relays at most ${MAX_FRAME_BYTES}`,
+          ),
+        );
+      }
+      this.#refs.set(id, peer);
+      if (this.#refs.size > MAX_REFS) this.#refs.delete(this.#refs.keys().next().value!);
+      this.#socket.send(text);
+      return Promise.resolve();
+    };
+  }
+
+  /** The socket dropped after the welcome: close the views, then retry or give up. */
+  #dropped(error: SignalingRoomError): void {
+    clearInterval(this.#pingTimer);
+    for (const peer of [...this.#views.keys()]) this.#leave(peer);
+    const reconnect = this.#options.reconnect ?? {};
+    if (this.#closed) return;
+    if (reconnect === false || FINAL.some((code) => code === error.code)) {
+      return this.#finish(error);
+    }
+    if (++this.#attempts > (reconnect.maxAttempts ?? Infinity)) {
+      return this.#finish(
+        new SignalingRoomError(
+          error.code,
+          `Signalling room gave up after ${reconnect.maxAttempts} failed reconnects: ${error.message}`,
+          { cause: error },
+        ),
+      );
+    }
+    this.onerror?.(error);
+    const ceiling = Math.min(
+      reconnect.maxDelay ?? 30_000,
+      (reconnect.minDelay ?? 500) * 2 ** (this.#attempts - 1),
+    );
+    this.#retryTimer = setTimeout(() => {
+      this.#connect().catch((error) => this.#dropped(error));
+    }, ceiling / 2 + Math.random() * ceiling / 2);
+  }
+
+  /** Closes for good, without touching the socket. */
+  #finish(error?: SignalingRoomError): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    clearInterval(this.#pingTimer);
+    this.#options.signal?.removeEventListener("abort", this.#abort);
+    this.#fail?.(
+      error ??
+        new SignalingRoomError("disconnected", "Cannot join room as it was closed meanwhile"),
+    );
+    for (const peer of [...this.#views.keys()]) this.#leave(peer);
+    this.onclose?.(error);
+  }
+}
+
+class PeerSignaling implements Signaling {
+  /** The relay pipe to this peer. */
+  readonly pipe: RoomRelayPipe;
+  onmessage?: (message: SignalingMessage) => void;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  readonly #peer: string;
+  readonly #send: (message: SignalingMessage) => Promise<void>;
+  #started = false;
+  #closed = false;
+  #pending: SignalingMessage[] = [];
+
+  constructor(
+    peer: string,
+    send: (message: SignalingMessage) => Promise<void>,
+    pipe: RoomRelayPipe,
+  ) {
+    this.#peer = peer;
+    this.#send = send;
+    this.pipe = pipe;
+  }
+
+  /** The relay pipe to this peer; throws if the room does not relay. */
+  relayPipe(): RelayPipe {
+    this.pipe.check();
+    return this.pipe;
+  }
+
+  start(): Promise<void> {
+    if (this.#started) return Promise.resolve();
+    this.#started = true;
+    const pending = this.#pending;
+    this.#pending = [];
+    queueMicrotask(() => {
+      for (const message of pending) if (!this.#closed) this.onmessage?.(message);
+    });
+    return Promise.resolve();
+  }
+
+  send(message: SignalingMessage): Promise<void> {
+    if (typeof message !== "object" || message === null || typeof message.type !== "string") {
+      return Promise.reject(
+        new TypeError("Cannot send signalling message as it must be an object with a string type"),
+      );
+    }
+    if (this.#closed) {
+      return Promise.reject(
+        new Error(
+          `Cannot send signalling message as the signalling to peer "${this.#peer}" is closed`,
+        ),
+      );
+    }
+    try {
+      return this.#send(message);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  close(): Promise<void> {
+    this.shut();
+    return Promise.resolve();
+  }
+
+  /** Delivers, or keeps until `start()`, one message from the peer. */
+  receive(message: SignalingMessage): void {
+    if (this.#closed) return;
+    if (this.#started) return this.onmessage?.(message);
+    if (this.#pending.length < MAX_PENDING) return void this.#pending.push(message);
+    this.onerror?.(
+      new Error(
+        `Dropped a signalling message from peer "${this.#peer}" as ${MAX_PENDING} wait for start()`,
+      ),
+    );
+  }
+
+  /** Closes the view; `onclose` fires once. */
+  shut(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pending = [];
+    this.pipe.shut();
+    this.onclose?.();
+  }
+}
+
+/**
+ * Creates a random room id: 128 bits as 22 base64url characters.
+ *
+ * @returns A fresh room id.
+ *
+ * @example A room URL
+ * ```ts
+ * import { createRoomId } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const url = `wss://signal.example/v1/rooms/${createRoomId()}`;
+ * assert.match(url, /\/v1\/rooms\/[A-Za-z0-9_-]{22}$/);
+ * ```
+ */
+export function createRoomId(): string {
+  return encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+}
+
+/**
+ * Creates a random room key: 256 bits as 43 base64url characters.
+ *
+ * @returns A fresh key.
+ *
+ * @example Keys for a host and its guests
+ * ```ts
+ * import { createRoomKey, keyVerifier } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const hostKey = createRoomKey();
+ * const guestKey = createRoomKey();
+ * assert.notEqual(hostKey, guestKey);
+ * assert.equal((await keyVerifier(guestKey)).length, 43);
+ * ```
+ */
+export function createRoomKey(): string {
+  return encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+/** Says why a socket closed, from its close code and the room's last error frame. */
+function closeError(
+  code: number,
+  reason: string,
+  opened: boolean,
+  frame?: { code: string; message: string },
+): SignalingRoomError {
+  const detail = frame?.message ?? reason;
+  switch (code) {
+    case CLOSE.key_refused:
+      return new SignalingRoomError(
+        "key_refused",
+        `Cannot join room as the key was refused: ${detail}`,
+      );
+    case CLOSE.room_not_found:
+      return new SignalingRoomError(
+        "room_not_found",
+        `Cannot join room as it does not exist: ${detail}`,
+      );
+    case CLOSE.room_full: // and host_replaced
+      return frame?.code === "host_replaced"
+        ? new SignalingRoomError(
+          "host_replaced",
+          `Left the room as another host took over: ${detail}`,
+        )
+        : new SignalingRoomError("room_full", `Cannot join room as it is full: ${detail}`);
+    case CLOSE.silent:
+      return new SignalingRoomError(
+        "connection_lost",
+        `Lost the signalling room: it closed this connection as silent: ${detail}`,
+      );
+    case CLOSE.rate_limited:
+      return new SignalingRoomError(
+        "rate_limited",
+        `Left the room as it closed us for sending too fast: ${detail}`,
+      );
+  }
+  if (!opened) {
+    return new SignalingRoomError(
+      "unreachable",
+      `Cannot join room as the WebSocket handshake failed (close code ${code}): check the URL and that the signalling server is up`,
+    );
+  }
+  return new SignalingRoomError(
+    "disconnected",
+    `Lost the signalling room: the connection closed with code ${code}${
+      reason ? ` (${reason})` : ""
+    }`,
+  );
+}
+
+/** Whether a frame that did not read as a room frame says it is a welcome. */
+function claimsWelcome(data: unknown): boolean {
+  try {
+    return typeof data === "string" && JSON.parse(data)?.type === "welcome";
+  } catch {
+    return false;
+  }
+}
