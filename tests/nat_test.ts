@@ -9,9 +9,23 @@
  * are skipped, saying so (see `tests/_lab.ts`).
  */
 import assert from "node:assert/strict";
-import { ConnectError, type ConnectionPath } from "../mod.ts";
+import {
+  ConnectError,
+  type ConnectionPath,
+  createRoomId,
+  createRoomKey,
+  keyVerifier,
+  SignalingRoom,
+} from "../mod.ts";
+import { startLocalSignaling } from "../worker/local.ts";
 import type { PeerReport } from "./nat/_peer.ts";
-import { type Attachment, type LabProcess, NatLab, type RelayedSignal } from "./nat/lab.ts";
+import {
+  type Attachment,
+  type LabProcess,
+  NatLab,
+  type RelayedSignal,
+  TURN_SECRET,
+} from "./nat/lab.ts";
 import { labTest, prepareLab } from "./_lab.ts";
 
 const lab = await prepareLab({
@@ -37,6 +51,32 @@ interface Outcome {
   signals: RelayedSignal[];
 }
 
+/**
+ * TURN credentials as the signalling worker hands them to a room member: the
+ * local worker, configured with the lab coturn's shared secret, mints them in
+ * the welcome frame of a room joined for the purpose.
+ */
+async function mintedTurnCredentials(
+  url: string,
+): Promise<{ username: string; credential: string }> {
+  const worker = await startLocalSignaling({ vars: { TURN_SECRET, TURN_URLS: url } });
+  try {
+    const key = createRoomKey();
+    const host = await SignalingRoom.join(`${worker.url}/v1/rooms/${createRoomId()}`, {
+      role: "host",
+      key,
+      guestVerifier: await keyVerifier(createRoomKey()),
+    });
+    const minted = host.iceServers?.find((server) => [server.urls].flat()[0] === url);
+    await host.close();
+    assert.ok(minted?.username && minted.credential, "the worker handed out no TURN credentials");
+    assert.match(minted.username, /^\d+:host$/);
+    return { username: minted.username, credential: minted.credential };
+  } finally {
+    await worker.close();
+  }
+}
+
 /** Builds a lab, runs both peers, and returns what the agent reported. */
 async function connectThrough(
   name: string,
@@ -46,7 +86,7 @@ async function connectThrough(
   const lab = await NatLab.create(name, sides);
   try {
     const { server, client, signals } = lab.startPeers({
-      iceServers: lab.iceServers(turn),
+      iceServers: lab.iceServers(turn ? await mintedTurnCredentials(lab.turnUrl) : undefined),
       connectTimeout: CONNECT_TIMEOUT,
     });
     const result = await client.report(["called", "error"], REPORT_WITHIN);
@@ -139,7 +179,7 @@ labTest(lab, "WebRTC transports connect two peers behind cone NATs via STUN", as
 
 labTest(
   lab,
-  "WebRTC transports connect two peers behind symmetric NATs only through TURN",
+  "WebRTC transports connect two peers behind symmetric NATs only through TURN, with credentials the worker minted for coturn's use-auth-secret",
   async () => {
     const outcome = await connectThrough("sym", { desktop: "symmetric", agent: "symmetric" }, true);
     print("symmetric NAT desktop ↔ symmetric NAT agent, STUN + TURN", outcome);
@@ -162,7 +202,7 @@ labTest(
     const lab = await NatLab.create("nopath", { desktop: "symmetric", agent: "symmetric" });
     try {
       const { server, client, signals } = lab.startPeers({
-        iceServers: lab.iceServers(false),
+        iceServers: lab.iceServers(),
         connectTimeout: CONNECT_TIMEOUT,
       });
       const result = await client.report(["called", "error"], REPORT_WITHIN);

@@ -38,8 +38,11 @@ export const TURN_ADDRESS = "203.0.113.10";
 /** The "internet" namespace's own address: every public host's default route, a dead end. */
 const INTERNET_GATEWAY = "203.0.113.1";
 const TURN_PORT = 3478;
-const TURN_USER = "lab";
-const TURN_PASSWORD = "lab-secret";
+/**
+ * coturn's shared secret (`use-auth-secret`): the TURN REST convention the
+ * signalling worker mints credentials by, for its `TURN_SECRET`.
+ */
+export const TURN_SECRET = "lab-turn-shared-secret";
 
 const PEER_SCRIPT = new URL("./_peer.ts", import.meta.url).pathname;
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -172,16 +175,15 @@ export class NatLab {
   }
 
   /** The lab's STUN server, and its TURN server unless `turn` is false. */
-  iceServers(turn: boolean): IceServer[] {
+  iceServers(turn?: { username: string; credential: string }): IceServer[] {
     const servers: IceServer[] = [{ urls: `stun:${TURN_ADDRESS}:${TURN_PORT}` }];
-    if (turn) {
-      servers.push({
-        urls: `turn:${TURN_ADDRESS}:${TURN_PORT}?transport=udp`,
-        username: TURN_USER,
-        credential: TURN_PASSWORD,
-      });
-    }
+    if (turn) servers.push({ urls: this.turnUrl, ...turn });
     return servers;
+  }
+
+  /** The lab's TURN server, as a `turn:` URL (over UDP). */
+  get turnUrl(): string {
+    return `turn:${TURN_ADDRESS}:${TURN_PORT}?transport=udp`;
   }
 
   /**
@@ -315,8 +317,8 @@ export class NatLab {
       "--no-tls",
       "--no-dtls",
       "--no-tcp",
-      "--lt-cred-mech",
-      `--user=${TURN_USER}:${TURN_PASSWORD}`,
+      "--use-auth-secret",
+      `--static-auth-secret=${TURN_SECRET}`,
       "--realm=lab.test",
       "--fingerprint",
       "--no-software-attribute",
