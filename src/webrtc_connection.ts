@@ -109,6 +109,8 @@ export class WebRTCConnection {
   readonly #sessions = new Set<ChannelSession>();
   #peer?: PathPeer;
   #dialing?: Promise<PathPeer>;
+  /** The peer of the dial under way, so that closing can abort it. */
+  #connecting?: PathPeer;
   /** The channel negotiated with the connection, not yet given to a session. */
   #spare?: DataChannelLike;
   #dials = 0;
@@ -314,11 +316,14 @@ export class WebRTCConnection {
         error ?? new WebRTCTransportError("The connection to the peer was lost: the peer left"),
       );
     try {
+      this.#connecting = peer;
       await peer.connect();
     } catch (error) {
       this.#spare = undefined;
-      this.onerror?.(error as Error);
+      if (!this.#closed) this.onerror?.(error as Error);
       throw error;
+    } finally {
+      this.#connecting = undefined;
     }
     if (this.#closed) {
       await peer.close();
@@ -401,7 +406,9 @@ export class WebRTCConnection {
   }
 
   async #disconnect(reason: string, error?: Error): Promise<void> {
-    const peer = this.#peer ?? (await this.#dialing?.catch(() => undefined));
+    // A dial under way is aborted, not waited for: an answering side may wait
+    // for its first offer indefinitely.
+    const peer = this.#peer ?? this.#connecting;
     this.#peer = undefined;
     this.#liveness?.stop();
     this.#liveness = undefined;

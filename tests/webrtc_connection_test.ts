@@ -188,3 +188,15 @@ Deno.test("WebRTCConnection: a result over one session's receive cap fails that 
     await desktop.close();
   }
 });
+
+Deno.test("WebRTCConnection.close() on a serving side still waiting for its first offer ends at once", async () => {
+  const [, b] = await MemorySignaling.createMemorySignalingPair();
+  const desktop = new WebRTCConnection({ signaling: b, initiator: false, ...LOCAL });
+  desktop.ontransport = () => {};
+  const connecting = assert.rejects(desktop.connect(), /closed/);
+  const closed = new Promise<void>((resolve) => (desktop.onclose = resolve));
+  // Closing must not wait for an offer that never comes.
+  await desktop.close();
+  await closed;
+  await connecting;
+});
