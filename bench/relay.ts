@@ -9,7 +9,7 @@
  *   to half of), and on the relay of a worker whose budget does not bind;
  * - the time from "no ICE path" to the first message over the relay: both
  *   peers offer no ICE candidate, the agent waits the default
- *   `RELAY_FALLBACK_DELAY` after its offer, then relays; measured from the
+ *   `RELAY_FALLBACK_DELAY` after the answer, then relays; measured from the
  *   end of that wait to the open channel and to the `initialize` answer.
  *
  * Prints figures and asserts nothing. Run: `deno run -A bench/relay.ts`
@@ -112,7 +112,7 @@ async function measure(
 async function fallback(url: string): Promise<{ channelMs: number; initializeMs: number }> {
   const desktop = await WebRTCListener.listen({ url, createServer: server, ...NO_CANDIDATES });
   try {
-    let offerAt = 0;
+    let answerAt = 0;
     let channelAt = 0;
     const connection = new WebRTCConnection({
       signaling: () => new TicketSignaling(desktop.ticket!),
@@ -120,13 +120,13 @@ async function fallback(url: string): Promise<{ channelMs: number; initializeMs:
       linger: 0,
     });
     connection.onconnectstep = (step) => {
-      if (step === "offer") offerAt = performance.now();
+      if (step === "answer") answerAt = performance.now();
       if (step === "channel") channelAt = performance.now();
     };
     const client = new Client({ name: "bench", version: "1.0.0" });
     await client.connect(connection.openTransport());
     const initializedAt = performance.now();
-    const noPathAt = offerAt + RELAY_FALLBACK_DELAY;
+    const noPathAt = answerAt + RELAY_FALLBACK_DELAY;
     await client.close();
     await connection.close();
     return {
@@ -164,7 +164,7 @@ try {
   results.noIcePathToRelay = fallbacks;
   console.table(rows);
   console.log(
-    `From "no ICE path" (the offer plus RELAY_FALLBACK_DELAY = ${RELAY_FALLBACK_DELAY} ms) to the relay's open channel: ${
+    `From "no ICE path" (the answer plus RELAY_FALLBACK_DELAY = ${RELAY_FALLBACK_DELAY} ms) to the relay's open channel: ${
       fallbacks.map((f) => f.channelMs).join(", ")
     } ms; to the initialize answer over it: ${fallbacks.map((f) => f.initializeMs).join(", ")} ms`,
   );

@@ -10,7 +10,7 @@
  * - at once, where this runtime has no `RTCPeerConnection` (and node-datachannel
  *   cannot load), or `relayAfter` is `0`;
  * - on the dialling side, when ICE has found no path `relayAfter` ms after the
- *   offer left (see {@linkcode RELAY_FALLBACK_DELAY}), or failed before;
+ *   answer came (see {@linkcode RELAY_FALLBACK_DELAY}), or failed before;
  * - on either side, when the other side asks for it (its relay hello arrives
  *   before the direct connection is up).
  *
@@ -50,8 +50,8 @@ export const RELAY_PATH_TYPE = "relay-ws";
 /** Options of a {@linkcode PathPeer}: a peer's, and when to take the relay. */
 export interface PathPeerOptions extends PeerOptions {
   /**
-   * Milliseconds the dialling side waits for ICE after its offer before it
-   * takes the relay; `0` takes the relay at once, `false` never.
+   * Milliseconds the dialling side waits for ICE after the answer came before
+   * it takes the relay; `0` takes the relay at once, `false` never.
    */
   relayAfter?: number | false;
 }
@@ -126,7 +126,8 @@ export class PathPeer {
     if (this.#closed) throw new WebRTCTransportError("Cannot connect as the transport was closed");
     if (options.relayAfter === 0 || noWebRTC) {
       const why = noWebRTC ? "this runtime has no RTCPeerConnection" : "the relay was asked for";
-      const refusal = this.#relayRefusal();
+      // What can be told before signalling starts; the room's own answer comes in #relay.
+      const refusal = this.#relayRefusal(false);
       if (refusal) {
         throw noWebRTC ? new RelayError(`${refusal.message}`, { cause: noWebRTC }) : refusal;
       }
@@ -140,7 +141,8 @@ export class PathPeer {
   /** The direct attempt, raced against the relay's triggers. */
   async #race(Ctor: NonNullable<PathPeerOptions["RTCPeerConnection"]>): Promise<Connected> {
     const options = this.#options;
-    const relayable = this.#relayRefusal() === undefined;
+    // Whether the relay can be used is known once signalling has started.
+    const relayable = () => this.#relayRefusal() === undefined;
     const after = options.relayAfter === undefined ? RELAY_FALLBACK_DELAY : options.relayAfter;
     const switchTo = resolvers<string>();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -154,7 +156,9 @@ export class PathPeer {
           iceFound = true;
           clearTimeout(timer);
         }
-        if (step === "offer" && options.initiator && relayable && after !== false) {
+        // The clock starts once both descriptions are in place: a signalling
+        // exchange that does not complete is not a missing ICE path.
+        if (step === "answer" && options.initiator && after !== false && relayable()) {
           timer = setTimeout(
             () => switchTo.resolve(`no ICE path formed within ${after} ms`),
             after,
@@ -186,7 +190,7 @@ export class PathPeer {
     if ("error" in outcome) {
       // ICE gave up before the delay (no candidates at all): the dialling side relays now.
       const iceFailed = outcome.error instanceof ConnectError && outcome.error.stage === "ice";
-      if (!iceFailed || !options.initiator || !relayable || iceFound || this.#closed) {
+      if (!iceFailed || !options.initiator || iceFound || this.#closed || !relayable()) {
         throw outcome.error;
       }
       reason = `ICE found no path (${outcome.error.message})`;
@@ -200,8 +204,11 @@ export class PathPeer {
     return await this.#relay(reason);
   }
 
-  /** Why the relay cannot be used here, if it cannot. */
-  #relayRefusal(): RelayError | undefined {
+  /**
+   * Why the relay cannot be used here, if it cannot; with `probe`, also asks
+   * the signalling for its pipe (once it has started).
+   */
+  #relayRefusal(probe = true): RelayError | undefined {
     const carrier = this.#options.signaling as Signaling & RelayCarrier;
     if (carrier.authenticated !== true) {
       return new RelayError(
@@ -212,6 +219,17 @@ export class PathPeer {
       return new RelayError(
         "Cannot connect over the relay as the signalling carries messages only: only a signalling room relays; connect through a ticket's room",
       );
+    }
+    if (!probe) return undefined;
+    try {
+      // Asking is free: a room's view hands out its one pipe, or says why it has none.
+      carrier.relayPipe();
+    } catch (error) {
+      return error instanceof RelayError
+        ? error
+        : new RelayError(`Cannot connect over the relay: ${(error as Error).message}`, {
+          cause: error,
+        });
     }
     return undefined;
   }

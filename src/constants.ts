@@ -197,7 +197,7 @@ export const CLOSE_DRAIN_TIMEOUT = 2_000;
 export const CLI_STOP_TIMEOUT = 1_500;
 
 /**
- * Milliseconds the dialling side waits, from sending its offer, for ICE to
+ * Milliseconds the dialling side waits, from the answer it received, for ICE to
  * find a path before it moves the connection to the relay through the
  * signalling room. ICE found its path within 0.5 s in every NAT-lab case
  * measured (cone NATs through STUN 65–200 ms, symmetric NATs through TURN
