@@ -299,6 +299,14 @@ export class PathPeer {
     } catch (error) {
       const failure = this.#failure.signal.aborted ? this.#failure.signal.reason : error;
       await this.close(failure instanceof Error ? failure.message : "connect failed");
+      // Moved to the relay as the direct path found no way: both are said.
+      if (failure instanceof ConnectError && /\bICE\b/.test(reason)) {
+        throw new ConnectError(
+          "ice",
+          `Cannot connect as ${reason}, and the relay through the signalling room failed too: ${failure.message}`,
+          { cause: failure },
+        );
+      }
       throw failure;
     }
   }
