@@ -52,16 +52,34 @@ export async function nativePair(mtu = LOOPBACK_MTU): Promise<NativePair> {
       offerer,
       answerer,
       async close() {
-        const closed = new Promise<void>((resolve) => answerer.onClosed(resolve));
+        // node-datachannel releases its callbacks, which hold the process open, once
+        // each channel and each connection reports itself closed.
+        const closed = [
+          new Promise<void>((resolve) => offerer.onClosed(resolve)),
+          new Promise<void>((resolve) => answerer.onClosed(resolve)),
+        ];
         offerer.close();
-        await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 500))]);
+        await bounded(Promise.all(closed), 1_000);
+        const ended = [a, b].map((pc) =>
+          new Promise<void>((resolve) =>
+            pc.onStateChange((state) => state === "closed" && resolve())
+          )
+        );
         a.close();
         b.close();
+        await bounded(Promise.all(ended), 1_000);
       },
     };
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Waits for `promise`, at most `ms` milliseconds. */
+async function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
+  clearTimeout(timer);
 }
 
 /** An MCP transport with nothing but `JSON.stringify` and `JSON.parse` on a native channel. */
