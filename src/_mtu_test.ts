@@ -22,3 +22,11 @@ Deno.test("withPathMtu() keeps the MTU the user set", () => {
     mtu: 1400,
   });
 });
+
+Deno.test("withPathMtu() keeps the default MTU where a TURN path may be taken", () => {
+  const loopback = { bindAddress: "127.0.0.1" };
+  assert.equal(withPathMtu(loopback, [{ urls: "turn:127.0.0.1:3478" }]).mtu, undefined);
+  assert.equal(withPathMtu(loopback, [{ urls: ["stun:x", "turns:y"] }]).mtu, undefined);
+  assert.equal(withPathMtu({ ...loopback, iceTransportPolicy: "relay" }).mtu, undefined);
+  assert.equal(withPathMtu(loopback, [{ urls: "stun:127.0.0.1:3478" }]).mtu, LOOPBACK_MTU);
+});

@@ -464,6 +464,11 @@ class RelayDemux implements Signaling {
     this.#muted = true;
   }
 
+  /** The STUN/TURN servers the signalling hands out, if any (a room's TURN credentials). */
+  get iceServers(): unknown {
+    return (this.#inner as { iceServers?: unknown }).iceServers;
+  }
+
   start(options?: { initiator: boolean }): Promise<void> {
     this.#starting ??= Promise.resolve(this.#inner.start?.(options));
     return this.#starting;

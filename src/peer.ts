@@ -360,7 +360,7 @@ export class Peer {
         const handedOut = (options.signaling as { iceServers?: IceServer[] }).iceServers;
         iceServers = handedOut ?? DEFAULT_ICE_SERVERS.map((server) => ({ ...server }));
       }
-      const pc = new Ctor({ iceServers, ...withPathMtu(options.rtcConfiguration) });
+      const pc = new Ctor({ iceServers, ...withPathMtu(options.rtcConfiguration, iceServers) });
       this.#pc = pc;
       this.#pcClosed = nextEvent(pc, "connectionstatechange", {
         accept: () => pc.connectionState === "closed",
