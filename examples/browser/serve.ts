@@ -10,6 +10,7 @@
  * @module
  */
 import { WebRTCListener } from "../../mod.ts";
+import { bundleForWeb } from "../_bundle.ts";
 import { createDesktopServer } from "./desktop.ts";
 
 const here = new URL("./", import.meta.url);
@@ -32,39 +33,17 @@ const FOREIGN = ["RTCSctpTransport", "node_datachannel", "ws does not work in th
  * ```
  */
 export async function bundlePage(): Promise<string> {
-  const out = await Deno.makeTempFile({ prefix: "mcpw-app-", suffix: ".js" });
-  try {
-    const external = ["ws", "node-datachannel", "node-datachannel/*"];
-    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-      // `--external=` with "=": a bare `--external` takes every following argument.
-      args: [
-        "bundle",
-        "--quiet",
-        "--platform=browser",
-        "--minify",
-        ...external.map((name) => `--external=${name}`),
-        `--output=${out}`,
-        new URL("page/app.ts", here).pathname,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (code !== 0) {
-      throw new Error(
-        `Cannot bundle the page: deno bundle failed: ${new TextDecoder().decode(stderr)}`,
-      );
-    }
-    const source = await Deno.readTextFile(out);
-    const found = FOREIGN.filter((marker) => source.includes(marker));
-    if (found.length > 0) {
-      throw new Error(
-        `Cannot serve the page as its bundle holds code of node-datachannel or ws (${found}): mark them external`,
-      );
-    }
-    return source;
-  } finally {
-    await Deno.remove(out);
+  const source = await bundleForWeb(new URL("page/app.ts", here), {
+    what: "the page",
+    flags: ["--minify"],
+  });
+  const found = FOREIGN.filter((marker) => source.includes(marker));
+  if (found.length > 0) {
+    throw new Error(
+      `Cannot serve the page as its bundle holds code of node-datachannel or ws (${found}): mark them external`,
+    );
   }
+  return source;
 }
 
 /** A file served from memory, with its gzipped form. */

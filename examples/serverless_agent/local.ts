@@ -12,6 +12,7 @@
  * @module
  */
 import { Miniflare } from "miniflare";
+import { bundleForWeb } from "../_bundle.ts";
 
 const here = new URL("./", import.meta.url);
 
@@ -23,34 +24,11 @@ const here = new URL("./", import.meta.url);
  * @returns The module's JavaScript.
  * @throws {Error} If `deno bundle` fails, with its output.
  */
-export async function bundleAgent(): Promise<string> {
-  const out = await Deno.makeTempFile({ prefix: "mcpw-agent-", suffix: ".js" });
-  try {
-    const external = ["ws", "node-datachannel", "node-datachannel/*"];
-    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "bundle",
-        "--quiet",
-        "--platform=browser",
-        "--format=esm",
-        ...external.map((name) => `--external=${name}`),
-        `--output=${out}`,
-        new URL("agent.ts", here).pathname,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (code !== 0) {
-      throw new Error(
-        `Cannot bundle the serverless agent: deno bundle failed: ${
-          new TextDecoder().decode(stderr)
-        }`,
-      );
-    }
-    return await Deno.readTextFile(out);
-  } finally {
-    await Deno.remove(out);
-  }
+export function bundleAgent(): Promise<string> {
+  return bundleForWeb(new URL("agent.ts", here), {
+    what: "the serverless agent",
+    flags: ["--format=esm"],
+  });
 }
 
 /** The agent running in Miniflare. */
