@@ -49,9 +49,9 @@ interface Plan {
 
 const FULL: Plan = {
   connectWarmup: 3,
-  connects: 30,
-  callWarmup: 50,
-  calls: 300,
+  connects: 60,
+  callWarmup: 500,
+  calls: 3000,
   transfers: [{ mib: 1, runs: 3 }, { mib: 16, runs: 3 }, { mib: 64, runs: 1 }],
   handshakes: { rooms: 50, warmupRounds: 1, rounds: 20 },
   childTimeout: 240_000,
@@ -60,8 +60,8 @@ const FULL: Plan = {
 const QUICK: Plan = {
   connectWarmup: 2,
   connects: 10,
-  callWarmup: 20,
-  calls: 100,
+  callWarmup: 100,
+  calls: 300,
   transfers: [{ mib: 1, runs: 3 }, { mib: 16, runs: 1 }, { mib: 64, runs: 1 }],
   handshakes: { rooms: 50, warmupRounds: 1, rounds: 5 },
   childTimeout: 17_000,

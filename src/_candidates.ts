@@ -9,15 +9,15 @@
  * - no remote candidate is applied before the remote description (they are
  *   queued, a bounded number, and applied in order once it is).
  *
- * Within those, the policy decides when local candidates may go: the offerer
- * releases them once it has applied the answer; the answerer of an offer from
- * this module holds them until it applied the offerer's first candidate, or
- * its ICE connected, or a bound passed (see `ANSWERER_HOLD_LIMIT`).
+ * Within those, the peer decides when local candidates may go
+ * ({@linkcode Candidates.release}); see `Peer` for the order of a
+ * negotiation and why.
  *
  * @module
  */
 
 import type { IceCandidateInit } from "./peer.ts";
+import { withResolvers } from "./_async.ts";
 
 /** How a {@linkcode Candidates} sends a local candidate and applies a remote one. */
 export interface CandidateIo {
@@ -34,10 +34,10 @@ export class Candidates {
   #described = false;
   #released = false;
   #held: IceCandidateInit[] = [];
-  #holdTimer?: ReturnType<typeof setTimeout>;
   /** Remote candidates waiting for the remote description; `undefined` once it is applied. */
   #queued?: IceCandidateInit[] = [];
   #applying: Promise<void> = Promise.resolve();
+  readonly #firstApplied = withResolvers<void>();
   #closed = false;
 
   constructor(io: CandidateIo) {
@@ -65,15 +65,7 @@ export class Candidates {
   /** The policy lets local candidates go (they still wait for the description). */
   release(): void {
     this.#released = true;
-    clearTimeout(this.#holdTimer);
     this.#flush();
-  }
-
-  /** Releases local candidates after `ms` at the latest. */
-  releaseWithin(ms: number): void {
-    if (this.#released || this.#closed) return;
-    clearTimeout(this.#holdTimer);
-    this.#holdTimer = setTimeout(() => this.release(), ms);
   }
 
   /**
@@ -106,17 +98,23 @@ export class Candidates {
     return queued.length;
   }
 
+  /** Resolves once a remote candidate was applied (not merely queued). */
+  get firstApplied(): Promise<void> {
+    return this.#firstApplied.promise;
+  }
+
   /** Stops sending and applying; held candidates are dropped. */
   close(): void {
     this.#closed = true;
     this.#held = [];
-    clearTimeout(this.#holdTimer);
   }
 
   #apply(candidates: IceCandidateInit[]): Promise<void> {
     const applied = this.#applying.then(async () => {
       for (const candidate of candidates) {
-        if (!this.#closed) await this.#io.apply(candidate);
+        if (this.#closed) return;
+        await this.#io.apply(candidate);
+        this.#firstApplied.resolve();
       }
     });
     this.#applying = applied.catch(() => {});

@@ -53,6 +53,21 @@ Deno.test("DataChannelTransport.send() delivers small messages as text frames in
   await t.close();
 });
 
+Deno.test("DataChannelTransport.send() puts a small message on the channel before it returns, never ahead of an earlier one", async () => {
+  const t = await pair({}, { keepaliveInterval: 0 });
+  const before = t.left.sent.length;
+  const sending = t.a.send({ jsonrpc: "2.0", id: 1, method: "ping" });
+  assert.equal(t.left.sent.length, before + 1, "the frame was not handed over in send()");
+  await sending;
+  // A large message is written over several turns: a small one sent meanwhile waits for it.
+  const large = t.a.send(bigResult(2, 1024 * 1024));
+  const small = t.a.send({ jsonrpc: "2.0", id: 3, method: "ping" });
+  await Promise.all([large, small]);
+  await until(() => t.received.length === 3);
+  assert.deepEqual(t.received.map((m) => (m as { id: number }).id), [1, 2, 3]);
+  await t.close();
+});
+
 Deno.test("DataChannelTransport.send() chunks a message over maxMessageSize and stays within it", async () => {
   const t = await pair({ maxMessageSize: 16_384 }, {
     maxMessageSize: 16_384,

@@ -75,13 +75,7 @@ export function* encodeFrames(
     first += next.value;
     next = iterator.next();
   }
-  // A UTF-16 code unit is at most 3 UTF-8 bytes: skip measuring when it must fit.
-  if (
-    next.done && (
-      first.length * 3 <= maxFrameSize ||
-      (first.length <= maxFrameSize && utf8Length(first) <= maxFrameSize)
-    )
-  ) {
+  if (next.done && fitsOneFrame(first, maxFrameSize)) {
     yield first;
     return;
   }
@@ -105,6 +99,24 @@ export function* encodeFrames(
   }
   frame[0] = FRAME_LAST;
   yield used === maxFrameSize ? frame : frame.subarray(0, used);
+}
+
+/**
+ * The message as its one text frame, when {@linkcode encodeFrames} would send
+ * it so: `pieces` is a single string that fits `maxFrameSize` in UTF-8.
+ * `undefined` otherwise. Lets a sender skip the generator for small messages.
+ */
+export function oneTextFrame(pieces: Iterable<string>, maxFrameSize: number): string | undefined {
+  if (!Array.isArray(pieces) || pieces.length !== 1) return undefined;
+  const text: unknown = pieces[0];
+  return typeof text === "string" && fitsOneFrame(text, maxFrameSize) ? text : undefined;
+}
+
+/** Whether `text` fits one frame of `maxFrameSize` bytes in UTF-8. */
+function fitsOneFrame(text: string, maxFrameSize: number): boolean {
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: skip measuring when it must fit.
+  return text.length * 3 <= maxFrameSize ||
+    (text.length <= maxFrameSize && utf8Length(text) <= maxFrameSize);
 }
 
 /** The top-level `id` and `method` of a refused message, when they could be read. */

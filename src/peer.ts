@@ -8,7 +8,6 @@
 import { abortable, Countdown, delay, nextEvent, once, settle, withResolvers } from "./_async.ts";
 import { Candidates } from "./_candidates.ts";
 import {
-  ANSWERER_HOLD_LIMIT,
   BYE_TIMEOUT,
   CHANNEL_LABEL,
   CHANNEL_PROTOCOL,
@@ -16,6 +15,8 @@ import {
   CONNECTION_RELEASE_TIMEOUT,
   DTLS_REFUSAL_WINDOW,
   FALLBACK_MAX_MESSAGE_SIZE,
+  OFFER_CANDIDATE_WAIT,
+  OFFER_CHECK_WAIT,
   OFFER_MARK,
 } from "./constants.ts";
 import type { DataChannelLike } from "./data_channel_transport.ts";
@@ -263,6 +264,7 @@ export class Peer {
   #remoteSet = false;
   #iceConnected = false;
   #iceConnectedAt?: number;
+  readonly #iceUp = withResolvers<void>();
   #connected = false;
   #closed = false;
   #closeReason = "closed";
@@ -431,14 +433,16 @@ export class Peer {
       await step(pc.setLocalDescription(offer));
       const sdp = offer.sdp ?? pc.localDescription?.sdp ?? "";
       await step(this.#send({ type: "offer", sdp: markOffer(sdp) }));
+      // Our candidates follow the offer at once: an answerer of this module
+      // applies them before it answers (see below).
       this.#candidates.descriptionSent();
+      this.#candidates.release();
       this.#step("offer");
       const answer = await step(this.#remoteDescription.promise);
       await apply(answer);
       this.#remoteSet = true;
       this.#step("answer");
       await step(this.#candidates.remoteDescriptionApplied());
-      this.#candidates.release();
     } else {
       if (waitForPeer) {
         await abortable(this.#heard.promise, signal);
@@ -446,27 +450,27 @@ export class Peer {
       }
       const offer = await step(this.#remoteDescription.promise);
       this.#step("offer");
-      // An offer that holds its candidates is applied without them, and they
-      // after the answer is sent: our checks must not reach an offerer that
-      // has not our answer yet (libdatachannel then refuses the handshake,
-      // having no fingerprint to check).
       const inline = splitCandidates(offer.sdp);
+      const ours = offer.sdp !== offerAsApplied(offer.sdp);
       await apply({ type: "offer", sdp: offerAsApplied(inline.sdp) });
       this.#remoteSet = true;
+      // An offer of this module: its candidates are applied before we answer,
+      // and the answer waits (within bounds) until our first check of them
+      // succeeded. Knowing no credentials of ours yet, the offerer answers
+      // that check without scheduling a check of its own, which libjuice
+      // paces 50 ms out, and checks us at once when the answer comes; our
+      // ICE connects first, as the DTLS server's must.
+      // Another stack's offer is answered first and its candidates applied
+      // after: our checks must not reach an offerer that has not our answer
+      // yet (we are its DTLS client, and it could not check our fingerprint).
+      if (ours) await this.#applyOfferCandidates(inline.candidates, step);
       const answer = await step(pc.createAnswer());
       await step(pc.setLocalDescription(answer));
       await step(this.#send({ type: "answer", sdp: answer.sdp ?? pc.localDescription?.sdp ?? "" }));
       this.#candidates.descriptionSent();
+      this.#candidates.release();
       this.#step("answer");
-      const queued = await step(this.#candidates.remoteDescriptionApplied());
-      for (const candidate of inline.candidates) await step(this.#candidates.remote(candidate));
-      // Ours go once the offerer's checks of us are under way (see Candidates);
-      // only an offer of this module is waited for: its offerer trickles.
-      if (
-        queued > 0 || inline.candidates.length > 0 || offer.sdp === offerAsApplied(offer.sdp)
-      ) {
-        this.#candidates.release();
-      } else this.#candidates.releaseWithin(ANSWERER_HOLD_LIMIT);
+      if (!ours) await this.#applyOfferCandidates(inline.candidates, step);
       channel = await step(this.#primary.promise);
     }
     if (channel.readyState !== "open") {
@@ -475,6 +479,26 @@ export class Peer {
     const peerSpeaksFraming = !initiator &&
       (channel as { protocol?: string }).protocol === CHANNEL_PROTOCOL;
     return { channel, peerSpeaksFraming };
+  }
+
+  /**
+   * Applies the candidates that waited for the offer and those it held (when
+   * there were none, waits for the first to come, at most
+   * {@linkcode OFFER_CANDIDATE_WAIT}), then waits for our ICE to connect, at
+   * most {@linkcode OFFER_CHECK_WAIT}.
+   */
+  async #applyOfferCandidates(
+    inline: IceCandidateInit[],
+    step: <T>(promise: Promise<T>) => Promise<T>,
+  ): Promise<void> {
+    const queued = await step(this.#candidates.remoteDescriptionApplied());
+    for (const candidate of inline) await step(this.#candidates.remote(candidate));
+    if (queued + inline.length === 0) {
+      await step(settle(this.#candidates.firstApplied, OFFER_CANDIDATE_WAIT));
+    }
+    // Our checks of those candidates go first; the answer waits (a little)
+    // for the first to succeed, so that it cannot overtake them.
+    await step(settle(this.#iceUp.promise, OFFER_CHECK_WAIT));
   }
 
   /**
@@ -531,9 +555,8 @@ export class Peer {
       if (state !== "connected" && state !== "completed") return;
       this.#iceConnected = true;
       this.#iceConnectedAt ??= Date.now();
+      this.#iceUp.resolve();
       this.#step("ice");
-      // Checks flow both ways: the policy's hold is over (the description still goes first).
-      this.#candidates.release();
     });
     pc.addEventListener("connectionstatechange", () => {
       const state = pc.connectionState;
@@ -615,10 +638,7 @@ export class Peer {
           return;
         case "candidate": {
           const candidate = parseCandidate(message.candidate);
-          this.#candidates.remote(candidate).then(() => {
-            // The offerer's checks of us are under way: ours may follow.
-            if (!this.#options.initiator && this.#remoteSet) this.#candidates.release();
-          });
+          void this.#candidates.remote(candidate);
           return;
         }
         case "bye":

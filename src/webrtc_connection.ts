@@ -513,6 +513,8 @@ class Liveness {
 class ChannelSession implements WebRTCSessionTransport {
   readonly connection: WebRTCConnection;
   readonly #open: () => Promise<DataChannelLike>;
+  /** The channel transport, once open. */
+  #opened?: DataChannelTransport;
   #inner?: DataChannelTransport;
   #ready?: Promise<DataChannelTransport>;
   #channel?: DataChannelLike;
@@ -544,7 +546,7 @@ class ChannelSession implements WebRTCSessionTransport {
     inner.onerror = (error) => this.onerror?.(error);
     inner.onclose = () => void this.close();
     this.#inner = inner;
-    this.#ready = inner.start().then(() => inner);
+    this.#ready = inner.start().then(() => this.#opened = inner);
     this.#ready.catch(() => {});
     internals.get(this.connection)!.attach(this);
     return inner;
@@ -574,17 +576,23 @@ class ChannelSession implements WebRTCSessionTransport {
     }
   }
 
-  async send(message: JSONRPCMessage): Promise<void> {
+  send(message: JSONRPCMessage): Promise<void> {
     if (this.#closed) {
-      throw new WebRTCTransportError("Cannot send message as the WebRTC session is closed");
-    }
-    if (!this.#ready) {
-      throw new WebRTCTransportError(
-        "Cannot send message as the WebRTC session is not started: call start(), or connect() of a Client or Server",
+      return Promise.reject(
+        new WebRTCTransportError("Cannot send message as the WebRTC session is closed"),
       );
     }
-    const inner = await this.#ready;
-    await inner.send(message);
+    if (!this.#ready) {
+      return Promise.reject(
+        new WebRTCTransportError(
+          "Cannot send message as the WebRTC session is not started: call start(), or connect() of a Client or Server",
+        ),
+      );
+    }
+    // Handed on in this turn once the channel is open (no await on the way).
+    return this.#opened
+      ? this.#opened.send(message)
+      : this.#ready.then((inner) => inner.send(message));
   }
 
   close(): Promise<void> {

@@ -214,17 +214,23 @@ export class WebRTCTransport implements Transport {
    * @param message A JSON-RPC message.
    * @throws {WebRTCTransportError} If the transport is not started, is closed, or failed to connect.
    */
-  async send(message: JSONRPCMessage): Promise<void> {
+  send(message: JSONRPCMessage): Promise<void> {
     if (this.#closed) {
-      throw new WebRTCTransportError("Cannot send message as the WebRTC transport is closed");
-    }
-    if (!this.#ready) {
-      throw new WebRTCTransportError(
-        "Cannot send message as the WebRTC transport is not started: call start(), or connect() of a Client or Server",
+      return Promise.reject(
+        new WebRTCTransportError("Cannot send message as the WebRTC transport is closed"),
       );
     }
-    const inner = this.#inner ?? await this.#ready;
-    await inner.send(message);
+    if (!this.#ready) {
+      return Promise.reject(
+        new WebRTCTransportError(
+          "Cannot send message as the WebRTC transport is not started: call start(), or connect() of a Client or Server",
+        ),
+      );
+    }
+    // Handed on in this turn once connected (no await on the way).
+    return this.#inner
+      ? this.#inner.send(message)
+      : this.#ready.then((inner) => inner.send(message));
   }
 
   /** Whether the data channel is open and the transport not closed. */

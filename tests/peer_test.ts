@@ -103,6 +103,41 @@ Deno.test("An answerer sends its answer before any candidate, also to an offer t
   }
 });
 
+Deno.test("An offer of this module is answered once the answerer's check of the offerer's candidate succeeded", async () => {
+  // The order that spares libjuice's 50 ms paced check: the offerer's
+  // candidates go right behind its offer, the answerer checks them and
+  // answers once that check succeeded, and the offerer, which answered the
+  // check without knowing the answerer's credentials, checks at once when the
+  // answer comes.
+  for (let round = 0; round < 5; round++) {
+    const [a, b] = await MemorySignaling.createMemorySignalingPair();
+    const log: string[] = [];
+    const logged = (side: string) => (message: SignalingMessage) => {
+      log.push(`${side} sends ${message.type}`);
+      return message;
+    };
+    const offerer = new Peer({ ...OPTIONS, signaling: editing(a, logged("A")), initiator: true });
+    const answerer = new Peer({
+      ...OPTIONS,
+      signaling: editing(b, logged("B")),
+      initiator: false,
+      onstep: (step) => log.push(`B ${step}`),
+    });
+    try {
+      await Promise.all([offerer.connect(), answerer.connect()]);
+      const at = (entry: string) => {
+        const index = log.indexOf(entry);
+        assert.ok(index >= 0, `${entry} is missing from ${JSON.stringify(log)}`);
+        return index;
+      };
+      assert.ok(at("A sends candidate") < at("B sends answer"), JSON.stringify(log));
+      assert.ok(at("B ice") < at("B sends answer"), JSON.stringify(log));
+    } finally {
+      await Promise.all([offerer.close(), answerer.close()]);
+    }
+  }
+});
+
 Deno.test("An answerer makes the offerer the DTLS client only for an offer marked as this module's", async () => {
   // Ours to ours: the offer carries the mark; the answer is passive (the answerer is the DTLS server).
   const sent: SignalingMessage[] = [];
