@@ -70,7 +70,18 @@ export async function resolveWebSocket(): Promise<WebSocketConstructor> {
   if (runtime.Deno !== undefined || runtime.process?.versions?.node !== undefined) {
     try {
       const ws = await import("ws");
-      return (ws.WebSocket ?? ws.default) as unknown as WebSocketConstructor;
+      const Base = (ws.WebSocket ?? ws.default) as unknown as new (
+        url: string,
+        protocols: string[],
+        options: { perMessageDeflate: boolean },
+      ) => WebSocketLike;
+      // Signalling frames are small JSON: compressing them costs CPU at both
+      // ends (zlib per frame) and saves nothing worth it.
+      return class extends Base {
+        constructor(url: string, protocols: string[]) {
+          super(url, protocols, { perMessageDeflate: false });
+        }
+      } as unknown as WebSocketConstructor;
     } catch {
       // Fall back to the runtime's own client below.
     }
