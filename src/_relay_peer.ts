@@ -60,6 +60,7 @@ export interface PathPeerOptions extends PeerOptions {
 export class PathPeer {
   readonly #options: PathPeerOptions;
   readonly #demux: RelayDemux;
+  readonly #attempts: Attempts;
   #direct?: Peer;
   #link?: RelayLink;
   #connected = false;
@@ -81,6 +82,7 @@ export class PathPeer {
   constructor(options: PathPeerOptions) {
     this.#options = options;
     this.#demux = new RelayDemux(options.signaling);
+    this.#attempts = new Attempts(this.#demux, options.initiator);
     this.#demux.onhello = (message) => this.#helloReceived(message);
     this.#demux.onbye = (message) => this.#byeReceived(message);
     this.#demux.onrelayclose = () =>
@@ -138,50 +140,74 @@ export class PathPeer {
     return await this.#race(Ctor!);
   }
 
-  /** The direct attempt, raced against the relay's triggers. */
+  /**
+   * The direct attempt, raced against the relay's triggers; tried once more
+   * with a new offer when it failed in a way both sides retry (see
+   * `Peer.retryable`).
+   */
   async #race(Ctor: NonNullable<PathPeerOptions["RTCPeerConnection"]>): Promise<Connected> {
     const options = this.#options;
     // Whether the relay can be used is known once signalling has started.
     const relayable = () => this.#relayRefusal() === undefined;
     const after = options.relayAfter === undefined ? RELAY_FALLBACK_DELAY : options.relayAfter;
     const switchTo = resolvers<string>();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let iceFound = false;
-    const direct = new Peer({
-      ...options,
-      signaling: this.#demux,
-      RTCPeerConnection: Ctor,
-      onstep: (step) => {
-        if (step === "ice") {
-          iceFound = true;
-          clearTimeout(timer);
-        }
-        // The clock starts once both descriptions are in place: a signalling
-        // exchange that does not complete is not a missing ICE path.
-        if (step === "answer" && options.initiator && after !== false && relayable()) {
-          timer = setTimeout(
-            () => switchTo.resolve(`no ICE path formed within ${after} ms`),
-            after,
-          );
-        }
-        options.onstep?.(step);
-      },
-    });
-    this.#direct = direct;
-    direct.onerror = (error) => this.onerror?.(error);
-    direct.ondatachannel = (channel) => this.ondatachannel?.(channel);
-    direct.onclose = (error) => this.onclose?.(error);
     this.#hello.promise.then(
       () => switchTo.resolve("the other peer asked for the relay"),
       () => {},
     );
-    const attempt = direct.connect();
-    attempt.catch(() => {});
-    const outcome = await Promise.race([
-      attempt.then((connected) => ({ connected }), (error: Error) => ({ error })),
-      switchTo.promise.then((reason) => ({ reason })),
-    ]);
-    clearTimeout(timer);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let iceFound = false;
+    let direct: Peer;
+    let outcome: { connected: Connected } | { error: Error } | { reason: string };
+    for (let attempt = 1;; attempt++) {
+      const signaling = this.#attempts.view(attempt);
+      direct = new Peer({
+        ...options,
+        signaling,
+        RTCPeerConnection: Ctor,
+        onstep: (step) => {
+          if (step === "ice") {
+            iceFound = true;
+            clearTimeout(timer);
+          }
+          // The clock starts once both descriptions are in place: a signalling
+          // exchange that does not complete is not a missing ICE path.
+          if (step === "answer" && options.initiator && after !== false && relayable()) {
+            clearTimeout(timer);
+            timer = setTimeout(
+              () => switchTo.resolve(`no ICE path formed within ${after} ms`),
+              after,
+            );
+          }
+          options.onstep?.(step);
+        },
+      });
+      this.#direct = direct;
+      direct.onerror = (error) => this.onerror?.(error);
+      direct.ondatachannel = (channel) => this.ondatachannel?.(channel);
+      direct.onclose = (error) => this.onclose?.(error);
+      const connecting = direct.connect();
+      connecting.catch(() => {});
+      outcome = await Promise.race([
+        connecting.then((connected) => ({ connected }), (error: Error) => ({ error })),
+        switchTo.promise.then((reason) => ({ reason })),
+      ]);
+      clearTimeout(timer);
+      if (
+        attempt > 1 || !("error" in outcome) || this.#closed || !direct.retryable(outcome.error)
+      ) break;
+      // The other side saw the same failure and waits for a new offer.
+      signaling.end();
+      direct.onclose = undefined;
+      direct.ondatachannel = undefined;
+      iceFound = false;
+      this.onerror?.(
+        new WebRTCTransportError(
+          `Trying the connection once more with a new offer: ${outcome.error.message}`,
+          { cause: outcome.error },
+        ),
+      );
+    }
     if ("connected" in outcome) {
       this.#connected = true;
       return outcome.connected;
@@ -431,6 +457,111 @@ function resolvers<T>(): {
     reject = rej;
   });
   return { promise, resolve, reject };
+}
+
+/** The most messages kept for a direct attempt that has not started yet. */
+const MAX_ATTEMPT_QUEUE = 64;
+
+/**
+ * The signalling of the direct attempts. A second attempt starts with a new
+ * offer, so a message belongs to the attempt of the last offer (answering
+ * side) or answer (offering side) that came before it: an attempt sees its
+ * own messages only (those of one not started yet are kept for it), and an
+ * ended attempt's view sends nothing, not even its goodbye.
+ */
+class Attempts {
+  readonly #demux: RelayDemux;
+  readonly #boundary: "offer" | "answer";
+  #boundaries = 0;
+  readonly #views = new Map<number, AttemptView>();
+  readonly #queued = new Map<number, SignalingMessage[]>();
+  #latest = 0;
+
+  constructor(demux: RelayDemux, initiator: boolean) {
+    this.#demux = demux;
+    // The offering side's attempts begin with its offer, so it counts answers.
+    this.#boundary = initiator ? "answer" : "offer";
+    demux.onmessage = (message) => {
+      if (message.type === this.#boundary) this.#boundaries++;
+      this.#deliver(Math.max(this.#boundaries, 1), message);
+    };
+    demux.onclose = () => this.#views.get(this.#latest)?.onclose?.();
+    demux.onerror = (error) => this.#views.get(this.#latest)?.onerror?.(error);
+  }
+
+  /** The view of attempt `n` (counted from 1), made once. */
+  view(n: number): AttemptView {
+    let view = this.#views.get(n);
+    if (!view) {
+      for (const [old, earlier] of this.#views) {
+        if (old < n) earlier.end();
+      }
+      view = new AttemptView(this.#demux, () => this.#flush(n));
+      this.#views.set(n, view);
+      this.#latest = n;
+    }
+    return view;
+  }
+
+  #deliver(n: number, message: SignalingMessage): void {
+    const view = this.#views.get(n);
+    if (view?.ended) return;
+    if (view?.onmessage && view.started) return view.onmessage(message);
+    if (n < this.#latest) return;
+    const queue = this.#queued.get(n) ?? [];
+    if (queue.length < MAX_ATTEMPT_QUEUE) queue.push(message);
+    this.#queued.set(n, queue);
+  }
+
+  #flush(n: number): void {
+    const queue = this.#queued.get(n) ?? [];
+    this.#queued.delete(n);
+    for (const message of queue) this.#deliver(n, message);
+  }
+}
+
+/** One direct attempt's signalling (see {@linkcode Attempts}). */
+class AttemptView implements Signaling {
+  readonly #demux: RelayDemux;
+  readonly #started: () => void;
+  #starting?: Promise<void>;
+  started = false;
+  ended = false;
+  onmessage?: (message: SignalingMessage) => void;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+
+  constructor(demux: RelayDemux, started: () => void) {
+    this.#demux = demux;
+    this.#started = started;
+  }
+
+  /** The STUN/TURN servers the signalling hands out, if any. */
+  get iceServers(): unknown {
+    return this.#demux.iceServers;
+  }
+
+  start(options?: { initiator: boolean }): Promise<void> {
+    this.#starting ??= this.#demux.start(options).then(() => {
+      this.started = true;
+      this.#started();
+    });
+    return this.#starting;
+  }
+
+  send(message: SignalingMessage): Promise<void> {
+    return this.ended ? Promise.resolve() : this.#demux.send(message);
+  }
+
+  /** The attempt is over: nothing more goes out or comes in. */
+  end(): void {
+    this.ended = true;
+    this.onmessage = undefined;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 /**

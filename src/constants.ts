@@ -127,6 +127,14 @@ export const OFFER_CHECK_WAIT = 20;
 export const OFFER_MARK = "a=x-mcp-webrtc:dtls-client";
 
 /**
+ * The session-level SDP attribute with which an answer of this module says
+ * that its connectivity check of the offerer's candidates succeeded before it
+ * answered: a network path exists. The answer carries {@linkcode OFFER_MARK}
+ * too, so the offerer knows its answerer follows this module's order.
+ */
+export const PATH_MARK = "a=x-mcp-webrtc:path-found";
+
+/**
  * A DTLS handshake that fails within this time after ICE connected was
  * refused, not starved: over a working path the handshake takes a few round
  * trips (milliseconds; about 1 s when one flight is lost and resent), and a

@@ -18,6 +18,7 @@ import {
   OFFER_CANDIDATE_WAIT,
   OFFER_CHECK_WAIT,
   OFFER_MARK,
+  PATH_MARK,
 } from "./constants.ts";
 import type { DataChannelLike } from "./data_channel_transport.ts";
 import {
@@ -196,12 +197,17 @@ export async function resolvePeerConnection(
   }
 }
 
-/** The offer's text as sent: marked as this module's (see {@linkcode OFFER_MARK}). */
-export function markOffer(sdp: string): string {
-  if (sdp.split(/\r?\n/).includes(OFFER_MARK)) return sdp;
+/**
+ * An offer's or answer's text as sent: marked as this module's (see
+ * {@linkcode OFFER_MARK}), with any `extra` session-level attributes.
+ */
+export function markOffer(sdp: string, extra: string[] = []): string {
+  const lines = sdp.split(/\r?\n/);
+  const marks = [OFFER_MARK, ...extra].filter((mark) => !lines.includes(mark));
+  if (marks.length === 0) return sdp;
   const eol = sdp.includes("\r\n") ? "\r\n" : "\n";
   // Session-level attributes follow the t= line (RFC 4566's order).
-  return sdp.replace(/^t=.*$/m, (line) => `${line.replace(/\r$/, "")}${eol}${OFFER_MARK}`);
+  return sdp.replace(/^t=.*$/m, (line) => [line.replace(/\r$/, ""), ...marks].join(eol));
 }
 
 /**
@@ -264,6 +270,16 @@ export class Peer {
   #remoteSet = false;
   #iceConnected = false;
   #iceConnectedAt?: number;
+  /** Whether the other peer is of this module (its offer or answer is marked). */
+  #ours = false;
+  /**
+   * Whether the answerer's check of our candidates succeeded before it
+   * answered: a network path exists, so a failure after the answer is the
+   * handshake's, even if our own ICE event was not seen before it.
+   */
+  #pathFound = false;
+  /** When the answer was sent (answerer) or applied (offerer). */
+  #negotiatedAt?: number;
   readonly #iceUp = withResolvers<void>();
   #connected = false;
   #closed = false;
@@ -439,8 +455,12 @@ export class Peer {
       this.#candidates.release();
       this.#step("offer");
       const answer = await step(this.#remoteDescription.promise);
+      const lines = answer.sdp.split(/\r?\n/);
+      this.#ours = lines.includes(OFFER_MARK);
+      this.#pathFound = lines.includes(PATH_MARK);
       await apply(answer);
       this.#remoteSet = true;
+      this.#negotiatedAt = Date.now();
       this.#step("answer");
       await step(this.#candidates.remoteDescriptionApplied());
     } else {
@@ -466,9 +486,14 @@ export class Peer {
       if (ours) await this.#applyOfferCandidates(inline.candidates, step);
       const answer = await step(pc.createAnswer());
       await step(pc.setLocalDescription(answer));
-      await step(this.#send({ type: "answer", sdp: answer.sdp ?? pc.localDescription?.sdp ?? "" }));
+      // Marked too: the offerer then knows its answerer follows this order.
+      let sdp = answer.sdp ?? pc.localDescription?.sdp ?? "";
+      if (ours) sdp = markOffer(sdp, this.#iceConnected ? [PATH_MARK] : []);
+      await step(this.#send({ type: "answer", sdp }));
+      this.#ours = ours;
       this.#candidates.descriptionSent();
       this.#candidates.release();
+      this.#negotiatedAt = Date.now();
       this.#step("answer");
       if (!ours) await this.#applyOfferCandidates(inline.candidates, step);
       channel = await step(this.#primary.promise);
@@ -479,6 +504,24 @@ export class Peer {
     const peerSpeaksFraming = !initiator &&
       (channel as { protocol?: string }).protocol === CHANNEL_PROTOCOL;
     return { channel, peerSpeaksFraming };
+  }
+
+  /**
+   * Whether a failed connect may be tried once more with a new offer: both
+   * peers are of this module (each side knows it from the other's mark, so
+   * both decide alike), the offer and answer were exchanged, and the
+   * connection failed at the ICE or DTLS stage within
+   * {@linkcode DTLS_REFUSAL_WINDOW} of that. libdatachannel 0.24 hands an
+   * applied answer to ICE before it records the answer's fingerprint: when
+   * the answerer's checks came first (the order this module uses, see
+   * `#negotiate`), the offerer's ICE can connect and its DTLS check the other
+   * certificate in that gap, and refuse it, if its thread is held up there
+   * (measured: about 1 connect in 400 with two busy processes on two cores).
+   */
+  retryable(error: unknown): boolean {
+    return this.#ours && this.#negotiatedAt !== undefined && error instanceof ConnectError &&
+      (error.stage === "ice" || error.stage === "dtls") &&
+      Date.now() - this.#negotiatedAt < DTLS_REFUSAL_WINDOW;
   }
 
   /**
@@ -800,6 +843,12 @@ export class Peer {
 
   /** The error of a connection that failed before the channel opened. */
   #connectionFailed(state: string): ConnectError {
+    if (!this.#iceConnected && this.#pathFound) {
+      // Our ICE event may come after the failure (node-datachannel reads the
+      // state when it dispatches): the answerer's check proved the path.
+      this.#iceConnected = true;
+      this.#iceConnectedAt ??= this.#negotiatedAt;
+    }
     if (!this.#iceConnected) {
       return new ConnectError(
         "ice",
