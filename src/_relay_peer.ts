@@ -188,11 +188,30 @@ export class PathPeer {
       direct.onclose = (error) => this.onclose?.(error);
       const connecting = direct.connect();
       connecting.catch(() => {});
-      outcome = await Promise.race([
+      // The answering side also tries again when a new offer comes from a
+      // peer of this module before its own attempt failed: the offerer saw
+      // the failure first.
+      type Superseded = { superseded: true };
+      const superseded: Promise<Superseded> = !options.initiator && attempt === 1
+        ? this.#attempts.retried.then(() =>
+          direct.ours ? { superseded: true } : never<Superseded>()
+        )
+        : never<Superseded>();
+      const raced: typeof outcome | Superseded = await Promise.race([
         connecting.then((connected) => ({ connected }), (error: Error) => ({ error })),
         switchTo.promise.then((reason) => ({ reason })),
+        superseded,
       ]);
       clearTimeout(timer);
+      if ("superseded" in raced) {
+        signaling.end();
+        direct.onclose = undefined;
+        direct.ondatachannel = undefined;
+        await direct.close("tried again with a new offer");
+        iceFound = false;
+        continue;
+      }
+      outcome = raced;
       if (
         attempt > 1 || !("error" in outcome) || this.#closed || !direct.retryable(outcome.error)
       ) break;
@@ -201,10 +220,12 @@ export class PathPeer {
       direct.onclose = undefined;
       direct.ondatachannel = undefined;
       iceFound = false;
+      const failed = outcome.error as ConnectError;
       this.onerror?.(
-        new WebRTCTransportError(
-          `Trying the connection once more with a new offer: ${outcome.error.message}`,
-          { cause: outcome.error },
+        new ConnectError(
+          failed.stage,
+          `${failed.message} (trying once more with a new offer)`,
+          { cause: failed },
         ),
       );
     }
@@ -444,6 +465,11 @@ export class PathPeer {
   }
 }
 
+/** A promise that never settles. */
+function never<T>(): Promise<T> {
+  return new Promise<T>(() => {});
+}
+
 /** `Promise.withResolvers()`, which Node 20 lacks. */
 function resolvers<T>(): {
   promise: Promise<T>;
@@ -476,13 +502,26 @@ class Attempts {
   readonly #views = new Map<number, AttemptView>();
   readonly #queued = new Map<number, SignalingMessage[]>();
   #latest = 0;
+  readonly #next = resolvers<void>();
+
+  /**
+   * Resolves when a second offer (answering side) or answer comes: on the
+   * answering side, the offerer gave up its first attempt and tries again.
+   */
+  get retried(): Promise<void> {
+    return this.#next.promise;
+  }
 
   constructor(demux: RelayDemux, initiator: boolean) {
     this.#demux = demux;
     // The offering side's attempts begin with its offer, so it counts answers.
     this.#boundary = initiator ? "answer" : "offer";
     demux.onmessage = (message) => {
-      if (message.type === this.#boundary) this.#boundaries++;
+      // Only a description counts (junk is refused by the attempt it reaches).
+      if (message.type === this.#boundary && typeof message.sdp === "string") {
+        this.#boundaries++;
+        if (this.#boundaries > 1) this.#next.resolve();
+      }
       this.#deliver(Math.max(this.#boundaries, 1), message);
     };
     demux.onclose = () => this.#views.get(this.#latest)?.onclose?.();

@@ -280,6 +280,10 @@ export class Peer {
   #pathFound = false;
   /** When the answer was sent (answerer) or applied (offerer). */
   #negotiatedAt?: number;
+  /** Whether the connection failed (not a timeout, not the other peer's goodbye). */
+  #broke = false;
+  /** Whether closing says no goodbye (the connect is to be tried again). */
+  #quiet = false;
   readonly #iceUp = withResolvers<void>();
   #connected = false;
   #closed = false;
@@ -390,7 +394,9 @@ export class Peer {
       return connected;
     } catch (error) {
       const reason = this.#failure.signal.aborted ? this.#failure.signal.reason : error;
-      // The other peer learns why: its own view of a refused handshake is only a goodbye.
+      // The other peer learns why: its own view of a refused handshake is only a
+      // goodbye. Not when it is to be tried again: the new offer says it.
+      this.#quiet = this.retryable(reason);
       await this.close(reason instanceof ConnectError ? reason.message : "connect failed");
       if (reason instanceof ConnectError || reason === this.#closedError) throw reason;
       throw new ConnectError(
@@ -506,12 +512,18 @@ export class Peer {
     return { channel, peerSpeaksFraming };
   }
 
+  /** Whether the other peer's offer or answer says it is of this module. */
+  get ours(): boolean {
+    return this.#ours;
+  }
+
   /**
    * Whether a failed connect may be tried once more with a new offer: both
    * peers are of this module (each side knows it from the other's mark, so
    * both decide alike), the offer and answer were exchanged, and the
-   * connection failed at the ICE or DTLS stage within
-   * {@linkcode DTLS_REFUSAL_WINDOW} of that. libdatachannel 0.24 hands an
+   * connection itself failed (not a timeout, not a goodbye) at the ICE or
+   * DTLS stage within {@linkcode DTLS_REFUSAL_WINDOW} of that. The side that
+   * retries says no goodbye; its new offer tells the answerer. libdatachannel 0.24 hands an
    * applied answer to ICE before it records the answer's fingerprint: when
    * the answerer's checks came first (the order this module uses, see
    * `#negotiate`), the offerer's ICE can connect and its DTLS check the other
@@ -519,7 +531,8 @@ export class Peer {
    * (measured: about 1 connect in 400 with two busy processes on two cores).
    */
   retryable(error: unknown): boolean {
-    return this.#ours && this.#negotiatedAt !== undefined && error instanceof ConnectError &&
+    return this.#ours && this.#broke && this.#negotiatedAt !== undefined &&
+      error instanceof ConnectError &&
       (error.stage === "ice" || error.stage === "dtls") &&
       Date.now() - this.#negotiatedAt < DTLS_REFUSAL_WINDOW;
   }
@@ -577,7 +590,10 @@ export class Peer {
   readonly #close = once(async () => {
     if (!this.#failure.signal.aborted) this.#failure.abort(this.#closedError);
     await Promise.all([
-      settle(this.#options.signaling.send({ type: "bye", reason: this.#closeReason }), BYE_TIMEOUT),
+      this.#quiet ? undefined : settle(
+        this.#options.signaling.send({ type: "bye", reason: this.#closeReason }),
+        BYE_TIMEOUT,
+      ),
       this.#release(),
     ]);
   });
@@ -610,7 +626,11 @@ export class Peer {
       }
       if (state !== "failed" && state !== "closed") return;
       if (this.#connected) this.#lost(`the peer connection is ${state}`);
-      else this.#fail(this.#connectionFailed(state));
+      else {
+        // Not when this side closed it (after a timeout, say).
+        if (!this.#closed) this.#broke = true;
+        this.#fail(this.#connectionFailed(state));
+      }
     });
     pc.addEventListener("datachannel", (event) => {
       const channel = channelOf(event);

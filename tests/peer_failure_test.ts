@@ -217,7 +217,11 @@ Deno.test("A handshake refused once between two peers of this module is tried ag
   );
   try {
     assert.deepEqual(results.map((r) => r.status), ["fulfilled", "fulfilled"], String(results));
-    assert.ok(errors.some((error) => /once more with a new offer/.test(error.message)));
+    assert.ok(
+      errors.some((error) =>
+        error instanceof ConnectError && /once more with a new offer/.test(error.message)
+      ),
+    );
     const { tools } = await client.listTools();
     assert.ok(tools.length > 0);
   } finally {
