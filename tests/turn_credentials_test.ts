@@ -282,11 +282,16 @@ Deno.test("A listener and an agent given no ICE servers use the TURN servers the
   const worker = await startLocalSignaling({
     vars: { TURN_SECRET: SECRET, TURN_URLS: `turn:127.0.0.1:${turn.port}` },
   });
-  // Relayed candidates only: the connection exists only if both used the minted credentials.
-  const rtcConfiguration = { bindAddress: "127.0.0.1", iceTransportPolicy: "relay" };
+  // Relayed candidates only: the connection exists only if both used the minted
+  // credentials. Each peer has a loopback address of its own, not the TURN
+  // server's: as between hosts, the server's relay then forwards only from the
+  // relayed addresses it gave permission to (on one address, a check sent
+  // from a peer's own socket to the other's relayed address passes too).
+  const desktopConfiguration = { bindAddress: "127.0.0.2", iceTransportPolicy: "relay" };
+  const rtcConfiguration = { bindAddress: "127.0.0.3", iceTransportPolicy: "relay" };
   const listener = await WebRTCListener.listen({
     url: worker.url,
-    rtcConfiguration,
+    rtcConfiguration: desktopConfiguration,
     createServer: () => createTestServer(),
   });
   const client = new Client({ name: "agent", version: "1.0.0" });
