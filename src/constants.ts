@@ -122,7 +122,10 @@ export const OFFER_CHECK_WAIT = 20;
  * resent only after 1 s. Peers of other stacks never see the swap: aiortc, for
  * one, numbers its channels by its ICE role, and as a DTLS client against a
  * libdatachannel server its `mcp` channel is reset. SDP parsers ignore
- * attributes they do not know (RFC 4566, section 5.13).
+ * attributes they do not know (RFC 4566, section 5.13). The answer to a marked
+ * offer carries it too: the offerer then knows its answerer follows this
+ * module's order, and both may try a refused handshake once more (see
+ * `Peer.retryable`).
  */
 export const OFFER_MARK = "a=x-mcp-webrtc:dtls-client";
 
