@@ -165,6 +165,7 @@ export class PathPeer {
         ...options,
         signaling,
         RTCPeerConnection: Ctor,
+        mayRetry: attempt === 1,
         onstep: (step) => {
           if (step === "ice") {
             iceFound = true;
@@ -212,9 +213,7 @@ export class PathPeer {
         continue;
       }
       outcome = raced;
-      if (
-        attempt > 1 || !("error" in outcome) || this.#closed || !direct.retryable(outcome.error)
-      ) break;
+      if (!("error" in outcome) || this.#closed || !direct.retryable(outcome.error)) break;
       // The other side saw the same failure and waits for a new offer.
       signaling.end();
       direct.onclose = undefined;

@@ -109,6 +109,12 @@ export interface PeerOptions {
    * the caller can listen before any frame can arrive.
    */
   onchannel?: (channel: DataChannelLike, peerSpeaksFraming: boolean) => void;
+  /**
+   * Whether a failed connect will be tried once more (see
+   * {@linkcode Peer.retryable}): the first of `PathPeer`'s attempts. Only
+   * then is a failure kept from the other peer (its goodbye is not said).
+   */
+  mayRetry?: boolean;
 }
 
 /**
@@ -454,11 +460,13 @@ export class Peer {
       const offer = await step(pc.createOffer());
       await step(pc.setLocalDescription(offer));
       const sdp = offer.sdp ?? pc.localDescription?.sdp ?? "";
-      await step(this.#send({ type: "offer", sdp: markOffer(sdp) }));
-      // Our candidates follow the offer at once: an answerer of this module
-      // applies them before it answers (see below).
+      const offered = this.#send({ type: "offer", sdp: markOffer(sdp) });
+      // Our candidates follow the offer at once (handed over after it, so
+      // they arrive after it): an answerer of this module applies them before
+      // it answers (see below).
       this.#candidates.descriptionSent();
       this.#candidates.release();
+      await step(offered);
       this.#step("offer");
       const answer = await step(this.#remoteDescription.promise);
       const lines = answer.sdp.split(/\r?\n/);
@@ -495,11 +503,13 @@ export class Peer {
       // Marked too: the offerer then knows its answerer follows this order.
       let sdp = answer.sdp ?? pc.localDescription?.sdp ?? "";
       if (ours) sdp = markOffer(sdp, this.#iceConnected ? [PATH_MARK] : []);
-      await step(this.#send({ type: "answer", sdp }));
+      const answered = this.#send({ type: "answer", sdp });
       this.#ours = ours;
+      this.#negotiatedAt = Date.now();
+      // Handed over behind the answer: a carrier that batches sends them together.
       this.#candidates.descriptionSent();
       this.#candidates.release();
-      this.#negotiatedAt = Date.now();
+      await step(answered);
       this.#step("answer");
       if (!ours) await this.#applyOfferCandidates(inline.candidates, step);
       channel = await step(this.#primary.promise);
@@ -531,7 +541,8 @@ export class Peer {
    * (measured: about 1 connect in 400 with two busy processes on two cores).
    */
   retryable(error: unknown): boolean {
-    return this.#ours && this.#broke && this.#negotiatedAt !== undefined &&
+    return this.#options.mayRetry === true && this.#ours && this.#broke &&
+      this.#negotiatedAt !== undefined &&
       error instanceof ConnectError &&
       (error.stage === "ice" || error.stage === "dtls") &&
       Date.now() - this.#negotiatedAt < DTLS_REFUSAL_WINDOW;
@@ -780,10 +791,17 @@ export class Peer {
   }
 
   /** Sends one message after every earlier one; rejects if it fails. */
+  /**
+   * Hands `message` to signalling after those before it; resolves (or
+   * rejects) as its own delivery does. The next message is handed over as
+   * soon as this one was, not once it was delivered: a carrier that batches
+   * (one A2A request carrying the answer and the candidates) gets them
+   * together, and every carrier delivers in the order of `send()` calls.
+   */
   #send(message: SignalingMessage): Promise<void> {
-    const sent = this.#outbox.then(() => this.#options.signaling.send(message));
-    this.#outbox = sent.catch(() => {});
-    return sent;
+    const handedOver = this.#outbox.then(() => ({ sent: this.#options.signaling.send(message) }));
+    this.#outbox = handedOver.then(() => {}, () => {});
+    return handedOver.then(({ sent }) => sent);
   }
 
   #signal(message: SignalingMessage): void {

@@ -14,7 +14,7 @@ import {
 } from "../mod.ts";
 import type { DataChannelLike } from "../src/data_channel_transport.ts";
 import { Peer, type PeerConnectionConstructor, type PeerOptions } from "../src/peer.ts";
-import { LOCAL } from "./_helpers.ts";
+import { LOCAL, until } from "./_helpers.ts";
 
 type Options = Omit<PeerOptions, "signaling" | "initiator">;
 const OPTIONS: Options = { ...LOCAL, connectTimeout: 5_000, waitForPeer: false };
@@ -135,6 +135,37 @@ Deno.test("An offer of this module is answered once the answerer's check of the 
     } finally {
       await Promise.all([offerer.close(), answerer.close()]);
     }
+  }
+});
+
+Deno.test("The answerer hands its candidates over right behind its answer, not after the answer's delivery", async () => {
+  // A carrier that batches (an A2A request) can carry them together only so.
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const calls: string[] = [];
+  let deliverAnswer!: () => void;
+  const slow: Signaling = {
+    start: () => b.start(),
+    send: (message) => {
+      calls.push(message.type);
+      const sent = b.send(message);
+      if (message.type !== "answer") return sent;
+      // The answer's delivery completes only when the test says so.
+      return sent.then(() => new Promise<void>((resolve) => (deliverAnswer = resolve)));
+    },
+    close: () => b.close(),
+  };
+  b.onmessage = (message) => slow.onmessage?.(message);
+  const offerer = new Peer({ ...OPTIONS, signaling: a, initiator: true });
+  const answerer = new Peer({ ...OPTIONS, signaling: slow, initiator: false });
+  try {
+    const connected = Promise.all([offerer.connect(), answerer.connect()]);
+    await until(() => calls.includes("candidate"), 3_000, "a candidate handed over");
+    assert.deepEqual(calls.slice(0, 2), ["answer", "candidate"]);
+    deliverAnswer();
+    await connected;
+  } finally {
+    deliverAnswer?.();
+    await Promise.all([offerer.close(), answerer.close()]);
   }
 });
 

@@ -12,6 +12,7 @@ import {
   ServiceParameters,
   withA2AExtensions,
 } from "@a2a-js/sdk/client";
+import { yieldToEventLoop } from "../_async.ts";
 import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
 import {
@@ -167,7 +168,9 @@ export class A2AClientSignaling implements Signaling {
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ message, resolve, reject });
-      this.#pump();
+      // After this turn: what is sent in the same turn (an answer and its
+      // candidates) goes in one request.
+      if (this.#queue.length === 1) void yieldToEventLoop().then(() => this.#pump());
     });
   }
 

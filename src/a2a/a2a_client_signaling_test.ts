@@ -9,6 +9,7 @@ import {
 } from "@a2a-js/sdk";
 import type { RequestOptions } from "@a2a-js/sdk/client";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
+import { yieldToEventLoop } from "../_async.ts";
 import {
   A2A_MAX_PENDING_MESSAGES,
   A2A_SIGNALING_EXTENSION_URI,
@@ -82,9 +83,14 @@ function fakeClient(refuse = false) {
   return {
     client,
     requests,
+    /** Resolves once `count` requests were made (requests leave a turn after `send()`). */
+    async requested(count: number) {
+      for (let i = 0; i < 100 && requests.length < count; i++) await yieldToEventLoop();
+      assert.equal(requests.length, count);
+    },
     /** Answers the oldest request, once one is there. */
     async release() {
-      for (let i = 0; i < 100 && waiting.length === 0; i++) await Promise.resolve();
+      for (let i = 0; i < 100 && waiting.length === 0; i++) await yieldToEventLoop();
       waiting.shift()?.();
     },
   };
@@ -162,12 +168,30 @@ Deno.test("A2AClientSignaling.send() sends one request at a time, batching what 
   await signaling.close();
 });
 
+Deno.test("A2AClientSignaling sends what is handed over in one turn in one request: an answer and its candidates", async () => {
+  const fake = fakeClient();
+  const signaling = new A2AClientSignaling(fake.client);
+  await signaling.start();
+  signaling.receive(taskEvent());
+  const answer = signaling.send({ type: "answer", sdp: "v=0" });
+  // As a peer hands them over: each a microtask after the one before.
+  await Promise.resolve();
+  const candidate = signaling.send({ type: "candidate", candidate: {} });
+  await fake.requested(1);
+  assert.equal(fake.requests[0].params.message?.parts.length, 2);
+  await fake.release();
+  await Promise.all([answer, candidate]);
+  await signaling.close();
+});
+
 Deno.test("A2AClientSignaling.send() rejects when the agent refuses, and close() rejects what still waits", async () => {
   const fake = fakeClient(true);
   const signaling = new A2AClientSignaling(fake.client);
   await signaling.start();
   signaling.receive(taskEvent());
   const refused = signaling.send({ type: "answer", sdp: "v=0" });
+  await fake.requested(1);
+  // Behind the request in flight: it waits for the next one.
   const waiting = signaling.send({ type: "candidate", candidate: {} });
   await fake.release();
   await assert.rejects(

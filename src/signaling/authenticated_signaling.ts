@@ -407,7 +407,9 @@ export class AuthenticatedSignaling implements Signaling {
 
   /** Seals and sends a body (or a hello, if `body` is undefined) in order. */
   #post(body: string | undefined): Promise<void> {
-    const task = this.#sending.then(async () => {
+    // Sealed and handed to the inner signalling in order; each resolves as
+    // its own delivery does, and the next is sealed once this one is handed over.
+    const handedOver = this.#sending.then(async () => {
       if (this.#closed) throw closedError();
       const peerNonce = this.#peer?.nonce;
       const envelope: Record<string, unknown> = {
@@ -425,10 +427,10 @@ export class AuthenticatedSignaling implements Signaling {
         macInput(this.#role, this.#nonce, peerNonce, envelope.seq as number, body),
       );
       envelope.mac = encodeBase64Url(new Uint8Array(mac));
-      await this.#inner.send(envelope as SignalingMessage);
+      return { sent: this.#inner.send(envelope as SignalingMessage) };
     });
-    this.#sending = task.catch(() => {});
-    return task;
+    this.#sending = handedOver.then(() => {}, () => {});
+    return handedOver.then(({ sent }) => sent);
   }
 
   #enqueueReceive(message: SignalingMessage): void {

@@ -68,7 +68,10 @@ export interface Signaling {
   start?(options?: SignalingStartOptions): Promise<void>;
   /**
    * Sends one message to the other peer. Rejects if the channel is closed or
-   * the message cannot be delivered.
+   * the message cannot be delivered. Messages must arrive in the order of the
+   * calls, also when a call comes before the previous one's promise settled:
+   * peers of this module hand each message over without waiting for the
+   * delivery of the one before.
    */
   send(message: SignalingMessage): Promise<void>;
   /** Closes the channel. Idempotent; `onclose` fires once. */
