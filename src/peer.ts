@@ -134,7 +134,12 @@ export interface ConnectionPath {
   readonly localCandidateType?: string;
   /** The same for the other side's end of the path. */
   readonly remoteCandidateType?: string;
-  /** The other side's address and port, as seen from here. */
+  /**
+   * The other side's address and port, as seen from here. Not known on the
+   * offering side when the path was made by the answerer's check that came
+   * before the answer (libjuice does not keep that address): then only
+   * `remoteCandidateType` (`prflx`) is given.
+   */
   readonly remoteAddress?: string;
 }
 
@@ -286,6 +291,8 @@ export class Peer {
   #pathFound = false;
   /** When the answer was sent (answerer) or applied (offerer). */
   #negotiatedAt?: number;
+  /** The first remote candidate applied (its `candidate` line). */
+  #firstRemoteCandidate?: string;
   /** Whether the connection failed (not a timeout, not the other peer's goodbye). */
   #broke = false;
   /** Whether closing says no goodbye (the connect is to be tried again). */
@@ -323,15 +330,17 @@ export class Peer {
     this.#failure.signal.addEventListener("abort", () => this.#candidates.close());
     this.#candidates = new Candidates({
       send: (candidate) => this.#signal({ type: "candidate", candidate }),
-      apply: (candidate) =>
-        this.#pc!.addIceCandidate(candidate).catch((error) =>
+      apply: (candidate) => {
+        this.#firstRemoteCandidate ??= candidate.candidate;
+        return this.#pc!.addIceCandidate(candidate).catch((error) =>
           this.onerror?.(
             new WebRTCTransportError(
               `Ignored an ICE candidate the connection refused: ${messageOf(error)}`,
               { cause: error },
             ),
           )
-        ),
+        );
+      },
     });
   }
 
@@ -361,6 +370,21 @@ export class Peer {
     const local = reports.get(String(pair.localCandidateId));
     const remote = reports.get(String(pair.remoteCandidateId));
     const address = remote?.address ?? remote?.ip;
+    // libjuice keeps the candidate it learnt from the answerer's check that
+    // came before the answer in a slot that the answer, then the answerer's
+    // first candidate, overwrite: on the offerer, the pair that check made
+    // reports that candidate instead of the address in use. That pair's other
+    // end is peer-reflexive; its address is not known here.
+    const first = this.#firstRemoteCandidate?.split(" ");
+    if (
+      this.#options.initiator && this.#pathFound && first !== undefined &&
+      first[4] === String(address) && first[5] === String(remote?.port)
+    ) {
+      return {
+        localCandidateType: local?.candidateType as string | undefined,
+        remoteCandidateType: "prflx",
+      };
+    }
     return {
       localCandidateType: local?.candidateType as string | undefined,
       remoteCandidateType: remote?.candidateType as string | undefined,

@@ -157,7 +157,10 @@ labTest(
       NATED.includes(outcome.agentPath?.remoteCandidateType ?? ""),
       `agent's path: ${JSON.stringify(outcome.agentPath)}`,
     );
-    assert.match(outcome.agentPath?.remoteAddress ?? "", /^203\.0\.113\.2:\d+$/);
+    // Unknown on the offering agent when the desktop's check made the path (see ConnectionPath).
+    if (outcome.agentPath?.remoteAddress !== undefined) {
+      assert.match(outcome.agentPath.remoteAddress, /^203\.0\.113\.2:\d+$/);
+    } else assert.equal(outcome.agentPath?.remoteCandidateType, "prflx");
     assert.equal(outcome.agentPath?.localCandidateType, "host");
     assert.equal(outcome.desktopPath?.remoteCandidateType, "host");
     assert.match(outcome.desktopPath?.remoteAddress ?? "", /^203\.0\.113\.20:\d+$/);
