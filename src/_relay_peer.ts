@@ -23,7 +23,7 @@
  * @module
  */
 
-import { deadline, settle } from "./_async.ts";
+import { deadline, settle, withResolvers } from "./_async.ts";
 import { readRelayHello, RELAY_HELLO, RelayKeyShare } from "./_relay_crypto.ts";
 import { type RelayChannel, RelayLink } from "./_relay_link.ts";
 import { BYE_TIMEOUT, CHANNEL_LABEL, CHANNEL_PROTOCOL, RELAY_FALLBACK_DELAY } from "./constants.ts";
@@ -68,7 +68,7 @@ export class PathPeer {
   #closeReason = "closed";
   #failure = new AbortController();
   /** The other side's relay hello, once it came. */
-  #hello = resolvers<SignalingMessage>();
+  #hello = withResolvers<SignalingMessage>();
   #helloSent = false;
   #share?: Promise<RelayKeyShare>;
 
@@ -150,7 +150,7 @@ export class PathPeer {
     // Whether the relay can be used is known once signalling has started.
     const relayable = () => this.#relayRefusal() === undefined;
     const after = options.relayAfter === undefined ? RELAY_FALLBACK_DELAY : options.relayAfter;
-    const switchTo = resolvers<string>();
+    const switchTo = withResolvers<string>();
     this.#hello.promise.then(
       () => switchTo.resolve("the other peer asked for the relay"),
       () => {},
@@ -302,7 +302,7 @@ export class PathPeer {
       const cipher = await share.derive(key);
       const link = new RelayLink(pipe, cipher, options.initiator);
       this.#link = link;
-      const primary = resolvers<RelayChannel>();
+      const primary = withResolvers<RelayChannel>();
       link.ondatachannel = (channel) => {
         if (!options.initiator && !this.#connected && channel.label === CHANNEL_LABEL) {
           options.onchannel?.(channel, channel.protocol === CHANNEL_PROTOCOL);
@@ -469,21 +469,6 @@ function never<T>(): Promise<T> {
   return new Promise<T>(() => {});
 }
 
-/** `Promise.withResolvers()`, which Node 20 lacks. */
-function resolvers<T>(): {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-  reject: (reason?: unknown) => void;
-} {
-  let resolve!: (value: T) => void;
-  let reject!: (reason?: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
 /** The most messages kept for a direct attempt that has not started yet. */
 const MAX_ATTEMPT_QUEUE = 64;
 
@@ -501,7 +486,7 @@ class Attempts {
   readonly #views = new Map<number, AttemptView>();
   readonly #queued = new Map<number, SignalingMessage[]>();
   #latest = 0;
-  readonly #next = resolvers<void>();
+  readonly #next = withResolvers<void>();
 
   /**
    * Resolves when a second offer (answering side) or answer comes: on the
