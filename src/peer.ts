@@ -212,7 +212,7 @@ export async function resolvePeerConnection(
  * An offer's or answer's text as sent: marked as this module's (see
  * {@linkcode OFFER_MARK}), with any `extra` session-level attributes.
  */
-export function markOffer(sdp: string, extra: string[] = []): string {
+export function markDescription(sdp: string, extra: string[] = []): string {
   const lines = sdp.split(/\r?\n/);
   const marks = [OFFER_MARK, ...extra].filter((mark) => !lines.includes(mark));
   if (marks.length === 0) return sdp;
@@ -484,7 +484,7 @@ export class Peer {
       const offer = await step(pc.createOffer());
       await step(pc.setLocalDescription(offer));
       const sdp = offer.sdp ?? pc.localDescription?.sdp ?? "";
-      const offered = this.#send({ type: "offer", sdp: markOffer(sdp) });
+      const offered = this.#send({ type: "offer", sdp: markDescription(sdp) });
       // Our candidates follow the offer at once (handed over after it, so
       // they arrive after it): an answerer of this module applies them before
       // it answers (see below).
@@ -526,7 +526,7 @@ export class Peer {
       await step(pc.setLocalDescription(answer));
       // Marked too: the offerer then knows its answerer follows this order.
       let sdp = answer.sdp ?? pc.localDescription?.sdp ?? "";
-      if (ours) sdp = markOffer(sdp, this.#iceConnected ? [PATH_MARK] : []);
+      if (ours) sdp = markDescription(sdp, this.#iceConnected ? [PATH_MARK] : []);
       const answered = this.#send({ type: "answer", sdp });
       this.#ours = ours;
       this.#negotiatedAt = Date.now();
