@@ -2,8 +2,7 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { settle, yieldToEventLoop } from "./_async.ts";
 import { jsonPieces } from "./_json_pieces.ts";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
-// @ts-types="@modelcontextprotocol/sdk/types"
-import { JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
+import { parseJsonRpcMessage } from "./_jsonrpc.ts";
 import {
   CLOSE_DRAIN_TIMEOUT,
   DEFAULT_IDLE_TIMEOUT,
@@ -386,7 +385,7 @@ export class DataChannelTransport implements Transport {
         return;
       }
     }
-    const parsed = JSONRPCMessageSchema.safeParse(json);
+    const parsed = parseJsonRpcMessage(json);
     if (!parsed.success) {
       this.onerror?.(
         new FrameError("Dropped an incoming frame as it is not a JSON-RPC 2.0 message", {
