@@ -33,6 +33,14 @@ const ENVELOPE_PEEK = 1024;
 const encoder = new TextEncoder();
 
 /**
+ * How many bytes of a chunk are decoded into one string. A string larger than
+ * V8's largest regular object (128 KiB) gets pages of its own, fresh from the
+ * kernel each time: decoding 256 KiB chunks whole took 84–115 ms per 16 MiB,
+ * in 32 KiB slices 2–3 ms.
+ */
+const DECODE_SLICE = 32_768;
+
+/**
  * Splits one serialised message into the frames that carry it. Each chunk is
  * encoded straight from the text, so a large message is never held twice.
  * The text may come in pieces (see `jsonPieces`): they are read only as
@@ -239,14 +247,19 @@ export class FrameDecoder {
       this.#reset();
       return result;
     }
-    const piece = this.#decoder.decode(payload, { stream: !last });
-    this.#keepHead(piece);
-    if (!this.#parse) this.#received += piece;
-    else if (this.#invalid === undefined) {
-      try {
-        (this.#assembler ??= new JsonAssembler()).push(piece);
-      } catch (cause) {
-        this.#invalid = cause;
+    for (let start = 0; start < payload.byteLength || start === 0; start += DECODE_SLICE) {
+      const end = Math.min(payload.byteLength, start + DECODE_SLICE);
+      const piece = this.#decoder.decode(payload.subarray(start, end), {
+        stream: !last || end < payload.byteLength,
+      });
+      this.#keepHead(piece);
+      if (!this.#parse) this.#received += piece;
+      else if (this.#invalid === undefined) {
+        try {
+          (this.#assembler ??= new JsonAssembler()).push(piece);
+        } catch (cause) {
+          this.#invalid = cause;
+        }
       }
     }
     if (!last) return { kind: "partial" };

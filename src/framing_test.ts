@@ -260,3 +260,33 @@ Deno.test("FrameDecoder decodes chunks cut inside a character, whichever chunk e
     }
   }
 });
+
+Deno.test("FrameDecoder decodes a large frame with characters across every slice it decodes in", () => {
+  // 10 bytes per repetition: characters straddle the decoder's internal slice boundaries.
+  const text = JSON.stringify({ text: "aé€😀".repeat(40_000) });
+  const bytes = new TextEncoder().encode(text);
+  for (
+    const cuts of [[0, bytes.length], [0, 100_003, bytes.length], [
+      0,
+      65_537,
+      262_145,
+      bytes.length,
+    ]]
+  ) {
+    const frames = cuts.slice(1).map((end, i) => {
+      const frame = new Uint8Array(end - cuts[i] + 1);
+      frame[0] = i === cuts.length - 2 ? FRAME_LAST : FRAME_MORE;
+      frame.set(bytes.subarray(cuts[i], end), 1);
+      return frame;
+    });
+    for (const parse of [false, true]) {
+      const decoder = new FrameDecoder(1 << 24, { parse });
+      const last = frames.map((frame) => decoder.push(frame)).at(-1);
+      assert.deepEqual(
+        last,
+        parse ? { kind: "value", value: JSON.parse(text) } : { kind: "message", text },
+        `cut at ${cuts.join(", ")}, parse: ${parse}`,
+      );
+    }
+  }
+});
