@@ -4,6 +4,7 @@ import { jsonPieces } from "./_json_pieces.ts";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 import { parseJsonRpcMessage } from "./_jsonrpc.ts";
 import {
+  CHUNK_SIZE,
   CLOSE_DRAIN_TIMEOUT,
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_KEEPALIVE_INTERVAL,
@@ -68,7 +69,9 @@ export interface DataChannelTransportOptions {
   /**
    * The largest frame the peer accepts (its SCTP max message size), in bytes,
    * or a function read once the channel is open (the size is negotiated with
-   * the connection). Frames are never larger than 256 KiB whatever this says.
+   * the connection). A message that fits goes as one text frame, anything
+   * larger as chunks of at most 64 KiB; frames are never larger than 256 KiB
+   * whatever this says.
    *
    * @default {65536}
    */
@@ -300,7 +303,7 @@ export class DataChannelTransport implements Transport {
 
   async #write(text: Iterable<string>): Promise<void> {
     let busySince = performance.now();
-    for (const frame of encodeFrames(text, this.#frameSize)) {
+    for (const frame of encodeFrames(text, this.#frameSize, CHUNK_SIZE)) {
       if (this.#channel.bufferedAmount > HIGH_WATER_MARK || this.#closed) {
         await this.#writable();
         busySince = performance.now();

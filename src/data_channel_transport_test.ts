@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 import { DataChannelTransport } from "./data_channel_transport.ts";
 import { FrameError, MessageSizeError, PeerLostError } from "./errors.ts";
-import { HIGH_WATER_MARK, LOW_WATER_MARK, MAX_FRAME_SIZE, MESSAGE_TOO_LARGE } from "./constants.ts";
+import {
+  CHUNK_SIZE,
+  HIGH_WATER_MARK,
+  LOW_WATER_MARK,
+  MAX_FRAME_SIZE,
+  MESSAGE_TOO_LARGE,
+} from "./constants.ts";
 import { createLinkedChannelPair, type LinkedChannelPairOptions } from "./testing.ts";
 
 function bigResult(id: number, size: number): JSONRPCMessage {
@@ -94,6 +100,25 @@ Deno.test("DataChannelTransport never sends frames over 256 KiB whatever the pee
       (typeof frame === "string" ? frame.length : frame.byteLength) <= MAX_FRAME_SIZE
     ),
   );
+  await t.close();
+});
+
+Deno.test("DataChannelTransport sends what fits the peer's frames whole, and anything larger in 64 KiB chunks", async () => {
+  const t = await pair({ maxMessageSize: 262_144 }, {
+    maxMessageSize: 262_144,
+    keepaliveInterval: 0,
+  });
+  const whole = bigResult(1, 200_000);
+  await t.a.send(whole);
+  await until(() => t.received.length === 1);
+  assert.deepEqual(t.left.sent.map((frame) => typeof frame), ["string"]);
+  const chunked = bigResult(2, 1_000_000);
+  await t.a.send(chunked);
+  await until(() => t.received.length === 2);
+  const chunks = t.left.sent.slice(1) as Uint8Array[];
+  assert.ok(chunks.length >= 1_000_000 / CHUNK_SIZE, `${chunks.length} chunks`);
+  assert.ok(chunks.every((chunk) => typeof chunk !== "string" && chunk.byteLength <= CHUNK_SIZE));
+  assert.deepEqual(t.received, [whole, chunked]);
   await t.close();
 });
 

@@ -47,9 +47,12 @@ const DECODE_SLICE = 32_768;
  * the frames are taken, so a message's serialisation can overlap its sending.
  *
  * @param text The message as JSON text, whole or as pieces in order.
- * @param maxFrameSize The largest frame the peer accepts, in bytes.
+ * @param maxFrameSize The largest frame the peer accepts, in bytes: a message
+ * that fits goes as one text frame.
+ * @param chunkSize The largest chunk frame of a message that does not fit, in
+ * bytes (at most `maxFrameSize`); `maxFrameSize` if omitted.
  * @returns The frames, in order: one string, or binary chunks.
- * @throws {RangeError} If `maxFrameSize` is smaller than 5 bytes.
+ * @throws {RangeError} If `maxFrameSize` or `chunkSize` is smaller than 5 bytes.
  *
  * @example A small message is one text frame; a large one is chunked
  * ```ts
@@ -61,17 +64,25 @@ const DECODE_SLICE = 32_768;
  * assert.deepEqual(frames.map((frame) => frame[0]), [FRAME_MORE, FRAME_MORE, FRAME_LAST]);
  * assert.ok(frames.every((frame) => frame.byteLength <= 8));
  * assert.deepEqual([...encodeFrames(['{"a":', "1}"], 1024)], ['{"a":1}']);
+ * // What fits 64 bytes is one text frame; anything larger, chunks of at most 16.
+ * assert.deepEqual([...encodeFrames("x".repeat(20), 64, 16)], ["x".repeat(20)]);
+ * const chunks = [...encodeFrames("x".repeat(100), 64, 16)] as Uint8Array[];
+ * assert.ok(chunks.length === 7 && chunks.every((chunk) => chunk.byteLength <= 16));
  * ```
  */
 export function* encodeFrames(
   text: string | Iterable<string>,
   maxFrameSize: number,
+  chunkSize: number = maxFrameSize,
 ): Generator<string | Uint8Array> {
-  if (!Number.isSafeInteger(maxFrameSize) || maxFrameSize < MIN_FRAME_SIZE) {
-    throw new RangeError(
-      `Cannot frame message as 'maxFrameSize' must be an integer of at least ${MIN_FRAME_SIZE}: received ${maxFrameSize}`,
-    );
+  for (const [name, size] of [["maxFrameSize", maxFrameSize], ["chunkSize", chunkSize]] as const) {
+    if (!Number.isSafeInteger(size) || size < MIN_FRAME_SIZE) {
+      throw new RangeError(
+        `Cannot frame message as '${name}' must be an integer of at least ${MIN_FRAME_SIZE}: received ${size}`,
+      );
+    }
   }
+  const chunk = Math.min(chunkSize, maxFrameSize);
   const pieces = typeof text === "string" ? [text] : text;
   const iterator = pieces[Symbol.iterator]();
   let next = iterator.next();
@@ -87,7 +98,7 @@ export function* encodeFrames(
     yield first;
     return;
   }
-  let frame = new Uint8Array(maxFrameSize);
+  let frame = new Uint8Array(chunk);
   let used = 1;
   let rest = first;
   while (true) {
@@ -97,8 +108,8 @@ export function* encodeFrames(
       rest = rest.slice(read);
       if (rest.length === 0) break;
       frame[0] = FRAME_MORE;
-      yield used === maxFrameSize ? frame : frame.subarray(0, used);
-      frame = new Uint8Array(maxFrameSize);
+      yield used === chunk ? frame : frame.subarray(0, used);
+      frame = new Uint8Array(chunk);
       used = 1;
     }
     if (next.done) break;
@@ -106,7 +117,7 @@ export function* encodeFrames(
     next = iterator.next();
   }
   frame[0] = FRAME_LAST;
-  yield used === maxFrameSize ? frame : frame.subarray(0, used);
+  yield used === chunk ? frame : frame.subarray(0, used);
 }
 
 /**

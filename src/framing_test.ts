@@ -290,3 +290,16 @@ Deno.test("FrameDecoder decodes a large frame with characters across every slice
     }
   }
 });
+
+Deno.test("encodeFrames() chunks at chunkSize what does not fit maxFrameSize, and refuses a chunk size too small", () => {
+  const text = "é".repeat(500);
+  assert.deepEqual([...encodeFrames(text, 1000)], [text]);
+  const frames = [...encodeFrames(text, 900, 100)] as Uint8Array[];
+  assert.ok(frames.every((frame) => frame.byteLength <= 100));
+  const decoder = new FrameDecoder(1 << 20);
+  assert.deepEqual(frames.map((frame) => decoder.push(frame)).at(-1), { kind: "message", text });
+  assert.throws(
+    () => [...encodeFrames(text, 900, 4)],
+    /'chunkSize' must be an integer of at least 5/,
+  );
+});
