@@ -39,9 +39,17 @@ const MIB = 1024 * 1024;
 interface Plan {
   connectWarmup: number;
   connects: number;
+  /**
+   * Rounds of round trips, each on sessions of their own (webrtc's and the
+   * floor's fresh connections): one connection's figure varies more than the
+   * difference measured, so each round's warm-up and calls are a share of the
+   * totals, and the figures pool every round's calls.
+   */
+  rttRounds: number;
   callWarmup: number;
   calls: number;
-  transfers: { mib: number; runs: number }[];
+  /** Sizes of tool result; `warmup` runs of each go first, unmeasured. */
+  transfers: { mib: number; warmup: number; runs: number }[];
   handshakes: HandshakePlan;
   /** Milliseconds one transport's process may take before it is killed. */
   childTimeout: number;
@@ -50,9 +58,16 @@ interface Plan {
 const FULL: Plan = {
   connectWarmup: 3,
   connects: 60,
+  rttRounds: 5,
   callWarmup: 500,
   calls: 3000,
-  transfers: [{ mib: 1, runs: 3 }, { mib: 16, runs: 3 }, { mib: 64, runs: 1 }],
+  transfers: [
+    { mib: 1, warmup: 2, runs: 5 },
+    { mib: 16, warmup: 2, runs: 5 },
+    // No warm-up: the peak RSS is measured on this one, and a process that
+    // has already held 64 MiB keeps most of it.
+    { mib: 64, warmup: 0, runs: 1 },
+  ],
   handshakes: { rooms: 50, warmupRounds: 1, rounds: 20 },
   childTimeout: 240_000,
 };
@@ -60,9 +75,14 @@ const FULL: Plan = {
 const QUICK: Plan = {
   connectWarmup: 2,
   connects: 10,
+  rttRounds: 2,
   callWarmup: 100,
   calls: 300,
-  transfers: [{ mib: 1, runs: 3 }, { mib: 16, runs: 1 }, { mib: 64, runs: 1 }],
+  transfers: [
+    { mib: 1, warmup: 1, runs: 3 },
+    { mib: 16, warmup: 1, runs: 1 },
+    { mib: 64, warmup: 0, runs: 1 },
+  ],
   handshakes: { rooms: 50, warmupRounds: 1, rounds: 5 },
   childTimeout: 17_000,
 };
@@ -89,6 +109,8 @@ interface RttFigures {
   calls: number;
   p50Ms: number;
   p99Ms: number;
+  /** Each round's p50, in round order (each round on new sessions). */
+  roundP50Ms: number[];
 }
 
 /** One tool-result size: medians over its runs, and the largest RSS increase. */
@@ -221,46 +243,69 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
     }
     if (CONNECT_ONLY.includes(id)) return;
 
-    const { session } = await bench.connect();
     // webrtc's floor is measured in the same process, interleaved with it, so
     // that both meet the same load: every other call and run is the floor's.
-    const floor = id === "webrtc" ? await createBench("floor").connect() : undefined;
-    const measured = floor
-      ? [{ of: id, session }, { of: "floor" as const, session: floor.session }]
-      : [{ of: id, session }];
-    try {
-      const rtts = new Map(measured.map(({ of }) => [of, [] as number[]]));
-      for (let i = 0; i < plan.callWarmup + plan.calls; i++) {
-        for (const { of, session } of i % 2 ? [...measured].reverse() : measured) {
-          const started = performance.now();
-          const result = await session.client.callTool({
-            name: "echo",
-            arguments: { text: `ping ${i}` },
-          });
-          const ms = performance.now() - started;
-          if (firstText(result) !== `ping ${i}`) throw new Error("echo returned the wrong text");
-          if (i >= plan.callWarmup) rtts.get(of)!.push(ms);
+    const connectAll = async () => {
+      const { session } = await bench.connect();
+      const floor = id === "webrtc" ? (await createBench("floor").connect()).session : undefined;
+      return floor ? [{ of: id, session }, { of: "floor" as const, session: floor }] : [{
+        of: id,
+        session,
+      }];
+    };
+    const closeAll = async (measured: { session: Session }[]) => {
+      for (const { session } of measured) await session.close();
+    };
+    const rtts = new Map<TransportId, number[]>();
+    const roundP50s = new Map<TransportId, number[]>();
+    for (let round = 0; round < plan.rttRounds; round++) {
+      const measured = await connectAll();
+      try {
+        const warmup = Math.ceil(plan.callWarmup / plan.rttRounds);
+        const calls = Math.ceil(plan.calls / plan.rttRounds);
+        const times = new Map(measured.map(({ of }) => [of, [] as number[]]));
+        for (let i = 0; i < warmup + calls; i++) {
+          for (const { of, session } of i % 2 ? [...measured].reverse() : measured) {
+            const started = performance.now();
+            const result = await session.client.callTool({
+              name: "echo",
+              arguments: { text: `ping ${i}` },
+            });
+            const ms = performance.now() - started;
+            if (firstText(result) !== `ping ${i}`) throw new Error("echo returned the wrong text");
+            if (i >= warmup) times.get(of)!.push(ms);
+          }
         }
+        for (const [of, round] of times) {
+          rtts.set(of, [...rtts.get(of) ?? [], ...round]);
+          roundP50s.set(of, [...roundP50s.get(of) ?? [], median(round)]);
+        }
+      } finally {
+        await closeAll(measured);
       }
-      for (const [of, times] of rtts) {
-        times.sort((a, b) => a - b);
-        emit({
-          phase: "rtt",
-          of,
-          figures: {
-            calls: times.length,
-            p50Ms: percentile(times, 50),
-            p99Ms: percentile(times, 99),
-          },
-        });
-      }
+    }
+    for (const [of, times] of rtts) {
+      times.sort((a, b) => a - b);
+      emit({
+        phase: "rtt",
+        of,
+        figures: {
+          calls: times.length,
+          p50Ms: percentile(times, 50),
+          p99Ms: percentile(times, 99),
+          roundP50Ms: roundP50s.get(of)!,
+        },
+      });
+    }
 
-      for (const { mib, runs } of plan.transfers) {
+    const measured = await connectAll();
+    try {
+      for (const { mib, warmup, runs } of plan.transfers) {
         const bytes = mib * MIB;
         prepareBlob(bytes);
         const durations = new Map(measured.map(({ of }) => [of, [] as number[]]));
         const peaks = new Map(measured.map(({ of }) => [of, 0]));
-        for (let run = 0; run < runs; run++) {
+        for (let run = 0; run < warmup + runs; run++) {
           for (const { of, session } of run % 2 ? [...measured].reverse() : measured) {
             collectGarbage();
             await delay(50);
@@ -268,6 +313,7 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
             await sampler.start();
             const ms = await transfer(session, bytes, plan);
             const peak = await sampler.stop();
+            if (run < warmup) continue;
             durations.get(of)!.push(ms);
             peaks.set(of, Math.max(peaks.get(of)!, peak - baseline));
           }
@@ -290,8 +336,7 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
         }
       }
     } finally {
-      await session.close();
-      await floor?.session.close();
+      await closeAll(measured);
     }
   } catch (error) {
     emit({ phase: "error", message: error instanceof Error ? error.message : String(error) });
@@ -588,12 +633,15 @@ function render(report: Report, plan: Plan): string {
     [`connect median, ms (n=${plan.connects})`, (f) => number(f.connect?.medianMs, 1)],
     ["connect p90, ms", (f) => number(f.connect?.p90Ms, 1)],
     ["connect max, ms", (f) => number(f.connect?.maxMs, 1)],
-    [`tools/call p50, ms (n=${plan.calls})`, (f) => number(f.rtt?.p50Ms, 3)],
+    [
+      `tools/call p50, ms (n=${plan.calls}, ${plan.rttRounds} rounds)`,
+      (f) => number(f.rtt?.p50Ms, 3),
+    ],
     ["tools/call p99, ms", (f) => number(f.rtt?.p99Ms, 3)],
   ];
-  for (const { mib, runs } of plan.transfers) {
+  for (const { mib, warmup, runs } of plan.transfers) {
     const key = `${mib}MiB`;
-    const of = runs > 1 ? `median of ${runs}` : "1 run";
+    const of = `${runs > 1 ? `median of ${runs}` : "1 run"}${warmup ? ` after ${warmup}` : ""}`;
     rows.push([`${mib} MiB result, MB/s (${of})`, (f) => number(f.transfer[key]?.mbPerS, 1)]);
     rows.push([`${mib} MiB result, peak RSS +MiB`, (f) => number(f.transfer[key]?.peakRssMiB, 1)]);
   }
@@ -633,6 +681,17 @@ function render(report: Report, plan: Plan): string {
       ) => [label, ...others.map((id) => cell(report.transports[id]))]),
     ]),
   );
+
+  const webrtcRounds = report.transports.webrtc.rtt?.roundP50Ms ?? [];
+  const floorRounds = floor.rtt?.roundP50Ms ?? [];
+  if (webrtcRounds.length > 0 && webrtcRounds.length === floorRounds.length) {
+    out.push(
+      "",
+      `webrtc tools/call p50 ÷ floor's, each round on new connections: ${
+        webrtcRounds.map((ms, i) => `${(ms / floorRounds[i]).toFixed(2)}×`).join(", ")
+      }`,
+    );
+  }
 
   const { rooms, rounds } = plan.handshakes;
   const shakes = report.signaling.handshakes;
@@ -731,6 +790,11 @@ function rounded(_key: string, value: unknown): unknown {
 }
 
 /** Nearest-rank percentile of sorted values. */
+/** The median of `values`, in any order. */
+function median(values: number[]): number {
+  return percentile([...values].sort((a, b) => a - b), 50);
+}
+
 function percentile(sorted: number[], p: number): number {
   const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p / 100 * sorted.length) - 1));
   return sorted[index];

@@ -127,6 +127,14 @@ Deno.test("FrameDecoder refuses an oversized text frame and keeps decoding", () 
   assert.deepEqual(decoder.push("[1]"), { kind: "message", text: "[1]" });
 });
 
+Deno.test("FrameDecoder measures a text frame against the cap in UTF-8 bytes", () => {
+  const decoder = new FrameDecoder(10);
+  assert.deepEqual(decoder.push("ééééé"), { kind: "message", text: "ééééé" });
+  const refused = decoder.push("éééééa");
+  assert.ok(refused.kind === "oversize" && refused.error.size === 11);
+  assert.deepEqual(decoder.push("abc"), { kind: "message", text: "abc" });
+});
+
 Deno.test("FrameDecoder goes on after a refused chunked message", () => {
   const decoder = new FrameDecoder(50);
   for (const frame of encodeFrames("y".repeat(200), 16)) decoder.push(frame);
