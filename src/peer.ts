@@ -29,6 +29,7 @@ import {
 } from "./errors.ts";
 import type { Signaling, SignalingMessage } from "./signaling/signaling.ts";
 import { withPathMtu } from "./_mtu.ts";
+import { NativeDataChannel } from "./_native_channel.ts";
 
 /** An ICE server, as in the W3C `RTCIceServer` dictionary. */
 export interface IceServer {
@@ -154,31 +155,85 @@ const MAX_SDP_LENGTH = 64 * 1024;
 /** Room for the other peer's diagnosis in its goodbye. */
 const MAX_BYE_REASON_LENGTH = 600;
 
-let polyfillWithCredentials: PeerConnectionConstructor | undefined;
+let polyfillPeerConnection: PeerConnectionConstructor | undefined;
 
 /**
- * node-datachannel's polyfill joins a TURN server's credentials into a URL
+ * node-datachannel's `RTCPeerConnection` polyfill on a native connection made
+ * here, whose data channels are made and received natively (see
+ * `_native_channel.ts`: the polyfill's per-message `EventTarget` dispatch
+ * was a measurable share of a round trip); descriptions, candidates, states
+ * and statistics stay the polyfill's.
+ *
+ * The polyfill joins a TURN server's credentials into a URL
  * (`turn:user:password@host`) that libdatachannel percent-decodes, so a TURN
- * REST user name (`<expiry>:<id>`) or a base64 password (`/`, `+`, `=`) is
- * misread and the server refuses the allocation. Encoding them first hands
- * libdatachannel exactly what was given.
+ * REST user name (`<expiry>:<id>`) or a base64 password (`/`, `+`, `=`) was
+ * misread and the server refused the allocation. The URLs are made here, the
+ * credentials encoded: libdatachannel gets exactly what was given.
  */
-function withEncodedCredentials(Base: PeerConnectionConstructor): PeerConnectionConstructor {
-  return class extends (Base as new (configuration: Record<string, unknown>) => object) {
+function nativeChannelPeerConnection(
+  polyfill: typeof import("node-datachannel/polyfill"),
+  native: typeof import("node-datachannel").default,
+): PeerConnectionConstructor {
+  const Base = polyfill.RTCPeerConnection as unknown as new (
+    configuration: Record<string, unknown>,
+  ) => EventTarget;
+  return class extends Base {
+    /** The native connection, unless the polyfill made its own (then its channels are used). */
+    readonly #native?: import("node-datachannel").PeerConnection;
+
     constructor(configuration: Record<string, unknown>) {
-      const servers = configuration.iceServers as IceServer[] | undefined;
+      let connection: import("node-datachannel").PeerConnection | undefined;
+      // Read by the polyfill once it has checked the configuration; what the
+      // native side throws, it reports as it does for a connection of its own.
       super({
         ...configuration,
-        iceServers: servers?.map((server) =>
-          server.username !== undefined && server.credential !== undefined
-            ? {
-              ...server,
-              username: encodeURIComponent(server.username),
-              credential: encodeURIComponent(server.credential),
-            }
-            : server
-        ),
+        get peerConnection() {
+          const servers = (configuration.iceServers ?? []) as IceServer[];
+          return connection ??= new native.PeerConnection(
+            `mcp-webrtc-${crypto.randomUUID()}`,
+            {
+              ...configuration,
+              iceServers: servers.flatMap((server) =>
+                [server.urls].flat().map((url) => {
+                  if (server.username === undefined || server.credential === undefined) return url;
+                  const [scheme, rest] = url.split(/:(.*)/s);
+                  return `${scheme}:${encodeURIComponent(server.username)}:${
+                    encodeURIComponent(server.credential)
+                  }@${rest}`;
+                })
+              ),
+            } as import("node-datachannel").RtcConfig,
+          );
+        },
       });
+      if (!connection) return;
+      this.#native = connection;
+      // Replaces the polyfill's handler: the other side's channels arrive natively.
+      connection.onDataChannel((channel) => {
+        // The polyfill's RTCDataChannelEvent takes only its own channels.
+        const event = new Event("datachannel");
+        Object.defineProperty(event, "channel", { value: new NativeDataChannel(channel) });
+        this.dispatchEvent(event);
+      });
+    }
+
+    createDataChannel(
+      label: string,
+      init: { ordered?: boolean; protocol?: string } = {},
+    ): DataChannelLike {
+      if (!this.#native) {
+        return (Base.prototype as unknown as PeerConnectionLike).createDataChannel.call(
+          this,
+          label,
+          init,
+        ) as DataChannelLike;
+      }
+      return new NativeDataChannel(
+        this.#native.createDataChannel(label, {
+          protocol: init.protocol,
+          unordered: init.ordered === false,
+        }),
+      );
     }
   } as unknown as PeerConnectionConstructor;
 }
@@ -195,11 +250,12 @@ export async function resolvePeerConnection(
     .RTCPeerConnection;
   if (native) return native;
   try {
-    const polyfill = await import("node-datachannel/polyfill");
-    polyfillWithCredentials ??= withEncodedCredentials(
-      polyfill.RTCPeerConnection as unknown as PeerConnectionConstructor,
-    );
-    return polyfillWithCredentials;
+    const [polyfill, native] = await Promise.all([
+      import("node-datachannel/polyfill"),
+      import("node-datachannel"),
+    ]);
+    polyfillPeerConnection ??= nativeChannelPeerConnection(polyfill, native.default);
+    return polyfillPeerConnection;
   } catch (cause) {
     throw new WebRTCTransportError(
       "Cannot create a peer connection as this runtime has no RTCPeerConnection and node-datachannel could not be loaded: install node-datachannel (Deno needs --allow-ffi --allow-read), or pass the RTCPeerConnection option",
