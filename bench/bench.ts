@@ -259,6 +259,9 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
     const rtts = new Map<TransportId, number[]>();
     const roundP50s = new Map<TransportId, number[]>();
     for (let round = 0; round < plan.rttRounds; round++) {
+      // As before each transfer: what the last phase left is collected first.
+      collectGarbage();
+      await delay(50);
       const measured = await connectAll();
       try {
         const warmup = Math.ceil(plan.callWarmup / plan.rttRounds);
