@@ -45,7 +45,11 @@ export interface DataChannelLike {
   bufferedAmountLowThreshold: number;
   /** How binary frames are delivered; set to `"arraybuffer"`. */
   binaryType: string;
-  /** Sends one frame. */
+  /**
+   * Sends one frame, taking what it needs of `data` before it returns, as
+   * `RTCDataChannel.send()` does (it copies the bytes): the transport writes
+   * the next chunk into the same buffer.
+   */
   send(data: string | Uint8Array<ArrayBuffer>): void;
   /** Closes the channel. */
   close(): void;
@@ -147,6 +151,8 @@ export class DataChannelTransport implements Transport {
   #writing = 0;
   #waiters = new Set<() => void>();
   #timer?: ReturnType<typeof setInterval>;
+  /** The buffer every chunk of a large message is written into, once one was sent. */
+  #chunkBuffer?: Uint8Array;
   #lastSent = 0;
   #lastReceived = 0;
 
@@ -303,7 +309,15 @@ export class DataChannelTransport implements Transport {
 
   async #write(text: Iterable<string>): Promise<void> {
     let busySince = performance.now();
-    for (const frame of encodeFrames(text, this.#frameSize, CHUNK_SIZE)) {
+    // Every chunk is written into one buffer of this transport: a channel
+    // copies what send() gives it, as RTCDataChannel does (a new buffer per
+    // chunk cost 0.79–0.84× the raw channel's rate for 16 MiB, against
+    // 0.95–1.01× in the same process).
+    const chunkSize = Math.min(CHUNK_SIZE, this.#frameSize);
+    if (this.#chunkBuffer?.byteLength !== chunkSize) this.#chunkBuffer = new Uint8Array(chunkSize);
+    for (
+      const frame of encodeFrames(text, this.#frameSize, { chunkSize, buffer: this.#chunkBuffer })
+    ) {
       if (this.#channel.bufferedAmount > HIGH_WATER_MARK || this.#closed) {
         await this.#writable();
         busySince = performance.now();

@@ -122,6 +122,25 @@ Deno.test("DataChannelTransport sends what fits the peer's frames whole, and any
   await t.close();
 });
 
+Deno.test("DataChannelTransport writes the chunks of large messages into one buffer, which the channel copies", async () => {
+  const t = await pair({ maxMessageSize: 262_144 }, {
+    maxMessageSize: 262_144,
+    keepaliveInterval: 0,
+  });
+  const buffers = new Set<ArrayBufferLike>();
+  const send = t.left.send.bind(t.left);
+  t.left.send = (data) => {
+    if (typeof data !== "string") buffers.add(data.buffer);
+    send(data);
+  };
+  const messages = [bigResult(1, 500_000), bigResult(2, 300_000)];
+  for (const message of messages) await t.a.send(message);
+  await until(() => t.received.length === 2);
+  assert.deepEqual(t.received, messages);
+  assert.equal(buffers.size, 1, `${buffers.size} buffers for ${t.left.sent.length} chunks`);
+  await t.close();
+});
+
 Deno.test("DataChannelTransport.send() never interleaves the chunks of concurrent messages", async () => {
   const t = await pair({ maxMessageSize: 4096 }, { maxMessageSize: 4096, keepaliveInterval: 0 });
   const messages = Array.from({ length: 20 }, (_, i) => bigResult(i, 10_000 + i * 1000));

@@ -49,10 +49,15 @@ const DECODE_SLICE = 32_768;
  * @param text The message as JSON text, whole or as pieces in order.
  * @param maxFrameSize The largest frame the peer accepts, in bytes: a message
  * that fits goes as one text frame.
- * @param chunkSize The largest chunk frame of a message that does not fit, in
- * bytes (at most `maxFrameSize`); `maxFrameSize` if omitted.
+ * @param options `chunkSize`: the largest chunk frame of a message that does
+ * not fit, in bytes (at most `maxFrameSize`; `maxFrameSize` if omitted).
+ * `buffer`: a buffer of at least that many bytes to write every chunk into,
+ * instead of a new one per chunk; each chunk is then a view of it, valid until
+ * the next is taken (for a sender that hands each chunk to a channel that
+ * copies it, as `RTCDataChannel.send()` does).
  * @returns The frames, in order: one string, or binary chunks.
- * @throws {RangeError} If `maxFrameSize` or `chunkSize` is smaller than 5 bytes.
+ * @throws {RangeError} If `maxFrameSize` or `chunkSize` is smaller than 5
+ * bytes, or `buffer` is smaller than a chunk.
  *
  * @example A small message is one text frame; a large one is chunked
  * ```ts
@@ -65,16 +70,24 @@ const DECODE_SLICE = 32_768;
  * assert.ok(frames.every((frame) => frame.byteLength <= 8));
  * assert.deepEqual([...encodeFrames(['{"a":', "1}"], 1024)], ['{"a":1}']);
  * // What fits 64 bytes is one text frame; anything larger, chunks of at most 16.
- * assert.deepEqual([...encodeFrames("x".repeat(20), 64, 16)], ["x".repeat(20)]);
- * const chunks = [...encodeFrames("x".repeat(100), 64, 16)] as Uint8Array[];
+ * assert.deepEqual([...encodeFrames("x".repeat(20), 64, { chunkSize: 16 })], ["x".repeat(20)]);
+ * const chunks = [...encodeFrames("x".repeat(100), 64, { chunkSize: 16 })] as Uint8Array[];
  * assert.ok(chunks.length === 7 && chunks.every((chunk) => chunk.byteLength <= 16));
+ * // Written into one buffer: each chunk is taken (here copied) before the next.
+ * const buffer = new Uint8Array(16);
+ * const copies: Uint8Array[] = [];
+ * for (const chunk of encodeFrames("x".repeat(100), 64, { chunkSize: 16, buffer })) {
+ *   copies.push((chunk as Uint8Array).slice());
+ * }
+ * assert.deepEqual(copies, chunks);
  * ```
  */
 export function* encodeFrames(
   text: string | Iterable<string>,
   maxFrameSize: number,
-  chunkSize: number = maxFrameSize,
+  options: { chunkSize?: number; buffer?: Uint8Array } = {},
 ): Generator<string | Uint8Array> {
+  const { chunkSize = maxFrameSize, buffer } = options;
   for (const [name, size] of [["maxFrameSize", maxFrameSize], ["chunkSize", chunkSize]] as const) {
     if (!Number.isSafeInteger(size) || size < MIN_FRAME_SIZE) {
       throw new RangeError(
@@ -83,6 +96,12 @@ export function* encodeFrames(
     }
   }
   const chunk = Math.min(chunkSize, maxFrameSize);
+  if (buffer !== undefined && buffer.byteLength < chunk) {
+    throw new RangeError(
+      `Cannot frame message as 'buffer' holds ${buffer.byteLength} bytes, less than a chunk of ${chunk}`,
+    );
+  }
+  const frameOf = () => buffer ? buffer.subarray(0, chunk) : new Uint8Array(chunk);
   const pieces = typeof text === "string" ? [text] : text;
   const iterator = pieces[Symbol.iterator]();
   let next = iterator.next();
@@ -98,7 +117,7 @@ export function* encodeFrames(
     yield first;
     return;
   }
-  let frame = new Uint8Array(chunk);
+  let frame = frameOf();
   let used = 1;
   let rest = first;
   while (true) {
@@ -109,7 +128,7 @@ export function* encodeFrames(
       if (rest.length === 0) break;
       frame[0] = FRAME_MORE;
       yield used === chunk ? frame : frame.subarray(0, used);
-      frame = new Uint8Array(chunk);
+      frame = frameOf();
       used = 1;
     }
     if (next.done) break;

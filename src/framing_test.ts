@@ -302,12 +302,28 @@ Deno.test("FrameDecoder decodes a large frame with characters across every slice
 Deno.test("encodeFrames() chunks at chunkSize what does not fit maxFrameSize, and refuses a chunk size too small", () => {
   const text = "é".repeat(500);
   assert.deepEqual([...encodeFrames(text, 1000)], [text]);
-  const frames = [...encodeFrames(text, 900, 100)] as Uint8Array[];
+  const frames = [...encodeFrames(text, 900, { chunkSize: 100 })] as Uint8Array[];
   assert.ok(frames.every((frame) => frame.byteLength <= 100));
   const decoder = new FrameDecoder(1 << 20);
   assert.deepEqual(frames.map((frame) => decoder.push(frame)).at(-1), { kind: "message", text });
   assert.throws(
-    () => [...encodeFrames(text, 900, 4)],
+    () => [...encodeFrames(text, 900, { chunkSize: 4 })],
     /'chunkSize' must be an integer of at least 5/,
   );
+  assert.throws(
+    () => [...encodeFrames(text, 900, { chunkSize: 100, buffer: new Uint8Array(99) })],
+    /'buffer' holds 99 bytes, less than a chunk of 100/,
+  );
+});
+
+Deno.test("encodeFrames() writes every chunk into the buffer given, each valid until the next", () => {
+  const text = JSON.stringify({ text: "aé€😀".repeat(100) });
+  const fresh = [...encodeFrames(text, 64, { chunkSize: 32 })] as Uint8Array[];
+  const buffer = new Uint8Array(40);
+  const taken: Uint8Array[] = [];
+  for (const chunk of encodeFrames(text, 64, { chunkSize: 32, buffer })) {
+    assert.equal((chunk as Uint8Array).buffer, buffer.buffer);
+    taken.push((chunk as Uint8Array).slice());
+  }
+  assert.deepEqual(taken, fresh);
 });
