@@ -290,7 +290,9 @@ function floor(): Bench {
         await closeBoth(client, server);
         await pair.close();
       });
-      return { ms, session: { ...session, transfer: (bytes) => rawTransfer(pair, bytes) } };
+      // From the server's side to the client's, as a tool result goes.
+      const transfer = (bytes: number) => rawTransfer(pair.answerer, pair.offerer, bytes);
+      return { ms, session: { ...session, transfer } };
     },
     async teardown() {},
   };
