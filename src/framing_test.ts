@@ -9,6 +9,29 @@ function roundTrip(text: string, frameSize: number, cap = 1 << 30) {
   return { frames, results };
 }
 
+/** Chunk frames of `bytes` cut at `cuts` (from 0 to the end), whatever they cut. */
+function chunksCutAt(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
+  return cuts.slice(1).map((end, i) => {
+    const frame = new Uint8Array(end - cuts[i] + 1);
+    frame[0] = i === cuts.length - 2 ? FRAME_LAST : FRAME_MORE;
+    frame.set(bytes.subarray(cuts[i], end), 1);
+    return frame;
+  });
+}
+
+/** Asserts that `frames` decode to `text`, and with the parse option to its value. */
+function assertDecodes(text: string, frames: Uint8Array[], cap: number, message?: string) {
+  for (const parse of [false, true]) {
+    const decoder = new FrameDecoder(cap, { parse });
+    const last = frames.map((frame) => decoder.push(frame)).at(-1);
+    assert.deepEqual(
+      last,
+      parse ? { kind: "value", value: JSON.parse(text) } : { kind: "message", text },
+      message && `${message}, parse: ${parse}`,
+    );
+  }
+}
+
 Deno.test("encodeFrames() sends a message that fits as one text frame", () => {
   const { frames } = roundTrip('{"jsonrpc":"2.0","id":1,"method":"ping"}', 1024);
   assert.deepEqual(frames, ['{"jsonrpc":"2.0","id":1,"method":"ping"}']);
@@ -250,21 +273,7 @@ Deno.test("FrameDecoder decodes chunks cut inside a character, whichever chunk e
   for (let first = 1; first < bytes.length; first++) {
     for (const second of [first + 1, first + 2, first + 5]) {
       if (second >= bytes.length) continue;
-      const cuts = [0, first, second, bytes.length];
-      const frames = cuts.slice(1).map((end, i) => {
-        const frame = new Uint8Array(end - cuts[i] + 1);
-        frame[0] = i === cuts.length - 2 ? FRAME_LAST : FRAME_MORE;
-        frame.set(bytes.subarray(cuts[i], end), 1);
-        return frame;
-      });
-      for (const parse of [false, true]) {
-        const decoder = new FrameDecoder(1 << 20, { parse });
-        const last = frames.map((frame) => decoder.push(frame)).at(-1);
-        assert.deepEqual(
-          last,
-          parse ? { kind: "value", value: JSON.parse(text) } : { kind: "message", text },
-        );
-      }
+      assertDecodes(text, chunksCutAt(bytes, [0, first, second, bytes.length]), 1 << 20);
     }
   }
 });
@@ -273,30 +282,8 @@ Deno.test("FrameDecoder decodes a large frame with characters across every slice
   // 10 bytes per repetition: characters straddle the decoder's internal slice boundaries.
   const text = JSON.stringify({ text: "aé€😀".repeat(40_000) });
   const bytes = new TextEncoder().encode(text);
-  for (
-    const cuts of [[0, bytes.length], [0, 100_003, bytes.length], [
-      0,
-      65_537,
-      262_145,
-      bytes.length,
-    ]]
-  ) {
-    const frames = cuts.slice(1).map((end, i) => {
-      const frame = new Uint8Array(end - cuts[i] + 1);
-      frame[0] = i === cuts.length - 2 ? FRAME_LAST : FRAME_MORE;
-      frame.set(bytes.subarray(cuts[i], end), 1);
-      return frame;
-    });
-    for (const parse of [false, true]) {
-      const decoder = new FrameDecoder(1 << 24, { parse });
-      const last = frames.map((frame) => decoder.push(frame)).at(-1);
-      assert.deepEqual(
-        last,
-        parse ? { kind: "value", value: JSON.parse(text) } : { kind: "message", text },
-        `cut at ${cuts.join(", ")}, parse: ${parse}`,
-      );
-    }
-  }
+  const cuts = [[0, bytes.length], [0, 100_003, bytes.length], [0, 65_537, 262_145, bytes.length]];
+  for (const at of cuts) assertDecodes(text, chunksCutAt(bytes, at), 1 << 24, `cut at ${at}`);
 });
 
 Deno.test("encodeFrames() chunks at chunkSize what does not fit maxFrameSize, and refuses a chunk size too small", () => {
