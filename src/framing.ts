@@ -321,11 +321,7 @@ export class FrameDecoder {
   #textFrame(text: string): DecodedFrame {
     // The sender never interleaves; an unfinished message cannot be completed.
     if (this.#size > 0) this.#reset();
-    // A UTF-16 code unit is at most 3 UTF-8 bytes: measure only what may not fit.
-    if (
-      text.length > this.#maxSize ||
-      (text.length * 3 > this.#maxSize && utf8Length(text) > this.#maxSize)
-    ) {
+    if (!fitsOneFrame(text, this.#maxSize)) {
       return {
         kind: "oversize",
         error: new MessageSizeError(utf8Length(text), this.#maxSize),

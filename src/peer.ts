@@ -613,8 +613,9 @@ export class Peer {
    * both decide alike), the offer and answer were exchanged, and the
    * connection itself failed (not a timeout, not a goodbye) at the ICE or
    * DTLS stage within {@linkcode DTLS_REFUSAL_WINDOW} of that. The side that
-   * retries says no goodbye; its new offer tells the answerer. libdatachannel 0.24 hands an
-   * applied answer to ICE before it records the answer's fingerprint: when
+   * retries says no goodbye; its new offer tells the answerer.
+   * libdatachannel 0.24 hands an applied answer to ICE before it records the
+   * answer's fingerprint: when
    * the answerer's checks came first (the order this module uses, see
    * `#negotiate`), the offerer's ICE can connect and its DTLS check the other
    * certificate in that gap, and refuse it, if its thread is held up there
