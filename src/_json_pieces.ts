@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { isHighSurrogate } from "./_utf8.ts";
 
 /**
  * The length from which a string is handled in slices, and the length of a
@@ -88,10 +89,6 @@ function* piecesAround(skeleton: string, cuts: number[], large: string[]): Gener
     from = cuts[2 * i + 1];
   }
   yield skeleton.slice(from);
-}
-
-function isHighSurrogate(code: number): boolean {
-  return code >= 0xd800 && code <= 0xdbff;
 }
 
 /** Whether a large string is among the first {@linkcode SCAN_LIMIT} values, breadth first. */

@@ -15,7 +15,7 @@
  */
 
 import { FrameError, MessageSizeError } from "./errors.ts";
-import { utf8Length } from "./_utf8.ts";
+import { isHighSurrogate, utf8Length } from "./_utf8.ts";
 import { JsonAssembler } from "./_json_pieces.ts";
 
 /** Header byte of a chunk frame after which more chunks of the message follow. */
@@ -46,7 +46,8 @@ const DECODE_SLICE = 32_768;
  * The text may come in pieces (see `jsonPieces`): they are read only as
  * the frames are taken, so a message's serialisation can overlap its sending.
  *
- * @param text The message as JSON text, whole or as pieces in order.
+ * @param text The message as JSON text, whole or as pieces in order (a surrogate
+ * pair may be parted between two pieces).
  * @param maxFrameSize The largest frame the peer accepts, in bytes: a message
  * that fits goes as one text frame.
  * @param options `chunkSize`: the largest chunk frame of a message that does
@@ -102,41 +103,58 @@ export function* encodeFrames(
     );
   }
   const frameOf = () => buffer ? buffer.subarray(0, chunk) : new Uint8Array(chunk);
-  const pieces = typeof text === "string" ? [text] : text;
-  const iterator = pieces[Symbol.iterator]();
+  const iterator = (typeof text === "string" ? [text] : text)[Symbol.iterator]();
+  // The pieces read until they are more than a frame could hold, kept apart:
+  // joined, a large message's first pieces would be copied into one string
+  // before its first chunk could go.
+  const head: string[] = [];
+  let headLength = 0;
   let next = iterator.next();
-  if (next.done) return yield "";
-  let first = next.value;
-  next = iterator.next();
-  // Pieces that fit one frame together go as one text frame.
-  while (!next.done && first.length <= maxFrameSize) {
-    first += next.value;
+  while (!next.done) {
+    head.push(next.value);
+    headLength += next.value.length;
+    if (headLength > maxFrameSize) break;
     next = iterator.next();
   }
-  if (next.done && fitsOneFrame(first, maxFrameSize)) {
-    yield first;
-    return;
+  if (next.done) {
+    const whole = head.join("");
+    if (fitsOneFrame(whole, maxFrameSize)) return yield whole;
   }
   let frame = frameOf();
   let used = 1;
-  let rest = first;
-  while (true) {
-    while (rest.length > 0) {
+  /** Writes `text` on from the current chunk, giving each chunk it fills. */
+  function* write(text: string): Generator<Uint8Array> {
+    for (let rest = text; rest.length > 0;) {
       const { read, written } = encoder.encodeInto(rest, frame.subarray(used));
       used += written;
+      if (read === rest.length) return;
       rest = rest.slice(read);
-      if (rest.length === 0) break;
       frame[0] = FRAME_MORE;
       yield used === chunk ? frame : frame.subarray(0, used);
       frame = frameOf();
       used = 1;
     }
-    if (next.done) break;
-    rest = next.value;
-    next = iterator.next();
   }
+  // A high surrogate that ends a piece is written with the next piece, which
+  // may begin with its other half; a lone one becomes U+FFFD, as on a channel.
+  let carried = "";
+  for (const piece of chained(head, iterator)) {
+    const text = carried + piece;
+    const cut = text.length > 0 && isHighSurrogate(text.charCodeAt(text.length - 1))
+      ? text.length - 1
+      : text.length;
+    carried = text.slice(cut);
+    yield* write(cut === text.length ? text : text.slice(0, cut));
+  }
+  yield* write(carried);
   frame[0] = FRAME_LAST;
   yield used === chunk ? frame : frame.subarray(0, used);
+}
+
+/** The pieces of `head`, then those `rest` has left. */
+function* chained(head: string[], rest: Iterator<string>): Generator<string> {
+  yield* head;
+  for (let next = rest.next(); !next.done; next = rest.next()) yield next.value;
 }
 
 /**

@@ -233,6 +233,25 @@ Deno.test("encodeFrames() fills every chunk across piece boundaries and decodes 
   assert.deepEqual(results.at(-1), { kind: "message", text: pieces.join("") });
 });
 
+Deno.test("encodeFrames() keeps a surrogate pair whose halves end and start two pieces", () => {
+  // Cut at every place of a message too large for one frame: before the
+  // first frame's worth, inside it, and after it.
+  const text = `"${"a".repeat(40)}😀${"b".repeat(40)}😀"`;
+  for (const at of [text.indexOf("😀") + 1, text.lastIndexOf("😀") + 1]) {
+    const pieces = [text.slice(0, at), text.slice(at)];
+    for (const [maxFrameSize, chunkSize] of [[16, 16], [64, 8], [1024, 8]]) {
+      const frames = [...encodeFrames(pieces, maxFrameSize, { chunkSize })];
+      const decoder = new FrameDecoder(1 << 20);
+      const last = frames.map((frame) => decoder.push(frame)).at(-1);
+      assert.deepEqual(
+        last,
+        { kind: "message", text },
+        `cut at ${at}, frames of ${maxFrameSize}, chunks of ${chunkSize}`,
+      );
+    }
+  }
+});
+
 Deno.test("FrameDecoder with parse gives a chunked message parsed, and a text frame as text", () => {
   const decoder = new FrameDecoder(1 << 20, { parse: true });
   const message = { jsonrpc: "2.0", id: 1, result: { text: "é".repeat(100) } };
