@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { JsonAssembler, jsonPieces, LARGE_STRING } from "./_json_pieces.ts";
+import { plainInJson, type PlainScan } from "./_plain_json.ts";
 import { prng } from "./_test_prng.ts";
 
 /** A large string whose characters need every kind of escape and every UTF-8 length. */
@@ -10,8 +11,11 @@ function awkwardString(length: number, random: () => number): string {
   return text;
 }
 
-function assemble(pieces: Iterable<string>): unknown {
-  const assembler = new JsonAssembler();
+/** Both ways a slice is told plain: the WebAssembly scan, and none (where it is missing). */
+const SCANS: [string, PlainScan][] = [["scan", plainInJson], ["no scan", () => undefined]];
+
+function assemble(pieces: Iterable<string>, plain?: PlainScan): unknown {
+  const assembler = new JsonAssembler(plain);
   for (const piece of pieces) assembler.push(piece);
   return assembler.end();
 }
@@ -45,9 +49,11 @@ Deno.test("jsonPieces() gives exactly the text of JSON.stringify for large strin
       skipped: undefined,
     },
   };
-  const pieces = [...jsonPieces(message)];
-  assert.ok(pieces.length > 4);
-  assert.equal(pieces.join(""), JSON.stringify(message));
+  for (const [name, plain] of SCANS) {
+    const pieces = [...jsonPieces(message, plain)];
+    assert.ok(pieces.length > 4, name);
+    assert.equal(pieces.join(""), JSON.stringify(message), name);
+  }
 });
 
 Deno.test("jsonPieces() never parts a surrogate pair at a slice boundary", () => {
@@ -78,7 +84,8 @@ Deno.test("JsonAssembler parses JSON cut anywhere as JSON.parse does", () => {
     };
     const text = JSON.stringify(value);
     const most = [1, 7, 5000, 70_000][round % 4];
-    assert.deepEqual(assemble(cutRandomly(text, random, most)), JSON.parse(text));
+    const [name, plain] = SCANS[round % 2];
+    assert.deepEqual(assemble(cutRandomly(text, random, most), plain), JSON.parse(text), name);
   }
 });
 
@@ -87,9 +94,8 @@ Deno.test("JsonAssembler cuts a large string only between escape sequences", () 
   for (let offset = 0; offset < 8; offset++) {
     const value = "a".repeat(LARGE_STRING - 6 + offset) + '\\\\\\"\u0001é'.repeat(3);
     const text = JSON.stringify([value]);
-    assert.deepEqual(assemble([text.slice(0, LARGE_STRING + 1), text.slice(LARGE_STRING + 1)]), [
-      value,
-    ]);
+    const pieces = [text.slice(0, LARGE_STRING + 1), text.slice(LARGE_STRING + 1)];
+    for (const [name, plain] of SCANS) assert.deepEqual(assemble(pieces, plain), [value], name);
   }
 });
 
@@ -101,11 +107,13 @@ Deno.test("JsonAssembler parses a large string used as an object key", () => {
 
 Deno.test("JsonAssembler refuses text that is not one JSON value", () => {
   const large = "x".repeat(LARGE_STRING);
-  assert.throws(() => assemble(['{"a":']), SyntaxError);
-  assert.throws(() => assemble([`{"a":"${large}`]), SyntaxError);
-  assert.throws(() => assemble([`{"a":"${large}\u0001"}`]), SyntaxError);
-  assert.throws(() => assemble([`{"a":"${large}\\q"}`]), SyntaxError);
-  assert.throws(() => assemble([`{"a":"${large}"} x`]), SyntaxError);
+  for (const [, plain] of SCANS) {
+    assert.throws(() => assemble(['{"a":'], plain), SyntaxError);
+    assert.throws(() => assemble([`{"a":"${large}`], plain), SyntaxError);
+    assert.throws(() => assemble([`{"a":"${large}\u0001"}`], plain), SyntaxError);
+    assert.throws(() => assemble([`{"a":"${large}\\q"}`], plain), SyntaxError);
+    assert.throws(() => assemble([`{"a":"${large}"} x`], plain), SyntaxError);
+  }
 });
 
 Deno.test("JsonAssembler does not take a peer's string for one of its placeholders", () => {
@@ -114,8 +122,11 @@ Deno.test("JsonAssembler does not take a peer's string for one of its placeholde
 });
 
 Deno.test("JsonAssembler keeps a large plain string's text as its value and still refuses control characters", () => {
-  const plain = "abc".repeat(LARGE_STRING);
-  assert.deepEqual(assemble(cutRandomly(JSON.stringify({ plain }), prng(5), 100_000)), { plain });
+  const text = "abc".repeat(LARGE_STRING);
   const broken = `{"a":"${"x".repeat(3 * LARGE_STRING)}\n${"x".repeat(10)}"}`;
-  assert.throws(() => assemble(cutRandomly(broken, prng(6), 100_000)), SyntaxError);
+  for (const [name, plain] of SCANS) {
+    const pieces = cutRandomly(JSON.stringify({ text }), prng(5), 100_000);
+    assert.deepEqual(assemble(pieces, plain), { text }, name);
+    assert.throws(() => assemble(cutRandomly(broken, prng(6), 100_000), plain), SyntaxError, name);
+  }
 });
