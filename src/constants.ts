@@ -60,13 +60,15 @@ export const MESSAGE_TOO_LARGE = -32000;
 
 /**
  * The SCTP MTU (the largest packet each side sends) of a peer connection
- * bound to a loopback address, when the configuration sets none. On loopback
- * every path is a host candidate pair on the same machine, where no packet is
- * ever cut; per-packet work in libdatachannel is what limits throughput there
- * (measured: 1280, the default, ~90 MB/s raw; 4000 ~200 MB/s). Above 4155
- * nothing arrives: libjuice receives into a 4096-byte buffer. Any other
- * binding keeps libdatachannel's default (1280), which fits every path: the
- * MTU is fixed when the peer connection is made, before any candidate is known.
+ * bound to a loopback address, when the configuration sets none and the
+ * other peer said it takes such packets ({@linkcode LARGE_PACKETS_MARK}). On
+ * loopback every path is a host candidate pair on the same machine, where no
+ * packet is ever cut; per-packet work in libdatachannel is what limits
+ * throughput there (measured: 1280, the default, ~90 MB/s raw; 4000 ~200
+ * MB/s). Above 4155 nothing arrives: libjuice receives into a 4096-byte
+ * buffer. Any other binding keeps libdatachannel's default (1280), which fits
+ * every path: the MTU is fixed when the peer connection is made, before any
+ * candidate is known.
  */
 export const LOOPBACK_MTU = 4000;
 
@@ -145,6 +147,19 @@ export const OFFER_MARK = "a=x-mcp-webrtc:dtls-client";
  * too, so the offerer knows its answerer follows this module's order.
  */
 export const PATH_MARK = "a=x-mcp-webrtc:path-found";
+
+/**
+ * The session-level SDP attribute with which an offer of this module on
+ * node-datachannel says that it takes packets of {@linkcode LOOPBACK_MTU}:
+ * libjuice receives into a 4096-byte buffer. Only such a peer is sent them.
+ * A browser's WebRTC stack (libwebrtc) drops every datagram over 2048 bytes,
+ * so at an MTU of 4000 a large message toward Chromium never arrived and the
+ * connection closed (measured in `tests/browser_test.ts`: MTU 2100 carries
+ * it, 2200 does not); other stacks are not known. The MTU is fixed when the
+ * peer connection is made: the answerer makes its connection once the offer
+ * has come and reads the mark; the offerer cannot know, and keeps the default.
+ */
+export const LARGE_PACKETS_MARK = "a=x-mcp-webrtc:large-packets";
 
 /**
  * A DTLS handshake that fails within this time after ICE connected was

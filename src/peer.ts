@@ -15,6 +15,7 @@ import {
   CONNECTION_RELEASE_TIMEOUT,
   DTLS_REFUSAL_WINDOW,
   FALLBACK_MAX_MESSAGE_SIZE,
+  LARGE_PACKETS_MARK,
   OFFER_CANDIDATE_WAIT,
   OFFER_CHECK_WAIT,
   OFFER_MARK,
@@ -265,6 +266,17 @@ export async function resolvePeerConnection(
 }
 
 /**
+ * Whether connections made by `Ctor` are node-datachannel's as this module
+ * makes them (its own, or a subclass): their ICE receives packets up to
+ * libjuice's 4096-byte buffer.
+ */
+function isNodeDataChannel(Ctor: PeerConnectionConstructor): boolean {
+  const ours = polyfillPeerConnection;
+  return ours !== undefined &&
+    (Ctor === ours || (Ctor as { prototype?: unknown }).prototype instanceof ours);
+}
+
+/**
  * An offer's or answer's text as sent: marked as this module's (see
  * {@linkcode OFFER_MARK}), with any `extra` session-level attributes.
  */
@@ -366,6 +378,7 @@ export class Peer {
   #primary = withResolvers<DataChannelLike>();
   #primaryTaken = false;
   #pcClosed?: Promise<unknown>;
+  #connectCalled = false;
   /** The signalling's start, once begun. */
   #signalingStarted?: Promise<void>;
   /** Outgoing signalling, in order. */
@@ -453,7 +466,10 @@ export class Peer {
    * {@linkcode ConnectError} that names the stage that failed, and closes.
    */
   async connect(): Promise<Connected> {
-    if (this.#pc) throw new WebRTCTransportError("Cannot connect as this peer already connected");
+    if (this.#connectCalled) {
+      throw new WebRTCTransportError("Cannot connect as this peer already connected");
+    }
+    this.#connectCalled = true;
     const options = this.#options;
     const Ctor = await resolvePeerConnection(options.RTCPeerConnection);
     if (this.#closed) throw new WebRTCTransportError("Cannot connect as the transport was closed");
@@ -468,13 +484,22 @@ export class Peer {
         const handedOut = (options.signaling as { iceServers?: IceServer[] }).iceServers;
         iceServers = handedOut ?? DEFAULT_ICE_SERVERS.map((server) => ({ ...server }));
       }
-      const pc = new Ctor({ iceServers, ...withPathMtu(options.rtcConfiguration, iceServers) });
-      this.#pc = pc;
-      this.#pcClosed = nextEvent(pc, "connectionstatechange", {
-        accept: () => pc.connectionState === "closed",
-      });
-      this.#watch(pc);
-      const connected = await this.#negotiate(pc, countdown);
+      const native = isNodeDataChannel(Ctor);
+      const servers = iceServers;
+      // Made once it is known whether the other peer takes large packets: the
+      // answerer reads it in the offer, the offerer cannot know (see LARGE_PACKETS_MARK).
+      const connection = (peerTakesLargePackets: boolean) => {
+        if (this.#closed) throw this.#closedError;
+        const config = withPathMtu(options.rtcConfiguration, servers, peerTakesLargePackets);
+        const pc = new Ctor({ iceServers: servers, ...config });
+        this.#pc = pc;
+        this.#pcClosed = nextEvent(pc, "connectionstatechange", {
+          accept: () => pc.connectionState === "closed",
+        });
+        this.#watch(pc);
+        return pc;
+      };
+      const connected = await this.#negotiate(connection, native, countdown);
       this.#connected = true;
       this.#step("channel");
       return connected;
@@ -500,7 +525,11 @@ export class Peer {
    * (the connection failed, the peer said goodbye, signalling closed, this
    * side closed) or the connect timeout passes.
    */
-  async #negotiate(pc: PeerConnectionLike, countdown: Countdown): Promise<Connected> {
+  async #negotiate(
+    connection: (peerTakesLargePackets: boolean) => PeerConnectionLike,
+    native: boolean,
+    countdown: Countdown,
+  ): Promise<Connected> {
     const { initiator, connectTimeout } = this.#options;
     const signal = AbortSignal.any([this.#failure.signal, countdown.signal]);
     const armTimeout = () => countdown.start(connectTimeout);
@@ -513,8 +542,9 @@ export class Peer {
         throw error;
       }
     };
+    let pc: PeerConnectionLike | undefined;
     const apply = (description: { type: string; sdp: string }) =>
-      step(pc.setRemoteDescription(description)).catch((error) => {
+      step(pc!.setRemoteDescription(description)).catch((error) => {
         throw error instanceof WebRTCTransportError ? error : new ConnectError(
           "signaling",
           `Cannot connect as the ${description.type} from the other peer was refused: ${
@@ -531,6 +561,7 @@ export class Peer {
     if (initiator || !waitForPeer) armTimeout();
     let channel: DataChannelLike;
     if (initiator) {
+      pc = connection(false);
       channel = this.#adopt(
         pc.createDataChannel(CHANNEL_LABEL, {
           ordered: true,
@@ -540,7 +571,10 @@ export class Peer {
       const offer = await step(pc.createOffer());
       await step(pc.setLocalDescription(offer));
       const sdp = offer.sdp ?? pc.localDescription?.sdp ?? "";
-      const offered = this.#send({ type: "offer", sdp: markDescription(sdp) });
+      const offered = this.#send({
+        type: "offer",
+        sdp: markDescription(sdp, native ? [LARGE_PACKETS_MARK] : []),
+      });
       // Our candidates follow the offer at once (handed over after it, so
       // they arrive after it): an answerer of this module applies them before
       // it answers (see below).
@@ -564,6 +598,7 @@ export class Peer {
       }
       const offer = await step(this.#remoteDescription.promise);
       this.#step("offer");
+      pc = connection(offer.sdp.split(/\r?\n/).includes(LARGE_PACKETS_MARK));
       const inline = splitCandidates(offer.sdp);
       const ours = offer.sdp !== offerAsApplied(offer.sdp);
       await apply({ type: "offer", sdp: offerAsApplied(inline.sdp) });

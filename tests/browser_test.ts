@@ -7,7 +7,7 @@
  * Runs in a network namespace that holds only `lo` (`tests/browser/netns.ts`).
  */
 import assert from "node:assert/strict";
-import type { Outcome } from "./browser/exercise.ts";
+import { LARGE_SIZE, type Outcome } from "./browser/exercise.ts";
 import { browserTools, runInNetns } from "./browser/netns.ts";
 
 const CHILD_TIMEOUT_MS = 30_000;
@@ -34,8 +34,10 @@ Deno.test({
   for (const key of ["offerer", "answerer"]) {
     const outcome = page[key] as Outcome & { ok: true };
     assert.equal(outcome?.ok, true, `${key}: ${show}`);
-    assert.deepEqual(outcome.tools, ["blob", "greet"], show);
+    assert.deepEqual(outcome.tools, ["blob", "greet", "large"], show);
     assert.equal(outcome.greeting, "Hello, browser!", show);
+    // 200 000 characters, escapes among them, in chunks from Deno to the page.
+    assert.deepEqual(outcome.large, { length: LARGE_SIZE, same: true }, show);
   }
   assert.equal(report.sessions, 2, show);
   // A ticket with another secret: refused by the room, and the page is told why.
@@ -46,6 +48,8 @@ Deno.test({
   // The page listens as a desktop; a Deno agent dials its ticket.
   const served = page.serve as Outcome & { ok: true };
   assert.equal(served?.ok, true, show);
-  assert.deepEqual(served.tools, ["greet"], show);
+  assert.deepEqual(served.tools, ["greet", "large"], show);
   assert.equal(served.greeting, "Hello from the browser, deno!", show);
+  // And from the page to Deno.
+  assert.deepEqual(served.large, { length: LARGE_SIZE, same: true }, show);
 });

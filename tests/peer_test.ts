@@ -13,7 +13,13 @@ import {
   SignalRefusedError,
 } from "../mod.ts";
 import type { DataChannelLike } from "../src/data_channel_transport.ts";
-import { Peer, type PeerConnectionConstructor, type PeerOptions } from "../src/peer.ts";
+import { LARGE_PACKETS_MARK, LOOPBACK_MTU } from "../src/constants.ts";
+import {
+  Peer,
+  type PeerConnectionConstructor,
+  type PeerOptions,
+  resolvePeerConnection,
+} from "../src/peer.ts";
 import { LOCAL, until } from "./_helpers.ts";
 
 type Options = Omit<PeerOptions, "signaling" | "initiator">;
@@ -212,6 +218,61 @@ Deno.test("An answerer makes the offerer the DTLS client only for an offer marke
   assert.deepEqual(plainResults.map((r) => r.status), ["fulfilled", "fulfilled"]);
   assert.equal(setup(sent.find((m) => m.type === "answer")?.sdp as string), "active");
   await Promise.all([unmarked.close(), plain.close()]);
+});
+
+Deno.test("Only an answerer whose offerer said it takes large packets sends them, on loopback", async () => {
+  const Base = await resolvePeerConnection();
+  /** This module's node-datachannel connection, remembering the MTU each was made with. */
+  function spying(mtus: unknown[]): PeerConnectionConstructor {
+    return class extends (Base as unknown as new (config: Record<string, unknown>) => object) {
+      constructor(config: Record<string, unknown>) {
+        mtus.push(config.mtu);
+        super(config);
+      }
+    } as unknown as PeerConnectionConstructor;
+  }
+  const run = async (strip: boolean) => {
+    const offererMtus: unknown[] = [];
+    const answererMtus: unknown[] = [];
+    const sent: SignalingMessage[] = [];
+    const [a, b] = await MemorySignaling.createMemorySignalingPair();
+    const offerer = new Peer({
+      ...OPTIONS,
+      RTCPeerConnection: spying(offererMtus),
+      signaling: editing(a, (m) => {
+        const edited = strip && m.type === "offer"
+          ? { ...m, sdp: String(m.sdp).replace(`${LARGE_PACKETS_MARK}\r\n`, "") }
+          : m;
+        sent.push(edited);
+        return edited;
+      }),
+      initiator: true,
+    });
+    const answerer = new Peer({
+      ...OPTIONS,
+      RTCPeerConnection: spying(answererMtus),
+      signaling: b,
+      initiator: false,
+    });
+    const results = await both(offerer, answerer);
+    await Promise.all([offerer.close(), answerer.close()]);
+    assert.deepEqual(results.map((r) => r.status), ["fulfilled", "fulfilled"]);
+    const offer = String(sent.find((m) => m.type === "offer")?.sdp);
+    return { offererMtus, answererMtus, marked: offer.split(/\r?\n/).includes(LARGE_PACKETS_MARK) };
+  };
+  // node-datachannel to node-datachannel: the offer says so; the answerer,
+  // which sends the results, uses the large MTU; the offerer cannot know.
+  assert.deepEqual(await run(false), {
+    offererMtus: [undefined],
+    answererMtus: [LOOPBACK_MTU],
+    marked: true,
+  });
+  // An offer without the mark (a browser's, say): the default both ways.
+  assert.deepEqual(await run(true), {
+    offererMtus: [undefined],
+    answererMtus: [undefined],
+    marked: false,
+  });
 });
 
 Deno.test("A fingerprint altered in signalling fails at the DTLS stage and points at AuthenticatedSignaling", async () => {

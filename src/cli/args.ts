@@ -153,7 +153,8 @@ export const NETWORK_HELP = `Network:
   --bind-address ADDR     Use only this local address for peer connections, e.g. 127.0.0.1
   --relay-only            Connect only through TURN (hides this machine's addresses)
   --mtu BYTES             The largest packet this peer sends, ${MIN_MTU}-${MAX_MTU} (default: ${LOOPBACK_MTU}
-                          with a loopback --bind-address, else 1280, which fits every path)
+                          with a loopback --bind-address when answering a peer of this
+                          module on node-datachannel, else 1280, which fits every path)
   --connect-timeout DUR   How long to wait for a peer connection (default: 15s)
 
 Output:

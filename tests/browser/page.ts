@@ -12,7 +12,7 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { TicketSignaling, WebRTCClientTransport, WebRTCListener } from "../../mod.ts";
-import { exercise, type Outcome } from "./exercise.ts";
+import { addLargeTool, exercise, type Outcome } from "./exercise.ts";
 
 function note(line: string): void {
   fetch("/log", { method: "POST", body: line }).catch(() => {});
@@ -41,7 +41,7 @@ async function serve(url: string): Promise<Outcome> {
       { inputSchema: { name: z.string() } },
       ({ name }) => ({ content: [{ type: "text", text: `Hello from the browser, ${name}!` }] }),
     );
-    return server;
+    return addLargeTool(server);
   };
   const listener = await WebRTCListener.listen({ url, iceServers: [], createServer });
   try {

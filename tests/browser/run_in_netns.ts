@@ -27,7 +27,7 @@ import {
   WebRTCServerTransport,
 } from "../../mod.ts";
 import { createTestServer, LOCAL, withWorker } from "../_helpers.ts";
-import { exercise } from "./exercise.ts";
+import { addLargeTool, exercise } from "./exercise.ts";
 import { CHROMIUM_FLAGS } from "./netns.ts";
 
 const root = new URL("../../", import.meta.url);
@@ -105,7 +105,7 @@ async function main(chromium: string): Promise<Record<string, unknown>> {
     const desktopErrors: string[] = [];
     const listener = await WebRTCListener.listen({
       url: worker.url,
-      createServer: () => createTestServer(),
+      createServer: () => addLargeTool(createTestServer()),
       ...LOCAL,
     });
     listener.onsession = () => sessions++;
@@ -123,7 +123,7 @@ async function main(chromium: string): Promise<Record<string, unknown>> {
     });
     const servers: McpServer[] = [];
     room.onpeerjoin = (peer) => {
-      const server = createTestServer();
+      const server = addLargeTool(createTestServer());
       servers.push(server);
       const signaling = new AuthenticatedSignaling(room.signaling(peer), {
         key: keys.signalingKey,
