@@ -105,6 +105,14 @@ export class PathPeer {
     return this.#link !== undefined;
   }
 
+  /**
+   * Whether the other peer is known to be of this module: the relay is
+   * spoken by it alone; on the direct path, the offer or answer says so.
+   */
+  get ours(): boolean {
+    return this.#link !== undefined || this.#direct?.ours === true;
+  }
+
   /** The path in use: the direct one's candidate types, or {@linkcode RELAY_PATH_TYPE}. */
   async path(): Promise<ConnectionPath | undefined> {
     if (this.#link) {

@@ -16,19 +16,16 @@ import {
   MESSAGE_TOO_LARGE,
   SEND_SLICE_MS,
 } from "./constants.ts";
-import {
-  FrameError,
-  type MessageSizeError,
-  PeerLostError,
-  WebRTCTransportError,
-} from "./errors.ts";
+import { FrameError, MessageSizeError, PeerLostError, WebRTCTransportError } from "./errors.ts";
 import {
   encodeFrames,
+  fitsOneFrame,
   FRAME_KEEPALIVE,
   FrameDecoder,
   oneTextFrame,
   type RefusedEnvelope,
 } from "./framing.ts";
+import { utf8Length } from "./_utf8.ts";
 
 /**
  * The part of the W3C `RTCDataChannel` this module uses. A browser's channel,
@@ -80,6 +77,19 @@ export interface DataChannelTransportOptions {
    * @default {65536}
    */
   maxMessageSize?: number | (() => number);
+  /**
+   * Whether the peer reassembles a message sent in chunks (it speaks this
+   * module's framing), or a function read once the channel is open. A peer
+   * that does not (another stack, which reads one JSON-RPC message per text
+   * frame) gets every message as one text frame: a request or notification
+   * larger than `maxMessageSize` is refused with a `MessageSizeError`, and a
+   * response that large is replaced by a JSON-RPC error (code `-32000`), so
+   * that the peer's request fails at once. A keepalive from the peer shows
+   * that it speaks the framing after all.
+   *
+   * @default {true}
+   */
+  chunks?: boolean | (() => boolean);
   /**
    * Whether to send keepalives from the start. Set it only when the peer is
    * known to speak this module's framing; otherwise keepalives start once the
@@ -140,6 +150,11 @@ export class DataChannelTransport implements Transport {
   readonly #decoder: FrameDecoder;
   readonly #maxMessageSize: number | (() => number);
   #frameSize = FALLBACK_MAX_MESSAGE_SIZE;
+  readonly #chunksOption: boolean | (() => boolean);
+  /** Whether messages too large for one frame go in chunks; known once the channel is open. */
+  #chunks = true;
+  /** Whether the peer sent a frame of this module's framing. */
+  #peerFramed = false;
   readonly #keepaliveInterval: number;
   readonly #idleTimeout: number;
   #keepalive: boolean;
@@ -172,6 +187,7 @@ export class DataChannelTransport implements Transport {
     const {
       maxReceiveSize = DEFAULT_MAX_RECEIVE_SIZE,
       maxMessageSize = FALLBACK_MAX_MESSAGE_SIZE,
+      chunks = true,
       keepalive = true,
       keepaliveInterval = DEFAULT_KEEPALIVE_INTERVAL,
       idleTimeout = DEFAULT_IDLE_TIMEOUT,
@@ -182,6 +198,7 @@ export class DataChannelTransport implements Transport {
     this.#channel = channel;
     this.#decoder = new FrameDecoder(maxReceiveSize, { parse: true });
     this.#maxMessageSize = maxMessageSize;
+    this.#chunksOption = chunks;
     this.#keepalive = keepalive && keepaliveInterval > 0;
     this.#keepaliveInterval = keepaliveInterval;
     this.#idleTimeout = idleTimeout;
@@ -231,6 +248,9 @@ export class DataChannelTransport implements Transport {
       Number.isSafeInteger(size) && size >= 2 ? size : FALLBACK_MAX_MESSAGE_SIZE,
       MAX_FRAME_SIZE,
     );
+    // A keepalive that came while the channel opened has shown it already.
+    this.#chunks = this.#peerFramed ||
+      (typeof this.#chunksOption === "function" ? this.#chunksOption() : this.#chunksOption);
     this.#lastReceived = this.#lastSent = Date.now();
     if (this.#keepaliveInterval > 0) {
       this.#timer = setInterval(this.#tick, Math.min(this.#keepaliveInterval, this.#idleTimeout));
@@ -260,6 +280,12 @@ export class DataChannelTransport implements Transport {
       return Promise.reject(
         new TypeError("Cannot send message as it is not serialisable to JSON", { cause }),
       );
+    }
+    if (!this.#chunks) {
+      // One text frame or nothing: the peer cannot put chunks together.
+      const whole = [...text].join("");
+      if (!fitsOneFrame(whole, this.#frameSize)) return this.#refuseOversize(message, whole);
+      text = [whole];
     }
     // A small message with nothing queued before it goes at once, on the wire
     // before send() returns, as with the SDK's own transports.
@@ -379,6 +405,7 @@ export class DataChannelTransport implements Transport {
       case "partial":
         return;
       case "keepalive":
+        this.#peerFramed = this.#chunks = true;
         if (!this.#keepalive && this.#keepaliveInterval > 0) {
           this.#keepalive = true;
           this.#sendKeepalive();
@@ -413,6 +440,31 @@ export class DataChannelTransport implements Transport {
     }
     this.onmessage?.(parsed.data);
   };
+
+  /**
+   * A message too large for a peer that takes no chunks: refused, and a
+   * response is replaced by an error response for the request it answers.
+   */
+  #refuseOversize(message: JSONRPCMessage, text: string): Promise<void> {
+    const size = utf8Length(text);
+    const error = new MessageSizeError(
+      size,
+      this.#frameSize,
+      `Cannot send a message of ${size} bytes as the peer takes at most ${this.#frameSize} bytes in one message and does not reassemble chunks (it is not this module): send less at a time, or use this module on both sides`,
+    );
+    const { id } = message as { id?: string | number };
+    if (id === undefined || "method" in message) return Promise.reject(error);
+    this.onerror?.(error);
+    return this.send({
+      jsonrpc: "2.0",
+      id,
+      error: {
+        code: MESSAGE_TOO_LARGE,
+        message: error.message,
+        data: { size, limit: error.limit },
+      },
+    });
+  }
 
   /**
    * Tells whoever waits on a dropped message, instead of letting it time out:

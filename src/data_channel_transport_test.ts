@@ -9,6 +9,7 @@ import {
   MAX_FRAME_SIZE,
   MESSAGE_TOO_LARGE,
 } from "./constants.ts";
+import { FRAME_KEEPALIVE } from "./framing.ts";
 import { createLinkedChannelPair, type LinkedChannelPairOptions } from "./testing.ts";
 
 function bigResult(id: number, size: number): JSONRPCMessage {
@@ -213,6 +214,72 @@ Deno.test("DataChannelTransport answers a request over the receive cap with an e
   assert.equal(answer.error.code, MESSAGE_TOO_LARGE);
   assert.equal(answer.error.data.limit, 10_000);
   assert.equal(t.received.length, 0, "the request itself never reached the receiver's handler");
+  await t.close();
+});
+
+Deno.test("DataChannelTransport sends a peer that takes no chunks every message as one text frame, or refuses it", async () => {
+  // The peer is another stack: it reads one JSON-RPC message per text frame.
+  const [left, right] = createLinkedChannelPair({ maxMessageSize: 65_536 });
+  const plain: unknown[] = [];
+  right.addEventListener("message", (event) => plain.push((event as MessageEvent).data));
+  const ours = new DataChannelTransport(left, {
+    maxMessageSize: 65_536,
+    keepalive: false,
+    chunks: () => false,
+  });
+  const errors: Error[] = [];
+  ours.onerror = (error) => errors.push(error);
+  await ours.start();
+  // Up to the peer's limit, as one text frame, even with a string of the size
+  // that is otherwise sent in slices.
+  const fits = bigResult(1, 60_000);
+  await ours.send(fits);
+  // A notification or request beyond it is refused, saying why; nothing is sent.
+  const large = {
+    jsonrpc: "2.0",
+    method: "notifications/message",
+    params: { level: "info", data: "x".repeat(65_536) },
+  } as JSONRPCMessage;
+  await assert.rejects(ours.send(large), (error: Error) => {
+    assert.ok(error instanceof MessageSizeError);
+    assert.match(error.message, /does not reassemble chunks/);
+    return true;
+  });
+  await assert.rejects(
+    ours.send({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { x: "y".repeat(70_000) } }),
+    MessageSizeError,
+  );
+  // A response beyond it fails the peer's request at once instead of leaving it waiting.
+  await ours.send(bigResult(4, 200_000));
+  await until(() => plain.length === 2);
+  assert.ok(plain.every((frame) => typeof frame === "string"));
+  assert.deepEqual(JSON.parse(plain[0] as string), fits);
+  const refusal = JSON.parse(plain[1] as string);
+  assert.equal(refusal.id, 4);
+  assert.equal(refusal.error.code, MESSAGE_TOO_LARGE);
+  assert.equal(refusal.error.data.limit, 65_536);
+  assert.ok(refusal.error.data.size > 200_000);
+  assert.equal(errors.length, 1, "the refused response is reported here too");
+  assert.ok(errors[0] instanceof MessageSizeError);
+  await ours.close();
+});
+
+Deno.test("DataChannelTransport chunks again once the peer shows it speaks the framing", async () => {
+  const t = await pair({ maxMessageSize: 65_536 }, {
+    maxMessageSize: 65_536,
+    keepalive: false,
+    keepaliveInterval: 10,
+    chunks: false,
+  });
+  const request = (id: number) =>
+    ({ jsonrpc: "2.0", id, method: "tools/call", params: { x: "y".repeat(100_000) } }) as const;
+  await assert.rejects(t.a.send(request(1)), MessageSizeError);
+  // A keepalive from the peer: it speaks this module's framing after all.
+  t.right.send(new Uint8Array([FRAME_KEEPALIVE]));
+  await until(() => t.left.sent.some((frame) => frame instanceof Uint8Array));
+  await t.a.send(request(2));
+  await until(() => t.received.length === 1);
+  assert.equal((t.received[0] as { id: number }).id, 2);
   await t.close();
 });
 

@@ -66,8 +66,9 @@ export class ConnectError extends WebRTCTransportError {
 }
 
 /**
- * A message was larger than the receive cap; it was dropped and the session
- * goes on.
+ * A message was larger than a limit: an incoming one over the receive cap
+ * (dropped), or an outgoing one over what a peer that takes no chunks takes
+ * in one message (not sent). The session goes on.
  *
  * @example Inspect the sizes
  * ```ts
@@ -80,18 +81,22 @@ export class ConnectError extends WebRTCTransportError {
  * ```
  */
 export class MessageSizeError extends WebRTCTransportError {
-  /** How many bytes had arrived when the message was refused. */
+  /** How many bytes had arrived when the message was refused, or the outgoing message's size. */
   readonly size: number;
-  /** The receive cap in bytes. */
+  /** The receive cap, or the most the peer takes in one message, in bytes. */
   readonly limit: number;
 
   /**
-   * @param size How many bytes had arrived when the message was refused.
-   * @param limit The receive cap in bytes.
+   * @param size How many bytes had arrived when the message was refused, or
+   * the outgoing message's size.
+   * @param limit The receive cap, or the most the peer takes, in bytes.
+   * @param message What happened, if not an incoming message over the cap
+   * (an outgoing one over what the peer takes).
    */
-  constructor(size: number, limit: number) {
+  constructor(size: number, limit: number, message?: string) {
     super(
-      `Dropped an incoming message as it exceeds the receive cap: at least ${size} bytes, cap ${limit} bytes; raise the maxReceiveSize option if such messages are expected`,
+      message ??
+        `Dropped an incoming message as it exceeds the receive cap: at least ${size} bytes, cap ${limit} bytes; raise the maxReceiveSize option if such messages are expected`,
     );
     this.name = "MessageSizeError";
     this.size = size;

@@ -169,7 +169,7 @@ export function oneTextFrame(pieces: Iterable<string>, maxFrameSize: number): st
 }
 
 /** Whether `text` fits one frame of `maxFrameSize` bytes in UTF-8. */
-function fitsOneFrame(text: string, maxFrameSize: number): boolean {
+export function fitsOneFrame(text: string, maxFrameSize: number): boolean {
   // A UTF-16 code unit is at most 3 UTF-8 bytes: skip measuring when it must fit.
   return text.length * 3 <= maxFrameSize ||
     (text.length <= maxFrameSize && utf8Length(text) <= maxFrameSize);

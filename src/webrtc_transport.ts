@@ -296,6 +296,8 @@ export class WebRTCTransport implements Transport {
           maxMessageSize: () =>
             peer.connection ? readMaxMessageSize(peer.connection) : RELAY_MAX_MESSAGE_SIZE,
           maxReceiveSize: options.maxReceiveSize ?? DEFAULT_MAX_RECEIVE_SIZE,
+          // Read once the channel is open: the offerer learns it from the answer.
+          chunks: () => peerSpeaksFraming || peer.ours,
           keepalive: peerSpeaksFraming,
           keepaliveInterval: options.keepaliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL,
           idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,

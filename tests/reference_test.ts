@@ -15,6 +15,7 @@
  * index pip is configured with.
  */
 import assert from "node:assert/strict";
+import { blobText } from "./_helpers.ts";
 import { labTest, prepareLab, succeeds } from "./_lab.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -151,8 +152,13 @@ class NsProcess {
   }
 }
 
-function ours(ns: string, mode: "client" | "server"): NsProcess {
+function ours(ns: string, mode: "client" | "client-large" | "server"): NsProcess {
   return new NsProcess(ns, Deno.execPath(), ["run", "-A", "tests/reference/_ours.ts", mode]);
+}
+
+/** The output of a pairing, with any run of one repeated text cut short, for a failure's message. */
+function brief(output: string): string {
+  return output.replace(/(.{20,200}?)\1{3,}/g, (_run, unit: string) => `${unit}[…]`).slice(0, 6000);
 }
 
 function reference(ns: string, script: string): NsProcess {
@@ -222,6 +228,64 @@ labTest(
       } finally {
         await ns.remove();
       }
+    }
+  },
+);
+
+labTest(
+  lab,
+  "A client of this module takes a 40 KB result with escapes from the reference, and is refused a request too large for it at once",
+  async () => {
+    const ns = await namespace();
+    try {
+      const server = reference(ns.name, "large_server.py");
+      const client = ours(ns.name, "client-large");
+      const [clientRun, serverRun] = await Promise.all([client.done, server.done]);
+      const detail = brief(
+        `ours: ${clientRun.stdout}${clientRun.stderr}\n` +
+          `reference: ${serverRun.stdout}${serverRun.stderr}`,
+      );
+      const report = JSON.parse(clientRun.stdout.trim().split("\n").at(-1) ?? "{}");
+      // One text frame of the reference's, every escape in it, read whole.
+      assert.deepEqual(report.large, { length: 40_280, same: true }, detail);
+      // The reference reads one message per text frame of at most 64 KiB: a
+      // larger request cannot reach it, and the caller is told so, not left waiting.
+      assert.match(report.refused, /^MessageSizeError: .*does not reassemble chunks/, detail);
+      assert.equal(report.result?.content[0].text, "Hello from Python!", detail);
+      assert.equal(clientRun.code, 0, detail);
+    } finally {
+      await ns.remove();
+    }
+  },
+);
+
+labTest(
+  lab,
+  "The reference's client takes a 51 KB result from a server of this module, and an error at once for one too large for it",
+  async () => {
+    const ns = await namespace();
+    try {
+      const server = ours(ns.name, "server");
+      await server.line((line) => line.includes('"listening"'));
+      const client = reference(ns.name, "large_client.py");
+      const [clientRun, serverRun] = await Promise.all([client.done, server.done]);
+      const detail = brief(
+        `reference: ${clientRun.stdout}${clientRun.stderr}\n` +
+          `ours: ${serverRun.stdout}${serverRun.stderr}`,
+      );
+      assert.equal(clientRun.code, 0, detail);
+      const report = JSON.parse(clientRun.stdout.trim().split("\n").at(-1) ?? "{}");
+      assert.equal(report.fits.text, blobText(40_000), detail);
+      // 100 000 characters are about 129 KB: an error response, not a hang (10 s).
+      assert.equal(report.tooLarge.error, "McpError", detail);
+      assert.match(report.tooLarge.message, /does not reassemble chunks/, detail);
+      assert.equal(report.after.text, blobText(10), detail);
+      const ourReport = JSON.parse(serverRun.stdout.trim().split("\n").at(-1) ?? "{}");
+      // Our server reports the refusal as well.
+      assert.equal(ourReport.errors.length, 1, detail);
+      assert.match(ourReport.errors[0], /MessageSizeError/, detail);
+    } finally {
+      await ns.remove();
     }
   },
 );
