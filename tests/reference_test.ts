@@ -156,6 +156,22 @@ function ours(ns: string, mode: "client" | "client-large" | "server"): NsProcess
   return new NsProcess(ns, Deno.execPath(), ["run", "-A", "tests/reference/_ours.ts", mode]);
 }
 
+/** The JSON report a process printed last. */
+// deno-lint-ignore no-explicit-any -- each side's report has its own shape
+function lastReport(run: { stdout: string }): any {
+  return JSON.parse(run.stdout.trim().split("\n").at(-1) ?? "{}");
+}
+
+/** Runs `pairing` in a namespace of its own, removed after. */
+async function inNamespace(pairing: (ns: string) => Promise<void>): Promise<void> {
+  const ns = await namespace();
+  try {
+    await pairing(ns.name);
+  } finally {
+    await ns.remove();
+  }
+}
+
 /** The output of a pairing, with any run of one repeated text cut short, for a failure's message. */
 function brief(output: string): string {
   return output.replace(/(.{20,200}?)\1{3,}/g, (_run, unit: string) => `${unit}[…]`).slice(0, 6000);
@@ -186,7 +202,7 @@ labTest(
         const [clientRun, serverRun] = await Promise.all([client.done, server.done]);
         const detail = `round ${round}\nours: ${clientRun.stdout}${clientRun.stderr}\n` +
           `reference: ${serverRun.stdout}${serverRun.stderr}`;
-        const report = JSON.parse(clientRun.stdout.trim().split("\n").at(-1) ?? "{}") as OursReport;
+        const report = lastReport(clientRun) as OursReport;
         assert.equal(report.error, undefined, detail);
         assert.deepEqual(report.tools, ["greet"], detail);
         assert.equal(report.result?.content[0].text, "Hello from Python!", detail);
@@ -220,7 +236,7 @@ labTest(
         assert.equal(clientRun.code, 0, detail);
         assert.match(clientRun.stdout, /Tool\(name='greet'/, detail);
         assert.match(clientRun.stdout, /Tool\(name='blob'/, detail);
-        const report = JSON.parse(serverRun.stdout.trim().split("\n").at(-1) ?? "{}") as OursReport;
+        const report = lastReport(serverRun) as OursReport;
         assert.equal(report.sent[0], "offer", detail);
         assert.equal(report.sent.at(-1), "bye", detail);
         assert.deepEqual(report.errors, [], detail);
@@ -235,57 +251,49 @@ labTest(
 labTest(
   lab,
   "A client of this module takes a 40 KB result with escapes from the reference, and is refused a request too large for it at once",
-  async () => {
-    const ns = await namespace();
-    try {
-      const server = reference(ns.name, "large_server.py");
-      const client = ours(ns.name, "client-large");
+  () =>
+    inNamespace(async (ns) => {
+      const server = reference(ns, "large_server.py");
+      const client = ours(ns, "client-large");
       const [clientRun, serverRun] = await Promise.all([client.done, server.done]);
       const detail = brief(
         `ours: ${clientRun.stdout}${clientRun.stderr}\n` +
           `reference: ${serverRun.stdout}${serverRun.stderr}`,
       );
-      const report = JSON.parse(clientRun.stdout.trim().split("\n").at(-1) ?? "{}");
+      const got = lastReport(clientRun);
       // One text frame of the reference's, every escape in it, read whole.
-      assert.deepEqual(report.large, { length: 40_280, same: true }, detail);
+      assert.deepEqual(got.large, { length: 40_280, same: true }, detail);
       // The reference reads one message per text frame of at most 64 KiB: a
       // larger request cannot reach it, and the caller is told so, not left waiting.
-      assert.match(report.refused, /^MessageSizeError: .*does not reassemble chunks/, detail);
-      assert.equal(report.result?.content[0].text, "Hello from Python!", detail);
+      assert.match(got.refused, /^MessageSizeError: .*does not reassemble chunks/, detail);
+      assert.equal(got.result?.content[0].text, "Hello from Python!", detail);
       assert.equal(clientRun.code, 0, detail);
-    } finally {
-      await ns.remove();
-    }
-  },
+    }),
 );
 
 labTest(
   lab,
   "The reference's client takes a 51 KB result from a server of this module, and an error at once for one too large for it",
-  async () => {
-    const ns = await namespace();
-    try {
-      const server = ours(ns.name, "server");
+  () =>
+    inNamespace(async (ns) => {
+      const server = ours(ns, "server");
       await server.line((line) => line.includes('"listening"'));
-      const client = reference(ns.name, "large_client.py");
+      const client = reference(ns, "large_client.py");
       const [clientRun, serverRun] = await Promise.all([client.done, server.done]);
       const detail = brief(
         `reference: ${clientRun.stdout}${clientRun.stderr}\n` +
           `ours: ${serverRun.stdout}${serverRun.stderr}`,
       );
       assert.equal(clientRun.code, 0, detail);
-      const report = JSON.parse(clientRun.stdout.trim().split("\n").at(-1) ?? "{}");
-      assert.equal(report.fits.text, blobText(40_000), detail);
+      const theirs = lastReport(clientRun);
+      assert.equal(theirs.fits.text, blobText(40_000), detail);
       // 100 000 characters are about 129 KB: an error response, not a hang (10 s).
-      assert.equal(report.tooLarge.error, "McpError", detail);
-      assert.match(report.tooLarge.message, /does not reassemble chunks/, detail);
-      assert.equal(report.after.text, blobText(10), detail);
-      const ourReport = JSON.parse(serverRun.stdout.trim().split("\n").at(-1) ?? "{}");
+      assert.equal(theirs.tooLarge.error, "McpError", detail);
+      assert.match(theirs.tooLarge.message, /does not reassemble chunks/, detail);
+      assert.equal(theirs.after.text, blobText(10), detail);
       // Our server reports the refusal as well.
-      assert.equal(ourReport.errors.length, 1, detail);
-      assert.match(ourReport.errors[0], /MessageSizeError/, detail);
-    } finally {
-      await ns.remove();
-    }
-  },
+      const { errors } = lastReport(serverRun) as OursReport;
+      assert.equal(errors.length, 1, detail);
+      assert.match(errors[0], /MessageSizeError/, detail);
+    }),
 );
