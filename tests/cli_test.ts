@@ -38,6 +38,8 @@ import {
 } from "./_cli_helpers.ts";
 
 const EVERYTHING = ["npx", "--yes", EVERYTHING_PACKAGE, "stdio"];
+/** server-filesystem, pinned: the desktop's files, as a user would serve them. */
+const FILESYSTEM_PACKAGE = "@modelcontextprotocol/server-filesystem@2026.8.31";
 // server-everything's gzip tool fetches URLs: allow none but loopback (the tests use data: URLs).
 const EVERYTHING_ENV = { GZIP_ALLOWED_DOMAINS: "127.0.0.1" };
 
@@ -195,6 +197,75 @@ Deno.test(
     const { status, ms } = await serve.signal("SIGTERM");
     assert.equal(status.code, 0, serve.stderr);
     assert.ok(ms < 2_000, `serve exited in ${ms} ms`);
+  }),
+);
+
+Deno.test(
+  "serve bridges server-filesystem: an agent reads a 2 MB file and a Unicode name, writes 1 MB back, and is refused outside the folder",
+  withWorker(async (signal) => {
+    const folder = await Deno.makeTempDir({ prefix: "mcpw-desktop-" });
+    try {
+      // A desktop's files: every kind of JSON escape, and characters of every UTF-8 length.
+      const line = (n: number) => `line ${n}: "quoted" \\ back\tslash é€😀\n`;
+      const big = Array.from({ length: 60_000 }, (_, n) => line(n)).join("");
+      await Deno.writeTextFile(`${folder}/notes.txt`, big);
+      await Deno.writeTextFile(`${folder}/café 😀.md`, "# Menu\n");
+      const warm = new CliProcess("npx", ["--yes", FILESYSTEM_PACKAGE, folder]);
+      assert.equal((await warm.exit(120_000)).code, 0, warm.stderr);
+
+      const { serve, ticket } = await startServe(signal, [
+        "--",
+        "npx",
+        "--yes",
+        FILESYSTEM_PACKAGE,
+        folder,
+      ]);
+      const agent = await startAgent(ticket);
+      const { client } = agent;
+      const names = (await client.listTools()).tools.map((tool) => tool.name);
+      for (const name of ["read_text_file", "write_file", "list_directory"]) {
+        assert.ok(names.includes(name), `${name} in ${names}`);
+      }
+
+      const listing = text(
+        await client.callTool({ name: "list_directory", arguments: { path: folder } }),
+      );
+      assert.match(listing, /\[FILE\] café 😀\.md/);
+      const menu = await client.callTool({
+        name: "read_text_file",
+        arguments: { path: `${folder}/café 😀.md` },
+      });
+      assert.equal(text(menu), "# Menu\n");
+      // 2.9 MB of UTF-8 from the desktop, in chunks, whole.
+      const read = await client.callTool({
+        name: "read_text_file",
+        arguments: { path: `${folder}/notes.txt` },
+      });
+      assert.equal(text(read).length, big.length);
+      assert.ok(text(read) === big, "notes.txt came back altered");
+
+      // And 1 MB from the agent to the desktop's disk.
+      const written = big.slice(0, 1_000_000);
+      await client.callTool({
+        name: "write_file",
+        arguments: { path: `${folder}/from-agent.txt`, content: written },
+      });
+      assert.ok((await Deno.readTextFile(`${folder}/from-agent.txt`)) === written);
+
+      // The server's own rule: nothing outside the folder it was given.
+      const outside = await client.callTool({
+        name: "read_text_file",
+        arguments: { path: "/etc/hostname" },
+      });
+      assert.equal(outside.isError, true, text(outside));
+      assert.match(text(outside), /denied|outside/i);
+
+      assert.equal(await closeAgent(agent), 0, agent.stderr.join("\n"));
+      const { status } = await serve.signal("SIGTERM");
+      assert.equal(status.code, 0, serve.stderr);
+    } finally {
+      await Deno.remove(folder, { recursive: true });
+    }
   }),
 );
 
