@@ -4,8 +4,11 @@
  * - **New session**: from a new session's `initialize` to its result, and
  *   from `openTransport()` on an open connection to that result (a new data
  *   channel's open, then the `initialize` round trip), against one `ping`
- *   round trip on a session already open, measured in the same run. No ICE
- *   or DTLS is in either: the connection is up. Both peers share this
+ *   round trip on a session already open, measured in the same run, back to
+ *   back and after a pause as long as a new session's (2 ms), beside the
+ *   floor's ping after the same pause (the SDK on node-datachannel's native
+ *   API): a round trip after a quiet moment costs more on this stack whatever
+ *   runs over it. No ICE or DTLS is in either: the connection is up. Both peers share this
  *   process's one JavaScript thread, so each waits for the other's work,
  *   the desktop's making of a fresh `McpServer` for the session included;
  *   every other session finds its server made before it opened, which
@@ -25,18 +28,27 @@ import { Client } from "@modelcontextprotocol/sdk/client";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { MemorySignaling, WebRTCConnection } from "../mod.ts";
+import { BareTransport, nativePair } from "./_native.ts";
 
 const MIB = 1024 * 1024;
 const LOCAL = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
 
 /** What this benchmark reports. */
 export interface SessionFigures {
-  /** `ping` on an open session, ms. */
+  /** `ping` on an open session, back to back, ms. */
   pingMedianMs: number;
+  /** `ping` on an open session after a 2 ms pause, ms. */
+  pingAfterPauseMedianMs: number;
+  /** The floor's `ping` (the SDK over node-datachannel's native API) back to back, ms. */
+  floorPingMedianMs: number;
+  /** The floor's `ping` after a 2 ms pause, ms. */
+  floorPingAfterPauseMedianMs: number;
   /** A new session's `initialize` sent to its result, ms. */
   initializeMedianMs: number;
   /** `initialize` ÷ one ping round trip. */
   initializeRatio: number;
+  /** `initialize` ÷ one ping round trip after the same pause. */
+  initializeRatioAfterPause: number;
   /** The same, for sessions whose server was made before they opened, ms. */
   initializeAheadMedianMs: number;
   /** That ÷ one ping round trip. */
@@ -125,6 +137,14 @@ export async function measureSessions(quick: boolean): Promise<SessionFigures> {
       await first.ping();
       if (i >= warmup) pings.push(performance.now() - start);
     }
+    // The same after a pause: a new session's initialize follows one (the channel's open).
+    const pausedPings: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      await pause();
+      const start = performance.now();
+      await first.ping();
+      pausedPings.push(performance.now() - start);
+    }
     // New sessions on the open connection.
     const opens: number[] = [];
     const initializes: number[] = [];
@@ -162,13 +182,19 @@ export async function measureSessions(quick: boolean): Promise<SessionFigures> {
     await transfer;
     const transferMs = performance.now() - started;
     const pingMedianMs = percentile(pings, 50);
+    const pingAfterPauseMedianMs = percentile(pausedPings, 50);
     const newSessionMedianMs = percentile(opens, 50);
     const initializeMedianMs = percentile(initializes, 50);
     const initializeAheadMedianMs = percentile(initializesAhead, 50);
+    const floor = await floorPings(warmup, samples);
     return {
       pingMedianMs,
+      pingAfterPauseMedianMs,
+      floorPingMedianMs: floor.backToBack,
+      floorPingAfterPauseMedianMs: floor.afterPause,
       initializeMedianMs,
       initializeRatio: initializeMedianMs / pingMedianMs,
+      initializeRatioAfterPause: initializeMedianMs / pingAfterPauseMedianMs,
       initializeAheadMedianMs,
       initializeAheadRatio: initializeAheadMedianMs / pingMedianMs,
       newSessionMedianMs,
@@ -189,6 +215,43 @@ export async function measureSessions(quick: boolean): Promise<SessionFigures> {
   }
 }
 
+/** A pause as long as a new session's channel open, about. */
+function pause(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 2));
+}
+
+/** The floor's ping medians, back to back and after a pause, ms. */
+async function floorPings(
+  warmup: number,
+  samples: number,
+): Promise<{ backToBack: number; afterPause: number }> {
+  const pair = await nativePair();
+  const mcp = server();
+  const client = new Client({ name: "bench", version: "1.0.0" });
+  try {
+    await mcp.connect(new BareTransport(pair.answerer));
+    await client.connect(new BareTransport(pair.offerer));
+    const backToBack: number[] = [];
+    for (let i = 0; i < warmup + samples * 3; i++) {
+      const start = performance.now();
+      await client.ping();
+      if (i >= warmup) backToBack.push(performance.now() - start);
+    }
+    const afterPause: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      await pause();
+      const start = performance.now();
+      await client.ping();
+      afterPause.push(performance.now() - start);
+    }
+    return { backToBack: percentile(backToBack, 50), afterPause: percentile(afterPause, 50) };
+  } finally {
+    await client.close();
+    await mcp.close();
+    await pair.close();
+  }
+}
+
 /** The figures as lines of text. */
 export function renderSessions(figures: SessionFigures | null): string {
   if (!figures) return "Sessions on one connection: not measured (the run failed)";
@@ -204,7 +267,12 @@ export function renderSessions(figures: SessionFigures | null): string {
     `  new session, openTransport() to the initialize result: median ${
       ms(figures.newSessionMedianMs)
     }, p90 ${ms(figures.newSessionP90Ms)} (${figures.samples} sessions)`,
-    `  one ping round trip on an open session: median ${ms(figures.pingMedianMs)}`,
+    `  one ping round trip on an open session: median ${ms(figures.pingMedianMs)} back to back, ${
+      ms(figures.pingAfterPauseMedianMs)
+    } after a 2 ms pause (initialize ÷ that: ${figures.initializeRatioAfterPause.toFixed(2)}×)`,
+    `  the floor's ping (the SDK on node-datachannel's native API): ${
+      ms(figures.floorPingMedianMs)
+    } back to back, ${ms(figures.floorPingAfterPauseMedianMs)} after the same pause`,
     `  ratio: ${figures.newSessionRatio.toFixed(2)}× a ping (a channel open and a round trip)`,
     `  small calls alone: p50 ${ms(figures.idleP50Ms)}, p99 ${ms(figures.idleP99Ms)}`,
     `  small calls while another session receives 64 MiB (${
