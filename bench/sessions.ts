@@ -129,22 +129,10 @@ export async function measureSessions(quick: boolean): Promise<SessionFigures> {
   const open = async () => (await openTimed()).client;
   try {
     const first = await open();
-    // Ping on an open session: one data-channel round trip through the SDK.
-    const pings: number[] = [];
+    // Ping on an open session: one data-channel round trip through the SDK,
+    // back to back and after a pause (a new session's initialize follows one).
     const warmup = quick ? 50 : 300;
-    for (let i = 0; i < warmup + samples * 3; i++) {
-      const start = performance.now();
-      await first.ping();
-      if (i >= warmup) pings.push(performance.now() - start);
-    }
-    // The same after a pause: a new session's initialize follows one (the channel's open).
-    const pausedPings: number[] = [];
-    for (let i = 0; i < samples; i++) {
-      await pause();
-      const start = performance.now();
-      await first.ping();
-      pausedPings.push(performance.now() - start);
-    }
+    const pings = await pingTimes(first, warmup, samples);
     // New sessions on the open connection.
     const opens: number[] = [];
     const initializes: number[] = [];
@@ -181,8 +169,8 @@ export async function measureSessions(quick: boolean): Promise<SessionFigures> {
     while (!done) busy.push(await call(small));
     await transfer;
     const transferMs = performance.now() - started;
-    const pingMedianMs = percentile(pings, 50);
-    const pingAfterPauseMedianMs = percentile(pausedPings, 50);
+    const pingMedianMs = percentile(pings.backToBack, 50);
+    const pingAfterPauseMedianMs = percentile(pings.afterPause, 50);
     const newSessionMedianMs = percentile(opens, 50);
     const initializeMedianMs = percentile(initializes, 50);
     const initializeAheadMedianMs = percentile(initializesAhead, 50);
@@ -220,6 +208,33 @@ function pause(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 2));
 }
 
+/**
+ * `client`'s ping round trips, ms: `samples * 3` back to back after `warmup`
+ * unmeasured, then `samples` each after a pause.
+ */
+async function pingTimes(
+  client: Client,
+  warmup: number,
+  samples: number,
+): Promise<{ backToBack: number[]; afterPause: number[] }> {
+  const timed = async () => {
+    const start = performance.now();
+    await client.ping();
+    return performance.now() - start;
+  };
+  const backToBack: number[] = [];
+  for (let i = 0; i < warmup + samples * 3; i++) {
+    const ms = await timed();
+    if (i >= warmup) backToBack.push(ms);
+  }
+  const afterPause: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    await pause();
+    afterPause.push(await timed());
+  }
+  return { backToBack, afterPause };
+}
+
 /** The floor's ping medians, back to back and after a pause, ms. */
 async function floorPings(
   warmup: number,
@@ -231,19 +246,7 @@ async function floorPings(
   try {
     await mcp.connect(new BareTransport(pair.answerer));
     await client.connect(new BareTransport(pair.offerer));
-    const backToBack: number[] = [];
-    for (let i = 0; i < warmup + samples * 3; i++) {
-      const start = performance.now();
-      await client.ping();
-      if (i >= warmup) backToBack.push(performance.now() - start);
-    }
-    const afterPause: number[] = [];
-    for (let i = 0; i < samples; i++) {
-      await pause();
-      const start = performance.now();
-      await client.ping();
-      afterPause.push(performance.now() - start);
-    }
+    const { backToBack, afterPause } = await pingTimes(client, warmup, samples);
     return { backToBack: percentile(backToBack, 50), afterPause: percentile(afterPause, 50) };
   } finally {
     await client.close();

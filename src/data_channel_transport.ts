@@ -455,15 +455,7 @@ export class DataChannelTransport implements Transport {
     const { id } = message as { id?: string | number };
     if (id === undefined || "method" in message) return Promise.reject(error);
     this.onerror?.(error);
-    return this.send({
-      jsonrpc: "2.0",
-      id,
-      error: {
-        code: MESSAGE_TOO_LARGE,
-        message: error.message,
-        data: { size, limit: error.limit },
-      },
-    });
+    return this.send({ jsonrpc: "2.0", id, error: sizeRefusal(error) });
   }
 
   /**
@@ -473,11 +465,7 @@ export class DataChannelTransport implements Transport {
    */
   #answerOversize(envelope: RefusedEnvelope, error: MessageSizeError): void {
     if (envelope.id === undefined) return;
-    const refusal = {
-      code: MESSAGE_TOO_LARGE,
-      message: error.message,
-      data: { size: error.size, limit: error.limit },
-    };
+    const refusal = sizeRefusal(error);
     if (envelope.method !== undefined) {
       this.send({ jsonrpc: "2.0", id: envelope.id, error: refusal }).catch(() => {});
     } else {
@@ -529,6 +517,15 @@ export class DataChannelTransport implements Transport {
       this.onclose?.();
     }
   }
+}
+
+/** The JSON-RPC error that stands for a message refused for its size. */
+function sizeRefusal(error: MessageSizeError) {
+  return {
+    code: MESSAGE_TOO_LARGE,
+    message: error.message,
+    data: { size: error.size, limit: error.limit },
+  };
 }
 
 function requireInteger(name: string, value: number, min: number): void {
