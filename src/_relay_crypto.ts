@@ -8,7 +8,11 @@
  * Construction (see docs/SECURITY.md, "The relay path"):
  *
  * - Each side makes a fresh X25519 key pair per connection and sends its
- *   public key `P` in a sealed `{ type: "relay", v: 1, key: base64url(P) }`.
+ *   public key `P` in a sealed `{ type: "relay", v: 1, key: base64url(P) }`,
+ *   with the window it grants for the link's flow control (`window`, bytes;
+ *   see `_relay_link.ts`). A hello without `window` is of a peer of an earlier
+ *   version: the link then runs without flow control. Old peers ignore the
+ *   field, so both versions still connect.
  * - `Z = X25519(own private key, peer's P)`; a Z of all zeros (a low-order
  *   peer key) is refused.
  * - The key of the direction from A to B is
@@ -53,6 +57,12 @@ export interface RelayHello {
   readonly key: string;
   /** Why the sender wants the relay, for the other side's log. */
   readonly reason?: string;
+  /**
+   * The bytes of sealed frames the sender lets the other side have in flight
+   * toward it (the flow control's window); absent from peers of an earlier
+   * version, which have no flow control.
+   */
+  readonly window?: number;
 }
 
 /** This side's ephemeral X25519 key pair for one connection. */
@@ -76,14 +86,16 @@ export class RelayKeyShare {
     return new RelayKeyShare(pair.privateKey, raw);
   }
 
-  /** The hello that carries this public key. */
-  hello(reason?: string): RelayHello {
+  /** The hello that carries this public key, and the window this side grants. */
+  hello(reason?: string, window?: number): RelayHello {
     const hello: RelayHello = {
       type: RELAY_HELLO,
       v: RELAY_VERSION,
       key: encodeBase64Url(this.publicKey),
+      ...(reason === undefined ? {} : { reason: reason.slice(0, 200) }),
+      ...(window === undefined ? {} : { window }),
     };
-    return reason === undefined ? hello : { ...hello, reason: reason.slice(0, 200) };
+    return hello;
   }
 
   /**

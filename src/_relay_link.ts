@@ -14,14 +14,32 @@
  * 3 binary  payload: bytes of one message
  * 4 close   no payload: the channel is closed
  * 5 end     payload: UTF-8 reason; the whole link ends cleanly (channel 0)
+ * 6 credit  payload: uint64 big-endian, the bytes the sender may have sent in all (channel 0)
  * ```
  *
  * The dialling side numbers its channels 0, 2, 4…, the other 1, 3, 5….
  *
+ * Flow control (QUIC's, RFC 9000 §4, for the link as a whole): each side
+ * grants the other a window in its relay hello (`window`, in bytes of sealed
+ * frames, tag included), and a sender never has sent more than the credit it
+ * was granted. The receiver renews the credit as it reads: once it has
+ * dispatched a quarter of its window past what it last granted, it sends a
+ * credit frame with the new total (what it dispatched plus its window). So
+ * the room, and the reader, hold at most one window per direction whatever
+ * the reader does; a reader that stops reading stops the sender, whose frames
+ * wait (and whose channels' `bufferedAmount` stays up, so their `send()`
+ * waits). Credit and end frames are not counted, so they always pass; they
+ * are sealed like every frame, so the room can neither forge nor replay a
+ * credit. Flow control runs when both hellos carry a window; a peer of an
+ * earlier version sends none, and the link then runs as that version did:
+ * no credit frames, no limit on either side.
+ *
  * @module
  */
 
-import type { RelayCipher } from "./_relay_crypto.ts";
+import { settle, withResolvers } from "./_async.ts";
+import { RELAY_TAG_BYTES, type RelayCipher } from "./_relay_crypto.ts";
+import { BYE_TIMEOUT } from "./constants.ts";
 import type { DataChannelLike } from "./data_channel_transport.ts";
 import { RelayError } from "./errors.ts";
 import type { RelayPipe } from "./signaling/relay_protocol.ts";
@@ -31,6 +49,7 @@ const TEXT = 2;
 const BINARY = 3;
 const CLOSE = 4;
 const END = 5;
+const CREDIT = 6;
 const HEADER_BYTES = 5;
 /**
  * The largest message a relayed channel carries in one frame: what a data
@@ -40,6 +59,46 @@ export const RELAY_MAX_MESSAGE_SIZE = 65_536;
 /** Frames received and waiting to be opened; more means the link cannot keep up. */
 const MAX_INBOX = 1024;
 const MAX_REASON_LENGTH = 600;
+/**
+ * The smallest window a peer may grant: the largest frame, so that every frame
+ * can be sent once the window is free.
+ */
+export const RELAY_MIN_WINDOW = RELAY_MAX_MESSAGE_SIZE + HEADER_BYTES + RELAY_TAG_BYTES;
+/**
+ * Bytes of frames that are not counted (credits, the end) the receiver lets
+ * wait beyond the window it granted: an honest peer has a few credit frames
+ * (29 bytes each) and one end in flight at most.
+ */
+const CONTROL_SLACK = 64 * 1024;
+
+/** The windows of a flow-controlled link (see the module doc). */
+export interface RelayWindows {
+  /** The window the other peer granted in its hello: what this side may have in flight. */
+  readonly send: number;
+  /** The window this side granted in its hello: what the other side may have in flight. */
+  readonly receive: number;
+}
+
+/**
+ * Reads the window of a relay hello.
+ *
+ * @returns The window in bytes; `undefined` if the hello has none (a peer of
+ * an earlier version, without flow control); `null` if it is malformed (not a
+ * safe integer of at least {@linkcode RELAY_MIN_WINDOW}).
+ */
+export function readRelayWindow(hello: Record<string, unknown>): number | undefined | null {
+  const window = hello.window;
+  if (window === undefined) return undefined;
+  return typeof window === "number" && Number.isSafeInteger(window) && window >= RELAY_MIN_WINDOW
+    ? window
+    : null;
+}
+
+/** A frame that waits for credit. */
+interface Waiting {
+  readonly frame: Uint8Array<ArrayBuffer>;
+  readonly sent: ReturnType<typeof withResolvers<void>>;
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -54,6 +113,20 @@ export class RelayLink {
   #inbox: Promise<void> = Promise.resolve();
   #pending = 0;
   #ended = false;
+  #ending = false;
+  readonly #windows?: RelayWindows;
+  /** Frames that wait for credit, in order. */
+  #queue: Waiting[] = [];
+  #emptied?: ReturnType<typeof withResolvers<void>>;
+  /** Bytes of counted frames sent, and the most the other side allows in all. */
+  #sentBytes = 0;
+  #sendLimit = 0;
+  /** Bytes of frames arrived, of uncounted frames among them, of counted frames dispatched. */
+  #arrivedBytes = 0;
+  #freeBytes = 0;
+  #readBytes = 0;
+  /** The most this side allows in all, as it last told the other side. */
+  #granted = 0;
 
   /** Called for each channel the other side opens. */
   ondatachannel?: (channel: RelayChannel) => void;
@@ -67,11 +140,21 @@ export class RelayLink {
    * @param pipe The relay pipe to the other peer; the link listens to it at once.
    * @param cipher The keys of this connection.
    * @param initiator Whether this side dials (numbers its channels evenly).
+   * @param windows The windows both hellos granted; without them (a peer of an
+   * earlier version), no flow control.
    */
-  constructor(pipe: RelayPipe, cipher: RelayCipher, initiator: boolean) {
+  constructor(
+    pipe: RelayPipe,
+    cipher: RelayCipher,
+    initiator: boolean,
+    windows?: RelayWindows,
+  ) {
     this.#pipe = pipe;
     this.#cipher = cipher;
     this.#nextId = initiator ? 0 : 1;
+    this.#windows = windows;
+    this.#sendLimit = windows?.send ?? 0;
+    this.#granted = windows?.receive ?? 0;
     pipe.listen({
       message: (payload) => this.#receive(payload),
       error: (error) => this.#fail(error),
@@ -94,6 +177,24 @@ export class RelayLink {
     return this.#ended;
   }
 
+  /**
+   * The flow control's state: the windows, the bytes sent and the most the
+   * other side allows, the bytes waiting for credit; `undefined` without flow
+   * control (the other peer is of an earlier version).
+   */
+  get flow():
+    | { windows: RelayWindows; sent: number; limit: number; waiting: number; read: number }
+    | undefined {
+    if (!this.#windows) return undefined;
+    return {
+      windows: this.#windows,
+      sent: this.#sentBytes,
+      limit: this.#sendLimit,
+      waiting: this.#queue.reduce((n, { frame }) => n + frame.byteLength + RELAY_TAG_BYTES, 0),
+      read: this.#readBytes,
+    };
+  }
+
   /** Opens a channel; it is open once the current task ends (the link is ordered). */
   createChannel(label: string, protocol: string): RelayChannel {
     if (this.#ended) {
@@ -113,8 +214,19 @@ export class RelayLink {
    * clean end), closes every channel and lets go of the pipe.
    */
   async end(reason: string): Promise<void> {
+    if (this.#ended || this.#ending) return;
+    this.#ending = true;
+    // Frames that wait for credit get a moment to leave; then the end goes
+    // without them (it needs no credit), since the reader may never read.
+    if (this.#queue.length > 0) {
+      this.#emptied ??= withResolvers<void>();
+      await settle(this.#emptied.promise, BYE_TIMEOUT);
+    }
     if (this.#ended) return;
-    const sent = this.write(END, 0, encoder.encode(reason.slice(0, MAX_REASON_LENGTH)));
+    this.#drop();
+    const sent = this.#admit(
+      plainFrame(END, 0, encoder.encode(reason.slice(0, MAX_REASON_LENGTH))),
+    );
     this.#ended = true;
     await sent.catch(() => {});
     this.#finish(undefined, reason);
@@ -122,18 +234,51 @@ export class RelayLink {
 
   /**
    * Queues one frame; resolves once it is handed to the pipe. Frames are
-   * sealed and sent in the order of the calls.
+   * sealed and sent in the order of the calls; with flow control, a frame
+   * waits until the other side's credit allows it.
    */
   write(kind: number, id: number, payload: Uint8Array): Promise<void> {
     if (this.#ended) {
       return Promise.reject(new RelayError("Cannot send as the relay link has ended"));
     }
-    const frame = new Uint8Array(HEADER_BYTES + payload.byteLength);
-    frame[0] = kind;
-    new DataView(frame.buffer).setUint32(1, id);
-    frame.set(payload, HEADER_BYTES);
-    // Sealed now, so frames are numbered in the order of the calls; the seals
-    // run side by side and the frames leave in that order.
+    const bytes = plainFrame(kind, id, payload);
+    if (!this.#windows) return this.#admit(bytes);
+    const waiting: Waiting = { frame: bytes, sent: withResolvers<void>() };
+    this.#queue.push(waiting);
+    this.#pump();
+    return waiting.sent.promise;
+  }
+
+  /** Sends the frames that wait, in order, as far as the credit goes. */
+  #pump(): void {
+    while (this.#queue.length > 0) {
+      const cost = this.#queue[0].frame.byteLength + RELAY_TAG_BYTES;
+      if (this.#sentBytes + cost > this.#sendLimit) return;
+      const { frame, sent } = this.#queue.shift()!;
+      this.#sentBytes += cost;
+      this.#admit(frame).then(sent.resolve, sent.reject);
+    }
+    this.#emptied?.resolve();
+    this.#emptied = undefined;
+  }
+
+  /** Drops the frames that wait for credit: the link is ending. */
+  #drop(): void {
+    const queue = this.#queue;
+    this.#queue = [];
+    const ended = new RelayError("Cannot send as the relay link has ended");
+    for (const { sent } of queue) {
+      sent.promise.catch(() => {});
+      sent.reject(ended);
+    }
+    this.#emptied?.resolve();
+    this.#emptied = undefined;
+  }
+
+  /** Seals one frame now and sends it after every frame sealed before. */
+  #admit(frame: Uint8Array<ArrayBuffer>): Promise<void> {
+    // Sealed now, so frames are numbered in the order they are admitted; the
+    // seals run side by side and the frames leave in that order.
     const sealed = this.#cipher.seal(frame);
     sealed.catch(() => {});
     const task = this.#outbox.then(async () => {
@@ -150,7 +295,19 @@ export class RelayLink {
 
   #receive(payload: Uint8Array): void {
     if (this.#ended) return;
-    if (++this.#pending > MAX_INBOX) {
+    this.#arrivedBytes += payload.byteLength;
+    if (this.#windows) {
+      // Counted frames never exceed what was granted; credits and the end are few.
+      if (this.#arrivedBytes - this.#freeBytes > this.#granted + CONTROL_SLACK) {
+        return this.#fail(
+          new RelayError(
+            `The other peer relayed ${
+              this.#arrivedBytes - this.#freeBytes - this.#granted
+            } bytes beyond the window this side granted (RELAY_WINDOW, ${this.#windows.receive} bytes): it ignores the relay's flow control, so the relay path is closed`,
+          ),
+        );
+      }
+    } else if (++this.#pending > MAX_INBOX) {
       return this.#fail(
         new RelayError(`The relay link fell ${MAX_INBOX} frames behind: the peer sends too fast`),
       );
@@ -159,11 +316,31 @@ export class RelayLink {
     const opened = this.#cipher.open(new Uint8Array(payload));
     opened.catch(() => {});
     this.#inbox = this.#inbox.then(async () => {
-      this.#pending--;
+      if (!this.#windows) this.#pending--;
       if (this.#ended) return;
       const frame = await opened;
-      if (!this.#ended) this.#dispatch(frame);
+      if (this.#ended) return;
+      this.#dispatch(frame);
+      this.#read(frame);
     }).catch((error) => this.#fail(error));
+  }
+
+  /** A frame was dispatched: counts it, and renews the other side's credit when due. */
+  #read(frame: Uint8Array): void {
+    const windows = this.#windows;
+    if (!windows) return;
+    const cost = frame.byteLength + RELAY_TAG_BYTES;
+    if (frame[0] === CREDIT || frame[0] === END) {
+      this.#freeBytes += cost;
+      return;
+    }
+    this.#readBytes += cost;
+    const limit = this.#readBytes + windows.receive;
+    if (this.#ended || limit - this.#granted < windows.receive / 4) return;
+    this.#granted = limit;
+    const payload = new Uint8Array(8);
+    new DataView(payload.buffer).setBigUint64(0, BigInt(limit));
+    void this.#admit(plainFrame(CREDIT, 0, payload)).catch(() => {});
   }
 
   #dispatch(frame: Uint8Array<ArrayBuffer>): void {
@@ -213,6 +390,20 @@ export class RelayLink {
         this.#ended = true;
         this.#finish(undefined, decoder.decode(payload).slice(0, MAX_REASON_LENGTH));
         return;
+      case CREDIT: {
+        if (!this.#windows || payload.byteLength !== 8) {
+          throw new RelayError(
+            "Refused a relay credit as the other peer announced no window, or the credit is malformed: the peer is faulty",
+          );
+        }
+        const limit = Number(new DataView(payload.buffer, payload.byteOffset).getBigUint64(0));
+        // A credit that grants nothing new changes nothing (QUIC's MAX_DATA).
+        if (limit > this.#sendLimit) {
+          this.#sendLimit = limit;
+          this.#pump();
+        }
+        return;
+      }
       default:
         throw new RelayError(`Refused a relayed frame of unknown kind ${kind}: the peer is faulty`);
     }
@@ -226,6 +417,7 @@ export class RelayLink {
   }
 
   #finish(error: Error | undefined, reason: string): void {
+    this.#drop();
     this.#pipe.close();
     for (const channel of [...this.#channels.values()]) channel.closedByPeer();
     this.#channels.clear();
@@ -233,6 +425,15 @@ export class RelayLink {
     this.onend = undefined;
     onend?.(error, reason);
   }
+}
+
+/** One frame before its seal: kind, channel, payload. */
+function plainFrame(kind: number, id: number, payload: Uint8Array): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(HEADER_BYTES + payload.byteLength);
+  bytes[0] = kind;
+  new DataView(bytes.buffer).setUint32(1, id);
+  bytes.set(payload, HEADER_BYTES);
+  return bytes;
 }
 
 /** One data channel of a {@linkcode RelayLink}: an ordered, reliable `RTCDataChannel` look-alike. */

@@ -25,8 +25,14 @@
 
 import { deadline, settle, withResolvers } from "./_async.ts";
 import { readRelayHello, RELAY_HELLO, RelayKeyShare } from "./_relay_crypto.ts";
-import { type RelayChannel, RelayLink } from "./_relay_link.ts";
-import { BYE_TIMEOUT, CHANNEL_LABEL, CHANNEL_PROTOCOL, RELAY_FALLBACK_DELAY } from "./constants.ts";
+import { readRelayWindow, type RelayChannel, RelayLink } from "./_relay_link.ts";
+import {
+  BYE_TIMEOUT,
+  CHANNEL_LABEL,
+  CHANNEL_PROTOCOL,
+  RELAY_FALLBACK_DELAY,
+  RELAY_WINDOW,
+} from "./constants.ts";
 import type { DataChannelLike } from "./data_channel_transport.ts";
 import { ConnectError, RelayError, SignalRefusedError, WebRTCTransportError } from "./errors.ts";
 import {
@@ -46,6 +52,13 @@ import type { Signaling, SignalingMessage } from "./signaling/signaling.ts";
  * WebSocket, sealed end to end.
  */
 export const RELAY_PATH_TYPE = "relay-ws";
+
+/**
+ * The window this process grants in its relay hellos: {@linkcode RELAY_WINDOW}.
+ * The relay benchmark sets it so large that it never binds, to measure what
+ * the flow control costs in the same run.
+ */
+export const relayFlow: { window: number } = { window: RELAY_WINDOW };
 
 /** Options of a {@linkcode PathPeer}: a peer's, and when to take the relay. */
 export interface PathPeerOptions extends PeerOptions {
@@ -70,6 +83,8 @@ export class PathPeer {
   /** The other side's relay hello, once it came. */
   #hello = withResolvers<SignalingMessage>();
   #helloSent = false;
+  /** The window this side granted in its hello. */
+  #window = relayFlow.window;
   #share?: Promise<RelayKeyShare>;
 
   /** Called once when the connection is gone (after `connect()` resolved). */
@@ -307,8 +322,22 @@ export class PathPeer {
           "Cannot connect over the relay as the other peer's relay hello is malformed: it may speak another version of the relay",
         );
       }
+      // Both hellos carry a window: flow control. The other's has none: it is
+      // of an earlier version, and the link runs as that version did.
+      const window = readRelayWindow(hello);
+      if (window === null) {
+        throw new ConnectError(
+          "signaling",
+          "Cannot connect over the relay as the other peer's relay hello grants a malformed window: it may speak another version of the relay",
+        );
+      }
       const cipher = await share.derive(key);
-      const link = new RelayLink(pipe, cipher, options.initiator);
+      const link = new RelayLink(
+        pipe,
+        cipher,
+        options.initiator,
+        window === undefined ? undefined : { send: window, receive: this.#window },
+      );
       this.#link = link;
       const primary = withResolvers<RelayChannel>();
       link.ondatachannel = (channel) => {
@@ -390,7 +419,8 @@ export class PathPeer {
   async #sendHello(share: RelayKeyShare, reason: string): Promise<void> {
     if (this.#helloSent) return;
     this.#helloSent = true;
-    await this.#demux.sendRaw({ ...share.hello(reason) });
+    this.#window = relayFlow.window;
+    await this.#demux.sendRaw({ ...share.hello(reason, this.#window) });
   }
 
   #helloReceived(message: SignalingMessage): void {

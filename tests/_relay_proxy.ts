@@ -92,3 +92,104 @@ export function startRelayProxy(workerUrl: string, ticket: string): RelayProxy {
   proxy.ticket = formatTicket({ ...parsed, url: `ws://127.0.0.1:${server.addr.port}` });
   return proxy;
 }
+
+/** A TCP proxy in front of the worker that counts bytes and can stop reading from it. */
+export interface TcpProxy {
+  /** The WebSocket base URL to use instead of the worker's. */
+  url: string;
+  /** Bytes taken from the client and passed to the worker, all connections together. */
+  readonly up: number;
+  /** Bytes taken from the worker and passed to the client, all connections together. */
+  readonly down: number;
+  /**
+   * Stops reading from the worker: what it sends waits in the worker and the
+   * kernel's socket buffers, as for a client that stopped reading its socket.
+   */
+  pause(): void;
+  /** Reads from the worker again. */
+  resume(): void;
+  /** Called after each chunk passed up or down. */
+  onchunk?: () => void;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a TCP proxy on 127.0.0.1 in front of `workerUrl` (a `ws://` URL).
+ * Below WebSocket framing, so pausing it is a client that reads nothing.
+ */
+export function startTcpProxy(workerUrl: string): TcpProxy {
+  const target = new URL(workerUrl.replace(/^ws/, "http"));
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  let gate: PromiseWithResolvers<void> | undefined;
+  let up = 0;
+  let down = 0;
+  const proxy: TcpProxy = {
+    url: `ws://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    get up() {
+      return up;
+    },
+    get down() {
+      return down;
+    },
+    pause: () => void (gate ??= Promise.withResolvers()),
+    resume: () => {
+      gate?.resolve();
+      gate = undefined;
+    },
+    close: async () => {
+      proxy.resume();
+      listener.close();
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch {
+          // Already closed.
+        }
+      }
+      await accepting;
+    },
+  };
+  async function pump(from: Deno.Conn, to: Deno.Conn, downward: boolean): Promise<void> {
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        if (downward && gate) await gate.promise;
+        const n = await from.read(buffer);
+        if (n === null) break;
+        for (let written = 0; written < n;) written += await to.write(buffer.subarray(written, n));
+        if (downward) down += n;
+        else up += n;
+        proxy.onchunk?.();
+      }
+    } catch {
+      // Either side closed.
+    } finally {
+      for (const conn of [from, to]) {
+        try {
+          conn.close();
+        } catch {
+          // Already closed.
+        }
+        conns.delete(conn);
+      }
+    }
+  }
+  const accepting = (async () => {
+    try {
+      for await (const client of listener) {
+        conns.add(client);
+        const worker = await Deno.connect({
+          hostname: target.hostname,
+          port: Number(target.port),
+        });
+        conns.add(worker);
+        void pump(client, worker, false);
+        void pump(worker, client, true);
+      }
+    } catch {
+      // The listener closed.
+    }
+  })();
+  return proxy;
+}

@@ -4,8 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
+// @ts-types="@modelcontextprotocol/sdk/server/mcp"
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { z } from "zod";
 import {
+  formatTicket,
   MemorySignaling,
+  parseTicket,
   RelayError,
   TicketSignaling,
   WebRTCClientTransport,
@@ -13,7 +18,8 @@ import {
   WebRTCListener,
 } from "../mod.ts";
 import { blobText, createTestServer, greet, LOCAL, text, withDesktop } from "./_helpers.ts";
-import { type RelayProxy, startRelayProxy, type Tamper } from "./_relay_proxy.ts";
+import { type RelayProxy, startRelayProxy, startTcpProxy, type Tamper } from "./_relay_proxy.ts";
+import { HIGH_WATER_MARK, RELAY_WINDOW } from "../src/constants.ts";
 
 /** An agent's connection to a ticket's desktop. */
 function agent(ticket: string, relayAfter: number | false, extra: Record<string, unknown> = {}) {
@@ -247,6 +253,178 @@ Deno.test("WebRTCConnection asked to relay through a room whose operator turned 
     await connection.close();
   } finally {
     await listener.close();
+    await worker.close();
+  }
+});
+
+const MIB = 1024 * 1024;
+
+/** The `i`th chunk a flooding tool sends: its number, then a letter of its own. */
+function floodChunk(i: number, size: number): string {
+  const head = `${i}:`;
+  return head + String.fromCharCode(97 + (i % 26)).repeat(size - head.length);
+}
+
+/**
+ * A server whose `flood` tool sends `count` progress notifications of `size`
+ * characters, each after the one before was taken by its transport; `sent`
+ * counts those taken.
+ */
+function floodServer(progress: { sent: number }): McpServer {
+  const server = new McpServer({ name: "flood", version: "1.0.0" });
+  server.registerTool(
+    "flood",
+    { inputSchema: { count: z.number(), size: z.number() } },
+    async ({ count, size }, extra) => {
+      const progressToken = extra._meta?.progressToken;
+      if (progressToken === undefined) throw new Error("flood needs a progress token");
+      for (let i = 0; i < count; i++) {
+        await extra.sendNotification({
+          method: "notifications/progress",
+          params: { progressToken, progress: i + 1, total: count, message: floodChunk(i, size) },
+        });
+        progress.sent = i + 1;
+      }
+      return { content: [{ type: "text", text: `sent ${count}` }] };
+    },
+  );
+  return server;
+}
+
+/** The resident set size of the workerd processes this process started, in bytes. */
+function workerdRss(): number {
+  let total = 0;
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const match = stat.match(/^\d+ \((.*)\) \S+ (\d+)/);
+      if (!match || match[1] !== "workerd" || Number(match[2]) !== Deno.pid) continue;
+      const status = Deno.readTextFileSync(`/proc/${entry.name}/status`);
+      total += Number(status.match(/VmRSS:\s+(\d+) kB/)![1]) * 1024;
+    } catch {
+      // The process ended while it was read.
+    }
+  }
+  return total;
+}
+
+/**
+ * Resolves once `proxy` has passed at least `atLeast` bytes up and then
+ * nothing up for `quietMs`: the client behind it stopped sending. Rejects
+ * after `withinMs`.
+ */
+function fallsQuiet(
+  proxy: ReturnType<typeof startTcpProxy>,
+  atLeast: () => boolean,
+  quietMs: number,
+  withinMs: number,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let quiet: ReturnType<typeof setTimeout> | undefined;
+    const done = (error?: Error) => {
+      clearTimeout(quiet);
+      clearTimeout(overall);
+      proxy.onchunk = undefined;
+      error ? reject(error) : resolve();
+    };
+    const overall = setTimeout(
+      () => done(new Error(`The host did not fall quiet within ${withinMs} ms`)),
+      withinMs,
+    );
+    const arm = () => {
+      clearTimeout(quiet);
+      if (atLeast()) quiet = setTimeout(() => done(), quietMs);
+    };
+    proxy.onchunk = arm;
+    arm();
+  });
+}
+
+Deno.test("The relay's flow control: a host sending 64 MiB to a guest that stops reading puts one window into the room and waits, and all of it arrives intact once the guest reads again", async () => {
+  const { startLocalSignaling } = await import("../worker/local.ts");
+  // A room budget that never binds: only the flow control may stop the host.
+  const worker = await startLocalSignaling({
+    vars: { RELAY_BYTES_PER_SECOND: String(4096 * MIB) },
+  });
+  const hostSide = startTcpProxy(worker.url);
+  const guestSide = startTcpProxy(worker.url);
+  const progress = { sent: 0 };
+  const listener = await WebRTCListener.listen({
+    url: hostSide.url,
+    createServer: () => floodServer(progress),
+    ...LOCAL,
+  });
+  const connection = agent(
+    formatTicket({ ...parseTicket(listener.ticket!), url: guestSide.url }),
+    0,
+  );
+  const client = new Client({ name: "agent", version: "1.0.0" });
+  try {
+    await client.connect(connection.openTransport());
+    assert.equal((await connection.getConnectionPath())?.localCandidateType, "relay-ws");
+    const COUNT = 64;
+    const up0 = hostSide.up;
+    const down0 = guestSide.down;
+    const inFlight = () => (hostSide.up - up0) - (guestSide.down - down0);
+    const rss0 = workerdRss();
+    guestSide.pause();
+    let received = 0;
+    let wrong: string | undefined;
+    const call = client.callTool(
+      { name: "flood", arguments: { count: COUNT, size: MIB } },
+      undefined,
+      {
+        timeout: 120_000,
+        onprogress: ({ message }) => {
+          if (message !== floodChunk(received, MIB)) {
+            wrong ??= `chunk ${received} arrived as ${String(message).slice(0, 20)}…`;
+          }
+          received++;
+        },
+      },
+    );
+    call.catch(() => {});
+    // The host sends until the window is spent, then falls quiet.
+    await fallsQuiet(hostSide, () => hostSide.up - up0 >= RELAY_WINDOW / 2, 500, 60_000);
+    const held = inFlight();
+    const grown = workerdRss() - rss0;
+    const sentWhilePaused = progress.sent;
+    console.error(
+      `while the guest read nothing: ${
+        (held / MIB).toFixed(2)
+      } MiB in the room, the host's transport took ${sentWhilePaused} of ${COUNT} MiB, workerd grew ${
+        (grown / MIB).toFixed(1)
+      } MiB`,
+    );
+    // The room held at most the window (the WebSocket and room headers aside).
+    assert.ok(
+      held <= RELAY_WINDOW + 256 * 1024,
+      `the room held ${held} bytes for a guest that reads nothing: the window is ${RELAY_WINDOW}`,
+    );
+    // The sender awaited: its transport took the window and its own buffer, no more.
+    assert.ok(
+      sentWhilePaused * MIB <= RELAY_WINDOW + HIGH_WATER_MARK + 2 * MIB,
+      `the host's transport took ${sentWhilePaused} MiB while the guest read nothing`,
+    );
+    assert.ok(
+      grown < 24 * MIB,
+      `workerd grew by ${grown} bytes while the guest read nothing`,
+    );
+    assert.equal(received, 0);
+    guestSide.resume();
+    const result = await call;
+    assert.equal(text(result), `sent ${COUNT}`);
+    assert.equal(wrong, undefined);
+    assert.equal(received, COUNT);
+    assert.equal(progress.sent, COUNT);
+  } finally {
+    guestSide.resume();
+    await client.close();
+    await connection.close();
+    await listener.close();
+    await hostSide.close();
+    await guestSide.close();
     await worker.close();
   }
 });
