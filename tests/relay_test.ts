@@ -428,3 +428,130 @@ Deno.test("The relay's flow control: a host sending 64 MiB to a guest that stops
     await worker.close();
   }
 });
+
+/**
+ * The last commit before the relay's flow control: its peers send a relay
+ * hello without a window, and know no credit frame.
+ */
+const PREVIOUS_VERSION = "f73c657e0cb5d8fc58e9e438b49ecf9712db7bde";
+const ROOT = new URL("..", import.meta.url).pathname;
+const hasPrevious = new Deno.Command("git", {
+  args: ["-C", ROOT, "cat-file", "-e", `${PREVIOUS_VERSION}^{commit}`],
+  stdout: "null",
+  stderr: "null",
+}).outputSync().success;
+
+/** The previous version's desktop and agent, as scripts in its source tree. */
+const PREVIOUS_SCRIPTS = {
+  "_previous_desktop.ts": `
+import { WebRTCListener } from "./mod.ts";
+import { createTestServer, LOCAL } from "./tests/_helpers.ts";
+const listener = await WebRTCListener.listen({ url: Deno.args[0], createServer: () => createTestServer(), ...LOCAL });
+console.log("ticket " + listener.ticket);
+`,
+  "_previous_agent.ts": `
+import { Client } from "@modelcontextprotocol/sdk/client";
+import { TicketSignaling, WebRTCConnection } from "./mod.ts";
+import { blobText, LOCAL } from "./tests/_helpers.ts";
+const connection = new WebRTCConnection({ signaling: () => new TicketSignaling(Deno.args[0]), ...LOCAL, linger: 0, relayAfter: 0 });
+const client = new Client({ name: "previous", version: "1.0.0" });
+await client.connect(connection.openTransport());
+const result = await client.callTool({ name: "blob", arguments: { size: 3_000_000 } });
+const path = (await connection.getConnectionPath())?.localCandidateType;
+console.log("report " + JSON.stringify({ path, whole: result.content[0].text === blobText(3_000_000) }));
+await client.close();
+await connection.close();
+`,
+};
+
+/** Runs `fn` with the previous version's source tree (sharing this one's node_modules). */
+async function withPreviousVersion(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "mcp-webrtc-previous-" });
+  try {
+    const archive = `${dir}.tar`;
+    for (
+      const [command, args] of [
+        ["git", ["-C", ROOT, "archive", "-o", archive, PREVIOUS_VERSION]],
+        ["tar", ["-xf", archive, "-C", dir]],
+      ] as const
+    ) {
+      const { success, stderr } = await new Deno.Command(command, { args: [...args] }).output();
+      assert.ok(success, new TextDecoder().decode(stderr));
+    }
+    await Deno.remove(archive);
+    await Deno.symlink(`${ROOT}node_modules`, `${dir}/node_modules`);
+    for (const [name, source] of Object.entries(PREVIOUS_SCRIPTS)) {
+      await Deno.writeTextFile(`${dir}/${name}`, source);
+    }
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Runs a script of the previous version; resolves with its first line that starts with `prefix`. */
+function previous(dir: string, script: string, arg: string, prefix: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--cached-only", `${dir}/${script}`, arg],
+    cwd: dir,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const errors = new Response(child.stderr).text();
+  const line = (async () => {
+    let buffered = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      buffered += chunk;
+      const found = buffered.split("\n").find((line) => line.startsWith(prefix));
+      if (found !== undefined) return found.slice(prefix.length);
+    }
+    throw new Error(`${script} ended without a "${prefix}" line: ${await errors}`);
+  })();
+  return {
+    line,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // It ended already.
+      }
+      await child.status;
+      await line.catch(() => {});
+      await errors;
+    },
+  };
+}
+
+Deno.test({
+  name:
+    "A peer of the previous relay version (a hello without a window) and this version relay a 3 MB result both ways, without flow control",
+  ignore: !hasPrevious,
+  async fn() {
+    await withPreviousVersion(async (dir) => {
+      await withDesktop({}, async ({ worker, ticket }) => {
+        // The previous version's agent reaches this version's desktop.
+        const theirs = previous(dir, "_previous_agent.ts", ticket, "report ");
+        try {
+          assert.deepEqual(JSON.parse(await theirs.line), { path: "relay-ws", whole: true });
+        } finally {
+          await theirs.stop();
+        }
+        // This version's agent reaches the previous version's desktop.
+        const desktop = previous(dir, "_previous_desktop.ts", worker.url, "ticket ");
+        try {
+          const connection = agent(await desktop.line, 0);
+          const client = new Client({ name: "agent", version: "1.0.0" });
+          await client.connect(connection.openTransport());
+          const result = await client.callTool({ name: "blob", arguments: { size: 3_000_000 } });
+          assert.equal(text(result), blobText(3_000_000));
+          assert.equal((await connection.getConnectionPath())?.localCandidateType, "relay-ws");
+          await client.close();
+          await connection.close();
+        } finally {
+          await desktop.stop();
+        }
+      });
+    });
+  },
+});
