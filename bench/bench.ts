@@ -23,6 +23,7 @@
  */
 import type { A2AFigures } from "./a2a.ts";
 import { renderSessions, type SessionFigures } from "./sessions.ts";
+import { type RelayWindowFigures, renderRelayWindow } from "./relay.ts";
 import type { HandshakePlan } from "./_handshakes.ts";
 import {
   createBench,
@@ -204,6 +205,8 @@ interface Report {
   a2a: A2AFigures | null;
   /** Many sessions on one connection (`bench/sessions.ts`). */
   sessions: SessionFigures | null;
+  /** The relay's 16 MiB result with its window and without (`bench/relay.ts --window`). */
+  relayWindow: RelayWindowFigures | null;
 }
 
 /** One line a transport's process writes to stdout. */
@@ -842,6 +845,8 @@ async function main(args: string[]): Promise<void> {
   const a2a = await measureA2A(quick);
   if (!json) console.error("measuring sessions on one connection…");
   const sessions = await measureSessionsInChild(quick, plan);
+  if (!json) console.error("measuring the relay's window…");
+  const relayWindow = await measureRelayWindowInChild(quick, plan);
   const report: Report = {
     quick,
     date: new Date().toISOString(),
@@ -852,11 +857,14 @@ async function main(args: string[]): Promise<void> {
     ratios: ratios(transports, signaling),
     a2a,
     sessions,
+    relayWindow,
   };
   console.log(
     json
       ? JSON.stringify(report, rounded, 2)
-      : `${render(report, plan)}\n\n${renderA2A(a2a)}\n\n${renderSessions(sessions)}`,
+      : `${render(report, plan)}\n\n${renderA2A(a2a)}\n\n${renderSessions(sessions)}\n\n${
+        renderRelayWindow(relayWindow)
+      }`,
   );
 }
 
@@ -882,6 +890,38 @@ async function measureSessionsInChild(quick: boolean, plan: Plan): Promise<Sessi
     return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1) ?? "");
   } catch {
     console.error(`sessions benchmark failed: ${new TextDecoder().decode(stderr).slice(-2000)}`);
+    return null;
+  }
+}
+
+/** Runs `bench/relay.ts --window` in a process of its own; `null` if it failed. */
+async function measureRelayWindowInChild(
+  quick: boolean,
+  plan: Plan,
+): Promise<RelayWindowFigures | null> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./relay.ts", import.meta.url).pathname,
+      "--window",
+      "--json",
+      ...(quick ? ["--quick"] : []),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Two 16 MiB results at the default budget take about 8 s alone.
+  const timer = setTimeout(() => child.kill("SIGKILL"), Math.max(plan.childTimeout, 180_000));
+  const { stdout, stderr } = await child.output();
+  clearTimeout(timer);
+  try {
+    return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1) ?? "");
+  } catch {
+    console.error(
+      `relay window benchmark failed: ${new TextDecoder().decode(stderr).slice(-2000)}`,
+    );
     return null;
   }
 }
