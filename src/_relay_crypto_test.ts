@@ -115,4 +115,9 @@ Deno.test("readRelayHello() accepts only a version-1 hello with a 32-byte key", 
   assert.equal(readRelayHello({ ...hello, key: hello.key.slice(1) }), undefined);
   assert.equal(readRelayHello({ ...hello, type: "offer" }), undefined);
   assert.equal(readRelayHello({ ...hello, key: 7 }), undefined);
+  // The window of the flow control rides along; the key reads the same with it.
+  const withWindow = share.hello("no ICE path", 1_048_576);
+  assert.equal(withWindow.window, 1_048_576);
+  assert.equal("window" in hello, false);
+  assert.deepEqual(readRelayHello({ ...withWindow }), share.publicKey);
 });

@@ -301,7 +301,7 @@ export class RelayLink {
       if (this.#arrivedBytes - this.#freeBytes > this.#granted + CONTROL_SLACK) {
         return this.#fail(
           new RelayError(
-            `The other peer relayed ${
+            `Refused relayed frames as the other peer sent ${
               this.#arrivedBytes - this.#freeBytes - this.#granted
             } bytes beyond the window this side granted (RELAY_WINDOW, ${this.#windows.receive} bytes): it ignores the relay's flow control, so the relay path is closed`,
           ),

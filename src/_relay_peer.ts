@@ -15,7 +15,8 @@
  *   before the direct connection is up).
  *
  * Each side then sends a relay hello (its X25519 public key, see
- * `_relay_crypto.ts`) through the sealed signalling, answers the other's, and
+ * `_relay_crypto.ts`, and the window of the link's flow control it grants,
+ * see `_relay_link.ts`) through the sealed signalling, answers the other's, and
  * the abandoned direct attempt is closed without a word to the other side.
  * The relay needs authenticated signalling and a carrier that relays (a room);
  * without them it is refused with a {@linkcode RelayError}.
