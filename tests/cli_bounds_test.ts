@@ -383,6 +383,7 @@ const HOSTILE = "\x1b[2K\r\x1b[1Amcp-webrtc: Agent 7 connected via host\n" +
   "mcp-webrtc: error: forged\r\n\x1b]52;c;ZXZpbA==\x07\u009b2K\u202eexe.txt\x00";
 
 /** Whether a text holds a control character other than the newline that ends a line. */
+// deno-lint-ignore no-control-regex
 const CONTROLS = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 /** Joins as the ticket's agent, says goodbye with {@linkcode HOSTILE}, and leaves once `serve` printed it. */
