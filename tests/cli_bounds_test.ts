@@ -18,6 +18,7 @@ import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
 import { TicketSignaling } from "../mod.ts";
 import { serveHttp } from "../src/cli/http.ts";
+import { DEFAULT_MAX_HTTP_SESSIONS, MAX_HTTP_INITIALIZE_SIZE } from "../src/constants.ts";
 import { escapeControls, StatusLog } from "../src/cli/log.ts";
 import { startLocalSignaling } from "../worker/local.ts";
 import { CliProcess, killAll, LOCAL_FLAGS, startServe, TEST_SERVER } from "./_cli_helpers.ts";
@@ -445,4 +446,29 @@ Deno.test("StatusLog shows control characters escaped in the message and every f
   assert.equal(event.reason, String.raw`a\nb`);
   assert.deepEqual(event.nested, { list: [String.raw`\x1b[31m`] });
   assert.equal(escapeControls("plain text, tabs\tand é ✓"), String.raw`plain text, tabs\tand é ✓`);
+});
+
+Deno.test("The documented limits of connect --http are the constants' values", () => {
+  assert.equal(DEFAULT_MAX_HTTP_SESSIONS, 64);
+  assert.equal(MAX_HTTP_INITIALIZE_SIZE, 1024 * 1024);
+  assert.throws(
+    () =>
+      serveHttp({
+        hostname: "127.0.0.1",
+        port: 0,
+        dial: () => InMemoryTransport.createLinkedPair()[0],
+        maxSessions: 0,
+      }),
+    /maxSessions/,
+  );
+  assert.throws(
+    () =>
+      serveHttp({
+        hostname: "127.0.0.1",
+        port: 0,
+        dial: () => InMemoryTransport.createLinkedPair()[0],
+        allowedOrigins: ["*"],
+      }),
+    /not an origin/,
+  );
 });

@@ -415,6 +415,7 @@ async function readBounded(request: Request, limit: number): Promise<string | un
  * @param options Where to listen and how to reach the remote server.
  * @returns The running endpoint.
  * @throws {TypeError} If an allowed origin is not an http: or https: origin.
+ * @throws {RangeError} If `maxSessions` is not a positive integer.
  *
  * @example A page on another site is refused, and nothing is dialled
  * ```ts
@@ -480,6 +481,11 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
   Deno.unrefTimer(sweep);
   let listening = { hostname: options.hostname, port: options.port };
   const maxSessions = options.maxSessions ?? DEFAULT_MAX_HTTP_SESSIONS;
+  if (!Number.isSafeInteger(maxSessions) || maxSessions < 1) {
+    throw new RangeError(
+      `Cannot serve HTTP as 'maxSessions' must be a positive integer: received ${maxSessions}`,
+    );
+  }
   const allowed = {
     hosts: new Set((options.allowedHosts ?? []).map(hostName)),
     origins: new Set((options.allowedOrigins ?? []).map(originOf)),
