@@ -290,6 +290,26 @@ export const BRIDGE_FAILURE_TIMEOUT = 1_000;
 export const HTTP_TERMINATE_TIMEOUT = 1_000;
 
 /**
+ * The most HTTP sessions `connect --http` holds at once (`--sessions`). Each
+ * is a data channel to the desktop and a server there, so the bridge holds no
+ * more than a desktop serves one agent by default
+ * ({@linkcode DEFAULT_MAX_SESSIONS_PER_AGENT}); one more `initialize` is
+ * answered `503` without dialling, until a session is deleted or closed for
+ * being idle (`--session-idle`).
+ */
+export const DEFAULT_MAX_HTTP_SESSIONS = DEFAULT_MAX_SESSIONS_PER_AGENT;
+
+/**
+ * The largest body of an `initialize` POST that opens an HTTP session,
+ * read before anything is dialled. An SDK client's is under 1 KiB and a
+ * client with icons in its `clientInfo` a few KiB; 1 MiB leaves room for
+ * those and keeps a request that was never an MCP client from making the
+ * bridge buffer up to the 64 MiB a session's messages may reach. A larger
+ * one is answered `413`.
+ */
+export const MAX_HTTP_INITIALIZE_SIZE = 1024 * 1024;
+
+/**
  * How long a refused agent's signalling (or its extra channel) is kept to
  * deliver the reason of the refusal: the agent hears why instead of timing
  * out, and an agent that never listens holds nothing for long.

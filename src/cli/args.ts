@@ -6,7 +6,8 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { IceServer, WebRTCTransportOptions } from "../webrtc_transport.ts";
-import { LOOPBACK_MTU } from "../constants.ts";
+import { DEFAULT_MAX_HTTP_SESSIONS, LOOPBACK_MTU } from "../constants.ts";
+import { originOf } from "./http.ts";
 
 /**
  * A command line that cannot be run as given: an unknown flag, a missing or
@@ -228,6 +229,80 @@ export function transportOptions(
   if (Object.keys(rtc).length > 0) options.rtcConfiguration = rtc;
   if (values["connect-timeout"]) {
     options.connectTimeout = parseDuration(values["connect-timeout"], "--connect-timeout");
+  }
+  return options;
+}
+
+/** The flags of `connect --http` that bound who may use the endpoint and how much. */
+export const HTTP_FLAGS = {
+  "allow-origin": { type: "string", multiple: true },
+  "allow-host": { type: "string", multiple: true },
+  sessions: { type: "string" },
+} as const satisfies NonNullable<ParseArgsConfig["options"]>;
+
+/** The help text of {@linkcode HTTP_FLAGS}. */
+export const HTTP_HELP =
+  `  --sessions N            With --http: the most sessions held at once; one more is refused
+                          (503) until one is deleted or idle (default: ${DEFAULT_MAX_HTTP_SESSIONS})
+  --allow-origin ORIGIN   With --http: also take requests from pages of ORIGIN, e.g.
+                          https://app.example (repeatable; default: only pages on localhost,
+                          127.0.0.1 or [::1], and clients that send no Origin)
+  --allow-host NAME       With --http: also take requests that name the bridge NAME in Host
+                          (repeatable; default: localhost and IP addresses only)`;
+
+/** The parsed values of {@linkcode HTTP_FLAGS}. */
+export interface HttpValues {
+  "allow-origin"?: string[];
+  "allow-host"?: string[];
+  sessions?: string;
+}
+
+/**
+ * Turns the `connect --http` flags into endpoint options.
+ *
+ * @param values The parsed flags.
+ * @returns The most sessions, and the origins and host names allowed besides the local ones.
+ * @throws {UsageError} If a value is malformed.
+ *
+ * @example A web app's origin and a name on the LAN
+ * ```ts
+ * import { httpOptions } from "./args.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(
+ *   httpOptions({ "allow-origin": ["https://App.example"], "allow-host": ["mcp.lan"], sessions: "8" }),
+ *   { maxSessions: 8, allowedOrigins: ["https://app.example"], allowedHosts: ["mcp.lan"] },
+ * );
+ * assert.throws(() => httpOptions({ "allow-origin": ["*"] }), /--allow-origin/);
+ * ```
+ */
+export function httpOptions(
+  values: HttpValues,
+): { maxSessions?: number; allowedOrigins: string[]; allowedHosts: string[] } {
+  const allowedOrigins = (values["allow-origin"] ?? []).map((text) => {
+    try {
+      return originOf(text);
+    } catch (error) {
+      throw new UsageError(
+        `Cannot read --allow-origin as it must be an origin, scheme://host[:port] such as https://app.example: received "${text}"`,
+        { cause: error },
+      );
+    }
+  });
+  const allowedHosts = (values["allow-host"] ?? []).map((text) => {
+    if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i.test(text)) {
+      throw new UsageError(
+        `Cannot read --allow-host as it must be a host name without a port, such as mcp.lan: received "${text}"`,
+      );
+    }
+    return text.toLowerCase();
+  });
+  const options: { maxSessions?: number; allowedOrigins: string[]; allowedHosts: string[] } = {
+    allowedOrigins,
+    allowedHosts,
+  };
+  if (values.sessions !== undefined) {
+    options.maxSessions = parsePositiveInteger(values.sessions, "--sessions");
   }
   return options;
 }

@@ -13,6 +13,9 @@ import { assertTicketUsable, parseTicket, type Ticket, TicketError } from "../ti
 import { WebRTCClientTransport } from "../webrtc_client_transport.ts";
 import { WebRTCConnection } from "../webrtc_connection.ts";
 import {
+  HTTP_FLAGS,
+  HTTP_HELP,
+  httpOptions,
   NETWORK_FLAGS,
   NETWORK_HELP,
   parseDuration,
@@ -22,7 +25,7 @@ import {
 } from "./args.ts";
 import { bridge, type BridgeOptions, type BridgeSide } from "./bridge.ts";
 import { ExitCode, exitCodeFor, waitForStop } from "./exit.ts";
-import { serveHttp } from "./http.ts";
+import { serveHttp, type ServeHttpOptions } from "./http.ts";
 import { pathName, StatusLog } from "./log.ts";
 import { StreamTransport } from "./stdio.ts";
 
@@ -54,12 +57,14 @@ Options:
                           request or stream (default: 10m)
   --linger DURATION       With --http: keep the connection this long after its last
                           session closed (default: 30s; 0 closes it with the last one)
+${HTTP_HELP}
   --wait DURATION         How long to wait for the desktop to be in its room (default: 30s)
 
 ${NETWORK_HELP}`;
 
 const CONNECT_FLAGS = {
   ...NETWORK_FLAGS,
+  ...HTTP_FLAGS,
   http: { type: "string" },
   "ticket-file": { type: "string" },
   wait: { type: "string" },
@@ -126,7 +131,7 @@ export async function connect(args: string[]): Promise<number> {
     // One connection for every HTTP session, dialled when the first one starts.
     const connection = new WebRTCConnection({ signaling, linger, ...network });
     return await connectHttp(
-      { ...parseAddress(values.http), sessionIdle },
+      { ...parseAddress(values.http), sessionIdle, ...httpOptions(values) },
       connection,
       log,
       ticket,
@@ -194,7 +199,10 @@ async function connectStdio(remote: WebRTCClientTransport, log: StatusLog, ticke
 }
 
 async function connectHttp(
-  address: { hostname: string; port: number; sessionIdle?: number },
+  address: Pick<
+    ServeHttpOptions,
+    "hostname" | "port" | "sessionIdle" | "maxSessions" | "allowedOrigins" | "allowedHosts"
+  >,
   connection: WebRTCConnection,
   log: StatusLog,
   ticket: Ticket,

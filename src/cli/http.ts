@@ -12,7 +12,14 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { Transport, TransportSendOptions } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
-import { DEFAULT_MAX_RECEIVE_SIZE, HTTP_TERMINATE_TIMEOUT } from "../constants.ts";
+// @ts-types="@modelcontextprotocol/sdk/types"
+import { isInitializeRequest, isJSONRPCRequest } from "@modelcontextprotocol/sdk/types.js";
+import {
+  DEFAULT_MAX_HTTP_SESSIONS,
+  DEFAULT_MAX_RECEIVE_SIZE,
+  HTTP_TERMINATE_TIMEOUT,
+  MAX_HTTP_INITIALIZE_SIZE,
+} from "../constants.ts";
 import { type Bridge, bridge, type BridgeOptions } from "./bridge.ts";
 
 type Id = string | number;
@@ -202,6 +209,30 @@ export interface ServeHttpOptions {
    */
   sessionIdle?: number;
   /**
+   * The most sessions held at once; one more `initialize` is answered `503`
+   * before anything is dialled.
+   *
+   * @default {64}
+   */
+  maxSessions?: number;
+  /**
+   * Origins, besides those on `localhost`, `127.0.0.1` and `[::1]`, whose
+   * pages may send requests (e.g. `https://app.example`); a request with any
+   * other `Origin` is answered `403`. Requests without `Origin` (not from a
+   * browser) are taken.
+   *
+   * @default {[]}
+   */
+  allowedOrigins?: string[];
+  /**
+   * Host names, besides `localhost` and IP addresses, that requests may name
+   * in `Host`; any other is answered `403`, as a DNS-rebinding page names
+   * its own.
+   *
+   * @default {[]}
+   */
+  allowedHosts?: string[];
+  /**
    * Called once the server listens.
    *
    * @default {undefined}
@@ -215,6 +246,8 @@ export interface HttpEndpoint {
   readonly url: string;
   /** The sessions open now. */
   readonly sessions: number;
+  /** Resolves once the server listens (and {@linkcode HttpEndpoint.url} has its port). */
+  readonly listening: Promise<void>;
   /** Closes every session and stops listening. */
   close(): Promise<void>;
 }
@@ -228,7 +261,7 @@ function jsonError(status: number, code: number, message: string): Response {
   return Response.json({ jsonrpc: "2.0", error: { code, message }, id: null }, { status });
 }
 
-function isInitialize(body: unknown): boolean {
+function mentionsInitialize(body: unknown): boolean {
   const messages = Array.isArray(body) ? body : [body];
   return messages.some((message) =>
     typeof message === "object" && message !== null &&
@@ -236,13 +269,178 @@ function isInitialize(body: unknown): boolean {
   );
 }
 
+/** The host names of this machine's loopback interface, as `URL.hostname` writes them. */
+const LOOPBACK_NAMES = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** The host name of a `Host` header, lower-case, without its port or a final dot. */
+function hostName(host: string): string {
+  const name = host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.split(":")[0];
+  return name.toLowerCase().replace(/\.$/, "");
+}
+
+/** Whether a host name is an IP address: DNS rebinding needs a name to rebind. */
+function isIpAddress(name: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(name) || /^\[[0-9a-f:.]+\]$/.test(name);
+}
+
+/** The media types listed in an `Accept` or `Content-Type` header, lower-case, without parameters. */
+function mediaTypes(header: string | null): string[] {
+  return (header ?? "").split(",").map((part) => part.split(";")[0].trim().toLowerCase());
+}
+
+/** Shortens what a request sent before it is quoted in an answer. */
+function quote(text: string): string {
+  return JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}…` : text);
+}
+
+/**
+ * Checks what a web page could forge or a rebinding page would show, before
+ * anything else is read: `Host` and `Origin`, then the method and the media
+ * types. Returns the refusal, or `undefined` to go on.
+ */
+function refusal(
+  request: Request,
+  allowed: { hosts: Set<string>; origins: Set<string> },
+): Response | undefined {
+  const host = request.headers.get("host") ?? "";
+  const name = hostName(host);
+  if (!(name === "localhost" || isIpAddress(name) || allowed.hosts.has(name))) {
+    return jsonError(
+      403,
+      -32000,
+      `Cannot accept the request as its Host ${
+        quote(name).slice(1, -1)
+      } is not this bridge's: a page that rebinds its own name to this machine is refused so; reach the bridge at localhost or an IP address, or pass --allow-host NAME to allow a name`,
+    );
+  }
+  const origin = request.headers.get("origin");
+  if (origin !== null) {
+    let url: URL | undefined;
+    try {
+      url = new URL(origin);
+    } catch {
+      // "null" (a sandboxed or file: page) and anything malformed are refused below.
+    }
+    const local = url !== undefined && (url.protocol === "http:" || url.protocol === "https:") &&
+      LOOPBACK_NAMES.has(url.hostname);
+    if (!local && !(url && allowed.origins.has(url.origin))) {
+      return jsonError(
+        403,
+        -32000,
+        `Cannot accept the request as its Origin ${
+          quote(origin).slice(1, -1)
+        } is not allowed: pages on other sites may not use this bridge; pass --allow-origin ORIGIN to allow one`,
+      );
+    }
+  }
+  const method = request.method;
+  if (method !== "POST" && method !== "GET" && method !== "DELETE") {
+    const response = jsonError(
+      405,
+      -32000,
+      `Cannot accept a ${
+        quote(method).slice(1, -1)
+      } request: the MCP endpoint takes GET, POST, DELETE`,
+    );
+    response.headers.set("allow", "GET, POST, DELETE");
+    return response;
+  }
+  const accept = mediaTypes(request.headers.get("accept"));
+  if (method === "POST") {
+    const type = request.headers.get("content-type");
+    if (mediaTypes(type)[0] !== "application/json" || type?.includes(",")) {
+      return jsonError(
+        415,
+        -32000,
+        `Cannot accept the request as its Content-Type is ${
+          type === null ? "missing" : quote(type)
+        }: MCP messages are sent as application/json`,
+      );
+    }
+    if (!accept.includes("application/json") || !accept.includes("text/event-stream")) {
+      return jsonError(
+        406,
+        -32000,
+        "Cannot accept the request as its Accept header does not list both application/json and text/event-stream: a Streamable HTTP client accepts both",
+      );
+    }
+  } else if (method === "GET" && !accept.includes("text/event-stream")) {
+    return jsonError(
+      406,
+      -32000,
+      "Cannot accept the request as its Accept header does not list text/event-stream: a GET opens an event stream",
+    );
+  }
+  return undefined;
+}
+
+/** Reads a request's body up to `limit` bytes; `undefined` if it is longer. */
+async function readBounded(request: Request, limit: number): Promise<string | undefined> {
+  const declared = Number(request.headers.get("content-length") ?? 0);
+  if (declared > limit) return undefined;
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body) {
+    size += chunk.byteLength;
+    if (size > limit) return undefined;
+    chunks.push(chunk);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
 /**
  * Serves Streamable HTTP at `/mcp`: each HTTP session (started by an
  * `initialize` POST) gets its own transport to the remote server, bridged
  * message by message; deleting the session or losing the remote ends both.
  *
+ * A web page can reach a port on 127.0.0.1, so every request is checked
+ * before anything is read or dialled, as the MCP Streamable HTTP transport
+ * asks of a local server: `Host` must be `localhost`, an IP address or one of
+ * `allowedHosts` (a DNS-rebinding page names its own), `Origin`, if sent, a
+ * page on `localhost`, `127.0.0.1` or `[::1]` or one of `allowedOrigins`
+ * (`403` otherwise); the method GET, POST or DELETE (`405`); a POST's
+ * `Content-Type` `application/json` (`415`) and its `Accept` both
+ * `application/json` and `text/event-stream` (`406`). Only one well-formed
+ * JSON-RPC `initialize` request (`400` otherwise), at most
+ * {@linkcode MAX_HTTP_INITIALIZE_SIZE} bytes (`413`), with fewer than
+ * `maxSessions` sessions open (`503`), dials the remote server.
+ *
  * @param options Where to listen and how to reach the remote server.
  * @returns The running endpoint.
+ * @throws {TypeError} If an allowed origin is not an http: or https: origin.
+ * @throws {RangeError} If `maxSessions` is not a positive integer.
+ *
+ * @example A page on another site is refused, and nothing is dialled
+ * ```ts
+ * import { serveHttp } from "./http.ts";
+ * // @ts-types="@modelcontextprotocol/sdk/inMemory"
+ * import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+ * import assert from "node:assert/strict";
+ *
+ * let dials = 0;
+ * const endpoint = serveHttp({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   dial: () => (dials++, InMemoryTransport.createLinkedPair()[0]),
+ * });
+ * await endpoint.listening;
+ * const response = await fetch(endpoint.url, {
+ *   method: "POST",
+ *   headers: { Origin: "https://evil.example", "Content-Type": "text/plain" },
+ *   body: '{"jsonrpc":"2.0","id":0,"method":"initialize"}',
+ * });
+ * assert.equal(response.status, 403);
+ * await response.body?.cancel();
+ * assert.equal(dials, 0);
+ * await endpoint.close();
+ * ```
  *
  * @example Expose a remote server to HTTP clients
  * ```ts ignore
@@ -282,9 +480,21 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
   }, Math.max(50, Math.min(idle / 4, 30_000)));
   Deno.unrefTimer(sweep);
   let listening = { hostname: options.hostname, port: options.port };
-  const loopback = ["127.0.0.1", "localhost", "::1"].includes(options.hostname);
+  const maxSessions = options.maxSessions ?? DEFAULT_MAX_HTTP_SESSIONS;
+  if (!Number.isSafeInteger(maxSessions) || maxSessions < 1) {
+    throw new RangeError(
+      `Cannot serve HTTP as 'maxSessions' must be a positive integer: received ${maxSessions}`,
+    );
+  }
+  const allowed = {
+    hosts: new Set((options.allowedHosts ?? []).map(hostName)),
+    origins: new Set((options.allowedOrigins ?? []).map(originOf)),
+  };
 
   const handler = async (request: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {
+    // Nothing is read, and nothing dialled, before these checks pass.
+    const refused = refusal(request, allowed);
+    if (refused) return refused;
     const path = new URL(request.url).pathname;
     if (path !== "/mcp" && path !== "/mcp/") {
       return jsonError(404, -32000, "Not found: the MCP endpoint is /mcp");
@@ -299,24 +509,40 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
     if (request.method !== "POST") {
       return jsonError(400, -32000, "Bad Request: Mcp-Session-Id header is required");
     }
+    const text = await readBounded(request, MAX_HTTP_INITIALIZE_SIZE).catch(() => undefined);
+    if (text === undefined) {
+      return jsonError(
+        413,
+        -32000,
+        `Cannot open a session as the initialize request is larger than MAX_HTTP_INITIALIZE_SIZE (${MAX_HTTP_INITIALIZE_SIZE} bytes): send a smaller one`,
+      );
+    }
     let body: unknown;
     try {
-      body = await request.clone().json();
+      body = JSON.parse(text);
     } catch {
       return jsonError(400, -32700, "Parse error: the body is not JSON");
     }
-    if (!isInitialize(body)) {
-      return jsonError(400, -32000, "Bad Request: Mcp-Session-Id header is required");
+    if (!isJSONRPCRequest(body) || !isInitializeRequest(body)) {
+      return mentionsInitialize(body)
+        ? jsonError(
+          400,
+          -32600,
+          "Cannot open a session as the body is not a well-formed initialize request: a session starts with one JSON-RPC initialize request, with an id and its params, not in a batch",
+        )
+        : jsonError(400, -32000, "Bad Request: Mcp-Session-Id header is required");
     }
-    const port = listening.port;
+    if (open.size >= maxSessions) {
+      return jsonError(
+        503,
+        -32000,
+        `Cannot open another session as this bridge holds ${open.size}, the most --sessions allows: close one (DELETE) or wait for --session-idle to close an idle one`,
+      );
+    }
     const http = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
       onsessioninitialized: (id) => void sessions.set(id, { http, bridge: running }),
       maxRequestBodySize: DEFAULT_MAX_RECEIVE_SIZE,
-      enableDnsRebindingProtection: loopback,
-      allowedHosts: loopback
-        ? [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]
-        : undefined,
     });
     const base = options.bridge?.(() => http.sessionId) ?? {};
     const running: Bridge = bridge(new RoutingTransport(http), options.dial(), {
@@ -331,7 +557,10 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
     open.add(running);
     activity.set(running, { active: 0, since: Date.now() });
     track(running, info);
-    return await http.handleRequest(request, { parsedBody: body });
+    const response = await http.handleRequest(request, { parsedBody: body });
+    // Checked above as the SDK checks; should it still refuse, nothing stays open.
+    if (http.sessionId === undefined) void running.close();
+    return response;
   };
 
   let resolveListening!: () => void;
@@ -345,7 +574,6 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
       options.onlisten?.(endpointUrl(address.hostname, address.port));
     },
   }, handler);
-  void ready;
 
   return {
     get url() {
@@ -354,12 +582,47 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
     get sessions() {
       return open.size;
     },
+    listening: ready,
     async close() {
       clearInterval(sweep);
       await Promise.allSettled([...open].map((running) => running.close()));
       await server.shutdown();
     },
   };
+}
+
+/**
+ * The origin a page at `text` has, e.g. `https://app.example`.
+ *
+ * @param text An origin, as an `Origin` header writes it.
+ * @returns The origin, normalised.
+ * @throws {TypeError} If it is not an http: or https: origin without a path.
+ *
+ * @example
+ * ```ts
+ * import { originOf } from "./http.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(originOf("HTTPS://App.Example:443"), "https://app.example");
+ * assert.throws(() => originOf("app.example"), /origin/);
+ * ```
+ */
+export function originOf(text: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    // Answered below.
+  }
+  if (
+    !url || (url.protocol !== "http:" && url.protocol !== "https:") ||
+    url.href !== `${url.origin}/` || text.endsWith("/")
+  ) {
+    throw new TypeError(
+      `Cannot allow the origin "${text}" as it is not an origin: write it as scheme://host[:port], e.g. https://app.example`,
+    );
+  }
+  return url.origin;
 }
 
 function endpointUrl(hostname: string, port: number): string {

@@ -3,6 +3,13 @@
  * for programs. Standard output is never used, so it can carry the ticket or
  * JSON-RPC.
  *
+ * Much of what a line says comes from the other side (an agent's goodbye, a
+ * peer's error, an ICE candidate's address, what a server prints): every
+ * string is shown with its control characters escaped (see
+ * {@linkcode escapeControls}), so a line cannot move the cursor, erase or
+ * forge another line, set the clipboard (OSC 52) or reorder text, and each
+ * event stays on one line.
+ *
  * @module
  */
 
@@ -33,6 +40,50 @@ export type StatusFields = Record<string, unknown>;
 
 const encoder = new TextEncoder();
 
+/**
+ * The characters a terminal acts on rather than shows: C0 controls (escape,
+ * newline, carriage return, bell, backspace…), DEL, C1 controls (U+0080 to
+ * U+009F, which include a one-character CSI and OSC), the line and paragraph
+ * separators, and the bidirectional formatting characters that reorder text.
+ */
+// deno-lint-ignore no-control-regex
+const CONTROLS = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+const SHORT_ESCAPES: Record<string, string> = {
+  "\n": "\\n",
+  "\r": "\\r",
+  "\t": "\\t",
+};
+
+function escapeOne(character: string): string {
+  const code = character.charCodeAt(0);
+  return SHORT_ESCAPES[character] ??
+    (code <= 0xff
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`);
+}
+
+/**
+ * Shows a text's control characters as escapes (`\n`, `\r`, `\t`, `\xHH`,
+ * `\uHHHH`), so that printing it cannot act on a terminal: no escape
+ * sequence, no line break, no bidirectional reordering. Everything else,
+ * including other Unicode, is kept as it is.
+ *
+ * @param text Any text, e.g. what a peer sent.
+ * @returns The text, safe to print on one line.
+ *
+ * @example An erase-line sequence and a newline, shown
+ * ```ts
+ * import { escapeControls } from "./log.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(escapeControls("a\x1b[2K\nb é"), "a\\x1b[2K\\nb é");
+ * ```
+ */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROLS, escapeOne);
+}
+
 function writeStderr(line: string): void {
   try {
     Deno.stderr.writeSync(encoder.encode(line + "\n"));
@@ -42,7 +93,8 @@ function writeStderr(line: string): void {
 }
 
 /**
- * Writes status lines to stderr.
+ * Writes status lines to stderr, one line per event, with every string
+ * escaped by {@linkcode escapeControls}.
  *
  * @example Text and JSON lines
  * ```ts
@@ -55,6 +107,10 @@ function writeStderr(line: string): void {
  *   .info("agent-joined", "Agent 1 joined", { agent: 1 });
  * assert.equal(lines[0], "mcp-webrtc: Waiting for agents");
  * assert.equal(JSON.parse(lines[1]).event, "agent-joined");
+ *
+ * // What a peer sent stays on its line, escaped.
+ * new StatusLog({ write: (line) => lines.push(line) }).info("agent-left", "Left: a\x1b[2K\nb");
+ * assert.equal(lines[2], "mcp-webrtc: Left: a\\x1b[2K\\nb");
  * ```
  */
 export class StatusLog {
@@ -104,11 +160,13 @@ export class StatusLog {
 
   #emit(level: string, event: string, message: string, fields: StatusFields): void {
     if (this.#json) {
-      this.#write(
-        JSON.stringify({ time: new Date().toISOString(), level, event, message, ...fields }),
-      );
+      // Every string value, however deep, is escaped (the field names are this module's own).
+      this.#write(JSON.stringify(
+        { time: new Date().toISOString(), level, event, message, ...fields },
+        (_key, value) => typeof value === "string" ? escapeControls(value) : value,
+      ));
     } else {
-      this.#write(`mcp-webrtc: ${level === "info" ? "" : `${level}: `}${message}`);
+      this.#write(`mcp-webrtc: ${level === "info" ? "" : `${level}: `}${escapeControls(message)}`);
     }
   }
 }

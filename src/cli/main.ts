@@ -18,6 +18,7 @@
 import { UsageError } from "./args.ts";
 import { connect } from "./connect.ts";
 import { ExitCode, exitCodeFor } from "./exit.ts";
+import { escapeControls } from "./log.ts";
 import { serve } from "./serve.ts";
 import { signal } from "./signal.ts";
 
@@ -85,7 +86,8 @@ function report(error: unknown, command?: string): void {
   const hint = error instanceof UsageError
     ? `\nRun mcp-webrtc ${command ?? ""}${command ? " " : ""}--help for usage.`
     : "";
-  console.error(`mcp-webrtc: error: ${message}${hint}`);
+  // The message may quote what another party wrote (a ticket, a room's refusal).
+  console.error(`mcp-webrtc: error: ${escapeControls(message)}${hint}`);
 }
 
 if (import.meta.main) {

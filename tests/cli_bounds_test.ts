@@ -1,0 +1,474 @@
+/**
+ * What a web page and an agent can make the CLI bridge do, through the real
+ * `connect --http` and `serve` on 127.0.0.1: a request a browser page could
+ * send (cross-origin, `text/plain`, DNS rebinding, no `Accept`, another
+ * method, a malformed `initialize`) is refused before anything is dialled, so
+ * the desktop sees no session; `connect --http` holds a bounded number of
+ * sessions; and what an agent sends that `serve` prints (a goodbye's reason)
+ * reaches its stderr escaped, one line per event, as text and as JSON.
+ */
+import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client";
+// @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+// @ts-types="@modelcontextprotocol/sdk/server/mcp"
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+// @ts-types="@modelcontextprotocol/sdk/inMemory"
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
+import { TicketSignaling } from "../mod.ts";
+import { serveHttp } from "../src/cli/http.ts";
+import { DEFAULT_MAX_HTTP_SESSIONS, MAX_HTTP_INITIALIZE_SIZE } from "../src/constants.ts";
+import { escapeControls, StatusLog } from "../src/cli/log.ts";
+import { startLocalSignaling } from "../worker/local.ts";
+import { CliProcess, killAll, LOCAL_FLAGS, startServe, TEST_SERVER } from "./_cli_helpers.ts";
+
+/** Runs a test with a local signalling worker; stops every process it started. */
+function withWorker(fn: (signal: string) => Promise<void>): () => Promise<void> {
+  return async () => {
+    const worker = await startLocalSignaling();
+    try {
+      await fn(worker.url);
+    } finally {
+      await killAll();
+      await worker.close();
+    }
+  };
+}
+
+/** A well-formed `initialize` request, as an SDK client sends it. */
+const INITIALIZE = JSON.stringify({
+  jsonrpc: "2.0",
+  id: 0,
+  method: "initialize",
+  params: {
+    protocolVersion: "2025-06-18",
+    capabilities: {},
+    clientInfo: { name: "page", version: "1" },
+  },
+});
+
+/** The headers of a well-formed `initialize` POST (Host added by {@linkcode rawRequest}). */
+const GOOD = {
+  "Content-Type": "application/json",
+  Accept: "application/json, text/event-stream",
+};
+
+/**
+ * Sends one HTTP/1.1 request over a raw socket, so that any header (`Host`
+ * included) is sent as given, as a browser page or a rebinding attacker would;
+ * resolves with the status and the body (read up to its `Content-Length`).
+ */
+async function rawRequest(
+  port: number,
+  method: string,
+  headers: Record<string, string>,
+  body = "",
+): Promise<{ status: number; body: string }> {
+  const connection = await Deno.connect({ hostname: "127.0.0.1", port });
+  const timer = setTimeout(() => connection.close(), 15_000);
+  try {
+    const lines = [`${method} /mcp HTTP/1.1`];
+    const all: Record<string, string> = { Host: `127.0.0.1:${port}`, ...headers };
+    for (const [name, value] of Object.entries(all)) lines.push(`${name}: ${value}`);
+    const bytes = new TextEncoder().encode(body);
+    lines.push(`Content-Length: ${bytes.length}`, "Connection: close", "", "");
+    await connection.write(new TextEncoder().encode(lines.join("\r\n")));
+    if (bytes.length > 0) await connection.write(bytes);
+    let text = "";
+    const buffer = new Uint8Array(65_536);
+    const decoder = new TextDecoder();
+    while (true) {
+      const head = text.indexOf("\r\n\r\n");
+      if (head >= 0) {
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(text.slice(0, head))?.[1] ?? 0);
+        if (text.length - head - 4 >= length) {
+          return {
+            status: Number(text.slice(9, 12)),
+            body: text.slice(head + 4, head + 4 + length),
+          };
+        }
+      }
+      const n = await connection.read(buffer);
+      if (n === null) break;
+      text += decoder.decode(buffer.subarray(0, n), { stream: true });
+    }
+    return { status: Number(text.slice(9, 12)), body: "" };
+  } finally {
+    clearTimeout(timer);
+    try {
+      connection.close();
+    } catch {
+      // Closed by the timer.
+    }
+  }
+}
+
+/** Every request a web page (or a careless client) could send that must open no session. */
+function refusedRequests(port: number): {
+  what: string;
+  method: string;
+  headers: Record<string, string>;
+  body?: string;
+  status: number;
+  message: RegExp;
+}[] {
+  return [
+    {
+      what: "a cross-origin POST from a page on another site",
+      method: "POST",
+      headers: { ...GOOD, Origin: "http://evil.example" },
+      body: INITIALIZE,
+      status: 403,
+      message: /Origin http:\/\/evil\.example .*--allow-origin/,
+    },
+    {
+      what: "a cross-origin text/plain POST (no preflight)",
+      method: "POST",
+      headers: { "Content-Type": "text/plain", Origin: "http://evil.example" },
+      body: INITIALIZE,
+      status: 403,
+      message: /Origin/,
+    },
+    {
+      what: "a DNS-rebinding page: its own name in Host",
+      method: "POST",
+      headers: {
+        ...GOOD,
+        Host: `rebind.evil.example:${port}`,
+        Origin: `http://rebind.evil.example:${port}`,
+      },
+      body: INITIALIZE,
+      status: 403,
+      message: /Host rebind\.evil\.example .*--allow-host/,
+    },
+    {
+      what: "a rebinding request without Origin",
+      method: "POST",
+      headers: { ...GOOD, Host: `rebind.evil.example:${port}` },
+      body: INITIALIZE,
+      status: 403,
+      message: /Host/,
+    },
+    {
+      what: "a text/plain POST from a local page",
+      method: "POST",
+      headers: { "Content-Type": "text/plain", Origin: "http://localhost:5173" },
+      body: INITIALIZE,
+      status: 415,
+      message: /Content-Type .*application\/json/,
+    },
+    {
+      what: "a POST that does not accept an event stream",
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: INITIALIZE,
+      status: 406,
+      message: /Accept .*text\/event-stream/,
+    },
+    {
+      what: "a PUT",
+      method: "PUT",
+      headers: GOOD,
+      body: INITIALIZE,
+      status: 405,
+      message: /GET, POST, DELETE/,
+    },
+    {
+      what: "an initialize without its params",
+      method: "POST",
+      headers: GOOD,
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize" }),
+      status: 400,
+      message: /well-formed initialize/,
+    },
+    {
+      what: "an initialize in a batch",
+      method: "POST",
+      headers: GOOD,
+      body: `[${INITIALIZE}]`,
+      status: 400,
+      message: /well-formed initialize/,
+    },
+    {
+      what: "an initialize notification (no id)",
+      method: "POST",
+      headers: GOOD,
+      body: JSON.stringify({ ...JSON.parse(INITIALIZE), id: undefined }),
+      status: 400,
+      message: /well-formed initialize/,
+    },
+  ];
+}
+
+Deno.test(
+  "connect --http refuses what a web page can send (foreign Origin, rebinding Host, text/plain, no event stream, another method, a malformed initialize) before it dials: the desktop opens no session for it",
+  withWorker(async (signal) => {
+    const { serve, ticket } = await startServe(signal, ["--", ...TEST_SERVER]);
+    const http = CliProcess.cli(["connect", "--http", "127.0.0.1:0", ...LOCAL_FLAGS, ticket]);
+    const url = new URL(await http.line(0));
+    const port = Number(url.port);
+    try {
+      for (const request of refusedRequests(port)) {
+        const response = await rawRequest(port, request.method, request.headers, request.body);
+        assert.equal(response.status, request.status, `${request.what}: ${response.body}`);
+        assert.match(JSON.parse(response.body).error.message, request.message, request.what);
+      }
+      // A real client, then, is the desktop's first and only session.
+      const client = new Client({ name: "real", version: "1" });
+      await client.connect(new StreamableHTTPClientTransport(url));
+      const result = await client.callTool({ name: "pid", arguments: {} }) as CallToolResult;
+      assert.match((result.content[0] as { text: string }).text, /^\d+$/);
+      await serve.stderrMatch(/Agent 1 opened session 1\b/);
+      assert.equal(serve.stderr.match(/opened session/g)?.length, 1, serve.stderr);
+      await client.close();
+    } catch (error) {
+      (error as Error).message += `\nconnect:\n${http.stderr}\nserve:\n${serve.stderr}`;
+      throw error;
+    }
+  }),
+);
+
+Deno.test(
+  "connect --http --allow-origin admits that origin; a localhost origin is admitted by default",
+  withWorker(async (signal) => {
+    const { serve, ticket } = await startServe(signal, ["--", ...TEST_SERVER]);
+    const http = CliProcess.cli([
+      "connect",
+      "--http",
+      "127.0.0.1:0",
+      "--allow-origin",
+      "https://app.example",
+      ...LOCAL_FLAGS,
+      ticket,
+    ]);
+    const url = new URL(await http.line(0));
+    try {
+      for (const origin of ["https://app.example", "http://localhost:5173"]) {
+        const client = new Client({ name: origin, version: "1" });
+        await client.connect(
+          new StreamableHTTPClientTransport(url, { requestInit: { headers: { Origin: origin } } }),
+        );
+        await client.callTool({ name: "pid", arguments: {} });
+        await client.close();
+      }
+      const refused = await rawRequest(Number(url.port), "POST", {
+        ...GOOD,
+        Origin: "https://app.example.evil",
+      }, INITIALIZE);
+      assert.equal(refused.status, 403);
+    } catch (error) {
+      (error as Error).message += `\nconnect:\n${http.stderr}\nserve:\n${serve.stderr}`;
+      throw error;
+    }
+  }),
+);
+
+Deno.test(
+  "connect --http --sessions 2 refuses a third session with 503 and says what to do; a deleted session frees its place",
+  withWorker(async (signal) => {
+    const { serve, ticket } = await startServe(signal, ["--", ...TEST_SERVER]);
+    const http = CliProcess.cli([
+      "connect",
+      "--http",
+      "127.0.0.1:0",
+      "--sessions",
+      "2",
+      ...LOCAL_FLAGS,
+      ticket,
+    ]);
+    const url = new URL(await http.line(0));
+    try {
+      const open = [
+        new Client({ name: "one", version: "1" }),
+        new Client({ name: "two", version: "1" }),
+      ];
+      for (const client of open) await client.connect(new StreamableHTTPClientTransport(url));
+      const third = await rawRequest(Number(url.port), "POST", GOOD, INITIALIZE);
+      assert.equal(third.status, 503, third.body);
+      assert.match(
+        JSON.parse(third.body).error.message,
+        /Cannot open another session as this bridge holds 2, the most --sessions allows: close one \(DELETE\) or wait for --session-idle/,
+      );
+      assert.equal(serve.stderr.match(/opened session/g)?.length, 2, serve.stderr);
+      for (const client of open) await client.callTool({ name: "pid", arguments: {} });
+      await (open[0].transport as StreamableHTTPClientTransport).terminateSession();
+      await open[0].close();
+      await serve.stderrMatch(/Agent 1 session 1 ended: the agent closed it/);
+      await http.stderrMatch(/Session 1 ended/);
+      const fourth = new Client({ name: "four", version: "1" });
+      await fourth.connect(new StreamableHTTPClientTransport(url));
+      await fourth.callTool({ name: "pid", arguments: {} });
+      await serve.stderrMatch(/Agent 1 opened session 3\b/);
+    } catch (error) {
+      (error as Error).message += `\nconnect:\n${http.stderr}\nserve:\n${serve.stderr}`;
+      throw error;
+    }
+  }),
+);
+
+/** A server for {@linkcode serveHttp}'s `dial`, in memory. */
+function memoryDial(counter: { dials: number }) {
+  return () => {
+    counter.dials++;
+    const [client, server] = InMemoryTransport.createLinkedPair();
+    const mcp = new McpServer({ name: "memory", version: "1" });
+    void mcp.connect(server);
+    return client;
+  };
+}
+
+Deno.test("serveHttp() dials for no refused request, and for a well-formed initialize once", async () => {
+  const counter = { dials: 0 };
+  const endpoint = serveHttp({ hostname: "127.0.0.1", port: 0, dial: memoryDial(counter) });
+  try {
+    await endpoint.listening;
+    const port = Number(new URL(endpoint.url).port);
+    for (const request of refusedRequests(port)) {
+      const response = await rawRequest(port, request.method, request.headers, request.body);
+      assert.equal(response.status, request.status, `${request.what}: ${response.body}`);
+    }
+    assert.equal(counter.dials, 0);
+    assert.equal(endpoint.sessions, 0);
+    const client = new Client({ name: "real", version: "1" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(endpoint.url)));
+    assert.equal(counter.dials, 1);
+    await client.close();
+  } finally {
+    await endpoint.close();
+  }
+});
+
+Deno.test("serveHttp() takes a Host named in allowedHosts, and any IP address or localhost", async () => {
+  const counter = { dials: 0 };
+  const endpoint = serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    dial: memoryDial(counter),
+    allowedHosts: ["mcp.internal"],
+  });
+  try {
+    await endpoint.listening;
+    const port = Number(new URL(endpoint.url).port);
+    for (const host of [`mcp.internal:${port}`, `localhost:${port}`, `[::1]:${port}`, "10.1.2.3"]) {
+      const response = await rawRequest(port, "POST", { ...GOOD, Host: host }, INITIALIZE);
+      assert.equal(response.status, 200, `${host}: ${response.body}`);
+    }
+    const refused = await rawRequest(port, "POST", { ...GOOD, Host: "other.internal" }, INITIALIZE);
+    assert.equal(refused.status, 403);
+    assert.equal(counter.dials, 4);
+  } finally {
+    await endpoint.close();
+  }
+});
+
+Deno.test("serveHttp() refuses an initialize body over its limit with 413 before it dials", async () => {
+  const counter = { dials: 0 };
+  const endpoint = serveHttp({ hostname: "127.0.0.1", port: 0, dial: memoryDial(counter) });
+  try {
+    await endpoint.listening;
+    const port = Number(new URL(endpoint.url).port);
+    const big = JSON.parse(INITIALIZE);
+    big.params.clientInfo.title = "x".repeat(2 * 1024 * 1024);
+    const response = await rawRequest(port, "POST", GOOD, JSON.stringify(big));
+    assert.equal(response.status, 413, response.body);
+    assert.match(JSON.parse(response.body).error.message, /MAX_HTTP_INITIALIZE_SIZE/);
+    assert.equal(counter.dials, 0);
+  } finally {
+    await endpoint.close();
+  }
+});
+
+/** A goodbye reason that tries every trick on a terminal. */
+const HOSTILE = "\x1b[2K\r\x1b[1Amcp-webrtc: Agent 7 connected via host\n" +
+  "mcp-webrtc: error: forged\r\n\x1b]52;c;ZXZpbA==\x07\u009b2K\u202eexe.txt\x00";
+
+/** Whether a text holds a control character other than the newline that ends a line. */
+// deno-lint-ignore no-control-regex
+const CONTROLS = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+/** Joins as the ticket's agent, says goodbye with {@linkcode HOSTILE}, and leaves once `serve` printed it. */
+async function sayHostileGoodbye(ticket: string, serve: CliProcess): Promise<void> {
+  const signaling = new TicketSignaling(ticket);
+  await signaling.start();
+  try {
+    await signaling.send({ type: "bye", reason: HOSTILE });
+    await serve.stderrMatch(/Agent 7 connected/);
+  } finally {
+    await signaling.close();
+  }
+}
+
+Deno.test(
+  "serve prints what an agent sends (a goodbye's reason) escaped, one line per event, as text and as JSON",
+  withWorker(async (signal) => {
+    const text = await startServe(signal, ["--", ...TEST_SERVER]);
+    const json = await startServe(signal, ["--log-json", "--", ...TEST_SERVER]);
+    try {
+      await sayHostileGoodbye(text.ticket, text.serve);
+      await sayHostileGoodbye(json.ticket, json.serve);
+      const shown = String.raw`\x1b[2K\r\x1b[1Amcp-webrtc: Agent 7 connected via host\n` +
+        String.raw`mcp-webrtc: error: forged\r\n\x1b]52;c;ZXZpbA==\x07\x9b2K\u202eexe.txt\x00`;
+      // As text: the whole reason on the line of its event, escaped; no forged line.
+      assert.doesNotMatch(text.serve.stderr, CONTROLS);
+      assert.doesNotMatch(text.serve.stderr, /^mcp-webrtc: (Agent 7|error: forged)/m);
+      assert.match(
+        text.serve.stderr,
+        /^mcp-webrtc: Agent 1 left: Cannot connect as the other peer gave up: /m,
+      );
+      assert.ok(text.serve.stderr.includes(`gave up: ${shown}\n`));
+      // As JSON: every line an object, every string in it escaped the same way.
+      assert.doesNotMatch(json.serve.stderr, CONTROLS);
+      const events = json.serve.stderr.trimEnd().split("\n").map((line) => JSON.parse(line));
+      const left = events.find((event) => event.event === "agent-left");
+      assert.equal(left?.reason, `Cannot connect as the other peer gave up: ${shown}`);
+      for (const event of events) {
+        for (const value of Object.values(event)) {
+          if (typeof value === "string") assert.doesNotMatch(value, CONTROLS);
+        }
+      }
+    } catch (error) {
+      (error as Error).message +=
+        `\ntext serve:\n${text.serve.stderr}\njson serve:\n${json.serve.stderr}`;
+      throw error;
+    }
+  }),
+);
+
+Deno.test("StatusLog shows control characters escaped in the message and every field, as text and JSON", () => {
+  const lines: string[] = [];
+  const fields = { reason: "a\nb", nested: { list: ["\x1b[31m"] } };
+  new StatusLog({ write: (line) => lines.push(line) }).warn("e\x1b", "x\r\ny\u009b", fields);
+  new StatusLog({ json: true, write: (line) => lines.push(line) }).info("e", "x\ny", fields);
+  assert.equal(lines[0], String.raw`mcp-webrtc: warn: x\r\ny\x9b`);
+  const event = JSON.parse(lines[1]);
+  assert.equal(event.message, String.raw`x\ny`);
+  assert.equal(event.reason, String.raw`a\nb`);
+  assert.deepEqual(event.nested, { list: [String.raw`\x1b[31m`] });
+  assert.equal(escapeControls("plain text, tabs\tand é ✓"), String.raw`plain text, tabs\tand é ✓`);
+});
+
+Deno.test("The documented limits of connect --http are the constants' values", () => {
+  assert.equal(DEFAULT_MAX_HTTP_SESSIONS, 64);
+  assert.equal(MAX_HTTP_INITIALIZE_SIZE, 1024 * 1024);
+  assert.throws(
+    () =>
+      serveHttp({
+        hostname: "127.0.0.1",
+        port: 0,
+        dial: () => InMemoryTransport.createLinkedPair()[0],
+        maxSessions: 0,
+      }),
+    /maxSessions/,
+  );
+  assert.throws(
+    () =>
+      serveHttp({
+        hostname: "127.0.0.1",
+        port: 0,
+        dial: () => InMemoryTransport.createLinkedPair()[0],
+        allowedOrigins: ["*"],
+      }),
+    /not an origin/,
+  );
+});
