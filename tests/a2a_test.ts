@@ -4,8 +4,13 @@
  * over WebRTC, the signalling travelling inside the task.
  */
 import assert from "node:assert/strict";
-import { TaskState } from "@a2a-js/sdk";
-import { type Client as A2AClient, ClientFactory } from "@a2a-js/sdk/client";
+import { type Message, type StreamResponse, TaskState } from "@a2a-js/sdk";
+import {
+  type Client as A2AClient,
+  ClientFactory,
+  ServiceParameters,
+  withA2AExtensions,
+} from "@a2a-js/sdk/client";
 import { ServerCallContext } from "@a2a-js/sdk/server";
 import {
   AuthenticationError,
@@ -14,7 +19,8 @@ import {
   createTicket,
   formatTicket,
 } from "../mod.ts";
-import { A2A_SIGNALING_MEDIA_TYPE } from "../src/a2a/mod.ts";
+import { A2A_SIGNALING_EXTENSION_URI, A2A_SIGNALING_MEDIA_TYPE } from "../src/a2a/mod.ts";
+import { signalingMessage } from "../src/a2a/extension.ts";
 import { startAgent } from "../examples/a2a/agent.ts";
 import { askAgent } from "../examples/a2a/desktop.ts";
 import { sharedFolder, startIntermediary } from "./_a2a_helpers.ts";
@@ -200,18 +206,97 @@ Deno.test("A reply that names the task in taskId reaches the signalling and the 
   }
 });
 
-Deno.test("Without the router, a reply that names the task in taskId ends the user's stream (the trap it hides)", async () => {
+/** The signalling parts among stream events. */
+function signalingIn(events: StreamResponse[]): number {
+  return events.flatMap((event) =>
+    event.payload?.$case === "statusUpdate" ? event.payload.value.status?.message?.parts ?? [] : []
+  ).filter((part) => part.mediaType === A2A_SIGNALING_MEDIA_TYPE).length;
+}
+
+Deno.test("Another client of an agent that authenticates nobody cannot read, resubscribe to or inject into a desktop's signalling", async () => {
   await using folder = await sharedFolder();
-  const agent = await startAgent({ withoutRouter: true, connectTimeout: 3_000 });
+  const connected = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const agent = await startAgent({
+    afterConnect: () => {
+      connected.resolve();
+      return release.promise;
+    },
+  });
   try {
-    const client = await new ClientFactory().createFromUrl(agent.url);
-    const outcome = await askAgent(agent.url, QUESTION, {
-      root: folder.root,
-      client,
-      replies: repliesWithTaskId(client),
-    }).then((result) => result, (error: Error) => error);
-    assert.ok(outcome instanceof Error, `the stream ended in an error: ${JSON.stringify(outcome)}`);
-    assert.match(outcome.message, /ordering violation|-32004/);
+    const asking = askAgent(agent.url, QUESTION, { root: folder.root });
+    await connected.promise;
+    const other = await new ClientFactory().createFromUrl(agent.url);
+    const { tasks } = await other.listTasks({
+      tenant: "",
+      contextId: "",
+      status: TaskState.TASK_STATE_UNSPECIFIED,
+      pageToken: "",
+      statusTimestampAfter: undefined,
+    });
+    const task = tasks.find((task) => task.status?.state === TaskState.TASK_STATE_WORKING);
+    assert.ok(task, "the other client lists the desktop's working task");
+    const seen: StreamResponse[] = [];
+    const subscribed = Promise.withResolvers<void>();
+    const subscription = (async () => {
+      for await (const event of other.resubscribeTask({ tenant: "", id: task.id })) {
+        seen.push(event);
+        subscribed.resolve();
+      }
+    })();
+    await subscribed.promise;
+    const injected = await other.sendMessage({
+      tenant: "",
+      message: signalingMessage("user", [{ type: "bye", reason: "injected" }], {
+        contextId: task.contextId,
+        referenceTaskIds: [task.id],
+      }),
+      configuration: undefined,
+      metadata: undefined,
+    }, {
+      serviceParameters: ServiceParameters.createFrom(
+        undefined,
+        withA2AExtensions(A2A_SIGNALING_EXTENSION_URI),
+      ),
+    }).then(
+      () => undefined,
+      (error: Error) => error,
+    );
+    release.resolve();
+    const result = await asking;
+    await subscription;
+    assert.ok(injected instanceof Error, "the injected goodbye is refused");
+    assert.match(injected.message, /no open signalling|secret/);
+    assert.equal(result.answer, ANSWER, "the desktop's connection survived");
+    assert.equal(signalingIn(seen), 0, "the subscription saw none of the task's signalling");
+  } finally {
+    release.resolve();
+    await agent.close();
+  }
+});
+
+Deno.test("An agent that announces the extension but did not wrap its request handler fails the desktop at once, and its executor never sees signalling", async () => {
+  await using folder = await sharedFolder();
+  const given: Message[] = [];
+  const agent = await startAgent({
+    withoutRouter: true,
+    connectTimeout: 10_000,
+    onUserMessage: (message) => given.push(message),
+  });
+  try {
+    const started = performance.now();
+    const result = await askAgent(agent.url, QUESTION, { root: folder.root });
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed < 2_000, `the desktop learned within 2 s (took ${elapsed.toFixed(0)} ms)`);
+    assert.equal(result.connected, false);
+    assert.match(result.answer, /wrapRequestHandler/);
+    assert.equal(
+      given.flatMap((message) => message.parts).filter((part) =>
+        part.mediaType === A2A_SIGNALING_MEDIA_TYPE
+      ).length,
+      0,
+      "no signalling reached the executor",
+    );
   } finally {
     await agent.close();
   }

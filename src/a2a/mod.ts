@@ -13,14 +13,14 @@
  *   signalling-only ticket (`createTicket()` without a url) the two were
  *   paired with.
  *
- * ```ts ignore
- * // Desktop
- * for await (const event of sendMessageOfferingMcp(client, { message }, {
- *   serve: (signaling) => server.connect(new WebRTCServerTransport({ signaling })),
- * })) show(event);
+ * ```ts
+ * import { A2A_SIGNALING_EXTENSION_URI, a2aSignalingExtension } from "@mcp/webrtc/a2a";
+ * import assert from "node:assert/strict";
  *
- * // Agent, in its executor
- * await mcp.connect(new WebRTCClientTransport({ signaling: router.openSignaling(context, bus) }));
+ * // The agent card announces the extension; the example of A2ASignalingRouter
+ * // is a complete program with both sides.
+ * const capabilities = { streaming: true, extensions: [a2aSignalingExtension()] };
+ * assert.equal(capabilities.extensions[0]!.uri, A2A_SIGNALING_EXTENSION_URI);
  * ```
  *
  * @module
@@ -36,10 +36,16 @@ export {
   a2aSignalingExtension,
   type A2ASignalingExtensionOptions,
 } from "./extension.ts";
-export { A2ASignalingRouter, type OpenA2ASignalingOptions } from "./a2a_signaling_router.ts";
+export {
+  type A2ASignalingKeyLookup,
+  A2ASignalingRouter,
+  type OpenA2ASignalingOptions,
+} from "./a2a_signaling_router.ts";
 export {
   A2AClientSignaling,
   type A2AClientSignalingOptions,
+  type McpChannelEvent,
+  type McpChannelStatus,
   sendMessageOfferingMcp,
   type SendMessageOfferingMcpOptions,
 } from "./a2a_client_signaling.ts";
