@@ -206,6 +206,25 @@ Deno.test("A reply that names the task in taskId reaches the signalling and the 
   }
 });
 
+Deno.test("Two messages offering the MCP server at once each get their own server and channel", async () => {
+  await using folder = await sharedFolder();
+  const agent = await startAgent();
+  try {
+    const client = await new ClientFactory().createFromUrl(agent.url);
+    const results = await Promise.all(
+      [1, 2].map(() => askAgent(agent.url, QUESTION, { root: folder.root, client })),
+    );
+    for (const result of results) {
+      assert.equal(result.answer, ANSWER);
+      assert.equal(result.connected, true);
+      assert.deepEqual(result.errors, []);
+    }
+    assert.equal(new Set(results.map((result) => result.taskId)).size, 2);
+  } finally {
+    await agent.close();
+  }
+});
+
 /** The signalling parts among stream events. */
 function signalingIn(events: StreamResponse[]): number {
   return events.flatMap((event) =>

@@ -18,7 +18,8 @@ import {
   ServiceParameters,
   withA2AExtensions,
 } from "@a2a-js/sdk/client";
-import { yieldToEventLoop } from "../_async.ts";
+import { settle, withResolvers, yieldToEventLoop } from "../_async.ts";
+import { BYE_TIMEOUT } from "../constants.ts";
 import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
 import type { ConnectableServer } from "../webrtc_listener.ts";
@@ -573,7 +574,7 @@ class ChannelWatch {
   #events: McpChannelEvent[] = [];
   #decided = false;
   #wake?: () => void;
-  #settled = Promise.withResolvers<void>();
+  #settled = withResolvers<void>();
 
   /** Resolves with {@linkcode CHANGED} once an event waits. */
   changed(): Promise<typeof CHANGED> {
@@ -608,9 +609,9 @@ class ChannelWatch {
         }`,
         { cause },
       );
+      // The agent learns why at once, not at its connect timeout.
       await signaling.start?.({ initiator: false });
-      await signaling.send({ type: "bye", reason: error.message }).catch(() => {});
-      await signaling.close();
+      await settle(signaling.send({ type: "bye", reason: error.message }), BYE_TIMEOUT);
       return this.fail(error);
     }
     const transport = new WebRTCServerTransport({ ...options.transportOptions, signaling });
