@@ -75,15 +75,18 @@ interface Queued {
  *
  * @example Feed a stream's events by hand
  * ```ts
- * import { Role } from "@a2a-js/sdk";
+ * import { Role, type SendMessageRequest, type StreamResponse } from "@a2a-js/sdk";
  * import { A2AClientSignaling } from "@mcp/webrtc/a2a";
  * import assert from "node:assert/strict";
  *
- * const events = [{ payload: { $case: "msg" as const, value: {} } }];
- * const client = { // an A2A Client from ClientFactory, in real life
+ * // An A2A Client from ClientFactory, in real life; this agent only creates the task.
+ * const client = {
  *   sendMessage: () => Promise.reject(new Error("not reached")),
- *   async *sendMessageStream() {
- *     yield* [];
+ *   async *sendMessageStream(_params: SendMessageRequest): AsyncGenerator<StreamResponse> {
+ *     yield { payload: { $case: "task", value: {
+ *       id: "task-1", contextId: "context-1", artifacts: [], history: [], metadata: undefined,
+ *       status: undefined,
+ *     } } };
  *   },
  * };
  * const signaling = new A2AClientSignaling(client);
@@ -96,10 +99,12 @@ interface Queued {
  *   configuration: undefined,
  *   metadata: undefined,
  * }, { version: 1, sealed: false });
+ * const yours: StreamResponse[] = [];
  * for await (const event of client.sendMessageStream(params)) {
- *   if (signaling.receive(event)) continue; // signalling, consumed
+ *   if (!signaling.receive(event)) yours.push(event); // signalling is consumed
  * }
- * assert.equal(signaling.receive(events[0] as never), false); // not signalling: yours
+ * assert.equal(yours.length, 1);
+ * assert.equal(signaling.taskId, "task-1");
  * await signaling.close();
  * ```
  */
@@ -449,39 +454,37 @@ export interface SendMessageOfferingMcpOptions {
  *
  * @example Offer the desktop's MCP server with a message
  * ```ts
- * import { Role } from "@a2a-js/sdk";
+ * import { Role, type StreamResponse } from "@a2a-js/sdk";
  * // @ts-types="@modelcontextprotocol/sdk/server/mcp"
  * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
  * import { sendMessageOfferingMcp } from "@mcp/webrtc/a2a";
  * import assert from "node:assert/strict";
  *
- * // An A2A Client from ClientFactory, in real life; this agent answers at once.
+ * // An A2A Client from ClientFactory, in real life; this agent never signals.
  * const client = {
  *   sendMessage: () => Promise.reject(new Error("not reached")),
- *   async *sendMessageStream() {
- *     yield* [];
- *   },
+ *   async *sendMessageStream(): AsyncGenerator<StreamResponse> {},
  * };
- * const events = sendMessageOfferingMcp(client, {
+ * const params = {
  *   tenant: "",
  *   message: {
  *     messageId: crypto.randomUUID(), contextId: "", taskId: "", role: Role.ROLE_USER,
- *     parts: [{ content: { $case: "text", value: "hi" }, mediaType: "text/plain", filename: "", metadata: undefined }],
+ *     parts: [{
+ *       content: { $case: "text" as const, value: "What does notes.txt say?" },
+ *       mediaType: "text/plain", filename: "", metadata: undefined,
+ *     }],
  *     metadata: undefined, extensions: [], referenceTaskIds: [],
  *   },
  *   configuration: undefined,
  *   metadata: undefined,
- * }, {
- *   createServer: () => new McpServer({ name: "desktop", version: "1.0.0" }),
- *   sealed: false,
- * });
- * for await (const event of events) {
+ * };
+ * const createServer = () => new McpServer({ name: "desktop", version: "1.0.0" });
+ * for await (const event of sendMessageOfferingMcp(client, params, { createServer, sealed: false })) {
  *   if (event.payload?.$case === "mcpChannel") console.log(event.payload.value.state);
  * }
- * assert.throws(
- *   () => sendMessageOfferingMcp(client, { tenant: "", message: undefined, configuration: undefined, metadata: undefined }, { createServer: () => new McpServer({ name: "d", version: "1" }), key: undefined }),
- *   TypeError,
- * );
+ * // A key that is not one (here: not awaited) fails at the call, never unsealed.
+ * const key = undefined as unknown as CryptoKey;
+ * assert.throws(() => sendMessageOfferingMcp(client, params, { createServer, key }), TypeError);
  * ```
  */
 export function sendMessageOfferingMcp(

@@ -10,6 +10,7 @@ import {
 } from "@a2a-js/sdk";
 import type { RequestOptions } from "@a2a-js/sdk/client";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
+import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
 import { yieldToEventLoop } from "../_async.ts";
 import {
   A2A_MAX_PENDING_MESSAGES,
@@ -412,4 +413,50 @@ Deno.test("A2AClientSignaling.receive() drops the agent's signalling beyond the 
   }
   assert.equal(errors.length, 1);
   assert.match(errors[0]!.message, /256 signalling messages already wait/);
+});
+
+Deno.test("A sealed goodbye that arrives just before the stream ends is verified and delivered before the signalling closes", async () => {
+  const key = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+    "verify",
+  ]);
+  // The agent's end: a guest whose sealed messages are recorded, as the stream would carry them.
+  const agentOut: SignalingMessage[] = [];
+  const agentInner: Signaling = {
+    send: (message) => (agentOut.push(message), Promise.resolve()),
+    close: () => Promise.resolve(),
+  };
+  const guest = new AuthenticatedSignaling(agentInner, { key, role: "guest" });
+  // The desktop's end: a host over A2AClientSignaling, whose replies reach the guest.
+  const client = {
+    sendMessage(params: SendMessageRequest) {
+      for (const part of params.message!.parts) {
+        if (part.content?.$case === "data") agentInner.onmessage?.(part.content.value);
+      }
+      return Promise.resolve(acknowledgement());
+    },
+  };
+  const desktop = new A2AClientSignaling(client);
+  const host = new AuthenticatedSignaling(desktop, { key, role: "host" });
+  const order: string[] = [];
+  host.onmessage = (message) => order.push(`${message.type} ${message.reason}`);
+  host.onerror = (error) => order.push(`error ${error.message}`);
+  const closed = new Promise<void>((resolve) =>
+    host.onclose = () => {
+      order.push("close");
+      resolve();
+    }
+  );
+  desktop.receive(taskEvent());
+  await guest.start();
+  await host.start();
+  // The stream carries the guest's hello, then its goodbye; the stream ends right after.
+  desktop.receive(statusEvent([part(agentOut.shift())]));
+  await guest.send({ type: "bye", reason: "refused by the agent" });
+  // Its second hello (naming the host's nonce) and the goodbye, in one turn with the stream's end.
+  for (const message of agentOut.splice(0)) desktop.receive(statusEvent([part(message)]));
+  await desktop.close();
+  await closed;
+  assert.deepEqual(order, ["bye refused by the agent", "close"]);
+  await guest.close();
 });
