@@ -102,9 +102,9 @@ export interface AskResult {
   state?: TaskState;
   /** The text of the task's last status message. */
   answer: string;
-  /** Errors the desktop's WebRTC transport reported. */
+  /** Why the MCP channel failed, if it did (from the stream's `mcpChannel` event). */
   errors: Error[];
-  /** Whether the agent reached the MCP server (its data channel opened). */
+  /** Whether the agent reached the MCP server (the stream's `mcpChannel` event said "open"). */
   connected: boolean;
   /** The task's id. */
   taskId?: string;

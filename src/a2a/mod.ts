@@ -5,13 +5,17 @@
  * two already share. Built on the official `@a2a-js/sdk` (A2A v1.0).
  *
  * - On the agent: {@linkcode A2ASignalingRouter} opens a task's signalling for
- *   a `WebRTCClientTransport` and routes the desktop's replies.
+ *   a `WebRTCClientTransport` and routes the desktop's replies; a task's
+ *   signalling belongs to the request that opened it (a secret that request
+ *   carries), even when the agent authenticates nobody.
  * - On the desktop: {@linkcode sendMessageOfferingMcp} sends the user's
- *   message offering the MCP server, and hands the agent's signalling to a
- *   `WebRTCServerTransport`; {@linkcode A2AClientSignaling} is the piece under it.
- * - Optional end-to-end sealing with `AuthenticatedSignaling`, keyed by a
+ *   message offering the MCP server, serves a fresh server from
+ *   `createServer` when the agent signals, and reports the MCP channel open
+ *   or failed in its stream; {@linkcode A2AClientSignaling} is the piece under it.
+ * - End-to-end sealing with `AuthenticatedSignaling`, keyed by a
  *   signalling-only ticket (`createTicket()` without a url) the two were
- *   paired with.
+ *   paired with, or `sealed: false` said on both sides: a `key` that is not a
+ *   key is a `TypeError`, never unsealed.
  *
  * ```ts
  * import { A2A_SIGNALING_EXTENSION_URI, a2aSignalingExtension } from "@mcp/webrtc/a2a";
