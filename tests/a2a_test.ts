@@ -4,8 +4,15 @@
  * over WebRTC, the signalling travelling inside the task.
  */
 import assert from "node:assert/strict";
-import { TaskState } from "@a2a-js/sdk";
-import { type Client as A2AClient, ClientFactory } from "@a2a-js/sdk/client";
+import { type Message, type StreamResponse, TaskState } from "@a2a-js/sdk";
+import {
+  type Client as A2AClient,
+  ClientFactory,
+  ClientFactoryOptions,
+  JsonRpcTransportFactory,
+  ServiceParameters,
+  withA2AExtensions,
+} from "@a2a-js/sdk/client";
 import { ServerCallContext } from "@a2a-js/sdk/server";
 import {
   AuthenticationError,
@@ -14,7 +21,8 @@ import {
   createTicket,
   formatTicket,
 } from "../mod.ts";
-import { A2A_SIGNALING_MEDIA_TYPE } from "../src/a2a/mod.ts";
+import { A2A_SIGNALING_EXTENSION_URI, A2A_SIGNALING_MEDIA_TYPE } from "../src/a2a/mod.ts";
+import { signalingMessage } from "../src/a2a/extension.ts";
 import { startAgent } from "../examples/a2a/agent.ts";
 import { askAgent } from "../examples/a2a/desktop.ts";
 import { sharedFolder, startIntermediary } from "./_a2a_helpers.ts";
@@ -200,19 +208,213 @@ Deno.test("A reply that names the task in taskId reaches the signalling and the 
   }
 });
 
-Deno.test("Without the router, a reply that names the task in taskId ends the user's stream (the trap it hides)", async () => {
+Deno.test("Two messages offering the MCP server at once each get their own server and channel", async () => {
   await using folder = await sharedFolder();
-  const agent = await startAgent({ withoutRouter: true, connectTimeout: 3_000 });
+  const agent = await startAgent();
   try {
     const client = await new ClientFactory().createFromUrl(agent.url);
-    const outcome = await askAgent(agent.url, QUESTION, {
-      root: folder.root,
-      client,
-      replies: repliesWithTaskId(client),
-    }).then((result) => result, (error: Error) => error);
-    assert.ok(outcome instanceof Error, `the stream ended in an error: ${JSON.stringify(outcome)}`);
-    assert.match(outcome.message, /ordering violation|-32004/);
+    const results = await Promise.all(
+      [1, 2].map(() => askAgent(agent.url, QUESTION, { root: folder.root, client })),
+    );
+    for (const result of results) {
+      assert.equal(result.answer, ANSWER);
+      assert.equal(result.connected, true);
+      assert.deepEqual(result.errors, []);
+    }
+    assert.equal(new Set(results.map((result) => result.taskId)).size, 2);
   } finally {
     await agent.close();
+  }
+});
+
+/** The median of some counts. */
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+Deno.test("A connect takes 2 A2A requests unsealed and 3 sealed until the channel opens, and one more for the goodbye", async () => {
+  await using folder = await sharedFolder();
+  const tickets = await pairedTickets();
+  const counts: Record<string, { atOpen: number[]; total: number[] }> = {};
+  for (const sealed of [false, true]) {
+    let requests = 0;
+    let atOpen = 0;
+    const agent = await startAgent({
+      ticket: sealed ? tickets.guest : undefined,
+      log: (step) => {
+        if (step === "webrtc channel") atOpen = requests;
+      },
+    });
+    try {
+      const client = await new ClientFactory(
+        ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
+          transports: [
+            new JsonRpcTransportFactory({
+              fetchImpl: (input, init) => {
+                requests++;
+                return fetch(input, init);
+              },
+            }),
+          ],
+        }),
+      ).createFromUrl(agent.url);
+      const seen: { atOpen: number[]; total: number[] } = { atOpen: [], total: [] };
+      counts[sealed ? "sealed" : "unsealed"] = seen;
+      for (let i = 0; i < 9; i++) {
+        const before = requests;
+        const result = await askAgent(agent.url, QUESTION, {
+          root: folder.root,
+          client,
+          ticket: sealed ? tickets.host : undefined,
+        });
+        // A connect lost to libdatachannel's DTLS race (see the README) is not counted.
+        if (result.answer !== ANSWER) continue;
+        seen.atOpen.push(atOpen - before);
+        seen.total.push(requests - before);
+      }
+    } finally {
+      await agent.close();
+    }
+  }
+  const report = JSON.stringify(counts);
+  assert.ok(counts.unsealed!.total.length >= 5 && counts.sealed!.total.length >= 5, report);
+  assert.equal(median(counts.unsealed!.atOpen), 2, report);
+  assert.equal(median(counts.unsealed!.total), 3, report);
+  assert.equal(median(counts.sealed!.atOpen), 3, report);
+  assert.equal(median(counts.sealed!.total), 4, report);
+});
+
+/** The signalling parts among stream events. */
+function signalingIn(events: StreamResponse[]): number {
+  return events.flatMap((event) =>
+    event.payload?.$case === "statusUpdate" ? event.payload.value.status?.message?.parts ?? [] : []
+  ).filter((part) => part.mediaType === A2A_SIGNALING_MEDIA_TYPE).length;
+}
+
+Deno.test("Another client of an agent that authenticates nobody cannot read, resubscribe to or inject into a desktop's signalling", async () => {
+  await using folder = await sharedFolder();
+  const connected = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const agent = await startAgent({
+    afterConnect: () => {
+      connected.resolve();
+      return release.promise;
+    },
+  });
+  try {
+    const asking = askAgent(agent.url, QUESTION, { root: folder.root });
+    await connected.promise;
+    const other = await new ClientFactory().createFromUrl(agent.url);
+    const { tasks } = await other.listTasks({
+      tenant: "",
+      contextId: "",
+      status: TaskState.TASK_STATE_UNSPECIFIED,
+      pageToken: "",
+      statusTimestampAfter: undefined,
+    });
+    const task = tasks.find((task) => task.status?.state === TaskState.TASK_STATE_WORKING);
+    assert.ok(task, "the other client lists the desktop's working task");
+    const seen: StreamResponse[] = [];
+    const subscribed = Promise.withResolvers<void>();
+    const subscription = (async () => {
+      for await (const event of other.resubscribeTask({ tenant: "", id: task.id })) {
+        seen.push(event);
+        subscribed.resolve();
+      }
+    })();
+    await subscribed.promise;
+    const injected = await other.sendMessage({
+      tenant: "",
+      message: signalingMessage("user", [{ type: "bye", reason: "injected" }], {
+        contextId: task.contextId,
+        referenceTaskIds: [task.id],
+      }),
+      configuration: undefined,
+      metadata: undefined,
+    }, {
+      serviceParameters: ServiceParameters.createFrom(
+        undefined,
+        withA2AExtensions(A2A_SIGNALING_EXTENSION_URI),
+      ),
+    }).then(
+      () => undefined,
+      (error: Error) => error,
+    );
+    release.resolve();
+    const result = await asking;
+    await subscription;
+    assert.ok(injected instanceof Error, "the injected goodbye is refused");
+    assert.match(injected.message, /no open signalling|secret/);
+    assert.equal(result.answer, ANSWER, "the desktop's connection survived");
+    assert.equal(signalingIn(seen), 0, "the subscription saw none of the task's signalling");
+  } finally {
+    release.resolve();
+    await agent.close();
+  }
+});
+
+Deno.test("An agent that announces the extension but did not wrap its request handler fails the desktop at once, and its executor never sees signalling", async () => {
+  await using folder = await sharedFolder();
+  const given: Message[] = [];
+  const agent = await startAgent({
+    withoutRouter: true,
+    connectTimeout: 10_000,
+    onUserMessage: (message) => given.push(message),
+  });
+  try {
+    const started = performance.now();
+    const result = await askAgent(agent.url, QUESTION, { root: folder.root });
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed < 2_000, `the desktop learned within 2 s (took ${elapsed.toFixed(0)} ms)`);
+    assert.equal(result.connected, false);
+    assert.match(result.answer, /wrapRequestHandler/);
+    assert.equal(
+      given.flatMap((message) => message.parts).filter((part) =>
+        part.mediaType === A2A_SIGNALING_MEDIA_TYPE
+      ).length,
+      0,
+      "no signalling reached the executor",
+    );
+  } finally {
+    await agent.close();
+  }
+});
+
+/** The TypeScript blocks of the README's A2A section, in order. */
+async function readmeA2ABlocks(): Promise<string[]> {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const start = readme.indexOf("### Over A2A: the conversation is the signalling channel");
+  const end = readme.indexOf("\n### ", start + 1);
+  assert.ok(start >= 0 && end > start, "the README has its A2A section");
+  return [...readme.slice(start, end).matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1]!);
+}
+
+Deno.test("The README's A2A blocks run as written: an agent, a desktop, and the same sealed", async () => {
+  const blocks = await readmeA2ABlocks();
+  assert.equal(blocks.length, 3);
+  const root = new URL("..", import.meta.url);
+  const file = await Deno.makeTempFile({
+    dir: root.pathname,
+    prefix: ".readme-a2a-",
+    suffix: ".ts",
+  });
+  try {
+    await Deno.writeTextFile(file, blocks.join("\n"));
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--check", "-A", file],
+      cwd: root,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    const { code, stdout, stderr } = await child.output();
+    clearTimeout(timer);
+    const output = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+    assert.equal(code, 0, output);
+    assert.equal(output.match(/^MCP channel open$/gm)?.length, 2, output);
+    assert.equal(output.match(/^Agent: Your desktop serves "desktop"$/gm)?.length, 2, output);
+  } finally {
+    await Deno.remove(file);
   }
 });

@@ -36,8 +36,12 @@ export interface AgentOptions {
   log?: Log;
   /** Keep signalling in the task store (to show what the default leaves out). */
   keepSignalingInHistory?: boolean;
-  /** Serve without the router (to show the SDK's own handling of replies). */
+  /** Serve without wrapping the request handler (an agent that forgot to). */
   withoutRouter?: boolean;
+  /** Awaited once the MCP client is connected, before the tool is called (tests hold the task open). */
+  afterConnect?: () => Promise<void>;
+  /** Every user message the executor is given (tests check that no signalling is among them). */
+  onUserMessage?: (message: Message) => void;
 }
 
 /** A running agent. */
@@ -98,6 +102,7 @@ export async function startAgent(options: AgentOptions = {}): Promise<Agent> {
             metadata: undefined,
           },
         });
+      options.onUserMessage?.(context.userMessage);
       log("message received", { text: textOf(context.userMessage) });
       publish({
         kind: "task",
@@ -118,7 +123,7 @@ export async function startAgent(options: AgentOptions = {}): Promise<Agent> {
       const mcp = new Client({ name: "cloud-agent", version: "1.0.0" });
       try {
         const transport = new WebRTCClientTransport({
-          signaling: router.openSignaling(context, bus, { key }),
+          signaling: router.openSignaling(context, bus, key ? { key } : { sealed: false }),
           iceServers: [],
           rtcConfiguration: { bindAddress: "127.0.0.1" },
           connectTimeout: options.connectTimeout ?? 10_000,
@@ -126,6 +131,7 @@ export async function startAgent(options: AgentOptions = {}): Promise<Agent> {
         transport.onconnectstep = (step) => log(`webrtc ${step}`);
         await mcp.connect(transport);
         log("mcp initialized", { server: mcp.getServerVersion()?.name });
+        await options.afterConnect?.();
         const { tools } = await mcp.listTools();
         log("tools listed", { tools: tools.map((tool) => tool.name) });
         const result = await mcp.callTool({ name: "read_file", arguments: { path } });

@@ -8,15 +8,30 @@
  *
  * @module
  */
-import { type Message, Role, type SendMessageRequest, TaskState } from "@a2a-js/sdk";
+import {
+  type Message,
+  Role,
+  type SendMessageRequest,
+  type StreamResponse,
+  TaskState,
+} from "@a2a-js/sdk";
 import { type Client as A2AClient, ClientFactory } from "@a2a-js/sdk/client";
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { resolve, sep } from "node:path";
 import { z } from "zod";
-import { deriveTicketKeys, parseTicket, type Signaling, WebRTCServerTransport } from "../../mod.ts";
-import { A2AClientSignaling, sendMessageOfferingMcp } from "../../src/a2a/mod.ts";
+import {
+  deriveTicketKeys,
+  parseTicket,
+  WebRTCServerTransport,
+  type WebRTCTransportOptions,
+} from "../../mod.ts";
+import {
+  A2AClientSignaling,
+  type McpChannelEvent,
+  sendMessageOfferingMcp,
+} from "../../src/a2a/mod.ts";
 import { type Log, textOf, textPart } from "./common.ts";
 
 /** Largest file `read_file` returns. */
@@ -87,9 +102,9 @@ export interface AskResult {
   state?: TaskState;
   /** The text of the task's last status message. */
   answer: string;
-  /** Errors the desktop's WebRTC transport reported. */
+  /** Why the MCP channel failed, if it did (from the stream's `mcpChannel` event). */
   errors: Error[];
-  /** Whether the agent reached the MCP server (its data channel opened). */
+  /** Whether the agent reached the MCP server (the stream's `mcpChannel` event said "open"). */
   connected: boolean;
   /** The task's id. */
   taskId?: string;
@@ -106,7 +121,6 @@ export async function askAgent(
   const key = ticket ? (await deriveTicketKeys(ticket)).signalingKey : undefined;
   const client = options.client ?? await new ClientFactory().createFromUrl(agentUrl);
   log("agent card read", { agent: (await client.getAgentCard()).name });
-  const server = createFileServer(options.root);
   const result: AskResult = { answer: "", errors: [], connected: false };
   const message: Message = {
     messageId: crypto.randomUUID(),
@@ -124,33 +138,23 @@ export async function askAgent(
     configuration: undefined,
     metadata: undefined,
   };
-  const serve = async (signaling: Signaling) => {
+  const transportOptions = {
+    iceServers: [],
+    rtcConfiguration: { bindAddress: "127.0.0.1" },
+    connectTimeout: 10_000,
+  };
+  const createServer = () => {
     log("agent asks for the MCP server");
-    const transport = new WebRTCServerTransport({
-      signaling,
-      iceServers: [],
-      rtcConfiguration: { bindAddress: "127.0.0.1" },
-      connectTimeout: 10_000,
-    });
-    transport.onconnectstep = (step) => {
-      if (step === "channel") result.connected = true;
-      log(`webrtc ${step}`);
-    };
-    // Kept by server.connect(), which chains its own handler after it.
-    transport.onerror = (error) => {
-      result.errors.push(error);
-      log("webrtc error", { error: `${error.name}: ${error.message}` });
-    };
-    await server.connect(transport);
+    return createFileServer(options.root);
   };
   log("message sent", { text: question });
   const replies = options.replies;
   const events = replies
-    ? streamWithReplies(client, replies, params, serve)
+    ? streamWithReplies(client, replies, params, createServer, transportOptions)
     : sendMessageOfferingMcp(client, params, {
-      serve,
-      key,
-      keyId: ticket?.room,
+      createServer,
+      ...(key ? { key, keyId: ticket?.room } : { sealed: false as const }),
+      transportOptions,
     });
   for await (const event of events) {
     const payload = event.payload;
@@ -162,43 +166,55 @@ export async function askAgent(
       const text = textOf(payload.value.status?.message);
       if (text) result.answer = text;
       log("task status", { state: TaskState[result.state ?? 0], text });
+    } else if (payload?.$case === "mcpChannel") {
+      const status = payload.value;
+      if (status.state === "open") {
+        result.connected = true;
+        log("mcp channel open");
+      } else {
+        result.errors.push(status.error);
+        log("mcp channel failed", { error: `${status.error.name}: ${status.error.message}` });
+      }
     }
   }
-  await server.close();
   log("done");
   return result;
 }
 
 /**
- * The same as `sendMessageOfferingMcp`, with the replies sent through
- * `replies` (tests use it to send them as an ill-behaved client would).
+ * A bare `sendMessageOfferingMcp`, with the replies sent through `replies`
+ * (tests use it to send them as an ill-behaved client would).
  */
 async function* streamWithReplies(
   client: A2AClient,
   replies: Pick<A2AClient, "sendMessage">,
   params: SendMessageRequest,
-  serve: (signaling: Signaling) => Promise<void>,
-) {
-  const { A2A_SIGNALING_EXTENSION_URI } = await import("../../src/a2a/mod.ts");
+  createServer: () => McpServer,
+  transportOptions: Omit<WebRTCTransportOptions, "signaling">,
+): AsyncGenerator<StreamResponse | McpChannelEvent> {
   const signaling = new A2AClientSignaling(replies);
-  const message = {
-    ...params.message!,
-    extensions: [A2A_SIGNALING_EXTENSION_URI],
-    metadata: { [A2A_SIGNALING_EXTENSION_URI]: { version: 1, sealed: false } },
-  };
-  let served = false;
+  let server: McpServer | undefined;
+  let opened: WebRTCServerTransport | undefined;
   try {
-    for await (const event of client.sendMessageStream({ ...params, message })) {
+    const offered = signaling.offer(params, { version: 1, sealed: false });
+    for await (const event of client.sendMessageStream(offered)) {
       if (!signaling.receive(event)) {
         yield event;
         continue;
       }
-      if (!served) {
-        served = true;
-        await serve(signaling);
+      if (!server) {
+        server = createServer();
+        const transport = new WebRTCServerTransport({ ...transportOptions, signaling });
+        transport.onconnectstep = (step) => {
+          if (step === "channel") opened = transport;
+        };
+        await server.connect(transport);
       }
     }
   } finally {
     await signaling.close();
+  }
+  if (opened) {
+    yield { payload: { $case: "mcpChannel", value: { state: "open", transport: opened } } };
   }
 }

@@ -5,16 +5,19 @@ import {
   Role,
   type SendMessageRequest,
   type StreamResponse,
+  type Task,
   TaskState,
 } from "@a2a-js/sdk";
 import type { RequestOptions } from "@a2a-js/sdk/client";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
+import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
 import { yieldToEventLoop } from "../_async.ts";
 import {
   A2A_MAX_PENDING_MESSAGES,
   A2A_SIGNALING_EXTENSION_URI,
   A2A_SIGNALING_MEDIA_TYPE,
   A2AClientSignaling,
+  type McpChannelEvent,
   sendMessageOfferingMcp,
 } from "./mod.ts";
 
@@ -25,16 +28,27 @@ function part(data: unknown, mediaType = A2A_SIGNALING_MEDIA_TYPE): Part {
   return { content: { $case: "data", value: data }, mediaType, filename: "", metadata: undefined };
 }
 
-function agentMessage(parts: Part[]): Message {
+/** An agent's message, with the routing mark the router's signalling carries (or without). */
+function agentMessage(parts: Part[], routed = true): Message {
   return {
     messageId: crypto.randomUUID(),
     contextId: CONTEXT,
     taskId: TASK,
     role: Role.ROLE_AGENT,
     parts,
-    metadata: undefined,
+    metadata: routed ? { [A2A_SIGNALING_EXTENSION_URI]: { routed: true } } : undefined,
     extensions: [],
     referenceTaskIds: [],
+  };
+}
+
+/** The router's acknowledgement of a reply. */
+function acknowledgement(): Message {
+  return {
+    ...agentMessage([]),
+    taskId: "",
+    extensions: [A2A_SIGNALING_EXTENSION_URI],
+    referenceTaskIds: [TASK],
   };
 }
 
@@ -54,14 +68,18 @@ function taskEvent(): StreamResponse {
   };
 }
 
-function statusEvent(parts: Part[], state = TaskState.TASK_STATE_WORKING): StreamResponse {
+function statusEvent(
+  parts: Part[],
+  state = TaskState.TASK_STATE_WORKING,
+  routed = true,
+): StreamResponse {
   return {
     payload: {
       $case: "statusUpdate",
       value: {
         taskId: TASK,
         contextId: CONTEXT,
-        status: { state, message: agentMessage(parts), timestamp: "" },
+        status: { state, message: agentMessage(parts, routed), timestamp: "" },
         metadata: undefined,
       },
     },
@@ -69,14 +87,14 @@ function statusEvent(parts: Part[], state = TaskState.TASK_STATE_WORKING): Strea
 }
 
 /** A client whose `sendMessage` calls wait until released, one by one. */
-function fakeClient(refuse = false) {
+function fakeClient(refuse = false, answer: () => Message | Task = acknowledgement) {
   const requests: { params: SendMessageRequest; options?: RequestOptions }[] = [];
   const waiting: (() => void)[] = [];
   const client = {
     sendMessage(params: SendMessageRequest, options?: RequestOptions) {
       requests.push({ params, options });
-      return new Promise<Message>((resolve, reject) =>
-        waiting.push(() => refuse ? reject(new Error("Task not found")) : resolve(agentMessage([])))
+      return new Promise<Message | Task>((resolve, reject) =>
+        waiting.push(() => refuse ? reject(new Error("Task not found")) : resolve(answer()))
       );
     },
   };
@@ -209,19 +227,24 @@ Deno.test("A2AClientSignaling.send() rejects when the agent refuses, and close()
   assert.throws(() => new A2AClientSignaling({} as never), /not an A2A Client/);
 });
 
-Deno.test("sendMessageOfferingMcp() offers the MCP server, serves once when the agent signals, and yields the rest", async () => {
+function userParams(): SendMessageRequest {
+  return {
+    tenant: "",
+    message: { ...agentMessage([]), role: Role.ROLE_USER, metadata: { mine: 1 } },
+    configuration: undefined,
+    metadata: undefined,
+  };
+}
+
+Deno.test("sendMessageOfferingMcp() offers the MCP server with a secret in the request, serves a fresh server when the agent signals, and yields the rest and the channel's outcome", async () => {
   const fake = fakeClient();
   const sent: { params: SendMessageRequest; options?: RequestOptions }[] = [];
-  const events = [
-    taskEvent(),
-    statusEvent([part({ type: "offer", sdp: "v=0" })]),
-    statusEvent([part({ type: "candidate", candidate: {} })]),
-    statusEvent([{
-      ...part(""),
-      content: { $case: "text", value: "done" },
-      mediaType: "text/plain",
-    }], TaskState.TASK_STATE_COMPLETED),
-  ];
+  const words = statusEvent([{
+    ...part(""),
+    content: { $case: "text", value: "done" },
+    mediaType: "text/plain",
+  }], TaskState.TASK_STATE_COMPLETED);
+  const events = [taskEvent(), statusEvent([part({ type: "offer", sdp: "v=0" })]), words];
   const client = {
     ...fake.client,
     async *sendMessageStream(params: SendMessageRequest, options?: RequestOptions) {
@@ -229,66 +252,153 @@ Deno.test("sendMessageOfferingMcp() offers the MCP server, serves once when the 
       yield* events;
     },
   };
-  const served: Signaling[] = [];
-  const got: SignalingMessage[] = [];
-  const params: SendMessageRequest = {
-    tenant: "",
-    message: { ...agentMessage([]), role: Role.ROLE_USER, metadata: { mine: 1 } },
-    configuration: undefined,
-    metadata: undefined,
-  };
-  const yielded: StreamResponse[] = [];
+  let created = 0;
+  const yielded: (StreamResponse | McpChannelEvent)[] = [];
   for await (
-    const event of sendMessageOfferingMcp(client, params, {
+    const event of sendMessageOfferingMcp(client, userParams(), {
       keyId: "room",
-      serve: async (signaling) => {
-        served.push(signaling);
-        signaling.onmessage = (message) => got.push(message);
-        await signaling.start?.();
+      sealed: false,
+      createServer: () => {
+        created++;
+        throw new Error("no server today");
       },
     })
   ) yielded.push(event);
-  assert.equal(served.length, 1);
-  assert.deepEqual(yielded, [events[0], events[3]]);
-  await Promise.resolve();
-  assert.deepEqual(got.map((m) => m.type), ["offer", "candidate"]);
-  const message = sent[0]!.params.message!;
-  assert.deepEqual(message.extensions, [A2A_SIGNALING_EXTENSION_URI]);
-  assert.deepEqual(message.metadata, {
+  assert.equal(created, 1);
+  assert.deepEqual(yielded.slice(0, 1), [events[0]]);
+  const channel = yielded.find((event) => event.payload?.$case === "mcpChannel");
+  assert.ok(channel?.payload?.$case === "mcpChannel");
+  assert.equal(channel.payload.value.state, "failed");
+  assert.match(
+    channel.payload.value.state === "failed" ? channel.payload.value.error.message : "",
+    /createServer\(\) failed: no server today/,
+  );
+  assert.ok(yielded.includes(words));
+  const request = sent[0]!.params;
+  assert.deepEqual(request.message!.extensions, [A2A_SIGNALING_EXTENSION_URI]);
+  assert.deepEqual(request.message!.metadata, {
     mine: 1,
     [A2A_SIGNALING_EXTENSION_URI]: { version: 1, sealed: false, keyId: "room" },
   });
+  const secret = (request.metadata?.[A2A_SIGNALING_EXTENSION_URI] as { secret: string }).secret;
+  assert.match(secret, /^[\w-]{43}$/, "a secret in the request's metadata, not the message's");
   assert.equal(
     sent[0]!.options?.serviceParameters?.["A2A-Extensions"],
     A2A_SIGNALING_EXTENSION_URI,
   );
-  await assert.rejects(served[0]!.send({ type: "bye" }), /closed/, "closed with the stream");
+  // The agent is told why, with the secret.
+  await fake.requested(1);
+  assert.deepEqual(fake.requests[0]!.params.metadata, {
+    [A2A_SIGNALING_EXTENSION_URI]: { secret },
+  });
 });
 
-Deno.test("sendMessageOfferingMcp() never serves when the agent does not signal", async () => {
+Deno.test("sendMessageOfferingMcp() fails closed at the call: a key that is not a key, or no word on sealing, is a TypeError", async () => {
   const client = {
     ...fakeClient().client,
     async *sendMessageStream() {
       yield taskEvent();
     },
   };
-  let served = 0;
-  const params = {
-    tenant: "",
-    message: agentMessage([]),
-    configuration: undefined,
-    metadata: undefined,
-  };
-  for await (const _ of sendMessageOfferingMcp(client, params, { serve: () => void served++ })) {
-    // The task event.
-  }
-  assert.equal(served, 0);
-  await assert.rejects(
-    async () => {
-      for await (const _ of sendMessageOfferingMcp(client, params, {} as never)) { /* none */ }
-    },
-    /'options.serve' is not a function/,
+  const createServer = () => ({ connect: () => Promise.resolve(), close: () => Promise.resolve() });
+  const short = await crypto.subtle.generateKey(
+    { name: "HMAC", hash: "SHA-256", length: 128 },
+    false,
+    ["sign", "verify"],
   );
+  for (
+    const [options, pattern] of [
+      [{}, /'options.createServer' is not a function/],
+      [{ createServer }, /neither 'key' nor 'sealed: false'/],
+      [{ createServer, key: undefined }, /'key' is undefined/],
+      [{ createServer, key: null }, /'key' is null/],
+      [{ createServer, key: Promise.resolve() }, /'key' is a promise/],
+      [{ createServer, key: short }, /not an HMAC-SHA-256 key of 256 bits/],
+      [{ createServer, sealed: true }, /neither 'key' nor 'sealed: false'/],
+      [{ createServer, sealed: false, keyId: 7 }, /'keyId' is not a string/],
+    ] as const
+  ) {
+    assert.throws(
+      () => sendMessageOfferingMcp(client, userParams(), options as never),
+      (error: Error) => error instanceof TypeError && pattern.test(error.message),
+      pattern.source,
+    );
+  }
+  // Said unsealed, and no agent signal: no server, no channel event.
+  let created = 0;
+  const yielded: (StreamResponse | McpChannelEvent)[] = [];
+  for await (
+    const event of sendMessageOfferingMcp(client, userParams(), {
+      createServer: () => (created++, createServer()),
+      sealed: false,
+    })
+  ) yielded.push(event);
+  assert.equal(created, 0);
+  assert.deepEqual(yielded.map((event) => event.payload?.$case), ["task"]);
+});
+
+Deno.test("sendMessageOfferingMcp() refuses an agent whose signalling lacks the routing mark, before any reply and without a server", async () => {
+  const fake = fakeClient();
+  const client = {
+    ...fake.client,
+    async *sendMessageStream() {
+      yield taskEvent();
+      yield statusEvent([part({ type: "offer", sdp: "v=0" })], TaskState.TASK_STATE_WORKING, false);
+    },
+  };
+  let created = 0;
+  const yielded: (StreamResponse | McpChannelEvent)[] = [];
+  for await (
+    const event of sendMessageOfferingMcp(client, userParams(), {
+      createServer: () => {
+        created++;
+        return { connect: () => Promise.resolve(), close: () => Promise.resolve() };
+      },
+      sealed: false,
+    })
+  ) yielded.push(event);
+  assert.equal(created, 0);
+  assert.equal(fake.requests.length, 0, "no reply reached the agent");
+  const last = yielded.at(-1);
+  assert.ok(last?.payload?.$case === "mcpChannel" && last.payload.value.state === "failed");
+  assert.match(
+    last.payload.value.state === "failed" ? last.payload.value.error.message : "",
+    /not wrapped with A2ASignalingRouter.wrapRequestHandler\(\)/,
+  );
+});
+
+Deno.test("A2AClientSignaling refuses an agent that answers a reply with anything but an acknowledgement", async () => {
+  const newTask = () => (taskEvent().payload as { value: Task }).value;
+  const fake = fakeClient(false, newTask);
+  const signaling = new A2AClientSignaling(fake.client);
+  const errors: Error[] = [];
+  signaling.onerror = (error) => errors.push(error);
+  await signaling.start();
+  signaling.receive(taskEvent());
+  const sent = signaling.send({ type: "answer", sdp: "v=0" });
+  await fake.release();
+  await assert.rejects(sent, /not an acknowledgement/);
+  assert.match(signaling.failure?.message ?? "", /wrapRequestHandler/);
+  await assert.rejects(signaling.send({ type: "bye" }), /not an acknowledgement/);
+  assert.equal(errors.length, 1);
+});
+
+Deno.test("A2AClientSignaling.close() still delivers what the agent sent before, then fires onclose", async () => {
+  const signaling = new A2AClientSignaling(fakeClient().client);
+  const order: string[] = [];
+  signaling.onmessage = (message) => order.push(message.type);
+  const closed = new Promise<void>((resolve) =>
+    signaling.onclose = () => {
+      order.push("close");
+      resolve();
+    }
+  );
+  await signaling.start();
+  signaling.receive(taskEvent());
+  signaling.receive(statusEvent([part({ type: "bye", reason: "refused" })]));
+  await signaling.close();
+  await closed;
+  assert.deepEqual(order, ["bye", "close"]);
 });
 
 Deno.test("A2AClientSignaling.receive() drops the agent's signalling beyond the pending limit, with an error", () => {
@@ -303,4 +413,50 @@ Deno.test("A2AClientSignaling.receive() drops the agent's signalling beyond the 
   }
   assert.equal(errors.length, 1);
   assert.match(errors[0]!.message, /256 signalling messages already wait/);
+});
+
+Deno.test("A sealed goodbye that arrives just before the stream ends is verified and delivered before the signalling closes", async () => {
+  const key = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+    "verify",
+  ]);
+  // The agent's end: a guest whose sealed messages are recorded, as the stream would carry them.
+  const agentOut: SignalingMessage[] = [];
+  const agentInner: Signaling = {
+    send: (message) => (agentOut.push(message), Promise.resolve()),
+    close: () => Promise.resolve(),
+  };
+  const guest = new AuthenticatedSignaling(agentInner, { key, role: "guest" });
+  // The desktop's end: a host over A2AClientSignaling, whose replies reach the guest.
+  const client = {
+    sendMessage(params: SendMessageRequest) {
+      for (const part of params.message!.parts) {
+        if (part.content?.$case === "data") agentInner.onmessage?.(part.content.value);
+      }
+      return Promise.resolve(acknowledgement());
+    },
+  };
+  const desktop = new A2AClientSignaling(client);
+  const host = new AuthenticatedSignaling(desktop, { key, role: "host" });
+  const order: string[] = [];
+  host.onmessage = (message) => order.push(`${message.type} ${message.reason}`);
+  host.onerror = (error) => order.push(`error ${error.message}`);
+  const closed = new Promise<void>((resolve) =>
+    host.onclose = () => {
+      order.push("close");
+      resolve();
+    }
+  );
+  desktop.receive(taskEvent());
+  await guest.start();
+  await host.start();
+  // The stream carries the guest's hello, then its goodbye; the stream ends right after.
+  desktop.receive(statusEvent([part(agentOut.shift())]));
+  await guest.send({ type: "bye", reason: "refused by the agent" });
+  // Its second hello (naming the host's nonce) and the goodbye, in one turn with the stream's end.
+  for (const message of agentOut.splice(0)) desktop.receive(statusEvent([part(message)]));
+  await desktop.close();
+  await closed;
+  assert.deepEqual(order, ["bye refused by the agent", "close"]);
+  await guest.close();
 });

@@ -37,25 +37,58 @@ import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts"
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
 import {
   A2A_MAX_PENDING_MESSAGES,
+  A2A_ROUTED_MARK,
   A2A_SIGNALING_EXTENSION_URI,
   a2aMcpOffer,
+  checkSignalingKey,
   isSignalingMessage,
   isSignalingPart,
   readSignalingParts,
+  sameSecret,
   signalingMessage,
+  signalingSecretOf,
+  withoutSignalingSecret,
 } from "./extension.ts";
 
-/** Options of {@linkcode A2ASignalingRouter.openSignaling}. */
-export interface OpenA2ASignalingOptions {
-  /**
-   * The key that seals signalling end to end: the `signalingKey` of
-   * `deriveTicketKeys()` of the agent's (guest) ticket for this desktop. With
-   * it, the returned signalling is an `AuthenticatedSignaling` (role
-   * `"guest"`), and a desktop that does not seal is refused.
-   *
-   * @default {undefined} unsealed: the A2A connection is trusted
-   */
-  key?: CryptoKey;
+/**
+ * Looks up the key of a desktop by the `keyId` of its offer: the
+ * `signalingKey` of the agent's (guest) ticket paired with that desktop, or
+ * `undefined` for a desktop this agent was not paired with (refused).
+ */
+export type A2ASignalingKeyLookup = (keyId: string | undefined) => CryptoKey | undefined;
+
+/**
+ * Options of {@linkcode A2ASignalingRouter.openSignaling}: either a key (or a
+ * lookup of one), or `sealed: false`. Unsealed is said, never assumed.
+ */
+export type OpenA2ASignalingOptions =
+  | {
+    /**
+     * The key that seals signalling end to end: the `signalingKey` of
+     * `await deriveTicketKeys(ticket)`, the agent's (guest) ticket for this
+     * desktop, or a function that looks it up by the offer's `keyId`. The
+     * returned signalling is then an `AuthenticatedSignaling` (role
+     * `"guest"`), and a desktop that does not seal is refused. Present but
+     * not a key (undefined, null, a promise) is a `TypeError`.
+     */
+    key: CryptoKey | A2ASignalingKeyLookup;
+    sealed?: undefined;
+  }
+  | {
+    /** `false`: unsealed signalling, the A2A connection is trusted; a sealed offer is refused. */
+    sealed: false;
+    key?: undefined;
+  };
+
+/** Where the wrapped request handler keeps, in a call's `ServerCallContext.state`, what the call's signalling needs. */
+const CALL_STATE_KEY = `${A2A_SIGNALING_EXTENSION_URI}#call`;
+
+/** What a streaming call through the wrapped handler carries for the signalling it opens. */
+interface CallState {
+  /** The desktop's secret, from the request's metadata (kept out of the task). */
+  secret?: string;
+  /** Ids of the signalling messages this call's signalling published: only this call's stream shows them. */
+  published: Set<string>;
 }
 
 /** States after which the user's stream is over: no more signalling reaches the desktop. */
@@ -89,8 +122,16 @@ const STREAM_ENDING_STATES: ReadonlySet<TaskState> = new Set([
  * signalling out of the task history: SDPs name the agent's addresses and are
  * of no use once the connection is up.
  *
- * Replies are accepted only from the same tenant and user as the task's
- * request (as the SDK scopes tasks), for a task whose signalling is open.
+ * A task's signalling belongs to the request that opened it, even when the
+ * agent authenticates nobody: replies are accepted only if they carry the
+ * secret of that request's `metadata` (taken out before the SDK sees the
+ * request, so never stored), and come from the same tenant and user (as the
+ * SDK scopes tasks) while the signalling is open; its status updates show
+ * only on that request's stream, never on a resubscription or another
+ * client's stream; every task the handler returns is without signalling.
+ * `openSignaling()` refuses a request that did not pass through the wrapped
+ * handler, and every signalling message it sends carries the routing mark
+ * that desktops require.
  *
  * @example An agent reaches the desktop's MCP server, in one process
  * ```ts
@@ -99,7 +140,7 @@ const STREAM_ENDING_STATES: ReadonlySet<TaskState> = new Set([
  * import { Client } from "@modelcontextprotocol/sdk/client";
  * // @ts-types="@modelcontextprotocol/sdk/server/mcp"
  * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
- * import { WebRTCClientTransport, WebRTCServerTransport } from "@mcp/webrtc";
+ * import { WebRTCClientTransport } from "@mcp/webrtc";
  * import {
  *   a2aMcpOffer,
  *   a2aSignalingExtension,
@@ -137,7 +178,7 @@ const STREAM_ENDING_STATES: ReadonlySet<TaskState> = new Set([
  *       assert.ok(a2aMcpOffer(context.userMessage));
  *       const mcp = new Client({ name: "agent", version: "1.0.0" });
  *       await mcp.connect(new WebRTCClientTransport({
- *         signaling: router.openSignaling(context, bus), ...local,
+ *         signaling: router.openSignaling(context, bus, { sealed: false }), ...local,
  *       }));
  *       const answer = `the desktop serves ${mcp.getServerVersion()?.name}`;
  *       await mcp.close();
@@ -157,20 +198,23 @@ const STREAM_ENDING_STATES: ReadonlySet<TaskState> = new Set([
  *   sendMessageStream: (params: Parameters<typeof agent.sendMessageStream>[0]) =>
  *     agent.sendMessageStream(params, new ServerCallContext()),
  * };
- * const server = new McpServer({ name: "desktop", version: "1.0.0" });
  * let answer = "";
+ * let channel = "";
  * const params = { tenant: "", message: text("hello"), configuration: undefined, metadata: undefined };
  * for await (
  *   const event of sendMessageOfferingMcp(client, params, {
- *     serve: (signaling) => server.connect(new WebRTCServerTransport({ signaling, ...local })),
+ *     createServer: () => new McpServer({ name: "desktop", version: "1.0.0" }),
+ *     sealed: false,
+ *     transportOptions: local,
  *   })
  * ) {
+ *   if (event.payload?.$case === "mcpChannel") channel = event.payload.value.state;
  *   const status = event.payload?.$case === "statusUpdate" ? event.payload.value.status : undefined;
  *   const part = status?.message?.parts[0]?.content;
  *   if (part?.$case === "text") answer = part.value;
  * }
+ * assert.equal(channel, "open");
  * assert.equal(answer, "the desktop serves desktop");
- * await server.close();
  * ```
  */
 export class A2ASignalingRouter {
@@ -187,31 +231,58 @@ export class A2ASignalingRouter {
    *
    * @param context The executor's request context.
    * @param eventBus The executor's event bus.
-   * @param options The key to seal signalling with, if the desktop seals.
+   * @param options The key (or its lookup by the offer's `keyId`) to seal
+   * with, or `sealed: false`.
    * @returns The task's signalling; an `AuthenticatedSignaling` over it with `key`.
-   * @throws {TypeError} If the user's message does not offer an MCP server,
-   * the offer and `key` disagree on sealing, or the task's signalling is
+   * @throws {TypeError} If `options` give neither a key nor `sealed: false`,
+   * or a key that is not one; the request did not pass through
+   * {@linkcode A2ASignalingRouter.wrapRequestHandler}; the user's message
+   * does not offer an MCP server; the offer and the options disagree on
+   * sealing, or no key is found for its `keyId`; or the task's signalling is
    * already open.
    */
   openSignaling(
     context: RequestContext,
     eventBus: ExecutionEventBus,
-    options: OpenA2ASignalingOptions = {},
+    options: OpenA2ASignalingOptions,
   ): Signaling {
+    const sealing = sealingOf(options);
     const offer = a2aMcpOffer(context.userMessage);
     if (!offer) {
       throw new TypeError(
         "Cannot open signalling as the user's message does not offer an MCP server over WebRTC: check a2aMcpOffer(context.userMessage) first",
       );
     }
-    if (offer.sealed && !options.key) {
+    const call = context.context?.state?.get(CALL_STATE_KEY) as CallState | undefined;
+    if (!call) {
       throw new TypeError(
-        `Cannot open signalling as the desktop seals its signalling${
-          offer.keyId ? ` with key "${offer.keyId}"` : ""
-        } and no key was given: pass { key } from deriveTicketKeys() of the ticket paired with it`,
+        "Cannot open signalling as the request did not pass through A2ASignalingRouter.wrapRequestHandler(): wrap the request handler you serve, or the desktop's replies reach the executor as user messages",
       );
     }
-    if (!offer.sealed && options.key) {
+    if (!call.secret) {
+      throw new TypeError(
+        "Cannot open signalling as the desktop's request carries no signalling secret in its metadata: the desktop speaks an older version of the extension; update it",
+      );
+    }
+    let key: CryptoKey | undefined;
+    if (offer.sealed) {
+      if (sealing === false) {
+        throw new TypeError(
+          `Cannot open signalling as the desktop seals its signalling${
+            offer.keyId ? ` with key "${offer.keyId}"` : ""
+          } and no key was given: pass { key } from deriveTicketKeys() of the ticket paired with it`,
+        );
+      }
+      const found = typeof sealing === "function" ? sealing(offer.keyId) : sealing;
+      if (found === undefined && typeof sealing === "function") {
+        throw new TypeError(
+          `Cannot open signalling as no key was found for the desktop's key id ${
+            JSON.stringify(offer.keyId ?? null)
+          }: this agent was not paired with that desktop`,
+        );
+      }
+      key = checkSignalingKey(found, "open signalling with the key the lookup returned");
+    } else if (sealing !== false) {
       throw new TypeError(
         "Cannot open signalling as a key was given but the desktop's offer is not sealed: the desktop was not given the ticket, or something on the A2A path removed the seal; refusing unsealed signalling",
       );
@@ -226,14 +297,13 @@ export class A2ASignalingRouter {
     const signaling = new A2ATaskSignaling(
       eventBus,
       { taskId: context.taskId, contextId: context.contextId },
+      call as Required<CallState>,
       () => {
         if (this.#open.get(id) === signaling) this.#open.delete(id);
       },
     );
     this.#open.set(id, signaling);
-    return options.key
-      ? new AuthenticatedSignaling(signaling, { key: options.key, role: "guest" })
-      : signaling;
+    return key ? new AuthenticatedSignaling(signaling, { key, role: "guest" }) : signaling;
   }
 
   /**
@@ -282,9 +352,10 @@ export class A2ASignalingRouter {
     }
     const taskId = taskIds[0];
     const target = this.#open.get(scopedTaskId(context, taskId));
-    if (!target) {
+    const secret = signalingSecretOf(params.metadata);
+    if (!target || secret === undefined || !sameSecret(secret, target.secret)) {
       throw new TaskNotFoundError(
-        `Cannot deliver signalling as task ${taskId} has no open signalling: the connection attempt ended, or the task belongs to someone else`,
+        `Cannot deliver signalling as task ${taskId} has no open signalling that this request's secret opens: the connection attempt ended, or the task belongs to someone else`,
       );
     }
     if (message.contextId && message.contextId !== target.contextId) {
@@ -321,6 +392,7 @@ class A2ATaskSignaling implements Signaling {
   readonly #taskId: string;
   readonly contextId: string;
   readonly #onclosed: () => void;
+  readonly #call: Required<CallState>;
   readonly #watch: (event: AgentExecutionEvent) => void;
   readonly #finished: () => void;
   #pending: SignalingMessage[] = [];
@@ -334,8 +406,10 @@ class A2ATaskSignaling implements Signaling {
   constructor(
     bus: ExecutionEventBus,
     ids: { taskId: string; contextId: string },
+    call: Required<CallState>,
     onclosed: () => void,
   ) {
+    this.#call = call;
     this.#bus = bus;
     this.#taskId = ids.taskId;
     this.contextId = ids.contextId;
@@ -349,6 +423,11 @@ class A2ATaskSignaling implements Signaling {
     this.#finished = () => void this.close();
     bus.on("event", this.#watch);
     bus.on("finished", this.#finished);
+  }
+
+  /** The desktop's secret: only replies that carry it are delivered. */
+  get secret(): string {
+    return this.#call.secret;
   }
 
   start(): Promise<void> {
@@ -368,6 +447,12 @@ class A2ATaskSignaling implements Signaling {
         ),
       );
     }
+    const status = signalingMessage("agent", [message], {
+      contextId: this.contextId,
+      taskId: this.#taskId,
+    }, { [A2A_SIGNALING_EXTENSION_URI]: A2A_ROUTED_MARK });
+    // Only the stream of the request that opened this signalling shows it.
+    this.#call.published.add(status.messageId);
     this.#bus.publish({
       kind: "statusUpdate",
       data: {
@@ -375,10 +460,7 @@ class A2ATaskSignaling implements Signaling {
         contextId: this.contextId,
         status: {
           state: TaskState.TASK_STATE_WORKING,
-          message: signalingMessage("agent", [message], {
-            contextId: this.contextId,
-            taskId: this.#taskId,
-          }),
+          message: status,
           timestamp: new Date().toISOString(),
         },
         metadata: undefined,
@@ -423,7 +505,12 @@ class A2ATaskSignaling implements Signaling {
   }
 }
 
-/** A request handler that lets `route` answer signalling replies first. */
+/**
+ * A request handler that lets `route` answer signalling replies first, takes
+ * the desktop's secret out of a streaming request, shows a task's signalling
+ * only on the stream of the request that opened it, and returns tasks
+ * without signalling.
+ */
 class SignalingRequestHandler implements A2ARequestHandler {
   readonly #inner: A2ARequestHandler;
   readonly #route: (params: SendMessageRequest, context: ServerCallContext) => Message | undefined;
@@ -445,13 +532,17 @@ class SignalingRequestHandler implements A2ARequestHandler {
   ): Promise<AgentCard> {
     return this.#inner.getAuthenticatedExtendedAgentCard(params, context);
   }
-  sendMessage(params: SendMessageRequest, context: ServerCallContext): Promise<Message | Task> {
-    try {
-      const answer = this.#route(params, context);
-      return answer ? Promise.resolve(answer) : this.#inner.sendMessage(params, context);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  async sendMessage(
+    params: SendMessageRequest,
+    context: ServerCallContext,
+  ): Promise<Message | Task> {
+    const answer = this.#route(params, context);
+    if (answer) return answer;
+    const result = await this.#inner.sendMessage(
+      { ...params, metadata: withoutSignalingSecret(params.metadata) },
+      context,
+    );
+    return isTask(result) ? withoutSignaling(result) : result;
   }
   async *sendMessageStream(
     params: SendMessageRequest,
@@ -462,13 +553,22 @@ class SignalingRequestHandler implements A2ARequestHandler {
         "Cannot deliver signalling in a streaming request: send it with SendMessage",
       );
     }
-    yield* this.#inner.sendMessageStream(params, context);
+    const call: CallState = { secret: signalingSecretOf(params.metadata), published: new Set() };
+    context.state.set(CALL_STATE_KEY, call);
+    const inner = this.#inner.sendMessageStream(
+      { ...params, metadata: withoutSignalingSecret(params.metadata) },
+      context,
+    );
+    for await (const event of inner) {
+      const shown = shownTo(event, call.published);
+      if (shown) yield shown;
+    }
   }
-  getTask(params: GetTaskRequest, context: ServerCallContext): Promise<Task> {
-    return this.#inner.getTask(params, context);
+  async getTask(params: GetTaskRequest, context: ServerCallContext): Promise<Task> {
+    return withoutSignaling(await this.#inner.getTask(params, context));
   }
-  cancelTask(params: CancelTaskRequest, context: ServerCallContext): Promise<Task> {
-    return this.#inner.cancelTask(params, context);
+  async cancelTask(params: CancelTaskRequest, context: ServerCallContext): Promise<Task> {
+    return withoutSignaling(await this.#inner.cancelTask(params, context));
   }
   createTaskPushNotificationConfig(
     params: TaskPushNotificationConfig,
@@ -494,15 +594,70 @@ class SignalingRequestHandler implements A2ARequestHandler {
   ): Promise<void> {
     return this.#inner.deleteTaskPushNotificationConfig(params, context);
   }
-  resubscribe(
+  async *resubscribe(
     params: SubscribeToTaskRequest,
     context: ServerCallContext,
   ): AsyncGenerator<StreamResponse, void, undefined> {
-    return this.#inner.resubscribe(params, context);
+    for await (const event of this.#inner.resubscribe(params, context)) {
+      const shown = shownTo(event, NOTHING_PUBLISHED);
+      if (shown) yield shown;
+    }
   }
-  listTasks(params: ListTasksRequest, context: ServerCallContext): Promise<ListTasksResponse> {
-    return this.#inner.listTasks(params, context);
+  async listTasks(
+    params: ListTasksRequest,
+    context: ServerCallContext,
+  ): Promise<ListTasksResponse> {
+    const response = await this.#inner.listTasks(params, context);
+    return { ...response, tasks: response.tasks.map(withoutSignaling) };
   }
+}
+
+const NOTHING_PUBLISHED: ReadonlySet<string> = new Set();
+
+/**
+ * A stream event as a stream may show it: a status update carrying
+ * signalling only on the stream whose own signalling `published` it (else
+ * `undefined`), a task without signalling.
+ */
+function shownTo(
+  event: StreamResponse,
+  published: ReadonlySet<string>,
+): StreamResponse | undefined {
+  const payload = event.payload;
+  if (payload?.$case === "task") {
+    return { ...event, payload: { $case: "task", value: withoutSignaling(payload.value) } };
+  }
+  if (payload?.$case !== "statusUpdate") return event;
+  const message = payload.value.status?.message;
+  if (!message?.parts?.some(isSignalingPart)) return event;
+  return published.has(message.messageId) ? event : undefined;
+}
+
+function isTask(result: Message | Task): result is Task {
+  return typeof (result as Task).id === "string" && (result as Task).status !== undefined;
+}
+
+/** The sealing the options say: a key, a lookup, or `false`; a `TypeError` for anything else. */
+function sealingOf(options: OpenA2ASignalingOptions): CryptoKey | A2ASignalingKeyLookup | false {
+  if (options === undefined || options === null || typeof options !== "object") {
+    throw new TypeError(
+      "Cannot open signalling as no options were given: pass { key } to seal, or say { sealed: false }",
+    );
+  }
+  if ("key" in options) {
+    if (options.sealed !== undefined) {
+      throw new TypeError(
+        "Cannot open signalling as both 'key' and 'sealed' are given: give the key to seal, or sealed: false without a key",
+      );
+    }
+    return typeof options.key === "function"
+      ? options.key
+      : checkSignalingKey(options.key, "open signalling");
+  }
+  if (options.sealed === false) return false;
+  throw new TypeError(
+    "Cannot open signalling as neither 'key' nor 'sealed: false' is given: pass { key } (or a lookup by the offer's keyId) to seal, or say { sealed: false }",
+  );
 }
 
 /** The routing key of a task: tenant, user and task id, as the SDK scopes tasks. */

@@ -56,10 +56,20 @@ function textPart(text: string): Part {
   };
 }
 
+/** The desktop's secret, as its streaming request and every reply carry it. */
+const SECRET = "s".repeat(43);
+
 /** The executor's side of a task whose user message carries `offer` (or none). */
-function task(offer?: unknown, userName = "") {
+function task(offer?: unknown, userName = "", wrapped = true) {
   const metadata = offer === undefined ? undefined : { [A2A_SIGNALING_EXTENSION_URI]: offer };
   const call = new ServerCallContext({ user: user(userName) });
+  // What the wrapped request handler keeps for the call it streams.
+  if (wrapped) {
+    call.state.set(`${A2A_SIGNALING_EXTENSION_URI}#call`, {
+      secret: SECRET,
+      published: new Set(),
+    });
+  }
   const request = {
     tenant: "",
     message: message([textPart("hello")], { metadata }),
@@ -89,7 +99,7 @@ function innerHandler() {
   return { handler, reached };
 }
 
-function reply(signals: unknown[], extra: Partial<Message> = {}) {
+function reply(signals: unknown[], extra: Partial<Message> = {}, secret: string = SECRET) {
   return {
     tenant: "",
     message: message(signals.map((signal) => dataPart(signal)), {
@@ -98,7 +108,7 @@ function reply(signals: unknown[], extra: Partial<Message> = {}) {
       ...extra,
     }),
     configuration: undefined,
-    metadata: undefined,
+    metadata: { [A2A_SIGNALING_EXTENSION_URI]: { secret } } as Record<string, unknown>,
   };
 }
 
@@ -113,14 +123,18 @@ function received(signaling: { onmessage?: (m: SignalingMessage) => void }, coun
 }
 
 const OFFER = { version: 1, sealed: false };
+const UNSEALED = { sealed: false } as const;
 
 Deno.test("A2ASignalingRouter.openSignaling() refuses a message without an offer, and offers and keys that disagree", async () => {
   const router = new A2ASignalingRouter();
   const none = task();
-  assert.throws(() => router.openSignaling(none.context, none.bus), /does not offer an MCP server/);
+  assert.throws(
+    () => router.openSignaling(none.context, none.bus, UNSEALED),
+    /does not offer an MCP server/,
+  );
   const sealed = task({ version: 1, sealed: true, keyId: "room-7" });
   assert.throws(
-    () => router.openSignaling(sealed.context, sealed.bus),
+    () => router.openSignaling(sealed.context, sealed.bus, UNSEALED),
     /desktop seals its signalling with key "room-7" and no key was given/,
   );
   const key = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, [
@@ -140,19 +154,83 @@ Deno.test("A2ASignalingRouter.openSignaling() refuses a message without an offer
   );
 });
 
+Deno.test("A2ASignalingRouter.openSignaling() fails closed: a key that is not a key, or no word on sealing, is a TypeError", async () => {
+  const router = new A2ASignalingRouter();
+  const sealed = task({ version: 1, sealed: true, keyId: "room-7" });
+  const key = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+    "verify",
+  ]);
+  const short = await crypto.subtle.generateKey(
+    { name: "HMAC", hash: "SHA-256", length: 128 },
+    false,
+    ["sign", "verify"],
+  );
+  for (
+    const [options, pattern] of [
+      [undefined, /no options were given/],
+      [{}, /neither 'key' nor 'sealed: false'/],
+      [{ key: undefined }, /'key' is undefined/],
+      [{ key: null }, /'key' is null/],
+      [{ key: Promise.resolve(key) }, /'key' is a promise/],
+      [{ key: "secret" }, /'key' is a string/],
+      [{ key: short }, /not an HMAC-SHA-256 key of 256 bits/],
+      [{ key, sealed: false }, /both 'key' and 'sealed'/],
+    ] as const
+  ) {
+    assert.throws(
+      () => router.openSignaling(sealed.context, sealed.bus, options as never),
+      (error: Error) => error instanceof TypeError && pattern.test(error.message),
+      pattern.source,
+    );
+  }
+  // A lookup by the offer's keyId.
+  const asked: (string | undefined)[] = [];
+  const lookup = (keyId: string | undefined) => {
+    asked.push(keyId);
+    return keyId === "room-7" ? key : undefined;
+  };
+  const opened = router.openSignaling(sealed.context, sealed.bus, { key: lookup });
+  assert.ok(opened instanceof AuthenticatedSignaling);
+  await opened.close();
+  assert.deepEqual(asked, ["room-7"]);
+  const stranger = task({ version: 1, sealed: true, keyId: "room-8" });
+  assert.throws(
+    () => router.openSignaling(stranger.context, stranger.bus, { key: lookup }),
+    /no key was found for the desktop's key id "room-8"/,
+  );
+  const promised = task({ version: 1, sealed: true, keyId: "room-7" });
+  assert.throws(
+    () =>
+      router.openSignaling(promised.context, promised.bus, {
+        key: () => Promise.resolve(key) as never,
+      }),
+    /'key' is a promise/,
+  );
+});
+
+Deno.test("A2ASignalingRouter.openSignaling() refuses a request that did not pass through the wrapped handler", () => {
+  const router = new A2ASignalingRouter();
+  const { context, bus } = task(OFFER, "", false);
+  assert.throws(
+    () => router.openSignaling(context, bus, UNSEALED),
+    /did not pass through A2ASignalingRouter.wrapRequestHandler\(\)/,
+  );
+});
+
 Deno.test("A2ASignalingRouter.openSignaling() allows one open signalling per task, and a new one once closed", async () => {
   const router = new A2ASignalingRouter();
   const { context, bus } = task(OFFER);
-  const first = router.openSignaling(context, bus);
-  assert.throws(() => router.openSignaling(context, bus), /already has open signalling/);
+  const first = router.openSignaling(context, bus, UNSEALED);
+  assert.throws(() => router.openSignaling(context, bus, UNSEALED), /already has open signalling/);
   await first.close();
-  await router.openSignaling(context, bus).close();
+  await router.openSignaling(context, bus, UNSEALED).close();
 });
 
 Deno.test("A2ASignalingRouter signalling sends each message as a WORKING status update with one signalling part", async () => {
   const router = new A2ASignalingRouter();
   const { context, bus, events, call } = task(OFFER);
-  const signaling = router.openSignaling(context, bus);
+  const signaling = router.openSignaling(context, bus, UNSEALED);
   await signaling.start?.();
   await signaling.send({ type: "offer", sdp: "v=0" });
   assert.equal(events.length, 1);
@@ -176,7 +254,7 @@ Deno.test("A2ASignalingRouter routes replies to the task's signalling, in order,
   const { handler, reached } = innerHandler();
   const wrapped = router.wrapRequestHandler(handler);
   const { context, bus } = task(OFFER);
-  const signaling = router.openSignaling(context, bus);
+  const signaling = router.openSignaling(context, bus, UNSEALED);
   const got = received(signaling, 3);
   // Before start(): kept for it.
   const ack = await wrapped.sendMessage(
@@ -208,7 +286,7 @@ Deno.test("A2ASignalingRouter refuses malformed and misdirected replies with A2A
   const router = new A2ASignalingRouter();
   const wrapped = router.wrapRequestHandler(innerHandler().handler);
   const { context, bus } = task(OFFER, "ada");
-  const signaling = router.openSignaling(context, bus);
+  const signaling = router.openSignaling(context, bus, UNSEALED);
   const as = (name: string) => new ServerCallContext({ user: user(name) });
   const candidate = { type: "candidate", candidate: { candidate: "a" } };
   const mixed = reply([candidate]);
@@ -234,6 +312,8 @@ Deno.test("A2ASignalingRouter refuses malformed and misdirected replies with A2A
       /no open signalling/,
     ],
     [reply([candidate]), "mallory", TaskNotFoundError, /belongs to someone else/],
+    [reply([candidate], {}, "t".repeat(43)), "ada", TaskNotFoundError, /secret opens/],
+    [{ ...reply([candidate]), metadata: {} }, "ada", TaskNotFoundError, /secret opens/],
     [reply([candidate], { contextId: "other" }), "ada", RequestMalformedError, /contextId/],
     [reply(["not an object"]), "ada", RequestMalformedError, /JSON object with a string 'type'/],
     [reply([{ kind: "offer" }]), "ada", RequestMalformedError, /string 'type'/],
@@ -291,7 +371,7 @@ Deno.test("A2ASignalingRouter signalling closes when the task's stream ends, and
     ]
   ) {
     const { context, bus } = task(OFFER);
-    const signaling = router.openSignaling(context, bus);
+    const signaling = router.openSignaling(context, bus, UNSEALED);
     const closed = new Promise<void>((resolve) => (signaling.onclose = resolve));
     end(bus);
     await closed;
@@ -333,7 +413,7 @@ Deno.test("A2ASignalingRouter refuses replies beyond the pending limit while the
   const router = new A2ASignalingRouter();
   const wrapped = router.wrapRequestHandler(innerHandler().handler);
   const { context, bus } = task(OFFER);
-  const signaling = router.openSignaling(context, bus);
+  const signaling = router.openSignaling(context, bus, UNSEALED);
   const candidates = Array.from(
     { length: A2A_MAX_SIGNALING_PARTS },
     () => ({ type: "candidate", candidate: { candidate: "a" } }),

@@ -9,6 +9,7 @@ import type { AgentExtension, Message, Part } from "@a2a-js/sdk";
 import { Role } from "@a2a-js/sdk";
 import type { SignalingMessage } from "../signaling/signaling.ts";
 import { utf8Length } from "../_utf8.ts";
+import { encodeBase64Url } from "../_base64url.ts";
 
 /**
  * The URI of the extension: in the agent card's `capabilities.extensions`, in
@@ -210,6 +211,7 @@ export function signalingMessage(
   role: "agent" | "user",
   messages: readonly SignalingMessage[],
   ids: { contextId: string; taskId?: string; referenceTaskIds?: string[] },
+  metadata?: Record<string, unknown>,
 ): Message {
   return {
     messageId: crypto.randomUUID(),
@@ -217,8 +219,93 @@ export function signalingMessage(
     taskId: ids.taskId ?? "",
     role: role === "agent" ? Role.ROLE_AGENT : Role.ROLE_USER,
     parts: messages.map(signalingPart),
-    metadata: undefined,
+    metadata,
     extensions: [A2A_SIGNALING_EXTENSION_URI],
     referenceTaskIds: ids.referenceTaskIds ?? [],
   };
+}
+
+/**
+ * Where the desktop's signalling secret travels: in the `metadata` of the
+ * request (never of the message, which the task keeps), under
+ * {@linkcode A2A_SIGNALING_EXTENSION_URI}, as `{ secret }`.
+ */
+export interface A2ASignalingSecret {
+  /** 32 random bytes, base64url: only the desktop's own requests carry it. */
+  readonly secret: string;
+}
+
+/** A fresh signalling secret: 32 random bytes, base64url. */
+export function newSignalingSecret(): string {
+  return encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+/** The signalling secret in a request's `metadata`, or `undefined`. */
+export function signalingSecretOf(
+  metadata: Record<string, unknown> | undefined,
+): string | undefined {
+  const value = metadata?.[A2A_SIGNALING_EXTENSION_URI] as Partial<A2ASignalingSecret> | undefined;
+  const secret = value?.secret;
+  return typeof secret === "string" && /^[\w-]{43}$/.test(secret) ? secret : undefined;
+}
+
+/** The request metadata without the signalling secret. */
+export function withoutSignalingSecret(
+  metadata: Record<string, unknown> | undefined,
+): Record<string, unknown> | undefined {
+  if (metadata?.[A2A_SIGNALING_EXTENSION_URI] === undefined) return metadata;
+  const { [A2A_SIGNALING_EXTENSION_URI]: _secret, ...rest } = metadata;
+  return Object.keys(rest).length > 0 ? rest : undefined;
+}
+
+/** Whether two secrets are equal, in time that does not depend on where they differ. */
+export function sameSecret(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
+}
+
+/**
+ * What the agent says, in the `metadata` of each signalling message it sends
+ * under {@linkcode A2A_SIGNALING_EXTENSION_URI}: that it routes the desktop's
+ * replies past its executor. A desktop refuses signalling without it.
+ */
+export const A2A_ROUTED_MARK: Readonly<{ routed: true }> = Object.freeze({ routed: true });
+
+/** Whether an agent's signalling message carries {@linkcode A2A_ROUTED_MARK}. */
+export function isRoutedSignaling(message: Message | undefined): boolean {
+  const mark = message?.metadata?.[A2A_SIGNALING_EXTENSION_URI] as { routed?: unknown } | undefined;
+  return mark?.routed === true;
+}
+
+/**
+ * Checks that `key` is a signalling key: an HMAC-SHA-256 `CryptoKey` of at
+ * least 256 bits with usages sign and verify.
+ *
+ * @throws {TypeError} If it is not (undefined, null, a promise, another key).
+ */
+export function checkSignalingKey(key: unknown, action: string): CryptoKey {
+  const candidate = key as CryptoKey | undefined;
+  const algorithm = candidate?.algorithm as HmacKeyAlgorithm | undefined;
+  if (
+    typeof candidate !== "object" || candidate === null || algorithm?.name !== "HMAC" ||
+    algorithm.hash?.name !== "SHA-256" || !(algorithm.length >= 256) ||
+    !Array.isArray(candidate.usages) || !candidate.usages.includes("sign") ||
+    !candidate.usages.includes("verify")
+  ) {
+    const what = key === null
+      ? "null"
+      : typeof (key as Promise<unknown>)?.then === "function"
+      ? "a promise (await deriveTicketKeys() first)"
+      : key === undefined
+      ? "undefined"
+      : typeof key === "object"
+      ? "not an HMAC-SHA-256 key of 256 bits with usages sign and verify"
+      : `a ${typeof key}`;
+    throw new TypeError(
+      `Cannot ${action} as 'key' is ${what}: pass (await deriveTicketKeys(ticket)).signalingKey, or say { sealed: false } to go unsealed`,
+    );
+  }
+  return candidate;
 }

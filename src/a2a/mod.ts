@@ -5,22 +5,26 @@
  * two already share. Built on the official `@a2a-js/sdk` (A2A v1.0).
  *
  * - On the agent: {@linkcode A2ASignalingRouter} opens a task's signalling for
- *   a `WebRTCClientTransport` and routes the desktop's replies.
+ *   a `WebRTCClientTransport` and routes the desktop's replies; a task's
+ *   signalling belongs to the request that opened it (a secret that request
+ *   carries), even when the agent authenticates nobody.
  * - On the desktop: {@linkcode sendMessageOfferingMcp} sends the user's
- *   message offering the MCP server, and hands the agent's signalling to a
- *   `WebRTCServerTransport`; {@linkcode A2AClientSignaling} is the piece under it.
- * - Optional end-to-end sealing with `AuthenticatedSignaling`, keyed by a
+ *   message offering the MCP server, serves a fresh server from
+ *   `createServer` when the agent signals, and reports the MCP channel open
+ *   or failed in its stream; {@linkcode A2AClientSignaling} is the piece under it.
+ * - End-to-end sealing with `AuthenticatedSignaling`, keyed by a
  *   signalling-only ticket (`createTicket()` without a url) the two were
- *   paired with.
+ *   paired with, or `sealed: false` said on both sides: a `key` that is not a
+ *   key is a `TypeError`, never unsealed.
  *
- * ```ts ignore
- * // Desktop
- * for await (const event of sendMessageOfferingMcp(client, { message }, {
- *   serve: (signaling) => server.connect(new WebRTCServerTransport({ signaling })),
- * })) show(event);
+ * ```ts
+ * import { A2A_SIGNALING_EXTENSION_URI, a2aSignalingExtension } from "@mcp/webrtc/a2a";
+ * import assert from "node:assert/strict";
  *
- * // Agent, in its executor
- * await mcp.connect(new WebRTCClientTransport({ signaling: router.openSignaling(context, bus) }));
+ * // The agent card announces the extension; the example of A2ASignalingRouter
+ * // is a complete program with both sides.
+ * const capabilities = { streaming: true, extensions: [a2aSignalingExtension()] };
+ * assert.equal(capabilities.extensions[0]!.uri, A2A_SIGNALING_EXTENSION_URI);
  * ```
  *
  * @module
@@ -36,10 +40,16 @@ export {
   a2aSignalingExtension,
   type A2ASignalingExtensionOptions,
 } from "./extension.ts";
-export { A2ASignalingRouter, type OpenA2ASignalingOptions } from "./a2a_signaling_router.ts";
+export {
+  type A2ASignalingKeyLookup,
+  A2ASignalingRouter,
+  type OpenA2ASignalingOptions,
+} from "./a2a_signaling_router.ts";
 export {
   A2AClientSignaling,
   type A2AClientSignalingOptions,
+  type McpChannelEvent,
+  type McpChannelStatus,
   sendMessageOfferingMcp,
   type SendMessageOfferingMcpOptions,
 } from "./a2a_client_signaling.ts";

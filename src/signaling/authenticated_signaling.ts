@@ -292,10 +292,13 @@ export class AuthenticatedSignaling implements Signaling {
     this.#nonce = encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
     inner.onmessage = (message) => this.#enqueueReceive(message);
     inner.onerror = (error) => this.onerror?.(error);
-    inner.onclose = () => {
-      this.#shutDown();
-      this.#fireClose();
-    };
+    // What arrived before the inner signalling closed is verified and
+    // delivered first: a goodbye among it says why the other peer left.
+    inner.onclose = () =>
+      void this.#receiving.then(() => {
+        this.#shutDown();
+        this.#fireClose();
+      });
   }
 
   /** Always `true`: every message is sealed with the shared key (for the relay path). */
