@@ -2,13 +2,23 @@
  * The local signalling service as a user starts it, `deno task signal`
  * (`worker/local.ts`) and `mcp-webrtc signal`, as real processes: the URL it
  * prints is the address it listens on, and TURN settings in its environment
- * reach the rooms' welcomes as on the deployed worker.
+ * reach the rooms' welcomes as on the deployed worker. And a guest that dials
+ * a desktop gone from its room hears so at once.
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { createRoomId, createRoomKey, keyVerifier, SignalingRoom } from "../mod.ts";
+import {
+  createRoomId,
+  createRoomKey,
+  keyVerifier,
+  SignalingRoom,
+  SignalingRoomError,
+  TicketSignaling,
+  WebRTCListener,
+} from "../mod.ts";
+import { createTestServer, LOCAL, withWorker } from "./_helpers.ts";
 
-const LOCAL = new URL("../worker/local.ts", import.meta.url).pathname;
+const LOCAL_WORKER = new URL("../worker/local.ts", import.meta.url).pathname;
 const CLI = new URL("../src/cli/main.ts", import.meta.url).pathname;
 /** How long a local service may take to print its URL (it bundles the worker first). */
 const START_TIMEOUT_MS = 60_000;
@@ -70,7 +80,7 @@ async function health(url: string): Promise<unknown> {
 
 for (
   const [name, command] of [
-    ["deno task signal", [LOCAL]],
+    ["deno task signal", [LOCAL_WORKER]],
     ["mcp-webrtc signal", [CLI, "signal"]],
   ] as const
 ) {
@@ -87,7 +97,7 @@ for (
 }
 
 Deno.test("deno task signal --host ::1 prints a bracketed IPv6 URL that answers", async () => {
-  const service = await start([LOCAL, "--host", "::1", "--port", "0"]);
+  const service = await start([LOCAL_WORKER, "--host", "::1", "--port", "0"]);
   try {
     assert.match(service.url, /^ws:\/\/\[::1\]:\d+$/);
     assert.deepEqual(await health(service.url), { ok: true });
@@ -105,7 +115,7 @@ const TURN_ENV = {
 
 for (
   const [name, command] of [
-    ["deno task signal", [LOCAL]],
+    ["deno task signal", [LOCAL_WORKER]],
     ["mcp-webrtc signal", [CLI, "signal"]],
   ] as const
 ) {
@@ -148,7 +158,7 @@ Deno.test("deno task signal refuses TURN settings that would hand out nothing us
     ] as const
   ) {
     const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", LOCAL, "--port", "0"],
+      args: ["run", "-A", LOCAL_WORKER, "--port", "0"],
       env,
       signal: AbortSignal.timeout(START_TIMEOUT_MS),
       stdin: "null",
@@ -162,4 +172,49 @@ Deno.test("deno task signal refuses TURN settings that would hand out nothing us
     assert.match(stderr, named);
     assert.doesNotMatch(stderr, /^\s+at /m, "a stack trace instead of a sentence");
   }
+});
+
+Deno.test("a guest dialling a desktop that stopped sharing hears at once that it is not in its room, then the wait ends as before", async () => {
+  await withWorker(async (worker) => {
+    const desktop = await WebRTCListener.listen({
+      url: worker.url,
+      createServer: createTestServer,
+      ...LOCAL,
+    });
+    const ticket = desktop.ticket!;
+    // Present: no notice.
+    let notices = 0;
+    const present = new TicketSignaling(ticket, {
+      hostTimeout: 5_000,
+      onwaitforhost: () => notices++,
+    });
+    await present.start();
+    assert.equal(notices, 0);
+    await present.close();
+    // Gone: the notice comes before the wait of hostTimeout ends.
+    await desktop.close();
+    const heard = Promise.withResolvers<number>();
+    const started = performance.now();
+    const gone = new TicketSignaling(ticket, {
+      hostTimeout: 1_500,
+      onwaitforhost: () => heard.resolve(performance.now() - started),
+    });
+    const starting = gone.start();
+    const failed = assert.rejects(starting, (error: Error) => {
+      assert.ok(error instanceof SignalingRoomError, String(error));
+      assert.equal(error.code, "host_absent");
+      return true;
+    });
+    // Bounded: the start settles when the wait ends, with or without a notice.
+    const noticeMs = await Promise.race([heard.promise, starting.then(() => -1, () => -1)]);
+    assert.ok(noticeMs >= 0, "no notice came before the wait for the desktop ended");
+    const settled = await Promise.race([
+      starting.then(() => "resolved", () => "rejected"),
+      "pending",
+    ]);
+    assert.equal(settled, "pending", "the notice came only once the wait was over");
+    await failed;
+    assert.ok(noticeMs < 1_500, String(noticeMs));
+    await gone.close();
+  });
 });
