@@ -43,6 +43,13 @@ function assertBothPanels(report: Record<string, unknown>): void {
     /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \(local time zone .+\)$/,
     show,
   );
+  // While an agent is connected, the state says so (and no longer "waiting").
+  assert.match(
+    share.stateConnected,
+    /^Sharing at ws:\/\/127\.0\.0\.1:\d+\/?: 1 agent connected$/,
+    show,
+  );
+  assert.match(share.stateLeft, /^Sharing: waiting for agents/, show);
   assert.match(
     share.agentsConnected,
     /^Agent 1: joined [\d:]+ · path (?:host|prflx) \(127\.0\.0\.1:\d+\)$/,
@@ -90,6 +97,9 @@ function assertBothPanels(report: Record<string, unknown>): void {
       /^[\d.]+ ms tools listed: greet, add, convert_temperature$/,
     ]
   ) assert.ok(steps.some((line) => step.test(line)), `${step} in ${show}`);
+  // The steps in the order they happen: a channel opens only after ICE and DTLS.
+  const at = (word: string) => steps.findIndex((line) => line.includes(word));
+  assert.ok(at("ICE:") < at("DTLS:") && at("DTLS:") < at("data channel"), show);
   assert.equal(connect.error, "", show);
   assert.deepEqual(connect.tools, ["greet", "add", "convert_temperature"], show);
   assert.equal(connect.greet, "Hello, browser, from the desktop!", show);
@@ -106,7 +116,24 @@ function assertBothPanels(report: Record<string, unknown>): void {
     show,
   );
 
-  assert.match(report.noPath as string, /^Cannot connect to the desktop: .*(ICE|path)/, show);
+  assert.match(
+    report.noPath as string,
+    /^Cannot connect to the desktop(?: as|:) .*(ICE|path)/,
+    show,
+  );
+  // The page says "Cannot connect" once: neither its detail line nor the start of the
+  // transport's own message repeats it.
+  assert.equal(connect.refused.match(/cannot connect/gi)?.length, 1, show);
+  assert.doesNotMatch(
+    report.noPath as string,
+    /^Cannot connect to the desktop: Cannot connect/,
+    show,
+  );
+  assert.match(
+    connect.goneNotice,
+    /^The desktop is not in its room: it stopped sharing, or is not running/,
+    show,
+  );
 }
 
 /** Runs the example's world in a fresh namespace; the screenshots go to `screenshots`. */

@@ -7,6 +7,7 @@
  */
 import type { Readable } from "node:stream";
 import { Miniflare } from "miniflare";
+import { type TurnEnv, turnUrls } from "./src/turn.ts";
 
 /** Options of {@linkcode startLocalSignaling}. */
 export interface LocalSignalingOptions {
@@ -55,7 +56,11 @@ export interface LocalSignalingOptions {
 
 /** A running local signalling server. */
 export interface LocalSignaling {
-  /** The WebSocket base URL, e.g. `ws://127.0.0.1:8787`; rooms are at `/v1/rooms/<id>`. */
+  /**
+   * The WebSocket base URL at the address it listens on, e.g.
+   * `ws://127.0.0.1:8787` (`127.0.0.1` for `0.0.0.0` and `::`); rooms are at
+   * `/v1/rooms/<id>`.
+   */
   url: string;
   /** The same server as an HTTP URL, e.g. `http://127.0.0.1:8787`. */
   httpUrl: string;
@@ -80,6 +85,13 @@ interface WranglerConfig {
 }
 
 const WORKER_DIR = new URL("./", import.meta.url);
+
+/**
+ * The hosts for which Miniflare's own URL (`ready`) is the socket it listens
+ * on. For any other host it listens there too, but `ready` names a second,
+ * internal socket on 127.0.0.1 with a port of its own.
+ */
+const MINIFLARE_NAMES_HOST = new Set(["localhost", "127.0.0.1", "::1", "0.0.0.0", "::", "*"]);
 let bundled: Promise<string> | undefined;
 
 /**
@@ -152,7 +164,10 @@ async function readWranglerConfig(): Promise<WranglerConfig> {
 export async function startLocalSignaling(
   options: LocalSignalingOptions = {},
 ): Promise<LocalSignaling> {
-  const { port = 0, host = "127.0.0.1", vars = {}, entry, onLog, outbound } = options;
+  const { host = "127.0.0.1", vars = {}, entry, onLog, outbound } = options;
+  // Where Miniflare's URL is not the listening socket, the port must be known
+  // beforehand to name it: a free one is picked here.
+  const port = options.port || (MINIFLARE_NAMES_HOST.has(host) ? 0 : freePort(host));
   const [source, config] = await Promise.all([bundleWorker(), readWranglerConfig()]);
   const miniflare = new Miniflare({
     name: config.name,
@@ -181,7 +196,10 @@ export async function startLocalSignaling(
   });
   let httpUrl: string;
   try {
-    httpUrl = (await miniflare.ready).origin;
+    const ready = await miniflare.ready;
+    httpUrl = MINIFLARE_NAMES_HOST.has(host)
+      ? ready.origin
+      : `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
   } catch (error) {
     await miniflare.dispose();
     throw error;
@@ -207,6 +225,80 @@ export async function startLocalSignaling(
   };
 }
 
+/** A port free on `hostname` now. */
+function freePort(hostname: string): number {
+  const listener = Deno.listen({ hostname, port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** The names of the worker's TURN settings, as `vars` or secrets of the deployed worker. */
+const TURN_VARIABLES = [
+  "TURN_URLS",
+  "TURN_SECRET",
+  "TURN_TTL_SECONDS",
+  "CLOUDFLARE_TURN_KEY_ID",
+  "CLOUDFLARE_TURN_API_TOKEN",
+] as const satisfies readonly (keyof TurnEnv)[];
+
+/**
+ * Reads the worker's TURN settings from environment variables of the same
+ * names as the deployed worker's `vars` and secrets (`TURN_URLS`,
+ * `TURN_SECRET`, `TURN_TTL_SECONDS`, `CLOUDFLARE_TURN_KEY_ID`,
+ * `CLOUDFLARE_TURN_API_TOKEN`), refusing settings that would hand out nothing
+ * usable. Empty variables count as unset.
+ *
+ * @param env Reads one environment variable.
+ * @returns The `vars` to give {@linkcode startLocalSignaling}.
+ * @throws {TypeError} If a setting is malformed or lacks its partner, naming it.
+ *
+ * @example TURN REST credentials for a coturn on this machine
+ * ```ts ignore
+ * import { turnVarsFromEnv } from "./local.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const env = { TURN_URLS: "turn:127.0.0.1:3478", TURN_SECRET: "s3cret" };
+ * const vars = turnVarsFromEnv((name) => env[name as keyof typeof env]);
+ * assert.deepEqual(vars, env);
+ * ```
+ */
+export function turnVarsFromEnv(env: (name: string) => string | undefined): TurnEnv {
+  const vars: TurnEnv = {};
+  for (const name of TURN_VARIABLES) {
+    const value = env(name)?.trim();
+    if (value) vars[name] = value;
+  }
+  const fail = (why: string) => {
+    throw new TypeError(`Cannot start the signalling server as ${why}`);
+  };
+  for (const url of turnUrls(vars)) {
+    if (!/^(stun|turns?):\S+$/i.test(url)) {
+      fail(
+        `TURN_URLS holds "${url}", which is not a stun:, turn: or turns: URL: separate the URLs with spaces or commas`,
+      );
+    }
+  }
+  if (vars.TURN_SECRET !== undefined && vars.TURN_URLS === undefined) {
+    fail("TURN_SECRET is set but TURN_URLS is empty: set TURN_URLS to your TURN server's URLs");
+  }
+  const ttl = vars.TURN_TTL_SECONDS;
+  if (ttl !== undefined && !(/^\d+$/.test(ttl) && Number.isSafeInteger(Number(ttl)) && +ttl > 0)) {
+    fail(`TURN_TTL_SECONDS must be a whole number of seconds above 0: received "${ttl}"`);
+  }
+  const [id, token] = [vars.CLOUDFLARE_TURN_KEY_ID, vars.CLOUDFLARE_TURN_API_TOKEN];
+  if ((id === undefined) !== (token === undefined)) {
+    fail(
+      `${
+        id === undefined ? "CLOUDFLARE_TURN_API_TOKEN" : "CLOUDFLARE_TURN_KEY_ID"
+      } is set without ${
+        id === undefined ? "CLOUDFLARE_TURN_KEY_ID" : "CLOUDFLARE_TURN_API_TOKEN"
+      }: set both, or neither`,
+    );
+  }
+  return vars;
+}
+
 function parsePort(args: string[]): number {
   const index = args.indexOf("--port");
   if (index === -1) return 8787;
@@ -225,12 +317,31 @@ if (import.meta.main) {
   const host = Deno.args.includes("--host")
     ? Deno.args[Deno.args.indexOf("--host") + 1]
     : undefined;
-  const server = await startLocalSignaling({ port: parsePort(Deno.args), host });
-  // The URL alone on stdout, for scripts; the sentence for people on stderr.
+  let server: LocalSignaling;
+  let turn: TurnEnv;
+  try {
+    turn = turnVarsFromEnv((name) => Deno.env.get(name));
+    server = await startLocalSignaling({
+      port: parsePort(Deno.args),
+      host,
+      vars: turn as Record<string, string>,
+    });
+  } catch (error) {
+    console.error((error as Error).message);
+    Deno.exit(1);
+  }
+  // The URL alone on stdout, for scripts; the sentences for people on stderr.
   console.log(server.url);
   console.error(
     `Signalling server listening on ${server.url} (rooms at ${server.url}/v1/rooms/<id>)`,
   );
+  const turnSources = [
+    turn.TURN_URLS && `${turnUrls(turn).join(", ")}${turn.TURN_SECRET ? " (TURN_SECRET)" : ""}`,
+    turn.CLOUDFLARE_TURN_KEY_ID && `Cloudflare TURN key ${turn.CLOUDFLARE_TURN_KEY_ID}`,
+  ].filter(Boolean);
+  if (turnSources.length > 0) {
+    console.error(`Rooms hand their members TURN servers: ${turnSources.join("; ")}`);
+  }
   const stop = async () => {
     await server.close();
     Deno.exit(0);

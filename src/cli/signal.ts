@@ -23,7 +23,14 @@ Options:
   --host ADDR             The address to listen on (default: 127.0.0.1)
   -q, --quiet             Print no status lines on stderr
   --log-json              Print status lines on stderr as JSON
-  -h, --help              Show this help`;
+  -h, --help              Show this help
+
+Environment (the deployed worker's TURN vars and secrets, same names):
+  TURN_URLS               stun:/turn:/turns: URLs handed to room members
+  TURN_SECRET             Your TURN server's shared secret (coturn static-auth-secret)
+  TURN_TTL_SECONDS        How long handed-out credentials stay valid (default: 86400)
+  CLOUDFLARE_TURN_KEY_ID, CLOUDFLARE_TURN_API_TOKEN
+                          A Cloudflare Realtime TURN key and its API token`;
 
 /**
  * Runs `signal` until SIGINT or SIGTERM.

@@ -31,6 +31,14 @@ export interface WebSocketSignalingOptions
    * @default {30000}
    */
   hostTimeout?: number;
+  /**
+   * Called once, right after joining, if the host is not in the room: the
+   * wait of up to `hostTimeout` for it begins. Lets a user hear at once that
+   * the server side is not there (not started yet, or stopped sharing).
+   *
+   * @default {undefined}
+   */
+  onwaitforhost?: () => void;
 }
 
 /**
@@ -96,10 +104,11 @@ export class WebSocketSignaling implements Signaling {
     url: string | URL,
     options: WebSocketSignalingOptions,
   ): Promise<WebSocketSignaling> {
-    const { hostTimeout = DEFAULT_HOST_TIMEOUT, ...rest } = options;
+    const { hostTimeout = DEFAULT_HOST_TIMEOUT, onwaitforhost, ...rest } = options;
     const room = await SignalingRoom.join(url, { ...rest, role: "guest", reconnect: false });
     if (!room.peers.includes(HOST)) {
       try {
+        onwaitforhost?.();
         await waitForHost(room, hostTimeout);
       } catch (error) {
         await room.close();

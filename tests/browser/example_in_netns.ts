@@ -33,6 +33,11 @@ import { CHROMIUM_FLAGS } from "./netns.ts";
 const STEP_MS = 20_000;
 /** The page's connect timeout in the no-path case: short, the outcome is certain. */
 const NO_PATH_TIMEOUT_MS = 3_000;
+/**
+ * How soon the page must say that a desktop stopped sharing: well under its
+ * 10 s wait for a desktop to come back to its room.
+ */
+const GONE_NOTICE_MS = 3_000;
 
 const text = (result: CallToolResult) =>
   result.content.map((item) => item.type === "text" ? item.text : "").join("");
@@ -106,6 +111,7 @@ async function main(
       share.readText = text(await agent.callTool({ name: "read_text" }) as CallToolResult);
       share.clock = text(await agent.callTool({ name: "page_clock" }) as CallToolResult);
       share.agentsConnected = await waitForText(page, "#agents", /path \w+/);
+      share.stateConnected = await waitForText(page, "#share-state", /connected/);
       const asked = agent.callTool({
         name: "ask_approval",
         arguments: { request: "Read the meeting notes" },
@@ -132,6 +138,7 @@ async function main(
       agent = undefined;
       await abandoned;
       share.agentsLeft = await waitForText(page, "#agents", /left/);
+      share.stateLeft = await waitForText(page, "#share-state", /waiting/);
       await page.locator("[role=alertdialog]").waitFor({ state: "detached", timeout: STEP_MS });
       share.promptsAfterLeaving = await page.locator("[role=alertdialog]").count();
       await page.getByRole("button", { name: "Stop sharing" }).click();
@@ -172,6 +179,13 @@ async function main(
       // The desktop goes away: the page says so.
       await desktop.close();
       connect.desktopGone = await waitForText(page, "#connect-error", /closed/);
+      // Dialled again, the desktop that stopped sharing is not in its room: said at once.
+      const dialled = performance.now();
+      await connectButton.click();
+      const gone = page.locator("#connect-error").filter({ hasText: /not in its room/ });
+      await gone.waitFor({ timeout: GONE_NOTICE_MS });
+      connect.goneNotice = (await gone.innerText()).trim();
+      connect.goneNoticeMs = Math.round(performance.now() - dialled);
 
       // No network path: a fresh tab with a short connect timeout.
       const noPath = await browser.newPage();

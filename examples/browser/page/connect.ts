@@ -17,7 +17,8 @@ import {
   WebRTCClientTransport,
 } from "../../../mod.ts";
 import { argumentsFrom, type Field, fieldsOf } from "./form.ts";
-import { byId, describeError, type NetworkSettings } from "./ui.ts";
+import { StepOrder } from "./steps.ts";
+import { byId, describeConnectFailure, describeError, type NetworkSettings } from "./ui.ts";
 
 /** How long to wait for the desktop to be in its room. */
 const HOST_TIMEOUT_MS = 10_000;
@@ -164,12 +165,29 @@ export function setUpConnect(network: NetworkSettings): void {
     start.disabled = true;
     ticketInput.disabled = true;
     steps.add(`connecting to the desktop through ${ticket.url}`);
+    let waiting = false;
     const transport = new WebRTCClientTransport({
-      signaling: new TicketSignaling(ticket, { hostTimeout: HOST_TIMEOUT_MS }),
+      signaling: new TicketSignaling(ticket, {
+        hostTimeout: HOST_TIMEOUT_MS,
+        // Said at once, not after the wait: the desktop may have stopped sharing.
+        onwaitforhost: () => {
+          waiting = true;
+          steps.add("the desktop is not in its room; waiting for it");
+          error.textContent =
+            `The desktop is not in its room: it stopped sharing, or is not running. Waiting ${
+              HOST_TIMEOUT_MS / 1000
+            } s for it to come back…`;
+        },
+      }),
       iceServers: network.iceServers,
       connectTimeout: network.connectTimeout,
     });
-    transport.onconnectstep = (step) => steps.add(STEP_LABELS[step]);
+    const order = new StepOrder();
+    transport.onconnectstep = (reported) => {
+      if (waiting) error.textContent = "";
+      waiting = false;
+      for (const step of order.take(reported)) steps.add(STEP_LABELS[step]);
+    };
     const current = new Client({ name: "browser-tab", version: "1.0.0" });
     client = current;
     try {
@@ -186,7 +204,7 @@ export function setUpConnect(network: NetworkSettings): void {
     } catch (cause) {
       idle();
       steps.add("failed");
-      error.textContent = `Cannot connect to the desktop: ${describeError(cause)}`;
+      error.textContent = describeConnectFailure(cause);
       // Said first: letting go of a connection that never came up can take seconds.
       void current.close().catch(() => {});
       return;

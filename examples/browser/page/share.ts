@@ -172,6 +172,15 @@ export function setUpShare(network: NetworkSettings): void {
     }
     // One line per agent (one peer connection); an agent may open several MCP sessions on it.
     const lines = new Map<string, AgentLine>();
+    // The agents whose connection is up: the state line counts them.
+    const connected = new Set<string>();
+    const sharing = () => {
+      if (listener === undefined || listener !== current) return;
+      const count = connected.size;
+      state.textContent = count === 0
+        ? `Sharing: waiting for agents at ${url}`
+        : `Sharing at ${url}: ${count} agent${count === 1 ? "" : "s"} connected`;
+    };
     const lineOf = (peer: string) => {
       let line = lines.get(peer);
       if (!line) lines.set(peer, line = new AgentLine(++agents));
@@ -195,9 +204,12 @@ export function setUpShare(network: NetworkSettings): void {
       error.textContent = `Cannot open a room on ${url}: ${describeError(cause)}`;
       return;
     }
+    const current = listener;
     listener.onagent = async ({ peer, connection }) => {
       const line = lineOf(peer);
       line.add("joined", `joined ${clock()}`);
+      connected.add(peer);
+      sharing();
       const path = await pathOf(connection);
       line.add(
         "connected",
@@ -209,6 +221,7 @@ export function setUpShare(network: NetworkSettings): void {
     listener.onagentleave = ({ peer }, cause) => {
       const line = lineOf(peer);
       lines.delete(peer);
+      if (connected.delete(peer)) sharing();
       // The listener gives a reason even for a goodbye: for an agent that was connected, the time is enough.
       line.add(
         "left",
@@ -222,7 +235,6 @@ export function setUpShare(network: NetworkSettings): void {
     };
     const room = listener.hub;
     if (room instanceof SignalingRoom) {
-      const current = listener;
       room.onclose = (cause) => {
         if (listener !== current) return;
         void current.close();
@@ -241,7 +253,7 @@ export function setUpShare(network: NetworkSettings): void {
     byId("copy-state").textContent = "";
     byId("ticket-box").hidden = false;
     stop.disabled = false;
-    state.textContent = `Sharing: waiting for agents at ${url}`;
+    sharing();
   };
 
   stop.onclick = async () => {

@@ -56,20 +56,35 @@ const ROOM_HINTS: Partial<Record<string, string>> = {
   room_not_found:
     "There is no such room: the desktop is not sharing any more; ask for a new ticket.",
   room_full: "The room is full: the desktop serves its maximum of agents; try again later.",
-  host_absent: "The desktop is not in its room: it is not running, or stopped sharing.",
+  host_absent: "The desktop is not in its room: it stopped sharing, or is not running.",
   unreachable: "The signalling service cannot be reached: check its URL and your connection.",
 };
 
+/** A leading "Cannot connect" of a message, which the page says once itself. */
+const CANNOT_CONNECT = /^Cannot connect(?: to the host| through signalling)?( as |: )/;
+
 /**
  * An error in words for the page: its message, with a sentence for the ways
- * a room refuses us.
+ * a room refuses us (and the room's own words on a second line).
  */
 export function describeError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   // A room's refusal may arrive wrapped, e.g. in the ConnectError of a transport.
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     const hint = cause instanceof SignalingRoomError ? ROOM_HINTS[cause.code] : undefined;
-    if (hint) return `${hint}\n(${message})`;
+    if (hint) return `${hint}\n(${cause.message.replace(CANNOT_CONNECT, "")})`;
   }
   return message;
+}
+
+/**
+ * Why connecting to the desktop failed, in one sentence that says "Cannot
+ * connect" once: `Cannot connect to the desktop as …` or `…: …`.
+ */
+export function describeConnectFailure(error: unknown): string {
+  const text = describeError(error);
+  const match = CANNOT_CONNECT.exec(text);
+  return match
+    ? `Cannot connect to the desktop${match[1]}${text.slice(match[0].length)}`
+    : `Cannot connect to the desktop: ${text}`;
 }
