@@ -1,0 +1,198 @@
+/**
+ * What one agent can make a desktop hold, tried through the real `serve` on
+ * 127.0.0.1 by an agent that speaks the wire protocol by hand: unfinished
+ * messages that are never completed, and channels opened and closed in a loop.
+ * Each budget is hit by the agent that tries; a second agent's calls go on.
+ */
+import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client";
+import { type DataChannelLike, DataChannelTransport } from "../src/data_channel_transport.ts";
+import { PathPeer } from "../src/_relay_peer.ts";
+import { TicketSignaling } from "../src/signaling/ticket_signaling.ts";
+import { type CliProcess, killAll, startServe, until } from "./_cli_helpers.ts";
+import { INCOMING_CHANNEL_OPEN_TIMEOUT } from "../src/constants.ts";
+
+/**
+ * A stdio MCP server small enough to start dozens of: it answers
+ * `initialize` and every other request with an empty result.
+ */
+const PING_SERVER = [
+  "node",
+  "-e",
+  `const rl = require("node:readline").createInterface({ input: process.stdin });
+rl.on("line", (line) => {
+  let m; try { m = JSON.parse(line); } catch { return; }
+  if (m.id === undefined || m.method === undefined) return;
+  const result = m.method === "initialize"
+    ? { protocolVersion: m.params.protocolVersion, capabilities: {}, serverInfo: { name: "ping", version: "1" } }
+    : {};
+  process.stdout.write(JSON.stringify({ jsonrpc: "2.0", id: m.id, result }) + "\\n");
+});`,
+];
+
+/** Runs a test with a local signalling worker; stops every process it started. */
+function withWorker(fn: (signal: string) => Promise<void>): () => Promise<void> {
+  return async () => {
+    const { startLocalSignaling } = await import("../worker/local.ts");
+    const worker = await startLocalSignaling();
+    try {
+      await fn(worker.url);
+    } finally {
+      await killAll();
+      await worker.close();
+    }
+  };
+}
+
+/** An agent that holds the ticket and opens channels by hand. */
+async function rawAgent(ticket: string): Promise<PathPeer> {
+  const peer = new PathPeer({
+    signaling: new TicketSignaling(ticket),
+    initiator: true,
+    iceServers: [],
+    rtcConfiguration: { bindAddress: "127.0.0.1" },
+    connectTimeout: 15_000,
+    waitForPeer: false,
+    relayAfter: false,
+  });
+  const { channel } = await peer.connect();
+  channel.close();
+  return peer;
+}
+
+/** An MCP client on a new channel of `peer`. */
+async function session(peer: PathPeer, name = "agent"): Promise<Client> {
+  const client = new Client({ name, version: "1.0.0" });
+  await client.connect(new DataChannelTransport(peer.createChannel()), { timeout: 10_000 });
+  return client;
+}
+
+/** The `serve --log-json` events named `event`. */
+function events(serve: CliProcess, event: string): Record<string, unknown>[] {
+  return serve.stderr.split("\n").filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line)).filter((entry) => entry.event === event);
+}
+
+/** Calls `attempt` until it resolves, for at most `ms`; each failure is awaited, not slept on. */
+async function retry<T>(attempt: () => Promise<T>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  while (true) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+  }
+}
+
+/** The process ids whose parent is `pid` (Linux). */
+function children(pid: number): number[] {
+  const found: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      // The parent is the second field after the command's closing parenthesis.
+      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (parent === pid) found.push(Number(entry.name));
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return found;
+}
+
+/** Waits for `channel`'s close event (at most 5 s). */
+function closed(channel: DataChannelLike): Promise<void> {
+  return new Promise((resolve) => {
+    if (channel.readyState === "closed") return resolve();
+    const timer = setTimeout(resolve, 5_000);
+    channel.addEventListener("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+Deno.test(
+  "serve frees a session's slot the moment its channel closes, opened or not: 40 channels closed at once leave every slot free",
+  withWorker(async (signal) => {
+    const { serve, ticket } = await startServe(signal, [
+      "--log-json",
+      "--sessions",
+      "4",
+      "--",
+      ...PING_SERVER,
+    ]);
+    const peer = await rawAgent(ticket);
+    try {
+      const channels: DataChannelLike[] = [];
+      for (let i = 0; i < 40; i++) {
+        const channel = peer.createChannel();
+        channel.close();
+        channels.push(channel);
+      }
+      await Promise.all(channels.map(closed));
+      // The desktop never hears that a channel closed before it opened: the
+      // four that took a slot are given up once they did not open in time.
+      await until(
+        () => events(serve, "session-closed").length >= 4,
+        INCOMING_CHANNEL_OPEN_TIMEOUT + 5_000,
+        "the four slots of the closed channels given back",
+      );
+      // Four sessions at once: every slot is free again.
+      const clients = await Promise.all([1, 2, 3, 4].map((n) => session(peer, `agent-${n}`)));
+      for (const client of clients) await client.ping();
+      await Promise.all(clients.map((client) => client.close()));
+      // No server is left running: neither those of the closed channels nor the four clients'.
+      await until(() => children(serve.child.pid).length === 0, 5_000, "every server gone");
+    } finally {
+      await peer.close();
+      await serve.kill();
+    }
+  }),
+);
+
+Deno.test(
+  "serve starts at most --session-starts sessions a second (after a burst of --sessions) for an agent that opens and closes channels in a loop, and its next session opens",
+  withWorker(async (signal) => {
+    const rate = 5;
+    const burst = 8;
+    const { serve, ticket } = await startServe(signal, [
+      "--log-json",
+      "--sessions",
+      String(burst),
+      "--session-starts",
+      String(rate),
+      "--",
+      ...PING_SERVER,
+    ]);
+    const peer = await rawAgent(ticket);
+    try {
+      const started = Date.now();
+      let opened = 0;
+      while (Date.now() - started < 2_000 && opened < 1_000) {
+        const channel = peer.createChannel();
+        channel.close();
+        opened++;
+        await closed(channel);
+      }
+      // Its slots are its own: held by channels that never opened, they come
+      // back once those are given up, and its next session opens.
+      const client = await retry(() => session(peer), INCOMING_CHANNEL_OPEN_TIMEOUT + 5_000);
+      await client.ping();
+      const seconds = (Date.now() - started) / 1_000;
+      const starts = events(serve, "session-opened").length;
+      assert.ok(opened >= 100, `only ${opened} channels were opened`);
+      // A burst of --sessions, then `rate` a second.
+      assert.ok(
+        starts <= burst + Math.ceil(rate * seconds),
+        `${starts} sessions started in ${seconds.toFixed(1)} s for ${opened} channels`,
+      );
+      await client.close();
+    } finally {
+      await peer.close();
+      await serve.kill();
+    }
+  }),
+);
