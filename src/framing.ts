@@ -231,6 +231,8 @@ export class MemoryBudget {
   readonly limit: number;
   /** The scope this one's reservations also count against. */
   readonly parent?: MemoryBudget;
+  /** This scope, then each one above it. */
+  readonly #chain: MemoryBudget[];
   #used = 0;
 
   /**
@@ -248,6 +250,7 @@ export class MemoryBudget {
     this.name = name;
     this.limit = limit;
     this.parent = parent;
+    this.#chain = parent ? [this, ...parent.#chain] : [this];
   }
 
   /** The bytes held now in this scope and those below it. */
@@ -261,20 +264,15 @@ export class MemoryBudget {
    * @returns `undefined` if reserved, else the scope that refused (nothing is reserved).
    */
   reserve(bytes: number): MemoryBudget | undefined {
-    for (let scope: MemoryBudget | undefined = this; scope; scope = scope.parent) {
-      if (scope.#used + bytes > scope.limit) return scope;
-    }
-    for (let scope: MemoryBudget | undefined = this; scope; scope = scope.parent) {
-      scope.#used += bytes;
-    }
+    const refused = this.#chain.find((scope) => scope.#used + bytes > scope.limit);
+    if (refused) return refused;
+    for (const scope of this.#chain) scope.#used += bytes;
     return undefined;
   }
 
   /** Gives back `bytes` reserved earlier, in this scope and every scope above it. */
   release(bytes: number): void {
-    for (let scope: MemoryBudget | undefined = this; scope; scope = scope.parent) {
-      scope.#used = Math.max(0, scope.#used - bytes);
-    }
+    for (const scope of this.#chain) scope.#used = Math.max(0, scope.#used - bytes);
   }
 }
 
@@ -360,9 +358,9 @@ export class FrameDecoder {
     this.#budget = options.budget;
   }
 
-  /** Whether a chunked message has begun and not ended. */
+  /** Whether a chunked message has begun and not ended (nor been abandoned). */
   get unfinished(): boolean {
-    return this.#size > 0;
+    return this.#size > 0 && !this.#abandoned;
   }
 
   /**
@@ -373,7 +371,7 @@ export class FrameDecoder {
    * @returns Which message it was, read from its first bytes; `undefined` if none was unfinished.
    */
   abandon(): RefusedEnvelope | undefined {
-    if (this.#size === 0) return undefined;
+    if (!this.unfinished) return undefined;
     const envelope = readEnvelope(this.#head, "");
     const size = this.#size;
     this.#reset();

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 import { type DataChannelLike, DataChannelTransport } from "../src/data_channel_transport.ts";
 import { PathPeer } from "../src/_relay_peer.ts";
+import { FRAME_MORE } from "../src/framing.ts";
 import { TicketSignaling } from "../src/signaling/ticket_signaling.ts";
 import { type CliProcess, killAll, startServe, until } from "./_cli_helpers.ts";
 import { INCOMING_CHANNEL_OPEN_TIMEOUT } from "../src/constants.ts";
@@ -192,6 +193,146 @@ Deno.test(
       await client.close();
     } finally {
       await peer.close();
+      await serve.kill();
+    }
+  }),
+);
+
+/** The resident memory of process `pid`, in bytes (Linux). */
+function rss(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/** Waits until `channel` is open. */
+function opened(channel: DataChannelLike): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (channel.readyState === "open") return resolve();
+    channel.addEventListener("open", () => resolve());
+    channel.addEventListener(
+      "close",
+      () => reject(new Error("The channel closed before it opened")),
+    );
+  });
+}
+
+/** Waits until `channel` buffers at most 1 MiB, or has closed. */
+async function drained(channel: DataChannelLike): Promise<void> {
+  channel.bufferedAmountLowThreshold = 1024 * 1024;
+  while (channel.readyState === "open" && channel.bufferedAmount > 4 * 1024 * 1024) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        channel.removeEventListener("bufferedamountlow", done);
+        channel.removeEventListener("close", done);
+        resolve();
+      };
+      channel.addEventListener("bufferedamountlow", done);
+      channel.addEventListener("close", done);
+    });
+  }
+}
+
+/**
+ * Sends the first `bytes` of a request whose string never ends, in chunk
+ * frames of 64 KiB, and never its last chunk.
+ */
+async function sendUnfinished(channel: DataChannelLike, id: number, bytes: number): Promise<void> {
+  const head = new TextEncoder().encode(
+    `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"x","arguments":{"data":"`,
+  );
+  const chunk = new Uint8Array(65_536).fill(0x61);
+  chunk[0] = FRAME_MORE;
+  chunk.set(head, 1);
+  for (let sent = 0; sent < bytes && channel.readyState === "open"; sent += chunk.length - 1) {
+    channel.send(chunk);
+    chunk.set(new Uint8Array(head.length).fill(0x61), 1);
+    await drained(channel);
+    // Let this process's other work (the second agent's pings) run between chunks.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}
+
+Deno.test(
+  "serve holds at most its budgets of unfinished messages for an agent that never finishes them: RSS stays bounded and a second agent's calls answer throughout",
+  withWorker(async (signal) => {
+    const MiB = 1024 * 1024;
+    const perAgent = 16 * MiB;
+    const desktop = 32 * MiB;
+    const sessions = 16;
+    const each = 12 * MiB;
+    const { serve, ticket } = await startServe(signal, [
+      "--log-json",
+      "--unfinished-bytes-per-agent",
+      String(perAgent),
+      "--unfinished-bytes",
+      String(desktop),
+      "--unfinished-timeout",
+      "3s",
+      "--",
+      ...PING_SERVER,
+    ]);
+    const attacker = await rawAgent(ticket);
+    const other = await rawAgent(ticket);
+    try {
+      const client = await session(other, "other");
+      await client.ping();
+      const channels = Array.from({ length: sessions }, () => attacker.createChannel());
+      await Promise.all(channels.map(opened));
+      const answers: Record<string, unknown>[] = [];
+      for (const channel of channels) {
+        channel.addEventListener("message", (event) => {
+          const data = (event as MessageEvent).data;
+          if (typeof data === "string") answers.push(JSON.parse(data));
+        });
+      }
+      const pid = serve.child.pid;
+      const baseline = rss(pid);
+      let peak = baseline;
+      const pings: number[] = [];
+      let attacking = true;
+      const failures: string[] = [];
+      const watching = (async () => {
+        while (attacking && failures.length < 3) {
+          const started = performance.now();
+          try {
+            await client.ping({ timeout: 15_000 });
+            pings.push(performance.now() - started);
+          } catch (error) {
+            failures.push(String(error));
+          }
+          peak = Math.max(peak, rss(pid));
+        }
+      })();
+      const started = Date.now();
+      await Promise.all(channels.map((channel, i) => sendUnfinished(channel, i + 1, each)));
+      const sent = Date.now() - started;
+      // The stalled messages are dropped and their sessions closed once no
+      // chunk came for 3 s; each request is told why.
+      await Promise.all(channels.map(closed));
+      attacking = false;
+      await watching;
+      const grown = peak - baseline;
+      console.log(
+        `serve RSS: baseline ${(baseline / MiB).toFixed(0)} MiB, peak +${
+          (grown / MiB).toFixed(0)
+        } MiB (${failures.length} pings failed) while ${sessions} sessions sent ${
+          (sessions * each) / MiB
+        } MiB of unfinished messages in ${sent} ms; ${pings.length} pings, slowest ${
+          Math.max(...pings).toFixed(0)
+        } ms`,
+      );
+      assert.deepEqual(failures, []);
+      assert.ok(grown < 256 * MiB, `serve grew by ${(grown / MiB).toFixed(0)} MiB`);
+      assert.ok(pings.length >= 5, `only ${pings.length} pings answered`);
+      const timedOut = answers.filter((answer) =>
+        /unfinishedMessageTimeout/.test(String((answer.error as { message?: string })?.message))
+      );
+      assert.ok(timedOut.length >= 1, JSON.stringify(answers).slice(0, 500));
+      await client.ping();
+      await client.close();
+    } finally {
+      await attacker.close();
+      await other.close();
       await serve.kill();
     }
   }),
