@@ -52,6 +52,63 @@ export const CHUNK_SIZE = 65_536;
 export const DEFAULT_MAX_RECEIVE_SIZE = 64 * 1024 * 1024;
 
 /**
+ * The default budget of bytes that one agent's unfinished chunked messages
+ * may hold on a desktop, across all its sessions (`maxUnfinishedBytesPerAgent`):
+ * two messages of {@linkcode DEFAULT_MAX_RECEIVE_SIZE} under way at once. A
+ * session holds one unfinished message at a time (the channel is ordered), so
+ * without it one agent holding 64 sessions could make a desktop keep
+ * 64 × 64 MiB (measured before it existed: 63 such sessions grew `serve` to
+ * 4.3 GB, and V8's heap limit ended it).
+ */
+export const DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT = 2 * DEFAULT_MAX_RECEIVE_SIZE;
+
+/**
+ * The default budget of bytes that the unfinished chunked messages of all
+ * agents together may hold on a desktop (`maxUnfinishedBytes`): two agents'
+ * worth of {@linkcode DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT}. What a desktop
+ * holds for messages under way is bounded by it whatever the agents do, well
+ * below V8's default heap limit (about 4 GiB on 64-bit); since one agent may
+ * take half of it, a second agent always has room for a message of full size.
+ */
+export const DEFAULT_MAX_UNFINISHED_BYTES = 2 * DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT;
+
+/**
+ * How long a chunked message may go without a new chunk before it is dropped
+ * and its session closed (`unfinishedMessageTimeout`). It measures progress,
+ * not total time: a sender of this module sends a message's chunks back to
+ * back (a 64 KiB chunk takes milliseconds even at 100 kB/s), so 10 s without
+ * one means the sender stopped in the middle of the message, on purpose or
+ * not, and what it holds of the budget goes back.
+ */
+export const DEFAULT_UNFINISHED_MESSAGE_TIMEOUT = 10_000;
+
+/**
+ * The JSON-RPC error code of the answer to a request dropped because its
+ * sender stopped in the middle of it ({@linkcode DEFAULT_UNFINISHED_MESSAGE_TIMEOUT}):
+ * in the range JSON-RPC leaves to implementations, as the SDK's own transport
+ * errors are, so clients show the message.
+ */
+export const UNFINISHED_MESSAGE_TIMED_OUT = -32000;
+
+/**
+ * How long a transport's `start()` waits for its data channel to open
+ * (`openTimeout`). On a connection that is up a channel opens within a round
+ * trip; one that has not opened in 10 s will not, and a desktop must not
+ * hold a session slot for it.
+ */
+export const DEFAULT_CHANNEL_OPEN_TIMEOUT = 10_000;
+
+/**
+ * How long a transport waits for a data channel that the other peer opened to
+ * be open. Such a channel is open once its opening message has come, before
+ * it is announced; one that the other peer closed right after opening it
+ * stays "connecting" on node-datachannel, which fires neither `open` nor
+ * `close` for it (measured: 40 channels opened and closed at once by an agent
+ * left 40 such channels on the desktop, each holding a session slot).
+ */
+export const INCOMING_CHANNEL_OPEN_TIMEOUT = 2_000;
+
+/**
  * The JSON-RPC error code of a request or response dropped for exceeding the
  * receiver's cap: in the range JSON-RPC leaves to implementations, so the SDK
  * passes it to the caller as an `McpError` with this code.
@@ -221,6 +278,18 @@ export const DEFAULT_CONNECTION_LINGER = 30_000;
  * scenario, and closes none).
  */
 export const DEFAULT_MAX_SESSIONS_PER_AGENT = 64;
+
+/**
+ * The most MCP sessions one agent may start per second on a desktop
+ * (`sessionStartsPerSecond`), after a burst of `maxSessionsPerAgent`: each
+ * start is a server (the CLI bridge starts a process for each), and a loop
+ * that opened and closed channels started ~120 processes a second before
+ * this existed. An agent may fill its slots at once (the MCP conformance
+ * suite opens about 30 sessions, a pool of HTTP clients 50); past that, one
+ * start more than the rate allows is refused with a JSON-RPC error naming
+ * the limit, and starts nothing.
+ */
+export const DEFAULT_SESSION_STARTS_PER_SECOND = 10;
 
 /**
  * The JSON-RPC error code of the answer to a session over the per-agent

@@ -6,15 +6,18 @@ import { parseJsonRpcMessage } from "./_jsonrpc.ts";
 import {
   CHUNK_SIZE,
   CLOSE_DRAIN_TIMEOUT,
+  DEFAULT_CHANNEL_OPEN_TIMEOUT,
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_KEEPALIVE_INTERVAL,
   DEFAULT_MAX_RECEIVE_SIZE,
+  DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
   FALLBACK_MAX_MESSAGE_SIZE,
   HIGH_WATER_MARK,
   LOW_WATER_MARK,
   MAX_FRAME_SIZE,
   MESSAGE_TOO_LARGE,
   SEND_SLICE_MS,
+  UNFINISHED_MESSAGE_TIMED_OUT,
 } from "./constants.ts";
 import { FrameError, MessageSizeError, PeerLostError, WebRTCTransportError } from "./errors.ts";
 import {
@@ -22,6 +25,7 @@ import {
   fitsOneFrame,
   FRAME_KEEPALIVE,
   FrameDecoder,
+  type MemoryBudget,
   oneTextFrame,
   type RefusedEnvelope,
 } from "./framing.ts";
@@ -112,6 +116,34 @@ export interface DataChannelTransportOptions {
    * @default {8000}
    */
   idleTimeout?: number;
+  /**
+   * The budget that the peer's unfinished chunked messages reserve their bytes
+   * from before they are kept (e.g. one per connection, inside one per
+   * process). A message whose chunk does not fit is dropped as one over
+   * `maxReceiveSize` is: a request gets a JSON-RPC error naming the budget
+   * (code `-32000`), and the session goes on. Without it, only
+   * `maxReceiveSize` bounds what the peer makes this session hold.
+   *
+   * @default {undefined}
+   */
+  budget?: MemoryBudget;
+  /**
+   * Milliseconds a chunked message may go without a new chunk before it is
+   * dropped: a request gets a JSON-RPC error (code `-32000`) saying so, and
+   * the transport closes, as the peer stopped in the middle of a message. It
+   * bounds progress, not total time: a large message on a slow path takes as
+   * long as it needs.
+   *
+   * @default {10000}
+   */
+  unfinishedMessageTimeout?: number;
+  /**
+   * Milliseconds `start()` waits for a connecting channel to open before it
+   * closes the channel and fails.
+   *
+   * @default {10000}
+   */
+  openTimeout?: number;
 }
 
 /**
@@ -170,6 +202,11 @@ export class DataChannelTransport implements Transport {
   #chunkBuffer?: Uint8Array;
   #lastSent = 0;
   #lastReceived = 0;
+  readonly #unfinishedTimeout: number;
+  readonly #openTimeout: number;
+  /** When the last chunk of an unfinished message came. */
+  #lastChunk = 0;
+  #stallTimer?: ReturnType<typeof setTimeout>;
 
   /** Called for every valid JSON-RPC message from the peer. */
   onmessage?: (message: JSONRPCMessage) => void;
@@ -191,12 +228,19 @@ export class DataChannelTransport implements Transport {
       keepalive = true,
       keepaliveInterval = DEFAULT_KEEPALIVE_INTERVAL,
       idleTimeout = DEFAULT_IDLE_TIMEOUT,
+      budget,
+      unfinishedMessageTimeout = DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
+      openTimeout = DEFAULT_CHANNEL_OPEN_TIMEOUT,
     } = options;
     if (typeof maxMessageSize === "number") requireInteger("maxMessageSize", maxMessageSize, 2);
     requireInteger("keepaliveInterval", keepaliveInterval, 0);
     requireInteger("idleTimeout", idleTimeout, 1);
+    requireInteger("unfinishedMessageTimeout", unfinishedMessageTimeout, 1);
+    requireInteger("openTimeout", openTimeout, 1);
     this.#channel = channel;
-    this.#decoder = new FrameDecoder(maxReceiveSize, { parse: true });
+    this.#decoder = new FrameDecoder(maxReceiveSize, { parse: true, budget });
+    this.#unfinishedTimeout = unfinishedMessageTimeout;
+    this.#openTimeout = openTimeout;
     this.#maxMessageSize = maxMessageSize;
     this.#chunksOption = chunks;
     this.#keepalive = keepalive && keepaliveInterval > 0;
@@ -209,7 +253,9 @@ export class DataChannelTransport implements Transport {
    * kept); resolves when the channel is open.
    *
    * @throws {Error} If called twice (`Client.connect()` and `Server.connect()`
-   * call it for you), or if the channel closes before it opens.
+   * call it for you).
+   * @throws {WebRTCTransportError} If the channel closes before it opens, or
+   * does not open within `openTimeout` (it is closed then).
    */
   async start(): Promise<void> {
     if (this.#started) {
@@ -224,21 +270,30 @@ export class DataChannelTransport implements Transport {
     channel.addEventListener("message", this.#onMessage);
     channel.addEventListener("bufferedamountlow", this.#wake);
     channel.addEventListener("close", this.#onChannelClose);
+    let late = false;
     if (channel.readyState === "connecting") {
       await new Promise<void>((resolve) => {
         const done = () => {
+          clearTimeout(timer);
           channel.removeEventListener("open", done);
           this.#waiters.delete(done);
           resolve();
         };
+        const timer = setTimeout(() => {
+          late = true;
+          done();
+        }, this.#openTimeout);
         channel.addEventListener("open", done);
         this.#waiters.add(done);
       });
     }
     if (channel.readyState !== "open" || this.#closed) {
+      const state = channel.readyState;
       this.#finish();
       throw new WebRTCTransportError(
-        `Cannot start transport as the data channel is not open: readyState is "${channel.readyState}"`,
+        late
+          ? `Cannot start transport as the data channel did not open within ${this.#openTimeout} ms (openTimeout): the peer connection is gone or overloaded; open a new session`
+          : `Cannot start transport as the data channel is not open: readyState is "${state}"`,
       );
     }
     const size = typeof this.#maxMessageSize === "number"
@@ -401,6 +456,7 @@ export class DataChannelTransport implements Transport {
     if (this.#closed) return;
     this.#lastReceived = Date.now();
     const decoded = this.#decoder.push((event as MessageEvent).data);
+    this.#watchProgress(decoded.kind === "partial");
     switch (decoded.kind) {
       case "partial":
         return;
@@ -416,7 +472,7 @@ export class DataChannelTransport implements Transport {
         return;
       case "oversize":
         this.onerror?.(decoded.error);
-        this.#answerOversize(decoded.envelope, decoded.error);
+        this.#answerOversize(decoded.envelope, decoded.error, decoded.budget);
         return;
     }
     let json: unknown;
@@ -463,15 +519,57 @@ export class DataChannelTransport implements Transport {
    * a request from the peer gets an error response; a response to one of our
    * requests becomes an error response here.
    */
-  #answerOversize(envelope: RefusedEnvelope, error: MessageSizeError): void {
+  #answerOversize(envelope: RefusedEnvelope, error: MessageSizeError, budget?: string): void {
     if (envelope.id === undefined) return;
-    const refusal = sizeRefusal(error);
+    const refusal = sizeRefusal(error, budget);
     if (envelope.method !== undefined) {
       this.send({ jsonrpc: "2.0", id: envelope.id, error: refusal }).catch(() => {});
     } else {
       this.onmessage?.({ jsonrpc: "2.0", id: envelope.id, error: refusal });
     }
   }
+
+  /**
+   * Keeps the unfinished message's deadline: armed while a chunked message
+   * is under way, moved on by each chunk, cleared when it ends.
+   */
+  #watchProgress(chunk: boolean): void {
+    if (!this.#decoder.unfinished) {
+      clearTimeout(this.#stallTimer);
+      this.#stallTimer = undefined;
+      return;
+    }
+    // A keepalive between chunks is no progress.
+    if (!chunk) return;
+    this.#lastChunk = Date.now();
+    this.#stallTimer ??= setTimeout(this.#checkProgress, this.#unfinishedTimeout);
+  }
+
+  #checkProgress = () => {
+    this.#stallTimer = undefined;
+    if (this.#closed || !this.#decoder.unfinished) return;
+    const quiet = Date.now() - this.#lastChunk;
+    if (quiet < this.#unfinishedTimeout) {
+      this.#stallTimer = setTimeout(this.#checkProgress, this.#unfinishedTimeout - quiet);
+      return;
+    }
+    const envelope = this.#decoder.abandon();
+    const message =
+      `Closed the session as the peer sent no chunk of an unfinished message for ${quiet} ms (unfinishedMessageTimeout is ${this.#unfinishedTimeout} ms): send each message's chunks without pausing`;
+    this.onerror?.(new FrameError(message));
+    const answer = envelope?.id !== undefined && envelope.method !== undefined
+      ? this.send({
+        jsonrpc: "2.0",
+        id: envelope.id,
+        error: {
+          code: UNFINISHED_MESSAGE_TIMED_OUT,
+          message,
+          data: { budget: "unfinishedMessageTimeout", limit: this.#unfinishedTimeout },
+        },
+      }).catch(() => {})
+      : Promise.resolve();
+    void answer.then(() => this.close());
+  };
 
   #tick = () => {
     const now = Date.now();
@@ -506,6 +604,9 @@ export class DataChannelTransport implements Transport {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    clearTimeout(this.#stallTimer);
+    // What an unfinished message held goes back to the budget.
+    this.#decoder.abandon();
     const channel = this.#channel;
     channel.removeEventListener("message", this.#onMessage);
     channel.removeEventListener("bufferedamountlow", this.#wake);
@@ -519,12 +620,12 @@ export class DataChannelTransport implements Transport {
   }
 }
 
-/** The JSON-RPC error that stands for a message refused for its size. */
-function sizeRefusal(error: MessageSizeError) {
+/** The JSON-RPC error that stands for a message refused for its size, or by a budget. */
+function sizeRefusal(error: MessageSizeError, budget?: string) {
   return {
     code: MESSAGE_TOO_LARGE,
     message: error.message,
-    data: { size: error.size, limit: error.limit },
+    data: { size: error.size, limit: error.limit, ...(budget && { budget }) },
   };
 }
 

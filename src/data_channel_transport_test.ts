@@ -8,8 +8,9 @@ import {
   LOW_WATER_MARK,
   MAX_FRAME_SIZE,
   MESSAGE_TOO_LARGE,
+  UNFINISHED_MESSAGE_TIMED_OUT,
 } from "./constants.ts";
-import { FRAME_KEEPALIVE } from "./framing.ts";
+import { FRAME_KEEPALIVE, FRAME_LAST, FRAME_MORE, MemoryBudget } from "./framing.ts";
 import { createLinkedChannelPair, type LinkedChannelPairOptions } from "./testing.ts";
 
 function bigResult(id: number, size: number): JSONRPCMessage {
@@ -372,4 +373,129 @@ Deno.test("DataChannelTransport rejects options out of range", () => {
   assert.throws(() => new DataChannelTransport(left, { maxMessageSize: 1 }), RangeError);
   assert.throws(() => new DataChannelTransport(left, { maxReceiveSize: -1 }), RangeError);
   assert.throws(() => new DataChannelTransport(left, { idleTimeout: 0 }), /idleTimeout/);
+});
+
+/** Chunk frames of a request whose text is `bytes` long and whose last chunk is not sent. */
+function unfinishedRequest(id: number, chunks: number, size = 1_000): Uint8Array<ArrayBuffer>[] {
+  const text = JSON.stringify({
+    jsonrpc: "2.0",
+    id,
+    method: "tools/call",
+    params: { x: "y".repeat(chunks * size) },
+  });
+  const bytes = new TextEncoder().encode(text);
+  return Array.from({ length: chunks }, (_, i) => {
+    const frame = new Uint8Array(size + 1);
+    frame[0] = FRAME_MORE;
+    frame.set(bytes.subarray(i * size, (i + 1) * size), 1);
+    return frame;
+  });
+}
+
+Deno.test("DataChannelTransport drops a chunked request whose chunks stop for unfinishedMessageTimeout, answers it naming the deadline, and closes", async () => {
+  const [left, right] = createLinkedChannelPair();
+  const budget = new MemoryBudget("maxUnfinishedBytesPerConnection", 1_000_000);
+  const b = new DataChannelTransport(right, {
+    keepaliveInterval: 0,
+    unfinishedMessageTimeout: 100,
+    budget,
+  });
+  const errors: Error[] = [];
+  b.onerror = (error) => errors.push(error);
+  const closed = new Promise<void>((resolve) => (b.onclose = resolve));
+  const answers: string[] = [];
+  left.addEventListener("message", (event) => answers.push((event as MessageEvent).data));
+  await b.start();
+  await new Promise<void>((resolve) =>
+    left.readyState === "open" ? resolve() : left.addEventListener("open", () => resolve())
+  );
+  for (const frame of unfinishedRequest(9, 3)) left.send(frame);
+  await until(() => budget.used === 3_000);
+  await closed;
+  assert.equal(budget.used, 0, "what the message held is given back");
+  assert.match(
+    errors[0].message,
+    /no chunk of an unfinished message.*unfinishedMessageTimeout is 100 ms/,
+  );
+  const answer = JSON.parse(answers.find((data) => typeof data === "string")!);
+  assert.equal(answer.id, 9);
+  assert.equal(answer.error.code, UNFINISHED_MESSAGE_TIMED_OUT);
+  assert.equal(answer.error.data.budget, "unfinishedMessageTimeout");
+});
+
+Deno.test("DataChannelTransport takes a slow message whole as long as each chunk comes within unfinishedMessageTimeout", async () => {
+  const t = await pair({ maxMessageSize: 65_536 }, {
+    keepaliveInterval: 0,
+    unfinishedMessageTimeout: 150,
+  });
+  const text = JSON.stringify({
+    jsonrpc: "2.0",
+    id: 1,
+    method: "slow",
+    params: { x: "y".repeat(4_000) },
+  });
+  const bytes = new TextEncoder().encode(text);
+  // Twelve chunks 100 ms apart: longer in all than the deadline, never 500 ms without one.
+  const started = Date.now();
+  for (let at = 0; at < bytes.length; at += 1_000) {
+    const frame = new Uint8Array(Math.min(1_000, bytes.length - at) + 1);
+    frame[0] = at + 1_000 >= bytes.length ? FRAME_LAST : FRAME_MORE;
+    frame.set(bytes.subarray(at, at + 1_000), 1);
+    t.left.send(frame);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await until(() => t.received.length === 1 || t.errors.length > 0);
+  assert.deepEqual(t.errors, []);
+  assert.ok(Date.now() - started > 500);
+  assert.deepEqual(t.received[0], JSON.parse(text));
+  assert.deepEqual(t.errors, []);
+  await t.close();
+});
+
+Deno.test("DataChannelTransport answers a request refused by its budget with an error naming the budget; the session goes on", async () => {
+  const budget = new MemoryBudget("maxUnfinishedBytesPerAgent", 10_000);
+  const [left, right] = createLinkedChannelPair();
+  const a = new DataChannelTransport(left, { maxMessageSize: 4_096, keepaliveInterval: 0 });
+  const b = new DataChannelTransport(right, { budget, keepaliveInterval: 0 });
+  const received: JSONRPCMessage[] = [];
+  b.onmessage = (message) => received.push(message);
+  const answers: JSONRPCMessage[] = [];
+  a.onmessage = (message) => answers.push(message);
+  await Promise.all([a.start(), b.start()]);
+  budget.reserve(5_000); // Another session of the agent holds half the budget.
+  await a.send({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { x: "y".repeat(16_000) } });
+  await until(() => answers.length === 1);
+  const answer = answers[0] as {
+    id: number;
+    error: { code: number; message: string; data: Record<string, unknown> };
+  };
+  assert.equal(answer.id, 3);
+  assert.equal(answer.error.code, MESSAGE_TOO_LARGE);
+  assert.equal(answer.error.data.budget, "maxUnfinishedBytesPerAgent");
+  assert.match(answer.error.message, /'maxUnfinishedBytesPerAgent' \(10000 bytes\)/);
+  assert.equal(budget.used, 5_000);
+  await a.send({ jsonrpc: "2.0", id: 4, method: "small" });
+  await until(() => received.length === 1);
+  await a.close();
+  await b.close();
+});
+
+Deno.test("DataChannelTransport.start() gives up on a channel that does not open within openTimeout, and closes it", async () => {
+  const channel = Object.assign(new EventTarget(), {
+    label: "mcp",
+    readyState: "connecting",
+    bufferedAmount: 0,
+    bufferedAmountLowThreshold: 0,
+    binaryType: "blob",
+    closed: 0,
+    send() {},
+    close() {
+      this.closed++;
+    },
+  });
+  const transport = new DataChannelTransport(channel, { openTimeout: 50 });
+  const closed = new Promise<void>((resolve) => (transport.onclose = resolve));
+  await assert.rejects(transport.start(), /did not open within 50 ms \(openTimeout\)/);
+  await closed;
+  assert.equal(channel.closed, 1);
 });

@@ -196,7 +196,104 @@ export type DecodedFrame =
     readonly error: MessageSizeError;
     /** Which message it was, so the sender can be told instead of waiting. */
     readonly envelope: RefusedEnvelope;
+    /** The name of the budget that refused it, when not the size cap. */
+    readonly budget?: string;
   };
+
+/**
+ * A budget of bytes that incoming messages may hold while they are
+ * unfinished, in nested scopes as a resource manager keeps them (a desktop,
+ * then each agent's connection): a reservation counts against this scope and
+ * every scope above it, and is refused whole if any of them would go over
+ * its limit. The scope that refused is returned, so that the refusal can
+ * name it; nothing is reserved then.
+ *
+ * @example An agent's scope inside a desktop's
+ * ```ts
+ * import { MemoryBudget } from "@mcp/webrtc/framing";
+ * import assert from "node:assert/strict";
+ *
+ * const desktop = new MemoryBudget("maxUnfinishedBytes", 100);
+ * const one = new MemoryBudget("maxUnfinishedBytesPerAgent", 60, desktop);
+ * const two = new MemoryBudget("maxUnfinishedBytesPerAgent", 60, desktop);
+ * assert.equal(one.reserve(50), undefined);
+ * assert.equal(one.reserve(20), one); // over this agent's 60
+ * assert.equal(two.reserve(55), desktop); // over the desktop's 100
+ * assert.equal(two.reserve(50), undefined);
+ * one.release(50);
+ * assert.equal(desktop.used, 50);
+ * ```
+ */
+export class MemoryBudget {
+  /** The name of the limit, as the option that sets it is called. */
+  readonly name: string;
+  /** The most bytes this scope (with those below it) may hold. */
+  readonly limit: number;
+  /** The scope this one's reservations also count against. */
+  readonly parent?: MemoryBudget;
+  /** This scope, then each one above it. */
+  readonly #chain: MemoryBudget[];
+  #used = 0;
+
+  /**
+   * @param name The name of the limit, for the refusal's message.
+   * @param limit The most bytes held at once.
+   * @param parent The enclosing scope, if any.
+   * @throws {RangeError} If `limit` is not a positive integer.
+   */
+  constructor(name: string, limit: number, parent?: MemoryBudget) {
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new RangeError(
+        `Cannot create budget as '${name}' must be a positive integer: received ${limit}`,
+      );
+    }
+    this.name = name;
+    this.limit = limit;
+    this.parent = parent;
+    this.#chain = parent ? [this, ...parent.#chain] : [this];
+  }
+
+  /** The bytes held now in this scope and those below it. */
+  get used(): number {
+    return this.#used;
+  }
+
+  /**
+   * Reserves `bytes` in this scope and every scope above it.
+   *
+   * @returns `undefined` if reserved, else the scope that refused (nothing is reserved).
+   */
+  reserve(bytes: number): MemoryBudget | undefined {
+    const refused = this.#chain.find((scope) => scope.#used + bytes > scope.limit);
+    if (refused) return refused;
+    for (const scope of this.#chain) scope.#used += bytes;
+    return undefined;
+  }
+
+  /** Gives back `bytes` reserved earlier, in this scope and every scope above it. */
+  release(bytes: number): void {
+    for (const scope of this.#chain) scope.#used = Math.max(0, scope.#used - bytes);
+  }
+}
+
+/** Options of {@linkcode FrameDecoder}. */
+export interface FrameDecoderOptions {
+  /**
+   * Whether to give chunked messages parsed, as `value` results.
+   *
+   * @default {false}
+   */
+  parse?: boolean;
+  /**
+   * The budget an unfinished message reserves its bytes from, chunk by chunk,
+   * before it keeps them. A message whose chunk is refused is dropped as one
+   * over the size cap is (its remaining chunks are discarded, and its end
+   * gives an `oversize` result naming the budget); what it held is given back.
+   *
+   * @default {undefined}
+   */
+  budget?: MemoryBudget;
+}
 
 /**
  * Reassembles incoming frames into whole messages, enforcing a size cap.
@@ -229,21 +326,28 @@ export type DecodedFrame =
 export class FrameDecoder {
   readonly #maxSize: number;
   readonly #parse: boolean;
+  readonly #budget?: MemoryBudget;
+  /** Bytes of the unfinished message reserved from the budget. */
+  #reserved = 0;
+  /** The budget that refused the message being discarded, if one did. */
+  #refusedBy?: MemoryBudget;
   #decoder = new TextDecoder();
   #received = "";
   #assembler?: JsonAssembler;
   #invalid?: unknown;
   #size = 0;
   #discarding = false;
+  /** Whether the message being discarded was abandoned: its end is not reported. */
+  #abandoned = false;
   #head = "";
   #tail: Uint8Array = new Uint8Array(0);
 
   /**
    * @param maxSize The largest message accepted, in UTF-8 bytes.
-   * @param options `parse`: give chunked messages parsed, as `value` results.
+   * @param options Parsing, and the budget of unfinished messages.
    * @throws {RangeError} If `maxSize` is not a positive integer.
    */
-  constructor(maxSize: number, options: { parse?: boolean } = {}) {
+  constructor(maxSize: number, options: FrameDecoderOptions = {}) {
     if (!Number.isSafeInteger(maxSize) || maxSize < 1) {
       throw new RangeError(
         `Cannot create frame decoder as 'maxSize' must be a positive integer: received ${maxSize}`,
@@ -251,6 +355,31 @@ export class FrameDecoder {
     }
     this.#maxSize = maxSize;
     this.#parse = options.parse ?? false;
+    this.#budget = options.budget;
+  }
+
+  /** Whether a chunked message has begun and not ended (nor been abandoned). */
+  get unfinished(): boolean {
+    return this.#size > 0 && !this.#abandoned;
+  }
+
+  /**
+   * Drops the unfinished message, if any, and gives back what it held; the
+   * rest of its chunks, should they still come, are discarded, and its end
+   * gives nothing.
+   *
+   * @returns Which message it was, read from its first bytes; `undefined` if none was unfinished.
+   */
+  abandon(): RefusedEnvelope | undefined {
+    if (!this.unfinished) return undefined;
+    const envelope = readEnvelope(this.#head, "");
+    const size = this.#size;
+    this.#reset();
+    // Discard what is left of it; `#abandoned` makes its end silent.
+    this.#size = size;
+    this.#discarding = true;
+    this.#abandoned = true;
+    return envelope;
   }
 
   /**
@@ -277,20 +406,42 @@ export class FrameDecoder {
     const last = header === FRAME_LAST;
     const payload = bytes.subarray(1);
     this.#size += payload.byteLength;
-    if (!this.#discarding && this.#size > this.#maxSize) {
-      // Keep the start, for the envelope; drop the rest.
-      this.#keepHead(this.#decoder.decode(payload, { stream: true }));
-      this.#received = "";
-      this.#assembler = undefined;
-      this.#discarding = true;
+    if (!this.#discarding) {
+      // Reserved before it is kept; a whole message in one chunk is never held.
+      const refusedBy = this.#size > this.#maxSize || last || !this.#budget
+        ? undefined
+        : this.#budget.reserve(payload.byteLength);
+      if (refusedBy === undefined && !last && this.#budget) this.#reserved += payload.byteLength;
+      if (this.#size > this.#maxSize || refusedBy) {
+        // Keep the start, for the envelope; drop the rest.
+        this.#keepHead(this.#decoder.decode(payload, { stream: true }));
+        this.#received = "";
+        this.#assembler = undefined;
+        this.#discarding = true;
+        this.#refusedBy = refusedBy;
+        this.#budget?.release(this.#reserved);
+        this.#reserved = 0;
+      }
     }
     if (this.#discarding) {
       this.#keepTail(payload);
       if (!last) return { kind: "partial" };
+      if (this.#abandoned) {
+        this.#reset();
+        return { kind: "partial" };
+      }
+      const refusedBy = this.#refusedBy;
       const result: DecodedFrame = {
         kind: "oversize",
-        error: new MessageSizeError(this.#size, this.#maxSize),
+        error: refusedBy
+          ? new MessageSizeError(
+            this.#size,
+            refusedBy.limit,
+            `Dropped an incoming message of ${this.#size} bytes as the budget for unfinished messages '${refusedBy.name}' (${refusedBy.limit} bytes) was spent by the messages under way: send large messages one at a time, or again once those under way have finished`,
+          )
+          : new MessageSizeError(this.#size, this.#maxSize),
         envelope: readEnvelope(this.#head, new TextDecoder().decode(this.#tail)),
+        ...(refusedBy && { budget: refusedBy.name }),
       };
       this.#reset();
       return result;
@@ -363,6 +514,10 @@ export class FrameDecoder {
   }
 
   #reset(): void {
+    this.#budget?.release(this.#reserved);
+    this.#reserved = 0;
+    this.#refusedBy = undefined;
+    this.#abandoned = false;
     this.#decoder = new TextDecoder();
     this.#received = "";
     this.#assembler = undefined;

@@ -1,6 +1,19 @@
 import assert from "node:assert/strict";
 import { MessageSizeError } from "./errors.ts";
-import { encodeFrames, FRAME_KEEPALIVE, FRAME_LAST, FRAME_MORE, FrameDecoder } from "./framing.ts";
+import {
+  encodeFrames,
+  FRAME_KEEPALIVE,
+  FRAME_LAST,
+  FRAME_MORE,
+  FrameDecoder,
+  MemoryBudget,
+} from "./framing.ts";
+import {
+  CHUNK_SIZE,
+  DEFAULT_MAX_RECEIVE_SIZE,
+  DEFAULT_MAX_UNFINISHED_BYTES,
+  DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
+} from "./constants.ts";
 
 function roundTrip(text: string, frameSize: number, cap = 1 << 30) {
   const frames = [...encodeFrames(text, frameSize)];
@@ -332,4 +345,132 @@ Deno.test("encodeFrames() writes every chunk into the buffer given, each valid u
     taken.push((chunk as Uint8Array).slice());
   }
   assert.deepEqual(taken, fresh);
+});
+
+/** The chunk frames of `text`, each carrying `size` bytes, the last marked as such unless `unfinished`. */
+function chunksOf(text: string, size: number, unfinished = false): Uint8Array[] {
+  const bytes = new TextEncoder().encode(text);
+  const cuts = [];
+  for (let at = 0; at < bytes.length; at += size) cuts.push(at);
+  cuts.push(bytes.length);
+  const frames = chunksCutAt(bytes, cuts);
+  if (unfinished) frames.at(-1)![0] = FRAME_MORE;
+  return frames;
+}
+
+Deno.test("MemoryBudget refuses a reservation that any enclosing scope cannot hold, and reserves nothing then", () => {
+  const desktop = new MemoryBudget("maxUnfinishedBytes", 100);
+  const agent = new MemoryBudget("maxUnfinishedBytesPerAgent", 60, desktop);
+  assert.equal(agent.reserve(60), undefined);
+  assert.equal(agent.reserve(1), agent);
+  const other = new MemoryBudget("maxUnfinishedBytesPerAgent", 60, desktop);
+  assert.equal(other.reserve(41), desktop);
+  assert.equal(other.used, 0);
+  assert.equal(desktop.used, 60);
+  agent.release(60);
+  assert.equal(desktop.used, 0);
+  assert.throws(() => new MemoryBudget("x", 0), /'x' must be a positive integer/);
+});
+
+Deno.test("FrameDecoder reserves each chunk of an unfinished message from its budget and gives it all back at the end", () => {
+  const budget = new MemoryBudget("maxUnfinishedBytesPerConnection", 1_000);
+  const decoder = new FrameDecoder(10_000, { budget });
+  const text = JSON.stringify({ x: "y".repeat(250) });
+  const frames = chunksOf(text, 100);
+  decoder.push(frames[0]);
+  decoder.push(frames[1]);
+  assert.equal(budget.used, 200);
+  for (const frame of frames.slice(2, -1)) decoder.push(frame);
+  assert.deepEqual(decoder.push(frames.at(-1)!), { kind: "message", text });
+  assert.equal(budget.used, 0);
+});
+
+Deno.test("FrameDecoder refuses a message whose chunk the budget cannot hold, names the budget, and goes on", () => {
+  const desktop = new MemoryBudget("maxUnfinishedBytes", 300);
+  const agent = new MemoryBudget("maxUnfinishedBytesPerAgent", 1_000, desktop);
+  const one = new FrameDecoder(10_000, { budget: agent, parse: true });
+  const two = new FrameDecoder(10_000, { budget: agent, parse: true });
+  // One session holds 200 bytes of an unfinished message.
+  for (const frame of chunksOf('{"a":"' + "x".repeat(300), 100, true).slice(0, 2)) one.push(frame);
+  assert.equal(desktop.used, 200);
+  const request = JSON.stringify({
+    jsonrpc: "2.0",
+    id: 7,
+    method: "tools/call",
+    params: { x: "y".repeat(400) },
+  });
+  const results = chunksOf(request, 100).map((frame) => two.push(frame));
+  const last = results.at(-1)!;
+  assert.equal(last.kind, "oversize");
+  if (last.kind !== "oversize") return;
+  assert.equal(last.budget, "maxUnfinishedBytes");
+  assert.deepEqual(last.envelope, { id: 7, method: "tools/call" });
+  assert.match(
+    last.error.message,
+    /'maxUnfinishedBytes' \(300 bytes\).*send large messages one at a time/,
+  );
+  assert.equal(desktop.used, 200, "the refused message holds nothing");
+  // Once the first message has ended, the second session's next message fits.
+  assert.deepEqual(one.push(chunksOf('"}', 100)[0]), {
+    kind: "value",
+    value: { a: "x".repeat(194) },
+  });
+  assert.equal(desktop.used, 0);
+  assert.deepEqual(two.push(chunksOf(request, 100)[0]), { kind: "partial" });
+});
+
+Deno.test("FrameDecoder.abandon() gives back what an unfinished message holds, names it, and discards the rest of it silently", () => {
+  const budget = new MemoryBudget("maxUnfinishedBytesPerConnection", 10_000);
+  const decoder = new FrameDecoder(10_000, { budget, parse: true });
+  const request = JSON.stringify({
+    jsonrpc: "2.0",
+    id: "r",
+    method: "tools/call",
+    params: { x: "y".repeat(400) },
+  });
+  const frames = chunksOf(request, 100);
+  decoder.push(frames[0]);
+  decoder.push(frames[1]);
+  assert.ok(decoder.unfinished);
+  assert.deepEqual(decoder.abandon(), { id: "r", method: "tools/call" });
+  assert.equal(budget.used, 0);
+  assert.equal(decoder.abandon(), undefined, "nothing more to abandon");
+  assert.deepEqual(
+    frames.slice(2).map((frame) => decoder.push(frame).kind),
+    frames.slice(2).map(() => "partial"),
+  );
+  assert.ok(!decoder.unfinished);
+  assert.deepEqual(decoder.push('{"jsonrpc":"2.0","id":1}'), {
+    kind: "message",
+    text: '{"jsonrpc":"2.0","id":1}',
+  });
+});
+
+Deno.test("The default budgets hold a full-size message per session, two per agent and four per desktop, and no more", () => {
+  const desktop = new MemoryBudget("maxUnfinishedBytes", DEFAULT_MAX_UNFINISHED_BYTES);
+  const agents = [1, 2, 3].map(() =>
+    new MemoryBudget("maxUnfinishedBytesPerAgent", DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT, desktop)
+  );
+  assert.equal(DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT, 2 * DEFAULT_MAX_RECEIVE_SIZE);
+  assert.equal(DEFAULT_MAX_UNFINISHED_BYTES, 4 * DEFAULT_MAX_RECEIVE_SIZE);
+  assert.equal(DEFAULT_MAX_UNFINISHED_BYTES, 256 * 1024 * 1024);
+  // Every agent tries to hold 64 sessions of 64 MiB, a chunk at a time.
+  let held = 0;
+  let refused = 0;
+  for (const agent of agents) {
+    for (let session = 0; session < 64; session++) {
+      for (let chunk = 0; chunk < DEFAULT_MAX_RECEIVE_SIZE / CHUNK_SIZE; chunk++) {
+        if (agent.reserve(CHUNK_SIZE)) {
+          refused++;
+          break;
+        }
+        held += CHUNK_SIZE;
+      }
+    }
+  }
+  assert.equal(agents[0].used, DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT);
+  assert.equal(agents[1].used, DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT);
+  assert.equal(agents[2].used, 0, "the desktop's budget is spent by the first two");
+  assert.equal(held, DEFAULT_MAX_UNFINISHED_BYTES);
+  assert.equal(refused, 3 * 64 - 4);
 });

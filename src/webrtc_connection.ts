@@ -15,6 +15,9 @@ import {
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_KEEPALIVE_INTERVAL,
   DEFAULT_MAX_RECEIVE_SIZE,
+  DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
+  DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
+  INCOMING_CHANNEL_OPEN_TIMEOUT,
 } from "./constants.ts";
 import {
   type DataChannelLike,
@@ -22,7 +25,7 @@ import {
   type DataChannelTransportOptions,
 } from "./data_channel_transport.ts";
 import { WebRTCTransportError } from "./errors.ts";
-import { FRAME_KEEPALIVE } from "./framing.ts";
+import { FRAME_KEEPALIVE, MemoryBudget } from "./framing.ts";
 import { type ConnectionPath, type ConnectStep, readMaxMessageSize } from "./peer.ts";
 import { PathPeer } from "./_relay_peer.ts";
 import type { Signaling } from "./signaling/signaling.ts";
@@ -45,6 +48,25 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
    * @default {30000}
    */
   linger?: number;
+  /**
+   * The budget that the other peer's unfinished chunked messages, on all
+   * sessions of this connection, reserve their bytes from before they are
+   * kept; it may sit inside a larger one (a {@linkcode WebRTCListener} gives
+   * each agent a budget inside the desktop's). A message that does not fit
+   * is dropped, and the request it carried gets a JSON-RPC error naming the
+   * budget; the session goes on.
+   *
+   * @default {new MemoryBudget("maxUnfinishedBytesPerConnection", 134217728)}
+   */
+  unfinishedBudget?: MemoryBudget;
+  /**
+   * Milliseconds a chunked message from the other peer may go without a new
+   * chunk before it is dropped and its session closed (see
+   * `DataChannelTransportOptions.unfinishedMessageTimeout`).
+   *
+   * @default {10000}
+   */
+  unfinishedMessageTimeout?: number;
 }
 
 /**
@@ -54,6 +76,12 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
 export interface WebRTCSessionTransport extends Transport {
   /** The connection that carries this session. */
   readonly connection: WebRTCConnection;
+  /**
+   * Resolves once the session has closed, however it ended: closed by either
+   * side, its channel closed before it opened, or its connection lost. Unlike
+   * `onclose`, it tells a late listener too.
+   */
+  readonly closed: Promise<void>;
 }
 
 /**
@@ -106,6 +134,7 @@ export class WebRTCConnection {
   readonly #options: WebRTCConnectionOptions;
   readonly #initiator: boolean;
   readonly #linger: number;
+  readonly #budget: MemoryBudget;
   readonly #sessions = new Set<ChannelSession>();
   #peer?: PathPeer;
   #dialing?: Promise<PathPeer>;
@@ -167,6 +196,8 @@ export class WebRTCConnection {
     this.#options = options;
     this.#initiator = options.initiator ?? true;
     this.#linger = linger;
+    this.#budget = options.unfinishedBudget ??
+      new MemoryBudget("maxUnfinishedBytesPerConnection", DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT);
     internals.set(this, {
       attach: (session) => this.#attach(session),
       detach: (session) => this.#detach(session),
@@ -351,7 +382,7 @@ export class WebRTCConnection {
   #accept(channel: DataChannelLike): void {
     const session = new ChannelSession(this, () => Promise.resolve(channel));
     // Listen at once: frames may arrive before the owner starts the transport.
-    session.bind(channel);
+    session.bind(channel, INCOMING_CHANNEL_OPEN_TIMEOUT);
     try {
       if (this.ontransport) this.ontransport(session);
       else void session.close();
@@ -395,6 +426,9 @@ export class WebRTCConnection {
         return pc ? readMaxMessageSize(pc) : 65_536;
       },
       maxReceiveSize: options.maxReceiveSize ?? DEFAULT_MAX_RECEIVE_SIZE,
+      budget: this.#budget,
+      unfinishedMessageTimeout: options.unfinishedMessageTimeout ??
+        DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
       // Liveness is the connection's: the session's channel carries no keepalives of its own.
       keepaliveInterval: 0,
     };
@@ -520,6 +554,8 @@ class ChannelSession implements WebRTCSessionTransport {
   #channel?: DataChannelLike;
   #closed = false;
   #closing?: Promise<void>;
+  #ended!: () => void;
+  readonly closed: Promise<void> = new Promise((resolve) => (this.#ended = resolve));
 
   onmessage?: (message: JSONRPCMessage) => void;
   onerror?: (error: Error) => void;
@@ -535,13 +571,16 @@ class ChannelSession implements WebRTCSessionTransport {
     return this.#channel ? [this.#channel] : [];
   }
 
-  /** Makes the channel transport and listens, before anyone starts the session. */
-  bind(channel: DataChannelLike): DataChannelTransport {
+  /**
+   * Makes the channel transport and listens, before anyone starts the session.
+   * A channel that does not open within `openTimeout` closes the session.
+   */
+  bind(channel: DataChannelLike, openTimeout?: number): DataChannelTransport {
     this.#channel = channel;
-    const inner = new DataChannelTransport(
-      channel,
-      internals.get(this.connection)!.channelOptions(),
-    );
+    const inner = new DataChannelTransport(channel, {
+      ...internals.get(this.connection)!.channelOptions(),
+      ...(openTimeout !== undefined && { openTimeout }),
+    });
     inner.onmessage = (message) => this.onmessage?.(message);
     inner.onerror = (error) => this.onerror?.(error);
     inner.onclose = () => void this.close();
@@ -602,6 +641,7 @@ class ChannelSession implements WebRTCSessionTransport {
         await this.#inner?.close();
       } finally {
         internals.get(this.connection)!.detach(this);
+        this.#ended();
         this.onclose?.();
       }
     });

@@ -16,11 +16,15 @@ import {
 import {
   DEFAULT_CONNECT_TIMEOUT,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
+  DEFAULT_MAX_UNFINISHED_BYTES,
+  DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
+  DEFAULT_SESSION_STARTS_PER_SECOND,
   REFUSAL_TIMEOUT,
   SESSION_LIMIT_REACHED,
 } from "./constants.ts";
 import { ConnectError } from "./errors.ts";
-import { WebRTCConnection } from "./webrtc_connection.ts";
+import { MemoryBudget } from "./framing.ts";
+import { WebRTCConnection, type WebRTCSessionTransport } from "./webrtc_connection.ts";
 import type { IceServer, WebRTCTransportOptions } from "./webrtc_transport.ts";
 
 /** What the listener needs of an MCP server: `McpServer` and `Server` both fit. */
@@ -84,6 +88,41 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
    * @default {64}
    */
   maxSessionsPerAgent?: number;
+  /**
+   * The most MCP sessions one agent may start per second, after a burst of
+   * `maxSessionsPerAgent`. One more is refused as one over
+   * `maxSessionsPerAgent` is: its first request gets a JSON-RPC error naming
+   * this limit (code `-32000`), and its channel closes.
+   *
+   * @default {10}
+   */
+  sessionStartsPerSecond?: number;
+  /**
+   * The most bytes that one agent's unfinished chunked messages, on all its
+   * sessions, may hold. A message that does not fit is dropped: its request
+   * gets a JSON-RPC error naming this budget (code `-32000`), and the
+   * agent's sessions go on.
+   *
+   * @default {134217728}
+   */
+  maxUnfinishedBytesPerAgent?: number;
+  /**
+   * The most bytes that the unfinished chunked messages of all agents
+   * together may hold: what messages under way can make this process keep.
+   * A message that does not fit is dropped as with
+   * `maxUnfinishedBytesPerAgent`, naming this budget.
+   *
+   * @default {268435456}
+   */
+  maxUnfinishedBytes?: number;
+  /**
+   * Milliseconds an agent's chunked message may go without a new chunk before
+   * it is dropped (its request gets a JSON-RPC error saying so) and its
+   * session closed.
+   *
+   * @default {10000}
+   */
+  unfinishedMessageTimeout?: number;
 }
 
 /** Options of {@linkcode WebRTCListener.listen}. */
@@ -141,6 +180,8 @@ export class WebRTCListener {
   readonly #options: WebRTCListenerOptions;
   readonly #agents = new Map<string, WebRTCConnection>();
   readonly #sessions = new Set<AgentSession>();
+  /** What all agents' unfinished messages hold. */
+  readonly #budget: MemoryBudget;
   #closing?: Promise<void>;
 
   /** The guest ticket to hand to agents, when made by `listen()`. */
@@ -173,6 +214,15 @@ export class WebRTCListener {
       const [name, value] of [
         ["maxAgents", options.maxAgents ?? 8],
         ["maxSessionsPerAgent", options.maxSessionsPerAgent ?? DEFAULT_MAX_SESSIONS_PER_AGENT],
+        [
+          "sessionStartsPerSecond",
+          options.sessionStartsPerSecond ?? DEFAULT_SESSION_STARTS_PER_SECOND,
+        ],
+        [
+          "maxUnfinishedBytesPerAgent",
+          options.maxUnfinishedBytesPerAgent ?? DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
+        ],
+        ["maxUnfinishedBytes", options.maxUnfinishedBytes ?? DEFAULT_MAX_UNFINISHED_BYTES],
       ] as const
     ) {
       if (!Number.isSafeInteger(value) || value < 1) {
@@ -182,6 +232,10 @@ export class WebRTCListener {
       }
     }
     this.#options = options;
+    this.#budget = new MemoryBudget(
+      "maxUnfinishedBytes",
+      options.maxUnfinishedBytes ?? DEFAULT_MAX_UNFINISHED_BYTES,
+    );
     options.hub.onpeerjoin = (peer) => void this.#accept(peer);
     for (const peer of options.hub.peers) void this.#accept(peer);
   }
@@ -307,10 +361,18 @@ export class WebRTCListener {
       expiresAt: _expires,
       maxAgents: _max,
       maxSessionsPerAgent = DEFAULT_MAX_SESSIONS_PER_AGENT,
+      sessionStartsPerSecond = DEFAULT_SESSION_STARTS_PER_SECOND,
+      maxUnfinishedBytesPerAgent = DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
+      maxUnfinishedBytes: _desktop,
       ...rest
     } = options;
     const connection = new WebRTCConnection({
       ...rest,
+      unfinishedBudget: new MemoryBudget(
+        "maxUnfinishedBytesPerAgent",
+        maxUnfinishedBytesPerAgent,
+        this.#budget,
+      ),
       // Unless given: the servers the room hands out now (short-lived TURN credentials).
       iceServers: rest.iceServers ?? (options.hub as { iceServers?: IceServer[] }).iceServers,
       signaling,
@@ -320,6 +382,7 @@ export class WebRTCListener {
     this.#agents.set(peer, connection);
     let sessions = 0;
     let open = 0;
+    const starts = new StartRate(sessionStartsPerSecond, maxSessionsPerAgent);
     connection.onerror = (error) => this.onerror?.(error);
     connection.ontransport = (transport) => {
       if (open >= maxSessionsPerAgent) {
@@ -334,8 +397,23 @@ export class WebRTCListener {
         );
         return;
       }
+      if (!starts.take()) {
+        this.onerror?.(
+          new Error(
+            `Refused a session of agent ${peer}: it starts sessions faster than ${sessionStartsPerSecond} a second (sessionStartsPerSecond)`,
+          ),
+        );
+        refuseSession(
+          transport,
+          `Cannot open another MCP session as this agent starts sessions faster than the desktop allows (${sessionStartsPerSecond} a second, sessionStartsPerSecond): wait a second and try again, or keep sessions open instead of opening new ones`,
+        );
+        return;
+      }
+      // The slot is taken now and given back the moment the channel closes,
+      // whether it opened, started a server, or neither.
       open++;
-      void this.#serve({ peer, session: ++sessions }, transport, connection, () => open--);
+      void transport.closed.then(() => open--);
+      void this.#serve({ peer, session: ++sessions }, transport, connection);
     };
     const left = (error?: Error) => {
       if (this.#agents.get(peer) !== connection) return;
@@ -376,16 +454,14 @@ export class WebRTCListener {
   /** Serves one session of an agent with a fresh server. */
   async #serve(
     info: AgentInfo,
-    transport: Transport,
+    transport: WebRTCSessionTransport,
     connection: WebRTCConnection,
-    release: () => void,
   ): Promise<void> {
     const agent = Object.freeze(info);
     let server: ConnectableServer;
     try {
       server = await this.#options.createServer(agent);
     } catch (error) {
-      release();
       this.onerror?.(
         new Error(
           `Cannot serve agent ${agent.peer}'s session ${agent.session} as createServer() failed: ${
@@ -399,26 +475,23 @@ export class WebRTCListener {
     }
     const session: AgentSession = Object.freeze({ agent, transport, server, connection });
     let open = true;
-    const ended = () => {
-      if (!open) return;
+    let connected = false;
+    // However the session ends its end is reported; a session that ended
+    // before its server was connected (whose `onclose` came before the
+    // server's callbacks were in place) has its server closed here.
+    void transport.closed.then(() => {
       open = false;
-      release();
+      if (!connected) void Promise.resolve(server.close()).catch(() => {});
       if (this.#sessions.delete(session)) this.onsessionclose?.(session);
-    };
+    });
     try {
       await server.connect(transport);
+      connected = true;
     } catch (error) {
-      ended();
       this.onerror?.(error as Error);
       await transport.close();
       return;
     }
-    // Protocol.connect() installed its own callbacks; chain ours after them.
-    const protocolClose = transport.onclose;
-    transport.onclose = () => {
-      protocolClose?.();
-      ended();
-    };
     const protocolError = transport.onerror;
     transport.onerror = (error) => {
       protocolError?.(error);
@@ -456,6 +529,36 @@ export class WebRTCListener {
       return `the desktop serves its maximum of ${maxAgents} agents; try again later`;
     }
     return undefined;
+  }
+}
+
+/**
+ * Counts one agent's session starts against its rate: a token bucket that
+ * holds `burst` starts and refills at `perSecond`.
+ */
+class StartRate {
+  readonly #rate: number;
+  readonly #burst: number;
+  readonly #now: () => number;
+  #tokens: number;
+  #last: number;
+
+  constructor(perSecond: number, burst: number, now: () => number = Date.now) {
+    this.#rate = perSecond;
+    this.#burst = burst;
+    this.#now = now;
+    this.#tokens = burst;
+    this.#last = now();
+  }
+
+  /** Takes a start if the rate allows one now. */
+  take(): boolean {
+    const now = this.#now();
+    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
+    this.#last = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
   }
 }
 

@@ -13,7 +13,13 @@ import { createTicket, formatTicket, parseTicket, type Ticket } from "../ticket.
 import { SignalingRoomError } from "../signaling/signaling_room.ts";
 import { type ConnectableServer, WebRTCListener } from "../webrtc_listener.ts";
 import type { WebRTCConnection } from "../webrtc_connection.ts";
-import { DEFAULT_MAX_SESSIONS_PER_AGENT } from "../constants.ts";
+import {
+  DEFAULT_MAX_SESSIONS_PER_AGENT,
+  DEFAULT_MAX_UNFINISHED_BYTES,
+  DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
+  DEFAULT_SESSION_STARTS_PER_SECOND,
+  DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
+} from "../constants.ts";
 import {
   NETWORK_FLAGS,
   NETWORK_HELP,
@@ -50,6 +56,20 @@ Options:
   --agents N              The most agents (connections) served at once (default: 8)
   --sessions N            The most MCP sessions one agent may hold open; one more is
                           refused with an error the agent sees (default: ${DEFAULT_MAX_SESSIONS_PER_AGENT})
+  --session-starts N      The most sessions one agent may start per second, after a
+                          burst of --sessions; one more is refused with an error the
+                          agent sees (default: ${DEFAULT_SESSION_STARTS_PER_SECOND})
+  --unfinished-bytes-per-agent BYTES
+                          The most bytes one agent's unfinished messages may hold; a
+                          message over it is refused with an error naming it
+                          (default: ${DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT})
+  --unfinished-bytes BYTES
+                          The same for all agents together (default: ${DEFAULT_MAX_UNFINISHED_BYTES})
+  --unfinished-timeout DURATION
+                          Drop a message, and close its session, when no chunk of it
+                          came for this long (default: ${
+  DEFAULT_UNFINISHED_MESSAGE_TIMEOUT / 1000
+}s)
   --expires DURATION      Refuse agents after this long, e.g. 8h (default: never)
   --ticket-file FILE      Also write the guest ticket to FILE (mode 0600)
   --host-ticket-file FILE Keep the room across restarts: reopen the room of the host
@@ -64,6 +84,10 @@ const SERVE_FLAGS = {
   header: { type: "string", multiple: true },
   agents: { type: "string" },
   sessions: { type: "string" },
+  "session-starts": { type: "string" },
+  "unfinished-bytes-per-agent": { type: "string" },
+  "unfinished-bytes": { type: "string" },
+  "unfinished-timeout": { type: "string" },
   expires: { type: "string" },
   "ticket-file": { type: "string" },
   "host-ticket-file": { type: "string" },
@@ -130,6 +154,24 @@ export async function serve(args: string[]): Promise<number> {
   const maxSessionsPerAgent = values.sessions
     ? parsePositiveInteger(values.sessions, "--sessions")
     : DEFAULT_MAX_SESSIONS_PER_AGENT;
+  const budgets = {
+    ...(values["session-starts"] &&
+      {
+        sessionStartsPerSecond: parsePositiveInteger(values["session-starts"], "--session-starts"),
+      }),
+    ...(values["unfinished-bytes-per-agent"] && {
+      maxUnfinishedBytesPerAgent: parsePositiveInteger(
+        values["unfinished-bytes-per-agent"],
+        "--unfinished-bytes-per-agent",
+      ),
+    }),
+    ...(values["unfinished-bytes"] && {
+      maxUnfinishedBytes: parsePositiveInteger(values["unfinished-bytes"], "--unfinished-bytes"),
+    }),
+    ...(values["unfinished-timeout"] && {
+      unfinishedMessageTimeout: parseDuration(values["unfinished-timeout"], "--unfinished-timeout"),
+    }),
+  };
   const expiresAt = values.expires
     ? new Date(Date.now() + parseDuration(values.expires, "--expires"))
     : undefined;
@@ -166,6 +208,7 @@ export async function serve(args: string[]): Promise<number> {
       expiresAt: expiresAt ?? host.expiresAt,
       maxAgents,
       maxSessionsPerAgent,
+      ...budgets,
       ...network,
       createServer: ({ peer, session }) => {
         const agent = numberOf(peer);
