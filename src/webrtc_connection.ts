@@ -25,6 +25,7 @@ import { WebRTCTransportError } from "./errors.ts";
 import { FRAME_KEEPALIVE } from "./framing.ts";
 import { type ConnectionPath, type ConnectStep, readMaxMessageSize } from "./peer.ts";
 import { PathPeer } from "./_relay_peer.ts";
+import { PathWatch } from "./_path_watch.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 import type { WebRTCTransportOptions } from "./webrtc_transport.ts";
 
@@ -116,6 +117,7 @@ export class WebRTCConnection {
   #dials = 0;
   #lingerTimer?: ReturnType<typeof setTimeout>;
   #liveness?: Liveness;
+  #pathWatch?: PathWatch;
   #closed = false;
   #closing?: Promise<void>;
 
@@ -136,6 +138,43 @@ export class WebRTCConnection {
   ondisconnect?: (error?: Error) => void;
   /** Called once, when `close()` has closed the connection for good. */
   onclose?: () => void;
+  /**
+   * Called with the network path (as {@linkcode getConnectionPath} gives it)
+   * once it is known after each dial, and again each time ICE moves to
+   * another candidate pair: libjuice may leave a TURN pair for a direct one a
+   * few hundred ms after the channel opened. Read every `PATH_CHECK_INTERVAL`
+   * (500 ms) while set and the connection is up.
+   *
+   * @example Say which path each connection takes, and each move
+   * ```ts
+   * import { Client } from "@modelcontextprotocol/sdk/client";
+   * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+   * import { type ConnectionPath, MemorySignaling, WebRTCConnection } from "@mcp/webrtc";
+   * import assert from "node:assert/strict";
+   *
+   * // Peers on one machine: no STUN, loopback only.
+   * const local = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
+   * const [a, b] = await MemorySignaling.createMemorySignalingPair();
+   * const desktop = new WebRTCConnection({ signaling: b, initiator: false, ...local });
+   * desktop.ontransport = (transport) =>
+   *   void new McpServer({ name: "desktop", version: "1.0.0" }).connect(transport);
+   * void desktop.connect();
+   * const agent = new WebRTCConnection({ signaling: a, linger: 0, ...local });
+   * const first = new Promise<ConnectionPath>((resolve) => {
+   *   agent.onpathchange = (path) => {
+   *     console.log(`now via ${path.localCandidateType} to ${path.remoteCandidateType}`);
+   *     resolve(path);
+   *   };
+   * });
+   * const client = new Client({ name: "agent", version: "1.0.0" });
+   * await client.connect(agent.openTransport());
+   * assert.equal((await first).localCandidateType, "host");
+   * await client.close();
+   * await agent.close();
+   * await desktop.close();
+   * ```
+   */
+  onpathchange?: (path: ConnectionPath) => void;
 
   /**
    * @param options Signalling (or a function making one per dial), ICE servers and limits.
@@ -332,6 +371,12 @@ export class WebRTCConnection {
     this.#peer = peer;
     this.#liveness = liveness;
     liveness.start();
+    this.#pathWatch = new PathWatch(
+      () => peer.path(),
+      () => this.onpathchange,
+      (error) => this.onerror?.(error),
+    );
+    this.#pathWatch.start();
     return peer;
   }
 
@@ -412,6 +457,8 @@ export class WebRTCConnection {
     this.#peer = undefined;
     this.#liveness?.stop();
     this.#liveness = undefined;
+    this.#pathWatch?.stop();
+    this.#pathWatch = undefined;
     clearTimeout(this.#lingerTimer);
     const spare = this.#spare;
     this.#spare = undefined;
