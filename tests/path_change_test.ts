@@ -188,3 +188,25 @@ Deno.test("WebRTCClientTransport.onpathchange set after connecting is given the 
   }
   assert.equal(PathWatch.running, 0);
 });
+
+Deno.test("WebRTCClientTransport.getConnectionPath() on loopback names host at both ends, with the desktop's address", async () => {
+  // The answerer's check comes before its answer here, as in the NAT lab; on
+  // loopback it can only come from the answerer's own address.
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const server = createTestServer();
+  const serverTransport = new WebRTCServerTransport({ signaling: b, ...LOCAL });
+  await server.connect(serverTransport);
+  const transport = new WebRTCClientTransport({ signaling: a, ...LOCAL });
+  const client = new Client({ name: "path-client", version: "1.0.0" });
+  try {
+    await client.connect(transport);
+    await greet(client, "loopback");
+    const path = await transport.getConnectionPath();
+    assert.equal(path?.localCandidateType, "host");
+    assert.equal(path?.remoteCandidateType, "host");
+    assert.match(path?.remoteAddress ?? "", /^127\.0\.0\.1:\d+$/);
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
