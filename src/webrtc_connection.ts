@@ -252,7 +252,8 @@ export class WebRTCConnection {
    */
   async getConnectionPath(): Promise<ConnectionPath | undefined> {
     if (this.#closed) return undefined;
-    return await this.#peer?.path();
+    // The dial's peer from its `channel` step on, before the dial returns.
+    return await (this.#peer ?? this.#connecting)?.path();
   }
 
   /**

@@ -145,10 +145,16 @@ Deno.test("WebRTCConnection.onpathchange reports the path on both sides and stop
   });
   const agentPaths = new Paths();
   agent.onpathchange = agentPaths.handler;
+  // The path is there at the dial's last step already (the CLI prints it then).
+  let atChannel: Promise<ConnectionPath | undefined> | undefined;
+  agent.onconnectstep = (step) => {
+    if (step === "channel") atChannel = agent.getConnectionPath();
+  };
   const client = new Client({ name: "path-client", version: "1.0.0" });
   try {
     await client.connect(agent.openTransport());
     await greet(client, "connection");
+    assert.equal((await atChannel)?.localCandidateType, "relay");
     assert.equal((await agentPaths.nth(1)).localCandidateType, "relay");
     // The desktop's own statistics: a host pair on loopback.
     const seen = await desktopPaths.nth(1);
