@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { PathWatch, type Timers } from "./_path_watch.ts";
+import { PATH_CHECK_INTERVAL } from "./constants.ts";
 import type { ConnectionPath } from "./peer.ts";
 
 /** A clock that fires its timers only when told to. */
@@ -163,4 +164,20 @@ Deno.test("PathWatch passes a handler's error to onerror and goes on; a failed r
   assert.equal(errors.length, 1);
   assert.equal(timers.pending.size, 1, "it reads again next interval");
   failing.stop();
+});
+
+Deno.test("PathWatch reads every PATH_CHECK_INTERVAL by default, 500 ms as documented", async () => {
+  assert.equal(PATH_CHECK_INTERVAL, 500);
+  const timers = new ManualTimers();
+  const watch = new PathWatch(
+    () => Promise.resolve(TURN),
+    () => () => {},
+    () => {},
+    undefined,
+    timers,
+  );
+  watch.start();
+  await settle();
+  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [500]);
+  watch.stop();
 });
