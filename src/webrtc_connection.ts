@@ -240,14 +240,16 @@ export class WebRTCConnection {
   }
 
   /**
-   * The network path the connection uses, once connected: `host`, `srflx`
-   * or `relay` (TURN) at each end, or `relay-ws` at both ends when the
-   * connection runs over the relay through the signalling room.
+   * The network path the connection uses, once connected: `host`, `srflx`,
+   * `prflx` or `relay` (TURN) at each end (the path is through TURN when
+   * either end is `relay`), or `relay-ws` at both ends when the connection
+   * runs over the relay through the signalling room. See
+   * {@linkcode onpathchange} for its changes.
    *
    * @example Tell how the connection runs
    * ```ts ignore
    * const path = await connection.getConnectionPath();
-   * console.log(`connected via ${path?.localCandidateType ?? "unknown"}`);
+   * console.log(`connected via ${path?.localCandidateType} to ${path?.remoteCandidateType}`);
    * ```
    */
   async getConnectionPath(): Promise<ConnectionPath | undefined> {

@@ -280,15 +280,18 @@ export class WebRTCTransport implements Transport {
   }
 
   /**
-   * The network path the connection uses, once connected: whether the peers
-   * reach each other directly (`host`), through a NAT (`srflx`) or through a
-   * TURN relay (`relay`). `undefined` before the connection is up, or if the
-   * `RTCPeerConnection` implementation reports no statistics.
+   * The network path the connection uses, once connected: the candidate type
+   * of each end, `host` (the peer's own address), `srflx` or `prflx` (a NAT's
+   * address for it) or `relay` (a TURN allocation; the path is through TURN
+   * when either end is one), and the other end's address. `undefined` before
+   * the connection is up, or if the `RTCPeerConnection` implementation
+   * reports no statistics. See {@linkcode onpathchange} for its changes.
    *
    * @example Tell how an agent is connected
    * ```ts ignore
    * const path = await transport.getConnectionPath();
-   * console.log(`connected via ${path?.localCandidateType ?? "unknown"}`);
+   * const turn = [path?.localCandidateType, path?.remoteCandidateType].includes("relay");
+   * console.log(`connected ${turn ? "through TURN" : "directly"} to ${path?.remoteAddress}`);
    * ```
    */
   async getConnectionPath(): Promise<ConnectionPath | undefined> {
