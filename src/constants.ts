@@ -405,3 +405,14 @@ export const SOCKET_CLOSE_TIMEOUT = 1_000;
  * seconds apart.
  */
 export const TCP_SIGNALING_CONNECT_TIMEOUT = 30_000;
+
+/**
+ * How often a connection's path is read while something listens for its
+ * changes (`onpathchange`): neither libdatachannel nor node-datachannel tells
+ * when ICE moves to another candidate pair (its `selectedcandidatepairchange`
+ * never fires), and libjuice does move, e.g. from a TURN pair to a direct one
+ * a few hundred ms after the channel opened. One read is one `getStats()`
+ * call, microseconds on node-datachannel; a change is reported within this
+ * interval. The reading stops with the connection.
+ */
+export const PATH_CHECK_INTERVAL = 500;

@@ -439,24 +439,32 @@ export class Peer {
     const local = reports.get(String(pair.localCandidateId));
     const remote = reports.get(String(pair.remoteCandidateId));
     const address = remote?.address ?? remote?.ip;
-    // libjuice keeps the candidate it learnt from the answerer's check that
-    // came before the answer in a slot that the answer, then the answerer's
-    // first candidate, overwrite: on the offerer, the pair that check made
-    // reports that candidate instead of the address in use. That pair's other
-    // end is peer-reflexive; its address is not known here.
     const first = this.#firstRemoteCandidate?.split(" ");
-    if (
-      this.#options.initiator && this.#pathFound && first !== undefined &&
-      first[4] === String(address) && first[5] === String(remote?.port)
-    ) {
-      return {
-        localCandidateType: local?.candidateType as string | undefined,
-        remoteCandidateType: "prflx",
-      };
+    let remoteType = remote?.candidateType as string | undefined;
+    if (first !== undefined && first[4] === String(address) && first[5] === String(remote?.port)) {
+      const localAddress = String(local?.address ?? local?.ip);
+      if (remoteType === "prflx" || /^(127\.|::1$|::ffff:127\.)/.test(localAddress)) {
+        // Learnt from the other peer's check before it was signalled: it is
+        // that signalled candidate, of that type. On loopback every address
+        // is this host's, so the candidate reported is the one in use.
+        remoteType = first[7];
+      } else if (this.#options.initiator && this.#pathFound) {
+        // libjuice keeps the candidate it learnt from the answerer's check
+        // that came before the answer in a slot that the answer, then the
+        // answerer's first candidate, overwrite (`agent_set_remote_description`
+        // replaces the remote description whole): on the offerer, the pair
+        // that check made reports that candidate instead of the address in
+        // use. That pair's other end is peer-reflexive; its address is not
+        // known here.
+        return {
+          localCandidateType: local?.candidateType as string | undefined,
+          remoteCandidateType: "prflx",
+        };
+      }
     }
     return {
       localCandidateType: local?.candidateType as string | undefined,
-      remoteCandidateType: remote?.candidateType as string | undefined,
+      remoteCandidateType: remoteType,
       remoteAddress: address === undefined ? undefined : `${address}:${remote?.port}`,
     };
   }

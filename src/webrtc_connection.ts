@@ -28,6 +28,7 @@ import { WebRTCTransportError } from "./errors.ts";
 import { FRAME_KEEPALIVE, MemoryBudget } from "./framing.ts";
 import { type ConnectionPath, type ConnectStep, readMaxMessageSize } from "./peer.ts";
 import { PathPeer } from "./_relay_peer.ts";
+import { PathWatch } from "./_path_watch.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 import type { WebRTCTransportOptions } from "./webrtc_transport.ts";
 
@@ -145,6 +146,7 @@ export class WebRTCConnection {
   #dials = 0;
   #lingerTimer?: ReturnType<typeof setTimeout>;
   #liveness?: Liveness;
+  #pathWatch?: PathWatch;
   #closed = false;
   #closing?: Promise<void>;
 
@@ -165,6 +167,25 @@ export class WebRTCConnection {
   ondisconnect?: (error?: Error) => void;
   /** Called once, when `close()` has closed the connection for good. */
   onclose?: () => void;
+  /**
+   * Called with the network path (as {@linkcode getConnectionPath} gives it)
+   * once it is known after each dial, and again each time ICE moves to
+   * another candidate pair: libjuice may leave a TURN pair for a direct one a
+   * few hundred ms after the channel opened. Read every `PATH_CHECK_INTERVAL`
+   * (500 ms) while set and the connection is up.
+   *
+   * @example Say which path the connection takes, and each move
+   * ```ts no-assert
+   * import { MemorySignaling, WebRTCConnection } from "@mcp/webrtc";
+   *
+   * const [signaling] = await MemorySignaling.createMemorySignalingPair();
+   * const connection = new WebRTCConnection({ signaling });
+   * connection.onpathchange = (path) =>
+   *   console.log(`now via ${path.localCandidateType} to ${path.remoteCandidateType}`);
+   * await connection.close();
+   * ```
+   */
+  onpathchange?: (path: ConnectionPath) => void;
 
   /**
    * @param options Signalling (or a function making one per dial), ICE servers and limits.
@@ -250,19 +271,22 @@ export class WebRTCConnection {
   }
 
   /**
-   * The network path the connection uses, once connected: `host`, `srflx`
-   * or `relay` (TURN) at each end, or `relay-ws` at both ends when the
-   * connection runs over the relay through the signalling room.
+   * The network path the connection uses, once connected: `host`, `srflx`,
+   * `prflx` or `relay` (TURN) at each end (the path is through TURN when
+   * either end is `relay`), or `relay-ws` at both ends when the connection
+   * runs over the relay through the signalling room. See
+   * {@linkcode onpathchange} for its changes.
    *
    * @example Tell how the connection runs
    * ```ts ignore
    * const path = await connection.getConnectionPath();
-   * console.log(`connected via ${path?.localCandidateType ?? "unknown"}`);
+   * console.log(`connected via ${path?.localCandidateType} to ${path?.remoteCandidateType}`);
    * ```
    */
   async getConnectionPath(): Promise<ConnectionPath | undefined> {
     if (this.#closed) return undefined;
-    return await this.#peer?.path();
+    // The dial's peer from its `channel` step on, before the dial returns.
+    return await (this.#peer ?? this.#connecting)?.path();
   }
 
   /**
@@ -363,6 +387,12 @@ export class WebRTCConnection {
     this.#peer = peer;
     this.#liveness = liveness;
     liveness.start();
+    this.#pathWatch = new PathWatch(
+      () => peer.path(),
+      () => this.onpathchange,
+      (error) => this.onerror?.(error),
+    );
+    this.#pathWatch.start();
     return peer;
   }
 
@@ -446,6 +476,8 @@ export class WebRTCConnection {
     this.#peer = undefined;
     this.#liveness?.stop();
     this.#liveness = undefined;
+    this.#pathWatch?.stop();
+    this.#pathWatch = undefined;
     clearTimeout(this.#lingerTimer);
     const spare = this.#spare;
     this.#spare = undefined;

@@ -16,6 +16,7 @@ import {
   readMaxMessageSize,
 } from "./peer.ts";
 import { PathPeer } from "./_relay_peer.ts";
+import { PathWatch } from "./_path_watch.ts";
 import { RELAY_MAX_MESSAGE_SIZE } from "./_relay_link.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 
@@ -129,6 +130,7 @@ export class WebRTCTransport implements Transport {
   readonly #initiator: boolean;
   readonly #awaitConnection: boolean;
   #peer?: PathPeer;
+  #pathWatch?: PathWatch;
   #inner?: DataChannelTransport;
   #ready?: Promise<DataChannelTransport>;
   #closing?: Promise<void>;
@@ -145,6 +147,45 @@ export class WebRTCTransport implements Transport {
    * `ice`, `dtls`, `channel`), e.g. to show progress or time each step.
    */
   onconnectstep?: (step: ConnectStep) => void;
+  /**
+   * Called with the network path (as {@linkcode getConnectionPath} gives it)
+   * once it is known after the channel opened, and again each time ICE moves
+   * to another candidate pair: libjuice may leave a TURN pair for a direct
+   * one a few hundred ms after the channel opened. Read every
+   * `PATH_CHECK_INTERVAL` (500 ms) while set, until the transport closes.
+   *
+   * @example Report the path, and each move to another
+   * ```ts
+   * import { Client } from "@modelcontextprotocol/sdk/client";
+   * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+   * import {
+   *   type ConnectionPath,
+   *   MemorySignaling,
+   *   WebRTCClientTransport,
+   *   WebRTCServerTransport,
+   * } from "@mcp/webrtc";
+   * import assert from "node:assert/strict";
+   *
+   * // Peers on one machine: no STUN, loopback only.
+   * const local = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
+   * const [a, b] = await MemorySignaling.createMemorySignalingPair();
+   * const server = new McpServer({ name: "desktop", version: "1.0.0" });
+   * await server.connect(new WebRTCServerTransport({ signaling: b, ...local }));
+   * const transport = new WebRTCClientTransport({ signaling: a, ...local });
+   * const first = new Promise<ConnectionPath>((resolve) => {
+   *   transport.onpathchange = (path) => {
+   *     console.log(`via ${path.localCandidateType} to ${path.remoteCandidateType}`);
+   *     resolve(path);
+   *   };
+   * });
+   * const client = new Client({ name: "agent", version: "1.0.0" });
+   * await client.connect(transport);
+   * assert.equal((await first).localCandidateType, "host");
+   * await client.close();
+   * await server.close();
+   * ```
+   */
+  onpathchange?: (path: ConnectionPath) => void;
 
   /**
    * @param options Signalling, ICE servers and limits.
@@ -239,15 +280,18 @@ export class WebRTCTransport implements Transport {
   }
 
   /**
-   * The network path the connection uses, once connected: whether the peers
-   * reach each other directly (`host`), through a NAT (`srflx`) or through a
-   * TURN relay (`relay`). `undefined` before the connection is up, or if the
-   * `RTCPeerConnection` implementation reports no statistics.
+   * The network path the connection uses, once connected: the candidate type
+   * of each end, `host` (the peer's own address), `srflx` or `prflx` (a NAT's
+   * address for it) or `relay` (a TURN allocation; the path is through TURN
+   * when either end is one), and the other end's address. `undefined` before
+   * the connection is up, or if the `RTCPeerConnection` implementation
+   * reports no statistics. See {@linkcode onpathchange} for its changes.
    *
    * @example Tell how an agent is connected
    * ```ts ignore
    * const path = await transport.getConnectionPath();
-   * console.log(`connected via ${path?.localCandidateType ?? "unknown"}`);
+   * const turn = [path?.localCandidateType, path?.remoteCandidateType].includes("relay");
+   * console.log(`connected ${turn ? "through TURN" : "directly"} to ${path?.remoteAddress}`);
    * ```
    */
   async getConnectionPath(): Promise<ConnectionPath | undefined> {
@@ -267,6 +311,7 @@ export class WebRTCTransport implements Transport {
   }
 
   async #shutdown(): Promise<void> {
+    this.#pathWatch?.stop();
     try {
       await this.#inner?.close();
       await this.#peer?.close();
@@ -322,6 +367,12 @@ export class WebRTCTransport implements Transport {
       await inner.close();
       throw new WebRTCTransportError("Cannot connect as the transport was closed");
     }
+    this.#pathWatch = new PathWatch(
+      () => peer.path(),
+      () => this.onpathchange,
+      (error) => this.onerror?.(error),
+    );
+    this.#pathWatch.start();
     return inner;
   }
 }

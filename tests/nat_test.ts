@@ -200,6 +200,54 @@ labTest(
 
 labTest(
   lab,
+  "WebRTC transports between cone NATs with TURN on offer report through onpathchange each move from the TURN pair to the direct one",
+  async () => {
+    const lab = await NatLab.create("move", { desktop: "cone", agent: "cone" });
+    try {
+      // The direct checks are held back until the TURN pair carries the connection.
+      const release = await lab.holdDirect();
+      const { server, client } = lab.startPeers({
+        iceServers: lab.iceServers(await mintedTurnCredentials(lab.turnUrl)),
+        connectTimeout: CONNECT_TIMEOUT,
+        awaitDirect: 5_000,
+      });
+      try {
+        await client.report(["connected", "error"], REPORT_WITHIN);
+      } finally {
+        await release();
+      }
+      const result = await client.report(["called", "error"], REPORT_WITHIN);
+      assert.equal(result.kind, "called", JSON.stringify(client.reports));
+      const paths = (peer: LabProcess) =>
+        peer.reports.flatMap((r) => r.kind === "path" ? [{ at: r.at, path: r.path }] : []);
+      const sides = { agent: paths(client), desktop: paths(server) };
+      console.log(
+        `cone NATs with TURN on offer, direct checks held back at first: ${
+          Object.entries(sides).map(([side, list]) =>
+            `${side}'s paths ${
+              list.map(({ at, path }) => `${describePath(path)} at ${at} ms`)
+                .join(", then ")
+            }`
+          ).join("; ")
+        }`,
+      );
+      for (const [side, list] of Object.entries(sides)) {
+        const types = list.map(({ path }) => [path.localCandidateType, path.remoteCandidateType]);
+        assert.ok(types[0].includes("relay"), `${side}: ${JSON.stringify(list)}`);
+        assert.deepEqual(types.at(-1), ["srflx", "srflx"], `${side}: ${JSON.stringify(list)}`);
+      }
+      // The tool reads the desktop's path when called: the direct one, as last reported.
+      if (result.kind === "called") {
+        assert.deepEqual(result.serverPath, sides.desktop.at(-1)!.path);
+      }
+    } finally {
+      await lab.close();
+    }
+  },
+);
+
+labTest(
+  lab,
   "WebRTCClientTransport.start() fails at the ICE stage, naming TURN, when symmetric NATs leave no path",
   async () => {
     const lab = await NatLab.create("nopath", { desktop: "symmetric", agent: "symmetric" });
@@ -232,4 +280,165 @@ labTest(
       await lab.close();
     }
   },
+);
+
+/** The CLI test server that `serve` runs for each session. */
+const CLI_SERVER = new URL("./_cli_server.ts", import.meta.url).pathname;
+/** How long the CLI may take to start, join the room and connect (two `deno run` starts). */
+const CLI_WITHIN = 30_000;
+
+/** A `--log-json` status line about the path (`connected`, `agent-connected`, `path-changed`). */
+interface PathLine {
+  event: string;
+  message: string;
+  path?: string;
+  previous?: string;
+  localCandidateType?: string;
+  remoteCandidateType?: string;
+  remoteAddress?: string;
+}
+
+const PATH_EVENTS = ["connected", "agent-connected", "path-changed"];
+
+/** The path lines a process printed so far, in order. */
+function pathLines(process: LabProcess): PathLine[] {
+  return process.log.flatMap((line) => {
+    if (!line.startsWith("{")) return [];
+    const parsed = JSON.parse(line) as PathLine;
+    return PATH_EVENTS.includes(parsed.event) ? [parsed] : [];
+  });
+}
+
+/**
+ * Builds a lab with the signalling worker on the TURN host (minting coturn
+ * credentials, as a deployed worker configured with `TURN_URLS` and
+ * `TURN_SECRET` does), runs `serve` on the desktop and `connect` on the
+ * agent, neither given any ICE server, and hands both to `check`.
+ */
+async function withCli(
+  name: string,
+  sides: { desktop: Attachment; agent: Attachment },
+  flags: { serve: string[]; connect: string[] },
+  check: (serve: LabProcess, connect: LabProcess, lab: NatLab) => Promise<void>,
+): Promise<void> {
+  const lab = await NatLab.create(name, sides);
+  try {
+    const url = await lab.startSignaling({ TURN_URLS: lab.turnUrl, TURN_SECRET });
+    const serve = lab.startCli(lab.desktop, [
+      "serve",
+      "--signal",
+      url,
+      ...flags.serve,
+      "--",
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--cached-only",
+      CLI_SERVER,
+    ]);
+    const ticket = await serve.line((line) => line.startsWith("mcpwebrtc1."), CLI_WITHIN);
+    const connect = lab.startCli(lab.agent, ["connect", ...flags.connect, ticket]);
+    await check(serve, connect, lab);
+  } finally {
+    await lab.close();
+  }
+}
+
+labTest(
+  lab,
+  "serve and connect both report relay between symmetric NATs, through coturn with the worker's credentials",
+  () =>
+    withCli(
+      "clisym",
+      { desktop: "symmetric", agent: "symmetric" },
+      { serve: ["--log-json"], connect: [] },
+      async (serve, connect) => {
+        const agentLine = await connect.line(
+          (line) => line.startsWith("mcp-webrtc: Connected via"),
+          CLI_WITHIN,
+        );
+        const desktopLine = await serve.line(
+          (line) => line.includes('"event":"agent-connected"'),
+          CLI_WITHIN,
+        );
+        const desktop = JSON.parse(desktopLine) as PathLine;
+        console.log(
+          `symmetric NATs through coturn, CLI:\n  connect: ${agentLine}\n  serve: ${desktop.message}`,
+        );
+        assert.match(agentLine, /^mcp-webrtc: Connected via relay \(/);
+        assert.equal(desktop.path, "relay", desktopLine);
+        assert.match(desktop.message, /^Agent 1 connected via relay \(/);
+        // One end of the pair is a TURN allocation on the lab's coturn.
+        if (desktop.remoteCandidateType === "relay") {
+          assert.match(desktop.remoteAddress ?? "", /^203\.0\.113\.10:\d+$/);
+        } else assert.equal(desktop.localCandidateType, "relay", desktopLine);
+        // MCP runs over that path: connect answers an initialize from the server behind serve.
+        const writer = connect.child.stdin.getWriter();
+        await writer.write(new TextEncoder().encode(
+          JSON.stringify({
+            jsonrpc: "2.0",
+            id: 1,
+            method: "initialize",
+            params: {
+              protocolVersion: "2025-06-18",
+              capabilities: {},
+              clientInfo: { name: "nat-lab", version: "1.0.0" },
+            },
+          }) + "\n",
+        ));
+        const reply = await connect.line((line) => line.includes('"id":1'), CLI_WITHIN);
+        assert.match(reply, /"serverInfo":\{"name":"cli-test-server"/);
+        await writer.close();
+      },
+    ),
+);
+
+labTest(
+  lab,
+  "serve and connect between cone NATs with TURN on offer report the TURN pair, then a path-changed line each when ICE moves to the direct pair",
+  () =>
+    withCli(
+      "clicone",
+      { desktop: "cone", agent: "cone" },
+      { serve: ["--log-json"], connect: ["--log-json"] },
+      async (serve, connect, lab) => {
+        // The direct checks are held back until the TURN pair carries the connection, as when
+        // TURN answers first; then ICE moves to the direct pair, and each side says so.
+        const release = await lab.holdDirect();
+        const isPath = (event: string, type?: string) => (line: string) => {
+          if (!line.startsWith("{")) return false;
+          const parsed = JSON.parse(line) as PathLine;
+          return parsed.event === event && (type === undefined || parsed.path === type);
+        };
+        try {
+          await connect.line(isPath("connected"), CLI_WITHIN);
+        } finally {
+          await release();
+        }
+        await connect.line(isPath("path-changed", "srflx"), 10_000);
+        await serve.line(isPath("path-changed", "srflx"), 10_000);
+        const sides = { connect: pathLines(connect), serve: pathLines(serve) };
+        console.log(
+          `cone NATs with TURN on offer, direct checks held back at first, CLI:\n${
+            Object.entries(sides).map(([side, lines]) =>
+              lines.map((line) => `  ${side}: ${line.event}: ${line.message}`).join("\n")
+            ).join("\n")
+          }`,
+        );
+        for (const [side, lines] of Object.entries(sides)) {
+          assert.deepEqual(
+            lines.map((line) => [line.event, line.path]),
+            [[side === "serve" ? "agent-connected" : "connected", "relay"], [
+              "path-changed",
+              "srflx",
+            ]],
+            `${side}: ${JSON.stringify(lines)}`,
+          );
+          assert.equal(lines[1].previous, "relay");
+          assert.equal(lines[1].localCandidateType, "srflx");
+        }
+        assert.match(sides.connect[1].remoteAddress ?? "", /^203\.0\.113\.2:\d+$/);
+        assert.match(sides.serve[1].remoteAddress ?? "", /^203\.0\.113\.3:\d+$/);
+      },
+    ),
 );

@@ -26,7 +26,8 @@ import {
 import { bridge, type BridgeOptions, type BridgeSide } from "./bridge.ts";
 import { ExitCode, exitCodeFor, waitForStop } from "./exit.ts";
 import { serveHttp, type ServeHttpOptions } from "./http.ts";
-import { pathName, StatusLog } from "./log.ts";
+import { StatusLog } from "./log.ts";
+import { reportPath } from "./path_status.ts";
 import { StreamTransport } from "./stdio.ts";
 
 /** The environment variable read when no ticket is given on the command line. */
@@ -164,12 +165,11 @@ async function connectStdio(remote: WebRTCClientTransport, log: StatusLog, ticke
     });
     running.started.then(async () => {
       connected = true;
-      const path = await remote.getConnectionPath().catch(() => undefined);
-      log.info(
-        "connected",
-        `Connected via ${pathName(path)}${path?.remoteAddress ? ` (${path.remoteAddress})` : ""}`,
-        { ...path },
-      );
+      await reportPath(remote, log, {
+        event: "connected",
+        connected: (via) => `Connected via ${via}`,
+        changed: (via, was) => `The path to the desktop changed: now via ${via} (was ${was})`,
+      });
     }, () => {});
   });
   const stop = await waitForStop(ended);
@@ -210,15 +210,11 @@ async function connectHttp(
   let sessions = 0;
   connection.onconnectstep = (step) => {
     if (step !== "channel") return;
-    void connection.getConnectionPath().catch(() => undefined).then((path) =>
-      log.info(
-        "connected",
-        `Connected to the desktop via ${pathName(path)}${
-          path?.remoteAddress ? ` (${path.remoteAddress})` : ""
-        }`,
-        { ...path },
-      )
-    );
+    void reportPath(connection, log, {
+      event: "connected",
+      connected: (via) => `Connected to the desktop via ${via}`,
+      changed: (via, was) => `The path to the desktop changed: now via ${via} (was ${was})`,
+    });
   };
   connection.ondisconnect = (error) =>
     log.info(

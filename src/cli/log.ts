@@ -171,23 +171,85 @@ export class StatusLog {
   }
 }
 
+/** The candidate types, from the one that says most about the path to the one that says least. */
+const CANDIDATE_TYPES = ["relay-ws", "relay", "srflx", "prflx", "host"];
+
+/** One end's candidate type as reported, if it is one; anything else is unknown. */
+function candidateType(type: string | undefined): string | undefined {
+  return type !== undefined && CANDIDATE_TYPES.includes(type) ? type : undefined;
+}
+
 /**
- * How a status line names a connection's path: its local candidate type
- * (`host`, `srflx`, `relay` for TURN), or the relay through the signalling
- * room, which the peers encrypt end to end.
+ * The type of a connection's path, from the candidate types of both ends:
+ * `relay-ws` (the signalling room's relay), `relay` when either end is a TURN
+ * relay (the traffic passes the TURN server, whatever the other end is), else
+ * `srflx` or `prflx` when an end's address is a NAT's (learnt from STUN, or
+ * from that end's connectivity check), else `host` (the peers' own
+ * addresses). `undefined` when neither end is known.
  *
- * @example Name the relay path
+ * @param path The path, as `getConnectionPath()` gives it.
+ * @returns The type, or `undefined`.
+ *
+ * @example Symmetric NATs through TURN: only one end is the relay
+ * ```ts
+ * import { pathType } from "./log.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(pathType({ localCandidateType: "prflx", remoteCandidateType: "relay" }), "relay");
+ * assert.equal(pathType({ localCandidateType: "host", remoteCandidateType: "srflx" }), "srflx");
+ * ```
+ */
+export function pathType(
+  path: { localCandidateType?: string; remoteCandidateType?: string } | undefined,
+): string | undefined {
+  const ends = [candidateType(path?.localCandidateType), candidateType(path?.remoteCandidateType)];
+  return CANDIDATE_TYPES.find((type) => ends.includes(type));
+}
+
+/**
+ * How a status line names a connection's path: its type (see
+ * {@linkcode pathType}), then each end's candidate type where they differ,
+ * and the other end's address. Anything that does not look like a candidate
+ * type or an address is shown escaped.
+ *
+ * @param path The path, as `getConnectionPath()` gives it.
+ * @returns The name, e.g. `relay (this end prflx, the other end relay at 203.0.113.10:49358)`.
+ *
+ * @example Name a path through TURN, a direct one and the room's relay
  * ```ts
  * import { pathName } from "./log.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(pathName({ localCandidateType: "host" }), "host");
- * assert.match(pathName({ localCandidateType: "relay-ws" }), /signalling room/);
+ * assert.equal(
+ *   pathName({ localCandidateType: "prflx", remoteCandidateType: "relay", remoteAddress: "203.0.113.10:3478" }),
+ *   "relay (this end prflx, the other end relay at 203.0.113.10:3478)",
+ * );
+ * assert.equal(
+ *   pathName({ localCandidateType: "host", remoteCandidateType: "host", remoteAddress: "127.0.0.1:5000" }),
+ *   "host (127.0.0.1:5000)",
+ * );
+ * assert.match(pathName({ localCandidateType: "relay-ws", remoteCandidateType: "relay-ws" }), /signalling room/);
  * assert.equal(pathName(undefined), "an unknown path");
  * ```
  */
-export function pathName(path: { localCandidateType?: string } | undefined): string {
-  const type = path?.localCandidateType;
+export function pathName(
+  path:
+    | { localCandidateType?: string; remoteCandidateType?: string; remoteAddress?: string }
+    | undefined,
+): string {
+  const type = pathType(path);
+  if (type === undefined) return "an unknown path";
   if (type === "relay-ws") return "relay-ws (the signalling room's relay, end-to-end encrypted)";
-  return type ?? "an unknown path";
+  const local = candidateType(path?.localCandidateType);
+  const remote = candidateType(path?.remoteCandidateType);
+  const raw = path?.remoteAddress;
+  const address = raw === undefined
+    ? undefined
+    : /^[\w.:%\[\]-]{1,100}$/.test(raw)
+    ? raw
+    : JSON.stringify(raw.slice(0, 100));
+  if (local === type && remote === type) return address ? `${type} (${address})` : type;
+  return `${type} (this end ${local ?? "?"}, the other end ${remote ?? "?"}${
+    address ? ` at ${address}` : ""
+  })`;
 }

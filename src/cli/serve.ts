@@ -32,7 +32,8 @@ import {
 import { bridge, type BridgeSide } from "./bridge.ts";
 import { ExitCode, waitForStop } from "./exit.ts";
 import { HttpUpstreamTransport } from "./http.ts";
-import { pathName, StatusLog } from "./log.ts";
+import { StatusLog } from "./log.ts";
+import { reportPath } from "./path_status.ts";
 import { ChildProcessTransport } from "./stdio.ts";
 
 /** The environment variable read when `--signal` is not given. */
@@ -235,16 +236,12 @@ export async function serve(args: string[]): Promise<number> {
   }
   listener.onagent = ({ peer, connection }) => {
     const agent = numberOf(peer);
-    void connectionPath(connection).then((path) => {
-      const via = pathName(path);
-      log.info(
-        "agent-connected",
-        `Agent ${agent} connected via ${via}${
-          path?.remoteAddress ? ` (${path.remoteAddress})` : ""
-        }`,
-        { agent, ...path },
-      );
-    });
+    void reportPath(connection, log, {
+      event: "agent-connected",
+      connected: (via) => `Agent ${agent} connected via ${via}`,
+      changed: (via, was) => `Agent ${agent}'s path changed: now via ${via} (was ${was})`,
+      fields: { agent },
+    }, () => connectionPath(connection));
   };
   listener.onagentleave = ({ peer }, error) => {
     const agent = numberOf(peer);

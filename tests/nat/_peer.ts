@@ -8,7 +8,7 @@
  *
  * The server answers with an MCP server whose tool `connection_path` returns
  * the path as the server sees it; the client connects, calls that tool once,
- * and exits.
+ * and exits. Both report each path `onpathchange` gives.
  */
 import { Client } from "@modelcontextprotocol/sdk/client";
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
@@ -26,6 +26,11 @@ import { StreamSignaling } from "../_stdio_signaling.ts";
 export interface PeerOptions {
   iceServers: IceServer[];
   connectTimeout: number;
+  /**
+   * Milliseconds the client waits, once connected, for `onpathchange` to give
+   * a path with no TURN relay at either end before it calls the tool.
+   */
+  awaitDirect?: number;
 }
 
 /** One event a lab peer reports. `at` is milliseconds since the peer began to connect. */
@@ -44,6 +49,12 @@ export type PeerReport =
     callMs: number;
     /** The path as the server saw it, from the tool's result. */
     serverPath?: ConnectionPath;
+  }
+  | {
+    kind: "path";
+    /** When `onpathchange` gave this path. */
+    at: number;
+    path: ConnectionPath;
   }
   | { kind: "error"; at: number; name: string; stage?: string; message: string }
   | { kind: "closed"; at: number };
@@ -82,6 +93,7 @@ async function serve(options: PeerOptions): Promise<void> {
   const transport = new WebRTCServerTransport({ signaling, ...options });
   const started = performance.now();
   const at = () => Math.round(performance.now() - started);
+  transport.onpathchange = (path) => report({ kind: "path", at: at(), path });
   transport.onconnectstep = (step) => {
     report({ kind: "step", step, at: at() });
     if (step === "channel") {
@@ -115,9 +127,16 @@ async function dial(options: PeerOptions): Promise<void> {
   const started = performance.now();
   const at = () => Math.round(performance.now() - started);
   transport.onconnectstep = (step) => report({ kind: "step", step, at: at() });
+  let direct: () => void = () => {};
+  const directPath = new Promise<void>((resolve) => (direct = resolve));
+  transport.onpathchange = (path) => {
+    report({ kind: "path", at: at(), path });
+    if (path.localCandidateType !== "relay" && path.remoteCandidateType !== "relay") direct();
+  };
   try {
     await client.connect(transport);
     report({ kind: "connected", at: at(), path: await transport.getConnectionPath() });
+    if (options.awaitDirect !== undefined) await bounded(directPath, options.awaitDirect);
     const before = performance.now();
     const result = await client.callTool({ name: "connection_path" });
     const content = result.content as { type: string; text?: string }[];

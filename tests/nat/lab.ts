@@ -22,6 +22,10 @@
  * it. `close()` kills every process started in the lab and deletes every
  * namespace (which deletes their interfaces).
  *
+ * The TURN host can also run the signalling worker (`startSignaling()`), so
+ * that the CLI's `serve` and `connect` (`startCli()`) meet in a room there
+ * and get TURN credentials from it, as from a deployed worker.
+ *
  * Needs root, `ip` (iproute2), `iptables` (nft or legacy) and `turnserver`
  * (coturn).
  *
@@ -45,6 +49,10 @@ const TURN_PORT = 3478;
 export const TURN_SECRET = "lab-turn-shared-secret";
 
 const PEER_SCRIPT = new URL("./_peer.ts", import.meta.url).pathname;
+const SIGNAL_SCRIPT = new URL("./_signal.ts", import.meta.url).pathname;
+const CLI_SCRIPT = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+/** The signalling worker's port on the TURN host (the namespace is the lab's own). */
+const SIGNAL_PORT = 8787;
 const ROOT = new URL("../..", import.meta.url).pathname;
 
 /** A process running in the lab, with its stderr split into reports and log lines. */
@@ -65,8 +73,8 @@ export class LabProcess {
     const read = readLines(output, (line) => {
       if (line.startsWith(REPORT_PREFIX)) {
         this.reports.push(JSON.parse(line.slice(REPORT_PREFIX.length)));
-        this.#wake();
       } else this.log.push(line);
+      this.#wake();
     });
     Promise.all([child.status, read]).finally(() => {
       this.#done = true;
@@ -79,14 +87,40 @@ export class LabProcess {
     kinds: K[],
     ms: number,
   ): Promise<Extract<PeerReport, { kind: K }>> {
+    const found = await this.#until(
+      () => this.reports.find((r) => (kinds as string[]).includes(r.kind)),
+      ms,
+      `no ${kinds.join(" or ")}`,
+    );
+    return found as Extract<PeerReport, { kind: K }>;
+  }
+
+  /**
+   * Resolves with the first log line from the `from`-th on that `accept`
+   * takes; rejects after `ms`, or once the process is gone.
+   */
+  line(accept: (line: string) => boolean, ms: number, from = 0): Promise<string> {
+    return this.#until(() => this.log.slice(from).find(accept), ms, "no such line");
+  }
+
+  /** Sends the process a signal, if it still runs. */
+  signal(signal: Deno.Signal): void {
+    try {
+      this.child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+  }
+
+  async #until<T>(find: () => T | undefined, ms: number, what: string): Promise<T> {
     const deadline = Date.now() + ms;
     while (true) {
-      const found = this.reports.find((r) => (kinds as string[]).includes(r.kind));
-      if (found) return found as Extract<PeerReport, { kind: K }>;
+      const found = find();
+      if (found !== undefined) return found;
       const left = deadline - Date.now();
       if (left <= 0 || this.#done) {
         throw new Error(
-          `${this.name} reported no ${kinds.join(" or ")} ${
+          `${this.name} reported ${what} ${
             this.#done ? "before it exited" : `within ${ms} ms`
           }; its reports: ${JSON.stringify(this.reports)}; its log:\n${this.log.join("\n")}`,
         );
@@ -143,6 +177,8 @@ export class NatLab {
   #turnDir?: string;
   #turn?: LabProcess;
   #nextPort = 0;
+  /** The agent's address on the lab's "internet": its NAT's, or its own if public. */
+  #agentAddress = "";
   /** The namespace of the desktop (MCP server). */
   readonly desktop: string;
   /** The namespace of the agent (MCP client). */
@@ -205,6 +241,64 @@ export class NatLab {
     return { server, client, signals };
   }
 
+  /**
+   * Starts the signalling worker on the lab's public TURN host, with `vars`
+   * (e.g. `TURN_URLS` and `TURN_SECRET`, so that rooms hand out credentials
+   * for the lab's coturn); resolves with its `ws://` URL.
+   */
+  async startSignaling(vars: Record<string, string>): Promise<string> {
+    const worker = this.#spawn("signalling", `${this.#tag}-turn`, Deno.execPath(), [
+      "run",
+      "-A",
+      "--cached-only",
+      SIGNAL_SCRIPT,
+      TURN_ADDRESS,
+      String(SIGNAL_PORT),
+      JSON.stringify(vars),
+    ], "merged");
+    await worker.line((line) => line.startsWith("listening "), 30_000);
+    return `ws://${TURN_ADDRESS}:${SIGNAL_PORT}`;
+  }
+
+  /**
+   * Runs the CLI (`src/cli/main.ts`) in namespace `ns` (`desktop` or
+   * `agent`), with stdout and stderr as one log and stdin open.
+   */
+  startCli(ns: string, args: string[]): LabProcess {
+    return this.#spawn(
+      args[0],
+      ns,
+      Deno.execPath(),
+      [
+        "run",
+        "-A",
+        "--cached-only",
+        CLI_SCRIPT,
+        ...args,
+      ],
+      "merged",
+      true,
+    );
+  }
+
+  /**
+   * Holds back direct traffic between the two sides: the desktop's NAT router
+   * drops what it would forward to or from the agent's public address (the
+   * agent's NAT, or the agent itself), as a NAT whose mapping is not ready
+   * drops the first checks; traffic through the TURN server passes. Dropped
+   * packets leave no conntrack entry, so nothing is changed for later.
+   * Resolves with the function that lets direct traffic through again.
+   */
+  async holdDirect(): Promise<() => Promise<void>> {
+    const router = `${this.desktop}-nat`;
+    const agent = this.#agentAddress;
+    const rules = [["-s", agent, "-j", "DROP"], ["-d", agent, "-j", "DROP"]];
+    for (const rule of rules) await iptables(router, ["-I", "FORWARD", "1", ...rule]);
+    return async () => {
+      for (const rule of rules) await iptables(router, ["-D", "FORWARD", ...rule]);
+    };
+  }
+
   /** What coturn logged so far. */
   get turnLog(): string[] {
     return this.#turn?.log ?? [];
@@ -212,8 +306,10 @@ export class NatLab {
 
   /** Kills what still runs in the lab, then deletes its namespaces. */
   async close(): Promise<void> {
-    // Peers get a moment to finish closing on their own; a stuck close() is killed.
-    await Promise.all(this.#processes.map((process) => process.stop(2_000)));
+    // Every process is told to stop (the CLI, coturn and the signalling worker, which stops its
+    // workerd child, run until told); one that is stuck is killed.
+    for (const process of this.#processes) process.signal("SIGTERM");
+    await Promise.all(this.#processes.map((process) => process.stop(3_000)));
     const failures: string[] = [];
     for (const ns of this.#namespaces.reverse()) {
       const result = await run("ip", ["netns", "del", ns], false);
@@ -244,6 +340,7 @@ export class NatLab {
     await ip(["-n", turn, "route", "add", "default", "via", INTERNET_GATEWAY]);
     await this.#side(this.desktop, sides.desktop, { wan: "203.0.113.2", lan: 1, host: 21 });
     await this.#side(this.agent, sides.agent, { wan: "203.0.113.3", lan: 2, host: 20 });
+    this.#agentAddress = sides.agent === "public" ? "203.0.113.20" : "203.0.113.3";
   }
 
   /** A side: public on the bridge, or behind its own NAT router namespace. */
@@ -354,12 +451,13 @@ export class NatLab {
     command: string,
     args: string[],
     output: "merged" | "stderr",
+    stdin = output === "stderr",
   ): LabProcess {
     const child = new Deno.Command("ip", {
       args: ["netns", "exec", ns, command, ...args],
       cwd: ROOT,
       env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
-      stdin: output === "stderr" ? "piped" : "null",
+      stdin: stdin ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
