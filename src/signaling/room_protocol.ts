@@ -38,6 +38,32 @@ const ROOM_PATH = /^\/v1\/rooms\/([A-Za-z0-9_-]{22,128})$/;
 /** The largest text frame the room reads, in UTF-8 bytes. */
 export const MAX_FRAME_BYTES = 64 * 1024;
 
+/**
+ * What a relay frame the room forwards costs in a socket's rate limit, in
+ * frames: an eighth, so a guest may relay 400 frames a second at the default
+ * `RATE_PER_SECOND` (25 MiB/s in 64 KiB chunks, above any room's byte budget)
+ * while one-byte frames cannot flood the other side. Every other frame, text
+ * or binary, costs one.
+ */
+export const RELAY_FRAME_COST = 1 / 8;
+
+/**
+ * Error replies a socket may get at once (`ERROR_REPLY_BURST`): the room
+ * cannot see whether a client reads (workerd has no `bufferedAmount` for a
+ * hibernatable socket), so what it queues for one is bounded by how many
+ * error frames it sends, not by the socket's buffer. A socket that would get
+ * one more is closed with `too_many_errors` (4429).
+ */
+export const ERROR_REPLY_BURST = 64;
+
+/**
+ * Error replies a socket gains back per second (`ERROR_REPLIES_PER_SECOND`):
+ * a client that makes an occasional mistake (a signal to a guest that just
+ * left) is never closed, one that keeps sending what the room refuses is, and
+ * a socket that never reads is queued at most about 300 bytes a second.
+ */
+export const ERROR_REPLIES_PER_SECOND = 1;
+
 /** Either side of a room. */
 export type Role = "host" | "guest";
 
@@ -64,6 +90,8 @@ export const ERRORS = {
   forbidden_recipient: 'Guests may only send to "host"',
   bad_data: 'The "data" of a signal frame must be a JSON object',
   unknown_peer: "That peer is not in the room: wait for its join frame",
+  too_many_errors:
+    `This connection sent more frames the room refuses than it allows (ERROR_REPLY_BURST, ${ERROR_REPLY_BURST}): fix what the earlier error frames said, then reconnect`,
   internal_error: "The signalling room failed on this frame: send it again, or reconnect",
 } as const;
 
@@ -85,6 +113,8 @@ export const CLOSE = {
   host_replaced: 4409,
   /** The socket sent frames faster than the rate limit (429). */
   rate_limited: 4429,
+  /** The socket kept sending frames the room refuses (429). */
+  too_many_errors: 4429,
   /** The socket sent nothing, not even `ping`, for the room's silence limit (408). */
   silent: 4408,
 } as const satisfies Partial<Record<ErrorCode, number>>;

@@ -783,10 +783,12 @@ function closeError(
         "connection_lost",
         `Lost the signalling room: it closed this connection as silent: ${detail}`,
       );
-    case CLOSE.rate_limited:
+    case CLOSE.rate_limited: // and too_many_errors
       return new SignalingRoomError(
         "rate_limited",
-        `Left the room as it closed us for sending too fast: ${detail}`,
+        frame?.code === "too_many_errors"
+          ? `Left the room as it closed us for sending frames it refuses: ${detail}`
+          : `Left the room as it closed us for sending too fast: ${detail}`,
       );
   }
   if (!opened) {

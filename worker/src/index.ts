@@ -34,7 +34,18 @@ const app: Hono<{ Bindings: Env }> = new Hono<{ Bindings: Env }>();
 
 app.get("/health", (c) => c.json({ ok: true }));
 
-app.get("/v1/rooms/:room", (c) => {
+app.on(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"], "/v1/rooms/:room", (c) => {
+  // Hono routes HEAD to GET: a room is only ever reached with a GET.
+  if (c.req.method !== "GET") {
+    return errorResponse(
+      refusal(
+        405,
+        "method_not_allowed",
+        `A room only answers GET, not ${c.req.method}: connect with a WebSocket client`,
+      ),
+      { Allow: "GET" },
+    );
+  }
   // The id is read from the path as sent, never as decoded, so one room has one name.
   const room = roomIdOf(c.req.url);
   if (room === undefined) {

@@ -199,8 +199,11 @@ export function refusal(status: number, code: string, message: string): Refusal 
  * assert.deepEqual(await response.json(), { error: { code: "not_found", message: "Nothing here" } });
  * ```
  */
-export function errorResponse({ status, code, message }: Refusal): Response {
-  return Response.json({ error: { code, message } }, { status });
+export function errorResponse(
+  { status, code, message }: Refusal,
+  headers?: Record<string, string>,
+): Response {
+  return Response.json({ error: { code, message } }, { status, headers });
 }
 
 /** The answer to an exception nobody expected, in the routes or in a room. */

@@ -15,6 +15,8 @@ import {
   CLOSE,
   type ClosingErrorCode,
   decodeBase64Url,
+  ERROR_REPLIES_PER_SECOND,
+  ERROR_REPLY_BURST,
   type ErrorCode,
   errorFrame,
   ERRORS,
@@ -24,6 +26,7 @@ import {
   keyVerifier,
   PROTOCOL,
   refOf,
+  RELAY_FRAME_COST,
   type Role,
   type RoomFrame,
   timingSafeEqual,
@@ -113,6 +116,14 @@ interface Attachment {
   closeReason?: string;
   /** When the member's ICE server credentials were minted (ms since the epoch), if it got any. */
   iceAt?: number;
+  /** Error replies left in the socket's budget when the last frame arrived. */
+  errors?: number;
+}
+
+/** A socket and who it is. */
+interface Member {
+  ws: WebSocket;
+  me: Attachment;
 }
 
 /** The room's state: the verifiers of the host key and of the guest key, as bytes. */
@@ -249,29 +260,30 @@ export class Room extends DurableObject<Env> {
 
   /**
    * Accepts, sends one error frame and leaves the closing to the client (see
-   * {@linkcode CLOSE_GRACE_MS}): the only refusal a browser can read.
+   * {@linkcode CLOSE_GRACE_MS}): the only refusal a browser can read. The
+   * socket is not hibernatable: a close from a timer of its own ends the
+   * connection, where the alarm's close of a hibernatable socket left it
+   * half-closed (CLOSE-WAIT) until the object hibernated.
    */
-  async #refuse(
+  #refuse(
     credentials: Credentials,
     code: "key_refused" | "room_not_found" | "room_full",
   ): Promise<Response> {
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    this.ctx.acceptWebSocket(server);
-    server.serializeAttachment(
-      {
-        peer: credentials.role === "host" ? HOST : randomGuestId(),
-        role: credentials.role,
-        tokens: 0,
-        at: Date.now(),
-        gone: true,
-        closeAt: Date.now() + CLOSE_GRACE_MS,
-        closeCode: CLOSE[code],
-        closeReason: code,
-      } satisfies Attachment,
-    );
+    server.accept();
     sendError(server, code);
-    await this.#schedule();
-    return upgrade(client, credentials);
+    const timer = setTimeout(() => {
+      try {
+        server.close(CLOSE[code], code);
+      } catch { /* closed meanwhile */ }
+    }, CLOSE_GRACE_MS);
+    server.addEventListener("close", (event) => {
+      clearTimeout(timer);
+      try {
+        server.close(event.code, event.reason);
+      } catch { /* already closed */ }
+    });
+    return Promise.resolve(upgrade(client, credentials));
   }
 
   /**
@@ -334,43 +346,90 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
-   * Validates, rate-limits and relays one frame; a bad frame gets an error
-   * frame. An unexpected exception is logged and answered with an
-   * `internal_error` frame; the socket stays.
+   * Charges one frame to the socket's rate limit (every frame, text or
+   * binary), then relays it; a frame the room refuses gets an error frame, as
+   * long as the socket's error budget lasts. An unexpected exception is logged
+   * and answered with an `internal_error` frame; the socket stays.
    */
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    let member: Member | undefined;
+    let refusal: string | undefined;
     try {
-      if (typeof message !== "string") this.#forward(ws, message);
-      else this.#relay(ws, message);
+      member = this.#charge(ws, message);
+      if (!member) return;
+      refusal = typeof message === "string"
+        ? this.#relay(member, message)
+        : this.#forward(member, message);
     } catch (error) {
       console.error("Room failed to handle a frame:", error);
-      try {
-        sendError(ws, "internal_error", refOf(message));
-      } catch { /* the socket closed meanwhile */ }
+      refusal = errorFrame("internal_error", refOf(message));
     }
+    if (refusal === undefined) return;
+    try {
+      // A failure of the room's own is answered outside the socket's error budget.
+      if (member) this.#reply(member, refusal);
+      else ws.send(refusal);
+    } catch { /* the socket closed meanwhile */ }
   }
 
-  #relay(ws: WebSocket, message: string | ArrayBuffer): void {
+  /**
+   * Takes what a frame costs from the socket's token bucket
+   * ({@linkcode RELAY_FRAME_COST} for a relay frame, else one) and refills its
+   * error budget. An empty bucket closes the socket as `rate_limited`.
+   *
+   * @returns The socket's member, updated, or `undefined` if the frame goes no further.
+   */
+  #charge(ws: WebSocket, message: string | ArrayBuffer): Member | undefined {
     const me = readAttachment(ws);
-    if (!me || me.gone) return;
+    if (!me || me.gone) return undefined;
     const now = Date.now();
     const share = this.#share(me.role);
     const rate = limit(this.env.RATE_PER_SECOND, DEFAULTS.RATE_PER_SECOND) * share;
     const burst = limit(this.env.RATE_BURST, DEFAULTS.RATE_BURST) * share;
-    const tokens = Math.min(burst, me.tokens + ((now - me.at) / 1000) * rate) - 1;
+    const cost = isRelayFrame(message) ? RELAY_FRAME_COST : 1;
+    const tokens = Math.min(burst, me.tokens + ((now - me.at) / 1000) * rate) - cost;
     if (tokens < 0) {
+      // Closed from the socket's own handler: the close leaves no half-closed connection.
       sendError(ws, "rate_limited");
       this.#leave(ws, me);
       ws.close(CLOSE.rate_limited, "rate_limited");
+      return undefined;
+    }
+    const errors = Math.min(
+      ERROR_REPLY_BURST,
+      (me.errors ?? ERROR_REPLY_BURST) + ((now - me.at) / 1000) * ERROR_REPLIES_PER_SECOND,
+    );
+    const charged: Attachment = { ...me, tokens, at: now, errors };
+    ws.serializeAttachment(charged);
+    return { ws, me: charged };
+  }
+
+  /**
+   * Sends one error frame, from the socket's error budget
+   * ({@linkcode ERROR_REPLY_BURST}); a socket whose budget is spent gets
+   * `too_many_errors` and is closed, so what the room queues for a socket
+   * that never reads stays bounded.
+   */
+  #reply({ ws, me }: Member, frame: string): void {
+    const errors = (me.errors ?? ERROR_REPLY_BURST) - 1;
+    if (errors < 0) {
+      sendError(ws, "too_many_errors");
+      this.#leave(ws, me);
+      ws.close(CLOSE.too_many_errors, "too_many_errors");
       return;
     }
-    ws.serializeAttachment({ ...me, tokens, at: now });
+    ws.serializeAttachment({ ...me, errors });
+    ws.send(frame);
+  }
+
+  /** Checks and relays one text frame; returns the error frame to answer with, if refused. */
+  #relay({ me }: Member, message: string): string | undefined {
     const frame = checkFrame(message, me.role);
-    if ("code" in frame) return sendError(ws, frame.code, frame.ref);
+    if ("code" in frame) return errorFrame(frame.code, frame.ref);
     const target = this.#live(me.role === "host" ? "guest" : "host").find((o) =>
       o.me.peer === frame.to
     );
-    if (!target) return sendError(ws, "unknown_peer", frame.ref);
+    if (!target) return errorFrame("unknown_peer", frame.ref);
     send(target.ws, { type: "signal", from: me.peer, data: frame.data });
   }
 
@@ -396,21 +455,17 @@ export class Room extends DurableObject<Env> {
    * answered with an error frame that names the guest; no timer is set, so a
    * relaying room stays awake only while frames flow.
    */
-  #forward(ws: WebSocket, message: ArrayBuffer): void {
-    const me = readAttachment(ws);
-    if (!me || me.gone) return;
+  #forward({ me }: Member, message: ArrayBuffer): string | undefined {
     const fromHost = me.role === "host";
     const frame = readRelayFrame(message, fromHost);
     const peer = fromHost ? frame?.peer : me.peer;
     // Binary frames that are not relay frames get the answer they always had.
-    if (new Uint8Array(message, 0, Math.min(1, message.byteLength))[0] !== RELAY_FRAME) {
-      return sendError(ws, "binary_frame");
-    }
+    if (!isRelayFrame(message)) return errorFrame("binary_frame");
     const limits = this.#relayLimits();
-    if (!limits) return sendRelayError(ws, "relay_disabled", peer);
-    if (!frame) return sendRelayError(ws, "relay_bad_frame");
+    if (!limits) return relayError("relay_disabled", peer);
+    if (!frame) return relayError("relay_bad_frame");
     if (message.byteLength > limits.maxFrameBytes) {
-      return sendRelayError(ws, "relay_frame_too_large", peer);
+      return relayError("relay_frame_too_large", peer);
     }
     const now = Date.now();
     const budget = this.#relayBudget ?? { tokens: limits.bytesPerSecond, at: now };
@@ -420,13 +475,20 @@ export class Room extends DurableObject<Env> {
     ) - message.byteLength;
     if (tokens < 0) {
       this.#relayBudget = { tokens: tokens + message.byteLength, at: now };
-      return sendRelayError(ws, "relay_rate_limited", peer);
+      return relayError("relay_rate_limited", peer);
     }
     this.#relayBudget = { tokens, at: now };
     const target = fromHost
       ? this.#live("guest").find((o) => o.me.peer === peer)
       : this.#live("host")[0];
-    if (!target) return sendError(ws, "unknown_peer", undefined, peer);
+    if (!target) {
+      return JSON.stringify({
+        type: "error",
+        code: "unknown_peer",
+        message: ERRORS.unknown_peer,
+        peer,
+      });
+    }
     target.ws.send(
       fromHost ? encodeRelayFrame(frame.payload) : encodeRelayFrame(frame.payload, me.peer),
     );
@@ -598,10 +660,11 @@ function readAttachment(ws: WebSocket): Attachment | null {
     return null;
   }
   if (typeof value !== "object" || value === null) return null;
-  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason, iceAt } = value as Record<
-    string,
-    unknown
-  >;
+  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason, iceAt, errors } =
+    value as Record<
+      string,
+      unknown
+    >;
   const valid = role === "host"
     ? peer === HOST
     : role === "guest" && typeof peer === "string" && GUEST_ID.test(peer);
@@ -620,17 +683,23 @@ function readAttachment(ws: WebSocket): Attachment | null {
     gone,
     ...ending,
     ...typeof iceAt === "number" && { iceAt },
+    ...typeof errors === "number" && { errors },
   };
 }
 
-function sendError(ws: WebSocket, code: ErrorCode, ref?: string | number, peer?: string): void {
-  if (peer === undefined) return ws.send(errorFrame(code, ref));
-  ws.send(JSON.stringify({ type: "error", code, message: ERRORS[code], ref, peer }));
+function sendError(ws: WebSocket, code: ErrorCode): void {
+  ws.send(errorFrame(code));
 }
 
 /** An error frame about a relay frame, naming the guest it concerned (if known). */
-function sendRelayError(ws: WebSocket, code: RelayErrorCode, peer?: string): void {
-  ws.send(JSON.stringify({ type: "error", code, message: RELAY_ERRORS[code], peer }));
+function relayError(code: RelayErrorCode, peer?: string): string {
+  return JSON.stringify({ type: "error", code, message: RELAY_ERRORS[code], peer });
+}
+
+/** Whether a frame is binary and starts as a relay frame does. */
+function isRelayFrame(message: string | ArrayBuffer): boolean {
+  return typeof message !== "string" && message.byteLength > 0 &&
+    new Uint8Array(message, 0, 1)[0] === RELAY_FRAME;
 }
 
 function send(ws: WebSocket, frame: RoomFrame): void {
