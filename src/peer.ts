@@ -481,7 +481,10 @@ export class Peer {
         // None given: the servers the signalling hands out (a room's short-lived
         // TURN credentials), known once it has started, else the default.
         await abortable(this.#startSignaling(), this.#failure.signal);
-        const handedOut = (options.signaling as { iceServers?: IceServer[] }).iceServers;
+        const handedOut = await abortable(
+          handedOutIceServers(options.signaling),
+          this.#failure.signal,
+        );
         iceServers = handedOut ?? DEFAULT_ICE_SERVERS.map((server) => ({ ...server }));
       }
       const native = isNodeDataChannel(Ctor);
@@ -1094,4 +1097,18 @@ function hint(stage: ConnectStage, initiator: boolean): string {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The STUN/TURN servers a signalling channel hands out: asked for where it
+ * can (a room mints TURN credentials only on request), else as it holds them.
+ */
+function handedOutIceServers(signaling: unknown): Promise<IceServer[] | undefined> {
+  const source = signaling as {
+    iceServers?: IceServer[];
+    requestIceServers?: () => Promise<IceServer[] | undefined>;
+  };
+  return typeof source.requestIceServers === "function"
+    ? source.requestIceServers()
+    : Promise.resolve(source.iceServers);
 }

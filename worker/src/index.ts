@@ -10,6 +10,7 @@
 import { Hono } from "hono";
 import { roomIdOf } from "../../src/signaling/room_protocol.ts";
 import {
+  ADDRESS,
   errorResponse,
   INTERNAL_ERROR,
   type Join,
@@ -20,6 +21,7 @@ import {
 import type { Env } from "./room.ts";
 
 export { Room } from "./room.ts";
+export { TurnQuota } from "./turn_quota.ts";
 
 /**
  * The Hono app, the worker's default export.
@@ -65,7 +67,13 @@ app.on(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"], "/v1/rooms/
     ));
   }
   // The room gets the checked join and nothing of the client's request.
-  const join: Join = { room, ...credentials };
+  // The address is the edge's (Cloudflare sets the header on every request).
+  const address = c.req.header("CF-Connecting-IP")?.trim();
+  const join: Join = {
+    room,
+    ...credentials,
+    ...address !== undefined && ADDRESS.test(address) && { address },
+  };
   const rooms = c.env.ROOMS;
   return rooms.get(rooms.idFromName(room)).fetch("https://room.internal/join", {
     headers: { Upgrade: "websocket", [JOIN_HEADER]: JSON.stringify(join) },

@@ -29,6 +29,7 @@ import {
   RELAY_FRAME_COST,
   type Role,
   type RoomFrame,
+  type SignalFrame,
   timingSafeEqual,
   verifyKey,
 } from "../../src/signaling/room_protocol.ts";
@@ -41,6 +42,7 @@ import {
   refusal,
 } from "./requests.ts";
 import { cloudflareTurnServers, restTurnServer, type TurnEnv, turnTtl, turnUrls } from "./turn.ts";
+import { takeToken, type TurnQuota } from "./turn_quota.ts";
 import {
   encodeRelayFrame,
   MIN_RELAY_FRAME_BYTES,
@@ -68,6 +70,19 @@ export const DEFAULTS = {
    * with room for a browser tab whose timers are throttled to once a minute.
    */
   SILENCE_SECONDS: 90,
+  /**
+   * TURN credentials one client address may be minted per hour, across all
+   * rooms (`TURN_PER_ADDRESS_PER_HOUR`): a desktop asks once per half
+   * lifetime and each agent once per connection, so a dozen covers a desktop
+   * and its agents behind one NAT, while a stranger's rooms of its own do not
+   * multiply what it gets.
+   */
+  TURN_PER_ADDRESS_PER_HOUR: 12,
+  /**
+   * TURN credentials one room may mint per hour (`TURN_PER_ROOM_PER_HOUR`):
+   * its host and `MAX_GUESTS` guests reconnecting a few times each.
+   */
+  TURN_PER_ROOM_PER_HOUR: 30,
 } as const;
 
 /**
@@ -77,6 +92,12 @@ export const DEFAULTS = {
 export interface Env extends TurnEnv {
   /** The `Room` namespace. */
   ROOMS: DurableObjectNamespace<Room>;
+  /** The `TurnQuota` namespace: one per client address. */
+  TURN_QUOTAS: DurableObjectNamespace<TurnQuota>;
+  /** TURN credentials one client address may be minted per hour. */
+  TURN_PER_ADDRESS_PER_HOUR?: string;
+  /** TURN credentials one room may mint per hour. */
+  TURN_PER_ROOM_PER_HOUR?: string;
   /** Guests at once in one room. */
   MAX_GUESTS?: string;
   /** Seconds an empty room keeps its verifiers. */
@@ -114,8 +135,8 @@ interface Attachment {
   closeCode?: number;
   /** The close reason for `closeAt`: the error code the socket was sent. */
   closeReason?: string;
-  /** When the member's ICE server credentials were minted (ms since the epoch), if it got any. */
-  iceAt?: number;
+  /** The client's address, for the TURN credentials it may be minted. */
+  address?: string;
   /** Error replies left in the socket's budget when the last frame arrived. */
   errors?: number;
 }
@@ -146,6 +167,12 @@ const CLOSE_GRACE_MS = 2_000;
 
 /** The storage key of when an empty room expires (ms since the epoch). */
 const EXPIRES = "expires";
+
+/** The storage key of the room's bucket of TURN credentials (`TURN_PER_ROOM_PER_HOUR`). */
+const TURN_BUCKET = "turn";
+
+/** The window of the TURN credential limits: an hour, refilled evenly. */
+const TURN_WINDOW_SECONDS = 3600;
 
 /**
  * The Durable Object behind `GET /v1/rooms/:room`: checks keys against the
@@ -217,7 +244,6 @@ export class Room extends DurableObject<Env> {
       if (!timingSafeEqual(keyHash, stored.guest)) return this.#refuse(credentials, "key_refused");
     }
     const peer = credentials.role === "host" ? HOST : randomGuestId();
-    const iceServers = await this.#iceServers(peer);
     // From here to the response nothing awaits, so no other request interleaves.
     const max = limit(this.env.MAX_GUESTS, DEFAULTS.MAX_GUESTS);
     if (credentials.role === "guest" && this.#live("guest").length >= max) {
@@ -236,7 +262,7 @@ export class Room extends DurableObject<Env> {
       tokens: limit(this.env.RATE_BURST, DEFAULTS.RATE_BURST) * this.#share(credentials.role),
       at: Date.now(),
       gone: false,
-      ...iceServers.length > 0 && { iceAt: Date.now() },
+      ...credentials.address !== undefined && { address: credentials.address },
     };
     server.serializeAttachment(me);
     const others = this.#live(me.role === "host" ? "guest" : "host");
@@ -247,7 +273,7 @@ export class Room extends DurableObject<Env> {
           peer,
           role: me.role,
           peers: others.map((o) => o.me.peer),
-          ...iceServers.length > 0 && { iceServers },
+          ...this.#handsOutIce() && { ice: true },
           relay: (this.#relayLimits() ?? null) as Record<string, unknown> | null,
         } satisfies RoomFrame,
       ),
@@ -286,19 +312,50 @@ export class Room extends DurableObject<Env> {
     return Promise.resolve(upgrade(client, credentials));
   }
 
-  /**
-   * When a member's ICE server credentials are due for renewal: at half their
-   * TTL, so a member connected for days always holds valid ones.
-   */
-  #refreshAt(me: Attachment): number {
-    return me.iceAt === undefined ? Infinity : me.iceAt + (turnTtl(this.env) * 1000) / 2;
+  /** Whether the room hands out ICE servers (on request): TURN or Cloudflare is configured. */
+  #handsOutIce(): boolean {
+    const env = this.env;
+    return turnUrls(env).length > 0 ||
+      (env.CLOUDFLARE_TURN_KEY_ID !== undefined && env.CLOUDFLARE_TURN_API_TOKEN !== undefined &&
+        env.CLOUDFLARE_TURN_KEY_ID !== "" && env.CLOUDFLARE_TURN_API_TOKEN !== "");
   }
 
   /**
-   * The STUN/TURN servers to hand a new member: credentials minted with
-   * `TURN_SECRET`, and Cloudflare's (asked once per half TTL and kept in
-   * memory). A source that fails is logged and left out: joining never
-   * depends on it.
+   * Answers a member's request for ICE servers: one credential from its
+   * address's quota (`TURN_PER_ADDRESS_PER_HOUR`, across rooms) and one from
+   * the room's (`TURN_PER_ROOM_PER_HOUR`), then credentials minted for it.
+   *
+   * @returns The frame to send: the servers, or an error frame.
+   */
+  async #iceRequest(me: Attachment, ref?: string | number): Promise<string> {
+    if (!this.#handsOutIce()) {
+      return JSON.stringify({ type: "ice_servers", iceServers: [] } satisfies RoomFrame);
+    }
+    const quotas = this.env.TURN_QUOTAS;
+    const perAddress = limit(
+      this.env.TURN_PER_ADDRESS_PER_HOUR,
+      DEFAULTS.TURN_PER_ADDRESS_PER_HOUR,
+    );
+    const perRoom = limit(this.env.TURN_PER_ROOM_PER_HOUR, DEFAULTS.TURN_PER_ROOM_PER_HOUR);
+    // A join without an address (not through the edge) shares one quota with all such joins.
+    const quota = quotas.get(quotas.idFromName(me.address ?? "unknown"));
+    if (
+      !(await quota.take(perAddress, TURN_WINDOW_SECONDS)) ||
+      !(await takeToken(this.ctx.storage, TURN_BUCKET, perRoom, TURN_WINDOW_SECONDS))
+    ) {
+      return errorFrame("ice_servers_limited", ref);
+    }
+    const iceServers = await this.#iceServers(me.peer);
+    if (iceServers.length === 0) return errorFrame("ice_servers_unavailable", ref);
+    return JSON.stringify(
+      { type: "ice_servers", iceServers, ttl: turnTtl(this.env) } satisfies RoomFrame,
+    );
+  }
+
+  /**
+   * The STUN/TURN servers to hand a member who asked: credentials minted
+   * with `TURN_SECRET`, and Cloudflare's (asked once per half TTL and kept in
+   * memory). A source that fails is logged and left out.
    */
   async #iceServers(peer: string): Promise<IceServerFrame[]> {
     const env = this.env;
@@ -351,15 +408,21 @@ export class Room extends DurableObject<Env> {
    * long as the socket's error budget lasts. An unexpected exception is logged
    * and answered with an `internal_error` frame; the socket stays.
    */
-  override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     let member: Member | undefined;
     let refusal: string | undefined;
     try {
       member = this.#charge(ws, message);
       if (!member) return;
-      refusal = typeof message === "string"
-        ? this.#relay(member, message)
-        : this.#forward(member, message);
+      if (typeof message !== "string") {
+        refusal = this.#forward(member, message);
+      } else {
+        const frame = checkFrame(message, member.me.role);
+        if ("code" in frame) refusal = errorFrame(frame.code, frame.ref);
+        // The answer to a request is not a refusal: it costs the frame, not the error budget.
+        else if (!("to" in frame)) return ws.send(await this.#iceRequest(member.me, frame.ref));
+        else refusal = this.#relay(member, frame);
+      }
     } catch (error) {
       console.error("Room failed to handle a frame:", error);
       refusal = errorFrame("internal_error", refOf(message));
@@ -367,7 +430,7 @@ export class Room extends DurableObject<Env> {
     if (refusal === undefined) return;
     try {
       // A failure of the room's own is answered outside the socket's error budget.
-      if (member) this.#reply(member, refusal);
+      if (member) this.#reply(member.ws, refusal);
       else ws.send(refusal);
     } catch { /* the socket closed meanwhile */ }
   }
@@ -410,7 +473,10 @@ export class Room extends DurableObject<Env> {
    * `too_many_errors` and is closed, so what the room queues for a socket
    * that never reads stays bounded.
    */
-  #reply({ ws, me }: Member, frame: string): void {
+  #reply(ws: WebSocket, frame: string): void {
+    // Read again: a request for ICE servers may have awaited meanwhile.
+    const me = readAttachment(ws);
+    if (!me || me.gone) return;
     const errors = (me.errors ?? ERROR_REPLY_BURST) - 1;
     if (errors < 0) {
       sendError(ws, "too_many_errors");
@@ -422,10 +488,8 @@ export class Room extends DurableObject<Env> {
     ws.send(frame);
   }
 
-  /** Checks and relays one text frame; returns the error frame to answer with, if refused. */
-  #relay({ me }: Member, message: string): string | undefined {
-    const frame = checkFrame(message, me.role);
-    if ("code" in frame) return errorFrame(frame.code, frame.ref);
+  /** Relays one signal frame; returns the error frame to answer with, if refused. */
+  #relay({ me }: Member, frame: SignalFrame): string | undefined {
     const target = this.#live(me.role === "host" ? "guest" : "host").find((o) =>
       o.me.peer === frame.to
     );
@@ -549,14 +613,6 @@ export class Room extends DurableObject<Env> {
       } catch { /* the socket is going anyway */ }
       this.#leave(ws, me, "silent");
     }
-    for (const { ws, me } of this.#live()) {
-      if (this.#refreshAt(me) > now) continue;
-      const iceServers = await this.#iceServers(me.peer);
-      try {
-        ws.serializeAttachment({ ...me, iceAt: now });
-        send(ws, { type: "ice_servers", iceServers });
-      } catch { /* closed meanwhile */ }
-    }
     for (const ws of sockets) {
       const me = readAttachment(ws);
       if (me?.closeAt !== undefined && me.closeAt <= now) {
@@ -593,7 +649,7 @@ export class Room extends DurableObject<Env> {
           const me = readAttachment(ws);
           if (!me) return Infinity;
           return me.closeAt ??
-            (me.gone ? Infinity : Math.min(this.#silentAt(ws, me), this.#refreshAt(me)));
+            (me.gone ? Infinity : this.#silentAt(ws, me));
         }),
       );
       const current = await this.ctx.storage.getAlarm();
@@ -660,7 +716,7 @@ function readAttachment(ws: WebSocket): Attachment | null {
     return null;
   }
   if (typeof value !== "object" || value === null) return null;
-  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason, iceAt, errors } =
+  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason, address, errors } =
     value as Record<
       string,
       unknown
@@ -682,7 +738,7 @@ function readAttachment(ws: WebSocket): Attachment | null {
     at,
     gone,
     ...ending,
-    ...typeof iceAt === "number" && { iceAt },
+    ...typeof address === "string" && { address },
     ...typeof errors === "number" && { errors },
   };
 }
