@@ -341,3 +341,60 @@ Deno.test("after a guest is refused, rate-limited or closed for its errors, the 
     await host.close();
   });
 });
+
+Deno.test("killed guests' slots are freed at once, also in a hibernated room: the host sees every leave and a full room admits new guests", async () => {
+  await withServer(async (server) => {
+    const room = newRoomId();
+    const host = await Peer.host(server, room);
+    await host.next();
+    const url = `${server.url}/v1/rooms/${room}?role=guest`;
+    const children: Deno.ChildProcess[] = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        const child = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "--allow-net",
+            new URL("./_guest_process.ts", import.meta.url).pathname,
+            url,
+            GUEST_KEY,
+          ],
+          stdout: "piped",
+          stderr: "inherit",
+        }).spawn();
+        children.push(child);
+        const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+        const { value } = await within(reader.read(), 10_000, "a guest process to join");
+        assert.match(value ?? "", /joined/);
+        reader.releaseLock();
+        assert.equal((await host.next() as Record<string, unknown>).type, "join");
+      }
+      // The room is full: MAX_GUESTS is 4 here.
+      const refused = await Peer.guest(server, room);
+      await refused.closed;
+      assert.deepEqual(errorCodes(refused), ["room_full"]);
+      // Asleep, as an idle room is: the first close wakes it.
+      assert.ok(await server.hibernate(room));
+      const killed = Date.now();
+      for (const child of children) child.kill("SIGKILL");
+      const leaves: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        assert.equal((await host.next() as Record<string, unknown>).type, "leave");
+        leaves.push(Date.now() - killed);
+      }
+      console.log(`leaves seen after ${leaves.join(", ")} ms`);
+      assert.ok(leaves.at(-1)! < 1_000, `the last slot was freed after ${leaves.at(-1)} ms`);
+      const next = await Peer.guest(server, room);
+      assert.equal((await next.next() as Record<string, unknown>).type, "welcome");
+      await next.close();
+    } finally {
+      for (const child of children) {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* already gone */ }
+        await child.status;
+      }
+    }
+    await host.close();
+  }, { MAX_GUESTS: "4" });
+});
