@@ -289,12 +289,12 @@ export class Room extends DurableObject<Env> {
    * {@linkcode CLOSE_GRACE_MS}): the only refusal a browser can read. The
    * socket is not hibernatable: a close from a timer of its own ends the
    * connection, where the alarm's close of a hibernatable socket left it
-   * half-closed (CLOSE-WAIT) until the object hibernated.
+   * half-closed (CLOSE-WAIT) until the object had been idle for 10 s.
    */
   #refuse(
     credentials: Credentials,
     code: "key_refused" | "room_not_found" | "room_full",
-  ): Promise<Response> {
+  ): Response {
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     server.accept();
     sendError(server, code);
@@ -309,7 +309,7 @@ export class Room extends DurableObject<Env> {
         server.close(event.code, event.reason);
       } catch { /* already closed */ }
     });
-    return Promise.resolve(upgrade(client, credentials));
+    return upgrade(client, credentials);
   }
 
   /** Whether the room hands out ICE servers (on request): TURN or Cloudflare is configured. */
@@ -327,9 +327,14 @@ export class Room extends DurableObject<Env> {
    *
    * @returns The frame to send: the servers, or an error frame.
    */
-  async #iceRequest(me: Attachment, ref?: string | number): Promise<string> {
+  async #iceRequest(
+    me: Attachment,
+    ref?: string | number,
+  ): Promise<{ servers: string } | { refusal: string }> {
     if (!this.#handsOutIce()) {
-      return JSON.stringify({ type: "ice_servers", iceServers: [] } satisfies RoomFrame);
+      return {
+        servers: JSON.stringify({ type: "ice_servers", iceServers: [] } satisfies RoomFrame),
+      };
     }
     const quotas = this.env.TURN_QUOTAS;
     const perAddress = limit(
@@ -343,13 +348,14 @@ export class Room extends DurableObject<Env> {
       !(await quota.take(perAddress, TURN_WINDOW_SECONDS)) ||
       !(await takeToken(this.ctx.storage, TURN_BUCKET, perRoom, TURN_WINDOW_SECONDS))
     ) {
-      return errorFrame("ice_servers_limited", ref);
+      return { refusal: errorFrame("ice_servers_limited", ref) };
     }
     const iceServers = await this.#iceServers(me.peer);
-    if (iceServers.length === 0) return errorFrame("ice_servers_unavailable", ref);
-    return JSON.stringify(
-      { type: "ice_servers", iceServers, ttl: turnTtl(this.env) } satisfies RoomFrame,
-    );
+    if (iceServers.length === 0) return { refusal: errorFrame("ice_servers_unavailable", ref) };
+    const ttl = turnTtl(this.env);
+    return {
+      servers: JSON.stringify({ type: "ice_servers", iceServers, ttl } satisfies RoomFrame),
+    };
   }
 
   /**
@@ -419,9 +425,13 @@ export class Room extends DurableObject<Env> {
       } else {
         const frame = checkFrame(message, member.me.role);
         if ("code" in frame) refusal = errorFrame(frame.code, frame.ref);
-        // The answer to a request is not a refusal: it costs the frame, not the error budget.
-        else if (!("to" in frame)) return ws.send(await this.#iceRequest(member.me, frame.ref));
-        else refusal = this.#relay(member, frame);
+        else if ("to" in frame) refusal = this.#relay(member, frame);
+        else {
+          // Servers are an answer, not a refusal: they cost the frame, not the error budget.
+          const answer = await this.#iceRequest(member.me, frame.ref);
+          if ("servers" in answer) return ws.send(answer.servers);
+          refusal = answer.refusal;
+        }
       }
     } catch (error) {
       console.error("Room failed to handle a frame:", error);
