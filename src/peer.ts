@@ -91,7 +91,8 @@ export interface PeerOptions {
   initiator: boolean;
   /**
    * STUN and TURN servers; when not given, the ones the signalling hands out
-   * (its `iceServers`, once started), else {@linkcode DEFAULT_ICE_SERVERS}.
+   * once started (asked with its `requestIceServers()` if it has one, else
+   * its `iceServers`), else {@linkcode DEFAULT_ICE_SERVERS}.
    */
   iceServers?: IceServer[];
   rtcConfiguration: Record<string, unknown>;
