@@ -91,7 +91,8 @@ export interface PeerOptions {
   initiator: boolean;
   /**
    * STUN and TURN servers; when not given, the ones the signalling hands out
-   * (its `iceServers`, once started), else {@linkcode DEFAULT_ICE_SERVERS}.
+   * once started (asked with its `requestIceServers()` if it has one, else
+   * its `iceServers`), else {@linkcode DEFAULT_ICE_SERVERS}.
    */
   iceServers?: IceServer[];
   rtcConfiguration: Record<string, unknown>;
@@ -489,7 +490,10 @@ export class Peer {
         // None given: the servers the signalling hands out (a room's short-lived
         // TURN credentials), known once it has started, else the default.
         await abortable(this.#startSignaling(), this.#failure.signal);
-        const handedOut = (options.signaling as { iceServers?: IceServer[] }).iceServers;
+        const handedOut = await abortable(
+          handedOutIceServers(options.signaling),
+          this.#failure.signal,
+        );
         iceServers = handedOut ?? DEFAULT_ICE_SERVERS.map((server) => ({ ...server }));
       }
       const native = isNodeDataChannel(Ctor);
@@ -1102,4 +1106,18 @@ function hint(stage: ConnectStage, initiator: boolean): string {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The STUN/TURN servers a signalling channel hands out: asked for where it
+ * can (a room mints TURN credentials only on request), else as it holds them.
+ */
+function handedOutIceServers(signaling: unknown): Promise<IceServer[] | undefined> {
+  const source = signaling as {
+    iceServers?: IceServer[];
+    requestIceServers?: () => Promise<IceServer[] | undefined>;
+  };
+  return typeof source.requestIceServers === "function"
+    ? source.requestIceServers()
+    : Promise.resolve(source.iceServers);
 }

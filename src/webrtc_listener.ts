@@ -335,6 +335,10 @@ export class WebRTCListener {
   async #accept(peer: string): Promise<void> {
     if (this.#closing || this.#agents.has(peer)) return;
     const options = this.#options;
+    // Unless given: the servers the room hands out (short-lived TURN credentials,
+    // on request). Asked first, so that what follows runs without a pause.
+    const iceServers = options.iceServers ?? await hubIceServers(options.hub);
+    if (this.#closing || this.#agents.has(peer)) return;
     let signaling: Signaling;
     try {
       signaling = options.hub.signaling(peer);
@@ -373,8 +377,7 @@ export class WebRTCListener {
         maxUnfinishedBytesPerAgent,
         this.#budget,
       ),
-      // Unless given: the servers the room hands out now (short-lived TURN credentials).
-      iceServers: rest.iceServers ?? (options.hub as { iceServers?: IceServer[] }).iceServers,
+      iceServers,
       signaling,
       initiator: rest.initiator ?? false,
     });
@@ -585,4 +588,18 @@ function refuseSession(transport: Transport, reason: string): void {
   // An agent that sends nothing gets its channel closed after a while.
   const timer = setTimeout(close, REFUSAL_TIMEOUT);
   transport.start().catch(close);
+}
+
+/**
+ * The STUN/TURN servers a hub hands out: asked for where it can (a room mints
+ * TURN credentials only on request), else as it holds them.
+ */
+function hubIceServers(hub: unknown): Promise<IceServer[] | undefined> {
+  const source = hub as {
+    iceServers?: IceServer[];
+    requestIceServers?: () => Promise<IceServer[] | undefined>;
+  };
+  return typeof source.requestIceServers === "function"
+    ? source.requestIceServers()
+    : Promise.resolve(source.iceServers);
 }

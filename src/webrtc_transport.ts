@@ -37,7 +37,8 @@ export interface WebRTCTransportOptions {
   /**
    * STUN and TURN servers. Pass `[]` for peers on one host or LAN. When not
    * given: the servers the signalling hands out (a room whose worker mints
-   * TURN credentials), else one public STUN server.
+   * TURN credentials, asked as the connection starts), else one public STUN
+   * server.
    *
    * @default {[{ urls: "stun:stun.cloudflare.com:3478" }]}
    */

@@ -54,7 +54,7 @@ interface Outcome {
 /**
  * TURN credentials as the signalling worker hands them to a room member: the
  * local worker, configured with the lab coturn's shared secret, mints them in
- * the welcome frame of a room joined for the purpose.
+ * answer to the request of a room member joined for the purpose.
  */
 async function mintedTurnCredentials(
   url: string,
@@ -67,7 +67,9 @@ async function mintedTurnCredentials(
       key,
       guestVerifier: await keyVerifier(createRoomKey()),
     });
-    const minted = host.iceServers?.find((server) => [server.urls].flat()[0] === url);
+    const minted = (await host.requestIceServers())?.find((server) =>
+      [server.urls].flat()[0] === url
+    );
     await host.close();
     assert.ok(minted?.username && minted.credential, "the worker handed out no TURN credentials");
     assert.match(minted.username, /^\d+:host$/);

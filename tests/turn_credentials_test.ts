@@ -232,7 +232,9 @@ async function mintedServers(vars: Record<string, string>): Promise<[IceServer, 
       guestVerifier: await keyVerifier(GUEST_KEY),
     });
     const guest = await SignalingRoom.join(url, { role: "guest", key: GUEST_KEY });
-    const servers = [host.iceServers?.[0], guest.iceServers?.[0]];
+    // Minted only on request: each member asks, as a peer connection about to start does.
+    assert.equal(host.iceServers, undefined, "a join minted credentials");
+    const servers = [(await host.requestIceServers())?.[0], (await guest.requestIceServers())?.[0]];
     await guest.close();
     await host.close();
     assert.ok(servers[0] && servers[1], "the worker handed out no TURN server");

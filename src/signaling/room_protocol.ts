@@ -38,6 +38,32 @@ const ROOM_PATH = /^\/v1\/rooms\/([A-Za-z0-9_-]{22,128})$/;
 /** The largest text frame the room reads, in UTF-8 bytes. */
 export const MAX_FRAME_BYTES = 64 * 1024;
 
+/**
+ * What a relay frame the room forwards costs in a socket's rate limit, in
+ * frames: an eighth, so a guest may relay 400 frames a second at the default
+ * `RATE_PER_SECOND` (25 MiB/s in 64 KiB chunks, above any room's byte budget)
+ * while one-byte frames cannot flood the other side. Every other frame, text
+ * or binary, costs one.
+ */
+export const RELAY_FRAME_COST = 1 / 8;
+
+/**
+ * Error replies a socket may get at once (`ERROR_REPLY_BURST`): the room
+ * cannot see whether a client reads (workerd has no `bufferedAmount` for a
+ * hibernatable socket), so what it queues for one is bounded by how many
+ * error frames it sends, not by the socket's buffer. A socket that would get
+ * one more is closed with `too_many_errors` (4429).
+ */
+export const ERROR_REPLY_BURST = 64;
+
+/**
+ * Error replies a socket gains back per second (`ERROR_REPLIES_PER_SECOND`):
+ * a client that makes an occasional mistake (a signal to a guest that just
+ * left) is never closed, one that keeps sending what the room refuses is, and
+ * a socket that never reads is queued at most about 300 bytes a second.
+ */
+export const ERROR_REPLIES_PER_SECOND = 1;
+
 /** Either side of a room. */
 export type Role = "host" | "guest";
 
@@ -59,11 +85,18 @@ export const ERRORS = {
   frame_too_large: `Frames must be at most ${MAX_FRAME_BYTES} bytes: send smaller messages`,
   bad_json: "Frames must be JSON text",
   bad_frame: "A frame must be a JSON object",
-  unknown_type: 'The only frame a client sends is {"type":"signal","to":...,"data":...}',
+  unknown_type:
+    'A client sends only {"type":"signal","to":...,"data":...} or {"type":"ice_servers"}',
   bad_recipient: 'A signal frame needs "to": the id of the peer to send to',
   forbidden_recipient: 'Guests may only send to "host"',
   bad_data: 'The "data" of a signal frame must be a JSON object',
   unknown_peer: "That peer is not in the room: wait for its join frame",
+  ice_servers_limited:
+    "This address or this room asked for TURN credentials more often than the service allows (TURN_PER_ADDRESS_PER_HOUR, TURN_PER_ROOM_PER_HOUR): keep using the ones you have, or ask again later",
+  ice_servers_unavailable:
+    "The service could not mint TURN credentials just now: connect without them, or ask again later",
+  too_many_errors:
+    `This connection sent more frames the room refuses than it allows (ERROR_REPLY_BURST, ${ERROR_REPLY_BURST}): fix what the earlier error frames said, then reconnect`,
   internal_error: "The signalling room failed on this frame: send it again, or reconnect",
 } as const;
 
@@ -85,6 +118,8 @@ export const CLOSE = {
   host_replaced: 4409,
   /** The socket sent frames faster than the rate limit (429). */
   rate_limited: 4429,
+  /** The socket kept sending frames the room refuses (429). */
+  too_many_errors: 4429,
   /** The socket sent nothing, not even `ping`, for the room's silence limit (408). */
   silent: 4408,
 } as const satisfies Partial<Record<ErrorCode, number>>;
@@ -228,6 +263,33 @@ async function sha256(text: string): Promise<Uint8Array<ArrayBuffer>> {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
 }
 
+/**
+ * A member's request for ICE servers (`{"type":"ice_servers","id"?:...}`):
+ * the room mints TURN credentials only when asked, within its limits.
+ */
+export interface IceServersRequest {
+  /** What is asked for. */
+  type: "ice_servers";
+  /** The client's `id` of the frame, echoed as `ref` in an error frame. */
+  ref?: string | number;
+}
+
+/**
+ * Writes a request for ICE servers, with an `id` the room echoes as `ref` if
+ * it refuses.
+ *
+ * @example Ask for TURN credentials
+ * ```ts
+ * import { iceServersRequest } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(iceServersRequest(4), '{"type":"ice_servers","id":4}');
+ * ```
+ */
+export function iceServersRequest(id?: string | number): string {
+  return JSON.stringify({ type: "ice_servers", id });
+}
+
 /** A frame a client may send, once checked: where it goes, and what. */
 export interface SignalFrame {
   /** The recipient's peer id. */
@@ -260,7 +322,8 @@ export function signalFrame(to: string, data: object, id?: string | number): str
 /**
  * Checks one client frame's encoding and shape (not whether `to` is present).
  *
- * @returns The frame, or the error code to answer with (and the `ref`, if any).
+ * @returns The frame (a signal, or a request for ICE servers), or the error
+ * code to answer with (and the `ref`, if any).
  *
  * @example Guests may only talk to the host
  * ```ts
@@ -274,7 +337,7 @@ export function signalFrame(to: string, data: object, id?: string | number): str
 export function checkFrame(
   message: string | ArrayBuffer,
   role: Role,
-): SignalFrame | { code: ErrorCode; ref?: string | number } {
+): SignalFrame | IceServersRequest | { code: ErrorCode; ref?: string | number } {
   if (typeof message !== "string") return { code: "binary_frame" };
   if (message.length > MAX_FRAME_BYTES || utf8Length(message) > MAX_FRAME_BYTES) {
     return { code: "frame_too_large" };
@@ -288,6 +351,7 @@ export function checkFrame(
   if (!isObject(frame)) return { code: "bad_frame" };
   const { type, to, data, id } = frame;
   const ref = asRef(id);
+  if (type === "ice_servers") return ref === undefined ? { type } : { type, ref };
   const code: ErrorCode | undefined = type !== "signal"
     ? "unknown_type"
     : typeof to !== "string"
@@ -344,8 +408,13 @@ export type RoomFrame =
     role: Role;
     /** The peers it may talk to, present now. */
     peers: string[];
-    /** Short-lived STUN/TURN servers for this member, if the service hands any out. */
+    /**
+     * STUN/TURN servers for this member (rooms before ICE servers on request
+     * sent them here; read for compatibility).
+     */
     iceServers?: IceServerFrame[];
+    /** `true` if the room hands out ICE servers on request (`{"type":"ice_servers"}`). */
+    ice?: boolean;
     /**
      * What the room relays (`{ maxFrameBytes, bytesPerSecond }`, see
      * `relay_protocol.ts`), or `null` where the operator turned the relay off.
@@ -353,10 +422,12 @@ export type RoomFrame =
     relay?: Record<string, unknown> | null;
   }
   | {
-    /** Fresh credentials for this member, before its earlier ones expire. */
+    /** The answer to a request for ICE servers: credentials minted for this member. */
     type: "ice_servers";
-    /** The servers, replacing those of the welcome. */
+    /** The servers (none if the service hands out none). */
     iceServers: IceServerFrame[];
+    /** Seconds the credentials stay valid from now. */
+    ttl?: number;
   }
   | {
     /** A peer one may talk to arrived. */
@@ -438,16 +509,17 @@ export function readRoomFrame(data: unknown): RoomFrame | undefined {
         !Array.isArray(peers) || !peers.every((p) => typeof p === "string")
       ) return undefined;
       const relay = isObject(frame.relay) ? frame.relay : frame.relay === null ? null : undefined;
-      const extra = relay === undefined ? {} : { relay };
+      const extra = { ...relay !== undefined && { relay }, ...frame.ice === true && { ice: true } };
       if (iceServers === undefined) return { type: "welcome", peer, role, peers, ...extra };
       if (!Array.isArray(iceServers) || !iceServers.every(isIceServerFrame)) return undefined;
       return { type: "welcome", peer, role, peers, iceServers, ...extra };
     }
     case "ice_servers": {
-      const { iceServers } = frame;
-      return Array.isArray(iceServers) && iceServers.every(isIceServerFrame)
-        ? { type: "ice_servers", iceServers }
-        : undefined;
+      const { iceServers, ttl } = frame;
+      if (!Array.isArray(iceServers) || !iceServers.every(isIceServerFrame)) return undefined;
+      return typeof ttl === "number" && ttl >= 0
+        ? { type: "ice_servers", iceServers, ttl }
+        : { type: "ice_servers", iceServers };
     }
     case "join":
     case "leave":

@@ -69,6 +69,7 @@ Deno.test("every closing error maps to 4000 + its HTTP status, and only refusals
     room_full: 4409,
     host_replaced: 4409,
     rate_limited: 4429,
+    too_many_errors: 4429,
     silent: 4408,
   });
   assert.deepEqual([...FINAL].sort(), [

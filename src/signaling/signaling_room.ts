@@ -17,6 +17,7 @@ import {
   encodeBase64Url,
   FINAL,
   HOST,
+  iceServersRequest,
   joinProtocols,
   KEY,
   MAX_FRAME_BYTES,
@@ -234,6 +235,18 @@ export class SignalingRoom implements SignalingHub {
   #socket?: WebSocketLike;
   #peer?: string;
   #iceServers?: IceServer[];
+  /** Whether the room hands out ICE servers on request (its welcome said `ice`). */
+  #iceOnRequest = false;
+  /** Until when the ICE servers we hold are worth using for a new connection (ms since the epoch). */
+  #iceFreshUntil = 0;
+  /** Until when they are valid at all. */
+  #iceExpires = 0;
+  /** The request for ICE servers in flight, if any. */
+  #iceAsked?: {
+    id: number;
+    settle: (servers?: IceServer[]) => void;
+    promise: Promise<IceServer[] | undefined>;
+  };
   #views = new Map<string, PeerSignaling>();
   #refs = new Map<number, string>();
   #nextRef = 0;
@@ -335,13 +348,62 @@ export class SignalingRoom implements SignalingHub {
   }
 
   /**
-   * The STUN/TURN servers the room handed out, with short-lived credentials
-   * (renewed by the room at half their lifetime), or `undefined` if it hands
-   * out none. Use them for the peer connections this room sets up, unless you
-   * configured your own.
+   * The STUN/TURN servers the room handed out last, with short-lived
+   * credentials, or `undefined` if it handed out none yet. A room that hands
+   * them out on request does so only through {@linkcode requestIceServers}.
    */
   get iceServers(): IceServer[] | undefined {
     return this.#iceServers;
+  }
+
+  /**
+   * The STUN/TURN servers to use for a new peer connection, asked from the
+   * room when needed: the room mints TURN credentials only on request, within
+   * its limits per client address and per room. Credentials are kept and
+   * reused while at least half their lifetime is left, so a connection set up
+   * with them lasts at least that long.
+   *
+   * @returns The servers, or `undefined` if the room hands out none, or
+   *   refused (`onerror` says why) and no valid ones are left.
+   *
+   * @example Use the room's TURN servers for a peer connection
+   * ```ts ignore
+   * const iceServers = await room.requestIceServers();
+   * const pc = new RTCPeerConnection({ iceServers: iceServers ?? [] });
+   * ```
+   */
+  requestIceServers(): Promise<IceServer[] | undefined> {
+    if (!this.#iceOnRequest || Date.now() < this.#iceFreshUntil || !this.#socket) {
+      return Promise.resolve(this.#validIceServers());
+    }
+    if (this.#iceAsked) return this.#iceAsked.promise;
+    const socket = this.#socket;
+    const id = this.#nextRef++;
+    let settle!: (servers?: IceServer[]) => void;
+    const promise = new Promise<IceServer[] | undefined>((resolve) => {
+      const timer = setTimeout(() => {
+        this.onerror?.(
+          new SignalingRoomError(
+            "timeout",
+            "Cannot get ICE servers from the signalling room as it did not answer in time: connecting without its TURN servers",
+          ),
+        );
+        settle();
+      }, this.#options.timeout ?? 10_000);
+      settle = (servers) => {
+        clearTimeout(timer);
+        if (this.#iceAsked?.id === id) this.#iceAsked = undefined;
+        resolve(servers ?? this.#validIceServers());
+      };
+    });
+    this.#iceAsked = { id, settle, promise };
+    socket.send(iceServersRequest(id));
+    return promise;
+  }
+
+  /** The ICE servers held, unless they expired. */
+  #validIceServers(): IceServer[] | undefined {
+    return Date.now() < this.#iceExpires ? this.#iceServers : undefined;
   }
 
   /** The ids of the peers we may talk to, present now. */
@@ -463,7 +525,12 @@ export class SignalingRoom implements SignalingHub {
         if (frame?.type !== "welcome") return;
         welcomed = true;
         clearTimeout(timer);
-        this.#iceServers = frame.iceServers;
+        // A room that still hands them out in the welcome renews them itself.
+        if (frame.iceServers) {
+          this.#iceServers = frame.iceServers;
+          this.#iceFreshUntil = this.#iceExpires = Infinity;
+        }
+        this.#iceOnRequest = frame.ice === true;
         const limits = readRelayLimits(frame);
         this.#pacer = limits && new RelayPacer(limits, (bytes) => socket.send(bytes));
         this.#welcome(frame.peer, frame.peers);
@@ -510,7 +577,11 @@ export class SignalingRoom implements SignalingHub {
     } else if (frame?.type === "leave" && this.#views.has(frame.peer)) {
       this.#leave(frame.peer);
     } else if (frame?.type === "ice_servers") {
-      this.#iceServers = frame.iceServers;
+      const now = Date.now();
+      this.#iceServers = frame.iceServers.length > 0 ? frame.iceServers : undefined;
+      this.#iceFreshUntil = frame.ttl === undefined ? Infinity : now + (frame.ttl * 1000) / 2;
+      this.#iceExpires = frame.ttl === undefined ? Infinity : now + frame.ttl * 1000;
+      this.#iceAsked?.settle(this.#iceServers);
     } else if (frame?.type === "signal") {
       const view = this.#views.get(frame.from);
       if (view && typeof frame.data.type === "string") {
@@ -521,6 +592,14 @@ export class SignalingRoom implements SignalingHub {
     } else if (frame?.type === "error" && frame.peer !== undefined) {
       // About a relay frame: it names the peer the frame was for, or from.
       this.#views.get(frame.peer)?.pipe.refused(frame.code, frame.message);
+    } else if (frame?.type === "error" && this.#iceAsked && frame.ref === this.#iceAsked.id) {
+      this.onerror?.(
+        new SignalingRoomError(
+          "frame_refused",
+          `Cannot get ICE servers from the signalling room: ${frame.message} (${frame.code})`,
+        ),
+      );
+      this.#iceAsked.settle();
     } else if (frame?.type === "error") {
       const view = this.#views.get(this.#refs.get(frame.ref as number) ?? "");
       const error = new SignalingRoomError(
@@ -587,6 +666,7 @@ export class SignalingRoom implements SignalingHub {
   /** The socket dropped after the welcome: close the views, then retry or give up. */
   #dropped(error: SignalingRoomError): void {
     clearInterval(this.#pingTimer);
+    this.#iceAsked?.settle();
     for (const peer of [...this.#views.keys()]) this.#leave(peer);
     const reconnect = this.#options.reconnect ?? {};
     if (this.#closed) return;
@@ -618,6 +698,7 @@ export class SignalingRoom implements SignalingHub {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
     clearInterval(this.#pingTimer);
+    this.#iceAsked?.settle();
     this.#options.signal?.removeEventListener("abort", this.#abort);
     this.#fail?.(
       error ??
@@ -783,10 +864,12 @@ function closeError(
         "connection_lost",
         `Lost the signalling room: it closed this connection as silent: ${detail}`,
       );
-    case CLOSE.rate_limited:
+    case CLOSE.rate_limited: // and too_many_errors
       return new SignalingRoomError(
         "rate_limited",
-        `Left the room as it closed us for sending too fast: ${detail}`,
+        frame?.code === "too_many_errors"
+          ? `Left the room as it closed us for sending frames it refuses: ${detail}`
+          : `Left the room as it closed us for sending too fast: ${detail}`,
       );
   }
   if (!opened) {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type LocalSignaling, startLocalSignaling } from "../../worker/local.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
+import type { IceServer } from "../peer.ts";
 import { keyVerifier } from "./room_protocol.ts";
 import {
   createRoomId,
@@ -451,20 +452,41 @@ Deno.test("SignalingRoom that pings less often than the room's silence limit is 
   }, { SILENCE_SECONDS: "1" });
 });
 
-Deno.test("SignalingRoom exposes the ICE servers the room hands out, and their renewals", async () => {
+Deno.test("SignalingRoom asks the room for ICE servers only when asked, reuses them while half their TTL is left, then asks again", async () => {
   await withServer(async (_server, url) => {
     const host = await joinHost(url);
-    const first = host.iceServers;
+    assert.equal(host.iceServers, undefined, "a join mints nothing");
+    const first = await host.requestIceServers();
     assert.equal(first?.length, 1);
     assert.deepEqual(first![0]!.urls, ["turn:127.0.0.1:3478"]);
     assert.match(first![0]!.username!, /^\d+:host$/);
-    // The room renews them at half their TTL (2 s here): wait for it, bounded.
-    const deadline = Date.now() + 5_000;
-    while (host.iceServers === first && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    assert.notEqual(host.iceServers, first, "Expected renewed ICE servers within 5 s");
-    assert.match(host.iceServers![0]!.username!, /^\d+:host$/);
+    assert.equal(host.iceServers, first);
+    // Asked again at once: the same, without asking the room (whose quota is 2 an hour here).
+    assert.equal(await host.requestIceServers(), first);
+    // Past half their TTL (2 s of 4; the username's expiry is in whole seconds,
+    // so at most 1 s early): asked again, fresh ones. The clock is the event
+    // here; wait for it, bounded.
+    const halfLife = (servers: IceServer[] | undefined) =>
+      Number(servers![0]!.username!.split(":")[0]) - 1 + 0.2;
+    const waitUntil = async (seconds: number) => {
+      for (let i = 0; i < 200 && Date.now() / 1000 < seconds; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    await waitUntil(halfLife(first));
+    const fresh = await host.requestIceServers();
+    assert.notEqual(fresh, first);
+    assert.ok(fresh![0]!.username! > first![0]!.username!);
+    // The quota is spent: the room refuses, onerror says so, and the valid ones stay in use.
+    const refused = once<Error>((callback) => (host.onerror = callback));
+    await waitUntil(halfLife(fresh));
+    assert.equal(await host.requestIceServers(), fresh);
+    assert.match((await refused).message, /ice_servers_limited/);
     await host.close();
-  }, { TURN_SECRET: "secret", TURN_URLS: "turn:127.0.0.1:3478", TURN_TTL_SECONDS: "4" });
+  }, {
+    TURN_SECRET: "secret",
+    TURN_URLS: "turn:127.0.0.1:3478",
+    TURN_TTL_SECONDS: "4",
+    TURN_PER_ADDRESS_PER_HOUR: "2",
+  });
 });

@@ -122,6 +122,15 @@ export class TicketSignaling implements Signaling {
   }
 
   /**
+   * Asks the ticket's room for STUN/TURN servers, once `start()` resolved
+   * (`undefined` before, or if it hands out none): see
+   * `SignalingRoom.requestIceServers`.
+   */
+  requestIceServers(): Promise<IceServer[] | undefined> {
+    return this.#room?.requestIceServers() ?? Promise.resolve(undefined);
+  }
+
+  /**
    * Sends one message to the host, sealed.
    *
    * @throws {WebRTCTransportError} If not started or closed.

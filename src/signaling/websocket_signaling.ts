@@ -123,7 +123,11 @@ export class WebSocketSignaling implements Signaling {
     return this.room.iceServers;
   }
 
-  /** Starts delivering the host's messages, including those that came before. */
+  /** Asks the room for STUN/TURN servers when needed: see {@linkcode SignalingRoom.requestIceServers}. */
+  requestIceServers(): Promise<IceServer[] | undefined> {
+    return this.room.requestIceServers();
+  }
+
   /**
    * The relay pipe to the host through the room (see the relay path in the README).
    *
@@ -133,8 +137,15 @@ export class WebSocketSignaling implements Signaling {
     return (this.#view as Signaling & { relayPipe(): RelayPipe }).relayPipe();
   }
 
-  start(): Promise<void> {
-    return this.#view.start?.() ?? Promise.resolve();
+  /**
+   * Starts delivering the host's messages, including those that came before,
+   * once it asked the room for ICE servers: a peer connection is about to be
+   * set up, and the room mints TURN credentials only on request (they are
+   * then in {@linkcode iceServers}).
+   */
+  async start(): Promise<void> {
+    await this.room.requestIceServers();
+    await this.#view.start?.();
   }
 
   /**

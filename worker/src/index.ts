@@ -10,6 +10,7 @@
 import { Hono } from "hono";
 import { roomIdOf } from "../../src/signaling/room_protocol.ts";
 import {
+  ADDRESS,
   errorResponse,
   INTERNAL_ERROR,
   type Join,
@@ -20,6 +21,7 @@ import {
 import type { Env } from "./room.ts";
 
 export { Room } from "./room.ts";
+export { TurnQuota } from "./turn_quota.ts";
 
 /**
  * The Hono app, the worker's default export.
@@ -34,7 +36,18 @@ const app: Hono<{ Bindings: Env }> = new Hono<{ Bindings: Env }>();
 
 app.get("/health", (c) => c.json({ ok: true }));
 
-app.get("/v1/rooms/:room", (c) => {
+app.on(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"], "/v1/rooms/:room", (c) => {
+  // Hono routes HEAD to GET: a room is only ever reached with a GET.
+  if (c.req.method !== "GET") {
+    return errorResponse(
+      refusal(
+        405,
+        "method_not_allowed",
+        `A room only answers GET, not ${c.req.method}: connect with a WebSocket client`,
+      ),
+      { Allow: "GET" },
+    );
+  }
   // The id is read from the path as sent, never as decoded, so one room has one name.
   const room = roomIdOf(c.req.url);
   if (room === undefined) {
@@ -54,7 +67,13 @@ app.get("/v1/rooms/:room", (c) => {
     ));
   }
   // The room gets the checked join and nothing of the client's request.
-  const join: Join = { room, ...credentials };
+  // The address is the edge's (Cloudflare sets the header on every request).
+  const address = c.req.header("CF-Connecting-IP")?.trim();
+  const join: Join = {
+    room,
+    ...credentials,
+    ...address !== undefined && ADDRESS.test(address) && { address },
+  };
   const rooms = c.env.ROOMS;
   return rooms.get(rooms.idFromName(room)).fetch("https://room.internal/join", {
     headers: { Upgrade: "websocket", [JOIN_HEADER]: JSON.stringify(join) },

@@ -35,7 +35,15 @@ export interface Credentials {
 export interface Join extends Credentials {
   /** The canonical room id (see `roomIdOf`). */
   room: string;
+  /**
+   * The client's address as the edge saw it (`CF-Connecting-IP`), for the
+   * limits per address; absent if the request carried none.
+   */
+  address?: string;
 }
+
+/** An address as `CF-Connecting-IP` writes it: IPv4 or IPv6, at most 45 characters. */
+export const ADDRESS = /^[0-9A-Fa-f.:]{2,45}$/;
 
 /** The header of the worker's request to a room that carries the {@linkcode Join}, as JSON. */
 export const JOIN_HEADER = "X-Room-Join";
@@ -51,7 +59,7 @@ export const JOIN_HEADER = "X-Room-Join";
  * import { readJoin } from "./requests.ts";
  * import assert from "node:assert/strict";
  *
- * const join = { room: "Nq3RkWmvh0VrKz2Hd7yXbA", role: "guest", key: "guest-key-0123456789", subprotocol: true };
+ * const join = { room: "Nq3RkWmvh0VrKz2Hd7yXbA", role: "guest", key: "guest-key-0123456789", subprotocol: true, address: "192.0.2.7" };
  * assert.deepEqual(readJoin(JSON.stringify(join)), join);
  * assert.equal(readJoin('{"room":"../x"}'), undefined);
  * ```
@@ -64,19 +72,24 @@ export function readJoin(header: string | null): Join | undefined {
     return undefined;
   }
   if (typeof value !== "object" || value === null) return undefined;
-  const { room, role, key, guestVerifier, subprotocol } = value as Record<string, unknown>;
+  const { room, role, key, guestVerifier, subprotocol, address } = value as Record<
+    string,
+    unknown
+  >;
   if (
     typeof room !== "string" || !ROOM_ID.test(room) ||
     (role !== "host" && role !== "guest") ||
     typeof key !== "string" || !KEY.test(key) ||
     typeof subprotocol !== "boolean" ||
+    (address !== undefined && (typeof address !== "string" || !ADDRESS.test(address))) ||
     (role === "host"
       ? typeof guestVerifier !== "string" || !VERIFIER.test(guestVerifier)
       : guestVerifier !== undefined)
   ) return undefined;
+  const from = typeof address === "string" ? { address } : {};
   return role === "host"
-    ? { room, role, key, guestVerifier: guestVerifier as string, subprotocol }
-    : { room, role, key, subprotocol };
+    ? { room, role, key, guestVerifier: guestVerifier as string, subprotocol, ...from }
+    : { room, role, key, subprotocol, ...from };
 }
 
 /** A refusal: the HTTP status, a snake_case code and a sentence. */
@@ -199,8 +212,11 @@ export function refusal(status: number, code: string, message: string): Refusal 
  * assert.deepEqual(await response.json(), { error: { code: "not_found", message: "Nothing here" } });
  * ```
  */
-export function errorResponse({ status, code, message }: Refusal): Response {
-  return Response.json({ error: { code, message } }, { status });
+export function errorResponse(
+  { status, code, message }: Refusal,
+  headers?: Record<string, string>,
+): Response {
+  return Response.json({ error: { code, message } }, { status, headers });
 }
 
 /** The answer to an exception nobody expected, in the routes or in a room. */

@@ -15,6 +15,8 @@ import {
   CLOSE,
   type ClosingErrorCode,
   decodeBase64Url,
+  ERROR_REPLIES_PER_SECOND,
+  ERROR_REPLY_BURST,
   type ErrorCode,
   errorFrame,
   ERRORS,
@@ -24,8 +26,10 @@ import {
   keyVerifier,
   PROTOCOL,
   refOf,
+  RELAY_FRAME_COST,
   type Role,
   type RoomFrame,
+  type SignalFrame,
   timingSafeEqual,
   verifyKey,
 } from "../../src/signaling/room_protocol.ts";
@@ -38,6 +42,7 @@ import {
   refusal,
 } from "./requests.ts";
 import { cloudflareTurnServers, restTurnServer, type TurnEnv, turnTtl, turnUrls } from "./turn.ts";
+import { takeToken, type TurnQuota } from "./turn_quota.ts";
 import {
   encodeRelayFrame,
   MIN_RELAY_FRAME_BYTES,
@@ -65,6 +70,19 @@ export const DEFAULTS = {
    * with room for a browser tab whose timers are throttled to once a minute.
    */
   SILENCE_SECONDS: 90,
+  /**
+   * TURN credentials one client address may be minted per hour, across all
+   * rooms (`TURN_PER_ADDRESS_PER_HOUR`): a desktop asks once per half
+   * lifetime and each agent once per connection, so a dozen covers a desktop
+   * and its agents behind one NAT, while a stranger's rooms of its own do not
+   * multiply what it gets.
+   */
+  TURN_PER_ADDRESS_PER_HOUR: 12,
+  /**
+   * TURN credentials one room may mint per hour (`TURN_PER_ROOM_PER_HOUR`):
+   * its host and `MAX_GUESTS` guests reconnecting a few times each.
+   */
+  TURN_PER_ROOM_PER_HOUR: 30,
 } as const;
 
 /**
@@ -74,6 +92,12 @@ export const DEFAULTS = {
 export interface Env extends TurnEnv {
   /** The `Room` namespace. */
   ROOMS: DurableObjectNamespace<Room>;
+  /** The `TurnQuota` namespace: one per client address. */
+  TURN_QUOTAS: DurableObjectNamespace<TurnQuota>;
+  /** TURN credentials one client address may be minted per hour. */
+  TURN_PER_ADDRESS_PER_HOUR?: string;
+  /** TURN credentials one room may mint per hour. */
+  TURN_PER_ROOM_PER_HOUR?: string;
   /** Guests at once in one room. */
   MAX_GUESTS?: string;
   /** Seconds an empty room keeps its verifiers. */
@@ -111,8 +135,16 @@ interface Attachment {
   closeCode?: number;
   /** The close reason for `closeAt`: the error code the socket was sent. */
   closeReason?: string;
-  /** When the member's ICE server credentials were minted (ms since the epoch), if it got any. */
-  iceAt?: number;
+  /** The client's address, for the TURN credentials it may be minted. */
+  address?: string;
+  /** Error replies left in the socket's budget when the last frame arrived. */
+  errors?: number;
+}
+
+/** A socket and who it is. */
+interface Member {
+  ws: WebSocket;
+  me: Attachment;
 }
 
 /** The room's state: the verifiers of the host key and of the guest key, as bytes. */
@@ -135,6 +167,12 @@ const CLOSE_GRACE_MS = 2_000;
 
 /** The storage key of when an empty room expires (ms since the epoch). */
 const EXPIRES = "expires";
+
+/** The storage key of the room's bucket of TURN credentials (`TURN_PER_ROOM_PER_HOUR`). */
+const TURN_BUCKET = "turn";
+
+/** The window of the TURN credential limits: an hour, refilled evenly. */
+const TURN_WINDOW_SECONDS = 3600;
 
 /**
  * The Durable Object behind `GET /v1/rooms/:room`: checks keys against the
@@ -206,7 +244,6 @@ export class Room extends DurableObject<Env> {
       if (!timingSafeEqual(keyHash, stored.guest)) return this.#refuse(credentials, "key_refused");
     }
     const peer = credentials.role === "host" ? HOST : randomGuestId();
-    const iceServers = await this.#iceServers(peer);
     // From here to the response nothing awaits, so no other request interleaves.
     const max = limit(this.env.MAX_GUESTS, DEFAULTS.MAX_GUESTS);
     if (credentials.role === "guest" && this.#live("guest").length >= max) {
@@ -225,7 +262,7 @@ export class Room extends DurableObject<Env> {
       tokens: limit(this.env.RATE_BURST, DEFAULTS.RATE_BURST) * this.#share(credentials.role),
       at: Date.now(),
       gone: false,
-      ...iceServers.length > 0 && { iceAt: Date.now() },
+      ...credentials.address !== undefined && { address: credentials.address },
     };
     server.serializeAttachment(me);
     const others = this.#live(me.role === "host" ? "guest" : "host");
@@ -236,7 +273,7 @@ export class Room extends DurableObject<Env> {
           peer,
           role: me.role,
           peers: others.map((o) => o.me.peer),
-          ...iceServers.length > 0 && { iceServers },
+          ...this.#handsOutIce() && { ice: true },
           relay: (this.#relayLimits() ?? null) as Record<string, unknown> | null,
         } satisfies RoomFrame,
       ),
@@ -249,44 +286,82 @@ export class Room extends DurableObject<Env> {
 
   /**
    * Accepts, sends one error frame and leaves the closing to the client (see
-   * {@linkcode CLOSE_GRACE_MS}): the only refusal a browser can read.
+   * {@linkcode CLOSE_GRACE_MS}): the only refusal a browser can read. The
+   * socket is not hibernatable: a close from a timer of its own ends the
+   * connection, where the alarm's close of a hibernatable socket left it
+   * half-closed (CLOSE-WAIT) until the object had been idle for 10 s.
    */
-  async #refuse(
+  #refuse(
     credentials: Credentials,
     code: "key_refused" | "room_not_found" | "room_full",
-  ): Promise<Response> {
+  ): Response {
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    this.ctx.acceptWebSocket(server);
-    server.serializeAttachment(
-      {
-        peer: credentials.role === "host" ? HOST : randomGuestId(),
-        role: credentials.role,
-        tokens: 0,
-        at: Date.now(),
-        gone: true,
-        closeAt: Date.now() + CLOSE_GRACE_MS,
-        closeCode: CLOSE[code],
-        closeReason: code,
-      } satisfies Attachment,
-    );
+    server.accept();
     sendError(server, code);
-    await this.#schedule();
+    const timer = setTimeout(() => {
+      try {
+        server.close(CLOSE[code], code);
+      } catch { /* closed meanwhile */ }
+    }, CLOSE_GRACE_MS);
+    server.addEventListener("close", (event) => {
+      clearTimeout(timer);
+      try {
+        server.close(event.code, event.reason);
+      } catch { /* already closed */ }
+    });
     return upgrade(client, credentials);
   }
 
-  /**
-   * When a member's ICE server credentials are due for renewal: at half their
-   * TTL, so a member connected for days always holds valid ones.
-   */
-  #refreshAt(me: Attachment): number {
-    return me.iceAt === undefined ? Infinity : me.iceAt + (turnTtl(this.env) * 1000) / 2;
+  /** Whether the room hands out ICE servers (on request): TURN or Cloudflare is configured. */
+  #handsOutIce(): boolean {
+    const env = this.env;
+    return turnUrls(env).length > 0 ||
+      (env.CLOUDFLARE_TURN_KEY_ID !== undefined && env.CLOUDFLARE_TURN_API_TOKEN !== undefined &&
+        env.CLOUDFLARE_TURN_KEY_ID !== "" && env.CLOUDFLARE_TURN_API_TOKEN !== "");
   }
 
   /**
-   * The STUN/TURN servers to hand a new member: credentials minted with
-   * `TURN_SECRET`, and Cloudflare's (asked once per half TTL and kept in
-   * memory). A source that fails is logged and left out: joining never
-   * depends on it.
+   * Answers a member's request for ICE servers: one credential from its
+   * address's quota (`TURN_PER_ADDRESS_PER_HOUR`, across rooms) and one from
+   * the room's (`TURN_PER_ROOM_PER_HOUR`), then credentials minted for it.
+   *
+   * @returns The frame to send: the servers, or an error frame.
+   */
+  async #iceRequest(
+    me: Attachment,
+    ref?: string | number,
+  ): Promise<{ servers: string } | { refusal: string }> {
+    if (!this.#handsOutIce()) {
+      return {
+        servers: JSON.stringify({ type: "ice_servers", iceServers: [] } satisfies RoomFrame),
+      };
+    }
+    const quotas = this.env.TURN_QUOTAS;
+    const perAddress = limit(
+      this.env.TURN_PER_ADDRESS_PER_HOUR,
+      DEFAULTS.TURN_PER_ADDRESS_PER_HOUR,
+    );
+    const perRoom = limit(this.env.TURN_PER_ROOM_PER_HOUR, DEFAULTS.TURN_PER_ROOM_PER_HOUR);
+    // A join without an address (not through the edge) shares one quota with all such joins.
+    const quota = quotas.get(quotas.idFromName(me.address ?? "unknown"));
+    if (
+      !(await quota.take(perAddress, TURN_WINDOW_SECONDS)) ||
+      !(await takeToken(this.ctx.storage, TURN_BUCKET, perRoom, TURN_WINDOW_SECONDS))
+    ) {
+      return { refusal: errorFrame("ice_servers_limited", ref) };
+    }
+    const iceServers = await this.#iceServers(me.peer);
+    if (iceServers.length === 0) return { refusal: errorFrame("ice_servers_unavailable", ref) };
+    const ttl = turnTtl(this.env);
+    return {
+      servers: JSON.stringify({ type: "ice_servers", iceServers, ttl } satisfies RoomFrame),
+    };
+  }
+
+  /**
+   * The STUN/TURN servers to hand a member who asked: credentials minted
+   * with `TURN_SECRET`, and Cloudflare's (asked once per half TTL and kept in
+   * memory). A source that fails is logged and left out.
    */
   async #iceServers(peer: string): Promise<IceServerFrame[]> {
     const env = this.env;
@@ -334,43 +409,101 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
-   * Validates, rate-limits and relays one frame; a bad frame gets an error
-   * frame. An unexpected exception is logged and answered with an
-   * `internal_error` frame; the socket stays.
+   * Charges one frame to the socket's rate limit (every frame, text or
+   * binary), then relays it; a frame the room refuses gets an error frame, as
+   * long as the socket's error budget lasts. An unexpected exception is logged
+   * and answered with an `internal_error` frame; the socket stays.
    */
-  override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    let member: Member | undefined;
+    let refusal: string | undefined;
     try {
-      if (typeof message !== "string") this.#forward(ws, message);
-      else this.#relay(ws, message);
+      member = this.#charge(ws, message);
+      if (!member) return;
+      if (typeof message !== "string") {
+        refusal = this.#forward(member, message);
+      } else {
+        const frame = checkFrame(message, member.me.role);
+        if ("code" in frame) refusal = errorFrame(frame.code, frame.ref);
+        else if ("to" in frame) refusal = this.#relay(member, frame);
+        else {
+          // Servers are an answer, not a refusal: they cost the frame, not the error budget.
+          const answer = await this.#iceRequest(member.me, frame.ref);
+          if ("servers" in answer) return ws.send(answer.servers);
+          refusal = answer.refusal;
+        }
+      }
     } catch (error) {
       console.error("Room failed to handle a frame:", error);
-      try {
-        sendError(ws, "internal_error", refOf(message));
-      } catch { /* the socket closed meanwhile */ }
+      refusal = errorFrame("internal_error", refOf(message));
     }
+    if (refusal === undefined) return;
+    try {
+      // A failure of the room's own is answered outside the socket's error budget.
+      if (member) this.#reply(member.ws, refusal);
+      else ws.send(refusal);
+    } catch { /* the socket closed meanwhile */ }
   }
 
-  #relay(ws: WebSocket, message: string | ArrayBuffer): void {
+  /**
+   * Takes what a frame costs from the socket's token bucket
+   * ({@linkcode RELAY_FRAME_COST} for a relay frame, else one) and refills its
+   * error budget. An empty bucket closes the socket as `rate_limited`.
+   *
+   * @returns The socket's member, updated, or `undefined` if the frame goes no further.
+   */
+  #charge(ws: WebSocket, message: string | ArrayBuffer): Member | undefined {
     const me = readAttachment(ws);
-    if (!me || me.gone) return;
+    if (!me || me.gone) return undefined;
     const now = Date.now();
     const share = this.#share(me.role);
     const rate = limit(this.env.RATE_PER_SECOND, DEFAULTS.RATE_PER_SECOND) * share;
     const burst = limit(this.env.RATE_BURST, DEFAULTS.RATE_BURST) * share;
-    const tokens = Math.min(burst, me.tokens + ((now - me.at) / 1000) * rate) - 1;
+    const cost = isRelayFrame(message) ? RELAY_FRAME_COST : 1;
+    const tokens = Math.min(burst, me.tokens + ((now - me.at) / 1000) * rate) - cost;
     if (tokens < 0) {
+      // Closed from the socket's own handler: the close leaves no half-closed connection.
       sendError(ws, "rate_limited");
       this.#leave(ws, me);
       ws.close(CLOSE.rate_limited, "rate_limited");
+      return undefined;
+    }
+    const errors = Math.min(
+      ERROR_REPLY_BURST,
+      (me.errors ?? ERROR_REPLY_BURST) + ((now - me.at) / 1000) * ERROR_REPLIES_PER_SECOND,
+    );
+    const charged: Attachment = { ...me, tokens, at: now, errors };
+    ws.serializeAttachment(charged);
+    return { ws, me: charged };
+  }
+
+  /**
+   * Sends one error frame, from the socket's error budget
+   * ({@linkcode ERROR_REPLY_BURST}); a socket whose budget is spent gets
+   * `too_many_errors` and is closed, so what the room queues for a socket
+   * that never reads stays bounded.
+   */
+  #reply(ws: WebSocket, frame: string): void {
+    // Read again: a request for ICE servers may have awaited meanwhile.
+    const me = readAttachment(ws);
+    if (!me || me.gone) return;
+    const errors = (me.errors ?? ERROR_REPLY_BURST) - 1;
+    if (errors < 0) {
+      sendError(ws, "too_many_errors");
+      this.#leave(ws, me);
+      ws.close(CLOSE.too_many_errors, "too_many_errors");
       return;
     }
-    ws.serializeAttachment({ ...me, tokens, at: now });
-    const frame = checkFrame(message, me.role);
-    if ("code" in frame) return sendError(ws, frame.code, frame.ref);
+    ws.serializeAttachment({ ...me, errors });
+    ws.send(frame);
+  }
+
+  /** Relays one signal frame; returns the error frame to answer with, if refused. */
+  #relay({ me }: Member, frame: SignalFrame): string | undefined {
     const target = this.#live(me.role === "host" ? "guest" : "host").find((o) =>
       o.me.peer === frame.to
     );
-    if (!target) return sendError(ws, "unknown_peer", frame.ref);
+    if (!target) return errorFrame("unknown_peer", frame.ref);
     send(target.ws, { type: "signal", from: me.peer, data: frame.data });
   }
 
@@ -396,21 +529,17 @@ export class Room extends DurableObject<Env> {
    * answered with an error frame that names the guest; no timer is set, so a
    * relaying room stays awake only while frames flow.
    */
-  #forward(ws: WebSocket, message: ArrayBuffer): void {
-    const me = readAttachment(ws);
-    if (!me || me.gone) return;
+  #forward({ me }: Member, message: ArrayBuffer): string | undefined {
     const fromHost = me.role === "host";
     const frame = readRelayFrame(message, fromHost);
     const peer = fromHost ? frame?.peer : me.peer;
     // Binary frames that are not relay frames get the answer they always had.
-    if (new Uint8Array(message, 0, Math.min(1, message.byteLength))[0] !== RELAY_FRAME) {
-      return sendError(ws, "binary_frame");
-    }
+    if (!isRelayFrame(message)) return errorFrame("binary_frame");
     const limits = this.#relayLimits();
-    if (!limits) return sendRelayError(ws, "relay_disabled", peer);
-    if (!frame) return sendRelayError(ws, "relay_bad_frame");
+    if (!limits) return relayError("relay_disabled", peer);
+    if (!frame) return relayError("relay_bad_frame");
     if (message.byteLength > limits.maxFrameBytes) {
-      return sendRelayError(ws, "relay_frame_too_large", peer);
+      return relayError("relay_frame_too_large", peer);
     }
     const now = Date.now();
     const budget = this.#relayBudget ?? { tokens: limits.bytesPerSecond, at: now };
@@ -420,13 +549,20 @@ export class Room extends DurableObject<Env> {
     ) - message.byteLength;
     if (tokens < 0) {
       this.#relayBudget = { tokens: tokens + message.byteLength, at: now };
-      return sendRelayError(ws, "relay_rate_limited", peer);
+      return relayError("relay_rate_limited", peer);
     }
     this.#relayBudget = { tokens, at: now };
     const target = fromHost
       ? this.#live("guest").find((o) => o.me.peer === peer)
       : this.#live("host")[0];
-    if (!target) return sendError(ws, "unknown_peer", undefined, peer);
+    if (!target) {
+      return JSON.stringify({
+        type: "error",
+        code: "unknown_peer",
+        message: ERRORS.unknown_peer,
+        peer,
+      });
+    }
     target.ws.send(
       fromHost ? encodeRelayFrame(frame.payload) : encodeRelayFrame(frame.payload, me.peer),
     );
@@ -487,14 +623,6 @@ export class Room extends DurableObject<Env> {
       } catch { /* the socket is going anyway */ }
       this.#leave(ws, me, "silent");
     }
-    for (const { ws, me } of this.#live()) {
-      if (this.#refreshAt(me) > now) continue;
-      const iceServers = await this.#iceServers(me.peer);
-      try {
-        ws.serializeAttachment({ ...me, iceAt: now });
-        send(ws, { type: "ice_servers", iceServers });
-      } catch { /* closed meanwhile */ }
-    }
     for (const ws of sockets) {
       const me = readAttachment(ws);
       if (me?.closeAt !== undefined && me.closeAt <= now) {
@@ -531,7 +659,7 @@ export class Room extends DurableObject<Env> {
           const me = readAttachment(ws);
           if (!me) return Infinity;
           return me.closeAt ??
-            (me.gone ? Infinity : Math.min(this.#silentAt(ws, me), this.#refreshAt(me)));
+            (me.gone ? Infinity : this.#silentAt(ws, me));
         }),
       );
       const current = await this.ctx.storage.getAlarm();
@@ -598,10 +726,11 @@ function readAttachment(ws: WebSocket): Attachment | null {
     return null;
   }
   if (typeof value !== "object" || value === null) return null;
-  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason, iceAt } = value as Record<
-    string,
-    unknown
-  >;
+  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason, address, errors } =
+    value as Record<
+      string,
+      unknown
+    >;
   const valid = role === "host"
     ? peer === HOST
     : role === "guest" && typeof peer === "string" && GUEST_ID.test(peer);
@@ -619,18 +748,24 @@ function readAttachment(ws: WebSocket): Attachment | null {
     at,
     gone,
     ...ending,
-    ...typeof iceAt === "number" && { iceAt },
+    ...typeof address === "string" && { address },
+    ...typeof errors === "number" && { errors },
   };
 }
 
-function sendError(ws: WebSocket, code: ErrorCode, ref?: string | number, peer?: string): void {
-  if (peer === undefined) return ws.send(errorFrame(code, ref));
-  ws.send(JSON.stringify({ type: "error", code, message: ERRORS[code], ref, peer }));
+function sendError(ws: WebSocket, code: ErrorCode): void {
+  ws.send(errorFrame(code));
 }
 
 /** An error frame about a relay frame, naming the guest it concerned (if known). */
-function sendRelayError(ws: WebSocket, code: RelayErrorCode, peer?: string): void {
-  ws.send(JSON.stringify({ type: "error", code, message: RELAY_ERRORS[code], peer }));
+function relayError(code: RelayErrorCode, peer?: string): string {
+  return JSON.stringify({ type: "error", code, message: RELAY_ERRORS[code], peer });
+}
+
+/** Whether a frame is binary and starts as a relay frame does. */
+function isRelayFrame(message: string | ArrayBuffer): boolean {
+  return typeof message !== "string" && message.byteLength > 0 &&
+    new Uint8Array(message, 0, 1)[0] === RELAY_FRAME;
 }
 
 function send(ws: WebSocket, frame: RoomFrame): void {

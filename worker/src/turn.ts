@@ -13,7 +13,8 @@
  *   credentials valid for `TURN_TTL_SECONDS`.
  *
  * Neither secret ever leaves the worker: members get only the short-lived
- * credentials, in their `welcome` frame.
+ * credentials, when they ask for them (`{"type":"ice_servers"}`), within the
+ * limits per address and per room (`turn_quota.ts`).
  *
  * @module
  */
@@ -34,11 +35,16 @@ export interface TurnEnv {
 }
 
 /**
- * Seconds handed-out credentials stay valid by default: a day, as the TURN
- * REST API draft suggests. A TURN server checks them again on every refresh
- * of an allocation, so this also bounds how long one relayed session lasts.
+ * Seconds handed-out credentials stay valid by default: an hour. Whoever
+ * holds them may relay through the TURN server until then, so the lifetime is
+ * what a stranger's one request is worth; the TURN REST API draft's day was
+ * 24 times that. A TURN server checks them again on every refresh of an
+ * allocation, so this also bounds how long one relayed connection lasts: a
+ * client uses credentials only while at least half their lifetime is left,
+ * so a connection gets at least half an hour. Raise `TURN_TTL_SECONDS` for
+ * longer relayed sessions.
  */
-export const DEFAULT_TURN_TTL_SECONDS = 86_400;
+export const DEFAULT_TURN_TTL_SECONDS = 3_600;
 
 /** Where Cloudflare's API mints credentials for a TURN key. */
 const CLOUDFLARE_API = "https://rtc.live.cloudflare.com/v1/turn/keys";

@@ -1,58 +1,161 @@
 /**
  * TURN credentials handed out by the worker, against the worker in Miniflare
- * on 127.0.0.1: the TURN REST API convention with a shared secret, and
- * Cloudflare Realtime TURN through an outbound fetch answered here.
+ * on 127.0.0.1: minted only when a member asks, within limits per client
+ * address (across rooms) and per room; the TURN REST API convention with a
+ * shared secret, and Cloudflare Realtime TURN through an outbound fetch
+ * answered here.
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { pair, withServer } from "./_peer.ts";
+import type { LocalSignaling } from "../local.ts";
+import { GUEST_KEY, GUEST_VERIFIER, HOST_KEY, newRoomId, pair, Peer, withServer } from "./_peer.ts";
 
 const SECRET = "turn-shared-secret-for-tests";
+const TURN = {
+  TURN_SECRET: SECRET,
+  TURN_URLS: "turn:127.0.0.1:3478, turn:127.0.0.1:3478?transport=tcp",
+  TURN_TTL_SECONDS: "600",
+};
 
 function expectedCredential(username: string): string {
   return createHmac("sha1", SECRET).update(username).digest("base64");
 }
 
-Deno.test("with a TURN secret, every member's welcome holds its own short-lived TURN REST credentials, and never the secret", async () => {
+type IceServer = { urls: string[]; username: string; credential: string };
+
+/** Asks for ICE servers and returns the room's answer (a frame other than pong). */
+async function ask(peer: Peer, id = 1): Promise<Record<string, unknown>> {
+  peer.send({ type: "ice_servers", id });
+  for (let i = 0; i < 100; i++) {
+    const frame = await peer.next();
+    if (frame !== "pong") return frame as Record<string, unknown>;
+  }
+  throw new Error("Expected an answer other than pong");
+}
+
+/** A member joined from `address` (as the edge's CF-Connecting-IP says), past its welcome. */
+async function joinFrom(
+  server: LocalSignaling,
+  room: string,
+  role: "host" | "guest",
+  address: string,
+): Promise<Peer> {
+  const headers: Record<string, string> = {
+    Authorization: `Bearer ${role === "host" ? HOST_KEY : GUEST_KEY}`,
+    "CF-Connecting-IP": address,
+    ...role === "host" && { "X-Guest-Verifier": GUEST_VERIFIER },
+  };
+  const peer = await Peer.open(server, room, role, "", { headers });
+  const welcome = await peer.next() as Record<string, unknown>;
+  assert.equal(welcome.type, "welcome", JSON.stringify(welcome));
+  return peer;
+}
+
+Deno.test("a join mints no TURN credentials: the welcome only says the room hands them out on request", async () => {
   await withServer(async (server) => {
-    const before = Math.floor(Date.now() / 1000);
-    const { host, guest, guestId } = await pair(server);
-    const after = Math.floor(Date.now() / 1000);
-    // pair() read the welcomes: look at them again as received.
-    for (const [peer, id] of [[host, "host"], [guest, guestId]] as const) {
-      const text = JSON.stringify(peer.welcome);
-      assert.ok(!text.includes(SECRET), "the secret left the worker");
-      const [server] = peer.welcome!.iceServers as {
-        urls: string[];
-        username: string;
-        credential: string;
-      }[];
-      assert.deepEqual(server!.urls, ["turn:127.0.0.1:3478", "turn:127.0.0.1:3478?transport=tcp"]);
-      const [expiry, who] = server!.username.split(":");
-      assert.equal(who, id);
-      assert.ok(Number(expiry) >= before + 600 && Number(expiry) <= after + 600, expiry);
-      assert.equal(server!.credential, expectedCredential(server!.username));
+    const { host, guest } = await pair(server);
+    for (const peer of [host, guest]) {
+      assert.equal(peer.welcome!.iceServers, undefined);
+      assert.equal(peer.welcome!.ice, true);
     }
     await guest.close();
     await host.close();
-  }, {
-    TURN_SECRET: SECRET,
-    TURN_URLS: "turn:127.0.0.1:3478, turn:127.0.0.1:3478?transport=tcp",
-    TURN_TTL_SECONDS: "600",
-  });
+  }, TURN);
 });
 
-Deno.test("without TURN configuration the welcome holds no ICE servers", async () => {
+Deno.test("with a TURN secret, each member that asks gets its own credentials valid for TURN_TTL_SECONDS, and never the secret", async () => {
+  await withServer(async (server) => {
+    const { host, guest, guestId } = await pair(server);
+    for (const [peer, id] of [[host, "host"], [guest, guestId]] as const) {
+      const before = Math.floor(Date.now() / 1000);
+      const answer = await ask(peer);
+      const after = Math.floor(Date.now() / 1000);
+      assert.ok(!JSON.stringify(answer).includes(SECRET), "the secret left the worker");
+      assert.equal(answer.type, "ice_servers");
+      assert.equal(answer.ttl, 600);
+      const [turn] = answer.iceServers as IceServer[];
+      assert.deepEqual(turn!.urls, ["turn:127.0.0.1:3478", "turn:127.0.0.1:3478?transport=tcp"]);
+      const [expiry, who] = turn!.username.split(":");
+      assert.equal(who, id);
+      assert.ok(Number(expiry) >= before + 600 && Number(expiry) <= after + 600, expiry);
+      assert.equal(turn!.credential, expectedCredential(turn!.username));
+    }
+    await guest.close();
+    await host.close();
+  }, TURN);
+});
+
+Deno.test("the default lifetime of TURN credentials is an hour", async () => {
+  await withServer(async (server) => {
+    const { host, guest } = await pair(server);
+    const answer = await ask(host);
+    assert.equal(answer.ttl, 3600);
+    const expiry = Number((answer.iceServers as IceServer[])[0]!.username.split(":")[0]);
+    assert.ok(Math.abs(expiry - (Date.now() / 1000 + 3600)) < 60, String(expiry));
+    await guest.close();
+    await host.close();
+  }, { TURN_SECRET: SECRET, TURN_URLS: "turn:127.0.0.1:3478" });
+});
+
+Deno.test("a stranger opening rooms of its own gets TURN_PER_ADDRESS_PER_HOUR credentials in all, then ice_servers_limited; another address still gets them", async () => {
+  await withServer(async (server) => {
+    const stranger = "192.0.2.66";
+    const answers: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const host = await joinFrom(server, newRoomId(), "host", stranger);
+      const answer = await ask(host, i);
+      answers.push(answer.type === "error" ? answer.code as string : answer.type as string);
+      if (answer.type === "error") {
+        assert.equal(answer.ref, i);
+        assert.match(answer.message as string, /TURN_PER_ADDRESS_PER_HOUR.*: .*[^.]$/);
+        // A refusal of a request does not end the socket.
+        host.send("ping");
+        assert.equal(await host.next(), "pong");
+      }
+      await host.close();
+    }
+    assert.deepEqual(answers, [
+      "ice_servers",
+      "ice_servers",
+      "ice_servers",
+      "ice_servers_limited",
+      "ice_servers_limited",
+    ]);
+    const other = await joinFrom(server, newRoomId(), "host", "198.51.100.7");
+    assert.equal((await ask(other)).type, "ice_servers");
+    await other.close();
+  }, { ...TURN, TURN_PER_ADDRESS_PER_HOUR: "3" });
+});
+
+Deno.test("a room mints at most TURN_PER_ROOM_PER_HOUR credentials, whatever addresses its members ask from", async () => {
+  await withServer(async (server) => {
+    const room = newRoomId();
+    const host = await joinFrom(server, room, "host", "192.0.2.1");
+    assert.equal((await ask(host)).type, "ice_servers");
+    const codes: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const guest = await joinFrom(server, room, "guest", `192.0.2.${10 + i}`);
+      const answer = await ask(guest);
+      codes.push(answer.type === "error" ? answer.code as string : answer.type as string);
+      await guest.close();
+    }
+    assert.deepEqual(codes, ["ice_servers", "ice_servers_limited", "ice_servers_limited"]);
+    await host.close();
+  }, { ...TURN, TURN_PER_ROOM_PER_HOUR: "2" });
+});
+
+Deno.test("without TURN configuration the welcome offers no ICE servers, and a request gets none", async () => {
   await withServer(async (server) => {
     const { host, guest } = await pair(server);
     assert.equal(host.welcome!.iceServers, undefined);
-    assert.equal(guest.welcome!.iceServers, undefined);
+    assert.equal(host.welcome!.ice, undefined);
+    assert.deepEqual(await ask(guest), { type: "ice_servers", iceServers: [] });
     await guest.close();
     await host.close();
   });
 });
 
-Deno.test("with a Cloudflare TURN key, members get the API's ICE servers, asked once per half TTL", async () => {
+Deno.test("with a Cloudflare TURN key, the API is asked only when a member asks, then once per half TTL for the room", async () => {
   const calls: { url: string; method: string; auth: string | null; body: unknown }[] = [];
   const iceServers = [
     { urls: ["stun:stun.cloudflare.com:3478"] },
@@ -64,7 +167,12 @@ Deno.test("with a Cloudflare TURN key, members get the API's ICE servers, asked 
   ];
   await withServer(async (server) => {
     const { host, guest } = await pair(server);
-    for (const peer of [host, guest]) assert.deepEqual(peer.welcome!.iceServers, iceServers);
+    assert.equal(calls.length, 0, "a join called the API");
+    for (const peer of [host, guest]) {
+      const answer = await ask(peer);
+      assert.deepEqual(answer.iceServers, iceServers);
+      assert.ok(!JSON.stringify(answer).includes("api-token"));
+    }
     assert.equal(calls.length, 1);
     assert.deepEqual(calls[0], {
       url: "https://rtc.live.cloudflare.com/v1/turn/keys/key-id/credentials/generate-ice-servers",
@@ -72,7 +180,6 @@ Deno.test("with a Cloudflare TURN key, members get the API's ICE servers, asked 
       auth: "Bearer api-token",
       body: { ttl: 600 },
     });
-    assert.ok(!JSON.stringify([host.welcome, guest.welcome]).includes("api-token"));
     await guest.close();
     await host.close();
   }, {
@@ -92,12 +199,15 @@ Deno.test("with a Cloudflare TURN key, members get the API's ICE servers, asked 
   });
 });
 
-Deno.test("a Cloudflare API that fails is logged and members still join, without ICE servers", async () => {
+Deno.test("a Cloudflare API that fails is logged and the member is told ice_servers_unavailable; the socket stays", async () => {
   let log = "";
   await withServer(async (server) => {
     const { host, guest } = await pair(server);
-    assert.equal(host.welcome!.iceServers, undefined);
-    assert.equal(guest.welcome!.iceServers, undefined);
+    const answer = await ask(guest, 9);
+    assert.equal(answer.code, "ice_servers_unavailable");
+    assert.equal(answer.ref, 9);
+    guest.signal("host", { type: "offer" });
+    assert.equal((await host.next() as Record<string, unknown>).type, "signal");
     await guest.close();
     await host.close();
     assert.match(log, /Cloudflare TURN credentials.*401/s);
@@ -107,28 +217,5 @@ Deno.test("a Cloudflare API that fails is logged and members still join, without
   }, {
     outbound: () => Response.json({ errors: ["unauthorized"] }, { status: 401 }),
     onLog: (text) => (log += text),
-  });
-});
-
-Deno.test("a member connected for half the credentials' TTL gets fresh ones before they expire", async () => {
-  await withServer(async (server) => {
-    const { host, guest } = await pair(server);
-    const first = (host.welcome!.iceServers as { username: string }[])[0]!.username;
-    const renewed = await host.next() as {
-      type: string;
-      iceServers: { urls: string[]; username: string; credential: string }[];
-    };
-    assert.equal(renewed.type, "ice_servers");
-    const [fresh] = renewed.iceServers;
-    const [expiry, who] = fresh!.username.split(":");
-    assert.equal(who, "host");
-    assert.ok(Number(expiry) > Number(first.split(":")[0]), `${fresh!.username} after ${first}`);
-    assert.equal(fresh!.credential, expectedCredential(fresh!.username));
-    await guest.close();
-    await host.close();
-  }, {
-    TURN_SECRET: SECRET,
-    TURN_URLS: "turn:127.0.0.1:3478",
-    TURN_TTL_SECONDS: "2",
   });
 });
