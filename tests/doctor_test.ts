@@ -1,0 +1,302 @@
+/**
+ * `doctor` in the NAT lab (`tests/nat/lab.ts`): the command runs in the
+ * desktop's namespace, behind a cone or a symmetric NAT, against the local
+ * signalling worker and coturn on the lab's "public" addresses, with a second
+ * STUN server on another address so that the NAT's mapping can be told.
+ *
+ * ```
+ *   turn namespace: coturn (STUN, TURN) 203.0.113.10:3478, the worker 203.0.113.10:8787,
+ *                   a STUN-only coturn 203.0.113.11:3478
+ *                         │
+ *   desktop NAT 203.0.113.2 (cone, or symmetric; UDP dropped in one test)
+ *                         │
+ *   desktop 10.77.1.2: mcp-webrtc doctor --json
+ * ```
+ *
+ * Needs root, `ip`, `iptables` and coturn, as the NAT lab does (see `tests/_lab.ts`).
+ */
+import assert from "node:assert/strict";
+import type { DoctorReport } from "../src/cli/doctor.ts";
+import { ExitCode } from "../src/cli/exit.ts";
+import { type Attachment, NatLab, TURN_ADDRESS, TURN_SECRET } from "./nat/lab.ts";
+import { labTest, prepareLab } from "./_lab.ts";
+
+const lab = await prepareLab({
+  name: "the NAT lab",
+  root: true,
+  commands: { ip: "iproute2", iptables: "iptables", turnserver: "coturn" },
+});
+
+const ROOT = new URL("..", import.meta.url).pathname;
+/** The second STUN server's address, beside coturn's on the lab's "internet". */
+const SECOND_STUN = "203.0.113.11";
+const SIGNAL_URL = `ws://${TURN_ADDRESS}:8787`;
+/** How long a lab process may take to start (a `deno run` start and Miniflare's included). */
+const START_WITHIN = 30_000;
+/** The most `doctor` may take: its own bounds (a few seconds) and a `deno run` start. */
+const DOCTOR_WITHIN = 20_000;
+
+interface Setup {
+  /** Whether the signalling worker runs (with TURN credentials for coturn). */
+  signal: boolean;
+  /** Drops every UDP packet at the desktop's NAT. */
+  dropUdp?: boolean;
+}
+
+/** Builds a lab, runs `doctor --json` in the desktop's namespace, and returns its report. */
+async function doctorBehind(
+  name: string,
+  desktop: Attachment,
+  setup: Setup,
+): Promise<{ report: DoctorReport; code: number; elapsed: number; stderr: string }> {
+  const nat = await NatLab.create(name, { desktop, agent: "public" });
+  const children: Deno.ChildProcess[] = [];
+  try {
+    // The lab's namespaces are named after a common tag: <tag>-desktop, <tag>-turn, ...
+    const tag = nat.desktop.slice(0, -"-desktop".length);
+    const turnNs = `${tag}-turn`;
+    await run(["ip", "-n", turnNs, "addr", "add", `${SECOND_STUN}/24`, "dev", "eth0"]);
+    const stun = spawnIn(turnNs, "turnserver", [
+      "-n",
+      "--stun-only",
+      "--no-cli",
+      "--log-file=stdout",
+      `--listening-ip=${SECOND_STUN}`,
+      "--listening-port=3478",
+      "--no-tls",
+      "--no-dtls",
+      "--no-tcp",
+      "--no-software-attribute",
+      `--pidfile=/tmp/${tag}-stun.pid`,
+      `--userdb=/tmp/${tag}-stun.db`,
+    ]);
+    children.push(stun);
+    await firstLine(stun.stdout, (line) => line.includes("Total General servers"), "coturn");
+    if (setup.signal) {
+      const worker = spawnIn(turnNs, Deno.execPath(), [
+        "run",
+        "-A",
+        "--cached-only",
+        "worker/local.ts",
+        "--port",
+        "8787",
+        "--host",
+        TURN_ADDRESS,
+      ], {
+        TURN_URLS: `stun:${TURN_ADDRESS}:3478 ${nat.turnUrl}`,
+        TURN_SECRET,
+      });
+      children.push(worker);
+      await firstLine(worker.stdout, (line) => line.startsWith("ws://"), "the worker");
+    }
+    if (setup.dropUdp) {
+      await run([
+        "ip",
+        "netns",
+        "exec",
+        `${nat.desktop}-nat`,
+        "iptables",
+        "-I",
+        "FORWARD",
+        "-p",
+        "udp",
+        "-j",
+        "DROP",
+      ]);
+    }
+    const started = performance.now();
+    const doctor = spawnIn(nat.desktop, Deno.execPath(), [
+      "run",
+      "-A",
+      "--cached-only",
+      "src/cli/main.ts",
+      "doctor",
+      "--signal",
+      SIGNAL_URL,
+      "--ice-server",
+      `stun:${SECOND_STUN}:3478`,
+      "--json",
+    ]);
+    children.push(doctor);
+    const timer = setTimeout(() => doctor.kill("SIGKILL"), DOCTOR_WITHIN);
+    const [stdout, stderr, status] = await Promise.all([
+      new Response(doctor.stdout).text(),
+      new Response(doctor.stderr).text(),
+      doctor.status,
+    ]).finally(() => clearTimeout(timer));
+    const elapsed = Math.round(performance.now() - started);
+    assert.ok(stdout.trim(), `doctor printed nothing (exit ${status.code}); stderr:\n${stderr}`);
+    return { report: JSON.parse(stdout), code: status.code, elapsed, stderr };
+  } finally {
+    for (const child of children) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await child.status;
+    }
+    await nat.close();
+  }
+}
+
+function spawnIn(
+  ns: string,
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Deno.ChildProcess {
+  return new Deno.Command("ip", {
+    args: ["netns", "exec", ns, command, ...args],
+    cwd: ROOT,
+    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** Reads `stream` until a line passes `test`; keeps draining it afterwards. */
+async function firstLine(
+  stream: ReadableStream<Uint8Array>,
+  test: (line: string) => boolean,
+  what: string,
+): Promise<void> {
+  const lines = stream.pipeThrough(new TextDecoderStream()).getReader();
+  const seen: string[] = [];
+  let buffer = "";
+  const found = (async () => {
+    while (true) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error(`${what} ended before it was ready:\n${seen.join("\n")}`);
+      buffer += value;
+      const parts = buffer.split("\n");
+      buffer = parts.pop()!;
+      seen.push(...parts);
+      if (parts.some(test)) return;
+    }
+  })();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      found,
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`${what} was not ready within ${START_WITHIN} ms`)),
+          START_WITHIN,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+  void (async () => {
+    while (!(await lines.read()).done) { /* drained */ }
+  })().catch(() => {});
+}
+
+async function run(command: string[]): Promise<void> {
+  const { success, stderr } = await new Deno.Command(command[0], {
+    args: command.slice(1),
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!success) {
+    throw new Error(`${command.join(" ")} failed: ${new TextDecoder().decode(stderr)}`);
+  }
+}
+
+function print(label: string, result: { report: DoctorReport; elapsed: number }): void {
+  const { report } = result;
+  console.log(
+    `${label}: ${report.verdict} in ${report.elapsedMs} ms (process ${result.elapsed} ms); ` +
+      `stun ${report.stun.map((s) => `${s.url} → ${s.mapped ?? s.error}`).join(", ")}; ` +
+      `mapping ${report.mapping}; turn ${
+        report.turn.map((t) => t.ok ? `relay ${t.relayed}` : t.error).join(", ")
+      }; relay ${
+        report.relay.ok ? `${report.relay.ms} ms` : report.relay.error
+      }\n  ${report.summary}`,
+  );
+}
+
+labTest(lab, "doctor behind a cone NAT says agents will reach you directly", async () => {
+  const result = await doctorBehind("dcone", "cone", { signal: true });
+  print("cone NAT", result);
+  const { report, code } = result;
+  assert.equal(code, ExitCode.OK);
+  assert.equal(report.verdict, "direct");
+  assert.match(report.summary, /^Agents will reach you directly, because/);
+  assert.equal(report.mapping, "endpoint-independent");
+  // Both STUN servers (the room's and the one given) answered, with one public port.
+  assert.deepEqual(report.stun.map((s) => s.url).sort(), [
+    `stun:${TURN_ADDRESS}:3478`,
+    `stun:${SECOND_STUN}:3478`,
+  ]);
+  assert.ok(report.stun.every((s) => s.ok && s.mapped?.startsWith("203.0.113.2:")));
+  assert.equal(new Set(report.stun.map((s) => s.mapped)).size, 1);
+  assert.equal(report.signal.http.status, 200);
+  assert.equal(report.signal.websocket.ok, true);
+  assert.equal(report.relay.ok, true);
+  assert.ok(report.elapsedMs < 10_000, `took ${report.elapsedMs} ms`);
+});
+
+labTest(
+  lab,
+  "doctor behind a symmetric NAT with the room's TURN says agents will reach you through TURN",
+  async () => {
+    const result = await doctorBehind("dsym", "symmetric", { signal: true });
+    print("symmetric NAT", result);
+    const { report, code } = result;
+    assert.equal(code, ExitCode.OK);
+    assert.equal(report.verdict, "turn");
+    assert.match(report.summary, /^Agents will reach you through TURN, because/);
+    assert.equal(report.mapping, "symmetric");
+    const ports = new Set(report.stun.map((s) => s.mapped));
+    assert.equal(ports.size, 2, `mapped: ${[...ports]}`);
+    assert.equal(report.turn.length, 1);
+    assert.equal(report.turn[0].credentials, "room");
+    assert.equal(report.turn[0].ok, true, report.turn[0].error);
+    assert.match(report.turn[0].relayed ?? "", /^203\.0\.113\.10:\d+$/);
+  },
+);
+
+labTest(
+  lab,
+  "doctor with UDP dropped at the NAT says agents will reach you through the room's relay",
+  async () => {
+    const result = await doctorBehind("dudp", "cone", { signal: true, dropUdp: true });
+    print("UDP dropped", result);
+    const { report, code } = result;
+    assert.equal(code, ExitCode.OK);
+    assert.equal(report.verdict, "relay");
+    assert.match(report.summary, /^Agents will reach you through the room's relay, because/);
+    assert.equal(report.udp, false);
+    assert.ok(report.stun.length === 2 && report.stun.every((s) => !s.ok));
+    assert.equal(report.turn.length, 1);
+    assert.equal(report.turn[0].ok, false);
+    assert.equal(report.relay.ok, true, report.relay.error);
+    assert.ok(report.relay.bytesPerSecond! > 0);
+  },
+);
+
+labTest(
+  lab,
+  "doctor without a signalling service says agents will not reach you at all, and why",
+  async () => {
+    const result = await doctorBehind("dnosig", "cone", { signal: false });
+    print("no signalling service", result);
+    const { report, code } = result;
+    assert.equal(code, ExitCode.SIGNALING);
+    assert.equal(report.verdict, "none");
+    assert.match(
+      report.summary,
+      new RegExp(
+        `^Agents will not reach you at all, because the signalling service at ${SIGNAL_URL}`,
+      ),
+    );
+    assert.equal(report.signal.http.ok, false);
+    assert.equal(report.signal.websocket.ok, false);
+    assert.match(report.signal.websocket.error ?? "", /Cannot join room/);
+    assert.equal(report.relay.ok, false);
+  },
+);
