@@ -16,7 +16,7 @@
  * Needs root, `ip`, `iptables` and coturn, as the NAT lab does (see `tests/_lab.ts`).
  */
 import assert from "node:assert/strict";
-import type { DoctorReport } from "../src/cli/doctor.ts";
+import { type DoctorReport, mappingOf, type StunProbe, verdictOf } from "../src/cli/doctor.ts";
 import { ExitCode } from "../src/cli/exit.ts";
 import { type Attachment, NatLab, TURN_ADDRESS, TURN_SECRET } from "./nat/lab.ts";
 import { labTest, prepareLab } from "./_lab.ts";
@@ -213,8 +213,11 @@ function print(label: string, result: { report: DoctorReport; elapsed: number })
       `stun ${report.stun.map((s) => `${s.url} → ${s.mapped ?? s.error}`).join(", ")}; ` +
       `mapping ${report.mapping}; turn ${
         report.turn.map((t) => t.ok ? `relay ${t.relayed}` : t.error).join(", ")
-      }; relay ${
-        report.relay.ok ? `${report.relay.ms} ms` : report.relay.error
+      }; relay ${report.relay.ok ? `${report.relay.ms} ms` : report.relay.error}; ` +
+      `TURN credentials ${
+        report.signal.iceServers
+          ? `asked: ${JSON.stringify(report.signal.iceServers)}`
+          : "from the welcome"
       }\n  ${report.summary}`,
   );
 }
@@ -237,6 +240,9 @@ labTest(lab, "doctor behind a cone NAT says agents will reach you directly", asy
   assert.equal(report.signal.http.status, 200);
   assert.equal(report.signal.websocket.ok, true);
   assert.equal(report.relay.ok, true);
+  // TURN is reported as it is, even where the verdict does not need it.
+  assert.equal(report.turn.length, 1);
+  assert.equal(report.turn[0].ok, true, report.turn[0].error);
   assert.ok(report.elapsedMs < 10_000, `took ${report.elapsedMs} ms`);
 });
 
@@ -255,6 +261,8 @@ labTest(
     assert.equal(ports.size, 2, `mapped: ${[...ports]}`);
     assert.equal(report.turn.length, 1);
     assert.equal(report.turn[0].credentials, "room");
+    // A room that hands out TURN credentials on request was asked once, and answered.
+    if (report.signal.iceServers) assert.equal(report.signal.iceServers.ok, true);
     assert.equal(report.turn[0].ok, true, report.turn[0].error);
     assert.match(report.turn[0].relayed ?? "", /^203\.0\.113\.10:\d+$/);
   },
@@ -297,6 +305,79 @@ labTest(
     assert.equal(report.signal.http.ok, false);
     assert.equal(report.signal.websocket.ok, false);
     assert.match(report.signal.websocket.error ?? "", /Cannot join room/);
+    // Without the room, only the STUN server given answered: one destination is too few to tell.
+    assert.equal(report.mapping, "unknown");
+    assert.match(report.mappingNote, /only one destination answered, too few to tell/);
     assert.equal(report.relay.ok, false);
   },
 );
+
+const answered = (url: string, destination: string, mapped: string): StunProbe => ({
+  url,
+  ok: true,
+  ms: 1,
+  destination,
+  mapped,
+});
+
+Deno.test("mappingOf() compares the public ports that two destinations or more saw", () => {
+  const a = answered("stun:a", "192.0.2.1:3478", "198.51.100.7:4000");
+  const b = answered("stun:b", "192.0.2.2:3478", "198.51.100.7:4000");
+  const c = answered("stun:c", "192.0.2.3:3478", "198.51.100.7:4444");
+  assert.equal(mappingOf([a, b], []).mapping, "endpoint-independent");
+  assert.equal(mappingOf([a, b, c], []).mapping, "symmetric");
+  assert.match(mappingOf([a, b, c], []).mappingNote, /3 destinations saw 2 different public ports/);
+  // One answer, or one answer and a failure: too few to tell.
+  const lost: StunProbe = { url: "stun:d", ok: false, error: "no answer" };
+  assert.equal(mappingOf([a, lost], []).mapping, "unknown");
+  assert.match(mappingOf([a], []).mappingNote, /too few to tell/);
+  assert.equal(mappingOf([lost], []).mappingNote, "no STUN server answered");
+  // The STUN server sees this machine's own address: no NAT.
+  assert.equal(mappingOf([a], ["198.51.100.7"]).mapping, "none");
+});
+
+Deno.test("verdictOf() picks the path ICE and the relay would end on, with the reason", () => {
+  const signal = { url: "wss://signal.example", http: { ok: true }, websocket: { ok: true } };
+  const stun = [answered("stun:a", "192.0.2.1:3478", "198.51.100.7:4000")];
+  const turnOk = [{
+    url: "turn:t",
+    credentials: "room" as const,
+    ok: true,
+    relayed: "192.0.2.9:1",
+  }];
+  const turnFailed = [{ url: "turn:t", credentials: "room" as const, ok: false, error: "refused" }];
+  type Measured = Parameters<typeof verdictOf>[0];
+  const base: Measured = {
+    signal,
+    udp: true,
+    stun,
+    mapping: "endpoint-independent",
+    mappingNote: "",
+    turn: [],
+    relay: { ok: true },
+  };
+  const cases: [Partial<Measured>, string, RegExp][] = [
+    [{}, "direct", /directly, because UDP reaches the STUN servers/],
+    [{ mapping: "none" }, "direct", /directly, because this machine has a public address/],
+    [{ mapping: "unknown", mappingNote: "only one" }, "direct", /\(only one\)/],
+    [{ mapping: "symmetric", turn: turnOk }, "turn", /through TURN, because your NAT/],
+    [{ udp: false, turn: turnOk }, "turn", /through TURN, because no STUN server answered/],
+    [{ mapping: "symmetric", turn: turnFailed }, "relay", /no TURN server allocated a relay/],
+    [{ udp: false, stun: [] }, "relay", /no STUN server was given or handed out/],
+    [
+      { udp: false, relay: { ok: false, error: "relay_disabled" } },
+      "none",
+      /not reach you at all, because no STUN server answered over UDP, the room hands out no TURN server, and the room's relay failed: relay_disabled/,
+    ],
+    [
+      { signal: { ...signal, websocket: { ok: false, error: "Cannot join room" } } },
+      "none",
+      /not reach you at all, because the signalling service at wss:\/\/signal.example cannot be used: it answers HTTP, but its rooms do not: Cannot join room/,
+    ],
+  ];
+  for (const [change, verdict, summary] of cases) {
+    const result = verdictOf({ ...base, ...change });
+    assert.equal(result.verdict, verdict, JSON.stringify(change));
+    assert.match(result.summary, summary);
+  }
+});

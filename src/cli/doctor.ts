@@ -274,7 +274,10 @@ async function probeHttp(signal: string): Promise<Probe & { status?: number }> {
   }
 }
 
-/** Joins a fresh room as its host, and gets its ICE servers. */
+/**
+ * Joins a fresh room as its host, and gets its ICE servers: both within one
+ * {@linkcode DOCTOR_SIGNALING_TIMEOUT}.
+ */
 async function joinRoom(url: string, key: string, guestVerifier: string): Promise<{
   host?: SignalingRoom;
   websocket: Probe;
@@ -282,19 +285,19 @@ async function joinRoom(url: string, key: string, guestVerifier: string): Promis
   asked?: Probe;
 }> {
   const started = performance.now();
+  const joining = SignalingRoom.join(url, {
+    role: "host",
+    key,
+    guestVerifier,
+    reconnect: false,
+    timeout: DOCTOR_SIGNALING_TIMEOUT,
+  });
   let host: SignalingRoom;
   try {
-    host = await deadline(
-      SignalingRoom.join(url, {
-        role: "host",
-        key,
-        guestVerifier,
-        reconnect: false,
-        timeout: DOCTOR_SIGNALING_TIMEOUT,
-      }),
-      DOCTOR_SIGNALING_TIMEOUT,
-    );
+    host = await deadline(joining, DOCTOR_SIGNALING_TIMEOUT);
   } catch (error) {
+    // A welcome that comes after all is left at once.
+    void joining.then((room) => room.close(), () => {});
     return { websocket: { ok: false, error: describe(error, "no welcome from the room") } };
   }
   const websocket = { ok: true, ms: Math.round(performance.now() - started) };
@@ -307,7 +310,8 @@ async function joinRoom(url: string, key: string, guestVerifier: string): Promis
   let refusal: Error | undefined;
   host.onerror = (error) => void (refusal ??= error);
   try {
-    const iceServers = await deadline(request.call(host), DOCTOR_SIGNALING_TIMEOUT);
+    const left = Math.max(1, DOCTOR_SIGNALING_TIMEOUT - (asking - started));
+    const iceServers = await deadline(request.call(host), left);
     const ms = Math.round(performance.now() - asking);
     const asked = refusal ? { ok: false, ms, error: refusal.message } : { ok: true, ms };
     return { host, websocket, iceServers, asked };
@@ -322,24 +326,24 @@ async function joinRoom(url: string, key: string, guestVerifier: string): Promis
   }
 }
 
-/** A guest joins the host's room and sends it one relay frame. */
+/** A guest joins the host's room and sends it one relay frame, within {@linkcode DOCTOR_SIGNALING_TIMEOUT}. */
 async function probeRelay(
   host: SignalingRoom,
   url: string,
   guestKey: string,
 ): Promise<DoctorReport["relay"]> {
   const started = performance.now();
-  let guest: SignalingRoom | undefined;
   const joined = Promise.withResolvers<string>();
   host.onpeerjoin = (peer) => joined.resolve(peer);
+  const joining = SignalingRoom.join(url, {
+    role: "guest",
+    key: guestKey,
+    reconnect: false,
+    timeout: DOCTOR_SIGNALING_TIMEOUT,
+  });
   try {
     const work = (async () => {
-      guest = await SignalingRoom.join(url, {
-        role: "guest",
-        key: guestKey,
-        reconnect: false,
-        timeout: DOCTOR_SIGNALING_TIMEOUT,
-      });
+      const guest = await joining;
       const peer = await joined.promise;
       const out = (guest.signaling("host") as RelayCarrier).relayPipe?.();
       const into = (host.signaling(peer) as RelayCarrier).relayPipe?.();
@@ -365,10 +369,8 @@ async function probeRelay(
     return { ok: false, error: describe(error, "no relayed frame arrived") };
   } finally {
     host.onpeerjoin = undefined;
-    // Joined or still joining: closed either way (a late join is closed as it resolves).
-    void (async () => {
-      await deadline(Promise.resolve(guest?.close()), DOCTOR_SIGNALING_TIMEOUT).catch(() => {});
-    })();
+    // Joined or still joining: the guest leaves either way, without holding the report up.
+    void joining.then((guest) => guest.close(), () => {});
   }
 }
 
@@ -409,16 +411,23 @@ async function probeTurn(
     const PeerConnection = await resolvePeerConnection();
     pc = new PeerConnection({ iceServers: [check.server], iceTransportPolicy: "relay" });
     const connection = pc;
+    // A relay candidate is what proves the allocation. The end of gathering can
+    // be told before the last candidate (node-datachannel hands the two over on
+    // separate queues), so the description, which holds every candidate
+    // gathered, is read then.
+    const relayOf = (text?: string | null) => {
+      const match = text && / (\S+) (\d+) typ relay/.exec(text);
+      return match ? `${match[1]}:${match[2]}` : undefined;
+    };
     const gathered = new Promise<string | undefined>((resolve) => {
       connection.addEventListener("icecandidate", (event) => {
         const line = (event as { candidate?: { candidate?: string } | null }).candidate?.candidate;
-        const match = line && / (\S+) (\d+) typ relay/.exec(line);
-        if (match) resolve(`${match[1]}:${match[2]}`);
-        if (!line) resolve(undefined);
+        const relayed = relayOf(line);
+        if (relayed) resolve(relayed);
       });
       connection.addEventListener("icegatheringstatechange", () => {
         const state = (connection as { iceGatheringState?: string }).iceGatheringState;
-        if (state === "complete") resolve(undefined);
+        if (state === "complete") resolve(relayOf(connection.localDescription?.sdp));
       });
     });
     pc.createDataChannel("doctor");
@@ -441,6 +450,7 @@ async function probeTurn(
 
 /** Sends a binding request to every STUN server from one socket, and reads the answers. */
 async function probeStun(urls: string[]): Promise<StunProbe[]> {
+  const started = performance.now();
   const probes: StunProbe[] = [];
   const pending = new Map<
     string,
@@ -488,7 +498,9 @@ async function probeStun(urls: string[]): Promise<StunProbe[]> {
         resolve();
       });
     });
-    await exchange(socket, [...pending.values()]);
+    // Name look-ups included, the STUN servers get DOCTOR_STUN_TIMEOUT in all.
+    const left = Math.max(1, DOCTOR_STUN_TIMEOUT - (performance.now() - started));
+    await exchange(socket, [...pending.values()], left);
   } catch (error) {
     for (const { probe } of pending.values()) probe.error ??= describe(error, "UDP socket failed");
   } finally {
@@ -497,10 +509,11 @@ async function probeStun(urls: string[]): Promise<StunProbe[]> {
   return probes;
 }
 
-/** Sends each request until it is answered, again every DOCTOR_STUN_RETRANSMIT, for DOCTOR_STUN_TIMEOUT. */
+/** Sends each request until it is answered, again every DOCTOR_STUN_RETRANSMIT, for `timeout` ms. */
 function exchange(
   socket: Socket,
   requests: { probe: StunProbe; id: Uint8Array; host: string; port: number }[],
+  timeout: number,
 ): Promise<void> {
   const started = performance.now();
   const open = new Set(requests);
@@ -542,7 +555,7 @@ function exchange(
     };
     socket.on("message", receive);
     const resend = setInterval(send, DOCTOR_STUN_RETRANSMIT);
-    const timer = setTimeout(done, DOCTOR_STUN_TIMEOUT);
+    const timer = setTimeout(done, timeout);
     send();
   });
 }
