@@ -609,9 +609,9 @@ export function mappingOf(
     }
     : {
       mapping: "symmetric",
-      mappingNote: `${answered.length} destinations saw ${addresses.size} different public ports (${
+      mappingNote: `${answered.length} destinations saw ${addresses.size} different public ports, ${
         [...addresses].join(", ")
-      }): the NAT maps each destination to a port of its own`,
+      }: the NAT maps each destination to a port of its own`,
     };
 }
 
@@ -732,7 +732,12 @@ function formatReport(report: DoctorReport): string {
   for (const stun of report.stun) {
     lines.push(
       `      ${e(stun.url)}: ${
-        probe(stun, `mapped to ${stun.mapped} in ${stun.ms} ms (from ${stun.destination})`)
+        probe(
+          stun,
+          `mapped to ${stun.mapped} in ${stun.ms} ms${
+            stun.url.includes(stun.destination ?? "") ? "" : ` (asked at ${stun.destination})`
+          }`,
+        )
       }`,
     );
   }
