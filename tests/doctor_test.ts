@@ -16,7 +16,15 @@
  * Needs root, `ip`, `iptables` and coturn, as the NAT lab does (see `tests/_lab.ts`).
  */
 import assert from "node:assert/strict";
-import { type DoctorReport, mappingOf, type StunProbe, verdictOf } from "../src/cli/doctor.ts";
+import {
+  doctor,
+  type DoctorReport,
+  mappingOf,
+  type StunProbe,
+  verdictOf,
+} from "../src/cli/doctor.ts";
+import { UsageError } from "../src/cli/args.ts";
+import { SIGNAL_ENV } from "../src/cli/serve.ts";
 import { ExitCode } from "../src/cli/exit.ts";
 import { type Attachment, NatLab, TURN_ADDRESS, TURN_SECRET } from "./nat/lab.ts";
 import { labTest, prepareLab } from "./_lab.ts";
@@ -379,5 +387,29 @@ Deno.test("verdictOf() picks the path ICE and the relay would end on, with the r
     const result = verdictOf({ ...base, ...change });
     assert.equal(result.verdict, verdict, JSON.stringify(change));
     assert.match(result.summary, summary);
+  }
+});
+
+Deno.test("doctor() refuses a command line it cannot run, saying what to pass", async () => {
+  const saved = Deno.env.get(SIGNAL_ENV);
+  Deno.env.delete(SIGNAL_ENV);
+  try {
+    await assert.rejects(doctor([]), (error: Error) => {
+      assert.ok(error instanceof UsageError);
+      assert.match(error.message, /no signalling service is given: pass --signal/);
+      return true;
+    });
+    await assert.rejects(doctor(["--signal", "ftp://signal.example"]), UsageError);
+    await assert.rejects(doctor(["--signal", "ws://127.0.0.1:1", "extra"]), /with arguments/);
+    await assert.rejects(
+      doctor(["--signal", "ws://127.0.0.1:1", "--ice-server", "http://x"]),
+      /must be a stun:, stuns:, turn: or turns: URL/,
+    );
+    await assert.rejects(
+      doctor(["--signal", "ws://127.0.0.1:1", "--ice-server", "turn:192.0.2.1:3478"]),
+      /without credentials: pass --ice-username and --ice-credential/,
+    );
+  } finally {
+    if (saved !== undefined) Deno.env.set(SIGNAL_ENV, saved);
   }
 });

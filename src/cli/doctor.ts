@@ -498,6 +498,8 @@ async function probeStun(urls: string[]): Promise<StunProbe[]> {
         resolve();
       });
     });
+    // An ICMP error or a refused send is reported per request, never thrown.
+    socket.on("error", () => {});
     // Name look-ups included, the STUN servers get DOCTOR_STUN_TIMEOUT in all.
     const left = Math.max(1, DOCTOR_STUN_TIMEOUT - (performance.now() - started));
     await exchange(socket, [...pending.values()], left);
@@ -530,7 +532,7 @@ function exchange(
     const send = () => {
       for (const request of open) {
         socket.send(bindingRequest(request.id), request.port, request.host, (error) => {
-          if (error) request.probe.error = describe(error, "cannot send");
+          if (error && !request.probe.ok) request.probe.error = describe(error, "cannot send");
         });
       }
     };
