@@ -16,6 +16,8 @@
  * Needs root, `ip`, `iptables` and coturn, as the NAT lab does (see `tests/_lab.ts`).
  */
 import assert from "node:assert/strict";
+import { createSocket } from "node:dgram";
+import { startLocalSignaling } from "../worker/local.ts";
 import {
   doctor,
   type DoctorReport,
@@ -366,7 +368,11 @@ Deno.test("verdictOf() picks the path ICE and the relay would end on, with the r
   };
   const cases: [Partial<Measured>, string, RegExp][] = [
     [{}, "direct", /directly, because UDP reaches the STUN servers/],
-    [{ mapping: "none" }, "direct", /directly, because this machine has a public address/],
+    [
+      { mapping: "none" },
+      "direct",
+      /directly, because no NAT stands between this machine and the STUN servers/,
+    ],
     [{ mapping: "unknown", mappingNote: "only one" }, "direct", /\(only one\)/],
     [{ mapping: "symmetric", turn: turnOk }, "turn", /through TURN, because your NAT/],
     [{ udp: false, turn: turnOk }, "turn", /through TURN, because no STUN server answered/],
@@ -413,3 +419,96 @@ Deno.test("doctor() refuses a command line it cannot run, saying what to pass", 
     if (saved !== undefined) Deno.env.set(SIGNAL_ENV, saved);
   }
 });
+
+/** A STUN server on loopback that answers each binding request with `answer(request, from)`. */
+async function fakeStun(
+  address: string,
+  answer: (request: Uint8Array, from: { address: string; port: number }) => Uint8Array,
+): Promise<{ port: number; close: () => void }> {
+  const socket = createSocket("udp4");
+  socket.on(
+    "message",
+    (message, from) => socket.send(answer(message, from), from.port, from.address),
+  );
+  await new Promise<void>((resolve) => socket.bind(0, address, resolve));
+  return { port: socket.address().port, close: () => socket.close() };
+}
+
+/** A binding success response that tells the client where it came from. */
+function mappedResponse(request: Uint8Array, from: { address: string; port: number }): Uint8Array {
+  const packet = new Uint8Array(32);
+  const view = new DataView(packet.buffer);
+  view.setUint16(0, 0x0101);
+  view.setUint16(2, 12);
+  packet.set(request.subarray(4, 20), 4);
+  view.setUint16(20, 0x0020);
+  view.setUint16(22, 8);
+  view.setUint16(24, 0x0001);
+  view.setUint16(26, from.port ^ 0x2112);
+  const octets = from.address.split(".").map(Number);
+  octets.forEach((octet, i) => packet[28 + i] = octet ^ packet[4 + i]);
+  return packet;
+}
+
+/** A binding error response whose reason tries to act on the terminal. */
+function hostileError(request: Uint8Array): Uint8Array {
+  const reason = new TextEncoder().encode("Go away\x1b[2K\x1b]52;c;aGk=\x07\u202e");
+  const size = 4 + reason.length;
+  const packet = new Uint8Array(24 + size + ((4 - (size % 4)) % 4));
+  const view = new DataView(packet.buffer);
+  view.setUint16(0, 0x0111);
+  view.setUint16(2, packet.length - 20);
+  packet.set(request.subarray(4, 20), 4);
+  view.setUint16(20, 0x0009);
+  view.setUint16(22, size);
+  packet.set([0, 0, 4, 3, ...reason], 24);
+  return packet;
+}
+
+Deno.test(
+  "doctor on loopback reads each STUN server's answer, shows a hostile one escaped, and sees no NAT",
+  async () => {
+    const worker = await startLocalSignaling({ onLog: () => {} });
+    const honest = await fakeStun("127.0.0.1", mappedResponse);
+    const hostile = await fakeStun("127.0.0.2", hostileError);
+    try {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "src/cli/main.ts",
+          "doctor",
+          "--signal",
+          worker.url,
+          "--ice-server",
+          `stun:127.0.0.1:${honest.port}`,
+          "--ice-server",
+          `stun:127.0.0.2:${hostile.port}`,
+        ],
+        cwd: ROOT,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stdout = new TextDecoder().decode(output.stdout);
+      console.log(stdout);
+      assert.equal(output.code, ExitCode.OK, new TextDecoder().decode(output.stderr));
+      // deno-lint-ignore no-control-regex
+      assert.doesNotMatch(stdout, /[\x1b\x07\u202e]/);
+      assert.match(
+        stdout,
+        /failed: Cannot read the STUN response as the server refused the request: 403 Go away\\x1b\[2K\\x1b\]52;c;aGk=\\x07\\u202e/,
+      );
+      assert.match(stdout, /mapped to 127\.0\.0\.1:\d+ in \d+ ms/);
+      assert.match(stdout, /Mapping: none \(the STUN servers see this machine's own address/);
+      assert.match(
+        stdout,
+        /\nAgents will reach you directly, because no NAT stands between this machine and the STUN servers/,
+      );
+    } finally {
+      honest.close();
+      hostile.close();
+      await worker.close();
+    }
+  },
+);

@@ -26,7 +26,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { lookup } from "node:dns/promises";
 import { isIPv4, isIPv6 } from "node:net";
 import { networkInterfaces } from "node:os";
-import { deadline } from "../_async.ts";
+import { deadline, withResolvers } from "../_async.ts";
 import {
   DOCTOR_SIGNALING_TIMEOUT,
   DOCTOR_STUN_RETRANSMIT,
@@ -333,7 +333,7 @@ async function probeRelay(
   guestKey: string,
 ): Promise<DoctorReport["relay"]> {
   const started = performance.now();
-  const joined = Promise.withResolvers<string>();
+  const joined = withResolvers<string>();
   host.onpeerjoin = (peer) => joined.resolve(peer);
   const joining = SignalingRoom.join(url, {
     role: "guest",
@@ -348,7 +348,7 @@ async function probeRelay(
       const out = (guest.signaling("host") as RelayCarrier).relayPipe?.();
       const into = (host.signaling(peer) as RelayCarrier).relayPipe?.();
       if (!out || !into) throw new Error("this room client offers no relay");
-      const arrived = Promise.withResolvers<void>();
+      const arrived = withResolvers<void>();
       into.listen({
         message: () => arrived.resolve(),
         error: (error) => arrived.reject(error),
@@ -665,7 +665,7 @@ export function verdictOf(
   const turnOk = turn.find((probe) => probe.ok);
   if (udp && mapping !== "symmetric") {
     const why = mapping === "none"
-      ? "this machine has a public address"
+      ? "no NAT stands between this machine and the STUN servers (they see its own address)"
       : mapping === "endpoint-independent"
       ? "UDP reaches the STUN servers and your NAT keeps one public port for every destination (endpoint-independent mapping)"
       : `UDP reaches a STUN server (${measured.mappingNote})`;
