@@ -271,6 +271,7 @@ labTest(
     assert.equal(ports.size, 2, `mapped: ${[...ports]}`);
     assert.equal(report.turn.length, 1);
     assert.equal(report.turn[0].credentials, "room");
+    assert.equal(report.signal.handedOut, 2);
     // A room that hands out TURN credentials on request was asked once, and answered.
     if (report.signal.iceServers) assert.equal(report.signal.iceServers.ok, true);
     assert.equal(report.turn[0].ok, true, report.turn[0].error);
@@ -347,7 +348,12 @@ Deno.test("mappingOf() compares the public ports that two destinations or more s
 });
 
 Deno.test("verdictOf() picks the path ICE and the relay would end on, with the reason", () => {
-  const signal = { url: "wss://signal.example", http: { ok: true }, websocket: { ok: true } };
+  const signal = {
+    url: "wss://signal.example",
+    http: { ok: true },
+    websocket: { ok: true },
+    handedOut: 0,
+  };
   const stun = [answered("stun:a", "192.0.2.1:3478", "198.51.100.7:4000")];
   const turnOk = [{
     url: "turn:t",

@@ -136,6 +136,8 @@ export interface DoctorReport {
     websocket: Probe;
     /** The room's answer to the request for ICE servers, where it hands them out on request. */
     iceServers?: Probe;
+    /** How many STUN/TURN URLs the room handed out (in its welcome, or on request). */
+    handedOut: number;
   };
   /** Whether any STUN server answered over UDP. */
   udp: boolean;
@@ -235,7 +237,13 @@ async function diagnose(signal: string, given: IceServer[]): Promise<DoctorRepor
   await room.host?.close();
   const { mapping, mappingNote } = mappingOf(stun);
   const measured = {
-    signal: { url: signal, http: await http, websocket: room.websocket, iceServers: room.asked },
+    signal: {
+      url: signal,
+      http: await http,
+      websocket: room.websocket,
+      iceServers: room.asked,
+      handedOut: (room.iceServers ?? []).flatMap((server) => [server.urls].flat()).length,
+    },
     udp: stun.some((probe) => probe.ok),
     stun,
     mapping,
@@ -631,7 +639,12 @@ export function mappingOf(
  * import assert from "node:assert/strict";
  *
  * const { verdict, summary } = verdictOf({
- *   signal: { url: "wss://signal.example", http: { ok: true }, websocket: { ok: true } },
+ *   signal: {
+ *     url: "wss://signal.example",
+ *     http: { ok: true },
+ *     websocket: { ok: true },
+ *     handedOut: 0,
+ *   },
  *   udp: false,
  *   stun: [{ url: "stun:stun.example:3478", ok: false, error: "no answer" }],
  *   mapping: "unknown",
@@ -723,10 +736,15 @@ function formatReport(report: DoctorReport): string {
     `      HTTP /health: ${probe(signal.http, `${signal.http.status} in ${signal.http.ms} ms`)}`,
     `      WebSocket: ${probe(signal.websocket, `joined a room in ${signal.websocket.ms} ms`)}`,
   ];
-  if (signal.iceServers) {
+  if (signal.websocket.ok) {
+    const asked = signal.iceServers;
     lines.push(
-      `      TURN credentials: ${
-        probe(signal.iceServers, `handed out in ${signal.iceServers.ms} ms`)
+      `      ICE servers: ${
+        asked && !asked.ok
+          ? `asked for, failed: ${e(asked.error ?? "")}`
+          : `${signal.handedOut} URLs handed out ${
+            asked ? `on request in ${asked.ms} ms` : "in the welcome"
+          }`
       }`,
     );
   }
