@@ -416,3 +416,30 @@ export const TCP_SIGNALING_CONNECT_TIMEOUT = 30_000;
  * interval. The reading stops with the connection.
  */
 export const PATH_CHECK_INTERVAL = 500;
+
+/**
+ * How long `doctor` waits for the signalling service: its `/health` answer,
+ * a room's welcome, the room's TURN credentials and a relayed frame each. A
+ * service a few hundred milliseconds away answers well within it; one that
+ * takes longer would make every connection slow to set up, and is reported
+ * as unreachable.
+ */
+export const DOCTOR_SIGNALING_TIMEOUT = 3_000;
+
+/**
+ * How long `doctor` waits for the STUN servers' answers, all sent at once
+ * from one socket: a round trip to a STUN server on another continent is
+ * under 300 ms, and the request is sent again (see
+ * {@linkcode DOCTOR_STUN_RETRANSMIT}) to ride out a lost packet.
+ */
+export const DOCTOR_STUN_TIMEOUT = 2_000;
+
+/** How often `doctor` sends a STUN request again while it has no answer: a lost packet costs this much. */
+export const DOCTOR_STUN_RETRANSMIT = 400;
+
+/**
+ * How long `doctor` waits for a TURN server to allocate a relay over UDP (a
+ * relay candidate gathered): two round trips to the server, the first
+ * refused for want of the nonce, as every TURN allocation goes.
+ */
+export const DOCTOR_TURN_TIMEOUT = 3_000;

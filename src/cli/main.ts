@@ -2,7 +2,7 @@
  * The `mcp-webrtc` command line: bridge an existing stdio or HTTP MCP server
  * on a desktop to agents over WebRTC (`serve`), reach it from the agent's side
  * as stdio or local Streamable HTTP (`connect`), and run a local signalling
- * service (`signal`).
+ * service (`signal`); `doctor` checks which path agents would get.
  *
  * ```sh
  * # On the desktop: prints the ticket to give to the agent
@@ -17,6 +17,7 @@
  */
 import { UsageError } from "./args.ts";
 import { connect } from "./connect.ts";
+import { doctor } from "./doctor.ts";
 import { ExitCode, exitCodeFor } from "./exit.ts";
 import { escapeControls } from "./log.ts";
 import { serve } from "./serve.ts";
@@ -32,6 +33,7 @@ Usage:
   mcp-webrtc connect [options] <ticket>                on the agent's side: speak MCP on stdio
   mcp-webrtc connect --http HOST:PORT <ticket>         on the agent's side: serve Streamable HTTP
   mcp-webrtc signal [--port N]                         run a local signalling service
+  mcp-webrtc doctor [--signal URL] [--json]            check which path agents would get to you
 
 Run mcp-webrtc <command> --help for a command's options.
 
@@ -45,7 +47,12 @@ Exit codes:
   5  the MCP server command was not found
   6  the connection to the remote MCP server was lost`;
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { serve, connect, signal };
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  serve,
+  connect,
+  signal,
+  doctor,
+};
 
 /**
  * Runs the command line and returns the exit code; errors are printed on
@@ -70,7 +77,7 @@ export async function main(args: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) {
-    report(new UsageError(`Unknown command "${name}": expected serve, connect or signal`));
+    report(new UsageError(`Unknown command "${name}": expected serve, connect, signal or doctor`));
     return ExitCode.USAGE;
   }
   try {
