@@ -57,7 +57,7 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
    * is dropped, and the request it carried gets a JSON-RPC error naming the
    * budget; the session goes on.
    *
-   * @default {new MemoryBudget("maxUnfinishedBytesPerConnection", 134217728)}
+   * @default {new MemoryBudget("unfinishedBudget", DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT)} (128 MiB)
    */
   unfinishedBudget?: MemoryBudget;
   /**
@@ -214,11 +214,23 @@ export class WebRTCConnection {
         `Cannot create WebRTC connection as 'connectTimeout' must be a positive integer: received ${timeout}`,
       );
     }
+    const stall = options.unfinishedMessageTimeout ?? DEFAULT_UNFINISHED_MESSAGE_TIMEOUT;
+    if (!Number.isSafeInteger(stall) || stall < 1) {
+      throw new RangeError(
+        `Cannot create WebRTC connection as 'unfinishedMessageTimeout' must be a positive integer of milliseconds: received ${stall}`,
+      );
+    }
+    const budget = options.unfinishedBudget;
+    if (budget !== undefined && !(budget instanceof MemoryBudget)) {
+      throw new TypeError(
+        "Cannot create WebRTC connection as 'unfinishedBudget' is not a MemoryBudget: pass new MemoryBudget(name, bytes) from @mcp/webrtc/framing, or leave it out for the default",
+      );
+    }
     this.#options = options;
     this.#initiator = options.initiator ?? true;
     this.#linger = linger;
-    this.#budget = options.unfinishedBudget ??
-      new MemoryBudget("maxUnfinishedBytesPerConnection", DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT);
+    this.#budget = budget ??
+      new MemoryBudget("unfinishedBudget", DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT);
     internals.set(this, {
       attach: (session) => this.#attach(session),
       detach: (session) => this.#detach(session),

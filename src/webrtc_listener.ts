@@ -19,6 +19,7 @@ import {
   DEFAULT_MAX_UNFINISHED_BYTES,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
   DEFAULT_SESSION_STARTS_PER_SECOND,
+  DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
   REFUSAL_TIMEOUT,
   SESSION_LIMIT_REACHED,
 } from "./constants.ts";
@@ -223,6 +224,10 @@ export class WebRTCListener {
           options.maxUnfinishedBytesPerAgent ?? DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
         ],
         ["maxUnfinishedBytes", options.maxUnfinishedBytes ?? DEFAULT_MAX_UNFINISHED_BYTES],
+        [
+          "unfinishedMessageTimeout",
+          options.unfinishedMessageTimeout ?? DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
+        ],
       ] as const
     ) {
       if (!Number.isSafeInteger(value) || value < 1) {
