@@ -1,4 +1,5 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+import { clockOf } from "./_clock.ts";
 import { settle, yieldToEventLoop } from "./_async.ts";
 import { jsonPieces } from "./_json_pieces.ts";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
@@ -206,7 +207,7 @@ export class DataChannelTransport implements Transport {
   readonly #openTimeout: number;
   /** When the last chunk of an unfinished message came. */
   #lastChunk = 0;
-  #stallTimer?: ReturnType<typeof setTimeout>;
+  #stallTimer?: unknown;
 
   /** Called for every valid JSON-RPC message from the peer. */
   onmessage?: (message: JSONRPCMessage) => void;
@@ -271,15 +272,16 @@ export class DataChannelTransport implements Transport {
     channel.addEventListener("bufferedamountlow", this.#wake);
     channel.addEventListener("close", this.#onChannelClose);
     let late = false;
+    const clock = clockOf(this);
     if (channel.readyState === "connecting") {
       await new Promise<void>((resolve) => {
         const done = () => {
-          clearTimeout(timer);
+          clock.clearTimeout(timer);
           channel.removeEventListener("open", done);
           this.#waiters.delete(done);
           resolve();
         };
-        const timer = setTimeout(() => {
+        const timer = clock.setTimeout(() => {
           late = true;
           done();
         }, this.#openTimeout);
@@ -534,23 +536,25 @@ export class DataChannelTransport implements Transport {
    * is under way, moved on by each chunk, cleared when it ends.
    */
   #watchProgress(chunk: boolean): void {
+    const clock = clockOf(this);
     if (!this.#decoder.unfinished) {
-      clearTimeout(this.#stallTimer);
+      if (this.#stallTimer !== undefined) clock.clearTimeout(this.#stallTimer);
       this.#stallTimer = undefined;
       return;
     }
     // A keepalive between chunks is no progress.
     if (!chunk) return;
-    this.#lastChunk = Date.now();
-    this.#stallTimer ??= setTimeout(this.#checkProgress, this.#unfinishedTimeout);
+    this.#lastChunk = clock.now();
+    this.#stallTimer ??= clock.setTimeout(this.#checkProgress, this.#unfinishedTimeout);
   }
 
   #checkProgress = () => {
     this.#stallTimer = undefined;
     if (this.#closed || !this.#decoder.unfinished) return;
-    const quiet = Date.now() - this.#lastChunk;
+    const clock = clockOf(this);
+    const quiet = clock.now() - this.#lastChunk;
     if (quiet < this.#unfinishedTimeout) {
-      this.#stallTimer = setTimeout(this.#checkProgress, this.#unfinishedTimeout - quiet);
+      this.#stallTimer = clock.setTimeout(this.#checkProgress, this.#unfinishedTimeout - quiet);
       return;
     }
     const envelope = this.#decoder.abandon();
@@ -604,7 +608,7 @@ export class DataChannelTransport implements Transport {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    clearTimeout(this.#stallTimer);
+    if (this.#stallTimer !== undefined) clockOf(this).clearTimeout(this.#stallTimer);
     // What an unfinished message held goes back to the budget.
     this.#decoder.abandon();
     const channel = this.#channel;
