@@ -104,7 +104,9 @@ export const DEFAULT_CHANNEL_OPEN_TIMEOUT = 10_000;
  * it is announced; one that the other peer closed right after opening it
  * stays "connecting" on node-datachannel, which fires neither `open` nor
  * `close` for it (measured: 40 channels opened and closed at once by an agent
- * left 40 such channels on the desktop, each holding a session slot).
+ * left 40 such channels on the desktop, each holding a session slot). Past
+ * it the session is closed, its slot freed, and the error names this limit;
+ * the other peer opens a new session if it still wants one.
  */
 export const INCOMING_CHANNEL_OPEN_TIMEOUT = 2_000;
 

@@ -424,7 +424,7 @@ export class WebRTCConnection {
   #accept(channel: DataChannelLike): void {
     const session = new ChannelSession(this, () => Promise.resolve(channel));
     // Listen at once: frames may arrive before the owner starts the transport.
-    session.bind(channel, INCOMING_CHANNEL_OPEN_TIMEOUT);
+    session.bind(channel, true);
     try {
       if (this.ontransport) this.ontransport(session);
       else void session.close();
@@ -617,19 +617,37 @@ class ChannelSession implements WebRTCSessionTransport {
 
   /**
    * Makes the channel transport and listens, before anyone starts the session.
-   * A channel that does not open within `openTimeout` closes the session.
+   * A channel that does not open within `openTimeout` of `DataChannelTransport`
+   * (or, for one the other peer opened, {@linkcode INCOMING_CHANNEL_OPEN_TIMEOUT})
+   * closes the session.
    */
-  bind(channel: DataChannelLike, openTimeout?: number): DataChannelTransport {
+  bind(channel: DataChannelLike, incoming = false): DataChannelTransport {
     this.#channel = channel;
-    const inner = new DataChannelTransport(channel, {
-      ...internals.get(this.connection)!.channelOptions(),
-      ...(openTimeout !== undefined && { openTimeout }),
-    });
+    const inner = new DataChannelTransport(
+      channel,
+      internals.get(this.connection)!.channelOptions(),
+    );
     inner.onmessage = (message) => this.onmessage?.(message);
     inner.onerror = (error) => this.onerror?.(error);
     inner.onclose = () => void this.close();
     this.#inner = inner;
-    this.#ready = inner.start().then(() => this.#opened = inner);
+    let late = false;
+    const timer = incoming && channel.readyState === "connecting"
+      ? setTimeout(() => {
+        late = true;
+        void inner.close();
+      }, INCOMING_CHANNEL_OPEN_TIMEOUT)
+      : undefined;
+    this.#ready = inner.start().then(
+      () => this.#opened = inner,
+      (error) => {
+        if (!late) throw error;
+        throw new WebRTCTransportError(
+          `Cannot start the session as the channel the other peer opened for it did not open within ${INCOMING_CHANNEL_OPEN_TIMEOUT} ms (INCOMING_CHANNEL_OPEN_TIMEOUT): the other peer closed it before it opened, or the connection is overloaded; the other peer may open a new session`,
+          { cause: error },
+        );
+      },
+    ).finally(() => clearTimeout(timer));
     this.#ready.catch(() => {});
     internals.get(this.connection)!.attach(this);
     return inner;
