@@ -340,6 +340,25 @@ export const RELAY_FALLBACK_DELAY = 3_000;
 export const RELAY_WINDOW = 1024 * 1024;
 
 /**
+ * The smallest window a relay hello may grant: the largest relay frame (a
+ * 64 KiB message, its 5-byte header and its 16-byte AES-GCM tag), so that
+ * every frame can be sent once the window is free. A hello that grants less
+ * is refused as malformed: with it a sender could never send a full chunk.
+ */
+export const RELAY_MIN_WINDOW = 65_536 + 5 + 16;
+
+/**
+ * Bytes of uncounted relay frames (credits and the end, which the window
+ * does not cover, so that flow control cannot stall itself) that a receiver
+ * lets arrive beyond the window it granted before it closes the relay path
+ * as one whose peer ignores flow control. An honest peer has a few credit
+ * frames (29 bytes each) and one end in flight at most; 64 KiB is over two
+ * thousand of them, and still bounds what a peer that ignores the window
+ * makes the receiver hold.
+ */
+export const RELAY_CONTROL_SLACK = 64 * 1024;
+
+/**
  * How long a bridge whose one side ended waits for the answers still queued
  * for the other side to leave before closing it: a final response is
  * delivered, a stuck transport does not hold the bridge.

@@ -26,6 +26,7 @@ import type { ConnectableServer } from "../webrtc_listener.ts";
 import { WebRTCServerTransport } from "../webrtc_server_transport.ts";
 import type { WebRTCTransportOptions } from "../webrtc_transport.ts";
 import {
+  A2A_MAX_KEY_ID_LENGTH,
   A2A_MAX_PENDING_MESSAGES,
   A2A_MAX_SIGNALING_PARTS,
   A2A_SIGNALING_EXTENSION_URI,
@@ -514,10 +515,11 @@ export function sendMessageOfferingMcp(
     );
   }
   if (
-    options.keyId !== undefined && (typeof options.keyId !== "string" || options.keyId.length > 256)
+    options.keyId !== undefined &&
+    (typeof options.keyId !== "string" || options.keyId.length > A2A_MAX_KEY_ID_LENGTH)
   ) {
     throw new TypeError(
-      "Cannot offer the MCP server as 'keyId' is not a string of at most 256 characters",
+      `Cannot offer the MCP server as 'keyId' is not a string of at most A2A_MAX_KEY_ID_LENGTH (${A2A_MAX_KEY_ID_LENGTH}) characters: name the key with a shorter string, e.g. the room id`,
     );
   }
   return offering(client, params, options, key);

@@ -40,6 +40,14 @@ export const A2A_MAX_SIGNALING_MESSAGE_SIZE = 65_536;
 export const A2A_MAX_PENDING_MESSAGES = 256;
 
 /**
+ * The longest `keyId` an MCP offer may name, in UTF-16 code units: a name by
+ * which the desktop looks up the key of a room (a room id is 22 characters),
+ * with room to spare; a longer one is refused, so that an offer from anyone
+ * cannot make the desktop's lookup hash or log an arbitrarily long string.
+ */
+export const A2A_MAX_KEY_ID_LENGTH = 256;
+
+/**
  * The most signalling parts one follow-up request may carry: an answer and
  * every candidate of a host with many interfaces fit.
  */
@@ -131,10 +139,11 @@ export function a2aMcpOffer(message: Pick<Message, "metadata">): A2AMcpOffer | u
   if (
     typeof offer !== "object" || offer === null || offer.version !== 1 ||
     typeof offer.sealed !== "boolean" ||
-    (offer.keyId !== undefined && (typeof offer.keyId !== "string" || offer.keyId.length > 256))
+    (offer.keyId !== undefined &&
+      (typeof offer.keyId !== "string" || offer.keyId.length > A2A_MAX_KEY_ID_LENGTH))
   ) {
     throw new TypeError(
-      `Cannot read the MCP offer of the message as its metadata under ${A2A_SIGNALING_EXTENSION_URI} is not { version: 1, sealed: boolean, keyId?: string }`,
+      `Cannot read the MCP offer of the message as its metadata under ${A2A_SIGNALING_EXTENSION_URI} is not { version: 1, sealed: boolean, keyId?: string of at most A2A_MAX_KEY_ID_LENGTH (${A2A_MAX_KEY_ID_LENGTH}) characters }: the offering agent must send such an offer`,
     );
   }
   return offer.keyId === undefined
