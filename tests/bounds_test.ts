@@ -352,3 +352,92 @@ Deno.test(
     }
   }),
 );
+
+/** A session on a new channel of `peer` that sends JSON-RPC requests and awaits their answers. */
+async function rpcSession(peer: PathPeer) {
+  // 64 KiB frames: a larger message goes in chunks, as the budgets count.
+  const transport = new DataChannelTransport(peer.createChannel(), { maxMessageSize: 65_536 });
+  const waiting = new Map<number, (answer: Record<string, unknown>) => void>();
+  transport.onmessage = (message) => {
+    const { id } = message as { id?: number };
+    if (id !== undefined) waiting.get(id)?.(message as Record<string, unknown>);
+  };
+  await transport.start();
+  return {
+    /** Sends a `tools/call` request carrying `bytes` of text; resolves with its answer (at most 15 s). */
+    call(id: number, bytes: number): Promise<Record<string, unknown>> {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`No answer to request ${id}`)), 15_000);
+        waiting.set(id, (answer) => {
+          clearTimeout(timer);
+          resolve(answer);
+        });
+        transport.send({
+          jsonrpc: "2.0",
+          id,
+          method: "tools/call",
+          params: { name: "x", arguments: { data: "a".repeat(bytes) } },
+        }).catch(reject);
+      });
+    },
+    close: () => transport.close(),
+  };
+}
+
+/** The error of a JSON-RPC answer, if it is one. */
+function errorOf(answer: Record<string, unknown>) {
+  return answer.error as { code: number; message: string; data?: { budget?: string } } | undefined;
+}
+
+Deno.test(
+  "serve refuses a chunked request that does not fit its agent connection's budget, or the desktop's, with a JSON-RPC error naming that budget; one ticket holder with two connections can fill the desktop's, and another agent's calls that fit go on",
+  withWorker(async (signal) => {
+    const KiB = 1024;
+    const perAgent = 1024 * KiB;
+    const desktop = 2048 * KiB;
+    const { serve, ticket } = await startServe(signal, [
+      "--log-json",
+      "--unfinished-bytes-per-agent",
+      String(perAgent),
+      "--unfinished-bytes",
+      String(desktop),
+      "--unfinished-timeout",
+      "60s",
+      "--",
+      ...PING_SERVER,
+    ]);
+    const holder = [await rawAgent(ticket), await rawAgent(ticket)];
+    const other = await rawAgent(ticket);
+    try {
+      const mine = await rpcSession(other);
+      // A message larger than one connection's budget is refused by it, alone on the desktop.
+      const tooLarge = errorOf(await mine.call(1, 1536 * KiB));
+      assert.equal(tooLarge?.data?.budget, "maxUnfinishedBytesPerAgent", JSON.stringify(tooLarge));
+      assert.match(tooLarge!.message, /'maxUnfinishedBytesPerAgent' \(1048576 bytes\)/);
+      // One that fits goes through.
+      assert.deepEqual((await mine.call(2, 768 * KiB)).result, {});
+      // The holder's two connections each hold 960 KiB (15 chunks) of a request it never
+      // finishes: each within its connection's budget, together most of the desktop's.
+      const channels = holder.map((peer) => peer.createChannel());
+      await Promise.all(channels.map(opened));
+      await Promise.all(channels.map((channel, i) => sendUnfinished(channel, i + 1, 900 * KiB)));
+      // Once the desktop has reserved them, the same 768 KiB no longer fits the desktop's budget.
+      const started = Date.now();
+      let refused: ReturnType<typeof errorOf>;
+      for (let id = 3; refused === undefined; id++) {
+        refused = errorOf(await mine.call(id, 768 * KiB));
+        if (Date.now() - started > 10_000) throw new Error("No request was refused in 10 s");
+      }
+      assert.equal(refused.data?.budget, "maxUnfinishedBytes", JSON.stringify(refused));
+      assert.match(refused.message, /'maxUnfinishedBytes' \(2097152 bytes\)/);
+      assert.match(refused.message, /send large messages one at a time, or again once/);
+      // A call that needs no chunks still answers, and the holder's sessions are still open.
+      assert.deepEqual((await mine.call(100, 1_000)).result, {});
+      assert.ok(channels.every((channel) => channel.readyState === "open"));
+      await mine.close();
+    } finally {
+      for (const peer of [...holder, other]) await peer.close();
+      await serve.kill();
+    }
+  }),
+);
