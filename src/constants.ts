@@ -53,8 +53,11 @@ export const DEFAULT_MAX_RECEIVE_SIZE = 64 * 1024 * 1024;
 
 /**
  * The default budget of bytes that one agent's unfinished chunked messages
- * may hold on a desktop, across all its sessions (`maxUnfinishedBytesPerAgent`):
- * two messages of {@linkcode DEFAULT_MAX_RECEIVE_SIZE} under way at once. A
+ * may hold on a desktop, across all its sessions (`maxUnfinishedBytesPerAgent`;
+ * `unfinishedBudget` of a `WebRTCConnection`): two messages of
+ * {@linkcode DEFAULT_MAX_RECEIVE_SIZE} under way at once. An agent is a peer
+ * connection: agents that share a ticket cannot be told apart, and a holder of
+ * the ticket that opens several connections has this budget on each. A
  * session holds one unfinished message at a time (the channel is ordered), so
  * without it one agent holding 64 sessions could make a desktop keep
  * 64 × 64 MiB (measured before it existed: 63 such sessions grew `serve` to
@@ -67,8 +70,11 @@ export const DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT = 2 * DEFAULT_MAX_RECEIVE_SI
  * agents together may hold on a desktop (`maxUnfinishedBytes`): two agents'
  * worth of {@linkcode DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT}. What a desktop
  * holds for messages under way is bounded by it whatever the agents do, well
- * below V8's default heap limit (about 4 GiB on 64-bit); since one agent may
- * take half of it, a second agent always has room for a message of full size.
+ * below V8's default heap limit (about 4 GiB on 64-bit) even though a message
+ * held as strings while parsed takes up to about 2.5 times its bytes. One
+ * connection may take half of it; a holder of the ticket with two connections
+ * may take all of it, and then other agents' chunked messages are refused
+ * until its messages finish or stall.
  */
 export const DEFAULT_MAX_UNFINISHED_BYTES = 2 * DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT;
 
@@ -437,3 +443,11 @@ export const TCP_SIGNALING_CONNECT_TIMEOUT = 30_000;
  * interval. The reading stops with the connection.
  */
 export const PATH_CHECK_INTERVAL = 500;
+
+/**
+ * The longest `keyId` an MCP offer may name, in UTF-16 code units: a name by
+ * which the desktop looks up the key of a room (a room id is 22 characters),
+ * with room to spare; a longer one is refused, so that an offer from anyone
+ * cannot make the desktop's lookup hash or log an arbitrarily long string.
+ */
+export const A2A_MAX_KEY_ID_LENGTH = 256;

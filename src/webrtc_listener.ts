@@ -102,7 +102,9 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
    * The most bytes that one agent's unfinished chunked messages, on all its
    * sessions, may hold. A message that does not fit is dropped: its request
    * gets a JSON-RPC error naming this budget (code `-32000`), and the
-   * agent's sessions go on.
+   * agent's sessions go on. An agent is a peer connection: a holder of the
+   * ticket that opens several connections (up to `maxAgents`) has this budget
+   * on each, within `maxUnfinishedBytes`.
    *
    * @default {134217728}
    */

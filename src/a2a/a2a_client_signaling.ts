@@ -19,14 +19,13 @@ import {
   withA2AExtensions,
 } from "@a2a-js/sdk/client";
 import { settle, withResolvers, yieldToEventLoop } from "../_async.ts";
-import { BYE_TIMEOUT } from "../constants.ts";
+import { A2A_MAX_KEY_ID_LENGTH, BYE_TIMEOUT } from "../constants.ts";
 import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
 import type { ConnectableServer } from "../webrtc_listener.ts";
 import { WebRTCServerTransport } from "../webrtc_server_transport.ts";
 import type { WebRTCTransportOptions } from "../webrtc_transport.ts";
 import {
-  A2A_MAX_KEY_ID_LENGTH,
   A2A_MAX_PENDING_MESSAGES,
   A2A_MAX_SIGNALING_PARTS,
   A2A_SIGNALING_EXTENSION_URI,

@@ -10,6 +10,7 @@ import { Role } from "@a2a-js/sdk";
 import type { SignalingMessage } from "../signaling/signaling.ts";
 import { utf8Length } from "../_utf8.ts";
 import { encodeBase64Url } from "../_base64url.ts";
+import { A2A_MAX_KEY_ID_LENGTH } from "../constants.ts";
 
 /**
  * The URI of the extension: in the agent card's `capabilities.extensions`, in
@@ -38,14 +39,6 @@ export const A2A_MAX_SIGNALING_MESSAGE_SIZE = 65_536;
  * and every candidate of a host with many interfaces fit many times over.
  */
 export const A2A_MAX_PENDING_MESSAGES = 256;
-
-/**
- * The longest `keyId` an MCP offer may name, in UTF-16 code units: a name by
- * which the desktop looks up the key of a room (a room id is 22 characters),
- * with room to spare; a longer one is refused, so that an offer from anyone
- * cannot make the desktop's lookup hash or log an arbitrarily long string.
- */
-export const A2A_MAX_KEY_ID_LENGTH = 256;
 
 /**
  * The most signalling parts one follow-up request may carry: an answer and
