@@ -18,7 +18,6 @@ import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
 import { TicketSignaling } from "../mod.ts";
 import { serveHttp } from "../src/cli/http.ts";
-import { DEFAULT_MAX_HTTP_SESSIONS, MAX_HTTP_INITIALIZE_SIZE } from "../src/constants.ts";
 import { escapeControls, StatusLog } from "../src/cli/log.ts";
 import {
   CliProcess,
@@ -495,9 +494,77 @@ Deno.test("StatusLog shows control characters escaped in the message and every f
   assert.equal(escapeControls("plain text, tabs\tand é ✓"), String.raw`plain text, tabs\tand é ✓`);
 });
 
-Deno.test("The documented limits of connect --http are the constants' values", () => {
-  assert.equal(DEFAULT_MAX_HTTP_SESSIONS, 64);
-  assert.equal(MAX_HTTP_INITIALIZE_SIZE, 1024 * 1024);
+/** A quantity as the README writes it ("128 MiB", "10 s", "`1048576`", "64"), in bytes or ms. */
+function quantity(text: string): number | undefined {
+  const match = /^\s*`?(\d+(?:\.\d+)?)`?\s*(GiB|MiB|KiB|B|ms|s)?(?![\w])/.exec(text);
+  if (!match) return undefined;
+  const unit = {
+    GiB: 2 ** 30,
+    MiB: 2 ** 20,
+    KiB: 2 ** 10,
+    B: 1,
+    ms: 1,
+    s: 1_000,
+  }[match[2] ?? "B"]!;
+  return Number(match[1]) * unit;
+}
+
+/**
+ * The value a README table cell gives for the constant `name`: the quantity
+ * in parentheses after it ("`MAX_HTTP_INITIALIZE_SIZE` (1 MiB)"), after a
+ * comma ("(`DEFAULT_MAX_HTTP_SESSIONS`, 64)"), or at the start of the part
+ * (between semicolons) it closes ("2 s for … (`INCOMING_CHANNEL_OPEN_TIMEOUT`)").
+ */
+function documentedValue(cell: string, name: string): number | undefined {
+  const at = cell.indexOf(`\`${name}\``);
+  const after = cell.slice(at + name.length + 2);
+  const paren = /^\s*\(([^)]*)\)/.exec(after);
+  if (paren && quantity(paren[1]) !== undefined) return quantity(paren[1]);
+  const comma = /^,\s*(\d+)\)/.exec(after);
+  if (comma) return Number(comma[1]);
+  if (cell.slice(0, at).endsWith("(")) {
+    return quantity(cell.slice(0, at).split(";").at(-1)!);
+  }
+  return undefined;
+}
+
+Deno.test("Every limit the README's tables name by its constant states the constant's value, and every row of its Limits tables names one", async () => {
+  const constants = await import("../src/constants.ts") as Record<string, unknown>;
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  let section = "";
+  let checked = 0;
+  const wrong: string[] = [];
+  for (const line of readme.split("\n")) {
+    if (line.startsWith("#")) section = line;
+    if (!line.startsWith("|") || /^\|\s*-/.test(line)) continue;
+    const cells = line.split("|").slice(1, -1).map((cell) => cell.trim());
+    const first = /^`([A-Z][A-Z0-9_]+)`$/.exec(cells[0])?.[1];
+    // A row of the first table: the constant, then its value; other names in it are references.
+    const named = first
+      ? [first]
+      : [...line.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((match) => match[1]);
+    const limitsRow = section === "### Limits" && cells[0] !== "Limit";
+    let valued = 0;
+    for (const name of new Set(named.filter((name) => typeof constants[name] === "number"))) {
+      const value = first ? quantity(cells[1]) : cells
+        .filter((cell) => cell.includes(`\`${name}\``))
+        .map((cell) => documentedValue(cell, name))
+        .find((found) => found !== undefined);
+      if (value === undefined) continue;
+      valued++;
+      if (value !== constants[name]) {
+        wrong.push(`${name} is ${constants[name]}, documented ${value}`);
+      }
+    }
+    if (limitsRow && valued === 0) wrong.push(`gives no constant's value: ${cells[0]}`);
+    checked += valued;
+  }
+  assert.deepEqual(wrong, []);
+  // Both Limits tables and connect --http's checks: well over a dozen values.
+  assert.ok(checked >= 12, `only ${checked} values checked`);
+});
+
+Deno.test("serveHttp() refuses a maxSessions below 1 and an allowed origin that is not one", () => {
   assert.throws(
     () =>
       serveHttp({
