@@ -26,7 +26,7 @@ import {
   fitsOneFrame,
   FRAME_KEEPALIVE,
   FrameDecoder,
-  type MemoryBudget,
+  MemoryBudget,
   oneTextFrame,
   type RefusedEnvelope,
 } from "./framing.ts";
@@ -220,6 +220,7 @@ export class DataChannelTransport implements Transport {
    * @param channel An open or opening data channel; this transport owns it.
    * @param options Framing, backpressure and liveness settings.
    * @throws {RangeError} If an option is out of range.
+   * @throws {TypeError} If `budget` is not a {@linkcode MemoryBudget}.
    */
   constructor(channel: DataChannelLike, options: DataChannelTransportOptions = {}) {
     const {
@@ -238,6 +239,11 @@ export class DataChannelTransport implements Transport {
     requireInteger("idleTimeout", idleTimeout, 1);
     requireInteger("unfinishedMessageTimeout", unfinishedMessageTimeout, 1);
     requireInteger("openTimeout", openTimeout, 1);
+    if (budget !== undefined && !(budget instanceof MemoryBudget)) {
+      throw new TypeError(
+        "Cannot create transport as 'budget' is not a MemoryBudget: pass new MemoryBudget(name, bytes) from @mcp/webrtc/framing, or leave it out",
+      );
+    }
     this.#channel = channel;
     this.#decoder = new FrameDecoder(maxReceiveSize, { parse: true, budget });
     this.#unfinishedTimeout = unfinishedMessageTimeout;

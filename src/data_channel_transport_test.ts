@@ -422,6 +422,18 @@ Deno.test("DataChannelTransport rejects options out of range", () => {
   assert.throws(() => new DataChannelTransport(left, { maxMessageSize: 1 }), RangeError);
   assert.throws(() => new DataChannelTransport(left, { maxReceiveSize: -1 }), RangeError);
   assert.throws(() => new DataChannelTransport(left, { idleTimeout: 0 }), /idleTimeout/);
+  for (const bad of [0, NaN, -5, 2.5]) {
+    assert.throws(
+      () => new DataChannelTransport(left, { unfinishedMessageTimeout: bad }),
+      /'unfinishedMessageTimeout' must be an integer of at least 1/,
+    );
+    assert.throws(() => new DataChannelTransport(left, { openTimeout: bad }), /'openTimeout'/);
+  }
+  assert.throws(
+    () => new DataChannelTransport(left, { budget: { limit: 5 } as unknown as MemoryBudget }),
+    (error: Error) =>
+      error instanceof TypeError && /'budget' is not a MemoryBudget/.test(error.message),
+  );
 });
 
 /** Chunk frames of a request whose text is `bytes` long and whose last chunk is not sent. */

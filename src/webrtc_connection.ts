@@ -189,8 +189,9 @@ export class WebRTCConnection {
 
   /**
    * @param options Signalling (or a function making one per dial), ICE servers and limits.
-   * @throws {TypeError} If `options.signaling` is neither a Signaling nor a function.
-   * @throws {RangeError} If `linger` or `connectTimeout` is out of range.
+   * @throws {TypeError} If `options.signaling` is neither a Signaling nor a function, or
+   * `unfinishedBudget` is not a `MemoryBudget`.
+   * @throws {RangeError} If `linger`, `connectTimeout` or `unfinishedMessageTimeout` is out of range.
    */
   constructor(options: WebRTCConnectionOptions) {
     const signaling = options?.signaling;

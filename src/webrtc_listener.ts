@@ -206,6 +206,8 @@ export class WebRTCListener {
   /**
    * @param options The hub, the server factory and transport options.
    * @throws {TypeError} If the hub or the factory is missing.
+   * @throws {RangeError} If a limit (`maxAgents`, `maxSessionsPerAgent`,
+   * `sessionStartsPerSecond`, the budgets, `unfinishedMessageTimeout`) is not a positive integer.
    */
   constructor(options: WebRTCListenerOptions) {
     if (!options?.hub || typeof options.createServer !== "function") {
