@@ -461,6 +461,8 @@ Deno.test("DataChannelTransport drops a chunked request whose chunks stop for un
     unfinishedMessageTimeout: 100,
     budget,
   });
+  const clock = new ManualClock();
+  useClock(b, clock);
   const errors: Error[] = [];
   b.onerror = (error) => errors.push(error);
   const closed = new Promise<void>((resolve) => (b.onclose = resolve));
@@ -472,6 +474,9 @@ Deno.test("DataChannelTransport drops a chunked request whose chunks stop for un
   );
   for (const frame of unfinishedRequest(9, 3)) left.send(frame);
   await until(() => budget.used === 3_000);
+  await clock.advance(99);
+  assert.equal(errors.length, 0, "nothing is dropped before the deadline");
+  await clock.advance(1);
   await closed;
   assert.equal(budget.used, 0, "what the message held is given back");
   assert.match(
@@ -579,8 +584,15 @@ Deno.test("DataChannelTransport.start() gives up on a channel that does not open
     },
   });
   const transport = new DataChannelTransport(channel, { openTimeout: 50 });
+  const clock = new ManualClock();
+  useClock(transport, clock);
   const closed = new Promise<void>((resolve) => (transport.onclose = resolve));
-  await assert.rejects(transport.start(), /did not open within 50 ms \(openTimeout\)/);
+  let settled = false;
+  const starting = transport.start().finally(() => (settled = true));
+  await clock.advance(49);
+  assert.equal(settled, false, "still waiting 1 ms before the deadline");
+  await clock.advance(1);
+  await assert.rejects(starting, /did not open within 50 ms \(openTimeout\)/);
   await closed;
   assert.equal(channel.closed, 1);
 });
