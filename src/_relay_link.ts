@@ -39,7 +39,7 @@
 
 import { settle, withResolvers } from "./_async.ts";
 import { RELAY_TAG_BYTES, type RelayCipher } from "./_relay_crypto.ts";
-import { BYE_TIMEOUT } from "./constants.ts";
+import { BYE_TIMEOUT, RELAY_CONTROL_SLACK, RELAY_MIN_WINDOW } from "./constants.ts";
 import type { DataChannelLike } from "./data_channel_transport.ts";
 import { RelayError } from "./errors.ts";
 import type { RelayPipe } from "./signaling/relay_protocol.ts";
@@ -59,17 +59,8 @@ export const RELAY_MAX_MESSAGE_SIZE = 65_536;
 /** Frames received and waiting to be opened; more means the link cannot keep up. */
 const MAX_INBOX = 1024;
 const MAX_REASON_LENGTH = 600;
-/**
- * The smallest window a peer may grant: the largest frame, so that every frame
- * can be sent once the window is free.
- */
-export const RELAY_MIN_WINDOW = RELAY_MAX_MESSAGE_SIZE + HEADER_BYTES + RELAY_TAG_BYTES;
-/**
- * Bytes of frames that are not counted (credits, the end) the receiver lets
- * wait beyond the window it granted: an honest peer has a few credit frames
- * (29 bytes each) and one end in flight at most.
- */
-const CONTROL_SLACK = 64 * 1024;
+/** The largest relay frame: the smallest window a peer may grant ({@linkcode RELAY_MIN_WINDOW}). */
+export const RELAY_MAX_FRAME_SIZE = RELAY_MAX_MESSAGE_SIZE + HEADER_BYTES + RELAY_TAG_BYTES;
 
 /** The windows of a flow-controlled link (see the module doc). */
 export interface RelayWindows {
@@ -298,12 +289,12 @@ export class RelayLink {
     this.#arrivedBytes += payload.byteLength;
     if (this.#windows) {
       // Counted frames never exceed what was granted; credits and the end are few.
-      if (this.#arrivedBytes - this.#freeBytes > this.#granted + CONTROL_SLACK) {
+      if (this.#arrivedBytes - this.#freeBytes > this.#granted + RELAY_CONTROL_SLACK) {
         return this.#fail(
           new RelayError(
             `Refused relayed frames as the other peer sent ${
               this.#arrivedBytes - this.#freeBytes - this.#granted
-            } bytes beyond the window this side granted (RELAY_WINDOW, ${this.#windows.receive} bytes): it ignores the relay's flow control, so the relay path is closed`,
+            } bytes beyond the window this side granted (RELAY_WINDOW, ${this.#windows.receive} bytes, and RELAY_CONTROL_SLACK, ${RELAY_CONTROL_SLACK} bytes, for credits): it ignores the relay's flow control, so the relay path is closed; run this module's current version on both sides`,
           ),
         );
       }

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { RelayKeyShare } from "./_relay_crypto.ts";
 import {
   readRelayWindow,
+  RELAY_MAX_FRAME_SIZE,
   RELAY_MAX_MESSAGE_SIZE,
-  RELAY_MIN_WINDOW,
   type RelayChannel,
   RelayLink,
   type RelayWindows,
@@ -11,7 +11,7 @@ import {
 import { DataChannelTransport } from "./data_channel_transport.ts";
 import { RelayError } from "./errors.ts";
 import type { RelayPipe } from "./signaling/relay_protocol.ts";
-import { RELAY_FALLBACK_DELAY, RELAY_WINDOW } from "./constants.ts";
+import { RELAY_FALLBACK_DELAY, RELAY_MIN_WINDOW, RELAY_WINDOW } from "./constants.ts";
 
 type Handlers = Parameters<RelayPipe["listen"]>[0];
 
@@ -348,7 +348,7 @@ Deno.test("readRelayWindow() reads a hello's window: absent for a peer of an ear
   assert.equal(readRelayWindow({ window: 1.5e6 + 0.5 }), null);
   assert.equal(readRelayWindow({ window: "1048576" }), null);
   assert.equal(readRelayWindow({ window: 2 ** 60 }), null);
-  assert.equal(RELAY_MIN_WINDOW, RELAY_MAX_MESSAGE_SIZE + 5 + 16);
+  assert.equal(RELAY_MIN_WINDOW, RELAY_MAX_FRAME_SIZE);
 });
 
 Deno.test("RELAY_WINDOW is the documented default of the relay's window (1 MiB)", () => {

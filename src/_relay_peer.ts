@@ -32,6 +32,7 @@ import {
   CHANNEL_LABEL,
   CHANNEL_PROTOCOL,
   RELAY_FALLBACK_DELAY,
+  RELAY_MIN_WINDOW,
   RELAY_WINDOW,
 } from "./constants.ts";
 import type { DataChannelLike } from "./data_channel_transport.ts";
@@ -329,7 +330,7 @@ export class PathPeer {
       if (window === null) {
         throw new ConnectError(
           "signaling",
-          "Cannot connect over the relay as the other peer's relay hello grants a malformed window: it may speak another version of the relay",
+          `Cannot connect over the relay as the other peer's relay hello grants a malformed window (not an integer of at least RELAY_MIN_WINDOW, ${RELAY_MIN_WINDOW} bytes): it may speak another version of the relay; run this module's current version on both sides`,
         );
       }
       const cipher = await share.derive(key);

@@ -53,8 +53,11 @@ export const DEFAULT_MAX_RECEIVE_SIZE = 64 * 1024 * 1024;
 
 /**
  * The default budget of bytes that one agent's unfinished chunked messages
- * may hold on a desktop, across all its sessions (`maxUnfinishedBytesPerAgent`):
- * two messages of {@linkcode DEFAULT_MAX_RECEIVE_SIZE} under way at once. A
+ * may hold on a desktop, across all its sessions (`maxUnfinishedBytesPerAgent`;
+ * `unfinishedBudget` of a `WebRTCConnection`): two messages of
+ * {@linkcode DEFAULT_MAX_RECEIVE_SIZE} under way at once. An agent is a peer
+ * connection: agents that share a ticket cannot be told apart, and a holder of
+ * the ticket that opens several connections has this budget on each. A
  * session holds one unfinished message at a time (the channel is ordered), so
  * without it one agent holding 64 sessions could make a desktop keep
  * 64 × 64 MiB (measured before it existed: 63 such sessions grew `serve` to
@@ -67,8 +70,11 @@ export const DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT = 2 * DEFAULT_MAX_RECEIVE_SI
  * agents together may hold on a desktop (`maxUnfinishedBytes`): two agents'
  * worth of {@linkcode DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT}. What a desktop
  * holds for messages under way is bounded by it whatever the agents do, well
- * below V8's default heap limit (about 4 GiB on 64-bit); since one agent may
- * take half of it, a second agent always has room for a message of full size.
+ * below V8's default heap limit (about 4 GiB on 64-bit) even though a message
+ * held as strings while parsed takes up to about 2.5 times its bytes. One
+ * connection may take half of it; a holder of the ticket with two connections
+ * may take all of it, and then other agents' chunked messages are refused
+ * until its messages finish or stall.
  */
 export const DEFAULT_MAX_UNFINISHED_BYTES = 2 * DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT;
 
@@ -104,7 +110,9 @@ export const DEFAULT_CHANNEL_OPEN_TIMEOUT = 10_000;
  * it is announced; one that the other peer closed right after opening it
  * stays "connecting" on node-datachannel, which fires neither `open` nor
  * `close` for it (measured: 40 channels opened and closed at once by an agent
- * left 40 such channels on the desktop, each holding a session slot).
+ * left 40 such channels on the desktop, each holding a session slot). Past
+ * it the session is closed, its slot freed, and the error names this limit;
+ * the other peer opens a new session if it still wants one.
  */
 export const INCOMING_CHANNEL_OPEN_TIMEOUT = 2_000;
 
@@ -338,6 +346,25 @@ export const RELAY_FALLBACK_DELAY = 3_000;
 export const RELAY_WINDOW = 1024 * 1024;
 
 /**
+ * The smallest window a relay hello may grant: the largest relay frame (a
+ * 64 KiB message, its 5-byte header and its 16-byte AES-GCM tag), so that
+ * every frame can be sent once the window is free. A hello that grants less
+ * is refused as malformed: with it a sender could never send a full chunk.
+ */
+export const RELAY_MIN_WINDOW = 65_536 + 5 + 16;
+
+/**
+ * Bytes of uncounted relay frames (credits and the end, which the window
+ * does not cover, so that flow control cannot stall itself) that a receiver
+ * lets arrive beyond the window it granted before it closes the relay path
+ * as one whose peer ignores flow control. An honest peer has a few credit
+ * frames (29 bytes each) and one end in flight at most; 64 KiB is over two
+ * thousand of them, and still bounds what a peer that ignores the window
+ * makes the receiver hold.
+ */
+export const RELAY_CONTROL_SLACK = 64 * 1024;
+
+/**
  * How long a bridge whose one side ended waits for the answers still queued
  * for the other side to leave before closing it: a final response is
  * delivered, a stuck transport does not hold the bridge.
@@ -443,3 +470,11 @@ export const DOCTOR_STUN_RETRANSMIT = 400;
  * refused for want of the nonce, as every TURN allocation goes.
  */
 export const DOCTOR_TURN_TIMEOUT = 3_000;
+
+/**
+ * The longest `keyId` an MCP offer may name, in UTF-16 code units: a name by
+ * which the desktop looks up the key of a room (a room id is 22 characters),
+ * with room to spare; a longer one is refused, so that an offer from anyone
+ * cannot make the desktop's lookup hash or log an arbitrarily long string.
+ */
+export const A2A_MAX_KEY_ID_LENGTH = 256;

@@ -1,4 +1,5 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+import { clockOf } from "./_clock.ts";
 import { settle, yieldToEventLoop } from "./_async.ts";
 import { jsonPieces } from "./_json_pieces.ts";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
@@ -25,7 +26,7 @@ import {
   fitsOneFrame,
   FRAME_KEEPALIVE,
   FrameDecoder,
-  type MemoryBudget,
+  MemoryBudget,
   oneTextFrame,
   type RefusedEnvelope,
 } from "./framing.ts";
@@ -206,7 +207,7 @@ export class DataChannelTransport implements Transport {
   readonly #openTimeout: number;
   /** When the last chunk of an unfinished message came. */
   #lastChunk = 0;
-  #stallTimer?: ReturnType<typeof setTimeout>;
+  #stallTimer?: unknown;
 
   /** Called for every valid JSON-RPC message from the peer. */
   onmessage?: (message: JSONRPCMessage) => void;
@@ -219,6 +220,7 @@ export class DataChannelTransport implements Transport {
    * @param channel An open or opening data channel; this transport owns it.
    * @param options Framing, backpressure and liveness settings.
    * @throws {RangeError} If an option is out of range.
+   * @throws {TypeError} If `budget` is not a {@linkcode MemoryBudget}.
    */
   constructor(channel: DataChannelLike, options: DataChannelTransportOptions = {}) {
     const {
@@ -237,6 +239,11 @@ export class DataChannelTransport implements Transport {
     requireInteger("idleTimeout", idleTimeout, 1);
     requireInteger("unfinishedMessageTimeout", unfinishedMessageTimeout, 1);
     requireInteger("openTimeout", openTimeout, 1);
+    if (budget !== undefined && !(budget instanceof MemoryBudget)) {
+      throw new TypeError(
+        "Cannot create transport as 'budget' is not a MemoryBudget: pass new MemoryBudget(name, bytes) from @mcp/webrtc/framing, or leave it out",
+      );
+    }
     this.#channel = channel;
     this.#decoder = new FrameDecoder(maxReceiveSize, { parse: true, budget });
     this.#unfinishedTimeout = unfinishedMessageTimeout;
@@ -271,15 +278,16 @@ export class DataChannelTransport implements Transport {
     channel.addEventListener("bufferedamountlow", this.#wake);
     channel.addEventListener("close", this.#onChannelClose);
     let late = false;
+    const clock = clockOf(this);
     if (channel.readyState === "connecting") {
       await new Promise<void>((resolve) => {
         const done = () => {
-          clearTimeout(timer);
+          clock.clearTimeout(timer);
           channel.removeEventListener("open", done);
           this.#waiters.delete(done);
           resolve();
         };
-        const timer = setTimeout(() => {
+        const timer = clock.setTimeout(() => {
           late = true;
           done();
         }, this.#openTimeout);
@@ -534,23 +542,25 @@ export class DataChannelTransport implements Transport {
    * is under way, moved on by each chunk, cleared when it ends.
    */
   #watchProgress(chunk: boolean): void {
+    const clock = clockOf(this);
     if (!this.#decoder.unfinished) {
-      clearTimeout(this.#stallTimer);
+      if (this.#stallTimer !== undefined) clock.clearTimeout(this.#stallTimer);
       this.#stallTimer = undefined;
       return;
     }
     // A keepalive between chunks is no progress.
     if (!chunk) return;
-    this.#lastChunk = Date.now();
-    this.#stallTimer ??= setTimeout(this.#checkProgress, this.#unfinishedTimeout);
+    this.#lastChunk = clock.now();
+    this.#stallTimer ??= clock.setTimeout(this.#checkProgress, this.#unfinishedTimeout);
   }
 
   #checkProgress = () => {
     this.#stallTimer = undefined;
     if (this.#closed || !this.#decoder.unfinished) return;
-    const quiet = Date.now() - this.#lastChunk;
+    const clock = clockOf(this);
+    const quiet = clock.now() - this.#lastChunk;
     if (quiet < this.#unfinishedTimeout) {
-      this.#stallTimer = setTimeout(this.#checkProgress, this.#unfinishedTimeout - quiet);
+      this.#stallTimer = clock.setTimeout(this.#checkProgress, this.#unfinishedTimeout - quiet);
       return;
     }
     const envelope = this.#decoder.abandon();
@@ -604,7 +614,7 @@ export class DataChannelTransport implements Transport {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    clearTimeout(this.#stallTimer);
+    if (this.#stallTimer !== undefined) clockOf(this).clearTimeout(this.#stallTimer);
     // What an unfinished message held goes back to the budget.
     this.#decoder.abandon();
     const channel = this.#channel;

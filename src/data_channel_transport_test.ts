@@ -11,6 +11,7 @@ import {
   UNFINISHED_MESSAGE_TIMED_OUT,
 } from "./constants.ts";
 import { FRAME_KEEPALIVE, FRAME_LAST, FRAME_MORE, MemoryBudget } from "./framing.ts";
+import { type Clock, useClock } from "./_clock.ts";
 import { createLinkedChannelPair, type LinkedChannelPairOptions } from "./testing.ts";
 
 function bigResult(id: number, size: number): JSONRPCMessage {
@@ -38,6 +39,54 @@ async function pair(
     await b.close();
   };
   return { a, b, left, right, received, errors, close };
+}
+
+/** A clock that moves only when told to, firing the timers that fall due. */
+class ManualClock implements Clock {
+  #now = 0;
+  #next = 0;
+  readonly #timers = new Map<number, { fn: () => void; at: number }>();
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimeout(fn: () => void, ms: number): number {
+    this.#timers.set(++this.#next, { fn, at: this.#now + ms });
+    return this.#next;
+  }
+
+  clearTimeout(id: unknown): void {
+    this.#timers.delete(id as number);
+  }
+
+  /** Timers not yet fired. */
+  get pending(): number {
+    return this.#timers.size;
+  }
+
+  /** Moves time on by `ms`, firing each timer due by then in order, then lets what they start run. */
+  async advance(ms: number): Promise<void> {
+    const end = this.#now + ms;
+    while (true) {
+      const due = [...this.#timers].filter(([, t]) =>
+        t.at <= end
+      ).sort((x, y) => x[1].at - y[1].at)[0];
+      if (!due) break;
+      this.#timers.delete(due[0]);
+      this.#now = due[1].at;
+      due[1].fn();
+    }
+    this.#now = end;
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+  }
+}
+
+function frameOf(kind: number, bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const frame = new Uint8Array(bytes.length + 1);
+  frame[0] = kind;
+  frame.set(bytes, 1);
+  return frame;
 }
 
 function until(condition: () => boolean, ms = 5_000): Promise<void> {
@@ -373,6 +422,18 @@ Deno.test("DataChannelTransport rejects options out of range", () => {
   assert.throws(() => new DataChannelTransport(left, { maxMessageSize: 1 }), RangeError);
   assert.throws(() => new DataChannelTransport(left, { maxReceiveSize: -1 }), RangeError);
   assert.throws(() => new DataChannelTransport(left, { idleTimeout: 0 }), /idleTimeout/);
+  for (const bad of [0, NaN, -5, 2.5]) {
+    assert.throws(
+      () => new DataChannelTransport(left, { unfinishedMessageTimeout: bad }),
+      /'unfinishedMessageTimeout' must be an integer of at least 1/,
+    );
+    assert.throws(() => new DataChannelTransport(left, { openTimeout: bad }), /'openTimeout'/);
+  }
+  assert.throws(
+    () => new DataChannelTransport(left, { budget: { limit: 5 } as unknown as MemoryBudget }),
+    (error: Error) =>
+      error instanceof TypeError && /'budget' is not a MemoryBudget/.test(error.message),
+  );
 });
 
 /** Chunk frames of a request whose text is `bytes` long and whose last chunk is not sent. */
@@ -394,12 +455,14 @@ function unfinishedRequest(id: number, chunks: number, size = 1_000): Uint8Array
 
 Deno.test("DataChannelTransport drops a chunked request whose chunks stop for unfinishedMessageTimeout, answers it naming the deadline, and closes", async () => {
   const [left, right] = createLinkedChannelPair();
-  const budget = new MemoryBudget("maxUnfinishedBytesPerConnection", 1_000_000);
+  const budget = new MemoryBudget("unfinishedBudget", 1_000_000);
   const b = new DataChannelTransport(right, {
     keepaliveInterval: 0,
     unfinishedMessageTimeout: 100,
     budget,
   });
+  const clock = new ManualClock();
+  useClock(b, clock);
   const errors: Error[] = [];
   b.onerror = (error) => errors.push(error);
   const closed = new Promise<void>((resolve) => (b.onclose = resolve));
@@ -411,6 +474,9 @@ Deno.test("DataChannelTransport drops a chunked request whose chunks stop for un
   );
   for (const frame of unfinishedRequest(9, 3)) left.send(frame);
   await until(() => budget.used === 3_000);
+  await clock.advance(99);
+  assert.equal(errors.length, 0, "nothing is dropped before the deadline");
+  await clock.advance(1);
   await closed;
   assert.equal(budget.used, 0, "what the message held is given back");
   assert.match(
@@ -424,10 +490,26 @@ Deno.test("DataChannelTransport drops a chunked request whose chunks stop for un
 });
 
 Deno.test("DataChannelTransport takes a slow message whole as long as each chunk comes within unfinishedMessageTimeout", async () => {
-  const t = await pair({ maxMessageSize: 65_536 }, {
+  const [left, right] = createLinkedChannelPair({ maxMessageSize: 65_536 });
+  const clock = new ManualClock();
+  // The budget shows what the transport holds, so each chunk is seen to arrive.
+  const budget = new MemoryBudget("unfinishedBudget", 1_000_000);
+  const b = new DataChannelTransport(right, {
     keepaliveInterval: 0,
     unfinishedMessageTimeout: 150,
+    budget,
   });
+  useClock(b, clock);
+  const received: JSONRPCMessage[] = [];
+  const errors: Error[] = [];
+  b.onmessage = (message) => received.push(message);
+  b.onerror = (error) => errors.push(error);
+  let closed = false;
+  b.onclose = () => (closed = true);
+  await b.start();
+  await new Promise<void>((resolve) =>
+    left.readyState === "open" ? resolve() : left.addEventListener("open", () => resolve())
+  );
   const text = JSON.stringify({
     jsonrpc: "2.0",
     id: 1,
@@ -435,21 +517,29 @@ Deno.test("DataChannelTransport takes a slow message whole as long as each chunk
     params: { x: "y".repeat(4_000) },
   });
   const bytes = new TextEncoder().encode(text);
-  // Twelve chunks 100 ms apart: longer in all than the deadline, never 500 ms without one.
-  const started = Date.now();
-  for (let at = 0; at < bytes.length; at += 1_000) {
-    const frame = new Uint8Array(Math.min(1_000, bytes.length - at) + 1);
-    frame[0] = at + 1_000 >= bytes.length ? FRAME_LAST : FRAME_MORE;
-    frame.set(bytes.subarray(at, at + 1_000), 1);
-    t.left.send(frame);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  // Five chunks 149 ms apart: 596 ms in all, four times the deadline, never 150 ms without one.
+  const size = Math.ceil(bytes.length / 5);
+  for (let at = 0; at < bytes.length; at += size) {
+    if (at > 0) await clock.advance(149);
+    const frame = new Uint8Array(Math.min(size, bytes.length - at) + 1);
+    frame[0] = at + size >= bytes.length ? FRAME_LAST : FRAME_MORE;
+    frame.set(bytes.subarray(at, at + size), 1);
+    left.send(frame);
+    const held = at + size < bytes.length ? at + size : 0;
+    await until(() => budget.used === held || errors.length > 0);
   }
-  await until(() => t.received.length === 1 || t.errors.length > 0);
-  assert.deepEqual(t.errors, []);
-  assert.ok(Date.now() - started > 500);
-  assert.deepEqual(t.received[0], JSON.parse(text));
-  assert.deepEqual(t.errors, []);
-  await t.close();
+  await until(() => received.length === 1 || errors.length > 0);
+  assert.deepEqual(errors, []);
+  assert.equal(clock.now(), 4 * 149);
+  assert.deepEqual(received[0], JSON.parse(text));
+  assert.equal(closed, false);
+  // The same pause plus one millisecond, in the middle of the next message, closes the session.
+  left.send(frameOf(FRAME_MORE, bytes.subarray(0, size)));
+  await until(() => budget.used === size);
+  await clock.advance(150);
+  await until(() => closed);
+  assert.match((errors as Error[])[0].message, /no chunk of an unfinished message for 150 ms/);
+  left.close();
 });
 
 Deno.test("DataChannelTransport answers a request refused by its budget with an error naming the budget; the session goes on", async () => {
@@ -494,8 +584,15 @@ Deno.test("DataChannelTransport.start() gives up on a channel that does not open
     },
   });
   const transport = new DataChannelTransport(channel, { openTimeout: 50 });
+  const clock = new ManualClock();
+  useClock(transport, clock);
   const closed = new Promise<void>((resolve) => (transport.onclose = resolve));
-  await assert.rejects(transport.start(), /did not open within 50 ms \(openTimeout\)/);
+  let settled = false;
+  const starting = transport.start().finally(() => (settled = true));
+  await clock.advance(49);
+  assert.equal(settled, false, "still waiting 1 ms before the deadline");
+  await clock.advance(1);
+  await assert.rejects(starting, /did not open within 50 ms \(openTimeout\)/);
   await closed;
   assert.equal(channel.closed, 1);
 });

@@ -57,7 +57,7 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
    * is dropped, and the request it carried gets a JSON-RPC error naming the
    * budget; the session goes on.
    *
-   * @default {new MemoryBudget("maxUnfinishedBytesPerConnection", 134217728)}
+   * @default {new MemoryBudget("unfinishedBudget", DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT)} (128 MiB)
    */
   unfinishedBudget?: MemoryBudget;
   /**
@@ -189,8 +189,9 @@ export class WebRTCConnection {
 
   /**
    * @param options Signalling (or a function making one per dial), ICE servers and limits.
-   * @throws {TypeError} If `options.signaling` is neither a Signaling nor a function.
-   * @throws {RangeError} If `linger` or `connectTimeout` is out of range.
+   * @throws {TypeError} If `options.signaling` is neither a Signaling nor a function, or
+   * `unfinishedBudget` is not a `MemoryBudget`.
+   * @throws {RangeError} If `linger`, `connectTimeout` or `unfinishedMessageTimeout` is out of range.
    */
   constructor(options: WebRTCConnectionOptions) {
     const signaling = options?.signaling;
@@ -214,11 +215,23 @@ export class WebRTCConnection {
         `Cannot create WebRTC connection as 'connectTimeout' must be a positive integer: received ${timeout}`,
       );
     }
+    const stall = options.unfinishedMessageTimeout ?? DEFAULT_UNFINISHED_MESSAGE_TIMEOUT;
+    if (!Number.isSafeInteger(stall) || stall < 1) {
+      throw new RangeError(
+        `Cannot create WebRTC connection as 'unfinishedMessageTimeout' must be a positive integer of milliseconds: received ${stall}`,
+      );
+    }
+    const budget = options.unfinishedBudget;
+    if (budget !== undefined && !(budget instanceof MemoryBudget)) {
+      throw new TypeError(
+        "Cannot create WebRTC connection as 'unfinishedBudget' is not a MemoryBudget: pass new MemoryBudget(name, bytes) from @mcp/webrtc/framing, or leave it out for the default",
+      );
+    }
     this.#options = options;
     this.#initiator = options.initiator ?? true;
     this.#linger = linger;
-    this.#budget = options.unfinishedBudget ??
-      new MemoryBudget("maxUnfinishedBytesPerConnection", DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT);
+    this.#budget = budget ??
+      new MemoryBudget("unfinishedBudget", DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT);
     internals.set(this, {
       attach: (session) => this.#attach(session),
       detach: (session) => this.#detach(session),
@@ -412,7 +425,7 @@ export class WebRTCConnection {
   #accept(channel: DataChannelLike): void {
     const session = new ChannelSession(this, () => Promise.resolve(channel));
     // Listen at once: frames may arrive before the owner starts the transport.
-    session.bind(channel, INCOMING_CHANNEL_OPEN_TIMEOUT);
+    session.bind(channel, true);
     try {
       if (this.ontransport) this.ontransport(session);
       else void session.close();
@@ -605,19 +618,37 @@ class ChannelSession implements WebRTCSessionTransport {
 
   /**
    * Makes the channel transport and listens, before anyone starts the session.
-   * A channel that does not open within `openTimeout` closes the session.
+   * A channel that does not open within `openTimeout` of `DataChannelTransport`
+   * (or, for one the other peer opened, {@linkcode INCOMING_CHANNEL_OPEN_TIMEOUT})
+   * closes the session.
    */
-  bind(channel: DataChannelLike, openTimeout?: number): DataChannelTransport {
+  bind(channel: DataChannelLike, incoming = false): DataChannelTransport {
     this.#channel = channel;
-    const inner = new DataChannelTransport(channel, {
-      ...internals.get(this.connection)!.channelOptions(),
-      ...(openTimeout !== undefined && { openTimeout }),
-    });
+    const inner = new DataChannelTransport(
+      channel,
+      internals.get(this.connection)!.channelOptions(),
+    );
     inner.onmessage = (message) => this.onmessage?.(message);
     inner.onerror = (error) => this.onerror?.(error);
     inner.onclose = () => void this.close();
     this.#inner = inner;
-    this.#ready = inner.start().then(() => this.#opened = inner);
+    let late = false;
+    const timer = incoming && channel.readyState === "connecting"
+      ? setTimeout(() => {
+        late = true;
+        void inner.close();
+      }, INCOMING_CHANNEL_OPEN_TIMEOUT)
+      : undefined;
+    this.#ready = inner.start().then(
+      () => this.#opened = inner,
+      (error) => {
+        if (!late) throw error;
+        throw new WebRTCTransportError(
+          `Cannot start the session as the channel the other peer opened for it did not open within ${INCOMING_CHANNEL_OPEN_TIMEOUT} ms (INCOMING_CHANNEL_OPEN_TIMEOUT): the other peer closed it before it opened, or the connection is overloaded; the other peer may open a new session`,
+          { cause: error },
+        );
+      },
+    ).finally(() => clearTimeout(timer));
     this.#ready.catch(() => {});
     internals.get(this.connection)!.attach(this);
     return inner;

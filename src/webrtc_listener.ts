@@ -19,6 +19,7 @@ import {
   DEFAULT_MAX_UNFINISHED_BYTES,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
   DEFAULT_SESSION_STARTS_PER_SECOND,
+  DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
   REFUSAL_TIMEOUT,
   SESSION_LIMIT_REACHED,
 } from "./constants.ts";
@@ -101,7 +102,9 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
    * The most bytes that one agent's unfinished chunked messages, on all its
    * sessions, may hold. A message that does not fit is dropped: its request
    * gets a JSON-RPC error naming this budget (code `-32000`), and the
-   * agent's sessions go on.
+   * agent's sessions go on. An agent is a peer connection: a holder of the
+   * ticket that opens several connections (up to `maxAgents`) has this budget
+   * on each, within `maxUnfinishedBytes`.
    *
    * @default {134217728}
    */
@@ -203,6 +206,8 @@ export class WebRTCListener {
   /**
    * @param options The hub, the server factory and transport options.
    * @throws {TypeError} If the hub or the factory is missing.
+   * @throws {RangeError} If a limit (`maxAgents`, `maxSessionsPerAgent`,
+   * `sessionStartsPerSecond`, the budgets, `unfinishedMessageTimeout`) is not a positive integer.
    */
   constructor(options: WebRTCListenerOptions) {
     if (!options?.hub || typeof options.createServer !== "function") {
@@ -223,6 +228,10 @@ export class WebRTCListener {
           options.maxUnfinishedBytesPerAgent ?? DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
         ],
         ["maxUnfinishedBytes", options.maxUnfinishedBytes ?? DEFAULT_MAX_UNFINISHED_BYTES],
+        [
+          "unfinishedMessageTimeout",
+          options.unfinishedMessageTimeout ?? DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
+        ],
       ] as const
     ) {
       if (!Number.isSafeInteger(value) || value < 1) {

@@ -139,6 +139,35 @@ export async function killAll(): Promise<void> {
   await Promise.all([...running].map((process) => process.kill()));
 }
 
+/**
+ * Runs a test with a local signalling worker (Miniflare) at the URL it is
+ * given; stops every process the test started, then the worker.
+ */
+export function withWorker(fn: (signal: string) => Promise<void>): () => Promise<void> {
+  return async () => {
+    const { startLocalSignaling } = await import("../worker/local.ts");
+    const worker = await startLocalSignaling();
+    try {
+      await fn(worker.url);
+    } finally {
+      await killAll();
+      await worker.close();
+    }
+  };
+}
+
+/** A well-formed `initialize` request, as an SDK client sends it; spread it to change its `id`. */
+export const INITIALIZE = Object.freeze({
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: {
+    protocolVersion: "2025-06-18",
+    capabilities: {},
+    clientInfo: { name: "test", version: "1" },
+  },
+});
+
 async function readLines(
   readable: ReadableStream<Uint8Array>,
   online: (line: string) => void,

@@ -10,7 +10,7 @@ import { type DataChannelLike, DataChannelTransport } from "../src/data_channel_
 import { PathPeer } from "../src/_relay_peer.ts";
 import { FRAME_MORE } from "../src/framing.ts";
 import { TicketSignaling } from "../src/signaling/ticket_signaling.ts";
-import { type CliProcess, killAll, startServe, until } from "./_cli_helpers.ts";
+import { type CliProcess, INITIALIZE, startServe, until, withWorker } from "./_cli_helpers.ts";
 import { INCOMING_CHANNEL_OPEN_TIMEOUT } from "../src/constants.ts";
 
 /**
@@ -30,20 +30,6 @@ rl.on("line", (line) => {
   process.stdout.write(JSON.stringify({ jsonrpc: "2.0", id: m.id, result }) + "\\n");
 });`,
 ];
-
-/** Runs a test with a local signalling worker; stops every process it started. */
-function withWorker(fn: (signal: string) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const { startLocalSignaling } = await import("../worker/local.ts");
-    const worker = await startLocalSignaling();
-    try {
-      await fn(worker.url);
-    } finally {
-      await killAll();
-      await worker.close();
-    }
-  };
-}
 
 /** An agent that holds the ticket and opens channels by hand. */
 async function rawAgent(ticket: string): Promise<PathPeer> {
@@ -116,7 +102,7 @@ function closed(channel: DataChannelLike): Promise<void> {
 }
 
 Deno.test(
-  "serve frees a session's slot the moment its channel closes, opened or not: 40 channels closed at once leave every slot free",
+  "serve frees a session's slot when its channel closes, and, for a channel closed before it opened (of which node-datachannel says nothing), once INCOMING_CHANNEL_OPEN_TIMEOUT has passed, naming it: 40 channels closed at once leave every slot free",
   withWorker(async (signal) => {
     const { serve, ticket } = await startServe(signal, [
       "--log-json",
@@ -136,10 +122,23 @@ Deno.test(
       await Promise.all(channels.map(closed));
       // The desktop never hears that a channel closed before it opened: the
       // four that took a slot are given up once they did not open in time.
+      const since = Date.now();
       await until(
         () => events(serve, "session-closed").length >= 4,
         INCOMING_CHANNEL_OPEN_TIMEOUT + 5_000,
         "the four slots of the closed channels given back",
+      );
+      const waited = Date.now() - since;
+      // Those the desktop heard nothing of failed to start, and say why.
+      const failed = events(serve, "server-start-failed");
+      assert.ok(failed.length > 0, serve.stderr);
+      for (const event of failed) {
+        assert.match(String(event.message), /\(INCOMING_CHANNEL_OPEN_TIMEOUT\)/, serve.stderr);
+      }
+      // Given back by that deadline, not by some later one (the margin is for a loaded machine).
+      assert.ok(
+        waited < 2 * INCOMING_CHANNEL_OPEN_TIMEOUT,
+        `the slots came back after ${waited} ms`,
       );
       // Four sessions at once: every slot is free again.
       const clients = await Promise.all([1, 2, 3, 4].map((n) => session(peer, `agent-${n}`)));
@@ -184,16 +183,7 @@ Deno.test(
             channel.addEventListener("message", () => resolve());
             channel.addEventListener("close", () => resolve());
           });
-          channel.send(JSON.stringify({
-            jsonrpc: "2.0",
-            id: 1,
-            method: "initialize",
-            params: {
-              protocolVersion: "2025-06-18",
-              capabilities: {},
-              clientInfo: { name: "loop", version: "1" },
-            },
-          }));
+          channel.send(JSON.stringify(INITIALIZE));
           await answered;
           channel.close();
           await closed(channel);
@@ -358,6 +348,95 @@ Deno.test(
     } finally {
       await attacker.close();
       await other.close();
+      await serve.kill();
+    }
+  }),
+);
+
+/** A session on a new channel of `peer` that sends JSON-RPC requests and awaits their answers. */
+async function rpcSession(peer: PathPeer) {
+  // 64 KiB frames: a larger message goes in chunks, as the budgets count.
+  const transport = new DataChannelTransport(peer.createChannel(), { maxMessageSize: 65_536 });
+  const waiting = new Map<number, (answer: Record<string, unknown>) => void>();
+  transport.onmessage = (message) => {
+    const { id } = message as { id?: number };
+    if (id !== undefined) waiting.get(id)?.(message as Record<string, unknown>);
+  };
+  await transport.start();
+  return {
+    /** Sends a `tools/call` request carrying `bytes` of text; resolves with its answer (at most 15 s). */
+    call(id: number, bytes: number): Promise<Record<string, unknown>> {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`No answer to request ${id}`)), 15_000);
+        waiting.set(id, (answer) => {
+          clearTimeout(timer);
+          resolve(answer);
+        });
+        transport.send({
+          jsonrpc: "2.0",
+          id,
+          method: "tools/call",
+          params: { name: "x", arguments: { data: "a".repeat(bytes) } },
+        }).catch(reject);
+      });
+    },
+    close: () => transport.close(),
+  };
+}
+
+/** The error of a JSON-RPC answer, if it is one. */
+function errorOf(answer: Record<string, unknown>) {
+  return answer.error as { code: number; message: string; data?: { budget?: string } } | undefined;
+}
+
+Deno.test(
+  "serve refuses a chunked request that does not fit its agent connection's budget, or the desktop's, with a JSON-RPC error naming that budget; one ticket holder with two connections can fill the desktop's, and another agent's calls that fit go on",
+  withWorker(async (signal) => {
+    const KiB = 1024;
+    const perAgent = 1024 * KiB;
+    const desktop = 2048 * KiB;
+    const { serve, ticket } = await startServe(signal, [
+      "--log-json",
+      "--unfinished-bytes-per-agent",
+      String(perAgent),
+      "--unfinished-bytes",
+      String(desktop),
+      "--unfinished-timeout",
+      "60s",
+      "--",
+      ...PING_SERVER,
+    ]);
+    const holder = [await rawAgent(ticket), await rawAgent(ticket)];
+    const other = await rawAgent(ticket);
+    try {
+      const mine = await rpcSession(other);
+      // A message larger than one connection's budget is refused by it, alone on the desktop.
+      const tooLarge = errorOf(await mine.call(1, 1536 * KiB));
+      assert.equal(tooLarge?.data?.budget, "maxUnfinishedBytesPerAgent", JSON.stringify(tooLarge));
+      assert.match(tooLarge!.message, /'maxUnfinishedBytesPerAgent' \(1048576 bytes\)/);
+      // One that fits goes through.
+      assert.deepEqual((await mine.call(2, 768 * KiB)).result, {});
+      // The holder's two connections each hold 960 KiB (15 chunks) of a request it never
+      // finishes: each within its connection's budget, together most of the desktop's.
+      const channels = holder.map((peer) => peer.createChannel());
+      await Promise.all(channels.map(opened));
+      await Promise.all(channels.map((channel, i) => sendUnfinished(channel, i + 1, 900 * KiB)));
+      // Once the desktop has reserved them, the same 768 KiB no longer fits the desktop's budget.
+      const started = Date.now();
+      let refused: ReturnType<typeof errorOf>;
+      for (let id = 3; refused === undefined; id++) {
+        refused = errorOf(await mine.call(id, 768 * KiB));
+        if (Date.now() - started > 10_000) throw new Error("No request was refused in 10 s");
+      }
+      assert.equal(refused.data?.budget, "maxUnfinishedBytes", JSON.stringify(refused));
+      assert.match(refused.message, /'maxUnfinishedBytes' \(2097152 bytes\)/);
+      assert.match(refused.message, /send large messages one at a time, or again once/);
+      // A call that needs no chunks still answers, and the holder's sessions are still open.
+      assert.deepEqual((await mine.call(100, 1_000)).result, {});
+      assert.ok(channels.every((channel) => channel.readyState === "open"));
+      await mine.close();
+    } finally {
+      for (const peer of [...holder, other]) await peer.close();
       await serve.kill();
     }
   }),

@@ -13,10 +13,10 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
 import {
   CliProcess,
   EVERYTHING_PACKAGE,
-  killAll,
   LOCAL_FLAGS,
   startServe,
   TEST_SERVER,
+  withWorker,
 } from "./_cli_helpers.ts";
 
 /** The conformance suite, pinned. It needs Node 22 (`fs.globSync`), so it runs under Deno. */
@@ -123,19 +123,6 @@ async function startEverythingHttp(): Promise<{ url: string; process: CliProcess
 }
 
 /** Runs a test with a local signalling worker; stops every process it started. */
-function withWorker(fn: (signal: string) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const { startLocalSignaling } = await import("../worker/local.ts");
-    const worker = await startLocalSignaling();
-    try {
-      await fn(worker.url);
-    } finally {
-      await killAll();
-      await worker.close();
-    }
-  };
-}
-
 Deno.test(
   "The MCP conformance suite passes through serve --url and connect --http every scenario it passes directly against server-everything",
   withWorker(async (signal) => {

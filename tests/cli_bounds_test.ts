@@ -18,35 +18,18 @@ import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
 import { TicketSignaling } from "../mod.ts";
 import { serveHttp } from "../src/cli/http.ts";
-import { DEFAULT_MAX_HTTP_SESSIONS, MAX_HTTP_INITIALIZE_SIZE } from "../src/constants.ts";
 import { escapeControls, StatusLog } from "../src/cli/log.ts";
-import { startLocalSignaling } from "../worker/local.ts";
-import { CliProcess, killAll, LOCAL_FLAGS, startServe, TEST_SERVER } from "./_cli_helpers.ts";
+import {
+  CliProcess,
+  INITIALIZE as INITIALIZE_REQUEST,
+  LOCAL_FLAGS,
+  startServe,
+  TEST_SERVER,
+  withWorker,
+} from "./_cli_helpers.ts";
 
-/** Runs a test with a local signalling worker; stops every process it started. */
-function withWorker(fn: (signal: string) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const worker = await startLocalSignaling();
-    try {
-      await fn(worker.url);
-    } finally {
-      await killAll();
-      await worker.close();
-    }
-  };
-}
-
-/** A well-formed `initialize` request, as an SDK client sends it. */
-const INITIALIZE = JSON.stringify({
-  jsonrpc: "2.0",
-  id: 0,
-  method: "initialize",
-  params: {
-    protocolVersion: "2025-06-18",
-    capabilities: {},
-    clientInfo: { name: "page", version: "1" },
-  },
-});
+/** A well-formed `initialize` request, as a body. */
+const INITIALIZE = JSON.stringify(INITIALIZE_REQUEST);
 
 /** The headers of a well-formed `initialize` POST (Host added by {@linkcode rawRequest}). */
 const GOOD = {
@@ -57,14 +40,15 @@ const GOOD = {
 /**
  * Sends one HTTP/1.1 request over a raw socket, so that any header (`Host`
  * included) is sent as given, as a browser page or a rebinding attacker would;
- * resolves with the status and the body (read up to its `Content-Length`).
+ * resolves with the status, the header lines and the body (read up to its
+ * `Content-Length`).
  */
 async function rawRequest(
   port: number,
   method: string,
   headers: Record<string, string>,
   body = "",
-): Promise<{ status: number; body: string }> {
+): Promise<{ status: number; head: string; body: string }> {
   const connection = await Deno.connect({ hostname: "127.0.0.1", port });
   const timer = setTimeout(() => connection.close(), 15_000);
   try {
@@ -85,6 +69,7 @@ async function rawRequest(
         if (text.length - head - 4 >= length) {
           return {
             status: Number(text.slice(9, 12)),
+            head: text.slice(0, head),
             body: text.slice(head + 4, head + 4 + length),
           };
         }
@@ -93,7 +78,7 @@ async function rawRequest(
       if (n === null) break;
       text += decoder.decode(buffer.subarray(0, n), { stream: true });
     }
-    return { status: Number(text.slice(9, 12)), body: "" };
+    return { status: Number(text.slice(9, 12)), head: text, body: "" };
   } finally {
     clearTimeout(timer);
     try {
@@ -175,6 +160,28 @@ function refusedRequests(port: number): {
       message: /GET, POST, DELETE/,
     },
     {
+      what: "a CORS preflight from a local page, as a browser sends before a JSON POST",
+      method: "OPTIONS",
+      headers: {
+        Origin: "http://localhost:5173",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+      },
+      status: 405,
+      message: /Cannot accept a OPTIONS request: the MCP endpoint takes GET, POST, DELETE/,
+    },
+    {
+      what: "a CORS preflight from a page on another site",
+      method: "OPTIONS",
+      headers: {
+        Origin: "http://evil.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+      },
+      status: 403,
+      message: /Origin/,
+    },
+    {
       what: "an initialize without its params",
       method: "POST",
       headers: GOOD,
@@ -201,17 +208,42 @@ function refusedRequests(port: number): {
   ];
 }
 
+/**
+ * Starts `serve` (the test server) and `connect --http` on 127.0.0.1 with
+ * `flags`, runs `fn`, and adds both processes' stderr to its error, if any.
+ */
+async function withBridge(
+  signal: string,
+  flags: string[],
+  fn: (bridge: { serve: CliProcess; http: CliProcess; url: URL }) => Promise<void>,
+): Promise<void> {
+  const { serve, ticket } = await startServe(signal, ["--", ...TEST_SERVER]);
+  const http = CliProcess.cli([
+    "connect",
+    "--http",
+    "127.0.0.1:0",
+    ...flags,
+    ...LOCAL_FLAGS,
+    ticket,
+  ]);
+  try {
+    await fn({ serve, http, url: new URL(await http.line(0)) });
+  } catch (error) {
+    (error as Error).message += `\nconnect:\n${http.stderr}\nserve:\n${serve.stderr}`;
+    throw error;
+  }
+}
+
 Deno.test(
   "connect --http refuses what a web page can send (foreign Origin, rebinding Host, text/plain, no event stream, another method, a malformed initialize) before it dials: the desktop opens no session for it",
-  withWorker(async (signal) => {
-    const { serve, ticket } = await startServe(signal, ["--", ...TEST_SERVER]);
-    const http = CliProcess.cli(["connect", "--http", "127.0.0.1:0", ...LOCAL_FLAGS, ticket]);
-    const url = new URL(await http.line(0));
-    const port = Number(url.port);
-    try {
+  withWorker((signal) =>
+    withBridge(signal, [], async ({ serve, url }) => {
+      const port = Number(url.port);
       for (const request of refusedRequests(port)) {
         const response = await rawRequest(port, request.method, request.headers, request.body);
         assert.equal(response.status, request.status, `${request.what}: ${response.body}`);
+        // No CORS header: a browser lets no page on another origin read or send past it.
+        assert.doesNotMatch(response.head, /^access-control-/im, request.what);
         assert.match(JSON.parse(response.body).error.message, request.message, request.what);
       }
       // A real client, then, is the desktop's first and only session.
@@ -222,28 +254,14 @@ Deno.test(
       await serve.stderrMatch(/Agent 1 opened session 1\b/);
       assert.equal(serve.stderr.match(/opened session/g)?.length, 1, serve.stderr);
       await client.close();
-    } catch (error) {
-      (error as Error).message += `\nconnect:\n${http.stderr}\nserve:\n${serve.stderr}`;
-      throw error;
-    }
-  }),
+    })
+  ),
 );
 
 Deno.test(
   "connect --http --allow-origin admits that origin; a localhost origin is admitted by default",
-  withWorker(async (signal) => {
-    const { serve, ticket } = await startServe(signal, ["--", ...TEST_SERVER]);
-    const http = CliProcess.cli([
-      "connect",
-      "--http",
-      "127.0.0.1:0",
-      "--allow-origin",
-      "https://app.example",
-      ...LOCAL_FLAGS,
-      ticket,
-    ]);
-    const url = new URL(await http.line(0));
-    try {
+  withWorker((signal) =>
+    withBridge(signal, ["--allow-origin", "https://app.example"], async ({ url }) => {
       for (const origin of ["https://app.example", "http://localhost:5173"]) {
         const client = new Client({ name: origin, version: "1" });
         await client.connect(
@@ -257,28 +275,14 @@ Deno.test(
         Origin: "https://app.example.evil",
       }, INITIALIZE);
       assert.equal(refused.status, 403);
-    } catch (error) {
-      (error as Error).message += `\nconnect:\n${http.stderr}\nserve:\n${serve.stderr}`;
-      throw error;
-    }
-  }),
+    })
+  ),
 );
 
 Deno.test(
   "connect --http --sessions 2 refuses a third session with 503 and says what to do; a deleted session frees its place",
-  withWorker(async (signal) => {
-    const { serve, ticket } = await startServe(signal, ["--", ...TEST_SERVER]);
-    const http = CliProcess.cli([
-      "connect",
-      "--http",
-      "127.0.0.1:0",
-      "--sessions",
-      "2",
-      ...LOCAL_FLAGS,
-      ticket,
-    ]);
-    const url = new URL(await http.line(0));
-    try {
+  withWorker((signal) =>
+    withBridge(signal, ["--sessions", "2"], async ({ serve, http, url }) => {
       const open = [
         new Client({ name: "one", version: "1" }),
         new Client({ name: "two", version: "1" }),
@@ -300,11 +304,8 @@ Deno.test(
       await fourth.connect(new StreamableHTTPClientTransport(url));
       await fourth.callTool({ name: "pid", arguments: {} });
       await serve.stderrMatch(/Agent 1 opened session 3\b/);
-    } catch (error) {
-      (error as Error).message += `\nconnect:\n${http.stderr}\nserve:\n${serve.stderr}`;
-      throw error;
-    }
-  }),
+    })
+  ),
 );
 
 /** A server for {@linkcode serveHttp}'s `dial`, in memory. */
@@ -373,6 +374,51 @@ Deno.test("serveHttp() refuses an initialize body over its limit with 413 before
     const response = await rawRequest(port, "POST", GOOD, JSON.stringify(big));
     assert.equal(response.status, 413, response.body);
     assert.match(JSON.parse(response.body).error.message, /MAX_HTTP_INITIALIZE_SIZE/);
+    assert.equal(counter.dials, 0);
+  } finally {
+    await endpoint.close();
+  }
+});
+
+Deno.test("serveHttp() answers an initialize whose body breaks off with 400 saying so, not 413, and dials nothing", async () => {
+  const counter = { dials: 0 };
+  const endpoint = serveHttp({ hostname: "127.0.0.1", port: 0, dial: memoryDial(counter) });
+  try {
+    await endpoint.listening;
+    const port = Number(new URL(endpoint.url).port);
+    const connection = await Deno.connect({ hostname: "127.0.0.1", port });
+    const timer = setTimeout(() => connection.close(), 15_000);
+    try {
+      // 10 bytes of the 100 the request announces, then the client stops sending.
+      const head = [
+        "POST /mcp HTTP/1.1",
+        `Host: 127.0.0.1:${port}`,
+        ...Object.entries(GOOD).map(([name, value]) => `${name}: ${value}`),
+        "Content-Length: 100",
+        "",
+        "",
+      ].join("\r\n");
+      await connection.write(new TextEncoder().encode(`${head}{"jsonrpc"`));
+      await connection.closeWrite();
+      let text = "";
+      const buffer = new Uint8Array(65_536);
+      const decoder = new TextDecoder();
+      while (!/\r\n\r\n[\s\S]*\}/.test(text)) {
+        const n = await connection.read(buffer);
+        if (n === null) break;
+        text += decoder.decode(buffer.subarray(0, n), { stream: true });
+      }
+      assert.equal(Number(text.slice(9, 12)), 400, text);
+      assert.match(text, /could not be read .*send the request again/);
+      assert.doesNotMatch(text, /larger than/);
+    } finally {
+      clearTimeout(timer);
+      try {
+        connection.close();
+      } catch {
+        // Closed by the timer.
+      }
+    }
     assert.equal(counter.dials, 0);
   } finally {
     await endpoint.close();
@@ -448,9 +494,77 @@ Deno.test("StatusLog shows control characters escaped in the message and every f
   assert.equal(escapeControls("plain text, tabs\tand é ✓"), String.raw`plain text, tabs\tand é ✓`);
 });
 
-Deno.test("The documented limits of connect --http are the constants' values", () => {
-  assert.equal(DEFAULT_MAX_HTTP_SESSIONS, 64);
-  assert.equal(MAX_HTTP_INITIALIZE_SIZE, 1024 * 1024);
+/** A quantity as the README writes it ("128 MiB", "10 s", "`1048576`", "64"), in bytes or ms. */
+function quantity(text: string): number | undefined {
+  const match = /^\s*`?(\d+(?:\.\d+)?)`?\s*(GiB|MiB|KiB|B|ms|s)?(?![\w])/.exec(text);
+  if (!match) return undefined;
+  const unit = {
+    GiB: 2 ** 30,
+    MiB: 2 ** 20,
+    KiB: 2 ** 10,
+    B: 1,
+    ms: 1,
+    s: 1_000,
+  }[match[2] ?? "B"]!;
+  return Number(match[1]) * unit;
+}
+
+/**
+ * The value a README table cell gives for the constant `name`: the quantity
+ * in parentheses after it ("`MAX_HTTP_INITIALIZE_SIZE` (1 MiB)"), after a
+ * comma ("(`DEFAULT_MAX_HTTP_SESSIONS`, 64)"), or at the start of the part
+ * (between semicolons) it closes ("2 s for … (`INCOMING_CHANNEL_OPEN_TIMEOUT`)").
+ */
+function documentedValue(cell: string, name: string): number | undefined {
+  const at = cell.indexOf(`\`${name}\``);
+  const after = cell.slice(at + name.length + 2);
+  const paren = /^\s*\(([^)]*)\)/.exec(after);
+  if (paren && quantity(paren[1]) !== undefined) return quantity(paren[1]);
+  const comma = /^,\s*(\d+)\)/.exec(after);
+  if (comma) return Number(comma[1]);
+  if (cell.slice(0, at).endsWith("(")) {
+    return quantity(cell.slice(0, at).split(";").at(-1)!);
+  }
+  return undefined;
+}
+
+Deno.test("Every limit the README's tables name by its constant states the constant's value, and every row of its Limits tables names one", async () => {
+  const constants = await import("../src/constants.ts") as Record<string, unknown>;
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  let section = "";
+  let checked = 0;
+  const wrong: string[] = [];
+  for (const line of readme.split("\n")) {
+    if (line.startsWith("#")) section = line;
+    if (!line.startsWith("|") || /^\|\s*-/.test(line)) continue;
+    const cells = line.split("|").slice(1, -1).map((cell) => cell.trim());
+    const first = /^`([A-Z][A-Z0-9_]+)`$/.exec(cells[0])?.[1];
+    // A row of the first table: the constant, then its value; other names in it are references.
+    const named = first
+      ? [first]
+      : [...line.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((match) => match[1]);
+    const limitsRow = section === "### Limits" && cells[0] !== "Limit";
+    let valued = 0;
+    for (const name of new Set(named.filter((name) => typeof constants[name] === "number"))) {
+      const value = first ? quantity(cells[1]) : cells
+        .filter((cell) => cell.includes(`\`${name}\``))
+        .map((cell) => documentedValue(cell, name))
+        .find((found) => found !== undefined);
+      if (value === undefined) continue;
+      valued++;
+      if (value !== constants[name]) {
+        wrong.push(`${name} is ${constants[name]}, documented ${value}`);
+      }
+    }
+    if (limitsRow && valued === 0) wrong.push(`gives no constant's value: ${cells[0]}`);
+    checked += valued;
+  }
+  assert.deepEqual(wrong, []);
+  // Both Limits tables and connect --http's checks: well over a dozen values.
+  assert.ok(checked >= 12, `only ${checked} values checked`);
+});
+
+Deno.test("serveHttp() refuses a maxSessions below 1 and an allowed origin that is not one", () => {
   assert.throws(
     () =>
       serveHttp({

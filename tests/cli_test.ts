@@ -21,7 +21,6 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { createGuestTicket, createTicket, formatTicket, parseTicket } from "../mod.ts";
-import { startLocalSignaling } from "../worker/local.ts";
 import {
   type Agent,
   alive,
@@ -29,12 +28,12 @@ import {
   CliProcess,
   EVERYTHING_PACKAGE,
   INSPECTOR_PACKAGE,
-  killAll,
   LOCAL_FLAGS,
   startAgent,
   startServe,
   TEST_SERVER,
   until,
+  withWorker,
 } from "./_cli_helpers.ts";
 
 const EVERYTHING = ["npx", "--yes", EVERYTHING_PACKAGE, "stdio"];
@@ -48,18 +47,6 @@ function text(result: unknown): string {
 }
 
 /** Runs a test with a local signalling worker; stops every process it started. */
-function withWorker(fn: (signal: string) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const worker = await startLocalSignaling();
-    try {
-      await fn(worker.url);
-    } finally {
-      await killAll();
-      await worker.close();
-    }
-  };
-}
-
 async function closeAgent(agent: Agent): Promise<number> {
   await agent.client.close();
   return (await agent.transport.exited).code;

@@ -27,6 +27,7 @@ import {
   TURN_SECRET,
 } from "./nat/lab.ts";
 import { labTest, prepareLab } from "./_lab.ts";
+import { INITIALIZE } from "./_cli_helpers.ts";
 
 const lab = await prepareLab({
   name: "the NAT lab",
@@ -377,16 +378,7 @@ labTest(
         // MCP runs over that path: connect answers an initialize from the server behind serve.
         const writer = connect.child.stdin.getWriter();
         await writer.write(new TextEncoder().encode(
-          JSON.stringify({
-            jsonrpc: "2.0",
-            id: 1,
-            method: "initialize",
-            params: {
-              protocolVersion: "2025-06-18",
-              capabilities: {},
-              clientInfo: { name: "nat-lab", version: "1.0.0" },
-            },
-          }) + "\n",
+          JSON.stringify(INITIALIZE) + "\n",
         ));
         const reply = await connect.line((line) => line.includes('"id":1'), CLI_WITHIN);
         assert.match(reply, /"serverInfo":\{"name":"cli-test-server"/);

@@ -12,6 +12,7 @@ import {
 import { Peer } from "../src/peer.ts";
 import { createTestServer, LOCAL, until } from "./_helpers.ts";
 import { StreamSignaling } from "./_stdio_signaling.ts";
+import { INITIALIZE } from "./_cli_helpers.ts";
 
 Deno.test("WebRTCClientTransport notices a killed server process within 15 s and fires onclose", async () => {
   const child = new Deno.Command(Deno.execPath(), {
@@ -122,16 +123,7 @@ Deno.test("WebRTCServerTransport reports malformed frames from a raw peer and ke
   channel.send('{"jsonrpc":"1.0","id":1}');
   channel.send(new Uint8Array([0x42, 1, 2, 3]));
   channel.send(
-    JSON.stringify({
-      jsonrpc: "2.0",
-      id: 7,
-      method: "initialize",
-      params: {
-        protocolVersion: "2025-06-18",
-        capabilities: {},
-        clientInfo: { name: "raw", version: "1" },
-      },
-    }),
+    JSON.stringify({ ...INITIALIZE, id: 7 }),
   );
   await until(() => replies.length > 0, 5_000, "a reply to initialize");
   assert.equal(JSON.parse(replies[0]).id, 7);

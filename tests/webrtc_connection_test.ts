@@ -1,7 +1,14 @@
 /** One peer connection carrying many MCP sessions, between real peers on loopback. */
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
-import { MemorySignaling, type Signaling, WebRTCConnection } from "../mod.ts";
+import {
+  MemorySignaling,
+  type Signaling,
+  type SignalingRoom,
+  WebRTCConnection,
+  WebRTCListener,
+} from "../mod.ts";
+import type { MemoryBudget } from "../src/framing.ts";
 import { blobText, createTestServer, greet, LOCAL, text, until } from "./_helpers.ts";
 
 /** A desktop answering one agent: a fresh test server per session. */
@@ -199,4 +206,29 @@ Deno.test("WebRTCConnection.close() on a serving side still waiting for its firs
   await desktop.close();
   await closed;
   await connecting;
+});
+
+Deno.test("WebRTCConnection and WebRTCListener refuse a bad budget option when made, naming it", () => {
+  const signaling = () => new MemorySignaling();
+  for (const bad of [0, -1, NaN, 1.5, Infinity]) {
+    assert.throws(
+      () => new WebRTCConnection({ signaling, unfinishedMessageTimeout: bad }),
+      (error: Error) =>
+        error instanceof RangeError && /'unfinishedMessageTimeout'/.test(error.message),
+    );
+    assert.throws(
+      () =>
+        new WebRTCListener({
+          hub: {} as SignalingRoom,
+          createServer: createTestServer,
+          unfinishedMessageTimeout: bad,
+        }),
+      (error: Error) =>
+        error instanceof RangeError && /'unfinishedMessageTimeout'/.test(error.message),
+    );
+  }
+  assert.throws(
+    () => new WebRTCConnection({ signaling, unfinishedBudget: 5 as unknown as MemoryBudget }),
+    (error: Error) => error instanceof TypeError && /'unfinishedBudget'/.test(error.message),
+  );
 });

@@ -19,7 +19,7 @@ import {
   withA2AExtensions,
 } from "@a2a-js/sdk/client";
 import { settle, withResolvers, yieldToEventLoop } from "../_async.ts";
-import { BYE_TIMEOUT } from "../constants.ts";
+import { A2A_MAX_KEY_ID_LENGTH, BYE_TIMEOUT } from "../constants.ts";
 import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
 import type { ConnectableServer } from "../webrtc_listener.ts";
@@ -514,10 +514,11 @@ export function sendMessageOfferingMcp(
     );
   }
   if (
-    options.keyId !== undefined && (typeof options.keyId !== "string" || options.keyId.length > 256)
+    options.keyId !== undefined &&
+    (typeof options.keyId !== "string" || options.keyId.length > A2A_MAX_KEY_ID_LENGTH)
   ) {
     throw new TypeError(
-      "Cannot offer the MCP server as 'keyId' is not a string of at most 256 characters",
+      `Cannot offer the MCP server as 'keyId' is not a string of at most A2A_MAX_KEY_ID_LENGTH (${A2A_MAX_KEY_ID_LENGTH}) characters: name the key with a shorter string, e.g. the room id`,
     );
   }
   return offering(client, params, options, key);

@@ -316,6 +316,10 @@ Deno.test("sendMessageOfferingMcp() fails closed at the call: a key that is not 
       [{ createServer, key: short }, /not an HMAC-SHA-256 key of 256 bits/],
       [{ createServer, sealed: true }, /neither 'key' nor 'sealed: false'/],
       [{ createServer, sealed: false, keyId: 7 }, /'keyId' is not a string/],
+      [
+        { createServer, sealed: false, keyId: "k".repeat(257) },
+        /'keyId' is not a string of at most A2A_MAX_KEY_ID_LENGTH \(256\) characters: name the key with a shorter string/,
+      ],
     ] as const
   ) {
     assert.throws(

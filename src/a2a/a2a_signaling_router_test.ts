@@ -12,6 +12,7 @@ import {
 import type { SignalingMessage } from "../signaling/signaling.ts";
 import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
 import {
+  A2A_MAX_KEY_ID_LENGTH,
   A2A_MAX_PENDING_MESSAGES,
   A2A_MAX_SIGNALING_MESSAGE_SIZE,
   A2A_MAX_SIGNALING_PARTS,
@@ -151,6 +152,16 @@ Deno.test("A2ASignalingRouter.openSignaling() refuses a message without an offer
   assert.throws(
     () => a2aMcpOffer({ metadata: { [A2A_SIGNALING_EXTENSION_URI]: { v: 2 } } }),
     TypeError,
+  );
+  const longKeyId = { version: 1, sealed: true, keyId: "k".repeat(A2A_MAX_KEY_ID_LENGTH + 1) };
+  assert.throws(
+    () => a2aMcpOffer({ metadata: { [A2A_SIGNALING_EXTENSION_URI]: longKeyId } }),
+    /keyId\?: string of at most A2A_MAX_KEY_ID_LENGTH \(256\) characters/,
+  );
+  const longest = { ...longKeyId, keyId: "k".repeat(A2A_MAX_KEY_ID_LENGTH) };
+  assert.equal(
+    a2aMcpOffer({ metadata: { [A2A_SIGNALING_EXTENSION_URI]: longest } })?.keyId,
+    longest.keyId,
   );
 });
 

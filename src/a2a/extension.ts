@@ -10,6 +10,7 @@ import { Role } from "@a2a-js/sdk";
 import type { SignalingMessage } from "../signaling/signaling.ts";
 import { utf8Length } from "../_utf8.ts";
 import { encodeBase64Url } from "../_base64url.ts";
+import { A2A_MAX_KEY_ID_LENGTH } from "../constants.ts";
 
 /**
  * The URI of the extension: in the agent card's `capabilities.extensions`, in
@@ -131,10 +132,11 @@ export function a2aMcpOffer(message: Pick<Message, "metadata">): A2AMcpOffer | u
   if (
     typeof offer !== "object" || offer === null || offer.version !== 1 ||
     typeof offer.sealed !== "boolean" ||
-    (offer.keyId !== undefined && (typeof offer.keyId !== "string" || offer.keyId.length > 256))
+    (offer.keyId !== undefined &&
+      (typeof offer.keyId !== "string" || offer.keyId.length > A2A_MAX_KEY_ID_LENGTH))
   ) {
     throw new TypeError(
-      `Cannot read the MCP offer of the message as its metadata under ${A2A_SIGNALING_EXTENSION_URI} is not { version: 1, sealed: boolean, keyId?: string }`,
+      `Cannot read the MCP offer of the message as its metadata under ${A2A_SIGNALING_EXTENSION_URI} is not { version: 1, sealed: boolean, keyId?: string of at most A2A_MAX_KEY_ID_LENGTH (${A2A_MAX_KEY_ID_LENGTH}) characters }: the offering agent must send such an offer`,
     );
   }
   return offer.keyId === undefined

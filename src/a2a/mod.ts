@@ -29,6 +29,7 @@
  *
  * @module
  */
+export { A2A_MAX_KEY_ID_LENGTH } from "../constants.ts";
 export {
   A2A_MAX_PENDING_MESSAGES,
   A2A_MAX_SIGNALING_MESSAGE_SIZE,

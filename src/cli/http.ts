@@ -509,7 +509,18 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
     if (request.method !== "POST") {
       return jsonError(400, -32000, "Bad Request: Mcp-Session-Id header is required");
     }
-    const text = await readBounded(request, MAX_HTTP_INITIALIZE_SIZE).catch(() => undefined);
+    let text: string | undefined;
+    try {
+      text = await readBounded(request, MAX_HTTP_INITIALIZE_SIZE);
+    } catch (error) {
+      return jsonError(
+        400,
+        -32000,
+        `Cannot open a session as the request's body could not be read (${
+          quote((error as Error).message).slice(1, -1)
+        }): the client broke off or sent a malformed body; send the request again`,
+      );
+    }
     if (text === undefined) {
       return jsonError(
         413,
