@@ -7,7 +7,7 @@
 import type { RelayPipe } from "./relay_protocol.ts";
 import { DEFAULT_HOST_TIMEOUT } from "../constants.ts";
 import type { IceServer } from "../peer.ts";
-import { HOST } from "./room_protocol.ts";
+import { HOST, ROOM_MEETING_POINT } from "./room_protocol.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
 import { SignalingRoom, SignalingRoomError, type SignalingRoomOptions } from "./signaling_room.ts";
 
@@ -113,6 +113,9 @@ export class WebSocketSignaling implements Signaling {
   get iceServers(): IceServer[] | undefined {
     return this.room.iceServers;
   }
+
+  /** See {@linkcode Signaling.meetingPoint}. */
+  readonly meetingPoint = ROOM_MEETING_POINT;
 
   /** Starts delivering the host's messages, including those that came before. */
   /**
