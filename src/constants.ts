@@ -173,6 +173,16 @@ export const LARGE_PACKETS_MARK = "a=x-mcp-webrtc:large-packets";
 export const DTLS_REFUSAL_WINDOW = 5_000;
 
 /**
+ * How long a peer whose DTLS handshake failed, with nothing here showing why
+ * (the other peer's certificate matched, or never came), waits for the other
+ * peer's goodbye before it fails with what it saw: the other peer may have
+ * observed the cause (our certificate against an altered fingerprint) and
+ * says so in its goodbye, which follows its failure within milliseconds.
+ * Not waited for between two peers of this module that will try once more.
+ */
+export const DIAGNOSIS_WAIT = 1_000;
+
+/**
  * How many refusal notices one `AuthenticatedSignaling` sends per connection:
  * each answers an envelope that failed its seal, so a relay that floods
  * forgeries could otherwise make an end send as many notices. The first

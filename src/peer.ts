@@ -13,6 +13,7 @@ import {
   CHANNEL_PROTOCOL,
   CHANNEL_RELEASE_TIMEOUT,
   CONNECTION_RELEASE_TIMEOUT,
+  DIAGNOSIS_WAIT,
   DTLS_REFUSAL_WINDOW,
   FALLBACK_MAX_MESSAGE_SIZE,
   LARGE_PACKETS_MARK,
@@ -387,6 +388,8 @@ export class Peer {
   #closed = false;
   #closeReason = "closed";
   readonly #closedError = new WebRTCTransportError("Cannot connect as the transport was closed");
+  /** A handshake failure seen here whose cause the other peer's goodbye may tell. */
+  #unexplained?: ConnectError;
   /** The first signalling message refused, to explain a timeout. */
   #refused?: Error;
   #steps = new Set<ConnectStep>();
@@ -773,7 +776,13 @@ export class Peer {
       else {
         // Not when this side closed it (after a timeout, say).
         if (!this.#closed) this.#broke = true;
-        this.#fail(this.#connectionFailed(state));
+        const { error, conclusive } = this.#connectionFailed(state);
+        if (conclusive || this.#closed || this.retryable(error)) return this.#fail(error);
+        // What failed the handshake was seen by the other peer (its check of
+        // our certificate, say): its goodbye, if it comes soon, says it.
+        this.#unexplained = error;
+        const timer = setTimeout(() => this.#fail(error), DIAGNOSIS_WAIT);
+        this.#failure.signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
       }
     });
     pc.addEventListener("datachannel", (event) => {
@@ -907,6 +916,16 @@ export class Peer {
     const reason = typeof message.reason === "string"
       ? message.reason.slice(0, MAX_BYE_REASON_LENGTH)
       : "no reason given";
+    const unexplained = this.#unexplained;
+    if (unexplained) {
+      // What was seen here, and what the other peer saw.
+      return this.#fail(
+        new ConnectError(
+          unexplained.stage,
+          `${unexplained.message}; the other peer said: ${reason}`,
+        ),
+      );
+    }
     let text = `Cannot connect as the other peer gave up (${reason}) during the ${
       stageName(stage)
     }: ${hint(stage, this.#options.initiator, this.#meetingPoint())}`;
@@ -1034,8 +1053,12 @@ export class Peer {
     );
   }
 
-  /** The error of a connection that failed before the channel opened. */
-  #connectionFailed(state: string): ConnectError {
+  /**
+   * The error of a connection that failed before the channel opened, and
+   * whether it is conclusive (not a handshake failure whose cause only the
+   * other peer observed).
+   */
+  #connectionFailed(state: string): { error: ConnectError; conclusive: boolean } {
     if (!this.#iceConnected && this.#pathFound) {
       // Our ICE event may come after the failure (node-datachannel reads the
       // state when it dispatches): the answerer's check proved the path.
@@ -1043,21 +1066,23 @@ export class Peer {
       this.#iceConnectedAt ??= this.#negotiatedAt;
     }
     if (!this.#iceConnected) {
-      return new ConnectError(
+      const error = new ConnectError(
         "ice",
         `Cannot connect as the peer connection ${state} before ICE found a path: ${
           hint("ice", this.#options.initiator, this.#meetingPoint())
         }`,
       );
+      return { error, conclusive: true };
     }
     const pc = this.#pc;
     if (this.#steps.has("dtls") || pc?.connectionState === "connected") {
-      return new ConnectError(
+      const error = new ConnectError(
         "channel",
         `Cannot connect as the peer connection ${state} after the encrypted session was up, before the "mcp" channel opened: ${
           hint("channel", this.#options.initiator, this.#meetingPoint())
         }`,
       );
+      return { error, conclusive: true };
     }
     return this.#handshakeFailed(state);
   }
@@ -1068,7 +1093,7 @@ export class Peer {
    * the implementation tells) compared with the fingerprint it signalled.
    * Only a fingerprint that was compared and differs names an alteration.
    */
-  #handshakeFailed(state: string): ConnectError {
+  #handshakeFailed(state: string): { error: ConnectError; conclusive: boolean } {
     const pc = this.#pc;
     const after = this.#iceConnectedAt === undefined
       ? "after a network path was found"
@@ -1091,7 +1116,7 @@ export class Peer {
     if (seen && expected !== undefined && expected !== seen.value.toUpperCase()) {
       const sealed =
         (this.#options.signaling as { authenticated?: unknown }).authenticated === true;
-      return new ConnectError(
+      const error = new ConnectError(
         "dtls",
         `Cannot connect as the other peer's certificate does not match the fingerprint in the ${theirs} it signalled (${algorithm} ${seen.value.toUpperCase()} in the handshake, ${expected} signalled): ${
           sealed
@@ -1099,16 +1124,18 @@ export class Peer {
             : "something on the signalling channel altered the offer or answer; carry signalling over AuthenticatedSignaling (tickets do) so that such changes are detected"
         }`,
       );
+      return { error, conclusive: true };
     }
     const seenText = seen === undefined
       ? "before the other peer's certificate was checked"
       : expected === undefined
       ? `with the other peer's certificate not compared (its ${theirs} signalled no ${algorithm} fingerprint)`
-      : "although the other peer's certificate matches the fingerprint it signalled";
-    return new ConnectError(
+      : "although the other peer's certificate matches the fingerprint it signalled, so nothing altered that";
+    const error = new ConnectError(
       "dtls",
-      `Cannot connect as the peer connection ${state} during the DTLS handshake, ${after}, ${seenText}: the handshake was refused or broken off; check that the other peer takes the DTLS role its ${theirs} gives it (a=setup)`,
+      `Cannot connect as the peer connection ${state} during the DTLS handshake, ${after}, ${seenText}: the handshake was refused or broken off (libdatachannel refuses a certificate it checks before the other peer's description is in place, which a second attempt cures; a peer that takes the same DTLS role as this one, see a=setup, fails the same way)`,
     );
+    return { error, conclusive: false };
   }
 
   #channelRefused(): ConnectError {
