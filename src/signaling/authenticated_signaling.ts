@@ -393,7 +393,9 @@ export class AuthenticatedSignaling implements Signaling {
     if (this.#queue.length >= this.#maxQueuedMessages) {
       return Promise.reject(
         new Error(
-          `Cannot send signalling message as ${this.#queue.length} messages already wait for the other peer's hello: is the other peer connected to the same room, with a ticket of the same room?`,
+          `Cannot send signalling message as ${this.#queue.length} messages already wait for the other peer's hello: is the other peer connected through ${
+            this.#inner.meetingPoint ?? "the same signalling channel"
+          }, with the same key?`,
         ),
       );
     }
