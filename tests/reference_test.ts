@@ -26,8 +26,13 @@ const VENV = `${Deno.env.get("TMPDIR") ?? "/tmp"}/mcp-webrtc-reference`;
 const PYTHON = `${VENV}/bin/python`;
 /** A documentation address (RFC 5737) on the namespace's `lo`. */
 const TEST_ADDRESS = "192.0.2.1/32";
-/** How long one side of a pairing may take, a `deno run` or Python start-up included. */
-const PROCESS_TIMEOUT = 30_000;
+/**
+ * How long one side of a pairing may take, a `deno run` or Python start-up
+ * included (and, for the side that listens, the other side's): a bound for a
+ * hang. On two cores shared with other work a Python start-up alone took 7 s
+ * and a whole pairing over 30 s, so the bound leaves room for that.
+ */
+const PROCESS_TIMEOUT = 60_000;
 /** Pairings in which the reference offers, and in which this module offers. */
 const PAIRINGS_EACH_WAY = 50;
 
