@@ -604,6 +604,16 @@ class AttemptView implements Signaling {
     return this.#demux.iceServers;
   }
 
+  /** Whether the signalling is sealed end to end, as it says (for the diagnosis of a failure). */
+  get authenticated(): boolean | undefined {
+    return this.#demux.authenticated;
+  }
+
+  /** The signalling's own {@linkcode Signaling.meetingPoint}. */
+  get meetingPoint(): string | undefined {
+    return this.#demux.meetingPoint;
+  }
+
   start(options?: { initiator: boolean }): Promise<void> {
     this.#starting ??= this.#demux.start(options).then(() => {
       this.started = true;
@@ -661,6 +671,16 @@ class RelayDemux implements Signaling {
   /** The STUN/TURN servers the signalling hands out, if any (a room's TURN credentials). */
   get iceServers(): unknown {
     return (this.#inner as { iceServers?: unknown }).iceServers;
+  }
+
+  /** Whether the signalling is sealed end to end, as it says. */
+  get authenticated(): boolean | undefined {
+    return (this.#inner as RelayCarrier).authenticated;
+  }
+
+  /** The signalling's own {@linkcode Signaling.meetingPoint}. */
+  get meetingPoint(): string | undefined {
+    return this.#inner.meetingPoint;
   }
 
   start(options?: { initiator: boolean }): Promise<void> {

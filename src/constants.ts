@@ -227,15 +227,34 @@ export const PATH_MARK = "a=x-mcp-webrtc:path-found";
 export const LARGE_PACKETS_MARK = "a=x-mcp-webrtc:large-packets";
 
 /**
- * A DTLS handshake that fails within this time after ICE connected was
- * refused, not starved: over a working path the handshake takes a few round
- * trips (milliseconds; about 1 s when one flight is lost and resent), and a
- * handshake whose packets are dropped is retried for far longer before it
- * fails. A refusal is a certificate that does not match the fingerprint in
- * the signalled offer or answer (measured: the connection fails within
- * 20 ms on loopback).
+ * How soon after the offer and answer were exchanged a connection between two
+ * peers of this module must have failed at the ICE or DTLS stage for both to
+ * try once more with a new offer (see `Peer.retryable`): over a working path
+ * the handshake takes a few round trips (milliseconds; about 1 s when one
+ * flight is lost and resent), and libdatachannel's early certificate check
+ * (the race the retry cures) fails within 20 ms on loopback. It decides a
+ * retry only; what an error says comes from what was observed.
  */
 export const DTLS_REFUSAL_WINDOW = 5_000;
+
+/**
+ * How long a peer whose DTLS handshake failed, with nothing here showing why
+ * (the other peer's certificate matched, or never came), waits for the other
+ * peer's goodbye before it fails with what it saw: the other peer may have
+ * observed the cause (our certificate against an altered fingerprint) and
+ * says so in its goodbye, which follows its failure within milliseconds.
+ * Not waited for between two peers of this module that will try once more.
+ */
+export const DIAGNOSIS_WAIT = 1_000;
+
+/**
+ * How many refusal notices one `AuthenticatedSignaling` sends per connection:
+ * each answers an envelope that failed its seal, so a relay that floods
+ * forgeries could otherwise make an end send as many notices. The first
+ * notice is the one that matters (an altered offer or answer ends the
+ * connect); a few more cover altered candidates.
+ */
+export const MAX_REFUSAL_NOTICES = 8;
 
 /**
  * How long `close()` waits for the goodbye to be handed to signalling: the

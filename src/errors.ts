@@ -203,3 +203,37 @@ export class RelayError extends WebRTCTransportError {
     this.name = "RelayError";
   }
 }
+
+/**
+ * The other peer refused a signalling message that this peer really sent,
+ * and said so in a message only it could have sent (sealed with the key both
+ * hold): the message was lost on the way (altered, say), so the connect cannot
+ * complete. A `Signaling` that learns this reports it through its
+ * `onerror`; a transport then fails its connect at once, with this cause.
+ *
+ * `AuthenticatedSignaling` tells the other end whenever it refuses an
+ * envelope that claims to come from that end and fails its seal; the other
+ * end raises this error only for an envelope it sent itself (the same
+ * sequence number and seal), so a forgery refused on the way is no
+ * accusation.
+ *
+ * @example Recognise the other peer's refusal
+ * ```ts
+ * import { PeerRefusalError, WebRTCTransportError } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new PeerRefusalError("The other peer refused this peer's offer");
+ * assert.ok(error instanceof WebRTCTransportError);
+ * assert.equal(error.name, "PeerRefusalError");
+ * ```
+ */
+export class PeerRefusalError extends WebRTCTransportError {
+  /**
+   * @param message What the other peer refused, and the check that failed there.
+   * @param options The underlying cause, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PeerRefusalError";
+  }
+}

@@ -13,6 +13,7 @@ import {
   CHANNEL_PROTOCOL,
   CHANNEL_RELEASE_TIMEOUT,
   CONNECTION_RELEASE_TIMEOUT,
+  DIAGNOSIS_WAIT,
   DTLS_REFUSAL_WINDOW,
   FALLBACK_MAX_MESSAGE_SIZE,
   LARGE_PACKETS_MARK,
@@ -25,6 +26,7 @@ import type { DataChannelLike } from "./data_channel_transport.ts";
 import {
   ConnectError,
   type ConnectStage,
+  PeerRefusalError,
   SignalRefusedError,
   WebRTCTransportError,
 } from "./errors.ts";
@@ -56,6 +58,12 @@ export interface PeerConnectionLike {
   setRemoteDescription(description: { type: string; sdp: string }): Promise<void>;
   addIceCandidate(candidate: IceCandidateInit): Promise<void>;
   getStats?(): Promise<unknown>;
+  /**
+   * The other peer's certificate fingerprint as the DTLS handshake computed
+   * it, once the certificate arrived (node-datachannel's connections as this
+   * module makes them); otherwise undefined.
+   */
+  remoteCertificateFingerprint?(): { algorithm: string; value: string } | undefined;
   close(): void;
   addEventListener(type: string, listener: (event: Event) => void): void;
   removeEventListener(type: string, listener: (event: Event) => void): void;
@@ -219,6 +227,16 @@ function nativeChannelPeerConnection(
       });
     }
 
+    /** The certificate fingerprint libdatachannel computed in the handshake, once it did. */
+    remoteCertificateFingerprint(): { algorithm: string; value: string } | undefined {
+      try {
+        const fingerprint = this.#native?.remoteFingerprint();
+        return fingerprint?.value ? { ...fingerprint } : undefined;
+      } catch {
+        return undefined;
+      }
+    }
+
     createDataChannel(
       label: string,
       init: { ordered?: boolean; protocol?: string } = {},
@@ -371,6 +389,8 @@ export class Peer {
   #closed = false;
   #closeReason = "closed";
   readonly #closedError = new WebRTCTransportError("Cannot connect as the transport was closed");
+  /** A handshake failure seen here whose cause the other peer's goodbye may tell. */
+  #unexplained?: ConnectError;
   /** The first signalling message refused, to explain a timeout. */
   #refused?: Error;
   #steps = new Set<ConnectStep>();
@@ -768,7 +788,13 @@ export class Peer {
       else {
         // Not when this side closed it (after a timeout, say).
         if (!this.#closed) this.#broke = true;
-        this.#fail(this.#connectionFailed(state));
+        const { error, conclusive } = this.#connectionFailed(state);
+        if (conclusive || this.#closed || this.retryable(error)) return this.#fail(error);
+        // What failed the handshake was seen by the other peer (its check of
+        // our certificate, say): its goodbye, if it comes soon, says it.
+        this.#unexplained = error;
+        const timer = setTimeout(() => this.#fail(error), DIAGNOSIS_WAIT);
+        this.#failure.signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
       }
     });
     pc.addEventListener("datachannel", (event) => {
@@ -805,6 +831,15 @@ export class Peer {
         ),
       );
     signaling.onerror = (error) => {
+      if (error instanceof PeerRefusalError) {
+        // The other peer refused a message of ours: it is lost, the connect cannot complete.
+        this.#fail(
+          new ConnectError(this.#stage(), `Cannot connect as ${lowerFirst(error.message)}`, {
+            cause: error,
+          }),
+        );
+        return;
+      }
       this.#refused ??= error;
       this.onerror?.(error);
     };
@@ -893,17 +928,32 @@ export class Peer {
     const reason = typeof message.reason === "string"
       ? message.reason.slice(0, MAX_BYE_REASON_LENGTH)
       : "no reason given";
+    const unexplained = this.#unexplained;
+    if (unexplained) {
+      // What was seen here, and what the other peer saw.
+      return this.#fail(
+        new ConnectError(
+          unexplained.stage,
+          `${unexplained.message}; the other peer said: ${reason}`,
+        ),
+      );
+    }
     let text = `Cannot connect as the other peer gave up (${reason}) during the ${
       stageName(stage)
-    }: ${hint(stage, this.#options.initiator)}`;
-    if (stage === "signaling") text = `Cannot connect as the other peer gave up: ${reason}`;
+    }: ${hint(stage, this.#options.initiator, this.#meetingPoint())}`;
+    const refused = this.#refused;
+    if (refused?.name === "AuthenticationError") {
+      // We refused its message; its goodbye says it learnt so.
+      text =
+        `Cannot connect as this peer refused a signalling message (${refused.message}), and the other peer gave up: ${reason}`;
+    } else if (stage === "signaling") text = `Cannot connect as the other peer gave up: ${reason}`;
     // Its diagnosis of the stage both share is better than a guess from here.
     else if (reason.startsWith("Cannot connect as ")) {
       text = `Cannot connect as the other peer gave up during the ${
         stageName(stage)
       }, saying: ${reason}`;
     }
-    this.#fail(new ConnectError(stage, text));
+    this.#fail(new ConnectError(stage, text, refused ? { cause: refused } : undefined));
   }
 
   /** Ends the negotiation with `error` (once; never after it succeeded). */
@@ -983,6 +1033,14 @@ export class Peer {
     }
   }
 
+  /** What both peers must share, as the signalling describes it (see `Signaling.meetingPoint`). */
+  #meetingPoint(): string {
+    const point = this.#options.signaling.meetingPoint;
+    return typeof point === "string" && point.length > 0
+      ? point.slice(0, 200)
+      : "the same signalling channel";
+  }
+
   #stage(): ConnectStage {
     const pc = this.#pc;
     if (!pc || !this.#remoteSet) return "signaling";
@@ -1001,14 +1059,18 @@ export class Peer {
       `Cannot connect as the ${stageName(stage)} did not complete within ${timeout} ms: ${
         refused && stage === "signaling"
           ? `signalling messages were refused (${refused.message})`
-          : hint(stage, this.#options.initiator)
+          : hint(stage, this.#options.initiator, this.#meetingPoint())
       }`,
       refused ? { cause: refused } : undefined,
     );
   }
 
-  /** The error of a connection that failed before the channel opened. */
-  #connectionFailed(state: string): ConnectError {
+  /**
+   * The error of a connection that failed before the channel opened, and
+   * whether it is conclusive (not a handshake failure whose cause only the
+   * other peer observed).
+   */
+  #connectionFailed(state: string): { error: ConnectError; conclusive: boolean } {
     if (!this.#iceConnected && this.#pathFound) {
       // Our ICE event may come after the failure (node-datachannel reads the
       // state when it dispatches): the answerer's check proved the path.
@@ -1016,28 +1078,76 @@ export class Peer {
       this.#iceConnectedAt ??= this.#negotiatedAt;
     }
     if (!this.#iceConnected) {
-      return new ConnectError(
+      const error = new ConnectError(
         "ice",
         `Cannot connect as the peer connection ${state} before ICE found a path: ${
-          hint("ice", this.#options.initiator)
+          hint("ice", this.#options.initiator, this.#meetingPoint())
         }`,
       );
+      return { error, conclusive: true };
     }
-    if (
-      this.#iceConnectedAt !== undefined && Date.now() - this.#iceConnectedAt < DTLS_REFUSAL_WINDOW
-    ) {
-      // The handshake ran over a working path and ended at once: refused.
-      return new ConnectError(
-        "dtls",
-        "Cannot connect as the encrypted session was refused after a network path was found: the other peer's certificate does not match the fingerprint in the offer or answer it signalled, so something on the signalling channel altered the offer or answer; carry signalling over AuthenticatedSignaling (tickets do) so that such changes are detected",
+    const pc = this.#pc;
+    if (this.#steps.has("dtls") || pc?.connectionState === "connected") {
+      const error = new ConnectError(
+        "channel",
+        `Cannot connect as the peer connection ${state} after the encrypted session was up, before the "mcp" channel opened: ${
+          hint("channel", this.#options.initiator, this.#meetingPoint())
+        }`,
       );
+      return { error, conclusive: true };
     }
-    return new ConnectError(
-      this.#stage(),
-      `Cannot connect as the peer connection closed during the ${stageName(this.#stage())}: ${
-        hint(this.#stage(), this.#options.initiator)
-      }`,
+    return this.#handshakeFailed(state);
+  }
+
+  /**
+   * The error of a DTLS handshake that failed over a working path, from what
+   * was observed: the other peer's certificate as the handshake saw it (where
+   * the implementation tells) compared with the fingerprint it signalled.
+   * Only a fingerprint that was compared and differs names an alteration.
+   */
+  #handshakeFailed(state: string): { error: ConnectError; conclusive: boolean } {
+    const pc = this.#pc;
+    const after = this.#iceConnectedAt === undefined
+      ? "after a network path was found"
+      : `${Math.max(0, Date.now() - this.#iceConnectedAt)} ms after a network path was found`;
+    const theirs = this.#options.initiator ? "answer" : "offer";
+    let seen: { algorithm: string; value: string } | undefined;
+    try {
+      seen = pc?.remoteCertificateFingerprint?.();
+    } catch {
+      seen = undefined;
+    }
+    const signalled = new Map<string, string>();
+    for (
+      const [, algorithm, value] of (pc?.remoteDescription?.sdp ?? "").matchAll(
+        /^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\r?$/gm,
+      )
+    ) signalled.set(algorithm.toLowerCase(), value.toUpperCase());
+    const algorithm = seen?.algorithm.toLowerCase();
+    const expected = algorithm === undefined ? undefined : signalled.get(algorithm);
+    if (seen && expected !== undefined && expected !== seen.value.toUpperCase()) {
+      const sealed =
+        (this.#options.signaling as { authenticated?: unknown }).authenticated === true;
+      const error = new ConnectError(
+        "dtls",
+        `Cannot connect as the other peer's certificate does not match the fingerprint in the ${theirs} it signalled (${algorithm} ${seen.value.toUpperCase()} in the handshake, ${expected} signalled): ${
+          sealed
+            ? "the signalling is sealed, so that fingerprint is the other peer's own; something on the network path answered the handshake in its place, or the other peer is faulty"
+            : "something on the signalling channel altered the offer or answer; carry signalling over AuthenticatedSignaling (tickets do) so that such changes are detected"
+        }`,
+      );
+      return { error, conclusive: true };
+    }
+    const seenText = seen === undefined
+      ? "before the other peer's certificate was checked"
+      : expected === undefined
+      ? `with the other peer's certificate not compared (its ${theirs} signalled no ${algorithm} fingerprint)`
+      : "although the other peer's certificate matches the fingerprint it signalled, so nothing altered that";
+    const error = new ConnectError(
+      "dtls",
+      `Cannot connect as the peer connection ${state} during the DTLS handshake, ${after}, ${seenText}: the handshake was refused or broken off (libdatachannel refuses a certificate it checks before the other peer's description is in place, which a second attempt cures; a peer that takes the same DTLS role as this one, see a=setup, fails the same way)`,
     );
+    return { error, conclusive: false };
   }
 
   #channelRefused(): ConnectError {
@@ -1089,12 +1199,12 @@ function stageName(stage: ConnectStage): string {
   }[stage];
 }
 
-function hint(stage: ConnectStage, initiator: boolean): string {
+function hint(stage: ConnectStage, initiator: boolean, meetingPoint: string): string {
   switch (stage) {
     case "signaling":
       return initiator
-        ? "no answer came from the other peer; check that it is running and uses the same signalling room or ticket"
-        : "the offer or its candidates did not arrive; check that both peers use the same signalling room or ticket";
+        ? `no answer came from the other peer; check that it is running and uses ${meetingPoint}`
+        : `the offer or its candidates did not arrive; check that both peers use ${meetingPoint}`;
     case "ice":
       return "no network path between the peers; configure a TURN server (iceServers) or allow UDP between them";
     case "dtls":
@@ -1102,6 +1212,10 @@ function hint(stage: ConnectStage, initiator: boolean): string {
     case "channel":
       return 'the "mcp" data channel did not open; the other peer may not be an MCP WebRTC peer';
   }
+}
+
+function lowerFirst(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
 function messageOf(error: unknown): string {

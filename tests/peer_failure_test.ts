@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 import {
+  AuthenticatedSignaling,
   ConnectError,
   FrameError,
   MemorySignaling,
@@ -238,4 +239,80 @@ Deno.test("A handshake refused twice fails at the DTLS stage, naming the altered
   } finally {
     await close();
   }
+});
+
+/** An HMAC-SHA-256 key for sealed signalling, as `deriveTicketKeys` gives. */
+function signalingKey(): Promise<CryptoKey> {
+  return crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+    "verify",
+  ]) as Promise<CryptoKey>;
+}
+
+/** Changes one character of the first sealed offer's body on its way out; the seal is kept. */
+function tamperingOffer(inner: Signaling): Signaling & { tampered: number } {
+  const wrapper: Signaling & { tampered: number } = {
+    tampered: 0,
+    start: (options) => inner.start?.(options) ?? Promise.resolve(),
+    send: (message: SignalingMessage) => {
+      const body = message.body;
+      if (wrapper.tampered > 0 || typeof body !== "string" || !body.includes('"offer"')) {
+        return inner.send(message);
+      }
+      wrapper.tampered++;
+      return inner.send({ ...message, body: body.replace("v=0", "v=1") });
+    },
+    close: () => inner.close(),
+  };
+  inner.onmessage = (message) => wrapper.onmessage?.(message);
+  inner.onclose = () => wrapper.onclose?.();
+  return wrapper;
+}
+
+Deno.test("A sealed offer altered on the way fails both sides at once, each naming the refusal", async () => {
+  const key = await signalingKey();
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const tamper = tamperingOffer(a);
+  const timeout = 10_000;
+  const offerer = new Peer({
+    ...LOCAL,
+    signaling: new AuthenticatedSignaling(tamper, { key, role: "guest" }),
+    initiator: true,
+    connectTimeout: timeout,
+    waitForPeer: false,
+  });
+  const answerer = new Peer({
+    ...LOCAL,
+    signaling: new AuthenticatedSignaling(b, { key, role: "host" }),
+    initiator: false,
+    connectTimeout: timeout,
+    waitForPeer: false,
+  });
+  const started = Date.now();
+  const [offered, answered] = await Promise.allSettled([offerer.connect(), answerer.connect()]);
+  const elapsed = Date.now() - started;
+  assert.equal(tamper.tampered, 1);
+  assert.equal(offered.status, "rejected");
+  assert.equal(answered.status, "rejected");
+  const offerError = (offered as PromiseRejectedResult).reason;
+  const answerError = (answered as PromiseRejectedResult).reason;
+  // The side that refused the offer says so, with the check that failed.
+  assert.ok(answerError instanceof ConnectError, String(answerError));
+  assert.equal(answerError.stage, "signaling");
+  assert.match(
+    answerError.message,
+    /refused .*authentication code does not match/,
+    answerError.message,
+  );
+  // The side whose offer was refused hears it, sealed, and says so too: not a timeout, not a room.
+  assert.ok(offerError instanceof ConnectError, String(offerError));
+  assert.equal(offerError.stage, "signaling");
+  assert.match(
+    offerError.message,
+    /other peer refused .*authentication code does not match/,
+    offerError.message,
+  );
+  assert.doesNotMatch(offerError.message, /within \d+ ms|same signalling room/, offerError.message);
+  assert.ok(elapsed < timeout / 2, `both failed after ${elapsed} ms`);
+  await Promise.all([offerer.close(), answerer.close()]);
 });

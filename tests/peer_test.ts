@@ -301,6 +301,63 @@ Deno.test("A fingerprint altered in signalling fails at the DTLS stage and point
   await Promise.all([offerer.close(), answerer.close()]);
 });
 
+Deno.test("A DTLS handshake that fails at once with no certificate compared says what was seen, not that signalling altered anything", async () => {
+  // Both sides end up DTLS clients: each refuses the other's first flight at
+  // once. Nothing altered a fingerprint, and no certificate was compared.
+  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const unmarked = editing(
+    a,
+    (message) =>
+      message.type === "offer"
+        ? {
+          ...message,
+          sdp: String(message.sdp).split("\r\n").filter((l) => l !== OFFER_MARK).join("\r\n"),
+        }
+        : message,
+  );
+  const bothClients = editing(
+    b,
+    (message) =>
+      message.type === "answer"
+        ? { ...message, sdp: String(message.sdp).replace(/^a=setup:active/m, "a=setup:passive") }
+        : message,
+  );
+  const offerer = new Peer({ ...OPTIONS, signaling: unmarked, initiator: true });
+  const answerer = new Peer({ ...OPTIONS, signaling: bothClients, initiator: false });
+  const errors = (await both(offerer, answerer)).map((result) =>
+    (result as PromiseRejectedResult).reason
+  );
+  for (const error of errors) {
+    assert.ok(error instanceof ConnectError, String(error));
+    assert.doesNotMatch(error.message, /altered|does not match the fingerprint/, error.message);
+  }
+  const failed = errors.find((error) => error.stage === "dtls");
+  assert.ok(failed, errors.join("\n"));
+  assert.match(failed.message, /before the other peer's certificate was checked/, failed.message);
+  await Promise.all([offerer.close(), answerer.close()]);
+});
+
+Deno.test("A connect timeout describes the signalling as it describes itself, and names no room by default", async () => {
+  const [a] = await MemorySignaling.createMemorySignalingPair();
+  const plain = new Peer({ ...OPTIONS, signaling: a, initiator: true, connectTimeout: 300 });
+  const plainError = await plain.connect().catch((error) => error);
+  assert.ok(plainError instanceof ConnectError, String(plainError));
+  assert.equal(plainError.stage, "signaling");
+  assert.doesNotMatch(plainError.message, /room/, plainError.message);
+  assert.match(plainError.message, /uses the same signalling channel/, plainError.message);
+  const [c] = await MemorySignaling.createMemorySignalingPair();
+  const described: Signaling = Object.assign(c, { meetingPoint: "the same agent and task" });
+  const peer = new Peer({
+    ...OPTIONS,
+    signaling: described,
+    initiator: false,
+    connectTimeout: 300,
+  });
+  const error = await peer.connect().catch((error) => error);
+  assert.ok(error instanceof ConnectError, String(error));
+  assert.match(error.message, /both peers use the same agent and task$/, error.message);
+});
+
 Deno.test("A DTLS handshake that never completes after ICE connected times out at the DTLS stage", async () => {
   const [a, b] = await MemorySignaling.createMemorySignalingPair();
   // Both sides end up DTLS servers: each waits for the other's first flight.

@@ -50,6 +50,21 @@
  * check is dropped (never passed to `onmessage`) and reported to `onerror` as an
  * {@linkcode AuthenticationError} that says which check failed.
  *
+ * ## Refusal notices
+ *
+ * An envelope that names the bound peer and this end's nonce but fails its
+ * seal is also answered, sealed, with a body
+ * `{ type: "refused", seq, mac, reason }` (its sequence number, its code and
+ * the failed check; at most `MAX_REFUSAL_NOTICES` per connection). The end
+ * that receives the notice compares `seq` and `mac` with the envelopes it sent:
+ * if it sent that envelope, its own message was altered on the way and is
+ * lost, and it reports a {@linkcode PeerRefusalError} to `onerror` (a
+ * transport fails its connect at once with it); otherwise the refused
+ * envelope was a forgery, and the notice is dropped. The relay can neither
+ * forge a notice nor make one accuse a peer falsely: it can only alter a
+ * message (which the notice then truly reports) or drop one (which it can do
+ * anyway). Notices never reach `onmessage`.
+ *
  * Use one `AuthenticatedSignaling` per connection attempt: its nonce, once
  * bound, cannot be bound again.
  *
@@ -58,7 +73,8 @@
 
 import type { Signaling, SignalingMessage } from "./signaling.ts";
 import type { RelayCarrier, RelayPipe } from "./relay_protocol.ts";
-import { RelayError } from "../errors.ts";
+import { PeerRefusalError, RelayError } from "../errors.ts";
+import { MAX_REFUSAL_NOTICES } from "../constants.ts";
 import { decodeBase64Url, encodeBase64Url } from "../_base64url.ts";
 import { utf8Length } from "../_utf8.ts";
 
@@ -138,6 +154,10 @@ const MAX_PENDING_RECEIVES = 1024;
 const VERSION = 1;
 const MAC_LABEL = "mcp-webrtc/v1 sealed\n";
 const NONCE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
+/** The body type of a refusal notice (see the module doc). */
+const REFUSED = "refused";
+/** The longest failed check a notice carries, in characters. */
+const MAX_REFUSAL_REASON_LENGTH = 600;
 const MAC_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 const encoder = new TextEncoder();
@@ -213,6 +233,13 @@ export class AuthenticatedSignaling implements Signaling {
   readonly #nonce: string;
   #seq = 0;
   #peer?: Peer;
+  /**
+   * The code and message type of each sealed message sent, by sequence number,
+   * to recognise a refusal notice about one of them. Holds one entry per
+   * message sent: bounded as the connection's messages are.
+   */
+  readonly #sent = new Map<number, { mac: string; type: string }>();
+  #noticesSent = 0;
   /** The peer nonce this end last sent (or scheduled) a hello to: it answers each once. */
   #helloFor?: string;
   #queue: Queued[] = [];
@@ -301,6 +328,11 @@ export class AuthenticatedSignaling implements Signaling {
       });
   }
 
+  /** The inner signalling's {@linkcode Signaling.meetingPoint}. */
+  get meetingPoint(): string | undefined {
+    return this.#inner.meetingPoint;
+  }
+
   /** Always `true`: every message is sealed with the shared key (for the relay path). */
   get authenticated(): true {
     return true;
@@ -364,7 +396,9 @@ export class AuthenticatedSignaling implements Signaling {
     if (this.#queue.length >= this.#maxQueuedMessages) {
       return Promise.reject(
         new Error(
-          `Cannot send signalling message as ${this.#queue.length} messages already wait for the other peer's hello: is the other peer connected to the same room, with a ticket of the same room?`,
+          `Cannot send signalling message as ${this.#queue.length} messages already wait for the other peer's hello: is the other peer connected through ${
+            this.#inner.meetingPoint ?? "the same signalling channel"
+          }, with the same key?`,
         ),
       );
     }
@@ -430,6 +464,12 @@ export class AuthenticatedSignaling implements Signaling {
         macInput(this.#role, this.#nonce, peerNonce, envelope.seq as number, body),
       );
       envelope.mac = encodeBase64Url(new Uint8Array(mac));
+      if (body !== undefined) {
+        this.#sent.set(envelope.seq as number, {
+          mac: envelope.mac as string,
+          type: String((JSON.parse(body) as SignalingMessage).type),
+        });
+      }
       return { sent: this.#inner.send(envelope as SignalingMessage) };
     });
     this.#sending = handedOver.then(() => {}, () => {});
@@ -462,9 +502,10 @@ export class AuthenticatedSignaling implements Signaling {
     );
     if (this.#closed) return;
     if (!authentic) {
-      throw refusal(
-        "its authentication code does not match: the relay or another party altered or forged it, or the peers hold tickets of different rooms",
-      );
+      const check =
+        "its authentication code does not match: the relay or another party altered or forged it, or the peers hold different keys (tickets of different rooms, say)";
+      this.#notice(envelope, check);
+      throw refusal(check);
     }
     if (envelope.role === this.#role || envelope.nonce === this.#nonce) {
       throw refusal(
@@ -520,7 +561,41 @@ export class AuthenticatedSignaling implements Signaling {
     ) {
       throw refusal("its body is not a JSON object with a string 'type': the other peer is faulty");
     }
+    if ((body as SignalingMessage).type === REFUSED) return this.#noticed(body as SignalingMessage);
     this.onmessage?.(body as SignalingMessage);
+  }
+
+  /**
+   * Tells the bound peer, sealed, that an envelope claiming to be its own
+   * failed its seal here (see "Refusal notices" in the module doc).
+   */
+  #notice(envelope: Envelope, check: string): void {
+    const peer = this.#peer;
+    if (
+      envelope.body === undefined || envelope.role === this.#role ||
+      envelope.peerNonce !== this.#nonce || !peer?.confirmed || peer.nonce !== envelope.nonce ||
+      this.#noticesSent >= MAX_REFUSAL_NOTICES
+    ) return;
+    this.#noticesSent++;
+    const notice = { type: REFUSED, seq: envelope.seq, mac: envelope.mac, reason: check };
+    this.#post(JSON.stringify(notice)).catch((error) => this.#report(error));
+  }
+
+  /** A sealed refusal notice from the bound peer: reported only if it is about our own envelope. */
+  #noticed(notice: SignalingMessage): void {
+    const { seq, mac, reason } = notice;
+    const sent = typeof seq === "number" ? this.#sent.get(seq) : undefined;
+    if (sent === undefined || sent.mac !== mac) return;
+    const check = typeof reason === "string"
+      ? reason.slice(0, MAX_REFUSAL_REASON_LENGTH)
+      : "no reason given";
+    this.#report(
+      new PeerRefusalError(
+        `The other peer refused this peer's ${
+          JSON.stringify(sent.type.slice(0, 40))
+        } message as altered on the way: its seal no longer matched its content there, so something on the signalling path changed it (the other peer's check: ${check})`,
+      ),
+    );
   }
 
   #checkSeq(peer: Peer, seq: number): void {

@@ -6,6 +6,8 @@ import {
   AuthenticationError,
 } from "./authenticated_signaling.ts";
 import { MemorySignaling } from "./memory_signaling.ts";
+import { PeerRefusalError } from "../errors.ts";
+import { MAX_REFUSAL_NOTICES } from "../constants.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
 import { createGuestTicket, createTicket, deriveTicketKeys } from "../ticket.ts";
 
@@ -98,6 +100,15 @@ async function connection(
 /** Lets every queued microtask and crypto operation run. */
 async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** Waits (turn by turn, at most 10 s) until `done` holds; throws with `what` if it never does. */
+async function eventually(done: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
 }
 
 function assertRefused(errors: Error[], message: RegExp): void {
@@ -215,6 +226,65 @@ Deno.test("AuthenticatedSignaling drops an SDP whose fingerprint a relay rewrote
     /authentication code does not match: the relay or another party altered or forged it/,
   );
   await host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling tells the sender, sealed, that its message was altered on the way, and the sender reports a PeerRefusalError", async () => {
+  const { host, guest, hostRelay, guestRelay } = await connection();
+  hostRelay.rewrite = (message) =>
+    sealedOf([message], "offer").length
+      ? [{ ...message, body: (message.body as string).replace("AA:BB:CC", "66:66:66") }]
+      : [message];
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await guest.signaling.send(OFFER);
+  await eventually(() => guest.errors.length > 0, "the sender to hear of the refusal");
+  assert.deepEqual(host.received, []);
+  assertRefused(host.errors, /authentication code does not match/);
+  // The notice travelled sealed, and never reached the guest's onmessage.
+  assert.equal(sealedOf(guestRelay.seen, "refused").length, 1);
+  assert.deepEqual(guest.received, []);
+  assert.equal(guest.errors.length, 1, guest.errors.join("\n"));
+  const [error] = guest.errors;
+  assert.ok(error instanceof PeerRefusalError, String(error));
+  assert.match(error.message, /refused this peer's "offer" message as altered on the way/);
+  assert.match(error.message, /authentication code does not match/);
+  await Promise.all([host.signaling.close(), guest.signaling.close()]);
+});
+
+Deno.test("AuthenticatedSignaling's notice of a refused forgery accuses nobody, and at most MAX_REFUSAL_NOTICES (8) are sent", async () => {
+  const { host, guest, hostRelay, guestRelay } = await connection();
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await guest.signaling.send(OFFER);
+  await settle();
+  const [offer] = sealedOf(hostRelay.seen, "offer");
+  // Sealed-looking candidates with the guest's nonce and made-up codes.
+  for (let n = 0; n < MAX_REFUSAL_NOTICES + 4; n++) {
+    hostRelay.inject({
+      ...offer!,
+      seq: (offer!.seq as number) + 1 + n,
+      body: JSON.stringify(candidate(700 + n)),
+    });
+  }
+  await eventually(
+    () =>
+      host.errors.length === MAX_REFUSAL_NOTICES + 4 &&
+      sealedOf(guestRelay.seen, "refused").length === MAX_REFUSAL_NOTICES,
+    "every forgery refused and the notices delivered",
+  );
+  // None of the refused envelopes was the guest's: no accusation, nothing delivered.
+  assert.deepEqual(guest.errors, []);
+  assert.deepEqual(guest.received, []);
+  // And the connection still works both ways.
+  await guest.signaling.send(candidate(1));
+  await host.signaling.send(ANSWER);
+  await eventually(
+    () => host.received.length === 2 && guest.received.length === 1,
+    "the messages after the forgeries",
+  );
+  assert.deepEqual(host.received, [OFFER, candidate(1)]);
+  assert.deepEqual(guest.received, [ANSWER]);
+  // The notices were processed before the answer: none accused the guest.
+  assert.deepEqual(guest.errors, []);
+  await Promise.all([host.signaling.close(), guest.signaling.close()]);
 });
 
 Deno.test("AuthenticatedSignaling drops envelopes whose any field a relay changed", async () => {
@@ -655,7 +725,7 @@ Deno.test("AuthenticatedSignaling fuzz: random and mutated envelopes are refused
     hostRelay.inject(message as SignalingMessage);
     if (i % 100 === 99) await settle();
   }
-  await settle();
+  await eventually(() => host.errors.length >= cases, "every injected envelope to be refused");
   assert.deepEqual(host.received, [OFFER, candidate(1)], "nothing new was delivered");
   assert.equal(host.errors.length, cases);
   for (const error of host.errors) {

@@ -576,3 +576,6 @@ export function isIceServerFrame(value: unknown): value is IceServerFrame {
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
+
+/** How advice names what two peers of one room share (see `Signaling.meetingPoint`). */
+export const ROOM_MEETING_POINT = "the same signalling room or ticket";

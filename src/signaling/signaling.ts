@@ -36,6 +36,12 @@ export interface SignalingStartOptions {
  * calls `start()`; an implementation should keep messages that arrive before
  * `start()` and deliver them afterwards, or they may be lost.
  *
+ * A signalling that learns that the other peer refused a message this peer
+ * really sent (so the connect cannot complete) reports a `PeerRefusalError`
+ * to `onerror`: the transport then fails its connect at once with that cause
+ * instead of waiting for its timeout. `AuthenticatedSignaling` does, from the
+ * sealed notice the refusing end sends.
+ *
  * @example A dozen-line signalling over any shared message bus
  * ```ts no-assert
  * import type { Signaling, SignalingMessage } from "@mcp/webrtc";
@@ -82,6 +88,14 @@ export interface Signaling {
   onclose?: () => void;
   /** Called for a problem that does not close the channel. */
   onerror?: (error: Error) => void;
+  /**
+   * What both peers must share to meet through this channel, as advice names
+   * it: an error that no answer came completes "check that it is running and
+   * uses …" with it. A signalling room says "the same signalling room or
+   * ticket"; an A2A carrier might say "the same agent". Wrappers pass it on.
+   * When absent, "the same signalling channel".
+   */
+  readonly meetingPoint?: string;
 }
 
 /**

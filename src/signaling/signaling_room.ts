@@ -23,6 +23,7 @@ import {
   MAX_FRAME_BYTES,
   PROTOCOL,
   readRoomFrame,
+  ROOM_MEETING_POINT,
   type RoomFrame,
   signalFrame,
   VERIFIER,
@@ -712,6 +713,8 @@ export class SignalingRoom implements SignalingHub {
 class PeerSignaling implements Signaling {
   /** The relay pipe to this peer. */
   readonly pipe: RoomRelayPipe;
+  /** See {@linkcode Signaling.meetingPoint}. */
+  readonly meetingPoint = ROOM_MEETING_POINT;
   onmessage?: (message: SignalingMessage) => void;
   onclose?: () => void;
   onerror?: (error: Error) => void;

@@ -7,7 +7,7 @@ import {
   type Ticket,
   TicketError,
 } from "../ticket.ts";
-import { roomUrl } from "./room_protocol.ts";
+import { ROOM_MEETING_POINT, roomUrl } from "./room_protocol.ts";
 import { AuthenticatedSignaling } from "./authenticated_signaling.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
 import type { RelayPipe } from "./relay_protocol.ts";
@@ -92,6 +92,9 @@ export class TicketSignaling implements Signaling {
     this.#inner = inner;
     await inner.start();
   }
+
+  /** See {@linkcode Signaling.meetingPoint}. */
+  readonly meetingPoint = ROOM_MEETING_POINT;
 
   /** Always `true`: the ticket's signalling key seals every message. */
   get authenticated(): true {

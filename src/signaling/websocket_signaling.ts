@@ -7,7 +7,7 @@
 import type { RelayPipe } from "./relay_protocol.ts";
 import { DEFAULT_HOST_TIMEOUT } from "../constants.ts";
 import type { IceServer } from "../peer.ts";
-import { HOST } from "./room_protocol.ts";
+import { HOST, ROOM_MEETING_POINT } from "./room_protocol.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
 import { SignalingRoom, SignalingRoomError, type SignalingRoomOptions } from "./signaling_room.ts";
 
@@ -127,6 +127,9 @@ export class WebSocketSignaling implements Signaling {
   requestIceServers(): Promise<IceServer[] | undefined> {
     return this.room.requestIceServers();
   }
+
+  /** See {@linkcode Signaling.meetingPoint}. */
+  readonly meetingPoint = ROOM_MEETING_POINT;
 
   /**
    * The relay pipe to the host through the room (see the relay path in the README).

@@ -3,10 +3,10 @@
  * test's network namespace: `client` lists the reference server's tools and
  * calls `greet`; `client-large` calls `large`, sends a request too large for
  * the reference, and calls `greet`; `server` serves the test tools as the
- * offerer until its client leaves. Prints one JSON report line on stdout when
- * done.
+ * offerer until its client leaves; `answering-server` does the same as the
+ * answerer. Prints one JSON report line on stdout when done.
  *
- * Usage: deno run -A tests/reference/_ours.ts client|client-large|server
+ * Usage: deno run -A tests/reference/_ours.ts client|client-large|server|answering-server
  */
 import { Client } from "@modelcontextprotocol/sdk/client";
 import {
@@ -72,7 +72,7 @@ if (mode === "client" || mode === "client-large") {
     await client.close();
   }
 } else {
-  const transport = new WebRTCServerTransport({ ...options, initiator: true });
+  const transport = new WebRTCServerTransport({ ...options, initiator: mode === "server" });
   const server = createTestServer();
   const closed = new Promise<void>((resolve) => (server.server.onclose = resolve));
   transport.onerror = (error) => errors.push(String(error));
