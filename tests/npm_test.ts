@@ -4,7 +4,9 @@
  * plain `npm` (node-datachannel and `ws` come from the registry), then its
  * `serve` and `connect` run by Node on 127.0.0.1 against the local worker,
  * driven by the SDK's client and by the MCP Inspector's CLI, `connect`
- * launched with the `npx -y mcp-webrtc …` line of the README.
+ * launched with the `npx -y mcp-webrtc …` line of the README; and its library
+ * entries, type-checked by TypeScript as a Node project would (`NodeNext`,
+ * without skipping the package's `.d.ts`) and run by Node.
  */
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
@@ -24,12 +26,14 @@ import {
 } from "./_cli_helpers.ts";
 
 const INSTALL_TIMEOUT_MS = 180_000;
+const root = new URL("..", import.meta.url);
 
 /** Runs a command to its end within `ms`; throws with its output if it fails. */
 async function run(command: string, args: string[], cwd: string, ms = INSTALL_TIMEOUT_MS) {
   const process = new CliProcess(command, args, { cwd });
   const status = await process.exit(ms);
-  assert.equal(status.code, 0, `${command} ${args.join(" ")}:\n${process.stderr}`);
+  const output = `${process.stdoutLines.join("\n")}\n${process.stderr}`;
+  assert.equal(status.code, 0, `${command} ${args.join(" ")}:\n${output}`);
   return process.stdoutLines;
 }
 
@@ -50,7 +54,10 @@ function install(): Promise<string> {
     const app = `${scratch}/app`;
     await Deno.mkdir(`${app}/cwd`, { recursive: true });
     await Deno.writeTextFile(`${app}/package.json`, JSON.stringify({ private: true }));
-    await run("npm", ["install", "--no-audit", "--no-fund", `${scratch}/${tarball}`], app);
+    // The MCP SDK: what a user of the library has already (the package's optional peer).
+    const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
+    const sdk = config.imports["@modelcontextprotocol/sdk"].replace(/^npm:/, "");
+    await run("npm", ["install", "--no-audit", "--no-fund", `${scratch}/${tarball}`, sdk], app);
     return app;
   })();
   return installed;
@@ -157,4 +164,58 @@ Deno.test("The MCP Inspector's CLI lists and calls tools with the packed package
     await killAll();
     await worker.close();
   }
+});
+
+/** A Node program that uses the library from the package, as its README shows. */
+const CONSUMER = `
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { MemorySignaling, WebRTCClientTransport, WebRTCServerTransport } from "${NPM_NAME}";
+import { FRAME_LAST } from "${NPM_NAME}/framing";
+
+const local = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
+const [a, b] = await MemorySignaling.createMemorySignalingPair();
+const server = new McpServer({ name: "node-library", version: "1.0.0" });
+server.registerTool("hello", { description: "Says hello" }, () => ({
+  content: [{ type: "text", text: "hello from Node" }],
+}));
+const client = new Client({ name: "node-library-client", version: "1.0.0" });
+await server.connect(new WebRTCServerTransport({ signaling: b, ...local }));
+await client.connect(new WebRTCClientTransport({ signaling: a, ...local }));
+const { tools } = await client.listTools();
+const result = await client.callTool({ name: "hello" });
+console.log(JSON.stringify({ tools: tools.map((tool) => tool.name), result: result.content, FRAME_LAST }));
+await client.close();
+await server.close();
+`;
+
+Deno.test("The packed npm package's library type-checks as a NodeNext project and runs under Node", async () => {
+  const app = await install();
+  const dir = `${app}/library`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/consumer.mts`, CONSUMER);
+  await Deno.writeTextFile(
+    `${dir}/tsconfig.json`,
+    JSON.stringify({
+      compilerOptions: {
+        target: "ES2022",
+        module: "NodeNext",
+        moduleResolution: "NodeNext",
+        strict: true,
+        skipLibCheck: false,
+        lib: ["ES2023", "DOM"],
+        types: [],
+        outDir: "out",
+      },
+      files: ["consumer.mts"],
+    }),
+  );
+  const tsc = new URL("node_modules/typescript/bin/tsc", root).pathname;
+  await run("node", [tsc, "-p", "."], dir);
+  const [report] = await run("node", ["out/consumer.mjs"], dir, 30_000);
+  assert.deepEqual(JSON.parse(report), {
+    tools: ["hello"],
+    result: [{ type: "text", text: "hello from Node" }],
+    FRAME_LAST: 1,
+  });
 });
