@@ -69,9 +69,9 @@ class Command {
         });
       });
     });
-    const piped = <T>(stream: unknown, web: () => T, name: string): T => {
-      if (!stream) throw new TypeError(`Cannot read the child's ${name}: it is not piped`);
-      return web();
+    const piped = <T>(stream: T | null, name: string): T => {
+      if (!stream) throw new TypeError(`Cannot use the child's ${name}: it is not piped`);
+      return stream;
     };
     const stdin = child.stdin && Writable.toWeb(child.stdin);
     const stdout = child.stdout && Readable.toWeb(child.stdout);
@@ -80,17 +80,13 @@ class Command {
       pid: child.pid,
       status,
       get stdin() {
-        return piped(stdin, () => stdin!, "stdin");
+        return piped(stdin, "stdin");
       },
       get stdout() {
-        return piped(stdout, () => stdout!, "stdout") as unknown as ReadableStream<
-          Uint8Array<ArrayBuffer>
-        >;
+        return piped(stdout, "stdout");
       },
       get stderr() {
-        return piped(stderr, () => stderr!, "stderr") as unknown as ReadableStream<
-          Uint8Array<ArrayBuffer>
-        >;
+        return piped(stderr, "stderr");
       },
       kill(signal: Deno.Signal = "SIGTERM") {
         child.kill(signal as Parameters<typeof child.kill>[0]);
