@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { WebRTCServerTransport } from "../mod.ts";
 import { TcpSocketSignaling } from "../src/signaling/tcp_socket_signaling.ts";
 import { createTestServer, LOCAL, withDesktop } from "./_helpers.ts";
+import { bundle } from "../scripts/bundle.ts";
 
 const root = new URL("..", import.meta.url);
 
@@ -18,22 +19,17 @@ async function bundleAgent(entry = "tests/node/agent.ts"): Promise<string> {
     prefix: ".node-agent-",
     suffix: ".mjs",
   });
-  const npm = ["@modelcontextprotocol/*", "node-datachannel", "node-datachannel/*", "ws", "zod"];
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "bundle",
-      "--platform",
-      "node",
-      ...npm.flatMap((name) => ["--external", name]),
-      "-o",
-      out,
-      entry,
-    ],
-    cwd: root,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  const external = [
+    "@modelcontextprotocol/*",
+    "node-datachannel",
+    "node-datachannel/*",
+    "ws",
+    "zod",
+  ];
+  await Deno.writeTextFile(
+    out,
+    await bundle(new URL(entry, root), { what: entry, platform: "node", external }),
+  );
   return out;
 }
 

@@ -8,6 +8,7 @@
 import type { Readable } from "node:stream";
 import { Miniflare } from "miniflare";
 import { type TurnEnv, turnUrls } from "./src/turn.ts";
+import { bundle } from "../scripts/bundle.ts";
 
 /** Options of {@linkcode startLocalSignaling}. */
 export interface LocalSignalingOptions {
@@ -95,8 +96,8 @@ const MINIFLARE_NAMES_HOST = new Set(["localhost", "127.0.0.1", "::1", "0.0.0.0"
 let bundled: Promise<string> | undefined;
 
 /**
- * Bundles `worker/src/index.ts` into one ES module (with `deno bundle`,
- * keeping `cloudflare:workers` external), once per process.
+ * Bundles `worker/src/index.ts` into one ES module (with esbuild, keeping
+ * `cloudflare:workers` external), once per process.
  *
  * @returns The JavaScript source of the worker.
  * @throws {Error} If bundling fails, with the bundler's output.
@@ -109,30 +110,11 @@ let bundled: Promise<string> | undefined;
  * ```
  */
 export function bundleWorker(): Promise<string> {
-  bundled ??= (async () => {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "bundle",
-        "--quiet",
-        "--config",
-        new URL("../deno.json", WORKER_DIR).pathname,
-        "--platform=browser",
-        "--format=esm",
-        "--external=cloudflare:workers",
-        new URL("src/index.ts", WORKER_DIR).pathname,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!output.success) {
-      throw new Error(
-        `Cannot bundle the signalling worker as deno bundle failed: ${
-          new TextDecoder().decode(output.stderr)
-        }`,
-      );
-    }
-    return new TextDecoder().decode(output.stdout);
-  })();
+  bundled ??= bundle(new URL("src/index.ts", WORKER_DIR), {
+    what: "the signalling worker",
+    platform: "browser",
+    external: ["cloudflare:workers"],
+  });
   bundled.catch(() => (bundled = undefined));
   return bundled;
 }

@@ -14,6 +14,7 @@
  */
 import { createGuestTicket, createTicket, formatTicket } from "../../mod.ts";
 import { printStep, wallClock } from "./common.ts";
+import { bundle } from "../../scripts/bundle.ts";
 
 const root = new URL("../../", import.meta.url);
 const sealed = Deno.args.includes("--sealed");
@@ -35,21 +36,12 @@ const EXTERNAL = [
 /** Bundles an entry point for Node into the repository root (so Node finds node_modules). */
 async function bundleForNode(entry: string): Promise<string> {
   const out = await Deno.makeTempFile({ dir: root.pathname, prefix: ".a2a-", suffix: ".mjs" });
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "bundle",
-      "--platform",
-      "node",
-      ...EXTERNAL.flatMap((name) => ["--external", name]),
-      "-o",
-      out,
-      entry,
-    ],
-    cwd: root,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (code !== 0) throw new Error(`Cannot bundle ${entry}: ${new TextDecoder().decode(stderr)}`);
+  const code = await bundle(new URL(entry, root), {
+    what: entry,
+    platform: "node",
+    external: EXTERNAL,
+  });
+  await Deno.writeTextFile(out, code);
   return out;
 }
 

@@ -10,7 +10,7 @@
  * @module
  */
 import { WebRTCListener } from "../../mod.ts";
-import { bundleForWeb } from "../_bundle.ts";
+import { bundle, WEB_EXTERNAL } from "../../scripts/bundle.ts";
 import { createDesktopServer } from "./desktop.ts";
 
 const here = new URL("./", import.meta.url);
@@ -19,7 +19,7 @@ const here = new URL("./", import.meta.url);
 const FOREIGN = ["RTCSctpTransport", "node_datachannel", "ws does not work in the browser"];
 
 /**
- * Bundles the page's script (`app.ts`) for the browser with `deno bundle`,
+ * Bundles the page's script (`app.ts`) for the browser with esbuild,
  * minified, node-datachannel and ws left out.
  *
  * @returns The JavaScript of `app.js`.
@@ -33,9 +33,11 @@ const FOREIGN = ["RTCSctpTransport", "node_datachannel", "ws does not work in th
  * ```
  */
 export async function bundlePage(): Promise<string> {
-  const source = await bundleForWeb(new URL("page/app.ts", here), {
+  const source = await bundle(new URL("page/app.ts", here), {
     what: "the page",
-    flags: ["--minify"],
+    platform: "browser",
+    external: WEB_EXTERNAL,
+    minify: true,
   });
   const found = FOREIGN.filter((marker) => source.includes(marker));
   if (found.length > 0) {

@@ -12,7 +12,7 @@
  * @module
  */
 import { Miniflare } from "miniflare";
-import { bundleForWeb } from "../_bundle.ts";
+import { bundle, WEB_EXTERNAL } from "../../scripts/bundle.ts";
 
 const here = new URL("./", import.meta.url);
 
@@ -22,12 +22,13 @@ const here = new URL("./", import.meta.url);
  * and uses the runtime's own WebSocket).
  *
  * @returns The module's JavaScript.
- * @throws {Error} If `deno bundle` fails, with its output.
+ * @throws {Error} If esbuild fails, with its messages.
  */
 export function bundleAgent(): Promise<string> {
-  return bundleForWeb(new URL("agent.ts", here), {
+  return bundle(new URL("agent.ts", here), {
     what: "the serverless agent",
-    flags: ["--format=esm"],
+    platform: "browser",
+    external: WEB_EXTERNAL,
   });
 }
 

@@ -29,6 +29,7 @@ import {
 import { createTestServer, LOCAL, withWorker } from "../_helpers.ts";
 import { addLargeTool, exercise } from "./exercise.ts";
 import { CHROMIUM_FLAGS } from "./netns.ts";
+import { bundle, WEB_EXTERNAL } from "../../scripts/bundle.ts";
 
 const root = new URL("../../", import.meta.url);
 const WAIT_MS = 20_000;
@@ -37,32 +38,15 @@ const FOREIGN = ["RTCSctpTransport", "node_datachannel", "ws does not work in th
 
 /** Bundles the page's script for the browser, node-datachannel and ws left out. */
 async function bundlePage(): Promise<string> {
-  const out = await Deno.makeTempFile({ prefix: "mcpw-page-", suffix: ".js" });
-  try {
-    const external = ["ws", "node-datachannel", "node-datachannel/*"];
-    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-      // `--external=` with "=": a bare `--external` takes every following argument.
-      args: [
-        "bundle",
-        "--quiet",
-        "--platform=browser",
-        ...external.map((name) => `--external=${name}`),
-        `--output=${out}`,
-        "tests/browser/page.ts",
-      ],
-      cwd: root,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (code !== 0) throw new Error(`deno bundle failed: ${new TextDecoder().decode(stderr)}`);
-    const source = await Deno.readTextFile(out);
-    const found = FOREIGN.filter((marker) => source.includes(marker));
-    if (found.length > 0) throw new Error(`the browser bundle holds Deno-only code: ${found}`);
-    if (!source.includes("page started")) throw new Error("the browser bundle is empty");
-    return source;
-  } finally {
-    await Deno.remove(out);
-  }
+  const source = await bundle(new URL("tests/browser/page.ts", root), {
+    what: "the test page",
+    platform: "browser",
+    external: WEB_EXTERNAL,
+  });
+  const found = FOREIGN.filter((marker) => source.includes(marker));
+  if (found.length > 0) throw new Error(`the browser bundle holds Deno-only code: ${found}`);
+  if (!source.includes("page started")) throw new Error("the browser bundle is empty");
+  return source;
 }
 
 /** Keeps the last `max` characters of a stream, for error messages. */
