@@ -354,8 +354,9 @@ export const RELAY_FALLBACK_DELAY = 3_000;
  * Bytes of relayed frames (sealed, their tag included) a peer lets the other
  * have in flight toward it through the signalling room: the credit it grants
  * in its relay hello and renews as it reads (QUIC's flow control, RFC 9000
- * §4). A sender stops at the window and its `send()` waits, so the room holds
- * at most this much per direction whatever the reader does: with the default
+ * §4). A sender stops at the window and its `send()` waits, so between peers
+ * that keep to it the room holds at most this much per direction whatever the
+ * reader does (the room cannot see inside the seal to enforce it): with the default
  * `MAX_GUESTS` of 8, 16 MiB for a full room, far below a Worker's 128 MB. The
  * default 1 MiB is the bandwidth-delay product of the room's pace (4 MiB/s
  * per side at the default `RELAY_BYTES_PER_SECOND`) at a 250 ms round trip,
