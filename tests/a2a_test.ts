@@ -268,7 +268,7 @@ Deno.test("A connect takes 2 A2A requests unsealed and 3 sealed until the channe
           client,
           ticket: sealed ? tickets.host : undefined,
         });
-        // A connect lost to libdatachannel's DTLS race (see the README) is not counted.
+        // A connect lost to libdatachannel's DTLS race (see docs/DESIGN.md) is not counted.
         if (result.answer !== ANSWER) continue;
         seen.atOpen.push(atOpen - before);
         seen.total.push(requests - before);
@@ -381,16 +381,18 @@ Deno.test("An agent that announces the extension but did not wrap its request ha
   }
 });
 
-/** The TypeScript blocks of the README's A2A section, in order. */
+/** The TypeScript blocks of the A2A section (`docs/A2A.md`, linked from the README), in order. */
 async function readmeA2ABlocks(): Promise<string[]> {
-  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
-  const start = readme.indexOf("### Over A2A: the conversation is the signalling channel");
-  const end = readme.indexOf("\n### ", start + 1);
-  assert.ok(start >= 0 && end > start, "the README has its A2A section");
-  return [...readme.slice(start, end).matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1]!);
+  const page = await Deno.readTextFile(new URL("../docs/A2A.md", import.meta.url));
+  const start = page.indexOf("# Over A2A: the conversation is the signalling channel");
+  assert.ok(start >= 0, "docs/A2A.md has its A2A section");
+  // The section runs to the next heading, or to the end of the page.
+  const next = page.slice(start + 1).search(/\n#{1,3} /);
+  const end = next < 0 ? page.length : start + 1 + next;
+  return [...page.slice(start, end).matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1]!);
 }
 
-Deno.test("The README's A2A blocks run as written: an agent, a desktop, and the same sealed", async () => {
+Deno.test("The A2A section's blocks (docs/A2A.md) run as written: an agent, a desktop, and the same sealed", async () => {
   const blocks = await readmeA2ABlocks();
   assert.equal(blocks.length, 3);
   const root = new URL("..", import.meta.url);

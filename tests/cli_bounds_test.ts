@@ -528,39 +528,53 @@ function documentedValue(cell: string, name: string): number | undefined {
   return undefined;
 }
 
-Deno.test("Every limit the README's tables name by its constant states the constant's value, and every row of its Limits tables names one", async () => {
+/** The README and the pages it links to, whose tables may name limits. */
+async function documentationPages(): Promise<string[]> {
+  const pages = ["README.md", "bench/README.md"];
+  for await (const entry of Deno.readDir(new URL("../docs/", import.meta.url))) {
+    if (entry.isFile && entry.name.endsWith(".md")) pages.push(`docs/${entry.name}`);
+  }
+  return pages.sort();
+}
+
+Deno.test("Every limit the README's and docs' tables name by its constant states the constant's value, and every row of the Limits tables names one", async () => {
   const constants = await import("../src/constants.ts") as Record<string, unknown>;
-  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
-  let section = "";
   let checked = 0;
+  let limitsRows = 0;
   const wrong: string[] = [];
-  for (const line of readme.split("\n")) {
-    if (line.startsWith("#")) section = line;
-    if (!line.startsWith("|") || /^\|\s*-/.test(line)) continue;
-    const cells = line.split("|").slice(1, -1).map((cell) => cell.trim());
-    const first = /^`([A-Z][A-Z0-9_]+)`$/.exec(cells[0])?.[1];
-    // A row of the first table: the constant, then its value; other names in it are references.
-    const named = first
-      ? [first]
-      : [...line.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((match) => match[1]);
-    const limitsRow = section === "### Limits" && cells[0] !== "Limit";
-    let valued = 0;
-    for (const name of new Set(named.filter((name) => typeof constants[name] === "number"))) {
-      const value = first ? quantity(cells[1]) : cells
-        .filter((cell) => cell.includes(`\`${name}\``))
-        .map((cell) => documentedValue(cell, name))
-        .find((found) => found !== undefined);
-      if (value === undefined) continue;
-      valued++;
-      if (value !== constants[name]) {
-        wrong.push(`${name} is ${constants[name]}, documented ${value}`);
+  for (const page of await documentationPages()) {
+    const text = await Deno.readTextFile(new URL(`../${page}`, import.meta.url));
+    let section = "";
+    for (const line of text.split("\n")) {
+      if (line.startsWith("#")) section = line;
+      if (!line.startsWith("|") || /^\|\s*-/.test(line)) continue;
+      const cells = line.split("|").slice(1, -1).map((cell) => cell.trim());
+      const first = /^`([A-Z][A-Z0-9_]+)`$/.exec(cells[0])?.[1];
+      // A row of the first table: the constant, then its value; other names in it are references.
+      const named = first
+        ? [first]
+        : [...line.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((match) => match[1]);
+      const limitsRow = /^#{1,3} Limits$/.test(section) && cells[0] !== "Limit";
+      if (limitsRow) limitsRows++;
+      let valued = 0;
+      for (const name of new Set(named.filter((name) => typeof constants[name] === "number"))) {
+        const value = first ? quantity(cells[1]) : cells
+          .filter((cell) => cell.includes(`\`${name}\``))
+          .map((cell) => documentedValue(cell, name))
+          .find((found) => found !== undefined);
+        if (value === undefined) continue;
+        valued++;
+        if (value !== constants[name]) {
+          wrong.push(`${page}: ${name} is ${constants[name]}, documented ${value}`);
+        }
       }
+      if (limitsRow && valued === 0) wrong.push(`${page}: gives no constant's value: ${cells[0]}`);
+      checked += valued;
     }
-    if (limitsRow && valued === 0) wrong.push(`gives no constant's value: ${cells[0]}`);
-    checked += valued;
   }
   assert.deepEqual(wrong, []);
-  // Both Limits tables and connect --http's checks: well over a dozen values.
+  // Both Limits tables (docs/LIMITS.md) and connect --http's checks (docs/CLI.md): well over a dozen values.
+  assert.ok(limitsRows >= 13, `only ${limitsRows} rows of Limits tables found`);
   assert.ok(checked >= 12, `only ${checked} values checked`);
 });
 
