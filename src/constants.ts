@@ -361,7 +361,7 @@ export const RELAY_FALLBACK_DELAY = 3_000;
  * default 1 MiB is the bandwidth-delay product of the room's pace (4 MiB/s
  * per side at the default `RELAY_BYTES_PER_SECOND`) at a 250 ms round trip,
  * so the window binds only on slower links; on loopback a 16 MiB result
- * crossed as fast with it as without (see the README's benchmarks).
+ * crossed as fast with it as without (see bench/README.md).
  */
 export const RELAY_WINDOW = 1024 * 1024;
 

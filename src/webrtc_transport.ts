@@ -88,7 +88,7 @@ export interface WebRTCTransportOptions {
   initiator?: boolean;
   /**
    * When the connection moves to the relay through the signalling room (see
-   * the README's relay path): the milliseconds the dialling side waits after
+   * the relay path in docs/API.md): the milliseconds the dialling side waits after
    * the answer came for ICE to find a path; `0` relays at once, `false` never. The
    * relay needs authenticated signalling through a room (a ticket's); a
    * runtime without `RTCPeerConnection` always relays.

@@ -3,7 +3,7 @@
  * limits, close and error codes, frames and key checks that the room client
  * (`SignalingRoom`) and the signalling worker (`worker/src`) both speak. Plain
  * TypeScript with no runtime's types, so the worker bundles it as it is. The
- * README's room protocol is the prose of the same.
+ * room protocol in docs/PROTOCOL.md is the prose of the same.
  *
  * @module
  */

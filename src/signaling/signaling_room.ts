@@ -1,5 +1,5 @@
 /**
- * The client of the signalling room (the README's room protocol): one
+ * The client of the signalling room (the room protocol in docs/PROTOCOL.md): one
  * WebSocket to a room, shared by a {@linkcode Signaling} view per remote peer,
  * kept alive with pings and reconnected after a drop. Runtime neutral: the
  * WebSocket client is chosen in `src/websocket.ts`, or passed in.

@@ -132,7 +132,7 @@ export class WebSocketSignaling implements Signaling {
   readonly meetingPoint = ROOM_MEETING_POINT;
 
   /**
-   * The relay pipe to the host through the room (see the relay path in the README).
+   * The relay pipe to the host through the room (see the relay path in docs/API.md).
    *
    * @throws {RelayError} If the room does not relay.
    */

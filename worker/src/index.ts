@@ -3,7 +3,7 @@
  * The signalling worker: `GET /health`, and `GET /v1/rooms/:room`, which
  * upgrades to a WebSocket on the room's Durable Object. Requests that are
  * wrong whatever the room holds are answered here, without waking a room.
- * The room protocol in the README is the reference.
+ * The room protocol in docs/PROTOCOL.md is the reference.
  *
  * @module
  */

@@ -2,7 +2,7 @@
  * What the worker reads from a join request and answers over HTTP: the
  * credentials a client presents, the join it hands to a room, and the JSON
  * error of every route. The names and patterns are the room protocol's
- * (`src/signaling/room_protocol.ts`); the README's room protocol is the prose.
+ * (`src/signaling/room_protocol.ts`); the room protocol in docs/PROTOCOL.md is the prose.
  *
  * @module
  */

@@ -4,7 +4,7 @@
  * between one host and its guests over hibernating WebSockets. Who a socket is
  * lives in its attachment and the room's verifiers in storage, so nothing is
  * lost when the object hibernates. It reads nothing of the client's request:
- * the worker hands it the checked join. The room protocol in the README is
+ * the worker hands it the checked join. The room protocol in docs/PROTOCOL.md is
  * the reference; `src/signaling/room_protocol.ts` is its code.
  *
  * @module
