@@ -257,6 +257,16 @@ export const DIAGNOSIS_WAIT = 1_000;
 export const MAX_REFUSAL_NOTICES = 8;
 
 /**
+ * How many of its last sealed messages `AuthenticatedSignaling` remembers (a
+ * sequence number and a code each, about 100 bytes), to tell a refusal notice
+ * about one of them from a forgery: a pairing sends a hello, a description,
+ * a few candidates and a goodbye, so a notice names one of the last few;
+ * older ones are forgotten, so that a long-lived signalling channel holds no
+ * more than this.
+ */
+export const SENT_MESSAGES_REMEMBERED = 256;
+
+/**
  * How long `close()` waits for the goodbye to be handed to signalling: the
  * other peer learns at once that the connection is gone, yet a signalling
  * channel that is already down cannot hold a close up.

@@ -74,7 +74,7 @@
 import type { Signaling, SignalingMessage } from "./signaling.ts";
 import type { RelayCarrier, RelayPipe } from "./relay_protocol.ts";
 import { PeerRefusalError, RelayError } from "../errors.ts";
-import { MAX_REFUSAL_NOTICES } from "../constants.ts";
+import { MAX_REFUSAL_NOTICES, SENT_MESSAGES_REMEMBERED } from "../constants.ts";
 import { decodeBase64Url, encodeBase64Url } from "../_base64url.ts";
 import { utf8Length } from "../_utf8.ts";
 
@@ -235,8 +235,9 @@ export class AuthenticatedSignaling implements Signaling {
   #peer?: Peer;
   /**
    * The code and message type of each sealed message sent, by sequence number,
-   * to recognise a refusal notice about one of them. Holds one entry per
-   * message sent: bounded as the connection's messages are.
+   * to recognise a refusal notice about one of them: the last
+   * {@linkcode SENT_MESSAGES_REMEMBERED} only (a notice answers a message of
+   * the handshake in progress).
    */
   readonly #sent = new Map<number, { mac: string; type: string }>();
   #noticesSent = 0;
@@ -469,6 +470,9 @@ export class AuthenticatedSignaling implements Signaling {
           mac: envelope.mac as string,
           type: String((JSON.parse(body) as SignalingMessage).type),
         });
+        if (this.#sent.size > SENT_MESSAGES_REMEMBERED) {
+          this.#sent.delete(this.#sent.keys().next().value!);
+        }
       }
       return { sent: this.#inner.send(envelope as SignalingMessage) };
     });
