@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import {
   AuthenticatedSignaling,
   type AuthenticatedSignalingOptions,
-  AuthenticationError,
 } from "./authenticated_signaling.ts";
+import { AuthenticationError } from "../errors.ts";
 import { MemorySignaling } from "./memory_signaling.ts";
 import { PeerRefusalError } from "../errors.ts";
 import { MAX_REFUSAL_NOTICES } from "../constants.ts";

@@ -7,7 +7,11 @@
  * @module
  */
 import { SOCKET_CLOSE_TIMEOUT } from "../constants.ts";
-import { WebRTCTransportError } from "../errors.ts";
+import {
+  SignalingRoomError,
+  type SignalingRoomErrorCode,
+  WebRTCTransportError,
+} from "../errors.ts";
 import type { IceServer } from "../peer.ts";
 import { utf8Length } from "../_utf8.ts";
 import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from "../websocket.ts";
@@ -38,64 +42,6 @@ export { roomUrl } from "./room_protocol.ts";
 const MAX_PENDING = 1000;
 /** Frame ids remembered to route an error frame to the view that sent it. */
 const MAX_REFS = 256;
-
-/**
- * Why a room connection failed or ended; see {@linkcode SignalingRoomError}.
- *
- * @example Stop on a final refusal
- * ```ts
- * import type { SignalingRoomErrorCode } from "@mcp/webrtc";
- * import assert from "node:assert/strict";
- *
- * const final: SignalingRoomErrorCode[] = ["key_refused", "room_not_found", "room_full"];
- * assert.ok(final.includes("key_refused"));
- * ```
- */
-export type SignalingRoomErrorCode =
-  | "key_refused"
-  | "room_not_found"
-  | "room_full"
-  | "host_replaced"
-  | "rate_limited"
-  | "unreachable"
-  | "timeout"
-  | "connection_lost"
-  | "disconnected"
-  | "protocol_error"
-  | "host_absent"
-  | "frame_refused";
-
-/**
- * A signalling room refused us, or the connection to it failed. The codes
- * `key_refused`, `room_not_found`, `room_full` and `host_replaced` are final:
- * the room stops reconnecting after them.
- *
- * @example Tell a refused key from a network failure
- * ```ts
- * import { SignalingRoomError, WebRTCTransportError } from "@mcp/webrtc";
- * import assert from "node:assert/strict";
- *
- * const error = new SignalingRoomError("key_refused", "Cannot join room as the key was refused");
- * assert.equal(error.code, "key_refused");
- * assert.equal(error.name, "SignalingRoomError");
- * assert.ok(error instanceof WebRTCTransportError);
- * ```
- */
-export class SignalingRoomError extends WebRTCTransportError {
-  /** What happened, for callers that branch on it. */
-  readonly code: SignalingRoomErrorCode;
-
-  /**
-   * @param code What happened.
-   * @param message What was wrong and what to do.
-   * @param options The underlying cause, if any.
-   */
-  constructor(code: SignalingRoomErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "SignalingRoomError";
-    this.code = code;
-  }
-}
 
 /**
  * How a {@linkcode SignalingRoom} reconnects after its socket dropped: the

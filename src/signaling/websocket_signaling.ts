@@ -9,7 +9,8 @@ import { DEFAULT_HOST_TIMEOUT } from "../constants.ts";
 import type { IceServer } from "../peer.ts";
 import { HOST, ROOM_MEETING_POINT } from "./room_protocol.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
-import { SignalingRoom, SignalingRoomError, type SignalingRoomOptions } from "./signaling_room.ts";
+import { SignalingRoom, type SignalingRoomOptions } from "./signaling_room.ts";
+import { SignalingRoomError } from "../errors.ts";
 
 /**
  * Options of {@linkcode WebSocketSignaling.connect}: those of a guest's
