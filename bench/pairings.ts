@@ -40,7 +40,7 @@ function unmarked(inner: Signaling): Signaling {
 }
 
 async function pairing(marked: boolean): Promise<number> {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const options = { ...LOCAL, connectTimeout: 10_000, waitForPeer: false };
   const offerer = new Peer({ ...options, signaling: marked ? a : unmarked(a), initiator: true });
   const answerer = new Peer({ ...options, signaling: b, initiator: false });

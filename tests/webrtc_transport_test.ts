@@ -178,7 +178,7 @@ Deno.test("WebRTC transports fail a call at once, and keep the session, when its
 
 Deno.test("WebRTC transports answer a request over the server's receive cap with an error", async () => {
   const server = createTestServer();
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   await server.connect(
     new WebRTCServerTransport({ signaling: b, ...LOCAL, maxReceiveSize: 50_000 }),
   );

@@ -179,7 +179,7 @@ interface Queued {
  *
  * const hostTicket = await createTicket({ url: "wss://signal.example.com" });
  * const guestTicket = await createGuestTicket(hostTicket);
- * const [a, b] = await MemorySignaling.createMemorySignalingPair();
+ * const [a, b] = MemorySignaling.createPair();
  * const host = new AuthenticatedSignaling(a, {
  *   key: (await deriveTicketKeys(hostTicket)).signalingKey,
  *   role: "host",
@@ -253,7 +253,7 @@ export class AuthenticatedSignaling implements Signaling {
    *
    * const ticket = await createTicket({ url: "wss://signal.example.com" });
    * const { signalingKey } = await deriveTicketKeys(ticket);
-   * const [inner] = await MemorySignaling.createMemorySignalingPair();
+   * const [inner] = MemorySignaling.createPair();
    * const signaling = new AuthenticatedSignaling(inner, { key: signalingKey, role: ticket.kind });
    * assert.ok(signaling);
    * await signaling.close();
