@@ -14,7 +14,8 @@
  *
  * @module
  */
-import { MemorySignaling, OFFER_MARK, type Signaling, type SignalingMessage } from "../mod.ts";
+import { MemorySignaling, type Signaling, type SignalingMessage } from "../mod.ts";
+import { OFFER_MARK } from "../src/constants.ts";
 import { Peer } from "../src/peer.ts";
 
 const countIndex = Deno.args.indexOf("--count");

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 import {
-  AuthenticatedSignaling,
   ConnectError,
   FrameError,
   MemorySignaling,
@@ -10,6 +9,7 @@ import {
   WebRTCClientTransport,
   WebRTCServerTransport,
 } from "../mod.ts";
+import { AuthenticatedSignaling } from "../src/signaling/mod.ts";
 import { Peer } from "../src/peer.ts";
 import { createTestServer, LOCAL, until } from "./_helpers.ts";
 import { StreamSignaling } from "./_stdio_signaling.ts";

@@ -7,11 +7,11 @@ import { RTCPeerConnection as PolyfillPeerConnection } from "node-datachannel/po
 import {
   ConnectError,
   MemorySignaling,
-  OFFER_MARK,
   type Signaling,
   type SignalingMessage,
   SignalRefusedError,
 } from "../mod.ts";
+import { OFFER_MARK } from "../src/constants.ts";
 import type { DataChannelLike } from "../src/data_channel_transport.ts";
 import { LARGE_PACKETS_MARK, LOOPBACK_MTU } from "../src/constants.ts";
 import {
@@ -43,10 +43,10 @@ function editing(
   return wrapper;
 }
 
-async function pair(
+function pair(
   offerer: Partial<PeerOptions> = {},
   answerer: Partial<PeerOptions> = {},
-): Promise<[Peer, Peer]> {
+): [Peer, Peer] {
   const [a, b] = MemorySignaling.createPair();
   return [
     new Peer({ ...OPTIONS, signaling: a, initiator: true, ...offerer }),
@@ -390,7 +390,7 @@ const OddChannels = class extends PolyfillPeerConnection {
 } as unknown as PeerConnectionConstructor;
 
 Deno.test("A channel the other peer resets before it opens fails at the channel stage, saying so", async () => {
-  const [offerer, answerer] = await pair({ RTCPeerConnection: OddChannels }, {
+  const [offerer, answerer] = pair({ RTCPeerConnection: OddChannels }, {
     connectTimeout: 2_000,
   });
   const [offered] = await both(offerer, answerer);
@@ -423,7 +423,7 @@ Deno.test("Refused signalling messages arrive as SignalRefusedError and the nego
 });
 
 Deno.test("A connected peer opens further channels and hands the other side's to ondatachannel", async () => {
-  const [offerer, answerer] = await pair();
+  const [offerer, answerer] = pair();
   const incoming = Promise.withResolvers<DataChannelLike>();
   answerer.ondatachannel = (channel) => incoming.resolve(channel);
   await Promise.all([offerer.connect(), answerer.connect()]);

@@ -7,29 +7,31 @@
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 import {
-  AuthenticatedSignaling,
   AuthenticationError,
   ConnectError,
   createGuestTicket,
-  createRoomKey,
   createTicket,
   deriveTicketKeys,
   formatTicket,
-  keyVerifier,
   MemorySignaling,
   parseTicket,
-  roomUrl,
   type SignalingMessage,
-  SignalingRoom,
   SignalingRoomError,
   TicketError,
   TicketSignaling,
   WebRTCClientTransport,
   WebRTCListener,
   WebRTCServerTransport,
+} from "../mod.ts";
+import {
+  AuthenticatedSignaling,
+  createRoomKey,
+  keyVerifier,
+  roomUrl,
+  SignalingRoom,
   type WebSocketConstructor,
   WebSocketSignaling,
-} from "../mod.ts";
+} from "../src/signaling/mod.ts";
 import { decodeBase64Url, encodeBase64Url } from "../src/_base64url.ts";
 import {
   createTestServer,

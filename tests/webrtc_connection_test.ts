@@ -1,13 +1,8 @@
 /** One peer connection carrying many MCP sessions, between real peers on loopback. */
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
-import {
-  MemorySignaling,
-  type Signaling,
-  type SignalingRoom,
-  WebRTCConnection,
-  WebRTCListener,
-} from "../mod.ts";
+import { MemorySignaling, type Signaling, WebRTCConnection, WebRTCListener } from "../mod.ts";
+import type { SignalingRoom } from "../src/signaling/mod.ts";
 import type { MemoryBudget } from "../src/framing.ts";
 import { blobText, createTestServer, greet, LOCAL, text, until } from "./_helpers.ts";
 
@@ -122,7 +117,7 @@ Deno.test("WebRTCConnection dials again for the next session after the peer conn
   const agent = new WebRTCConnection({
     ...LOCAL,
     linger: 0,
-    signaling: async () => {
+    signaling: () => {
       dials++;
       const [a, b] = MemorySignaling.createPair();
       desktops.push(desktopFor(b).desktop);

@@ -7,12 +7,8 @@ import {
   LoggingMessageNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import {
-  MemorySignaling,
-  MESSAGE_TOO_LARGE,
-  WebRTCClientTransport,
-  WebRTCServerTransport,
-} from "../mod.ts";
+import { MemorySignaling, WebRTCClientTransport, WebRTCServerTransport } from "../mod.ts";
+import { MESSAGE_TOO_LARGE } from "../src/constants.ts";
 import { blobText, connectPair, createTestServer, LOCAL, until } from "./_helpers.ts";
 
 function text(result: unknown): string {

@@ -167,14 +167,8 @@ interface Queued {
  *
  * @example Authenticated offer and answer over an in-memory pair
  * ```ts
- * import {
- *   AuthenticatedSignaling,
- *   createGuestTicket,
- *   createTicket,
- *   deriveTicketKeys,
- *   MemorySignaling,
- *   type SignalingMessage,
- * } from "@mcp/webrtc";
+ * import { createGuestTicket, createTicket, deriveTicketKeys, MemorySignaling, type SignalingMessage } from "@mcp/webrtc";
+ * import { AuthenticatedSignaling } from "@mcp/webrtc/signaling";
  * import assert from "node:assert/strict";
  *
  * const hostTicket = await createTicket({ url: "wss://signal.example.com" });
@@ -243,12 +237,8 @@ export class AuthenticatedSignaling implements Signaling {
    *
    * @example Wrap a signalling with ticket keys
    * ```ts
-   * import {
-   *   AuthenticatedSignaling,
-   *   createTicket,
-   *   deriveTicketKeys,
-   *   MemorySignaling,
-   * } from "@mcp/webrtc";
+   * import { createTicket, deriveTicketKeys, MemorySignaling } from "@mcp/webrtc";
+   * import { AuthenticatedSignaling } from "@mcp/webrtc/signaling";
    * import assert from "node:assert/strict";
    *
    * const ticket = await createTicket({ url: "wss://signal.example.com" });

@@ -7,11 +7,7 @@
  * @module
  */
 import { SOCKET_CLOSE_TIMEOUT } from "../constants.ts";
-import {
-  SignalingRoomError,
-  type SignalingRoomErrorCode,
-  WebRTCTransportError,
-} from "../errors.ts";
+import { SignalingRoomError } from "../errors.ts";
 import type { IceServer } from "../peer.ts";
 import { utf8Length } from "../_utf8.ts";
 import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from "../websocket.ts";
@@ -49,7 +45,7 @@ const MAX_REFS = 256;
  *
  * @example Retry quickly, ten times at most
  * ```ts no-assert
- * import type { ReconnectOptions } from "@mcp/webrtc";
+ * import type { ReconnectOptions } from "@mcp/webrtc/signaling";
  *
  * const reconnect: ReconnectOptions = { minDelay: 100, maxDelay: 5_000, maxAttempts: 10 };
  * ```
@@ -80,7 +76,7 @@ export interface ReconnectOptions {
  *
  * @example The options of a host
  * ```ts no-assert
- * import { createRoomKey, keyVerifier, type SignalingRoomOptions } from "@mcp/webrtc";
+ * import { createRoomKey, keyVerifier, type SignalingRoomOptions } from "@mcp/webrtc/signaling";
  *
  * const guestKey = createRoomKey();
  * const options: SignalingRoomOptions = {
@@ -147,7 +143,7 @@ export interface SignalingRoomOptions {
  *
  * @example A host and a guest exchange a message
  * ```ts ignore
- * import { keyVerifier, SignalingRoom } from "@mcp/webrtc";
+ * import { keyVerifier, SignalingRoom } from "@mcp/webrtc/signaling";
  *
  * const url = "ws://127.0.0.1:8787/v1/rooms/Nq3RkWmvh0VrKz2Hd7yXbA";
  * const guestKey = "guest-key-0123456789";
@@ -232,7 +228,7 @@ export class SignalingRoom implements SignalingHub {
    *
    * @example Join as a guest
    * ```ts ignore
-   * import { SignalingRoom } from "@mcp/webrtc";
+   * import { SignalingRoom } from "@mcp/webrtc/signaling";
    *
    * const room = await SignalingRoom.join("wss://signal.example/v1/rooms/Nq3RkWmvh0VrKz2Hd7yXbA", {
    *   role: "guest",
@@ -751,7 +747,7 @@ class PeerSignaling implements Signaling {
  *
  * @example A room URL
  * ```ts
- * import { createRoomId } from "@mcp/webrtc";
+ * import { createRoomId } from "@mcp/webrtc/signaling";
  * import assert from "node:assert/strict";
  *
  * const url = `wss://signal.example/v1/rooms/${createRoomId()}`;
@@ -769,7 +765,7 @@ export function createRoomId(): string {
  *
  * @example Keys for a host and its guests
  * ```ts
- * import { createRoomKey, keyVerifier } from "@mcp/webrtc";
+ * import { createRoomKey, keyVerifier } from "@mcp/webrtc/signaling";
  * import assert from "node:assert/strict";
  *
  * const hostKey = createRoomKey();

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { SignalingRoom } from "../../src/signaling/signaling_room.ts";
-import { type SignalingRoomError } from "../../src/errors.ts";
+import type { SignalingRoomError } from "../../src/errors.ts";
 import type { LocalSignaling } from "../local.ts";
 import { listenerPid, settle, tcpSocketsOf } from "./_proc.ts";
 import {
