@@ -7,13 +7,8 @@
  *
  * @module
  */
-import {
-  createRoomId,
-  createRoomKey,
-  keyVerifier,
-  type SignalingMessage,
-  SignalingRoom,
-} from "../mod.ts";
+import type { SignalingMessage } from "../mod.ts";
+import { createRoomId, createRoomKey, keyVerifier, SignalingRoom } from "../src/signaling/mod.ts";
 import { startLocalSignaling } from "../worker/local.ts";
 
 /** How many handshakes run at once, and how many times. */

@@ -140,8 +140,7 @@ function webrtc(): Bench {
       const server = createServer();
       const client = createClient();
       const started = performance.now();
-      const [clientSignaling, serverSignaling] = await MemorySignaling
-        .createMemorySignalingPair();
+      const [clientSignaling, serverSignaling] = MemorySignaling.createPair();
       await server.connect(new WebRTCServerTransport({ signaling: serverSignaling, ...PEER }));
       await client.connect(new WebRTCClientTransport({ signaling: clientSignaling, ...PEER }));
       return connected(started, client, () => closeBoth(client, server));

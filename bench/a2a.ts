@@ -124,7 +124,7 @@ export async function measureInProcess(
  */
 async function memoryConnect(): Promise<number> {
   const started = performance.now();
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const server = new McpServer({ name: "bench", version: "1.0.0" });
   await server.connect(new WebRTCServerTransport({ signaling: b, ...LOCAL }));
   const transport = new WebRTCClientTransport({ signaling: a, ...LOCAL });

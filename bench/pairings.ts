@@ -14,7 +14,8 @@
  *
  * @module
  */
-import { MemorySignaling, OFFER_MARK, type Signaling, type SignalingMessage } from "../mod.ts";
+import { MemorySignaling, type Signaling, type SignalingMessage } from "../mod.ts";
+import { OFFER_MARK } from "../src/constants.ts";
 import { Peer } from "../src/peer.ts";
 
 const countIndex = Deno.args.indexOf("--count");
@@ -40,7 +41,7 @@ function unmarked(inner: Signaling): Signaling {
 }
 
 async function pairing(marked: boolean): Promise<number> {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const options = { ...LOCAL, connectTimeout: 10_000, waitForPeer: false };
   const offerer = new Peer({ ...options, signaling: marked ? a : unmarked(a), initiator: true });
   const answerer = new Peer({ ...options, signaling: b, initiator: false });

@@ -94,7 +94,7 @@ function percentile(values: number[], p: number): number {
 /** Runs the measurements on one connection between two peers in this process. */
 export async function measureSessions(quick: boolean): Promise<SessionFigures> {
   const samples = quick ? 20 : 100;
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const desktop = new WebRTCConnection({ signaling: b, initiator: false, ...LOCAL });
   /** A server made ahead for the next session, if any. */
   let ready: McpServer | undefined;

@@ -23,7 +23,7 @@ server.registerTool(
   ({ name }) => ({ content: [{ type: "text", text: `Hello, ${name}!` }] }),
 );
 
-const [clientSignaling, serverSignaling] = await MemorySignaling.createMemorySignalingPair();
+const [clientSignaling, serverSignaling] = MemorySignaling.createPair();
 await server.connect(new WebRTCServerTransport({ signaling: serverSignaling, ...local }));
 
 const started = performance.now();

@@ -5,7 +5,7 @@
  * - `cli.mjs` is `src/cli/main.ts` bundled for Node ≥ 20 by esbuild, with the
  *   `Deno` namespace of `npm_deno_shim.ts` injected, and the `mcp-webrtc` bin
  *   of `package.json` names it. The MCP SDK and zod are inside the bundle.
- * - `esm/` is the library (the JSR exports `.`, `./framing`, `./tcp` and
+ * - `esm/` is the library (the JSR exports `.`, `./signaling`, `./framing`, `./tcp` and
  *   `./testing`) compiled file by file by TypeScript, `.js` with `.d.ts`
  *   beside each, its relative imports rewritten from `.ts` to `.js`
  *   (`rewriteRelativeImportExtensions`). It imports the MCP SDK, an optional
@@ -36,7 +36,7 @@ const PEER_DEPENDENCIES = ["@modelcontextprotocol/sdk"];
  * package's bin) nor `./a2a` (it needs `@a2a-js/sdk`, which the package does
  * not bring).
  */
-const LIBRARY_EXPORTS = [".", "./framing", "./tcp", "./testing"];
+const LIBRARY_EXPORTS = [".", "./signaling", "./framing", "./tcp", "./testing"];
 
 const here = new URL("./", import.meta.url);
 const root = new URL("../", import.meta.url);

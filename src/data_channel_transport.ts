@@ -163,7 +163,7 @@ export interface DataChannelTransportOptions {
  *
  * @example Round trip over a linked in-memory channel pair
  * ```ts
- * import { DataChannelTransport } from "@mcp/webrtc";
+ * import { DataChannelTransport } from "@mcp/webrtc/framing";
  * import { createLinkedChannelPair } from "@mcp/webrtc/testing";
  * import assert from "node:assert/strict";
  *

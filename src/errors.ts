@@ -1,5 +1,6 @@
 /**
- * The errors callers may want to catch.
+ * The errors callers may want to catch: every one extends
+ * {@linkcode WebRTCTransportError}.
  *
  * @module
  */
@@ -235,5 +236,139 @@ export class PeerRefusalError extends WebRTCTransportError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "PeerRefusalError";
+  }
+}
+
+/**
+ * Why a room connection failed or ended; see {@linkcode SignalingRoomError}.
+ *
+ * @example Stop on a final refusal
+ * ```ts
+ * import type { SignalingRoomErrorCode } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const final: SignalingRoomErrorCode[] = ["key_refused", "room_not_found", "room_full"];
+ * assert.ok(final.includes("key_refused"));
+ * ```
+ */
+export type SignalingRoomErrorCode =
+  | "key_refused"
+  | "room_not_found"
+  | "room_full"
+  | "host_replaced"
+  | "rate_limited"
+  | "unreachable"
+  | "timeout"
+  | "connection_lost"
+  | "disconnected"
+  | "protocol_error"
+  | "host_absent"
+  | "frame_refused";
+
+/**
+ * A signalling room refused us, or the connection to it failed. The codes
+ * `key_refused`, `room_not_found`, `room_full` and `host_replaced` are final:
+ * the room stops reconnecting after them.
+ *
+ * @example Tell a refused key from a network failure
+ * ```ts
+ * import { SignalingRoomError, WebRTCTransportError } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new SignalingRoomError("key_refused", "Cannot join room as the key was refused");
+ * assert.equal(error.code, "key_refused");
+ * assert.equal(error.name, "SignalingRoomError");
+ * assert.ok(error instanceof WebRTCTransportError);
+ * ```
+ */
+export class SignalingRoomError extends WebRTCTransportError {
+  /** What happened, for callers that branch on it. */
+  readonly code: SignalingRoomErrorCode;
+
+  /**
+   * @param code What happened.
+   * @param message What was wrong and what to do.
+   * @param options The underlying cause, if any.
+   */
+  constructor(code: SignalingRoomErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SignalingRoomError";
+    this.code = code;
+  }
+}
+
+/**
+ * A signalling message was refused: it was not sealed, was altered, forged,
+ * replayed, reordered or reflected. The message was dropped; the message of
+ * the error says which check failed and what it likely means.
+ *
+ * @example Recognise a refused message
+ * ```ts
+ * import { AuthenticationError, WebRTCTransportError } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new AuthenticationError("Refused signalling message as it is not sealed");
+ * assert.equal(error.name, "AuthenticationError");
+ * assert.ok(error instanceof WebRTCTransportError);
+ * ```
+ */
+export class AuthenticationError extends WebRTCTransportError {
+  /**
+   * Creates the authentication error.
+   *
+   * @param message Which check failed and what it means.
+   * @param options The underlying cause, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "AuthenticationError";
+  }
+}
+
+/**
+ * A ticket string (or object) is malformed, or a ticket cannot be used (it
+ * expired, or its parts do not belong together).
+ *
+ * @example Recognise a bad ticket
+ * ```ts
+ * import { parseTicket, TicketError } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * assert.throws(() => parseTicket("hello"), TicketError);
+ * ```
+ */
+export class TicketError extends WebRTCTransportError {
+  /**
+   * Creates the ticket error.
+   *
+   * @param message What is wrong with the ticket.
+   * @param options The underlying cause, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TicketError";
+  }
+}
+
+/**
+ * A command line that cannot be run as given: an unknown flag, a missing or
+ * malformed value. The CLI prints it with the subcommand's usage and exits 2.
+ *
+ * @example Recognise a usage error
+ * ```ts
+ * import { UsageError } from "./errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(new UsageError("Missing ticket").name, "UsageError");
+ * ```
+ */
+export class UsageError extends WebRTCTransportError {
+  /**
+   * @param message What is wrong with the command line.
+   * @param options The underlying cause, if any.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "UsageError";
   }
 }

@@ -56,6 +56,7 @@
  * @module
  */
 
+import { TicketError } from "./errors.ts";
 import { decodeBase64Url, encodeBase64Url } from "./_base64url.ts";
 import { keyVerifier, verifyKey } from "./signaling/room_protocol.ts";
 
@@ -134,31 +135,6 @@ export interface TicketKeys {
    * and guest (not extractable; for `AuthenticatedSignaling`).
    */
   readonly signalingKey: CryptoKey;
-}
-
-/**
- * A ticket string (or object) is malformed, or a ticket cannot be used (it
- * expired, or its parts do not belong together).
- *
- * @example Recognise a bad ticket
- * ```ts
- * import { parseTicket, TicketError } from "@mcp/webrtc";
- * import assert from "node:assert/strict";
- *
- * assert.throws(() => parseTicket("hello"), TicketError);
- * ```
- */
-export class TicketError extends Error {
-  /**
-   * Creates the ticket error.
-   *
-   * @param message What is wrong with the ticket.
-   * @param options The underlying cause, if any.
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "TicketError";
-  }
 }
 
 /** The version tag every ticket string starts with. */

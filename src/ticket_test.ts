@@ -11,9 +11,9 @@ import {
   keyVerifier,
   parseTicket,
   type Ticket,
-  TicketError,
   verifyKey,
 } from "./ticket.ts";
+import { TicketError } from "./errors.ts";
 import { decodeBase64Url, encodeBase64Url, timingSafeEqual } from "./_base64url.ts";
 
 const URL_ = "wss://signal.example.com/";

@@ -14,7 +14,7 @@ import { WebRTCTransport, type WebRTCTransportOptions } from "./webrtc_transport
  * import { MemorySignaling, WebRTCClientTransport, WebRTCServerTransport } from "@mcp/webrtc";
  * import assert from "node:assert/strict";
  *
- * const [a, b] = await MemorySignaling.createMemorySignalingPair();
+ * const [a, b] = MemorySignaling.createPair();
  * const local = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
  * const server = new McpServer({ name: "example", version: "1.0.0" });
  * await server.connect(new WebRTCServerTransport({ signaling: b, ...local }));

@@ -114,7 +114,7 @@ export interface WebRTCSessionTransport extends Transport {
  *
  * // Peers on one machine: no STUN, loopback only.
  * const local = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
- * const [a, b] = await MemorySignaling.createMemorySignalingPair();
+ * const [a, b] = MemorySignaling.createPair();
  * const desktop = new WebRTCConnection({ signaling: b, initiator: false, ...local });
  * desktop.ontransport = (transport) =>
  *   void new McpServer({ name: "desktop", version: "1.0.0" }).connect(transport);
@@ -178,7 +178,7 @@ export class WebRTCConnection {
    * ```ts no-assert
    * import { MemorySignaling, WebRTCConnection } from "@mcp/webrtc";
    *
-   * const [signaling] = await MemorySignaling.createMemorySignalingPair();
+   * const [signaling] = MemorySignaling.createPair();
    * const connection = new WebRTCConnection({ signaling });
    * connection.onpathchange = (path) =>
    *   console.log(`now via ${path.localCandidateType} to ${path.remoteCandidateType}`);

@@ -17,7 +17,7 @@ import { WebRTCTransport, type WebRTCTransportOptions } from "./webrtc_transport
  * import { MemorySignaling, WebRTCServerTransport } from "@mcp/webrtc";
  * import assert from "node:assert/strict";
  *
- * const [, serverSide] = await MemorySignaling.createMemorySignalingPair();
+ * const [, serverSide] = MemorySignaling.createPair();
  * const server = new McpServer({ name: "example", version: "1.0.0" });
  * await server.connect(new WebRTCServerTransport({ signaling: serverSide, iceServers: [] }));
  * assert.ok(server.isConnected());

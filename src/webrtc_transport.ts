@@ -120,7 +120,7 @@ export interface WebRTCTransportOptions {
  * import { MemorySignaling, WebRTCServerTransport, WebRTCTransport } from "@mcp/webrtc";
  * import assert from "node:assert/strict";
  *
- * const [signaling] = await MemorySignaling.createMemorySignalingPair();
+ * const [signaling] = MemorySignaling.createPair();
  * const transport = new WebRTCServerTransport({ signaling });
  * assert.ok(transport instanceof WebRTCTransport);
  * await transport.close();
@@ -169,7 +169,7 @@ export class WebRTCTransport implements Transport {
    *
    * // Peers on one machine: no STUN, loopback only.
    * const local = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
-   * const [a, b] = await MemorySignaling.createMemorySignalingPair();
+   * const [a, b] = MemorySignaling.createPair();
    * const server = new McpServer({ name: "desktop", version: "1.0.0" });
    * await server.connect(new WebRTCServerTransport({ signaling: b, ...local }));
    * const transport = new WebRTCClientTransport({ signaling: a, ...local });
@@ -200,7 +200,7 @@ export class WebRTCTransport implements Transport {
   ) {
     if (!options || typeof options.signaling?.send !== "function") {
       throw new TypeError(
-        "Cannot create WebRTC transport as 'options.signaling' is not a Signaling: pass { signaling }, e.g. from MemorySignaling.createMemorySignalingPair()",
+        "Cannot create WebRTC transport as 'options.signaling' is not a Signaling: pass { signaling }, e.g. from MemorySignaling.createPair()",
       );
     }
     const timeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;

@@ -18,7 +18,7 @@ type Handler<E> = { handle(event: E): void }["handle"];
  *
  * @example The global WebSocket fits
  * ```ts no-assert
- * import type { WebSocketConstructor } from "@mcp/webrtc";
+ * import type { WebSocketConstructor } from "@mcp/webrtc/signaling";
  *
  * const constructor: WebSocketConstructor = WebSocket;
  * ```
@@ -45,7 +45,7 @@ export interface WebSocketLike {
  *
  * @example Node 20 has no global WebSocket: pass the ws package's
  * ```ts ignore
- * import { SignalingRoom } from "@mcp/webrtc";
+ * import { SignalingRoom } from "@mcp/webrtc/signaling";
  * import WebSocket from "ws";
  *
  * const room = await SignalingRoom.join(url, { role: "guest", key, WebSocket });

@@ -52,7 +52,7 @@ export async function connectPair(
   options: Partial<WebRTCTransportOptions> = {},
   client: Client = new Client({ name: "test-client", version: "1.0.0" }),
 ) {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const serverTransport = new WebRTCServerTransport({ signaling: b, ...LOCAL, ...options });
   const clientTransport = new WebRTCClientTransport({ signaling: a, ...LOCAL, ...options });
   await server.connect(serverTransport);

@@ -7,24 +7,26 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 import {
-  AuthenticatedSignaling,
   type ConnectableServer,
   createGuestTicket,
   createTicket,
   deriveTicketKeys,
   formatTicket,
   parseTicket,
-  roomUrl,
   type Signaling,
   type SignalingHub,
   type SignalingMessage,
-  SignalingRoom,
   type Ticket,
   WebRTCClientTransport,
   WebRTCListener,
   type WebRTCListenerOptions,
-  WebSocketSignaling,
 } from "../mod.ts";
+import {
+  AuthenticatedSignaling,
+  roomUrl,
+  SignalingRoom,
+  WebSocketSignaling,
+} from "../src/signaling/mod.ts";
 import { encodeBase64Url } from "../src/_base64url.ts";
 import { createTestServer, type Desktop, LOCAL, withWorker } from "./_helpers.ts";
 

@@ -25,7 +25,7 @@ import {
   type StunProbe,
   verdictOf,
 } from "../src/cli/doctor.ts";
-import { UsageError } from "../src/cli/args.ts";
+import { UsageError } from "../src/errors.ts";
 import { SIGNAL_ENV } from "../src/cli/serve.ts";
 import { ExitCode } from "../src/cli/exit.ts";
 import { type Attachment, NatLab, TURN_ADDRESS, TURN_SECRET } from "./nat/lab.ts";

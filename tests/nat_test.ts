@@ -9,14 +9,8 @@
  * are skipped, saying so (see `tests/_lab.ts`).
  */
 import assert from "node:assert/strict";
-import {
-  ConnectError,
-  type ConnectionPath,
-  createRoomId,
-  createRoomKey,
-  keyVerifier,
-  SignalingRoom,
-} from "../mod.ts";
+import { ConnectError, type ConnectionPath } from "../mod.ts";
+import { createRoomId, createRoomKey, keyVerifier, SignalingRoom } from "../src/signaling/mod.ts";
 import { startLocalSignaling } from "../worker/local.ts";
 import type { PeerReport } from "./nat/_peer.ts";
 import {

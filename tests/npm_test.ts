@@ -174,7 +174,7 @@ import { MemorySignaling, WebRTCClientTransport, WebRTCServerTransport } from "$
 import { FRAME_LAST } from "${NPM_NAME}/framing";
 
 const local = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
-const [a, b] = await MemorySignaling.createMemorySignalingPair();
+const [a, b] = MemorySignaling.createPair();
 const server = new McpServer({ name: "node-library", version: "1.0.0" });
 server.registerTool("hello", { description: "Says hello" }, () => ({
   content: [{ type: "text", text: "hello from Node" }],

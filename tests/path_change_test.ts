@@ -90,7 +90,7 @@ const DIRECT: Route = { local: "srflx", remote: "srflx", address: "203.0.113.3",
 
 Deno.test("WebRTCClientTransport.onpathchange reports the path once known and again when the selected pair moves", async () => {
   const route: { current?: Route } = { current: TURN };
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const server = createTestServer();
   await server.connect(new WebRTCServerTransport({ signaling: b, ...LOCAL }));
   const transport = new WebRTCClientTransport({
@@ -131,7 +131,7 @@ Deno.test("WebRTCClientTransport.onpathchange reports the path once known and ag
 
 Deno.test("WebRTCConnection.onpathchange reports the path on both sides and stops when the connection closes", async () => {
   const agentRoute: { current?: Route } = { current: TURN };
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const desktop = new WebRTCConnection({ signaling: b, initiator: false, ...LOCAL });
   desktop.ontransport = (transport) => void createTestServer().connect(transport);
   const desktopPaths = new Paths();
@@ -175,7 +175,7 @@ Deno.test("WebRTCConnection.onpathchange reports the path on both sides and stop
 });
 
 Deno.test("WebRTCClientTransport.onpathchange set after connecting is given the path in use", async () => {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const server = createTestServer();
   await server.connect(new WebRTCServerTransport({ signaling: b, ...LOCAL }));
   const transport = new WebRTCClientTransport({ signaling: a, ...LOCAL });
@@ -198,7 +198,7 @@ Deno.test("WebRTCClientTransport.onpathchange set after connecting is given the 
 Deno.test("WebRTCClientTransport.getConnectionPath() on loopback names host at both ends, with the desktop's address", async () => {
   // The answerer's check comes before its answer here, as in the NAT lab; on
   // loopback it can only come from the answerer's own address.
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const server = createTestServer();
   const serverTransport = new WebRTCServerTransport({ signaling: b, ...LOCAL });
   await server.connect(serverTransport);

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 import {
-  AuthenticatedSignaling,
   ConnectError,
   FrameError,
   MemorySignaling,
@@ -10,6 +9,7 @@ import {
   WebRTCClientTransport,
   WebRTCServerTransport,
 } from "../mod.ts";
+import { AuthenticatedSignaling } from "../src/signaling/mod.ts";
 import { Peer } from "../src/peer.ts";
 import { createTestServer, LOCAL, until } from "./_helpers.ts";
 import { StreamSignaling } from "./_stdio_signaling.ts";
@@ -47,7 +47,7 @@ Deno.test("WebRTCClientTransport notices a killed server process within 15 s and
 });
 
 Deno.test("WebRTCClientTransport fails at the signalling stage when nobody answers", async () => {
-  const [a] = await MemorySignaling.createMemorySignalingPair();
+  const [a] = MemorySignaling.createPair();
   const transport = new WebRTCClientTransport({ signaling: a, ...LOCAL, connectTimeout: 500 });
   let closed = 0;
   transport.onclose = () => closed++;
@@ -75,7 +75,7 @@ function withoutCandidates(inner: Signaling): Signaling {
 }
 
 Deno.test("WebRTC transports fail at the ICE stage when no path exists, with advice", async () => {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const server = new WebRTCServerTransport({
     signaling: withoutCandidates(b),
     ...LOCAL,
@@ -98,7 +98,7 @@ Deno.test("WebRTC transports fail at the ICE stage when no path exists, with adv
 });
 
 Deno.test("WebRTCServerTransport reports malformed frames from a raw peer and keeps serving", async () => {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const serverTransport = new WebRTCServerTransport({ signaling: b, ...LOCAL });
   const errors: Error[] = [];
   const server = createTestServer();
@@ -135,7 +135,7 @@ Deno.test("WebRTCServerTransport reports malformed frames from a raw peer and ke
 });
 
 Deno.test("WebRTC transports refuse malformed signalling without breaking the connection", async () => {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const serverTransport = new WebRTCServerTransport({ signaling: b, ...LOCAL });
   const errors: Error[] = [];
   serverTransport.onerror = (error) => errors.push(error);
@@ -153,7 +153,7 @@ Deno.test("WebRTC transports refuse malformed signalling without breaking the co
   await until(() => errors.length === 4, 2_000, "four refused signalling messages");
   assert.ok(errors.every((error) => /Refused/.test(error.message)), errors.map(String).join("\n"));
   // Then a real client on the same signalling still connects.
-  const [c, d] = await MemorySignaling.createMemorySignalingPair();
+  const [c, d] = MemorySignaling.createPair();
   a.onmessage = (message) => d.send(message).catch(() => {});
   await a.start();
   d.onmessage = (message) => a.send(message).catch(() => {});
@@ -187,7 +187,7 @@ function alteringAnswers(inner: Signaling, which: (n: number) => boolean): Signa
 
 /** A client and a server transport whose answer passes through `alter`; both connect attempts. */
 async function dialThrough(alter: (signaling: Signaling) => Signaling) {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const errors: Error[] = [];
   const server = createTestServer();
   const serverTransport = new WebRTCServerTransport({ signaling: alter(b), ...LOCAL });
@@ -271,7 +271,7 @@ function tamperingOffer(inner: Signaling): Signaling & { tampered: number } {
 
 Deno.test("A sealed offer altered on the way fails both sides at once, each naming the refusal", async () => {
   const key = await signalingKey();
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const tamper = tamperingOffer(a);
   const timeout = 10_000;
   const offerer = new Peer({

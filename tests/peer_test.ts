@@ -7,11 +7,11 @@ import { RTCPeerConnection as PolyfillPeerConnection } from "node-datachannel/po
 import {
   ConnectError,
   MemorySignaling,
-  OFFER_MARK,
   type Signaling,
   type SignalingMessage,
   SignalRefusedError,
 } from "../mod.ts";
+import { OFFER_MARK } from "../src/constants.ts";
 import type { DataChannelLike } from "../src/data_channel_transport.ts";
 import { LARGE_PACKETS_MARK, LOOPBACK_MTU } from "../src/constants.ts";
 import {
@@ -43,11 +43,11 @@ function editing(
   return wrapper;
 }
 
-async function pair(
+function pair(
   offerer: Partial<PeerOptions> = {},
   answerer: Partial<PeerOptions> = {},
-): Promise<[Peer, Peer]> {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+): [Peer, Peer] {
+  const [a, b] = MemorySignaling.createPair();
   return [
     new Peer({ ...OPTIONS, signaling: a, initiator: true, ...offerer }),
     new Peer({ ...OPTIONS, signaling: b, initiator: false, ...answerer }),
@@ -66,7 +66,7 @@ function setup(sdp: string | undefined): string | undefined {
 
 Deno.test("An answerer sends its answer before any candidate, also to an offer that holds every candidate", async () => {
   for (let round = 0; round < 5; round++) {
-    const [ours, theirs] = await MemorySignaling.createMemorySignalingPair();
+    const [ours, theirs] = MemorySignaling.createPair();
     const answerer = new Peer({ ...OPTIONS, signaling: ours, initiator: false });
     // A peer that does not trickle, as aiortc: its offer holds all its candidates.
     const pc = new PolyfillPeerConnection({ iceServers: [], bindAddress: "127.0.0.1" } as never);
@@ -116,7 +116,7 @@ Deno.test("An offer of this module is answered once the answerer's check of the 
   // check without knowing the answerer's credentials, checks at once when the
   // answer comes.
   for (let round = 0; round < 5; round++) {
-    const [a, b] = await MemorySignaling.createMemorySignalingPair();
+    const [a, b] = MemorySignaling.createPair();
     const log: string[] = [];
     const logged = (side: string) => (message: SignalingMessage) => {
       log.push(`${side} sends ${message.type}`);
@@ -146,7 +146,7 @@ Deno.test("An offer of this module is answered once the answerer's check of the 
 
 Deno.test("The answerer hands its candidates over right behind its answer, not after the answer's delivery", async () => {
   // A carrier that batches (an A2A request) can carry them together only so.
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const calls: string[] = [];
   let deliverAnswer!: () => void;
   const slow: Signaling = {
@@ -178,7 +178,7 @@ Deno.test("The answerer hands its candidates over right behind its answer, not a
 Deno.test("An answerer makes the offerer the DTLS client only for an offer marked as this module's", async () => {
   // Ours to ours: the offer carries the mark; the answer is passive (the answerer is the DTLS server).
   const sent: SignalingMessage[] = [];
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const offerer = new Peer({
     ...OPTIONS,
     signaling: editing(a, (m) => (sent.push(m), m)),
@@ -200,7 +200,7 @@ Deno.test("An answerer makes the offerer the DTLS client only for an offer marke
 
   // An offer without the mark (another stack's) is applied as it is: the answer is active.
   sent.length = 0;
-  const [c, d] = await MemorySignaling.createMemorySignalingPair();
+  const [c, d] = MemorySignaling.createPair();
   const unmarked = new Peer({
     ...OPTIONS,
     signaling: editing(
@@ -235,7 +235,7 @@ Deno.test("Only an answerer whose offerer said it takes large packets sends them
     const offererMtus: unknown[] = [];
     const answererMtus: unknown[] = [];
     const sent: SignalingMessage[] = [];
-    const [a, b] = await MemorySignaling.createMemorySignalingPair();
+    const [a, b] = MemorySignaling.createPair();
     const offerer = new Peer({
       ...OPTIONS,
       RTCPeerConnection: spying(offererMtus),
@@ -276,7 +276,7 @@ Deno.test("Only an answerer whose offerer said it takes large packets sends them
 });
 
 Deno.test("A fingerprint altered in signalling fails at the DTLS stage and points at AuthenticatedSignaling", async () => {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   // A relay that swaps the answer's certificate fingerprint for its own.
   const altered = editing(b, (message) =>
     message.type === "answer"
@@ -304,7 +304,7 @@ Deno.test("A fingerprint altered in signalling fails at the DTLS stage and point
 Deno.test("A DTLS handshake that fails at once with no certificate compared says what was seen, not that signalling altered anything", async () => {
   // Both sides end up DTLS clients: each refuses the other's first flight at
   // once. Nothing altered a fingerprint, and no certificate was compared.
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const unmarked = editing(
     a,
     (message) =>
@@ -338,14 +338,14 @@ Deno.test("A DTLS handshake that fails at once with no certificate compared says
 });
 
 Deno.test("A connect timeout describes the signalling as it describes itself, and names no room by default", async () => {
-  const [a] = await MemorySignaling.createMemorySignalingPair();
+  const [a] = MemorySignaling.createPair();
   const plain = new Peer({ ...OPTIONS, signaling: a, initiator: true, connectTimeout: 300 });
   const plainError = await plain.connect().catch((error) => error);
   assert.ok(plainError instanceof ConnectError, String(plainError));
   assert.equal(plainError.stage, "signaling");
   assert.doesNotMatch(plainError.message, /room/, plainError.message);
   assert.match(plainError.message, /uses the same signalling channel/, plainError.message);
-  const [c] = await MemorySignaling.createMemorySignalingPair();
+  const [c] = MemorySignaling.createPair();
   const described: Signaling = Object.assign(c, { meetingPoint: "the same agent and task" });
   const peer = new Peer({
     ...OPTIONS,
@@ -359,7 +359,7 @@ Deno.test("A connect timeout describes the signalling as it describes itself, an
 });
 
 Deno.test("A DTLS handshake that never completes after ICE connected times out at the DTLS stage", async () => {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   // Both sides end up DTLS servers: each waits for the other's first flight.
   const bothServers = editing(
     b,
@@ -390,7 +390,7 @@ const OddChannels = class extends PolyfillPeerConnection {
 } as unknown as PeerConnectionConstructor;
 
 Deno.test("A channel the other peer resets before it opens fails at the channel stage, saying so", async () => {
-  const [offerer, answerer] = await pair({ RTCPeerConnection: OddChannels }, {
+  const [offerer, answerer] = pair({ RTCPeerConnection: OddChannels }, {
     connectTimeout: 2_000,
   });
   const [offered] = await both(offerer, answerer);
@@ -403,7 +403,7 @@ Deno.test("A channel the other peer resets before it opens fails at the channel 
 });
 
 Deno.test("Refused signalling messages arrive as SignalRefusedError and the negotiation goes on", async () => {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   // An offerer that sends junk first.
   const junkFirst = editing(a, (message) => message);
   junkFirst.start = async () => {
@@ -423,7 +423,7 @@ Deno.test("Refused signalling messages arrive as SignalRefusedError and the nego
 });
 
 Deno.test("A connected peer opens further channels and hands the other side's to ondatachannel", async () => {
-  const [offerer, answerer] = await pair();
+  const [offerer, answerer] = pair();
   const incoming = Promise.withResolvers<DataChannelLike>();
   answerer.ondatachannel = (channel) => incoming.resolve(channel);
   await Promise.all([offerer.connect(), answerer.connect()]);

@@ -98,7 +98,7 @@ Deno.test("WebRTCConnection takes the direct path by default when ICE finds one"
 });
 
 Deno.test("WebRTCConnection refuses the relay over signalling that is not authenticated, with a clear error", async () => {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const connection = new WebRTCConnection({ signaling: a, ...LOCAL, relayAfter: 0, linger: 0 });
   await assert.rejects(connection.connect(), (error: Error) => {
     assert.ok(error instanceof RelayError, String(error));

@@ -7,29 +7,31 @@
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 import {
-  AuthenticatedSignaling,
   AuthenticationError,
   ConnectError,
   createGuestTicket,
-  createRoomKey,
   createTicket,
   deriveTicketKeys,
   formatTicket,
-  keyVerifier,
   MemorySignaling,
   parseTicket,
-  roomUrl,
   type SignalingMessage,
-  SignalingRoom,
   SignalingRoomError,
   TicketError,
   TicketSignaling,
   WebRTCClientTransport,
   WebRTCListener,
   WebRTCServerTransport,
+} from "../mod.ts";
+import {
+  AuthenticatedSignaling,
+  createRoomKey,
+  keyVerifier,
+  roomUrl,
+  SignalingRoom,
   type WebSocketConstructor,
   WebSocketSignaling,
-} from "../mod.ts";
+} from "../src/signaling/mod.ts";
 import { decodeBase64Url, encodeBase64Url } from "../src/_base64url.ts";
 import {
   createTestServer,
@@ -479,8 +481,8 @@ Deno.test("Without sealing, an altered DTLS fingerprint still stops the channel:
   // could put its own certificate in and sit in the middle. Here an unsealed
   // relay only alters it; the same relay passing it unchanged is the control.
   const throughRelay = async (alter: boolean) => {
-    const [clientSide, relayOut] = await MemorySignaling.createMemorySignalingPair();
-    const [relayIn, serverSide] = await MemorySignaling.createMemorySignalingPair();
+    const [clientSide, relayOut] = MemorySignaling.createPair();
+    const [relayIn, serverSide] = MemorySignaling.createPair();
     let altered = 0;
     relayOut.onmessage = (message) => void relayIn.send(message).catch(() => {});
     relayIn.onmessage = (message) => {
@@ -527,7 +529,7 @@ Deno.test("Known limitation: a holder of the guest ticket can pose as the deskto
   // takes a compromised relay; one ticket per agent removes it.
   const guestTicket = await createGuestTicket(await createTicket({ url: "wss://signal.test" }));
   const { signalingKey } = await deriveTicketKeys(guestTicket);
-  const [relayToImpostor, relayToVictim] = await MemorySignaling.createMemorySignalingPair();
+  const [relayToImpostor, relayToVictim] = MemorySignaling.createPair();
   const impostor = createTestServer();
   impostor.registerTool("whoami", {}, () => ({ content: [{ type: "text", text: "impostor" }] }));
   await impostor.connect(

@@ -7,15 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import {
-  createRoomId,
-  createRoomKey,
-  keyVerifier,
-  SignalingRoom,
-  SignalingRoomError,
-  TicketSignaling,
-  WebRTCListener,
-} from "../mod.ts";
+import { SignalingRoomError, TicketSignaling, WebRTCListener } from "../mod.ts";
+import { createRoomId, createRoomKey, keyVerifier, SignalingRoom } from "../src/signaling/mod.ts";
 import { createTestServer, LOCAL, withWorker } from "./_helpers.ts";
 
 const LOCAL_WORKER = new URL("../worker/local.ts", import.meta.url).pathname;

@@ -10,16 +10,8 @@ import assert from "node:assert/strict";
 import nodeDataChannel from "node-datachannel";
 import { startLocalSignaling } from "../worker/local.ts";
 import { Client } from "@modelcontextprotocol/sdk/client";
-import {
-  createRoomId,
-  createRoomKey,
-  type IceServer,
-  keyVerifier,
-  SignalingRoom,
-  TicketSignaling,
-  WebRTCClientTransport,
-  WebRTCListener,
-} from "../mod.ts";
+import { type IceServer, TicketSignaling, WebRTCClientTransport, WebRTCListener } from "../mod.ts";
+import { createRoomId, createRoomKey, keyVerifier, SignalingRoom } from "../src/signaling/mod.ts";
 import { createTestServer, greet } from "./_helpers.ts";
 
 const SECRET = "coturn-shared-secret-for-tests";

@@ -1,13 +1,8 @@
 /** One peer connection carrying many MCP sessions, between real peers on loopback. */
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
-import {
-  MemorySignaling,
-  type Signaling,
-  type SignalingRoom,
-  WebRTCConnection,
-  WebRTCListener,
-} from "../mod.ts";
+import { MemorySignaling, type Signaling, WebRTCConnection, WebRTCListener } from "../mod.ts";
+import type { SignalingRoom } from "../src/signaling/mod.ts";
 import type { MemoryBudget } from "../src/framing.ts";
 import { blobText, createTestServer, greet, LOCAL, text, until } from "./_helpers.ts";
 
@@ -24,7 +19,7 @@ function desktopFor(signaling: Signaling): { desktop: WebRTCConnection; servers:
 }
 
 Deno.test("WebRTCConnection carries many sessions on one peer connection, a server each, dialled once", async () => {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const { desktop, servers } = desktopFor(b);
   const agent = new WebRTCConnection({ signaling: a, linger: 0, ...LOCAL });
   const clients = Array.from({ length: 12 }, (_, i) => new Client({ name: `c${i}`, version: "1" }));
@@ -44,7 +39,7 @@ Deno.test("WebRTCConnection carries many sessions on one peer connection, a serv
 });
 
 Deno.test("WebRTCConnection: closing one session leaves the others working", async () => {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const { desktop } = desktopFor(b);
   const agent = new WebRTCConnection({ signaling: a, linger: 0, ...LOCAL });
   const one = new Client({ name: "one", version: "1" });
@@ -66,7 +61,7 @@ Deno.test("WebRTCConnection: closing one session leaves the others working", asy
 });
 
 Deno.test("WebRTCConnection: a large result on one session does not hold up small calls on another", async () => {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const { desktop } = desktopFor(b);
   const agent = new WebRTCConnection({ signaling: a, linger: 0, ...LOCAL });
   const bulk = new Client({ name: "bulk", version: "1" });
@@ -96,7 +91,7 @@ Deno.test("WebRTCConnection: a large result on one session does not hold up smal
 });
 
 Deno.test("WebRTCConnection lingers after its last session, so the next one opens without dialling", async () => {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const { desktop } = desktopFor(b);
   const agent = new WebRTCConnection({ signaling: a, linger: 60_000, ...LOCAL });
   try {
@@ -122,9 +117,9 @@ Deno.test("WebRTCConnection dials again for the next session after the peer conn
   const agent = new WebRTCConnection({
     ...LOCAL,
     linger: 0,
-    signaling: async () => {
+    signaling: () => {
       dials++;
-      const [a, b] = await MemorySignaling.createMemorySignalingPair();
+      const [a, b] = MemorySignaling.createPair();
       desktops.push(desktopFor(b).desktop);
       return a;
     },
@@ -150,7 +145,7 @@ Deno.test("WebRTCConnection dials again for the next session after the peer conn
 });
 
 Deno.test("WebRTCConnection given one Signaling cannot dial twice and says why", async () => {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const { desktop } = desktopFor(b);
   const agent = new WebRTCConnection({ signaling: a, linger: 0, ...LOCAL });
   try {
@@ -169,7 +164,7 @@ Deno.test("WebRTCConnection given one Signaling cannot dial twice and says why",
 });
 
 Deno.test("WebRTCConnection: a result over one session's receive cap fails that call only; every session goes on", async () => {
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const { desktop } = desktopFor(b);
   const agent = new WebRTCConnection({
     signaling: a,
@@ -197,7 +192,7 @@ Deno.test("WebRTCConnection: a result over one session's receive cap fails that 
 });
 
 Deno.test("WebRTCConnection.close() on a serving side still waiting for its first offer ends at once", async () => {
-  const [, b] = await MemorySignaling.createMemorySignalingPair();
+  const [, b] = MemorySignaling.createPair();
   const desktop = new WebRTCConnection({ signaling: b, initiator: false, ...LOCAL });
   desktop.ontransport = () => {};
   const connecting = assert.rejects(desktop.connect(), /closed/);

@@ -7,12 +7,8 @@ import {
   LoggingMessageNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import {
-  MemorySignaling,
-  MESSAGE_TOO_LARGE,
-  WebRTCClientTransport,
-  WebRTCServerTransport,
-} from "../mod.ts";
+import { MemorySignaling, WebRTCClientTransport, WebRTCServerTransport } from "../mod.ts";
+import { MESSAGE_TOO_LARGE } from "../src/constants.ts";
 import { blobText, connectPair, createTestServer, LOCAL, until } from "./_helpers.ts";
 
 function text(result: unknown): string {
@@ -178,7 +174,7 @@ Deno.test("WebRTC transports fail a call at once, and keep the session, when its
 
 Deno.test("WebRTC transports answer a request over the server's receive cap with an error", async () => {
   const server = createTestServer();
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   await server.connect(
     new WebRTCServerTransport({ signaling: b, ...LOCAL, maxReceiveSize: 50_000 }),
   );

@@ -7,30 +7,8 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { IceServer, WebRTCTransportOptions } from "../webrtc_transport.ts";
 import { DEFAULT_MAX_HTTP_SESSIONS, LOOPBACK_MTU } from "../constants.ts";
+import { UsageError } from "../errors.ts";
 import { originOf } from "./http.ts";
-
-/**
- * A command line that cannot be run as given: an unknown flag, a missing or
- * malformed value. The CLI prints it with the subcommand's usage and exits 2.
- *
- * @example Recognise a usage error
- * ```ts
- * import { UsageError } from "./args.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(new UsageError("Missing ticket").name, "UsageError");
- * ```
- */
-export class UsageError extends Error {
-  /**
-   * @param message What is wrong with the command line.
-   * @param options The underlying cause, if any.
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "UsageError";
-  }
-}
 
 const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 

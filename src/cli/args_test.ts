@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { transportOptions, UsageError } from "./args.ts";
+import { transportOptions } from "./args.ts";
+import { UsageError } from "../errors.ts";
 
 Deno.test("--mtu sets the MTU of the peer connections", () => {
   assert.deepEqual(transportOptions({ "bind-address": "10.0.0.2", mtu: "1400" }).rtcConfiguration, {

@@ -9,7 +9,8 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { settle } from "../_async.ts";
 import { CLI_STOP_TIMEOUT } from "../constants.ts";
 import { TicketSignaling } from "../signaling/ticket_signaling.ts";
-import { assertTicketUsable, parseTicket, type Ticket, TicketError } from "../ticket.ts";
+import { assertTicketUsable, parseTicket, type Ticket } from "../ticket.ts";
+import { TicketError } from "../errors.ts";
 import { WebRTCClientTransport } from "../webrtc_client_transport.ts";
 import { WebRTCConnection } from "../webrtc_connection.ts";
 import {
@@ -21,8 +22,8 @@ import {
   parseDuration,
   parseFlags,
   transportOptions,
-  UsageError,
 } from "./args.ts";
+import { UsageError } from "../errors.ts";
 import { bridge, type BridgeOptions, type BridgeSide } from "./bridge.ts";
 import { ExitCode, exitCodeFor, waitForStop } from "./exit.ts";
 import { serveHttp, type ServeHttpOptions } from "./http.ts";

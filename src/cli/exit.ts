@@ -4,9 +4,9 @@
  * @module
  */
 import { ConnectError } from "../errors.ts";
-import { SignalingRoomError } from "../signaling/signaling_room.ts";
-import { TicketError } from "../ticket.ts";
-import { UsageError } from "./args.ts";
+import { SignalingRoomError } from "../errors.ts";
+import { TicketError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 
 /**
  * The exit codes of the CLI.
@@ -58,7 +58,7 @@ export const ExitCode: Readonly<{
  *
  * @example A ticket error is a usage error
  * ```ts
- * import { TicketError } from "../ticket.ts";
+ * import { TicketError } from "../errors.ts";
  * import { ExitCode, exitCodeFor } from "./exit.ts";
  * import assert from "node:assert/strict";
  *

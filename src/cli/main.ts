@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { UsageError } from "./args.ts";
+import { UsageError } from "../errors.ts";
 import { connect } from "./connect.ts";
 import { doctor } from "./doctor.ts";
 import { ExitCode, exitCodeFor } from "./exit.ts";

@@ -10,7 +10,7 @@ import { delay, settle } from "../_async.ts";
 import { CLI_STOP_TIMEOUT } from "../constants.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { createTicket, formatTicket, parseTicket, type Ticket } from "../ticket.ts";
-import { SignalingRoomError } from "../signaling/signaling_room.ts";
+import { SignalingRoomError } from "../errors.ts";
 import { type ConnectableServer, WebRTCListener } from "../webrtc_listener.ts";
 import type { WebRTCConnection } from "../webrtc_connection.ts";
 import {
@@ -27,8 +27,8 @@ import {
   parseFlags,
   parsePositiveInteger,
   transportOptions,
-  UsageError,
 } from "./args.ts";
+import { UsageError } from "../errors.ts";
 import { bridge, type BridgeSide } from "./bridge.ts";
 import { ExitCode, waitForStop } from "./exit.ts";
 import { HttpUpstreamTransport } from "./http.ts";

@@ -6,7 +6,8 @@
  * @module
  */
 import { CLI_STOP_TIMEOUT } from "../constants.ts";
-import { parseFlags, UsageError } from "./args.ts";
+import { parseFlags } from "./args.ts";
+import { UsageError } from "../errors.ts";
 import { ExitCode, waitForStop } from "./exit.ts";
 import { StatusLog } from "./log.ts";
 

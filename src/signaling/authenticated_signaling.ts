@@ -73,7 +73,7 @@
 
 import type { Signaling, SignalingMessage } from "./signaling.ts";
 import type { RelayCarrier, RelayPipe } from "./relay_protocol.ts";
-import { PeerRefusalError, RelayError } from "../errors.ts";
+import { AuthenticationError, PeerRefusalError, RelayError } from "../errors.ts";
 import { MAX_REFUSAL_NOTICES, SENT_MESSAGES_REMEMBERED } from "../constants.ts";
 import { decodeBase64Url, encodeBase64Url } from "../_base64url.ts";
 import { utf8Length } from "../_utf8.ts";
@@ -107,34 +107,6 @@ export interface AuthenticatedSignalingOptions {
    * @default {61440}
    */
   maxEnvelopeSize?: number;
-}
-
-/**
- * A signalling message was refused: it was not sealed, was altered, forged,
- * replayed, reordered or reflected. The message was dropped; the message of
- * the error says which check failed and what it likely means.
- *
- * @example Recognise a refused message
- * ```ts
- * import { AuthenticationError } from "@mcp/webrtc";
- * import assert from "node:assert/strict";
- *
- * const error = new AuthenticationError("Refused signalling message as it is not sealed");
- * assert.equal(error.name, "AuthenticationError");
- * assert.ok(error instanceof Error);
- * ```
- */
-export class AuthenticationError extends Error {
-  /**
-   * Creates the authentication error.
-   *
-   * @param message Which check failed and what it means.
-   * @param options The underlying cause, if any.
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "AuthenticationError";
-  }
 }
 
 /** See {@linkcode AuthenticatedSignalingOptions.maxQueuedMessages}. */
@@ -195,19 +167,13 @@ interface Queued {
  *
  * @example Authenticated offer and answer over an in-memory pair
  * ```ts
- * import {
- *   AuthenticatedSignaling,
- *   createGuestTicket,
- *   createTicket,
- *   deriveTicketKeys,
- *   MemorySignaling,
- *   type SignalingMessage,
- * } from "@mcp/webrtc";
+ * import { createGuestTicket, createTicket, deriveTicketKeys, MemorySignaling, type SignalingMessage } from "@mcp/webrtc";
+ * import { AuthenticatedSignaling } from "@mcp/webrtc/signaling";
  * import assert from "node:assert/strict";
  *
  * const hostTicket = await createTicket({ url: "wss://signal.example.com" });
  * const guestTicket = await createGuestTicket(hostTicket);
- * const [a, b] = await MemorySignaling.createMemorySignalingPair();
+ * const [a, b] = MemorySignaling.createPair();
  * const host = new AuthenticatedSignaling(a, {
  *   key: (await deriveTicketKeys(hostTicket)).signalingKey,
  *   role: "host",
@@ -272,17 +238,13 @@ export class AuthenticatedSignaling implements Signaling {
    *
    * @example Wrap a signalling with ticket keys
    * ```ts
-   * import {
-   *   AuthenticatedSignaling,
-   *   createTicket,
-   *   deriveTicketKeys,
-   *   MemorySignaling,
-   * } from "@mcp/webrtc";
+   * import { createTicket, deriveTicketKeys, MemorySignaling } from "@mcp/webrtc";
+   * import { AuthenticatedSignaling } from "@mcp/webrtc/signaling";
    * import assert from "node:assert/strict";
    *
    * const ticket = await createTicket({ url: "wss://signal.example.com" });
    * const { signalingKey } = await deriveTicketKeys(ticket);
-   * const [inner] = await MemorySignaling.createMemorySignalingPair();
+   * const [inner] = MemorySignaling.createPair();
    * const signaling = new AuthenticatedSignaling(inner, { key: signalingKey, role: ticket.kind });
    * assert.ok(signaling);
    * await signaling.close();

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import {
   AuthenticatedSignaling,
   type AuthenticatedSignalingOptions,
-  AuthenticationError,
 } from "./authenticated_signaling.ts";
+import { AuthenticationError } from "../errors.ts";
 import { MemorySignaling } from "./memory_signaling.ts";
 import { PeerRefusalError } from "../errors.ts";
 import { MAX_REFUSAL_NOTICES } from "../constants.ts";
@@ -89,7 +89,7 @@ async function connection(
   options: Partial<AuthenticatedSignalingOptions> = {},
 ) {
   keys ??= await ticketKeys();
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const hostRelay = new Relay(a);
   const guestRelay = new Relay(b);
   const host = end(hostRelay, { key: keys.host, role: "host", ...options });
@@ -468,7 +468,7 @@ Deno.test("AuthenticatedSignaling refuses its own messages reflected back", asyn
 
 Deno.test("AuthenticatedSignaling delivers nothing when both ends have the same role", async () => {
   const keys = await ticketKeys();
-  const [a, b] = await MemorySignaling.createMemorySignalingPair();
+  const [a, b] = MemorySignaling.createPair();
   const one = end(a, { key: keys.host, role: "host" });
   const two = end(b, { key: keys.guest, role: "host" });
   void one.signaling.send(OFFER).catch(() => {});
@@ -486,7 +486,7 @@ Deno.test("AuthenticatedSignaling refuses a second peer with the same ticket onc
   await guest.signaling.send(OFFER);
   await settle();
   // A second guest with the same ticket, whose messages also reach the host.
-  const [c, d] = await MemorySignaling.createMemorySignalingPair();
+  const [c, d] = MemorySignaling.createPair();
   const toHost = new Relay(c);
   await toHost.start();
   const intruderRelay = new Relay(d);
@@ -547,7 +547,7 @@ Deno.test("AuthenticatedSignaling refuses an incoming body over maxEnvelopeSize 
 });
 
 Deno.test("AuthenticatedSignaling.send() rejects once maxQueuedMessages (default 256) wait for the peer", async () => {
-  const [a] = await MemorySignaling.createMemorySignalingPair();
+  const [a] = MemorySignaling.createPair();
   const { host } = await ticketKeys();
   const lonely = new AuthenticatedSignaling(a, { key: host, role: "host" });
   const queued = Array.from({ length: 256 }, (_, n) => lonely.send(candidate(n)));
@@ -566,7 +566,7 @@ Deno.test("AuthenticatedSignaling.send() rejects once maxQueuedMessages (default
 });
 
 Deno.test("AuthenticatedSignaling.send() refuses messages that are not JSON objects with a type", async () => {
-  const [a] = await MemorySignaling.createMemorySignalingPair();
+  const [a] = MemorySignaling.createPair();
   const { host } = await ticketKeys();
   const signaling = new AuthenticatedSignaling(a, { key: host, role: "host" });
   await assert.rejects(signaling.send(null as unknown as SignalingMessage), {
@@ -584,7 +584,7 @@ Deno.test("AuthenticatedSignaling.send() refuses messages that are not JSON obje
 });
 
 Deno.test("AuthenticatedSignaling constructor refuses a wrong key, role or limit", async () => {
-  const [a] = await MemorySignaling.createMemorySignalingPair();
+  const [a] = MemorySignaling.createPair();
   const { host } = await ticketKeys();
   const aes = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt"]);
   const sha512 = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-512" }, false, [

@@ -13,7 +13,7 @@ import type { Signaling, SignalingMessage } from "./signaling.ts";
  * import { MemorySignaling } from "@mcp/webrtc";
  * import assert from "node:assert/strict";
  *
- * const [a, b] = await MemorySignaling.createMemorySignalingPair();
+ * const [a, b] = MemorySignaling.createPair();
  * const received = new Promise((resolve) => (b.onmessage = resolve));
  * await b.start();
  * await a.send({ type: "hello", text: "hi" });
@@ -44,17 +44,17 @@ export class MemorySignaling implements Signaling {
    * import { MemorySignaling } from "@mcp/webrtc";
    * import assert from "node:assert/strict";
    *
-   * const [a, b] = await MemorySignaling.createMemorySignalingPair();
+   * const [a, b] = MemorySignaling.createPair();
    * assert.ok(a instanceof MemorySignaling && b instanceof MemorySignaling);
    * await a.close();
    * ```
    */
-  static createMemorySignalingPair(): Promise<[MemorySignaling, MemorySignaling]> {
+  static createPair(): [MemorySignaling, MemorySignaling] {
     const a = new MemorySignaling();
     const b = new MemorySignaling();
     a.#peer = b;
     b.#peer = a;
-    return Promise.resolve([a, b]);
+    return [a, b];
   }
 
   /** Starts delivering messages, including those that arrived before. */

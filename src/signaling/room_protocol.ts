@@ -145,7 +145,8 @@ export const FINAL: readonly ClosingErrorCode[] = [
  *
  * @example The room of a fresh ticket
  * ```ts
- * import { createTicket, roomUrl } from "@mcp/webrtc";
+ * import { createTicket } from "@mcp/webrtc";
+ * import { roomUrl } from "@mcp/webrtc/signaling";
  * import assert from "node:assert/strict";
  *
  * const ticket = await createTicket({ url: "wss://signal.example" });
@@ -223,7 +224,7 @@ export function joinProtocols(key: string, guestVerifier?: string): string[] {
  *
  * @example Compute a verifier
  * ```ts
- * import { keyVerifier } from "@mcp/webrtc";
+ * import { keyVerifier } from "@mcp/webrtc/signaling";
  * import assert from "node:assert/strict";
  *
  * // SHA-256 of the empty string.
@@ -245,7 +246,8 @@ export async function keyVerifier(key: string): Promise<string> {
  *
  * @example Check a guest key
  * ```ts
- * import { createGuestTicket, createTicket, deriveTicketKeys, verifyKey } from "@mcp/webrtc";
+ * import { createGuestTicket, createTicket, deriveTicketKeys } from "@mcp/webrtc";
+ * import { verifyKey } from "@mcp/webrtc/signaling";
  * import assert from "node:assert/strict";
  *
  * const host = await createTicket({ url: "wss://signal.example.com" });

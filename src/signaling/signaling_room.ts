@@ -7,7 +7,7 @@
  * @module
  */
 import { SOCKET_CLOSE_TIMEOUT } from "../constants.ts";
-import { WebRTCTransportError } from "../errors.ts";
+import { SignalingRoomError } from "../errors.ts";
 import type { IceServer } from "../peer.ts";
 import { utf8Length } from "../_utf8.ts";
 import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from "../websocket.ts";
@@ -40,70 +40,12 @@ const MAX_PENDING = 1000;
 const MAX_REFS = 256;
 
 /**
- * Why a room connection failed or ended; see {@linkcode SignalingRoomError}.
- *
- * @example Stop on a final refusal
- * ```ts
- * import type { SignalingRoomErrorCode } from "@mcp/webrtc";
- * import assert from "node:assert/strict";
- *
- * const final: SignalingRoomErrorCode[] = ["key_refused", "room_not_found", "room_full"];
- * assert.ok(final.includes("key_refused"));
- * ```
- */
-export type SignalingRoomErrorCode =
-  | "key_refused"
-  | "room_not_found"
-  | "room_full"
-  | "host_replaced"
-  | "rate_limited"
-  | "unreachable"
-  | "timeout"
-  | "connection_lost"
-  | "disconnected"
-  | "protocol_error"
-  | "host_absent"
-  | "frame_refused";
-
-/**
- * A signalling room refused us, or the connection to it failed. The codes
- * `key_refused`, `room_not_found`, `room_full` and `host_replaced` are final:
- * the room stops reconnecting after them.
- *
- * @example Tell a refused key from a network failure
- * ```ts
- * import { SignalingRoomError, WebRTCTransportError } from "@mcp/webrtc";
- * import assert from "node:assert/strict";
- *
- * const error = new SignalingRoomError("key_refused", "Cannot join room as the key was refused");
- * assert.equal(error.code, "key_refused");
- * assert.equal(error.name, "SignalingRoomError");
- * assert.ok(error instanceof WebRTCTransportError);
- * ```
- */
-export class SignalingRoomError extends WebRTCTransportError {
-  /** What happened, for callers that branch on it. */
-  readonly code: SignalingRoomErrorCode;
-
-  /**
-   * @param code What happened.
-   * @param message What was wrong and what to do.
-   * @param options The underlying cause, if any.
-   */
-  constructor(code: SignalingRoomErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "SignalingRoomError";
-    this.code = code;
-  }
-}
-
-/**
  * How a {@linkcode SignalingRoom} reconnects after its socket dropped: the
  * n-th retry waits between half and all of `min(maxDelay, minDelay * 2^(n-1))`.
  *
  * @example Retry quickly, ten times at most
  * ```ts no-assert
- * import type { ReconnectOptions } from "@mcp/webrtc";
+ * import type { ReconnectOptions } from "@mcp/webrtc/signaling";
  *
  * const reconnect: ReconnectOptions = { minDelay: 100, maxDelay: 5_000, maxAttempts: 10 };
  * ```
@@ -134,7 +76,7 @@ export interface ReconnectOptions {
  *
  * @example The options of a host
  * ```ts no-assert
- * import { createRoomKey, keyVerifier, type SignalingRoomOptions } from "@mcp/webrtc";
+ * import { createRoomKey, keyVerifier, type SignalingRoomOptions } from "@mcp/webrtc/signaling";
  *
  * const guestKey = createRoomKey();
  * const options: SignalingRoomOptions = {
@@ -201,7 +143,7 @@ export interface SignalingRoomOptions {
  *
  * @example A host and a guest exchange a message
  * ```ts ignore
- * import { keyVerifier, SignalingRoom } from "@mcp/webrtc";
+ * import { keyVerifier, SignalingRoom } from "@mcp/webrtc/signaling";
  *
  * const url = "ws://127.0.0.1:8787/v1/rooms/Nq3RkWmvh0VrKz2Hd7yXbA";
  * const guestKey = "guest-key-0123456789";
@@ -286,7 +228,7 @@ export class SignalingRoom implements SignalingHub {
    *
    * @example Join as a guest
    * ```ts ignore
-   * import { SignalingRoom } from "@mcp/webrtc";
+   * import { SignalingRoom } from "@mcp/webrtc/signaling";
    *
    * const room = await SignalingRoom.join("wss://signal.example/v1/rooms/Nq3RkWmvh0VrKz2Hd7yXbA", {
    *   role: "guest",
@@ -805,7 +747,7 @@ class PeerSignaling implements Signaling {
  *
  * @example A room URL
  * ```ts
- * import { createRoomId } from "@mcp/webrtc";
+ * import { createRoomId } from "@mcp/webrtc/signaling";
  * import assert from "node:assert/strict";
  *
  * const url = `wss://signal.example/v1/rooms/${createRoomId()}`;
@@ -823,7 +765,7 @@ export function createRoomId(): string {
  *
  * @example Keys for a host and its guests
  * ```ts
- * import { createRoomKey, keyVerifier } from "@mcp/webrtc";
+ * import { createRoomKey, keyVerifier } from "@mcp/webrtc/signaling";
  * import assert from "node:assert/strict";
  *
  * const hostKey = createRoomKey();

@@ -3,12 +3,8 @@ import { type LocalSignaling, startLocalSignaling } from "../../worker/local.ts"
 import type { Signaling, SignalingMessage } from "./signaling.ts";
 import type { IceServer } from "../peer.ts";
 import { keyVerifier } from "./room_protocol.ts";
-import {
-  createRoomId,
-  createRoomKey,
-  SignalingRoom,
-  SignalingRoomError,
-} from "./signaling_room.ts";
+import { createRoomId, createRoomKey, SignalingRoom } from "./signaling_room.ts";
+import { SignalingRoomError } from "../errors.ts";
 import { WebSocketSignaling } from "./websocket_signaling.ts";
 
 const HOST_KEY = createRoomKey();

@@ -1,12 +1,7 @@
 import { WebRTCTransportError } from "../errors.ts";
 import type { IceServer } from "../peer.ts";
-import {
-  assertTicketUsable,
-  deriveTicketKeys,
-  parseTicket,
-  type Ticket,
-  TicketError,
-} from "../ticket.ts";
+import { assertTicketUsable, deriveTicketKeys, parseTicket, type Ticket } from "../ticket.ts";
+import { TicketError } from "../errors.ts";
 import { ROOM_MEETING_POINT, roomUrl } from "./room_protocol.ts";
 import { AuthenticatedSignaling } from "./authenticated_signaling.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";

@@ -9,7 +9,8 @@ import { DEFAULT_HOST_TIMEOUT } from "../constants.ts";
 import type { IceServer } from "../peer.ts";
 import { HOST, ROOM_MEETING_POINT } from "./room_protocol.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
-import { SignalingRoom, SignalingRoomError, type SignalingRoomOptions } from "./signaling_room.ts";
+import { SignalingRoom, type SignalingRoomOptions } from "./signaling_room.ts";
+import { SignalingRoomError } from "../errors.ts";
 
 /**
  * Options of {@linkcode WebSocketSignaling.connect}: those of a guest's
@@ -18,7 +19,7 @@ import { SignalingRoom, SignalingRoomError, type SignalingRoomOptions } from "./
  *
  * @example Wait at most 5 s for the host
  * ```ts no-assert
- * import type { WebSocketSignalingOptions } from "@mcp/webrtc";
+ * import type { WebSocketSignalingOptions } from "@mcp/webrtc/signaling";
  *
  * const options: WebSocketSignalingOptions = { key: "guest-key-0123456789", hostTimeout: 5_000 };
  * ```
@@ -49,7 +50,8 @@ export interface WebSocketSignalingOptions
  *
  * @example Dial an MCP server through a room
  * ```ts ignore
- * import { WebRTCClientTransport, WebSocketSignaling } from "@mcp/webrtc";
+ * import { WebRTCClientTransport } from "@mcp/webrtc";
+ * import { WebSocketSignaling } from "@mcp/webrtc/signaling";
  *
  * const signaling = await WebSocketSignaling.connect(
  *   "wss://signal.example/v1/rooms/Nq3RkWmvh0VrKz2Hd7yXbA",
@@ -91,7 +93,7 @@ export class WebSocketSignaling implements Signaling {
    *
    * @example Connect
    * ```ts ignore
-   * import { WebSocketSignaling } from "@mcp/webrtc";
+   * import { WebSocketSignaling } from "@mcp/webrtc/signaling";
    *
    * const signaling = await WebSocketSignaling.connect(
    *   "wss://signal.example/v1/rooms/Nq3RkWmvh0VrKz2Hd7yXbA",

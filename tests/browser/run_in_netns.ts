@@ -13,19 +13,17 @@
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import {
-  AuthenticatedSignaling,
   createGuestTicket,
   createTicket,
   deriveTicketKeys,
   formatTicket,
   parseTicket,
-  roomUrl,
-  SignalingRoom,
   TicketSignaling,
   WebRTCClientTransport,
   WebRTCListener,
   WebRTCServerTransport,
 } from "../../mod.ts";
+import { AuthenticatedSignaling, roomUrl, SignalingRoom } from "../../src/signaling/mod.ts";
 import { createTestServer, LOCAL, withWorker } from "../_helpers.ts";
 import { addLargeTool, exercise } from "./exercise.ts";
 import { CHROMIUM_FLAGS } from "./netns.ts";

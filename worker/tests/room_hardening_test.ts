@@ -4,7 +4,8 @@
  * that fall silent, and exceptions nobody expected.
  */
 import assert from "node:assert/strict";
-import { SignalingRoom, type SignalingRoomError } from "../../src/signaling/signaling_room.ts";
+import { SignalingRoom } from "../../src/signaling/signaling_room.ts";
+import type { SignalingRoomError } from "../../src/errors.ts";
 import type { LocalSignaling } from "../local.ts";
 import { listenerPid, settle, tcpSocketsOf } from "./_proc.ts";
 import {

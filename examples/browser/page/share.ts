@@ -10,12 +10,8 @@
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import {
-  type ConnectionPath,
-  SignalingRoom,
-  type WebRTCConnection,
-  WebRTCListener,
-} from "../../../mod.ts";
+import { type ConnectionPath, type WebRTCConnection, WebRTCListener } from "../../../mod.ts";
+import { SignalingRoom } from "../../../src/signaling/mod.ts";
 import { byId, clock, describeError, type NetworkSettings } from "./ui.ts";
 
 /** How often, and how many times, to ask for a new connection's path. */
