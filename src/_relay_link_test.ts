@@ -203,10 +203,13 @@ function gate() {
   const state = {
     closed: false,
     bytes: 0,
+    /** Called with the number of frames held, each time one more is held. */
+    onhold: undefined as ((count: number) => void) | undefined,
     wire: ((frame) => {
       state.bytes += frame.byteLength;
       if (!state.closed) return [frame];
       held.push(frame);
+      state.onhold?.(held.length);
       return [];
     }) as Wire,
     /** Delivers what was held with `deliver`, then lets frames through. */
@@ -289,8 +292,9 @@ Deno.test("RelayLink with flow control: end() reaches a reader that stopped read
 
 Deno.test("RelayLink with flow control: a peer that sends beyond the window it was granted is refused and the link ends", async () => {
   const granted = 2 * CHUNK_FRAME;
+  const wire = gate();
   // The dialler ignores the answerer's window (as a faulty peer would).
-  const { dialer, answerer } = await links(undefined, {
+  const { dialer, answerer, inject } = await links(wire.wire, {
     dialer: { send: 1e12, receive: granted },
     answerer: { send: granted, receive: granted },
   });
@@ -298,7 +302,14 @@ Deno.test("RelayLink with flow control: a peer that sends beyond the window it w
   const ended = new Promise<Error | undefined>((resolve) =>
     answerer.onend = (error) => resolve(error)
   );
+  // Six chunks arrive at once, before the reader could grant more: four past its window.
+  wire.closed = true;
+  const allSealed = new Promise<void>((resolve) =>
+    wire.onhold = (count) => count === 6 && resolve()
+  );
   for (let i = 0; i < 6; i++) local.send(new Uint8Array(CHUNK));
+  await allSealed;
+  wire.open((frame) => inject(1, frame));
   const error = await ended;
   assert.ok(error instanceof RelayError);
   assert.match(error.message, /beyond the window this side granted \(RELAY_WINDOW/);
