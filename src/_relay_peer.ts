@@ -191,6 +191,7 @@ export class PathPeer {
         signaling,
         RTCPeerConnection: Ctor,
         mayRetry: attempt === 1,
+        retry: attempt > 1,
         onstep: (step) => {
           if (step === "ice") {
             iceFound = true;

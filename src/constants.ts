@@ -206,6 +206,26 @@ export const OFFER_CHECK_WAIT = 20;
 export const OFFER_MARK = "a=x-mcp-webrtc:dtls-client";
 
 /**
+ * The session-level SDP attribute with which an offer of this module says it
+ * tries once more after its first attempt's handshake was refused (see
+ * `Peer.retryable`). The cause of the refusal: libdatachannel 0.24 hands an
+ * applied answer to ICE before it records the answer's fingerprint, and when
+ * the answerer's check came before the answer, the offerer's ICE connects in
+ * that gap and its DTLS checks the other certificate against no fingerprint
+ * if its thread is held up there. On a loaded machine that came back on the
+ * new offer (measured: 3 agents dialling one `serve` on two busy cores, a
+ * connect failed in 5 of 6 runs, each time on both attempts), and with the
+ * DTLS roles swapped back too (the offerer, as DTLS server, refused the
+ * client's certificate: its thread was held up for milliseconds). So the
+ * retry's offer carries no candidates and the offerer sends its candidates
+ * only once the answer is applied: no check can reach it before. Its
+ * answerer keeps the default DTLS roles (it is the client) and answers
+ * first, as for another stack's offer; the cost, on this attempt alone, is
+ * the 1 s stall that {@linkcode OFFER_MARK} spares, at most.
+ */
+export const RETRY_MARK = "a=x-mcp-webrtc:retry";
+
+/**
  * The session-level SDP attribute with which an answer of this module says
  * that its connectivity check of the offerer's candidates succeeded before it
  * answered: a network path exists. The answer carries {@linkcode OFFER_MARK}

@@ -21,6 +21,7 @@ import {
   OFFER_CHECK_WAIT,
   OFFER_MARK,
   PATH_MARK,
+  RETRY_MARK,
 } from "./constants.ts";
 import type { DataChannelLike } from "./data_channel_transport.ts";
 import {
@@ -126,6 +127,12 @@ export interface PeerOptions {
    * then is a failure kept from the other peer (its goodbye is not said).
    */
   mayRetry?: boolean;
+  /**
+   * Whether this connect tries once more after a refused handshake (the
+   * second of `PathPeer`'s attempts): the offer then carries
+   * {@linkcode RETRY_MARK}, so the answerer keeps the standard DTLS roles.
+   */
+  retry?: boolean;
 }
 
 /**
@@ -311,10 +318,12 @@ export function markDescription(sdp: string, extra: string[] = []): string {
 /**
  * The offer as the answerer applies it: an offer marked as this module's has
  * its `a=setup:actpass` read as `a=setup:active`, so the offerer becomes the
- * DTLS client; any other offer is applied as it is.
+ * DTLS client, unless it tries once more (see {@linkcode RETRY_MARK}); any
+ * other offer is applied as it is.
  */
 export function offerAsApplied(sdp: string): string {
-  if (!sdp.split(/\r?\n/).includes(OFFER_MARK)) return sdp;
+  const lines = sdp.split(/\r?\n/);
+  if (!lines.includes(OFFER_MARK) || lines.includes(RETRY_MARK)) return sdp;
   return sdp.replace(/^a=setup:actpass(?=\r?$)/gm, "a=setup:active");
 }
 
@@ -602,16 +611,30 @@ export class Peer {
       );
       const offer = await step(pc.createOffer());
       await step(pc.setLocalDescription(offer));
-      const sdp = offer.sdp ?? pc.localDescription?.sdp ?? "";
+      const { retry } = this.#options;
+      let sdp = offer.sdp ?? pc.localDescription?.sdp ?? "";
+      if (retry) {
+        // Held, as those trickled, until the answer is applied (see below).
+        const inline = splitCandidates(sdp);
+        sdp = inline.sdp;
+        for (const candidate of inline.candidates) this.#candidates.local(candidate);
+      }
       const offered = this.#send({
         type: "offer",
-        sdp: markDescription(sdp, native ? [LARGE_PACKETS_MARK] : []),
+        sdp: markDescription(sdp, [
+          ...(native ? [LARGE_PACKETS_MARK] : []),
+          ...(retry ? [RETRY_MARK] : []),
+        ]),
       });
       // Our candidates follow the offer at once (handed over after it, so
       // they arrive after it): an answerer of this module applies them before
-      // it answers (see below).
+      // it answers (see below). On a retry they wait for the answer to be
+      // applied: the answerer cannot check us before, so our ICE cannot
+      // connect (and our DTLS check the other certificate) while
+      // libdatachannel has handed the answer to ICE but not recorded its
+      // fingerprint (see RETRY_MARK).
       this.#candidates.descriptionSent();
-      this.#candidates.release();
+      if (!retry) this.#candidates.release();
       await step(offered);
       this.#step("offer");
       const answer = await step(this.#remoteDescription.promise);
@@ -621,6 +644,7 @@ export class Peer {
       await apply(answer);
       this.#remoteSet = true;
       this.#negotiatedAt = Date.now();
+      if (retry) this.#candidates.release();
       this.#step("answer");
       await step(this.#candidates.remoteDescriptionApplied());
     } else {
@@ -632,19 +656,22 @@ export class Peer {
       this.#step("offer");
       pc = connection(offer.sdp.split(/\r?\n/).includes(LARGE_PACKETS_MARK));
       const inline = splitCandidates(offer.sdp);
-      const ours = offer.sdp !== offerAsApplied(offer.sdp);
+      const ours = offer.sdp.split(/\r?\n/).includes(OFFER_MARK);
+      // This module's order (we are the DTLS server), unless the offer tries
+      // once more (see RETRY_MARK): then another stack's.
+      const swapped = offer.sdp !== offerAsApplied(offer.sdp);
       await apply({ type: "offer", sdp: offerAsApplied(inline.sdp) });
       this.#remoteSet = true;
-      // An offer of this module: its candidates are applied before we answer,
+      // An offer of this module (not a retry): its candidates are applied before we answer,
       // and the answer waits (within bounds) until our first check of them
       // succeeded. Knowing no credentials of ours yet, the offerer answers
       // that check without scheduling a check of its own, which libjuice
       // paces 50 ms out, and checks us at once when the answer comes; our
       // ICE connects first, as the DTLS server's must.
-      // Another stack's offer is answered first and its candidates applied
+      // Another stack's offer, or a retry, is answered first and its candidates applied
       // after: our checks must not reach an offerer that has not our answer
       // yet (we are its DTLS client, and it could not check our fingerprint).
-      if (ours) await this.#applyOfferCandidates(inline.candidates, step);
+      if (swapped) await this.#applyOfferCandidates(inline.candidates, step);
       const answer = await step(pc.createAnswer());
       await step(pc.setLocalDescription(answer));
       // Marked too: the offerer then knows its answerer follows this order.
@@ -658,7 +685,7 @@ export class Peer {
       this.#candidates.release();
       await step(answered);
       this.#step("answer");
-      if (!ours) await this.#applyOfferCandidates(inline.candidates, step);
+      if (!swapped) await this.#applyOfferCandidates(inline.candidates, step);
       channel = await step(this.#primary.promise);
     }
     if (channel.readyState !== "open") {

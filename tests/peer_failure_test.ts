@@ -165,13 +165,21 @@ Deno.test("WebRTC transports refuse malformed signalling without breaking the co
   await server.close();
 });
 
-/** The answer's DTLS fingerprint with its first byte changed, in the answers `which` picks. */
-function alteringAnswers(inner: Signaling, which: (n: number) => boolean): Signaling {
+/**
+ * The answer's DTLS fingerprint with its first byte changed, in the answers
+ * `which` picks by their number, or `whose` by their content.
+ */
+function alteringAnswers(
+  inner: Signaling,
+  which: (n: number) => boolean,
+  whose: (message: SignalingMessage) => boolean = () => false,
+): Signaling {
   let answers = 0;
   const wrapper: Signaling = {
     start: (options) => inner.start?.(options) ?? Promise.resolve(),
     send: (message: SignalingMessage) => {
-      if (message.type !== "answer" || !which(++answers)) return inner.send(message);
+      if (message.type !== "answer") return inner.send(message);
+      if (!which(++answers) && !whose(message)) return inner.send(message);
       const sdp = String(message.sdp).replace(
         /^(a=fingerprint:sha-256 )(\S+)/m,
         (_, prefix, hash: string) => prefix + (hash.startsWith("00") ? "11" : "00") + hash.slice(2),
@@ -214,6 +222,43 @@ Deno.test("A handshake refused once between two peers of this module is tried ag
       errors.some((error) =>
         error instanceof ConnectError && /once more with a new offer/.test(error.message)
       ),
+    );
+    const { tools } = await client.listTools();
+    assert.ok(tools.length > 0);
+  } finally {
+    await close();
+  }
+});
+
+/** Whether an answer makes its answerer the DTLS server (the offerer the client). */
+const answererServes = (message: SignalingMessage) =>
+  /^a=setup:passive\r?$/m.test(String(message.sdp));
+
+Deno.test("A handshake refused in every attempt that makes the offerer the DTLS client connects on the new offer, with the standard DTLS roles", async () => {
+  // libdatachannel hands an applied answer to ICE before it records the
+  // answer's fingerprint; an offerer that is the DTLS client can get the
+  // answerer's certificate in that gap and refuse it, and under load it does
+  // so again and again. Made certain here: every answer that makes the
+  // offerer the DTLS client is refused, so only a new offer in which the
+  // answerer keeps the client's role can connect.
+  let answers = 0;
+  const { results, errors, client, close } = await dialThrough((b) =>
+    alteringAnswers(b, () => false, (message) => {
+      answers++;
+      return answererServes(message);
+    })
+  );
+  try {
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ["fulfilled", "fulfilled"],
+      results.map((r) => r.status === "rejected" ? String(r.reason) : "ok").join("\n"),
+    );
+    assert.equal(answers, 2);
+    assert.equal(
+      errors.filter((error) => /once more with a new offer/.test(error.message)).length,
+      1,
+      errors.map((e) => e.message).join("\n"),
     );
     const { tools } = await client.listTools();
     assert.ok(tools.length > 0);
