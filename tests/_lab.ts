@@ -131,3 +131,32 @@ export function labTest(lab: Lab, name: string, fn: () => Promise<void>): void {
     fn: lab.failure === undefined ? fn : () => Promise.reject(new Error(lab.failure)),
   });
 }
+
+/**
+ * Stops a lab process: SIGTERM first, so that one that started others (the
+ * local worker starts workerd) ends them, then SIGKILL after `graceMs`.
+ *
+ * @param child The process, as spawned.
+ * @param graceMs How long it may take to end after SIGTERM.
+ */
+export async function stopProcess(child: Deno.ChildProcess, graceMs = 3_000): Promise<void> {
+  try {
+    child.kill("SIGTERM");
+  } catch {
+    return; // Already gone.
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const exited = await Promise.race([
+    child.status.then(() => true),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
+  ]);
+  clearTimeout(timer);
+  if (!exited) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Gone meanwhile.
+    }
+    await child.status;
+  }
+}

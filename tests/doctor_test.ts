@@ -29,7 +29,7 @@ import { UsageError } from "../src/errors.ts";
 import { SIGNAL_ENV } from "../src/cli/serve.ts";
 import { ExitCode } from "../src/cli/exit.ts";
 import { type Attachment, NatLab, TURN_ADDRESS, TURN_SECRET } from "./nat/lab.ts";
-import { labTest, prepareLab } from "./_lab.ts";
+import { labTest, prepareLab, stopProcess } from "./_lab.ts";
 
 const lab = await prepareLab({
   name: "the NAT lab",
@@ -138,14 +138,7 @@ async function doctorBehind(
     assert.ok(stdout.trim(), `doctor printed nothing (exit ${status.code}); stderr:\n${stderr}`);
     return { report: JSON.parse(stdout), code: status.code, elapsed, stderr };
   } finally {
-    for (const child of children) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already gone.
-      }
-      await child.status;
-    }
+    await Promise.all(children.map((child) => stopProcess(child)));
     await nat.close();
   }
 }

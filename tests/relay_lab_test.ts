@@ -13,7 +13,7 @@
  * installed when missing on Linux as root, else skipped (see `tests/_lab.ts`).
  */
 import assert from "node:assert/strict";
-import { labTest, prepareLab } from "./_lab.ts";
+import { labTest, prepareLab, stopProcess } from "./_lab.ts";
 
 const lab = await prepareLab({
   name: "the relay lab",
@@ -86,12 +86,7 @@ class Child {
   }
 
   async stop(): Promise<void> {
-    try {
-      this.process.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-    await this.process.status;
+    await stopProcess(this.process);
   }
 }
 
