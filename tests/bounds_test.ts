@@ -216,22 +216,31 @@ function rss(pid: number): number {
 
 /** Waits until `channel` is open. */
 function opened(channel: DataChannelLike): Promise<void> {
-  return new Promise((resolve, reject) => {
+  const ms = 10_000;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return new Promise<void>((resolve, reject) => {
     if (channel.readyState === "open") return resolve();
     channel.addEventListener("open", () => resolve());
     channel.addEventListener(
       "close",
       () => reject(new Error("The channel closed before it opened")),
     );
-  });
+    // node-datachannel may report neither for a channel the other side gave up on.
+    timer = setTimeout(() => reject(new Error(`The channel did not open within ${ms} ms`)), ms);
+  }).finally(() => clearTimeout(timer));
 }
 
-/** Waits until `channel` buffers at most 1 MiB, or has closed. */
+/** Waits until `channel` buffers at most 1 MiB, or has closed; fails after 15 s without either. */
 async function drained(channel: DataChannelLike): Promise<void> {
   channel.bufferedAmountLowThreshold = 1024 * 1024;
   while (channel.readyState === "open" && channel.bufferedAmount > 4 * 1024 * 1024) {
-    await new Promise<void>((resolve) => {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error("The channel's buffer did not drain within 15 s")),
+        15_000,
+      );
       const done = () => {
+        clearTimeout(timer);
         channel.removeEventListener("bufferedamountlow", done);
         channel.removeEventListener("close", done);
         resolve();
