@@ -27,7 +27,6 @@ import { FrameError, MessageSizeError, WebRTCTransportError } from "./errors.ts"
 import {
   encodeFrames,
   fitsOneFrame,
-  FRAME_KEEPALIVE,
   FrameDecoder,
   MemoryBudget,
   oneTextFrame,
