@@ -49,10 +49,9 @@ export {
   type WebRTCSessionTransport,
 } from "./src/webrtc_connection.ts";
 export {
-  type AgentInfo,
+  type Agent,
   type AgentSession,
   type ConnectableServer,
-  type ConnectedAgent,
   type ListenOptions,
   WebRTCListener,
   type WebRTCListenerOptions,
@@ -106,6 +105,7 @@ export {
   DEFAULT_CONNECTION_LINGER,
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_KEEPALIVE_INTERVAL,
+  DEFAULT_MAX_AGENTS,
   DEFAULT_MAX_RECEIVE_SIZE,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
   DEFAULT_MAX_UNFINISHED_BYTES,

@@ -1,5 +1,6 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { settle } from "./_async.ts";
+import { type Clock, clockOf } from "./_clock.ts";
 import { AuthenticatedSignaling } from "./signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingHub } from "./signaling/signaling.ts";
 import { roomUrl } from "./signaling/room_protocol.ts";
@@ -15,6 +16,7 @@ import {
 } from "./ticket.ts";
 import {
   DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_MAX_AGENTS,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
   DEFAULT_MAX_UNFINISHED_BYTES,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
@@ -36,20 +38,30 @@ export interface ConnectableServer {
   close(): Promise<void>;
 }
 
-/** Who an MCP server made by the listener is serving. */
-export interface AgentInfo {
+/**
+ * An agent the listener serves: its peer connection, which carries any
+ * number of {@linkcode AgentSession}s.
+ */
+export interface Agent {
   /** The peer id the signalling gave the agent (unique while it is present). */
-  readonly peer: string;
-  /** The session's number among the agent's sessions on its connection, from 1. */
-  readonly session: number;
-}
-
-/** An agent connected to the listener: one peer connection, any number of sessions. */
-export interface ConnectedAgent {
-  /** The peer id the signalling gave the agent. */
   readonly peer: string;
   /** Its connection, e.g. for `getConnectionPath()`. */
   readonly connection: WebRTCConnection;
+}
+
+/**
+ * One MCP session of an {@linkcode Agent}: what `createServer` makes a server
+ * for, and what `onsession` and `onsessionclose` report.
+ */
+export interface AgentSession {
+  /** Whose session it is. */
+  readonly agent: Agent;
+  /** The agent's peer id (`agent.peer`). */
+  readonly peer: string;
+  /** The session's number among the agent's sessions on its connection, from 1. */
+  readonly session: number;
+  /** Its transport: a data channel of the agent's connection. */
+  readonly transport: Transport;
 }
 
 /** Options of {@linkcode WebRTCListener}. */
@@ -60,7 +72,7 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
    * Makes a fresh MCP server for each MCP session (an agent may open several
    * on its connection): MCP sessions are stateful, so they never share one.
    */
-  createServer: (agent: AgentInfo) => ConnectableServer | Promise<ConnectableServer>;
+  createServer: (session: AgentSession) => ConnectableServer | Promise<ConnectableServer>;
   /**
    * The key that authenticates signalling end to end (a ticket's
    * `signalingKey`); without it, signalling is trusted as the hub delivers it.
@@ -78,7 +90,7 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
    * The most agents (peer connections) served at once; one more is refused
    * until one leaves.
    *
-   * @default {8}
+   * @default {8} (`DEFAULT_MAX_AGENTS`)
    */
   maxAgents?: number;
   /**
@@ -145,18 +157,6 @@ export interface ListenOptions extends Omit<WebRTCListenerOptions, "hub" | "sign
   room?: Omit<SignalingRoomOptions, "role" | "key" | "guestVerifier">;
 }
 
-/** One MCP session being served. */
-export interface AgentSession {
-  /** Whose session it is. */
-  readonly agent: AgentInfo;
-  /** Its transport: a data channel of the agent's connection. */
-  readonly transport: Transport;
-  /** Its MCP server. */
-  readonly server: ConnectableServer;
-  /** The agent's connection, shared by its sessions. */
-  readonly connection: WebRTCConnection;
-}
-
 /**
  * Accepts any number of agents on one signalling room (up to `maxAgents`):
  * each agent that arrives gets one {@linkcode WebRTCConnection}, and each MCP
@@ -181,8 +181,9 @@ export interface AgentSession {
  */
 export class WebRTCListener {
   readonly #options: WebRTCListenerOptions;
-  readonly #agents = new Map<string, WebRTCConnection>();
-  readonly #sessions = new Set<AgentSession>();
+  readonly #agents = new Map<string, Agent>();
+  /** The sessions being served, with their servers. */
+  readonly #sessions = new Map<AgentSession, ConnectableServer>();
   /** What all agents' unfinished messages hold. */
   readonly #budget: MemoryBudget;
   #closing?: Promise<void>;
@@ -193,13 +194,13 @@ export class WebRTCListener {
   hostTicket?: string;
 
   /** Called when an agent's connection is up (before its first session). */
-  onagent?: (agent: ConnectedAgent) => void;
+  onagent?: (agent: Agent) => void;
   /** Called when an agent's connection is gone, with all its sessions. */
-  onagentleave?: (agent: ConnectedAgent, error?: Error) => void;
+  onagentleave?: (agent: Agent, error?: Error) => void;
   /** Called when an agent opened a session and its server is connected to it. */
-  onsession?: (session: AgentSession) => void;
+  onsession?: (session: AgentSession, server: ConnectableServer) => void;
   /** Called when a session ends. */
-  onsessionclose?: (session: AgentSession) => void;
+  onsessionclose?: (session: AgentSession, server: ConnectableServer) => void;
   /** Called for a refused agent or a failed session; the listener goes on. */
   onerror?: (error: Error) => void;
 
@@ -217,7 +218,7 @@ export class WebRTCListener {
     }
     for (
       const [name, value] of [
-        ["maxAgents", options.maxAgents ?? 8],
+        ["maxAgents", options.maxAgents ?? DEFAULT_MAX_AGENTS],
         ["maxSessionsPerAgent", options.maxSessionsPerAgent ?? DEFAULT_MAX_SESSIONS_PER_AGENT],
         [
           "sessionStartsPerSecond",
@@ -319,12 +320,12 @@ export class WebRTCListener {
 
   /** The MCP sessions being served now, of every agent. */
   get sessions(): AgentSession[] {
-    return [...this.#sessions];
+    return [...this.#sessions.keys()];
   }
 
   /** The agents connected (or connecting) now: one peer connection each. */
-  get agents(): ConnectedAgent[] {
-    return [...this.#agents].map(([peer, connection]) => ({ peer, connection }));
+  get agents(): Agent[] {
+    return [...this.#agents.values()];
   }
 
   /**
@@ -334,8 +335,10 @@ export class WebRTCListener {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#options.hub.onpeerjoin = undefined;
-      await Promise.allSettled([...this.#sessions].map((session) => session.server.close()));
-      await Promise.allSettled([...this.#agents.values()].map((agent) => agent.close()));
+      await Promise.allSettled([...this.#sessions.values()].map((server) => server.close()));
+      await Promise.allSettled(
+        [...this.#agents.values()].map((agent) => agent.connection.close()),
+      );
       await this.#options.hub.close();
     })();
     return this.#closing;
@@ -390,11 +393,12 @@ export class WebRTCListener {
       signaling,
       initiator: rest.initiator ?? false,
     });
-    const agent: ConnectedAgent = Object.freeze({ peer, connection });
-    this.#agents.set(peer, connection);
+    const agent: Agent = Object.freeze({ peer, connection });
+    this.#agents.set(peer, agent);
     let sessions = 0;
     let open = 0;
-    const starts = new StartRate(sessionStartsPerSecond, maxSessionsPerAgent);
+    const clock = clockOf(this);
+    const starts = new StartRate(sessionStartsPerSecond, maxSessionsPerAgent, clock);
     connection.onerror = (error) => this.onerror?.(error);
     connection.ontransport = (transport) => {
       if (open >= maxSessionsPerAgent) {
@@ -406,6 +410,7 @@ export class WebRTCListener {
         refuseSession(
           transport,
           `Cannot open another MCP session as this agent has ${open} open, the most the desktop allows: close one and try again`,
+          clock,
         );
         return;
       }
@@ -418,6 +423,7 @@ export class WebRTCListener {
         refuseSession(
           transport,
           `Cannot open another MCP session as this agent starts sessions faster than the desktop allows (${sessionStartsPerSecond} a second, sessionStartsPerSecond): wait a second and try again, or keep sessions open instead of opening new ones`,
+          clock,
         );
         return;
       }
@@ -425,10 +431,13 @@ export class WebRTCListener {
       // whether it opened, started a server, or neither.
       open++;
       void transport.closed.then(() => open--);
-      void this.#serve({ peer, session: ++sessions }, transport, connection);
+      void this.#serve(
+        Object.freeze({ agent, peer, session: ++sessions, transport }),
+        transport,
+      );
     };
     const left = (error?: Error) => {
-      if (this.#agents.get(peer) !== connection) return;
+      if (this.#agents.get(peer) !== agent) return;
       this.#agents.delete(peer);
       this.onagentleave?.(agent, error);
     };
@@ -439,7 +448,7 @@ export class WebRTCListener {
     // The agent is here: unlike a lone server transport, which may wait for its
     // client forever, an agent must connect in time or give its slot back.
     const timeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
-    const deadline = setTimeout(() => {
+    const deadline = clock.setTimeout(() => {
       if (connection.connected) return;
       this.onerror?.(
         new ConnectError(
@@ -457,26 +466,21 @@ export class WebRTCListener {
       await connection.close();
       return;
     } finally {
-      clearTimeout(deadline);
+      clock.clearTimeout(deadline);
     }
     if (this.#closing) return void (await connection.close());
     this.onagent?.(agent);
   }
 
   /** Serves one session of an agent with a fresh server. */
-  async #serve(
-    info: AgentInfo,
-    transport: WebRTCSessionTransport,
-    connection: WebRTCConnection,
-  ): Promise<void> {
-    const agent = Object.freeze(info);
+  async #serve(session: AgentSession, transport: WebRTCSessionTransport): Promise<void> {
     let server: ConnectableServer;
     try {
-      server = await this.#options.createServer(agent);
+      server = await this.#options.createServer(session);
     } catch (error) {
       this.onerror?.(
         new Error(
-          `Cannot serve agent ${agent.peer}'s session ${agent.session} as createServer() failed: ${
+          `Cannot serve agent ${session.peer}'s session ${session.session} as createServer() failed: ${
             String(error)
           }`,
           { cause: error },
@@ -485,7 +489,6 @@ export class WebRTCListener {
       await transport.close();
       return;
     }
-    const session: AgentSession = Object.freeze({ agent, transport, server, connection });
     let open = true;
     let connected = false;
     // However the session ends its end is reported; a session that ended
@@ -494,7 +497,7 @@ export class WebRTCListener {
     void transport.closed.then(() => {
       open = false;
       if (!connected) void Promise.resolve(server.close()).catch(() => {});
-      if (this.#sessions.delete(session)) this.onsessionclose?.(session);
+      if (this.#sessions.delete(session)) this.onsessionclose?.(session, server);
     });
     try {
       await server.connect(transport);
@@ -513,8 +516,8 @@ export class WebRTCListener {
       await server.close();
       return;
     }
-    this.#sessions.add(session);
-    this.onsession?.(session);
+    this.#sessions.set(session, server);
+    this.onsession?.(session, server);
   }
 
   /**
@@ -533,8 +536,8 @@ export class WebRTCListener {
   }
 
   #refusal(): string | undefined {
-    const { expiresAt, maxAgents = 8 } = this.#options;
-    if (expiresAt && expiresAt.getTime() <= Date.now()) {
+    const { expiresAt, maxAgents = DEFAULT_MAX_AGENTS } = this.#options;
+    if (expiresAt && expiresAt.getTime() <= clockOf(this).now()) {
       return "the ticket expired; ask the desktop for a new one";
     }
     if (this.#agents.size >= maxAgents) {
@@ -551,21 +554,21 @@ export class WebRTCListener {
 class StartRate {
   readonly #rate: number;
   readonly #burst: number;
-  readonly #now: () => number;
+  readonly #clock: Clock;
   #tokens: number;
   #last: number;
 
-  constructor(perSecond: number, burst: number, now: () => number = Date.now) {
+  constructor(perSecond: number, burst: number, clock: Clock) {
     this.#rate = perSecond;
     this.#burst = burst;
-    this.#now = now;
+    this.#clock = clock;
     this.#tokens = burst;
-    this.#last = now();
+    this.#last = clock.now();
   }
 
   /** Takes a start if the rate allows one now. */
   take(): boolean {
-    const now = this.#now();
+    const now = this.#clock.now();
     this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
     this.#last = now;
     if (this.#tokens < 1) return false;
@@ -578,12 +581,12 @@ class StartRate {
  * Refuses one session: its first request gets a JSON-RPC error with the
  * reason (the SDK's `connect()` rejects with it), then its channel closes.
  */
-function refuseSession(transport: Transport, reason: string): void {
+function refuseSession(transport: Transport, reason: string, clock: Clock): void {
   let done = false;
   const close = () => {
     if (done) return;
     done = true;
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
     void transport.close();
   };
   transport.onmessage = (message) => {
@@ -595,7 +598,7 @@ function refuseSession(transport: Transport, reason: string): void {
     }).catch(() => {}).finally(close);
   };
   // An agent that sends nothing gets its channel closed after a while.
-  const timer = setTimeout(close, REFUSAL_TIMEOUT);
+  const timer = clock.setTimeout(close, REFUSAL_TIMEOUT);
   transport.start().catch(close);
 }
 

@@ -9,14 +9,13 @@ const root = new URL("..", import.meta.url);
 /** The sorted names each entry exports. */
 const EXPECTED: Record<string, string[]> = {
   ".": [
-    "AgentInfo",
+    "Agent",
     "AgentSession",
     "AuthenticationError",
     "ConnectError",
     "ConnectStage",
     "ConnectStep",
     "ConnectableServer",
-    "ConnectedAgent",
     "ConnectionPath",
     "CreateTicketOptions",
     "DEFAULT_CONNECTION_LINGER",
@@ -24,6 +23,7 @@ const EXPECTED: Record<string, string[]> = {
     "DEFAULT_ICE_SERVERS",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_KEEPALIVE_INTERVAL",
+    "DEFAULT_MAX_AGENTS",
     "DEFAULT_MAX_RECEIVE_SIZE",
     "DEFAULT_MAX_SESSIONS_PER_AGENT",
     "DEFAULT_MAX_UNFINISHED_BYTES",
