@@ -1,3 +1,18 @@
+/**
+ * MCP over one data channel: {@linkcode DataChannelTransport}, this module's
+ * framing on the wire (text frames, chunks, keepalives), backpressure, and
+ * the receiving side's limits (the receive cap, the budget, the deadline of
+ * an unfinished message, answers for what was refused).
+ *
+ * Longer than 400 lines because the sender and the receiver of one channel
+ * share its state (whether the peer takes chunks, the frame size, the queue
+ * of writes, whether it closed), and a refusal on one side is answered on the
+ * other; the encoding and decoding themselves are in `framing.ts`, the
+ * keepalives in `_liveness.ts`.
+ *
+ * @module
+ */
+
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { clockOf } from "./_clock.ts";
 import { Liveness } from "./_liveness.ts";

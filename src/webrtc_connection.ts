@@ -1,6 +1,13 @@
 /**
  * One peer connection that carries any number of MCP sessions, each on a data
- * channel of its own labelled `mcp`.
+ * channel of its own labelled `mcp`: {@linkcode WebRTCConnection} owns the
+ * peer connection, its liveness (`_liveness.ts`) and its sessions
+ * (`_channel_session.ts`).
+ *
+ * Longer than 400 lines because the connection's lifecycle is one state
+ * machine (dial or answer, hand channels to sessions, linger, lose the peer,
+ * dial again, close) whose steps read each other's state; a third of it is
+ * the documentation of its options and callbacks.
  *
  * @module
  */

@@ -1,3 +1,18 @@
+/**
+ * The desktop's side of a room of agents: {@linkcode WebRTCListener} accepts
+ * each agent that arrives as one {@linkcode WebRTCConnection} (an
+ * {@linkcode Agent}) and serves each MCP session it opens (an
+ * {@linkcode AgentSession}) with a fresh server.
+ *
+ * Longer than 400 lines because it is where every limit of a desktop is
+ * enforced against an agent (the agent count, the ticket's expiry, sessions
+ * per agent, their start rate, the budgets of unfinished messages, the
+ * connect deadline), each with its documented option and refusal; the half
+ * of it that is doc comments says what each does.
+ *
+ * @module
+ */
+
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { settle } from "./_async.ts";
 import { type Clock, clockOf } from "./_clock.ts";

@@ -5,6 +5,9 @@
  * transport dials (or answers) it, opens (or accepts) exactly one session on
  * it, and closing the transport closes the connection and the signalling.
  *
+ * Just over 400 lines: the options every WebRTC transport and connection
+ * takes are documented here, in their one place.
+ *
  * @module
  */
 
