@@ -67,6 +67,19 @@ export interface Agent {
 /**
  * One MCP session of an {@linkcode Agent}: what `createServer` makes a server
  * for, and what `onsession` and `onsessionclose` report.
+ *
+ * @example Name each server after its agent and session
+ * ```ts ignore
+ * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+ * import { WebRTCListener } from "@mcp/webrtc";
+ *
+ * const listener = await WebRTCListener.listen({
+ *   url: "wss://signal.example",
+ *   createServer: ({ peer, session }) =>
+ *     new McpServer({ name: `desktop for ${peer} #${session}`, version: "1.0.0" }),
+ * });
+ * listener.onsessionclose = ({ agent, session }) => console.log(`${agent.peer} closed #${session}`);
+ * ```
  */
 export interface AgentSession {
   /** Whose session it is. */

@@ -213,7 +213,22 @@ export class WebRTCTransport implements Transport {
     this.#accepted.promise.catch(() => {});
   }
 
-  /** The connection this transport is the one session of, e.g. for its `sessions` or `dials`. */
+  /**
+   * The connection this transport is the one session of, e.g. for its
+   * `dials` or `ondisconnect`. Closing the transport closes it.
+   *
+   * @example The one session of its connection
+   * ```ts
+   * import { MemorySignaling, WebRTCServerTransport } from "@mcp/webrtc";
+   * import assert from "node:assert/strict";
+   *
+   * const [signaling] = MemorySignaling.createPair();
+   * const transport = new WebRTCServerTransport({ signaling });
+   * assert.equal(transport.connection.sessions, 0); // until the client opens it
+   * await transport.close();
+   * assert.equal(transport.connection.connected, false);
+   * ```
+   */
   get connection(): WebRTCConnection {
     return this.#connection;
   }
