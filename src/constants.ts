@@ -328,6 +328,32 @@ export const DEFAULT_IDLE_TIMEOUT = 8_000;
 export const DEFAULT_CONNECTION_LINGER = 30_000;
 
 /**
+ * Bytes of sent messages one session keeps until the other peer acknowledges
+ * them, so that it can send them again on a new peer connection after a
+ * network change. The other peer decides when it acknowledges, so this bounds
+ * what it can make us hold; a session that would go over it fails with an
+ * error naming it. 64 MiB is {@linkcode DEFAULT_MAX_RECEIVE_SIZE}: the largest
+ * message the other peer takes by default fits, and the other peer
+ * acknowledges within {@linkcode RESUME_ACK_INTERVAL} of reading it.
+ */
+export const DEFAULT_MAX_UNACKNOWLEDGED_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Milliseconds a session waits, after receiving a message it has not yet
+ * acknowledged, before it acknowledges on its own: short against the round
+ * trip of a call, so the other side's kept messages are given back quickly,
+ * and long enough for one acknowledgement to cover a burst.
+ */
+export const RESUME_ACK_INTERVAL = 100;
+
+/**
+ * Messages a session receives before it acknowledges at once, without
+ * waiting for {@linkcode RESUME_ACK_INTERVAL}: a stream of small messages
+ * costs one acknowledgement per 64 of them.
+ */
+export const RESUME_ACK_EVERY = 64;
+
+/**
  * The most MCP sessions one agent may hold open on one connection. Each
  * session is a server (the CLI bridge starts a process for each), so the
  * limit bounds what one agent can make a desktop run; 64 is above what MCP
