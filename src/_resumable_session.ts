@@ -86,11 +86,22 @@ export class ResumableSession implements Transport {
   /** The channel closed without the session's end: bind the session to a new one, or close it. */
   onsuspend?: () => void;
 
+  /** Resolves once the session has closed, however it ended. */
+  readonly closed: Promise<void>;
+  #ended!: () => void;
+  readonly #open?: () => Promise<Transport>;
+
   /**
    * @param id The session's id (the accepting side takes the opening side's); a new random one if omitted.
-   * @param options The log's budget, acknowledgement timing and clock.
+   * @param options The log's budget, acknowledgement timing and clock; `open`, for the
+   * opening side, gets the first channel transport (started) when the session starts.
    */
-  constructor(id?: string, options: Omit<ResumeLogOptions, "acknowledge"> = {}) {
+  constructor(
+    id?: string,
+    options: Omit<ResumeLogOptions, "acknowledge"> & { open?: () => Promise<Transport> } = {},
+  ) {
+    this.closed = new Promise((resolve) => (this.#ended = resolve));
+    this.#open = options.open;
     this.id = id ?? encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
     this.#log = new ResumeLog({
       ...options,
@@ -241,7 +252,11 @@ export class ResumableSession implements Transport {
     }
     this.#started = true;
     for (const message of this.#early.splice(0)) this.onmessage?.(message);
-    return Promise.resolve();
+    if (!this.#open || this.#bindings > 0) return Promise.resolve();
+    return this.#open().then((inner) => this.bind(inner)).catch(async (error) => {
+      await this.close();
+      throw error;
+    });
   }
 
   send(message: JSONRPCMessage): Promise<void> {
@@ -273,6 +288,7 @@ export class ResumableSession implements Transport {
         await inner?.close();
       } finally {
         this.#log.close();
+        this.#ended();
         this.onclose?.();
       }
     });

@@ -354,6 +354,20 @@ export const RESUME_ACK_INTERVAL = 100;
 export const RESUME_ACK_EVERY = 64;
 
 /**
+ * Milliseconds a connection keeps a resumable session whose peer connection
+ * was lost, for the dialling side to dial again and resume it; after it the
+ * session ends as it does when a connection closes. Two minutes covers a
+ * change of Wi-Fi, a VPN coming up or a laptop's short sleep.
+ */
+export const DEFAULT_RESUME_GRACE = 120_000;
+
+/** Milliseconds before the first redial after a lost connection; each failed one doubles it. */
+export const RESUME_BACKOFF_FIRST = 250;
+
+/** The longest wait between two redials, so that a path back is found within seconds. */
+export const RESUME_BACKOFF_MAX = 8_000;
+
+/**
  * The most MCP sessions one agent may hold open on one connection. Each
  * session is a server (the CLI bridge starts a process for each), so the
  * limit bounds what one agent can make a desktop run; 64 is above what MCP

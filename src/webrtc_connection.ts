@@ -40,6 +40,8 @@ import {
 } from "./_channel_session.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 import type { WebRTCTransportOptions } from "./webrtc_transport.ts";
+import { ResumableSession } from "./_resumable_session.ts";
+import { DEFAULT_RESUME_GRACE, RESUME_BACKOFF_FIRST, RESUME_BACKOFF_MAX } from "./constants.ts";
 
 export type { WebRTCSessionTransport } from "./_channel_session.ts";
 
@@ -79,6 +81,23 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
    * @default {10000}
    */
   unfinishedMessageTimeout?: number;
+  /**
+   * Whether sessions outlive a lost peer connection: the dialling side dials
+   * again (with backoff) and each session continues on a new channel, its
+   * messages in flight sent again; the serving side keeps them, and answers
+   * again, for `resumeGrace`. Both sides must set it; a peer that does not
+   * speak it gets plain sessions. Experimental: the claim is not yet bound to
+   * the connection it resumes.
+   *
+   * @default {false}
+   */
+  resume?: boolean;
+  /**
+   * Milliseconds a lost connection's sessions are kept for a resume.
+   *
+   * @default {120000}
+   */
+  resumeGrace?: number;
 }
 
 /**
@@ -147,6 +166,13 @@ export class WebRTCConnection {
   #pathWatch?: PathWatch;
   #closed = false;
   #closing?: Promise<void>;
+  /** Resumable sessions, by id, and those waiting for a new channel. */
+  readonly #resumable = new Map<string, ResumableSession>();
+  readonly #suspended = new Set<ResumableSession>();
+  #graceTimer?: unknown;
+  #redialing = false;
+  /** The wait before the next redial, which closing ends. */
+  #backoff?: { id: unknown; resolve: () => void };
 
   /**
    * Makes this the serving side: called for each session the other side
@@ -190,7 +216,7 @@ export class WebRTCConnection {
    * @throws {TypeError} If `options.signaling` is neither a Signaling nor a function, or
    * `unfinishedBudget` is not a `MemoryBudget`.
    * @throws {RangeError} If `linger`, `connectTimeout`, `unfinishedMessageTimeout`,
-   * `keepaliveInterval` or `idleTimeout` is out of range.
+   * `keepaliveInterval`, `idleTimeout` or `resumeGrace` is out of range.
    */
   constructor(options: WebRTCConnectionOptions) {
     const signaling = options?.signaling;
@@ -224,6 +250,7 @@ export class WebRTCConnection {
       const [name, value, min] of [
         ["keepaliveInterval", options.keepaliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL, 0],
         ["idleTimeout", options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT, 1],
+        ["resumeGrace", options.resumeGrace ?? DEFAULT_RESUME_GRACE, 1],
       ] as const
     ) {
       if (!Number.isSafeInteger(value) || value < min) {
@@ -293,6 +320,7 @@ export class WebRTCConnection {
         "Cannot open a session as the WebRTC connection is closed: create a new one",
       );
     }
+    if (this.#options.resume) return this.#resumableSession();
     return new ChannelSession(this.#host, () => this.#openChannel());
   }
 
@@ -324,6 +352,12 @@ export class WebRTCConnection {
     this.#closing ??= Promise.resolve().then(async () => {
       try {
         this.#stopLinger();
+        this.#stopGrace();
+        if (this.#backoff) {
+          clockOf(this).clearTimeout(this.#backoff.id);
+          this.#backoff.resolve();
+        }
+        await Promise.allSettled([...this.#resumable.values()].map((session) => session.close()));
         await this.#disconnect("closed");
       } finally {
         this.onclose?.();
@@ -440,6 +474,7 @@ export class WebRTCConnection {
     const session = new ChannelSession(this.#host);
     // Listen at once: frames may arrive before the owner starts the transport.
     session.bind(channel, origin);
+    if (this.#options.resume) return void this.#acceptResumable(session);
     try {
       if (this.ontransport) this.ontransport(session);
       else void session.close();
@@ -510,6 +545,117 @@ export class WebRTCConnection {
       // Liveness is the connection's: the session's channel carries no keepalives of its own.
       keepaliveInterval: 0,
     };
+  }
+
+  /** The opening side's resumable session: its channel is a session of the connection of now. */
+  #resumableSession(): WebRTCSessionTransport {
+    const open = async () => {
+      const inner = new ChannelSession(this.#host, () => this.#openChannel());
+      await inner.start();
+      return inner;
+    };
+    const session = new ResumableSession(undefined, { open, clock: clockOf(this) });
+    this.#track(session, open);
+    return Object.assign(session, { connection: this });
+  }
+
+  /** The serving side: a channel's first message says which session it carries. */
+  async #acceptResumable(inner: ChannelSession): Promise<void> {
+    const accepted = await ResumableSession.accept(
+      inner,
+      (id) => this.#resumable.get(id),
+      { clock: clockOf(this) },
+    );
+    if (!accepted) return void inner.close();
+    this.#suspended.delete(accepted.session);
+    if (this.#suspended.size === 0) this.#stopGrace();
+    if (!accepted.created) return;
+    this.#track(accepted.session);
+    try {
+      if (this.ontransport) {
+        this.ontransport(Object.assign(accepted.session, { connection: this }));
+      } else void accepted.session.close();
+    } catch (error) {
+      this.onerror?.(error as Error);
+      void accepted.session.close();
+    }
+  }
+
+  /** Keeps a resumable session while it lives; a lost channel suspends it. */
+  #track(session: ResumableSession, open?: () => Promise<ChannelSession>): void {
+    this.#resumable.set(session.id, session);
+    void session.closed.then(() => {
+      this.#resumable.delete(session.id);
+      this.#suspended.delete(session);
+    });
+    session.onsuspend = () => {
+      if (this.#closed) return void session.close();
+      this.#suspended.add(session);
+      this.#startGrace();
+      if (open) void this.#redial(open);
+      else if (this.ontransport && typeof this.#options.signaling === "function") {
+        // Answer the other side's redial.
+        void this.#connect().catch(() => {});
+      }
+    };
+  }
+
+  /** The dialling side: dials again with backoff and binds each suspended session anew. */
+  async #redial(open: () => Promise<ChannelSession>): Promise<void> {
+    if (this.#redialing) return;
+    this.#redialing = true;
+    const clock = clockOf(this);
+    let wait = RESUME_BACKOFF_FIRST;
+    try {
+      while (this.#suspended.size > 0 && !this.#closed) {
+        await new Promise<void>((resolve) => {
+          this.#backoff = { id: clock.setTimeout(resolve, wait), resolve };
+        });
+        this.#backoff = undefined;
+        wait = Math.min(wait * 2, RESUME_BACKOFF_MAX);
+        if (this.#suspended.size === 0 || this.#closed) break;
+        try {
+          await this.#connect();
+        } catch {
+          continue;
+        }
+        for (const session of [...this.#suspended]) {
+          try {
+            await session.bind(await open());
+            this.#suspended.delete(session);
+          } catch (error) {
+            // Refused (the session closed itself), or the new channel failed: try again.
+            if (!this.#resumable.has(session.id)) this.#suspended.delete(session);
+            else this.onerror?.(error as Error);
+          }
+        }
+      }
+    } finally {
+      this.#redialing = false;
+      if (this.#suspended.size === 0) this.#stopGrace();
+    }
+  }
+
+  #startGrace(): void {
+    if (this.#graceTimer !== undefined) return;
+    const grace = this.#options.resumeGrace ?? DEFAULT_RESUME_GRACE;
+    const clock = clockOf(this);
+    this.#graceTimer = clock.setTimeout(() => {
+      this.#graceTimer = undefined;
+      const error = new WebRTCTransportError(
+        `Cannot resume the session as its connection was not back within ${grace} ms (resumeGrace): open a new session`,
+      );
+      for (const session of this.#suspended) {
+        session.onerror?.(error);
+        void session.close();
+      }
+      this.#suspended.clear();
+    }, grace);
+  }
+
+  #stopGrace(): void {
+    if (this.#graceTimer !== undefined) clockOf(this).clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
   }
 
   async #lost(peer: PathPeer, error: Error): Promise<void> {

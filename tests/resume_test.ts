@@ -1,0 +1,148 @@
+/** Sessions that outlive their peer connection, between real peers on loopback. */
+import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client";
+// @ts-types="@modelcontextprotocol/sdk/server/mcp"
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { MemorySignaling, type Signaling, WebRTCConnection } from "../mod.ts";
+import { RESUME_BACKOFF_FIRST } from "../src/constants.ts";
+import { useClock } from "../src/_clock.ts";
+import { deadline } from "../src/_async.ts";
+import { ManualClock } from "./_manual_clock.ts";
+import { LOCAL, text } from "./_helpers.ts";
+
+const STEP = 10_000;
+
+Deno.test("With resume on, a call in flight when the peer connection is lost completes after the redial, on the same server, without a second initialize", async () => {
+  // Each dial of the agent makes a signalling pair; the desktop answers on the other end.
+  const ready: Signaling[] = [];
+  const waiting: ((signaling: Signaling) => void)[] = [];
+  const agent = new WebRTCConnection({
+    ...LOCAL,
+    linger: 0,
+    resume: true,
+    signaling: () => {
+      const [a, b] = MemorySignaling.createPair();
+      const waiter = waiting.shift();
+      if (waiter) waiter(b);
+      else ready.push(b);
+      return a;
+    },
+  });
+  const desktop = new WebRTCConnection({
+    ...LOCAL,
+    initiator: false,
+    resume: true,
+    signaling: () =>
+      ready.length > 0
+        ? ready.shift()!
+        : new Promise<Signaling>((resolve) => waiting.push(resolve)),
+  });
+  // The agent's liveness reads this clock, so its path is lost when the test says.
+  const clock = new ManualClock();
+  useClock(agent, clock);
+
+  let counter = 0;
+  let slowCalls = 0;
+  let initializations = 0;
+  let servers = 0;
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  let started!: () => void;
+  const slowStarted = new Promise<void>((resolve) => (started = resolve));
+  desktop.ontransport = (transport) => {
+    servers++;
+    const server = new McpServer({ name: "desktop", version: "1.0.0" });
+    server.registerTool("count", {}, () => ({
+      content: [{ type: "text", text: String(++counter) }],
+    }));
+    server.registerTool("slow", {}, async () => {
+      slowCalls++;
+      started();
+      await gate;
+      return { content: [{ type: "text", text: "done" }] };
+    });
+    server.server.oninitialized = () => initializations++;
+    void server.connect(transport);
+  };
+  void desktop.connect().catch(() => {});
+  const client = new Client({ name: "agent", version: "1.0.0" });
+  try {
+    await deadline(client.connect(agent.openTransport()), STEP);
+    assert.equal(text(await deadline(client.callTool({ name: "count" }), STEP)), "1");
+
+    const call = client.callTool({ name: "slow" });
+    await deadline(slowStarted, STEP);
+    const lost = new Promise<void>((resolve) => (agent.ondisconnect = () => resolve()));
+    // Nothing heard for longer than the idle timeout: the path is lost.
+    await clock.advance(9_000);
+    await deadline(lost, STEP);
+    assert.equal(agent.connected, false);
+    desktop.onerror = () => {};
+    open();
+    // The first redial waits its backoff.
+    await clock.advance(RESUME_BACKOFF_FIRST);
+
+    assert.equal(text(await deadline(call, STEP)), "done");
+    assert.equal(text(await deadline(client.callTool({ name: "count" }), STEP)), "2");
+    assert.equal(agent.dials, 2);
+    assert.deepEqual({ servers, slowCalls, initializations }, {
+      servers: 1,
+      slowCalls: 1,
+      initializations: 1,
+    });
+  } finally {
+    await client.close();
+    await agent.close();
+    await desktop.close();
+  }
+});
+
+Deno.test("With resume on, a lost connection's session is kept for the grace period, then ends as without it", async () => {
+  const [a, b] = MemorySignaling.createPair();
+  const agent = new WebRTCConnection({ ...LOCAL, linger: 0, resume: true, signaling: a });
+  const desktop = new WebRTCConnection({
+    ...LOCAL,
+    initiator: false,
+    resume: true,
+    resumeGrace: 60_000,
+    signaling: b,
+  });
+  const agentClock = new ManualClock();
+  const desktopClock = new ManualClock();
+  useClock(agent, agentClock);
+  useClock(desktop, desktopClock);
+  let ended!: () => void;
+  const serverEnded = new Promise<void>((resolve) => (ended = resolve));
+  const errors: string[] = [];
+  desktop.ontransport = (transport) => {
+    const server = new McpServer({ name: "desktop", version: "1.0.0" });
+    server.server.onclose = () => ended();
+    server.server.onerror = (error) => errors.push(error.message);
+    void server.connect(transport);
+  };
+  desktop.onerror = () => {};
+  void desktop.connect().catch(() => {});
+  const client = new Client({ name: "agent", version: "1.0.0" });
+  try {
+    await deadline(client.connect(agent.openTransport()), STEP);
+    const lost = Promise.all(
+      [agent, desktop].map((connection) =>
+        new Promise<void>((resolve) => (connection.ondisconnect = () => resolve()))
+      ),
+    );
+    await agentClock.advance(9_000);
+    await deadline(lost, STEP);
+    // The agent's side gives up (its signalling served one dial); the desktop still holds the session.
+    let closed = false;
+    void serverEnded.then(() => (closed = true));
+    await desktopClock.advance(59_999);
+    assert.equal(closed, false);
+    await desktopClock.advance(1);
+    await deadline(serverEnded, STEP);
+    assert.match(errors.join("\n"), /not back within 60000 ms \(resumeGrace\)/);
+  } finally {
+    await client.close();
+    await agent.close();
+    await desktop.close();
+  }
+});
