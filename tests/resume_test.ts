@@ -146,3 +146,57 @@ Deno.test("With resume on, a lost connection's session is kept for the grace per
     await desktop.close();
   }
 });
+
+Deno.test("With resume on, a session whose desktop restarted fails at the first redial with an error that says so", async () => {
+  const desktops: WebRTCConnection[] = [];
+  const agent = new WebRTCConnection({
+    ...LOCAL,
+    linger: 0,
+    resume: true,
+    signaling: () => {
+      const [a, b] = MemorySignaling.createPair();
+      // Each dial meets a new desktop, which holds no session of the one before.
+      const desktop = new WebRTCConnection({
+        ...LOCAL,
+        initiator: false,
+        resume: true,
+        signaling: b,
+      });
+      desktop.ontransport = (transport) => {
+        const server = new McpServer({ name: "desktop", version: "1.0.0" });
+        server.registerTool("count", {}, () => ({ content: [{ type: "text", text: "1" }] }));
+        void server.connect(transport);
+      };
+      desktop.onerror = () => {};
+      void desktop.connect().catch(() => {});
+      desktops.push(desktop);
+      return a;
+    },
+  });
+  const clock = new ManualClock();
+  useClock(agent, clock);
+  const client = new Client({ name: "agent", version: "1.0.0" });
+  const errors: string[] = [];
+  client.onerror = (error) => errors.push(error.message);
+  const closed = new Promise<void>((resolve) => (client.onclose = resolve));
+  try {
+    await deadline(client.connect(agent.openTransport()), STEP);
+    assert.equal(text(await deadline(client.callTool({ name: "count" }), STEP)), "1");
+    const lost = new Promise<void>((resolve) => (agent.ondisconnect = () => resolve()));
+    await clock.advance(9_000);
+    await deadline(lost, STEP);
+    // The first desktop is gone for good: a restart.
+    await desktops[0].close();
+    await clock.advance(RESUME_BACKOFF_FIRST);
+    await deadline(closed, STEP);
+    assert.equal(agent.dials, 2);
+    assert.match(
+      errors.join("\n"),
+      /Cannot resume the session as the other peer refused it \("unknown session: the serving side restarted, or the grace period passed"\)/,
+    );
+  } finally {
+    await client.close();
+    await agent.close();
+    await Promise.all(desktops.map((desktop) => desktop.close()));
+  }
+});
