@@ -9,6 +9,7 @@ import { useClock } from "../src/_clock.ts";
 import { deadline } from "../src/_async.ts";
 import { ManualClock } from "./_manual_clock.ts";
 import { LOCAL, text } from "./_helpers.ts";
+import { z } from "zod";
 
 const STEP = 10_000;
 
@@ -198,5 +199,79 @@ Deno.test("With resume on, a session whose desktop restarted fails at the first 
     await client.close();
     await agent.close();
     await Promise.all(desktops.map((desktop) => desktop.close()));
+  }
+});
+
+Deno.test("With resume on, 1,000 calls with 5 lost connections among them each run once and each result arrives once", async () => {
+  const ready: Signaling[] = [];
+  const waiting: ((signaling: Signaling) => void)[] = [];
+  const agent = new WebRTCConnection({
+    ...LOCAL,
+    linger: 0,
+    resume: true,
+    signaling: () => {
+      const [a, b] = MemorySignaling.createPair();
+      const waiter = waiting.shift();
+      if (waiter) waiter(b);
+      else ready.push(b);
+      return a;
+    },
+  });
+  const desktop = new WebRTCConnection({
+    ...LOCAL,
+    initiator: false,
+    resume: true,
+    signaling: () =>
+      ready.length > 0
+        ? ready.shift()!
+        : new Promise<Signaling>((resolve) => waiting.push(resolve)),
+  });
+  desktop.onerror = () => {};
+  const clock = new ManualClock();
+  useClock(agent, clock);
+  const runs = new Map<number, number>();
+  desktop.ontransport = (transport) => {
+    const server = new McpServer({ name: "desktop", version: "1.0.0" });
+    server.registerTool("echo", { inputSchema: { n: z.number() } }, ({ n }) => {
+      runs.set(n, (runs.get(n) ?? 0) + 1);
+      return { content: [{ type: "text", text: String(n) }] };
+    });
+    void server.connect(transport);
+  };
+  void desktop.connect().catch(() => {});
+  const client = new Client({ name: "agent", version: "1.0.0" });
+  const total = 1000;
+  const window = 20;
+  const cuts = new Set([150, 320, 500, 710, 880]);
+  const results: number[] = [];
+  try {
+    await deadline(client.connect(agent.openTransport()), STEP);
+    for (let start = 0; start < total; start += window) {
+      const calls = Array.from(
+        { length: window },
+        (_, i) =>
+          client.callTool({ name: "echo", arguments: { n: start + i } })
+            .then((result) => results.push(Number(text(result)))),
+      );
+      if ([...cuts].some((cut) => cut >= start && cut < start + window)) {
+        // The connection is lost with these calls in flight.
+        const lost = new Promise<void>((resolve) => (agent.ondisconnect = () => resolve()));
+        await clock.advance(9_000);
+        await deadline(lost, STEP);
+        await clock.advance(RESUME_BACKOFF_FIRST);
+      }
+      await deadline(Promise.all(calls), STEP);
+    }
+    assert.equal(agent.dials, 6);
+    assert.deepEqual(
+      [...results].sort((x, y) => x - y),
+      Array.from({ length: total }, (_, i) => i),
+    );
+    assert.equal(runs.size, total);
+    assert.ok([...runs.values()].every((count) => count === 1));
+  } finally {
+    await client.close();
+    await agent.close();
+    await desktop.close();
   }
 });
