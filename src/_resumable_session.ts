@@ -273,8 +273,8 @@ export class ResumableSession implements Transport {
       return Promise.reject(error);
     }
     // Kept: a send that fails with its channel is sent again on the next one.
-    this.#inner?.send(message).catch(() => {});
-    return Promise.resolve();
+    // Waiting for the channel's send keeps its backpressure.
+    return this.#inner ? this.#inner.send(message).catch(() => {}) : Promise.resolve();
   }
 
   /** Ends the session, telling the other side so that it does not hold it. Idempotent. */
