@@ -528,3 +528,9 @@ export const DOCTOR_TURN_TIMEOUT = 3_000;
  * cannot make the desktop's lookup hash or log an arbitrarily long string.
  */
 export const A2A_MAX_KEY_ID_LENGTH = 256;
+
+/**
+ * Invites one signalling room holds at most, `guest` included: defined with
+ * the room protocol, which the worker shares (see `room_protocol.ts`).
+ */
+export { MAX_INVITES } from "./signaling/room_protocol.ts";
