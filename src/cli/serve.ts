@@ -32,6 +32,7 @@ import { UsageError } from "../errors.ts";
 import { bridge, type BridgeSide } from "./bridge.ts";
 import { ExitCode, waitForStop } from "./exit.ts";
 import { HttpUpstreamTransport } from "./http.ts";
+import { AuditFile, auditLine, parseToolList } from "./policy.ts";
 import { StatusLog } from "./log.ts";
 import { reportPath } from "./path_status.ts";
 import { ChildProcessTransport } from "./stdio.ts";
@@ -75,6 +76,12 @@ Options:
   --ticket-file FILE      Also write the guest ticket to FILE (mode 0600)
   --host-ticket-file FILE Keep the room across restarts: reopen the room of the host
                           ticket in FILE, or create one and save it there (mode 0600)
+  --tools TOOL,TOOL       Agents may list and call only these tools; a call of another
+                          is refused with an error naming the limit (repeatable;
+                          default: every tool; resources and prompts are not limited)
+  --audit FILE            Append one JSON line to FILE (mode 0600) for each request and
+                          notification of an agent: agent, session, method, tool, start,
+                          durationMs, ok or error code
 
 ${NETWORK_HELP}`;
 
@@ -92,6 +99,8 @@ const SERVE_FLAGS = {
   expires: { type: "string" },
   "ticket-file": { type: "string" },
   "host-ticket-file": { type: "string" },
+  tools: { type: "string", multiple: true },
+  audit: { type: "string" },
 } as const;
 
 /**
@@ -177,6 +186,9 @@ export async function serve(args: string[]): Promise<number> {
     ? new Date(Date.now() + parseDuration(values.expires, "--expires"))
     : undefined;
   const log = new StatusLog({ quiet: values.quiet, json: values["log-json"] });
+  const tools = values.tools && [
+    ...new Set(values.tools.flatMap((text) => parseToolList(text, "--tools"))),
+  ];
 
   if (command.length > 0 && !(await findCommand(command[0]))) {
     log.error(
@@ -188,6 +200,11 @@ export async function serve(args: string[]): Promise<number> {
     return ExitCode.SERVER_START;
   }
 
+  const audit = values.audit ? await AuditFile.open(values.audit) : undefined;
+  if (audit) {
+    audit.ondrop = (reason) =>
+      log.warn("audit-dropped", `Audit records are being dropped: ${reason}`, { reason });
+  }
   const host = await hostTicket(values["host-ticket-file"], values.signal, expiresAt);
   const upstream = (label: string): Transport =>
     upstreamUrl
@@ -211,6 +228,15 @@ export async function serve(args: string[]): Promise<number> {
       maxSessionsPerAgent,
       ...budgets,
       ...network,
+      ...(tools && { tools }),
+      ...(audit && {
+        onaudit: (record) =>
+          audit.write(
+            auditLine(record, {
+              agent: record.peer === undefined ? undefined : numberOf(record.peer),
+            }),
+          ),
+      }),
       createServer: ({ peer, session }) => {
         const agent = numberOf(peer);
         const label = `agent ${agent} session ${session}`;
@@ -269,7 +295,7 @@ export async function serve(args: string[]): Promise<number> {
     room.onerror = (error) => log.warn("signaling-retry", error.message);
   });
   const stop = await waitForStop(lost);
-  const shutdown = listener.close().catch(() => {});
+  const shutdown = listener.close().catch(() => {}).then(() => audit?.close());
   await settle(shutdown, CLI_STOP_TIMEOUT);
   if (stop.kind === "signal") {
     log.info("stopped", `Stopped on ${stop.signal}`);
