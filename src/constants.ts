@@ -534,6 +534,8 @@ export const A2A_MAX_KEY_ID_LENGTH = 256;
  * the room protocol, which the worker shares (see `room_protocol.ts`).
  */
 export { MAX_INVITES } from "./signaling/room_protocol.ts";
+
+/**
  * The most requests of one MCP session a `PolicyTransport` tracks
  * while they await their response (`maxTrackedRequests`): it must know which
  * answer belongs to a `tools/list` to filter it, and when each request
