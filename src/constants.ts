@@ -528,3 +528,60 @@ export const DOCTOR_TURN_TIMEOUT = 3_000;
  * cannot make the desktop's lookup hash or log an arbitrarily long string.
  */
 export const A2A_MAX_KEY_ID_LENGTH = 256;
+
+/**
+ * The name of the one guest ticket `WebRTCListener.listen()` makes from its
+ * host ticket, among the listener's invites: the room admits it under this
+ * name, and revoking it (`revoke("guest")`) refuses that ticket.
+ */
+export const DEFAULT_INVITE = "guest";
+
+/**
+ * What an invite's name may be: 1 to 64 letters, digits, `.`, `_` or `-`,
+ * so that it reads in a log line, a file and a command line as it is.
+ */
+export const INVITE_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * The most invites one desktop keeps (`MAX_INVITES`), the one guest ticket
+ * of `listen()` included: the room stores a verifier for each, and keeps a
+ * bounded number of them too. One more `invite()` is refused with an error
+ * naming this limit; revoke one first.
+ */
+export const MAX_INVITES = 64;
+
+/**
+ * The most tool names one invite may list (`MAX_INVITE_TOOLS`): a server
+ * with more tools than this is given whole, not listed tool by tool. One
+ * more is refused when the invite is made.
+ */
+export const MAX_INVITE_TOOLS = 256;
+
+/**
+ * The largest request `serve`'s control port reads (`invite`, `revoke`,
+ * `invites`), in bytes: an invite with `MAX_INVITE_TOOLS` tool names of 128
+ * characters fits in 40 KiB. A larger one is answered with an error naming
+ * this limit.
+ */
+export const CONTROL_MAX_REQUEST_BYTES = 65_536;
+
+/**
+ * How long `serve`'s control port waits for a request's line after the
+ * connection opened: the commands send it at once; a connection that sends
+ * nothing is answered with an error naming this limit and closed.
+ */
+export const CONTROL_REQUEST_TIMEOUT = 5_000;
+
+/**
+ * How long `invite`, `revoke` and `invites` wait for `serve`'s answer: the
+ * room's acknowledgement and closing a revoked agent's connection take well
+ * under a second; past this, the command fails saying serve did not answer.
+ */
+export const CONTROL_REPLY_TIMEOUT = 15_000;
+
+/**
+ * Requests `serve`'s control port answers at once; one more is answered with
+ * an error naming this limit. The port is on 127.0.0.1 and needs the token
+ * from the 0600 host ticket file, so only the desktop's owner gets this far.
+ */
+export const CONTROL_MAX_CONNECTIONS = 8;
