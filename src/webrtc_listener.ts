@@ -1041,7 +1041,7 @@ function inviteNameOf(hub: SignalingHub, peer: string): string | undefined {
 }
 
 /** The verifier of a fresh random key that is thrown away: it admits nobody. */
-async function unusableVerifier(): Promise<string> {
+function unusableVerifier(): Promise<string> {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
   return keyVerifier(Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join(""));
 }
