@@ -530,25 +530,10 @@ export const DOCTOR_TURN_TIMEOUT = 3_000;
 export const A2A_MAX_KEY_ID_LENGTH = 256;
 
 /**
- * The name of the one guest ticket `WebRTCListener.listen()` makes from its
- * host ticket, among the listener's invites: the room admits it under this
- * name, and revoking it (`revoke("guest")`) refuses that ticket.
+ * Invites one signalling room holds at most, `guest` included: defined with
+ * the room protocol, which the worker shares (see `room_protocol.ts`).
  */
-export const DEFAULT_INVITE = "guest";
-
-/**
- * What an invite's name may be: 1 to 64 letters, digits, `.`, `_` or `-`,
- * so that it reads in a log line, a file and a command line as it is.
- */
-export const INVITE_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-
-/**
- * The most invites one desktop keeps (`MAX_INVITES`), the one guest ticket
- * of `listen()` included: the room stores a verifier for each, and keeps a
- * bounded number of them too. One more `invite()` is refused with an error
- * naming this limit; revoke one first.
- */
-export const MAX_INVITES = 64;
+export { MAX_INVITES } from "./signaling/room_protocol.ts";
 
 /**
  * The most tool names one invite may list (`MAX_INVITE_TOOLS`): a server

@@ -2,7 +2,7 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { settle } from "./_async.ts";
 import { AuthenticatedSignaling } from "./signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingHub } from "./signaling/signaling.ts";
-import { keyVerifier, roomUrl } from "./signaling/room_protocol.ts";
+import { GUEST_INVITE, INVITE_NAME, keyVerifier, roomUrl } from "./signaling/room_protocol.ts";
 import { SignalingRoom, type SignalingRoomOptions } from "./signaling/signaling_room.ts";
 import {
   assertTicketUsable,
@@ -16,13 +16,11 @@ import {
 } from "./ticket.ts";
 import {
   DEFAULT_CONNECT_TIMEOUT,
-  DEFAULT_INVITE,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
   DEFAULT_MAX_UNFINISHED_BYTES,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
   DEFAULT_SESSION_STARTS_PER_SECOND,
   DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
-  INVITE_NAME_PATTERN,
   MAX_INVITE_TOOLS,
   MAX_INVITES,
   REFUSAL_TIMEOUT,
@@ -346,8 +344,8 @@ export class WebRTCListener {
     }
     this.#options = options;
     if (options.signalingKey) {
-      this.#invites.set(DEFAULT_INVITE, {
-        name: DEFAULT_INVITE,
+      this.#invites.set(GUEST_INVITE, {
+        name: GUEST_INVITE,
         signalingKey: options.signalingKey,
         expiresAt: options.expiresAt,
       });
@@ -429,14 +427,14 @@ export class WebRTCListener {
     listener.#host = host;
     if (guestTicket) {
       listener.ticket = formatTicket(await createGuestTicket(host));
-      listener.#invites.set(DEFAULT_INVITE, {
-        ...listener.#invites.get(DEFAULT_INVITE)!,
+      listener.#invites.set(GUEST_INVITE, {
+        ...listener.#invites.get(GUEST_INVITE)!,
         ticket: listener.ticket,
       });
     }
     try {
       for (const record of records) {
-        if (record.name === DEFAULT_INVITE && guestTicket) continue;
+        if (record.name === GUEST_INVITE && guestTicket) continue;
         await listener.#register(record);
       }
     } catch (error) {
@@ -581,9 +579,11 @@ export class WebRTCListener {
         `Cannot invite "${name}" as an invite of that name exists: revoke it first, or pick another name`,
       );
     }
-    if (this.#invites.size >= MAX_INVITES) {
+    // The room keeps a slot for "guest" whether or not this desktop serves it.
+    const held = this.#invites.size + (this.#invites.has(GUEST_INVITE) ? 0 : 1);
+    if (held >= MAX_INVITES) {
       throw new RangeError(
-        `Cannot invite "${name}" as the desktop has ${MAX_INVITES} invites, the most it keeps (MAX_INVITES): revoke one first`,
+        `Cannot invite "${name}" as the room holds ${MAX_INVITES} invites ("guest" included), the most it keeps (MAX_INVITES): revoke one first`,
       );
     }
     const hub = inviteHub(this.#options.hub);
@@ -666,7 +666,7 @@ export class WebRTCListener {
     // The room's claim only picks the key: an agent that holds another
     // invite's key (or none) fails to open its hello.
     const name = inviteNameOf(options.hub, peer);
-    const invite = name === undefined ? this.#invites.get(DEFAULT_INVITE) : this.#invites.get(name);
+    const invite = name === undefined ? this.#invites.get(GUEST_INVITE) : this.#invites.get(name);
     if (name !== undefined && !invite?.signalingKey) {
       this.onerror?.(
         new Error(
@@ -975,7 +975,7 @@ function checkInviteOptions(options: InviteOptions): InviteOptions {
 }
 
 function checkInviteName(name: unknown): asserts name is string {
-  if (typeof name !== "string" || !INVITE_NAME_PATTERN.test(name)) {
+  if (typeof name !== "string" || !INVITE_NAME.test(name)) {
     throw new TypeError(
       `Cannot invite ${
         typeof name === "string" ? `"${clipName(name)}"` : "an agent"

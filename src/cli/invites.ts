@@ -24,9 +24,9 @@ import {
   CONTROL_MAX_REQUEST_BYTES,
   CONTROL_REPLY_TIMEOUT,
   CONTROL_REQUEST_TIMEOUT,
-  INVITE_NAME_PATTERN,
 } from "../constants.ts";
 import { UsageError } from "../errors.ts";
+import { INVITE_NAME } from "../signaling/room_protocol.ts";
 import { formatTicket, parseTicket, type Ticket } from "../ticket.ts";
 import type { InviteRecord } from "../webrtc_listener.ts";
 import { parseDuration, parseFlags } from "./args.ts";
@@ -169,7 +169,7 @@ export function parseInviteSpec(
 ): { name: string; tools?: string[] } {
   const equals = text.indexOf("=");
   const name = equals === -1 ? text : text.slice(0, equals);
-  if (!INVITE_NAME_PATTERN.test(name)) {
+  if (!INVITE_NAME.test(name)) {
     throw new UsageError(
       `Cannot read ${where} as NAME[=TOOL,TOOL…]: the name must be 1 to 64 letters, digits, ".", "_" or "-": received "${
         text.slice(0, 80)

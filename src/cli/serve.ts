@@ -44,7 +44,7 @@ import {
   startControlServer,
   writeHostFile,
 } from "./invites.ts";
-import { DEFAULT_INVITE } from "../constants.ts";
+import { GUEST_INVITE } from "../signaling/room_protocol.ts";
 
 /** The environment variable read when `--signal` is not given. */
 export const SIGNAL_ENV = "MCP_WEBRTC_SIGNAL";
@@ -213,9 +213,9 @@ export async function serve(args: string[]): Promise<number> {
         `Cannot serve as --invite ${name} is given twice: name each invite once`,
       );
     }
-    if (name === DEFAULT_INVITE) {
+    if (name === GUEST_INVITE) {
       throw new UsageError(
-        `Cannot serve with --invite ${DEFAULT_INVITE} as that name is the one guest ticket's: pick another name`,
+        `Cannot serve with --invite ${GUEST_INVITE} as that name is the one guest ticket's: pick another name`,
       );
     }
     named.add(name);
@@ -320,7 +320,7 @@ export async function serve(args: string[]): Promise<number> {
     if (!hostFile) return Promise.resolve();
     const data: HostFile = {
       host,
-      invites: listener.invites.filter(({ name }) => name !== DEFAULT_INVITE),
+      invites: listener.invites.filter(({ name }) => name !== GUEST_INVITE),
       ...(control ? { control: { port: control.port, token: control.token } } : {}),
     };
     saving = saving.then(() => writeHostFile(hostFile, data));
@@ -527,7 +527,7 @@ async function answerControl(
 
 /** How an agent's invite shows in a log line: not for the one guest ticket. */
 function nameLabel(name: string | undefined): string {
-  return name === undefined || name === DEFAULT_INVITE ? "" : ` (${name})`;
+  return name === undefined || name === GUEST_INVITE ? "" : ` (${name})`;
 }
 
 async function writeSecret(file: string, text: string): Promise<void> {

@@ -18,11 +18,14 @@ import {
   FINAL,
   HOST,
   iceServersRequest,
+  INVITE_NAME,
+  inviteFrame,
   joinProtocols,
   KEY,
   MAX_FRAME_BYTES,
   PROTOCOL,
   readRoomFrame,
+  revokeFrame,
   ROOM_MEETING_POINT,
   type RoomFrame,
   signalFrame,
@@ -191,6 +194,10 @@ export class SignalingRoom implements SignalingHub {
     promise: Promise<IceServer[] | undefined>;
   };
   #views = new Map<string, PeerSignaling>();
+  /** The invite each present guest joined with, by peer id (host only). */
+  #invites = new Map<string, string>();
+  /** The host's invite and revoke requests waiting for the room's answer, by frame id. */
+  #requests = new Map<number, RoomRequest>();
   #refs = new Map<number, string>();
   #nextRef = 0;
   #attempts = 0;
@@ -349,6 +356,149 @@ export class SignalingRoom implements SignalingHub {
     return Date.now() < this.#iceExpires ? this.#iceServers : undefined;
   }
 
+  /**
+   * The name of the invite a present guest joined with, as the room told the
+   * host: `"guest"` for the key of the host's own guest verifier, another
+   * name for a key added with {@linkcode invite}.
+   *
+   * @param peer A guest's peer id.
+   * @returns The invite's name, or `undefined` on a guest's side, for a peer
+   *   not present, or from a room that does not name invites.
+   *
+   * @example Tell agents apart as they arrive
+   * ```ts ignore
+   * room.onpeerjoin = (peer) => console.log(peer, "joined with", room.inviteOf(peer));
+   * ```
+   */
+  inviteOf(peer: string): string | undefined {
+    return this.#invites.get(peer);
+  }
+
+  /**
+   * Adds an invite to the room, or replaces the verifier of the invite of
+   * that name (the host only): a guest key whose verifier it is gets in from
+   * now on, and the host learns its name in {@linkcode inviteOf}. The room
+   * keeps invites while it lives, across the host's reconnects; sending the
+   * same invite again changes nothing. Guests admitted before a replacement
+   * stay.
+   *
+   * @param name 1 to 64 letters, digits, `.`, `_` or `-`.
+   * @param verifier The {@linkcode keyVerifier} of the invite's guest key.
+   * @returns Resolves once the room stored the invite.
+   * @throws {TypeError} If this is a guest's connection, or the name or verifier is malformed.
+   * @throws {SignalingRoomError} If the room refused (`frame_refused`: e.g. it holds
+   *   `MAX_INVITES`), is disconnected, or did not answer in time.
+   *
+   * @example Invite an agent with a key of its own
+   * ```ts ignore
+   * import { createRoomKey, keyVerifier } from "@mcp/webrtc/signaling";
+   *
+   * const aliceKey = createRoomKey();
+   * await room.invite("alice", await keyVerifier(aliceKey));
+   * ```
+   */
+  invite(name: string, verifier: string): Promise<void> {
+    if (!VERIFIER.test(verifier)) {
+      return Promise.reject(
+        new TypeError(
+          `Cannot invite "${
+            escapeName(name)
+          }" as the verifier must be keyVerifier(guest key), 43 base64url characters`,
+        ),
+      );
+    }
+    return this.#request("invite", name, (id) => inviteFrame(name, verifier, id)).then(() => {});
+  }
+
+  /**
+   * Revokes an invite (the host only): the room refuses its key from now on
+   * and closes every guest connection admitted with it (each one's
+   * `onpeerleave` fires before this resolves); other guests stay.
+   *
+   * @param name The invite's name.
+   * @returns How many guest connections the room closed.
+   * @throws {TypeError} If this is a guest's connection, or the name is malformed.
+   * @throws {SignalingRoomError} If the room has no invite of that name
+   *   (`frame_refused`, naming `invite_not_found`), is disconnected, or did not answer in time.
+   *
+   * @example Revoke an agent's invite
+   * ```ts ignore
+   * const closed = await room.revoke("alice");
+   * console.log(`closed ${closed} connection(s) of alice`);
+   * ```
+   */
+  async revoke(name: string): Promise<number> {
+    const answer = await this.#request("revoke", name, (id) => revokeFrame(name, id));
+    return answer.type === "revoked" ? answer.closed : 0;
+  }
+
+  /** Sends the host's invite or revoke frame, and settles on the room's answer to it. */
+  #request(
+    what: "invite" | "revoke",
+    name: string,
+    frame: (id: number) => string,
+  ): Promise<RoomAnswer> {
+    if (this.#options.role !== "host") {
+      return Promise.reject(
+        new TypeError(`Cannot ${what} as a guest: only the room's host manages its invites`),
+      );
+    }
+    if (typeof name !== "string" || !INVITE_NAME.test(name)) {
+      return Promise.reject(
+        new TypeError(
+          `Cannot ${what} "${
+            escapeName(name)
+          }" as an invite's name must be 1 to 64 letters, digits, ".", "_" or "-"`,
+        ),
+      );
+    }
+    const socket = this.#socket;
+    if (!socket || this.#peer === undefined) {
+      return Promise.reject(
+        new SignalingRoomError(
+          "disconnected",
+          `Cannot ${what} "${name}" as the signalling room is disconnected: try again once it reconnected`,
+        ),
+      );
+    }
+    const id = this.#nextRef++;
+    return new Promise<RoomAnswer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#requests.delete(id);
+        reject(
+          new SignalingRoomError(
+            "timeout",
+            `Cannot ${what} "${name}" as the signalling room did not answer in time: try again`,
+          ),
+        );
+      }, this.#options.timeout ?? 10_000);
+      this.#requests.set(id, {
+        what,
+        name,
+        settle: (answer) => {
+          clearTimeout(timer);
+          this.#requests.delete(id);
+          if (answer instanceof Error) reject(answer);
+          else resolve(answer);
+        },
+      });
+      socket.send(frame(id));
+    });
+  }
+
+  /** Fails every invite and revoke request still waiting: the connection that carried it ended. */
+  #failRequests(error: SignalingRoomError): void {
+    for (const request of [...this.#requests.values()]) {
+      request.settle(
+        new SignalingRoomError(
+          error.code,
+          `Cannot ${request.what} "${request.name}" as the connection to the signalling room ended before it answered: ${error.message}`,
+          { cause: error },
+        ),
+      );
+    }
+  }
+
   /** The ids of the peers we may talk to, present now. */
   get peers(): string[] {
     return [...this.#views.keys()];
@@ -476,6 +626,9 @@ export class SignalingRoom implements SignalingHub {
         this.#iceOnRequest = frame.ice === true;
         const limits = readRelayLimits(frame);
         this.#pacer = limits && new RelayPacer(limits, (bytes) => socket.send(bytes));
+        for (const [peer, name] of Object.entries(frame.peerInvites ?? {})) {
+          if (frame.peers.includes(peer)) this.#invites.set(peer, name);
+        }
         this.#welcome(frame.peer, frame.peers);
         resolve();
       };
@@ -512,6 +665,7 @@ export class SignalingRoom implements SignalingHub {
 
   #dispatch(frame: RoomFrame | undefined, raw: unknown): void {
     if (frame?.type === "join" && !this.#views.has(frame.peer)) {
+      if (frame.invite !== undefined) this.#invites.set(frame.peer, frame.invite);
       this.#views.set(
         frame.peer,
         new PeerSignaling(frame.peer, this.#sender(frame.peer), this.#pipe(frame.peer)),
@@ -535,6 +689,19 @@ export class SignalingRoom implements SignalingHub {
     } else if (frame?.type === "error" && frame.peer !== undefined) {
       // About a relay frame: it names the peer the frame was for, or from.
       this.#views.get(frame.peer)?.pipe.refused(frame.code, frame.message);
+    } else if (
+      (frame?.type === "invited" || frame?.type === "revoked") &&
+      this.#requests.has(frame.ref as number)
+    ) {
+      this.#requests.get(frame.ref as number)!.settle(frame);
+    } else if (frame?.type === "error" && this.#requests.has(frame.ref as number)) {
+      const request = this.#requests.get(frame.ref as number)!;
+      request.settle(
+        new SignalingRoomError(
+          "frame_refused",
+          `Cannot ${request.what} "${request.name}" as the signalling room refused: ${frame.message} (${frame.code})`,
+        ),
+      );
     } else if (frame?.type === "error" && this.#iceAsked && frame.ref === this.#iceAsked.id) {
       this.onerror?.(
         new SignalingRoomError(
@@ -578,6 +745,7 @@ export class SignalingRoom implements SignalingHub {
   #leave(peer: string): void {
     const view = this.#views.get(peer);
     this.#views.delete(peer);
+    this.#invites.delete(peer);
     view?.shut();
     this.onpeerleave?.(peer);
   }
@@ -610,6 +778,7 @@ export class SignalingRoom implements SignalingHub {
   #dropped(error: SignalingRoomError): void {
     clearInterval(this.#pingTimer);
     this.#iceAsked?.settle();
+    this.#failRequests(error);
     for (const peer of [...this.#views.keys()]) this.#leave(peer);
     const reconnect = this.#options.reconnect ?? {};
     if (this.#closed) return;
@@ -643,13 +812,28 @@ export class SignalingRoom implements SignalingHub {
     clearInterval(this.#pingTimer);
     this.#iceAsked?.settle();
     this.#options.signal?.removeEventListener("abort", this.#abort);
-    this.#fail?.(
-      error ??
-        new SignalingRoomError("disconnected", "Cannot join room as it was closed meanwhile"),
-    );
+    const ended = error ??
+      new SignalingRoomError("disconnected", "Cannot join room as it was closed meanwhile");
+    this.#fail?.(ended);
+    this.#failRequests(ended);
     for (const peer of [...this.#views.keys()]) this.#leave(peer);
     this.onclose?.(error);
   }
+}
+
+/** The room's answer to an invite or revoke request. */
+type RoomAnswer = Extract<RoomFrame, { type: "invited" | "revoked" }>;
+
+/** An invite or revoke request waiting for the room's answer. */
+interface RoomRequest {
+  what: "invite" | "revoke";
+  name: string;
+  settle: (answer: RoomAnswer | SignalingRoomError) => void;
+}
+
+/** A name as it may be shown in an error: at most 64 characters, control characters escaped. */
+function escapeName(name: unknown): string {
+  return JSON.stringify(String(name).slice(0, 64)).slice(1, -1);
 }
 
 class PeerSignaling implements Signaling {
@@ -804,6 +988,11 @@ function closeError(
           `Left the room as another host took over: ${detail}`,
         )
         : new SignalingRoomError("room_full", `Cannot join room as it is full: ${detail}`);
+    case CLOSE.revoked:
+      return new SignalingRoomError(
+        "revoked",
+        `Left the room as the host revoked the invite of this key: ${detail}`,
+      );
     case CLOSE.silent:
       return new SignalingRoomError(
         "connection_lost",

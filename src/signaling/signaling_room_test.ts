@@ -486,3 +486,71 @@ Deno.test("SignalingRoom asks the room for ICE servers only when asked, reuses t
     TURN_PER_ADDRESS_PER_HOUR: "2",
   });
 });
+
+Deno.test("SignalingRoom's host invites and revokes keys, and names each guest's invite", async () => {
+  await withServer(async (_server, url) => {
+    const host = await joinHost(url);
+    const aliceKey = createRoomKey();
+    await host.invite("alice", await keyVerifier(aliceKey));
+    await host.invite("alice", await keyVerifier(aliceKey)); // the same again: no change
+    let joined = once<string>((callback) => (host.onpeerjoin = callback));
+    const ticketGuest = await WebSocketSignaling.connect(url, { key: GUEST_KEY });
+    assert.equal(await joined, ticketGuest.room.peer);
+    joined = once<string>((callback) => (host.onpeerjoin = callback));
+    const alice = await WebSocketSignaling.connect(url, { key: aliceKey });
+    assert.equal(await joined, alice.room.peer);
+    const aliceError = once<Error>((callback) => (alice.onerror = callback));
+    assert.equal(host.inviteOf(ticketGuest.room.peer!), "guest");
+    assert.equal(host.inviteOf(alice.room.peer!), "alice");
+    assert.equal(alice.room.inviteOf("host"), undefined);
+    const left = once<string>((callback) => (host.onpeerleave = callback));
+    assert.equal(await host.revoke("alice"), 1);
+    assert.equal(await left, alice.room.peer);
+    assert.equal(host.inviteOf(alice.room.peer!), undefined);
+    const error = await aliceError as SignalingRoomError;
+    assert.equal(error.code, "revoked");
+    assert.match(error.message, /host revoked/);
+    await assert.rejects(
+      WebSocketSignaling.connect(url, { key: aliceKey }),
+      (error: SignalingRoomError) => error.code === "key_refused",
+    );
+    await assert.rejects(
+      host.revoke("alice"),
+      (error: SignalingRoomError) =>
+        error.code === "frame_refused" &&
+        /^Cannot revoke "alice" as .*invite_not_found/.test(error.message),
+    );
+    await assert.rejects(host.invite("a b", await keyVerifier(aliceKey)), TypeError);
+    await assert.rejects(host.invite("alice", "short"), TypeError);
+    await assert.rejects(
+      ticketGuest.room.invite("mine", await keyVerifier(aliceKey)),
+      /^TypeError: Cannot invite as a guest/,
+    );
+    assert.equal(host.inviteOf(ticketGuest.room.peer!), "guest");
+    await ticketGuest.close();
+    await host.close();
+    await assert.rejects(
+      host.revoke("guest"),
+      (error: SignalingRoomError) => error.code === "disconnected",
+    );
+  });
+});
+
+Deno.test("SignalingRoom's host learns the invites of the guests present when it joins", async () => {
+  await withServer(async (_server, url) => {
+    const first = await joinHost(url);
+    const aliceKey = createRoomKey();
+    await first.invite("alice", await keyVerifier(aliceKey));
+    const joined = once<string>((callback) => (first.onpeerjoin = callback));
+    // A guest's room connection stays when the host leaves (a WebSocketSignaling closes).
+    const alice = await SignalingRoom.join(url, { role: "guest", key: aliceKey });
+    const aliceId = await joined;
+    await first.close();
+    // A host that joins later hears of alice, and of her invite, in its welcome.
+    const host = await joinHost(url);
+    assert.deepEqual(host.peers, [aliceId]);
+    assert.equal(host.inviteOf(aliceId), "alice");
+    await alice.close();
+    await host.close();
+  });
+});

@@ -21,17 +21,20 @@ import {
   errorFrame,
   ERRORS,
   GUEST_ID,
+  GUEST_INVITE,
   HOST,
   type IceServerFrame,
-  keyVerifier,
+  type InviteRequest,
+  keyDigest,
+  MAX_INVITES,
   PROTOCOL,
   refOf,
   RELAY_FRAME_COST,
+  type RevokeRequest,
   type Role,
   type RoomFrame,
   type SignalFrame,
   timingSafeEqual,
-  verifyKey,
 } from "../../src/signaling/room_protocol.ts";
 import {
   type Credentials,
@@ -139,6 +142,8 @@ interface Attachment {
   address?: string;
   /** Error replies left in the socket's budget when the last frame arrived. */
   errors?: number;
+  /** A guest's: the name of the invite whose key it joined with. */
+  invite?: string;
 }
 
 /** A socket and who it is. */
@@ -147,11 +152,24 @@ interface Member {
   me: Attachment;
 }
 
-/** The room's state: the verifiers of the host key and of the guest key, as bytes. */
-interface Verifiers {
+/** The room's state: the digest of the host key, and the verifier of each invite by name. */
+interface RoomState {
   host: Uint8Array;
-  guest: Uint8Array;
+  invites: Map<string, Uint8Array>;
 }
+
+/**
+ * The room's state as stored under {@linkcode VERIFIERS}. A room set up before
+ * invites stored `guest` alone: it reads as the invite named `guest`.
+ */
+interface StoredVerifiers {
+  host: Uint8Array;
+  guest?: Uint8Array;
+  invites?: [string, Uint8Array][];
+}
+
+/** The storage key of the room's verifiers: the host key's digest and the invites'. */
+const VERIFIERS = "verifiers";
 
 /** The length of a room id that is the verifier of its host key (43 = base64url of 32 bytes). */
 const BOUND_ROOM_ID_LENGTH = 43;
@@ -194,6 +212,12 @@ export class Room extends DurableObject<Env> {
    */
   #relayBudget?: { tokens: number; at: number };
 
+  /**
+   * The room's verifiers, read from storage once per wake-up and written
+   * through: `null` for a room nobody set up, `undefined` until read.
+   */
+  #state?: RoomState | null;
+
   /** Keeps construction cheap: `ping` is answered without waking the object. */
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -223,25 +247,35 @@ export class Room extends DurableObject<Env> {
         "A room is only reached through the worker: connect to GET /v1/rooms/<room id>",
       ));
     }
-    const stored = await this.ctx.storage.get<Verifiers>("verifiers");
-    const keyHash = decodeBase64Url(await keyVerifier(credentials.key))!;
+    // One hash per join: the key's digest is compared with every verifier it may match.
+    const keyHash = await keyDigest(credentials.key);
+    const stored = await this.#load();
+    let invite: string | undefined;
     if (credentials.role === "host") {
       // A room id of 43 characters is a key verifier (a ticket's room): only the
       // key it was derived from may open the room, so nobody can claim it first.
       const room = credentials.room;
-      if (room.length === BOUND_ROOM_ID_LENGTH && !(await verifyKey(credentials.key, room))) {
+      if (
+        room.length === BOUND_ROOM_ID_LENGTH &&
+        !timingSafeEqual(keyHash, decodeBase64Url(room) ?? new Uint8Array())
+      ) {
         return this.#refuse(credentials, "key_refused");
       }
       if (stored && !timingSafeEqual(keyHash, stored.host)) {
         return this.#refuse(credentials, "key_refused");
       }
+      // The guest verifier of every host join is the invite named `guest`.
       const guest = decodeBase64Url(credentials.guestVerifier!)!;
-      if (!stored || !timingSafeEqual(guest, stored.guest)) {
-        await this.ctx.storage.put<Verifiers>("verifiers", { host: keyHash, guest });
+      const current = stored?.invites.get(GUEST_INVITE);
+      if (!stored || !current || !timingSafeEqual(guest, current)) {
+        const invites = new Map(stored?.invites);
+        invites.set(GUEST_INVITE, guest);
+        await this.#store({ host: keyHash, invites });
       }
     } else {
       if (!stored) return this.#refuse(credentials, "room_not_found");
-      if (!timingSafeEqual(keyHash, stored.guest)) return this.#refuse(credentials, "key_refused");
+      invite = findInvite(stored, keyHash);
+      if (invite === undefined) return this.#refuse(credentials, "key_refused");
     }
     const peer = credentials.role === "host" ? HOST : randomGuestId();
     // From here to the response nothing awaits, so no other request interleaves.
@@ -263,9 +297,13 @@ export class Room extends DurableObject<Env> {
       at: Date.now(),
       gone: false,
       ...credentials.address !== undefined && { address: credentials.address },
+      ...invite !== undefined && { invite },
     };
     server.serializeAttachment(me);
     const others = this.#live(me.role === "host" ? "guest" : "host");
+    const peerInvites = me.role === "host"
+      ? Object.fromEntries(others.flatMap((o) => o.me.invite ? [[o.me.peer, o.me.invite]] : []))
+      : {};
     server.send(
       JSON.stringify(
         {
@@ -275,13 +313,106 @@ export class Room extends DurableObject<Env> {
           peers: others.map((o) => o.me.peer),
           ...this.#handsOutIce() && { ice: true },
           relay: (this.#relayLimits() ?? null) as Record<string, unknown> | null,
+          ...Object.keys(peerInvites).length > 0 && { peerInvites },
         } satisfies RoomFrame,
       ),
     );
-    for (const other of others) send(other.ws, { type: "join", peer });
+    for (const other of others) {
+      send(other.ws, { type: "join", peer, ...invite !== undefined && { invite } });
+    }
     await this.ctx.storage.delete(EXPIRES);
     await this.#schedule();
     return upgrade(client, credentials);
+  }
+
+  /** The room's verifiers: read from storage on the first need after a wake-up. */
+  async #load(): Promise<RoomState | null> {
+    if (this.#state === undefined) {
+      const stored = await this.ctx.storage.get<StoredVerifiers>(VERIFIERS);
+      // A join that awaited the same read meanwhile may have set the state since.
+      if (this.#state === undefined) this.#state = stored ? readVerifiers(stored) : null;
+    }
+    return this.#state;
+  }
+
+  /** Replaces the room's verifiers, in memory and in storage. */
+  async #store(state: RoomState): Promise<void> {
+    this.#state = state;
+    await this.ctx.storage.put<StoredVerifiers>(VERIFIERS, {
+      host: state.host,
+      invites: [...state.invites],
+    });
+  }
+
+  /**
+   * Adds or replaces an invite (the host's `invite` frame). Sending the same
+   * verifier again writes nothing. Guests already admitted with an invite
+   * that is replaced stay: only `revoke` ends them.
+   *
+   * @returns The answer, or the error frame to refuse with.
+   */
+  async #invite(frame: InviteRequest): Promise<{ answer: string } | { refusal: string }> {
+    const state = await this.#load();
+    if (!state) return { refusal: errorFrame("internal_error", frame.ref) };
+    const verifier = decodeBase64Url(frame.verifier)!;
+    const current = state.invites.get(frame.name);
+    if (!current || !timingSafeEqual(current, verifier)) {
+      // One slot stays free for `guest`, which every host join sets.
+      const others = [...state.invites.keys()].filter((name) => name !== GUEST_INVITE).length;
+      if (!current && frame.name !== GUEST_INVITE && others >= MAX_INVITES - 1) {
+        return { refusal: errorFrame("too_many_invites", frame.ref) };
+      }
+      const invites = new Map(state.invites);
+      invites.set(frame.name, verifier);
+      await this.#store({ host: state.host, invites });
+    }
+    return {
+      answer: JSON.stringify(
+        {
+          type: "invited",
+          name: frame.name,
+          ...frame.ref !== undefined && { ref: frame.ref },
+        } satisfies RoomFrame,
+      ),
+    };
+  }
+
+  /**
+   * Revokes an invite (the host's `revoke` frame): its key is refused from
+   * now on, and every guest admitted with it gets `revoked` and is closed
+   * (the host sees each one's `leave` before the answer).
+   *
+   * @returns The answer, or the error frame to refuse with.
+   */
+  async #revoke(frame: RevokeRequest): Promise<{ answer: string } | { refusal: string }> {
+    const state = await this.#load();
+    if (!state?.invites.has(frame.name)) {
+      return { refusal: errorFrame("invite_not_found", frame.ref) };
+    }
+    const invites = new Map(state.invites);
+    invites.delete(frame.name);
+    await this.#store({ host: state.host, invites });
+    let closed = 0;
+    for (const { ws, me } of this.#live("guest")) {
+      if (me.invite !== frame.name) continue;
+      try {
+        sendError(ws, "revoked");
+      } catch { /* the socket is going anyway */ }
+      this.#leave(ws, me, "revoked");
+      closed++;
+    }
+    // The alarm closes the sockets whose clients do not close themselves.
+    if (closed > 0) await this.#schedule();
+    return {
+      answer: JSON.stringify(
+        {
+          type: "revoked",
+          name: frame.name,
+          closed,
+          ...frame.ref !== undefined && { ref: frame.ref },
+        } satisfies RoomFrame,
+      ),
+    };
   }
 
   /**
@@ -426,7 +557,13 @@ export class Room extends DurableObject<Env> {
         const frame = checkFrame(message, member.me.role);
         if ("code" in frame) refusal = errorFrame(frame.code, frame.ref);
         else if ("to" in frame) refusal = this.#relay(member, frame);
-        else {
+        else if (frame.type === "invite" || frame.type === "revoke") {
+          const answer = frame.type === "invite"
+            ? await this.#invite(frame)
+            : await this.#revoke(frame);
+          if ("answer" in answer) return ws.send(answer.answer);
+          refusal = answer.refusal;
+        } else {
           // Servers are an answer, not a refusal: they cost the frame, not the error budget.
           const answer = await this.#iceRequest(member.me, frame.ref);
           if ("servers" in answer) return ws.send(answer.servers);
@@ -614,7 +751,10 @@ export class Room extends DurableObject<Env> {
     const sockets = this.ctx.getWebSockets();
     if (sockets.length === 0) {
       const expires = await this.ctx.storage.get<number>(EXPIRES);
-      if (expires !== undefined && expires <= now) return await this.ctx.storage.deleteAll();
+      if (expires !== undefined && expires <= now) {
+        this.#state = null;
+        return await this.ctx.storage.deleteAll();
+      }
     }
     for (const { ws, me } of this.#live()) {
       if (this.#silentAt(ws, me) > now) continue;
@@ -726,11 +866,8 @@ function readAttachment(ws: WebSocket): Attachment | null {
     return null;
   }
   if (typeof value !== "object" || value === null) return null;
-  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason, address, errors } =
-    value as Record<
-      string,
-      unknown
-    >;
+  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason, address, errors, invite } =
+    value as Record<string, unknown>;
   const valid = role === "host"
     ? peer === HOST
     : role === "guest" && typeof peer === "string" && GUEST_ID.test(peer);
@@ -750,7 +887,27 @@ function readAttachment(ws: WebSocket): Attachment | null {
     ...ending,
     ...typeof address === "string" && { address },
     ...typeof errors === "number" && { errors },
+    ...typeof invite === "string" && { invite },
   };
+}
+
+/** The room's state from what storage holds (a room from before invites holds `guest` alone). */
+function readVerifiers(stored: StoredVerifiers): RoomState {
+  const invites = new Map(stored.invites ?? []);
+  if (!stored.invites && stored.guest) invites.set(GUEST_INVITE, stored.guest);
+  return { host: stored.host, invites };
+}
+
+/**
+ * The name of the invite whose verifier is this key's digest, if any: every
+ * verifier is compared, each in constant time (at most `MAX_INVITES`).
+ */
+function findInvite(state: RoomState, digest: Uint8Array): string | undefined {
+  let found: string | undefined;
+  for (const [name, verifier] of state.invites) {
+    if (timingSafeEqual(digest, verifier) && found === undefined) found = name;
+  }
+  return found;
 }
 
 function sendError(ws: WebSocket, code: ErrorCode): void {

@@ -79,8 +79,8 @@ async function room(server: LocalSignaling) {
   const aId = (await a.text()).peer as string;
   const b = await Client.open(server, id, "guest");
   const bId = (await b.text()).peer as string;
-  assert.deepEqual(await host.text(), { type: "join", peer: aId });
-  assert.deepEqual(await host.text(), { type: "join", peer: bId });
+  assert.deepEqual(await host.text(), { type: "join", peer: aId, invite: "guest" });
+  assert.deepEqual(await host.text(), { type: "join", peer: bId, invite: "guest" });
   return {
     id,
     host,
