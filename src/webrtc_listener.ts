@@ -537,7 +537,13 @@ export class WebRTCListener {
     // From now on its hello opens with no key here, whatever the room does.
     this.#invites.delete(name);
     const hub = inviteHub(this.#options.hub);
-    const roomDone = hub ? hub.revoke(name) : Promise.resolve();
+    // A room that no longer has it (made again since) admits it no more either.
+    const roomDone = hub
+      ? hub.revoke(name).catch((error: Error) => {
+        if (!/invite_not_found/.test(String(error?.message))) throw error;
+      })
+      : Promise.resolve();
+    roomDone.catch(() => {});
     const agents = [...this.#agents.values()].filter((agent) => agent.name === name);
     await Promise.allSettled(agents.map((agent) => this.#closeAgent(agent)));
     await roomDone;
