@@ -61,6 +61,11 @@ export {
   WebRTCListener,
   type WebRTCListenerOptions,
 } from "./src/webrtc_listener.ts";
+export {
+  type AuditRecord,
+  PolicyTransport,
+  type PolicyTransportOptions,
+} from "./src/policy_transport.ts";
 
 // Tickets.
 export {
@@ -112,6 +117,7 @@ export {
   DEFAULT_KEEPALIVE_INTERVAL,
   DEFAULT_MAX_RECEIVE_SIZE,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
+  DEFAULT_MAX_TRACKED_REQUESTS,
   DEFAULT_MAX_UNFINISHED_BYTES,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
   DEFAULT_SESSION_STARTS_PER_SECOND,

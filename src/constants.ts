@@ -570,3 +570,38 @@ export const CONTROL_REPLY_TIMEOUT = 15_000;
  * from the 0600 host ticket file, so only the desktop's owner gets this far.
  */
 export const CONTROL_MAX_CONNECTIONS = 8;
+
+/**
+ * The most requests of one MCP session a `PolicyTransport` tracks
+ * while they await their response (`maxTrackedRequests`): it must know which
+ * answer belongs to a `tools/list` to filter it, and when each request
+ * started to audit it. One more request is refused with a JSON-RPC error
+ * naming this limit, rather than forwarded untracked (an untracked
+ * `tools/list` answer would pass unfiltered). MCP clients wait for their
+ * answers; a thousand in flight on one session is far past what they send,
+ * and at about 200 bytes an entry it holds some 200 KiB.
+ */
+export const DEFAULT_MAX_TRACKED_REQUESTS = 1_024;
+
+/**
+ * The JSON-RPC error code of the answer to a `tools/call` of a tool the
+ * agent is not allowed: `-32602` (invalid params), the code MCP gives a call
+ * of an unknown tool, which is what such a tool is to this agent.
+ */
+export const TOOL_NOT_ALLOWED = -32_602;
+
+/**
+ * The most bytes of audit lines `serve --audit` holds while the file is
+ * being written: a disk slower than the records arrive fills it, and the
+ * records that do not fit are counted instead and the count written as a
+ * line of its own once there is room. At a few hundred bytes a line, about
+ * four thousand records.
+ */
+export const AUDIT_QUEUE_BYTES = 1_048_576;
+
+/**
+ * The longest method or tool name `serve --audit` writes, in UTF-16 code
+ * units; a longer one (an agent chooses them) is cut there and marked with
+ * `…`, so that one line stays small.
+ */
+export const AUDIT_MAX_NAME_LENGTH = 256;

@@ -28,6 +28,7 @@ import {
 } from "./constants.ts";
 import { ConnectError } from "./errors.ts";
 import { MemoryBudget } from "./framing.ts";
+import { type AuditRecord, PolicyTransport } from "./policy_transport.ts";
 import { WebRTCConnection, type WebRTCSessionTransport } from "./webrtc_connection.ts";
 import type { IceServer, WebRTCTransportOptions } from "./webrtc_transport.ts";
 
@@ -49,12 +50,14 @@ export interface AgentInfo {
    * The name of the invite the agent came with (see
    * {@linkcode WebRTCListener.invite}): `"guest"` for the ticket of
    * `listen()`; absent when the hub names no invites. The desktop checked it:
-   * the agent's signalling opened only with that invite's key.
+   * the agent's signalling opened only with that invite's key. It is in the
+   * session's audit records.
    */
   readonly name?: string;
   /**
-   * The tools that invite may use, if it was limited to some; absent means
-   * every tool the server offers.
+   * The only tools this agent may list and call (its invite's; `undefined`:
+   * all), within the listener's own `tools`; enforced by a
+   * {@linkcode PolicyTransport}.
    */
   readonly tools?: readonly string[];
 }
@@ -143,6 +146,24 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
    * @default {10000}
    */
   unfinishedMessageTimeout?: number;
+  /**
+   * The only tools any agent may list and call: `tools/list` answers hold
+   * these alone, and a `tools/call` of another tool is answered with a
+   * JSON-RPC error naming this limit (code `-32602`) and never reaches the
+   * server (see {@linkcode PolicyTransport}). An agent with `tools` of its
+   * own gets the tools in both. Resources and prompts are not limited.
+   *
+   * @default {undefined}
+   */
+  tools?: readonly string[];
+  /**
+   * Called with an {@linkcode AuditRecord} for each request of every session
+   * once it is answered, and for each notification of a client: which agent,
+   * which session, which method and tool, when, how long, and how it ended.
+   *
+   * @default {undefined}
+   */
+  onaudit?: (record: AuditRecord) => void;
 }
 
 /** Options of {@linkcode WebRTCListener.listen}. */
@@ -307,7 +328,7 @@ export class WebRTCListener {
 
   /**
    * @param options The hub, the server factory and transport options.
-   * @throws {TypeError} If the hub or the factory is missing.
+   * @throws {TypeError} If the hub or the factory is missing, or `tools` is not an array of names.
    * @throws {RangeError} If a limit (`maxAgents`, `maxSessionsPerAgent`,
    * `sessionStartsPerSecond`, the budgets, `unfinishedMessageTimeout`) is not a positive integer.
    */
@@ -342,6 +363,7 @@ export class WebRTCListener {
         );
       }
     }
+    assertToolNames(options.tools, "Cannot create listener");
     this.#options = options;
     if (options.signalingKey) {
       this.#invites.set(GUEST_INVITE, {
@@ -706,6 +728,8 @@ export class WebRTCListener {
       sessionStartsPerSecond = DEFAULT_SESSION_STARTS_PER_SECOND,
       maxUnfinishedBytesPerAgent = DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
       maxUnfinishedBytes: _desktop,
+      tools: _tools,
+      onaudit: _onaudit,
       ...rest
     } = options;
     const connection = new WebRTCConnection({
@@ -837,7 +861,7 @@ export class WebRTCListener {
       if (this.#sessions.delete(session)) this.onsessionclose?.(session);
     });
     try {
-      await server.connect(transport);
+      await server.connect(this.#policy(agent, transport));
       connected = true;
     } catch (error) {
       this.onerror?.(error as Error);
@@ -855,6 +879,26 @@ export class WebRTCListener {
     }
     this.#sessions.add(session);
     this.onsession?.(session);
+  }
+
+  /**
+   * The session's transport as its server sees it: wrapped in a
+   * {@linkcode PolicyTransport} when tools are limited or audited.
+   */
+  #policy(agent: AgentInfo, transport: Transport): Transport {
+    const { tools, onaudit } = this.#options;
+    if (tools === undefined && agent.tools === undefined && !onaudit) return transport;
+    assertToolNames(agent.tools, `Cannot serve agent ${agent.peer}'s session`);
+    const allowed = tools === undefined
+      ? agent.tools
+      : agent.tools === undefined
+      ? tools
+      : tools.filter((tool) => agent.tools!.includes(tool));
+    return new PolicyTransport(transport, {
+      tools: allowed,
+      onaudit,
+      agent: { name: agent.name, peer: agent.peer, session: agent.session },
+    });
   }
 
   /**
@@ -940,6 +984,16 @@ function refuseSession(transport: Transport, reason: string): void {
   // An agent that sends nothing gets its channel closed after a while.
   const timer = setTimeout(close, REFUSAL_TIMEOUT);
   transport.start().catch(close);
+}
+
+/** Throws unless `tools` is undefined or an array of tool names. */
+function assertToolNames(tools: unknown, action: string): void {
+  if (tools === undefined) return;
+  if (!Array.isArray(tools) || tools.some((tool) => typeof tool !== "string")) {
+    throw new TypeError(
+      `${action} as 'tools' must be an array of tool names: received ${JSON.stringify(tools)}`,
+    );
+  }
 }
 
 /**

@@ -32,6 +32,7 @@ import { UsageError } from "../errors.ts";
 import { bridge, type BridgeSide } from "./bridge.ts";
 import { ExitCode, waitForStop } from "./exit.ts";
 import { HttpUpstreamTransport } from "./http.ts";
+import { AuditFile, auditLine, parseToolList } from "./policy.ts";
 import { StatusLog } from "./log.ts";
 import { reportPath } from "./path_status.ts";
 import { ChildProcessTransport } from "./stdio.ts";
@@ -91,6 +92,13 @@ Options:
                           of the host ticket in FILE, or create one and save it there
                           (mode 0600); while serve runs, mcp-webrtc invite, revoke and
                           invites reach it through FILE
+  --tools TOOL,TOOL       Agents may list and call only these tools; a call of another
+                          is refused with an error naming the limit (repeatable;
+                          default: every tool; resources and prompts are not limited);
+                          an invite's own tools are limited to these too
+  --audit FILE            Append one JSON line to FILE (mode 0600) for each request and
+                          notification of an agent: agent, session, method, tool, start,
+                          durationMs, ok or error code
 
 ${NETWORK_HELP}`;
 
@@ -109,6 +117,8 @@ const SERVE_FLAGS = {
   "ticket-file": { type: "string" },
   "host-ticket-file": { type: "string" },
   invite: { type: "string", multiple: true },
+  tools: { type: "string", multiple: true },
+  audit: { type: "string" },
 } as const;
 
 /**
@@ -194,6 +204,9 @@ export async function serve(args: string[]): Promise<number> {
     ? new Date(Date.now() + parseDuration(values.expires, "--expires"))
     : undefined;
   const log = new StatusLog({ quiet: values.quiet, json: values["log-json"] });
+  const tools = values.tools && [
+    ...new Set(values.tools.flatMap((text) => parseToolList(text, "--tools"))),
+  ];
 
   if (command.length > 0 && !(await findCommand(command[0]))) {
     log.error(
@@ -205,6 +218,11 @@ export async function serve(args: string[]): Promise<number> {
     return ExitCode.SERVER_START;
   }
 
+  const audit = values.audit ? await AuditFile.open(values.audit) : undefined;
+  if (audit) {
+    audit.ondrop = (reason) =>
+      log.warn("audit-dropped", `Audit records are being dropped: ${reason}`, { reason });
+  }
   const specs = (values.invite ?? []).map((text) => parseInviteSpec(text));
   const named = new Set<string>();
   for (const { name } of specs) {
@@ -245,6 +263,15 @@ export async function serve(args: string[]): Promise<number> {
       maxSessionsPerAgent,
       ...budgets,
       ...network,
+      ...(tools && { tools }),
+      ...(audit && {
+        onaudit: (record) =>
+          audit.write(
+            auditLine(record, {
+              agent: record.peer === undefined ? undefined : numberOf(record.peer),
+            }),
+          ),
+      }),
       // Without --invite, the one guest ticket as before; with it, only invites.
       guestTicket: specs.length === 0,
       invites: saved.invites,
@@ -348,7 +375,7 @@ export async function serve(args: string[]): Promise<number> {
   });
   const stop = await waitForStop(lost);
   const shutdown = Promise.all([
-    listener.close().catch(() => {}),
+    listener.close().catch(() => {}).then(() => audit?.close()),
     control?.close(),
   ]);
   await settle(shutdown, CLI_STOP_TIMEOUT);
