@@ -231,3 +231,59 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "serve --invite NAME=TOOL,TOOL: that agent lists only those two tools and a call of a third is refused, another invite's agent sees every tool, and --audit names each call's agent",
+  withWorker(async (signal) => {
+    const dir = await Deno.makeTempDir();
+    const audit = `${dir}/audit.jsonl`;
+    try {
+      const { serve, tickets } = await serveWithInvites(signal, ["limited=pid,cancelled", "full"], [
+        "--audit",
+        audit,
+      ]);
+      const limited = await startAgent(tickets.get("limited")!);
+      const full = await startAgent(tickets.get("full")!);
+      const names = async (agent: Agent) =>
+        (await agent.client.listTools()).tools.map(({ name }) => name).sort();
+      assert.deepEqual(await names(limited), ["cancelled", "pid"]);
+      assert.deepEqual(await names(full), ["cancelled", "exit", "pid", "wait"]);
+      assert.match(text(await limited.client.callTool({ name: "pid", arguments: {} })), /^\d+$/);
+      const refused = await limited.client.callTool({ name: "wait", arguments: {} }).then(
+        () => undefined,
+        (error: Error) => error,
+      );
+      assert.ok(refused instanceof Error, "the call of a third tool was not refused");
+      assert.match(refused.message, /wait/);
+      assert.match(text(await full.client.callTool({ name: "pid", arguments: {} })), /^\d+$/);
+
+      await serve.until(
+        () => {
+          try {
+            return Deno.readTextFileSync(audit).split("\n")
+              .filter((line) => line.includes('"tools/call"')).length >= 3;
+          } catch {
+            return false;
+          }
+        },
+        10_000,
+        "three tools/call lines in the audit file",
+      );
+      const calls = Deno.readTextFileSync(audit).trim().split("\n").map((line) => JSON.parse(line))
+        .filter((line) => line.method === "tools/call")
+        .map(({ name, tool, ok, refused }) => ({ name, tool, ok, refused }));
+      assert.deepEqual(calls, [
+        { name: "limited", tool: "pid", ok: true, refused: undefined },
+        { name: "limited", tool: "wait", ok: false, refused: "tools" },
+        { name: "full", tool: "pid", ok: true, refused: undefined },
+      ]);
+      for (const agent of [limited, full]) {
+        await agent.client.close();
+        await agent.transport.exited;
+      }
+      assert.equal((await serve.signal("SIGTERM")).status.code, 0, serve.stderr);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }),
+);
