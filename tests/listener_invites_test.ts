@@ -42,16 +42,19 @@ Deno.test("listen(): an invite connects at once, its sessions carry its name and
     let bob: Client | undefined;
     try {
       assert.equal(listener.ticket, undefined);
-      const aliceTicket = await listener.invite({ name: "alice", tools: ["echo"] });
+      const aliceTicket = await listener.invite({ name: "alice", tools: ["greet"] });
       const bobTicket = await listener.invite({ name: "bob" });
       assert.notEqual(parseTicket(aliceTicket).secret, parseTicket(bobTicket).secret);
       alice = await dial(aliceTicket);
       bob = await dial(bobTicket);
       await greet(alice, "alice");
       await greet(bob, "bob");
+      // The listener enforces each invite's tools.
+      assert.deepEqual((await alice.listTools()).tools.map(({ name }) => name), ["greet"]);
+      assert.deepEqual((await bob.listTools()).tools.map(({ name }) => name), ["greet", "blob"]);
       assert.deepEqual(
         served.map(({ name, tools, session }) => ({ name, tools, session })),
-        [{ name: "alice", tools: ["echo"], session: 1 }, {
+        [{ name: "alice", tools: ["greet"], session: 1 }, {
           name: "bob",
           tools: undefined,
           session: 1,
@@ -60,7 +63,7 @@ Deno.test("listen(): an invite connects at once, its sessions carry its name and
       assert.deepEqual(listener.agents.map(({ name }) => name).sort(), ["alice", "bob"]);
       assert.deepEqual(
         listener.invites.map(({ name, tools, connected }) => ({ name, tools, connected })),
-        [{ name: "alice", tools: ["echo"], connected: true }, {
+        [{ name: "alice", tools: ["greet"], connected: true }, {
           name: "bob",
           tools: undefined,
           connected: true,
@@ -104,7 +107,7 @@ Deno.test("A room that names another invite for a guest gets it refused: its hel
     const { listener, served, errors } = await listening(worker.url);
     try {
       const aliceTicket = await listener.invite({ name: "alice" });
-      await listener.invite({ name: "bob", tools: ["echo"] });
+      await listener.invite({ name: "bob", tools: ["greet"] });
       // A compromised room: it says every guest came with bob's invite.
       const hub = listener.hub as SignalingHub & { inviteOf(peer: string): string | undefined };
       const inviteOf = hub.inviteOf.bind(hub);
