@@ -195,6 +195,9 @@ Deno.test(
       await agent.client.close();
       await agent.transport.exited;
       assert.equal((await serve.signal("SIGTERM")).status.code, 0, serve.stderr);
+      const stopped = await run(["invites", "--host-ticket-file", file]);
+      assert.equal(stopped.code, 2);
+      assert.match(stopped.stderr, /names no running serve/);
 
       // Restarted with the same file: the same room, both invites, their tickets unchanged.
       const restarted = await serveWithInvites(signal, ["first"], ["--host-ticket-file", file]);

@@ -358,6 +358,13 @@ export async function serve(args: string[]): Promise<number> {
     await save();
   }
 
+  const lost = new Promise<Error | undefined>((resolve) => {
+    room.onclose = (error) => resolve(error);
+    room.onerror = (error) => log.warn("signaling-retry", error.message);
+  });
+  // Listening for SIGINT and SIGTERM before the tickets are out: whoever
+  // reads them may stop this process at once.
+  const stopping = waitForStop(lost);
   const text = specs.length > 0 ? lines.join("\n") : listener.ticket!;
   if (values["ticket-file"]) await writeSecret(values["ticket-file"], text + "\n");
   await Deno.stdout.write(new TextEncoder().encode(text + "\n"));
@@ -369,14 +376,14 @@ export async function serve(args: string[]): Promise<number> {
     { url: host.url, room: host.room, expiresAt: (expiresAt ?? host.expiresAt)?.toISOString() },
   );
 
-  const lost = new Promise<Error | undefined>((resolve) => {
-    room.onclose = (error) => resolve(error);
-    room.onerror = (error) => log.warn("signaling-retry", error.message);
-  });
-  const stop = await waitForStop(lost);
+  const stop = await stopping;
   const shutdown = Promise.all([
     listener.close().catch(() => {}).then(() => audit?.close()),
-    control?.close(),
+    // The file then names no running serve: the commands say so instead of dialling a stale port.
+    control?.close().then(() => {
+      control = undefined;
+      return save();
+    }).catch(() => {}),
   ]);
   await settle(shutdown, CLI_STOP_TIMEOUT);
   if (stop.kind === "signal") {
