@@ -376,6 +376,34 @@ export class PolicyTransport implements Transport {
   }
 }
 
+/**
+ * The tools allowed under two limits, each `undefined` for "every tool": the
+ * tools in both, in the order of the first.
+ *
+ * @param outer One limit, e.g. the listener's for every agent.
+ * @param inner The other, e.g. one agent's own.
+ * @returns The tools allowed by both, or `undefined` if neither limits.
+ *
+ * @example A desktop's limit and an agent's
+ * ```ts
+ * import { combineTools } from "./policy_transport.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(combineTools(["read", "search"], ["search", "write"]), ["search"]);
+ * assert.deepEqual(combineTools(undefined, ["write"]), ["write"]);
+ * assert.equal(combineTools(undefined, undefined), undefined);
+ * ```
+ */
+export function combineTools(
+  outer: readonly string[] | undefined,
+  inner: readonly string[] | undefined,
+): readonly string[] | undefined {
+  if (outer === undefined) return inner;
+  if (inner === undefined) return outer;
+  const allowed = new Set(inner);
+  return outer.filter((tool) => allowed.has(tool));
+}
+
 /** A name as a refusal shows it: quoted, and cut if it is long (an agent chose it). */
 function showName(name: unknown): string {
   if (typeof name !== "string") return `named by ${JSON.stringify(name ?? null)?.slice(0, 40)}`;

@@ -28,7 +28,7 @@ import {
 } from "./constants.ts";
 import { ConnectError } from "./errors.ts";
 import { MemoryBudget } from "./framing.ts";
-import { type AuditRecord, PolicyTransport } from "./policy_transport.ts";
+import { type AuditRecord, combineTools, PolicyTransport } from "./policy_transport.ts";
 import { WebRTCConnection, type WebRTCSessionTransport } from "./webrtc_connection.ts";
 import type { IceServer, WebRTCTransportOptions } from "./webrtc_transport.ts";
 
@@ -889,13 +889,8 @@ export class WebRTCListener {
     const { tools, onaudit } = this.#options;
     if (tools === undefined && agent.tools === undefined && !onaudit) return transport;
     assertToolNames(agent.tools, `Cannot serve agent ${agent.peer}'s session`);
-    const allowed = tools === undefined
-      ? agent.tools
-      : agent.tools === undefined
-      ? tools
-      : tools.filter((tool) => agent.tools!.includes(tool));
     return new PolicyTransport(transport, {
-      tools: allowed,
+      tools: combineTools(tools, agent.tools),
       onaudit,
       agent: { name: agent.name, peer: agent.peer, session: agent.session },
     });
