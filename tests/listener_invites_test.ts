@@ -8,11 +8,14 @@ import type { Client } from "@modelcontextprotocol/sdk/client";
 import {
   type AgentInfo,
   type ConnectedAgent,
+  createTicket,
+  formatTicket,
   parseTicket,
   type SignalingHub,
   WebRTCListener,
 } from "../mod.ts";
 import { MAX_INVITE_TOOLS } from "../src/constants.ts";
+import { createInviteTicket } from "../src/ticket.ts";
 import { createTestServer, dial, greet, LOCAL, until, withWorker } from "./_helpers.ts";
 
 /** A listener on the local worker that records who its servers serve. */
@@ -151,6 +154,45 @@ Deno.test("invite() refuses a malformed or taken name, too many tools and a past
         /has passed/,
       );
       assert.deepEqual(listener.invites.map(({ name }) => name), ["guest"]);
+    } finally {
+      await listener.close();
+    }
+  });
+});
+
+Deno.test("An invite's expiry is enforced by the desktop: an agent that pushed it forward in its ticket is refused with the sealed reason, and no server is made", async () => {
+  await withWorker(async (worker) => {
+    const host = await createTicket({ url: worker.url });
+    // An invite that expired a minute ago, kept from an earlier run.
+    const expired = await createInviteTicket(host, { expiresAt: new Date(Date.now() - 60_000) });
+    const served: AgentInfo[] = [];
+    const errors: Error[] = [];
+    const listener = await WebRTCListener.listen({
+      hostTicket: host,
+      ...LOCAL,
+      guestTicket: false,
+      invites: [{ name: "late", ticket: formatTicket(expired) }],
+      createServer: (agent) => {
+        served.push(agent);
+        return createTestServer();
+      },
+    });
+    listener.onerror = (error) => errors.push(error);
+    try {
+      assert.deepEqual(
+        listener.invites.map(({ name, expiresAt }) => ({ name, expiresAt })),
+        [{ name: "late", expiresAt: expired.expiresAt }],
+      );
+      // The expiry is written in clear: the holder moves it a day ahead.
+      const edited = formatTicket({ ...expired, expiresAt: new Date(Date.now() + 86_400_000) });
+      const error = await dial(edited, { connectTimeout: 5_000 }).then(
+        (client) => client.close().then(() => undefined),
+        (error: Error) => error,
+      );
+      assert.ok(error instanceof Error, "the agent of an expired invite was served");
+      assert.match(error.message, /the invite "late" expired/);
+      assert.deepEqual(served, []);
+      assert.ok(errors.some((error) => /Refused agent .*"late" expired/.test(error.message)));
     } finally {
       await listener.close();
     }
