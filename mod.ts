@@ -53,7 +53,11 @@ export {
   type AgentSession,
   type ConnectableServer,
   type ConnectedAgent,
+  type Invite,
+  type InviteOptions,
+  type InviteRecord,
   type ListenOptions,
+  type RevokeResult,
   WebRTCListener,
   type WebRTCListenerOptions,
 } from "./src/webrtc_listener.ts";

@@ -536,6 +536,42 @@ export const A2A_MAX_KEY_ID_LENGTH = 256;
 export { MAX_INVITES } from "./signaling/room_protocol.ts";
 
 /**
+ * The most tool names one invite may list (`MAX_INVITE_TOOLS`): a server
+ * with more tools than this is given whole, not listed tool by tool. One
+ * more is refused when the invite is made.
+ */
+export const MAX_INVITE_TOOLS = 256;
+
+/**
+ * The largest request `serve`'s control port reads (`invite`, `revoke`,
+ * `invites`), in bytes: an invite with `MAX_INVITE_TOOLS` tool names of 128
+ * characters fits in 40 KiB. A larger one is answered with an error naming
+ * this limit.
+ */
+export const CONTROL_MAX_REQUEST_BYTES = 65_536;
+
+/**
+ * How long `serve`'s control port waits for a request's line after the
+ * connection opened: the commands send it at once; a connection that sends
+ * nothing is answered with an error naming this limit and closed.
+ */
+export const CONTROL_REQUEST_TIMEOUT = 5_000;
+
+/**
+ * How long `invite`, `revoke` and `invites` wait for `serve`'s answer: the
+ * room's acknowledgement and closing a revoked agent's connection take well
+ * under a second; past this, the command fails saying serve did not answer.
+ */
+export const CONTROL_REPLY_TIMEOUT = 15_000;
+
+/**
+ * Requests `serve`'s control port answers at once; one more is answered with
+ * an error naming this limit. The port is on 127.0.0.1 and needs the token
+ * from the 0600 host ticket file, so only the desktop's owner gets this far.
+ */
+export const CONTROL_MAX_CONNECTIONS = 8;
+
+/**
  * The most requests of one MCP session a `PolicyTransport` tracks
  * while they await their response (`maxTrackedRequests`): it must know which
  * answer belongs to a `tools/list` to filter it, and when each request

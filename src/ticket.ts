@@ -258,6 +258,52 @@ export async function createGuestTicket(ticket: Ticket): Promise<Ticket> {
 }
 
 /**
+ * Makes an invite's guest ticket: the host ticket's signalling URL and room,
+ * and a fresh random secret, so its own guest key and signalling key. Unlike
+ * {@linkcode createGuestTicket}, the host cannot make it again from the host
+ * ticket: it is kept by whoever keeps the invites. It expires at
+ * `options.expiresAt` or at the host ticket's expiry, whichever is first.
+ *
+ * @param ticket A host ticket.
+ * @param options When the invite expires.
+ * @returns The guest ticket of the invite.
+ * @throws {TypeError} If `ticket` is not a well-formed host ticket, or `expiresAt` is not a valid date.
+ *
+ * @example Two invites of one room hold different secrets
+ * ```ts
+ * import { createTicket } from "@mcp/webrtc";
+ * import { createInviteTicket } from "./ticket.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const host = await createTicket({ url: "wss://signal.example.com" });
+ * const a = await createInviteTicket(host);
+ * const b = await createInviteTicket(host);
+ * assert.equal(a.room, b.room);
+ * assert.notEqual(a.secret, b.secret);
+ * ```
+ */
+export async function createInviteTicket(
+  ticket: Ticket,
+  options: { expiresAt?: Date } = {},
+): Promise<Ticket> {
+  const guest = await createGuestTicket(ticket);
+  let expiresAt = ticket.expiresAt;
+  if (options.expiresAt !== undefined) {
+    const time = options.expiresAt instanceof Date ? options.expiresAt.getTime() : NaN;
+    if (Number.isNaN(time)) {
+      throw new TypeError("Cannot create invite ticket as 'expiresAt' is not a valid Date");
+    }
+    const own = new Date(Math.floor(time / 1000) * 1000);
+    if (!expiresAt || own.getTime() < expiresAt.getTime()) expiresAt = own;
+  }
+  const secret = encodeBase64Url(crypto.getRandomValues(new Uint8Array(SECRET_BYTES)));
+  const invite = { kind: "guest" as const, url: guest.url, room: guest.room, secret };
+  const problem = ticketProblem(expiresAt ? { ...invite, expiresAt } : invite);
+  if (problem) throw new TypeError(`Cannot create invite ticket as ${problem}`);
+  return expiresAt ? { ...invite, expiresAt } : invite;
+}
+
+/**
  * Turns a ticket into its string form, `mcpwebrtc1.<kind>.<base64url JSON>`:
  * no whitespace, safe in URLs, JSON and shells.
  *

@@ -2,11 +2,12 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { settle } from "./_async.ts";
 import { AuthenticatedSignaling } from "./signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingHub } from "./signaling/signaling.ts";
-import { roomUrl } from "./signaling/room_protocol.ts";
+import { GUEST_INVITE, INVITE_NAME, keyVerifier, roomUrl } from "./signaling/room_protocol.ts";
 import { SignalingRoom, type SignalingRoomOptions } from "./signaling/signaling_room.ts";
 import {
   assertTicketUsable,
   createGuestTicket,
+  createInviteTicket,
   createTicket,
   deriveTicketKeys,
   formatTicket,
@@ -20,6 +21,8 @@ import {
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
   DEFAULT_SESSION_STARTS_PER_SECOND,
   DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
+  MAX_INVITE_TOOLS,
+  MAX_INVITES,
   REFUSAL_TIMEOUT,
   SESSION_LIMIT_REACHED,
 } from "./constants.ts";
@@ -43,11 +46,18 @@ export interface AgentInfo {
   readonly peer: string;
   /** The session's number among the agent's sessions on its connection, from 1. */
   readonly session: number;
-  /** The agent's name (an invite's), if it has one; it is in the session's audit records. */
+  /**
+   * The name of the invite the agent came with (see
+   * {@linkcode WebRTCListener.invite}): `"guest"` for the ticket of
+   * `listen()`; absent when the hub names no invites. The desktop checked it:
+   * the agent's signalling opened only with that invite's key. It is in the
+   * session's audit records.
+   */
   readonly name?: string;
   /**
-   * The only tools this agent may list and call (`undefined`: all), within
-   * the listener's own `tools`; enforced by a {@linkcode PolicyTransport}.
+   * The only tools this agent may list and call (its invite's; `undefined`:
+   * all), within the listener's own `tools`; enforced by a
+   * {@linkcode PolicyTransport}.
    */
   readonly tools?: readonly string[];
 }
@@ -56,6 +66,8 @@ export interface AgentInfo {
 export interface ConnectedAgent {
   /** The peer id the signalling gave the agent. */
   readonly peer: string;
+  /** The name of the invite it came with, as in {@linkcode AgentInfo.name}. */
+  readonly name?: string;
   /** Its connection, e.g. for `getConnectionPath()`. */
   readonly connection: WebRTCConnection;
 }
@@ -169,6 +181,87 @@ export interface ListenOptions extends Omit<WebRTCListenerOptions, "hub" | "sign
   hostTicket?: Ticket | string;
   /** Options of the room connection (WebSocket constructor, reconnect, pings). */
   room?: Omit<SignalingRoomOptions, "role" | "key" | "guestVerifier">;
+  /**
+   * Invites made earlier (`listener.invites`, kept by the caller) to register
+   * again in the room: each agent keeps its own ticket across restarts.
+   *
+   * @default {[]}
+   */
+  invites?: readonly InviteRecord[];
+  /**
+   * Whether the room admits the one guest ticket of the host ticket (named
+   * `"guest"`, in `listener.ticket`). `false` admits only invites: the room
+   * is opened with the verifier of a key nobody holds.
+   *
+   * @default {true}
+   */
+  guestTicket?: boolean;
+}
+
+/** Options of {@linkcode WebRTCListener.invite}. */
+export interface InviteOptions {
+  /**
+   * The invite's name: 1 to 64 letters, digits, `.`, `_` or `-`; unique
+   * among the listener's invites. It names the agent in every event.
+   */
+  name: string;
+  /**
+   * The only tools the agent may use (enforced where the server's transport
+   * is wrapped to read `AgentInfo.tools`); absent means every tool.
+   *
+   * @default {undefined}
+   */
+  tools?: readonly string[];
+  /**
+   * When the invite stops being valid: agents that arrive after it are
+   * refused by the desktop.
+   *
+   * @default {undefined} never
+   */
+  expiresAt?: Date;
+}
+
+/** An invite as it can be kept and given back to `listen({ invites })`. */
+export interface InviteRecord {
+  /** Its name. */
+  readonly name: string;
+  /** Its guest ticket: the agent's credential (keep it secret). */
+  readonly ticket: string;
+  /** The tools it may use, if limited. */
+  readonly tools?: readonly string[];
+}
+
+/** One invite of a listener, as {@linkcode WebRTCListener.invites} lists it. */
+export interface Invite extends InviteRecord {
+  /** When it expires, if it does (from its ticket). */
+  readonly expiresAt?: Date;
+  /** How many agents hold a connection with it now. */
+  readonly agents: number;
+  /** Whether an agent holds a connection with it now. */
+  readonly connected: boolean;
+}
+
+/** What {@linkcode WebRTCListener.revoke} did. */
+export interface RevokeResult {
+  /** The invite revoked. */
+  readonly name: string;
+  /** How many of its agents' connections the desktop closed. */
+  readonly closed: number;
+}
+
+/** What the listener keeps of one invite. */
+interface InviteEntry {
+  readonly name: string;
+  readonly ticket?: string;
+  readonly tools?: readonly string[];
+  readonly expiresAt?: Date;
+  readonly signalingKey?: CryptoKey;
+}
+
+/** What the listener needs of a hub to manage invites (a `SignalingRoom` joined as host). */
+interface InviteHub {
+  invite(name: string, verifier: string): Promise<unknown>;
+  revoke(name: string): Promise<unknown>;
 }
 
 /** One MCP session being served. */
@@ -207,8 +300,12 @@ export interface AgentSession {
  */
 export class WebRTCListener {
   readonly #options: WebRTCListenerOptions;
-  readonly #agents = new Map<string, WebRTCConnection>();
+  readonly #agents = new Map<string, ConnectedAgent>();
   readonly #sessions = new Set<AgentSession>();
+  /** The invites agents may come with, by name; each has its own signalling key. */
+  readonly #invites = new Map<string, InviteEntry>();
+  /** The host ticket, when made by `listen()`: what new invites are tickets to. */
+  #host?: Ticket;
   /** What all agents' unfinished messages hold. */
   readonly #budget: MemoryBudget;
   #closing?: Promise<void>;
@@ -268,6 +365,13 @@ export class WebRTCListener {
     }
     assertToolNames(options.tools, "Cannot create listener");
     this.#options = options;
+    if (options.signalingKey) {
+      this.#invites.set(GUEST_INVITE, {
+        name: GUEST_INVITE,
+        signalingKey: options.signalingKey,
+        expiresAt: options.expiresAt,
+      });
+    }
     this.#budget = new MemoryBudget(
       "maxUnfinishedBytes",
       options.maxUnfinishedBytes ?? DEFAULT_MAX_UNFINISHED_BYTES,
@@ -301,7 +405,14 @@ export class WebRTCListener {
    * ```
    */
   static async listen(options: ListenOptions): Promise<WebRTCListener> {
-    const { url, hostTicket, room: roomOptions, ...rest } = options;
+    const {
+      url,
+      hostTicket,
+      room: roomOptions,
+      invites = [],
+      guestTicket = true,
+      ...rest
+    } = options;
     let host: Ticket;
     if (hostTicket !== undefined) {
       host = typeof hostTicket === "string" ? parseTicket(hostTicket) : hostTicket;
@@ -319,21 +430,217 @@ export class WebRTCListener {
       );
     }
     const keys = await deriveTicketKeys(host);
+    // Checked before the room is opened: a wrong record fails the call, not an agent.
+    const records = await Promise.all(invites.map((record) => readInviteRecord(record, host)));
     const hub = await SignalingRoom.join(roomUrl(host), {
       ...roomOptions,
       role: "host",
       key: keys.hostKey!,
-      guestVerifier: keys.guestVerifier,
+      // Without the guest ticket, the verifier of a key nobody holds.
+      guestVerifier: guestTicket ? keys.guestVerifier : await unusableVerifier(),
     });
     const listener = new WebRTCListener({
       ...rest,
       expiresAt: rest.expiresAt ?? host.expiresAt,
       hub,
-      signalingKey: keys.signalingKey,
+      ...(guestTicket ? { signalingKey: keys.signalingKey } : {}),
     });
     listener.hostTicket = formatTicket(host);
-    listener.ticket = formatTicket(await createGuestTicket(host));
+    listener.#host = host;
+    if (guestTicket) {
+      listener.ticket = formatTicket(await createGuestTicket(host));
+      listener.#invites.set(GUEST_INVITE, {
+        ...listener.#invites.get(GUEST_INVITE)!,
+        ticket: listener.ticket,
+      });
+    }
+    try {
+      for (const record of records) {
+        if (record.name === GUEST_INVITE && guestTicket) continue;
+        await listener.#register(record);
+      }
+    } catch (error) {
+      await listener.close();
+      throw error;
+    }
     return listener;
+  }
+
+  /**
+   * Makes an invite: a guest ticket of this listener's room with a secret of
+   * its own (so its own room key and signalling key), a name, and optionally
+   * an expiry and the tools it may use. Resolves once the room admits its
+   * key: the agent can connect at once. The agent's name is then on its
+   * `AgentInfo` and `ConnectedAgent`, checked by the desktop (its signalling
+   * opens only with this invite's key, whatever the room claims).
+   *
+   * @param options The name, the tools it may use and its expiry.
+   * @returns The invite's guest ticket, to hand to that agent only.
+   * @throws {TypeError} If the name, the tools or the expiry are malformed,
+   * the name is taken, or the listener was not made by `listen()` (it needs
+   * the host ticket) on a room that stores invites.
+   * @throws {RangeError} If the listener has `MAX_INVITES` invites already.
+   * @throws {SignalingRoomError} If the room refused the invite or was lost.
+   *
+   * @example Give an agent its own ticket, limited to two tools
+   * ```ts ignore
+   * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+   * import { WebRTCListener } from "@mcp/webrtc";
+   *
+   * const listener = await WebRTCListener.listen({
+   *   url: "wss://signal.example",
+   *   guestTicket: false,
+   *   createServer: () => new McpServer({ name: "desktop", version: "1.0.0" }),
+   * });
+   * const ticket = await listener.invite({ name: "ci", tools: ["read_file", "search"] });
+   * console.log("Give this ticket to the CI agent:", ticket);
+   * ```
+   */
+  async invite(options: InviteOptions): Promise<string> {
+    const { name, tools, expiresAt } = checkInviteOptions(options);
+    if (this.#closing) {
+      throw new TypeError(`Cannot invite "${name}" as the listener is closed`);
+    }
+    const host = this.#host;
+    if (!host) {
+      throw new TypeError(
+        `Cannot invite "${name}" as this listener has no host ticket: make it with WebRTCListener.listen()`,
+      );
+    }
+    if (expiresAt && expiresAt.getTime() <= Date.now()) {
+      throw new TypeError(
+        `Cannot invite "${name}" as its expiry ${expiresAt.toISOString()} has passed: give a later one`,
+      );
+    }
+    const ticket = await createInviteTicket(host, { expiresAt });
+    const record: InviteRecord = {
+      name,
+      ticket: formatTicket(ticket),
+      ...(tools ? { tools } : {}),
+    };
+    await this.#register(await readInviteRecord(record, host));
+    return record.ticket;
+  }
+
+  /**
+   * Revokes an invite: the room refuses its key from then on and closes its
+   * agents' sockets, and the desktop closes their connections and sessions;
+   * every other agent goes on. Resolves once those connections are closed.
+   *
+   * @param name The invite's name (`"guest"` for the ticket of `listen()`).
+   * @returns The name and how many connections were closed.
+   * @throws {Error} If no invite has that name (the message lists those that do).
+   * @throws {SignalingRoomError} If the room could not be told (the desktop
+   * refuses the invite anyway).
+   *
+   * @example Revoke an agent's invite
+   * ```ts ignore
+   * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+   * import { WebRTCListener } from "@mcp/webrtc";
+   *
+   * const listener = await WebRTCListener.listen({
+   *   url: "wss://signal.example",
+   *   createServer: () => new McpServer({ name: "desktop", version: "1.0.0" }),
+   * });
+   * await listener.invite({ name: "laptop" });
+   * const { closed } = await listener.revoke("laptop");
+   * console.log(`Closed ${closed} connection(s)`);
+   * ```
+   */
+  async revoke(name: string): Promise<RevokeResult> {
+    if (!this.#invites.has(name)) {
+      const known = [...this.#invites.keys()];
+      throw new Error(
+        `Cannot revoke invite "${clipName(name)}" as there is no invite of that name: ${
+          known.length > 0 ? `the invites are ${known.join(", ")}` : "there are no invites"
+        }`,
+      );
+    }
+    // From now on its hello opens with no key here, whatever the room does.
+    this.#invites.delete(name);
+    const hub = inviteHub(this.#options.hub);
+    // A room that no longer has it (made again since) admits it no more either.
+    const roomDone = hub
+      ? hub.revoke(name).catch((error: Error) => {
+        if (!/invite_not_found/.test(String(error?.message))) throw error;
+      })
+      : Promise.resolve();
+    roomDone.catch(() => {});
+    const agents = [...this.#agents.values()].filter((agent) => agent.name === name);
+    await Promise.allSettled(agents.map((agent) => this.#closeAgent(agent)));
+    await roomDone;
+    return { name, closed: agents.length };
+  }
+
+  /**
+   * The invites agents may come with now (`"guest"` first, when `listen()`
+   * made the one guest ticket), each with whether an agent is connected with
+   * it. Keep the records (`name`, `ticket`, `tools`) to pass them to
+   * `listen({ invites })` after a restart.
+   */
+  get invites(): Invite[] {
+    const counts = new Map<string, number>();
+    for (const agent of this.#agents.values()) {
+      if (agent.name !== undefined) counts.set(agent.name, (counts.get(agent.name) ?? 0) + 1);
+    }
+    const list: Invite[] = [];
+    for (const entry of this.#invites.values()) {
+      if (entry.ticket === undefined) continue;
+      const agents = counts.get(entry.name) ?? 0;
+      list.push(Object.freeze({
+        name: entry.name,
+        ticket: entry.ticket,
+        ...(entry.tools ? { tools: entry.tools } : {}),
+        ...(entry.expiresAt ? { expiresAt: new Date(entry.expiresAt.getTime()) } : {}),
+        agents,
+        connected: agents > 0,
+      }));
+    }
+    return list;
+  }
+
+  /** Registers a checked invite in the room, then here. */
+  async #register(invite: CheckedInvite): Promise<void> {
+    const { name } = invite;
+    if (this.#invites.has(name)) {
+      throw new TypeError(
+        `Cannot invite "${name}" as an invite of that name exists: revoke it first, or pick another name`,
+      );
+    }
+    // The room keeps a slot for "guest" whether or not this desktop serves it.
+    const held = this.#invites.size + (this.#invites.has(GUEST_INVITE) ? 0 : 1);
+    if (held >= MAX_INVITES) {
+      throw new RangeError(
+        `Cannot invite "${name}" as the room holds ${MAX_INVITES} invites ("guest" included), the most it keeps (MAX_INVITES): revoke one first`,
+      );
+    }
+    const hub = inviteHub(this.#options.hub);
+    if (!hub) {
+      throw new TypeError(
+        `Cannot invite "${name}" as the hub does not store invites: listen on a signalling room (WebRTCListener.listen())`,
+      );
+    }
+    // Held here first, so a second call with the same name fails at once.
+    this.#invites.set(name, invite);
+    try {
+      await hub.invite(name, invite.verifier);
+    } catch (error) {
+      if (this.#invites.get(name) === invite) this.#invites.delete(name);
+      throw error;
+    }
+  }
+
+  /** Ends one agent: its sessions' servers, then its connection. */
+  async #closeAgent(agent: ConnectedAgent): Promise<void> {
+    if (this.#agents.get(agent.peer) === agent) {
+      this.#agents.delete(agent.peer);
+      this.onagentleave?.(agent, new Error(`its invite "${agent.name}" was revoked`));
+    }
+    const sessions = [...this.#sessions].filter((session) =>
+      session.connection === agent.connection
+    );
+    await Promise.allSettled(sessions.map((session) => session.server.close()));
+    await agent.connection.close();
   }
 
   /**
@@ -351,7 +658,7 @@ export class WebRTCListener {
 
   /** The agents connected (or connecting) now: one peer connection each. */
   get agents(): ConnectedAgent[] {
-    return [...this.#agents].map(([peer, connection]) => ({ peer, connection }));
+    return [...this.#agents.values()];
   }
 
   /**
@@ -362,7 +669,9 @@ export class WebRTCListener {
     this.#closing ??= (async () => {
       this.#options.hub.onpeerjoin = undefined;
       await Promise.allSettled([...this.#sessions].map((session) => session.server.close()));
-      await Promise.allSettled([...this.#agents.values()].map((agent) => agent.close()));
+      await Promise.allSettled(
+        [...this.#agents.values()].map((agent) => agent.connection.close()),
+      );
       await this.#options.hub.close();
     })();
     return this.#closing;
@@ -382,13 +691,28 @@ export class WebRTCListener {
       this.onerror?.(error as Error);
       return;
     }
-    if (options.signalingKey) {
+    // The room's claim only picks the key: an agent that holds another
+    // invite's key (or none) fails to open its hello.
+    const name = inviteNameOf(options.hub, peer);
+    const invite = name === undefined ? this.#invites.get(GUEST_INVITE) : this.#invites.get(name);
+    if (name !== undefined && !invite?.signalingKey) {
+      this.onerror?.(
+        new Error(
+          `Refused agent ${peer}: the room says it came with the invite "${
+            clipName(name)
+          }", which this desktop does not have (revoked, or never made here)`,
+        ),
+      );
+      await signaling.close().catch(() => {});
+      return;
+    }
+    if (invite?.signalingKey) {
       signaling = new AuthenticatedSignaling(signaling, {
-        key: options.signalingKey,
+        key: invite.signalingKey,
         role: "host",
       });
     }
-    const refusal = this.#refusal();
+    const refusal = this.#refusal(invite);
     if (refusal) {
       this.onerror?.(new Error(`Refused agent ${peer}: ${refusal}`));
       await this.#refuse(signaling, refusal);
@@ -419,8 +743,10 @@ export class WebRTCListener {
       signaling,
       initiator: rest.initiator ?? false,
     });
-    const agent: ConnectedAgent = Object.freeze({ peer, connection });
-    this.#agents.set(peer, connection);
+    const agent: ConnectedAgent = Object.freeze(
+      name === undefined ? { peer, connection } : { peer, name, connection },
+    );
+    this.#agents.set(peer, agent);
     let sessions = 0;
     let open = 0;
     const starts = new StartRate(sessionStartsPerSecond, maxSessionsPerAgent);
@@ -454,10 +780,19 @@ export class WebRTCListener {
       // whether it opened, started a server, or neither.
       open++;
       void transport.closed.then(() => open--);
-      void this.#serve({ peer, session: ++sessions }, transport, connection);
+      void this.#serve(
+        {
+          peer,
+          session: ++sessions,
+          ...(name === undefined ? {} : { name }),
+          ...(invite?.tools ? { tools: invite.tools } : {}),
+        },
+        transport,
+        connection,
+      );
     };
     const left = (error?: Error) => {
-      if (this.#agents.get(peer) !== connection) return;
+      if (this.#agents.get(peer) !== agent) return;
       this.#agents.delete(peer);
       this.onagentleave?.(agent, error);
     };
@@ -576,10 +911,13 @@ export class WebRTCListener {
     }
   }
 
-  #refusal(): string | undefined {
+  #refusal(invite: InviteEntry | undefined): string | undefined {
     const { expiresAt, maxAgents = 8 } = this.#options;
     if (expiresAt && expiresAt.getTime() <= Date.now()) {
       return "the ticket expired; ask the desktop for a new one";
+    }
+    if (invite?.expiresAt && invite.expiresAt.getTime() <= Date.now()) {
+      return `the invite "${invite.name}" expired; ask the desktop for a new one`;
     }
     if (this.#agents.size >= maxAgents) {
       return `the desktop serves its maximum of ${maxAgents} agents; try again later`;
@@ -665,4 +1003,105 @@ function hubIceServers(hub: unknown): Promise<IceServer[] | undefined> {
   return typeof source.requestIceServers === "function"
     ? source.requestIceServers()
     : Promise.resolve(source.iceServers);
+}
+
+/** An invite record, checked and with its keys. */
+interface CheckedInvite extends InviteEntry {
+  readonly ticket: string;
+  readonly verifier: string;
+  readonly signalingKey: CryptoKey;
+}
+
+/** Checks the options of `invite()`; throws a TypeError that says what is wrong. */
+function checkInviteOptions(options: InviteOptions): InviteOptions {
+  const { name, tools, expiresAt } = options ?? {} as InviteOptions;
+  checkInviteName(name);
+  if (tools !== undefined) checkTools(name, tools);
+  if (
+    expiresAt !== undefined && (!(expiresAt instanceof Date) || Number.isNaN(expiresAt.getTime()))
+  ) {
+    throw new TypeError(`Cannot invite "${name}" as 'expiresAt' is not a valid Date`);
+  }
+  return {
+    name,
+    ...(tools ? { tools: Object.freeze([...tools]) } : {}),
+    ...(expiresAt ? { expiresAt } : {}),
+  };
+}
+
+function checkInviteName(name: unknown): asserts name is string {
+  if (typeof name !== "string" || !INVITE_NAME.test(name)) {
+    throw new TypeError(
+      `Cannot invite ${
+        typeof name === "string" ? `"${clipName(name)}"` : "an agent"
+      } as an invite's name must be 1 to 64 letters, digits, ".", "_" or "-"`,
+    );
+  }
+}
+
+function checkTools(name: string, tools: unknown): void {
+  if (!Array.isArray(tools)) {
+    throw new TypeError(`Cannot invite "${name}" as 'tools' is not an array of tool names`);
+  }
+  if (tools.length > MAX_INVITE_TOOLS) {
+    throw new RangeError(
+      `Cannot invite "${name}" with ${tools.length} tools as an invite lists at most ${MAX_INVITE_TOOLS} (MAX_INVITE_TOOLS): leave 'tools' out to allow every tool`,
+    );
+  }
+  for (const tool of tools) {
+    if (typeof tool !== "string" || tool.length < 1 || tool.length > 128) {
+      throw new TypeError(
+        `Cannot invite "${name}" as a tool name must be a string of 1 to 128 characters: received ${
+          JSON.stringify(tool)?.slice(0, 40)
+        }`,
+      );
+    }
+  }
+}
+
+/** Reads a kept invite record: a guest ticket of the host ticket's room, and its keys. */
+async function readInviteRecord(record: InviteRecord, host: Ticket): Promise<CheckedInvite> {
+  const { name, tools } = record ?? {} as InviteRecord;
+  checkInviteName(name);
+  if (tools !== undefined) checkTools(name, tools);
+  const ticket = parseTicket(record.ticket);
+  if (ticket.kind !== "guest" || ticket.room !== host.room || ticket.url !== host.url) {
+    throw new TypeError(
+      `Cannot restore invite "${name}" as its ticket is not a guest ticket of this room: keep the invites with their host ticket`,
+    );
+  }
+  const keys = await deriveTicketKeys(ticket);
+  return {
+    name,
+    ticket: formatTicket(ticket),
+    ...(tools ? { tools: Object.freeze([...tools]) } : {}),
+    ...(ticket.expiresAt ? { expiresAt: ticket.expiresAt } : {}),
+    verifier: keys.guestVerifier,
+    signalingKey: keys.signalingKey,
+  };
+}
+
+/** The hub's invite operations, if it stores invites (a `SignalingRoom` joined as host). */
+function inviteHub(hub: SignalingHub): InviteHub | undefined {
+  const source = hub as Partial<InviteHub>;
+  return typeof source.invite === "function" && typeof source.revoke === "function"
+    ? source as InviteHub
+    : undefined;
+}
+
+/** The invite a hub says a peer came with, if it names invites. */
+function inviteNameOf(hub: SignalingHub, peer: string): string | undefined {
+  const source = hub as { inviteOf?: (peer: string) => string | undefined };
+  return typeof source.inviteOf === "function" ? source.inviteOf(peer) : undefined;
+}
+
+/** The verifier of a fresh random key that is thrown away: it admits nobody. */
+function unusableVerifier(): Promise<string> {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return keyVerifier(Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join(""));
+}
+
+/** Shortens a name from elsewhere for an error message. */
+function clipName(name: string): string {
+  return name.length > 64 ? `${name.slice(0, 64)}…` : name;
 }

@@ -226,7 +226,7 @@ Deno.test(
         [
           {
             agent: 1,
-            name: undefined,
+            name: "guest",
             session: 1,
             tool: "t1",
             ok: false,
@@ -235,7 +235,7 @@ Deno.test(
           },
           {
             agent: 1,
-            name: undefined,
+            name: "guest",
             session: 1,
             tool: "t6",
             ok: true,
@@ -244,7 +244,7 @@ Deno.test(
           },
           {
             agent: 1,
-            name: undefined,
+            name: "guest",
             session: 1,
             tool: "calls",
             ok: true,
@@ -253,7 +253,7 @@ Deno.test(
           },
           {
             agent: 1,
-            name: undefined,
+            name: "guest",
             session: 1,
             tool: "add",
             ok: true,

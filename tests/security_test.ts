@@ -33,6 +33,7 @@ import {
   WebSocketSignaling,
 } from "../src/signaling/mod.ts";
 import { decodeBase64Url, encodeBase64Url } from "../src/_base64url.ts";
+import { createInviteTicket } from "../src/ticket.ts";
 import {
   createTestServer,
   dial,
@@ -522,7 +523,42 @@ Deno.test("Without sealing, an altered DTLS fingerprint still stops the channel:
   await throughRelay(true);
 });
 
-Deno.test("Known limitation: a holder of the guest ticket can pose as the desktop to another holder, if a relay routes them to each other", async () => {
+Deno.test("T13: agents with invites of their own cannot pose as the desktop to each other, even if a relay routes them to each other", async () => {
+  // The same relay as in the shared-ticket case below, but each agent holds
+  // its own invite of the room: the impostor seals as "host" with its own
+  // signalling key, which the victim's does not verify.
+  const host = await createTicket({ url: "wss://signal.test" });
+  const impostorKey = (await deriveTicketKeys(await createInviteTicket(host))).signalingKey;
+  const victimKey = (await deriveTicketKeys(await createInviteTicket(host))).signalingKey;
+  const [relayToImpostor, relayToVictim] = MemorySignaling.createPair();
+  const impostor = createTestServer();
+  impostor.registerTool("whoami", {}, () => ({ content: [{ type: "text", text: "impostor" }] }));
+  const impostorSignaling = new AuthenticatedSignaling(relayToImpostor, {
+    key: impostorKey,
+    role: "host",
+  });
+  await impostor.connect(new WebRTCServerTransport({ signaling: impostorSignaling, ...LOCAL }));
+  const victimSignaling = new AuthenticatedSignaling(relayToVictim, {
+    key: victimKey,
+    role: "guest",
+  });
+  const victim = new Client({ name: "agent", version: "1.0.0" });
+  try {
+    const transport = new WebRTCClientTransport({
+      signaling: victimSignaling,
+      ...LOCAL,
+      connectTimeout: REFUSED_TIMEOUT,
+    });
+    const error = await victim.connect(transport).then(() => undefined, (error) => error);
+    assert.ok(error instanceof ConnectError, String(error));
+    assert.match(error.message, /did not complete|authentication code does not match/);
+  } finally {
+    await victim.close();
+    await impostor.close();
+  }
+});
+
+Deno.test("Known limitation of a shared ticket: a holder of the guest ticket can pose as the desktop to another holder, if a relay routes them to each other", async () => {
   // Both ends of AuthenticatedSignaling share one symmetric key, and `role` is
   // only a sealed field: whoever holds the guest ticket can seal as "host". The
   // worker never routes a guest to a guest (worker/tests/room_test.ts), so this

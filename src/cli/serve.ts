@@ -9,7 +9,7 @@
 import { delay, settle } from "../_async.ts";
 import { CLI_STOP_TIMEOUT } from "../constants.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
-import { createTicket, formatTicket, parseTicket, type Ticket } from "../ticket.ts";
+import { createTicket, type Ticket } from "../ticket.ts";
 import { SignalingRoomError } from "../errors.ts";
 import { type ConnectableServer, WebRTCListener } from "../webrtc_listener.ts";
 import type { WebRTCConnection } from "../webrtc_connection.ts";
@@ -36,6 +36,16 @@ import { AuditFile, auditLine, parseToolList } from "./policy.ts";
 import { StatusLog } from "./log.ts";
 import { reportPath } from "./path_status.ts";
 import { ChildProcessTransport } from "./stdio.ts";
+import {
+  type ControlRequest,
+  type ControlServer,
+  type HostFile,
+  parseInviteSpec,
+  readHostFile,
+  startControlServer,
+  writeHostFile,
+} from "./invites.ts";
+import { GUEST_INVITE } from "../signaling/room_protocol.ts";
 
 /** The environment variable read when `--signal` is not given. */
 export const SIGNAL_ENV = "MCP_WEBRTC_SIGNAL";
@@ -46,7 +56,7 @@ export const SERVE_HELP = `Usage:
   mcp-webrtc serve [options] --url <endpoint>          bridge a Streamable HTTP MCP server
 
 Opens a room on the signalling service and prints the guest ticket as the first
-line on stdout. Each agent that connects with it holds one peer connection, and
+line on stdout (with --invite: one line NAME<TAB>TICKET per invite instead). Each agent that connects with it holds one peer connection, and
 each MCP session it opens on that connection gets its own server process
 (stdio), or its own session with the HTTP server.
 
@@ -74,11 +84,18 @@ Options:
 }s)
   --expires DURATION      Refuse agents after this long, e.g. 8h (default: never)
   --ticket-file FILE      Also write the guest ticket to FILE (mode 0600)
-  --host-ticket-file FILE Keep the room across restarts: reopen the room of the host
-                          ticket in FILE, or create one and save it there (mode 0600)
+  --invite NAME[=TOOL,TOOL…]
+                          Make an invite: a ticket of its own for one agent, named NAME,
+                          limited to these tools if listed (repeatable); the one guest
+                          ticket is then not admitted
+  --host-ticket-file FILE Keep the room and its invites across restarts: reopen the room
+                          of the host ticket in FILE, or create one and save it there
+                          (mode 0600); while serve runs, mcp-webrtc invite, revoke and
+                          invites reach it through FILE
   --tools TOOL,TOOL       Agents may list and call only these tools; a call of another
                           is refused with an error naming the limit (repeatable;
-                          default: every tool; resources and prompts are not limited)
+                          default: every tool; resources and prompts are not limited);
+                          an invite's own tools are limited to these too
   --audit FILE            Append one JSON line to FILE (mode 0600) for each request and
                           notification of an agent: agent, session, method, tool, start,
                           durationMs, ok or error code
@@ -99,6 +116,7 @@ const SERVE_FLAGS = {
   expires: { type: "string" },
   "ticket-file": { type: "string" },
   "host-ticket-file": { type: "string" },
+  invite: { type: "string", multiple: true },
   tools: { type: "string", multiple: true },
   audit: { type: "string" },
 } as const;
@@ -205,7 +223,24 @@ export async function serve(args: string[]): Promise<number> {
     audit.ondrop = (reason) =>
       log.warn("audit-dropped", `Audit records are being dropped: ${reason}`, { reason });
   }
-  const host = await hostTicket(values["host-ticket-file"], values.signal, expiresAt);
+  const specs = (values.invite ?? []).map((text) => parseInviteSpec(text));
+  const named = new Set<string>();
+  for (const { name } of specs) {
+    if (named.has(name)) {
+      throw new UsageError(
+        `Cannot serve as --invite ${name} is given twice: name each invite once`,
+      );
+    }
+    if (name === GUEST_INVITE) {
+      throw new UsageError(
+        `Cannot serve with --invite ${GUEST_INVITE} as that name is the one guest ticket's: pick another name`,
+      );
+    }
+    named.add(name);
+  }
+  const hostFile = values["host-ticket-file"];
+  const saved = await hostTicket(hostFile, values.signal, expiresAt);
+  const host = saved.host;
   const upstream = (label: string): Transport =>
     upstreamUrl
       ? new HttpUpstreamTransport(upstreamUrl, { headers })
@@ -237,13 +272,17 @@ export async function serve(args: string[]): Promise<number> {
             }),
           ),
       }),
-      createServer: ({ peer, session }) => {
+      // Without --invite, the one guest ticket as before; with it, only invites.
+      guestTicket: specs.length === 0,
+      invites: saved.invites,
+      createServer: ({ peer, session, name }) => {
         const agent = numberOf(peer);
-        const label = `agent ${agent} session ${session}`;
-        log.info("session-opened", `Agent ${agent} opened session ${session}`, {
+        const label = `agent ${agent}${nameLabel(name)} session ${session}`;
+        log.info("session-opened", `Agent ${agent}${nameLabel(name)} opened session ${session}`, {
           agent,
           session,
           peer,
+          ...(name === undefined ? {} : { name }),
         });
         return new SessionBridge(
           label,
@@ -260,26 +299,73 @@ export async function serve(args: string[]): Promise<number> {
       { cause: error },
     );
   }
-  listener.onagent = ({ peer, connection }) => {
+  listener.onagent = ({ peer, name, connection }) => {
     const agent = numberOf(peer);
+    const who = `Agent ${agent}${nameLabel(name)}`;
     void reportPath(connection, log, {
       event: "agent-connected",
-      connected: (via) => `Agent ${agent} connected via ${via}`,
-      changed: (via, was) => `Agent ${agent}'s path changed: now via ${via} (was ${was})`,
-      fields: { agent },
+      connected: (via) => `${who} connected via ${via}`,
+      changed: (via, was) => `${who}'s path changed: now via ${via} (was ${was})`,
+      fields: { agent, ...(name === undefined ? {} : { name }) },
     }, () => connectionPath(connection));
   };
-  listener.onagentleave = ({ peer }, error) => {
+  listener.onagentleave = ({ peer, name }, error) => {
     const agent = numberOf(peer);
     const why = !error || /goodbye|closed/.test(error.message)
       ? "the agent disconnected"
       : error.message;
-    log.info("agent-left", `Agent ${agent} left: ${why}`, { agent, reason: why });
+    log.info("agent-left", `Agent ${agent}${nameLabel(name)} left: ${why}`, {
+      agent,
+      reason: why,
+      ...(name === undefined ? {} : { name }),
+    });
   };
   listener.onerror = (error) => log.warn("agent-refused", error.message);
   const room = listener.hub;
 
-  const text = listener.ticket!;
+  // The invites named on the command line: one kept in the file keeps its
+  // ticket if its tools are the same; the others are made.
+  const lines: string[] = [];
+  try {
+    for (const spec of specs) {
+      const kept = listener.invites.find((invite) => invite.name === spec.name);
+      let ticket = kept?.ticket;
+      if (kept && JSON.stringify(kept.tools) !== JSON.stringify(spec.tools)) {
+        await listener.revoke(spec.name);
+        ticket = undefined;
+      }
+      ticket ??= await listener.invite(spec);
+      lines.push(`${spec.name}\t${ticket}`);
+    }
+  } catch (error) {
+    await listener.close().catch(() => {});
+    throw error;
+  }
+  let control: ControlServer | undefined;
+  let saving = Promise.resolve();
+  const save = (): Promise<void> => {
+    if (!hostFile) return Promise.resolve();
+    const data: HostFile = {
+      host,
+      invites: listener.invites.filter(({ name }) => name !== GUEST_INVITE),
+      ...(control ? { control: { port: control.port, token: control.token } } : {}),
+    };
+    saving = saving.then(() => writeHostFile(hostFile, data));
+    return saving;
+  };
+  if (hostFile) {
+    control = await startControlServer((request) => answerControl(listener, request, save));
+    await save();
+  }
+
+  const lost = new Promise<Error | undefined>((resolve) => {
+    room.onclose = (error) => resolve(error);
+    room.onerror = (error) => log.warn("signaling-retry", error.message);
+  });
+  // Listening for SIGINT and SIGTERM before the tickets are out: whoever
+  // reads them may stop this process at once.
+  const stopping = waitForStop(lost);
+  const text = specs.length > 0 ? lines.join("\n") : listener.ticket!;
   if (values["ticket-file"]) await writeSecret(values["ticket-file"], text + "\n");
   await Deno.stdout.write(new TextEncoder().encode(text + "\n"));
   log.info(
@@ -290,12 +376,15 @@ export async function serve(args: string[]): Promise<number> {
     { url: host.url, room: host.room, expiresAt: (expiresAt ?? host.expiresAt)?.toISOString() },
   );
 
-  const lost = new Promise<Error | undefined>((resolve) => {
-    room.onclose = (error) => resolve(error);
-    room.onerror = (error) => log.warn("signaling-retry", error.message);
-  });
-  const stop = await waitForStop(lost);
-  const shutdown = listener.close().catch(() => {}).then(() => audit?.close());
+  const stop = await stopping;
+  const shutdown = Promise.all([
+    listener.close().catch(() => {}).then(() => audit?.close()),
+    // The file then names no running serve: the commands say so instead of dialling a stale port.
+    control?.close().then(() => {
+      control = undefined;
+      return save();
+    }).catch(() => {}),
+  ]);
   await settle(shutdown, CLI_STOP_TIMEOUT);
   if (stop.kind === "signal") {
     log.info("stopped", `Stopped on ${stop.signal}`);
@@ -406,23 +495,10 @@ async function hostTicket(
   file: string | undefined,
   signal: string | undefined,
   expiresAt: Date | undefined,
-): Promise<Ticket> {
+): Promise<HostFile> {
   if (file) {
-    let text: string | undefined;
-    try {
-      text = await Deno.readTextFile(file);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
-    if (text !== undefined) {
-      const ticket = parseTicket(text);
-      if (ticket.kind !== "host") {
-        throw new UsageError(
-          `Cannot reopen the room as ${file} holds a guest ticket: --host-ticket-file needs the host ticket`,
-        );
-      }
-      return ticket;
-    }
+    const saved = await readHostFile(file);
+    if (saved) return saved;
   }
   const url = signal ?? Deno.env.get(SIGNAL_ENV);
   if (!url) {
@@ -438,8 +514,54 @@ async function hostTicket(
       cause: error,
     });
   }
-  if (file) await writeSecret(file, formatTicket(ticket) + "\n");
-  return ticket;
+  if (file) await writeHostFile(file, { host: ticket, invites: [] });
+  return { host: ticket, invites: [] };
+}
+
+/** What `serve` answers on its control port. */
+async function answerControl(
+  listener: WebRTCListener,
+  request: ControlRequest,
+  save: () => Promise<void>,
+): Promise<Record<string, unknown>> {
+  switch (request?.op) {
+    case "invite": {
+      const { name, tools } = parseInviteSpec(
+        `${request.name}${Array.isArray(request.tools) ? `=${request.tools.join(",")}` : ""}`,
+        "invite",
+      );
+      const expiresAt = request.expiresAt === undefined ? undefined : new Date(request.expiresAt);
+      const ticket = await listener.invite({
+        name,
+        ...(tools ? { tools } : {}),
+        ...(expiresAt ? { expiresAt } : {}),
+      });
+      await save();
+      return { ticket };
+    }
+    case "revoke": {
+      const { closed } = await listener.revoke(String(request.name));
+      await save();
+      return { closed };
+    }
+    case "list":
+      return {
+        invites: listener.invites.map(({ name, expiresAt, tools, connected, agents }) => ({
+          name,
+          ...(expiresAt ? { expiresAt: expiresAt.toISOString() } : {}),
+          ...(tools ? { tools } : {}),
+          connected,
+          agents,
+        })),
+      };
+    default:
+      throw new Error('The request\'s "op" is not invite, revoke or list');
+  }
+}
+
+/** How an agent's invite shows in a log line: not for the one guest ticket. */
+function nameLabel(name: string | undefined): string {
+  return name === undefined || name === GUEST_INVITE ? "" : ` (${name})`;
 }
 
 async function writeSecret(file: string, text: string): Promise<void> {
