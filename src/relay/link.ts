@@ -37,12 +37,12 @@
  * @module
  */
 
-import { settle, withResolvers } from "./_async.ts";
-import { RELAY_TAG_BYTES, type RelayCipher } from "./_relay_crypto.ts";
-import { BYE_TIMEOUT, RELAY_CONTROL_SLACK, RELAY_MIN_WINDOW } from "./constants.ts";
-import type { DataChannelLike } from "./data_channel_transport.ts";
-import { RelayError } from "./errors.ts";
-import type { RelayPipe } from "./signaling/relay_protocol.ts";
+import { settle, withResolvers } from "../_async.ts";
+import { RELAY_TAG_BYTES, type RelayCipher } from "./crypto.ts";
+import { BYE_TIMEOUT, RELAY_CONTROL_SLACK, RELAY_MIN_WINDOW } from "../constants.ts";
+import type { DataChannelLike } from "../data_channel_transport.ts";
+import { RelayError } from "../errors.ts";
+import type { RelayPipe } from "./protocol.ts";
 
 const OPEN = 1;
 const TEXT = 2;

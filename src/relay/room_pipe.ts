@@ -5,12 +5,7 @@
  * @module
  */
 import { RelayError } from "../errors.ts";
-import {
-  encodeRelayFrame,
-  RELAY_ERRORS,
-  type RelayLimits,
-  type RelayPipe,
-} from "./relay_protocol.ts";
+import { encodeRelayFrame, RELAY_ERRORS, type RelayLimits, type RelayPipe } from "./protocol.ts";
 
 /** Payloads kept for a pipe nobody listens to yet; more means nobody will. */
 const MAX_WAITING = 256;
