@@ -565,3 +565,25 @@ export const MAX_QUEUED_CANDIDATES = 64;
  * attempt): the same bound as queued candidates, and the rest is dropped.
  */
 export const MAX_ATTEMPT_QUEUE = 64;
+
+/**
+ * Relay frames a room client keeps for a pipe nobody listens to yet (the
+ * other peer's first frames, arriving before this side opened its link): the
+ * link listens within a round trip, so more means nobody will, and the rest
+ * is dropped.
+ */
+export const RELAY_MAX_WAITING_FRAMES = 256;
+
+/**
+ * The share of the room's relay `bytesPerSecond` one socket sends at: half,
+ * so that both ends sending at full speed at once stay within the room's
+ * budget and the room refuses only when several relayed agents send at once.
+ */
+export const RELAY_PACE_SHARE = 0.5;
+
+/**
+ * Relay frames received and waiting to be opened (decrypted) on one link:
+ * opening runs side by side and keeps up with the room's rate by far, so more
+ * means the link cannot keep up, and it ends with a `RelayError` that says so.
+ */
+export const RELAY_MAX_INBOX_FRAMES = 1_024;

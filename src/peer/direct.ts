@@ -4,6 +4,11 @@
  * the record of what it observed for the diagnosis (`diagnosis.ts`) and the
  * retry decision (`retry.ts`), and releases the connection when it ends.
  *
+ * Over 400 lines, as one class: what is left here is the state of one
+ * connection (private fields the diagnosis snapshot reads) and the handlers
+ * of its events and its signalling, which set that state; every step that
+ * does not need it is a file of its own.
+ *
  * @module
  */
 
