@@ -605,3 +605,62 @@ export const AUDIT_QUEUE_BYTES = 1_048_576;
  * `…`, so that one line stays small.
  */
 export const AUDIT_MAX_NAME_LENGTH = 256;
+
+/**
+ * The longest offer or answer (its SDP, in characters) a peer accepts through
+ * signalling: a data-channel-only description is about 1 KiB, and one that
+ * holds its candidates (a peer that does not trickle) a few KiB more; a longer
+ * one is refused, so that a peer cannot make the other parse and keep an
+ * arbitrarily long text.
+ */
+export const MAX_SDP_LENGTH = 65_536;
+
+/**
+ * The longest ICE candidate line (in characters) a peer accepts through
+ * signalling: a candidate line is under 200 characters; a longer one is
+ * refused.
+ */
+export const MAX_CANDIDATE_LENGTH = 1_024;
+
+/**
+ * The most characters of the other peer's goodbye reason (or of a relay's end
+ * reason) kept in a diagnosis: room for the other peer's own diagnosis, which
+ * is at most a few hundred characters; the rest is cut.
+ */
+export const MAX_BYE_REASON_LENGTH = 600;
+
+/**
+ * The most remote ICE candidates kept while the remote description is
+ * awaited: a peer gathers a few per interface and server; one that sends more
+ * before its description has its extra candidates refused.
+ */
+export const MAX_QUEUED_CANDIDATES = 64;
+
+/**
+ * The most signalling messages kept for a direct attempt that has not
+ * started yet (a retry's offer and its candidates, arriving before the
+ * attempt): the same bound as queued candidates, and the rest is dropped.
+ */
+export const MAX_ATTEMPT_QUEUE = 64;
+
+/**
+ * Relay frames a room client keeps for a pipe nobody listens to yet (the
+ * other peer's first frames, arriving before this side opened its link): the
+ * link listens within a round trip, so more means nobody will, and the rest
+ * is dropped.
+ */
+export const RELAY_MAX_WAITING_FRAMES = 256;
+
+/**
+ * The share of the room's relay `bytesPerSecond` one socket sends at: half,
+ * so that both ends sending at full speed at once stay within the room's
+ * budget and the room refuses only when several relayed agents send at once.
+ */
+export const RELAY_PACE_SHARE = 0.5;
+
+/**
+ * Relay frames received and waiting to be opened (decrypted) on one link:
+ * opening runs side by side and keeps up with the room's rate by far, so more
+ * means the link cannot keep up, and it ends with a `RelayError` that says so.
+ */
+export const RELAY_MAX_INBOX_FRAMES = 1_024;

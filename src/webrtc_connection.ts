@@ -27,7 +27,7 @@ import {
 import { WebRTCTransportError } from "./errors.ts";
 import { FRAME_KEEPALIVE, MemoryBudget } from "./framing.ts";
 import { type ConnectionPath, type ConnectStep, readMaxMessageSize } from "./peer.ts";
-import { PathPeer } from "./_relay_peer.ts";
+import { PathPeer } from "./peer.ts";
 import { PathWatch } from "./_path_watch.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 import type { WebRTCTransportOptions } from "./webrtc_transport.ts";

@@ -15,9 +15,9 @@ import {
   type PeerConnectionConstructor,
   readMaxMessageSize,
 } from "./peer.ts";
-import { PathPeer } from "./_relay_peer.ts";
+import { PathPeer } from "./peer.ts";
 import { PathWatch } from "./_path_watch.ts";
-import { RELAY_MAX_MESSAGE_SIZE } from "./_relay_link.ts";
+import { RELAY_MAX_MESSAGE_SIZE } from "./relay/link.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 
 export type {

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 import { type DataChannelLike, DataChannelTransport } from "../src/data_channel_transport.ts";
-import { PathPeer } from "../src/_relay_peer.ts";
+import { PathPeer } from "../src/peer.ts";
 import { FRAME_MORE } from "../src/framing.ts";
 import { TicketSignaling } from "../src/signaling/ticket_signaling.ts";
 import { type CliProcess, INITIALIZE, startServe, until, withWorker } from "./_cli_helpers.ts";

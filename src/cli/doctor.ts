@@ -34,7 +34,7 @@ import {
   DOCTOR_TURN_TIMEOUT,
 } from "../constants.ts";
 import { DEFAULT_ICE_SERVERS, type IceServer, resolvePeerConnection } from "../peer.ts";
-import type { RelayCarrier } from "../signaling/relay_protocol.ts";
+import type { RelayCarrier } from "../relay/protocol.ts";
 import { roomUrl } from "../signaling/room_protocol.ts";
 import { SignalingRoom } from "../signaling/signaling_room.ts";
 import { createTicket, deriveTicketKeys } from "../ticket.ts";

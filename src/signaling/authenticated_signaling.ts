@@ -72,7 +72,7 @@
  */
 
 import type { Signaling, SignalingMessage } from "./signaling.ts";
-import type { RelayCarrier, RelayPipe } from "./relay_protocol.ts";
+import type { RelayCarrier, RelayPipe } from "../relay/protocol.ts";
 import { AuthenticationError, PeerRefusalError, RelayError } from "../errors.ts";
 import { MAX_REFUSAL_NOTICES, SENT_MESSAGES_REMEMBERED } from "../constants.ts";
 import { decodeBase64Url, encodeBase64Url } from "../_base64url.ts";

@@ -10,7 +10,7 @@ import { SOCKET_CLOSE_TIMEOUT } from "../constants.ts";
 import { SignalingRoomError } from "../errors.ts";
 import type { IceServer } from "../peer.ts";
 import { utf8Length } from "../_utf8.ts";
-import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from "../websocket.ts";
+import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from "../runtime.ts";
 import {
   CLOSE,
   type ClosingErrorCode,
@@ -31,8 +31,8 @@ import {
   signalFrame,
   VERIFIER,
 } from "./room_protocol.ts";
-import { readRelayFrame, readRelayLimits, type RelayPipe } from "./relay_protocol.ts";
-import { RelayPacer, RoomRelayPipe } from "./room_relay_pipe.ts";
+import { readRelayFrame, readRelayLimits, type RelayPipe } from "../relay/protocol.ts";
+import { RelayPacer, RoomRelayPipe } from "../relay/room_pipe.ts";
 import type { Signaling, SignalingHub, SignalingMessage } from "./signaling.ts";
 
 export { roomUrl } from "./room_protocol.ts";

@@ -5,7 +5,7 @@ import { TicketError } from "../errors.ts";
 import { ROOM_MEETING_POINT, roomUrl } from "./room_protocol.ts";
 import { AuthenticatedSignaling } from "./authenticated_signaling.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
-import type { RelayPipe } from "./relay_protocol.ts";
+import type { RelayPipe } from "../relay/protocol.ts";
 import { WebSocketSignaling, type WebSocketSignalingOptions } from "./websocket_signaling.ts";
 
 /** Options of {@linkcode TicketSignaling}: those of the room connection, less the key. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { RelayPipe } from "./relay_protocol.ts";
+import type { RelayPipe } from "../relay/protocol.ts";
 import { DEFAULT_HOST_TIMEOUT } from "../constants.ts";
 import type { IceServer } from "../peer.ts";
 import { HOST, ROOM_MEETING_POINT } from "./room_protocol.ts";

@@ -55,7 +55,7 @@ import {
   RELAY_FRAME,
   type RelayErrorCode,
   type RelayLimits,
-} from "../../src/signaling/relay_protocol.ts";
+} from "../../src/relay/protocol.ts";
 
 /** Defaults of the limits a deployment may override with `vars`. */
 export const DEFAULTS = {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { LocalSignaling } from "../local.ts";
-import { encodeRelayFrame, readRelayFrame } from "../../src/signaling/relay_protocol.ts";
+import { encodeRelayFrame, readRelayFrame } from "../../src/relay/protocol.ts";
 import { GUEST_KEY, GUEST_VERIFIER, hibernate, HOST_KEY, newRoomId, withServer } from "./_peer.ts";
 
 type Frame = Record<string, unknown> | Uint8Array;
