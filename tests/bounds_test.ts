@@ -134,6 +134,16 @@ Deno.test(
       assert.ok(failed.length > 0, serve.stderr);
       for (const event of failed) {
         assert.match(String(event.message), /\(INCOMING_CHANNEL_OPEN_TIMEOUT\)/, serve.stderr);
+        // Its session's end says what happened: the channel never opened, not that the agent closed a session.
+        const ended = events(serve, "session-closed").find((closed) =>
+          closed.agent === event.agent && closed.session === event.session
+        );
+        assert.ok(ended, `no session-closed for session ${event.session}: ${serve.stderr}`);
+        assert.match(
+          String(ended.reason),
+          /^its channel never opened: .*\(INCOMING_CHANNEL_OPEN_TIMEOUT\)/,
+          serve.stderr,
+        );
       }
       // Given back by that deadline, not by some later one (the margin is for a loaded machine).
       assert.ok(

@@ -35,7 +35,9 @@ import {
   isSignalingMessage,
   newSignalingSecret,
   readSignalingParts,
+  signalingExtensionVersion,
   signalingMessage,
+  versionMismatch,
 } from "./extension.ts";
 
 /** Options of {@linkcode A2AClientSignaling}. */
@@ -98,7 +100,7 @@ interface Queued {
  *   },
  *   configuration: undefined,
  *   metadata: undefined,
- * }, { version: 1, sealed: false });
+ * }, { version: 2, sealed: false });
  * const yours: StreamResponse[] = [];
  * for await (const event of client.sendMessageStream(params)) {
  *   if (!signaling.receive(event)) yours.push(event); // signalling is consumed
@@ -531,13 +533,18 @@ async function* offering(
   key: CryptoKey | undefined,
 ): AsyncGenerator<StreamResponse | McpChannelEvent, void, undefined> {
   const offer: A2AMcpOffer = options.keyId === undefined
-    ? { version: 1, sealed: key !== undefined }
-    : { version: 1, sealed: key !== undefined, keyId: options.keyId };
+    ? { version: 2, sealed: key !== undefined }
+    : { version: 2, sealed: key !== undefined, keyId: options.keyId };
   const requestOptions = withExtension(options.requestOptions);
   const signaling = new A2AClientSignaling(client, { requestOptions });
   const channel = new ChannelWatch();
+  // An agent whose card announces only another version of the extension will not take the offer.
+  const theirs = await otherVersionOf(client);
+  if (theirs !== undefined) {
+    channel.fail(new Error(`Cannot offer the MCP server as ${versionMismatch(theirs, "desktop")}`));
+  }
   const stream = client.sendMessageStream(signaling.offer(params, offer), requestOptions);
-  let serving = false;
+  let serving = theirs !== undefined; // A refused agent is never served.
   try {
     let next = stream.next();
     while (true) {
@@ -650,6 +657,20 @@ class ChannelWatch {
     this.#wake?.();
     this.#wake = undefined;
   }
+}
+
+/**
+ * The version of the extension the agent's card announces, if the client can
+ * read the card and it announces only another version than this one.
+ */
+async function otherVersionOf(client: object): Promise<number | undefined> {
+  const read = (client as Partial<Pick<Client, "getAgentCard">>).getAgentCard;
+  if (typeof read !== "function") return undefined;
+  const card = await read.call(client).catch(() => undefined);
+  const versions = (card?.capabilities?.extensions ?? [])
+    .map((extension) => signalingExtensionVersion(extension?.uri))
+    .filter((version) => version !== undefined);
+  return versions.length > 0 && !versions.includes(2) ? versions[0] : undefined;
 }
 
 /** The request options with the extension added to the `A2A-Extensions` header. */

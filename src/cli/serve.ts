@@ -432,7 +432,12 @@ class SessionBridge implements ConnectableServer {
     const upstream = this.#upstream;
     const running = bridge(transport, upstream, {
       endMessage: (side: BridgeSide, cause?: Error) => {
-        if (side === "a") return "The agent closed the session";
+        if (side === "a") {
+          // A channel that never opened failed to start; it was not a session the agent closed.
+          return cause
+            ? `The agent's channel never opened: ${cause.message}`
+            : "The agent closed the session";
+        }
         if (cause) return cause.message;
         if (upstream instanceof ChildProcessTransport) {
           const code = upstream.exitCode;
@@ -452,8 +457,9 @@ class SessionBridge implements ConnectableServer {
         ),
       onclose: (first, cause) => {
         let why: string;
-        if (first === "a") why = "the agent closed it";
-        else if (cause) why = cause.message;
+        if (first === "a") {
+          why = cause ? `its channel never opened: ${cause.message}` : "the agent closed it";
+        } else if (cause) why = cause.message;
         else if (upstream instanceof ChildProcessTransport) {
           why = `its server exited${
             upstream.exitCode === undefined ? "" : ` (code ${upstream.exitCode})`
