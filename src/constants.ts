@@ -528,3 +528,54 @@ export const DOCTOR_TURN_TIMEOUT = 3_000;
  * cannot make the desktop's lookup hash or log an arbitrarily long string.
  */
 export const A2A_MAX_KEY_ID_LENGTH = 256;
+
+/**
+ * How long a signalling room connection waits for the room's welcome (each
+ * attempt), and for its answer to a request for ICE servers: a room a few
+ * hundred milliseconds away answers within a second; a room that takes ten
+ * is as good as unreachable, and the user should hear so.
+ */
+export const ROOM_TIMEOUT = 10_000;
+
+/**
+ * How often a signalling room connection pings the room: a ping without a
+ * pong by the next one means the connection is dead. Well under the 60 s
+ * after which proxies and NATs commonly drop an idle TCP connection.
+ */
+export const ROOM_PING_INTERVAL = 20_000;
+
+/**
+ * The delay before the first reconnect to a signalling room after a drop;
+ * each next one doubles (with jitter): a room restarting is back within a
+ * second, and a crowd of clients must not come back all at once.
+ */
+export const ROOM_RECONNECT_MIN_DELAY = 500;
+
+/**
+ * The longest delay between two reconnects to a signalling room: a desktop
+ * whose network came back reconnects within this, and a room that is down
+ * for long is asked at most twice a minute by each client.
+ */
+export const ROOM_RECONNECT_MAX_DELAY = 30_000;
+
+/**
+ * How long the HTTP bridge (`connect --http`) keeps an MCP session no request
+ * used: an MCP client that went away without a DELETE frees its session (and
+ * its WebRTC session) after ten minutes, while a user who pauses keeps it.
+ */
+export const HTTP_SESSION_IDLE = 600_000;
+
+/**
+ * How many agents a listener (and `serve --agents`) serves at once: a desktop
+ * shares its tools with a few agents, and each holds a peer connection with
+ * its buffers, so a leaked or hostile ticket cannot make it hold more.
+ */
+export const DEFAULT_MAX_AGENTS = 8;
+
+/**
+ * How long the stdio bridge waits after SIGTERM before it kills the MCP
+ * server child with SIGKILL: a server that flushes its output and exits does
+ * so within a few hundred milliseconds; one that ignores SIGTERM is not
+ * waited for.
+ */
+export const CHILD_KILL_GRACE = 400;

@@ -474,8 +474,8 @@ Deno.test("SignalingRoom asks the room for ICE servers only when asked, reuses t
     assert.notEqual(fresh, first);
     assert.ok(fresh![0]!.username! > first![0]!.username!);
     // The quota is spent: the room refuses, onerror says so, and the valid ones stay in use.
-    const refused = once<Error>((callback) => (host.onerror = callback));
     await waitUntil(halfLife(fresh));
+    const refused = once<Error>((callback) => (host.onerror = callback));
     assert.equal(await host.requestIceServers(), fresh);
     assert.match((await refused).message, /ice_servers_limited/);
     await host.close();
