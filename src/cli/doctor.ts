@@ -39,7 +39,7 @@ import { roomUrl } from "../signaling/room_protocol.ts";
 import { SignalingRoom } from "../signaling/signaling_room.ts";
 import { createTicket, deriveTicketKeys } from "../ticket.ts";
 import { parseFlags, transportOptions } from "./args.ts";
-import { UsageError } from "../errors.ts";
+import { RelayError, UsageError } from "../errors.ts";
 import { ExitCode } from "./exit.ts";
 import { escapeControls } from "./log.ts";
 import { SIGNAL_ENV } from "./serve.ts";
@@ -356,12 +356,12 @@ async function probeRelay(
       const peer = await joined.promise;
       const out = (guest.signaling("host") as RelayCarrier).relayPipe?.();
       const into = (host.signaling(peer) as RelayCarrier).relayPipe?.();
-      if (!out || !into) throw new Error("this room client offers no relay");
+      if (!out || !into) throw new RelayError("this room client offers no relay");
       const arrived = withResolvers<void>();
       into.listen({
         message: () => arrived.resolve(),
         error: (error) => arrived.reject(error),
-        close: () => arrived.reject(new Error("the room closed the relay")),
+        close: () => arrived.reject(new RelayError("the room closed the relay")),
       });
       await out.send(new Uint8Array([0]));
       await arrived.promise;

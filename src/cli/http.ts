@@ -6,6 +6,7 @@
  * @module
  */
 import { settle } from "../_async.ts";
+import { clockOf } from "../_clock.ts";
 // @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 // @ts-types="@modelcontextprotocol/sdk/server/webStandardStreamableHttp"
@@ -17,6 +18,7 @@ import { isInitializeRequest, isJSONRPCRequest } from "@modelcontextprotocol/sdk
 import {
   DEFAULT_MAX_HTTP_SESSIONS,
   DEFAULT_MAX_RECEIVE_SIZE,
+  HTTP_SESSION_IDLE,
   HTTP_TERMINATE_TIMEOUT,
   MAX_HTTP_INITIALIZE_SIZE,
 } from "../constants.ts";
@@ -459,18 +461,19 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
   const sessions = new Map<string, Session>();
   const open = new Set<Bridge>();
   const activity = new Map<Bridge, { active: number; since: number }>();
-  const idle = options.sessionIdle ?? 600_000;
+  const idle = options.sessionIdle ?? HTTP_SESSION_IDLE;
+  const clock = clockOf(options);
   const track = (running: Bridge, info: Deno.ServeHandlerInfo) => {
     const state = activity.get(running);
     if (!state) return;
     state.active++;
     info.completed.catch(() => {}).finally(() => {
       state.active--;
-      state.since = Date.now();
+      state.since = clock.now();
     });
   };
   const sweep = setInterval(() => {
-    const now = Date.now();
+    const now = clock.now();
     for (const [running, state] of activity) {
       if (state.active === 0 && now - state.since >= idle) {
         activity.delete(running);
@@ -566,7 +569,7 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
       },
     });
     open.add(running);
-    activity.set(running, { active: 0, since: Date.now() });
+    activity.set(running, { active: 0, since: clock.now() });
     track(running, info);
     const response = await http.handleRequest(request, { parsedBody: body });
     // Checked above as the SDK checks; should it still refuse, nothing stays open.
