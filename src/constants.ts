@@ -1,6 +1,10 @@
 /**
  * Every tunable of the transports, each with the reason for its value.
  *
+ * Over 400 lines for a reason: it is a table, one constant and its reason
+ * per entry, in one place so that each limit is found, documented and
+ * checked against docs/LIMITS.md from here.
+ *
  * @module
  */
 

@@ -24,6 +24,10 @@
  * reads the NAT's mapping and the verdict from their results, and prints the
  * report.
  *
+ * About 450 lines: the report's types (the `--json` output, documented
+ * field by field), the mapping and verdict as pure functions with their
+ * examples, and the printing of the report, which read best side by side.
+ *
  * @module
  */
 import { DEFAULT_ICE_SERVERS, type IceServer } from "../peer.ts";

@@ -2,6 +2,11 @@
  * MCP's stdio framing (one JSON-RPC message a line) over byte streams: this
  * process's own stdin and stdout, or the pipes of a child process.
  *
+ * Over 400 lines for a reason: the two transports share the line framing,
+ * its size cap and its error handling, and the child's only adds the
+ * process's start and stop; apart, the child's would import this one's
+ * internals for all of it.
+ *
  * @module
  */
 import { settle } from "../_async.ts";

@@ -204,7 +204,7 @@ export class SignalingRoom implements SignalingHub {
   #attempts = 0;
   #closed = false;
   #closing?: Promise<void>;
-  #retryTimer?: ReturnType<typeof setTimeout>;
+  #retryTimer?: unknown;
   #pingTimer?: ReturnType<typeof setInterval>;
   #awaitingPong = false;
   /** The relay's pacing on the current connection, if the room relays. */
@@ -652,7 +652,7 @@ export class SignalingRoom implements SignalingHub {
       reconnect.maxDelay ?? ROOM_RECONNECT_MAX_DELAY,
       (reconnect.minDelay ?? ROOM_RECONNECT_MIN_DELAY) * 2 ** (this.#attempts - 1),
     );
-    this.#retryTimer = setTimeout(() => {
+    this.#retryTimer = clockOf(this).setTimeout(() => {
       this.#connect().catch((error) => this.#dropped(error));
     }, ceiling / 2 + Math.random() * ceiling / 2);
   }
@@ -661,7 +661,7 @@ export class SignalingRoom implements SignalingHub {
   #close(error?: SignalingRoomError): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#retryTimer);
+    clockOf(this).clearTimeout(this.#retryTimer);
     clearInterval(this.#pingTimer);
     this.#iceAsked?.settle();
     this.#options.signal?.removeEventListener("abort", this.#abort);

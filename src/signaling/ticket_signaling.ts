@@ -6,6 +6,7 @@ import { ROOM_MEETING_POINT, roomUrl } from "./room_protocol.ts";
 import { AuthenticatedSignaling } from "./authenticated_signaling.ts";
 import type { SignalingMessage } from "./signaling.ts";
 import { SignalingBase } from "./_signaling_base.ts";
+import { clockOf } from "../_clock.ts";
 import type { RelayPipe } from "./relay_protocol.ts";
 import { WebSocketSignaling, type WebSocketSignalingOptions } from "./websocket_signaling.ts";
 
@@ -68,7 +69,7 @@ export class TicketSignaling extends SignalingBase {
   }
 
   protected override async open(): Promise<void> {
-    assertTicketUsable(this.#ticket);
+    assertTicketUsable(this.#ticket, new Date(clockOf(this).now()));
     const keys = await deriveTicketKeys(this.#ticket);
     const room = await WebSocketSignaling.connect(roomUrl(this.#ticket), {
       ...this.#options,
