@@ -42,7 +42,7 @@ export abstract class SignalingBase implements Signaling {
    * @param maxWaiting The most messages kept until `start()`; beyond it
    *   `accept` refuses them (the implementation says so to `onerror`).
    */
-  protected constructor(maxWaiting = Infinity) {
+  constructor(maxWaiting = Infinity) {
     this.#maxWaiting = maxWaiting;
   }
 
