@@ -583,3 +583,11 @@ export const DEFAULT_MAX_AGENTS = 8;
  * waited for.
  */
 export const CHILD_KILL_GRACE = 400;
+
+/**
+ * How long a child process's exit waits for the rest of what it wrote on
+ * stderr to be read: a process that exited wrote its last line already, and
+ * the pipe is read within milliseconds; a process it started may keep the
+ * pipe open, and is not waited for.
+ */
+export const CHILD_OUTPUT_DRAIN_TIMEOUT = 1_000;

@@ -12,7 +12,11 @@
 import { settle } from "../_async.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
-import { CHILD_KILL_GRACE, DEFAULT_MAX_RECEIVE_SIZE } from "../constants.ts";
+import {
+  CHILD_KILL_GRACE,
+  CHILD_OUTPUT_DRAIN_TIMEOUT,
+  DEFAULT_MAX_RECEIVE_SIZE,
+} from "../constants.ts";
 import { FrameError, WebRTCTransportError } from "../errors.ts";
 
 const NEWLINE = 0x0a;
@@ -306,7 +310,9 @@ export class ChildProcessTransport implements Transport {
   }
 
   /**
-   * Resolves with the child's status once it exited.
+   * Resolves with the child's status once it exited and what it wrote on
+   * stderr was passed to `onstderr` (waiting at most
+   * `CHILD_OUTPUT_DRAIN_TIMEOUT` for the rest of it).
    *
    * @throws {Error} If the transport was never started.
    */
@@ -349,9 +355,14 @@ export class ChildProcessTransport implements Transport {
       );
     }
     this.#child = child;
-    this.#exited = child.status;
-    this.#exited.then((status) => (this.#exitCode = status.code), () => {});
-    if (onstderr) void forwardLines(child.stderr, onstderr);
+    child.status.then((status) => (this.#exitCode = status.code), () => {});
+    const forwarded = onstderr ? forwardLines(child.stderr, onstderr) : undefined;
+    // Its exit can be seen before the last of its stderr is read: wait for
+    // that (bounded: a process it started may hold the pipe open).
+    this.#exited = child.status.then(async (status) => {
+      if (forwarded) await settle(forwarded, CHILD_OUTPUT_DRAIN_TIMEOUT);
+      return status;
+    });
     const stream = new StreamTransport(child.stdout, child.stdin);
     this.#stream = stream;
     stream.onmessage = (message) => this.onmessage?.(message);
