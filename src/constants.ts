@@ -591,3 +591,16 @@ export const CHILD_KILL_GRACE = 400;
  * pipe open, and is not waited for.
  */
 export const CHILD_OUTPUT_DRAIN_TIMEOUT = 1_000;
+
+/**
+ * The shortest interval at which `connect --http` looks for idle sessions
+ * (it looks four times per `--session-idle`): a very short idle time in a
+ * test must not make it spin.
+ */
+export const HTTP_SWEEP_MIN_INTERVAL = 50;
+
+/**
+ * The longest interval at which `connect --http` looks for idle sessions: a
+ * session is closed at most this long after its idle time ran out.
+ */
+export const HTTP_SWEEP_MAX_INTERVAL = 30_000;

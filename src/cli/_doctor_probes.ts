@@ -24,6 +24,9 @@ import { SignalingRoom } from "../signaling/signaling_room.ts";
 import { RelayError } from "../errors.ts";
 import { bindingRequest, readBindingResponse, transactionIdOf } from "./_stun.ts";
 
+/** The port of a STUN or TURN URL that names none (RFC 7064, RFC 7065). */
+const STUN_DEFAULT_PORT = 3478;
+
 /** One check: whether it worked, how long it took, and why not. */
 export interface Probe {
   /** Whether it worked. */
@@ -268,12 +271,12 @@ export async function probeStun(urls: string[]): Promise<StunProbe[]> {
     const probe: StunProbe = { url, ok: false };
     probes[index] = probe;
     const match = /^stun:(\[[^\]]*\]|[^:?/]+)(?::(\d{1,5}))?(?:\?.*)?$/i.exec(url);
-    if (!match || Number(match[2] ?? 3478) > 65535) {
+    if (!match || Number(match[2] ?? STUN_DEFAULT_PORT) > 65535) {
       probe.error = "not a stun:host[:port] URL";
       return;
     }
     const name = match[1];
-    const port = Number(match[2] ?? 3478);
+    const port = Number(match[2] ?? STUN_DEFAULT_PORT);
     if (name.startsWith("[") || isIPv6(name)) {
       probe.error = "IPv6 servers are not checked";
       return;

@@ -21,6 +21,8 @@ import {
   DEFAULT_MAX_HTTP_SESSIONS,
   DEFAULT_MAX_RECEIVE_SIZE,
   HTTP_SESSION_IDLE,
+  HTTP_SWEEP_MAX_INTERVAL,
+  HTTP_SWEEP_MIN_INTERVAL,
   MAX_HTTP_INITIALIZE_SIZE,
 } from "../constants.ts";
 import { type Bridge, bridge, type BridgeOptions } from "./bridge.ts";
@@ -390,7 +392,7 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
         void running.close();
       }
     }
-  }, Math.max(50, Math.min(idle / 4, 30_000)));
+  }, Math.max(HTTP_SWEEP_MIN_INTERVAL, Math.min(idle / 4, HTTP_SWEEP_MAX_INTERVAL)));
   Deno.unrefTimer(sweep);
   let listening = { hostname: options.hostname, port: options.port };
   const maxSessions = options.maxSessions ?? DEFAULT_MAX_HTTP_SESSIONS;
