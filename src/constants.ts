@@ -1,6 +1,10 @@
 /**
  * Every tunable of the transports, each with the reason for its value.
  *
+ * Over 400 lines for a reason: it is a table, one constant and its reason
+ * per entry, in one place so that each limit is found, documented and
+ * checked against docs/LIMITS.md from here.
+ *
  * @module
  */
 
@@ -664,3 +668,75 @@ export const RELAY_PACE_SHARE = 0.5;
  * means the link cannot keep up, and it ends with a `RelayError` that says so.
  */
 export const RELAY_MAX_INBOX_FRAMES = 1_024;
+
+/**
+ * How long a signalling room connection waits for the room's welcome (each
+ * attempt), and for its answer to a request for ICE servers: a room a few
+ * hundred milliseconds away answers within a second; a room that takes ten
+ * is as good as unreachable, and the user should hear so.
+ */
+export const ROOM_TIMEOUT = 10_000;
+
+/**
+ * How often a signalling room connection pings the room: a ping without a
+ * pong by the next one means the connection is dead. Well under the 60 s
+ * after which proxies and NATs commonly drop an idle TCP connection.
+ */
+export const ROOM_PING_INTERVAL = 20_000;
+
+/**
+ * The delay before the first reconnect to a signalling room after a drop;
+ * each next one doubles (with jitter): a room restarting is back within a
+ * second, and a crowd of clients must not come back all at once.
+ */
+export const ROOM_RECONNECT_MIN_DELAY = 500;
+
+/**
+ * The longest delay between two reconnects to a signalling room: a desktop
+ * whose network came back reconnects within this, and a room that is down
+ * for long is asked at most twice a minute by each client.
+ */
+export const ROOM_RECONNECT_MAX_DELAY = 30_000;
+
+/**
+ * How long the HTTP bridge (`connect --http`) keeps an MCP session no request
+ * used: an MCP client that went away without a DELETE frees its session (and
+ * its WebRTC session) after ten minutes, while a user who pauses keeps it.
+ */
+export const HTTP_SESSION_IDLE = 600_000;
+
+/**
+ * How many agents a listener (and `serve --agents`) serves at once: a desktop
+ * shares its tools with a few agents, and each holds a peer connection with
+ * its buffers, so a leaked or hostile ticket cannot make it hold more.
+ */
+export const DEFAULT_MAX_AGENTS = 8;
+
+/**
+ * How long the stdio bridge waits after SIGTERM before it kills the MCP
+ * server child with SIGKILL: a server that flushes its output and exits does
+ * so within a few hundred milliseconds; one that ignores SIGTERM is not
+ * waited for.
+ */
+export const CHILD_KILL_GRACE = 400;
+
+/**
+ * How long a child process's exit waits for the rest of what it wrote on
+ * stderr to be read: a process that exited wrote its last line already, and
+ * the pipe is read within milliseconds; a process it started may keep the
+ * pipe open, and is not waited for.
+ */
+export const CHILD_OUTPUT_DRAIN_TIMEOUT = 1_000;
+
+/**
+ * The shortest interval at which `connect --http` looks for idle sessions
+ * (it looks four times per `--session-idle`): a very short idle time in a
+ * test must not make it spin.
+ */
+export const HTTP_SWEEP_MIN_INTERVAL = 50;
+
+/**
+ * The longest interval at which `connect --http` looks for idle sessions: a
+ * session is closed at most this long after its idle time ran out.
+ */
+export const HTTP_SWEEP_MAX_INTERVAL = 30_000;

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { clockOf } from "../_clock.ts";
 import { delay, settle } from "../_async.ts";
 import { CLI_STOP_TIMEOUT } from "../constants.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
@@ -201,7 +202,7 @@ export async function serve(args: string[]): Promise<number> {
     }),
   };
   const expiresAt = values.expires
-    ? new Date(Date.now() + parseDuration(values.expires, "--expires"))
+    ? new Date(clockOf(serve).now() + parseDuration(values.expires, "--expires"))
     : undefined;
   const log = new StatusLog({ quiet: values.quiet, json: values["log-json"] });
   const tools = values.tools && [

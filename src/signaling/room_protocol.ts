@@ -5,6 +5,10 @@
  * TypeScript with no runtime's types, so the worker bundles it as it is. The
  * room protocol in docs/PROTOCOL.md is the prose of the same.
  *
+ * Over 400 lines for a reason: this is the one definition of the protocol
+ * that both sides import (no second copy in the worker), and a reader checks
+ * a frame's parser against its limits and codes in one place.
+ *
  * @module
  */
 import { decodeBase64Url, encodeBase64Url, timingSafeEqual } from "../_base64url.ts";

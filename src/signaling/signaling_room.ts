@@ -6,8 +6,15 @@
  *
  * @module
  */
-import { SOCKET_CLOSE_TIMEOUT } from "../constants.ts";
-import { SignalingRoomError } from "../errors.ts";
+import {
+  ROOM_PING_INTERVAL,
+  ROOM_RECONNECT_MAX_DELAY,
+  ROOM_RECONNECT_MIN_DELAY,
+  ROOM_TIMEOUT,
+  SOCKET_CLOSE_TIMEOUT,
+} from "../constants.ts";
+import { SignalingRoomError, WebRTCTransportError } from "../errors.ts";
+import { clockOf } from "../_clock.ts";
 import type { IceServer } from "../peer.ts";
 import { utf8Length } from "../_utf8.ts";
 import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from "../runtime.ts";
@@ -34,6 +41,7 @@ import {
 import { readRelayFrame, readRelayLimits, type RelayPipe } from "../relay/protocol.ts";
 import { RelayPacer, RoomRelayPipe } from "../relay/room_pipe.ts";
 import type { Signaling, SignalingHub, SignalingMessage } from "./signaling.ts";
+import { SignalingBase } from "./_signaling_base.ts";
 
 export { roomUrl } from "./room_protocol.ts";
 
@@ -203,7 +211,7 @@ export class SignalingRoom implements SignalingHub {
   #attempts = 0;
   #closed = false;
   #closing?: Promise<void>;
-  #retryTimer?: ReturnType<typeof setTimeout>;
+  #retryTimer?: unknown;
   #pingTimer?: ReturnType<typeof setInterval>;
   #awaitingPong = false;
   /** The relay's pacing on the current connection, if the room relays. */
@@ -286,7 +294,7 @@ export class SignalingRoom implements SignalingHub {
     try {
       await room.#connect();
     } catch (error) {
-      room.#finish();
+      room.#close();
       throw options.signal?.aborted ? options.signal.reason : error;
     }
     return room;
@@ -323,7 +331,7 @@ export class SignalingRoom implements SignalingHub {
    * ```
    */
   requestIceServers(): Promise<IceServer[] | undefined> {
-    if (!this.#iceOnRequest || Date.now() < this.#iceFreshUntil || !this.#socket) {
+    if (!this.#iceOnRequest || clockOf(this).now() < this.#iceFreshUntil || !this.#socket) {
       return Promise.resolve(this.#validIceServers());
     }
     if (this.#iceAsked) return this.#iceAsked.promise;
@@ -339,7 +347,7 @@ export class SignalingRoom implements SignalingHub {
           ),
         );
         settle();
-      }, this.#options.timeout ?? 10_000);
+      }, this.#options.timeout ?? ROOM_TIMEOUT);
       settle = (servers) => {
         clearTimeout(timer);
         if (this.#iceAsked?.id === id) this.#iceAsked = undefined;
@@ -353,7 +361,7 @@ export class SignalingRoom implements SignalingHub {
 
   /** The ICE servers held, unless they expired. */
   #validIceServers(): IceServer[] | undefined {
-    return Date.now() < this.#iceExpires ? this.#iceServers : undefined;
+    return clockOf(this).now() < this.#iceExpires ? this.#iceServers : undefined;
   }
 
   /**
@@ -511,7 +519,7 @@ export class SignalingRoom implements SignalingHub {
    *
    * @param peer A peer id from `peers` or `onpeerjoin`.
    * @returns The view of that peer.
-   * @throws {Error} If the peer is not in the room.
+   * @throws {WebRTCTransportError} If the peer is not in the room.
    *
    * @example Answer each guest on its own view
    * ```ts ignore
@@ -525,7 +533,7 @@ export class SignalingRoom implements SignalingHub {
   signaling(peer: string): Signaling {
     const view = this.#views.get(peer);
     if (!view) {
-      throw new Error(
+      throw new WebRTCTransportError(
         `Cannot open signalling to peer "${peer}" as it is not in the room: wait for onpeerjoin`,
       );
     }
@@ -544,7 +552,7 @@ export class SignalingRoom implements SignalingHub {
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     const socket = this.#socket;
-    this.#finish();
+    this.#close();
     this.#closing = new Promise<void>((resolve) => {
       if (!socket) return resolve();
       const timer = setTimeout(resolve, SOCKET_CLOSE_TIMEOUT);
@@ -579,7 +587,7 @@ export class SignalingRoom implements SignalingHub {
       const timer = setTimeout(() => {
         fail(new SignalingRoomError("timeout", "Cannot join room as it did not answer in time"));
         socket.close();
-      }, this.#options.timeout ?? 10_000);
+      }, this.#options.timeout ?? ROOM_TIMEOUT);
       socket.onopen = () => {
         opened = true;
         if (socket.protocol === PROTOCOL) return;
@@ -659,7 +667,7 @@ export class SignalingRoom implements SignalingHub {
         ),
       );
       socket?.close();
-    }, this.#options.pingInterval ?? 20_000);
+    }, this.#options.pingInterval ?? ROOM_PING_INTERVAL);
     if (rejoined) { for (const id of peers) this.onpeerjoin?.(id); }
   }
 
@@ -672,9 +680,9 @@ export class SignalingRoom implements SignalingHub {
       );
       this.onpeerjoin?.(frame.peer);
     } else if (frame?.type === "leave" && this.#views.has(frame.peer)) {
-      this.#leave(frame.peer);
+      this.#closePeer(frame.peer);
     } else if (frame?.type === "ice_servers") {
-      const now = Date.now();
+      const now = clockOf(this).now();
       this.#iceServers = frame.iceServers.length > 0 ? frame.iceServers : undefined;
       this.#iceFreshUntil = frame.ttl === undefined ? Infinity : now + (frame.ttl * 1000) / 2;
       this.#iceExpires = frame.ttl === undefined ? Infinity : now + frame.ttl * 1000;
@@ -684,7 +692,12 @@ export class SignalingRoom implements SignalingHub {
       if (view && typeof frame.data.type === "string") {
         view.receive(frame.data as SignalingMessage);
       } else {
-        this.onerror?.(new Error(`Dropped a signal frame from an unknown peer or without a type`));
+        this.onerror?.(
+          new SignalingRoomError(
+            "protocol_error",
+            "Dropped a signal frame from an unknown peer or without a type",
+          ),
+        );
       }
     } else if (frame?.type === "error" && frame.peer !== undefined) {
       // About a relay frame: it names the peer the frame was for, or from.
@@ -719,7 +732,12 @@ export class SignalingRoom implements SignalingHub {
       if (view) view.onerror?.(error);
       else this.onerror?.(error);
     } else {
-      this.onerror?.(new Error(`Dropped an unexpected frame from the signalling room: ${raw}`));
+      this.onerror?.(
+        new SignalingRoomError(
+          "protocol_error",
+          `Dropped an unexpected frame from the signalling room: ${raw}`,
+        ),
+      );
     }
   }
 
@@ -736,17 +754,18 @@ export class SignalingRoom implements SignalingHub {
     const view = frame && this.#views.get(frame.peer ?? HOST);
     if (frame && view) return view.pipe.deliver(frame.payload);
     this.onerror?.(
-      new Error(
+      new SignalingRoomError(
+        "protocol_error",
         "Dropped a binary frame from the signalling room that is not a relay frame of a present peer",
       ),
     );
   }
 
-  #leave(peer: string): void {
+  #closePeer(peer: string): void {
     const view = this.#views.get(peer);
     this.#views.delete(peer);
     this.#invites.delete(peer);
-    view?.shut();
+    void view?.close();
     this.onpeerleave?.(peer);
   }
 
@@ -754,7 +773,10 @@ export class SignalingRoom implements SignalingHub {
     return (message) => {
       if (!this.#socket) {
         return Promise.reject(
-          new Error("Cannot send signalling message as the signalling room is disconnected"),
+          new SignalingRoomError(
+            "disconnected",
+            "Cannot send signalling message as the signalling room is disconnected",
+          ),
         );
       }
       const id = this.#nextRef++;
@@ -779,14 +801,14 @@ export class SignalingRoom implements SignalingHub {
     clearInterval(this.#pingTimer);
     this.#iceAsked?.settle();
     this.#failRequests(error);
-    for (const peer of [...this.#views.keys()]) this.#leave(peer);
+    for (const peer of [...this.#views.keys()]) this.#closePeer(peer);
     const reconnect = this.#options.reconnect ?? {};
     if (this.#closed) return;
     if (reconnect === false || FINAL.some((code) => code === error.code)) {
-      return this.#finish(error);
+      return this.#close(error);
     }
     if (++this.#attempts > (reconnect.maxAttempts ?? Infinity)) {
-      return this.#finish(
+      return this.#close(
         new SignalingRoomError(
           error.code,
           `Signalling room gave up after ${reconnect.maxAttempts} failed reconnects: ${error.message}`,
@@ -796,19 +818,19 @@ export class SignalingRoom implements SignalingHub {
     }
     this.onerror?.(error);
     const ceiling = Math.min(
-      reconnect.maxDelay ?? 30_000,
-      (reconnect.minDelay ?? 500) * 2 ** (this.#attempts - 1),
+      reconnect.maxDelay ?? ROOM_RECONNECT_MAX_DELAY,
+      (reconnect.minDelay ?? ROOM_RECONNECT_MIN_DELAY) * 2 ** (this.#attempts - 1),
     );
-    this.#retryTimer = setTimeout(() => {
+    this.#retryTimer = clockOf(this).setTimeout(() => {
       this.#connect().catch((error) => this.#dropped(error));
     }, ceiling / 2 + Math.random() * ceiling / 2);
   }
 
   /** Closes for good, without touching the socket. */
-  #finish(error?: SignalingRoomError): void {
+  #close(error?: SignalingRoomError): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#retryTimer);
+    clockOf(this).clearTimeout(this.#retryTimer);
     clearInterval(this.#pingTimer);
     this.#iceAsked?.settle();
     this.#options.signal?.removeEventListener("abort", this.#abort);
@@ -816,7 +838,7 @@ export class SignalingRoom implements SignalingHub {
       new SignalingRoomError("disconnected", "Cannot join room as it was closed meanwhile");
     this.#fail?.(ended);
     this.#failRequests(ended);
-    for (const peer of [...this.#views.keys()]) this.#leave(peer);
+    for (const peer of [...this.#views.keys()]) this.#closePeer(peer);
     this.onclose?.(error);
   }
 }
@@ -836,25 +858,20 @@ function escapeName(name: unknown): string {
   return JSON.stringify(String(name).slice(0, 64)).slice(1, -1);
 }
 
-class PeerSignaling implements Signaling {
+class PeerSignaling extends SignalingBase {
   /** The relay pipe to this peer. */
   readonly pipe: RoomRelayPipe;
   /** See {@linkcode Signaling.meetingPoint}. */
   readonly meetingPoint = ROOM_MEETING_POINT;
-  onmessage?: (message: SignalingMessage) => void;
-  onclose?: () => void;
-  onerror?: (error: Error) => void;
   readonly #peer: string;
   readonly #send: (message: SignalingMessage) => Promise<void>;
-  #started = false;
-  #closed = false;
-  #pending: SignalingMessage[] = [];
 
   constructor(
     peer: string,
     send: (message: SignalingMessage) => Promise<void>,
     pipe: RoomRelayPipe,
   ) {
+    super(MAX_PENDING);
     this.#peer = peer;
     this.#send = send;
     this.pipe = pipe;
@@ -866,26 +883,15 @@ class PeerSignaling implements Signaling {
     return this.pipe;
   }
 
-  start(): Promise<void> {
-    if (this.#started) return Promise.resolve();
-    this.#started = true;
-    const pending = this.#pending;
-    this.#pending = [];
-    queueMicrotask(() => {
-      for (const message of pending) if (!this.#closed) this.onmessage?.(message);
-    });
-    return Promise.resolve();
-  }
-
   send(message: SignalingMessage): Promise<void> {
     if (typeof message !== "object" || message === null || typeof message.type !== "string") {
       return Promise.reject(
         new TypeError("Cannot send signalling message as it must be an object with a string type"),
       );
     }
-    if (this.#closed) {
+    if (this.closing) {
       return Promise.reject(
-        new Error(
+        new WebRTCTransportError(
           `Cannot send signalling message as the signalling to peer "${this.#peer}" is closed`,
         ),
       );
@@ -897,30 +903,19 @@ class PeerSignaling implements Signaling {
     }
   }
 
-  close(): Promise<void> {
-    this.shut();
-    return Promise.resolve();
-  }
-
   /** Delivers, or keeps until `start()`, one message from the peer. */
   receive(message: SignalingMessage): void {
-    if (this.#closed) return;
-    if (this.#started) return this.onmessage?.(message);
-    if (this.#pending.length < MAX_PENDING) return void this.#pending.push(message);
+    if (this.accept(message) || this.closing) return;
     this.onerror?.(
-      new Error(
+      new WebRTCTransportError(
         `Dropped a signalling message from peer "${this.#peer}" as ${MAX_PENDING} wait for start()`,
       ),
     );
   }
 
-  /** Closes the view; `onclose` fires once. */
-  shut(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#pending = [];
+  /** Closes the relay pipe to the peer with the view. */
+  protected override closeCarrier(): void {
     this.pipe.shut();
-    this.onclose?.();
   }
 }
 
