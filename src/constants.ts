@@ -366,6 +366,28 @@ export const SESSION_LIMIT_REACHED = -32000;
 export const CLOSE_DRAIN_TIMEOUT = 2_000;
 
 /**
+ * While `close()` waits for queued frames to leave, how often it looks at the
+ * channel's `bufferedAmount`: often enough that a drained channel closes
+ * within a frame's time, rarely enough to cost nothing.
+ */
+export const DRAIN_CHECK_INTERVAL = 20;
+
+/**
+ * How long a sender waiting for the channel to drain below the high-water mark
+ * sleeps before it looks again, should `bufferedamountlow` not come (an
+ * implementation that misses the event must not stall a session for good).
+ */
+export const BUFFERED_LOW_CHECK_INTERVAL = 250;
+
+/**
+ * The most agents (peer connections, and so room slots) a listener serves at
+ * once (`maxAgents`, `serve --agents`). Each holds a peer connection with its
+ * ports and native threads; eight covers a person's agents, and a room holds
+ * more guests than that.
+ */
+export const DEFAULT_MAX_AGENTS = 8;
+
+/**
  * How long the CLI, stopped by a signal, waits for its connections to close
  * before it exits: enough for the goodbye ({@linkcode BYE_TIMEOUT}) and the
  * release of the peer connection, short enough that a stopped process is
@@ -704,13 +726,6 @@ export const ROOM_RECONNECT_MAX_DELAY = 30_000;
  * its WebRTC session) after ten minutes, while a user who pauses keeps it.
  */
 export const HTTP_SESSION_IDLE = 600_000;
-
-/**
- * How many agents a listener (and `serve --agents`) serves at once: a desktop
- * shares its tools with a few agents, and each holds a peer connection with
- * its buffers, so a leaked or hostile ticket cannot make it hold more.
- */
-export const DEFAULT_MAX_AGENTS = 8;
 
 /**
  * How long the stdio bridge waits after SIGTERM before it kills the MCP

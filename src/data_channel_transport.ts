@@ -1,10 +1,27 @@
+/**
+ * MCP over one data channel: {@linkcode DataChannelTransport}, this module's
+ * framing on the wire (text frames, chunks, keepalives), backpressure, and
+ * the receiving side's limits (the receive cap, the budget, the deadline of
+ * an unfinished message, answers for what was refused).
+ *
+ * Longer than 400 lines because the sender and the receiver of one channel
+ * share its state (whether the peer takes chunks, the frame size, the queue
+ * of writes, whether it closed), and a refusal on one side is answered on the
+ * other; the encoding and decoding themselves are in `framing.ts`, the
+ * keepalives in `_liveness.ts`.
+ *
+ * @module
+ */
+
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { clockOf } from "./_clock.ts";
+import { Liveness } from "./_liveness.ts";
 import { settle, yieldToEventLoop } from "./_async.ts";
 import { jsonPieces } from "./_json_pieces.ts";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 import { parseJsonRpcMessage } from "./_jsonrpc.ts";
 import {
+  BUFFERED_LOW_CHECK_INTERVAL,
   CHUNK_SIZE,
   CLOSE_DRAIN_TIMEOUT,
   DEFAULT_CHANNEL_OPEN_TIMEOUT,
@@ -12,6 +29,7 @@ import {
   DEFAULT_KEEPALIVE_INTERVAL,
   DEFAULT_MAX_RECEIVE_SIZE,
   DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
+  DRAIN_CHECK_INTERVAL,
   FALLBACK_MAX_MESSAGE_SIZE,
   HIGH_WATER_MARK,
   LOW_WATER_MARK,
@@ -20,11 +38,10 @@ import {
   SEND_SLICE_MS,
   UNFINISHED_MESSAGE_TIMED_OUT,
 } from "./constants.ts";
-import { FrameError, MessageSizeError, PeerLostError, WebRTCTransportError } from "./errors.ts";
+import { FrameError, MessageSizeError, WebRTCTransportError } from "./errors.ts";
 import {
   encodeFrames,
   fitsOneFrame,
-  FRAME_KEEPALIVE,
   FrameDecoder,
   MemoryBudget,
   oneTextFrame,
@@ -190,7 +207,10 @@ export class DataChannelTransport implements Transport {
   #peerFramed = false;
   readonly #keepaliveInterval: number;
   readonly #idleTimeout: number;
-  #keepalive: boolean;
+  /** Whether the peer is known from the start to speak the framing. */
+  readonly #keepalive: boolean;
+  /** The keepalives and the idle check, once the channel is open (unless turned off). */
+  #liveness?: Liveness;
   #started = false;
   #closed = false;
   #closing?: Promise<void>;
@@ -198,11 +218,8 @@ export class DataChannelTransport implements Transport {
   /** Messages handed to `send()` whose writing has not ended. */
   #writing = 0;
   #waiters = new Set<() => void>();
-  #timer?: ReturnType<typeof setInterval>;
   /** The buffer every chunk of a large message is written into, once one was sent. */
   #chunkBuffer?: Uint8Array;
-  #lastSent = 0;
-  #lastReceived = 0;
   readonly #unfinishedTimeout: number;
   readonly #openTimeout: number;
   /** When the last chunk of an unfinished message came. */
@@ -314,10 +331,19 @@ export class DataChannelTransport implements Transport {
     // A keepalive that came while the channel opened has shown it already.
     this.#chunks = this.#peerFramed ||
       (typeof this.#chunksOption === "function" ? this.#chunksOption() : this.#chunksOption);
-    this.#lastReceived = this.#lastSent = Date.now();
     if (this.#keepaliveInterval > 0) {
-      this.#timer = setInterval(this.#tick, Math.min(this.#keepaliveInterval, this.#idleTimeout));
-      if (this.#keepalive) this.#sendKeepalive();
+      this.#liveness = new Liveness({
+        interval: this.#keepaliveInterval,
+        idleTimeout: this.#idleTimeout,
+        speaks: this.#keepalive || this.#peerFramed,
+        channels: () => [channel],
+        lost: (error) => {
+          this.onerror?.(error);
+          void this.close();
+        },
+        clock,
+      });
+      this.#liveness.start();
     }
   }
 
@@ -359,7 +385,7 @@ export class DataChannelTransport implements Transport {
       } catch (error) {
         return Promise.reject(error);
       }
-      this.#lastSent = Date.now();
+      this.#liveness?.sent();
       return this.#channel.bufferedAmount > HIGH_WATER_MARK
         ? this.#enqueue(this.#writable())
         : Promise.resolve();
@@ -387,7 +413,7 @@ export class DataChannelTransport implements Transport {
   async #shutdown(): Promise<void> {
     try {
       if (!this.#closed && this.#channel.readyState === "open") {
-        const deadline = Date.now() + CLOSE_DRAIN_TIMEOUT;
+        const deadline = clockOf(this).now() + CLOSE_DRAIN_TIMEOUT;
         await settle(this.#queue, CLOSE_DRAIN_TIMEOUT);
         await this.#drain(deadline);
       }
@@ -416,7 +442,7 @@ export class DataChannelTransport implements Transport {
         busySince = performance.now();
       }
       this.#channel.send(frame as string | Uint8Array<ArrayBuffer>);
-      this.#lastSent = Date.now();
+      this.#liveness?.sent();
     }
     if (this.#channel.bufferedAmount > HIGH_WATER_MARK) await this.#writable();
   }
@@ -431,19 +457,25 @@ export class DataChannelTransport implements Transport {
       }
       if (this.#channel.bufferedAmount <= HIGH_WATER_MARK) return;
       // `bufferedamountlow` wakes us; the timer guards against a missed event.
-      await this.#wait(250);
+      await this.#wait(BUFFERED_LOW_CHECK_INTERVAL);
     }
   }
 
   async #drain(deadline: number): Promise<void> {
+    const clock = clockOf(this);
     while (
       this.#channel.readyState === "open" && this.#channel.bufferedAmount > 0 &&
-      Date.now() < deadline
+      clock.now() < deadline
     ) {
-      await this.#wait(Math.min(20, deadline - Date.now()));
+      await this.#wait(Math.min(DRAIN_CHECK_INTERVAL, deadline - clock.now()));
     }
   }
 
+  /**
+   * Waits for `bufferedamountlow` (or the channel's end), at most `ms`. The
+   * timer is the system's, not the clock's: it stands in for an event some
+   * implementations miss, and is no deadline a test would move.
+   */
   #wait(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
@@ -462,18 +494,15 @@ export class DataChannelTransport implements Transport {
 
   #onMessage = (event: Event) => {
     if (this.#closed) return;
-    this.#lastReceived = Date.now();
     const decoded = this.#decoder.push((event as MessageEvent).data);
+    this.#liveness?.received(decoded.kind === "keepalive");
     this.#watchProgress(decoded.kind === "partial");
     switch (decoded.kind) {
       case "partial":
         return;
       case "keepalive":
+        // The liveness answers the first one with keepalives of its own.
         this.#peerFramed = this.#chunks = true;
-        if (!this.#keepalive && this.#keepaliveInterval > 0) {
-          this.#keepalive = true;
-          this.#sendKeepalive();
-        }
         return;
       case "error":
         this.onerror?.(decoded.error);
@@ -581,39 +610,12 @@ export class DataChannelTransport implements Transport {
     void answer.then(() => this.close());
   };
 
-  #tick = () => {
-    const now = Date.now();
-    if (!this.#keepalive) return;
-    if (now - this.#lastReceived > this.#idleTimeout) {
-      this.onerror?.(
-        new PeerLostError(
-          `Closing as the peer sent nothing for ${
-            now - this.#lastReceived
-          } ms: its process or network is gone`,
-        ),
-      );
-      this.close();
-      return;
-    }
-    if (now - this.#lastSent >= this.#keepaliveInterval) this.#sendKeepalive();
-  };
-
-  #sendKeepalive(): void {
-    if (this.#channel.readyState !== "open") return;
-    try {
-      this.#channel.send(new Uint8Array([FRAME_KEEPALIVE]));
-      this.#lastSent = Date.now();
-    } catch {
-      // The close event follows; nothing to report twice.
-    }
-  }
-
   #onChannelClose = () => this.#finish();
 
   #finish(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
+    this.#liveness?.stop();
     if (this.#stallTimer !== undefined) clockOf(this).clearTimeout(this.#stallTimer);
     // What an unfinished message held goes back to the budget.
     this.#decoder.abandon();

@@ -4,7 +4,9 @@ import { WebRTCTransport, type WebRTCTransportOptions } from "./webrtc_transport
  * The MCP client's side of a WebRTC connection: it creates the `mcp` data
  * channel and the offer, and `start()` (called by `Client.connect()`) resolves
  * once the channel is open or rejects with a `ConnectError` that names the
- * stage that failed.
+ * stage that failed. It is the one session of a `WebRTCConnection` of its own
+ * (`transport.connection`); for several sessions on one connection, use a
+ * `WebRTCConnection` directly.
  *
  * @example Connect a Client to a server over WebRTC on this machine
  * ```ts

@@ -1,12 +1,18 @@
 /**
  * One peer connection that carries any number of MCP sessions, each on a data
- * channel of its own labelled `mcp`.
+ * channel of its own labelled `mcp`: {@linkcode WebRTCConnection} owns the
+ * peer connection, its liveness (`_liveness.ts`) and its sessions
+ * (`_channel_session.ts`).
+ *
+ * Longer than 400 lines because the connection's lifecycle is one state
+ * machine (dial or answer, hand channels to sessions, linger, lose the peer,
+ * dial again, close) whose steps read each other's state; a third of it is
+ * the documentation of its options and callbacks.
  *
  * @module
  */
 
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
+import { type Clock, clockOf, SYSTEM_CLOCK } from "./_clock.ts";
 import {
   CHANNEL_LABEL,
   CHANNEL_PROTOCOL,
@@ -17,20 +23,25 @@ import {
   DEFAULT_MAX_RECEIVE_SIZE,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
   DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
-  INCOMING_CHANNEL_OPEN_TIMEOUT,
+  FALLBACK_MAX_MESSAGE_SIZE,
 } from "./constants.ts";
-import {
-  type DataChannelLike,
-  DataChannelTransport,
-  type DataChannelTransportOptions,
-} from "./data_channel_transport.ts";
+import type { DataChannelLike, DataChannelTransportOptions } from "./data_channel_transport.ts";
 import { WebRTCTransportError } from "./errors.ts";
-import { FRAME_KEEPALIVE, MemoryBudget } from "./framing.ts";
+import { MemoryBudget } from "./framing.ts";
 import { type ConnectionPath, type ConnectStep, readMaxMessageSize } from "./peer.ts";
 import { PathPeer } from "./peer.ts";
 import { PathWatch } from "./_path_watch.ts";
+import { Liveness } from "./_liveness.ts";
+import {
+  type ChannelOrigin,
+  ChannelSession,
+  type SessionHost,
+  type WebRTCSessionTransport,
+} from "./_channel_session.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 import type { WebRTCTransportOptions } from "./webrtc_transport.ts";
+
+export type { WebRTCSessionTransport } from "./_channel_session.ts";
 
 /** Options of {@linkcode WebRTCConnection}. */
 export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "signaling"> {
@@ -68,21 +79,6 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
    * @default {10000}
    */
   unfinishedMessageTimeout?: number;
-}
-
-/**
- * An MCP session on a {@linkcode WebRTCConnection}: a `Transport` on a data
- * channel of its own. Closing it closes its channel only.
- */
-export interface WebRTCSessionTransport extends Transport {
-  /** The connection that carries this session. */
-  readonly connection: WebRTCConnection;
-  /**
-   * Resolves once the session has closed, however it ended: closed by either
-   * side, its channel closed before it opened, or its connection lost. Unlike
-   * `onclose`, it tells a late listener too.
-   */
-  readonly closed: Promise<void>;
 }
 
 /**
@@ -137,14 +133,16 @@ export class WebRTCConnection {
   readonly #linger: number;
   readonly #budget: MemoryBudget;
   readonly #sessions = new Set<ChannelSession>();
+  /** What the sessions reach of this connection. */
+  readonly #host: SessionHost;
   #peer?: PathPeer;
   #dialing?: Promise<PathPeer>;
   /** The peer of the dial under way, so that closing can abort it. */
   #connecting?: PathPeer;
   /** The channel negotiated with the connection, not yet given to a session. */
-  #spare?: DataChannelLike;
+  #spare?: { channel: DataChannelLike; origin: ChannelOrigin };
   #dials = 0;
-  #lingerTimer?: ReturnType<typeof setTimeout>;
+  #lingerTimer?: { clock: Clock; id: unknown };
   #liveness?: Liveness;
   #pathWatch?: PathWatch;
   #closed = false;
@@ -191,7 +189,8 @@ export class WebRTCConnection {
    * @param options Signalling (or a function making one per dial), ICE servers and limits.
    * @throws {TypeError} If `options.signaling` is neither a Signaling nor a function, or
    * `unfinishedBudget` is not a `MemoryBudget`.
-   * @throws {RangeError} If `linger`, `connectTimeout` or `unfinishedMessageTimeout` is out of range.
+   * @throws {RangeError} If `linger`, `connectTimeout`, `unfinishedMessageTimeout`,
+   * `keepaliveInterval` or `idleTimeout` is out of range.
    */
   constructor(options: WebRTCConnectionOptions) {
     const signaling = options?.signaling;
@@ -221,6 +220,18 @@ export class WebRTCConnection {
         `Cannot create WebRTC connection as 'unfinishedMessageTimeout' must be a positive integer of milliseconds: received ${stall}`,
       );
     }
+    for (
+      const [name, value, min] of [
+        ["keepaliveInterval", options.keepaliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL, 0],
+        ["idleTimeout", options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT, 1],
+      ] as const
+    ) {
+      if (!Number.isSafeInteger(value) || value < min) {
+        throw new RangeError(
+          `Cannot create WebRTC connection as '${name}' must be an integer of at least ${min} (milliseconds): received ${value}`,
+        );
+      }
+    }
     const budget = options.unfinishedBudget;
     if (budget !== undefined && !(budget instanceof MemoryBudget)) {
       throw new TypeError(
@@ -232,11 +243,13 @@ export class WebRTCConnection {
     this.#linger = linger;
     this.#budget = budget ??
       new MemoryBudget("unfinishedBudget", DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT);
-    internals.set(this, {
+    this.#host = {
+      connection: this,
       attach: (session) => this.#attach(session),
       detach: (session) => this.#detach(session),
-      channelOptions: () => this.#channelOptions(),
-    });
+      channelOptions: (origin) => this.#channelOptions(origin),
+      clock: () => clockOf(this),
+    };
   }
 
   /** Whether the peer connection is up now. */
@@ -280,7 +293,7 @@ export class WebRTCConnection {
         "Cannot open a session as the WebRTC connection is closed: create a new one",
       );
     }
-    return new ChannelSession(this, () => this.#openChannel());
+    return new ChannelSession(this.#host, () => this.#openChannel());
   }
 
   /**
@@ -310,7 +323,7 @@ export class WebRTCConnection {
     this.#closed = true;
     this.#closing ??= Promise.resolve().then(async () => {
       try {
-        clearTimeout(this.#lingerTimer);
+        this.#stopLinger();
         await this.#disconnect("closed");
       } finally {
         this.onclose?.();
@@ -341,18 +354,14 @@ export class WebRTCConnection {
       );
     }
     this.#dials++;
-    const liveness = new Liveness(
-      options.keepaliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL,
-      options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
-      () => [...this.#sessions].flatMap((session) => session.channel).concat(this.#spare ?? []),
-      () =>
-        void this.#lost(
-          peer,
-          new WebRTCTransportError(
-            `The connection to the peer was lost: no frame from the peer for ${liveness.idleTimeout} ms`,
-          ),
-        ),
-    );
+    const liveness = new Liveness({
+      interval: options.keepaliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL,
+      idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
+      speaks: false,
+      channels: () => this.#channels(),
+      lost: (error) => void this.#lost(peer, error),
+      clock: clockOf(this),
+    });
     const peer: PathPeer = new PathPeer({
       signaling,
       relayAfter: options.relayAfter,
@@ -366,16 +375,18 @@ export class WebRTCConnection {
       // The negotiated channel, whichever side made it: the serving side
       // takes it at once (before any frame can arrive), the other side keeps
       // it for its first session.
-      onchannel: (channel) => {
-        liveness.watch(channel);
-        if (this.ontransport) this.#accept(channel);
-        else this.#spare = channel;
+      onchannel: (channel, speaks) => {
+        liveness.watch(channel, speaks);
+        const origin = { incoming: !this.#initiator, speaks };
+        if (this.ontransport) this.#accept(channel, origin);
+        else this.#spare = { channel, origin };
       },
     });
     peer.onerror = (error) => this.onerror?.(error);
     peer.ondatachannel = (channel) => {
-      liveness.watch(channel);
-      if (this.ontransport) this.#accept(channel);
+      const speaks = (channel as { protocol?: string }).protocol === CHANNEL_PROTOCOL;
+      liveness.watch(channel, speaks);
+      if (this.ontransport) this.#accept(channel, { incoming: true, speaks });
       else channel.close();
     };
     peer.onclose = (error) =>
@@ -388,7 +399,8 @@ export class WebRTCConnection {
       await peer.connect();
     } catch (error) {
       this.#spare = undefined;
-      if (!this.#closed) this.onerror?.(error as Error);
+      // A view's own start() reports its failed dial.
+      if (!this.#closed && !owners.has(this)) this.onerror?.(error as Error);
       throw error;
     } finally {
       this.#connecting = undefined;
@@ -410,22 +422,24 @@ export class WebRTCConnection {
   }
 
   /** The dialling side's channel for a new session: the negotiated one, or a new one. */
-  async #openChannel(): Promise<DataChannelLike> {
-    clearTimeout(this.#lingerTimer);
+  async #openChannel(): Promise<{ channel: DataChannelLike; origin: ChannelOrigin }> {
+    this.#stopLinger();
     const peer = await this.#connect();
     const spare = this.#spare;
     this.#spare = undefined;
-    if (spare && spare.readyState !== "closing" && spare.readyState !== "closed") return spare;
+    const state = spare?.channel.readyState;
+    if (spare && state !== "closing" && state !== "closed") return spare;
     const channel = peer.createChannel(CHANNEL_LABEL);
-    this.#liveness?.watch(channel);
-    return channel;
+    // Ours: its sub-protocol is the one we announce, and says nothing of the other peer.
+    this.#liveness?.watch(channel, false);
+    return { channel, origin: { incoming: false, speaks: false } };
   }
 
   /** The answering side: a session for a channel the other side opened. */
-  #accept(channel: DataChannelLike): void {
-    const session = new ChannelSession(this, () => Promise.resolve(channel));
+  #accept(channel: DataChannelLike, origin: ChannelOrigin): void {
+    const session = new ChannelSession(this.#host);
     // Listen at once: frames may arrive before the owner starts the transport.
-    session.bind(channel, true);
+    session.bind(channel, origin);
     try {
       if (this.ontransport) this.ontransport(session);
       else void session.close();
@@ -438,7 +452,7 @@ export class WebRTCConnection {
   /** Registers a session once it has its channel. */
   #attach(session: ChannelSession): void {
     this.#sessions.add(session);
-    clearTimeout(this.#lingerTimer);
+    this.#stopLinger();
   }
 
   /** A session closed: with the last one gone, the dialling side lingers, then closes. */
@@ -452,22 +466,43 @@ export class WebRTCConnection {
     };
     if (this.#linger === 0) end();
     else {
-      this.#lingerTimer = setTimeout(end, this.#linger);
+      const clock = clockOf(this);
+      const id = clock.setTimeout(end, this.#linger);
+      this.#lingerTimer = { clock, id };
       // A lingering connection must not keep a process alive by itself.
-      (globalThis as { Deno?: { unrefTimer(id: number): void } }).Deno?.unrefTimer(
-        this.#lingerTimer as unknown as number,
-      );
+      if (clock === SYSTEM_CLOCK) {
+        const deno = (globalThis as { Deno?: { unrefTimer(id: number): void } }).Deno;
+        if (deno) deno.unrefTimer(id as number);
+        else (id as { unref?: () => void }).unref?.();
+      }
     }
   }
 
-  /** The channel options every session of this connection uses. */
-  #channelOptions(): DataChannelTransportOptions {
+  #stopLinger(): void {
+    if (this.#lingerTimer) this.#lingerTimer.clock.clearTimeout(this.#lingerTimer.id);
+    this.#lingerTimer = undefined;
+  }
+
+  /** Every channel of the connection: its sessions', and the negotiated one not yet taken. */
+  #channels(): DataChannelLike[] {
+    const channels: DataChannelLike[] = [];
+    for (const session of this.#sessions) if (session.channel) channels.push(session.channel);
+    if (this.#spare) channels.push(this.#spare.channel);
+    return channels;
+  }
+
+  /** The framing options of a session on a channel of this origin, on the peer of now. */
+  #channelOptions(origin: ChannelOrigin): DataChannelTransportOptions {
     const options = this.#options;
+    const peer = this.#peer ?? this.#connecting;
     return {
       maxMessageSize: () => {
-        const pc = this.#peer?.connection;
-        return pc ? readMaxMessageSize(pc) : 65_536;
+        const pc = peer?.connection;
+        // The relay's frames take the same 64 KiB.
+        return pc ? readMaxMessageSize(pc) : FALLBACK_MAX_MESSAGE_SIZE;
       },
+      // Read once the channel is open: the offerer learns it from the answer.
+      chunks: () => origin.speaks || peer?.ours === true,
       maxReceiveSize: options.maxReceiveSize ?? DEFAULT_MAX_RECEIVE_SIZE,
       budget: this.#budget,
       unfinishedMessageTimeout: options.unfinishedMessageTimeout ??
@@ -491,9 +526,11 @@ export class WebRTCConnection {
     this.#liveness = undefined;
     this.#pathWatch?.stop();
     this.#pathWatch = undefined;
-    clearTimeout(this.#lingerTimer);
-    const spare = this.#spare;
+    this.#stopLinger();
+    const spare = this.#spare?.channel;
     this.#spare = undefined;
+    // Who owns the connection hears of its loss before its sessions close.
+    if (error && peer) owners.get(this)?.lost(error);
     await Promise.allSettled([...this.#sessions].map((session) => session.close()));
     try {
       spare?.close();
@@ -507,207 +544,19 @@ export class WebRTCConnection {
   }
 }
 
-/** What the sessions of a connection reach of it. */
-interface Internals {
-  attach(session: ChannelSession): void;
-  detach(session: ChannelSession): void;
-  channelOptions(): DataChannelTransportOptions;
+/** The one who owns a connection and speaks for it (a one-session transport). */
+export interface ConnectionOwner {
+  /** The connection was lost (before its sessions close), e.g. the peer went silent. */
+  lost(error: Error): void;
 }
-const internals = new WeakMap<WebRTCConnection, Internals>();
+
+const owners = new WeakMap<WebRTCConnection, ConnectionOwner>();
 
 /**
- * The connection's liveness: keepalive frames on one of its open channels
- * every `interval`, and the connection taken as lost after `idleTimeout`
- * without any frame on any channel. Keepalives start at once where the other
- * side announced this module's framing on a channel (its channels carry the
- * protocol), else once it sends one: a peer that speaks plain text frames
- * (the reference implementations) never sees a binary frame from us.
+ * Makes `owner` the one who speaks for `connection`: it hears of the
+ * connection's loss first, and reports a failed dial itself (the connection's
+ * `onerror` does not).
  */
-class Liveness {
-  readonly interval: number;
-  readonly idleTimeout: number;
-  readonly #channels: () => DataChannelLike[];
-  readonly #lost: () => void;
-  #speaks = false;
-  #lastReceived = Date.now();
-  #timer?: ReturnType<typeof setInterval>;
-
-  constructor(
-    interval: number,
-    idleTimeout: number,
-    channels: () => DataChannelLike[],
-    lost: () => void,
-  ) {
-    this.interval = interval;
-    this.idleTimeout = idleTimeout;
-    this.#channels = channels;
-    this.#lost = lost;
-  }
-
-  /** Counts every frame of `channel` as a sign of life. */
-  watch(channel: DataChannelLike): void {
-    channel.binaryType = "arraybuffer";
-    if ((channel as { protocol?: string }).protocol === CHANNEL_PROTOCOL) this.#speaks = true;
-    channel.addEventListener("message", (event) => {
-      this.#lastReceived = Date.now();
-      const data = (event as MessageEvent).data;
-      if (data instanceof ArrayBuffer && data.byteLength === 1) {
-        if (new Uint8Array(data)[0] === FRAME_KEEPALIVE) this.#speaks = true;
-      }
-    });
-  }
-
-  start(): void {
-    if (this.interval === 0) return;
-    this.#lastReceived = Date.now();
-    this.#timer = setInterval(() => this.#tick(), Math.min(this.interval, this.idleTimeout));
-    this.#tick();
-  }
-
-  stop(): void {
-    clearInterval(this.#timer);
-  }
-
-  #tick(): void {
-    const open = this.#channels().filter((channel) => channel.readyState === "open");
-    if (!this.#speaks || open.length === 0) {
-      // Nothing to keep alive (all sessions closed, lingering): the clock restarts.
-      this.#lastReceived = Date.now();
-      return;
-    }
-    if (Date.now() - this.#lastReceived > this.idleTimeout) {
-      this.stop();
-      this.#lost();
-      return;
-    }
-    try {
-      open[0].send(new Uint8Array([FRAME_KEEPALIVE]));
-    } catch {
-      // The channel is closing; the next tick uses another.
-    }
-  }
-}
-
-/** One session's transport: a {@linkcode DataChannelTransport} on a channel of its own. */
-class ChannelSession implements WebRTCSessionTransport {
-  readonly connection: WebRTCConnection;
-  readonly #open: () => Promise<DataChannelLike>;
-  /** The channel transport, once open. */
-  #opened?: DataChannelTransport;
-  #inner?: DataChannelTransport;
-  #ready?: Promise<DataChannelTransport>;
-  #channel?: DataChannelLike;
-  #closed = false;
-  #closing?: Promise<void>;
-  #ended!: () => void;
-  readonly closed: Promise<void> = new Promise((resolve) => (this.#ended = resolve));
-
-  onmessage?: (message: JSONRPCMessage) => void;
-  onerror?: (error: Error) => void;
-  onclose?: () => void;
-
-  constructor(connection: WebRTCConnection, open: () => Promise<DataChannelLike>) {
-    this.connection = connection;
-    this.#open = open;
-  }
-
-  /** The session's channel, once it has one. */
-  get channel(): DataChannelLike[] {
-    return this.#channel ? [this.#channel] : [];
-  }
-
-  /**
-   * Makes the channel transport and listens, before anyone starts the session.
-   * A channel that does not open within `openTimeout` of `DataChannelTransport`
-   * (or, for one the other peer opened, {@linkcode INCOMING_CHANNEL_OPEN_TIMEOUT})
-   * closes the session.
-   */
-  bind(channel: DataChannelLike, incoming = false): DataChannelTransport {
-    this.#channel = channel;
-    const inner = new DataChannelTransport(
-      channel,
-      internals.get(this.connection)!.channelOptions(),
-    );
-    inner.onmessage = (message) => this.onmessage?.(message);
-    inner.onerror = (error) => this.onerror?.(error);
-    inner.onclose = () => void this.close();
-    this.#inner = inner;
-    let late = false;
-    const timer = incoming && channel.readyState === "connecting"
-      ? setTimeout(() => {
-        late = true;
-        void inner.close();
-      }, INCOMING_CHANNEL_OPEN_TIMEOUT)
-      : undefined;
-    this.#ready = inner.start().then(
-      () => this.#opened = inner,
-      (error) => {
-        if (!late) throw error;
-        throw new WebRTCTransportError(
-          `Cannot start the session as the channel the other peer opened for it did not open within ${INCOMING_CHANNEL_OPEN_TIMEOUT} ms (INCOMING_CHANNEL_OPEN_TIMEOUT): the other peer closed it before it opened, or the connection is overloaded; the other peer may open a new session`,
-          { cause: error },
-        );
-      },
-    ).finally(() => clearTimeout(timer));
-    this.#ready.catch(() => {});
-    internals.get(this.connection)!.attach(this);
-    return inner;
-  }
-
-  #started = false;
-
-  async start(): Promise<void> {
-    if (this.#started) {
-      throw new Error(
-        "WebRTC session already started! If using Client or Server class, note that connect() calls start() automatically.",
-      );
-    }
-    this.#started = true;
-    if (this.#closed) {
-      throw new WebRTCTransportError("Cannot start the session as it is closed: open a new one");
-    }
-    try {
-      if (!this.#inner) this.bind(await this.#open());
-      await this.#ready;
-    } catch (error) {
-      await this.close();
-      throw error;
-    }
-    if (this.#closed) {
-      throw new WebRTCTransportError("Cannot start the session as it was closed meanwhile");
-    }
-  }
-
-  send(message: JSONRPCMessage): Promise<void> {
-    if (this.#closed) {
-      return Promise.reject(
-        new WebRTCTransportError("Cannot send message as the WebRTC session is closed"),
-      );
-    }
-    if (!this.#ready) {
-      return Promise.reject(
-        new WebRTCTransportError(
-          "Cannot send message as the WebRTC session is not started: call start(), or connect() of a Client or Server",
-        ),
-      );
-    }
-    // Handed on in this turn once the channel is open (no await on the way).
-    return this.#opened
-      ? this.#opened.send(message)
-      : this.#ready.then((inner) => inner.send(message));
-  }
-
-  close(): Promise<void> {
-    this.#closed = true;
-    this.#closing ??= Promise.resolve().then(async () => {
-      try {
-        await this.#inner?.close();
-      } finally {
-        internals.get(this.connection)!.detach(this);
-        this.#ended();
-        this.onclose?.();
-      }
-    });
-    return this.#closing;
-  }
+export function ownConnection(connection: WebRTCConnection, owner: ConnectionOwner): void {
+  owners.set(connection, owner);
 }

@@ -1,5 +1,20 @@
+/**
+ * The desktop's side of a room of agents: {@linkcode WebRTCListener} accepts
+ * each agent that arrives as one {@linkcode WebRTCConnection} and serves each
+ * MCP session it opens with a fresh server.
+ *
+ * Longer than 400 lines because it is where every limit of a desktop is
+ * enforced against an agent (the agent count, the ticket's expiry, sessions
+ * per agent, their start rate, the budgets of unfinished messages, the
+ * connect deadline), each with its documented option and refusal; the half
+ * of it that is doc comments says what each does.
+ *
+ * @module
+ */
+
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { settle } from "./_async.ts";
+import { type Clock, clockOf } from "./_clock.ts";
 import { AuthenticatedSignaling } from "./signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingHub } from "./signaling/signaling.ts";
 import { GUEST_INVITE, INVITE_NAME, keyVerifier, roomUrl } from "./signaling/room_protocol.ts";
@@ -16,6 +31,7 @@ import {
 } from "./ticket.ts";
 import {
   DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_MAX_AGENTS,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
   DEFAULT_MAX_UNFINISHED_BYTES,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
@@ -98,7 +114,7 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
    * The most agents (peer connections) served at once; one more is refused
    * until one leaves.
    *
-   * @default {8}
+   * @default {8} (`DEFAULT_MAX_AGENTS`)
    */
   maxAgents?: number;
   /**
@@ -340,7 +356,7 @@ export class WebRTCListener {
     }
     for (
       const [name, value] of [
-        ["maxAgents", options.maxAgents ?? 8],
+        ["maxAgents", options.maxAgents ?? DEFAULT_MAX_AGENTS],
         ["maxSessionsPerAgent", options.maxSessionsPerAgent ?? DEFAULT_MAX_SESSIONS_PER_AGENT],
         [
           "sessionStartsPerSecond",
@@ -507,7 +523,7 @@ export class WebRTCListener {
         `Cannot invite "${name}" as this listener has no host ticket: make it with WebRTCListener.listen()`,
       );
     }
-    if (expiresAt && expiresAt.getTime() <= Date.now()) {
+    if (expiresAt && expiresAt.getTime() <= clockOf(this).now()) {
       throw new TypeError(
         `Cannot invite "${name}" as its expiry ${expiresAt.toISOString()} has passed: give a later one`,
       );
@@ -749,7 +765,8 @@ export class WebRTCListener {
     this.#agents.set(peer, agent);
     let sessions = 0;
     let open = 0;
-    const starts = new StartRate(sessionStartsPerSecond, maxSessionsPerAgent);
+    const clock = clockOf(this);
+    const starts = new StartRate(sessionStartsPerSecond, maxSessionsPerAgent, clock);
     connection.onerror = (error) => this.onerror?.(error);
     connection.ontransport = (transport) => {
       if (open >= maxSessionsPerAgent) {
@@ -761,6 +778,7 @@ export class WebRTCListener {
         refuseSession(
           transport,
           `Cannot open another MCP session as this agent has ${open} open, the most the desktop allows: close one and try again`,
+          clock,
         );
         return;
       }
@@ -773,6 +791,7 @@ export class WebRTCListener {
         refuseSession(
           transport,
           `Cannot open another MCP session as this agent starts sessions faster than the desktop allows (${sessionStartsPerSecond} a second, sessionStartsPerSecond): wait a second and try again, or keep sessions open instead of opening new ones`,
+          clock,
         );
         return;
       }
@@ -803,7 +822,7 @@ export class WebRTCListener {
     // The agent is here: unlike a lone server transport, which may wait for its
     // client forever, an agent must connect in time or give its slot back.
     const timeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
-    const deadline = setTimeout(() => {
+    const deadline = clock.setTimeout(() => {
       if (connection.connected) return;
       this.onerror?.(
         new ConnectError(
@@ -821,7 +840,7 @@ export class WebRTCListener {
       await connection.close();
       return;
     } finally {
-      clearTimeout(deadline);
+      clock.clearTimeout(deadline);
     }
     if (this.#closing) return void (await connection.close());
     this.onagent?.(agent);
@@ -912,11 +931,12 @@ export class WebRTCListener {
   }
 
   #refusal(invite: InviteEntry | undefined): string | undefined {
-    const { expiresAt, maxAgents = 8 } = this.#options;
-    if (expiresAt && expiresAt.getTime() <= Date.now()) {
+    const now = clockOf(this).now();
+    const { expiresAt, maxAgents = DEFAULT_MAX_AGENTS } = this.#options;
+    if (expiresAt && expiresAt.getTime() <= now) {
       return "the ticket expired; ask the desktop for a new one";
     }
-    if (invite?.expiresAt && invite.expiresAt.getTime() <= Date.now()) {
+    if (invite?.expiresAt && invite.expiresAt.getTime() <= now) {
       return `the invite "${invite.name}" expired; ask the desktop for a new one`;
     }
     if (this.#agents.size >= maxAgents) {
@@ -933,21 +953,21 @@ export class WebRTCListener {
 class StartRate {
   readonly #rate: number;
   readonly #burst: number;
-  readonly #now: () => number;
+  readonly #clock: Clock;
   #tokens: number;
   #last: number;
 
-  constructor(perSecond: number, burst: number, now: () => number = Date.now) {
+  constructor(perSecond: number, burst: number, clock: Clock) {
     this.#rate = perSecond;
     this.#burst = burst;
-    this.#now = now;
+    this.#clock = clock;
     this.#tokens = burst;
-    this.#last = now();
+    this.#last = clock.now();
   }
 
   /** Takes a start if the rate allows one now. */
   take(): boolean {
-    const now = this.#now();
+    const now = this.#clock.now();
     this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
     this.#last = now;
     if (this.#tokens < 1) return false;
@@ -960,12 +980,12 @@ class StartRate {
  * Refuses one session: its first request gets a JSON-RPC error with the
  * reason (the SDK's `connect()` rejects with it), then its channel closes.
  */
-function refuseSession(transport: Transport, reason: string): void {
+function refuseSession(transport: Transport, reason: string, clock: Clock): void {
   let done = false;
   const close = () => {
     if (done) return;
     done = true;
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
     void transport.close();
   };
   transport.onmessage = (message) => {
@@ -977,7 +997,7 @@ function refuseSession(transport: Transport, reason: string): void {
     }).catch(() => {}).finally(close);
   };
   // An agent that sends nothing gets its channel closed after a while.
-  const timer = setTimeout(close, REFUSAL_TIMEOUT);
+  const timer = clock.setTimeout(close, REFUSAL_TIMEOUT);
   transport.start().catch(close);
 }
 

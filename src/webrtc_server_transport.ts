@@ -7,8 +7,9 @@ import { WebRTCTransport, type WebRTCTransportOptions } from "./webrtc_transport
  * the connection completes in the background, and messages sent meanwhile
  * wait for it. A failure goes to `onerror`, then `onclose`.
  *
- * One transport serves one client; to accept many agents on one signalling
- * room, use a listener that makes a transport per agent.
+ * One transport serves one session of one client, on a connection of its own
+ * (`transport.connection`); to accept many agents, each with any number of
+ * sessions, on one signalling room, use a `WebRTCListener`.
  *
  * @example Serve one client
  * ```ts

@@ -1,24 +1,30 @@
+/**
+ * The WebRTC transports, `WebRTCClientTransport` and `WebRTCServerTransport`:
+ * each is a view of one session on a {@linkcode WebRTCConnection} of its own.
+ * The connection owns the peer connection, its liveness and the session; the
+ * transport dials (or answers) it, opens (or accepts) exactly one session on
+ * it, and closing the transport closes the connection and the signalling.
+ *
+ * Just over 400 lines: the options every WebRTC transport and connection
+ * takes are documented here, in their one place.
+ *
+ * @module
+ */
+
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
-import {
-  DEFAULT_CONNECT_TIMEOUT,
-  DEFAULT_IDLE_TIMEOUT,
-  DEFAULT_KEEPALIVE_INTERVAL,
-  DEFAULT_MAX_RECEIVE_SIZE,
-} from "./constants.ts";
-import { DataChannelTransport } from "./data_channel_transport.ts";
-import { WebRTCTransportError } from "./errors.ts";
-import {
-  type ConnectionPath,
-  type ConnectStep,
-  type IceServer,
-  type PeerConnectionConstructor,
-  readMaxMessageSize,
-} from "./peer.ts";
-import { PathPeer } from "./peer.ts";
-import { PathWatch } from "./_path_watch.ts";
-import { RELAY_MAX_MESSAGE_SIZE } from "./relay/link.ts";
+import { withResolvers } from "./_async.ts";
+import { clockOf, SYSTEM_CLOCK, useClock } from "./_clock.ts";
+import { DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RECEIVE_SIZE } from "./constants.ts";
+import { PeerLostError, WebRTCTransportError } from "./errors.ts";
+import { MemoryBudget } from "./framing.ts";
+import type { ConnectionPath, ConnectStep, IceServer, PeerConnectionConstructor } from "./peer.ts";
 import type { Signaling } from "./signaling/signaling.ts";
+import {
+  ownConnection,
+  WebRTCConnection,
+  type WebRTCSessionTransport,
+} from "./webrtc_connection.ts";
 
 export type {
   ConnectionPath,
@@ -111,9 +117,12 @@ export interface WebRTCTransportOptions {
 }
 
 /**
- * What the two WebRTC transports share: one peer connection, negotiated over
- * the given signalling, carrying MCP on the `mcp` data channel. Use
- * {@linkcode WebRTCClientTransport} or {@linkcode WebRTCServerTransport}.
+ * What the two WebRTC transports share: a view of one MCP session on a
+ * {@linkcode WebRTCConnection} of its own, negotiated over the given
+ * signalling, carrying MCP on the `mcp` data channel. The connection owns the
+ * peer connection, its keepalives and the session; closing the transport
+ * closes the connection. Use {@linkcode WebRTCClientTransport} or
+ * {@linkcode WebRTCServerTransport}.
  *
  * @example Any WebRTC transport is an MCP transport
  * ```ts
@@ -127,27 +136,114 @@ export interface WebRTCTransportOptions {
  * ```
  */
 export class WebRTCTransport implements Transport {
-  readonly #options: WebRTCTransportOptions;
-  readonly #initiator: boolean;
-  readonly #awaitConnection: boolean;
-  #peer?: PathPeer;
-  #pathWatch?: PathWatch;
-  #inner?: DataChannelTransport;
-  #ready?: Promise<DataChannelTransport>;
+  readonly #signaling: Signaling;
+  readonly #connection: WebRTCConnection;
+  /** Whether this side serves the session (accepts it) rather than opening it. */
+  readonly #serving: boolean;
+  /** The session the serving side's connection hands over. */
+  readonly #accepted = withResolvers<WebRTCSessionTransport>();
+  #session?: WebRTCSessionTransport;
+  /** The session, once its channel is open. */
+  #opened?: WebRTCSessionTransport;
+  #ready?: Promise<WebRTCSessionTransport>;
   #closing?: Promise<void>;
   #closed = false;
 
   /** Called for every JSON-RPC message from the peer. */
   onmessage?: (message: JSONRPCMessage) => void;
-  /** Called for a connection failure, a dropped frame or a refused signal. */
+  /**
+   * Called for a connection failure, a dropped frame, a refused signal, or a
+   * peer that went silent (a `PeerLostError`, then `onclose`).
+   */
   onerror?: (error: Error) => void;
   /** Called exactly once, when the transport has closed for any reason. */
   onclose?: () => void;
+
+  /**
+   * @param options Signalling, ICE servers and limits.
+   * @param defaults Which side this is by default, and whether `start()`
+   * waits for the connection (the side that waits opens the session; the
+   * other serves it).
+   * @throws {TypeError} If `options.signaling` is missing.
+   * @throws {RangeError} If `connectTimeout`, `keepaliveInterval` or `idleTimeout` is out of range.
+   */
+  constructor(
+    options: WebRTCTransportOptions,
+    defaults: { initiator: boolean; awaitConnection: boolean },
+  ) {
+    if (!options || typeof options.signaling?.send !== "function") {
+      throw new TypeError(
+        "Cannot create WebRTC transport as 'options.signaling' is not a Signaling: pass { signaling }, e.g. from MemorySignaling.createPair()",
+      );
+    }
+    const timeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
+    if (!Number.isSafeInteger(timeout) || timeout < 1) {
+      throw new RangeError(
+        `Cannot create WebRTC transport as 'connectTimeout' must be a positive integer: received ${timeout}`,
+      );
+    }
+    this.#signaling = options.signaling;
+    this.#serving = !defaults.awaitConnection;
+    const receiveCap = options.maxReceiveSize ?? DEFAULT_MAX_RECEIVE_SIZE;
+    const connection = new WebRTCConnection({
+      ...options,
+      initiator: options.initiator ?? defaults.initiator,
+      // One session carries one unfinished message at a time, held within the
+      // receive cap: that is all its connection needs to hold.
+      unfinishedBudget: Number.isSafeInteger(receiveCap) && receiveCap >= 1
+        ? new MemoryBudget("maxReceiveSize", receiveCap)
+        : undefined,
+    });
+    this.#connection = connection;
+    ownConnection(connection, {
+      // A silent peer is reported as the session's own keepalives reported it.
+      lost: (error) => {
+        if (error instanceof PeerLostError && !this.#closed) this.onerror?.(error);
+      },
+    });
+    connection.onerror = (error) => this.onerror?.(error);
+    connection.ondisconnect = () => void this.close();
+    if (this.#serving) {
+      connection.ontransport = (session) => {
+        if (this.#session || this.#closed) return void session.close();
+        this.#adopt(session);
+        this.#accepted.resolve(session);
+      };
+    }
+    this.#accepted.promise.catch(() => {});
+  }
+
+  /**
+   * The connection this transport is the one session of, e.g. for its
+   * `dials` or `ondisconnect`. Closing the transport closes it.
+   *
+   * @example The one session of its connection
+   * ```ts
+   * import { MemorySignaling, WebRTCServerTransport } from "@mcp/webrtc";
+   * import assert from "node:assert/strict";
+   *
+   * const [signaling] = MemorySignaling.createPair();
+   * const transport = new WebRTCServerTransport({ signaling });
+   * assert.equal(transport.connection.sessions, 0); // until the client opens it
+   * await transport.close();
+   * assert.equal(transport.connection.connected, false);
+   * ```
+   */
+  get connection(): WebRTCConnection {
+    return this.#connection;
+  }
+
   /**
    * Called once per step of connection setup (`signaling`, `offer`, `answer`,
    * `ice`, `dtls`, `channel`), e.g. to show progress or time each step.
    */
-  onconnectstep?: (step: ConnectStep) => void;
+  get onconnectstep(): ((step: ConnectStep) => void) | undefined {
+    return this.#connection.onconnectstep;
+  }
+  set onconnectstep(handler: ((step: ConnectStep) => void) | undefined) {
+    this.#connection.onconnectstep = handler;
+  }
+
   /**
    * Called with the network path (as {@linkcode getConnectionPath} gives it)
    * once it is known after the channel opened, and again each time ICE moves
@@ -186,32 +282,11 @@ export class WebRTCTransport implements Transport {
    * await server.close();
    * ```
    */
-  onpathchange?: (path: ConnectionPath) => void;
-
-  /**
-   * @param options Signalling, ICE servers and limits.
-   * @param defaults Which side this is by default, and whether `start()`
-   * waits for the connection.
-   * @throws {TypeError} If `options.signaling` is missing.
-   */
-  constructor(
-    options: WebRTCTransportOptions,
-    defaults: { initiator: boolean; awaitConnection: boolean },
-  ) {
-    if (!options || typeof options.signaling?.send !== "function") {
-      throw new TypeError(
-        "Cannot create WebRTC transport as 'options.signaling' is not a Signaling: pass { signaling }, e.g. from MemorySignaling.createPair()",
-      );
-    }
-    const timeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
-    if (!Number.isSafeInteger(timeout) || timeout < 1) {
-      throw new RangeError(
-        `Cannot create WebRTC transport as 'connectTimeout' must be a positive integer: received ${timeout}`,
-      );
-    }
-    this.#options = options;
-    this.#initiator = options.initiator ?? defaults.initiator;
-    this.#awaitConnection = defaults.awaitConnection;
+  get onpathchange(): ((path: ConnectionPath) => void) | undefined {
+    return this.#connection.onpathchange;
+  }
+  set onpathchange(handler: ((path: ConnectionPath) => void) | undefined) {
+    this.#connection.onpathchange = handler;
   }
 
   /**
@@ -233,8 +308,11 @@ export class WebRTCTransport implements Transport {
         "Cannot start WebRTC transport as it is closed: create a new one",
       );
     }
-    this.#ready = this.#connect();
-    if (this.#awaitConnection) {
+    // The transport's clock, if a test gave it one, is its connection's.
+    const clock = clockOf(this);
+    if (clock !== SYSTEM_CLOCK) useClock(this.#connection, clock);
+    this.#ready = this.#serving ? this.#serve() : this.#open();
+    if (!this.#serving) {
       try {
         await this.#ready;
       } catch (error) {
@@ -270,14 +348,14 @@ export class WebRTCTransport implements Transport {
       );
     }
     // Handed on in this turn once connected (no await on the way).
-    return this.#inner
-      ? this.#inner.send(message)
-      : this.#ready.then((inner) => inner.send(message));
+    return this.#opened
+      ? this.#opened.send(message)
+      : this.#ready.then((session) => session.send(message));
   }
 
   /** Whether the data channel is open and the transport not closed. */
   get connected(): boolean {
-    return this.#inner !== undefined && !this.#closed;
+    return this.#opened !== undefined && !this.#closed;
   }
 
   /**
@@ -297,83 +375,55 @@ export class WebRTCTransport implements Transport {
    */
   async getConnectionPath(): Promise<ConnectionPath | undefined> {
     if (this.#closed) return undefined;
-    return await this.#peer?.path();
+    return await this.#connection.getConnectionPath();
   }
 
   /**
-   * Closes the data channel, the peer connection and the signalling; the
-   * other side's transport closes too. Idempotent; `onclose` fires once.
+   * Closes the session, its connection (the data channel, the peer
+   * connection) and the signalling; the other side's transport closes too.
+   * Idempotent; `onclose` fires once.
    */
   close(): Promise<void> {
     this.#closed = true;
-    // Assigned before shutting down: callbacks fired during it may call close() again.
-    this.#closing ??= Promise.resolve().then(() => this.#shutdown());
+    // Assigned before closing: callbacks fired during it may call close() again.
+    this.#closing ??= Promise.resolve().then(async () => {
+      try {
+        this.#accepted.reject(
+          new WebRTCTransportError("Cannot connect as the transport was closed"),
+        );
+        await this.#connection.close();
+        await this.#signaling.close();
+      } finally {
+        this.onclose?.();
+      }
+    });
     return this.#closing;
   }
 
-  async #shutdown(): Promise<void> {
-    this.#pathWatch?.stop();
-    try {
-      await this.#inner?.close();
-      await this.#peer?.close();
-      await this.#options.signaling.close();
-    } finally {
-      this.onclose?.();
-    }
+  /** The opening side: dials the connection and opens the one session on it. */
+  async #open(): Promise<WebRTCSessionTransport> {
+    const session = this.#connection.openTransport();
+    this.#adopt(session);
+    await session.start();
+    return this.#opened = session;
   }
 
-  async #connect(): Promise<DataChannelTransport> {
-    const options = this.#options;
-    let inner: DataChannelTransport | undefined;
-    let started: Promise<void> | undefined;
-    const peer = new PathPeer({
-      signaling: options.signaling,
-      relayAfter: options.relayAfter,
-      initiator: this.#initiator,
-      iceServers: options.iceServers,
-      rtcConfiguration: options.rtcConfiguration ?? {},
-      RTCPeerConnection: options.RTCPeerConnection,
-      connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
-      waitForPeer: !this.#awaitConnection,
-      onstep: (step) => this.onconnectstep?.(step),
-      onchannel: (channel, peerSpeaksFraming) => {
-        // Listen before the channel opens, so no early frame is lost.
-        inner = new DataChannelTransport(channel, {
-          maxMessageSize: () =>
-            peer.connection ? readMaxMessageSize(peer.connection) : RELAY_MAX_MESSAGE_SIZE,
-          maxReceiveSize: options.maxReceiveSize ?? DEFAULT_MAX_RECEIVE_SIZE,
-          // Read once the channel is open: the offerer learns it from the answer.
-          chunks: () => peerSpeaksFraming || peer.ours,
-          keepalive: peerSpeaksFraming,
-          keepaliveInterval: options.keepaliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL,
-          idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
-        });
-        inner.onmessage = (message) => this.onmessage?.(message);
-        inner.onerror = (error) => this.onerror?.(error);
-        started = inner.start();
-        started.catch(() => {});
-      },
-    });
-    this.#peer = peer;
-    peer.onerror = (error) => this.onerror?.(error);
-    peer.onclose = () => this.close();
-    await peer.connect();
-    if (!inner || !started) {
-      throw new WebRTCTransportError("Cannot connect as no data channel was created");
-    }
-    await started;
-    inner.onclose = () => this.close();
-    this.#inner = inner;
+  /** The serving side: waits for the other side's session, then starts it. */
+  async #serve(): Promise<WebRTCSessionTransport> {
+    await this.#connection.connect();
+    const session = await this.#accepted.promise;
+    await session.start();
     if (this.#closed) {
-      await inner.close();
       throw new WebRTCTransportError("Cannot connect as the transport was closed");
     }
-    this.#pathWatch = new PathWatch(
-      () => peer.path(),
-      () => this.onpathchange,
-      (error) => this.onerror?.(error),
-    );
-    this.#pathWatch.start();
-    return inner;
+    return this.#opened = session;
+  }
+
+  /** Makes `session` this transport's: its messages, errors and end are the transport's. */
+  #adopt(session: WebRTCSessionTransport): void {
+    this.#session = session;
+    session.onmessage = (message) => this.onmessage?.(message);
+    session.onerror = (error) => this.onerror?.(error);
+    session.onclose = () => void this.close();
   }
 }

@@ -3,7 +3,11 @@ import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 import { MemorySignaling, type Signaling, WebRTCConnection, WebRTCListener } from "../mod.ts";
 import type { SignalingRoom } from "../src/signaling/mod.ts";
-import type { MemoryBudget } from "../src/framing.ts";
+import { FRAME_KEEPALIVE, type MemoryBudget } from "../src/framing.ts";
+import { DEFAULT_KEEPALIVE_INTERVAL } from "../src/constants.ts";
+import { useClock } from "../src/_clock.ts";
+import { Peer } from "../src/peer.ts";
+import { ManualClock } from "./_manual_clock.ts";
 import { blobText, createTestServer, greet, LOCAL, text, until } from "./_helpers.ts";
 
 /** A desktop answering one agent: a fresh test server per session. */
@@ -226,4 +230,46 @@ Deno.test("WebRTCConnection and WebRTCListener refuse a bad budget option when m
     () => new WebRTCConnection({ signaling, unfinishedBudget: 5 as unknown as MemoryBudget }),
     (error: Error) => error instanceof TypeError && /'unfinishedBudget'/.test(error.message),
   );
+});
+
+Deno.test("A dialling WebRTCConnection sends no keepalive until the other peer shows it speaks the framing", async () => {
+  const [a, b] = MemorySignaling.createPair();
+  // A raw answerer: it never sends a keepalive unless told to.
+  const frames: (string | number)[] = [];
+  const answerer = new Peer({
+    signaling: b,
+    initiator: false,
+    ...LOCAL,
+    connectTimeout: 5_000,
+    waitForPeer: true,
+    onchannel: (channel) => {
+      channel.binaryType = "arraybuffer";
+      channel.addEventListener("message", (event) => {
+        const data = (event as MessageEvent).data;
+        frames.push(typeof data === "string" ? data : new Uint8Array(data)[0]);
+      });
+    },
+  });
+  const agent = new WebRTCConnection({ signaling: a, linger: 0, ...LOCAL });
+  const clock = new ManualClock();
+  useClock(agent, clock);
+  try {
+    const answered = answerer.connect();
+    const session = agent.openTransport();
+    await session.start();
+    const { channel } = await answered;
+    // Its own channel announces the framing, which says nothing of the other peer.
+    await clock.advance(3 * DEFAULT_KEEPALIVE_INTERVAL);
+    await session.send({ jsonrpc: "2.0", method: "notifications/initialized" });
+    await until(() => frames.length > 0, 5_000, "the notification");
+    assert.equal(typeof frames[0], "string", `frames before the notification: ${frames}`);
+    // The other peer sends a keepalive: it is answered at once, and every interval after.
+    channel.send(new Uint8Array([FRAME_KEEPALIVE]));
+    await until(() => frames.includes(FRAME_KEEPALIVE), 5_000, "a keepalive in answer");
+    await clock.advance(DEFAULT_KEEPALIVE_INTERVAL);
+    await until(() => frames.filter((frame) => frame === FRAME_KEEPALIVE).length === 2);
+  } finally {
+    await agent.close();
+    await answerer.close();
+  }
 });

@@ -7,8 +7,19 @@ import {
   LoggingMessageNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import { MemorySignaling, WebRTCClientTransport, WebRTCServerTransport } from "../mod.ts";
-import { MESSAGE_TOO_LARGE } from "../src/constants.ts";
+import {
+  MemorySignaling,
+  PeerLostError,
+  WebRTCClientTransport,
+  WebRTCServerTransport,
+} from "../mod.ts";
+import {
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_KEEPALIVE_INTERVAL,
+  MESSAGE_TOO_LARGE,
+} from "../src/constants.ts";
+import { useClock } from "../src/_clock.ts";
+import { ManualClock } from "./_manual_clock.ts";
 import { blobText, connectPair, createTestServer, LOCAL, until } from "./_helpers.ts";
 
 function text(result: unknown): string {
@@ -200,4 +211,54 @@ Deno.test("McpServer tools can take a schema over WebRTC", async () => {
   const pair = await connectPair(server);
   assert.equal(text(await pair.client.callTool({ name: "add", arguments: { a: 2, b: 3 } })), "5");
   await pair.close();
+});
+
+Deno.test("A WebRTC transport is the one session of a connection of its own, and closing it closes that connection", async () => {
+  const pair = await connectPair();
+  const client = pair.clientTransport.connection;
+  const server = pair.serverTransport.connection;
+  assert.equal(client.sessions, 1);
+  assert.equal(server.sessions, 1);
+  assert.equal(client.dials, 1);
+  assert.ok(client.connected && server.connected);
+  const closed = Promise.all([
+    new Promise<void>((resolve) => (client.onclose = resolve)),
+    new Promise<void>((resolve) => (server.onclose = resolve)),
+  ]);
+  await pair.client.close();
+  // The other side's connection goes too: its one session ended.
+  await closed;
+  assert.equal(client.connected, false);
+  assert.equal(server.connected, false);
+  assert.throws(() => client.openTransport(), /connection is closed/);
+  await pair.close();
+});
+
+Deno.test("A WebRTC transport's liveness is its connection's: a peer that goes silent is reported as PeerLostError, then onclose, once idleTimeout has passed", async () => {
+  const [a, b] = MemorySignaling.createPair();
+  const server = new WebRTCServerTransport({ signaling: b, ...LOCAL });
+  const clock = new ManualClock();
+  useClock(server, clock);
+  const errors: Error[] = [];
+  server.onerror = (error) => errors.push(error);
+  const closed = new Promise<void>((resolve) => (server.onclose = resolve));
+  await server.start();
+  // A client that announces the framing on its channel, then never sends a frame.
+  const client = new WebRTCClientTransport({ signaling: a, ...LOCAL, keepaliveInterval: 0 });
+  try {
+    await client.start();
+    await until(() => server.connected, 5_000, "the server's session open");
+    // No loss at exactly the idle timeout.
+    await clock.advance(DEFAULT_IDLE_TIMEOUT);
+    assert.equal(errors.length, 0, errors.join("\n"));
+    await clock.advance(DEFAULT_KEEPALIVE_INTERVAL);
+    await until(() => errors.length > 0, 2_000, "the silent peer reported");
+    assert.ok(errors[0] instanceof PeerLostError, String(errors[0]));
+    assert.match(errors[0].message, /sent nothing for 9000 ms \(idleTimeout is 8000 ms\)/);
+    await closed;
+    assert.equal(server.connection.connected, false);
+  } finally {
+    await client.close();
+    await server.close();
+  }
 });
