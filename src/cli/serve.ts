@@ -8,7 +8,7 @@
  */
 import { clockOf } from "../_clock.ts";
 import { delay, settle } from "../_async.ts";
-import { CLI_STOP_TIMEOUT } from "../constants.ts";
+import { CLI_STOP_TIMEOUT, DEFAULT_MAX_AGENTS } from "../constants.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { createTicket, type Ticket } from "../ticket.ts";
 import { SignalingRoomError } from "../errors.ts";
@@ -66,7 +66,7 @@ Options:
                           (default: $${SIGNAL_ENV}; for a local one: mcp-webrtc signal)
   --url URL               Bridge this Streamable HTTP endpoint instead of a command
   --header "NAME: VALUE"  A header sent to the --url endpoint (repeatable)
-  --agents N              The most agents (connections) served at once (default: 8)
+  --agents N              The most agents (connections) served at once (default: ${DEFAULT_MAX_AGENTS})
   --sessions N            The most MCP sessions one agent may hold open; one more is
                           refused with an error the agent sees (default: ${DEFAULT_MAX_SESSIONS_PER_AGENT})
   --session-starts N      The most sessions one agent may start per second, after a
@@ -179,7 +179,7 @@ export async function serve(args: string[]): Promise<number> {
   }
   const headers = parseHeaders(values.header ?? []);
   const network = transportOptions(values);
-  const maxAgents = values.agents ? parsePositiveInteger(values.agents, "--agents") : 8;
+  const maxAgents = values.agents ? parsePositiveInteger(values.agents, "--agents") : DEFAULT_MAX_AGENTS;
   const maxSessionsPerAgent = values.sessions
     ? parsePositiveInteger(values.sessions, "--sessions")
     : DEFAULT_MAX_SESSIONS_PER_AGENT;
