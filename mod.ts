@@ -49,10 +49,9 @@ export {
   type WebRTCSessionTransport,
 } from "./src/webrtc_connection.ts";
 export {
-  type AgentInfo,
+  type Agent,
   type AgentSession,
   type ConnectableServer,
-  type ConnectedAgent,
   type Invite,
   type InviteOptions,
   type InviteRecord,

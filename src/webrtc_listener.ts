@@ -56,12 +56,13 @@ export interface ConnectableServer {
   close(): Promise<void>;
 }
 
-/** Who an MCP server made by the listener is serving. */
-export interface AgentInfo {
+/**
+ * An agent the listener serves: its peer connection, which carries any
+ * number of {@linkcode AgentSession}s.
+ */
+export interface Agent {
   /** The peer id the signalling gave the agent (unique while it is present). */
   readonly peer: string;
-  /** The session's number among the agent's sessions on its connection, from 1. */
-  readonly session: number;
   /**
    * The name of the invite the agent came with (see
    * {@linkcode WebRTCListener.invite}): `"guest"` for the ticket of
@@ -76,16 +77,23 @@ export interface AgentInfo {
    * {@linkcode PolicyTransport}.
    */
   readonly tools?: readonly string[];
-}
-
-/** An agent connected to the listener: one peer connection, any number of sessions. */
-export interface ConnectedAgent {
-  /** The peer id the signalling gave the agent. */
-  readonly peer: string;
-  /** The name of the invite it came with, as in {@linkcode AgentInfo.name}. */
-  readonly name?: string;
   /** Its connection, e.g. for `getConnectionPath()`. */
   readonly connection: WebRTCConnection;
+}
+
+/**
+ * One MCP session of an {@linkcode Agent}: what `createServer` makes a server
+ * for, and what `onsession` and `onsessionclose` report.
+ */
+export interface AgentSession {
+  /** Whose session it is. */
+  readonly agent: Agent;
+  /** The agent's peer id (`agent.peer`). */
+  readonly peer: string;
+  /** The session's number among the agent's sessions on its connection, from 1. */
+  readonly session: number;
+  /** Its transport: a data channel of the agent's connection. */
+  readonly transport: Transport;
 }
 
 /** Options of {@linkcode WebRTCListener}. */
@@ -96,7 +104,7 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
    * Makes a fresh MCP server for each MCP session (an agent may open several
    * on its connection): MCP sessions are stateful, so they never share one.
    */
-  createServer: (agent: AgentInfo) => ConnectableServer | Promise<ConnectableServer>;
+  createServer: (session: AgentSession) => ConnectableServer | Promise<ConnectableServer>;
   /**
    * The key that authenticates signalling end to end (a ticket's
    * `signalingKey`); without it, signalling is trusted as the hub delivers it.
@@ -223,7 +231,7 @@ export interface InviteOptions {
   name: string;
   /**
    * The only tools the agent may use (enforced where the server's transport
-   * is wrapped to read `AgentInfo.tools`); absent means every tool.
+   * is wrapped to read `Agent.tools`); absent means every tool.
    *
    * @default {undefined}
    */
@@ -280,18 +288,6 @@ interface InviteHub {
   revoke(name: string): Promise<unknown>;
 }
 
-/** One MCP session being served. */
-export interface AgentSession {
-  /** Whose session it is. */
-  readonly agent: AgentInfo;
-  /** Its transport: a data channel of the agent's connection. */
-  readonly transport: Transport;
-  /** Its MCP server. */
-  readonly server: ConnectableServer;
-  /** The agent's connection, shared by its sessions. */
-  readonly connection: WebRTCConnection;
-}
-
 /**
  * Accepts any number of agents on one signalling room (up to `maxAgents`):
  * each agent that arrives gets one {@linkcode WebRTCConnection}, and each MCP
@@ -316,8 +312,9 @@ export interface AgentSession {
  */
 export class WebRTCListener {
   readonly #options: WebRTCListenerOptions;
-  readonly #agents = new Map<string, ConnectedAgent>();
-  readonly #sessions = new Set<AgentSession>();
+  readonly #agents = new Map<string, Agent>();
+  /** The sessions being served, with their servers. */
+  readonly #sessions = new Map<AgentSession, ConnectableServer>();
   /** The invites agents may come with, by name; each has its own signalling key. */
   readonly #invites = new Map<string, InviteEntry>();
   /** The host ticket, when made by `listen()`: what new invites are tickets to. */
@@ -332,13 +329,13 @@ export class WebRTCListener {
   hostTicket?: string;
 
   /** Called when an agent's connection is up (before its first session). */
-  onagent?: (agent: ConnectedAgent) => void;
+  onagent?: (agent: Agent) => void;
   /** Called when an agent's connection is gone, with all its sessions. */
-  onagentleave?: (agent: ConnectedAgent, error?: Error) => void;
+  onagentleave?: (agent: Agent, error?: Error) => void;
   /** Called when an agent opened a session and its server is connected to it. */
-  onsession?: (session: AgentSession) => void;
+  onsession?: (session: AgentSession, server: ConnectableServer) => void;
   /** Called when a session ends. */
-  onsessionclose?: (session: AgentSession) => void;
+  onsessionclose?: (session: AgentSession, server: ConnectableServer) => void;
   /** Called for a refused agent or a failed session; the listener goes on. */
   onerror?: (error: Error) => void;
 
@@ -487,7 +484,7 @@ export class WebRTCListener {
    * its own (so its own room key and signalling key), a name, and optionally
    * an expiry and the tools it may use. Resolves once the room admits its
    * key: the agent can connect at once. The agent's name is then on its
-   * `AgentInfo` and `ConnectedAgent`, checked by the desktop (its signalling
+   * `Agent`, checked by the desktop (its signalling
    * opens only with this invite's key, whatever the room claims).
    *
    * @param options The name, the tools it may use and its expiry.
@@ -647,15 +644,13 @@ export class WebRTCListener {
   }
 
   /** Ends one agent: its sessions' servers, then its connection. */
-  async #closeAgent(agent: ConnectedAgent): Promise<void> {
+  async #closeAgent(agent: Agent): Promise<void> {
     if (this.#agents.get(agent.peer) === agent) {
       this.#agents.delete(agent.peer);
       this.onagentleave?.(agent, new Error(`its invite "${agent.name}" was revoked`));
     }
-    const sessions = [...this.#sessions].filter((session) =>
-      session.connection === agent.connection
-    );
-    await Promise.allSettled(sessions.map((session) => session.server.close()));
+    const servers = [...this.#sessions].filter(([session]) => session.agent === agent);
+    await Promise.allSettled(servers.map(([, server]) => server.close()));
     await agent.connection.close();
   }
 
@@ -669,11 +664,11 @@ export class WebRTCListener {
 
   /** The MCP sessions being served now, of every agent. */
   get sessions(): AgentSession[] {
-    return [...this.#sessions];
+    return [...this.#sessions.keys()];
   }
 
   /** The agents connected (or connecting) now: one peer connection each. */
-  get agents(): ConnectedAgent[] {
+  get agents(): Agent[] {
     return [...this.#agents.values()];
   }
 
@@ -684,7 +679,7 @@ export class WebRTCListener {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#options.hub.onpeerjoin = undefined;
-      await Promise.allSettled([...this.#sessions].map((session) => session.server.close()));
+      await Promise.allSettled([...this.#sessions.values()].map((server) => server.close()));
       await Promise.allSettled(
         [...this.#agents.values()].map((agent) => agent.connection.close()),
       );
@@ -759,9 +754,12 @@ export class WebRTCListener {
       signaling,
       initiator: rest.initiator ?? false,
     });
-    const agent: ConnectedAgent = Object.freeze(
-      name === undefined ? { peer, connection } : { peer, name, connection },
-    );
+    const agent: Agent = Object.freeze({
+      peer,
+      ...(name === undefined ? {} : { name }),
+      ...(invite?.tools ? { tools: invite.tools } : {}),
+      connection,
+    });
     this.#agents.set(peer, agent);
     let sessions = 0;
     let open = 0;
@@ -799,16 +797,7 @@ export class WebRTCListener {
       // whether it opened, started a server, or neither.
       open++;
       void transport.closed.then(() => open--);
-      void this.#serve(
-        {
-          peer,
-          session: ++sessions,
-          ...(name === undefined ? {} : { name }),
-          ...(invite?.tools ? { tools: invite.tools } : {}),
-        },
-        transport,
-        connection,
-      );
+      void this.#serve(Object.freeze({ agent, peer, session: ++sessions, transport }), transport);
     };
     const left = (error?: Error) => {
       if (this.#agents.get(peer) !== agent) return;
@@ -847,19 +836,14 @@ export class WebRTCListener {
   }
 
   /** Serves one session of an agent with a fresh server. */
-  async #serve(
-    info: AgentInfo,
-    transport: WebRTCSessionTransport,
-    connection: WebRTCConnection,
-  ): Promise<void> {
-    const agent = Object.freeze(info);
+  async #serve(session: AgentSession, transport: WebRTCSessionTransport): Promise<void> {
     let server: ConnectableServer;
     try {
-      server = await this.#options.createServer(agent);
+      server = await this.#options.createServer(session);
     } catch (error) {
       this.onerror?.(
         new Error(
-          `Cannot serve agent ${agent.peer}'s session ${agent.session} as createServer() failed: ${
+          `Cannot serve agent ${session.peer}'s session ${session.session} as createServer() failed: ${
             String(error)
           }`,
           { cause: error },
@@ -868,7 +852,6 @@ export class WebRTCListener {
       await transport.close();
       return;
     }
-    const session: AgentSession = Object.freeze({ agent, transport, server, connection });
     let open = true;
     let connected = false;
     // However the session ends its end is reported; a session that ended
@@ -877,10 +860,10 @@ export class WebRTCListener {
     void transport.closed.then(() => {
       open = false;
       if (!connected) void Promise.resolve(server.close()).catch(() => {});
-      if (this.#sessions.delete(session)) this.onsessionclose?.(session);
+      if (this.#sessions.delete(session)) this.onsessionclose?.(session, server);
     });
     try {
-      await server.connect(this.#policy(agent, transport));
+      await server.connect(this.#policy(session, transport));
       connected = true;
     } catch (error) {
       this.onerror?.(error as Error);
@@ -896,22 +879,22 @@ export class WebRTCListener {
       await server.close();
       return;
     }
-    this.#sessions.add(session);
-    this.onsession?.(session);
+    this.#sessions.set(session, server);
+    this.onsession?.(session, server);
   }
 
   /**
    * The session's transport as its server sees it: wrapped in a
    * {@linkcode PolicyTransport} when tools are limited or audited.
    */
-  #policy(agent: AgentInfo, transport: Transport): Transport {
+  #policy({ agent, session }: AgentSession, transport: Transport): Transport {
     const { tools, onaudit } = this.#options;
     if (tools === undefined && agent.tools === undefined && !onaudit) return transport;
     assertToolNames(agent.tools, `Cannot serve agent ${agent.peer}'s session`);
     return new PolicyTransport(transport, {
       tools: combineTools(tools, agent.tools),
       onaudit,
-      agent: { name: agent.name, peer: agent.peer, session: agent.session },
+      agent: { name: agent.name, peer: agent.peer, session },
     });
   }
 

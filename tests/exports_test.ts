@@ -9,7 +9,7 @@ const root = new URL("..", import.meta.url);
 /** The sorted names each entry exports. */
 const EXPECTED: Record<string, string[]> = {
   ".": [
-    "AgentInfo",
+    "Agent",
     "AgentSession",
     "AuditRecord",
     "AuthenticationError",
@@ -17,7 +17,6 @@ const EXPECTED: Record<string, string[]> = {
     "ConnectStage",
     "ConnectStep",
     "ConnectableServer",
-    "ConnectedAgent",
     "ConnectionPath",
     "CreateTicketOptions",
     "DEFAULT_CONNECTION_LINGER",

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import type { Client } from "@modelcontextprotocol/sdk/client";
 import {
-  type AgentInfo,
-  type ConnectedAgent,
+  type Agent,
+  type AgentSession,
   createTicket,
   formatTicket,
   parseTicket,
@@ -20,9 +20,9 @@ import { createTestServer, dial, greet, LOCAL, until, withWorker } from "./_help
 
 /** A listener on the local worker that records who its servers serve. */
 async function listening(url: string, guestTicket = false) {
-  const served: AgentInfo[] = [];
+  const served: AgentSession[] = [];
   const errors: Error[] = [];
-  const left: { agent: ConnectedAgent; error?: Error }[] = [];
+  const left: { agent: Agent; error?: Error }[] = [];
   const listener = await WebRTCListener.listen({
     url,
     ...LOCAL,
@@ -56,7 +56,7 @@ Deno.test("listen(): an invite connects at once, its sessions carry its name and
       assert.deepEqual((await alice.listTools()).tools.map(({ name }) => name), ["greet"]);
       assert.deepEqual((await bob.listTools()).tools.map(({ name }) => name), ["greet", "blob"]);
       assert.deepEqual(
-        served.map(({ name, tools, session }) => ({ name, tools, session })),
+        served.map(({ agent: { name, tools }, session }) => ({ name, tools, session })),
         [{ name: "alice", tools: ["greet"], session: 1 }, {
           name: "bob",
           tools: undefined,
@@ -165,7 +165,7 @@ Deno.test("An invite's expiry is enforced by the desktop: an agent that pushed i
     const host = await createTicket({ url: worker.url });
     // An invite that expired a minute ago, kept from an earlier run.
     const expired = await createInviteTicket(host, { expiresAt: new Date(Date.now() - 60_000) });
-    const served: AgentInfo[] = [];
+    const served: AgentSession[] = [];
     const errors: Error[] = [];
     const listener = await WebRTCListener.listen({
       hostTicket: host,

@@ -8,7 +8,7 @@ import { Client } from "@modelcontextprotocol/sdk/client";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import {
-  type AgentInfo,
+  type AgentSession,
   type AuditRecord,
   MemorySignaling,
   type Signaling,
@@ -56,7 +56,7 @@ async function listTools(client: Client): Promise<string[]> {
 Deno.test("WebRTCListener with a tools limit lists only those tools to an SDK client over a data channel, refuses another with an error naming the limit, and audits every request", async () => {
   const [agentSide, desktopSide] = MemorySignaling.createPair();
   const records: AuditRecord[] = [];
-  const infos: AgentInfo[] = [];
+  const infos: AgentSession[] = [];
   const servers: ReturnType<typeof createTestServer>[] = [];
   const listener = new WebRTCListener({
     hub: new OnePeerHub(desktopSide),

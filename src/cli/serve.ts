@@ -179,7 +179,9 @@ export async function serve(args: string[]): Promise<number> {
   }
   const headers = parseHeaders(values.header ?? []);
   const network = transportOptions(values);
-  const maxAgents = values.agents ? parsePositiveInteger(values.agents, "--agents") : DEFAULT_MAX_AGENTS;
+  const maxAgents = values.agents
+    ? parsePositiveInteger(values.agents, "--agents")
+    : DEFAULT_MAX_AGENTS;
   const maxSessionsPerAgent = values.sessions
     ? parsePositiveInteger(values.sessions, "--sessions")
     : DEFAULT_MAX_SESSIONS_PER_AGENT;
@@ -276,7 +278,7 @@ export async function serve(args: string[]): Promise<number> {
       // Without --invite, the one guest ticket as before; with it, only invites.
       guestTicket: specs.length === 0,
       invites: saved.invites,
-      createServer: ({ peer, session, name }) => {
+      createServer: ({ peer, session, agent: { name } }) => {
         const agent = numberOf(peer);
         const label = `agent ${agent}${nameLabel(name)} session ${session}`;
         log.info("session-opened", `Agent ${agent}${nameLabel(name)} opened session ${session}`, {
