@@ -146,7 +146,7 @@ export class ChannelSession implements WebRTCSessionTransport {
 
   async start(): Promise<void> {
     if (this.#started) {
-      throw new Error(
+      throw new WebRTCTransportError(
         "WebRTC session already started! If using Client or Server class, note that connect() calls start() automatically.",
       );
     }

@@ -283,7 +283,7 @@ export class DataChannelTransport implements Transport {
    */
   async start(): Promise<void> {
     if (this.#started) {
-      throw new Error(
+      throw new WebRTCTransportError(
         "DataChannelTransport already started! If using Client or Server class, note that connect() calls start() automatically.",
       );
     }

@@ -16,6 +16,7 @@
 import type { Transport, TransportSendOptions } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage, MessageExtraInfo } from "@modelcontextprotocol/sdk/types";
 import { clockOf } from "./_clock.ts";
+import { WebRTCTransportError } from "./errors.ts";
 import {
   DEFAULT_MAX_TRACKED_REQUESTS,
   SESSION_LIMIT_REACHED,
@@ -368,9 +369,12 @@ export class PolicyTransport implements Transport {
       onaudit(Object.freeze(record));
     } catch (error) {
       this.onerror?.(
-        new Error(`Cannot audit the ${pending.method} request as onaudit threw: ${String(error)}`, {
-          cause: error,
-        }),
+        new WebRTCTransportError(
+          `Cannot audit the ${pending.method} request as onaudit threw: ${String(error)}`,
+          {
+            cause: error,
+          },
+        ),
       );
     }
   }

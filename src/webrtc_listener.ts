@@ -42,7 +42,7 @@ import {
   REFUSAL_TIMEOUT,
   SESSION_LIMIT_REACHED,
 } from "./constants.ts";
-import { ConnectError } from "./errors.ts";
+import { ConnectError, WebRTCTransportError } from "./errors.ts";
 import { MemoryBudget } from "./framing.ts";
 import { type AuditRecord, combineTools, PolicyTransport } from "./policy_transport.ts";
 import { WebRTCConnection, type WebRTCSessionTransport } from "./webrtc_connection.ts";
@@ -563,7 +563,7 @@ export class WebRTCListener {
   async revoke(name: string): Promise<RevokeResult> {
     if (!this.#invites.has(name)) {
       const known = [...this.#invites.keys()];
-      throw new Error(
+      throw new WebRTCTransportError(
         `Cannot revoke invite "${clipName(name)}" as there is no invite of that name: ${
           known.length > 0 ? `the invites are ${known.join(", ")}` : "there are no invites"
         }`,
@@ -647,7 +647,10 @@ export class WebRTCListener {
   async #closeAgent(agent: Agent): Promise<void> {
     if (this.#agents.get(agent.peer) === agent) {
       this.#agents.delete(agent.peer);
-      this.onagentleave?.(agent, new Error(`its invite "${agent.name}" was revoked`));
+      this.onagentleave?.(
+        agent,
+        new WebRTCTransportError(`its invite "${agent.name}" was revoked`),
+      );
     }
     const servers = [...this.#sessions].filter(([session]) => session.agent === agent);
     await Promise.allSettled(servers.map(([, server]) => server.close()));
@@ -708,7 +711,7 @@ export class WebRTCListener {
     const invite = name === undefined ? this.#invites.get(GUEST_INVITE) : this.#invites.get(name);
     if (name !== undefined && !invite?.signalingKey) {
       this.onerror?.(
-        new Error(
+        new WebRTCTransportError(
           `Refused agent ${peer}: the room says it came with the invite "${
             clipName(name)
           }", which this desktop does not have (revoked, or never made here)`,
@@ -725,7 +728,7 @@ export class WebRTCListener {
     }
     const refusal = this.#refusal(invite);
     if (refusal) {
-      this.onerror?.(new Error(`Refused agent ${peer}: ${refusal}`));
+      this.onerror?.(new WebRTCTransportError(`Refused agent ${peer}: ${refusal}`));
       await this.#refuse(signaling, refusal);
       return;
     }
@@ -769,7 +772,7 @@ export class WebRTCListener {
     connection.ontransport = (transport) => {
       if (open >= maxSessionsPerAgent) {
         this.onerror?.(
-          new Error(
+          new WebRTCTransportError(
             `Refused a session of agent ${peer}: it has ${open} open, the most allowed (maxSessionsPerAgent)`,
           ),
         );
@@ -782,7 +785,7 @@ export class WebRTCListener {
       }
       if (!starts.take()) {
         this.onerror?.(
-          new Error(
+          new WebRTCTransportError(
             `Refused a session of agent ${peer}: it starts sessions faster than ${sessionStartsPerSecond} a second (sessionStartsPerSecond)`,
           ),
         );
@@ -842,7 +845,7 @@ export class WebRTCListener {
       server = await this.#options.createServer(session);
     } catch (error) {
       this.onerror?.(
-        new Error(
+        new WebRTCTransportError(
           `Cannot serve agent ${session.peer}'s session ${session.session} as createServer() failed: ${
             String(error)
           }`,

@@ -299,7 +299,7 @@ export class WebRTCTransport implements Transport {
    */
   async start(): Promise<void> {
     if (this.#ready) {
-      throw new Error(
+      throw new WebRTCTransportError(
         "WebRTC transport already started! If using Client or Server class, note that connect() calls start() automatically.",
       );
     }

@@ -25,7 +25,7 @@ import {
   CONTROL_REPLY_TIMEOUT,
   CONTROL_REQUEST_TIMEOUT,
 } from "../constants.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError, WebRTCTransportError } from "../errors.ts";
 import { INVITE_NAME } from "../signaling/room_protocol.ts";
 import { formatTicket, parseTicket, type Ticket } from "../ticket.ts";
 import type { InviteRecord } from "../webrtc_listener.ts";
@@ -344,7 +344,7 @@ export function sendControl(
     const timer = setTimeout(() => {
       socket.destroy();
       reject(
-        new Error(
+        new WebRTCTransportError(
           `Cannot reach serve as it did not answer within ${CONTROL_REPLY_TIMEOUT} ms (CONTROL_REPLY_TIMEOUT): is it still running?`,
         ),
       );
@@ -361,7 +361,7 @@ export function sendControl(
     socket.on("error", (error) => {
       clearTimeout(timer);
       reject(
-        new Error(
+        new WebRTCTransportError(
           `Cannot reach serve on 127.0.0.1:${control.port}: ${error.message}: is serve running with this --host-ticket-file?`,
           { cause: error },
         ),
@@ -372,7 +372,11 @@ export function sendControl(
       try {
         resolve(JSON.parse(buffer.trim()));
       } catch {
-        reject(new Error("Cannot read the answer of serve: it closed the connection without one"));
+        reject(
+          new WebRTCTransportError(
+            "Cannot read the answer of serve: it closed the connection without one",
+          ),
+        );
       }
     });
   });

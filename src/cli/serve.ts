@@ -11,7 +11,7 @@ import { delay, settle } from "../_async.ts";
 import { CLI_STOP_TIMEOUT, DEFAULT_MAX_AGENTS } from "../constants.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { createTicket, type Ticket } from "../ticket.ts";
-import { SignalingRoomError } from "../errors.ts";
+import { SignalingRoomError, WebRTCTransportError } from "../errors.ts";
 import { type ConnectableServer, WebRTCListener } from "../webrtc_listener.ts";
 import type { WebRTCConnection } from "../webrtc_connection.ts";
 import {
@@ -297,7 +297,7 @@ export async function serve(args: string[]): Promise<number> {
       },
     });
   } catch (error) {
-    throw new Error(
+    throw new WebRTCTransportError(
       `Cannot open a room on the signalling service ${host.url}: ${(error as Error).message}`,
       { cause: error },
     );
@@ -564,7 +564,7 @@ async function answerControl(
         })),
       };
     default:
-      throw new Error('The request\'s "op" is not invite, revoke or list');
+      throw new WebRTCTransportError('The request\'s "op" is not invite, revoke or list');
   }
 }
 

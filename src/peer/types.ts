@@ -9,6 +9,7 @@
  */
 
 import type { Clock } from "../_clock.ts";
+import type { ConnectStage } from "../errors.ts";
 import type { DataChannelLike } from "../data_channel_transport.ts";
 import type { Signaling } from "../signaling/signaling.ts";
 
@@ -124,8 +125,10 @@ export interface PeerOptions {
  * `signaling` (signalling started), `offer` (offer sent or received),
  * `answer` (answer sent or received), `ice` (a network path was found),
  * `dtls` (the encrypted session is up), `channel` (the `mcp` channel is open).
+ * The steps a connect can fail at are its {@linkcode ConnectStage}s; the
+ * offer and the answer are parts of `signaling`.
  */
-export type ConnectStep = "signaling" | "offer" | "answer" | "ice" | "dtls" | "channel";
+export type ConnectStep = ConnectStage | "offer" | "answer";
 
 /** The network path a connection uses. */
 export interface ConnectionPath {
