@@ -12,6 +12,7 @@
  * @module
  */
 
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { type Clock, clockOf, SYSTEM_CLOCK } from "./_clock.ts";
 import {
   CHANNEL_LABEL,
@@ -28,20 +29,113 @@ import {
 import type { DataChannelLike, DataChannelTransportOptions } from "./data_channel_transport.ts";
 import { WebRTCTransportError } from "./errors.ts";
 import { MemoryBudget } from "./framing.ts";
-import { type ConnectionPath, type ConnectStep, readMaxMessageSize } from "./peer.ts";
+import {
+  type ConnectionPath,
+  type ConnectStep,
+  type IceServer,
+  type PeerConnectionConstructor,
+  readMaxMessageSize,
+} from "./peer.ts";
 import { PathPeer } from "./peer.ts";
 import { PathWatch } from "./_path_watch.ts";
 import { Liveness } from "./_liveness.ts";
-import {
-  type ChannelOrigin,
-  ChannelSession,
-  type SessionHost,
-  type WebRTCSessionTransport,
-} from "./_channel_session.ts";
+import { type ChannelOrigin, ChannelSession, type SessionHost } from "./_channel_session.ts";
 import type { Signaling } from "./signaling/signaling.ts";
-import type { WebRTCTransportOptions } from "./webrtc_transport.ts";
 
-export type { WebRTCSessionTransport } from "./_channel_session.ts";
+/**
+ * An MCP session on a {@linkcode WebRTCConnection}: a `Transport` on a data
+ * channel of its own. Closing it closes its channel only.
+ */
+export interface WebRTCSessionTransport extends Transport {
+  /** The connection that carries this session. */
+  readonly connection: WebRTCConnection;
+  /**
+   * Resolves once the session has closed, however it ended: closed by either
+   * side, its channel closed before it opened, or its connection lost. Unlike
+   * `onclose`, it tells a late listener too.
+   */
+  readonly closed: Promise<void>;
+}
+
+/** Options of `WebRTCClientTransport` and `WebRTCServerTransport`. */
+export interface WebRTCTransportOptions {
+  /** How offer, answer and candidates reach the other peer; the transport owns it. */
+  signaling: Signaling;
+  /**
+   * STUN and TURN servers. Pass `[]` for peers on one host or LAN. When not
+   * given: the servers the signalling hands out (a room whose worker mints
+   * TURN credentials, asked as the connection starts), else one public STUN
+   * server.
+   *
+   * @default {[{ urls: "stun:stun.cloudflare.com:3478" }]}
+   */
+  iceServers?: IceServer[];
+  /**
+   * More `RTCConfiguration` fields, passed to the `RTCPeerConnection` as they
+   * are: `iceTransportPolicy: "relay"`, or node-datachannel's own such as
+   * `bindAddress`, `portRangeBegin`/`portRangeEnd` and `mtu` (the largest
+   * packet sent; 4000 when `bindAddress` is a loopback address, where it is
+   * about twice as fast, else libdatachannel's 1280, which fits every path).
+   *
+   * @default {{}}
+   */
+  rtcConfiguration?: Record<string, unknown>;
+  /**
+   * The `RTCPeerConnection` implementation. By default the runtime's own
+   * (browsers), else node-datachannel's W3C polyfill (Deno, Node).
+   *
+   * @default {globalThis.RTCPeerConnection}
+   */
+  RTCPeerConnection?: PeerConnectionConstructor;
+  /**
+   * Milliseconds to establish the connection before failing with a
+   * `ConnectError` naming the stage that did not complete. It counts from
+   * when signalling has started (waiting for the other peer to be in its room
+   * is bounded by the signalling, e.g. its `hostTimeout`), and for an
+   * answering server from its client's first message, so a server can wait
+   * for its client indefinitely.
+   *
+   * @default {15000}
+   */
+  connectTimeout?: number;
+  /**
+   * The largest message accepted from the peer, in bytes; a larger one is
+   * dropped with a `MessageSizeError` and the session goes on.
+   *
+   * @default {67108864}
+   */
+  maxReceiveSize?: number;
+  /**
+   * Whether this side creates the data channel and the offer. By default the
+   * client does; set it on the server (and unset it on the client) to talk to
+   * peers where the server offers, as in the reference implementations.
+   *
+   * @default {true for the client, false for the server}
+   */
+  initiator?: boolean;
+  /**
+   * When the connection moves to the relay through the signalling room (see
+   * the relay path in docs/API.md): the milliseconds the dialling side waits after
+   * the answer came for ICE to find a path; `0` relays at once, `false` never. The
+   * relay needs authenticated signalling through a room (a ticket's); a
+   * runtime without `RTCPeerConnection` always relays.
+   *
+   * @default {3000}
+   */
+  relayAfter?: number | false;
+  /**
+   * Milliseconds between keepalives; `0` turns keepalives off.
+   *
+   * @default {1000}
+   */
+  keepaliveInterval?: number;
+  /**
+   * Milliseconds of silence from the peer after which it is taken as gone.
+   *
+   * @default {8000}
+   */
+  idleTimeout?: number;
+}
 
 /** Options of {@linkcode WebRTCConnection}. */
 export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "signaling"> {
@@ -132,9 +226,9 @@ export class WebRTCConnection {
   readonly #initiator: boolean;
   readonly #linger: number;
   readonly #budget: MemoryBudget;
-  readonly #sessions = new Set<ChannelSession>();
+  readonly #sessions = new Set<ChannelSession<WebRTCConnection>>();
   /** What the sessions reach of this connection. */
-  readonly #host: SessionHost;
+  readonly #host: SessionHost<WebRTCConnection>;
   #peer?: PathPeer;
   #dialing?: Promise<PathPeer>;
   /** The peer of the dial under way, so that closing can abort it. */
@@ -450,13 +544,13 @@ export class WebRTCConnection {
   }
 
   /** Registers a session once it has its channel. */
-  #attach(session: ChannelSession): void {
+  #attach(session: ChannelSession<WebRTCConnection>): void {
     this.#sessions.add(session);
     this.#stopLinger();
   }
 
   /** A session closed: with the last one gone, the dialling side lingers, then closes. */
-  #detach(session: ChannelSession): void {
+  #detach(session: ChannelSession<WebRTCConnection>): void {
     if (!this.#sessions.delete(session) || this.#sessions.size > 0) return;
     // The serving side keeps the connection for the other side to close.
     if (this.ontransport || this.#closed || !this.#peer) return;
