@@ -241,6 +241,11 @@ export class WebRTCConnection {
   #pathWatch?: PathWatch;
   #closed = false;
   #closing?: Promise<void>;
+  /**
+   * The peer being let go (its sessions closed, its goodbye handed to
+   * signalling, its connection released), until it is: closing waits for it.
+   */
+  #releasing?: Promise<void>;
 
   /**
    * Makes this the serving side: called for each session the other side
@@ -419,6 +424,9 @@ export class WebRTCConnection {
       try {
         this.#stopLinger();
         await this.#disconnect("closed");
+        // A peer lost just before (the other peer's goodbye, say) may still be
+        // saying its own goodbye: whoever closes the signalling next waits for it.
+        await this.#releasing;
       } finally {
         this.onclose?.();
       }
@@ -611,10 +619,22 @@ export class WebRTCConnection {
     await this.#disconnect(error.message, error);
   }
 
-  async #disconnect(reason: string, error?: Error): Promise<void> {
+  #disconnect(reason: string, error?: Error): Promise<void> {
     // A dial under way is aborted, not waited for: an answering side may wait
     // for its first offer indefinitely.
     const peer = this.#peer ?? this.#connecting;
+    const released = this.#release(peer, reason, error);
+    if (peer) {
+      this.#releasing = released;
+      const done = () => {
+        if (this.#releasing === released) this.#releasing = undefined;
+      };
+      released.then(done, done);
+    }
+    return released;
+  }
+
+  async #release(peer: PathPeer | undefined, reason: string, error?: Error): Promise<void> {
     this.#peer = undefined;
     this.#liveness?.stop();
     this.#liveness = undefined;

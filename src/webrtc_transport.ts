@@ -18,7 +18,7 @@ import { clockOf, SYSTEM_CLOCK, useClock } from "./_clock.ts";
 import { DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RECEIVE_SIZE } from "./constants.ts";
 import { PeerLostError, WebRTCTransportError } from "./errors.ts";
 import { MemoryBudget } from "./framing.ts";
-import type { ConnectionPath, ConnectStep, IceServer, PeerConnectionConstructor } from "./peer.ts";
+import type { ConnectionPath, ConnectStep } from "./peer.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 import {
   ownConnection,
