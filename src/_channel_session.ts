@@ -23,6 +23,7 @@ import {
   type DataChannelTransportOptions,
 } from "./data_channel_transport.ts";
 import { WebRTCTransportError } from "./errors.ts";
+import { type SendScheduler, useScheduler } from "./_send_scheduler.ts";
 import type { WebRTCConnection } from "./webrtc_connection.ts";
 
 /**
@@ -60,6 +61,8 @@ export interface SessionHost {
   channelOptions(origin: ChannelOrigin): DataChannelTransportOptions;
   /** The clock the session's deadlines read. */
   clock(): Clock;
+  /** The turns of the connection's sessions at its association's send buffer. */
+  readonly scheduler: SendScheduler;
 }
 
 /** One session's transport: a {@linkcode DataChannelTransport} on a channel of its own. */
@@ -119,6 +122,7 @@ export class ChannelSession implements WebRTCSessionTransport {
     const clock = this.#host.clock();
     // The framing's deadlines read the connection's clock.
     if (clock !== SYSTEM_CLOCK) useClock(inner, clock);
+    useScheduler(inner, this.#host.scheduler);
     inner.onmessage = (message) => this.onmessage?.(message);
     inner.onerror = (error) => this.onerror?.(error);
     inner.onclose = () => void this.close();

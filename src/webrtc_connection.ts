@@ -32,6 +32,7 @@ import { type ConnectionPath, type ConnectStep, readMaxMessageSize } from "./pee
 import { PathPeer } from "./_relay_peer.ts";
 import { PathWatch } from "./_path_watch.ts";
 import { Liveness } from "./_liveness.ts";
+import { SendScheduler } from "./_send_scheduler.ts";
 import {
   type ChannelOrigin,
   ChannelSession,
@@ -249,6 +250,7 @@ export class WebRTCConnection {
       detach: (session) => this.#detach(session),
       channelOptions: (origin) => this.#channelOptions(origin),
       clock: () => clockOf(this),
+      scheduler: new SendScheduler(),
     };
   }
 
