@@ -49,7 +49,7 @@ export class SendScheduler {
   /** Bytes buffered in the association: every channel's. */
   get buffered(): number {
     let sum = 0;
-    for (const channel of this.#channels) sum += channel.bufferedAmount;
+    for (const channel of this.#channels) sum += bufferedOf(channel);
     return sum;
   }
 
@@ -117,7 +117,13 @@ export class SendScheduler {
     const threshold = this.#channels.size <= 1
       ? LOW_WATER_MARK
       : Math.floor(SHARED_HIGH_WATER_MARK / this.#channels.size);
-    for (const channel of this.#channels) channel.bufferedAmountLowThreshold = threshold;
+    for (const channel of this.#channels) {
+      try {
+        channel.bufferedAmountLowThreshold = threshold;
+      } catch {
+        // Closed natively, its `close` event not dispatched yet: it leaves the set then.
+      }
+    }
   }
 
   /** Gives the next waiting sender its turn, when there is room. */
@@ -126,6 +132,16 @@ export class SendScheduler {
     this.#granted = true;
     this.#waiting.shift()!.resolve();
   };
+}
+
+/** What `channel` holds buffered; nothing once it is closed (a closed native channel throws). */
+function bufferedOf(channel: DataChannelLike): number {
+  if (channel.readyState !== "open") return 0;
+  try {
+    return channel.bufferedAmount;
+  } catch {
+    return 0;
+  }
 }
 
 const schedulers = new WeakMap<object, SendScheduler>();
