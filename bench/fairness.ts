@@ -17,6 +17,9 @@
  *
  * Prints figures, asserts nothing. Run alone with
  * `deno run -A --v8-flags=--expose-gc bench/fairness.ts [--quick] [--json]`.
+ * `SCTP_SEND_BUFFER=<bytes>` in the environment sets node-datachannel's
+ * process-wide SCTP send buffer (usrsctp's, outside `bufferedAmount`) first,
+ * for every connection of the run, the raw channel's included.
  *
  * @module
  */
