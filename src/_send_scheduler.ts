@@ -27,7 +27,7 @@ import type { DataChannelLike } from "./data_channel_transport.ts";
 export class SendScheduler {
   readonly #channels = new Set<DataChannelLike>();
   /** Senders waiting for their turn, in the order they asked. */
-  #waiting: { channel: DataChannelLike; resolve: () => void }[] = [];
+  #waiting: { channel: DataChannelLike; resolve: (granted: boolean) => void }[] = [];
   /** Whether a sender was given its turn and has not handed its chunk yet. */
   #granted = false;
 
@@ -68,7 +68,7 @@ export class SendScheduler {
   delete(channel: DataChannelLike): void {
     const mine = this.#waiting.filter((waiter) => waiter.channel === channel);
     this.#waiting = this.#waiting.filter((waiter) => waiter.channel !== channel);
-    for (const waiter of mine) waiter.resolve();
+    for (const waiter of mine) waiter.resolve(false);
     if (!this.#channels.delete(channel)) return;
     channel.removeEventListener("bufferedamountlow", this.#wake);
     this.#retune();
@@ -85,24 +85,28 @@ export class SendScheduler {
   }
 
   /**
-   * Resolves when it is this sender's turn: the senders before it have had
-   * theirs, and the association holds at most the limit. The sender then
-   * hands one chunk and calls {@linkcode handed}.
+   * Resolves with `true` when it is this sender's turn: the senders before
+   * it have had theirs, and the association holds at most the limit. The
+   * sender then hands one chunk and calls {@linkcode handed}. Resolves with
+   * `false` once `channel` ended instead (its sender takes no turn).
    */
-  turn(channel: DataChannelLike): Promise<void> {
+  turn(channel: DataChannelLike): Promise<boolean> {
     return new Promise((done) => {
       // `bufferedamountlow` wakes the queue; the timer guards against a missed event.
       const timer = setInterval(this.#wake, BUFFERED_LOW_CHECK_INTERVAL);
-      const resolve = () => {
+      const resolve = (granted: boolean) => {
         clearInterval(timer);
-        done();
+        done(granted);
       };
       this.#waiting.push({ channel, resolve });
       this.#wake();
     });
   }
 
-  /** A sender took its turn (or gave it up): the next one may take its own if there is room. */
+  /**
+   * A sender handed its chunk, in its turn or without waiting: the next one
+   * may take its own if there is room.
+   */
   handed(): void {
     this.#granted = false;
     this.#wake();
@@ -130,7 +134,7 @@ export class SendScheduler {
   #wake = () => {
     if (this.#granted || this.#waiting.length === 0 || this.buffered > this.limit) return;
     this.#granted = true;
-    this.#waiting.shift()!.resolve();
+    this.#waiting.shift()!.resolve(true);
   };
 }
 

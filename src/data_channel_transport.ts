@@ -438,14 +438,17 @@ export class DataChannelTransport implements Transport {
     ) {
       if (scheduler && typeof frame !== "string") {
         // The association is shared: wait for this session's turn, then hand one chunk.
+        let turn = true;
         if (scheduler.mustWait()) {
-          await scheduler.turn(this.#channel);
+          turn = await scheduler.turn(this.#channel);
           busySince = performance.now();
         } else if (performance.now() - busySince > SEND_SLICE_MS) {
           await yieldToEventLoop();
           busySince = performance.now();
-          if (scheduler.mustWait()) await scheduler.turn(this.#channel);
+          if (scheduler.mustWait()) turn = await scheduler.turn(this.#channel);
         }
+        // Without a turn the channel has ended: this throws.
+        if (!turn) await this.#writable();
         try {
           if (this.#closed || this.#channel.readyState !== "open") await this.#writable();
           this.#channel.send(frame as Uint8Array<ArrayBuffer>);
