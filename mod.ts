@@ -49,9 +49,10 @@ export {
   type WebRTCSessionTransport,
 } from "./src/webrtc_connection.ts";
 export {
-  type Agent,
+  type AgentInfo,
   type AgentSession,
   type ConnectableServer,
+  type ConnectedAgent,
   type ListenOptions,
   WebRTCListener,
   type WebRTCListenerOptions,

@@ -1,8 +1,7 @@
 /**
  * The desktop's side of a room of agents: {@linkcode WebRTCListener} accepts
- * each agent that arrives as one {@linkcode WebRTCConnection} (an
- * {@linkcode Agent}) and serves each MCP session it opens (an
- * {@linkcode AgentSession}) with a fresh server.
+ * each agent that arrives as one {@linkcode WebRTCConnection} and serves each
+ * MCP session it opens with a fresh server.
  *
  * Longer than 400 lines because it is where every limit of a desktop is
  * enforced against an agent (the agent count, the ticket's expiry, sessions
@@ -53,43 +52,20 @@ export interface ConnectableServer {
   close(): Promise<void>;
 }
 
-/**
- * An agent the listener serves: its peer connection, which carries any
- * number of {@linkcode AgentSession}s.
- */
-export interface Agent {
+/** Who an MCP server made by the listener is serving. */
+export interface AgentInfo {
   /** The peer id the signalling gave the agent (unique while it is present). */
-  readonly peer: string;
-  /** Its connection, e.g. for `getConnectionPath()`. */
-  readonly connection: WebRTCConnection;
-}
-
-/**
- * One MCP session of an {@linkcode Agent}: what `createServer` makes a server
- * for, and what `onsession` and `onsessionclose` report.
- *
- * @example Name each server after its agent and session
- * ```ts ignore
- * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
- * import { WebRTCListener } from "@mcp/webrtc";
- *
- * const listener = await WebRTCListener.listen({
- *   url: "wss://signal.example",
- *   createServer: ({ peer, session }) =>
- *     new McpServer({ name: `desktop for ${peer} #${session}`, version: "1.0.0" }),
- * });
- * listener.onsessionclose = ({ agent, session }) => console.log(`${agent.peer} closed #${session}`);
- * ```
- */
-export interface AgentSession {
-  /** Whose session it is. */
-  readonly agent: Agent;
-  /** The agent's peer id (`agent.peer`). */
   readonly peer: string;
   /** The session's number among the agent's sessions on its connection, from 1. */
   readonly session: number;
-  /** Its transport: a data channel of the agent's connection. */
-  readonly transport: Transport;
+}
+
+/** An agent connected to the listener: one peer connection, any number of sessions. */
+export interface ConnectedAgent {
+  /** The peer id the signalling gave the agent. */
+  readonly peer: string;
+  /** Its connection, e.g. for `getConnectionPath()`. */
+  readonly connection: WebRTCConnection;
 }
 
 /** Options of {@linkcode WebRTCListener}. */
@@ -100,7 +76,7 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
    * Makes a fresh MCP server for each MCP session (an agent may open several
    * on its connection): MCP sessions are stateful, so they never share one.
    */
-  createServer: (session: AgentSession) => ConnectableServer | Promise<ConnectableServer>;
+  createServer: (agent: AgentInfo) => ConnectableServer | Promise<ConnectableServer>;
   /**
    * The key that authenticates signalling end to end (a ticket's
    * `signalingKey`); without it, signalling is trusted as the hub delivers it.
@@ -185,6 +161,18 @@ export interface ListenOptions extends Omit<WebRTCListenerOptions, "hub" | "sign
   room?: Omit<SignalingRoomOptions, "role" | "key" | "guestVerifier">;
 }
 
+/** One MCP session being served. */
+export interface AgentSession {
+  /** Whose session it is. */
+  readonly agent: AgentInfo;
+  /** Its transport: a data channel of the agent's connection. */
+  readonly transport: Transport;
+  /** Its MCP server. */
+  readonly server: ConnectableServer;
+  /** The agent's connection, shared by its sessions. */
+  readonly connection: WebRTCConnection;
+}
+
 /**
  * Accepts any number of agents on one signalling room (up to `maxAgents`):
  * each agent that arrives gets one {@linkcode WebRTCConnection}, and each MCP
@@ -209,9 +197,8 @@ export interface ListenOptions extends Omit<WebRTCListenerOptions, "hub" | "sign
  */
 export class WebRTCListener {
   readonly #options: WebRTCListenerOptions;
-  readonly #agents = new Map<string, Agent>();
-  /** The sessions being served, with their servers. */
-  readonly #sessions = new Map<AgentSession, ConnectableServer>();
+  readonly #agents = new Map<string, WebRTCConnection>();
+  readonly #sessions = new Set<AgentSession>();
   /** What all agents' unfinished messages hold. */
   readonly #budget: MemoryBudget;
   #closing?: Promise<void>;
@@ -222,13 +209,13 @@ export class WebRTCListener {
   hostTicket?: string;
 
   /** Called when an agent's connection is up (before its first session). */
-  onagent?: (agent: Agent) => void;
+  onagent?: (agent: ConnectedAgent) => void;
   /** Called when an agent's connection is gone, with all its sessions. */
-  onagentleave?: (agent: Agent, error?: Error) => void;
+  onagentleave?: (agent: ConnectedAgent, error?: Error) => void;
   /** Called when an agent opened a session and its server is connected to it. */
-  onsession?: (session: AgentSession, server: ConnectableServer) => void;
+  onsession?: (session: AgentSession) => void;
   /** Called when a session ends. */
-  onsessionclose?: (session: AgentSession, server: ConnectableServer) => void;
+  onsessionclose?: (session: AgentSession) => void;
   /** Called for a refused agent or a failed session; the listener goes on. */
   onerror?: (error: Error) => void;
 
@@ -348,12 +335,12 @@ export class WebRTCListener {
 
   /** The MCP sessions being served now, of every agent. */
   get sessions(): AgentSession[] {
-    return [...this.#sessions.keys()];
+    return [...this.#sessions];
   }
 
   /** The agents connected (or connecting) now: one peer connection each. */
-  get agents(): Agent[] {
-    return [...this.#agents.values()];
+  get agents(): ConnectedAgent[] {
+    return [...this.#agents].map(([peer, connection]) => ({ peer, connection }));
   }
 
   /**
@@ -363,10 +350,8 @@ export class WebRTCListener {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#options.hub.onpeerjoin = undefined;
-      await Promise.allSettled([...this.#sessions.values()].map((server) => server.close()));
-      await Promise.allSettled(
-        [...this.#agents.values()].map((agent) => agent.connection.close()),
-      );
+      await Promise.allSettled([...this.#sessions].map((session) => session.server.close()));
+      await Promise.allSettled([...this.#agents.values()].map((agent) => agent.close()));
       await this.#options.hub.close();
     })();
     return this.#closing;
@@ -421,8 +406,8 @@ export class WebRTCListener {
       signaling,
       initiator: rest.initiator ?? false,
     });
-    const agent: Agent = Object.freeze({ peer, connection });
-    this.#agents.set(peer, agent);
+    const agent: ConnectedAgent = Object.freeze({ peer, connection });
+    this.#agents.set(peer, connection);
     let sessions = 0;
     let open = 0;
     const clock = clockOf(this);
@@ -459,13 +444,10 @@ export class WebRTCListener {
       // whether it opened, started a server, or neither.
       open++;
       void transport.closed.then(() => open--);
-      void this.#serve(
-        Object.freeze({ agent, peer, session: ++sessions, transport }),
-        transport,
-      );
+      void this.#serve({ peer, session: ++sessions }, transport, connection);
     };
     const left = (error?: Error) => {
-      if (this.#agents.get(peer) !== agent) return;
+      if (this.#agents.get(peer) !== connection) return;
       this.#agents.delete(peer);
       this.onagentleave?.(agent, error);
     };
@@ -501,14 +483,19 @@ export class WebRTCListener {
   }
 
   /** Serves one session of an agent with a fresh server. */
-  async #serve(session: AgentSession, transport: WebRTCSessionTransport): Promise<void> {
+  async #serve(
+    info: AgentInfo,
+    transport: WebRTCSessionTransport,
+    connection: WebRTCConnection,
+  ): Promise<void> {
+    const agent = Object.freeze(info);
     let server: ConnectableServer;
     try {
-      server = await this.#options.createServer(session);
+      server = await this.#options.createServer(agent);
     } catch (error) {
       this.onerror?.(
         new Error(
-          `Cannot serve agent ${session.peer}'s session ${session.session} as createServer() failed: ${
+          `Cannot serve agent ${agent.peer}'s session ${agent.session} as createServer() failed: ${
             String(error)
           }`,
           { cause: error },
@@ -517,6 +504,7 @@ export class WebRTCListener {
       await transport.close();
       return;
     }
+    const session: AgentSession = Object.freeze({ agent, transport, server, connection });
     let open = true;
     let connected = false;
     // However the session ends its end is reported; a session that ended
@@ -525,7 +513,7 @@ export class WebRTCListener {
     void transport.closed.then(() => {
       open = false;
       if (!connected) void Promise.resolve(server.close()).catch(() => {});
-      if (this.#sessions.delete(session)) this.onsessionclose?.(session, server);
+      if (this.#sessions.delete(session)) this.onsessionclose?.(session);
     });
     try {
       await server.connect(transport);
@@ -544,8 +532,8 @@ export class WebRTCListener {
       await server.close();
       return;
     }
-    this.#sessions.set(session, server);
-    this.onsession?.(session, server);
+    this.#sessions.add(session);
+    this.onsession?.(session);
   }
 
   /**

@@ -9,13 +9,14 @@ const root = new URL("..", import.meta.url);
 /** The sorted names each entry exports. */
 const EXPECTED: Record<string, string[]> = {
   ".": [
-    "Agent",
+    "AgentInfo",
     "AgentSession",
     "AuthenticationError",
     "ConnectError",
     "ConnectStage",
     "ConnectStep",
     "ConnectableServer",
+    "ConnectedAgent",
     "ConnectionPath",
     "CreateTicketOptions",
     "DEFAULT_CONNECTION_LINGER",

@@ -126,10 +126,10 @@ if (import.meta.main) {
     rtcConfiguration: { bindAddress: "127.0.0.1" },
   });
   listener.onagent = ({ peer }) => console.log(`${ms()}  desktop: agent ${peer} connected`);
-  listener.onsession = ({ peer, session }) =>
-    console.log(`${ms()}  desktop: agent ${peer} opened session ${session}`);
-  listener.onsessionclose = ({ peer, session }) =>
-    console.log(`${ms()}  desktop: agent ${peer} closed session ${session}`);
+  listener.onsession = ({ agent }) =>
+    console.log(`${ms()}  desktop: agent ${agent.peer} opened session ${agent.session}`);
+  listener.onsessionclose = ({ agent }) =>
+    console.log(`${ms()}  desktop: agent ${agent.peer} closed session ${agent.session}`);
   listener.onagentleave = ({ peer }) => console.log(`${ms()}  desktop: agent ${peer} left`);
   listener.onerror = (error) => console.log(`${ms()}  desktop: ${error.message}`);
   console.log(`${ms()}  desktop server in its room (tools: greet, add, convert_temperature)`);
