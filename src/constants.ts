@@ -167,7 +167,9 @@ export const LOW_WATER_MARK = 1024 * 1024;
  * small message of one session leaves after everything buffered before it by
  * the others: measured on loopback, a small call beside another session's
  * 64 MiB result waited for the 3–4 MiB buffered ahead of it (p50 78 ms of an
- * 83 ms round trip). At 256 KiB that wait is a few milliseconds.
+ * 83 ms round trip). With this mark 320 KiB at most were ahead of it; what
+ * the SCTP stack itself buffers beyond `bufferedAmount` (about 1 MiB, see
+ * the design notes) is not in the module's hands.
  */
 export const SHARED_HIGH_WATER_MARK = 256 * 1024;
 

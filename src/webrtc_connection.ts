@@ -90,8 +90,8 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
  * first out: while more than one session is open, their large messages keep
  * at most `SHARED_HIGH_WATER_MARK` (256 KiB) buffered in it together, taking
  * turns one 64 KiB chunk each, so a small message of one session waits behind
- * at most that much of the others' (a lone session fills it to 4 MiB, as a
- * lone channel does). Keepalives, the idle timeout and the network path
+ * at most that much of the others', plus what the SCTP stack buffers beyond
+ * it (a lone session fills it to 4 MiB, as a lone channel does). Keepalives, the idle timeout and the network path
  * belong to the connection.
  *
  * The side that opens sessions (an agent) calls
