@@ -23,6 +23,7 @@ import {
   type DataChannelTransportOptions,
 } from "./data_channel_transport.ts";
 import { WebRTCTransportError } from "./errors.ts";
+import { type SendScheduler, useScheduler } from "./_send_scheduler.ts";
 
 /** Where a channel comes from, and what it says about the other peer. */
 export interface ChannelOrigin {
@@ -48,6 +49,8 @@ export interface SessionHost<C> {
   channelOptions(origin: ChannelOrigin): DataChannelTransportOptions;
   /** The clock the session's deadlines read. */
   clock(): Clock;
+  /** The turns of the connection's sessions at its association's send buffer. */
+  readonly scheduler: SendScheduler;
 }
 
 /** One session's transport: a {@linkcode DataChannelTransport} on a channel of its own. */
@@ -108,6 +111,7 @@ export class ChannelSession<C> implements Transport {
     const clock = this.#host.clock();
     // The framing's deadlines read the connection's clock.
     if (clock !== SYSTEM_CLOCK) useClock(inner, clock);
+    useScheduler(inner, this.#host.scheduler);
     inner.onmessage = (message) => this.onmessage?.(message);
     inner.onerror = (error) => this.onerror?.(error);
     inner.onclose = () => void this.close();

@@ -164,6 +164,20 @@ export const SEND_SLICE_MS = 4;
 export const LOW_WATER_MARK = 1024 * 1024;
 
 /**
+ * The most bytes the large messages of a connection's sessions may keep
+ * buffered in its SCTP association, together, while it carries more than one
+ * session (one session alone fills it to {@linkcode HIGH_WATER_MARK}).
+ * libdatachannel sends an association's messages first in, first out, so a
+ * small message of one session leaves after everything buffered before it by
+ * the others: measured on loopback, a small call beside another session's
+ * 64 MiB result waited for the 3–4 MiB buffered ahead of it (p50 78 ms of an
+ * 83 ms round trip). With this mark 320 KiB at most were ahead of it; what
+ * the SCTP stack itself buffers beyond `bufferedAmount` (about 1 MiB, see
+ * the design notes) is not in the module's hands.
+ */
+export const SHARED_HIGH_WATER_MARK = 256 * 1024;
+
+/**
  * How long to wait for a connection (signalling, ICE, DTLS and the channel
  * opening) before giving up. A path through TURN opens in under a second; ICE
  * itself gives up only after ~40 s, so a shorter bound is what tells a user

@@ -39,6 +39,7 @@ import {
 import { PathPeer } from "./peer.ts";
 import { PathWatch } from "./_path_watch.ts";
 import { Liveness } from "./_liveness.ts";
+import { SendScheduler } from "./_send_scheduler.ts";
 import { type ChannelOrigin, ChannelSession, type SessionHost } from "./_channel_session.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 
@@ -177,10 +178,15 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
 
 /**
  * One WebRTC peer connection carrying many MCP sessions: one data channel
- * (label `mcp`) per session, so sessions never wait for each other and one
- * session's failure (a closed server, a malformed frame, a message over the
- * receive cap) stays its own. Keepalives, the idle timeout and the network
- * path belong to the connection.
+ * (label `mcp`) per session, and one session's failure (a closed server, a
+ * malformed frame, a message over the receive cap) stays its own. The
+ * sessions share the connection's SCTP association, which sends first in,
+ * first out: while more than one session is open, their large messages keep
+ * at most `SHARED_HIGH_WATER_MARK` (256 KiB) buffered in it together, taking
+ * turns one 64 KiB chunk each, so a small message of one session waits behind
+ * at most that much of the others', plus what the SCTP stack buffers beyond
+ * it (a lone session fills it to 4 MiB, as a lone channel does). Keepalives, the idle timeout and the network path
+ * belong to the connection.
  *
  * The side that opens sessions (an agent) calls
  * {@linkcode WebRTCConnection.openTransport} for each; the first one dials,
@@ -348,6 +354,7 @@ export class WebRTCConnection {
       detach: (session) => this.#detach(session),
       channelOptions: (origin) => this.#channelOptions(origin),
       clock: () => clockOf(this),
+      scheduler: new SendScheduler(),
     };
   }
 
