@@ -21,13 +21,25 @@ import {
   LOW_WATER_MARK,
   SHARED_HIGH_WATER_MARK,
 } from "./constants.ts";
-import type { DataChannelLike } from "./data_channel_transport.ts";
+
+/**
+ * What the scheduler reads of a data channel: the part of
+ * `DataChannelLike` it needs (declared here, so that the channel's module,
+ * which uses the scheduler, and this one do not import each other).
+ */
+export interface BufferedChannel {
+  readonly readyState: string;
+  readonly bufferedAmount: number;
+  bufferedAmountLowThreshold: number;
+  addEventListener(type: string, listener: () => void): void;
+  removeEventListener(type: string, listener: () => void): void;
+}
 
 /** The connection's turns at its association's send buffer. */
 export class SendScheduler {
-  readonly #channels = new Set<DataChannelLike>();
+  readonly #channels = new Set<BufferedChannel>();
   /** Senders waiting for their turn, in the order they asked. */
-  #waiting: { channel: DataChannelLike; resolve: (granted: boolean) => void }[] = [];
+  #waiting: { channel: BufferedChannel; resolve: (granted: boolean) => void }[] = [];
   /** Whether a sender was given its turn and has not handed its chunk yet. */
   #granted = false;
 
@@ -54,7 +66,7 @@ export class SendScheduler {
   }
 
   /** Counts `channel` in the association, from its open to its end. */
-  add(channel: DataChannelLike): void {
+  add(channel: BufferedChannel): void {
     if (this.#channels.has(channel)) return;
     this.#channels.add(channel);
     channel.addEventListener("bufferedamountlow", this.#wake);
@@ -65,7 +77,7 @@ export class SendScheduler {
    * `channel` ended: its buffer no longer counts, its sender stops waiting
    * (it finds the channel closed), and the others may go.
    */
-  delete(channel: DataChannelLike): void {
+  delete(channel: BufferedChannel): void {
     const mine = this.#waiting.filter((waiter) => waiter.channel === channel);
     this.#waiting = this.#waiting.filter((waiter) => waiter.channel !== channel);
     for (const waiter of mine) waiter.resolve(false);
@@ -90,7 +102,7 @@ export class SendScheduler {
    * sender then hands one chunk and calls {@linkcode handed}. Resolves with
    * `false` once `channel` ended instead (its sender takes no turn).
    */
-  turn(channel: DataChannelLike): Promise<boolean> {
+  turn(channel: BufferedChannel): Promise<boolean> {
     return new Promise((done) => {
       // `bufferedamountlow` wakes the queue; the timer guards against a missed event.
       const timer = setInterval(this.#wake, BUFFERED_LOW_CHECK_INTERVAL);
@@ -139,7 +151,7 @@ export class SendScheduler {
 }
 
 /** What `channel` holds buffered; nothing once it is closed (a closed native channel throws). */
-function bufferedOf(channel: DataChannelLike): number {
+function bufferedOf(channel: BufferedChannel): number {
   if (channel.readyState !== "open") return 0;
   try {
     return channel.bufferedAmount;
