@@ -11,6 +11,11 @@
  * lists again and sees the filtered list. Resources, prompts, completions and
  * every other method pass as they are.
  *
+ * Over 400 lines, and one file, because the request a tool call or listing
+ * started and the answer that closes it (the audit record, the filtered
+ * page) are matched through one table of pending requests; the two
+ * directions read best side by side. More than a third of it is doc comments.
+ *
  * @module
  */
 import type { Transport, TransportSendOptions } from "@modelcontextprotocol/sdk/shared/transport";

@@ -3,22 +3,50 @@
  * each agent that arrives as one {@linkcode WebRTCConnection} and serves each
  * MCP session it opens with a fresh server.
  *
- * Longer than 400 lines because it is where every limit of a desktop is
- * enforced against an agent (the agent count, the ticket's expiry, sessions
- * per agent, their start rate, the budgets of unfinished messages, the
- * connect deadline), each with its documented option and refusal; the half
- * of it that is doc comments says what each does.
+ * Its parts live beside it: the options and the types it reports in
+ * `_listener_options.ts`, the invites (their checks, records and the book of
+ * them) in `_listener_invites.ts`, the admission of agents and sessions in
+ * `_listener_sessions.ts`. It is over 400 lines because what remains is one
+ * lifecycle that reads best whole (listen, invite and revoke, accept an
+ * agent, serve its sessions, close), and a quarter of it is the doc
+ * comments and runnable examples of the public methods.
  *
  * @module
  */
 
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
-import { settle } from "./_async.ts";
-import { type Clock, clockOf } from "./_clock.ts";
+import { clockOf } from "./_clock.ts";
+import {
+  checkInviteOptions,
+  clipName,
+  type Invite,
+  InviteBook,
+  inviteNameOf,
+  type InviteOptions,
+  type InviteRecord,
+  readInviteRecord,
+  type RevokeResult,
+  unusableVerifier,
+} from "./_listener_invites.ts";
+import {
+  type Agent,
+  type AgentSession,
+  checkListenerLimits,
+  type ConnectableServer,
+  type ListenOptions,
+  type WebRTCListenerOptions,
+} from "./_listener_options.ts";
+import {
+  agentRefusal,
+  assertToolNames,
+  hubIceServers,
+  refuseAgent,
+  SessionGate,
+} from "./_listener_sessions.ts";
 import { AuthenticatedSignaling } from "./signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingHub } from "./signaling/signaling.ts";
-import { GUEST_INVITE, INVITE_NAME, keyVerifier, roomUrl } from "./signaling/room_protocol.ts";
-import { SignalingRoom, type SignalingRoomOptions } from "./signaling/signaling_room.ts";
+import { GUEST_INVITE, roomUrl } from "./signaling/room_protocol.ts";
+import { SignalingRoom } from "./signaling/signaling_room.ts";
 import {
   assertTicketUsable,
   createGuestTicket,
@@ -31,262 +59,18 @@ import {
 } from "./ticket.ts";
 import {
   DEFAULT_CONNECT_TIMEOUT,
-  DEFAULT_MAX_AGENTS,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
   DEFAULT_MAX_UNFINISHED_BYTES,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
   DEFAULT_SESSION_STARTS_PER_SECOND,
-  DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
-  MAX_INVITE_TOOLS,
-  MAX_INVITES,
-  REFUSAL_TIMEOUT,
-  SESSION_LIMIT_REACHED,
 } from "./constants.ts";
 import { ConnectError, WebRTCTransportError } from "./errors.ts";
 import { MemoryBudget } from "./framing.ts";
-import { type AuditRecord, combineTools, PolicyTransport } from "./policy_transport.ts";
+import { combineTools, PolicyTransport } from "./policy_transport.ts";
 import { WebRTCConnection, type WebRTCSessionTransport } from "./webrtc_connection.ts";
-import type { IceServer, WebRTCTransportOptions } from "./webrtc_transport.ts";
 
-/** What the listener needs of an MCP server: `McpServer` and `Server` both fit. */
-export interface ConnectableServer {
-  /** Starts serving over the transport. */
-  connect(transport: Transport): Promise<void>;
-  /** Stops serving and closes the transport. */
-  close(): Promise<void>;
-}
-
-/**
- * An agent the listener serves: its peer connection, which carries any
- * number of {@linkcode AgentSession}s.
- */
-export interface Agent {
-  /** The peer id the signalling gave the agent (unique while it is present). */
-  readonly peer: string;
-  /**
-   * The name of the invite the agent came with (see
-   * {@linkcode WebRTCListener.invite}): `"guest"` for the ticket of
-   * `listen()`; absent when the hub names no invites. The desktop checked it:
-   * the agent's signalling opened only with that invite's key. It is in the
-   * session's audit records.
-   */
-  readonly name?: string;
-  /**
-   * The only tools this agent may list and call (its invite's; `undefined`:
-   * all), within the listener's own `tools`; enforced by a
-   * {@linkcode PolicyTransport}.
-   */
-  readonly tools?: readonly string[];
-  /** Its connection, e.g. for `getConnectionPath()`. */
-  readonly connection: WebRTCConnection;
-}
-
-/**
- * One MCP session of an {@linkcode Agent}: what `createServer` makes a server
- * for, and what `onsession` and `onsessionclose` report.
- */
-export interface AgentSession {
-  /** Whose session it is. */
-  readonly agent: Agent;
-  /** The agent's peer id (`agent.peer`). */
-  readonly peer: string;
-  /** The session's number among the agent's sessions on its connection, from 1. */
-  readonly session: number;
-  /** Its transport: a data channel of the agent's connection. */
-  readonly transport: Transport;
-}
-
-/** Options of {@linkcode WebRTCListener}. */
-export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "signaling"> {
-  /** The signalling on which agents arrive, joined as host. */
-  hub: SignalingHub;
-  /**
-   * Makes a fresh MCP server for each MCP session (an agent may open several
-   * on its connection): MCP sessions are stateful, so they never share one.
-   */
-  createServer: (session: AgentSession) => ConnectableServer | Promise<ConnectableServer>;
-  /**
-   * The key that authenticates signalling end to end (a ticket's
-   * `signalingKey`); without it, signalling is trusted as the hub delivers it.
-   *
-   * @default {undefined}
-   */
-  signalingKey?: CryptoKey;
-  /**
-   * Agents that arrive after this moment are refused (a ticket's expiry).
-   *
-   * @default {undefined}
-   */
-  expiresAt?: Date;
-  /**
-   * The most agents (peer connections) served at once; one more is refused
-   * until one leaves.
-   *
-   * @default {8} (`DEFAULT_MAX_AGENTS`)
-   */
-  maxAgents?: number;
-  /**
-   * The most MCP sessions one agent may hold open at once. One more is
-   * refused: its first request gets a JSON-RPC error saying so (code
-   * `-32000`), and its channel closes; the agent's other sessions go on.
-   *
-   * @default {64}
-   */
-  maxSessionsPerAgent?: number;
-  /**
-   * The most MCP sessions one agent may start per second, after a burst of
-   * `maxSessionsPerAgent`. One more is refused as one over
-   * `maxSessionsPerAgent` is: its first request gets a JSON-RPC error naming
-   * this limit (code `-32000`), and its channel closes.
-   *
-   * @default {10}
-   */
-  sessionStartsPerSecond?: number;
-  /**
-   * The most bytes that one agent's unfinished chunked messages, on all its
-   * sessions, may hold. A message that does not fit is dropped: its request
-   * gets a JSON-RPC error naming this budget (code `-32000`), and the
-   * agent's sessions go on. An agent is a peer connection: a holder of the
-   * ticket that opens several connections (up to `maxAgents`) has this budget
-   * on each, within `maxUnfinishedBytes`.
-   *
-   * @default {134217728}
-   */
-  maxUnfinishedBytesPerAgent?: number;
-  /**
-   * The most bytes that the unfinished chunked messages of all agents
-   * together may hold: what messages under way can make this process keep.
-   * A message that does not fit is dropped as with
-   * `maxUnfinishedBytesPerAgent`, naming this budget.
-   *
-   * @default {268435456}
-   */
-  maxUnfinishedBytes?: number;
-  /**
-   * Milliseconds an agent's chunked message may go without a new chunk before
-   * it is dropped (its request gets a JSON-RPC error saying so) and its
-   * session closed.
-   *
-   * @default {10000}
-   */
-  unfinishedMessageTimeout?: number;
-  /**
-   * The only tools any agent may list and call: `tools/list` answers hold
-   * these alone, and a `tools/call` of another tool is answered with a
-   * JSON-RPC error naming this limit (code `-32602`) and never reaches the
-   * server (see {@linkcode PolicyTransport}). An agent with `tools` of its
-   * own gets the tools in both. Resources and prompts are not limited.
-   *
-   * @default {undefined}
-   */
-  tools?: readonly string[];
-  /**
-   * Called with an {@linkcode AuditRecord} for each request of every session
-   * once it is answered, and for each notification of a client: which agent,
-   * which session, which method and tool, when, how long, and how it ended.
-   *
-   * @default {undefined}
-   */
-  onaudit?: (record: AuditRecord) => void;
-}
-
-/** Options of {@linkcode WebRTCListener.listen}. */
-export interface ListenOptions extends Omit<WebRTCListenerOptions, "hub" | "signalingKey"> {
-  /**
-   * The signalling service, e.g. `wss://signal.example` (a new room is made),
-   * or a host ticket from an earlier `listen()` to reopen its room.
-   */
-  url?: string | URL;
-  /**
-   * A host ticket (object or string) to reopen, instead of `url`.
-   *
-   * @default {undefined}
-   */
-  hostTicket?: Ticket | string;
-  /** Options of the room connection (WebSocket constructor, reconnect, pings). */
-  room?: Omit<SignalingRoomOptions, "role" | "key" | "guestVerifier">;
-  /**
-   * Invites made earlier (`listener.invites`, kept by the caller) to register
-   * again in the room: each agent keeps its own ticket across restarts.
-   *
-   * @default {[]}
-   */
-  invites?: readonly InviteRecord[];
-  /**
-   * Whether the room admits the one guest ticket of the host ticket (named
-   * `"guest"`, in `listener.ticket`). `false` admits only invites: the room
-   * is opened with the verifier of a key nobody holds.
-   *
-   * @default {true}
-   */
-  guestTicket?: boolean;
-}
-
-/** Options of {@linkcode WebRTCListener.invite}. */
-export interface InviteOptions {
-  /**
-   * The invite's name: 1 to 64 letters, digits, `.`, `_` or `-`; unique
-   * among the listener's invites. It names the agent in every event.
-   */
-  name: string;
-  /**
-   * The only tools the agent may use (enforced where the server's transport
-   * is wrapped to read `Agent.tools`); absent means every tool.
-   *
-   * @default {undefined}
-   */
-  tools?: readonly string[];
-  /**
-   * When the invite stops being valid: agents that arrive after it are
-   * refused by the desktop.
-   *
-   * @default {undefined} never
-   */
-  expiresAt?: Date;
-}
-
-/** An invite as it can be kept and given back to `listen({ invites })`. */
-export interface InviteRecord {
-  /** Its name. */
-  readonly name: string;
-  /** Its guest ticket: the agent's credential (keep it secret). */
-  readonly ticket: string;
-  /** The tools it may use, if limited. */
-  readonly tools?: readonly string[];
-}
-
-/** One invite of a listener, as {@linkcode WebRTCListener.invites} lists it. */
-export interface Invite extends InviteRecord {
-  /** When it expires, if it does (from its ticket). */
-  readonly expiresAt?: Date;
-  /** How many agents hold a connection with it now. */
-  readonly agents: number;
-  /** Whether an agent holds a connection with it now. */
-  readonly connected: boolean;
-}
-
-/** What {@linkcode WebRTCListener.revoke} did. */
-export interface RevokeResult {
-  /** The invite revoked. */
-  readonly name: string;
-  /** How many of its agents' connections the desktop closed. */
-  readonly closed: number;
-}
-
-/** What the listener keeps of one invite. */
-interface InviteEntry {
-  readonly name: string;
-  readonly ticket?: string;
-  readonly tools?: readonly string[];
-  readonly expiresAt?: Date;
-  readonly signalingKey?: CryptoKey;
-}
-
-/** What the listener needs of a hub to manage invites (a `SignalingRoom` joined as host). */
-interface InviteHub {
-  invite(name: string, verifier: string): Promise<unknown>;
-  revoke(name: string): Promise<unknown>;
-}
+export type { Invite, InviteOptions, InviteRecord, RevokeResult };
+export type { Agent, AgentSession, ConnectableServer, ListenOptions, WebRTCListenerOptions };
 
 /**
  * Accepts any number of agents on one signalling room (up to `maxAgents`):
@@ -316,7 +100,7 @@ export class WebRTCListener {
   /** The sessions being served, with their servers. */
   readonly #sessions = new Map<AgentSession, ConnectableServer>();
   /** The invites agents may come with, by name; each has its own signalling key. */
-  readonly #invites = new Map<string, InviteEntry>();
+  readonly #invites = new InviteBook();
   /** The host ticket, when made by `listen()`: what new invites are tickets to. */
   #host?: Ticket;
   /** What all agents' unfinished messages hold. */
@@ -351,35 +135,11 @@ export class WebRTCListener {
         "Cannot create listener as 'hub' and 'createServer' are required: pass a SignalingRoom joined as host and a function returning an MCP server",
       );
     }
-    for (
-      const [name, value] of [
-        ["maxAgents", options.maxAgents ?? DEFAULT_MAX_AGENTS],
-        ["maxSessionsPerAgent", options.maxSessionsPerAgent ?? DEFAULT_MAX_SESSIONS_PER_AGENT],
-        [
-          "sessionStartsPerSecond",
-          options.sessionStartsPerSecond ?? DEFAULT_SESSION_STARTS_PER_SECOND,
-        ],
-        [
-          "maxUnfinishedBytesPerAgent",
-          options.maxUnfinishedBytesPerAgent ?? DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
-        ],
-        ["maxUnfinishedBytes", options.maxUnfinishedBytes ?? DEFAULT_MAX_UNFINISHED_BYTES],
-        [
-          "unfinishedMessageTimeout",
-          options.unfinishedMessageTimeout ?? DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
-        ],
-      ] as const
-    ) {
-      if (!Number.isSafeInteger(value) || value < 1) {
-        throw new RangeError(
-          `Cannot create listener as '${name}' must be a positive integer: received ${value}`,
-        );
-      }
-    }
+    checkListenerLimits(options);
     assertToolNames(options.tools, "Cannot create listener");
     this.#options = options;
     if (options.signalingKey) {
-      this.#invites.set(GUEST_INVITE, {
+      this.#invites.set({
         name: GUEST_INVITE,
         signalingKey: options.signalingKey,
         expiresAt: options.expiresAt,
@@ -462,7 +222,7 @@ export class WebRTCListener {
     listener.#host = host;
     if (guestTicket) {
       listener.ticket = formatTicket(await createGuestTicket(host));
-      listener.#invites.set(GUEST_INVITE, {
+      listener.#invites.set({
         ...listener.#invites.get(GUEST_INVITE)!,
         ticket: listener.ticket,
       });
@@ -470,7 +230,7 @@ export class WebRTCListener {
     try {
       for (const record of records) {
         if (record.name === GUEST_INVITE && guestTicket) continue;
-        await listener.#register(record);
+        await listener.#invites.register(record, hub);
       }
     } catch (error) {
       await listener.close();
@@ -531,7 +291,7 @@ export class WebRTCListener {
       ticket: formatTicket(ticket),
       ...(tools ? { tools } : {}),
     };
-    await this.#register(await readInviteRecord(record, host));
+    await this.#invites.register(await readInviteRecord(record, host), this.#options.hub);
     return record.ticket;
   }
 
@@ -562,23 +322,14 @@ export class WebRTCListener {
    */
   async revoke(name: string): Promise<RevokeResult> {
     if (!this.#invites.has(name)) {
-      const known = [...this.#invites.keys()];
+      const known = this.#invites.names();
       throw new WebRTCTransportError(
         `Cannot revoke invite "${clipName(name)}" as there is no invite of that name: ${
           known.length > 0 ? `the invites are ${known.join(", ")}` : "there are no invites"
         }`,
       );
     }
-    // From now on its hello opens with no key here, whatever the room does.
-    this.#invites.delete(name);
-    const hub = inviteHub(this.#options.hub);
-    // A room that no longer has it (made again since) admits it no more either.
-    const roomDone = hub
-      ? hub.revoke(name).catch((error: Error) => {
-        if (!/invite_not_found/.test(String(error?.message))) throw error;
-      })
-      : Promise.resolve();
-    roomDone.catch(() => {});
+    const roomDone = this.#invites.revoke(name, this.#options.hub);
     const agents = [...this.#agents.values()].filter((agent) => agent.name === name);
     await Promise.allSettled(agents.map((agent) => this.#closeAgent(agent)));
     await roomDone;
@@ -592,55 +343,7 @@ export class WebRTCListener {
    * `listen({ invites })` after a restart.
    */
   get invites(): Invite[] {
-    const counts = new Map<string, number>();
-    for (const agent of this.#agents.values()) {
-      if (agent.name !== undefined) counts.set(agent.name, (counts.get(agent.name) ?? 0) + 1);
-    }
-    const list: Invite[] = [];
-    for (const entry of this.#invites.values()) {
-      if (entry.ticket === undefined) continue;
-      const agents = counts.get(entry.name) ?? 0;
-      list.push(Object.freeze({
-        name: entry.name,
-        ticket: entry.ticket,
-        ...(entry.tools ? { tools: entry.tools } : {}),
-        ...(entry.expiresAt ? { expiresAt: new Date(entry.expiresAt.getTime()) } : {}),
-        agents,
-        connected: agents > 0,
-      }));
-    }
-    return list;
-  }
-
-  /** Registers a checked invite in the room, then here. */
-  async #register(invite: CheckedInvite): Promise<void> {
-    const { name } = invite;
-    if (this.#invites.has(name)) {
-      throw new TypeError(
-        `Cannot invite "${name}" as an invite of that name exists: revoke it first, or pick another name`,
-      );
-    }
-    // The room keeps a slot for "guest" whether or not this desktop serves it.
-    const held = this.#invites.size + (this.#invites.has(GUEST_INVITE) ? 0 : 1);
-    if (held >= MAX_INVITES) {
-      throw new RangeError(
-        `Cannot invite "${name}" as the room holds ${MAX_INVITES} invites ("guest" included), the most it keeps (MAX_INVITES): revoke one first`,
-      );
-    }
-    const hub = inviteHub(this.#options.hub);
-    if (!hub) {
-      throw new TypeError(
-        `Cannot invite "${name}" as the hub does not store invites: listen on a signalling room (WebRTCListener.listen())`,
-      );
-    }
-    // Held here first, so a second call with the same name fails at once.
-    this.#invites.set(name, invite);
-    try {
-      await hub.invite(name, invite.verifier);
-    } catch (error) {
-      if (this.#invites.get(name) === invite) this.#invites.delete(name);
-      throw error;
-    }
+    return this.#invites.list(this.#agents.values());
   }
 
   /** Ends one agent: its sessions' servers, then its connection. */
@@ -726,10 +429,10 @@ export class WebRTCListener {
         role: "host",
       });
     }
-    const refusal = this.#refusal(invite);
+    const refusal = agentRefusal(this.#options, invite, this.#agents.size, clockOf(this).now());
     if (refusal) {
       this.onerror?.(new WebRTCTransportError(`Refused agent ${peer}: ${refusal}`));
-      await this.#refuse(signaling, refusal);
+      await refuseAgent(signaling, refusal);
       return;
     }
     const {
@@ -765,41 +468,17 @@ export class WebRTCListener {
     });
     this.#agents.set(peer, agent);
     let sessions = 0;
-    let open = 0;
     const clock = clockOf(this);
-    const starts = new StartRate(sessionStartsPerSecond, maxSessionsPerAgent, clock);
+    const gate = new SessionGate({
+      peer,
+      maxSessions: maxSessionsPerAgent,
+      startsPerSecond: sessionStartsPerSecond,
+      clock,
+      onerror: (error) => this.onerror?.(error),
+    });
     connection.onerror = (error) => this.onerror?.(error);
     connection.ontransport = (transport) => {
-      if (open >= maxSessionsPerAgent) {
-        this.onerror?.(
-          new WebRTCTransportError(
-            `Refused a session of agent ${peer}: it has ${open} open, the most allowed (maxSessionsPerAgent)`,
-          ),
-        );
-        refuseSession(
-          transport,
-          `Cannot open another MCP session as this agent has ${open} open, the most the desktop allows: close one and try again`,
-          clock,
-        );
-        return;
-      }
-      if (!starts.take()) {
-        this.onerror?.(
-          new WebRTCTransportError(
-            `Refused a session of agent ${peer}: it starts sessions faster than ${sessionStartsPerSecond} a second (sessionStartsPerSecond)`,
-          ),
-        );
-        refuseSession(
-          transport,
-          `Cannot open another MCP session as this agent starts sessions faster than the desktop allows (${sessionStartsPerSecond} a second, sessionStartsPerSecond): wait a second and try again, or keep sessions open instead of opening new ones`,
-          clock,
-        );
-        return;
-      }
-      // The slot is taken now and given back the moment the channel closes,
-      // whether it opened, started a server, or neither.
-      open++;
-      void transport.closed.then(() => open--);
+      if (!gate.admit(transport)) return;
       void this.#serve(Object.freeze({ agent, peer, session: ++sessions, transport }), transport);
     };
     const left = (error?: Error) => {
@@ -900,214 +579,4 @@ export class WebRTCListener {
       agent: { name: agent.name, peer: agent.peer, session },
     });
   }
-
-  /**
-   * Tells a refused agent why (sealed, when signalling is authenticated, so
-   * the agent can trust the reason), then lets go of its signalling.
-   */
-  async #refuse(signaling: Signaling, reason: string): Promise<void> {
-    try {
-      await signaling.start?.();
-      await settle(signaling.send({ type: "bye", reason }), REFUSAL_TIMEOUT);
-    } catch {
-      // The agent is gone already.
-    } finally {
-      await signaling.close().catch(() => {});
-    }
-  }
-
-  #refusal(invite: InviteEntry | undefined): string | undefined {
-    const now = clockOf(this).now();
-    const { expiresAt, maxAgents = DEFAULT_MAX_AGENTS } = this.#options;
-    if (expiresAt && expiresAt.getTime() <= now) {
-      return "the ticket expired; ask the desktop for a new one";
-    }
-    if (invite?.expiresAt && invite.expiresAt.getTime() <= now) {
-      return `the invite "${invite.name}" expired; ask the desktop for a new one`;
-    }
-    if (this.#agents.size >= maxAgents) {
-      return `the desktop serves its maximum of ${maxAgents} agents; try again later`;
-    }
-    return undefined;
-  }
-}
-
-/**
- * Counts one agent's session starts against its rate: a token bucket that
- * holds `burst` starts and refills at `perSecond`.
- */
-class StartRate {
-  readonly #rate: number;
-  readonly #burst: number;
-  readonly #clock: Clock;
-  #tokens: number;
-  #last: number;
-
-  constructor(perSecond: number, burst: number, clock: Clock) {
-    this.#rate = perSecond;
-    this.#burst = burst;
-    this.#clock = clock;
-    this.#tokens = burst;
-    this.#last = clock.now();
-  }
-
-  /** Takes a start if the rate allows one now. */
-  take(): boolean {
-    const now = this.#clock.now();
-    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
-    this.#last = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
-  }
-}
-
-/**
- * Refuses one session: its first request gets a JSON-RPC error with the
- * reason (the SDK's `connect()` rejects with it), then its channel closes.
- */
-function refuseSession(transport: Transport, reason: string, clock: Clock): void {
-  let done = false;
-  const close = () => {
-    if (done) return;
-    done = true;
-    clock.clearTimeout(timer);
-    void transport.close();
-  };
-  transport.onmessage = (message) => {
-    if (!("method" in message) || !("id" in message)) return;
-    void transport.send({
-      jsonrpc: "2.0",
-      id: message.id,
-      error: { code: SESSION_LIMIT_REACHED, message: reason },
-    }).catch(() => {}).finally(close);
-  };
-  // An agent that sends nothing gets its channel closed after a while.
-  const timer = clock.setTimeout(close, REFUSAL_TIMEOUT);
-  transport.start().catch(close);
-}
-
-/** Throws unless `tools` is undefined or an array of tool names. */
-function assertToolNames(tools: unknown, action: string): void {
-  if (tools === undefined) return;
-  if (!Array.isArray(tools) || tools.some((tool) => typeof tool !== "string")) {
-    throw new TypeError(
-      `${action} as 'tools' must be an array of tool names: received ${JSON.stringify(tools)}`,
-    );
-  }
-}
-
-/**
- * The STUN/TURN servers a hub hands out: asked for where it can (a room mints
- * TURN credentials only on request), else as it holds them.
- */
-function hubIceServers(hub: unknown): Promise<IceServer[] | undefined> {
-  const source = hub as {
-    iceServers?: IceServer[];
-    requestIceServers?: () => Promise<IceServer[] | undefined>;
-  };
-  return typeof source.requestIceServers === "function"
-    ? source.requestIceServers()
-    : Promise.resolve(source.iceServers);
-}
-
-/** An invite record, checked and with its keys. */
-interface CheckedInvite extends InviteEntry {
-  readonly ticket: string;
-  readonly verifier: string;
-  readonly signalingKey: CryptoKey;
-}
-
-/** Checks the options of `invite()`; throws a TypeError that says what is wrong. */
-function checkInviteOptions(options: InviteOptions): InviteOptions {
-  const { name, tools, expiresAt } = options ?? {} as InviteOptions;
-  checkInviteName(name);
-  if (tools !== undefined) checkTools(name, tools);
-  if (
-    expiresAt !== undefined && (!(expiresAt instanceof Date) || Number.isNaN(expiresAt.getTime()))
-  ) {
-    throw new TypeError(`Cannot invite "${name}" as 'expiresAt' is not a valid Date`);
-  }
-  return {
-    name,
-    ...(tools ? { tools: Object.freeze([...tools]) } : {}),
-    ...(expiresAt ? { expiresAt } : {}),
-  };
-}
-
-function checkInviteName(name: unknown): asserts name is string {
-  if (typeof name !== "string" || !INVITE_NAME.test(name)) {
-    throw new TypeError(
-      `Cannot invite ${
-        typeof name === "string" ? `"${clipName(name)}"` : "an agent"
-      } as an invite's name must be 1 to 64 letters, digits, ".", "_" or "-"`,
-    );
-  }
-}
-
-function checkTools(name: string, tools: unknown): void {
-  if (!Array.isArray(tools)) {
-    throw new TypeError(`Cannot invite "${name}" as 'tools' is not an array of tool names`);
-  }
-  if (tools.length > MAX_INVITE_TOOLS) {
-    throw new RangeError(
-      `Cannot invite "${name}" with ${tools.length} tools as an invite lists at most ${MAX_INVITE_TOOLS} (MAX_INVITE_TOOLS): leave 'tools' out to allow every tool`,
-    );
-  }
-  for (const tool of tools) {
-    if (typeof tool !== "string" || tool.length < 1 || tool.length > 128) {
-      throw new TypeError(
-        `Cannot invite "${name}" as a tool name must be a string of 1 to 128 characters: received ${
-          JSON.stringify(tool)?.slice(0, 40)
-        }`,
-      );
-    }
-  }
-}
-
-/** Reads a kept invite record: a guest ticket of the host ticket's room, and its keys. */
-async function readInviteRecord(record: InviteRecord, host: Ticket): Promise<CheckedInvite> {
-  const { name, tools } = record ?? {} as InviteRecord;
-  checkInviteName(name);
-  if (tools !== undefined) checkTools(name, tools);
-  const ticket = parseTicket(record.ticket);
-  if (ticket.kind !== "guest" || ticket.room !== host.room || ticket.url !== host.url) {
-    throw new TypeError(
-      `Cannot restore invite "${name}" as its ticket is not a guest ticket of this room: keep the invites with their host ticket`,
-    );
-  }
-  const keys = await deriveTicketKeys(ticket);
-  return {
-    name,
-    ticket: formatTicket(ticket),
-    ...(tools ? { tools: Object.freeze([...tools]) } : {}),
-    ...(ticket.expiresAt ? { expiresAt: ticket.expiresAt } : {}),
-    verifier: keys.guestVerifier,
-    signalingKey: keys.signalingKey,
-  };
-}
-
-/** The hub's invite operations, if it stores invites (a `SignalingRoom` joined as host). */
-function inviteHub(hub: SignalingHub): InviteHub | undefined {
-  const source = hub as Partial<InviteHub>;
-  return typeof source.invite === "function" && typeof source.revoke === "function"
-    ? source as InviteHub
-    : undefined;
-}
-
-/** The invite a hub says a peer came with, if it names invites. */
-function inviteNameOf(hub: SignalingHub, peer: string): string | undefined {
-  const source = hub as { inviteOf?: (peer: string) => string | undefined };
-  return typeof source.inviteOf === "function" ? source.inviteOf(peer) : undefined;
-}
-
-/** The verifier of a fresh random key that is thrown away: it admits nobody. */
-function unusableVerifier(): Promise<string> {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return keyVerifier(Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join(""));
-}
-
-/** Shortens a name from elsewhere for an error message. */
-function clipName(name: string): string {
-  return name.length > 64 ? `${name.slice(0, 64)}…` : name;
 }

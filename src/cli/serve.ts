@@ -4,6 +4,13 @@
  * any number of sessions on it), bridges it to its own MCP server: a child
  * process speaking stdio, or a session with a Streamable HTTP server.
  *
+ * Its parts live beside it: the bridge of one session (`session_bridge.ts`),
+ * the control port (`control.ts`) and what serve answers on it
+ * (`serve_control.ts`). It is over 400 lines because `serve()` is one
+ * command read top to bottom (flags, the host ticket, the room and the
+ * listener, the log of each agent and session, the stop), and its help text
+ * and flag table take nearly a hundred of its lines.
+ *
  * @module
  */
 import { clockOf } from "../_clock.ts";
@@ -12,7 +19,7 @@ import { CLI_STOP_TIMEOUT, DEFAULT_MAX_AGENTS } from "../constants.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { createTicket, type Ticket } from "../ticket.ts";
 import { SignalingRoomError, WebRTCTransportError } from "../errors.ts";
-import { type ConnectableServer, WebRTCListener } from "../webrtc_listener.ts";
+import { WebRTCListener } from "../webrtc_listener.ts";
 import type { WebRTCConnection } from "../webrtc_connection.ts";
 import {
   DEFAULT_MAX_SESSIONS_PER_AGENT,
@@ -30,22 +37,16 @@ import {
   transportOptions,
 } from "./args.ts";
 import { UsageError } from "../errors.ts";
-import { bridge, type BridgeSide } from "./bridge.ts";
 import { ExitCode, waitForStop } from "./exit.ts";
 import { HttpUpstreamTransport } from "./http.ts";
 import { AuditFile, auditLine, parseToolList } from "./policy.ts";
 import { StatusLog } from "./log.ts";
 import { reportPath } from "./path_status.ts";
 import { ChildProcessTransport } from "./stdio.ts";
-import {
-  type ControlRequest,
-  type ControlServer,
-  type HostFile,
-  parseInviteSpec,
-  readHostFile,
-  startControlServer,
-  writeHostFile,
-} from "./invites.ts";
+import { type ControlServer, startControlServer } from "./control.ts";
+import { type HostFile, parseInviteSpec, readHostFile, writeHostFile } from "./invites.ts";
+import { answerControl } from "./serve_control.ts";
+import { SessionBridge } from "./session_bridge.ts";
 import { GUEST_INVITE } from "../signaling/room_protocol.ts";
 
 /** The environment variable read when `--signal` is not given. */
@@ -402,94 +403,6 @@ export async function serve(args: string[]): Promise<number> {
   return ExitCode.SIGNALING;
 }
 
-/**
- * One MCP session of an agent: its channel's transport bridged to its own
- * upstream. The listener's `createServer` returns one per session.
- */
-class SessionBridge implements ConnectableServer {
-  readonly #label: string;
-  readonly #fields: { agent: number; session: number };
-  readonly #upstream: Transport;
-  readonly #log: StatusLog;
-  readonly #http: boolean;
-  #close?: () => Promise<void>;
-
-  constructor(
-    label: string,
-    fields: { agent: number; session: number },
-    upstream: Transport,
-    log: StatusLog,
-    http: boolean,
-  ) {
-    this.#label = label;
-    this.#fields = fields;
-    this.#upstream = upstream;
-    this.#log = log;
-    this.#http = http;
-  }
-
-  connect(transport: Transport): Promise<void> {
-    const log = this.#log;
-    const Label = this.#label[0].toUpperCase() + this.#label.slice(1);
-    const fields = this.#fields;
-    const upstream = this.#upstream;
-    const running = bridge(transport, upstream, {
-      endMessage: (side: BridgeSide, cause?: Error) => {
-        if (side === "a") {
-          // A channel that never opened failed to start; it was not a session the agent closed.
-          return cause
-            ? `The agent's channel never opened: ${cause.message}`
-            : "The agent closed the session";
-        }
-        if (cause) return cause.message;
-        if (upstream instanceof ChildProcessTransport) {
-          const code = upstream.exitCode;
-          return code === undefined
-            ? "The MCP server process exited"
-            : `The MCP server process exited (code ${code})`;
-        }
-        return "The MCP server session ended";
-      },
-      // An agent still starting a session whose server died at once gets an error.
-      linger: { a: 10_000 },
-      onerror: (side, error) =>
-        log.warn(
-          side === "a" ? "agent-error" : "server-error",
-          `${Label}${side === "a" ? "" : "'s server"}: ${error.message}`,
-          fields,
-        ),
-      onclose: (first, cause) => {
-        let why: string;
-        if (first === "a") {
-          why = cause ? `its channel never opened: ${cause.message}` : "the agent closed it";
-        } else if (cause) why = cause.message;
-        else if (upstream instanceof ChildProcessTransport) {
-          why = `its server exited${
-            upstream.exitCode === undefined ? "" : ` (code ${upstream.exitCode})`
-          }`;
-        } else why = "its server session ended";
-        log.info("session-closed", `${Label} ended: ${why}`, { ...fields, reason: why });
-      },
-    });
-    if (upstream instanceof ChildProcessTransport) {
-      running.started.then(
-        () => log.info("server-started", `${Label}'s server started (pid ${upstream.pid})`, fields),
-        (error) => log.error("server-start-failed", `${Label}: ${error.message}`, fields),
-      );
-    } else if (this.#http) {
-      running.started.catch((error) =>
-        log.error("server-start-failed", `${Label}: ${error.message}`, fields)
-      );
-    }
-    this.#close = () => running.close();
-    return Promise.resolve();
-  }
-
-  async close(): Promise<void> {
-    await this.#close?.();
-  }
-}
-
 /** The path of a just-opened connection; it is known shortly after the channel opens. */
 async function connectionPath(connection: WebRTCConnection) {
   for (let attempt = 0; attempt < 20; attempt++) {
@@ -525,47 +438,6 @@ async function hostTicket(
   }
   if (file) await writeHostFile(file, { host: ticket, invites: [] });
   return { host: ticket, invites: [] };
-}
-
-/** What `serve` answers on its control port. */
-async function answerControl(
-  listener: WebRTCListener,
-  request: ControlRequest,
-  save: () => Promise<void>,
-): Promise<Record<string, unknown>> {
-  switch (request?.op) {
-    case "invite": {
-      const { name, tools } = parseInviteSpec(
-        `${request.name}${Array.isArray(request.tools) ? `=${request.tools.join(",")}` : ""}`,
-        "invite",
-      );
-      const expiresAt = request.expiresAt === undefined ? undefined : new Date(request.expiresAt);
-      const ticket = await listener.invite({
-        name,
-        ...(tools ? { tools } : {}),
-        ...(expiresAt ? { expiresAt } : {}),
-      });
-      await save();
-      return { ticket };
-    }
-    case "revoke": {
-      const { closed } = await listener.revoke(String(request.name));
-      await save();
-      return { closed };
-    }
-    case "list":
-      return {
-        invites: listener.invites.map(({ name, expiresAt, tools, connected, agents }) => ({
-          name,
-          ...(expiresAt ? { expiresAt: expiresAt.toISOString() } : {}),
-          ...(tools ? { tools } : {}),
-          connected,
-          agents,
-        })),
-      };
-    default:
-      throw new WebRTCTransportError('The request\'s "op" is not invite, revoke or list');
-  }
 }
 
 /** How an agent's invite shows in a log line: not for the one guest ticket. */

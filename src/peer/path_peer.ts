@@ -18,6 +18,11 @@
  * the other's (see `src/relay/connect.ts`), and the abandoned direct attempt
  * is closed without a word to the other side.
  *
+ * Just over 400 lines, and one file, because the choice of path is one state
+ * (the direct attempt or the relay link that is live, the relay hellos sent
+ * and received, the fallback deadline) read by every handler here; split,
+ * each part would reach into the other's fields.
+ *
  * @module
  */
 

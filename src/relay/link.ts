@@ -34,6 +34,11 @@
  * earlier version sends none, and the link then runs as that version did:
  * no credit frames, no limit on either side.
  *
+ * Just over 400 lines, and one file, because framing, the channels' table
+ * and the credit window act on the same frames in order (each frame sent is
+ * counted against the credit, each one read renews it); its first forty lines are the
+ * wire format and flow control above. Its channel lives in `channel.ts`.
+ *
  * @module
  */
 

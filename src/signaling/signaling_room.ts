@@ -2,7 +2,15 @@
  * The client of the signalling room (the room protocol in docs/PROTOCOL.md): one
  * WebSocket to a room, shared by a {@linkcode Signaling} view per remote peer,
  * kept alive with pings and reconnected after a drop. Runtime neutral: the
- * WebSocket client is chosen in `src/websocket.ts`, or passed in.
+ * WebSocket client is chosen in `src/runtime.ts`, or passed in.
+ *
+ * Its parts live beside it: the options (`_room_options.ts`), the per-peer
+ * view (`_peer_signaling.ts`), the host's invite and revoke requests
+ * (`_room_requests.ts`), the ICE servers it holds (`_room_ice_servers.ts`)
+ * and why its socket closed (`_room_close.ts`). It is over 400 lines because
+ * what remains is one socket's lifecycle (join, welcome, dispatch of each
+ * frame, drop and reconnect, close) whose states are shared by every step;
+ * split further, each part would reach into the others' fields.
  *
  * @module
  */
@@ -24,8 +32,6 @@ import {
   encodeBase64Url,
   FINAL,
   HOST,
-  iceServersRequest,
-  INVITE_NAME,
   inviteFrame,
   joinProtocols,
   KEY,
@@ -33,115 +39,24 @@ import {
   PROTOCOL,
   readRoomFrame,
   revokeFrame,
-  ROOM_MEETING_POINT,
   type RoomFrame,
   signalFrame,
   VERIFIER,
 } from "./room_protocol.ts";
-import { readRelayFrame, readRelayLimits, type RelayPipe } from "../relay/protocol.ts";
+import { readRelayFrame, readRelayLimits } from "../relay/protocol.ts";
 import { RelayPacer, RoomRelayPipe } from "../relay/room_pipe.ts";
 import type { Signaling, SignalingHub, SignalingMessage } from "./signaling.ts";
-import { SignalingBase } from "./_signaling_base.ts";
+import { PeerSignaling } from "./_peer_signaling.ts";
+import { claimsWelcome, closeError } from "./_room_close.ts";
+import type { ReconnectOptions, SignalingRoomOptions } from "./_room_options.ts";
+import { RoomIceServers } from "./_room_ice_servers.ts";
+import { escapeName, type RoomAnswer, RoomRequests } from "./_room_requests.ts";
 
 export { roomUrl } from "./room_protocol.ts";
+export type { ReconnectOptions, SignalingRoomOptions };
 
-/** Messages kept per peer until its view starts; more means nobody reads them. */
-const MAX_PENDING = 1000;
 /** Frame ids remembered to route an error frame to the view that sent it. */
 const MAX_REFS = 256;
-
-/**
- * How a {@linkcode SignalingRoom} reconnects after its socket dropped: the
- * n-th retry waits between half and all of `min(maxDelay, minDelay * 2^(n-1))`.
- *
- * @example Retry quickly, ten times at most
- * ```ts no-assert
- * import type { ReconnectOptions } from "@mcp/webrtc/signaling";
- *
- * const reconnect: ReconnectOptions = { minDelay: 100, maxDelay: 5_000, maxAttempts: 10 };
- * ```
- */
-export interface ReconnectOptions {
-  /**
-   * The delay before the first retry, in ms; each next one doubles, with jitter.
-   *
-   * @default {500}
-   */
-  minDelay?: number;
-  /**
-   * The longest delay between retries, in ms.
-   *
-   * @default {30000}
-   */
-  maxDelay?: number;
-  /**
-   * Failed retries in a row before giving up.
-   *
-   * @default {Infinity}
-   */
-  maxAttempts?: number;
-}
-
-/**
- * Options of {@linkcode SignalingRoom.join}.
- *
- * @example The options of a host
- * ```ts no-assert
- * import { createRoomKey, keyVerifier, type SignalingRoomOptions } from "@mcp/webrtc/signaling";
- *
- * const guestKey = createRoomKey();
- * const options: SignalingRoomOptions = {
- *   role: "host",
- *   key: createRoomKey(),
- *   guestVerifier: await keyVerifier(guestKey),
- *   reconnect: { maxDelay: 10_000 },
- * };
- * ```
- */
-export interface SignalingRoomOptions {
-  /** `"host"` for the serving side (one per room), `"guest"` for a dialing side. */
-  role: "host" | "guest";
-  /** The room key: 16 to 128 base64url characters. Sent as a subprotocol, never in the URL. */
-  key: string;
-  /**
-   * Hosts only: the {@linkcode keyVerifier} of the key guests will use.
-   *
-   * @default {undefined}
-   */
-  guestVerifier?: string;
-  /**
-   * The WebSocket constructor, for runtimes without a global one (Node 20).
-   *
-   * @default {globalThis.WebSocket}
-   */
-  WebSocket?: WebSocketConstructor;
-  /**
-   * Reconnect after the socket dropped, or `false` to close for good instead.
-   * A refusal (wrong key, no such room, full, replaced) is never retried.
-   *
-   * @default {{}}
-   */
-  reconnect?: ReconnectOptions | false;
-  /**
-   * Milliseconds between keepalive pings; a ping with no pong by the next one
-   * means the connection is dead.
-   *
-   * @default {20000}
-   */
-  pingInterval?: number;
-  /**
-   * Milliseconds to wait for the room's welcome on each connection attempt.
-   *
-   * @default {10000}
-   */
-  timeout?: number;
-  /**
-   * Closes the room (and rejects a pending join) when aborted.
-   *
-   * @default {undefined}
-   */
-  signal?: AbortSignal;
-}
 
 /**
  * A connection to a signalling room, as its host or as a guest. It hands out
@@ -188,24 +103,13 @@ export class SignalingRoom implements SignalingHub {
   readonly #WebSocket: WebSocketConstructor;
   #socket?: WebSocketLike;
   #peer?: string;
-  #iceServers?: IceServer[];
-  /** Whether the room hands out ICE servers on request (its welcome said `ice`). */
-  #iceOnRequest = false;
-  /** Until when the ICE servers we hold are worth using for a new connection (ms since the epoch). */
-  #iceFreshUntil = 0;
-  /** Until when they are valid at all. */
-  #iceExpires = 0;
-  /** The request for ICE servers in flight, if any. */
-  #iceAsked?: {
-    id: number;
-    settle: (servers?: IceServer[]) => void;
-    promise: Promise<IceServer[] | undefined>;
-  };
+  /** The ICE servers the room handed out, and the request for them in flight. */
+  readonly #ice = new RoomIceServers(() => clockOf(this).now());
   #views = new Map<string, PeerSignaling>();
   /** The invite each present guest joined with, by peer id (host only). */
   #invites = new Map<string, string>();
-  /** The host's invite and revoke requests waiting for the room's answer, by frame id. */
-  #requests = new Map<number, RoomRequest>();
+  /** The host's invite and revoke requests waiting for the room's answer. */
+  #requests = new RoomRequests();
   #refs = new Map<number, string>();
   #nextRef = 0;
   #attempts = 0;
@@ -311,7 +215,7 @@ export class SignalingRoom implements SignalingHub {
    * them out on request does so only through {@linkcode requestIceServers}.
    */
   get iceServers(): IceServer[] | undefined {
-    return this.#iceServers;
+    return this.#ice.servers;
   }
 
   /**
@@ -331,37 +235,12 @@ export class SignalingRoom implements SignalingHub {
    * ```
    */
   requestIceServers(): Promise<IceServer[] | undefined> {
-    if (!this.#iceOnRequest || clockOf(this).now() < this.#iceFreshUntil || !this.#socket) {
-      return Promise.resolve(this.#validIceServers());
-    }
-    if (this.#iceAsked) return this.#iceAsked.promise;
-    const socket = this.#socket;
-    const id = this.#nextRef++;
-    let settle!: (servers?: IceServer[]) => void;
-    const promise = new Promise<IceServer[] | undefined>((resolve) => {
-      const timer = setTimeout(() => {
-        this.onerror?.(
-          new SignalingRoomError(
-            "timeout",
-            "Cannot get ICE servers from the signalling room as it did not answer in time: connecting without its TURN servers",
-          ),
-        );
-        settle();
-      }, this.#options.timeout ?? ROOM_TIMEOUT);
-      settle = (servers) => {
-        clearTimeout(timer);
-        if (this.#iceAsked?.id === id) this.#iceAsked = undefined;
-        resolve(servers ?? this.#validIceServers());
-      };
+    return this.#ice.request({
+      socket: this.#socket,
+      nextId: () => this.#nextRef++,
+      timeout: this.#options.timeout,
+      onerror: (error) => this.onerror?.(error),
     });
-    this.#iceAsked = { id, settle, promise };
-    socket.send(iceServersRequest(id));
-    return promise;
-  }
-
-  /** The ICE servers held, unless they expired. */
-  #validIceServers(): IceServer[] | undefined {
-    return clockOf(this).now() < this.#iceExpires ? this.#iceServers : undefined;
   }
 
   /**
@@ -446,65 +325,15 @@ export class SignalingRoom implements SignalingHub {
     name: string,
     frame: (id: number) => string,
   ): Promise<RoomAnswer> {
-    if (this.#options.role !== "host") {
-      return Promise.reject(
-        new TypeError(`Cannot ${what} as a guest: only the room's host manages its invites`),
-      );
-    }
-    if (typeof name !== "string" || !INVITE_NAME.test(name)) {
-      return Promise.reject(
-        new TypeError(
-          `Cannot ${what} "${
-            escapeName(name)
-          }" as an invite's name must be 1 to 64 letters, digits, ".", "_" or "-"`,
-        ),
-      );
-    }
-    const socket = this.#socket;
-    if (!socket || this.#peer === undefined) {
-      return Promise.reject(
-        new SignalingRoomError(
-          "disconnected",
-          `Cannot ${what} "${name}" as the signalling room is disconnected: try again once it reconnected`,
-        ),
-      );
-    }
-    const id = this.#nextRef++;
-    return new Promise<RoomAnswer>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#requests.delete(id);
-        reject(
-          new SignalingRoomError(
-            "timeout",
-            `Cannot ${what} "${name}" as the signalling room did not answer in time: try again`,
-          ),
-        );
-      }, this.#options.timeout ?? 10_000);
-      this.#requests.set(id, {
-        what,
-        name,
-        settle: (answer) => {
-          clearTimeout(timer);
-          this.#requests.delete(id);
-          if (answer instanceof Error) reject(answer);
-          else resolve(answer);
-        },
-      });
-      socket.send(frame(id));
+    return this.#requests.send({
+      what,
+      name,
+      role: this.#options.role,
+      socket: this.#peer === undefined ? undefined : this.#socket,
+      nextId: () => this.#nextRef++,
+      frame,
+      timeout: this.#options.timeout ?? 10_000,
     });
-  }
-
-  /** Fails every invite and revoke request still waiting: the connection that carried it ended. */
-  #failRequests(error: SignalingRoomError): void {
-    for (const request of [...this.#requests.values()]) {
-      request.settle(
-        new SignalingRoomError(
-          error.code,
-          `Cannot ${request.what} "${request.name}" as the connection to the signalling room ended before it answered: ${error.message}`,
-          { cause: error },
-        ),
-      );
-    }
   }
 
   /** The ids of the peers we may talk to, present now. */
@@ -626,12 +455,7 @@ export class SignalingRoom implements SignalingHub {
         if (frame?.type !== "welcome") return;
         welcomed = true;
         clearTimeout(timer);
-        // A room that still hands them out in the welcome renews them itself.
-        if (frame.iceServers) {
-          this.#iceServers = frame.iceServers;
-          this.#iceFreshUntil = this.#iceExpires = Infinity;
-        }
-        this.#iceOnRequest = frame.ice === true;
+        this.#ice.welcomed(frame);
         const limits = readRelayLimits(frame);
         this.#pacer = limits && new RelayPacer(limits, (bytes) => socket.send(bytes));
         for (const [peer, name] of Object.entries(frame.peerInvites ?? {})) {
@@ -682,11 +506,7 @@ export class SignalingRoom implements SignalingHub {
     } else if (frame?.type === "leave" && this.#views.has(frame.peer)) {
       this.#closePeer(frame.peer);
     } else if (frame?.type === "ice_servers") {
-      const now = clockOf(this).now();
-      this.#iceServers = frame.iceServers.length > 0 ? frame.iceServers : undefined;
-      this.#iceFreshUntil = frame.ttl === undefined ? Infinity : now + (frame.ttl * 1000) / 2;
-      this.#iceExpires = frame.ttl === undefined ? Infinity : now + frame.ttl * 1000;
-      this.#iceAsked?.settle(this.#iceServers);
+      this.#ice.received(frame);
     } else if (frame?.type === "signal") {
       const view = this.#views.get(frame.from);
       if (view && typeof frame.data.type === "string") {
@@ -702,27 +522,16 @@ export class SignalingRoom implements SignalingHub {
     } else if (frame?.type === "error" && frame.peer !== undefined) {
       // About a relay frame: it names the peer the frame was for, or from.
       this.#views.get(frame.peer)?.pipe.refused(frame.code, frame.message);
-    } else if (
-      (frame?.type === "invited" || frame?.type === "revoked") &&
-      this.#requests.has(frame.ref as number)
-    ) {
-      this.#requests.get(frame.ref as number)!.settle(frame);
-    } else if (frame?.type === "error" && this.#requests.has(frame.ref as number)) {
-      const request = this.#requests.get(frame.ref as number)!;
-      request.settle(
-        new SignalingRoomError(
-          "frame_refused",
-          `Cannot ${request.what} "${request.name}" as the signalling room refused: ${frame.message} (${frame.code})`,
-        ),
-      );
-    } else if (frame?.type === "error" && this.#iceAsked && frame.ref === this.#iceAsked.id) {
+    } else if (frame && this.#requests.answer(frame)) {
+      // An invite or revoke request's answer: settled.
+    } else if (frame?.type === "error" && this.#ice.asked(frame.ref)) {
       this.onerror?.(
         new SignalingRoomError(
           "frame_refused",
           `Cannot get ICE servers from the signalling room: ${frame.message} (${frame.code})`,
         ),
       );
-      this.#iceAsked.settle();
+      this.#ice.settle();
     } else if (frame?.type === "error") {
       const view = this.#views.get(this.#refs.get(frame.ref as number) ?? "");
       const error = new SignalingRoomError(
@@ -799,8 +608,8 @@ export class SignalingRoom implements SignalingHub {
   /** The socket dropped after the welcome: close the views, then retry or give up. */
   #dropped(error: SignalingRoomError): void {
     clearInterval(this.#pingTimer);
-    this.#iceAsked?.settle();
-    this.#failRequests(error);
+    this.#ice.settle();
+    this.#requests.fail(error);
     for (const peer of [...this.#views.keys()]) this.#closePeer(peer);
     const reconnect = this.#options.reconnect ?? {};
     if (this.#closed) return;
@@ -832,90 +641,14 @@ export class SignalingRoom implements SignalingHub {
     this.#closed = true;
     clockOf(this).clearTimeout(this.#retryTimer);
     clearInterval(this.#pingTimer);
-    this.#iceAsked?.settle();
+    this.#ice.settle();
     this.#options.signal?.removeEventListener("abort", this.#abort);
     const ended = error ??
       new SignalingRoomError("disconnected", "Cannot join room as it was closed meanwhile");
     this.#fail?.(ended);
-    this.#failRequests(ended);
+    this.#requests.fail(ended);
     for (const peer of [...this.#views.keys()]) this.#closePeer(peer);
     this.onclose?.(error);
-  }
-}
-
-/** The room's answer to an invite or revoke request. */
-type RoomAnswer = Extract<RoomFrame, { type: "invited" | "revoked" }>;
-
-/** An invite or revoke request waiting for the room's answer. */
-interface RoomRequest {
-  what: "invite" | "revoke";
-  name: string;
-  settle: (answer: RoomAnswer | SignalingRoomError) => void;
-}
-
-/** A name as it may be shown in an error: at most 64 characters, control characters escaped. */
-function escapeName(name: unknown): string {
-  return JSON.stringify(String(name).slice(0, 64)).slice(1, -1);
-}
-
-class PeerSignaling extends SignalingBase {
-  /** The relay pipe to this peer. */
-  readonly pipe: RoomRelayPipe;
-  /** See {@linkcode Signaling.meetingPoint}. */
-  readonly meetingPoint = ROOM_MEETING_POINT;
-  readonly #peer: string;
-  readonly #send: (message: SignalingMessage) => Promise<void>;
-
-  constructor(
-    peer: string,
-    send: (message: SignalingMessage) => Promise<void>,
-    pipe: RoomRelayPipe,
-  ) {
-    super(MAX_PENDING);
-    this.#peer = peer;
-    this.#send = send;
-    this.pipe = pipe;
-  }
-
-  /** The relay pipe to this peer; throws if the room does not relay. */
-  relayPipe(): RelayPipe {
-    this.pipe.check();
-    return this.pipe;
-  }
-
-  send(message: SignalingMessage): Promise<void> {
-    if (typeof message !== "object" || message === null || typeof message.type !== "string") {
-      return Promise.reject(
-        new TypeError("Cannot send signalling message as it must be an object with a string type"),
-      );
-    }
-    if (this.closing) {
-      return Promise.reject(
-        new WebRTCTransportError(
-          `Cannot send signalling message as the signalling to peer "${this.#peer}" is closed`,
-        ),
-      );
-    }
-    try {
-      return this.#send(message);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  /** Delivers, or keeps until `start()`, one message from the peer. */
-  receive(message: SignalingMessage): void {
-    if (this.accept(message) || this.closing) return;
-    this.onerror?.(
-      new WebRTCTransportError(
-        `Dropped a signalling message from peer "${this.#peer}" as ${MAX_PENDING} wait for start()`,
-      ),
-    );
-  }
-
-  /** Closes the relay pipe to the peer with the view. */
-  protected override closeCarrier(): void {
-    this.pipe.shut();
   }
 }
 
@@ -955,71 +688,4 @@ export function createRoomId(): string {
  */
 export function createRoomKey(): string {
   return encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)));
-}
-
-/** Says why a socket closed, from its close code and the room's last error frame. */
-function closeError(
-  code: number,
-  reason: string,
-  opened: boolean,
-  frame?: { code: string; message: string },
-): SignalingRoomError {
-  const detail = frame?.message ?? reason;
-  switch (code) {
-    case CLOSE.key_refused:
-      return new SignalingRoomError(
-        "key_refused",
-        `Cannot join room as the key was refused: ${detail}`,
-      );
-    case CLOSE.room_not_found:
-      return new SignalingRoomError(
-        "room_not_found",
-        `Cannot join room as it does not exist: ${detail}`,
-      );
-    case CLOSE.room_full: // and host_replaced
-      return frame?.code === "host_replaced"
-        ? new SignalingRoomError(
-          "host_replaced",
-          `Left the room as another host took over: ${detail}`,
-        )
-        : new SignalingRoomError("room_full", `Cannot join room as it is full: ${detail}`);
-    case CLOSE.revoked:
-      return new SignalingRoomError(
-        "revoked",
-        `Left the room as the host revoked the invite of this key: ${detail}`,
-      );
-    case CLOSE.silent:
-      return new SignalingRoomError(
-        "connection_lost",
-        `Lost the signalling room: it closed this connection as silent: ${detail}`,
-      );
-    case CLOSE.rate_limited: // and too_many_errors
-      return new SignalingRoomError(
-        "rate_limited",
-        frame?.code === "too_many_errors"
-          ? `Left the room as it closed us for sending frames it refuses: ${detail}`
-          : `Left the room as it closed us for sending too fast: ${detail}`,
-      );
-  }
-  if (!opened) {
-    return new SignalingRoomError(
-      "unreachable",
-      `Cannot join room as the WebSocket handshake failed (close code ${code}): check the URL and that the signalling server is up`,
-    );
-  }
-  return new SignalingRoomError(
-    "disconnected",
-    `Lost the signalling room: the connection closed with code ${code}${
-      reason ? ` (${reason})` : ""
-    }`,
-  );
-}
-
-/** Whether a frame that did not read as a room frame says it is a welcome. */
-function claimsWelcome(data: unknown): boolean {
-  try {
-    return typeof data === "string" && JSON.parse(data)?.type === "welcome";
-  } catch {
-    return false;
-  }
 }
