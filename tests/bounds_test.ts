@@ -193,7 +193,13 @@ Deno.test(
             channel.addEventListener("message", () => resolve());
             channel.addEventListener("close", () => resolve());
           });
-          channel.send(JSON.stringify(INITIALIZE));
+          // ... or between its opening and this send.
+          try {
+            channel.send(JSON.stringify(INITIALIZE));
+          } catch {
+            if (channel.readyState !== "open") continue;
+            throw new Error("Cannot send initialize on an open channel");
+          }
           await answered;
           channel.close();
           await closed(channel);

@@ -20,7 +20,7 @@ import {
 } from "../src/constants.ts";
 import { useClock } from "../src/_clock.ts";
 import type { Signaling } from "../src/signaling/signaling.ts";
-import { ManualClock } from "./_manual_clock.ts";
+import { ManualClock } from "../src/_test_clock.ts";
 import { blobText, connectPair, createTestServer, LOCAL, until } from "./_helpers.ts";
 
 function text(result: unknown): string {
@@ -281,7 +281,7 @@ Deno.test("A WebRTC transport told goodbye by its peer hands its own goodbye to 
 Deno.test("A WebRTC transport's liveness is its connection's: a peer that goes silent is reported as PeerLostError, then onclose, once idleTimeout has passed", async () => {
   const [a, b] = MemorySignaling.createPair();
   const server = new WebRTCServerTransport({ signaling: b, ...LOCAL });
-  const clock = new ManualClock();
+  const clock = new ManualClock(0);
   useClock(server, clock);
   const errors: Error[] = [];
   server.onerror = (error) => errors.push(error);
