@@ -86,9 +86,10 @@ export interface SignalingRoomOptions {
    */
   pingInterval?: number;
   /**
-   * Milliseconds to wait for the room's welcome on each connection attempt.
+   * Milliseconds to wait for the room's welcome on each connection attempt,
+   * and for its answer to an `invite()` or `revoke()`.
    *
-   * @default {10000}
+   * @default {10000} (`ROOM_TIMEOUT`)
    */
   timeout?: number;
   /**

@@ -332,7 +332,7 @@ export class SignalingRoom implements SignalingHub {
       socket: this.#peer === undefined ? undefined : this.#socket,
       nextId: () => this.#nextRef++,
       frame,
-      timeout: this.#options.timeout ?? 10_000,
+      timeout: this.#options.timeout ?? ROOM_TIMEOUT,
     });
   }
 
