@@ -89,6 +89,10 @@ export function connectionFailed(
   observed: Observed,
   state: string,
 ): { error: ConnectError; conclusive: boolean } {
+  // A certificate the handshake saw proves the path, whatever our ICE events
+  // said (they may come late, or not at all, under load): one that differs
+  // from its signalled fingerprint is the finding.
+  if (certificateMismatch(observed)) return handshakeFailed(observed, state);
   // Our ICE event may come after the failure (node-datachannel reads the
   // state when it dispatches): the answerer's check proved the path.
   if (!observed.iceConnected && !observed.pathFound) {
@@ -110,6 +114,23 @@ export function connectionFailed(
     return { error, conclusive: true };
   }
   return handshakeFailed(observed, state);
+}
+
+/**
+ * Whether the other peer's certificate, as the handshake saw it, was compared
+ * with the fingerprint it signalled and differs: proof that the description
+ * or the handshake was altered, never libdatachannel's refusal race (which
+ * sees the right certificate), so never cured by a second attempt.
+ */
+export function certificateMismatch(
+  observed: Pick<Observed, "remoteCertificate" | "remoteSdp">,
+): boolean {
+  const seen = observed.remoteCertificate;
+  if (!seen) return false;
+  const expected = signalledFingerprints(observed.remoteSdp ?? "").get(
+    seen.algorithm.toLowerCase(),
+  );
+  return expected !== undefined && expected !== seen.value.toUpperCase();
 }
 
 /**
