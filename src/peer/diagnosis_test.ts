@@ -191,16 +191,6 @@ Deno.test("retryable() holds for a broken ICE or DTLS stage between peers of thi
   assert.equal(retryable(observed({ now: 1_000 + 5_000 }), first, dtls), false);
 });
 
-Deno.test("retryable() is false for a handshake whose certificate differed from the signalled fingerprint: an alteration, reported, not tried again", () => {
-  const first = attemptSettings(1).mayRetry;
-  const dtls = new ConnectError("dtls", "handshake failed");
-  const altered = { remoteCertificate: { algorithm: "SHA-256", value: OTHER_FINGERPRINT } };
-  assert.equal(retryable(observed(altered), first, dtls), false);
-  // The same certificate as signalled (libdatachannel's refusal race) is tried again.
-  const same = { remoteCertificate: { algorithm: "sha-256", value: FINGERPRINT } };
-  assert.equal(retryable(observed(same), first, dtls), true);
-});
-
 Deno.test("connectionFailed() names an altered fingerprint even when no ICE event was seen before the failure", () => {
   const { error, conclusive } = connectionFailed(
     observed({

@@ -24,7 +24,7 @@ import { withResolvers } from "../_async.ts";
 import { ConnectError } from "../errors.ts";
 import type { RelayDemux } from "../relay/demux.ts";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
-import { certificateMismatch, type Observed } from "./diagnosis.ts";
+import type { Observed } from "./diagnosis.ts";
 import type { Connected } from "./types.ts";
 
 /** How many direct attempts a connect makes at most: the first, and one retry. */
@@ -40,14 +40,10 @@ export function attemptSettings(n: number): { mayRetry: boolean; retry: boolean 
  * attempt may retry, both peers are of this module (each side knows it from
  * the other's mark, so both decide alike), the offer and answer were
  * exchanged, and the connection itself failed (not a timeout, not a goodbye)
- * at the ICE or DTLS stage within {@linkcode DTLS_REFUSAL_WINDOW} of that, and
- * not with a certificate that differs from the fingerprint signalled for it.
+ * at the ICE or DTLS stage within {@linkcode DTLS_REFUSAL_WINDOW} of that.
  */
 export function retryable(
-  observed: Pick<
-    Observed,
-    "ours" | "broke" | "negotiatedAt" | "now" | "remoteCertificate" | "remoteSdp"
-  >,
+  observed: Pick<Observed, "ours" | "broke" | "negotiatedAt" | "now">,
   mayRetry: boolean,
   error: unknown,
 ): boolean {
@@ -55,9 +51,7 @@ export function retryable(
     observed.negotiatedAt !== undefined &&
     error instanceof ConnectError &&
     (error.stage === "ice" || error.stage === "dtls") &&
-    observed.now - observed.negotiatedAt < DTLS_REFUSAL_WINDOW &&
-    // An altered fingerprint is reported as such, not tried again.
-    !certificateMismatch(observed);
+    observed.now - observed.negotiatedAt < DTLS_REFUSAL_WINDOW;
 }
 
 /** What {@linkcode runAttempts} needs of a direct attempt's peer. */
