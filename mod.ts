@@ -52,10 +52,19 @@ export {
   type Agent,
   type AgentSession,
   type ConnectableServer,
+  type Invite,
+  type InviteOptions,
+  type InviteRecord,
   type ListenOptions,
+  type RevokeResult,
   WebRTCListener,
   type WebRTCListenerOptions,
 } from "./src/webrtc_listener.ts";
+export {
+  type AuditRecord,
+  PolicyTransport,
+  type PolicyTransportOptions,
+} from "./src/policy_transport.ts";
 
 // Tickets.
 export {
@@ -108,6 +117,7 @@ export {
   DEFAULT_MAX_AGENTS,
   DEFAULT_MAX_RECEIVE_SIZE,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
+  DEFAULT_MAX_TRACKED_REQUESTS,
   DEFAULT_MAX_UNFINISHED_BYTES,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
   DEFAULT_SESSION_STARTS_PER_SECOND,

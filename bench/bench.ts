@@ -23,6 +23,7 @@
  */
 import type { A2AFigures } from "./a2a.ts";
 import { renderSessions, type SessionFigures } from "./sessions.ts";
+import { type FairnessFigures, renderFairness } from "./fairness.ts";
 import { type RelayWindowFigures, renderRelayWindow } from "./relay.ts";
 import type { HandshakePlan } from "./_handshakes.ts";
 import {
@@ -207,6 +208,8 @@ interface Report {
   sessions: SessionFigures | null;
   /** The relay's 16 MiB result with its window and without (`bench/relay.ts --window`). */
   relayWindow: RelayWindowFigures | null;
+  /** Small calls beside another session's large result (`bench/fairness.ts`). */
+  fairness: FairnessFigures | null;
 }
 
 /** One line a transport's process writes to stdout. */
@@ -847,6 +850,8 @@ async function main(args: string[]): Promise<void> {
   const sessions = await measureSessionsInChild(quick, plan);
   if (!json) console.error("measuring the relay's window…");
   const relayWindow = await measureRelayWindowInChild(quick, plan);
+  if (!json) console.error("measuring sessions beside a large result…");
+  const fairness = await measureFairnessInChild(quick, plan);
   const report: Report = {
     quick,
     date: new Date().toISOString(),
@@ -858,13 +863,14 @@ async function main(args: string[]): Promise<void> {
     a2a,
     sessions,
     relayWindow,
+    fairness,
   };
   console.log(
     json
       ? JSON.stringify(report, rounded, 2)
       : `${render(report, plan)}\n\n${renderA2A(a2a)}\n\n${renderSessions(sessions)}\n\n${
         renderRelayWindow(relayWindow)
-      }`,
+      }\n\n${fairness ? renderFairness(fairness) : "Sessions beside a large result: not measured"}`,
   );
 }
 
@@ -890,6 +896,35 @@ async function measureSessionsInChild(quick: boolean, plan: Plan): Promise<Sessi
     return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1) ?? "");
   } catch {
     console.error(`sessions benchmark failed: ${new TextDecoder().decode(stderr).slice(-2000)}`);
+    return null;
+  }
+}
+
+/** Runs `bench/fairness.ts` in a process of its own; `null` if it failed. */
+async function measureFairnessInChild(
+  quick: boolean,
+  plan: Plan,
+): Promise<FairnessFigures | null> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--expose-gc",
+      new URL("./fairness.ts", import.meta.url).pathname,
+      "--json",
+      ...(quick ? ["--quick"] : []),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), Math.max(plan.childTimeout, 120_000));
+  const { stdout, stderr } = await child.output();
+  clearTimeout(timer);
+  try {
+    return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1) ?? "");
+  } catch {
+    console.error(`fairness benchmark failed: ${new TextDecoder().decode(stderr).slice(-2000)}`);
     return null;
   }
 }

@@ -28,7 +28,7 @@ import { Client } from "@modelcontextprotocol/sdk/client";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { TicketSignaling, WebRTCConnection, WebRTCListener } from "../mod.ts";
-import { relayFlow } from "../src/_relay_peer.ts";
+import { relayFlow } from "../src/peer.ts";
 import { RELAY_FALLBACK_DELAY, RELAY_WINDOW } from "../src/constants.ts";
 import { startLocalSignaling } from "../worker/local.ts";
 

@@ -5,11 +5,16 @@
  * - `cli.mjs` is `src/cli/main.ts` bundled for Node ≥ 20 by esbuild, with the
  *   `Deno` namespace of `npm_deno_shim.ts` injected, and the `mcp-webrtc` bin
  *   of `package.json` names it. The MCP SDK and zod are inside the bundle.
- * - `esm/` is the library (the JSR exports `.`, `./signaling`, `./framing`, `./tcp` and
- *   `./testing`) compiled file by file by TypeScript, `.js` with `.d.ts`
+ * - `esm/` is the library (the JSR exports `.`, `./signaling`, `./framing`, `./tcp`,
+ *   `./testing` and `./a2a`) compiled file by file by TypeScript, `.js` with `.d.ts`
  *   beside each, its relative imports rewritten from `.ts` to `.js`
- *   (`rewriteRelativeImportExtensions`). It imports the MCP SDK, an optional
- *   peer dependency: whoever uses the library has it already.
+ *   (`rewriteRelativeImportExtensions`). It imports the MCP SDK, and `./a2a`
+ *   the A2A SDK: optional peer dependencies, as whoever uses the library has
+ *   the MCP SDK already, and whoever uses `./a2a` is an A2A agent or client
+ *   with its own A2A SDK (one copy, the version it chose; a dependency would
+ *   bring the A2A SDK to every `npx` user of the CLI, who never loads it).
+ * - `README.md`, `docs/` and `bench/README.md` as in the repository, so the
+ *   README's relative links resolve in the package.
  *
  * node-datachannel (native, prebuilt) and `ws` are dependencies that npm
  * installs.
@@ -29,14 +34,12 @@ export const NPM_NAME = "mcp-webrtc";
 
 /** What npm installs beside the bundle: the packages the bundle leaves out. */
 const DEPENDENCIES = ["node-datachannel", "ws"];
-/** What the library imports and its user brings: the MCP SDK. */
-const PEER_DEPENDENCIES = ["@modelcontextprotocol/sdk"];
-/**
- * The JSR exports the package has as library entries: not `./cli` (the
- * package's bin) nor `./a2a` (it needs `@a2a-js/sdk`, which the package does
- * not bring).
- */
-const LIBRARY_EXPORTS = [".", "./signaling", "./framing", "./tcp", "./testing"];
+/** What the library imports and its user brings: the MCP SDK, and the A2A SDK for `./a2a`. */
+const PEER_DEPENDENCIES = ["@modelcontextprotocol/sdk", "@a2a-js/sdk"];
+/** The JSR exports the package has as library entries: all but `./cli` (the package's bin). */
+const LIBRARY_EXPORTS = [".", "./signaling", "./framing", "./tcp", "./testing", "./a2a"];
+/** The pages the README links to, shipped as they are in the repository. */
+const DOCS = ["docs/", "bench/README.md"];
 
 const here = new URL("./", import.meta.url);
 const root = new URL("../", import.meta.url);
@@ -111,6 +114,18 @@ function compileLibrary(
   }));
 }
 
+/** Copies a file, or a folder's files (not its subfolders), creating the folder. */
+async function copy(from: URL, to: URL): Promise<void> {
+  if (!from.pathname.endsWith("/")) {
+    await Deno.mkdir(new URL("./", to), { recursive: true });
+    return await Deno.copyFile(from, to);
+  }
+  await Deno.mkdir(to, { recursive: true });
+  for await (const entry of Deno.readDir(from)) {
+    if (entry.isFile) await Deno.copyFile(new URL(entry.name, from), new URL(entry.name, to));
+  }
+}
+
 /**
  * Writes the package to `dist/npm/`.
  *
@@ -154,7 +169,7 @@ export async function buildNpmPackage(out = new URL("dist/npm/", root)): Promise
     type: "module",
     bin: { [NPM_NAME]: "cli.mjs" },
     exports,
-    files: ["cli.mjs", "esm/", "README.md", "LICENSE"],
+    files: ["cli.mjs", "esm/", "README.md", "LICENSE", ...DOCS],
     engines: { node: ">=20" },
     keywords: ["mcp", "model-context-protocol", "webrtc", "nat", "p2p", "bridge", "stdio"],
     dependencies: Object.fromEntries(
@@ -170,6 +185,7 @@ export async function buildNpmPackage(out = new URL("dist/npm/", root)): Promise
   await Deno.writeTextFile(new URL("package.json", out), JSON.stringify(manifest, null, 2) + "\n");
   await Deno.copyFile(new URL("README.md", root), new URL("README.md", out));
   await Deno.copyFile(new URL("LICENSE", root), new URL("LICENSE", out));
+  for (const path of DOCS) await copy(new URL(path, root), new URL(path, out));
   return out;
 }
 

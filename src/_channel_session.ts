@@ -1,5 +1,5 @@
 /**
- * One MCP session of a {@linkcode WebRTCConnection}: its data channel, its
+ * One MCP session of a `WebRTCConnection`: its data channel, its
  * framing (a {@linkcode DataChannelTransport} on that channel) and its state
  * (the callbacks of whoever serves or uses it, whether it started or closed).
  *
@@ -23,22 +23,7 @@ import {
   type DataChannelTransportOptions,
 } from "./data_channel_transport.ts";
 import { WebRTCTransportError } from "./errors.ts";
-import type { WebRTCConnection } from "./webrtc_connection.ts";
-
-/**
- * An MCP session on a {@linkcode WebRTCConnection}: a `Transport` on a data
- * channel of its own. Closing it closes its channel only.
- */
-export interface WebRTCSessionTransport extends Transport {
-  /** The connection that carries this session. */
-  readonly connection: WebRTCConnection;
-  /**
-   * Resolves once the session has closed, however it ended: closed by either
-   * side, its channel closed before it opened, or its connection lost. Unlike
-   * `onclose`, it tells a late listener too.
-   */
-  readonly closed: Promise<void>;
-}
+import { type SendScheduler, useScheduler } from "./_send_scheduler.ts";
 
 /** Where a channel comes from, and what it says about the other peer. */
 export interface ChannelOrigin {
@@ -48,23 +33,29 @@ export interface ChannelOrigin {
   speaks: boolean;
 }
 
-/** What a session reaches of the connection that carries it. */
-export interface SessionHost {
+/**
+ * What a session reaches of the connection that carries it (`C`: the
+ * connection's type, which this module does not import, so that the
+ * connection's module and this one do not import each other).
+ */
+export interface SessionHost<C> {
   /** The connection, as the session shows it. */
-  readonly connection: WebRTCConnection;
+  readonly connection: C;
   /** A session has its channel: count it. */
-  attach(session: ChannelSession): void;
+  attach(session: ChannelSession<C>): void;
   /** A session closed: forget it. */
-  detach(session: ChannelSession): void;
+  detach(session: ChannelSession<C>): void;
   /** The framing options of a session on a channel of this origin. */
   channelOptions(origin: ChannelOrigin): DataChannelTransportOptions;
   /** The clock the session's deadlines read. */
   clock(): Clock;
+  /** The turns of the connection's sessions at its association's send buffer. */
+  readonly scheduler: SendScheduler;
 }
 
 /** One session's transport: a {@linkcode DataChannelTransport} on a channel of its own. */
-export class ChannelSession implements WebRTCSessionTransport {
-  readonly #host: SessionHost;
+export class ChannelSession<C> implements Transport {
+  readonly #host: SessionHost<C>;
   readonly #open?: () => Promise<{ channel: DataChannelLike; origin: ChannelOrigin }>;
   /** The channel transport, once open. */
   #opened?: DataChannelTransport;
@@ -86,14 +77,15 @@ export class ChannelSession implements WebRTCSessionTransport {
    * @param open Gets the session a channel when it starts, unless it was bound to one before.
    */
   constructor(
-    host: SessionHost,
+    host: SessionHost<C>,
     open?: () => Promise<{ channel: DataChannelLike; origin: ChannelOrigin }>,
   ) {
     this.#host = host;
     this.#open = open;
   }
 
-  get connection(): WebRTCConnection {
+  /** The connection that carries this session. */
+  get connection(): C {
     return this.#host.connection;
   }
 
@@ -119,6 +111,7 @@ export class ChannelSession implements WebRTCSessionTransport {
     const clock = this.#host.clock();
     // The framing's deadlines read the connection's clock.
     if (clock !== SYSTEM_CLOCK) useClock(inner, clock);
+    useScheduler(inner, this.#host.scheduler);
     inner.onmessage = (message) => this.onmessage?.(message);
     inner.onerror = (error) => this.onerror?.(error);
     inner.onclose = () => void this.close();
@@ -146,7 +139,7 @@ export class ChannelSession implements WebRTCSessionTransport {
 
   async start(): Promise<void> {
     if (this.#started) {
-      throw new Error(
+      throw new WebRTCTransportError(
         "WebRTC session already started! If using Client or Server class, note that connect() calls start() automatically.",
       );
     }

@@ -14,6 +14,7 @@
  * @module
  */
 import { yieldToEventLoop } from "./_async.ts";
+import { WebRTCTransportError } from "./errors.ts";
 import type { DataChannelLike } from "./data_channel_transport.ts";
 
 /** The part of node-datachannel's native `DataChannel` used here. */
@@ -80,7 +81,7 @@ export class NativeDataChannel extends EventTarget implements DataChannelLike {
     });
     native.onError((message) => {
       const event = new Event("error");
-      Object.defineProperty(event, "error", { value: new Error(message) });
+      Object.defineProperty(event, "error", { value: new WebRTCTransportError(message) });
       this.dispatchEvent(event);
     });
     native.onBufferedAmountLow(() => this.dispatchEvent(new Event("bufferedamountlow")));

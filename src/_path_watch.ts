@@ -14,6 +14,7 @@
  * @module
  */
 import { PATH_CHECK_INTERVAL } from "./constants.ts";
+import { WebRTCTransportError } from "./errors.ts";
 import type { ConnectionPath } from "./peer.ts";
 
 /** The timer functions a watch uses (tests pass their own clock). */
@@ -106,7 +107,7 @@ export class PathWatch {
         try {
           handler(path);
         } catch (error) {
-          this.#onerror(error instanceof Error ? error : new Error(String(error)));
+          this.#onerror(error instanceof Error ? error : new WebRTCTransportError(String(error)));
         }
       }
     }

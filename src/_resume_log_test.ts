@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { type KeptMessage, ResumeLog } from "./_resume_log.ts";
 import { MemoryBudget } from "./framing.ts";
 import { prng } from "./_test_prng.ts";
-import { ManualClock } from "../tests/_manual_clock.ts";
+import { ManualClock } from "./_test_clock.ts";
 import { DEFAULT_MAX_UNACKNOWLEDGED_BYTES, RESUME_ACK_INTERVAL } from "./constants.ts";
 
 type Frame = { kind: "message"; seq: number; body: number } | { kind: "ack"; received: number };

@@ -1,6 +1,10 @@
 /**
  * Every tunable of the transports, each with the reason for its value.
  *
+ * Over 400 lines for a reason: it is a table, one constant and its reason
+ * per entry, in one place so that each limit is found, documented and
+ * checked against docs/LIMITS.md from here.
+ *
  * @module
  */
 
@@ -158,6 +162,20 @@ export const SEND_SLICE_MS = 4;
  * for the next burst before the pipe runs dry.
  */
 export const LOW_WATER_MARK = 1024 * 1024;
+
+/**
+ * The most bytes the large messages of a connection's sessions may keep
+ * buffered in its SCTP association, together, while it carries more than one
+ * session (one session alone fills it to {@linkcode HIGH_WATER_MARK}).
+ * libdatachannel sends an association's messages first in, first out, so a
+ * small message of one session leaves after everything buffered before it by
+ * the others: measured on loopback, a small call beside another session's
+ * 64 MiB result waited for the 3–4 MiB buffered ahead of it (p50 78 ms of an
+ * 83 ms round trip). With this mark 320 KiB at most were ahead of it; what
+ * the SCTP stack itself buffers beyond `bufferedAmount` (about 1 MiB, see
+ * the design notes) is not in the module's hands.
+ */
+export const SHARED_HIGH_WATER_MARK = 256 * 1024;
 
 /**
  * How long to wait for a connection (signalling, ICE, DTLS and the channel
@@ -590,3 +608,204 @@ export const DOCTOR_TURN_TIMEOUT = 3_000;
  * cannot make the desktop's lookup hash or log an arbitrarily long string.
  */
 export const A2A_MAX_KEY_ID_LENGTH = 256;
+
+/**
+ * Invites one signalling room holds at most, `guest` included: defined with
+ * the room protocol, which the worker shares (see `room_protocol.ts`).
+ */
+export { MAX_INVITES } from "./signaling/room_protocol.ts";
+
+/**
+ * The most tool names one invite may list (`MAX_INVITE_TOOLS`): a server
+ * with more tools than this is given whole, not listed tool by tool. One
+ * more is refused when the invite is made.
+ */
+export const MAX_INVITE_TOOLS = 256;
+
+/**
+ * The largest request `serve`'s control port reads (`invite`, `revoke`,
+ * `invites`), in bytes: an invite with `MAX_INVITE_TOOLS` tool names of 128
+ * characters fits in 40 KiB. A larger one is answered with an error naming
+ * this limit.
+ */
+export const CONTROL_MAX_REQUEST_BYTES = 65_536;
+
+/**
+ * How long `serve`'s control port waits for a request's line after the
+ * connection opened: the commands send it at once; a connection that sends
+ * nothing is answered with an error naming this limit and closed.
+ */
+export const CONTROL_REQUEST_TIMEOUT = 5_000;
+
+/**
+ * How long `invite`, `revoke` and `invites` wait for `serve`'s answer: the
+ * room's acknowledgement and closing a revoked agent's connection take well
+ * under a second; past this, the command fails saying serve did not answer.
+ */
+export const CONTROL_REPLY_TIMEOUT = 15_000;
+
+/**
+ * Requests `serve`'s control port answers at once; one more is answered with
+ * an error naming this limit. The port is on 127.0.0.1 and needs the token
+ * from the 0600 host ticket file, so only the desktop's owner gets this far.
+ */
+export const CONTROL_MAX_CONNECTIONS = 8;
+
+/**
+ * The most requests of one MCP session a `PolicyTransport` tracks
+ * while they await their response (`maxTrackedRequests`): it must know which
+ * answer belongs to a `tools/list` to filter it, and when each request
+ * started to audit it. One more request is refused with a JSON-RPC error
+ * naming this limit, rather than forwarded untracked (an untracked
+ * `tools/list` answer would pass unfiltered). MCP clients wait for their
+ * answers; a thousand in flight on one session is far past what they send,
+ * and at about 200 bytes an entry it holds some 200 KiB.
+ */
+export const DEFAULT_MAX_TRACKED_REQUESTS = 1_024;
+
+/**
+ * The JSON-RPC error code of the answer to a `tools/call` of a tool the
+ * agent is not allowed: `-32602` (invalid params), the code MCP gives a call
+ * of an unknown tool, which is what such a tool is to this agent.
+ */
+export const TOOL_NOT_ALLOWED = -32_602;
+
+/**
+ * The most bytes of audit lines `serve --audit` holds while the file is
+ * being written: a disk slower than the records arrive fills it, and the
+ * records that do not fit are counted instead and the count written as a
+ * line of its own once there is room. At a few hundred bytes a line, about
+ * four thousand records.
+ */
+export const AUDIT_QUEUE_BYTES = 1_048_576;
+
+/**
+ * The longest method or tool name `serve --audit` writes, in UTF-16 code
+ * units; a longer one (an agent chooses them) is cut there and marked with
+ * `…`, so that one line stays small.
+ */
+export const AUDIT_MAX_NAME_LENGTH = 256;
+
+/**
+ * The longest offer or answer (its SDP, in characters) a peer accepts through
+ * signalling: a data-channel-only description is about 1 KiB, and one that
+ * holds its candidates (a peer that does not trickle) a few KiB more; a longer
+ * one is refused, so that a peer cannot make the other parse and keep an
+ * arbitrarily long text.
+ */
+export const MAX_SDP_LENGTH = 65_536;
+
+/**
+ * The longest ICE candidate line (in characters) a peer accepts through
+ * signalling: a candidate line is under 200 characters; a longer one is
+ * refused.
+ */
+export const MAX_CANDIDATE_LENGTH = 1_024;
+
+/**
+ * The most characters of the other peer's goodbye reason (or of a relay's end
+ * reason) kept in a diagnosis: room for the other peer's own diagnosis, which
+ * is at most a few hundred characters; the rest is cut.
+ */
+export const MAX_BYE_REASON_LENGTH = 600;
+
+/**
+ * The most remote ICE candidates kept while the remote description is
+ * awaited: a peer gathers a few per interface and server; one that sends more
+ * before its description has its extra candidates refused.
+ */
+export const MAX_QUEUED_CANDIDATES = 64;
+
+/**
+ * The most signalling messages kept for a direct attempt that has not
+ * started yet (a retry's offer and its candidates, arriving before the
+ * attempt): the same bound as queued candidates, and the rest is dropped.
+ */
+export const MAX_ATTEMPT_QUEUE = 64;
+
+/**
+ * Relay frames a room client keeps for a pipe nobody listens to yet (the
+ * other peer's first frames, arriving before this side opened its link): the
+ * link listens within a round trip, so more means nobody will, and the rest
+ * is dropped.
+ */
+export const RELAY_MAX_WAITING_FRAMES = 256;
+
+/**
+ * The share of the room's relay `bytesPerSecond` one socket sends at: half,
+ * so that both ends sending at full speed at once stay within the room's
+ * budget and the room refuses only when several relayed agents send at once.
+ */
+export const RELAY_PACE_SHARE = 0.5;
+
+/**
+ * Relay frames received and waiting to be opened (decrypted) on one link:
+ * opening runs side by side and keeps up with the room's rate by far, so more
+ * means the link cannot keep up, and it ends with a `RelayError` that says so.
+ */
+export const RELAY_MAX_INBOX_FRAMES = 1_024;
+
+/**
+ * How long a signalling room connection waits for the room's welcome (each
+ * attempt), and for its answer to a request for ICE servers: a room a few
+ * hundred milliseconds away answers within a second; a room that takes ten
+ * is as good as unreachable, and the user should hear so.
+ */
+export const ROOM_TIMEOUT = 10_000;
+
+/**
+ * How often a signalling room connection pings the room: a ping without a
+ * pong by the next one means the connection is dead. Well under the 60 s
+ * after which proxies and NATs commonly drop an idle TCP connection.
+ */
+export const ROOM_PING_INTERVAL = 20_000;
+
+/**
+ * The delay before the first reconnect to a signalling room after a drop;
+ * each next one doubles (with jitter): a room restarting is back within a
+ * second, and a crowd of clients must not come back all at once.
+ */
+export const ROOM_RECONNECT_MIN_DELAY = 500;
+
+/**
+ * The longest delay between two reconnects to a signalling room: a desktop
+ * whose network came back reconnects within this, and a room that is down
+ * for long is asked at most twice a minute by each client.
+ */
+export const ROOM_RECONNECT_MAX_DELAY = 30_000;
+
+/**
+ * How long the HTTP bridge (`connect --http`) keeps an MCP session no request
+ * used: an MCP client that went away without a DELETE frees its session (and
+ * its WebRTC session) after ten minutes, while a user who pauses keeps it.
+ */
+export const HTTP_SESSION_IDLE = 600_000;
+
+/**
+ * How long the stdio bridge waits after SIGTERM before it kills the MCP
+ * server child with SIGKILL: a server that flushes its output and exits does
+ * so within a few hundred milliseconds; one that ignores SIGTERM is not
+ * waited for.
+ */
+export const CHILD_KILL_GRACE = 400;
+
+/**
+ * How long a child process's exit waits for the rest of what it wrote on
+ * stderr to be read: a process that exited wrote its last line already, and
+ * the pipe is read within milliseconds; a process it started may keep the
+ * pipe open, and is not waited for.
+ */
+export const CHILD_OUTPUT_DRAIN_TIMEOUT = 1_000;
+
+/**
+ * The shortest interval at which `connect --http` looks for idle sessions
+ * (it looks four times per `--session-idle`): a very short idle time in a
+ * test must not make it spin.
+ */
+export const HTTP_SWEEP_MIN_INTERVAL = 50;
+
+/**
+ * The longest interval at which `connect --http` looks for idle sessions: a
+ * session is closed at most this long after its idle time ran out.
+ */
+export const HTTP_SWEEP_MAX_INTERVAL = 30_000;

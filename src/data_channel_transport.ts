@@ -48,6 +48,7 @@ import {
   type RefusedEnvelope,
 } from "./framing.ts";
 import { utf8Length } from "./_utf8.ts";
+import { schedulerOf } from "./_send_scheduler.ts";
 
 /**
  * The part of the W3C `RTCDataChannel` this module uses. A browser's channel,
@@ -283,7 +284,7 @@ export class DataChannelTransport implements Transport {
    */
   async start(): Promise<void> {
     if (this.#started) {
-      throw new Error(
+      throw new WebRTCTransportError(
         "DataChannelTransport already started! If using Client or Server class, note that connect() calls start() automatically.",
       );
     }
@@ -294,6 +295,7 @@ export class DataChannelTransport implements Transport {
     channel.addEventListener("message", this.#onMessage);
     channel.addEventListener("bufferedamountlow", this.#wake);
     channel.addEventListener("close", this.#onChannelClose);
+    schedulerOf(this)?.add(channel);
     let late = false;
     const clock = clockOf(this);
     if (channel.readyState === "connecting") {
@@ -430,9 +432,32 @@ export class DataChannelTransport implements Transport {
     // 0.95–1.01× in the same process).
     const chunkSize = Math.min(CHUNK_SIZE, this.#frameSize);
     if (this.#chunkBuffer?.byteLength !== chunkSize) this.#chunkBuffer = new Uint8Array(chunkSize);
+    const scheduler = schedulerOf(this);
     for (
       const frame of encodeFrames(text, this.#frameSize, { chunkSize, buffer: this.#chunkBuffer })
     ) {
+      if (scheduler && typeof frame !== "string") {
+        // The association is shared: wait for this session's turn, then hand one chunk.
+        let turn = true;
+        if (scheduler.mustWait()) {
+          turn = await scheduler.turn(this.#channel);
+          busySince = performance.now();
+        } else if (performance.now() - busySince > SEND_SLICE_MS) {
+          await yieldToEventLoop();
+          busySince = performance.now();
+          if (scheduler.mustWait()) turn = await scheduler.turn(this.#channel);
+        }
+        // Without a turn the channel has ended: this throws.
+        if (!turn) await this.#writable();
+        try {
+          if (this.#closed || this.#channel.readyState !== "open") await this.#writable();
+          this.#channel.send(frame as Uint8Array<ArrayBuffer>);
+        } finally {
+          scheduler.handed();
+        }
+        this.#liveness?.sent();
+        continue;
+      }
       if (this.#channel.bufferedAmount > HIGH_WATER_MARK || this.#closed) {
         await this.#writable();
         busySince = performance.now();
@@ -623,6 +648,7 @@ export class DataChannelTransport implements Transport {
     channel.removeEventListener("message", this.#onMessage);
     channel.removeEventListener("bufferedamountlow", this.#wake);
     channel.removeEventListener("close", this.#onChannelClose);
+    schedulerOf(this)?.delete(channel);
     this.#wake();
     try {
       if (channel.readyState !== "closed") channel.close();

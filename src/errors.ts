@@ -263,12 +263,14 @@ export type SignalingRoomErrorCode =
   | "disconnected"
   | "protocol_error"
   | "host_absent"
-  | "frame_refused";
+  | "frame_refused"
+  | "revoked";
 
 /**
  * A signalling room refused us, or the connection to it failed. The codes
- * `key_refused`, `room_not_found`, `room_full` and `host_replaced` are final:
- * the room stops reconnecting after them.
+ * `key_refused`, `room_not_found`, `room_full`, `host_replaced` and `revoked`
+ * (the host revoked the invite of a guest's key) are final: the room stops
+ * reconnecting after them.
  *
  * @example Tell a refused key from a network failure
  * ```ts

@@ -11,6 +11,11 @@
  * - A binary frame holding only {@linkcode FRAME_KEEPALIVE} proves the peer is
  *   alive and carries nothing.
  *
+ * Over 400 lines for a reason: the encoder and the decoder are the two
+ * halves of one wire format, each the other's specification, and the budget
+ * the decoder reserves from is checked where the decoder takes the memory;
+ * split, a change to the format would be made in two places.
+ *
  * @module
  */
 

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { MAX_FRAME_SIZE } from "./constants.ts";
 import type { DataChannelLike } from "./data_channel_transport.ts";
 
 /** Options of {@linkcode createLinkedChannelPair}. */
@@ -97,7 +98,7 @@ class LinkedChannel extends EventTarget implements MemoryChannel {
 
   constructor(options: LinkedChannelPairOptions) {
     super();
-    this.#maxMessageSize = options.maxMessageSize ?? 262_144;
+    this.#maxMessageSize = options.maxMessageSize ?? MAX_FRAME_SIZE;
     this.#bytesPerTick = options.bytesPerTick ?? Infinity;
     this.readyState = options.open ? "open" : "connecting";
   }

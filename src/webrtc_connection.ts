@@ -12,6 +12,7 @@
  * @module
  */
 
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { type Clock, clockOf, SYSTEM_CLOCK } from "./_clock.ts";
 import {
   CHANNEL_LABEL,
@@ -28,22 +29,116 @@ import {
 import type { DataChannelLike, DataChannelTransportOptions } from "./data_channel_transport.ts";
 import { WebRTCTransportError } from "./errors.ts";
 import { MemoryBudget } from "./framing.ts";
-import { type ConnectionPath, type ConnectStep, readMaxMessageSize } from "./peer.ts";
-import { PathPeer } from "./_relay_peer.ts";
+import {
+  type ConnectionPath,
+  type ConnectStep,
+  type IceServer,
+  type PeerConnectionConstructor,
+  readMaxMessageSize,
+} from "./peer.ts";
+import { PathPeer } from "./peer.ts";
 import { PathWatch } from "./_path_watch.ts";
 import { Liveness } from "./_liveness.ts";
-import {
-  type ChannelOrigin,
-  ChannelSession,
-  type SessionHost,
-  type WebRTCSessionTransport,
-} from "./_channel_session.ts";
+import { SendScheduler } from "./_send_scheduler.ts";
+import { type ChannelOrigin, ChannelSession, type SessionHost } from "./_channel_session.ts";
 import type { Signaling } from "./signaling/signaling.ts";
-import type { WebRTCTransportOptions } from "./webrtc_transport.ts";
 import { ResumableSession } from "./_resumable_session.ts";
 import { DEFAULT_RESUME_GRACE, RESUME_BACKOFF_FIRST, RESUME_BACKOFF_MAX } from "./constants.ts";
 
-export type { WebRTCSessionTransport } from "./_channel_session.ts";
+/**
+ * An MCP session on a {@linkcode WebRTCConnection}: a `Transport` on a data
+ * channel of its own. Closing it closes its channel only.
+ */
+export interface WebRTCSessionTransport extends Transport {
+  /** The connection that carries this session. */
+  readonly connection: WebRTCConnection;
+  /**
+   * Resolves once the session has closed, however it ended: closed by either
+   * side, its channel closed before it opened, or its connection lost. Unlike
+   * `onclose`, it tells a late listener too.
+   */
+  readonly closed: Promise<void>;
+}
+
+/** Options of `WebRTCClientTransport` and `WebRTCServerTransport`. */
+export interface WebRTCTransportOptions {
+  /** How offer, answer and candidates reach the other peer; the transport owns it. */
+  signaling: Signaling;
+  /**
+   * STUN and TURN servers. Pass `[]` for peers on one host or LAN. When not
+   * given: the servers the signalling hands out (a room whose worker mints
+   * TURN credentials, asked as the connection starts), else one public STUN
+   * server.
+   *
+   * @default {[{ urls: "stun:stun.cloudflare.com:3478" }]}
+   */
+  iceServers?: IceServer[];
+  /**
+   * More `RTCConfiguration` fields, passed to the `RTCPeerConnection` as they
+   * are: `iceTransportPolicy: "relay"`, or node-datachannel's own such as
+   * `bindAddress`, `portRangeBegin`/`portRangeEnd` and `mtu` (the largest
+   * packet sent; 4000 when `bindAddress` is a loopback address, where it is
+   * about twice as fast, else libdatachannel's 1280, which fits every path).
+   *
+   * @default {{}}
+   */
+  rtcConfiguration?: Record<string, unknown>;
+  /**
+   * The `RTCPeerConnection` implementation. By default the runtime's own
+   * (browsers), else node-datachannel's W3C polyfill (Deno, Node).
+   *
+   * @default {globalThis.RTCPeerConnection}
+   */
+  RTCPeerConnection?: PeerConnectionConstructor;
+  /**
+   * Milliseconds to establish the connection before failing with a
+   * `ConnectError` naming the stage that did not complete. It counts from
+   * when signalling has started (waiting for the other peer to be in its room
+   * is bounded by the signalling, e.g. its `hostTimeout`), and for an
+   * answering server from its client's first message, so a server can wait
+   * for its client indefinitely.
+   *
+   * @default {15000}
+   */
+  connectTimeout?: number;
+  /**
+   * The largest message accepted from the peer, in bytes; a larger one is
+   * dropped with a `MessageSizeError` and the session goes on.
+   *
+   * @default {67108864}
+   */
+  maxReceiveSize?: number;
+  /**
+   * Whether this side creates the data channel and the offer. By default the
+   * client does; set it on the server (and unset it on the client) to talk to
+   * peers where the server offers, as in the reference implementations.
+   *
+   * @default {true for the client, false for the server}
+   */
+  initiator?: boolean;
+  /**
+   * When the connection moves to the relay through the signalling room (see
+   * the relay path in docs/API.md): the milliseconds the dialling side waits after
+   * the answer came for ICE to find a path; `0` relays at once, `false` never. The
+   * relay needs authenticated signalling through a room (a ticket's); a
+   * runtime without `RTCPeerConnection` always relays.
+   *
+   * @default {3000}
+   */
+  relayAfter?: number | false;
+  /**
+   * Milliseconds between keepalives; `0` turns keepalives off.
+   *
+   * @default {1000}
+   */
+  keepaliveInterval?: number;
+  /**
+   * Milliseconds of silence from the peer after which it is taken as gone.
+   *
+   * @default {8000}
+   */
+  idleTimeout?: number;
+}
 
 /** Options of {@linkcode WebRTCConnection}. */
 export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "signaling"> {
@@ -102,10 +197,15 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
 
 /**
  * One WebRTC peer connection carrying many MCP sessions: one data channel
- * (label `mcp`) per session, so sessions never wait for each other and one
- * session's failure (a closed server, a malformed frame, a message over the
- * receive cap) stays its own. Keepalives, the idle timeout and the network
- * path belong to the connection.
+ * (label `mcp`) per session, and one session's failure (a closed server, a
+ * malformed frame, a message over the receive cap) stays its own. The
+ * sessions share the connection's SCTP association, which sends first in,
+ * first out: while more than one session is open, their large messages keep
+ * at most `SHARED_HIGH_WATER_MARK` (256 KiB) buffered in it together, taking
+ * turns one 64 KiB chunk each, so a small message of one session waits behind
+ * at most that much of the others', plus what the SCTP stack buffers beyond
+ * it (a lone session fills it to 4 MiB, as a lone channel does). Keepalives, the idle timeout and the network path
+ * belong to the connection.
  *
  * The side that opens sessions (an agent) calls
  * {@linkcode WebRTCConnection.openTransport} for each; the first one dials,
@@ -151,9 +251,9 @@ export class WebRTCConnection {
   readonly #initiator: boolean;
   readonly #linger: number;
   readonly #budget: MemoryBudget;
-  readonly #sessions = new Set<ChannelSession>();
+  readonly #sessions = new Set<ChannelSession<WebRTCConnection>>();
   /** What the sessions reach of this connection. */
-  readonly #host: SessionHost;
+  readonly #host: SessionHost<WebRTCConnection>;
   #peer?: PathPeer;
   #dialing?: Promise<PathPeer>;
   /** The peer of the dial under way, so that closing can abort it. */
@@ -173,6 +273,11 @@ export class WebRTCConnection {
   #redialing = false;
   /** The wait before the next redial, which closing ends. */
   #backoff?: { id: unknown; resolve: () => void };
+  /**
+   * The peer being let go (its sessions closed, its goodbye handed to
+   * signalling, its connection released), until it is: closing waits for it.
+   */
+  #releasing?: Promise<void>;
 
   /**
    * Makes this the serving side: called for each session the other side
@@ -276,6 +381,7 @@ export class WebRTCConnection {
       detach: (session) => this.#detach(session),
       channelOptions: (origin) => this.#channelOptions(origin),
       clock: () => clockOf(this),
+      scheduler: new SendScheduler(),
     };
   }
 
@@ -359,6 +465,9 @@ export class WebRTCConnection {
         }
         await Promise.allSettled([...this.#resumable.values()].map((session) => session.close()));
         await this.#disconnect("closed");
+        // A peer lost just before (the other peer's goodbye, say) may still be
+        // saying its own goodbye: whoever closes the signalling next waits for it.
+        await this.#releasing;
       } finally {
         this.onclose?.();
       }
@@ -485,13 +594,13 @@ export class WebRTCConnection {
   }
 
   /** Registers a session once it has its channel. */
-  #attach(session: ChannelSession): void {
+  #attach(session: ChannelSession<WebRTCConnection>): void {
     this.#sessions.add(session);
     this.#stopLinger();
   }
 
   /** A session closed: with the last one gone, the dialling side lingers, then closes. */
-  #detach(session: ChannelSession): void {
+  #detach(session: ChannelSession<WebRTCConnection>): void {
     if (!this.#sessions.delete(session) || this.#sessions.size > 0) return;
     // The serving side keeps the connection for the other side to close.
     if (this.ontransport || this.#closed || !this.#peer) return;
@@ -560,7 +669,7 @@ export class WebRTCConnection {
   }
 
   /** The serving side: a channel's first message says which session it carries. */
-  async #acceptResumable(inner: ChannelSession): Promise<void> {
+  async #acceptResumable(inner: ChannelSession<WebRTCConnection>): Promise<void> {
     const accepted = await ResumableSession.accept(
       inner,
       (id) => this.#resumable.get(id),
@@ -582,7 +691,7 @@ export class WebRTCConnection {
   }
 
   /** Keeps a resumable session while it lives; a lost channel suspends it. */
-  #track(session: ResumableSession, open?: () => Promise<ChannelSession>): void {
+  #track(session: ResumableSession, open?: () => Promise<ChannelSession<WebRTCConnection>>): void {
     this.#resumable.set(session.id, session);
     void session.closed.then(() => {
       this.#resumable.delete(session.id);
@@ -601,7 +710,7 @@ export class WebRTCConnection {
   }
 
   /** The dialling side: dials again with backoff and binds each suspended session anew. */
-  async #redial(open: () => Promise<ChannelSession>): Promise<void> {
+  async #redial(open: () => Promise<ChannelSession<WebRTCConnection>>): Promise<void> {
     if (this.#redialing) return;
     this.#redialing = true;
     const clock = clockOf(this);
@@ -663,10 +772,22 @@ export class WebRTCConnection {
     await this.#disconnect(error.message, error);
   }
 
-  async #disconnect(reason: string, error?: Error): Promise<void> {
+  #disconnect(reason: string, error?: Error): Promise<void> {
     // A dial under way is aborted, not waited for: an answering side may wait
     // for its first offer indefinitely.
     const peer = this.#peer ?? this.#connecting;
+    const released = this.#release(peer, reason, error);
+    if (peer) {
+      this.#releasing = released;
+      const done = () => {
+        if (this.#releasing === released) this.#releasing = undefined;
+      };
+      released.then(done, done);
+    }
+    return released;
+  }
+
+  async #release(peer: PathPeer | undefined, reason: string, error?: Error): Promise<void> {
     this.#peer = undefined;
     this.#liveness?.stop();
     this.#liveness = undefined;

@@ -1,28 +1,56 @@
 /**
  * The desktop's side of a room of agents: {@linkcode WebRTCListener} accepts
- * each agent that arrives as one {@linkcode WebRTCConnection} (an
- * {@linkcode Agent}) and serves each MCP session it opens (an
- * {@linkcode AgentSession}) with a fresh server.
+ * each agent that arrives as one {@linkcode WebRTCConnection} and serves each
+ * MCP session it opens with a fresh server.
  *
- * Longer than 400 lines because it is where every limit of a desktop is
- * enforced against an agent (the agent count, the ticket's expiry, sessions
- * per agent, their start rate, the budgets of unfinished messages, the
- * connect deadline), each with its documented option and refusal; the half
- * of it that is doc comments says what each does.
+ * Its parts live beside it: the options and the types it reports in
+ * `_listener_options.ts`, the invites (their checks, records and the book of
+ * them) in `_listener_invites.ts`, the admission of agents and sessions in
+ * `_listener_sessions.ts`. It is over 400 lines because what remains is one
+ * lifecycle that reads best whole (listen, invite and revoke, accept an
+ * agent, serve its sessions, close), and a quarter of it is the doc
+ * comments and runnable examples of the public methods.
  *
  * @module
  */
 
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
-import { settle } from "./_async.ts";
-import { type Clock, clockOf } from "./_clock.ts";
+import { clockOf } from "./_clock.ts";
+import {
+  checkInviteOptions,
+  clipName,
+  type Invite,
+  InviteBook,
+  inviteNameOf,
+  type InviteOptions,
+  type InviteRecord,
+  readInviteRecord,
+  type RevokeResult,
+  unusableVerifier,
+} from "./_listener_invites.ts";
+import {
+  type Agent,
+  type AgentSession,
+  checkListenerLimits,
+  type ConnectableServer,
+  type ListenOptions,
+  type WebRTCListenerOptions,
+} from "./_listener_options.ts";
+import {
+  agentRefusal,
+  assertToolNames,
+  hubIceServers,
+  refuseAgent,
+  SessionGate,
+} from "./_listener_sessions.ts";
 import { AuthenticatedSignaling } from "./signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingHub } from "./signaling/signaling.ts";
-import { roomUrl } from "./signaling/room_protocol.ts";
-import { SignalingRoom, type SignalingRoomOptions } from "./signaling/signaling_room.ts";
+import { GUEST_INVITE, roomUrl } from "./signaling/room_protocol.ts";
+import { SignalingRoom } from "./signaling/signaling_room.ts";
 import {
   assertTicketUsable,
   createGuestTicket,
+  createInviteTicket,
   createTicket,
   deriveTicketKeys,
   formatTicket,
@@ -31,159 +59,18 @@ import {
 } from "./ticket.ts";
 import {
   DEFAULT_CONNECT_TIMEOUT,
-  DEFAULT_MAX_AGENTS,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
   DEFAULT_MAX_UNFINISHED_BYTES,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
   DEFAULT_SESSION_STARTS_PER_SECOND,
-  DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
-  REFUSAL_TIMEOUT,
-  SESSION_LIMIT_REACHED,
 } from "./constants.ts";
-import { ConnectError } from "./errors.ts";
+import { ConnectError, WebRTCTransportError } from "./errors.ts";
 import { MemoryBudget } from "./framing.ts";
+import { combineTools, PolicyTransport } from "./policy_transport.ts";
 import { WebRTCConnection, type WebRTCSessionTransport } from "./webrtc_connection.ts";
-import type { IceServer, WebRTCTransportOptions } from "./webrtc_transport.ts";
 
-/** What the listener needs of an MCP server: `McpServer` and `Server` both fit. */
-export interface ConnectableServer {
-  /** Starts serving over the transport. */
-  connect(transport: Transport): Promise<void>;
-  /** Stops serving and closes the transport. */
-  close(): Promise<void>;
-}
-
-/**
- * An agent the listener serves: its peer connection, which carries any
- * number of {@linkcode AgentSession}s.
- */
-export interface Agent {
-  /** The peer id the signalling gave the agent (unique while it is present). */
-  readonly peer: string;
-  /** Its connection, e.g. for `getConnectionPath()`. */
-  readonly connection: WebRTCConnection;
-}
-
-/**
- * One MCP session of an {@linkcode Agent}: what `createServer` makes a server
- * for, and what `onsession` and `onsessionclose` report.
- *
- * @example Name each server after its agent and session
- * ```ts ignore
- * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
- * import { WebRTCListener } from "@mcp/webrtc";
- *
- * const listener = await WebRTCListener.listen({
- *   url: "wss://signal.example",
- *   createServer: ({ peer, session }) =>
- *     new McpServer({ name: `desktop for ${peer} #${session}`, version: "1.0.0" }),
- * });
- * listener.onsessionclose = ({ agent, session }) => console.log(`${agent.peer} closed #${session}`);
- * ```
- */
-export interface AgentSession {
-  /** Whose session it is. */
-  readonly agent: Agent;
-  /** The agent's peer id (`agent.peer`). */
-  readonly peer: string;
-  /** The session's number among the agent's sessions on its connection, from 1. */
-  readonly session: number;
-  /** Its transport: a data channel of the agent's connection. */
-  readonly transport: Transport;
-}
-
-/** Options of {@linkcode WebRTCListener}. */
-export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "signaling"> {
-  /** The signalling on which agents arrive, joined as host. */
-  hub: SignalingHub;
-  /**
-   * Makes a fresh MCP server for each MCP session (an agent may open several
-   * on its connection): MCP sessions are stateful, so they never share one.
-   */
-  createServer: (session: AgentSession) => ConnectableServer | Promise<ConnectableServer>;
-  /**
-   * The key that authenticates signalling end to end (a ticket's
-   * `signalingKey`); without it, signalling is trusted as the hub delivers it.
-   *
-   * @default {undefined}
-   */
-  signalingKey?: CryptoKey;
-  /**
-   * Agents that arrive after this moment are refused (a ticket's expiry).
-   *
-   * @default {undefined}
-   */
-  expiresAt?: Date;
-  /**
-   * The most agents (peer connections) served at once; one more is refused
-   * until one leaves.
-   *
-   * @default {8} (`DEFAULT_MAX_AGENTS`)
-   */
-  maxAgents?: number;
-  /**
-   * The most MCP sessions one agent may hold open at once. One more is
-   * refused: its first request gets a JSON-RPC error saying so (code
-   * `-32000`), and its channel closes; the agent's other sessions go on.
-   *
-   * @default {64}
-   */
-  maxSessionsPerAgent?: number;
-  /**
-   * The most MCP sessions one agent may start per second, after a burst of
-   * `maxSessionsPerAgent`. One more is refused as one over
-   * `maxSessionsPerAgent` is: its first request gets a JSON-RPC error naming
-   * this limit (code `-32000`), and its channel closes.
-   *
-   * @default {10}
-   */
-  sessionStartsPerSecond?: number;
-  /**
-   * The most bytes that one agent's unfinished chunked messages, on all its
-   * sessions, may hold. A message that does not fit is dropped: its request
-   * gets a JSON-RPC error naming this budget (code `-32000`), and the
-   * agent's sessions go on. An agent is a peer connection: a holder of the
-   * ticket that opens several connections (up to `maxAgents`) has this budget
-   * on each, within `maxUnfinishedBytes`.
-   *
-   * @default {134217728}
-   */
-  maxUnfinishedBytesPerAgent?: number;
-  /**
-   * The most bytes that the unfinished chunked messages of all agents
-   * together may hold: what messages under way can make this process keep.
-   * A message that does not fit is dropped as with
-   * `maxUnfinishedBytesPerAgent`, naming this budget.
-   *
-   * @default {268435456}
-   */
-  maxUnfinishedBytes?: number;
-  /**
-   * Milliseconds an agent's chunked message may go without a new chunk before
-   * it is dropped (its request gets a JSON-RPC error saying so) and its
-   * session closed.
-   *
-   * @default {10000}
-   */
-  unfinishedMessageTimeout?: number;
-}
-
-/** Options of {@linkcode WebRTCListener.listen}. */
-export interface ListenOptions extends Omit<WebRTCListenerOptions, "hub" | "signalingKey"> {
-  /**
-   * The signalling service, e.g. `wss://signal.example` (a new room is made),
-   * or a host ticket from an earlier `listen()` to reopen its room.
-   */
-  url?: string | URL;
-  /**
-   * A host ticket (object or string) to reopen, instead of `url`.
-   *
-   * @default {undefined}
-   */
-  hostTicket?: Ticket | string;
-  /** Options of the room connection (WebSocket constructor, reconnect, pings). */
-  room?: Omit<SignalingRoomOptions, "role" | "key" | "guestVerifier">;
-}
+export type { Invite, InviteOptions, InviteRecord, RevokeResult };
+export type { Agent, AgentSession, ConnectableServer, ListenOptions, WebRTCListenerOptions };
 
 /**
  * Accepts any number of agents on one signalling room (up to `maxAgents`):
@@ -212,6 +99,10 @@ export class WebRTCListener {
   readonly #agents = new Map<string, Agent>();
   /** The sessions being served, with their servers. */
   readonly #sessions = new Map<AgentSession, ConnectableServer>();
+  /** The invites agents may come with, by name; each has its own signalling key. */
+  readonly #invites = new InviteBook();
+  /** The host ticket, when made by `listen()`: what new invites are tickets to. */
+  #host?: Ticket;
   /** What all agents' unfinished messages hold. */
   readonly #budget: MemoryBudget;
   #closing?: Promise<void>;
@@ -234,7 +125,7 @@ export class WebRTCListener {
 
   /**
    * @param options The hub, the server factory and transport options.
-   * @throws {TypeError} If the hub or the factory is missing.
+   * @throws {TypeError} If the hub or the factory is missing, or `tools` is not an array of names.
    * @throws {RangeError} If a limit (`maxAgents`, `maxSessionsPerAgent`,
    * `sessionStartsPerSecond`, the budgets, `unfinishedMessageTimeout`) is not a positive integer.
    */
@@ -244,32 +135,16 @@ export class WebRTCListener {
         "Cannot create listener as 'hub' and 'createServer' are required: pass a SignalingRoom joined as host and a function returning an MCP server",
       );
     }
-    for (
-      const [name, value] of [
-        ["maxAgents", options.maxAgents ?? DEFAULT_MAX_AGENTS],
-        ["maxSessionsPerAgent", options.maxSessionsPerAgent ?? DEFAULT_MAX_SESSIONS_PER_AGENT],
-        [
-          "sessionStartsPerSecond",
-          options.sessionStartsPerSecond ?? DEFAULT_SESSION_STARTS_PER_SECOND,
-        ],
-        [
-          "maxUnfinishedBytesPerAgent",
-          options.maxUnfinishedBytesPerAgent ?? DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
-        ],
-        ["maxUnfinishedBytes", options.maxUnfinishedBytes ?? DEFAULT_MAX_UNFINISHED_BYTES],
-        [
-          "unfinishedMessageTimeout",
-          options.unfinishedMessageTimeout ?? DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
-        ],
-      ] as const
-    ) {
-      if (!Number.isSafeInteger(value) || value < 1) {
-        throw new RangeError(
-          `Cannot create listener as '${name}' must be a positive integer: received ${value}`,
-        );
-      }
-    }
+    checkListenerLimits(options);
+    assertToolNames(options.tools, "Cannot create listener");
     this.#options = options;
+    if (options.signalingKey) {
+      this.#invites.set({
+        name: GUEST_INVITE,
+        signalingKey: options.signalingKey,
+        expiresAt: options.expiresAt,
+      });
+    }
     this.#budget = new MemoryBudget(
       "maxUnfinishedBytes",
       options.maxUnfinishedBytes ?? DEFAULT_MAX_UNFINISHED_BYTES,
@@ -303,7 +178,14 @@ export class WebRTCListener {
    * ```
    */
   static async listen(options: ListenOptions): Promise<WebRTCListener> {
-    const { url, hostTicket, room: roomOptions, ...rest } = options;
+    const {
+      url,
+      hostTicket,
+      room: roomOptions,
+      invites = [],
+      guestTicket = true,
+      ...rest
+    } = options;
     let host: Ticket;
     if (hostTicket !== undefined) {
       host = typeof hostTicket === "string" ? parseTicket(hostTicket) : hostTicket;
@@ -321,21 +203,161 @@ export class WebRTCListener {
       );
     }
     const keys = await deriveTicketKeys(host);
+    // Checked before the room is opened: a wrong record fails the call, not an agent.
+    const records = await Promise.all(invites.map((record) => readInviteRecord(record, host)));
     const hub = await SignalingRoom.join(roomUrl(host), {
       ...roomOptions,
       role: "host",
       key: keys.hostKey!,
-      guestVerifier: keys.guestVerifier,
+      // Without the guest ticket, the verifier of a key nobody holds.
+      guestVerifier: guestTicket ? keys.guestVerifier : await unusableVerifier(),
     });
     const listener = new WebRTCListener({
       ...rest,
       expiresAt: rest.expiresAt ?? host.expiresAt,
       hub,
-      signalingKey: keys.signalingKey,
+      ...(guestTicket ? { signalingKey: keys.signalingKey } : {}),
     });
     listener.hostTicket = formatTicket(host);
-    listener.ticket = formatTicket(await createGuestTicket(host));
+    listener.#host = host;
+    if (guestTicket) {
+      listener.ticket = formatTicket(await createGuestTicket(host));
+      listener.#invites.set({
+        ...listener.#invites.get(GUEST_INVITE)!,
+        ticket: listener.ticket,
+      });
+    }
+    try {
+      for (const record of records) {
+        if (record.name === GUEST_INVITE && guestTicket) continue;
+        await listener.#invites.register(record, hub);
+      }
+    } catch (error) {
+      await listener.close();
+      throw error;
+    }
     return listener;
+  }
+
+  /**
+   * Makes an invite: a guest ticket of this listener's room with a secret of
+   * its own (so its own room key and signalling key), a name, and optionally
+   * an expiry and the tools it may use. Resolves once the room admits its
+   * key: the agent can connect at once. The agent's name is then on its
+   * `Agent`, checked by the desktop (its signalling
+   * opens only with this invite's key, whatever the room claims).
+   *
+   * @param options The name, the tools it may use and its expiry.
+   * @returns The invite's guest ticket, to hand to that agent only.
+   * @throws {TypeError} If the name, the tools or the expiry are malformed,
+   * the name is taken, or the listener was not made by `listen()` (it needs
+   * the host ticket) on a room that stores invites.
+   * @throws {RangeError} If the listener has `MAX_INVITES` invites already.
+   * @throws {SignalingRoomError} If the room refused the invite or was lost.
+   *
+   * @example Give an agent its own ticket, limited to two tools
+   * ```ts ignore
+   * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+   * import { WebRTCListener } from "@mcp/webrtc";
+   *
+   * const listener = await WebRTCListener.listen({
+   *   url: "wss://signal.example",
+   *   guestTicket: false,
+   *   createServer: () => new McpServer({ name: "desktop", version: "1.0.0" }),
+   * });
+   * const ticket = await listener.invite({ name: "ci", tools: ["read_file", "search"] });
+   * console.log("Give this ticket to the CI agent:", ticket);
+   * ```
+   */
+  async invite(options: InviteOptions): Promise<string> {
+    const { name, tools, expiresAt } = checkInviteOptions(options);
+    if (this.#closing) {
+      throw new TypeError(`Cannot invite "${name}" as the listener is closed`);
+    }
+    const host = this.#host;
+    if (!host) {
+      throw new TypeError(
+        `Cannot invite "${name}" as this listener has no host ticket: make it with WebRTCListener.listen()`,
+      );
+    }
+    if (expiresAt && expiresAt.getTime() <= clockOf(this).now()) {
+      throw new TypeError(
+        `Cannot invite "${name}" as its expiry ${expiresAt.toISOString()} has passed: give a later one`,
+      );
+    }
+    const ticket = await createInviteTicket(host, { expiresAt });
+    const record: InviteRecord = {
+      name,
+      ticket: formatTicket(ticket),
+      ...(tools ? { tools } : {}),
+    };
+    await this.#invites.register(await readInviteRecord(record, host), this.#options.hub);
+    return record.ticket;
+  }
+
+  /**
+   * Revokes an invite: the room refuses its key from then on and closes its
+   * agents' sockets, and the desktop closes their connections and sessions;
+   * every other agent goes on. Resolves once those connections are closed.
+   *
+   * @param name The invite's name (`"guest"` for the ticket of `listen()`).
+   * @returns The name and how many connections were closed.
+   * @throws {Error} If no invite has that name (the message lists those that do).
+   * @throws {SignalingRoomError} If the room could not be told (the desktop
+   * refuses the invite anyway).
+   *
+   * @example Revoke an agent's invite
+   * ```ts ignore
+   * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+   * import { WebRTCListener } from "@mcp/webrtc";
+   *
+   * const listener = await WebRTCListener.listen({
+   *   url: "wss://signal.example",
+   *   createServer: () => new McpServer({ name: "desktop", version: "1.0.0" }),
+   * });
+   * await listener.invite({ name: "laptop" });
+   * const { closed } = await listener.revoke("laptop");
+   * console.log(`Closed ${closed} connection(s)`);
+   * ```
+   */
+  async revoke(name: string): Promise<RevokeResult> {
+    if (!this.#invites.has(name)) {
+      const known = this.#invites.names();
+      throw new WebRTCTransportError(
+        `Cannot revoke invite "${clipName(name)}" as there is no invite of that name: ${
+          known.length > 0 ? `the invites are ${known.join(", ")}` : "there are no invites"
+        }`,
+      );
+    }
+    const roomDone = this.#invites.revoke(name, this.#options.hub);
+    const agents = [...this.#agents.values()].filter((agent) => agent.name === name);
+    await Promise.allSettled(agents.map((agent) => this.#closeAgent(agent)));
+    await roomDone;
+    return { name, closed: agents.length };
+  }
+
+  /**
+   * The invites agents may come with now (`"guest"` first, when `listen()`
+   * made the one guest ticket), each with whether an agent is connected with
+   * it. Keep the records (`name`, `ticket`, `tools`) to pass them to
+   * `listen({ invites })` after a restart.
+   */
+  get invites(): Invite[] {
+    return this.#invites.list(this.#agents.values());
+  }
+
+  /** Ends one agent: its sessions' servers, then its connection. */
+  async #closeAgent(agent: Agent): Promise<void> {
+    if (this.#agents.get(agent.peer) === agent) {
+      this.#agents.delete(agent.peer);
+      this.onagentleave?.(
+        agent,
+        new WebRTCTransportError(`its invite "${agent.name}" was revoked`),
+      );
+    }
+    const servers = [...this.#sessions].filter(([session]) => session.agent === agent);
+    await Promise.allSettled(servers.map(([, server]) => server.close()));
+    await agent.connection.close();
   }
 
   /**
@@ -386,16 +408,31 @@ export class WebRTCListener {
       this.onerror?.(error as Error);
       return;
     }
-    if (options.signalingKey) {
+    // The room's claim only picks the key: an agent that holds another
+    // invite's key (or none) fails to open its hello.
+    const name = inviteNameOf(options.hub, peer);
+    const invite = name === undefined ? this.#invites.get(GUEST_INVITE) : this.#invites.get(name);
+    if (name !== undefined && !invite?.signalingKey) {
+      this.onerror?.(
+        new WebRTCTransportError(
+          `Refused agent ${peer}: the room says it came with the invite "${
+            clipName(name)
+          }", which this desktop does not have (revoked, or never made here)`,
+        ),
+      );
+      await signaling.close().catch(() => {});
+      return;
+    }
+    if (invite?.signalingKey) {
       signaling = new AuthenticatedSignaling(signaling, {
-        key: options.signalingKey,
+        key: invite.signalingKey,
         role: "host",
       });
     }
-    const refusal = this.#refusal();
+    const refusal = agentRefusal(this.#options, invite, this.#agents.size, clockOf(this).now());
     if (refusal) {
-      this.onerror?.(new Error(`Refused agent ${peer}: ${refusal}`));
-      await this.#refuse(signaling, refusal);
+      this.onerror?.(new WebRTCTransportError(`Refused agent ${peer}: ${refusal}`));
+      await refuseAgent(signaling, refusal);
       return;
     }
     const {
@@ -408,6 +445,8 @@ export class WebRTCListener {
       sessionStartsPerSecond = DEFAULT_SESSION_STARTS_PER_SECOND,
       maxUnfinishedBytesPerAgent = DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
       maxUnfinishedBytes: _desktop,
+      tools: _tools,
+      onaudit: _onaudit,
       ...rest
     } = options;
     const connection = new WebRTCConnection({
@@ -421,48 +460,26 @@ export class WebRTCListener {
       signaling,
       initiator: rest.initiator ?? false,
     });
-    const agent: Agent = Object.freeze({ peer, connection });
+    const agent: Agent = Object.freeze({
+      peer,
+      ...(name === undefined ? {} : { name }),
+      ...(invite?.tools ? { tools: invite.tools } : {}),
+      connection,
+    });
     this.#agents.set(peer, agent);
     let sessions = 0;
-    let open = 0;
     const clock = clockOf(this);
-    const starts = new StartRate(sessionStartsPerSecond, maxSessionsPerAgent, clock);
+    const gate = new SessionGate({
+      peer,
+      maxSessions: maxSessionsPerAgent,
+      startsPerSecond: sessionStartsPerSecond,
+      clock,
+      onerror: (error) => this.onerror?.(error),
+    });
     connection.onerror = (error) => this.onerror?.(error);
     connection.ontransport = (transport) => {
-      if (open >= maxSessionsPerAgent) {
-        this.onerror?.(
-          new Error(
-            `Refused a session of agent ${peer}: it has ${open} open, the most allowed (maxSessionsPerAgent)`,
-          ),
-        );
-        refuseSession(
-          transport,
-          `Cannot open another MCP session as this agent has ${open} open, the most the desktop allows: close one and try again`,
-          clock,
-        );
-        return;
-      }
-      if (!starts.take()) {
-        this.onerror?.(
-          new Error(
-            `Refused a session of agent ${peer}: it starts sessions faster than ${sessionStartsPerSecond} a second (sessionStartsPerSecond)`,
-          ),
-        );
-        refuseSession(
-          transport,
-          `Cannot open another MCP session as this agent starts sessions faster than the desktop allows (${sessionStartsPerSecond} a second, sessionStartsPerSecond): wait a second and try again, or keep sessions open instead of opening new ones`,
-          clock,
-        );
-        return;
-      }
-      // The slot is taken now and given back the moment the channel closes,
-      // whether it opened, started a server, or neither.
-      open++;
-      void transport.closed.then(() => open--);
-      void this.#serve(
-        Object.freeze({ agent, peer, session: ++sessions, transport }),
-        transport,
-      );
+      if (!gate.admit(transport)) return;
+      void this.#serve(Object.freeze({ agent, peer, session: ++sessions, transport }), transport);
     };
     const left = (error?: Error) => {
       if (this.#agents.get(peer) !== agent) return;
@@ -507,7 +524,7 @@ export class WebRTCListener {
       server = await this.#options.createServer(session);
     } catch (error) {
       this.onerror?.(
-        new Error(
+        new WebRTCTransportError(
           `Cannot serve agent ${session.peer}'s session ${session.session} as createServer() failed: ${
             String(error)
           }`,
@@ -528,7 +545,7 @@ export class WebRTCListener {
       if (this.#sessions.delete(session)) this.onsessionclose?.(session, server);
     });
     try {
-      await server.connect(transport);
+      await server.connect(this.#policy(session, transport));
       connected = true;
     } catch (error) {
       this.onerror?.(error as Error);
@@ -549,97 +566,17 @@ export class WebRTCListener {
   }
 
   /**
-   * Tells a refused agent why (sealed, when signalling is authenticated, so
-   * the agent can trust the reason), then lets go of its signalling.
+   * The session's transport as its server sees it: wrapped in a
+   * {@linkcode PolicyTransport} when tools are limited or audited.
    */
-  async #refuse(signaling: Signaling, reason: string): Promise<void> {
-    try {
-      await signaling.start?.();
-      await settle(signaling.send({ type: "bye", reason }), REFUSAL_TIMEOUT);
-    } catch {
-      // The agent is gone already.
-    } finally {
-      await signaling.close().catch(() => {});
-    }
+  #policy({ agent, session }: AgentSession, transport: Transport): Transport {
+    const { tools, onaudit } = this.#options;
+    if (tools === undefined && agent.tools === undefined && !onaudit) return transport;
+    assertToolNames(agent.tools, `Cannot serve agent ${agent.peer}'s session`);
+    return new PolicyTransport(transport, {
+      tools: combineTools(tools, agent.tools),
+      onaudit,
+      agent: { name: agent.name, peer: agent.peer, session },
+    });
   }
-
-  #refusal(): string | undefined {
-    const { expiresAt, maxAgents = DEFAULT_MAX_AGENTS } = this.#options;
-    if (expiresAt && expiresAt.getTime() <= clockOf(this).now()) {
-      return "the ticket expired; ask the desktop for a new one";
-    }
-    if (this.#agents.size >= maxAgents) {
-      return `the desktop serves its maximum of ${maxAgents} agents; try again later`;
-    }
-    return undefined;
-  }
-}
-
-/**
- * Counts one agent's session starts against its rate: a token bucket that
- * holds `burst` starts and refills at `perSecond`.
- */
-class StartRate {
-  readonly #rate: number;
-  readonly #burst: number;
-  readonly #clock: Clock;
-  #tokens: number;
-  #last: number;
-
-  constructor(perSecond: number, burst: number, clock: Clock) {
-    this.#rate = perSecond;
-    this.#burst = burst;
-    this.#clock = clock;
-    this.#tokens = burst;
-    this.#last = clock.now();
-  }
-
-  /** Takes a start if the rate allows one now. */
-  take(): boolean {
-    const now = this.#clock.now();
-    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
-    this.#last = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
-  }
-}
-
-/**
- * Refuses one session: its first request gets a JSON-RPC error with the
- * reason (the SDK's `connect()` rejects with it), then its channel closes.
- */
-function refuseSession(transport: Transport, reason: string, clock: Clock): void {
-  let done = false;
-  const close = () => {
-    if (done) return;
-    done = true;
-    clock.clearTimeout(timer);
-    void transport.close();
-  };
-  transport.onmessage = (message) => {
-    if (!("method" in message) || !("id" in message)) return;
-    void transport.send({
-      jsonrpc: "2.0",
-      id: message.id,
-      error: { code: SESSION_LIMIT_REACHED, message: reason },
-    }).catch(() => {}).finally(close);
-  };
-  // An agent that sends nothing gets its channel closed after a while.
-  const timer = clock.setTimeout(close, REFUSAL_TIMEOUT);
-  transport.start().catch(close);
-}
-
-/**
- * The STUN/TURN servers a hub hands out: asked for where it can (a room mints
- * TURN credentials only on request), else as it holds them.
- */
-function hubIceServers(hub: unknown): Promise<IceServer[] | undefined> {
-  const source = hub as {
-    iceServers?: IceServer[];
-    requestIceServers?: () => Promise<IceServer[] | undefined>;
-  };
-  return typeof source.requestIceServers === "function"
-    ? source.requestIceServers()
-    : Promise.resolve(source.iceServers);
 }

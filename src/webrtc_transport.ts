@@ -18,13 +18,16 @@ import { clockOf, SYSTEM_CLOCK, useClock } from "./_clock.ts";
 import { DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RECEIVE_SIZE } from "./constants.ts";
 import { PeerLostError, WebRTCTransportError } from "./errors.ts";
 import { MemoryBudget } from "./framing.ts";
-import type { ConnectionPath, ConnectStep, IceServer, PeerConnectionConstructor } from "./peer.ts";
+import type { ConnectionPath, ConnectStep } from "./peer.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 import {
   ownConnection,
   WebRTCConnection,
   type WebRTCSessionTransport,
+  type WebRTCTransportOptions,
 } from "./webrtc_connection.ts";
+
+export type { WebRTCTransportOptions };
 
 export type {
   ConnectionPath,
@@ -35,86 +38,6 @@ export type {
 } from "./peer.ts";
 
 export { DEFAULT_ICE_SERVERS } from "./peer.ts";
-
-/** Options of {@linkcode WebRTCClientTransport} and {@linkcode WebRTCServerTransport}. */
-export interface WebRTCTransportOptions {
-  /** How offer, answer and candidates reach the other peer; the transport owns it. */
-  signaling: Signaling;
-  /**
-   * STUN and TURN servers. Pass `[]` for peers on one host or LAN. When not
-   * given: the servers the signalling hands out (a room whose worker mints
-   * TURN credentials, asked as the connection starts), else one public STUN
-   * server.
-   *
-   * @default {[{ urls: "stun:stun.cloudflare.com:3478" }]}
-   */
-  iceServers?: IceServer[];
-  /**
-   * More `RTCConfiguration` fields, passed to the `RTCPeerConnection` as they
-   * are: `iceTransportPolicy: "relay"`, or node-datachannel's own such as
-   * `bindAddress`, `portRangeBegin`/`portRangeEnd` and `mtu` (the largest
-   * packet sent; 4000 when `bindAddress` is a loopback address, where it is
-   * about twice as fast, else libdatachannel's 1280, which fits every path).
-   *
-   * @default {{}}
-   */
-  rtcConfiguration?: Record<string, unknown>;
-  /**
-   * The `RTCPeerConnection` implementation. By default the runtime's own
-   * (browsers), else node-datachannel's W3C polyfill (Deno, Node).
-   *
-   * @default {globalThis.RTCPeerConnection}
-   */
-  RTCPeerConnection?: PeerConnectionConstructor;
-  /**
-   * Milliseconds to establish the connection before failing with a
-   * `ConnectError` naming the stage that did not complete. It counts from
-   * when signalling has started (waiting for the other peer to be in its room
-   * is bounded by the signalling, e.g. its `hostTimeout`), and for an
-   * answering server from its client's first message, so a server can wait
-   * for its client indefinitely.
-   *
-   * @default {15000}
-   */
-  connectTimeout?: number;
-  /**
-   * The largest message accepted from the peer, in bytes; a larger one is
-   * dropped with a `MessageSizeError` and the session goes on.
-   *
-   * @default {67108864}
-   */
-  maxReceiveSize?: number;
-  /**
-   * Whether this side creates the data channel and the offer. By default the
-   * client does; set it on the server (and unset it on the client) to talk to
-   * peers where the server offers, as in the reference implementations.
-   *
-   * @default {true for the client, false for the server}
-   */
-  initiator?: boolean;
-  /**
-   * When the connection moves to the relay through the signalling room (see
-   * the relay path in docs/API.md): the milliseconds the dialling side waits after
-   * the answer came for ICE to find a path; `0` relays at once, `false` never. The
-   * relay needs authenticated signalling through a room (a ticket's); a
-   * runtime without `RTCPeerConnection` always relays.
-   *
-   * @default {3000}
-   */
-  relayAfter?: number | false;
-  /**
-   * Milliseconds between keepalives; `0` turns keepalives off.
-   *
-   * @default {1000}
-   */
-  keepaliveInterval?: number;
-  /**
-   * Milliseconds of silence from the peer after which it is taken as gone.
-   *
-   * @default {8000}
-   */
-  idleTimeout?: number;
-}
 
 /**
  * What the two WebRTC transports share: a view of one MCP session on a
@@ -299,7 +222,7 @@ export class WebRTCTransport implements Transport {
    */
   async start(): Promise<void> {
     if (this.#ready) {
-      throw new Error(
+      throw new WebRTCTransportError(
         "WebRTC transport already started! If using Client or Server class, note that connect() calls start() automatically.",
       );
     }

@@ -162,7 +162,8 @@ Deno.test("An intermediary on the A2A hop that alters the DTLS fingerprint makes
     // The agent's ConnectError says what happened (the certificate did not
     // match the signalled fingerprint) and what to do, not a network diagnosis.
     assert.match(result.answer, /^ConnectError: Cannot connect/);
-    assert.match(result.answer, /does not match the fingerprint/);
+    const desktop = `the desktop's errors: ${result.errors.map(String).join("; ")}`;
+    assert.match(result.answer, /does not match the fingerprint/, `${result.answer}; ${desktop}`);
     assert.match(result.answer, /AuthenticatedSignaling/);
     assert.doesNotMatch(result.answer, /TURN/);
     // The desktop hears of it as a failed connect (or the agent's goodbye), never as a session.

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 import { type DataChannelLike, DataChannelTransport } from "../src/data_channel_transport.ts";
-import { PathPeer } from "../src/_relay_peer.ts";
+import { PathPeer } from "../src/peer.ts";
 import { FRAME_MORE } from "../src/framing.ts";
 import { TicketSignaling } from "../src/signaling/ticket_signaling.ts";
 import { type CliProcess, INITIALIZE, startServe, until, withWorker } from "./_cli_helpers.ts";
@@ -134,6 +134,16 @@ Deno.test(
       assert.ok(failed.length > 0, serve.stderr);
       for (const event of failed) {
         assert.match(String(event.message), /\(INCOMING_CHANNEL_OPEN_TIMEOUT\)/, serve.stderr);
+        // Its session's end says what happened: the channel never opened, not that the agent closed a session.
+        const ended = events(serve, "session-closed").find((closed) =>
+          closed.agent === event.agent && closed.session === event.session
+        );
+        assert.ok(ended, `no session-closed for session ${event.session}: ${serve.stderr}`);
+        assert.match(
+          String(ended.reason),
+          /^its channel never opened: .*\(INCOMING_CHANNEL_OPEN_TIMEOUT\)/,
+          serve.stderr,
+        );
       }
       // Given back by that deadline, not by some later one (the margin is for a loaded machine).
       assert.ok(
@@ -183,7 +193,13 @@ Deno.test(
             channel.addEventListener("message", () => resolve());
             channel.addEventListener("close", () => resolve());
           });
-          channel.send(JSON.stringify(INITIALIZE));
+          // ... or between its opening and this send.
+          try {
+            channel.send(JSON.stringify(INITIALIZE));
+          } catch {
+            if (channel.readyState !== "open") continue;
+            throw new Error("Cannot send initialize on an open channel");
+          }
           await answered;
           channel.close();
           await closed(channel);

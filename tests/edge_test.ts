@@ -16,6 +16,8 @@ import {
   WebRTCClientTransport,
 } from "../mod.ts";
 import { createTestServer, dial, greet, LOCAL, text, until, withDesktop } from "./_helpers.ts";
+import { useClock } from "../src/_clock.ts";
+import { ManualClock } from "../src/_test_clock.ts";
 
 Deno.test("WebRTCListener serves one agent through the worker with a ticket", async () => {
   await withDesktop({}, async ({ listener, ticket }) => {
@@ -135,8 +137,12 @@ Deno.test("An agent with a wrong or truncated ticket is refused by the worker an
 Deno.test("WebRTCListener refuses agents after the ticket's expiry", async () => {
   const options = () => ({ expiresAt: new Date(Date.now() + 1_500) });
   await withDesktop(options, async ({ listener, ticket }) => {
-    await new Promise((resolve) => setTimeout(resolve, 1_600));
-    const error = await dial(ticket).then(() => undefined, (error) => error);
+    // The agent's clock is moved past the expiry instead of waiting for it.
+    const signaling = new TicketSignaling(ticket, { hostTimeout: 5_000 });
+    const clock = new ManualClock();
+    useClock(signaling, clock);
+    await clock.advance(1_600);
+    const error = await dial(ticket, { signaling }).then(() => undefined, (error) => error);
     assert.ok(error instanceof Error);
     assert.match(error.message, /expired/);
     assert.equal(listener.sessions.length, 0);

@@ -440,3 +440,30 @@ Deno.test("A connected peer opens further channels and hands the other side's to
   assert.equal(await message, "hello on a second channel");
   await Promise.all([offerer.close(), answerer.close()]);
 });
+
+Deno.test("The connect timeout runs on the peer's clock: an hour passes when the clock says so, and the error names the stage", async () => {
+  const HOUR = 3_600_000;
+  const timers = new Map<number, () => void>();
+  let next = 0;
+  let armed!: () => void;
+  const timeoutArmed = new Promise<void>((resolve) => armed = resolve);
+  const clock = {
+    now: () => 0,
+    setTimeout(fn: () => void, ms: number) {
+      timers.set(++next, fn);
+      if (ms === HOUR) armed();
+      return next;
+    },
+    clearTimeout: (id: unknown) => void timers.delete(id as number),
+  };
+  const [a] = MemorySignaling.createPair();
+  const peer = new Peer({ ...OPTIONS, signaling: a, initiator: true, connectTimeout: HOUR, clock });
+  const connecting = peer.connect().catch((error) => error);
+  await timeoutArmed;
+  for (const fn of [...timers.values()]) fn();
+  const error = await connecting;
+  assert.ok(error instanceof ConnectError, String(error));
+  assert.equal(error.stage, "signaling");
+  assert.match(error.message, /did not complete within 3600000 ms: no answer came/);
+  await peer.close();
+});

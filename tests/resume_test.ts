@@ -7,7 +7,7 @@ import { MemorySignaling, type Signaling, WebRTCConnection } from "../mod.ts";
 import { RESUME_BACKOFF_FIRST } from "../src/constants.ts";
 import { useClock } from "../src/_clock.ts";
 import { deadline } from "../src/_async.ts";
-import { ManualClock } from "./_manual_clock.ts";
+import { ManualClock } from "../src/_test_clock.ts";
 import { LOCAL, text } from "./_helpers.ts";
 import { z } from "zod";
 

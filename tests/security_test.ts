@@ -33,6 +33,9 @@ import {
   WebSocketSignaling,
 } from "../src/signaling/mod.ts";
 import { decodeBase64Url, encodeBase64Url } from "../src/_base64url.ts";
+import { useClock } from "../src/_clock.ts";
+import { ManualClock } from "../src/_test_clock.ts";
+import { createInviteTicket } from "../src/ticket.ts";
 import {
   createTestServer,
   dial,
@@ -48,7 +51,6 @@ import {
   randomMac,
   recordingServers,
   sealedType,
-  sleep,
   type Tap,
   tappedAgent,
   withAlteredFingerprint,
@@ -297,7 +299,8 @@ Deno.test("A stranger with the room id but not the secret is refused by the work
     assert.ok(error instanceof ConnectError, String(error));
     assert.ok(error.cause instanceof SignalingRoomError, String(error.cause));
     assert.equal(error.cause.code, "key_refused");
-    await sleep(200);
+    // The refusal awaited above is the room's, at the WebSocket upgrade: the
+    // stranger never joined, so nothing was on its way to the desktop.
     assert.equal(log.servers.length, 0, "createServer was never called");
     assert.deepEqual(errors, []);
     assert.equal(listener.sessions.length, 0);
@@ -415,6 +418,9 @@ Deno.test("An agent that pushed its ticket's expiry forward is still refused by 
     return { expiresAt, createServer: log.createServer };
   };
   await withDesktop(options, async ({ listener }) => {
+    // The desktop's clock is moved past the real expiry instead of waiting for it.
+    const clock = new ManualClock();
+    useClock(listener, clock);
     const errors: Error[] = [];
     listener.onerror = (error) => errors.push(error);
     // The expiry is in the ticket in clear and covered by no key: a holder can change it.
@@ -422,7 +428,7 @@ Deno.test("An agent that pushed its ticket's expiry forward is still refused by 
       ...parseTicket(listener.ticket!),
       expiresAt: new Date(Date.now() + 3_600_000),
     });
-    await sleep(expiresAt.getTime() - Date.now() + 100);
+    await clock.advance(expiresAt.getTime() - clock.now() + 100);
     const error = await dial(extended).then(() => undefined, (error) => error);
     assert.ok(error instanceof ConnectError, String(error));
     assert.match(error.message, /the ticket expired/);
@@ -522,7 +528,42 @@ Deno.test("Without sealing, an altered DTLS fingerprint still stops the channel:
   await throughRelay(true);
 });
 
-Deno.test("Known limitation: a holder of the guest ticket can pose as the desktop to another holder, if a relay routes them to each other", async () => {
+Deno.test("T13: agents with invites of their own cannot pose as the desktop to each other, even if a relay routes them to each other", async () => {
+  // The same relay as in the shared-ticket case below, but each agent holds
+  // its own invite of the room: the impostor seals as "host" with its own
+  // signalling key, which the victim's does not verify.
+  const host = await createTicket({ url: "wss://signal.test" });
+  const impostorKey = (await deriveTicketKeys(await createInviteTicket(host))).signalingKey;
+  const victimKey = (await deriveTicketKeys(await createInviteTicket(host))).signalingKey;
+  const [relayToImpostor, relayToVictim] = MemorySignaling.createPair();
+  const impostor = createTestServer();
+  impostor.registerTool("whoami", {}, () => ({ content: [{ type: "text", text: "impostor" }] }));
+  const impostorSignaling = new AuthenticatedSignaling(relayToImpostor, {
+    key: impostorKey,
+    role: "host",
+  });
+  await impostor.connect(new WebRTCServerTransport({ signaling: impostorSignaling, ...LOCAL }));
+  const victimSignaling = new AuthenticatedSignaling(relayToVictim, {
+    key: victimKey,
+    role: "guest",
+  });
+  const victim = new Client({ name: "agent", version: "1.0.0" });
+  try {
+    const transport = new WebRTCClientTransport({
+      signaling: victimSignaling,
+      ...LOCAL,
+      connectTimeout: REFUSED_TIMEOUT,
+    });
+    const error = await victim.connect(transport).then(() => undefined, (error) => error);
+    assert.ok(error instanceof ConnectError, String(error));
+    assert.match(error.message, /did not complete|authentication code does not match/);
+  } finally {
+    await victim.close();
+    await impostor.close();
+  }
+});
+
+Deno.test("Known limitation of a shared ticket: a holder of the guest ticket can pose as the desktop to another holder, if a relay routes them to each other", async () => {
   // Both ends of AuthenticatedSignaling share one symmetric key, and `role` is
   // only a sealed field: whoever holds the guest ticket can seal as "host". The
   // worker never routes a guest to a guest (worker/tests/room_test.ts), so this

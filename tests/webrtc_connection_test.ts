@@ -7,7 +7,7 @@ import { FRAME_KEEPALIVE, type MemoryBudget } from "../src/framing.ts";
 import { DEFAULT_KEEPALIVE_INTERVAL } from "../src/constants.ts";
 import { useClock } from "../src/_clock.ts";
 import { Peer } from "../src/peer.ts";
-import { ManualClock } from "./_manual_clock.ts";
+import { ManualClock } from "../src/_test_clock.ts";
 import { blobText, createTestServer, greet, LOCAL, text, until } from "./_helpers.ts";
 
 /** A desktop answering one agent: a fresh test server per session. */
@@ -251,7 +251,7 @@ Deno.test("A dialling WebRTCConnection sends no keepalive until the other peer s
     },
   });
   const agent = new WebRTCConnection({ signaling: a, linger: 0, ...LOCAL });
-  const clock = new ManualClock();
+  const clock = new ManualClock(0);
   useClock(agent, clock);
   try {
     const answered = answerer.connect();

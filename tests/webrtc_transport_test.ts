@@ -19,7 +19,8 @@ import {
   MESSAGE_TOO_LARGE,
 } from "../src/constants.ts";
 import { useClock } from "../src/_clock.ts";
-import { ManualClock } from "./_manual_clock.ts";
+import type { Signaling } from "../src/signaling/signaling.ts";
+import { ManualClock } from "../src/_test_clock.ts";
 import { blobText, connectPair, createTestServer, LOCAL, until } from "./_helpers.ts";
 
 function text(result: unknown): string {
@@ -234,10 +235,53 @@ Deno.test("A WebRTC transport is the one session of a connection of its own, and
   await pair.close();
 });
 
+Deno.test("A WebRTC transport told goodbye by its peer hands its own goodbye to signalling before it closes the signalling", async () => {
+  const [a, b] = MemorySignaling.createPair();
+  const events: string[] = [];
+  let closed = false;
+  // A carrier that delivers each message a turn later, as a request does, and
+  // drops what it has not delivered when it closes.
+  const carrier: Signaling = {
+    start: (options) => b.start?.(options) ?? Promise.resolve(),
+    send: async (message) => {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      if (closed) throw new Error(`${message.type} dropped: the signalling closed first`);
+      await b.send(message);
+      events.push(`${message.type} sent`);
+    },
+    close: async () => {
+      closed = true;
+      events.push("signalling closed");
+      await b.close();
+    },
+    get onmessage() {
+      return b.onmessage;
+    },
+    set onmessage(handler) {
+      b.onmessage = handler;
+    },
+  };
+  const server = new WebRTCServerTransport({ signaling: carrier, ...LOCAL });
+  const client = new WebRTCClientTransport({ signaling: a, ...LOCAL });
+  const serverClosed = new Promise<void>((resolve) => (server.onclose = resolve));
+  try {
+    await server.start();
+    await client.start();
+    await until(() => server.connected);
+    // The client's goodbye, while its channel is still open.
+    await a.send({ type: "bye", reason: "leaving" });
+    await serverClosed;
+    assert.deepEqual(events.slice(-2), ["bye sent", "signalling closed"]);
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
 Deno.test("A WebRTC transport's liveness is its connection's: a peer that goes silent is reported as PeerLostError, then onclose, once idleTimeout has passed", async () => {
   const [a, b] = MemorySignaling.createPair();
   const server = new WebRTCServerTransport({ signaling: b, ...LOCAL });
-  const clock = new ManualClock();
+  const clock = new ManualClock(0);
   useClock(server, clock);
   const errors: Error[] = [];
   server.onerror = (error) => errors.push(error);

@@ -87,12 +87,6 @@ interface WranglerConfig {
 
 const WORKER_DIR = new URL("./", import.meta.url);
 
-/**
- * The hosts for which Miniflare's own URL (`ready`) is the socket it listens
- * on. For any other host it listens there too, but `ready` names a second,
- * internal socket on 127.0.0.1 with a port of its own.
- */
-const MINIFLARE_NAMES_HOST = new Set(["localhost", "127.0.0.1", "::1", "0.0.0.0", "::", "*"]);
 let bundled: Promise<string> | undefined;
 
 /**
@@ -146,10 +140,7 @@ async function readWranglerConfig(): Promise<WranglerConfig> {
 export async function startLocalSignaling(
   options: LocalSignalingOptions = {},
 ): Promise<LocalSignaling> {
-  const { host = "127.0.0.1", vars = {}, entry, onLog, outbound } = options;
-  // Where Miniflare's URL is not the listening socket, the port must be known
-  // beforehand to name it: a free one is picked here.
-  const port = options.port || (MINIFLARE_NAMES_HOST.has(host) ? 0 : freePort(host));
+  const { host = "127.0.0.1", port = 0, vars = {}, entry, onLog, outbound } = options;
   const [source, config] = await Promise.all([bundleWorker(), readWranglerConfig()]);
   const miniflare = new Miniflare({
     name: config.name,
@@ -164,8 +155,13 @@ export async function startLocalSignaling(
       ) => [b.name, { className: b.class_name, useSQLite: true }]),
     ),
     bindings: { ...config.vars, ...vars },
-    host,
-    port,
+    // Clients reach the worker on a socket of workerd's own, as they reach the
+    // deployed worker: Miniflare's entry worker in front would forward a
+    // request with an Upgrade header as a GET whatever its method, and answer
+    // 500 for it. Miniflare's own socket stays on loopback, for its API.
+    host: "127.0.0.1",
+    port: 0,
+    unsafeDirectSockets: [{ host, port }],
     ...outbound && { outboundService: outbound },
     ...onLog && {
       handleRuntimeStdio(stdout: Readable, stderr: Readable) {
@@ -178,10 +174,8 @@ export async function startLocalSignaling(
   });
   let httpUrl: string;
   try {
-    const ready = await miniflare.ready;
-    httpUrl = MINIFLARE_NAMES_HOST.has(host)
-      ? ready.origin
-      : `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    await miniflare.ready;
+    httpUrl = (await miniflare.unsafeGetDirectURL()).origin;
   } catch (error) {
     await miniflare.dispose();
     throw error;
@@ -205,14 +199,6 @@ export async function startLocalSignaling(
     },
     close: () => (closing ??= miniflare.dispose()),
   };
-}
-
-/** A port free on `hostname` now. */
-function freePort(hostname: string): number {
-  const listener = Deno.listen({ hostname, port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
 }
 
 /** The names of the worker's TURN settings, as `vars` or secrets of the deployed worker. */

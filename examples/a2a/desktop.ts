@@ -196,7 +196,7 @@ async function* streamWithReplies(
   let server: McpServer | undefined;
   let opened: WebRTCServerTransport | undefined;
   try {
-    const offered = signaling.offer(params, { version: 1, sealed: false });
+    const offered = signaling.offer(params, { version: 2, sealed: false });
     for await (const event of client.sendMessageStream(offered)) {
       if (!signaling.receive(event)) {
         yield event;

@@ -18,19 +18,15 @@ import {
   ServiceParameters,
   withA2AExtensions,
 } from "@a2a-js/sdk/client";
-import { settle, withResolvers, yieldToEventLoop } from "../_async.ts";
-import { A2A_MAX_KEY_ID_LENGTH, BYE_TIMEOUT } from "../constants.ts";
-import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
-import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
-import type { ConnectableServer } from "../webrtc_listener.ts";
-import { WebRTCServerTransport } from "../webrtc_server_transport.ts";
-import type { WebRTCTransportOptions } from "../webrtc_transport.ts";
+import { yieldToEventLoop } from "../_async.ts";
+import { WebRTCTransportError } from "../errors.ts";
+import { SignalingBase } from "../signaling/_signaling_base.ts";
+import type { SignalingMessage } from "../signaling/signaling.ts";
 import {
   A2A_MAX_PENDING_MESSAGES,
   A2A_MAX_SIGNALING_PARTS,
   A2A_SIGNALING_EXTENSION_URI,
   type A2AMcpOffer,
-  checkSignalingKey,
   isRoutedSignaling,
   isSignalingMessage,
   newSignalingSecret,
@@ -98,7 +94,7 @@ interface Queued {
  *   },
  *   configuration: undefined,
  *   metadata: undefined,
- * }, { version: 1, sealed: false });
+ * }, { version: 2, sealed: false });
  * const yours: StreamResponse[] = [];
  * for await (const event of client.sendMessageStream(params)) {
  *   if (!signaling.receive(event)) yours.push(event); // signalling is consumed
@@ -108,27 +104,23 @@ interface Queued {
  * await signaling.close();
  * ```
  */
-export class A2AClientSignaling implements Signaling {
+export class A2AClientSignaling extends SignalingBase {
   readonly #client: Pick<Client, "sendMessage">;
   readonly #requestOptions: RequestOptions;
   readonly #secret = newSignalingSecret();
   #taskId?: string;
   #contextId?: string;
-  #pending: SignalingMessage[] = [];
   #queue: Queued[] = [];
   /** The replies of the request in flight, if one is. */
   #sending?: Queued[];
-  #started = false;
-  #closed = false;
-  #closeFired = false;
   #failure?: Error;
 
   /** Called for every signalling message from the agent, in order. */
-  onmessage?: (message: SignalingMessage) => void;
+  declare onmessage?: (message: SignalingMessage) => void;
   /** Called once when the signalling closes. */
-  onclose?: () => void;
+  declare onclose?: () => void;
   /** Called for malformed signalling from the agent (dropped), and for a refused agent. */
-  onerror?: (error: Error) => void;
+  declare onerror?: (error: Error) => void;
 
   /**
    * @param client The A2A client that sends the user's message.
@@ -136,6 +128,7 @@ export class A2AClientSignaling implements Signaling {
    * @throws {TypeError} If `client` has no `sendMessage`.
    */
   constructor(client: Pick<Client, "sendMessage">, options: A2AClientSignalingOptions = {}) {
+    super(A2A_MAX_PENDING_MESSAGES);
     if (typeof client?.sendMessage !== "function") {
       throw new TypeError(
         "Cannot create A2A client signalling as 'client' is not an A2A Client: pass the one from ClientFactory",
@@ -197,7 +190,7 @@ export class A2AClientSignaling implements Signaling {
     const update = payload.value;
     const message = update.status?.message;
     if (!isSignalingMessage(message)) return false;
-    if (this.#closed) return true;
+    if (this.closing) return true;
     if (!isRoutedSignaling(message)) {
       this.#refuse(
         "Cannot connect to the agent over A2A as its signalling does not say that it routes replies: the agent announces the extension but its request handler is not wrapped with A2ASignalingRouter.wrapRequestHandler(), so replies would reach its executor as user messages; none was sent",
@@ -212,26 +205,24 @@ export class A2AClientSignaling implements Signaling {
       this.onerror?.(error as Error);
       return true;
     }
-    if (this.#started) this.#deliver(messages);
-    else if (this.#pending.length + messages.length > A2A_MAX_PENDING_MESSAGES) {
+    if (this.waiting + messages.length > A2A_MAX_PENDING_MESSAGES) {
       this.onerror?.(
-        new Error(
-          `Dropped the agent's signalling as ${this.#pending.length} signalling messages already wait for the desktop's transport to start`,
+        new WebRTCTransportError(
+          `Dropped the agent's signalling as ${this.waiting} signalling messages already wait for the desktop's transport to start`,
         ),
       );
-    } else this.#pending.push(...messages);
+    } else for (const message of messages) this.accept(message);
     return true;
   }
 
   /** Starts delivering the agent's messages, including those received before. */
-  start(): Promise<void> {
-    if (this.#started) return Promise.resolve();
-    this.#started = true;
-    const pending = this.#pending;
-    this.#pending = [];
-    this.#deliver(pending);
+  override start(): Promise<void> {
+    return super.start();
+  }
+
+  /** Sends the replies queued before the start. */
+  protected override open(): void {
     this.#pump();
-    return Promise.resolve();
   }
 
   /**
@@ -241,12 +232,7 @@ export class A2AClientSignaling implements Signaling {
    * @throws {Error} If the signalling is closed or the agent refused the request.
    */
   send(message: SignalingMessage): Promise<void> {
-    if (this.#closed) {
-      return Promise.reject(
-        this.#failure ??
-          new Error("Cannot send signalling message as the A2A client signalling is closed"),
-      );
-    }
+    if (this.closing) return Promise.reject(this.#failure ?? closedError());
     return new Promise((resolve, reject) => {
       this.#queue.push({ message, resolve, reject });
       // After this turn: what is sent in the same turn (an answer and its
@@ -259,31 +245,20 @@ export class A2AClientSignaling implements Signaling {
    * Closes the signalling; replies not acknowledged yet are rejected. What
    * the agent sent before is still delivered, before `onclose`. Idempotent.
    */
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    this.#closed = true;
-    this.#pending = [];
+  override close(): Promise<void> {
+    return super.close();
+  }
+
+  protected override closeCarrier(): void {
     const queue = [...(this.#sending ?? []), ...this.#queue];
     this.#queue = [];
-    for (const { reject } of queue) {
-      reject(
-        this.#failure ??
-          new Error("Cannot send signalling message as the A2A client signalling is closed"),
-      );
-    }
-    // After the deliveries already queued.
-    queueMicrotask(() => {
-      if (this.#closeFired) return;
-      this.#closeFired = true;
-      this.onclose?.();
-    });
-    return Promise.resolve();
+    for (const { reject } of queue) reject(this.#failure ?? closedError());
   }
 
   /** Refuses the agent: records why, reports it and closes. */
   #refuse(reason: string): void {
     if (this.#failure) return;
-    this.#failure = new Error(reason);
+    this.#failure = new WebRTCTransportError(reason);
     this.onerror?.(this.#failure);
     void this.close();
   }
@@ -299,20 +274,16 @@ export class A2AClientSignaling implements Signaling {
     }
     if (this.#taskId === taskId) return true;
     this.onerror?.(
-      new Error(
+      new WebRTCTransportError(
         `Ignored signalling of task ${taskId} as this signalling belongs to task ${this.#taskId}`,
       ),
     );
     return false;
   }
 
-  #deliver(messages: SignalingMessage[]): void {
-    for (const message of messages) queueMicrotask(() => this.onmessage?.(message));
-  }
-
   /** Sends the queued replies in one request, if none is in flight. */
   #pump(): void {
-    if (this.#sending || this.#closed || !this.#taskId || this.#queue.length === 0) return;
+    if (this.#sending || this.closing || !this.#taskId || this.#queue.length === 0) return;
     const batch = this.#queue.splice(0, A2A_MAX_SIGNALING_PARTS);
     this.#sending = batch;
     const taskId = this.#taskId;
@@ -337,7 +308,7 @@ export class A2AClientSignaling implements Signaling {
         for (const { resolve } of batch) resolve();
       },
       (cause) => {
-        const error = new Error(
+        const error = new WebRTCTransportError(
           `Cannot send signalling to the agent as it refused the request: ${
             cause instanceof Error ? cause.message : String(cause)
           }`,
@@ -360,300 +331,8 @@ function isAcknowledgement(reply: Message | Task | undefined, taskId: string): b
     (message.referenceTaskIds ?? []).includes(taskId);
 }
 
-/** What becomes of the MCP channel a message offered: open, or failed and why. */
-export type McpChannelStatus =
-  | {
-    /** The agent's MCP client reached the desktop's server: the data channel is open. */
-    readonly state: "open";
-    /** The transport serving it, e.g. for `getConnectionPath()` or `close()`. */
-    readonly transport: WebRTCServerTransport;
-  }
-  | {
-    /** The channel did not open. */
-    readonly state: "failed";
-    /** Why: the transport's `ConnectError`, an `AuthenticationError`, or a refused agent. */
-    readonly error: Error;
-  };
-
-/**
- * An event of {@linkcode sendMessageOfferingMcp}'s stream that no agent sent:
- * what became of the MCP channel. Shaped like the SDK's `StreamResponse`, so
- * a `switch (event.payload?.$case)` covers both.
- */
-export interface McpChannelEvent {
-  /** The channel's status. */
-  readonly payload: { readonly $case: "mcpChannel"; readonly value: McpChannelStatus };
-}
-
-/** Options of {@linkcode sendMessageOfferingMcp}. */
-export interface SendMessageOfferingMcpOptions {
-  /**
-   * Makes a fresh MCP server for this message's channel (`McpServer` and
-   * `Server` both fit): MCP sessions are stateful, so two messages never
-   * share one. Called once, when the agent first signals; the server is
-   * closed when its transport closes.
-   */
-  createServer: () => ConnectableServer | Promise<ConnectableServer>;
-  /**
-   * The key that seals signalling end to end: the `signalingKey` of
-   * `await deriveTicketKeys(ticket)`, the desktop's (host) ticket whose guest
-   * ticket the agent holds. The offer then says the desktop seals, and the
-   * signalling is an `AuthenticatedSignaling` (role `"host"`). Present but not
-   * such a key (undefined, null, a promise) is a `TypeError`: give either
-   * `key` or `sealed: false`.
-   */
-  key?: CryptoKey;
-  /**
-   * `false` to offer unsealed signalling (the A2A connection is trusted):
-   * said, never assumed. Give either this or `key`.
-   */
-  sealed?: false;
-  /**
-   * Tells the agent which key to seal with (a ticket's room id, say); not
-   * secret.
-   *
-   * @default {undefined}
-   */
-  keyId?: string;
-  /**
-   * Options of the `WebRTCServerTransport` (ICE servers, timeouts).
-   *
-   * @default {{}}
-   */
-  transportOptions?: Omit<WebRTCTransportOptions, "signaling">;
-  /**
-   * Options of the streaming request and of every reply.
-   *
-   * @default {{}}
-   */
-  requestOptions?: RequestOptions;
-}
-
-/**
- * Sends the user's message as `client.sendMessageStream()` does, offering the
- * agent this desktop's MCP server over WebRTC: yields every event of the
- * stream but the signalling, serves a fresh server from
- * `options.createServer()` when the agent signals, and yields one
- * {@linkcode McpChannelEvent} when that server's channel opened or failed
- * (with the reason). Messages sent at once each get their own channel.
- *
- * The message gets the extension in its `extensions` and the offer
- * ({@linkcode A2AMcpOffer}) in its `metadata`; the request gets a fresh
- * secret in its `metadata` (which replies carry, and no other client knows)
- * and the `A2A-Extensions` header. The signalling closes when the stream
- * ends; a connection already up does not depend on it. The example of
- * `A2ASignalingRouter` is a complete, runnable program with both sides.
- *
- * @param client The A2A client.
- * @param params The request, as for `client.sendMessageStream()`.
- * @param options The server factory, and the sealing key or `sealed: false`.
- * @returns The stream's events without the signalling, and the channel's.
- * @throws {TypeError} At the call: if `params.message` is missing,
- * `options.createServer` is not a function, `key` is given but is not a key,
- * or neither `key` nor `sealed: false` is given.
- *
- * @example Offer the desktop's MCP server with a message
- * ```ts
- * import { Role, type StreamResponse } from "@a2a-js/sdk";
- * // @ts-types="@modelcontextprotocol/sdk/server/mcp"
- * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
- * import { sendMessageOfferingMcp } from "@mcp/webrtc/a2a";
- * import assert from "node:assert/strict";
- *
- * // An A2A Client from ClientFactory, in real life; this agent never signals.
- * const client = {
- *   sendMessage: () => Promise.reject(new Error("not reached")),
- *   async *sendMessageStream(): AsyncGenerator<StreamResponse> {},
- * };
- * const params = {
- *   tenant: "",
- *   message: {
- *     messageId: crypto.randomUUID(), contextId: "", taskId: "", role: Role.ROLE_USER,
- *     parts: [{
- *       content: { $case: "text" as const, value: "What does notes.txt say?" },
- *       mediaType: "text/plain", filename: "", metadata: undefined,
- *     }],
- *     metadata: undefined, extensions: [], referenceTaskIds: [],
- *   },
- *   configuration: undefined,
- *   metadata: undefined,
- * };
- * const createServer = () => new McpServer({ name: "desktop", version: "1.0.0" });
- * for await (const event of sendMessageOfferingMcp(client, params, { createServer, sealed: false })) {
- *   if (event.payload?.$case === "mcpChannel") console.log(event.payload.value.state);
- * }
- * // A key that is not one (here: not awaited) fails at the call, never unsealed.
- * const key = undefined as unknown as CryptoKey;
- * assert.throws(() => sendMessageOfferingMcp(client, params, { createServer, key }), TypeError);
- * ```
- */
-export function sendMessageOfferingMcp(
-  client: Pick<Client, "sendMessage" | "sendMessageStream">,
-  params: SendMessageRequest,
-  options: SendMessageOfferingMcpOptions,
-): AsyncGenerator<StreamResponse | McpChannelEvent, void, undefined> {
-  if (!params?.message) {
-    throw new TypeError("Cannot send message as 'params.message' is missing");
-  }
-  if (typeof options?.createServer !== "function") {
-    throw new TypeError(
-      "Cannot offer the MCP server as 'options.createServer' is not a function: pass () => new McpServer(…), a fresh server for each message",
-    );
-  }
-  let key: CryptoKey | undefined;
-  if ("key" in options) {
-    if (options.sealed !== undefined) {
-      throw new TypeError(
-        "Cannot offer the MCP server as both 'key' and 'sealed' are given: give the key to seal, or sealed: false without a key",
-      );
-    }
-    key = checkSignalingKey(options.key, "offer the MCP server");
-  } else if (options.sealed !== false) {
-    throw new TypeError(
-      "Cannot offer the MCP server as neither 'key' nor 'sealed: false' is given: pass { key: (await deriveTicketKeys(ticket)).signalingKey } to seal, or say { sealed: false }",
-    );
-  }
-  if (
-    options.keyId !== undefined &&
-    (typeof options.keyId !== "string" || options.keyId.length > A2A_MAX_KEY_ID_LENGTH)
-  ) {
-    throw new TypeError(
-      `Cannot offer the MCP server as 'keyId' is not a string of at most A2A_MAX_KEY_ID_LENGTH (${A2A_MAX_KEY_ID_LENGTH}) characters: name the key with a shorter string, e.g. the room id`,
-    );
-  }
-  return offering(client, params, options, key);
-}
-
-async function* offering(
-  client: Pick<Client, "sendMessage" | "sendMessageStream">,
-  params: SendMessageRequest,
-  options: SendMessageOfferingMcpOptions,
-  key: CryptoKey | undefined,
-): AsyncGenerator<StreamResponse | McpChannelEvent, void, undefined> {
-  const offer: A2AMcpOffer = options.keyId === undefined
-    ? { version: 1, sealed: key !== undefined }
-    : { version: 1, sealed: key !== undefined, keyId: options.keyId };
-  const requestOptions = withExtension(options.requestOptions);
-  const signaling = new A2AClientSignaling(client, { requestOptions });
-  const channel = new ChannelWatch();
-  const stream = client.sendMessageStream(signaling.offer(params, offer), requestOptions);
-  let serving = false;
-  try {
-    let next = stream.next();
-    while (true) {
-      const outcome = await Promise.race([next, channel.changed()]);
-      yield* channel.take();
-      if (outcome === CHANGED) continue;
-      if (outcome.done) break;
-      next = stream.next();
-      const event = outcome.value;
-      if (!signaling.receive(event)) {
-        yield event;
-        continue;
-      }
-      if (signaling.failure) channel.fail(signaling.failure);
-      else if (!serving) {
-        serving = true;
-        await channel.serve(
-          options,
-          key ? new AuthenticatedSignaling(signaling, { key, role: "host" }) : signaling,
-        );
-      }
-      yield* channel.take();
-    }
-  } finally {
-    await signaling.close();
-    void stream.return?.(undefined);
-  }
-  // The stream is over: a channel still opening learns why it cannot (the
-  // agent's goodbye, or the signalling's end) from its transport.
-  if (serving) await channel.settled();
-  yield* channel.take();
-}
-
-const CHANGED = Symbol("changed");
-
-/** Serves one message's channel, and tells what became of it, once. */
-class ChannelWatch {
-  #events: McpChannelEvent[] = [];
-  #decided = false;
-  #wake?: () => void;
-  #settled = withResolvers<void>();
-
-  /** Resolves with {@linkcode CHANGED} once an event waits. */
-  changed(): Promise<typeof CHANGED> {
-    if (this.#events.length > 0) return Promise.resolve(CHANGED);
-    return new Promise((resolve) => (this.#wake = () => resolve(CHANGED)));
-  }
-
-  /** The events that wait, taken. */
-  take(): McpChannelEvent[] {
-    const events = this.#events;
-    this.#events = [];
-    return events;
-  }
-
-  /** Resolves once the channel opened or failed. */
-  settled(): Promise<void> {
-    return this.#settled.promise;
-  }
-
-  fail(error: Error): void {
-    this.#decide({ state: "failed", error });
-  }
-
-  async serve(options: SendMessageOfferingMcpOptions, signaling: Signaling): Promise<void> {
-    let server: ConnectableServer;
-    try {
-      server = await options.createServer();
-    } catch (cause) {
-      const error = new Error(
-        `Cannot serve the agent as createServer() failed: ${
-          cause instanceof Error ? cause.message : String(cause)
-        }`,
-        { cause },
-      );
-      // The agent learns why at once, not at its connect timeout.
-      await signaling.start?.({ initiator: false });
-      await settle(signaling.send({ type: "bye", reason: error.message }), BYE_TIMEOUT);
-      return this.fail(error);
-    }
-    const transport = new WebRTCServerTransport({ ...options.transportOptions, signaling });
-    let error: Error | undefined;
-    transport.onconnectstep = (step) => {
-      if (step === "channel") this.#decide({ state: "open", transport });
-    };
-    // Kept by server.connect(), which chains its own handlers after them.
-    transport.onerror = (reported) => {
-      error ??= reported;
-    };
-    transport.onclose = () => {
-      this.fail(
-        error ??
-          new Error("Cannot serve the agent as the MCP channel closed before it opened"),
-      );
-      void server.close();
-    };
-    try {
-      await server.connect(transport);
-    } catch (cause) {
-      this.fail(cause as Error);
-      await transport.close();
-    }
-  }
-
-  #decide(status: McpChannelStatus): void {
-    if (this.#decided) return;
-    this.#decided = true;
-    this.#events.push({ payload: { $case: "mcpChannel", value: status } });
-    this.#settled.resolve();
-    this.#wake?.();
-    this.#wake = undefined;
-  }
-}
-
 /** The request options with the extension added to the `A2A-Extensions` header. */
-function withExtension(options: RequestOptions = {}): RequestOptions {
+export function withExtension(options: RequestOptions = {}): RequestOptions {
   const parameters = { ...options.serviceParameters };
   const named = Object.keys(parameters).filter((name) =>
     name.toLowerCase() === HTTP_EXTENSION_HEADER.toLowerCase()
@@ -668,4 +347,10 @@ function withExtension(options: RequestOptions = {}): RequestOptions {
       withA2AExtensions(...new Set([...extensions, A2A_SIGNALING_EXTENSION_URI])),
     ),
   };
+}
+
+function closedError(): Error {
+  return new WebRTCTransportError(
+    "Cannot send signalling message as the A2A client signalling is closed",
+  );
 }

@@ -5,29 +5,11 @@
  * @module
  */
 
-import type {
-  AgentCard,
-  CancelTaskRequest,
-  DeleteTaskPushNotificationConfigRequest,
-  GetExtendedAgentCardRequest,
-  GetTaskPushNotificationConfigRequest,
-  GetTaskRequest,
-  ListTaskPushNotificationConfigsRequest,
-  ListTaskPushNotificationConfigsResponse,
-  ListTasksRequest,
-  ListTasksResponse,
-  Message,
-  SendMessageRequest,
-  StreamResponse,
-  SubscribeToTaskRequest,
-  Task,
-  TaskPushNotificationConfig,
-} from "@a2a-js/sdk";
-import { Role, TaskState } from "@a2a-js/sdk";
+import type { Message, SendMessageRequest } from "@a2a-js/sdk";
+import { Role } from "@a2a-js/sdk";
 import { RequestMalformedError, TaskNotFoundError } from "@a2a-js/sdk/errors";
 import type {
   A2ARequestHandler,
-  AgentExecutionEvent,
   ExecutionEventBus,
   RequestContext,
   ServerCallContext,
@@ -36,19 +18,16 @@ import type {
 import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
 import {
-  A2A_MAX_PENDING_MESSAGES,
-  A2A_ROUTED_MARK,
   A2A_SIGNALING_EXTENSION_URI,
   a2aMcpOffer,
   checkSignalingKey,
-  isSignalingMessage,
   isSignalingPart,
   readSignalingParts,
   sameSecret,
-  signalingMessage,
   signalingSecretOf,
-  withoutSignalingSecret,
 } from "./extension.ts";
+import { A2ATaskSignaling, CALL_STATE_KEY, type CallState } from "./_task_signaling.ts";
+import { SignalingRequestHandler, withoutSignaling } from "./_request_handler.ts";
 
 /**
  * Looks up the key of a desktop by the `keyId` of its offer: the
@@ -79,28 +58,6 @@ export type OpenA2ASignalingOptions =
     sealed: false;
     key?: undefined;
   };
-
-/** Where the wrapped request handler keeps, in a call's `ServerCallContext.state`, what the call's signalling needs. */
-const CALL_STATE_KEY = `${A2A_SIGNALING_EXTENSION_URI}#call`;
-
-/** What a streaming call through the wrapped handler carries for the signalling it opens. */
-interface CallState {
-  /** The desktop's secret, from the request's metadata (kept out of the task). */
-  secret?: string;
-  /** Ids of the signalling messages this call's signalling published: only this call's stream shows them. */
-  published: Set<string>;
-}
-
-/** States after which the user's stream is over: no more signalling reaches the desktop. */
-const STREAM_ENDING_STATES: ReadonlySet<TaskState> = new Set([
-  TaskState.TASK_STATE_COMPLETED,
-  TaskState.TASK_STATE_FAILED,
-  TaskState.TASK_STATE_CANCELED,
-  TaskState.TASK_STATE_REJECTED,
-  TaskState.TASK_STATE_INPUT_REQUIRED,
-  TaskState.TASK_STATE_AUTH_REQUIRED,
-]);
-
 /**
  * The agent's side of the extension, one per A2A server: it opens a task's
  * signalling (a {@linkcode Signaling} for `WebRTCClientTransport`), and
@@ -382,261 +339,6 @@ export class A2ASignalingRouter {
     };
   }
 }
-
-/**
- * One task's signalling, agent side: `send()` publishes a status update on the
- * task's event bus; the router delivers the desktop's replies.
- */
-class A2ATaskSignaling implements Signaling {
-  readonly #bus: ExecutionEventBus;
-  readonly #taskId: string;
-  readonly contextId: string;
-  readonly #onclosed: () => void;
-  readonly #call: Required<CallState>;
-  readonly #watch: (event: AgentExecutionEvent) => void;
-  readonly #finished: () => void;
-  #pending: SignalingMessage[] = [];
-  #started = false;
-  #closed = false;
-
-  onmessage?: (message: SignalingMessage) => void;
-  onclose?: () => void;
-  onerror?: (error: Error) => void;
-
-  constructor(
-    bus: ExecutionEventBus,
-    ids: { taskId: string; contextId: string },
-    call: Required<CallState>,
-    onclosed: () => void,
-  ) {
-    this.#call = call;
-    this.#bus = bus;
-    this.#taskId = ids.taskId;
-    this.contextId = ids.contextId;
-    this.#onclosed = onclosed;
-    this.#watch = (event) => {
-      const ends = event.kind === "message" ||
-        (event.kind === "statusUpdate" && event.data.taskId === this.#taskId &&
-          event.data.status !== undefined && STREAM_ENDING_STATES.has(event.data.status.state));
-      if (ends) void this.close();
-    };
-    this.#finished = () => void this.close();
-    bus.on("event", this.#watch);
-    bus.on("finished", this.#finished);
-  }
-
-  /** The desktop's secret: only replies that carry it are delivered. */
-  get secret(): string {
-    return this.#call.secret;
-  }
-
-  start(): Promise<void> {
-    if (this.#started) return Promise.resolve();
-    this.#started = true;
-    const pending = this.#pending;
-    this.#pending = [];
-    this.#deliver(pending);
-    return Promise.resolve();
-  }
-
-  send(message: SignalingMessage): Promise<void> {
-    if (this.#closed) {
-      return Promise.reject(
-        new Error(
-          "Cannot send signalling message as the task's stream to the desktop has ended",
-        ),
-      );
-    }
-    const status = signalingMessage("agent", [message], {
-      contextId: this.contextId,
-      taskId: this.#taskId,
-    }, { [A2A_SIGNALING_EXTENSION_URI]: A2A_ROUTED_MARK });
-    // Only the stream of the request that opened this signalling shows it.
-    this.#call.published.add(status.messageId);
-    this.#bus.publish({
-      kind: "statusUpdate",
-      data: {
-        taskId: this.#taskId,
-        contextId: this.contextId,
-        status: {
-          state: TaskState.TASK_STATE_WORKING,
-          message: status,
-          timestamp: new Date().toISOString(),
-        },
-        metadata: undefined,
-      },
-    });
-    return Promise.resolve();
-  }
-
-  /**
-   * Takes the desktop's messages, in order.
-   *
-   * @throws {RequestMalformedError} If too many already wait for `start()`.
-   */
-  deliver(messages: SignalingMessage[]): void {
-    if (this.#closed) return;
-    if (this.#started) return this.#deliver(messages);
-    if (this.#pending.length + messages.length > A2A_MAX_PENDING_MESSAGES) {
-      throw new RequestMalformedError(
-        `Cannot deliver signalling as ${this.#pending.length} signalling messages already wait for the agent's transport to start: send fewer`,
-      );
-    }
-    this.#pending.push(...messages);
-  }
-
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    this.#closed = true;
-    this.#pending = [];
-    this.#bus.off("event", this.#watch);
-    this.#bus.off("finished", this.#finished);
-    this.#onclosed();
-    queueMicrotask(() => this.onclose?.());
-    return Promise.resolve();
-  }
-
-  #deliver(messages: SignalingMessage[]): void {
-    for (const message of messages) {
-      queueMicrotask(() => {
-        if (!this.#closed) this.onmessage?.(message);
-      });
-    }
-  }
-}
-
-/**
- * A request handler that lets `route` answer signalling replies first, takes
- * the desktop's secret out of a streaming request, shows a task's signalling
- * only on the stream of the request that opened it, and returns tasks
- * without signalling.
- */
-class SignalingRequestHandler implements A2ARequestHandler {
-  readonly #inner: A2ARequestHandler;
-  readonly #route: (params: SendMessageRequest, context: ServerCallContext) => Message | undefined;
-
-  constructor(
-    inner: A2ARequestHandler,
-    route: (params: SendMessageRequest, context: ServerCallContext) => Message | undefined,
-  ) {
-    this.#inner = inner;
-    this.#route = route;
-  }
-
-  getAgentCard(): Promise<AgentCard> {
-    return this.#inner.getAgentCard();
-  }
-  getAuthenticatedExtendedAgentCard(
-    params: GetExtendedAgentCardRequest,
-    context: ServerCallContext,
-  ): Promise<AgentCard> {
-    return this.#inner.getAuthenticatedExtendedAgentCard(params, context);
-  }
-  async sendMessage(
-    params: SendMessageRequest,
-    context: ServerCallContext,
-  ): Promise<Message | Task> {
-    const answer = this.#route(params, context);
-    if (answer) return answer;
-    const result = await this.#inner.sendMessage(
-      { ...params, metadata: withoutSignalingSecret(params.metadata) },
-      context,
-    );
-    return isTask(result) ? withoutSignaling(result) : result;
-  }
-  async *sendMessageStream(
-    params: SendMessageRequest,
-    context: ServerCallContext,
-  ): AsyncGenerator<StreamResponse, void, undefined> {
-    if (params.message?.parts?.some(isSignalingPart)) {
-      throw new RequestMalformedError(
-        "Cannot deliver signalling in a streaming request: send it with SendMessage",
-      );
-    }
-    const call: CallState = { secret: signalingSecretOf(params.metadata), published: new Set() };
-    context.state.set(CALL_STATE_KEY, call);
-    const inner = this.#inner.sendMessageStream(
-      { ...params, metadata: withoutSignalingSecret(params.metadata) },
-      context,
-    );
-    for await (const event of inner) {
-      const shown = shownTo(event, call.published);
-      if (shown) yield shown;
-    }
-  }
-  async getTask(params: GetTaskRequest, context: ServerCallContext): Promise<Task> {
-    return withoutSignaling(await this.#inner.getTask(params, context));
-  }
-  async cancelTask(params: CancelTaskRequest, context: ServerCallContext): Promise<Task> {
-    return withoutSignaling(await this.#inner.cancelTask(params, context));
-  }
-  createTaskPushNotificationConfig(
-    params: TaskPushNotificationConfig,
-    context: ServerCallContext,
-  ): Promise<TaskPushNotificationConfig> {
-    return this.#inner.createTaskPushNotificationConfig(params, context);
-  }
-  getTaskPushNotificationConfig(
-    params: GetTaskPushNotificationConfigRequest,
-    context: ServerCallContext,
-  ): Promise<TaskPushNotificationConfig> {
-    return this.#inner.getTaskPushNotificationConfig(params, context);
-  }
-  listTaskPushNotificationConfigs(
-    params: ListTaskPushNotificationConfigsRequest,
-    context: ServerCallContext,
-  ): Promise<ListTaskPushNotificationConfigsResponse> {
-    return this.#inner.listTaskPushNotificationConfigs(params, context);
-  }
-  deleteTaskPushNotificationConfig(
-    params: DeleteTaskPushNotificationConfigRequest,
-    context: ServerCallContext,
-  ): Promise<void> {
-    return this.#inner.deleteTaskPushNotificationConfig(params, context);
-  }
-  async *resubscribe(
-    params: SubscribeToTaskRequest,
-    context: ServerCallContext,
-  ): AsyncGenerator<StreamResponse, void, undefined> {
-    for await (const event of this.#inner.resubscribe(params, context)) {
-      const shown = shownTo(event, NOTHING_PUBLISHED);
-      if (shown) yield shown;
-    }
-  }
-  async listTasks(
-    params: ListTasksRequest,
-    context: ServerCallContext,
-  ): Promise<ListTasksResponse> {
-    const response = await this.#inner.listTasks(params, context);
-    return { ...response, tasks: response.tasks.map(withoutSignaling) };
-  }
-}
-
-const NOTHING_PUBLISHED: ReadonlySet<string> = new Set();
-
-/**
- * A stream event as a stream may show it: a status update carrying
- * signalling only on the stream whose own signalling `published` it (else
- * `undefined`), a task without signalling.
- */
-function shownTo(
-  event: StreamResponse,
-  published: ReadonlySet<string>,
-): StreamResponse | undefined {
-  const payload = event.payload;
-  if (payload?.$case === "task") {
-    return { ...event, payload: { $case: "task", value: withoutSignaling(payload.value) } };
-  }
-  if (payload?.$case !== "statusUpdate") return event;
-  const message = payload.value.status?.message;
-  if (!message?.parts?.some(isSignalingPart)) return event;
-  return published.has(message.messageId) ? event : undefined;
-}
-
-function isTask(result: Message | Task): result is Task {
-  return typeof (result as Task).id === "string" && (result as Task).status !== undefined;
-}
-
 /** The sealing the options say: a key, a lookup, or `false`; a `TypeError` for anything else. */
 function sealingOf(options: OpenA2ASignalingOptions): CryptoKey | A2ASignalingKeyLookup | false {
   if (options === undefined || options === null || typeof options !== "object") {
@@ -663,13 +365,4 @@ function sealingOf(options: OpenA2ASignalingOptions): CryptoKey | A2ASignalingKe
 /** The routing key of a task: tenant, user and task id, as the SDK scopes tasks. */
 function scopedTaskId(context: ServerCallContext, taskId: string): string {
   return JSON.stringify([context.tenant ?? "", context.user?.userName ?? "", taskId]);
-}
-
-/** The task without its signalling messages. */
-function withoutSignaling(task: Task): Task {
-  const history = task.history?.filter((message) => !isSignalingMessage(message));
-  const status = task.status && isSignalingMessage(task.status.message)
-    ? { ...task.status, message: undefined }
-    : task.status;
-  return { ...task, history: history ?? task.history, status };
 }

@@ -123,7 +123,7 @@ function received(signaling: { onmessage?: (m: SignalingMessage) => void }, coun
   });
 }
 
-const OFFER = { version: 1, sealed: false };
+const OFFER = { version: 2, sealed: false };
 const UNSEALED = { sealed: false } as const;
 
 Deno.test("A2ASignalingRouter.openSignaling() refuses a message without an offer, and offers and keys that disagree", async () => {
@@ -133,7 +133,7 @@ Deno.test("A2ASignalingRouter.openSignaling() refuses a message without an offer
     () => router.openSignaling(none.context, none.bus, UNSEALED),
     /does not offer an MCP server/,
   );
-  const sealed = task({ version: 1, sealed: true, keyId: "room-7" });
+  const sealed = task({ version: 2, sealed: true, keyId: "room-7" });
   assert.throws(
     () => router.openSignaling(sealed.context, sealed.bus, UNSEALED),
     /desktop seals its signalling with key "room-7" and no key was given/,
@@ -147,13 +147,13 @@ Deno.test("A2ASignalingRouter.openSignaling() refuses a message without an offer
     () => router.openSignaling(plain.context, plain.bus, { key }),
     /offer is not sealed/,
   );
-  const ok = task({ version: 1, sealed: true });
+  const ok = task({ version: 2, sealed: true });
   assert.ok(router.openSignaling(ok.context, ok.bus, { key }) instanceof AuthenticatedSignaling);
   assert.throws(
     () => a2aMcpOffer({ metadata: { [A2A_SIGNALING_EXTENSION_URI]: { v: 2 } } }),
     TypeError,
   );
-  const longKeyId = { version: 1, sealed: true, keyId: "k".repeat(A2A_MAX_KEY_ID_LENGTH + 1) };
+  const longKeyId = { version: 2, sealed: true, keyId: "k".repeat(A2A_MAX_KEY_ID_LENGTH + 1) };
   assert.throws(
     () => a2aMcpOffer({ metadata: { [A2A_SIGNALING_EXTENSION_URI]: longKeyId } }),
     /keyId\?: string of at most A2A_MAX_KEY_ID_LENGTH \(256\) characters/,
@@ -167,7 +167,7 @@ Deno.test("A2ASignalingRouter.openSignaling() refuses a message without an offer
 
 Deno.test("A2ASignalingRouter.openSignaling() fails closed: a key that is not a key, or no word on sealing, is a TypeError", async () => {
   const router = new A2ASignalingRouter();
-  const sealed = task({ version: 1, sealed: true, keyId: "room-7" });
+  const sealed = task({ version: 2, sealed: true, keyId: "room-7" });
   const key = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, [
     "sign",
     "verify",
@@ -205,12 +205,12 @@ Deno.test("A2ASignalingRouter.openSignaling() fails closed: a key that is not a 
   assert.ok(opened instanceof AuthenticatedSignaling);
   await opened.close();
   assert.deepEqual(asked, ["room-7"]);
-  const stranger = task({ version: 1, sealed: true, keyId: "room-8" });
+  const stranger = task({ version: 2, sealed: true, keyId: "room-8" });
   assert.throws(
     () => router.openSignaling(stranger.context, stranger.bus, { key: lookup }),
     /no key was found for the desktop's key id "room-8"/,
   );
-  const promised = task({ version: 1, sealed: true, keyId: "room-7" });
+  const promised = task({ version: 2, sealed: true, keyId: "room-7" });
   assert.throws(
     () =>
       router.openSignaling(promised.context, promised.bus, {
@@ -448,7 +448,7 @@ Deno.test("a2aSignalingExtension() has the documented defaults", () => {
     description:
       "Reaches the MCP server of the user's desktop over WebRTC; signalling travels in this task's messages.",
     required: false,
-    params: { version: 1 },
+    params: { version: 2 },
   });
   assert.equal(a2aSignalingExtension({ required: true, description: "x" }).required, true);
 });

@@ -12,13 +12,47 @@ import { utf8Length } from "../_utf8.ts";
 import { encodeBase64Url } from "../_base64url.ts";
 import { A2A_MAX_KEY_ID_LENGTH } from "../constants.ts";
 
+/** Where the extension's URIs start; the version follows (`v2`). */
+const EXTENSION_URI_BASE = "https://jsr.io/@mcp/webrtc/a2a/signaling/v";
+
+/**
+ * The version of the extension this module speaks. Version 2 added the
+ * desktop's secret in its request's metadata and the agent's routing mark;
+ * a side of version 1 cannot follow either.
+ */
+const EXTENSION_VERSION = 2;
+
 /**
  * The URI of the extension: in the agent card's `capabilities.extensions`, in
  * the `A2A-Extensions` header of the requests that use it, in the
  * `extensions` of the messages that carry it, and as the key of the
- * desktop's offer in its message's `metadata`.
+ * desktop's offer in its message's `metadata`. It names the version, as A2A
+ * extensions do: a side of another version sees another extension.
  */
-export const A2A_SIGNALING_EXTENSION_URI = "https://jsr.io/@mcp/webrtc/a2a/signaling/v1";
+export const A2A_SIGNALING_EXTENSION_URI = "https://jsr.io/@mcp/webrtc/a2a/signaling/v2";
+
+/**
+ * The version a URI of this extension names (`…/signaling/v1` → 1), or
+ * `undefined` for any other URI.
+ */
+export function signalingExtensionVersion(uri: string): number | undefined {
+  if (typeof uri !== "string" || !uri.startsWith(EXTENSION_URI_BASE)) return undefined;
+  const version = uri.slice(EXTENSION_URI_BASE.length);
+  return /^[1-9]\d{0,5}$/.test(version) ? Number(version) : undefined;
+}
+
+/**
+ * Why two sides of this extension cannot signal, when they speak different
+ * versions: names both, and the side to update.
+ *
+ * @param theirs The other side's version and URI.
+ * @param mine What this side is: "agent" or "desktop".
+ */
+export function versionMismatch(theirs: number, mine: "agent" | "desktop"): string {
+  const other = mine === "agent" ? "desktop" : "agent";
+  const older = theirs < EXTENSION_VERSION ? `on the ${other}` : `on this ${mine}`;
+  return `the ${other} speaks version ${theirs} of the extension (${EXTENSION_URI_BASE}${theirs}) and this ${mine} version ${EXTENSION_VERSION} (${A2A_SIGNALING_EXTENSION_URI}): update @mcp/webrtc ${older}`;
+}
 
 /**
  * The media type of a data part that holds one signalling message (an offer,
@@ -52,8 +86,8 @@ export const A2A_MAX_SIGNALING_PARTS = 64;
  * server over WebRTC for the task this message starts.
  */
 export interface A2AMcpOffer {
-  /** The version of this extension: 1. */
-  readonly version: 1;
+  /** The version of this extension: 2. */
+  readonly version: 2;
   /**
    * Whether the desktop seals its signalling with `AuthenticatedSignaling`:
    * the agent must then open its signalling with the key of the same ticket.
@@ -104,7 +138,7 @@ export function a2aSignalingExtension(options: A2ASignalingExtensionOptions = {}
     description: options.description ??
       "Reaches the MCP server of the user's desktop over WebRTC; signalling travels in this task's messages.",
     required: options.required ?? false,
-    params: { version: 1 },
+    params: { version: EXTENSION_VERSION },
   };
 }
 
@@ -126,22 +160,42 @@ export function a2aSignalingExtension(options: A2ASignalingExtensionOptions = {}
  * ```
  */
 export function a2aMcpOffer(message: Pick<Message, "metadata">): A2AMcpOffer | undefined {
-  const value = message?.metadata?.[A2A_SIGNALING_EXTENSION_URI] as unknown;
-  if (value === undefined) return undefined;
+  const metadata = message?.metadata;
+  const value = metadata?.[A2A_SIGNALING_EXTENSION_URI] as unknown;
+  const cannot = "Cannot read the MCP offer of the message as";
+  if (value === undefined) {
+    // An offer of another version of the extension is under that version's URI.
+    const other = Object.keys(metadata ?? {}).map(signalingExtensionVersion)
+      .find((version) => version !== undefined);
+    if (other !== undefined) {
+      throw new TypeError(
+        `${cannot} it offers version ${other} of the extension: ${versionMismatch(other, "agent")}`,
+      );
+    }
+    return undefined;
+  }
   const offer = value as Record<string, unknown>;
+  const version = (offer as { version?: unknown } | null)?.version;
+  if (Number.isSafeInteger(version) && version !== EXTENSION_VERSION) {
+    throw new TypeError(
+      `${cannot} it offers version ${version} of the extension: ${
+        versionMismatch(version as number, "agent")
+      }`,
+    );
+  }
   if (
-    typeof offer !== "object" || offer === null || offer.version !== 1 ||
+    typeof offer !== "object" || offer === null || offer.version !== EXTENSION_VERSION ||
     typeof offer.sealed !== "boolean" ||
     (offer.keyId !== undefined &&
       (typeof offer.keyId !== "string" || offer.keyId.length > A2A_MAX_KEY_ID_LENGTH))
   ) {
     throw new TypeError(
-      `Cannot read the MCP offer of the message as its metadata under ${A2A_SIGNALING_EXTENSION_URI} is not { version: 1, sealed: boolean, keyId?: string of at most A2A_MAX_KEY_ID_LENGTH (${A2A_MAX_KEY_ID_LENGTH}) characters }: the offering agent must send such an offer`,
+      `${cannot} its metadata under ${A2A_SIGNALING_EXTENSION_URI} is not { version: ${EXTENSION_VERSION}, sealed: boolean, keyId?: string of at most A2A_MAX_KEY_ID_LENGTH (${A2A_MAX_KEY_ID_LENGTH}) characters }: the offering agent must send such an offer`,
     );
   }
   return offer.keyId === undefined
-    ? { version: 1, sealed: offer.sealed }
-    : { version: 1, sealed: offer.sealed, keyId: offer.keyId };
+    ? { version: EXTENSION_VERSION, sealed: offer.sealed }
+    : { version: EXTENSION_VERSION, sealed: offer.sealed, keyId: offer.keyId };
 }
 
 /** A data part holding one signalling message. */

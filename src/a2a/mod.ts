@@ -46,11 +46,10 @@ export {
   A2ASignalingRouter,
   type OpenA2ASignalingOptions,
 } from "./a2a_signaling_router.ts";
+export { A2AClientSignaling, type A2AClientSignalingOptions } from "./a2a_client_signaling.ts";
 export {
-  A2AClientSignaling,
-  type A2AClientSignalingOptions,
   type McpChannelEvent,
   type McpChannelStatus,
   sendMessageOfferingMcp,
   type SendMessageOfferingMcpOptions,
-} from "./a2a_client_signaling.ts";
+} from "./send_message_offering_mcp.ts";

@@ -1,121 +1,35 @@
 /**
- * Streamable HTTP at both ends of the bridge: a local endpoint that HTTP-only
- * MCP clients use (`connect --http`), and an upstream HTTP MCP server on the
- * desktop (`serve --url`).
+ * The local Streamable HTTP endpoint that HTTP-only MCP clients use
+ * (`connect --http`): {@linkcode serveHttp} bridges each MCP session to its
+ * own remote session. The other end, an upstream HTTP MCP server on the
+ * desktop (`serve --url`), is `HttpUpstreamTransport` in `http_upstream.ts`.
+ *
+ * Over 400 lines for a reason: the endpoint is one HTTP handler whose checks
+ * (origin, host, media types, body size, session count and idle time) are
+ * each a few lines of the same request's path, and read best in its order.
  *
  * @module
  */
-import { settle } from "../_async.ts";
-// @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { clockOf } from "../_clock.ts";
 // @ts-types="@modelcontextprotocol/sdk/server/webStandardStreamableHttp"
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import type { Transport, TransportSendOptions } from "@modelcontextprotocol/sdk/shared/transport";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import { isInitializeRequest, isJSONRPCRequest } from "@modelcontextprotocol/sdk/types.js";
 import {
   DEFAULT_MAX_HTTP_SESSIONS,
   DEFAULT_MAX_RECEIVE_SIZE,
-  HTTP_TERMINATE_TIMEOUT,
+  HTTP_SESSION_IDLE,
+  HTTP_SWEEP_MAX_INTERVAL,
+  HTTP_SWEEP_MIN_INTERVAL,
   MAX_HTTP_INITIALIZE_SIZE,
 } from "../constants.ts";
 import { type Bridge, bridge, type BridgeOptions } from "./bridge.ts";
 
+export { type HttpUpstreamOptions, HttpUpstreamTransport } from "./http_upstream.ts";
+
 type Id = string | number;
-
-/** Options of {@linkcode HttpUpstreamTransport}. */
-export interface HttpUpstreamOptions {
-  /**
-   * Headers sent with every request, e.g. `Authorization`.
-   *
-   * @default {{}}
-   */
-  headers?: Record<string, string>;
-}
-
-/**
- * A client transport to a Streamable HTTP MCP server that can be bridged
- * message by message: it notices the `initialize` exchange itself (which a
- * `Client` would report to its transport) so that later requests carry the
- * negotiated `MCP-Protocol-Version`, and it ends the HTTP session on close.
- *
- * @example Bridge an agent to a local HTTP server
- * ```ts ignore
- * import { HttpUpstreamTransport } from "./http.ts";
- *
- * const upstream = new HttpUpstreamTransport(new URL("http://127.0.0.1:3001/mcp"), {
- *   headers: { Authorization: "Bearer …" },
- * });
- * ```
- */
-export class HttpUpstreamTransport implements Transport {
-  readonly #inner: StreamableHTTPClientTransport;
-  readonly #initializing = new Set<Id>();
-  #closing?: Promise<void>;
-
-  /** Called for every message from the server. */
-  onmessage?: (message: JSONRPCMessage) => void;
-  /** Called for request and stream failures. */
-  onerror?: (error: Error) => void;
-  /** Called once, when closed. */
-  onclose?: () => void;
-
-  /**
-   * @param url The server's MCP endpoint.
-   * @param options Headers.
-   */
-  constructor(url: URL, options: HttpUpstreamOptions = {}) {
-    this.#inner = new StreamableHTTPClientTransport(url, {
-      requestInit: { headers: options.headers ?? {} },
-    });
-  }
-
-  /** Starts the transport (no request is made until the first message). */
-  start(): Promise<void> {
-    const inner = this.#inner;
-    inner.onmessage = (message) => {
-      if ("result" in message && this.#initializing.delete(message.id as Id)) {
-        const version = (message.result as { protocolVersion?: unknown }).protocolVersion;
-        if (typeof version === "string") inner.setProtocolVersion(version);
-      }
-      this.onmessage?.(message);
-    };
-    inner.onerror = (error) => this.onerror?.(error);
-    inner.onclose = () => void this.close();
-    return inner.start();
-  }
-
-  /**
-   * Posts one message to the server.
-   *
-   * @param message A JSON-RPC message.
-   * @param options Passed to the SDK transport.
-   * @throws {Error} If the server could not be reached or answered with an error status.
-   */
-  send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
-    if ("method" in message && message.method === "initialize" && "id" in message) {
-      this.#initializing.add(message.id as Id);
-    }
-    return this.#inner.send(message, options);
-  }
-
-  /** Ends the HTTP session (DELETE) and closes; idempotent, `onclose` fires once. */
-  close(): Promise<void> {
-    this.#closing ??= (async () => {
-      try {
-        if (this.#inner.sessionId) {
-          await settle(this.#inner.terminateSession(), HTTP_TERMINATE_TIMEOUT);
-        }
-        this.#inner.onclose = undefined;
-        await this.#inner.close().catch(() => {});
-      } finally {
-        this.onclose?.();
-      }
-    })();
-    return this.#closing;
-  }
-}
 
 /**
  * The HTTP side of one session, routing what the remote server sends to the
@@ -459,25 +373,26 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
   const sessions = new Map<string, Session>();
   const open = new Set<Bridge>();
   const activity = new Map<Bridge, { active: number; since: number }>();
-  const idle = options.sessionIdle ?? 600_000;
+  const idle = options.sessionIdle ?? HTTP_SESSION_IDLE;
+  const clock = clockOf(options);
   const track = (running: Bridge, info: Deno.ServeHandlerInfo) => {
     const state = activity.get(running);
     if (!state) return;
     state.active++;
     info.completed.catch(() => {}).finally(() => {
       state.active--;
-      state.since = Date.now();
+      state.since = clock.now();
     });
   };
   const sweep = setInterval(() => {
-    const now = Date.now();
+    const now = clock.now();
     for (const [running, state] of activity) {
       if (state.active === 0 && now - state.since >= idle) {
         activity.delete(running);
         void running.close();
       }
     }
-  }, Math.max(50, Math.min(idle / 4, 30_000)));
+  }, Math.max(HTTP_SWEEP_MIN_INTERVAL, Math.min(idle / 4, HTTP_SWEEP_MAX_INTERVAL)));
   Deno.unrefTimer(sweep);
   let listening = { hostname: options.hostname, port: options.port };
   const maxSessions = options.maxSessions ?? DEFAULT_MAX_HTTP_SESSIONS;
@@ -566,7 +481,7 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
       },
     });
     open.add(running);
-    activity.set(running, { active: 0, since: Date.now() });
+    activity.set(running, { active: 0, since: clock.now() });
     track(running, info);
     const response = await http.handleRequest(request, { parsedBody: body });
     // Checked above as the SDK checks; should it still refuse, nothing stays open.

@@ -20,6 +20,7 @@ import { connect } from "./connect.ts";
 import { doctor } from "./doctor.ts";
 import { ExitCode, exitCodeFor } from "./exit.ts";
 import { escapeControls } from "./log.ts";
+import { invite, listInvites, revoke } from "./invites.ts";
 import { serve } from "./serve.ts";
 import { signal } from "./signal.ts";
 
@@ -32,6 +33,10 @@ Usage:
   mcp-webrtc serve [options] --url <endpoint>          on the desktop: bridge a Streamable HTTP server
   mcp-webrtc connect [options] <ticket>                on the agent's side: speak MCP on stdio
   mcp-webrtc connect --http HOST:PORT <ticket>         on the agent's side: serve Streamable HTTP
+  mcp-webrtc invite NAME[=TOOL,…] --host-ticket-file FILE
+                                                       while serve runs: a ticket for one agent
+  mcp-webrtc revoke NAME --host-ticket-file FILE       while serve runs: take that ticket back now
+  mcp-webrtc invites --host-ticket-file FILE           while serve runs: list the invites
   mcp-webrtc signal [--port N]                         run a local signalling service
   mcp-webrtc doctor [--signal URL] [--json]            check which path agents would get to you
 
@@ -50,6 +55,9 @@ Exit codes:
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   serve,
   connect,
+  invite,
+  revoke,
+  invites: listInvites,
   signal,
   doctor,
 };
@@ -77,7 +85,11 @@ export async function main(args: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) {
-    report(new UsageError(`Unknown command "${name}": expected serve, connect, signal or doctor`));
+    report(
+      new UsageError(
+        `Unknown command "${name}": expected serve, connect, invite, revoke, invites, signal or doctor`,
+      ),
+    );
     return ExitCode.USAGE;
   }
   try {

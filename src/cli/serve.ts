@@ -4,14 +4,22 @@
  * any number of sessions on it), bridges it to its own MCP server: a child
  * process speaking stdio, or a session with a Streamable HTTP server.
  *
+ * Its parts live beside it: the bridge of one session (`session_bridge.ts`),
+ * the control port (`control.ts`) and what serve answers on it
+ * (`serve_control.ts`). It is over 400 lines because `serve()` is one
+ * command read top to bottom (flags, the host ticket, the room and the
+ * listener, the log of each agent and session, the stop), and its help text
+ * and flag table take nearly a hundred of its lines.
+ *
  * @module
  */
+import { clockOf } from "../_clock.ts";
 import { delay, settle } from "../_async.ts";
-import { CLI_STOP_TIMEOUT } from "../constants.ts";
+import { CLI_STOP_TIMEOUT, DEFAULT_MAX_AGENTS } from "../constants.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
-import { createTicket, formatTicket, parseTicket, type Ticket } from "../ticket.ts";
-import { SignalingRoomError } from "../errors.ts";
-import { type ConnectableServer, WebRTCListener } from "../webrtc_listener.ts";
+import { createTicket, type Ticket } from "../ticket.ts";
+import { SignalingRoomError, WebRTCTransportError } from "../errors.ts";
+import { WebRTCListener } from "../webrtc_listener.ts";
 import type { WebRTCConnection } from "../webrtc_connection.ts";
 import {
   DEFAULT_MAX_SESSIONS_PER_AGENT,
@@ -29,12 +37,17 @@ import {
   transportOptions,
 } from "./args.ts";
 import { UsageError } from "../errors.ts";
-import { bridge, type BridgeSide } from "./bridge.ts";
 import { ExitCode, waitForStop } from "./exit.ts";
 import { HttpUpstreamTransport } from "./http.ts";
+import { AuditFile, auditLine, parseToolList } from "./policy.ts";
 import { StatusLog } from "./log.ts";
 import { reportPath } from "./path_status.ts";
 import { ChildProcessTransport } from "./stdio.ts";
+import { type ControlServer, startControlServer } from "./control.ts";
+import { type HostFile, parseInviteSpec, readHostFile, writeHostFile } from "./invites.ts";
+import { answerControl } from "./serve_control.ts";
+import { SessionBridge } from "./session_bridge.ts";
+import { GUEST_INVITE } from "../signaling/room_protocol.ts";
 
 /** The environment variable read when `--signal` is not given. */
 export const SIGNAL_ENV = "MCP_WEBRTC_SIGNAL";
@@ -45,7 +58,7 @@ export const SERVE_HELP = `Usage:
   mcp-webrtc serve [options] --url <endpoint>          bridge a Streamable HTTP MCP server
 
 Opens a room on the signalling service and prints the guest ticket as the first
-line on stdout. Each agent that connects with it holds one peer connection, and
+line on stdout (with --invite: one line NAME<TAB>TICKET per invite instead). Each agent that connects with it holds one peer connection, and
 each MCP session it opens on that connection gets its own server process
 (stdio), or its own session with the HTTP server.
 
@@ -54,7 +67,7 @@ Options:
                           (default: $${SIGNAL_ENV}; for a local one: mcp-webrtc signal)
   --url URL               Bridge this Streamable HTTP endpoint instead of a command
   --header "NAME: VALUE"  A header sent to the --url endpoint (repeatable)
-  --agents N              The most agents (connections) served at once (default: 8)
+  --agents N              The most agents (connections) served at once (default: ${DEFAULT_MAX_AGENTS})
   --sessions N            The most MCP sessions one agent may hold open; one more is
                           refused with an error the agent sees (default: ${DEFAULT_MAX_SESSIONS_PER_AGENT})
   --session-starts N      The most sessions one agent may start per second, after a
@@ -73,8 +86,21 @@ Options:
 }s)
   --expires DURATION      Refuse agents after this long, e.g. 8h (default: never)
   --ticket-file FILE      Also write the guest ticket to FILE (mode 0600)
-  --host-ticket-file FILE Keep the room across restarts: reopen the room of the host
-                          ticket in FILE, or create one and save it there (mode 0600)
+  --invite NAME[=TOOL,TOOL…]
+                          Make an invite: a ticket of its own for one agent, named NAME,
+                          limited to these tools if listed (repeatable); the one guest
+                          ticket is then not admitted
+  --host-ticket-file FILE Keep the room and its invites across restarts: reopen the room
+                          of the host ticket in FILE, or create one and save it there
+                          (mode 0600); while serve runs, mcp-webrtc invite, revoke and
+                          invites reach it through FILE
+  --tools TOOL,TOOL       Agents may list and call only these tools; a call of another
+                          is refused with an error naming the limit (repeatable;
+                          default: every tool; resources and prompts are not limited);
+                          an invite's own tools are limited to these too
+  --audit FILE            Append one JSON line to FILE (mode 0600) for each request and
+                          notification of an agent: agent, session, method, tool, start,
+                          durationMs, ok or error code
 
 ${NETWORK_HELP}`;
 
@@ -92,6 +118,9 @@ const SERVE_FLAGS = {
   expires: { type: "string" },
   "ticket-file": { type: "string" },
   "host-ticket-file": { type: "string" },
+  invite: { type: "string", multiple: true },
+  tools: { type: "string", multiple: true },
+  audit: { type: "string" },
 } as const;
 
 /**
@@ -151,7 +180,9 @@ export async function serve(args: string[]): Promise<number> {
   }
   const headers = parseHeaders(values.header ?? []);
   const network = transportOptions(values);
-  const maxAgents = values.agents ? parsePositiveInteger(values.agents, "--agents") : 8;
+  const maxAgents = values.agents
+    ? parsePositiveInteger(values.agents, "--agents")
+    : DEFAULT_MAX_AGENTS;
   const maxSessionsPerAgent = values.sessions
     ? parsePositiveInteger(values.sessions, "--sessions")
     : DEFAULT_MAX_SESSIONS_PER_AGENT;
@@ -174,9 +205,12 @@ export async function serve(args: string[]): Promise<number> {
     }),
   };
   const expiresAt = values.expires
-    ? new Date(Date.now() + parseDuration(values.expires, "--expires"))
+    ? new Date(clockOf(serve).now() + parseDuration(values.expires, "--expires"))
     : undefined;
   const log = new StatusLog({ quiet: values.quiet, json: values["log-json"] });
+  const tools = values.tools && [
+    ...new Set(values.tools.flatMap((text) => parseToolList(text, "--tools"))),
+  ];
 
   if (command.length > 0 && !(await findCommand(command[0]))) {
     log.error(
@@ -188,7 +222,29 @@ export async function serve(args: string[]): Promise<number> {
     return ExitCode.SERVER_START;
   }
 
-  const host = await hostTicket(values["host-ticket-file"], values.signal, expiresAt);
+  const audit = values.audit ? await AuditFile.open(values.audit) : undefined;
+  if (audit) {
+    audit.ondrop = (reason) =>
+      log.warn("audit-dropped", `Audit records are being dropped: ${reason}`, { reason });
+  }
+  const specs = (values.invite ?? []).map((text) => parseInviteSpec(text));
+  const named = new Set<string>();
+  for (const { name } of specs) {
+    if (named.has(name)) {
+      throw new UsageError(
+        `Cannot serve as --invite ${name} is given twice: name each invite once`,
+      );
+    }
+    if (name === GUEST_INVITE) {
+      throw new UsageError(
+        `Cannot serve with --invite ${GUEST_INVITE} as that name is the one guest ticket's: pick another name`,
+      );
+    }
+    named.add(name);
+  }
+  const hostFile = values["host-ticket-file"];
+  const saved = await hostTicket(hostFile, values.signal, expiresAt);
+  const host = saved.host;
   const upstream = (label: string): Transport =>
     upstreamUrl
       ? new HttpUpstreamTransport(upstreamUrl, { headers })
@@ -211,13 +267,26 @@ export async function serve(args: string[]): Promise<number> {
       maxSessionsPerAgent,
       ...budgets,
       ...network,
-      createServer: ({ peer, session }) => {
+      ...(tools && { tools }),
+      ...(audit && {
+        onaudit: (record) =>
+          audit.write(
+            auditLine(record, {
+              agent: record.peer === undefined ? undefined : numberOf(record.peer),
+            }),
+          ),
+      }),
+      // Without --invite, the one guest ticket as before; with it, only invites.
+      guestTicket: specs.length === 0,
+      invites: saved.invites,
+      createServer: ({ peer, session, agent: { name } }) => {
         const agent = numberOf(peer);
-        const label = `agent ${agent} session ${session}`;
-        log.info("session-opened", `Agent ${agent} opened session ${session}`, {
+        const label = `agent ${agent}${nameLabel(name)} session ${session}`;
+        log.info("session-opened", `Agent ${agent}${nameLabel(name)} opened session ${session}`, {
           agent,
           session,
           peer,
+          ...(name === undefined ? {} : { name }),
         });
         return new SessionBridge(
           label,
@@ -229,31 +298,78 @@ export async function serve(args: string[]): Promise<number> {
       },
     });
   } catch (error) {
-    throw new Error(
+    throw new WebRTCTransportError(
       `Cannot open a room on the signalling service ${host.url}: ${(error as Error).message}`,
       { cause: error },
     );
   }
-  listener.onagent = ({ peer, connection }) => {
+  listener.onagent = ({ peer, name, connection }) => {
     const agent = numberOf(peer);
+    const who = `Agent ${agent}${nameLabel(name)}`;
     void reportPath(connection, log, {
       event: "agent-connected",
-      connected: (via) => `Agent ${agent} connected via ${via}`,
-      changed: (via, was) => `Agent ${agent}'s path changed: now via ${via} (was ${was})`,
-      fields: { agent },
+      connected: (via) => `${who} connected via ${via}`,
+      changed: (via, was) => `${who}'s path changed: now via ${via} (was ${was})`,
+      fields: { agent, ...(name === undefined ? {} : { name }) },
     }, () => connectionPath(connection));
   };
-  listener.onagentleave = ({ peer }, error) => {
+  listener.onagentleave = ({ peer, name }, error) => {
     const agent = numberOf(peer);
     const why = !error || /goodbye|closed/.test(error.message)
       ? "the agent disconnected"
       : error.message;
-    log.info("agent-left", `Agent ${agent} left: ${why}`, { agent, reason: why });
+    log.info("agent-left", `Agent ${agent}${nameLabel(name)} left: ${why}`, {
+      agent,
+      reason: why,
+      ...(name === undefined ? {} : { name }),
+    });
   };
   listener.onerror = (error) => log.warn("agent-refused", error.message);
   const room = listener.hub;
 
-  const text = listener.ticket!;
+  // The invites named on the command line: one kept in the file keeps its
+  // ticket if its tools are the same; the others are made.
+  const lines: string[] = [];
+  try {
+    for (const spec of specs) {
+      const kept = listener.invites.find((invite) => invite.name === spec.name);
+      let ticket = kept?.ticket;
+      if (kept && JSON.stringify(kept.tools) !== JSON.stringify(spec.tools)) {
+        await listener.revoke(spec.name);
+        ticket = undefined;
+      }
+      ticket ??= await listener.invite(spec);
+      lines.push(`${spec.name}\t${ticket}`);
+    }
+  } catch (error) {
+    await listener.close().catch(() => {});
+    throw error;
+  }
+  let control: ControlServer | undefined;
+  let saving = Promise.resolve();
+  const save = (): Promise<void> => {
+    if (!hostFile) return Promise.resolve();
+    const data: HostFile = {
+      host,
+      invites: listener.invites.filter(({ name }) => name !== GUEST_INVITE),
+      ...(control ? { control: { port: control.port, token: control.token } } : {}),
+    };
+    saving = saving.then(() => writeHostFile(hostFile, data));
+    return saving;
+  };
+  if (hostFile) {
+    control = await startControlServer((request) => answerControl(listener, request, save));
+    await save();
+  }
+
+  const lost = new Promise<Error | undefined>((resolve) => {
+    room.onclose = (error) => resolve(error);
+    room.onerror = (error) => log.warn("signaling-retry", error.message);
+  });
+  // Listening for SIGINT and SIGTERM before the tickets are out: whoever
+  // reads them may stop this process at once.
+  const stopping = waitForStop(lost);
+  const text = specs.length > 0 ? lines.join("\n") : listener.ticket!;
   if (values["ticket-file"]) await writeSecret(values["ticket-file"], text + "\n");
   await Deno.stdout.write(new TextEncoder().encode(text + "\n"));
   log.info(
@@ -264,12 +380,15 @@ export async function serve(args: string[]): Promise<number> {
     { url: host.url, room: host.room, expiresAt: (expiresAt ?? host.expiresAt)?.toISOString() },
   );
 
-  const lost = new Promise<Error | undefined>((resolve) => {
-    room.onclose = (error) => resolve(error);
-    room.onerror = (error) => log.warn("signaling-retry", error.message);
-  });
-  const stop = await waitForStop(lost);
-  const shutdown = listener.close().catch(() => {});
+  const stop = await stopping;
+  const shutdown = Promise.all([
+    listener.close().catch(() => {}).then(() => audit?.close()),
+    // The file then names no running serve: the commands say so instead of dialling a stale port.
+    control?.close().then(() => {
+      control = undefined;
+      return save();
+    }).catch(() => {}),
+  ]);
   await settle(shutdown, CLI_STOP_TIMEOUT);
   if (stop.kind === "signal") {
     log.info("stopped", `Stopped on ${stop.signal}`);
@@ -282,88 +401,6 @@ export async function serve(args: string[]): Promise<number> {
     { code: error instanceof SignalingRoomError ? error.code : undefined },
   );
   return ExitCode.SIGNALING;
-}
-
-/**
- * One MCP session of an agent: its channel's transport bridged to its own
- * upstream. The listener's `createServer` returns one per session.
- */
-class SessionBridge implements ConnectableServer {
-  readonly #label: string;
-  readonly #fields: { agent: number; session: number };
-  readonly #upstream: Transport;
-  readonly #log: StatusLog;
-  readonly #http: boolean;
-  #close?: () => Promise<void>;
-
-  constructor(
-    label: string,
-    fields: { agent: number; session: number },
-    upstream: Transport,
-    log: StatusLog,
-    http: boolean,
-  ) {
-    this.#label = label;
-    this.#fields = fields;
-    this.#upstream = upstream;
-    this.#log = log;
-    this.#http = http;
-  }
-
-  connect(transport: Transport): Promise<void> {
-    const log = this.#log;
-    const Label = this.#label[0].toUpperCase() + this.#label.slice(1);
-    const fields = this.#fields;
-    const upstream = this.#upstream;
-    const running = bridge(transport, upstream, {
-      endMessage: (side: BridgeSide, cause?: Error) => {
-        if (side === "a") return "The agent closed the session";
-        if (cause) return cause.message;
-        if (upstream instanceof ChildProcessTransport) {
-          const code = upstream.exitCode;
-          return code === undefined
-            ? "The MCP server process exited"
-            : `The MCP server process exited (code ${code})`;
-        }
-        return "The MCP server session ended";
-      },
-      // An agent still starting a session whose server died at once gets an error.
-      linger: { a: 10_000 },
-      onerror: (side, error) =>
-        log.warn(
-          side === "a" ? "agent-error" : "server-error",
-          `${Label}${side === "a" ? "" : "'s server"}: ${error.message}`,
-          fields,
-        ),
-      onclose: (first, cause) => {
-        let why: string;
-        if (first === "a") why = "the agent closed it";
-        else if (cause) why = cause.message;
-        else if (upstream instanceof ChildProcessTransport) {
-          why = `its server exited${
-            upstream.exitCode === undefined ? "" : ` (code ${upstream.exitCode})`
-          }`;
-        } else why = "its server session ended";
-        log.info("session-closed", `${Label} ended: ${why}`, { ...fields, reason: why });
-      },
-    });
-    if (upstream instanceof ChildProcessTransport) {
-      running.started.then(
-        () => log.info("server-started", `${Label}'s server started (pid ${upstream.pid})`, fields),
-        (error) => log.error("server-start-failed", `${Label}: ${error.message}`, fields),
-      );
-    } else if (this.#http) {
-      running.started.catch((error) =>
-        log.error("server-start-failed", `${Label}: ${error.message}`, fields)
-      );
-    }
-    this.#close = () => running.close();
-    return Promise.resolve();
-  }
-
-  async close(): Promise<void> {
-    await this.#close?.();
-  }
 }
 
 /** The path of a just-opened connection; it is known shortly after the channel opens. */
@@ -380,23 +417,10 @@ async function hostTicket(
   file: string | undefined,
   signal: string | undefined,
   expiresAt: Date | undefined,
-): Promise<Ticket> {
+): Promise<HostFile> {
   if (file) {
-    let text: string | undefined;
-    try {
-      text = await Deno.readTextFile(file);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
-    if (text !== undefined) {
-      const ticket = parseTicket(text);
-      if (ticket.kind !== "host") {
-        throw new UsageError(
-          `Cannot reopen the room as ${file} holds a guest ticket: --host-ticket-file needs the host ticket`,
-        );
-      }
-      return ticket;
-    }
+    const saved = await readHostFile(file);
+    if (saved) return saved;
   }
   const url = signal ?? Deno.env.get(SIGNAL_ENV);
   if (!url) {
@@ -412,8 +436,13 @@ async function hostTicket(
       cause: error,
     });
   }
-  if (file) await writeSecret(file, formatTicket(ticket) + "\n");
-  return ticket;
+  if (file) await writeHostFile(file, { host: ticket, invites: [] });
+  return { host: ticket, invites: [] };
+}
+
+/** How an agent's invite shows in a log line: not for the one guest ticket. */
+function nameLabel(name: string | undefined): string {
+  return name === undefined || name === GUEST_INVITE ? "" : ` (${name})`;
 }
 
 async function writeSecret(file: string, text: string): Promise<void> {

@@ -11,13 +11,18 @@ import { UsageError } from "../errors.ts";
 import { ExitCode, waitForStop } from "./exit.ts";
 import { StatusLog } from "./log.ts";
 
+/** What `signal` says where it cannot run: in the npm package, under Node. */
+const SIGNAL_NEEDS_DENO =
+  "Cannot run the local signalling service from the npm package: it runs the worker in Miniflare from a checkout of the repository, with Deno. Install Deno (https://deno.com), clone the repository, run deno task signal there, and pass the URL it prints to serve --signal; or deploy the worker (docs/PROTOCOL.md#deploy-the-worker)";
+
 /** The usage of `signal`. */
 export const SIGNAL_HELP = `Usage:
   mcp-webrtc signal [--port N] [--host ADDR]
 
 Runs the signalling service locally (the Cloudflare worker in Miniflare) and
-prints its URL as the first line on stdout; pass it to serve --signal. Needs a
-checkout of the repository (the worker is not in the published package).
+prints its URL as the first line on stdout; pass it to serve --signal. Needs
+Deno and a checkout of the repository (the worker is in neither published
+package: from the npm package, run deno task signal in a checkout instead).
 
 Options:
   --port N                The port to listen on; 0 picks a free one (default: 8787)
@@ -69,6 +74,12 @@ export async function signal(args: string[]): Promise<number> {
     );
   }
   const log = new StatusLog({ quiet: values.quiet, json: values["log-json"] });
+  // The npm package's CLI runs under Node, with a Deno namespace of its own
+  // making: the worker is not in that package, and its runner is a Deno program.
+  if ((globalThis as { Deno?: unknown }).Deno === undefined) {
+    log.error("signal-unavailable", SIGNAL_NEEDS_DENO);
+    return ExitCode.FAILURE;
+  }
   // The worker is not in the published package: run it from a checkout, in a
   // process of its own (Miniflare and workerd stay out of the CLI's graph).
   const local = new URL("../../worker/local.ts", import.meta.url);

@@ -2,12 +2,22 @@
  * MCP's stdio framing (one JSON-RPC message a line) over byte streams: this
  * process's own stdin and stdout, or the pipes of a child process.
  *
+ * Over 400 lines for a reason: the two transports share the line framing,
+ * its size cap and its error handling, and the child's only adds the
+ * process's start and stop; apart, the child's would import this one's
+ * internals for all of it.
+ *
  * @module
  */
 import { settle } from "../_async.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
-import { DEFAULT_MAX_RECEIVE_SIZE } from "../constants.ts";
+import {
+  CHILD_KILL_GRACE,
+  CHILD_OUTPUT_DRAIN_TIMEOUT,
+  DEFAULT_MAX_RECEIVE_SIZE,
+} from "../constants.ts";
+import { FrameError, WebRTCTransportError } from "../errors.ts";
 
 const NEWLINE = 0x0a;
 const encoder = new TextEncoder();
@@ -82,7 +92,7 @@ export class StreamTransport implements Transport {
    */
   start(): Promise<void> {
     if (this.#started) {
-      throw new Error(
+      throw new WebRTCTransportError(
         "StreamTransport already started! If using Client or Server class, note that connect() calls start() automatically.",
       );
     }
@@ -107,7 +117,7 @@ export class StreamTransport implements Transport {
           if (!skipping) {
             if (size + end - start > this.#maxLineSize) {
               this.onerror?.(
-                new Error(
+                new WebRTCTransportError(
                   `Dropped an incoming line as it exceeds ${this.#maxLineSize} bytes`,
                 ),
               );
@@ -160,7 +170,7 @@ export class StreamTransport implements Transport {
       message = JSON.parse(text);
     } catch (error) {
       this.onerror?.(
-        new Error(`Dropped an incoming line as it is not JSON: ${text.slice(0, 80)}`, {
+        new FrameError(`Dropped an incoming line as it is not JSON: ${text.slice(0, 80)}`, {
           cause: error,
         }),
       );
@@ -171,7 +181,7 @@ export class StreamTransport implements Transport {
       (message as { jsonrpc?: unknown }).jsonrpc !== "2.0"
     ) {
       this.onerror?.(
-        new Error(
+        new WebRTCTransportError(
           `Dropped an incoming line as it is not a JSON-RPC 2.0 message: ${text.slice(0, 80)}`,
         ),
       );
@@ -187,7 +197,9 @@ export class StreamTransport implements Transport {
    * @throws {Error} If the transport is closed or the stream failed.
    */
   async send(message: JSONRPCMessage): Promise<void> {
-    if (this.#closing) throw new Error("Cannot send message as the stream transport is closed");
+    if (this.#closing) {
+      throw new WebRTCTransportError("Cannot send message as the stream transport is closed");
+    }
     await this.#writer.write(encoder.encode(JSON.stringify(message) + "\n"));
   }
 
@@ -298,12 +310,16 @@ export class ChildProcessTransport implements Transport {
   }
 
   /**
-   * Resolves with the child's status once it exited.
+   * Resolves with the child's status once it exited and what it wrote on
+   * stderr was passed to `onstderr` (waiting at most
+   * `CHILD_OUTPUT_DRAIN_TIMEOUT` for the rest of it).
    *
    * @throws {Error} If the transport was never started.
    */
   get exited(): Promise<Deno.CommandStatus> {
-    if (!this.#exited) throw new Error("Cannot wait for the child as it was never started");
+    if (!this.#exited) {
+      throw new WebRTCTransportError("Cannot wait for the child as it was never started");
+    }
     return this.#exited;
   }
 
@@ -314,7 +330,7 @@ export class ChildProcessTransport implements Transport {
    */
   start(): Promise<void> {
     if (this.#child) {
-      throw new Error(
+      throw new WebRTCTransportError(
         "ChildProcessTransport already started! If using Client or Server class, note that connect() calls start() automatically.",
       );
     }
@@ -332,16 +348,21 @@ export class ChildProcessTransport implements Transport {
       }).spawn();
     } catch (error) {
       return Promise.reject(
-        new Error(
+        new WebRTCTransportError(
           `Cannot start the MCP server command "${this.#command}": ${(error as Error).message}`,
           { cause: error },
         ),
       );
     }
     this.#child = child;
-    this.#exited = child.status;
-    this.#exited.then((status) => (this.#exitCode = status.code), () => {});
-    if (onstderr) void forwardLines(child.stderr, onstderr);
+    child.status.then((status) => (this.#exitCode = status.code), () => {});
+    const forwarded = onstderr ? forwardLines(child.stderr, onstderr) : undefined;
+    // Its exit can be seen before the last of its stderr is read: wait for
+    // that (bounded: a process it started may hold the pipe open).
+    this.#exited = child.status.then(async (status) => {
+      if (forwarded) await settle(forwarded, CHILD_OUTPUT_DRAIN_TIMEOUT);
+      return status;
+    });
     const stream = new StreamTransport(child.stdout, child.stdin);
     this.#stream = stream;
     stream.onmessage = (message) => this.onmessage?.(message);
@@ -360,7 +381,7 @@ export class ChildProcessTransport implements Transport {
   send(message: JSONRPCMessage): Promise<void> {
     if (!this.#stream || this.#closed) {
       return Promise.reject(
-        new Error("Cannot send message as the MCP server process is not running"),
+        new WebRTCTransportError("Cannot send message as the MCP server process is not running"),
       );
     }
     return this.#stream.send(message);
@@ -382,7 +403,7 @@ export class ChildProcessTransport implements Transport {
   async #stop(): Promise<void> {
     const child = this.#child;
     if (!child) return;
-    const grace = this.#options.killGrace ?? 400;
+    const grace = this.#options.killGrace ?? CHILD_KILL_GRACE;
     let done = false;
     const exited = child.status.then(() => (done = true), () => (done = true));
     const wait = (ms: number) => settle(exited, ms);

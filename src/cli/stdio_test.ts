@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
-import { StreamTransport } from "./stdio.ts";
+import { ChildProcessTransport, StreamTransport } from "./stdio.ts";
 
 Deno.test("StreamTransport delivers a progress notification read in one chunk with its response before the response", async () => {
   const toServer = new TransformStream<Uint8Array, Uint8Array>();
@@ -57,4 +57,26 @@ Deno.test("StreamTransport delivers a progress notification read in one chunk wi
   assert.deepEqual(progress, [1]);
   await client.close();
   await serving;
+});
+
+Deno.test("ChildProcessTransport.exited resolves only once every line the child wrote on stderr was passed to onstderr", async () => {
+  for (let round = 0; round < 3; round++) {
+    const lines: string[] = [];
+    const transport = new ChildProcessTransport(Deno.execPath(), {
+      args: [
+        "eval",
+        "const line = 'x'.repeat(1023) + '\\n'; for (let i = 0; i < 512; i++) Deno.stderr.writeSync(new TextEncoder().encode(line)); Deno.stderr.writeSync(new TextEncoder().encode('last words\\n')); Deno.exit(3);",
+      ],
+      onstderr: (line) => lines.push(line),
+    });
+    await transport.start();
+    // Busy while the child writes and exits: its exit and its output are then
+    // both waiting to be read, and the output takes longer to read.
+    const until = Date.now() + 300;
+    while (Date.now() < until) { /* busy */ }
+    const status = await transport.exited;
+    assert.equal(status.code, 3);
+    assert.equal(lines.at(-1), "last words", `round ${round}: ${lines.length} lines read`);
+    await transport.close();
+  }
 });

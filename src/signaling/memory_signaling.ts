@@ -1,4 +1,6 @@
-import type { Signaling, SignalingMessage } from "./signaling.ts";
+import { WebRTCTransportError } from "../errors.ts";
+import { SignalingBase } from "./_signaling_base.ts";
+import type { SignalingMessage } from "./signaling.ts";
 
 /**
  * One end of an in-memory signalling pair: messages sent on one end arrive on
@@ -21,18 +23,11 @@ import type { Signaling, SignalingMessage } from "./signaling.ts";
  * await a.close();
  * ```
  */
-export class MemorySignaling implements Signaling {
+export class MemorySignaling extends SignalingBase {
   #peer?: MemorySignaling;
-  #started = false;
-  #closed = false;
-  #pending: SignalingMessage[] = [];
 
-  /** Called for every message from the other end, in order. */
-  onmessage?: (message: SignalingMessage) => void;
-  /** Called once when either end closes. */
-  onclose?: () => void;
   /** Never called: an in-memory pair has no failures short of closing. */
-  onerror?: (error: Error) => void;
+  declare onerror?: (error: Error) => void;
 
   /**
    * Creates two linked ends.
@@ -57,56 +52,29 @@ export class MemorySignaling implements Signaling {
     return [a, b];
   }
 
-  /** Starts delivering messages, including those that arrived before. */
-  start(): Promise<void> {
-    if (this.#started) return Promise.resolve();
-    this.#started = true;
-    const pending = this.#pending;
-    this.#pending = [];
-    for (const message of pending) this.#deliver(message);
-    return Promise.resolve();
-  }
-
   /**
    * Sends a message to the other end.
    *
-   * @throws {Error} If either end is closed.
+   * @throws {WebRTCTransportError} If either end is closed.
    */
   send(message: SignalingMessage): Promise<void> {
-    if (this.#closed || !this.#peer) {
+    if (this.closing || !this.#peer) {
       return Promise.reject(
-        new Error("Cannot send signalling message as the memory signalling pair is closed"),
+        new WebRTCTransportError(
+          "Cannot send signalling message as the memory signalling pair is closed",
+        ),
       );
     }
-    this.#peer.#receive(structuredClone(message));
+    this.#peer.accept(structuredClone(message));
     return Promise.resolve();
   }
 
-  /** Closes both ends; each fires `onclose` once. */
-  close(): Promise<void> {
+  /** Closes the other end too; each fires `onclose` once. */
+  protected override async closeCarrier(): Promise<void> {
     const peer = this.#peer;
-    this.#shut();
-    if (peer) peer.#shut();
-    return Promise.resolve();
-  }
-
-  #receive(message: SignalingMessage): void {
-    if (this.#closed) return;
-    if (this.#started) this.#deliver(message);
-    else this.#pending.push(message);
-  }
-
-  #deliver(message: SignalingMessage): void {
-    queueMicrotask(() => {
-      if (!this.#closed) this.onmessage?.(message);
-    });
-  }
-
-  #shut(): void {
-    if (this.#closed) return;
-    this.#closed = true;
     this.#peer = undefined;
-    this.#pending = [];
-    queueMicrotask(() => this.onclose?.());
+    if (!peer) return;
+    peer.#peer = undefined;
+    await peer.close();
   }
 }

@@ -31,5 +31,5 @@ export {
   type AuthenticatedSignalingOptions,
 } from "./authenticated_signaling.ts";
 export { keyVerifier, roomUrl, verifyKey } from "./room_protocol.ts";
-export type { WebSocketConstructor, WebSocketLike } from "../websocket.ts";
+export type { WebSocketConstructor, WebSocketLike } from "../runtime.ts";
 export { DEFAULT_HOST_TIMEOUT } from "../constants.ts";

@@ -5,6 +5,10 @@
  * TypeScript with no runtime's types, so the worker bundles it as it is. The
  * room protocol in docs/PROTOCOL.md is the prose of the same.
  *
+ * Over 400 lines for a reason: this is the one definition of the protocol
+ * that both sides import (no second copy in the worker), and a reader checks
+ * a frame's parser against its limits and codes in one place.
+ *
  * @module
  */
 import { decodeBase64Url, encodeBase64Url, timingSafeEqual } from "../_base64url.ts";
@@ -29,6 +33,30 @@ export const ROOM_ID = /^[A-Za-z0-9_-]{22,128}$/;
 export const KEY = /^[A-Za-z0-9_-]{16,128}$/;
 /** A verifier: base64url (no padding) of a SHA-256 digest. */
 export const VERIFIER = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * An invite's name: 1 to 64 letters, digits, `.`, `_` or `-`, so it is safe
+ * in a log line, a file name and a terminal as it is.
+ */
+export const INVITE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * The invite a host's join sets up: the guest verifier every host join
+ * carries is the verifier of the invite of this name, so a room used with one
+ * ticket has one invite and works as before invites.
+ */
+export const GUEST_INVITE = "guest";
+
+/**
+ * Invites one room holds at most (`MAX_INVITES`), `guest` included: what a
+ * stranger with the host key of a room of its own can make the service store
+ * (about 14 KiB a room at 64-character names), and what each guest join
+ * compares its key's digest with (one constant-time comparison of 32 bytes per
+ * invite). A desktop with more agents than that gives some of them a room
+ * of their own. One slot is always kept for `guest`, so the host's join can
+ * set it even in a room full of other invites.
+ */
+export const MAX_INVITES = 128;
 
 /** Where rooms live on a signalling service. */
 const ROOMS_PATH = "/v1/rooms/";
@@ -86,7 +114,7 @@ export const ERRORS = {
   bad_json: "Frames must be JSON text",
   bad_frame: "A frame must be a JSON object",
   unknown_type:
-    'A client sends only {"type":"signal","to":...,"data":...} or {"type":"ice_servers"}',
+    'A client sends only {"type":"signal","to":...,"data":...} or {"type":"ice_servers"}, and the host also {"type":"invite",...} and {"type":"revoke",...}',
   bad_recipient: 'A signal frame needs "to": the id of the peer to send to',
   forbidden_recipient: 'Guests may only send to "host"',
   bad_data: 'The "data" of a signal frame must be a JSON object',
@@ -98,6 +126,16 @@ export const ERRORS = {
   too_many_errors:
     `This connection sent more frames the room refuses than it allows (ERROR_REPLY_BURST, ${ERROR_REPLY_BURST}): fix what the earlier error frames said, then reconnect`,
   internal_error: "The signalling room failed on this frame: send it again, or reconnect",
+  host_only:
+    "Only the host may add or revoke invites: join with the host key to manage this room's invites",
+  bad_invite_name:
+    'An invite needs a "name" of 1 to 64 letters, digits, ".", "_" or "-": rename it',
+  bad_verifier: 'An invite needs a "verifier": keyVerifier(guest key), 43 base64url characters',
+  too_many_invites:
+    `This room holds as many invites as it allows (MAX_INVITES, ${MAX_INVITES}, one kept for "guest"): revoke one first, or give more agents a room of their own`,
+  invite_not_found:
+    "This room has no invite of that name: check the name (the room's invites are those the host added since the room was set up)",
+  revoked: "The host revoked this invite: ask the host for a new ticket",
 } as const;
 
 /** The code of an error frame. */
@@ -122,6 +160,8 @@ export const CLOSE = {
   too_many_errors: 4429,
   /** The socket sent nothing, not even `ping`, for the room's silence limit (408). */
   silent: 4408,
+  /** The host revoked the invite this guest joined with (410). */
+  revoked: 4410,
 } as const satisfies Partial<Record<ErrorCode, number>>;
 
 /** An error that ends a socket. */
@@ -133,6 +173,7 @@ export const FINAL: readonly ClosingErrorCode[] = [
   "room_not_found",
   "room_full",
   "host_replaced",
+  "revoked",
 ];
 
 /**
@@ -232,7 +273,28 @@ export function joinProtocols(key: string, guestVerifier?: string): string[] {
  * ```
  */
 export async function keyVerifier(key: string): Promise<string> {
-  return encodeBase64Url(await sha256(key));
+  return encodeBase64Url(await keyDigest(key));
+}
+
+/**
+ * A key's digest: the bytes whose base64url is its {@linkcode keyVerifier}.
+ * The room hashes each key it is presented once, and compares the digest
+ * with every verifier it holds.
+ *
+ * @param key A host or guest key.
+ * @returns SHA-256 of the key's UTF-8 bytes.
+ *
+ * @example The digest is the verifier's bytes
+ * ```ts
+ * import { decodeBase64Url, keyDigest, keyVerifier } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const key = "guest-key-0123456789";
+ * assert.deepEqual(await keyDigest(key), decodeBase64Url(await keyVerifier(key)));
+ * ```
+ */
+export function keyDigest(key: string): Promise<Uint8Array<ArrayBuffer>> {
+  return sha256(key);
 }
 
 /**
@@ -292,6 +354,67 @@ export function iceServersRequest(id?: string | number): string {
   return JSON.stringify({ type: "ice_servers", id });
 }
 
+/**
+ * The host's request to add or replace an invite
+ * (`{"type":"invite","name":...,"verifier":...,"id"?:...}`), once checked.
+ */
+export interface InviteRequest {
+  /** What is asked for. */
+  type: "invite";
+  /** The invite's name ({@linkcode INVITE_NAME}). */
+  name: string;
+  /** The verifier of the invite's guest key ({@linkcode keyVerifier}). */
+  verifier: string;
+  /** The client's `id` of the frame, echoed as `ref` in the answer or an error frame. */
+  ref?: string | number;
+}
+
+/** The host's request to revoke an invite (`{"type":"revoke","name":...,"id"?:...}`), once checked. */
+export interface RevokeRequest {
+  /** What is asked for. */
+  type: "revoke";
+  /** The invite's name. */
+  name: string;
+  /** The client's `id` of the frame, echoed as `ref` in the answer or an error frame. */
+  ref?: string | number;
+}
+
+/**
+ * Writes the host's request to add (or replace) an invite: the room answers
+ * `{"type":"invited","name":...}`, or an error frame with `ref` set to `id`.
+ *
+ * @example Invite an agent
+ * ```ts
+ * import { inviteFrame } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const verifier = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU";
+ * assert.equal(
+ *   inviteFrame("alice", verifier, 2),
+ *   `{"type":"invite","name":"alice","verifier":"${verifier}","id":2}`,
+ * );
+ * ```
+ */
+export function inviteFrame(name: string, verifier: string, id?: string | number): string {
+  return JSON.stringify({ type: "invite", name, verifier, id });
+}
+
+/**
+ * Writes the host's request to revoke an invite: the room answers
+ * `{"type":"revoked","name":...,"closed":n}`, or an error frame with `ref`.
+ *
+ * @example Revoke an agent's invite
+ * ```ts
+ * import { revokeFrame } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(revokeFrame("alice", 3), '{"type":"revoke","name":"alice","id":3}');
+ * ```
+ */
+export function revokeFrame(name: string, id?: string | number): string {
+  return JSON.stringify({ type: "revoke", name, id });
+}
+
 /** A frame a client may send, once checked: where it goes, and what. */
 export interface SignalFrame {
   /** The recipient's peer id. */
@@ -324,8 +447,9 @@ export function signalFrame(to: string, data: object, id?: string | number): str
 /**
  * Checks one client frame's encoding and shape (not whether `to` is present).
  *
- * @returns The frame (a signal, or a request for ICE servers), or the error
- * code to answer with (and the `ref`, if any).
+ * @returns The frame (a signal, a request for ICE servers, or the host's
+ * request to add or revoke an invite), or the error code to answer with (and
+ * the `ref`, if any).
  *
  * @example Guests may only talk to the host
  * ```ts
@@ -339,7 +463,12 @@ export function signalFrame(to: string, data: object, id?: string | number): str
 export function checkFrame(
   message: string | ArrayBuffer,
   role: Role,
-): SignalFrame | IceServersRequest | { code: ErrorCode; ref?: string | number } {
+):
+  | SignalFrame
+  | IceServersRequest
+  | InviteRequest
+  | RevokeRequest
+  | { code: ErrorCode; ref?: string | number } {
   if (typeof message !== "string") return { code: "binary_frame" };
   if (message.length > MAX_FRAME_BYTES || utf8Length(message) > MAX_FRAME_BYTES) {
     return { code: "frame_too_large" };
@@ -354,6 +483,21 @@ export function checkFrame(
   const { type, to, data, id } = frame;
   const ref = asRef(id);
   if (type === "ice_servers") return ref === undefined ? { type } : { type, ref };
+  if (type === "invite" || type === "revoke") {
+    const { name, verifier } = frame;
+    const code: ErrorCode | undefined = role !== "host"
+      ? "host_only"
+      : typeof name !== "string" || !INVITE_NAME.test(name)
+      ? "bad_invite_name"
+      : type === "invite" && (typeof verifier !== "string" || !VERIFIER.test(verifier))
+      ? "bad_verifier"
+      : undefined;
+    if (code) return ref === undefined ? { code } : { code, ref };
+    const request: InviteRequest | RevokeRequest = type === "invite"
+      ? { type: "invite", name: name as string, verifier: verifier as string }
+      : { type: "revoke", name: name as string };
+    return ref === undefined ? request : { ...request, ref };
+  }
   const code: ErrorCode | undefined = type !== "signal"
     ? "unknown_type"
     : typeof to !== "string"
@@ -422,6 +566,11 @@ export type RoomFrame =
      * `relay_protocol.ts`), or `null` where the operator turned the relay off.
      */
     relay?: Record<string, unknown> | null;
+    /**
+     * To the host: the invite each present guest joined with, by peer id
+     * (absent for a guest that joined a room from before invites).
+     */
+    peerInvites?: Record<string, string>;
   }
   | {
     /** The answer to a request for ICE servers: credentials minted for this member. */
@@ -436,6 +585,26 @@ export type RoomFrame =
     type: "join";
     /** Its id. */
     peer: string;
+    /** To the host: the name of the invite the guest joined with. */
+    invite?: string;
+  }
+  | {
+    /** The answer to the host's `invite`: the invite is stored, its key admitted from now. */
+    type: "invited";
+    /** The invite's name. */
+    name: string;
+    /** The `id` of the request, if it had one. */
+    ref?: string | number;
+  }
+  | {
+    /** The answer to the host's `revoke`: the invite is gone, its key refused from now. */
+    type: "revoked";
+    /** The invite's name. */
+    name: string;
+    /** How many guest connections admitted with it the room closed. */
+    closed: number;
+    /** The `id` of the request, if it had one. */
+    ref?: string | number;
   }
   | {
     /** That peer left. */
@@ -511,7 +680,15 @@ export function readRoomFrame(data: unknown): RoomFrame | undefined {
         !Array.isArray(peers) || !peers.every((p) => typeof p === "string")
       ) return undefined;
       const relay = isObject(frame.relay) ? frame.relay : frame.relay === null ? null : undefined;
-      const extra = { ...relay !== undefined && { relay }, ...frame.ice === true && { ice: true } };
+      const peerInvites = isObject(frame.peerInvites) &&
+          Object.values(frame.peerInvites).every((name) => typeof name === "string")
+        ? frame.peerInvites as Record<string, string>
+        : undefined;
+      const extra = {
+        ...relay !== undefined && { relay },
+        ...frame.ice === true && { ice: true },
+        ...peerInvites && { peerInvites },
+      };
       if (iceServers === undefined) return { type: "welcome", peer, role, peers, ...extra };
       if (!Array.isArray(iceServers) || !iceServers.every(isIceServerFrame)) return undefined;
       return { type: "welcome", peer, role, peers, iceServers, ...extra };
@@ -524,8 +701,23 @@ export function readRoomFrame(data: unknown): RoomFrame | undefined {
         : { type: "ice_servers", iceServers };
     }
     case "join":
+      if (typeof frame.peer !== "string") return undefined;
+      return typeof frame.invite === "string"
+        ? { type: "join", peer: frame.peer, invite: frame.invite }
+        : { type: "join", peer: frame.peer };
     case "leave":
       return typeof frame.peer === "string" ? { type: frame.type, peer: frame.peer } : undefined;
+    case "invited":
+    case "revoked": {
+      const { name, closed } = frame;
+      if (typeof name !== "string") return undefined;
+      const ref = asRef(frame.ref);
+      const refs = ref !== undefined ? { ref } : {};
+      if (frame.type === "invited") return { type: "invited", name, ...refs };
+      return Number.isSafeInteger(closed) && (closed as number) >= 0
+        ? { type: "revoked", name, closed: closed as number, ...refs }
+        : undefined;
+    }
     case "signal":
       return typeof frame.from === "string" && isObject(frame.data)
         ? { type: "signal", from: frame.from, data: frame.data }

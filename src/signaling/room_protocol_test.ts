@@ -5,10 +5,12 @@ import {
   errorFrame,
   ERRORS,
   FINAL,
+  inviteFrame,
   joinProtocols,
   keyVerifier,
   MAX_FRAME_BYTES,
   readRoomFrame,
+  revokeFrame,
   roomIdOf,
   roomUrl,
   signalFrame,
@@ -71,10 +73,12 @@ Deno.test("every closing error maps to 4000 + its HTTP status, and only refusals
     rate_limited: 4429,
     too_many_errors: 4429,
     silent: 4408,
+    revoked: 4410,
   });
   assert.deepEqual([...FINAL].sort(), [
     "host_replaced",
     "key_refused",
+    "revoked",
     "room_full",
     "room_not_found",
   ]);
@@ -139,4 +143,54 @@ Deno.test("a frame the client writes is one the room accepts, up to the frame li
     pad: "é".repeat((MAX_FRAME_BYTES - overhead) / 2 + 1),
   }, 3);
   assert.deepEqual(checkFrame(over, "guest"), { code: "frame_too_large" });
+});
+
+Deno.test("checkFrame() takes invite and revoke frames from the host only, checking name and verifier", () => {
+  const verifier = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU";
+  assert.deepEqual(checkFrame(inviteFrame("alice.b_c-1", verifier, 1), "host"), {
+    type: "invite",
+    name: "alice.b_c-1",
+    verifier,
+    ref: 1,
+  });
+  assert.deepEqual(checkFrame(revokeFrame("alice"), "host"), { type: "revoke", name: "alice" });
+  assert.deepEqual(checkFrame(inviteFrame("alice", verifier, 2), "guest"), {
+    code: "host_only",
+    ref: 2,
+  });
+  assert.deepEqual(checkFrame(revokeFrame("alice"), "guest"), { code: "host_only" });
+  for (const name of ["", "a b", "x".repeat(65), "é", "a/b"]) {
+    assert.deepEqual(checkFrame(inviteFrame(name, verifier), "host"), { code: "bad_invite_name" });
+  }
+  assert.deepEqual(checkFrame(inviteFrame("alice", "short"), "host"), { code: "bad_verifier" });
+});
+
+Deno.test("readRoomFrame() reads the answers to invite and revoke, and the invite of a join", () => {
+  assert.deepEqual(readRoomFrame('{"type":"invited","name":"alice","ref":3}'), {
+    type: "invited",
+    name: "alice",
+    ref: 3,
+  });
+  assert.deepEqual(readRoomFrame('{"type":"revoked","name":"alice","closed":2}'), {
+    type: "revoked",
+    name: "alice",
+    closed: 2,
+  });
+  assert.equal(readRoomFrame('{"type":"revoked","name":"alice","closed":-1}'), undefined);
+  assert.equal(readRoomFrame('{"type":"invited"}'), undefined);
+  assert.deepEqual(readRoomFrame('{"type":"join","peer":"0123456789abcdef","invite":"alice"}'), {
+    type: "join",
+    peer: "0123456789abcdef",
+    invite: "alice",
+  });
+  const welcome = readRoomFrame(
+    '{"type":"welcome","peer":"host","role":"host","peers":["0123456789abcdef"],"peerInvites":{"0123456789abcdef":"alice"}}',
+  );
+  assert.deepEqual(welcome, {
+    type: "welcome",
+    peer: "host",
+    role: "host",
+    peers: ["0123456789abcdef"],
+    peerInvites: { "0123456789abcdef": "alice" },
+  });
 });

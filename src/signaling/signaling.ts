@@ -132,6 +132,13 @@ export interface SignalingHub {
   signaling(peer: string): Signaling;
   /** Leaves for good; `onclose` fires once. */
   close(): Promise<void>;
+  /**
+   * The name of the invite a present peer was admitted with, if the hub
+   * knows it: a signalling room names the invite of each guest's key to its
+   * host (`"guest"` for the key of the host's own ticket). Optional: a hub
+   * without invites leaves it out, or returns `undefined`.
+   */
+  inviteOf?(peer: string): string | undefined;
   /** Called when a peer arrives. */
   onpeerjoin?: (peer: string) => void;
   /** Called when a peer leaves. */

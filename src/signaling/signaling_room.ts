@@ -2,135 +2,61 @@
  * The client of the signalling room (the room protocol in docs/PROTOCOL.md): one
  * WebSocket to a room, shared by a {@linkcode Signaling} view per remote peer,
  * kept alive with pings and reconnected after a drop. Runtime neutral: the
- * WebSocket client is chosen in `src/websocket.ts`, or passed in.
+ * WebSocket client is chosen in `src/runtime.ts`, or passed in.
+ *
+ * Its parts live beside it: the options (`_room_options.ts`), the per-peer
+ * view (`_peer_signaling.ts`), the host's invite and revoke requests
+ * (`_room_requests.ts`), the ICE servers it holds (`_room_ice_servers.ts`)
+ * and why its socket closed (`_room_close.ts`). It is over 400 lines because
+ * what remains is one socket's lifecycle (join, welcome, dispatch of each
+ * frame, drop and reconnect, close) whose states are shared by every step;
+ * split further, each part would reach into the others' fields.
  *
  * @module
  */
-import { SOCKET_CLOSE_TIMEOUT } from "../constants.ts";
-import { SignalingRoomError } from "../errors.ts";
+import {
+  ROOM_PING_INTERVAL,
+  ROOM_RECONNECT_MAX_DELAY,
+  ROOM_RECONNECT_MIN_DELAY,
+  ROOM_TIMEOUT,
+  SOCKET_CLOSE_TIMEOUT,
+} from "../constants.ts";
+import { SignalingRoomError, WebRTCTransportError } from "../errors.ts";
+import { clockOf } from "../_clock.ts";
 import type { IceServer } from "../peer.ts";
 import { utf8Length } from "../_utf8.ts";
-import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from "../websocket.ts";
+import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from "../runtime.ts";
 import {
   CLOSE,
   type ClosingErrorCode,
   encodeBase64Url,
   FINAL,
   HOST,
-  iceServersRequest,
+  inviteFrame,
   joinProtocols,
   KEY,
   MAX_FRAME_BYTES,
   PROTOCOL,
   readRoomFrame,
-  ROOM_MEETING_POINT,
+  revokeFrame,
   type RoomFrame,
   signalFrame,
   VERIFIER,
 } from "./room_protocol.ts";
-import { readRelayFrame, readRelayLimits, type RelayPipe } from "./relay_protocol.ts";
-import { RelayPacer, RoomRelayPipe } from "./room_relay_pipe.ts";
+import { readRelayFrame, readRelayLimits } from "../relay/protocol.ts";
+import { RelayPacer, RoomRelayPipe } from "../relay/room_pipe.ts";
 import type { Signaling, SignalingHub, SignalingMessage } from "./signaling.ts";
+import { PeerSignaling } from "./_peer_signaling.ts";
+import { claimsWelcome, closeError } from "./_room_close.ts";
+import type { ReconnectOptions, SignalingRoomOptions } from "./_room_options.ts";
+import { RoomIceServers } from "./_room_ice_servers.ts";
+import { escapeName, type RoomAnswer, RoomRequests } from "./_room_requests.ts";
 
 export { roomUrl } from "./room_protocol.ts";
+export type { ReconnectOptions, SignalingRoomOptions };
 
-/** Messages kept per peer until its view starts; more means nobody reads them. */
-const MAX_PENDING = 1000;
 /** Frame ids remembered to route an error frame to the view that sent it. */
 const MAX_REFS = 256;
-
-/**
- * How a {@linkcode SignalingRoom} reconnects after its socket dropped: the
- * n-th retry waits between half and all of `min(maxDelay, minDelay * 2^(n-1))`.
- *
- * @example Retry quickly, ten times at most
- * ```ts no-assert
- * import type { ReconnectOptions } from "@mcp/webrtc/signaling";
- *
- * const reconnect: ReconnectOptions = { minDelay: 100, maxDelay: 5_000, maxAttempts: 10 };
- * ```
- */
-export interface ReconnectOptions {
-  /**
-   * The delay before the first retry, in ms; each next one doubles, with jitter.
-   *
-   * @default {500}
-   */
-  minDelay?: number;
-  /**
-   * The longest delay between retries, in ms.
-   *
-   * @default {30000}
-   */
-  maxDelay?: number;
-  /**
-   * Failed retries in a row before giving up.
-   *
-   * @default {Infinity}
-   */
-  maxAttempts?: number;
-}
-
-/**
- * Options of {@linkcode SignalingRoom.join}.
- *
- * @example The options of a host
- * ```ts no-assert
- * import { createRoomKey, keyVerifier, type SignalingRoomOptions } from "@mcp/webrtc/signaling";
- *
- * const guestKey = createRoomKey();
- * const options: SignalingRoomOptions = {
- *   role: "host",
- *   key: createRoomKey(),
- *   guestVerifier: await keyVerifier(guestKey),
- *   reconnect: { maxDelay: 10_000 },
- * };
- * ```
- */
-export interface SignalingRoomOptions {
-  /** `"host"` for the serving side (one per room), `"guest"` for a dialing side. */
-  role: "host" | "guest";
-  /** The room key: 16 to 128 base64url characters. Sent as a subprotocol, never in the URL. */
-  key: string;
-  /**
-   * Hosts only: the {@linkcode keyVerifier} of the key guests will use.
-   *
-   * @default {undefined}
-   */
-  guestVerifier?: string;
-  /**
-   * The WebSocket constructor, for runtimes without a global one (Node 20).
-   *
-   * @default {globalThis.WebSocket}
-   */
-  WebSocket?: WebSocketConstructor;
-  /**
-   * Reconnect after the socket dropped, or `false` to close for good instead.
-   * A refusal (wrong key, no such room, full, replaced) is never retried.
-   *
-   * @default {{}}
-   */
-  reconnect?: ReconnectOptions | false;
-  /**
-   * Milliseconds between keepalive pings; a ping with no pong by the next one
-   * means the connection is dead.
-   *
-   * @default {20000}
-   */
-  pingInterval?: number;
-  /**
-   * Milliseconds to wait for the room's welcome on each connection attempt.
-   *
-   * @default {10000}
-   */
-  timeout?: number;
-  /**
-   * Closes the room (and rejects a pending join) when aborted.
-   *
-   * @default {undefined}
-   */
-  signal?: AbortSignal;
-}
 
 /**
  * A connection to a signalling room, as its host or as a guest. It hands out
@@ -177,26 +103,19 @@ export class SignalingRoom implements SignalingHub {
   readonly #WebSocket: WebSocketConstructor;
   #socket?: WebSocketLike;
   #peer?: string;
-  #iceServers?: IceServer[];
-  /** Whether the room hands out ICE servers on request (its welcome said `ice`). */
-  #iceOnRequest = false;
-  /** Until when the ICE servers we hold are worth using for a new connection (ms since the epoch). */
-  #iceFreshUntil = 0;
-  /** Until when they are valid at all. */
-  #iceExpires = 0;
-  /** The request for ICE servers in flight, if any. */
-  #iceAsked?: {
-    id: number;
-    settle: (servers?: IceServer[]) => void;
-    promise: Promise<IceServer[] | undefined>;
-  };
+  /** The ICE servers the room handed out, and the request for them in flight. */
+  readonly #ice = new RoomIceServers(() => clockOf(this).now());
   #views = new Map<string, PeerSignaling>();
+  /** The invite each present guest joined with, by peer id (host only). */
+  #invites = new Map<string, string>();
+  /** The host's invite and revoke requests waiting for the room's answer. */
+  #requests = new RoomRequests();
   #refs = new Map<number, string>();
   #nextRef = 0;
   #attempts = 0;
   #closed = false;
   #closing?: Promise<void>;
-  #retryTimer?: ReturnType<typeof setTimeout>;
+  #retryTimer?: unknown;
   #pingTimer?: ReturnType<typeof setInterval>;
   #awaitingPong = false;
   /** The relay's pacing on the current connection, if the room relays. */
@@ -279,7 +198,7 @@ export class SignalingRoom implements SignalingHub {
     try {
       await room.#connect();
     } catch (error) {
-      room.#finish();
+      room.#close();
       throw options.signal?.aborted ? options.signal.reason : error;
     }
     return room;
@@ -296,7 +215,7 @@ export class SignalingRoom implements SignalingHub {
    * them out on request does so only through {@linkcode requestIceServers}.
    */
   get iceServers(): IceServer[] | undefined {
-    return this.#iceServers;
+    return this.#ice.servers;
   }
 
   /**
@@ -316,37 +235,105 @@ export class SignalingRoom implements SignalingHub {
    * ```
    */
   requestIceServers(): Promise<IceServer[] | undefined> {
-    if (!this.#iceOnRequest || Date.now() < this.#iceFreshUntil || !this.#socket) {
-      return Promise.resolve(this.#validIceServers());
-    }
-    if (this.#iceAsked) return this.#iceAsked.promise;
-    const socket = this.#socket;
-    const id = this.#nextRef++;
-    let settle!: (servers?: IceServer[]) => void;
-    const promise = new Promise<IceServer[] | undefined>((resolve) => {
-      const timer = setTimeout(() => {
-        this.onerror?.(
-          new SignalingRoomError(
-            "timeout",
-            "Cannot get ICE servers from the signalling room as it did not answer in time: connecting without its TURN servers",
-          ),
-        );
-        settle();
-      }, this.#options.timeout ?? 10_000);
-      settle = (servers) => {
-        clearTimeout(timer);
-        if (this.#iceAsked?.id === id) this.#iceAsked = undefined;
-        resolve(servers ?? this.#validIceServers());
-      };
+    return this.#ice.request({
+      socket: this.#socket,
+      nextId: () => this.#nextRef++,
+      timeout: this.#options.timeout,
+      onerror: (error) => this.onerror?.(error),
     });
-    this.#iceAsked = { id, settle, promise };
-    socket.send(iceServersRequest(id));
-    return promise;
   }
 
-  /** The ICE servers held, unless they expired. */
-  #validIceServers(): IceServer[] | undefined {
-    return Date.now() < this.#iceExpires ? this.#iceServers : undefined;
+  /**
+   * The name of the invite a present guest joined with, as the room told the
+   * host: `"guest"` for the key of the host's own guest verifier, another
+   * name for a key added with {@linkcode invite}.
+   *
+   * @param peer A guest's peer id.
+   * @returns The invite's name, or `undefined` on a guest's side, for a peer
+   *   not present, or from a room that does not name invites.
+   *
+   * @example Tell agents apart as they arrive
+   * ```ts ignore
+   * room.onpeerjoin = (peer) => console.log(peer, "joined with", room.inviteOf(peer));
+   * ```
+   */
+  inviteOf(peer: string): string | undefined {
+    return this.#invites.get(peer);
+  }
+
+  /**
+   * Adds an invite to the room, or replaces the verifier of the invite of
+   * that name (the host only): a guest key whose verifier it is gets in from
+   * now on, and the host learns its name in {@linkcode inviteOf}. The room
+   * keeps invites while it lives, across the host's reconnects; sending the
+   * same invite again changes nothing. Guests admitted before a replacement
+   * stay.
+   *
+   * @param name 1 to 64 letters, digits, `.`, `_` or `-`.
+   * @param verifier The {@linkcode keyVerifier} of the invite's guest key.
+   * @returns Resolves once the room stored the invite.
+   * @throws {TypeError} If this is a guest's connection, or the name or verifier is malformed.
+   * @throws {SignalingRoomError} If the room refused (`frame_refused`: e.g. it holds
+   *   `MAX_INVITES`), is disconnected, or did not answer in time.
+   *
+   * @example Invite an agent with a key of its own
+   * ```ts ignore
+   * import { createRoomKey, keyVerifier } from "@mcp/webrtc/signaling";
+   *
+   * const aliceKey = createRoomKey();
+   * await room.invite("alice", await keyVerifier(aliceKey));
+   * ```
+   */
+  invite(name: string, verifier: string): Promise<void> {
+    if (!VERIFIER.test(verifier)) {
+      return Promise.reject(
+        new TypeError(
+          `Cannot invite "${
+            escapeName(name)
+          }" as the verifier must be keyVerifier(guest key), 43 base64url characters`,
+        ),
+      );
+    }
+    return this.#request("invite", name, (id) => inviteFrame(name, verifier, id)).then(() => {});
+  }
+
+  /**
+   * Revokes an invite (the host only): the room refuses its key from now on
+   * and closes every guest connection admitted with it (each one's
+   * `onpeerleave` fires before this resolves); other guests stay.
+   *
+   * @param name The invite's name.
+   * @returns How many guest connections the room closed.
+   * @throws {TypeError} If this is a guest's connection, or the name is malformed.
+   * @throws {SignalingRoomError} If the room has no invite of that name
+   *   (`frame_refused`, naming `invite_not_found`), is disconnected, or did not answer in time.
+   *
+   * @example Revoke an agent's invite
+   * ```ts ignore
+   * const closed = await room.revoke("alice");
+   * console.log(`closed ${closed} connection(s) of alice`);
+   * ```
+   */
+  async revoke(name: string): Promise<number> {
+    const answer = await this.#request("revoke", name, (id) => revokeFrame(name, id));
+    return answer.type === "revoked" ? answer.closed : 0;
+  }
+
+  /** Sends the host's invite or revoke frame, and settles on the room's answer to it. */
+  #request(
+    what: "invite" | "revoke",
+    name: string,
+    frame: (id: number) => string,
+  ): Promise<RoomAnswer> {
+    return this.#requests.send({
+      what,
+      name,
+      role: this.#options.role,
+      socket: this.#peer === undefined ? undefined : this.#socket,
+      nextId: () => this.#nextRef++,
+      frame,
+      timeout: this.#options.timeout ?? ROOM_TIMEOUT,
+    });
   }
 
   /** The ids of the peers we may talk to, present now. */
@@ -361,7 +348,7 @@ export class SignalingRoom implements SignalingHub {
    *
    * @param peer A peer id from `peers` or `onpeerjoin`.
    * @returns The view of that peer.
-   * @throws {Error} If the peer is not in the room.
+   * @throws {WebRTCTransportError} If the peer is not in the room.
    *
    * @example Answer each guest on its own view
    * ```ts ignore
@@ -375,7 +362,7 @@ export class SignalingRoom implements SignalingHub {
   signaling(peer: string): Signaling {
     const view = this.#views.get(peer);
     if (!view) {
-      throw new Error(
+      throw new WebRTCTransportError(
         `Cannot open signalling to peer "${peer}" as it is not in the room: wait for onpeerjoin`,
       );
     }
@@ -394,7 +381,7 @@ export class SignalingRoom implements SignalingHub {
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     const socket = this.#socket;
-    this.#finish();
+    this.#close();
     this.#closing = new Promise<void>((resolve) => {
       if (!socket) return resolve();
       const timer = setTimeout(resolve, SOCKET_CLOSE_TIMEOUT);
@@ -429,7 +416,7 @@ export class SignalingRoom implements SignalingHub {
       const timer = setTimeout(() => {
         fail(new SignalingRoomError("timeout", "Cannot join room as it did not answer in time"));
         socket.close();
-      }, this.#options.timeout ?? 10_000);
+      }, this.#options.timeout ?? ROOM_TIMEOUT);
       socket.onopen = () => {
         opened = true;
         if (socket.protocol === PROTOCOL) return;
@@ -468,14 +455,12 @@ export class SignalingRoom implements SignalingHub {
         if (frame?.type !== "welcome") return;
         welcomed = true;
         clearTimeout(timer);
-        // A room that still hands them out in the welcome renews them itself.
-        if (frame.iceServers) {
-          this.#iceServers = frame.iceServers;
-          this.#iceFreshUntil = this.#iceExpires = Infinity;
-        }
-        this.#iceOnRequest = frame.ice === true;
+        this.#ice.welcomed(frame);
         const limits = readRelayLimits(frame);
         this.#pacer = limits && new RelayPacer(limits, (bytes) => socket.send(bytes));
+        for (const [peer, name] of Object.entries(frame.peerInvites ?? {})) {
+          if (frame.peers.includes(peer)) this.#invites.set(peer, name);
+        }
         this.#welcome(frame.peer, frame.peers);
         resolve();
       };
@@ -506,43 +491,47 @@ export class SignalingRoom implements SignalingHub {
         ),
       );
       socket?.close();
-    }, this.#options.pingInterval ?? 20_000);
+    }, this.#options.pingInterval ?? ROOM_PING_INTERVAL);
     if (rejoined) { for (const id of peers) this.onpeerjoin?.(id); }
   }
 
   #dispatch(frame: RoomFrame | undefined, raw: unknown): void {
     if (frame?.type === "join" && !this.#views.has(frame.peer)) {
+      if (frame.invite !== undefined) this.#invites.set(frame.peer, frame.invite);
       this.#views.set(
         frame.peer,
         new PeerSignaling(frame.peer, this.#sender(frame.peer), this.#pipe(frame.peer)),
       );
       this.onpeerjoin?.(frame.peer);
     } else if (frame?.type === "leave" && this.#views.has(frame.peer)) {
-      this.#leave(frame.peer);
+      this.#closePeer(frame.peer);
     } else if (frame?.type === "ice_servers") {
-      const now = Date.now();
-      this.#iceServers = frame.iceServers.length > 0 ? frame.iceServers : undefined;
-      this.#iceFreshUntil = frame.ttl === undefined ? Infinity : now + (frame.ttl * 1000) / 2;
-      this.#iceExpires = frame.ttl === undefined ? Infinity : now + frame.ttl * 1000;
-      this.#iceAsked?.settle(this.#iceServers);
+      this.#ice.received(frame);
     } else if (frame?.type === "signal") {
       const view = this.#views.get(frame.from);
       if (view && typeof frame.data.type === "string") {
         view.receive(frame.data as SignalingMessage);
       } else {
-        this.onerror?.(new Error(`Dropped a signal frame from an unknown peer or without a type`));
+        this.onerror?.(
+          new SignalingRoomError(
+            "protocol_error",
+            "Dropped a signal frame from an unknown peer or without a type",
+          ),
+        );
       }
     } else if (frame?.type === "error" && frame.peer !== undefined) {
       // About a relay frame: it names the peer the frame was for, or from.
       this.#views.get(frame.peer)?.pipe.refused(frame.code, frame.message);
-    } else if (frame?.type === "error" && this.#iceAsked && frame.ref === this.#iceAsked.id) {
+    } else if (frame && this.#requests.answer(frame)) {
+      // An invite or revoke request's answer: settled.
+    } else if (frame?.type === "error" && this.#ice.asked(frame.ref)) {
       this.onerror?.(
         new SignalingRoomError(
           "frame_refused",
           `Cannot get ICE servers from the signalling room: ${frame.message} (${frame.code})`,
         ),
       );
-      this.#iceAsked.settle();
+      this.#ice.settle();
     } else if (frame?.type === "error") {
       const view = this.#views.get(this.#refs.get(frame.ref as number) ?? "");
       const error = new SignalingRoomError(
@@ -552,7 +541,12 @@ export class SignalingRoom implements SignalingHub {
       if (view) view.onerror?.(error);
       else this.onerror?.(error);
     } else {
-      this.onerror?.(new Error(`Dropped an unexpected frame from the signalling room: ${raw}`));
+      this.onerror?.(
+        new SignalingRoomError(
+          "protocol_error",
+          `Dropped an unexpected frame from the signalling room: ${raw}`,
+        ),
+      );
     }
   }
 
@@ -569,16 +563,18 @@ export class SignalingRoom implements SignalingHub {
     const view = frame && this.#views.get(frame.peer ?? HOST);
     if (frame && view) return view.pipe.deliver(frame.payload);
     this.onerror?.(
-      new Error(
+      new SignalingRoomError(
+        "protocol_error",
         "Dropped a binary frame from the signalling room that is not a relay frame of a present peer",
       ),
     );
   }
 
-  #leave(peer: string): void {
+  #closePeer(peer: string): void {
     const view = this.#views.get(peer);
     this.#views.delete(peer);
-    view?.shut();
+    this.#invites.delete(peer);
+    void view?.close();
     this.onpeerleave?.(peer);
   }
 
@@ -586,7 +582,10 @@ export class SignalingRoom implements SignalingHub {
     return (message) => {
       if (!this.#socket) {
         return Promise.reject(
-          new Error("Cannot send signalling message as the signalling room is disconnected"),
+          new SignalingRoomError(
+            "disconnected",
+            "Cannot send signalling message as the signalling room is disconnected",
+          ),
         );
       }
       const id = this.#nextRef++;
@@ -609,15 +608,16 @@ export class SignalingRoom implements SignalingHub {
   /** The socket dropped after the welcome: close the views, then retry or give up. */
   #dropped(error: SignalingRoomError): void {
     clearInterval(this.#pingTimer);
-    this.#iceAsked?.settle();
-    for (const peer of [...this.#views.keys()]) this.#leave(peer);
+    this.#ice.settle();
+    this.#requests.fail(error);
+    for (const peer of [...this.#views.keys()]) this.#closePeer(peer);
     const reconnect = this.#options.reconnect ?? {};
     if (this.#closed) return;
     if (reconnect === false || FINAL.some((code) => code === error.code)) {
-      return this.#finish(error);
+      return this.#close(error);
     }
     if (++this.#attempts > (reconnect.maxAttempts ?? Infinity)) {
-      return this.#finish(
+      return this.#close(
         new SignalingRoomError(
           error.code,
           `Signalling room gave up after ${reconnect.maxAttempts} failed reconnects: ${error.message}`,
@@ -627,116 +627,28 @@ export class SignalingRoom implements SignalingHub {
     }
     this.onerror?.(error);
     const ceiling = Math.min(
-      reconnect.maxDelay ?? 30_000,
-      (reconnect.minDelay ?? 500) * 2 ** (this.#attempts - 1),
+      reconnect.maxDelay ?? ROOM_RECONNECT_MAX_DELAY,
+      (reconnect.minDelay ?? ROOM_RECONNECT_MIN_DELAY) * 2 ** (this.#attempts - 1),
     );
-    this.#retryTimer = setTimeout(() => {
+    this.#retryTimer = clockOf(this).setTimeout(() => {
       this.#connect().catch((error) => this.#dropped(error));
     }, ceiling / 2 + Math.random() * ceiling / 2);
   }
 
   /** Closes for good, without touching the socket. */
-  #finish(error?: SignalingRoomError): void {
+  #close(error?: SignalingRoomError): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#retryTimer);
+    clockOf(this).clearTimeout(this.#retryTimer);
     clearInterval(this.#pingTimer);
-    this.#iceAsked?.settle();
+    this.#ice.settle();
     this.#options.signal?.removeEventListener("abort", this.#abort);
-    this.#fail?.(
-      error ??
-        new SignalingRoomError("disconnected", "Cannot join room as it was closed meanwhile"),
-    );
-    for (const peer of [...this.#views.keys()]) this.#leave(peer);
+    const ended = error ??
+      new SignalingRoomError("disconnected", "Cannot join room as it was closed meanwhile");
+    this.#fail?.(ended);
+    this.#requests.fail(ended);
+    for (const peer of [...this.#views.keys()]) this.#closePeer(peer);
     this.onclose?.(error);
-  }
-}
-
-class PeerSignaling implements Signaling {
-  /** The relay pipe to this peer. */
-  readonly pipe: RoomRelayPipe;
-  /** See {@linkcode Signaling.meetingPoint}. */
-  readonly meetingPoint = ROOM_MEETING_POINT;
-  onmessage?: (message: SignalingMessage) => void;
-  onclose?: () => void;
-  onerror?: (error: Error) => void;
-  readonly #peer: string;
-  readonly #send: (message: SignalingMessage) => Promise<void>;
-  #started = false;
-  #closed = false;
-  #pending: SignalingMessage[] = [];
-
-  constructor(
-    peer: string,
-    send: (message: SignalingMessage) => Promise<void>,
-    pipe: RoomRelayPipe,
-  ) {
-    this.#peer = peer;
-    this.#send = send;
-    this.pipe = pipe;
-  }
-
-  /** The relay pipe to this peer; throws if the room does not relay. */
-  relayPipe(): RelayPipe {
-    this.pipe.check();
-    return this.pipe;
-  }
-
-  start(): Promise<void> {
-    if (this.#started) return Promise.resolve();
-    this.#started = true;
-    const pending = this.#pending;
-    this.#pending = [];
-    queueMicrotask(() => {
-      for (const message of pending) if (!this.#closed) this.onmessage?.(message);
-    });
-    return Promise.resolve();
-  }
-
-  send(message: SignalingMessage): Promise<void> {
-    if (typeof message !== "object" || message === null || typeof message.type !== "string") {
-      return Promise.reject(
-        new TypeError("Cannot send signalling message as it must be an object with a string type"),
-      );
-    }
-    if (this.#closed) {
-      return Promise.reject(
-        new Error(
-          `Cannot send signalling message as the signalling to peer "${this.#peer}" is closed`,
-        ),
-      );
-    }
-    try {
-      return this.#send(message);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  close(): Promise<void> {
-    this.shut();
-    return Promise.resolve();
-  }
-
-  /** Delivers, or keeps until `start()`, one message from the peer. */
-  receive(message: SignalingMessage): void {
-    if (this.#closed) return;
-    if (this.#started) return this.onmessage?.(message);
-    if (this.#pending.length < MAX_PENDING) return void this.#pending.push(message);
-    this.onerror?.(
-      new Error(
-        `Dropped a signalling message from peer "${this.#peer}" as ${MAX_PENDING} wait for start()`,
-      ),
-    );
-  }
-
-  /** Closes the view; `onclose` fires once. */
-  shut(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#pending = [];
-    this.pipe.shut();
-    this.onclose?.();
   }
 }
 
@@ -776,66 +688,4 @@ export function createRoomId(): string {
  */
 export function createRoomKey(): string {
   return encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)));
-}
-
-/** Says why a socket closed, from its close code and the room's last error frame. */
-function closeError(
-  code: number,
-  reason: string,
-  opened: boolean,
-  frame?: { code: string; message: string },
-): SignalingRoomError {
-  const detail = frame?.message ?? reason;
-  switch (code) {
-    case CLOSE.key_refused:
-      return new SignalingRoomError(
-        "key_refused",
-        `Cannot join room as the key was refused: ${detail}`,
-      );
-    case CLOSE.room_not_found:
-      return new SignalingRoomError(
-        "room_not_found",
-        `Cannot join room as it does not exist: ${detail}`,
-      );
-    case CLOSE.room_full: // and host_replaced
-      return frame?.code === "host_replaced"
-        ? new SignalingRoomError(
-          "host_replaced",
-          `Left the room as another host took over: ${detail}`,
-        )
-        : new SignalingRoomError("room_full", `Cannot join room as it is full: ${detail}`);
-    case CLOSE.silent:
-      return new SignalingRoomError(
-        "connection_lost",
-        `Lost the signalling room: it closed this connection as silent: ${detail}`,
-      );
-    case CLOSE.rate_limited: // and too_many_errors
-      return new SignalingRoomError(
-        "rate_limited",
-        frame?.code === "too_many_errors"
-          ? `Left the room as it closed us for sending frames it refuses: ${detail}`
-          : `Left the room as it closed us for sending too fast: ${detail}`,
-      );
-  }
-  if (!opened) {
-    return new SignalingRoomError(
-      "unreachable",
-      `Cannot join room as the WebSocket handshake failed (close code ${code}): check the URL and that the signalling server is up`,
-    );
-  }
-  return new SignalingRoomError(
-    "disconnected",
-    `Lost the signalling room: the connection closed with code ${code}${
-      reason ? ` (${reason})` : ""
-    }`,
-  );
-}
-
-/** Whether a frame that did not read as a room frame says it is a welcome. */
-function claimsWelcome(data: unknown): boolean {
-  try {
-    return typeof data === "string" && JSON.parse(data)?.type === "welcome";
-  } catch {
-    return false;
-  }
 }

@@ -6,6 +6,8 @@ import { keyVerifier } from "./room_protocol.ts";
 import { createRoomId, createRoomKey, SignalingRoom } from "./signaling_room.ts";
 import { SignalingRoomError } from "../errors.ts";
 import { WebSocketSignaling } from "./websocket_signaling.ts";
+import { useClock } from "../_clock.ts";
+import { ManualClock } from "../_test_clock.ts";
 
 const HOST_KEY = createRoomKey();
 const GUEST_KEY = createRoomKey();
@@ -38,6 +40,45 @@ function inbox(signaling: Signaling): { next(): Promise<SignalingMessage> } {
   };
 }
 
+/**
+ * Counts the frames a room connection receives that `match`, before the room
+ * reads them: `reach(n)` resolves once `n` did (or rejects after 5 s), so a
+ * test awaits what the room sent instead of waiting for it to arrive.
+ */
+function frameCounter(match: (data: unknown) => boolean) {
+  let count = 0;
+  const waiters: { n: number; resolve: () => void }[] = [];
+  class CountingWebSocket extends WebSocket {
+    constructor(url: string, protocols: string[]) {
+      super(url, protocols);
+      this.addEventListener("message", (event) => {
+        if (!match(event.data)) return;
+        count++;
+        for (const waiter of waiters.filter((waiter) => count >= waiter.n)) waiter.resolve();
+      });
+    }
+  }
+  return {
+    WebSocket: CountingWebSocket,
+    get count(): number {
+      return count;
+    },
+    reach(n: number): Promise<void> {
+      if (count >= n) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`Expected ${n} frames within 5 s`)), 5000);
+        waiters.push({
+          n,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+      });
+    },
+  };
+}
+
 async function withServer(
   fn: (server: LocalSignaling, url: string) => Promise<void>,
   vars?: Record<string, string>,
@@ -52,7 +93,10 @@ async function withServer(
 
 function joinHost(
   url: string,
-  options: { reconnect?: { minDelay: number; maxDelay: number } } = {},
+  options: {
+    reconnect?: { minDelay: number; maxDelay: number };
+    WebSocket?: new (url: string, protocols: string[]) => WebSocket;
+  } = {},
 ) {
   return SignalingRoom.join(url, {
     role: "host",
@@ -64,7 +108,8 @@ function joinHost(
 
 Deno.test("SignalingRoom and WebSocketSignaling relay messages both ways, kept until start()", async () => {
   await withServer(async (_server, url) => {
-    const host = await joinHost(url);
+    const signals = frameCounter((data) => String(data).includes('"type":"signal"'));
+    const host = await joinHost(url, { WebSocket: signals.WebSocket });
     assert.equal(host.peer, "host");
     assert.deepEqual(host.peers, []);
     const joined = once<string>((callback) => (host.onpeerjoin = callback));
@@ -74,7 +119,7 @@ Deno.test("SignalingRoom and WebSocketSignaling relay messages both ways, kept u
     assert.deepEqual(host.peers, [guestId]);
     await guest.send({ type: "offer", sdp: "v=0" });
     await guest.send({ type: "candidate", candidate: "a" });
-    await new Promise((resolve) => setTimeout(resolve, 100)); // both arrive before start()
+    await signals.reach(2); // both arrive before start()
     const view = host.signaling(guestId);
     assert.equal(host.signaling(guestId), view);
     const fromGuest = inbox(view);
@@ -123,8 +168,14 @@ Deno.test("WebSocketSignaling.connect waits for the host, within hostTimeout", a
       WebSocketSignaling.connect(url, { key: GUEST_KEY, hostTimeout: 100 }),
       (error: unknown) => error instanceof SignalingRoomError && error.code === "host_absent",
     );
-    const connecting = WebSocketSignaling.connect(url, { key: GUEST_KEY, hostTimeout: 3000 });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    let waiting!: () => void;
+    const waits = once((callback) => (waiting = callback));
+    const connecting = WebSocketSignaling.connect(url, {
+      key: GUEST_KEY,
+      hostTimeout: 3000,
+      onwaitforhost: () => waiting(),
+    });
+    await waits;
     const host = await joinHost(url);
     const guest = await connecting;
     assert.deepEqual(host.peers, [guest.room.peer]);
@@ -200,11 +251,15 @@ Deno.test("SignalingRoom.join reports an unreachable server", async () => {
 Deno.test("SignalingRoom host replaced by a newer one closes for good", async () => {
   await withServer(async (_server, url) => {
     const first = await joinHost(url, { reconnect: { minDelay: 10, maxDelay: 20 } });
+    const clock = new ManualClock();
+    useClock(first, clock);
     const closed = once<SignalingRoomError | undefined>((callback) => (first.onclose = callback));
     const second = await joinHost(url);
     const error = await closed;
     assert.equal(error?.code, "host_replaced");
-    await new Promise((resolve) => setTimeout(resolve, 100)); // no reconnect would replace it back
+    // No reconnect is scheduled that would replace it back: time moves past any.
+    assert.equal(clock.pending, 0);
+    await clock.advance(1_000);
     const guest = await WebSocketSignaling.connect(url, { key: GUEST_KEY });
     assert.deepEqual(second.peers, [guest.room.peer]);
     await guest.close();
@@ -258,6 +313,7 @@ Deno.test("SignalingRoom pairs with the room hibernating between every step", as
         name: roomName,
         webSockets: "hibernate",
       });
+    const pongs = frameCounter((data) => data === "pong");
     const host = await SignalingRoom.join(url, {
       role: "host",
       key: HOST_KEY,
@@ -265,6 +321,7 @@ Deno.test("SignalingRoom pairs with the room hibernating between every step", as
       // The room's auto-response must answer, hibernating or not, within one
       // interval: 500 ms leaves room for a loaded machine and the evictions.
       pingInterval: 500,
+      WebSocket: pongs.WebSocket,
     });
     const errors: Error[] = [];
     host.onerror = (error) => errors.push(error);
@@ -282,7 +339,7 @@ Deno.test("SignalingRoom pairs with the room hibernating between every step", as
     await view.send({ type: "answer" });
     assert.deepEqual(await fromHost.next(), { type: "answer" });
     await hibernate();
-    await new Promise((resolve) => setTimeout(resolve, 1_600)); // a few pings
+    await pongs.reach(pongs.count + 3); // a few pings, answered while hibernating
     assert.deepEqual(errors, []);
     assert.equal(host.peer, "host");
     const viewClosed = once((callback) => (view.onclose = callback));
@@ -474,8 +531,8 @@ Deno.test("SignalingRoom asks the room for ICE servers only when asked, reuses t
     assert.notEqual(fresh, first);
     assert.ok(fresh![0]!.username! > first![0]!.username!);
     // The quota is spent: the room refuses, onerror says so, and the valid ones stay in use.
-    const refused = once<Error>((callback) => (host.onerror = callback));
     await waitUntil(halfLife(fresh));
+    const refused = once<Error>((callback) => (host.onerror = callback));
     assert.equal(await host.requestIceServers(), fresh);
     assert.match((await refused).message, /ice_servers_limited/);
     await host.close();
@@ -484,5 +541,73 @@ Deno.test("SignalingRoom asks the room for ICE servers only when asked, reuses t
     TURN_URLS: "turn:127.0.0.1:3478",
     TURN_TTL_SECONDS: "4",
     TURN_PER_ADDRESS_PER_HOUR: "2",
+  });
+});
+
+Deno.test("SignalingRoom's host invites and revokes keys, and names each guest's invite", async () => {
+  await withServer(async (_server, url) => {
+    const host = await joinHost(url);
+    const aliceKey = createRoomKey();
+    await host.invite("alice", await keyVerifier(aliceKey));
+    await host.invite("alice", await keyVerifier(aliceKey)); // the same again: no change
+    let joined = once<string>((callback) => (host.onpeerjoin = callback));
+    const ticketGuest = await WebSocketSignaling.connect(url, { key: GUEST_KEY });
+    assert.equal(await joined, ticketGuest.room.peer);
+    joined = once<string>((callback) => (host.onpeerjoin = callback));
+    const alice = await WebSocketSignaling.connect(url, { key: aliceKey });
+    assert.equal(await joined, alice.room.peer);
+    const aliceError = once<Error>((callback) => (alice.onerror = callback));
+    assert.equal(host.inviteOf(ticketGuest.room.peer!), "guest");
+    assert.equal(host.inviteOf(alice.room.peer!), "alice");
+    assert.equal(alice.room.inviteOf("host"), undefined);
+    const left = once<string>((callback) => (host.onpeerleave = callback));
+    assert.equal(await host.revoke("alice"), 1);
+    assert.equal(await left, alice.room.peer);
+    assert.equal(host.inviteOf(alice.room.peer!), undefined);
+    const error = await aliceError as SignalingRoomError;
+    assert.equal(error.code, "revoked");
+    assert.match(error.message, /host revoked/);
+    await assert.rejects(
+      WebSocketSignaling.connect(url, { key: aliceKey }),
+      (error: SignalingRoomError) => error.code === "key_refused",
+    );
+    await assert.rejects(
+      host.revoke("alice"),
+      (error: SignalingRoomError) =>
+        error.code === "frame_refused" &&
+        /^Cannot revoke "alice" as .*invite_not_found/.test(error.message),
+    );
+    await assert.rejects(host.invite("a b", await keyVerifier(aliceKey)), TypeError);
+    await assert.rejects(host.invite("alice", "short"), TypeError);
+    await assert.rejects(
+      ticketGuest.room.invite("mine", await keyVerifier(aliceKey)),
+      /^TypeError: Cannot invite as a guest/,
+    );
+    assert.equal(host.inviteOf(ticketGuest.room.peer!), "guest");
+    await ticketGuest.close();
+    await host.close();
+    await assert.rejects(
+      host.revoke("guest"),
+      (error: SignalingRoomError) => error.code === "disconnected",
+    );
+  });
+});
+
+Deno.test("SignalingRoom's host learns the invites of the guests present when it joins", async () => {
+  await withServer(async (_server, url) => {
+    const first = await joinHost(url);
+    const aliceKey = createRoomKey();
+    await first.invite("alice", await keyVerifier(aliceKey));
+    const joined = once<string>((callback) => (first.onpeerjoin = callback));
+    // A guest's room connection stays when the host leaves (a WebSocketSignaling closes).
+    const alice = await SignalingRoom.join(url, { role: "guest", key: aliceKey });
+    const aliceId = await joined;
+    await first.close();
+    // A host that joins later hears of alice, and of her invite, in its welcome.
+    const host = await joinHost(url);
+    assert.deepEqual(host.peers, [aliceId]);
+    assert.equal(host.inviteOf(aliceId), "alice");
+    await alice.close();
+    await host.close();
   });
 });

@@ -41,7 +41,9 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { delay, settle } from "../_async.ts";
 import { BYE_TIMEOUT, TCP_SIGNALING_CONNECT_TIMEOUT } from "../constants.ts";
 import { WebRTCTransportError } from "../errors.ts";
-import type { Signaling, SignalingMessage, SignalingStartOptions } from "./signaling.ts";
+import type { SignalingMessage, SignalingStartOptions } from "./signaling.ts";
+import { SignalingBase } from "./_signaling_base.ts";
+import { clockOf } from "../_clock.ts";
 
 /** The pause between two connection attempts; a refused connect costs nothing. */
 const RETRY_INTERVAL = 100;
@@ -83,24 +85,22 @@ export interface TcpSocketSignalingOptions {
  * await Promise.all([offerer.close(), answerer.close()]);
  * ```
  */
-export class TcpSocketSignaling implements Signaling {
+export class TcpSocketSignaling extends SignalingBase {
   readonly #host: string;
   readonly #port: number;
   readonly #options: TcpSocketSignalingOptions;
   #socket?: Socket;
   #server?: Server;
-  #started?: Promise<void>;
-  #closing?: Promise<void>;
-  #closed = false;
+  #connected?: Promise<void>;
   #byeSent = false;
   #buffer = "";
 
   /** Called for every message from the other peer, in order. */
-  onmessage?: (message: SignalingMessage) => void;
+  declare onmessage?: (message: SignalingMessage) => void;
   /** Called once when the connection is gone. */
-  onclose?: () => void;
+  declare onclose?: () => void;
   /** Called for a line that is not a signalling message (it is dropped). */
-  onerror?: (error: Error) => void;
+  declare onerror?: (error: Error) => void;
   /** Called once the listening side accepts connections: the other side may start. */
   onlisten?: () => void;
 
@@ -111,6 +111,7 @@ export class TcpSocketSignaling implements Signaling {
    * @throws {RangeError} If `port` is not a TCP port number.
    */
   constructor(host: string, port: number, options: TcpSocketSignalingOptions = {}) {
+    super();
     if (!Number.isInteger(port) || port < 1 || port > 65_535) {
       throw new RangeError(
         `Cannot create TcpSocketSignaling as the port must be an integer from 1 to 65535: received ${port}`,
@@ -125,12 +126,16 @@ export class TcpSocketSignaling implements Signaling {
    * Listens for the other peer (the offerer) or connects to it (the
    * answerer); resolves once the two are connected.
    */
-  start(options?: SignalingStartOptions): Promise<void> {
+  override start(options?: SignalingStartOptions): Promise<void> {
+    return super.start(options);
+  }
+
+  protected override open(options?: SignalingStartOptions): Promise<void> {
     const role = this.#options.role ?? (options?.initiator ? "listen" : "connect");
-    this.#started ??= (role === "listen" ? this.#listen() : this.#connect()).then((socket) =>
+    this.#connected = (role === "listen" ? this.#listen() : this.#connect()).then((socket) =>
       this.#adopt(socket)
     );
-    return this.#started;
+    return this.#connected;
   }
 
   /**
@@ -139,14 +144,14 @@ export class TcpSocketSignaling implements Signaling {
    * @throws {WebRTCTransportError} If the connection is not up or is closed.
    */
   async send(message: SignalingMessage): Promise<void> {
-    if (this.#closed || !this.#started) {
+    if (this.closing || !this.#connected) {
       throw new WebRTCTransportError(
         `Cannot send a ${message.type} through TcpSocketSignaling as it is ${
-          this.#closed ? "closed" : "not started"
-        }: ${this.#closed ? "create a new one" : "call start() first"}`,
+          this.closing ? "closed" : "not started"
+        }: ${this.closing ? "create a new one" : "call start() first"}`,
       );
     }
-    await this.#started;
+    await this.#connected;
     const line = toWire(message);
     if (message.type === "bye") {
       if (this.#byeSent) return;
@@ -156,20 +161,18 @@ export class TcpSocketSignaling implements Signaling {
   }
 
   /** Sends bye (once), then closes the connection. Idempotent; `onclose` fires once. */
-  close(): Promise<void> {
-    this.#closing ??= this.#shutdown();
-    return this.#closing;
+  override close(): Promise<void> {
+    return super.close();
   }
 
-  async #shutdown(): Promise<void> {
+  protected override async closeCarrier(): Promise<void> {
     const socket = this.#socket;
     try {
-      if (socket && !this.#closed && !this.#byeSent) {
+      if (socket && !socket.destroyed && !this.#byeSent) {
         this.#byeSent = true;
         await settle(this.#write(toWire({ type: "bye" })), BYE_TIMEOUT);
       }
     } finally {
-      this.#closed = true;
       this.#server?.close();
       if (socket && !socket.destroyed) {
         const ended = new Promise<void>((resolve) => socket.once("close", () => resolve()));
@@ -180,7 +183,6 @@ export class TcpSocketSignaling implements Signaling {
       }
       this.#server = undefined;
       this.#socket = undefined;
-      this.onclose?.();
     }
   }
 
@@ -206,9 +208,10 @@ export class TcpSocketSignaling implements Signaling {
 
   async #connect(): Promise<Socket> {
     const limit = this.#options.connectTimeout ?? TCP_SIGNALING_CONNECT_TIMEOUT;
-    const until = Date.now() + limit;
+    const clock = clockOf(this);
+    const until = clock.now() + limit;
     for (let attempt = 1;; attempt++) {
-      if (this.#closed) {
+      if (this.closing) {
         throw new WebRTCTransportError("Cannot connect TcpSocketSignaling as it was closed");
       }
       try {
@@ -222,7 +225,7 @@ export class TcpSocketSignaling implements Signaling {
         });
       } catch (cause) {
         const refused = (cause as { code?: string }).code === "ECONNREFUSED";
-        if (!refused || Date.now() + RETRY_INTERVAL > until) {
+        if (!refused || clock.now() + RETRY_INTERVAL > until) {
           throw new WebRTCTransportError(
             `Cannot connect to ${this.#host}:${this.#port} for signalling after ${attempt} attempts in ${limit} ms: ${
               (cause as Error).message
@@ -236,7 +239,7 @@ export class TcpSocketSignaling implements Signaling {
   }
 
   #adopt(socket: Socket): void {
-    if (this.#closed) {
+    if (this.closing) {
       socket.destroy();
       return;
     }
@@ -248,11 +251,8 @@ export class TcpSocketSignaling implements Signaling {
       // A reset or broken pipe is the other side gone: "close" follows.
       if (error.code !== "ECONNRESET" && error.code !== "EPIPE") this.onerror?.(error);
     });
-    socket.on("close", () => {
-      if (this.#closed) return;
-      this.#closed = true;
-      this.onclose?.();
-    });
+    // The other side closed: no bye can be sent on it any more.
+    socket.on("close", () => void this.close());
   }
 
   #read(chunk: string): void {
@@ -264,7 +264,7 @@ export class TcpSocketSignaling implements Signaling {
       if (line.trim() === "") continue;
       try {
         const message = fromWire(line);
-        if (message) this.onmessage?.(message);
+        if (message) this.accept(message);
       } catch (error) {
         this.onerror?.(error as Error);
       }

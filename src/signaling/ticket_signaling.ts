@@ -4,8 +4,10 @@ import { assertTicketUsable, deriveTicketKeys, parseTicket, type Ticket } from "
 import { TicketError } from "../errors.ts";
 import { ROOM_MEETING_POINT, roomUrl } from "./room_protocol.ts";
 import { AuthenticatedSignaling } from "./authenticated_signaling.ts";
-import type { Signaling, SignalingMessage } from "./signaling.ts";
-import type { RelayPipe } from "./relay_protocol.ts";
+import type { SignalingMessage } from "./signaling.ts";
+import { SignalingBase } from "./_signaling_base.ts";
+import { clockOf } from "../_clock.ts";
+import type { RelayPipe } from "../relay/protocol.ts";
 import { WebSocketSignaling, type WebSocketSignalingOptions } from "./websocket_signaling.ts";
 
 /** Options of {@linkcode TicketSignaling}: those of the room connection, less the key. */
@@ -27,20 +29,18 @@ export type TicketSignalingOptions = Omit<WebSocketSignalingOptions, "key">;
  * await client.connect(new WebRTCClientTransport({ signaling: new TicketSignaling(ticket) }));
  * ```
  */
-export class TicketSignaling implements Signaling {
+export class TicketSignaling extends SignalingBase {
   readonly #ticket: Ticket;
   readonly #options: TicketSignalingOptions;
   #room?: WebSocketSignaling;
   #inner?: AuthenticatedSignaling;
-  #starting?: Promise<void>;
-  #closed = false;
 
   /** Called for every authenticated message from the host. */
-  onmessage?: (message: SignalingMessage) => void;
+  declare onmessage?: (message: SignalingMessage) => void;
   /** Called once when the signalling closed. */
-  onclose?: () => void;
+  declare onclose?: () => void;
   /** Called for a refused (unauthenticated) message or a room problem. */
-  onerror?: (error: Error) => void;
+  declare onerror?: (error: Error) => void;
 
   /**
    * @param ticket The guest ticket, as a string or parsed.
@@ -48,6 +48,7 @@ export class TicketSignaling implements Signaling {
    * @throws {TicketError} If the ticket is malformed, or is a host ticket.
    */
   constructor(ticket: string | Ticket, options: TicketSignalingOptions = {}) {
+    super();
     this.#ticket = typeof ticket === "string" ? parseTicket(ticket) : ticket;
     if (this.#ticket.kind !== "guest") {
       throw new TicketError(
@@ -63,19 +64,18 @@ export class TicketSignaling implements Signaling {
    * @throws {TicketError} If the ticket expired.
    * @throws {SignalingRoomError} If the room refused the key or no host came.
    */
-  start(): Promise<void> {
-    this.#starting ??= this.#start();
-    return this.#starting;
+  override start(): Promise<void> {
+    return super.start();
   }
 
-  async #start(): Promise<void> {
-    assertTicketUsable(this.#ticket);
+  protected override async open(): Promise<void> {
+    assertTicketUsable(this.#ticket, new Date(clockOf(this).now()));
     const keys = await deriveTicketKeys(this.#ticket);
     const room = await WebSocketSignaling.connect(roomUrl(this.#ticket), {
       ...this.#options,
       key: keys.guestKey,
     });
-    if (this.#closed) {
+    if (this.closing) {
       await room.close();
       throw new WebRTCTransportError("Cannot start ticket signalling as it was closed");
     }
@@ -102,9 +102,9 @@ export class TicketSignaling implements Signaling {
    * @throws {WebRTCTransportError} If not started, or the room does not relay.
    */
   relayPipe(): RelayPipe {
-    if (!this.#inner || this.#closed) {
+    if (!this.#inner || this.closing) {
       throw new WebRTCTransportError(
-        `Cannot relay as the ticket signalling is ${this.#closed ? "closed" : "not started"}`,
+        `Cannot relay as the ticket signalling is ${this.closing ? "closed" : "not started"}`,
       );
     }
     return this.#inner.relayPipe();
@@ -134,11 +134,11 @@ export class TicketSignaling implements Signaling {
    * @throws {WebRTCTransportError} If not started or closed.
    */
   send(message: SignalingMessage): Promise<void> {
-    if (!this.#inner || this.#closed) {
+    if (!this.#inner || this.closing) {
       return Promise.reject(
         new WebRTCTransportError(
           `Cannot send signalling message as the ticket signalling is ${
-            this.#closed ? "closed" : "not started"
+            this.closing ? "closed" : "not started"
           }`,
         ),
       );
@@ -146,14 +146,8 @@ export class TicketSignaling implements Signaling {
     return this.#inner.send(message);
   }
 
-  /** Leaves the room; idempotent, `onclose` fires once. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      await this.#inner?.close();
-    } finally {
-      this.onclose?.();
-    }
+  /** Leaves the room. */
+  protected override async closeCarrier(): Promise<void> {
+    await this.#inner?.close();
   }
 }

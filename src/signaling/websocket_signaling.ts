@@ -4,11 +4,12 @@
  *
  * @module
  */
-import type { RelayPipe } from "./relay_protocol.ts";
+import type { RelayPipe } from "../relay/protocol.ts";
 import { DEFAULT_HOST_TIMEOUT } from "../constants.ts";
 import type { IceServer } from "../peer.ts";
 import { HOST, ROOM_MEETING_POINT } from "./room_protocol.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
+import { SignalingBase } from "./_signaling_base.ts";
 import { SignalingRoom, type SignalingRoomOptions } from "./signaling_room.ts";
 import { SignalingRoomError } from "../errors.ts";
 
@@ -60,19 +61,19 @@ export interface WebSocketSignalingOptions
  * const transport = new WebRTCClientTransport({ signaling });
  * ```
  */
-export class WebSocketSignaling implements Signaling {
+export class WebSocketSignaling extends SignalingBase {
   /** Called for every message from the host, in order. */
-  onmessage?: (message: SignalingMessage) => void;
+  declare onmessage?: (message: SignalingMessage) => void;
   /** Called once when the host left, the connection dropped, or `close()` was called. */
-  onclose?: () => void;
+  declare onclose?: () => void;
   /** Called for a problem that does not close the channel, or with the reason it closed. */
-  onerror?: (error: Error) => void;
+  declare onerror?: (error: Error) => void;
   /** The underlying room connection. */
   readonly room: SignalingRoom;
   readonly #view: Signaling;
-  #closing?: Promise<void>;
 
   private constructor(room: SignalingRoom) {
+    super();
     this.room = room;
     this.#view = room.signaling(HOST);
     this.#view.onmessage = (message) => this.onmessage?.(message);
@@ -148,7 +149,11 @@ export class WebSocketSignaling implements Signaling {
    * set up, and the room mints TURN credentials only on request (they are
    * then in {@linkcode iceServers}).
    */
-  async start(): Promise<void> {
+  override start(): Promise<void> {
+    return super.start();
+  }
+
+  protected override async open(): Promise<void> {
     await this.room.requestIceServers();
     await this.#view.start?.();
   }
@@ -156,23 +161,20 @@ export class WebSocketSignaling implements Signaling {
   /**
    * Sends one message to the host.
    *
-   * @throws {Error} If the connection is closed or the message too large for the room.
+   * @throws {WebRTCTransportError} If the connection is closed.
+   * @throws {RangeError} If the message is too large for the room.
    */
   send(message: SignalingMessage): Promise<void> {
     return this.#view.send(message);
   }
 
-  /** Leaves the room; idempotent, `onclose` fires once. */
-  close(): Promise<void> {
-    this.#closing ??= (async () => {
-      try {
-        await this.#view.close();
-        await this.room.close();
-      } finally {
-        this.onclose?.();
-      }
-    })();
-    return this.#closing;
+  /** Leaves the room. */
+  protected override async closeCarrier(): Promise<void> {
+    try {
+      await this.#view.close();
+    } finally {
+      await this.room.close();
+    }
   }
 }
 

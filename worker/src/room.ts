@@ -21,17 +21,20 @@ import {
   errorFrame,
   ERRORS,
   GUEST_ID,
+  GUEST_INVITE,
   HOST,
   type IceServerFrame,
-  keyVerifier,
+  type InviteRequest,
+  keyDigest,
+  MAX_INVITES,
   PROTOCOL,
   refOf,
   RELAY_FRAME_COST,
+  type RevokeRequest,
   type Role,
   type RoomFrame,
   type SignalFrame,
   timingSafeEqual,
-  verifyKey,
 } from "../../src/signaling/room_protocol.ts";
 import {
   type Credentials,
@@ -52,7 +55,7 @@ import {
   RELAY_FRAME,
   type RelayErrorCode,
   type RelayLimits,
-} from "../../src/signaling/relay_protocol.ts";
+} from "../../src/relay/protocol.ts";
 
 /** Defaults of the limits a deployment may override with `vars`. */
 export const DEFAULTS = {
@@ -139,6 +142,8 @@ interface Attachment {
   address?: string;
   /** Error replies left in the socket's budget when the last frame arrived. */
   errors?: number;
+  /** A guest's: the name of the invite whose key it joined with. */
+  invite?: string;
 }
 
 /** A socket and who it is. */
@@ -147,11 +152,24 @@ interface Member {
   me: Attachment;
 }
 
-/** The room's state: the verifiers of the host key and of the guest key, as bytes. */
-interface Verifiers {
+/** The room's state: the digest of the host key, and the verifier of each invite by name. */
+interface RoomState {
   host: Uint8Array;
-  guest: Uint8Array;
+  invites: Map<string, Uint8Array>;
 }
+
+/**
+ * The room's state as stored under {@linkcode VERIFIERS}. A room set up before
+ * invites stored `guest` alone: it reads as the invite named `guest`.
+ */
+interface StoredVerifiers {
+  host: Uint8Array;
+  guest?: Uint8Array;
+  invites?: [string, Uint8Array][];
+}
+
+/** The storage key of the room's verifiers: the host key's digest and the invites'. */
+const VERIFIERS = "verifiers";
 
 /** The length of a room id that is the verifier of its host key (43 = base64url of 32 bytes). */
 const BOUND_ROOM_ID_LENGTH = 43;
@@ -167,6 +185,19 @@ const CLOSE_GRACE_MS = 2_000;
 
 /** The storage key of when an empty room expires (ms since the epoch). */
 const EXPIRES = "expires";
+
+/**
+ * How far a socket's attachment may lag behind its state in memory, in ms of
+ * its last frame's time (`ATTACHMENT_SAVE_MS`). The room keeps each socket's
+ * bucket and last frame's time in memory between frames and writes them to
+ * the attachment (which survives hibernation) at most once a second, at
+ * once when the bucket is below half full or the socket was refused a frame
+ * or is leaving. An object hibernates only after 10 s without events, so what
+ * it reads back after waking is at most 1 s old: the silence limit may end a
+ * socket up to 1 s early, and a bucket that was above half full may come back
+ * fuller by what 1 s of frames took from it.
+ */
+const ATTACHMENT_SAVE_MS = 1_000;
 
 /** The storage key of the room's bucket of TURN credentials (`TURN_PER_ROOM_PER_HOUR`). */
 const TURN_BUCKET = "turn";
@@ -193,6 +224,25 @@ export class Room extends DurableObject<Env> {
    * a room that hibernated relayed nothing for a while, so a full bucket is right.
    */
   #relayBudget?: { tokens: number; at: number };
+
+  /**
+   * The room's verifiers, read from storage once per wake-up and written
+   * through: `null` for a room nobody set up, `undefined` until read.
+   */
+  #state?: RoomState | null;
+
+  /** When the empty room expires, as stored: `null` if not set, `undefined` until read. */
+  #expires?: number | null;
+
+  /** The room's alarm, as set: `null` if none, `undefined` until read. */
+  #alarm?: number | null;
+
+  /**
+   * Each socket's attachment as it is now, and the last frame's time of the
+   * copy saved in the socket (see {@linkcode ATTACHMENT_SAVE_MS}); empty
+   * after a wake-up, then filled from the attachments.
+   */
+  #members = new WeakMap<WebSocket, { me: Attachment; savedAt: number }>();
 
   /** Keeps construction cheap: `ping` is answered without waking the object. */
   constructor(ctx: DurableObjectState, env: Env) {
@@ -223,25 +273,35 @@ export class Room extends DurableObject<Env> {
         "A room is only reached through the worker: connect to GET /v1/rooms/<room id>",
       ));
     }
-    const stored = await this.ctx.storage.get<Verifiers>("verifiers");
-    const keyHash = decodeBase64Url(await keyVerifier(credentials.key))!;
+    // One hash per join: the key's digest is compared with every verifier it may match.
+    const keyHash = await keyDigest(credentials.key);
+    const stored = await this.#load();
+    let invite: string | undefined;
     if (credentials.role === "host") {
       // A room id of 43 characters is a key verifier (a ticket's room): only the
       // key it was derived from may open the room, so nobody can claim it first.
       const room = credentials.room;
-      if (room.length === BOUND_ROOM_ID_LENGTH && !(await verifyKey(credentials.key, room))) {
+      if (
+        room.length === BOUND_ROOM_ID_LENGTH &&
+        !timingSafeEqual(keyHash, decodeBase64Url(room) ?? new Uint8Array())
+      ) {
         return this.#refuse(credentials, "key_refused");
       }
       if (stored && !timingSafeEqual(keyHash, stored.host)) {
         return this.#refuse(credentials, "key_refused");
       }
+      // The guest verifier of every host join is the invite named `guest`.
       const guest = decodeBase64Url(credentials.guestVerifier!)!;
-      if (!stored || !timingSafeEqual(guest, stored.guest)) {
-        await this.ctx.storage.put<Verifiers>("verifiers", { host: keyHash, guest });
+      const current = stored?.invites.get(GUEST_INVITE);
+      if (!stored || !current || !timingSafeEqual(guest, current)) {
+        const invites = new Map(stored?.invites);
+        invites.set(GUEST_INVITE, guest);
+        await this.#store({ host: keyHash, invites });
       }
     } else {
       if (!stored) return this.#refuse(credentials, "room_not_found");
-      if (!timingSafeEqual(keyHash, stored.guest)) return this.#refuse(credentials, "key_refused");
+      invite = findInvite(stored, keyHash);
+      if (invite === undefined) return this.#refuse(credentials, "key_refused");
     }
     const peer = credentials.role === "host" ? HOST : randomGuestId();
     // From here to the response nothing awaits, so no other request interleaves.
@@ -250,11 +310,14 @@ export class Room extends DurableObject<Env> {
       return this.#refuse(credentials, "room_full");
     }
     // The replaced host closes its socket on the error frame (see CLOSE_GRACE_MS).
+    let replaced = false;
     for (const old of this.#live("host").filter(() => peer === HOST)) {
       sendError(old.ws, "host_replaced");
       this.#leave(old.ws, old.me, "host_replaced");
+      replaced = true;
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    // The tag is the peer id: a frame's target is found by it.
     this.ctx.acceptWebSocket(server, [peer]);
     const me: Attachment = {
       peer,
@@ -263,9 +326,13 @@ export class Room extends DurableObject<Env> {
       at: Date.now(),
       gone: false,
       ...credentials.address !== undefined && { address: credentials.address },
+      ...invite !== undefined && { invite },
     };
-    server.serializeAttachment(me);
+    this.#keep(server, me, true);
     const others = this.#live(me.role === "host" ? "guest" : "host");
+    const peerInvites = me.role === "host"
+      ? Object.fromEntries(others.flatMap((o) => o.me.invite ? [[o.me.peer, o.me.invite]] : []))
+      : {};
     server.send(
       JSON.stringify(
         {
@@ -275,13 +342,114 @@ export class Room extends DurableObject<Env> {
           peers: others.map((o) => o.me.peer),
           ...this.#handsOutIce() && { ice: true },
           relay: (this.#relayLimits() ?? null) as Record<string, unknown> | null,
+          ...Object.keys(peerInvites).length > 0 && { peerInvites },
         } satisfies RoomFrame,
       ),
     );
-    for (const other of others) send(other.ws, { type: "join", peer });
-    await this.ctx.storage.delete(EXPIRES);
-    await this.#schedule();
+    for (const other of others) {
+      send(other.ws, { type: "join", peer, ...invite !== undefined && { invite } });
+    }
+    // Storage is written only if the room was empty and expiring, or the alarm is too late.
+    if (this.#expires !== null) {
+      await this.ctx.storage.delete(EXPIRES);
+      this.#expires = null;
+    }
+    await this.#arm(replaced ? me.at + CLOSE_GRACE_MS : this.#silentAt(server, me));
     return upgrade(client, credentials);
+  }
+
+  /** The room's verifiers: read from storage on the first need after a wake-up. */
+  async #load(): Promise<RoomState | null> {
+    if (this.#state === undefined) {
+      const stored = await this.ctx.storage.get([VERIFIERS, EXPIRES]);
+      // A join that awaited the same read meanwhile may have set the state since.
+      if (this.#state === undefined) {
+        const verifiers = stored.get(VERIFIERS) as StoredVerifiers | undefined;
+        this.#state = verifiers ? readVerifiers(verifiers) : null;
+        this.#expires = (stored.get(EXPIRES) as number | undefined) ?? null;
+      }
+    }
+    return this.#state;
+  }
+
+  /** Replaces the room's verifiers, in memory and in storage. */
+  async #store(state: RoomState): Promise<void> {
+    this.#state = state;
+    await this.ctx.storage.put<StoredVerifiers>(VERIFIERS, {
+      host: state.host,
+      invites: [...state.invites],
+    });
+  }
+
+  /**
+   * Adds or replaces an invite (the host's `invite` frame). Sending the same
+   * verifier again writes nothing. Guests already admitted with an invite
+   * that is replaced stay: only `revoke` ends them.
+   *
+   * @returns The answer, or the error frame to refuse with.
+   */
+  async #invite(frame: InviteRequest): Promise<{ answer: string } | { refusal: string }> {
+    const state = await this.#load();
+    if (!state) return { refusal: errorFrame("internal_error", frame.ref) };
+    const verifier = decodeBase64Url(frame.verifier)!;
+    const current = state.invites.get(frame.name);
+    if (!current || !timingSafeEqual(current, verifier)) {
+      // One slot stays free for `guest`, which every host join sets.
+      const others = [...state.invites.keys()].filter((name) => name !== GUEST_INVITE).length;
+      if (!current && frame.name !== GUEST_INVITE && others >= MAX_INVITES - 1) {
+        return { refusal: errorFrame("too_many_invites", frame.ref) };
+      }
+      const invites = new Map(state.invites);
+      invites.set(frame.name, verifier);
+      await this.#store({ host: state.host, invites });
+    }
+    return {
+      answer: JSON.stringify(
+        {
+          type: "invited",
+          name: frame.name,
+          ...frame.ref !== undefined && { ref: frame.ref },
+        } satisfies RoomFrame,
+      ),
+    };
+  }
+
+  /**
+   * Revokes an invite (the host's `revoke` frame): its key is refused from
+   * now on, and every guest admitted with it gets `revoked` and is closed
+   * (the host sees each one's `leave` before the answer).
+   *
+   * @returns The answer, or the error frame to refuse with.
+   */
+  async #revoke(frame: RevokeRequest): Promise<{ answer: string } | { refusal: string }> {
+    const state = await this.#load();
+    if (!state?.invites.has(frame.name)) {
+      return { refusal: errorFrame("invite_not_found", frame.ref) };
+    }
+    const invites = new Map(state.invites);
+    invites.delete(frame.name);
+    await this.#store({ host: state.host, invites });
+    let closed = 0;
+    for (const { ws, me } of this.#live("guest")) {
+      if (me.invite !== frame.name) continue;
+      try {
+        sendError(ws, "revoked");
+      } catch { /* the socket is going anyway */ }
+      this.#leave(ws, me, "revoked");
+      closed++;
+    }
+    // The alarm closes the sockets whose clients do not close themselves.
+    if (closed > 0) await this.#arm(Date.now() + CLOSE_GRACE_MS);
+    return {
+      answer: JSON.stringify(
+        {
+          type: "revoked",
+          name: frame.name,
+          closed,
+          ...frame.ref !== undefined && { ref: frame.ref },
+        } satisfies RoomFrame,
+      ),
+    };
   }
 
   /**
@@ -426,7 +594,13 @@ export class Room extends DurableObject<Env> {
         const frame = checkFrame(message, member.me.role);
         if ("code" in frame) refusal = errorFrame(frame.code, frame.ref);
         else if ("to" in frame) refusal = this.#relay(member, frame);
-        else {
+        else if (frame.type === "invite" || frame.type === "revoke") {
+          const answer = frame.type === "invite"
+            ? await this.#invite(frame)
+            : await this.#revoke(frame);
+          if ("answer" in answer) return ws.send(answer.answer);
+          refusal = answer.refusal;
+        } else {
           // Servers are an answer, not a refusal: they cost the frame, not the error budget.
           const answer = await this.#iceRequest(member.me, frame.ref);
           if ("servers" in answer) return ws.send(answer.servers);
@@ -453,7 +627,7 @@ export class Room extends DurableObject<Env> {
    * @returns The socket's member, updated, or `undefined` if the frame goes no further.
    */
   #charge(ws: WebSocket, message: string | ArrayBuffer): Member | undefined {
-    const me = readAttachment(ws);
+    const me = this.#member(ws);
     if (!me || me.gone) return undefined;
     const now = Date.now();
     const share = this.#share(me.role);
@@ -473,7 +647,7 @@ export class Room extends DurableObject<Env> {
       (me.errors ?? ERROR_REPLY_BURST) + ((now - me.at) / 1000) * ERROR_REPLIES_PER_SECOND,
     );
     const charged: Attachment = { ...me, tokens, at: now, errors };
-    ws.serializeAttachment(charged);
+    this.#keep(ws, charged, tokens < burst / 2);
     return { ws, me: charged };
   }
 
@@ -485,7 +659,7 @@ export class Room extends DurableObject<Env> {
    */
   #reply(ws: WebSocket, frame: string): void {
     // Read again: a request for ICE servers may have awaited meanwhile.
-    const me = readAttachment(ws);
+    const me = this.#member(ws);
     if (!me || me.gone) return;
     const errors = (me.errors ?? ERROR_REPLY_BURST) - 1;
     if (errors < 0) {
@@ -494,17 +668,23 @@ export class Room extends DurableObject<Env> {
       ws.close(CLOSE.too_many_errors, "too_many_errors");
       return;
     }
-    ws.serializeAttachment({ ...me, errors });
+    this.#keep(ws, { ...me, errors }, true);
     ws.send(frame);
   }
 
   /** Relays one signal frame; returns the error frame to answer with, if refused. */
   #relay({ me }: Member, frame: SignalFrame): string | undefined {
-    const target = this.#live(me.role === "host" ? "guest" : "host").find((o) =>
-      o.me.peer === frame.to
-    );
+    const target = this.#peerSocket(frame.to, me.role === "host" ? "guest" : "host");
     if (!target) return errorFrame("unknown_peer", frame.ref);
-    send(target.ws, { type: "signal", from: me.peer, data: frame.data });
+    send(target, { type: "signal", from: me.peer, data: frame.data });
+  }
+
+  /** The live socket of a peer of the given role, found by its tag. */
+  #peerSocket(peer: string, role: Role): WebSocket | undefined {
+    return this.ctx.getWebSockets(peer).find((ws) => {
+      const me = this.#member(ws);
+      return me !== null && !me.gone && me.role === role && me.peer === peer;
+    });
   }
 
   /** The relay's limits from `vars`, or `undefined` where the operator turned it off. */
@@ -552,9 +732,9 @@ export class Room extends DurableObject<Env> {
       return relayError("relay_rate_limited", peer);
     }
     this.#relayBudget = { tokens, at: now };
-    const target = fromHost
-      ? this.#live("guest").find((o) => o.me.peer === peer)
-      : this.#live("host")[0];
+    const target = fromHost && peer !== undefined
+      ? this.#peerSocket(peer, "guest")
+      : this.#peerSocket(HOST, "host");
     if (!target) {
       return JSON.stringify({
         type: "error",
@@ -563,7 +743,7 @@ export class Room extends DurableObject<Env> {
         peer,
       });
     }
-    target.ws.send(
+    target.send(
       fromHost ? encodeRelayFrame(frame.payload) : encodeRelayFrame(frame.payload, me.peer),
     );
   }
@@ -610,11 +790,20 @@ export class Room extends DurableObject<Env> {
   }
 
   async #tick(): Promise<void> {
+    // The alarm that fired is no longer set.
+    this.#alarm = null;
     const now = Date.now();
     const sockets = this.ctx.getWebSockets();
     if (sockets.length === 0) {
-      const expires = await this.ctx.storage.get<number>(EXPIRES);
-      if (expires !== undefined && expires <= now) return await this.ctx.storage.deleteAll();
+      await this.#load();
+      const expires = this.#expires;
+      if (expires !== null && expires !== undefined && expires <= now) {
+        this.#state = null;
+        this.#expires = null;
+        return await this.ctx.storage.deleteAll();
+      }
+      // Early, or the sockets went without a close: the room expires from now.
+      return await this.#expire(expires ?? undefined);
     }
     for (const { ws, me } of this.#live()) {
       if (this.#silentAt(ws, me) > now) continue;
@@ -624,14 +813,25 @@ export class Room extends DurableObject<Env> {
       this.#leave(ws, me, "silent");
     }
     for (const ws of sockets) {
-      const me = readAttachment(ws);
+      const me = this.#member(ws);
       if (me?.closeAt !== undefined && me.closeAt <= now) {
         try {
           ws.close(me.closeCode ?? 1000, me.closeReason ?? "");
         } catch { /* already closed */ }
       }
     }
-    await this.#schedule();
+    const next = Math.min(
+      ...sockets.map((ws) => {
+        const me = this.#member(ws);
+        if (!me) return Infinity;
+        return me.closeAt !== undefined && me.closeAt > now
+          ? me.closeAt
+          : me.gone
+          ? Infinity
+          : this.#silentAt(ws, me);
+      }),
+    );
+    if (next !== Infinity) await this.#arm(next);
   }
 
   /**
@@ -646,40 +846,48 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
-   * Sets the room's one alarm. While sockets are open: when the first of them
-   * may have fallen silent, or is due to be closed (with clients that ping
-   * every 20 s and the default limit, about once a minute). In an empty room:
-   * when it expires, so an idle room costs nothing.
+   * Makes sure the room's one alarm fires by `at`: while sockets are open,
+   * when the first of them may have fallen silent or is due to be closed
+   * (with clients that ping every 20 s and the default limit, about once a
+   * minute). Only an alarm that would fire later is moved: a join into a
+   * room whose alarm is already due sooner writes nothing, and the alarm
+   * finds the next moment itself when it fires.
    */
-  async #schedule(closing?: WebSocket): Promise<void> {
-    const sockets = this.ctx.getWebSockets().filter((ws) => ws !== closing);
-    if (sockets.length > 0) {
-      const next = Math.min(
-        ...sockets.map((ws) => {
-          const me = readAttachment(ws);
-          if (!me) return Infinity;
-          return me.closeAt ??
-            (me.gone ? Infinity : this.#silentAt(ws, me));
-        }),
-      );
-      const current = await this.ctx.storage.getAlarm();
-      if (next === Infinity) {
-        if (current !== null) await this.ctx.storage.deleteAlarm();
-      } else if (current !== next) {
-        await this.ctx.storage.setAlarm(next);
-      }
-      return;
-    }
-    const ttl = limit(this.env.ROOM_TTL_SECONDS, DEFAULTS.ROOM_TTL_SECONDS);
-    const expires = Date.now() + ttl * 1000;
-    await this.ctx.storage.put(EXPIRES, expires);
-    await this.ctx.storage.setAlarm(expires);
+  async #arm(at: number): Promise<void> {
+    this.#alarm ??= await this.ctx.storage.getAlarm();
+    if (this.#alarm !== null && this.#alarm <= at) return;
+    await this.ctx.storage.setAlarm(at);
+    this.#alarm = at;
   }
 
+  /**
+   * Sets the empty room's expiry, `ROOM_TTL_SECONDS` from now (or at
+   * `expires`, if given): the one write a room makes when its last socket
+   * closes, so an idle room costs nothing until it is forgotten.
+   */
+  async #expire(expires?: number): Promise<void> {
+    const ttl = limit(this.env.ROOM_TTL_SECONDS, DEFAULTS.ROOM_TTL_SECONDS);
+    const at = expires ?? Date.now() + ttl * 1000;
+    if (this.#expires !== at) {
+      await this.ctx.storage.put(EXPIRES, at);
+      this.#expires = at;
+    }
+    await this.ctx.storage.setAlarm(at);
+    this.#alarm = at;
+  }
+
+  /**
+   * A socket closed: its leave is announced if it was not yet. The alarm
+   * already fires in time for the sockets left; only the last one's close
+   * sets the room's expiry.
+   */
   async #closed(ws: WebSocket): Promise<void> {
-    const me = readAttachment(ws);
+    const me = this.#member(ws);
     if (me && !me.gone) this.#leave(ws, me);
-    await this.#schedule(ws);
+    this.#members.delete(ws);
+    if (this.ctx.getWebSockets().some((other) => other !== ws)) return;
+    await this.#load();
+    await this.#expire();
   }
 
   /**
@@ -689,7 +897,8 @@ export class Room extends DurableObject<Env> {
    */
   #leave(ws: WebSocket, me: Attachment, closeWith?: ClosingErrorCode): void {
     try {
-      ws.serializeAttachment(
+      this.#keep(
+        ws,
         closeWith === undefined ? { ...me, gone: true } : {
           ...me,
           gone: true,
@@ -697,6 +906,7 @@ export class Room extends DurableObject<Env> {
           closeCode: CLOSE[closeWith],
           closeReason: closeWith,
         },
+        true,
       );
     } catch { /* closing: the announcement below still matters */ }
     const others = this.#live().filter((o) => o.ws !== ws);
@@ -711,9 +921,32 @@ export class Room extends DurableObject<Env> {
   /** The sockets still in the room, optionally of one role. */
   #live(role?: Role): { ws: WebSocket; me: Attachment }[] {
     return this.ctx.getWebSockets(role === "host" ? HOST : undefined).flatMap((ws) => {
-      const me = readAttachment(ws);
+      const me = this.#member(ws);
       return me && !me.gone && (role === undefined || me.role === role) ? [{ ws, me }] : [];
     });
+  }
+
+  /** A socket's attachment as it is now: from memory, or read back after a wake-up. */
+  #member(ws: WebSocket): Attachment | null {
+    const known = this.#members.get(ws);
+    if (known) return known.me;
+    const me = readAttachment(ws);
+    if (me) this.#members.set(ws, { me, savedAt: me.at });
+    return me;
+  }
+
+  /**
+   * Keeps a socket's attachment in memory, and saves it in the socket when
+   * `save` says so or its copy lags by {@linkcode ATTACHMENT_SAVE_MS}.
+   */
+  #keep(ws: WebSocket, me: Attachment, save: boolean): void {
+    const known = this.#members.get(ws);
+    if (save || !known || me.at - known.savedAt >= ATTACHMENT_SAVE_MS) {
+      ws.serializeAttachment(me);
+      this.#members.set(ws, { me, savedAt: me.at });
+    } else {
+      this.#members.set(ws, { me, savedAt: known.savedAt });
+    }
   }
 }
 
@@ -726,11 +959,8 @@ function readAttachment(ws: WebSocket): Attachment | null {
     return null;
   }
   if (typeof value !== "object" || value === null) return null;
-  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason, address, errors } =
-    value as Record<
-      string,
-      unknown
-    >;
+  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason, address, errors, invite } =
+    value as Record<string, unknown>;
   const valid = role === "host"
     ? peer === HOST
     : role === "guest" && typeof peer === "string" && GUEST_ID.test(peer);
@@ -750,7 +980,27 @@ function readAttachment(ws: WebSocket): Attachment | null {
     ...ending,
     ...typeof address === "string" && { address },
     ...typeof errors === "number" && { errors },
+    ...typeof invite === "string" && { invite },
   };
+}
+
+/** The room's state from what storage holds (a room from before invites holds `guest` alone). */
+function readVerifiers(stored: StoredVerifiers): RoomState {
+  const invites = new Map(stored.invites ?? []);
+  if (!stored.invites && stored.guest) invites.set(GUEST_INVITE, stored.guest);
+  return { host: stored.host, invites };
+}
+
+/**
+ * The name of the invite whose verifier is this key's digest, if any: every
+ * verifier is compared, each in constant time (at most `MAX_INVITES`).
+ */
+function findInvite(state: RoomState, digest: Uint8Array): string | undefined {
+  let found: string | undefined;
+  for (const [name, verifier] of state.invites) {
+    if (timingSafeEqual(digest, verifier) && found === undefined) found = name;
+  }
+  return found;
 }
 
 function sendError(ws: WebSocket, code: ErrorCode): void {

@@ -85,16 +85,29 @@ export async function restTurnServer(
   expires: number,
 ): Promise<IceServerFrame> {
   const username = `${expires}:${id}`;
-  const encoder = new TextEncoder();
-  const key = await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(secret),
-    { name: "HMAC", hash: "SHA-1" },
-    false,
-    ["sign"],
+  const mac = new Uint8Array(
+    await crypto.subtle.sign("HMAC", await hmacKey(secret), new TextEncoder().encode(username)),
   );
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(username)));
   return { urls, username, credential: btoa(String.fromCharCode(...mac)) };
+}
+
+/** The HMAC key of the last `TURN_SECRET`, imported once per isolate rather than per credential. */
+let importedKey: { secret: string; key: Promise<CryptoKey> } | undefined;
+
+function hmacKey(secret: string): Promise<CryptoKey> {
+  if (importedKey?.secret !== secret) {
+    const key = crypto.subtle.importKey(
+      "raw",
+      new TextEncoder().encode(secret),
+      { name: "HMAC", hash: "SHA-1" },
+      false,
+      ["sign"],
+    );
+    importedKey = { secret, key };
+    // A failed import is not kept: the next credential tries again.
+    key.catch(() => importedKey?.key === key && (importedKey = undefined));
+  }
+  return importedKey.key;
 }
 
 /**

@@ -149,6 +149,6 @@ export async function pair(server: LocalSignaling, room = newRoomId()) {
   assert.equal(welcome.role, "guest");
   assert.deepEqual(welcome.peers, ["host"]);
   assert.match(welcome.peer as string, /^[0-9a-f]{16}$/);
-  assert.deepEqual(await host.next(), { type: "join", peer: welcome.peer });
+  assert.deepEqual(await host.next(), { type: "join", peer: welcome.peer, invite: "guest" });
   return { room, host, guest, guestId: welcome.peer as string };
 }

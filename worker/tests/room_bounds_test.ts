@@ -325,7 +325,7 @@ Deno.test("after a guest is refused, rate-limited or closed for its errors, the 
     const { room, host, guest, guestId } = await pair(server);
     const flooder = await Peer.guest(server, room);
     const welcome = await flooder.next() as Record<string, unknown>;
-    assert.deepEqual(await host.next(), { type: "join", peer: welcome.peer });
+    assert.deepEqual(await host.next(), { type: "join", peer: welcome.peer, invite: "guest" });
     for (let i = 0; i < 150; i++) flooder.ws.send(new Uint8Array([1]));
     assert.equal((await within(flooder.closed, 10_000, "the flooder closed")).code, 4429);
     assert.deepEqual(await host.next(), { type: "leave", peer: welcome.peer });

@@ -160,7 +160,11 @@ Deno.test("a guest that sends nothing, not even ping, is evicted after SILENCE_S
       const next = await Peer.guest(server, room);
       const welcome = await next.next() as Record<string, unknown>;
       assert.equal(welcome.type, "welcome", "the evicted guest's slot is free");
-      assert.deepEqual(await nextSignal(host), { type: "join", peer: welcome.peer });
+      assert.deepEqual(await nextSignal(host), {
+        type: "join",
+        peer: welcome.peer,
+        invite: "guest",
+      });
       next.signal("host", { type: "offer" });
       assert.deepEqual(await nextSignal(host), {
         type: "signal",

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { LocalSignaling } from "../local.ts";
-import { encodeRelayFrame, readRelayFrame } from "../../src/signaling/relay_protocol.ts";
+import { encodeRelayFrame, readRelayFrame } from "../../src/relay/protocol.ts";
 import { GUEST_KEY, GUEST_VERIFIER, hibernate, HOST_KEY, newRoomId, withServer } from "./_peer.ts";
 
 type Frame = Record<string, unknown> | Uint8Array;
@@ -79,8 +79,8 @@ async function room(server: LocalSignaling) {
   const aId = (await a.text()).peer as string;
   const b = await Client.open(server, id, "guest");
   const bId = (await b.text()).peer as string;
-  assert.deepEqual(await host.text(), { type: "join", peer: aId });
-  assert.deepEqual(await host.text(), { type: "join", peer: bId });
+  assert.deepEqual(await host.text(), { type: "join", peer: aId, invite: "guest" });
+  assert.deepEqual(await host.text(), { type: "join", peer: bId, invite: "guest" });
   return {
     id,
     host,

@@ -153,7 +153,7 @@ Deno.test("Room refuses guest-to-guest signals and tells no guest about another"
     const other = await Peer.guest(server, room);
     const welcome = await other.next() as Record<string, unknown>;
     assert.deepEqual(welcome.peers, ["host"]);
-    assert.deepEqual(await host.next(), { type: "join", peer: welcome.peer });
+    assert.deepEqual(await host.next(), { type: "join", peer: welcome.peer, invite: "guest" });
     other.signal(guestId, { type: "offer" });
     assert.equal((await other.next() as Record<string, unknown>).code, "forbidden_recipient");
     other.signal("not-a-guest", { type: "offer" });
@@ -199,6 +199,7 @@ Deno.test("Room lets a host with the right key replace the connected one", async
       role: "host",
       peers: [guestId],
       relay: DEFAULT_RELAY,
+      peerInvites: { [guestId]: "guest" },
     });
     assert.equal((await host.next() as Record<string, unknown>).code, "host_replaced");
     assert.equal((await host.closed).code, 4409);
@@ -226,7 +227,7 @@ Deno.test("Room keeps working after the host reconnects, with a new guest verifi
     await refused.closed;
     const fresh = await Peer.guest(server, room, newGuestKey);
     const freshId = (await fresh.next() as Record<string, unknown>).peer;
-    assert.deepEqual(await back.next(), { type: "join", peer: freshId });
+    assert.deepEqual(await back.next(), { type: "join", peer: freshId, invite: "guest" });
     fresh.signal("host", { type: "offer" });
     assert.deepEqual(await back.next(), { type: "signal", from: freshId, data: { type: "offer" } });
     await Promise.all([guest.close(), fresh.close()]);
@@ -295,7 +296,7 @@ Deno.test("Room survives hibernation between every step", async () => {
     await hibernate(server, room);
     const guest = await Peer.guest(server, room);
     const guestId = (await guest.next() as Record<string, unknown>).peer as string;
-    assert.deepEqual(await host.next(), { type: "join", peer: guestId });
+    assert.deepEqual(await host.next(), { type: "join", peer: guestId, invite: "guest" });
     await hibernate(server, room);
     guest.send("ping");
     assert.equal(await guest.next(), "pong");

@@ -219,3 +219,30 @@ Deno.test("a Cloudflare API that fails is logged and the member is told ice_serv
     onLog: (text) => (log += text),
   });
 });
+
+Deno.test("restTurnServer imports the HMAC key of a secret once, and again only for another secret", async () => {
+  const { restTurnServer } = await import("../src/turn.ts");
+  const subtle = crypto.subtle;
+  const importKey = subtle.importKey;
+  let imports = 0;
+  subtle.importKey = function (this: SubtleCrypto, ...args: Parameters<typeof importKey>) {
+    imports++;
+    return importKey.apply(this, args);
+  } as typeof importKey;
+  try {
+    const urls = ["turn:127.0.0.1:3478"];
+    for (const id of ["0123456789abcdef", "fedcba9876543210", "00112233445566aa"]) {
+      const server = await restTurnServer(SECRET, urls, id, 2_000_000_000);
+      assert.equal(server.credential, expectedCredential(`2000000000:${id}`));
+    }
+    assert.equal(imports, 1);
+    const other = await restTurnServer("another-secret", urls, "0123456789abcdef", 2_000_000_000);
+    assert.equal(
+      other.credential,
+      createHmac("sha1", "another-secret").update("2000000000:0123456789abcdef").digest("base64"),
+    );
+    assert.equal(imports, 2);
+  } finally {
+    subtle.importKey = importKey;
+  }
+});

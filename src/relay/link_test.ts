@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { RelayKeyShare } from "./_relay_crypto.ts";
+import { RelayKeyShare } from "./crypto.ts";
 import {
   readRelayWindow,
   RELAY_MAX_FRAME_SIZE,
@@ -7,11 +7,11 @@ import {
   type RelayChannel,
   RelayLink,
   type RelayWindows,
-} from "./_relay_link.ts";
-import { DataChannelTransport } from "./data_channel_transport.ts";
-import { RelayError } from "./errors.ts";
-import type { RelayPipe } from "./signaling/relay_protocol.ts";
-import { RELAY_FALLBACK_DELAY, RELAY_MIN_WINDOW, RELAY_WINDOW } from "./constants.ts";
+} from "./link.ts";
+import { DataChannelTransport } from "../data_channel_transport.ts";
+import { RelayError } from "../errors.ts";
+import type { RelayPipe } from "./protocol.ts";
+import { RELAY_FALLBACK_DELAY, RELAY_MIN_WINDOW, RELAY_WINDOW } from "../constants.ts";
 
 type Handlers = Parameters<RelayPipe["listen"]>[0];
 

@@ -34,56 +34,44 @@
  * earlier version sends none, and the link then runs as that version did:
  * no credit frames, no limit on either side.
  *
+ * Just over 400 lines, and one file, because framing, the channels' table
+ * and the credit window act on the same frames in order (each frame sent is
+ * counted against the credit, each one read renews it); its first forty lines are the
+ * wire format and flow control above. Its channel lives in `channel.ts`.
+ *
  * @module
  */
 
-import { settle, withResolvers } from "./_async.ts";
-import { RELAY_TAG_BYTES, type RelayCipher } from "./_relay_crypto.ts";
-import { BYE_TIMEOUT, RELAY_CONTROL_SLACK, RELAY_MIN_WINDOW } from "./constants.ts";
-import type { DataChannelLike } from "./data_channel_transport.ts";
-import { RelayError } from "./errors.ts";
-import type { RelayPipe } from "./signaling/relay_protocol.ts";
+import { settle, withResolvers } from "../_async.ts";
+import {
+  BYE_TIMEOUT,
+  MAX_BYE_REASON_LENGTH,
+  RELAY_CONTROL_SLACK,
+  RELAY_MAX_INBOX_FRAMES,
+} from "../constants.ts";
+import { RelayError } from "../errors.ts";
+import { RelayChannel } from "./channel.ts";
+import { RELAY_TAG_BYTES, type RelayCipher } from "./crypto.ts";
+import {
+  BINARY,
+  CLOSE,
+  CREDIT,
+  END,
+  HEADER_BYTES,
+  OPEN,
+  plainFrame,
+  type RelayWindows,
+  TEXT,
+} from "./frames.ts";
+import type { RelayPipe } from "./protocol.ts";
 
-const OPEN = 1;
-const TEXT = 2;
-const BINARY = 3;
-const CLOSE = 4;
-const END = 5;
-const CREDIT = 6;
-const HEADER_BYTES = 5;
-/**
- * The largest message a relayed channel carries in one frame: what a data
- * channel carries without negotiation. The framing layer chunks to it.
- */
-export const RELAY_MAX_MESSAGE_SIZE = 65_536;
-/** Frames received and waiting to be opened; more means the link cannot keep up. */
-const MAX_INBOX = 1024;
-const MAX_REASON_LENGTH = 600;
-/** The largest relay frame: the smallest window a peer may grant ({@linkcode RELAY_MIN_WINDOW}). */
-export const RELAY_MAX_FRAME_SIZE = RELAY_MAX_MESSAGE_SIZE + HEADER_BYTES + RELAY_TAG_BYTES;
-
-/** The windows of a flow-controlled link (see the module doc). */
-export interface RelayWindows {
-  /** The window the other peer granted in its hello: what this side may have in flight. */
-  readonly send: number;
-  /** The window this side granted in its hello: what the other side may have in flight. */
-  readonly receive: number;
-}
-
-/**
- * Reads the window of a relay hello.
- *
- * @returns The window in bytes; `undefined` if the hello has none (a peer of
- * an earlier version, without flow control); `null` if it is malformed (not a
- * safe integer of at least {@linkcode RELAY_MIN_WINDOW}).
- */
-export function readRelayWindow(hello: Record<string, unknown>): number | undefined | null {
-  const window = hello.window;
-  if (window === undefined) return undefined;
-  return typeof window === "number" && Number.isSafeInteger(window) && window >= RELAY_MIN_WINDOW
-    ? window
-    : null;
-}
+export { RelayChannel };
+export {
+  readRelayWindow,
+  RELAY_MAX_FRAME_SIZE,
+  RELAY_MAX_MESSAGE_SIZE,
+  type RelayWindows,
+} from "./frames.ts";
 
 /** A frame that waits for credit. */
 interface Waiting {
@@ -216,7 +204,7 @@ export class RelayLink {
     if (this.#ended) return;
     this.#drop();
     const sent = this.#admit(
-      plainFrame(END, 0, encoder.encode(reason.slice(0, MAX_REASON_LENGTH))),
+      plainFrame(END, 0, encoder.encode(reason.slice(0, MAX_BYE_REASON_LENGTH))),
     );
     this.#ended = true;
     await sent.catch(() => {});
@@ -298,9 +286,11 @@ export class RelayLink {
           ),
         );
       }
-    } else if (++this.#pending > MAX_INBOX) {
+    } else if (++this.#pending > RELAY_MAX_INBOX_FRAMES) {
       return this.#fail(
-        new RelayError(`The relay link fell ${MAX_INBOX} frames behind: the peer sends too fast`),
+        new RelayError(
+          `The relay link fell more than RELAY_MAX_INBOX_FRAMES (${RELAY_MAX_INBOX_FRAMES}) frames behind: the peer sends faster than this side can open its frames (a peer of this module waits for credit); run this module's current version on both sides`,
+        ),
       );
     }
     // Opened now, in the order of arrival, side by side; handled in that order.
@@ -379,7 +369,7 @@ export class RelayLink {
         return;
       case END:
         this.#ended = true;
-        this.#finish(undefined, decoder.decode(payload).slice(0, MAX_REASON_LENGTH));
+        this.#finish(undefined, decoder.decode(payload).slice(0, MAX_BYE_REASON_LENGTH));
         return;
       case CREDIT: {
         if (!this.#windows || payload.byteLength !== 8) {
@@ -415,101 +405,5 @@ export class RelayLink {
     const onend = this.onend;
     this.onend = undefined;
     onend?.(error, reason);
-  }
-}
-
-/** One frame before its seal: kind, channel, payload. */
-function plainFrame(kind: number, id: number, payload: Uint8Array): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(HEADER_BYTES + payload.byteLength);
-  bytes[0] = kind;
-  new DataView(bytes.buffer).setUint32(1, id);
-  bytes.set(payload, HEADER_BYTES);
-  return bytes;
-}
-
-/** One data channel of a {@linkcode RelayLink}: an ordered, reliable `RTCDataChannel` look-alike. */
-export class RelayChannel extends EventTarget implements DataChannelLike {
-  readonly label: string;
-  readonly protocol: string;
-  readonly id: number;
-  readonly #link: RelayLink;
-  #state: "connecting" | "open" | "closing" | "closed" = "connecting";
-  #buffered = 0;
-  bufferedAmountLowThreshold = 0;
-  binaryType = "arraybuffer";
-
-  constructor(link: RelayLink, id: number, label: string, protocol: string) {
-    super();
-    this.#link = link;
-    this.id = id;
-    this.label = label;
-    this.protocol = protocol;
-  }
-
-  get readyState(): string {
-    return this.#state;
-  }
-
-  get bufferedAmount(): number {
-    return this.#buffered;
-  }
-
-  send(data: string | Uint8Array<ArrayBuffer>): void {
-    if (this.#state !== "open") {
-      throw new RelayError(`Cannot send on a relayed data channel that is ${this.#state}`);
-    }
-    const text = typeof data === "string";
-    const bytes = text ? encoder.encode(data) : new Uint8Array(data);
-    if (bytes.byteLength > RELAY_MAX_MESSAGE_SIZE) {
-      throw new RangeError(
-        `Cannot send a message of ${bytes.byteLength} bytes on a relayed data channel: the limit is ${RELAY_MAX_MESSAGE_SIZE}`,
-      );
-    }
-    this.#buffered += bytes.byteLength;
-    this.#link.write(text ? TEXT : BINARY, this.id, bytes).then(
-      () => this.#drained(bytes.byteLength),
-      () => {},
-    );
-  }
-
-  close(): void {
-    if (this.#state === "closing" || this.#state === "closed") return;
-    this.#state = "closing";
-    this.#link.write(CLOSE, this.id, new Uint8Array()).then(
-      () => this.closedByPeer(),
-      () => this.closedByPeer(),
-    );
-  }
-
-  /** The channel is open (both sides may send). */
-  opened(): void {
-    if (this.#state !== "connecting") return;
-    this.#state = "open";
-    this.dispatchEvent(new Event("open"));
-  }
-
-  /** One message from the other side. */
-  received(data: string | ArrayBuffer): void {
-    if (this.#state !== "open" && this.#state !== "closing") return;
-    this.dispatchEvent(new MessageEvent("message", { data }));
-  }
-
-  /** The channel is closed, by either side or with the link. */
-  closedByPeer(): void {
-    if (this.#state === "closed") return;
-    this.#state = "closed";
-    this.#buffered = 0;
-    this.#link.forget(this.id);
-    this.dispatchEvent(new Event("close"));
-  }
-
-  #drained(bytes: number): void {
-    const before = this.#buffered;
-    this.#buffered = Math.max(0, before - bytes);
-    if (
-      before > this.bufferedAmountLowThreshold && this.#buffered <= this.bufferedAmountLowThreshold
-    ) {
-      this.dispatchEvent(new Event("bufferedamountlow"));
-    }
   }
 }

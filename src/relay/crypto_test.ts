@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { readRelayHello, type RelayCipher, RelayKeyShare } from "./_relay_crypto.ts";
-import { RelayError } from "./errors.ts";
+import { readRelayHello, type RelayCipher, RelayKeyShare } from "./crypto.ts";
+import { RelayError } from "../errors.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

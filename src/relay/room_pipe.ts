@@ -4,25 +4,13 @@
  *
  * @module
  */
+import { type Clock, SYSTEM_CLOCK } from "../_clock.ts";
+import { RELAY_MAX_WAITING_FRAMES, RELAY_PACE_SHARE } from "../constants.ts";
 import { RelayError } from "../errors.ts";
-import {
-  encodeRelayFrame,
-  RELAY_ERRORS,
-  type RelayLimits,
-  type RelayPipe,
-} from "./relay_protocol.ts";
-
-/** Payloads kept for a pipe nobody listens to yet; more means nobody will. */
-const MAX_WAITING = 256;
+import { encodeRelayFrame, RELAY_ERRORS, type RelayLimits, type RelayPipe } from "./protocol.ts";
 
 /**
- * The share of the room's `bytesPerSecond` one socket sends at: half, so that
- * both ends sending at once stay within the room's budget.
- */
-const PACE_SHARE = 0.5;
-
-/**
- * The socket's pacing: a token bucket at {@linkcode PACE_SHARE} of the room's
+ * The socket's pacing: a token bucket at {@linkcode RELAY_PACE_SHARE} of the room's
  * rate that holds a quarter of a second's worth, and a queue that keeps the
  * frames of all pipes in order.
  */
@@ -30,12 +18,24 @@ export class RelayPacer {
   readonly #limits: RelayLimits;
   readonly #send: (frame: Uint8Array<ArrayBuffer>) => void;
   #tokens: number;
-  #at = Date.now();
+  readonly #clock: Clock;
+  #at: number;
   #queue: Promise<void> = Promise.resolve();
 
-  constructor(limits: RelayLimits, send: (frame: Uint8Array<ArrayBuffer>) => void) {
+  /**
+   * @param limits The room's relay limits, as its welcome gave them.
+   * @param send Sends one frame on the room's socket.
+   * @param clock The clock the bucket refills on and the waits are timed by.
+   */
+  constructor(
+    limits: RelayLimits,
+    send: (frame: Uint8Array<ArrayBuffer>) => void,
+    clock: Clock = SYSTEM_CLOCK,
+  ) {
     this.#limits = limits;
     this.#send = send;
+    this.#clock = clock;
+    this.#at = clock.now();
     this.#tokens = this.#capacity;
   }
 
@@ -44,7 +44,7 @@ export class RelayPacer {
   }
 
   get #rate(): number {
-    return this.#limits.bytesPerSecond * PACE_SHARE;
+    return this.#limits.bytesPerSecond * RELAY_PACE_SHARE;
   }
 
   get #capacity(): number {
@@ -54,7 +54,7 @@ export class RelayPacer {
   /** Sends one frame once the budget allows it, after every earlier one. */
   send(frame: Uint8Array<ArrayBuffer>): Promise<void> {
     const task = this.#queue.then(async () => {
-      const now = Date.now();
+      const now = this.#clock.now();
       this.#tokens = Math.min(
         this.#capacity,
         this.#tokens + ((now - this.#at) / 1000) * this.#rate,
@@ -63,7 +63,9 @@ export class RelayPacer {
       this.#tokens -= frame.byteLength;
       if (this.#tokens < 0) {
         // Pacing: the wait is the time the budget needs to refill, not a guess.
-        await new Promise((resolve) => setTimeout(resolve, (-this.#tokens / this.#rate) * 1000));
+        await new Promise<void>((resolve) =>
+          this.#clock.setTimeout(resolve, (-this.#tokens / this.#rate) * 1000)
+        );
       }
       this.#send(frame);
     });
@@ -134,7 +136,7 @@ export class RoomRelayPipe implements RelayPipe {
   deliver(payload: Uint8Array): void {
     if (this.#closed) return;
     if (this.#handlers) return this.#handlers.message(payload);
-    if (this.#waiting.length < MAX_WAITING) this.#waiting.push(payload);
+    if (this.#waiting.length < RELAY_MAX_WAITING_FRAMES) this.#waiting.push(payload);
   }
 
   /** The room refused one of this pipe's frames. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { Candidates, MAX_QUEUED_CANDIDATES } from "./_candidates.ts";
-import { type IceCandidateInit, splitCandidates } from "./peer.ts";
+import { Candidates, MAX_QUEUED_CANDIDATES } from "./candidates.ts";
+import { splitCandidates } from "./sdp.ts";
+import type { IceCandidateInit } from "./types.ts";
 
 function candidate(n: number): IceCandidateInit {
   return { candidate: `candidate:${n} 1 UDP 1 127.0.0.1 ${5000 + n} typ host`, sdpMid: "0" };

@@ -29,8 +29,8 @@
  * @module
  */
 
-import { decodeBase64Url, encodeBase64Url } from "./_base64url.ts";
-import { RelayError } from "./errors.ts";
+import { decodeBase64Url, encodeBase64Url } from "../_base64url.ts";
+import { RelayError } from "../errors.ts";
 
 /** The version of the relay's key exchange and frames. */
 export const RELAY_VERSION = 1;

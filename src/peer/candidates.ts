@@ -10,23 +10,23 @@
  *   queued, a bounded number, and applied in order once it is).
  *
  * Within those, the peer decides when local candidates may go
- * ({@linkcode Candidates.release}); see `Peer` for the order of a
+ * ({@linkcode Candidates.release}); see `negotiate.ts` for the order of a
  * negotiation and why.
  *
  * @module
  */
 
-import type { IceCandidateInit } from "./peer.ts";
-import { withResolvers } from "./_async.ts";
+import { withResolvers } from "../_async.ts";
+import { MAX_QUEUED_CANDIDATES } from "../constants.ts";
+import type { IceCandidateInit } from "./types.ts";
+
+export { MAX_QUEUED_CANDIDATES };
 
 /** How a {@linkcode Candidates} sends a local candidate and applies a remote one. */
 export interface CandidateIo {
   send(candidate: IceCandidateInit): void;
   apply(candidate: IceCandidateInit): Promise<void>;
 }
-
-/** The most remote candidates kept while the remote description is awaited. */
-export const MAX_QUEUED_CANDIDATES = 64;
 
 /** The candidate policy of one peer connection. */
 export class Candidates {

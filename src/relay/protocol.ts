@@ -89,7 +89,7 @@ export type RelayErrorCode = keyof typeof RELAY_ERRORS;
  *
  * @example A host's frame names its guest
  * ```ts
- * import { encodeRelayFrame, readRelayFrame } from "./relay_protocol.ts";
+ * import { encodeRelayFrame, readRelayFrame } from "./protocol.ts";
  * import assert from "node:assert/strict";
  *
  * const frame = encodeRelayFrame(new Uint8Array([1, 2]), "0123456789abcdef");
@@ -130,7 +130,7 @@ export function encodeRelayFrame(payload: Uint8Array, peer?: string): Uint8Array
  *
  * @example A guest's frame has no id
  * ```ts
- * import { encodeRelayFrame, readRelayFrame } from "./relay_protocol.ts";
+ * import { encodeRelayFrame, readRelayFrame } from "./protocol.ts";
  * import assert from "node:assert/strict";
  *
  * const frame = encodeRelayFrame(new Uint8Array([7]));
@@ -159,7 +159,7 @@ export function readRelayFrame(
  *
  * @example A room that relays
  * ```ts
- * import { readRelayLimits } from "./relay_protocol.ts";
+ * import { readRelayLimits } from "./protocol.ts";
  * import assert from "node:assert/strict";
  *
  * const welcome = { relay: { maxFrameBytes: 131072, bytesPerSecond: 8388608 } };

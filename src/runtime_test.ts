@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { resolveWebSocket } from "./websocket.ts";
+import { resolveWebSocket } from "./runtime.ts";
 
 Deno.test("The chosen WebSocket client asks for no compression: signalling frames are small", async () => {
   const WebSocket = await resolveWebSocket();

@@ -1,0 +1,319 @@
+/**
+ * Whether sessions of one connection wait for each other, on 127.0.0.1, both
+ * peers in this process:
+ *
+ * - small `tools/call` round trips on one session, alone, and while another
+ *   session of the same connection receives a 64 MiB result;
+ * - the 64 MiB result alone (the small session open and silent) and beside
+ *   the small calls;
+ * - 1, 16 and 64 MiB results against the raw native channel (`_native.ts`),
+ *   interleaved run by run, so both meet the same load.
+ *
+ * Where a small call beside the bulk result waits is split in three, read on
+ * this process's one clock: the request's way to the desktop, the desktop's
+ * turn (its request handed to the server, to the response handed to the
+ * channel), and the response's way back; beside it, what the bulk session's
+ * channel held buffered when the response was handed over.
+ *
+ * Prints figures, asserts nothing. Run alone with
+ * `deno run -A --v8-flags=--expose-gc bench/fairness.ts [--quick] [--json]`.
+ * `SCTP_SEND_BUFFER=<bytes>` in the environment sets node-datachannel's
+ * process-wide SCTP send buffer (usrsctp's, outside `bufferedAmount`) first,
+ * for every connection of the run, the raw channel's included.
+ *
+ * @module
+ */
+import { Client } from "@modelcontextprotocol/sdk/client";
+// @ts-types="@modelcontextprotocol/sdk/server/mcp"
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
+import { z } from "zod";
+import { MemorySignaling, WebRTCConnection, type WebRTCSessionTransport } from "../mod.ts";
+import { nativePair, rawTransfer } from "./_native.ts";
+import { prepareBlob } from "./_transports.ts";
+
+const MIB = 1024 * 1024;
+const LOCAL = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
+
+/** Percentiles of a list of milliseconds. */
+interface Spread {
+  n: number;
+  p50: number;
+  p99: number;
+}
+
+/** What this benchmark reports. */
+export interface FairnessFigures {
+  idle: Spread;
+  busy: Spread;
+  /** Of the busy calls: the request's way, the desktop's turn, the response's way, ms. */
+  busyRequestWay: Spread;
+  busyDesktop: Spread;
+  busyResponseWay: Spread;
+  /** KiB the bulk session's channel held when a busy call's response was handed over. */
+  bulkBufferedKiB: Spread;
+  /** KiB of the bulk session handed, neither buffered nor received yet, at the same moments. */
+  bulkInFlightKiB: Spread;
+  /** The 64 MiB result alone and beside the calls, ms (medians). */
+  bulkAloneMs: number;
+  bulkBesideMs: number;
+  /** Results against the raw channel: MB/s medians, by size in MiB. */
+  results: { mib: number; webrtcMBps: number; rawMBps: number; ratio: number }[];
+}
+
+function spread(values: number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (p: number) =>
+    sorted[Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))];
+  return { n: values.length, p50: at(50) ?? NaN, p99: at(99) ?? NaN };
+}
+
+const median = (values: number[]) => spread(values).p50;
+
+function server(): McpServer {
+  const mcp = new McpServer({ name: "fairness", version: "1.0.0" });
+  mcp.registerTool(
+    "echo",
+    { inputSchema: { text: z.string() } },
+    ({ text }) => ({ content: [{ type: "text", text }] }),
+  );
+  mcp.registerTool(
+    "blob",
+    { inputSchema: { bytes: z.number() } },
+    ({ bytes }) => ({ content: [{ type: "text", text: prepareBlob(bytes) }] }),
+  );
+  return mcp;
+}
+
+function gc(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+/** When each request id was seen at each step, on this process's clock. */
+class Trace {
+  readonly sent = new Map<number, number>();
+  readonly arrived = new Map<number, number>();
+  readonly answered = new Map<number, number>();
+  readonly buffered = new Map<number, number>();
+  /** Bytes of the bulk session handed to its channel on the desktop, and received by the agent. */
+  bulkHanded = 0;
+  bulkReceived = 0;
+  /** Bytes handed and not yet received (nor buffered) when each response was handed over. */
+  readonly inFlight = new Map<number, number>();
+}
+
+/** Runs every measurement on one connection between two peers in this process. */
+export async function measureFairness(quick: boolean): Promise<FairnessFigures> {
+  const [a, b] = MemorySignaling.createPair();
+  const desktop = new WebRTCConnection({ signaling: b, initiator: false, ...LOCAL });
+  const transports: WebRTCSessionTransport[] = [];
+  const trace = new Trace();
+  desktop.ontransport = (transport) => {
+    transports.push(transport);
+    void server().connect(transport).then(() => {
+      const receive = transport.onmessage!;
+      transport.onmessage = (message, extra) => {
+        const id = (message as { id?: number }).id;
+        if (typeof id === "number") trace.arrived.set(id, performance.now());
+        receive(message, extra);
+      };
+      const send = transport.send.bind(transport);
+      transport.send = (message: JSONRPCMessage, options) => {
+        const id = (message as { id?: number }).id;
+        if (typeof id === "number" && !("method" in message)) {
+          trace.answered.set(id, performance.now());
+          const others = transports.filter((other) => other !== transport);
+          const buffered = others.reduce(
+            (sum, other) =>
+              sum +
+              ((other as { channel?: { bufferedAmount: number } }).channel?.bufferedAmount ?? 0),
+            0,
+          );
+          trace.buffered.set(id, buffered);
+          trace.inFlight.set(id, trace.bulkHanded - buffered - trace.bulkReceived);
+        }
+        return send(message, options);
+      };
+    });
+  };
+  void desktop.connect().catch(() => {});
+  const agent = new WebRTCConnection({
+    signaling: a,
+    linger: 60_000,
+    maxReceiveSize: 128 * MIB,
+    ...LOCAL,
+  });
+  const clients: Client[] = [];
+  const open = async (traced: boolean) => {
+    const client = new Client({ name: "fairness", version: "1.0.0" });
+    const transport = agent.openTransport();
+    if (traced) {
+      const send = transport.send.bind(transport);
+      transport.send = (message: JSONRPCMessage, options) => {
+        const id = (message as { id?: number }).id;
+        if (typeof id === "number" && "method" in message) trace.sent.set(id, performance.now());
+        return send(message, options);
+      };
+    }
+    await client.connect(transport);
+    clients.push(client);
+    return client;
+  };
+  const pair = await nativePair();
+  try {
+    const small = await open(true);
+    const bulk = await open(false);
+    // Count the bulk session's bytes: handed on the desktop, received on the agent.
+    const desktopBulk = (transports.at(-1) as unknown as { channel: { send(data: unknown): void } })
+      .channel;
+    const handOn = desktopBulk.send.bind(desktopBulk);
+    desktopBulk.send = (data: unknown) => {
+      trace.bulkHanded += typeof data === "string" ? data.length : (data as Uint8Array).byteLength;
+      handOn(data);
+    };
+    (clients.at(-1)!.transport as unknown as { channel: EventTarget }).channel.addEventListener(
+      "message",
+      (event) => {
+        const data = (event as MessageEvent).data;
+        trace.bulkReceived += typeof data === "string" ? data.length : data.byteLength;
+      },
+    );
+    const ids: number[] = [];
+    let lastSent = 0;
+    const call = async () => {
+      const start = performance.now();
+      await small.callTool({ name: "echo", arguments: { text: "hello" } });
+      const ms = performance.now() - start;
+      // The SDK numbers requests per client; the last one sent is this call's.
+      lastSent = Math.max(...trace.sent.keys());
+      ids.push(lastSent);
+      return ms;
+    };
+    const bulkCall = async (bytes: number) => {
+      const start = performance.now();
+      const result = await bulk.callTool({ name: "blob", arguments: { bytes } }, undefined, {
+        timeout: 300_000,
+      });
+      const ms = performance.now() - start;
+      const text = (result.content as { text: string }[])[0].text;
+      if (text.length !== bytes) {
+        throw new Error(`blob returned ${text.length} bytes, not ${bytes}`);
+      }
+      return ms;
+    };
+    for (let i = 0; i < 200; i++) await call();
+    const idle: number[] = [];
+    for (let i = 0; i < (quick ? 300 : 1000); i++) idle.push(await call());
+
+    // Results against the raw channel, interleaved.
+    const results: FairnessFigures["results"] = [];
+    for (
+      const [mib, warmup, runs] of quick
+        ? [[1, 1, 3], [16, 1, 2], [64, 0, 1]]
+        : [[1, 2, 7], [16, 2, 5], [64, 1, 3]]
+    ) {
+      const bytes = mib * MIB;
+      prepareBlob(bytes);
+      const mine: number[] = [];
+      const raw: number[] = [];
+      for (let run = 0; run < warmup + runs; run++) {
+        for (const which of run % 2 ? ["raw", "webrtc"] : ["webrtc", "raw"]) {
+          gc();
+          await new Promise((resolve) => setTimeout(resolve, 30));
+          const ms = which === "raw"
+            ? await rawTransfer(pair.answerer, pair.offerer, bytes)
+            : await bulkCall(bytes);
+          if (run >= warmup) (which === "raw" ? raw : mine).push(ms);
+        }
+      }
+      const rate = (ms: number) => bytes / 1e6 / (ms / 1000);
+      const webrtcMBps = rate(median(mine));
+      const rawMBps = rate(median(raw));
+      results.push({ mib, webrtcMBps, rawMBps, ratio: webrtcMBps / rawMBps });
+    }
+
+    // The 64 MiB result alone, then beside small calls, alternating.
+    const alone: number[] = [];
+    const beside: number[] = [];
+    const busy: number[] = [];
+    const busyIds: number[] = [];
+    for (let round = 0; round < (quick ? 1 : 3); round++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      alone.push(await bulkCall(64 * MIB));
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      let done = false;
+      const transfer = bulkCall(64 * MIB).then((ms) => {
+        done = true;
+        return ms;
+      });
+      while (!done) {
+        busy.push(await call());
+        busyIds.push(lastSent);
+      }
+      beside.push(await transfer);
+    }
+    const way = (from: Map<number, number>, to: Map<number, number>) =>
+      spread(busyIds.map((id) => to.get(id)! - from.get(id)!));
+    const received = new Map(
+      busyIds.map((id, i) => [id, trace.sent.get(id)! + busy[i]]),
+    );
+    return {
+      idle: spread(idle),
+      busy: spread(busy),
+      busyRequestWay: way(trace.sent, trace.arrived),
+      busyDesktop: way(trace.arrived, trace.answered),
+      busyResponseWay: way(trace.answered, received),
+      bulkBufferedKiB: spread(busyIds.map((id) => trace.buffered.get(id)! / 1024)),
+      bulkInFlightKiB: spread(busyIds.map((id) => trace.inFlight.get(id)! / 1024)),
+      bulkAloneMs: median(alone),
+      bulkBesideMs: median(beside),
+      results,
+    };
+  } finally {
+    await Promise.allSettled(clients.map((client) => client.close()));
+    await agent.close();
+    await desktop.close();
+    await pair.close();
+  }
+}
+
+/** The figures as lines of text. */
+export function renderFairness(f: FairnessFigures): string {
+  const ms = (s: Spread) => `p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms (n=${s.n})`;
+  return [
+    "Sessions of one connection (loopback, both peers in one process)",
+    `  small calls alone:                         ${ms(f.idle)}`,
+    `  small calls beside a 64 MiB result:        ${ms(f.busy)}  (target p50 <= 2, p99 <= 20)`,
+    `    the request's way to the desktop:        ${ms(f.busyRequestWay)}`,
+    `    the desktop's turn:                      ${ms(f.busyDesktop)}`,
+    `    the response's way back:                 ${ms(f.busyResponseWay)}`,
+    `    buffered on the bulk session, KiB:       p50 ${f.bulkBufferedKiB.p50.toFixed(0)}, p99 ${
+      f.bulkBufferedKiB.p99.toFixed(0)
+    }`,
+    `    in flight on the bulk session, KiB:      p50 ${f.bulkInFlightKiB.p50.toFixed(0)}, p99 ${
+      f.bulkInFlightKiB.p99.toFixed(0)
+    }`,
+    `  64 MiB result alone ${f.bulkAloneMs.toFixed(0)} ms, beside the calls ${
+      f.bulkBesideMs.toFixed(0)
+    } ms: ${(f.bulkAloneMs / f.bulkBesideMs).toFixed(2)}× its speed alone (target >= 0.9×)`,
+    ...f.results.map((r) =>
+      `  ${r.mib} MiB result ${r.webrtcMBps.toFixed(1)} MB/s, raw channel ${
+        r.rawMBps.toFixed(1)
+      } MB/s: ${r.ratio.toFixed(2)}× (target >= 0.9×)`
+    ),
+  ].join("\n");
+}
+
+if (import.meta.main) {
+  const sendBuffer = Deno.env.get("SCTP_SEND_BUFFER");
+  if (sendBuffer) {
+    const { default: nodeDataChannel } = await import("node-datachannel");
+    nodeDataChannel.setSctpSettings({ sendBufferSize: Number(sendBuffer) });
+  }
+  const figures = await measureFairness(Deno.args.includes("--quick"));
+  console.log(Deno.args.includes("--json") ? JSON.stringify(figures) : renderFairness(figures));
+  // node-datachannel's threads may outlive the connections by a moment; the figures are out.
+  Deno.exit(0);
+}

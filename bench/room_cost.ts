@@ -1,0 +1,308 @@
+/**
+ * What a pairing costs the signalling worker, against the platform's floor:
+ * the real worker and a minimal relay-only room (one Durable Object per room,
+ * which stamps and forwards frames and stores nothing), each in a workerd of
+ * its own (Miniflare on 127.0.0.1, Durable Object storage on disk), driven
+ * from outside with raw WebSockets and the same traffic: a host and a guest
+ * join a new room, the guest sends a 1 KiB offer, the host a 1 KiB answer, 10
+ * candidates each way, then both close. Rounds of `--rooms` pairings at once
+ * alternate between the two, so both see the same load.
+ *
+ * Prints, for each: pairings, pairings/s, workerd CPU per pairing (utime +
+ * stime of its workerd, from /proc), and the room's ratios to the floor.
+ *
+ * Run: `deno run -A bench/room_cost.ts [--rooms 20] [--rounds 10]`
+ *
+ * @module
+ */
+import { Miniflare } from "miniflare";
+import { bundleWorker } from "../worker/local.ts";
+import { createRoomId, createRoomKey, keyVerifier } from "../src/signaling/mod.ts";
+import { joinProtocols } from "../src/signaling/room_protocol.ts";
+
+const arg = (name: string, fallback: number) => {
+  const index = Deno.args.indexOf(`--${name}`);
+  return index >= 0 ? Number(Deno.args[index + 1]) : fallback;
+};
+const ROOMS = arg("rooms", 20);
+const ROUNDS = arg("rounds", 10);
+const WARMUP_ROUNDS = 2;
+const CANDIDATES = 10;
+/** Longest one pairing may take before the run fails. */
+const PAIRING_TIMEOUT_MS = 10_000;
+
+/**
+ * The floor: a room that only stamps and relays, one Durable Object per room.
+ * With `WRITES` set, it also writes what any room must: a value and its alarm
+ * when the host joins, an expiry and the alarm when the room empties.
+ */
+const floorWorker = (writes: boolean) => `
+import { DurableObject } from "cloudflare:workers";
+const WRITES = ${writes};
+export class FloorRoom extends DurableObject {
+  async alarm() {}
+  async fetch(request) {
+    const role = new URL(request.url).searchParams.get("role");
+    if (WRITES && role === "host") {
+      await this.ctx.storage.put("verifiers", { host: new Uint8Array(32) });
+      await this.ctx.storage.setAlarm(Date.now() + 90_000);
+    }
+    const peer = role === "host" ? "host" : crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+    const [client, server] = Object.values(new WebSocketPair());
+    this.ctx.acceptWebSocket(server, [peer]);
+    server.serializeAttachment({ peer, role });
+    const others = this.ctx.getWebSockets().filter((ws) =>
+      ws !== server && ws.deserializeAttachment().role !== role
+    );
+    server.send(JSON.stringify({
+      type: "welcome", peer, role, peers: others.map((ws) => ws.deserializeAttachment().peer),
+    }));
+    for (const ws of others) ws.send(JSON.stringify({ type: "join", peer }));
+    return new Response(null, {
+      status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": "mcp-webrtc.v1" },
+    });
+  }
+  webSocketMessage(ws, message) {
+    if (typeof message !== "string") return;
+    const frame = JSON.parse(message);
+    const { peer } = ws.deserializeAttachment();
+    for (const target of this.ctx.getWebSockets(frame.to)) {
+      target.send(JSON.stringify({ type: "signal", from: peer, data: frame.data }));
+    }
+  }
+  async webSocketClose(ws, code, reason) {
+    const { peer } = ws.deserializeAttachment();
+    const others = this.ctx.getWebSockets().filter((other) => other !== ws);
+    for (const other of others) other.send(JSON.stringify({ type: "leave", peer }));
+    if (WRITES && others.length === 0) {
+      await this.ctx.storage.put("expires", Date.now() + 86_400_000);
+      await this.ctx.storage.setAlarm(Date.now() + 86_400_000);
+    }
+    ws.close(code >= 3000 && code <= 4999 ? code : 1000, reason);
+  }
+}
+export default {
+  fetch(request, env) {
+    const room = /^\\/v1\\/rooms\\/([A-Za-z0-9_-]{22,128})$/.exec(new URL(request.url).pathname)?.[1];
+    if (!room || request.headers.get("Upgrade") !== "websocket") {
+      return new Response("not found", { status: 404 });
+    }
+    return env.ROOMS.get(env.ROOMS.idFromName(room)).fetch(request);
+  },
+};
+`;
+
+interface Server {
+  label: string;
+  url: string;
+  /** The pid of its workerd. */
+  pid: string;
+  close(): Promise<void>;
+}
+
+/** The pids of this process's children now. */
+function children(): Set<string> {
+  return new Set(
+    [...Deno.readDirSync("/proc/self/task")].flatMap(({ name }) =>
+      Deno.readTextFileSync(`/proc/self/task/${name}/children`).split(" ").filter(Boolean)
+    ),
+  );
+}
+
+/** CPU seconds (user + system) a process used so far. */
+function cpuSeconds(pid: string): number {
+  // utime and stime: fields 14 and 15, counted after the parenthesised name.
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Starts a Miniflare of its own (its own workerd), with its Durable Objects' storage on disk. */
+async function start(
+  label: string,
+  options: Omit<ConstructorParameters<typeof Miniflare>[0], "host" | "port">,
+): Promise<Server> {
+  const before = children();
+  const persist = await Deno.makeTempDir({ prefix: "room-cost-" });
+  const miniflare = new Miniflare(
+    {
+      ...options,
+      durableObjectsPersist: persist,
+      host: "127.0.0.1",
+      port: 0,
+    } as ConstructorParameters<typeof Miniflare>[0],
+  );
+  const ready = await miniflare.ready;
+  const started = [...children()].filter((pid) => !before.has(pid));
+  if (started.length !== 1) {
+    await miniflare.dispose();
+    throw new Error(`Cannot measure ${label} as it started ${started.length} processes, not one`);
+  }
+  return {
+    label,
+    url: ready.origin.replace(/^http/, "ws"),
+    pid: started[0],
+    close: async () => {
+      await miniflare.dispose();
+      await Deno.remove(persist, { recursive: true });
+    },
+  };
+}
+
+async function startRoom(): Promise<Server> {
+  const config = JSON.parse(
+    (await Deno.readTextFile(new URL("../worker/wrangler.jsonc", import.meta.url)))
+      .replace(/^\s*\/\/.*$/gm, ""),
+  );
+  return await start("room", {
+    name: config.name,
+    modules: [{ type: "ESModule", path: "index.js", contents: await bundleWorker() }],
+    compatibilityDate: config.compatibility_date,
+    durableObjects: Object.fromEntries(
+      (config.durable_objects.bindings as { name: string; class_name: string }[])
+        .map((b) => [b.name, { className: b.class_name, useSQLite: true }]),
+    ),
+    bindings: config.vars ?? {},
+  });
+}
+
+function startFloor(compatibilityDate: string, writes: boolean): Promise<Server> {
+  return start(writes ? "floor + writes" : "floor", {
+    modules: [{ type: "ESModule", path: "index.js", contents: floorWorker(writes) }],
+    compatibilityDate,
+    durableObjects: { ROOMS: { className: "FloorRoom", useSQLite: true } },
+  });
+}
+
+/** A raw client: resolves `frames(n)` once n frames (not `pong`) have come. */
+class Client {
+  readonly ws: WebSocket;
+  readonly frames: Record<string, unknown>[] = [];
+  readonly closed: Promise<void>;
+  #waiting?: { count: number; resolve: () => void };
+
+  constructor(url: string, protocols: string[]) {
+    this.ws = new WebSocket(url, protocols);
+    this.ws.onmessage = ({ data }) => {
+      this.frames.push(JSON.parse(data));
+      if (this.#waiting && this.frames.length >= this.#waiting.count) this.#waiting.resolve();
+    };
+    this.closed = new Promise((resolve) => (this.ws.onclose = () => resolve()));
+  }
+
+  until(count: number): Promise<void> {
+    if (this.frames.length >= count) return Promise.resolve();
+    return new Promise((resolve) => (this.#waiting = { count, resolve }));
+  }
+
+  send(frame: unknown): void {
+    this.ws.send(JSON.stringify(frame));
+  }
+}
+
+const GUEST_KEY = createRoomKey();
+const GUEST_VERIFIER = await keyVerifier(GUEST_KEY);
+const SDP = "a=candidate:1 1 UDP 2122317823 127.0.0.1 50000 typ host\r\n".repeat(18).slice(0, 1024);
+
+/** One pairing in a new room: joins, offer, answer, candidates, then both close. */
+async function pairing(url: string): Promise<void> {
+  const room = `${url}/v1/rooms/${createRoomId()}`;
+  const host = new Client(`${room}?role=host`, joinProtocols(createRoomKey(), GUEST_VERIFIER));
+  await host.until(1); // welcome
+  const guest = new Client(`${room}?role=guest`, joinProtocols(GUEST_KEY));
+  await guest.until(1);
+  await host.until(2); // the guest's join
+  const guestId = guest.frames[0].peer as string;
+  guest.send({ type: "signal", to: "host", data: { type: "offer", sdp: SDP } });
+  await host.until(3);
+  host.send({ type: "signal", to: guestId, data: { type: "answer", sdp: SDP } });
+  for (let i = 0; i < CANDIDATES; i++) {
+    guest.send({
+      type: "signal",
+      to: "host",
+      data: { type: "candidate", candidate: SDP.slice(0, 60), i },
+    });
+    host.send({
+      type: "signal",
+      to: guestId,
+      data: { type: "candidate", candidate: SDP.slice(0, 60), i },
+    });
+  }
+  await Promise.all([host.until(3 + CANDIDATES), guest.until(2 + CANDIDATES)]);
+  guest.ws.close();
+  await guest.closed;
+  await host.until(4 + CANDIDATES); // the guest's leave
+  host.ws.close();
+  await host.closed;
+}
+
+async function withTimeout(work: Promise<void>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`A pairing took over ${PAIRING_TIMEOUT_MS} ms`)),
+          PAIRING_TIMEOUT_MS,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface Tally {
+  pairings: number;
+  seconds: number;
+  cpu: number;
+}
+
+async function round(server: Server, tally?: Tally): Promise<void> {
+  const cpu = cpuSeconds(server.pid);
+  const started = performance.now();
+  await Promise.all(Array.from({ length: ROOMS }, () => withTimeout(pairing(server.url))));
+  if (!tally) return;
+  tally.seconds += (performance.now() - started) / 1000;
+  tally.cpu += cpuSeconds(server.pid) - cpu;
+  tally.pairings += ROOMS;
+}
+
+const compatibilityDate = JSON.parse(
+  (await Deno.readTextFile(new URL("../worker/wrangler.jsonc", import.meta.url)))
+    .replace(/^\s*\/\/.*$/gm, ""),
+).compatibility_date;
+const room = await startRoom();
+const floor = await startFloor(compatibilityDate, false);
+const floorWrites = await startFloor(compatibilityDate, true);
+const servers = [room, floor, floorWrites];
+try {
+  const tallies = new Map<Server, Tally>(
+    servers.map((server) => [server, { pairings: 0, seconds: 0, cpu: 0 }]),
+  );
+  for (let i = 0; i < WARMUP_ROUNDS + ROUNDS; i++) {
+    // Each round in another order, so that none always runs first.
+    for (let k = 0; k < servers.length; k++) {
+      const server = servers[(i + k) % servers.length];
+      await round(server, i >= WARMUP_ROUNDS ? tallies.get(server) : undefined);
+    }
+  }
+  const rows = [...tallies].map(([server, t]) => ({
+    server: server.label,
+    pairings: t.pairings,
+    pairingsPerSecond: Number((t.pairings / t.seconds).toFixed(1)),
+    workerdCpuMsPerPairing: Number(((t.cpu * 1000) / t.pairings).toFixed(2)),
+  }));
+  console.table(rows);
+  const [r, ...floors] = rows;
+  for (const f of floors) {
+    console.log(
+      `room / ${f.server}: CPU per pairing ${
+        (r.workerdCpuMsPerPairing / f.workerdCpuMsPerPairing).toFixed(2)
+      }x, pairings/s ${(r.pairingsPerSecond / f.pairingsPerSecond).toFixed(2)}x`,
+    );
+  }
+  console.log(`(${ROOMS} rooms at once, ${ROUNDS} rounds each, in turns)`);
+} finally {
+  await Promise.all(servers.map((server) => server.close()));
+}

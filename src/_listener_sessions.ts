@@ -1,0 +1,204 @@
+/**
+ * The checks a {@linkcode WebRTCListener} makes of each agent that arrives
+ * (the ticket's and the invite's expiry, the agent count) and of each session
+ * it opens (how many are open, the start rate, the tool names), the refusals
+ * an agent reads, and where the listener asks its hub for ICE servers.
+ *
+ * @module
+ */
+
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
+import { settle } from "./_async.ts";
+import type { Clock } from "./_clock.ts";
+import type { InviteEntry } from "./_listener_invites.ts";
+import type { WebRTCListenerOptions } from "./_listener_options.ts";
+import type { Signaling } from "./signaling/signaling.ts";
+import { DEFAULT_MAX_AGENTS, REFUSAL_TIMEOUT, SESSION_LIMIT_REACHED } from "./constants.ts";
+import { WebRTCTransportError } from "./errors.ts";
+import type { IceServer } from "./webrtc_transport.ts";
+
+/**
+ * Why an arriving agent is refused (the ticket or its invite expired, or the
+ * desktop serves `maxAgents` already), or `undefined` to accept it.
+ */
+export function agentRefusal(
+  options: WebRTCListenerOptions,
+  invite: InviteEntry | undefined,
+  agents: number,
+  now: number,
+): string | undefined {
+  const { expiresAt, maxAgents = DEFAULT_MAX_AGENTS } = options;
+  if (expiresAt && expiresAt.getTime() <= now) {
+    return "the ticket expired; ask the desktop for a new one";
+  }
+  if (invite?.expiresAt && invite.expiresAt.getTime() <= now) {
+    return `the invite "${invite.name}" expired; ask the desktop for a new one`;
+  }
+  if (agents >= maxAgents) {
+    return `the desktop serves its maximum of ${maxAgents} agents; try again later`;
+  }
+  return undefined;
+}
+
+/**
+ * Tells a refused agent why (sealed, when signalling is authenticated, so
+ * the agent can trust the reason), then lets go of its signalling.
+ */
+export async function refuseAgent(signaling: Signaling, reason: string): Promise<void> {
+  try {
+    await signaling.start?.();
+    await settle(signaling.send({ type: "bye", reason }), REFUSAL_TIMEOUT);
+  } catch {
+    // The agent is gone already.
+  } finally {
+    await signaling.close().catch(() => {});
+  }
+}
+
+/** What a {@linkcode SessionGate} needs. */
+export interface SessionGateOptions {
+  /** The agent's peer id, for the errors. */
+  readonly peer: string;
+  /** The most sessions the agent may hold open (`maxSessionsPerAgent`). */
+  readonly maxSessions: number;
+  /** The rate the agent may start sessions at (`sessionStartsPerSecond`). */
+  readonly startsPerSecond: number;
+  readonly clock: Clock;
+  /** Told of each session refused. */
+  readonly onerror: (error: Error) => void;
+}
+
+/**
+ * Admits one agent's sessions while it holds fewer than `maxSessions` open
+ * and starts them no faster than `startsPerSecond`; refuses the others with
+ * a reason the agent reads.
+ */
+export class SessionGate {
+  readonly #options: SessionGateOptions;
+  readonly #starts: StartRate;
+  #open = 0;
+
+  constructor(options: SessionGateOptions) {
+    this.#options = options;
+    this.#starts = new StartRate(options.startsPerSecond, options.maxSessions, options.clock);
+  }
+
+  /**
+   * Takes a slot for the session, given back when its channel closes; or
+   * refuses it (`false`).
+   */
+  admit(transport: Transport & { readonly closed: Promise<unknown> }): boolean {
+    const { peer, maxSessions, startsPerSecond, clock, onerror } = this.#options;
+    const open = this.#open;
+    if (open >= maxSessions) {
+      onerror(
+        new WebRTCTransportError(
+          `Refused a session of agent ${peer}: it has ${open} open, the most allowed (maxSessionsPerAgent)`,
+        ),
+      );
+      refuseSession(
+        transport,
+        `Cannot open another MCP session as this agent has ${open} open, the most the desktop allows: close one and try again`,
+        clock,
+      );
+      return false;
+    }
+    if (!this.#starts.take()) {
+      onerror(
+        new WebRTCTransportError(
+          `Refused a session of agent ${peer}: it starts sessions faster than ${startsPerSecond} a second (sessionStartsPerSecond)`,
+        ),
+      );
+      refuseSession(
+        transport,
+        `Cannot open another MCP session as this agent starts sessions faster than the desktop allows (${startsPerSecond} a second, sessionStartsPerSecond): wait a second and try again, or keep sessions open instead of opening new ones`,
+        clock,
+      );
+      return false;
+    }
+    // The slot is taken now and given back the moment the channel closes,
+    // whether it opened, started a server, or neither.
+    this.#open++;
+    void transport.closed.then(() => this.#open--);
+    return true;
+  }
+}
+
+/**
+ * Counts one agent's session starts against its rate: a token bucket that
+ * holds `burst` starts and refills at `perSecond`.
+ */
+class StartRate {
+  readonly #rate: number;
+  readonly #burst: number;
+  readonly #clock: Clock;
+  #tokens: number;
+  #last: number;
+
+  constructor(perSecond: number, burst: number, clock: Clock) {
+    this.#rate = perSecond;
+    this.#burst = burst;
+    this.#clock = clock;
+    this.#tokens = burst;
+    this.#last = clock.now();
+  }
+
+  /** Takes a start if the rate allows one now. */
+  take(): boolean {
+    const now = this.#clock.now();
+    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
+    this.#last = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+}
+
+/**
+ * Refuses one session: its first request gets a JSON-RPC error with the
+ * reason (the SDK's `connect()` rejects with it), then its channel closes.
+ */
+function refuseSession(transport: Transport, reason: string, clock: Clock): void {
+  let done = false;
+  const close = () => {
+    if (done) return;
+    done = true;
+    clock.clearTimeout(timer);
+    void transport.close();
+  };
+  transport.onmessage = (message) => {
+    if (!("method" in message) || !("id" in message)) return;
+    void transport.send({
+      jsonrpc: "2.0",
+      id: message.id,
+      error: { code: SESSION_LIMIT_REACHED, message: reason },
+    }).catch(() => {}).finally(close);
+  };
+  // An agent that sends nothing gets its channel closed after a while.
+  const timer = clock.setTimeout(close, REFUSAL_TIMEOUT);
+  transport.start().catch(close);
+}
+
+/** Throws unless `tools` is undefined or an array of tool names. */
+export function assertToolNames(tools: unknown, action: string): void {
+  if (tools === undefined) return;
+  if (!Array.isArray(tools) || tools.some((tool) => typeof tool !== "string")) {
+    throw new TypeError(
+      `${action} as 'tools' must be an array of tool names: received ${JSON.stringify(tools)}`,
+    );
+  }
+}
+
+/**
+ * The STUN/TURN servers a hub hands out: asked for where it can (a room mints
+ * TURN credentials only on request), else as it holds them.
+ */
+export function hubIceServers(hub: unknown): Promise<IceServer[] | undefined> {
+  const source = hub as {
+    iceServers?: IceServer[];
+    requestIceServers?: () => Promise<IceServer[] | undefined>;
+  };
+  return typeof source.requestIceServers === "function"
+    ? source.requestIceServers()
+    : Promise.resolve(source.iceServers);
+}

@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import { yieldToEventLoop } from "./_async.ts";
+import {
+  CHUNK_SIZE,
+  HIGH_WATER_MARK,
+  LOW_WATER_MARK,
+  SHARED_HIGH_WATER_MARK,
+} from "./constants.ts";
+import { type DataChannelLike, DataChannelTransport } from "./data_channel_transport.ts";
+import { SendScheduler, useScheduler } from "./_send_scheduler.ts";
+
+const MIB = 1024 * 1024;
+
+/**
+ * One SCTP association as libdatachannel keeps it: every channel's frames in
+ * one queue, first in, first out, leaving only when the test drains it.
+ */
+class Association {
+  /** What was handed, in order: which channel, how many bytes. */
+  readonly handed: { label: string; bytes: number }[] = [];
+  readonly #queue: { channel: FakeChannel; bytes: number }[] = [];
+
+  channel(label: string): FakeChannel {
+    return new FakeChannel(label, this);
+  }
+
+  push(channel: FakeChannel, bytes: number): void {
+    this.handed.push({ label: channel.label, bytes });
+    this.#queue.push({ channel, bytes });
+  }
+
+  /** Bytes queued now. */
+  get queued(): number {
+    return this.#queue.reduce((sum, item) => sum + item.bytes, 0);
+  }
+
+  /** Lets the first `bytes` of the queue leave (whole frames). */
+  drain(bytes: number): void {
+    while (bytes > 0 && this.#queue.length > 0) {
+      const { channel, bytes: size } = this.#queue.shift()!;
+      bytes -= size;
+      channel.left(size);
+    }
+  }
+}
+
+class FakeChannel extends EventTarget implements DataChannelLike {
+  readyState = "open";
+  bufferedAmountLowThreshold = 0;
+  binaryType = "arraybuffer";
+  bufferedAmount = 0;
+  constructor(readonly label: string, readonly association: Association) {
+    super();
+  }
+  send(data: string | Uint8Array): void {
+    if (this.readyState !== "open") throw new Error("closed");
+    const bytes = typeof data === "string"
+      ? new TextEncoder().encode(data).byteLength
+      : data.byteLength;
+    this.bufferedAmount += bytes;
+    this.association.push(this, bytes);
+  }
+  left(bytes: number): void {
+    const before = this.bufferedAmount;
+    this.bufferedAmount -= bytes;
+    const threshold = this.bufferedAmountLowThreshold;
+    if (before > threshold && this.bufferedAmount <= threshold) {
+      this.dispatchEvent(new Event("bufferedamountlow"));
+    }
+  }
+  close(): void {
+    this.readyState = "closed";
+    this.dispatchEvent(new Event("close"));
+  }
+}
+
+/** A message whose JSON text is about `bytes` long. */
+function large(id: number, bytes: number) {
+  return { jsonrpc: "2.0" as const, id, result: { text: "x".repeat(bytes) } };
+}
+
+/** A transport of the connection `scheduler` schedules, on `channel`, started. */
+async function session(channel: FakeChannel, scheduler: SendScheduler) {
+  const transport = new DataChannelTransport(channel, {
+    maxMessageSize: 256 * 1024,
+    keepaliveInterval: 0,
+  });
+  useScheduler(transport, scheduler);
+  await transport.start();
+  return transport;
+}
+
+/** Lets the event loop run until `done()` holds, a bounded number of turns. */
+async function until(done: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 10_000; i++) {
+    if (done()) return;
+    await yieldToEventLoop();
+  }
+  throw new Error(`Gave up waiting until ${what}`);
+}
+
+Deno.test("a small message of one session leaves after at most the shared mark of another's bulk bytes", async () => {
+  const association = new Association();
+  const scheduler = new SendScheduler();
+  const bulk = await session(association.channel("bulk"), scheduler);
+  const small = await session(association.channel("small"), scheduler);
+  const sending = bulk.send(large(1, 8 * MIB));
+  // The association is kept full: it drains a chunk at a time, only once the bulk sender waits.
+  for (let round = 0; round < 20; round++) {
+    await until(() => scheduler.waiting === 1, "the bulk sender waits for its turn");
+    association.drain(CHUNK_SIZE);
+  }
+  await until(() => scheduler.waiting === 1, "the bulk sender waits for its turn");
+  const ahead = association.queued;
+  await small.send({ jsonrpc: "2.0", id: 2, result: {} });
+  const last = association.handed.at(-1)!;
+  assert.equal(last.label, "small", "the small message was handed at once");
+  assert.ok(
+    ahead <= SHARED_HIGH_WATER_MARK + CHUNK_SIZE,
+    `${ahead} bytes of the bulk session were ahead of the small message`,
+  );
+  await bulk.close();
+  await small.close();
+  await sending.catch(() => {});
+});
+
+Deno.test("sessions sending large messages at once take turns, one chunk each", async () => {
+  const association = new Association();
+  const scheduler = new SendScheduler();
+  const one = await session(association.channel("one"), scheduler);
+  const two = await session(association.channel("two"), scheduler);
+  const sending = [one.send(large(1, 4 * MIB)), two.send(large(2, 4 * MIB))];
+  await until(() => scheduler.waiting === 2, "both senders wait");
+  const from = association.handed.length;
+  for (let round = 0; round < 16; round++) {
+    association.drain(CHUNK_SIZE);
+    await until(() => scheduler.waiting === 2, "both senders wait again");
+  }
+  const labels = association.handed.slice(from).map((item) => item.label);
+  assert.ok(labels.length >= 8, `${labels.length} chunks handed`);
+  for (let i = 1; i < labels.length; i++) {
+    assert.notEqual(
+      labels[i],
+      labels[i - 1],
+      `chunk ${i} went to the same session twice: ${labels}`,
+    );
+  }
+  assert.ok(association.queued <= SHARED_HIGH_WATER_MARK + CHUNK_SIZE);
+  await one.close();
+  await two.close();
+  await Promise.allSettled(sending);
+});
+
+Deno.test("one session alone fills the association as a lone channel does", async () => {
+  const association = new Association();
+  const scheduler = new SendScheduler();
+  const channel = association.channel("alone");
+  const alone = await session(channel, scheduler);
+  assert.equal(channel.bufferedAmountLowThreshold, LOW_WATER_MARK);
+  const sending = alone.send(large(1, 8 * MIB));
+  await until(() => scheduler.waiting === 1, "the sender waits");
+  // Handed in one turn until over the high-water mark, as without a scheduler.
+  assert.ok(association.queued > HIGH_WATER_MARK, `${association.queued} bytes handed`);
+  assert.ok(association.queued <= HIGH_WATER_MARK + CHUNK_SIZE);
+  // It goes on once drained to the low-water mark, not before.
+  association.drain(association.queued - LOW_WATER_MARK - CHUNK_SIZE);
+  await yieldToEventLoop();
+  assert.equal(scheduler.waiting, 1);
+  const before = association.handed.length;
+  association.drain(CHUNK_SIZE);
+  await until(() => association.handed.length > before, "the sender goes on");
+  // A second session makes the mark the shared one; its end gives the lone mark back.
+  const other = await session(association.channel("other"), scheduler);
+  assert.equal(scheduler.limit, SHARED_HIGH_WATER_MARK);
+  assert.equal(channel.bufferedAmountLowThreshold, SHARED_HIGH_WATER_MARK / 2);
+  await other.close();
+  assert.equal(scheduler.limit, HIGH_WATER_MARK);
+  assert.equal(channel.bufferedAmountLowThreshold, LOW_WATER_MARK);
+  await alone.close();
+  await sending.catch(() => {});
+});
+
+Deno.test("a session closed while it waits for its turn stops waiting, and lets the others go", async () => {
+  const association = new Association();
+  const scheduler = new SendScheduler();
+  const one = await session(association.channel("one"), scheduler);
+  const two = await session(association.channel("two"), scheduler);
+  const first = one.send(large(1, 2 * MIB));
+  const second = two.send(large(2, 2 * MIB));
+  await until(() => scheduler.waiting === 2, "both senders wait");
+  await one.close();
+  await assert.rejects(first, /closed/);
+  assert.equal(scheduler.channels, 1);
+  // Alone now, the other may fill the association up to the lone mark: its
+  // 2 MiB go whole, with nothing drained.
+  await second;
+  assert.equal(scheduler.waiting, 0);
+  assert.ok(association.queued > 2 * MIB);
+  await two.close();
+});

@@ -1,0 +1,200 @@
+/**
+ * `WebRTCListener`'s invites through the local worker: each agent's own
+ * ticket, its name on every event, revocation that takes effect at once, and
+ * a room that lies about which invite a guest came with.
+ */
+import assert from "node:assert/strict";
+import type { Client } from "@modelcontextprotocol/sdk/client";
+import {
+  type Agent,
+  type AgentSession,
+  createTicket,
+  formatTicket,
+  parseTicket,
+  type SignalingHub,
+  WebRTCListener,
+} from "../mod.ts";
+import { MAX_INVITE_TOOLS } from "../src/constants.ts";
+import { createInviteTicket } from "../src/ticket.ts";
+import { createTestServer, dial, greet, LOCAL, until, withWorker } from "./_helpers.ts";
+
+/** A listener on the local worker that records who its servers serve. */
+async function listening(url: string, guestTicket = false) {
+  const served: AgentSession[] = [];
+  const errors: Error[] = [];
+  const left: { agent: Agent; error?: Error }[] = [];
+  const listener = await WebRTCListener.listen({
+    url,
+    ...LOCAL,
+    connectTimeout: 5_000,
+    guestTicket,
+    createServer: (agent) => {
+      served.push(agent);
+      return createTestServer();
+    },
+  });
+  listener.onerror = (error) => errors.push(error);
+  listener.onagentleave = (agent, error) => left.push({ agent, error });
+  return { listener, served, errors, left };
+}
+
+Deno.test("listen(): an invite connects at once, its sessions carry its name and tools, and revoke() ends its connection within a second while another invite's agent goes on", async () => {
+  await withWorker(async (worker) => {
+    const { listener, served, left } = await listening(worker.url);
+    let alice: Client | undefined;
+    let bob: Client | undefined;
+    try {
+      assert.equal(listener.ticket, undefined);
+      const aliceTicket = await listener.invite({ name: "alice", tools: ["greet"] });
+      const bobTicket = await listener.invite({ name: "bob" });
+      assert.notEqual(parseTicket(aliceTicket).secret, parseTicket(bobTicket).secret);
+      alice = await dial(aliceTicket);
+      bob = await dial(bobTicket);
+      await greet(alice, "alice");
+      await greet(bob, "bob");
+      // The listener enforces each invite's tools.
+      assert.deepEqual((await alice.listTools()).tools.map(({ name }) => name), ["greet"]);
+      assert.deepEqual((await bob.listTools()).tools.map(({ name }) => name), ["greet", "blob"]);
+      assert.deepEqual(
+        served.map(({ agent: { name, tools }, session }) => ({ name, tools, session })),
+        [{ name: "alice", tools: ["greet"], session: 1 }, {
+          name: "bob",
+          tools: undefined,
+          session: 1,
+        }],
+      );
+      assert.deepEqual(listener.agents.map(({ name }) => name).sort(), ["alice", "bob"]);
+      assert.deepEqual(
+        listener.invites.map(({ name, tools, connected }) => ({ name, tools, connected })),
+        [{ name: "alice", tools: ["greet"], connected: true }, {
+          name: "bob",
+          tools: undefined,
+          connected: true,
+        }],
+      );
+
+      const aliceClosed = new Promise<number>((
+        resolve,
+      ) => (alice!.onclose = () => resolve(Date.now())));
+      const started = Date.now();
+      assert.deepEqual(await listener.revoke("alice"), { name: "alice", closed: 1 });
+      const closedIn = (await aliceClosed) - started;
+      assert.ok(closedIn < 1_000, `alice's session closed ${closedIn} ms after revoke() began`);
+      assert.equal(left.length, 1);
+      assert.equal(left[0].agent.name, "alice");
+      assert.match(String(left[0].error), /its invite "alice" was revoked/);
+      assert.deepEqual(listener.invites.map(({ name }) => name), ["bob"]);
+      // Bob goes on.
+      await greet(bob, "bob again");
+      // Alice's next dial is refused by the room.
+      const again = await dial(aliceTicket, { connectTimeout: 3_000 }).then(
+        (client) => client.close().then(() => undefined),
+        (error: Error) => error,
+      );
+      assert.ok(again instanceof Error);
+      assert.match(again.message, /key was refused/);
+      await assert.rejects(
+        () => listener.revoke("alice"),
+        /Cannot revoke invite "alice" as there is no invite of that name: the invites are bob/,
+      );
+    } finally {
+      await alice?.close();
+      await bob?.close();
+      await listener.close();
+    }
+  });
+});
+
+Deno.test("A room that names another invite for a guest gets it refused: its hello does not open with that invite's key, and no server is made for it", async () => {
+  await withWorker(async (worker) => {
+    const { listener, served, errors } = await listening(worker.url);
+    try {
+      const aliceTicket = await listener.invite({ name: "alice" });
+      await listener.invite({ name: "bob", tools: ["greet"] });
+      // A compromised room: it says every guest came with bob's invite.
+      const hub = listener.hub as SignalingHub & { inviteOf(peer: string): string | undefined };
+      const inviteOf = hub.inviteOf.bind(hub);
+      hub.inviteOf = (peer) => inviteOf(peer) === undefined ? undefined : "bob";
+      const error = await dial(aliceTicket, { connectTimeout: 3_000 }).then(
+        (client) => client.close().then(() => undefined),
+        (error: Error) => error,
+      );
+      assert.ok(error instanceof Error, "alice connected under bob's name");
+      assert.deepEqual(served, []);
+      await until(
+        () => errors.some((error) => /authentication code does not match/.test(error.message)),
+        5_000,
+        "the desktop's refusal of the hello",
+      );
+    } finally {
+      await listener.close();
+    }
+  });
+});
+
+Deno.test("invite() refuses a malformed or taken name, too many tools and a past expiry, and says why", async () => {
+  await withWorker(async (worker) => {
+    const { listener } = await listening(worker.url, true);
+    try {
+      await assert.rejects(() => listener.invite({ name: "a b" }), /1 to 64 letters/);
+      await assert.rejects(
+        () => listener.invite({ name: "guest" }),
+        /an invite of that name exists/,
+      );
+      await assert.rejects(
+        () =>
+          listener.invite({
+            name: "many",
+            tools: Array.from({ length: MAX_INVITE_TOOLS + 1 }, (_, i) => `t${i}`),
+          }),
+        /MAX_INVITE_TOOLS/,
+      );
+      await assert.rejects(
+        () => listener.invite({ name: "late", expiresAt: new Date(Date.now() - 1_000) }),
+        /has passed/,
+      );
+      assert.deepEqual(listener.invites.map(({ name }) => name), ["guest"]);
+    } finally {
+      await listener.close();
+    }
+  });
+});
+
+Deno.test("An invite's expiry is enforced by the desktop: an agent that pushed it forward in its ticket is refused with the sealed reason, and no server is made", async () => {
+  await withWorker(async (worker) => {
+    const host = await createTicket({ url: worker.url });
+    // An invite that expired a minute ago, kept from an earlier run.
+    const expired = await createInviteTicket(host, { expiresAt: new Date(Date.now() - 60_000) });
+    const served: AgentSession[] = [];
+    const errors: Error[] = [];
+    const listener = await WebRTCListener.listen({
+      hostTicket: host,
+      ...LOCAL,
+      guestTicket: false,
+      invites: [{ name: "late", ticket: formatTicket(expired) }],
+      createServer: (agent) => {
+        served.push(agent);
+        return createTestServer();
+      },
+    });
+    listener.onerror = (error) => errors.push(error);
+    try {
+      assert.deepEqual(
+        listener.invites.map(({ name, expiresAt }) => ({ name, expiresAt })),
+        [{ name: "late", expiresAt: expired.expiresAt }],
+      );
+      // The expiry is written in clear: the holder moves it a day ahead.
+      const edited = formatTicket({ ...expired, expiresAt: new Date(Date.now() + 86_400_000) });
+      const error = await dial(edited, { connectTimeout: 5_000 }).then(
+        (client) => client.close().then(() => undefined),
+        (error: Error) => error,
+      );
+      assert.ok(error instanceof Error, "the agent of an expired invite was served");
+      assert.match(error.message, /the invite "late" expired/);
+      assert.deepEqual(served, []);
+      assert.ok(errors.some((error) => /Refused agent .*"late" expired/.test(error.message)));
+    } finally {
+      await listener.close();
+    }
+  });
+});
