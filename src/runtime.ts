@@ -154,6 +154,18 @@ function nativeChannelPeerConnection(
       });
       if (!connection) return;
       this.#native = connection;
+      // Replaces the polyfill's handler: its event carries no state, and a
+      // listener that reads `iceConnectionState` reads it when the event is
+      // dispatched. Under load ICE's "connected" was dispatched after the
+      // connection had closed (the other peer refused our certificate) and
+      // read as "closed": the path it found was lost to the diagnosis. The
+      // event carries the state of its change in `state`.
+      connection.onIceStateChange((state) => {
+        const event = new Event("iceconnectionstatechange");
+        const connected = state === "completed" ? "connected" : state;
+        Object.defineProperty(event, "state", { value: connected });
+        this.dispatchEvent(event);
+      });
       // Replaces the polyfill's handler: the other side's channels arrive natively.
       connection.onDataChannel((channel) => {
         // The polyfill's RTCDataChannelEvent takes only its own channels.

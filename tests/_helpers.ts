@@ -112,10 +112,13 @@ export async function dial(
 }
 
 /** Runs `fn` with the signalling worker started on 127.0.0.1, then stops the worker. */
-export async function withWorker<T>(fn: (worker: LocalSignaling) => Promise<T>): Promise<T> {
+export async function withWorker<T>(
+  fn: (worker: LocalSignaling) => Promise<T>,
+  vars?: Record<string, string>,
+): Promise<T> {
   // Loaded here so that the tests that need no worker never load Miniflare.
   const { startLocalSignaling } = await import("../worker/local.ts");
-  const worker = await startLocalSignaling();
+  const worker = await startLocalSignaling({ vars });
   try {
     return await fn(worker);
   } finally {
@@ -148,6 +151,7 @@ export type DesktopOptions =
 export function withDesktop(
   options: DesktopOptions | (() => DesktopOptions),
   fn: (desktop: Desktop) => Promise<void>,
+  vars?: Record<string, string>,
 ): Promise<void> {
   return withWorker(async (worker) => {
     const listener = await WebRTCListener.listen({
@@ -161,5 +165,5 @@ export function withDesktop(
     } finally {
       await listener.close();
     }
-  });
+  }, vars);
 }

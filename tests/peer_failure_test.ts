@@ -11,6 +11,7 @@ import {
 } from "../mod.ts";
 import { AuthenticatedSignaling } from "../src/signaling/mod.ts";
 import { Peer } from "../src/peer.ts";
+import { resolvePeerConnection } from "../src/runtime.ts";
 import { createTestServer, LOCAL, until } from "./_helpers.ts";
 import { StreamSignaling } from "./_stdio_signaling.ts";
 import { INITIALIZE } from "./_cli_helpers.ts";
@@ -283,6 +284,62 @@ Deno.test("A handshake refused twice fails at the DTLS stage, naming the altered
     assert.match(error.message, /altered the offer or answer/);
   } finally {
     await close();
+  }
+});
+
+/** Alters the fingerprint of every offer on its way out, as an unsealed intermediary can. */
+function alteringOffers(inner: Signaling): Signaling {
+  const wrapper: Signaling = {
+    start: (options) => inner.start?.(options) ?? Promise.resolve(),
+    send: (message: SignalingMessage) => {
+      if (message.type !== "offer") return inner.send(message);
+      const sdp = String(message.sdp).replace(
+        /^(a=fingerprint:sha-256 )(\S+)/m,
+        (_, prefix, hash: string) => prefix + (hash.startsWith("00") ? "11" : "00") + hash.slice(2),
+      );
+      return inner.send({ ...message, sdp });
+    },
+    close: () => inner.close(),
+  };
+  inner.onmessage = (message) => wrapper.onmessage?.(message);
+  inner.onclose = () => wrapper.onclose?.();
+  return wrapper;
+}
+
+Deno.test("An offer altered in every attempt is named by the offerer too, even when ICE's state has moved on by the time its event is dispatched", async () => {
+  // Under load, node-datachannel dispatches ICE's "connected" after the
+  // answerer refused the certificate and the connection closed: a state read
+  // at dispatch then says "closed". Made certain here: the state always reads
+  // "closed"; only what the event itself carries says ICE connected.
+  const Native = await resolvePeerConnection();
+  class LateStates extends (Native as unknown as new (config: Record<string, unknown>) => object) {
+    get iceConnectionState(): string {
+      return "closed";
+    }
+  }
+  const [a, b] = MemorySignaling.createPair();
+  const server = createTestServer();
+  const serverTransport = new WebRTCServerTransport({ signaling: b, ...LOCAL });
+  const client = new Client({ name: "c", version: "1" });
+  const clientTransport = new WebRTCClientTransport({
+    signaling: alteringOffers(a),
+    ...LOCAL,
+    RTCPeerConnection: LateStates as unknown as typeof Native,
+  });
+  const results = await Promise.allSettled([
+    server.connect(serverTransport),
+    client.connect(clientTransport),
+  ]);
+  try {
+    const [, connected] = results;
+    assert.equal(connected.status, "rejected");
+    const error = (connected as PromiseRejectedResult).reason;
+    assert.ok(error instanceof ConnectError, String(error));
+    assert.equal(error.stage, "dtls", error.message);
+    assert.match(error.message, /does not match the fingerprint/);
+    assert.doesNotMatch(error.message, /before ICE found a path/);
+  } finally {
+    await Promise.allSettled([client.close(), server.close()]);
   }
 });
 

@@ -558,7 +558,9 @@ Deno.test({
         } finally {
           await desktop.stop();
         }
-      });
+        // A client of the previous version reads but never echoes the room's
+        // marks: its operator raises MAX_UNREAD_BYTES to serve it (PROTOCOL.md).
+      }, { MAX_UNREAD_BYTES: String(64 * 1024 * 1024) });
     });
   },
 });

@@ -352,8 +352,10 @@ export class Peer {
         sdpMLineIndex: candidate.sdpMLineIndex ?? null,
       });
     });
-    pc.addEventListener("iceconnectionstatechange", () => {
-      const state = pc.iceConnectionState;
+    pc.addEventListener("iceconnectionstatechange", (event) => {
+      // The state of this change where the event carries it (`runtime.ts`):
+      // the connection's may have moved on by the time it is dispatched.
+      const state = (event as { state?: string }).state ?? pc.iceConnectionState;
       if (state !== "connected" && state !== "completed") return;
       this.#state.iceConnected = true;
       this.#iceConnectedAt ??= this.#clock.now();

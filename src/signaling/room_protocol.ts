@@ -92,6 +92,62 @@ export const ERROR_REPLY_BURST = 64;
  */
 export const ERROR_REPLIES_PER_SECOND = 1;
 
+/**
+ * Bytes the room may have sent a guest's socket that the guest has not shown
+ * it read (`MAX_UNREAD_BYTES`); the host's socket gets one such share per
+ * guest it may have (`MAX_GUESTS`), as with the rate limit. workerd has no
+ * `bufferedAmount` or backpressure for a server's WebSocket, so what the room
+ * sends a client that does not read piles up in workerd; the room counts it
+ * instead. After every eighth of the budget it sends a `mark` frame with a
+ * fresh random token, which the client echoes in a `seen` frame once it has
+ * read that far: only a client that read the bytes before a mark can name it,
+ * so the room counts as unread everything sent after the last mark echoed. A
+ * send that would go beyond the budget closes the socket with `unread_limit`
+ * (4413) instead. 2 MiB is the relay's end-to-end window (1 MiB, which honest
+ * peers keep to), an eighth between marks, and half a window more for the
+ * bytes read while an echo crosses back: a reader that keeps up is never
+ * closed.
+ */
+export const MAX_UNREAD_BYTES = 2 * 1024 * 1024;
+
+/**
+ * The room sends a `mark` after every `MAX_UNREAD_BYTES / UNREAD_MARKS` bytes
+ * it sends a socket (`UNREAD_MARKS`): 8, so a socket has at most nine marks
+ * pending (they live in its attachment) and a guest that reads the room's
+ * whole relay budget (8 MiB/s) echoes 32 a second, within its rate limit.
+ */
+export const UNREAD_MARKS = 8;
+
+/**
+ * What each message the room sends counts in `MAX_UNREAD_BYTES` beyond its
+ * own bytes (`QUEUED_MESSAGE_BYTES`): workerd's record of a queued message
+ * (the message, its output gate and its place in the queue), about this much,
+ * so a flood of one-byte relay frames is counted at what it costs.
+ */
+export const QUEUED_MESSAGE_BYTES = 128;
+
+/** A mark's token: 16 hex digits (64 random bits). */
+export const MARK = /^[0-9a-f]{16}$/;
+
+/**
+ * The frame a client answers a room's `mark` frame with, as soon as it read
+ * it: the room then counts everything it sent before the mark as read.
+ *
+ * @param mark The token of the `mark` frame.
+ * @returns The `seen` frame, JSON text.
+ *
+ * @example Echo a mark
+ * ```ts
+ * import { seenFrame } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(seenFrame("0123456789abcdef"), '{"type":"seen","mark":"0123456789abcdef"}');
+ * ```
+ */
+export function seenFrame(mark: string): string {
+  return JSON.stringify({ type: "seen", mark });
+}
+
 /** Either side of a room. */
 export type Role = "host" | "guest";
 
@@ -114,7 +170,7 @@ export const ERRORS = {
   bad_json: "Frames must be JSON text",
   bad_frame: "A frame must be a JSON object",
   unknown_type:
-    'A client sends only {"type":"signal","to":...,"data":...} or {"type":"ice_servers"}, and the host also {"type":"invite",...} and {"type":"revoke",...}',
+    'A client sends only {"type":"signal","to":...,"data":...}, {"type":"ice_servers"} or {"type":"seen","mark":...}, and the host also {"type":"invite",...} and {"type":"revoke",...}',
   bad_recipient: 'A signal frame needs "to": the id of the peer to send to',
   forbidden_recipient: 'Guests may only send to "host"',
   bad_data: 'The "data" of a signal frame must be a JSON object',
@@ -136,6 +192,10 @@ export const ERRORS = {
   invite_not_found:
     "This room has no invite of that name: check the name (the room's invites are those the host added since the room was set up)",
   revoked: "The host revoked this invite: ask the host for a new ticket",
+  unread_limit:
+    `The room queued more for this connection than it holds unread (MAX_UNREAD_BYTES, ${MAX_UNREAD_BYTES} bytes a guest, a share per guest for the host): read what the room sends and answer its mark frames with seen frames (this module's room client does), then reconnect`,
+  unknown_mark:
+    'A seen frame must name a mark the room sent this connection and that is not yet seen: echo {"type":"seen","mark":...} once per mark frame',
 } as const;
 
 /** The code of an error frame. */
@@ -162,6 +222,8 @@ export const CLOSE = {
   silent: 4408,
   /** The host revoked the invite this guest joined with (410). */
   revoked: 4410,
+  /** The socket left more than `MAX_UNREAD_BYTES` unread (413). */
+  unread_limit: 4413,
 } as const satisfies Partial<Record<ErrorCode, number>>;
 
 /** An error that ends a socket. */
@@ -468,6 +530,7 @@ export function checkFrame(
   | IceServersRequest
   | InviteRequest
   | RevokeRequest
+  | { type: "seen"; mark: string }
   | { code: ErrorCode; ref?: string | number } {
   if (typeof message !== "string") return { code: "binary_frame" };
   if (message.length > MAX_FRAME_BYTES || utf8Length(message) > MAX_FRAME_BYTES) {
@@ -483,6 +546,10 @@ export function checkFrame(
   const { type, to, data, id } = frame;
   const ref = asRef(id);
   if (type === "ice_servers") return ref === undefined ? { type } : { type, ref };
+  if (type === "seen") {
+    const { mark } = frame;
+    return typeof mark === "string" && MARK.test(mark) ? { type, mark } : { code: "unknown_mark" };
+  }
   if (type === "invite" || type === "revoke") {
     const { name, verifier } = frame;
     const code: ErrorCode | undefined = role !== "host"
@@ -613,6 +680,15 @@ export type RoomFrame =
     peer: string;
   }
   | {
+    /**
+     * The room has sent this far: answer with `seenFrame(mark)` once read
+     * (see {@linkcode MAX_UNREAD_BYTES}).
+     */
+    type: "mark";
+    /** The token to echo. */
+    mark: string;
+  }
+  | {
     /** A message from a peer. */
     type: "signal";
     /** The sender, as the room stamped it. */
@@ -707,6 +783,10 @@ export function readRoomFrame(data: unknown): RoomFrame | undefined {
         : { type: "join", peer: frame.peer };
     case "leave":
       return typeof frame.peer === "string" ? { type: frame.type, peer: frame.peer } : undefined;
+    case "mark":
+      return typeof frame.mark === "string" && MARK.test(frame.mark)
+        ? { type: "mark", mark: frame.mark }
+        : undefined;
     case "invited":
     case "revoked": {
       const { name, closed } = frame;

@@ -74,6 +74,7 @@ Deno.test("every closing error maps to 4000 + its HTTP status, and only refusals
     too_many_errors: 4429,
     silent: 4408,
     revoked: 4410,
+    unread_limit: 4413,
   });
   assert.deepEqual([...FINAL].sort(), [
     "host_replaced",

@@ -40,6 +40,7 @@ import {
   readRoomFrame,
   revokeFrame,
   type RoomFrame,
+  seenFrame,
   signalFrame,
   VERIFIER,
 } from "./room_protocol.ts";
@@ -432,6 +433,8 @@ export class SignalingRoom implements SignalingHub {
         if (data === "pong") return void (this.#awaitingPong = false);
         if (typeof data !== "string") return void (welcomed && this.#relayed(data));
         const frame = readRoomFrame(data);
+        // Read this far: the room counts what it sent before the mark as read.
+        if (frame?.type === "mark") return socket.send(seenFrame(frame.mark));
         if (frame?.type === "error") {
           lastError = frame;
           // A socket the room ends gets an error frame, then is ours to close: the

@@ -27,6 +27,7 @@ import {
   type InviteRequest,
   keyDigest,
   MAX_INVITES,
+  MAX_UNREAD_BYTES,
   PROTOCOL,
   refOf,
   RELAY_FRAME_COST,
@@ -46,6 +47,7 @@ import {
 } from "./requests.ts";
 import { cloudflareTurnServers, restTurnServer, type TurnEnv, turnTtl, turnUrls } from "./turn.ts";
 import { takeToken, type TurnQuota } from "./turn_quota.ts";
+import { count, marked, NOTHING_SENT, readUnread, seen, type Unread } from "./unread.ts";
 import {
   encodeRelayFrame,
   MIN_RELAY_FRAME_BYTES,
@@ -103,6 +105,8 @@ export interface Env extends TurnEnv {
   TURN_PER_ROOM_PER_HOUR?: string;
   /** Guests at once in one room. */
   MAX_GUESTS?: string;
+  /** Bytes a guest's socket may leave unread (`MAX_UNREAD_BYTES`); the host gets a share per guest. */
+  MAX_UNREAD_BYTES?: string;
   /** Seconds an empty room keeps its verifiers. */
   ROOM_TTL_SECONDS?: string;
   /** Frames per second a socket may send, sustained. */
@@ -144,6 +148,8 @@ interface Attachment {
   errors?: number;
   /** A guest's: the name of the invite whose key it joined with. */
   invite?: string;
+  /** What the room sent the socket and what it showed it read (`MAX_UNREAD_BYTES`). */
+  unread?: Unread;
 }
 
 /** A socket and who it is. */
@@ -594,16 +600,17 @@ export class Room extends DurableObject<Env> {
         const frame = checkFrame(message, member.me.role);
         if ("code" in frame) refusal = errorFrame(frame.code, frame.ref);
         else if ("to" in frame) refusal = this.#relay(member, frame);
+        else if (frame.type === "seen") refusal = this.#seen(ws, frame.mark);
         else if (frame.type === "invite" || frame.type === "revoke") {
           const answer = frame.type === "invite"
             ? await this.#invite(frame)
             : await this.#revoke(frame);
-          if ("answer" in answer) return ws.send(answer.answer);
+          if ("answer" in answer) return this.#deliver(ws, answer.answer);
           refusal = answer.refusal;
         } else {
           // Servers are an answer, not a refusal: they cost the frame, not the error budget.
           const answer = await this.#iceRequest(member.me, frame.ref);
-          if ("servers" in answer) return ws.send(answer.servers);
+          if ("servers" in answer) return this.#deliver(ws, answer.servers);
           refusal = answer.refusal;
         }
       }
@@ -669,14 +676,54 @@ export class Room extends DurableObject<Env> {
       return;
     }
     this.#keep(ws, { ...me, errors }, true);
-    ws.send(frame);
+    this.#deliver(ws, frame);
+  }
+
+  /**
+   * Sends one message, counted in the socket's budget of unread bytes
+   * ({@linkcode MAX_UNREAD_BYTES}, a share per guest for the host), with a
+   * mark after each eighth of it; a message that would go beyond the budget
+   * is not sent: the socket gets `unread_limit` and is closed, as it reads
+   * nothing of what the room holds for it (workerd has no `bufferedAmount`).
+   */
+  #deliver(ws: WebSocket, message: string | Uint8Array): void {
+    const me = this.#member(ws);
+    if (!me || me.gone) return;
+    const budget = limit(this.env.MAX_UNREAD_BYTES, MAX_UNREAD_BYTES) * this.#share(me.role);
+    const counted = count(me.unread ?? NOTHING_SENT, message, budget);
+    if (!counted) {
+      sendError(ws, "unread_limit");
+      this.#leave(ws, me);
+      ws.close(CLOSE.unread_limit, "unread_limit");
+      return;
+    }
+    ws.send(message);
+    let unread = counted.unread;
+    if (counted.mark) {
+      const token = Array.from(
+        crypto.getRandomValues(new Uint8Array(8)),
+        (byte) => byte.toString(16).padStart(2, "0"),
+      ).join("");
+      const frame = JSON.stringify({ type: "mark", mark: token } satisfies RoomFrame);
+      ws.send(frame);
+      unread = marked(unread, frame, token);
+    }
+    this.#keep(ws, { ...me, unread }, true);
+  }
+
+  /** Takes a socket's echo of a mark; returns the error frame to answer with, if it names none. */
+  #seen(ws: WebSocket, mark: string): string | undefined {
+    const me = this.#member(ws);
+    const unread = me && seen(me.unread ?? NOTHING_SENT, mark);
+    if (!me || !unread) return errorFrame("unknown_mark");
+    this.#keep(ws, { ...me, unread }, true);
   }
 
   /** Relays one signal frame; returns the error frame to answer with, if refused. */
   #relay({ me }: Member, frame: SignalFrame): string | undefined {
     const target = this.#peerSocket(frame.to, me.role === "host" ? "guest" : "host");
     if (!target) return errorFrame("unknown_peer", frame.ref);
-    send(target, { type: "signal", from: me.peer, data: frame.data });
+    this.#deliver(target, JSON.stringify({ type: "signal", from: me.peer, data: frame.data }));
   }
 
   /** The live socket of a peer of the given role, found by its tag. */
@@ -743,7 +790,8 @@ export class Room extends DurableObject<Env> {
         peer,
       });
     }
-    target.send(
+    this.#deliver(
+      target,
       fromHost ? encodeRelayFrame(frame.payload) : encodeRelayFrame(frame.payload, me.peer),
     );
   }
@@ -981,7 +1029,14 @@ function readAttachment(ws: WebSocket): Attachment | null {
     ...typeof address === "string" && { address },
     ...typeof errors === "number" && { errors },
     ...typeof invite === "string" && { invite },
+    ...unreadOf(value),
   };
+}
+
+/** The count of unread bytes an attachment holds, as a spread. */
+function unreadOf(value: object): { unread?: Unread } {
+  const unread = readUnread((value as { unread?: unknown }).unread);
+  return unread ? { unread } : {};
 }
 
 /** The room's state from what storage holds (a room from before invites holds `guest` alone). */

@@ -3,7 +3,7 @@
  * queued and every wait is bounded, so tests read frames and close codes as sent.
  */
 import assert from "node:assert/strict";
-import { keyVerifier } from "../../src/signaling/room_protocol.ts";
+import { keyVerifier, seenFrame } from "../../src/signaling/room_protocol.ts";
 import { type LocalSignaling, type LocalSignalingOptions, startLocalSignaling } from "../local.ts";
 
 export const HOST_KEY = "host-key-000000000000";
@@ -36,6 +36,8 @@ export class Peer {
     ws.onmessage = (event) => {
       const data = event.data;
       const frame = data === "pong" ? data : JSON.parse(data);
+      // Marks are answered as the room client does, and not queued.
+      if (frame.type === "mark") return ws.send(seenFrame(frame.mark));
       if (frame.type === "welcome") this.welcome ??= frame;
       this.frames.push(frame);
       this.#wake?.();

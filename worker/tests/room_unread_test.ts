@@ -1,0 +1,230 @@
+/**
+ * What the room queues for a socket that does not read, when both sides of a
+ * room are one attacker's (so no end-to-end window holds): the room counts
+ * what it sends each socket and closes one that leaves more than its budget
+ * unread, against the worker in Miniflare on 127.0.0.1.
+ */
+import assert from "node:assert/strict";
+import { MAX_UNREAD_BYTES, seenFrame } from "../../src/signaling/room_protocol.ts";
+import { listenerPid } from "./_proc.ts";
+import { GUEST_KEY, newRoomId, Peer, withServer } from "./_peer.ts";
+
+/** A room that relays as fast as the test sends: only the unread budget holds. */
+const FAST = {
+  RELAY_BYTES_PER_SECOND: String(1024 * 1024 * 1024),
+  RATE_PER_SECOND: "100000",
+  RATE_BURST: "100000",
+};
+
+/** workerd's resident memory, in MiB. */
+function rssOf(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))![1]) / 1024;
+}
+
+/** A guest on a raw TCP connection that sends its upgrade and then never reads a byte. */
+async function deafGuest(url: string, room: string): Promise<Deno.TcpConn> {
+  const { hostname, port } = new URL(url);
+  const connection = await Deno.connect({ hostname, port: Number(port) });
+  const request = [
+    `GET /v1/rooms/${room}?role=guest HTTP/1.1`,
+    `Host: ${hostname}:${port}`,
+    "Connection: Upgrade",
+    "Upgrade: websocket",
+    "Sec-WebSocket-Version: 13",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    `Sec-WebSocket-Protocol: mcp-webrtc.v1, mcp-webrtc.key.${GUEST_KEY}`,
+    "",
+    "",
+  ].join("\r\n");
+  await connection.write(new TextEncoder().encode(request));
+  return connection;
+}
+
+/** The host's next frame that is an object with this type, skipping others. */
+async function nextOfType(peer: Peer, type: string): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 1_000; i++) {
+    const frame = await peer.next();
+    if (typeof frame === "object" && frame.type === type) return frame;
+  }
+  throw new Error(`Expected a ${type} frame`);
+}
+
+/** Sends "ping" and waits for its "pong": the room has handled every frame sent before. */
+async function roundTrip(peer: Peer): Promise<void> {
+  peer.send("ping");
+  const kept: Peer["frames"] = [];
+  try {
+    for (let i = 0; i < 10_000; i++) {
+      const frame = await peer.next();
+      if (frame === "pong") return;
+      kept.push(frame);
+    }
+    throw new Error("Expected a pong");
+  } finally {
+    peer.frames.unshift(...kept);
+  }
+}
+
+/** The unmasked frames a server sent, as far as they are complete. */
+function parseFrames(bytes: Uint8Array): { opcode: number; payload: Uint8Array }[] {
+  const frames: { opcode: number; payload: Uint8Array }[] = [];
+  let at = 0;
+  while (at + 2 <= bytes.length) {
+    const opcode = bytes[at]! & 0x0f;
+    let length = bytes[at + 1]! & 0x7f;
+    let start = at + 2;
+    if (length === 126) {
+      length = (bytes[at + 2]! << 8) | bytes[at + 3]!;
+      start = at + 4;
+    } else if (length === 127) {
+      length = Number(new DataView(bytes.buffer, bytes.byteOffset + at + 2, 8).getBigUint64(0));
+      start = at + 10;
+    }
+    if (start + length > bytes.length) break;
+    frames.push({ opcode, payload: bytes.slice(start, start + length) });
+    at = start + length;
+  }
+  return frames;
+}
+
+/** Reads a connection to its end (or `limit` bytes), each read bounded in time. */
+async function readAll(connection: Deno.TcpConn, limit: number): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(256 * 1024);
+  let total = 0;
+  while (total < limit) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const read = await Promise.race([
+      connection.read(buffer).catch((error) => {
+        if (error instanceof Deno.errors.ConnectionReset) return null;
+        throw error;
+      }),
+      new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), 5_000))),
+    ]);
+    clearTimeout(timer);
+    if (read === null) break;
+    chunks.push(buffer.slice(0, read));
+    total += read;
+    // The close frame is the last thing the room sends.
+    if (parseFrames(bodyOf(concat(chunks))).some((frame) => frame.opcode === 8)) break;
+  }
+  return concat(chunks);
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/** What follows the HTTP response's head: the WebSocket's frames. */
+function bodyOf(bytes: Uint8Array): Uint8Array {
+  const head = new TextDecoder().decode(bytes.subarray(0, 4096)).indexOf("\r\n\r\n");
+  return head < 0 ? new Uint8Array() : bytes.slice(head + 4);
+}
+
+Deno.test("a host relaying to its own guest that never reads fills at most MAX_UNREAD_BYTES: the guest is closed as unread_limit (4413), workerd stays flat", async () => {
+  await withServer(async (server) => {
+    const pid = listenerPid(Number(new URL(server.httpUrl).port));
+    const room = newRoomId();
+    const host = await Peer.host(server, room);
+    host.ws.binaryType = "arraybuffer";
+    const read = host.ws.onmessage!;
+    host.ws.onmessage = (event) => {
+      if (!(event.data instanceof ArrayBuffer)) read.call(host.ws, event);
+    };
+    await nextOfType(host, "welcome");
+    const guest = await deafGuest(server.httpUrl, room);
+    const guestId = (await nextOfType(host, "join")).peer as string;
+    const id = new Uint8Array(8);
+    for (let i = 0; i < 8; i++) id[i] = parseInt(guestId.slice(2 * i, 2 * i + 2), 16);
+    const frame = new Uint8Array(1 + 8 + 64 * 1024);
+    frame[0] = 0x52;
+    frame.set(id, 1);
+    const before = rssOf(pid);
+    // 48 MiB in batches of 1 MiB, each batch handled before the next; the host
+    // stops once the room tells it the guest left.
+    let sent = 0;
+    let left = false;
+    for (let batch = 0; batch < 48 && !left; batch++) {
+      for (let i = 0; i < 16; i++) host.ws.send(frame);
+      sent += 16 * frame.length;
+      await roundTrip(host);
+      left = host.frames.some((f) => typeof f === "object" && f.type === "leave");
+    }
+    const grown = rssOf(pid) - before;
+    console.log(
+      `relayed ${(sent / 2 ** 20).toFixed(0)} MiB to a guest that never reads; workerd grew by ${
+        grown.toFixed(1)
+      } MiB`,
+    );
+    assert.ok(left, `the guest was never closed: ${sent} bytes relayed to it`);
+    assert.ok(grown < 16, `workerd grew by ${grown.toFixed(1)} MiB`);
+    // What the room queued for the guest: its budget, the error frame and the close.
+    const bytes = await readAll(guest, 64 * 1024 * 1024);
+    guest.close();
+    const body = bodyOf(bytes);
+    const frames = parseFrames(body);
+    const close = frames.find((f) => f.opcode === 8);
+    assert.ok(close, "the room closed the guest");
+    assert.equal((close.payload[0]! << 8) | close.payload[1]!, 4413);
+    assert.equal(new TextDecoder().decode(close.payload.slice(2)), "unread_limit");
+    const texts = frames.filter((f) => f.opcode === 1).map((f) =>
+      JSON.parse(new TextDecoder().decode(f.payload)) as Record<string, unknown>
+    );
+    const error = texts.find((f) => f.type === "error");
+    assert.equal(error?.code, "unread_limit");
+    assert.match(error?.message as string, /MAX_UNREAD_BYTES/);
+    assert.ok(
+      body.length <= MAX_UNREAD_BYTES + frame.length + 1024,
+      `${body.length} bytes queued for a guest that never read`,
+    );
+    await host.close();
+  }, FAST);
+});
+
+Deno.test("a guest that answers the room's marks reads far more than MAX_UNREAD_BYTES and stays", async () => {
+  await withServer(async (server) => {
+    const room = newRoomId();
+    const host = await Peer.host(server, room);
+    await nextOfType(host, "welcome");
+    const guest = await Peer.guest(server, room);
+    guest.ws.binaryType = "arraybuffer";
+    let received = 0;
+    let marks = 0;
+    const onmessage = guest.ws.onmessage!;
+    guest.ws.onmessage = (event) => {
+      if (event.data instanceof ArrayBuffer) return void (received += event.data.byteLength);
+      if (event.data.startsWith('{"type":"mark"')) {
+        marks++;
+        return guest.ws.send(seenFrame(JSON.parse(event.data).mark));
+      }
+      onmessage.call(guest.ws, event);
+    };
+    const guestId = (await nextOfType(host, "join")).peer as string;
+    const id = new Uint8Array(8);
+    for (let i = 0; i < 8; i++) id[i] = parseInt(guestId.slice(2 * i, 2 * i + 2), 16);
+    const frame = new Uint8Array(1 + 8 + 64 * 1024);
+    frame[0] = 0x52;
+    frame.set(id, 1);
+    const total = 4 * MAX_UNREAD_BYTES;
+    // The host keeps to a window of 1 MiB, as the relay's peers do: each
+    // batch is read (the guest's pong comes after it) before the next.
+    for (let sent = 0; sent < total; sent += 16 * frame.length) {
+      for (let i = 0; i < 16; i++) host.ws.send(frame);
+      await roundTrip(host);
+      await roundTrip(guest);
+    }
+    // A guest gets each frame without the id.
+    assert.equal(received, Math.ceil(total / (16 * frame.length)) * 16 * (frame.length - 8));
+    assert.ok(marks >= 4, `${marks} marks`);
+    assert.equal(guest.ws.readyState, WebSocket.OPEN);
+    assert.ok(!host.frames.some((f) => typeof f === "object" && f.type === "leave"));
+    await guest.close();
+    await host.close();
+  }, FAST);
+});
