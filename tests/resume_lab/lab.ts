@@ -190,13 +190,17 @@ export class ResumeLab {
 
   /**
    * Takes `side`'s address away and, `MOVE_GAP` later, gives it one in its
-   * link's other subnet with the default route through it. Resolves with the
-   * time the new address was up (wall clock, as the reports).
+   * link's other subnet with the default route through it; `whileGone` runs
+   * once the old address is gone. Resolves with the time the new address was
+   * up (wall clock, as the reports).
    */
-  async move(side: Side): Promise<number> {
+  async move(side: Side, whileGone?: () => Promise<unknown>): Promise<number> {
     const ns = this.namespace(side);
     await ip(["-n", ns, "addr", "del", `${this.address(side)}/24`, "dev", "eth0"]);
-    await new Promise((resolve) => setTimeout(resolve, MOVE_GAP));
+    const gone = Date.now();
+    await whileGone?.();
+    // The gap between the two networks is the scenario's, not a wait for an event.
+    await new Promise((resolve) => setTimeout(resolve, MOVE_GAP - (Date.now() - gone)));
     this.#subnet[side] = 1 - this.#subnet[side];
     const subnet = SUBNETS[side][this.#subnet[side]];
     await ip(["-n", ns, "addr", "add", `10.91.${subnet}.2/24`, "dev", "eth0"]);
