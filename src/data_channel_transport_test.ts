@@ -11,7 +11,8 @@ import {
   UNFINISHED_MESSAGE_TIMED_OUT,
 } from "./constants.ts";
 import { FRAME_KEEPALIVE, FRAME_LAST, FRAME_MORE, MemoryBudget } from "./framing.ts";
-import { type Clock, useClock } from "./_clock.ts";
+import { useClock } from "./_clock.ts";
+import { ManualClock } from "./_test_clock.ts";
 import { createLinkedChannelPair, type LinkedChannelPairOptions } from "./testing.ts";
 
 function bigResult(id: number, size: number): JSONRPCMessage {
@@ -39,47 +40,6 @@ async function pair(
     await b.close();
   };
   return { a, b, left, right, received, errors, close };
-}
-
-/** A clock that moves only when told to, firing the timers that fall due. */
-class ManualClock implements Clock {
-  #now = 0;
-  #next = 0;
-  readonly #timers = new Map<number, { fn: () => void; at: number }>();
-
-  now(): number {
-    return this.#now;
-  }
-
-  setTimeout(fn: () => void, ms: number): number {
-    this.#timers.set(++this.#next, { fn, at: this.#now + ms });
-    return this.#next;
-  }
-
-  clearTimeout(id: unknown): void {
-    this.#timers.delete(id as number);
-  }
-
-  /** Timers not yet fired. */
-  get pending(): number {
-    return this.#timers.size;
-  }
-
-  /** Moves time on by `ms`, firing each timer due by then in order, then lets what they start run. */
-  async advance(ms: number): Promise<void> {
-    const end = this.#now + ms;
-    while (true) {
-      const due = [...this.#timers].filter(([, t]) =>
-        t.at <= end
-      ).sort((x, y) => x[1].at - y[1].at)[0];
-      if (!due) break;
-      this.#timers.delete(due[0]);
-      this.#now = due[1].at;
-      due[1].fn();
-    }
-    this.#now = end;
-    for (let i = 0; i < 10; i++) await Promise.resolve();
-  }
 }
 
 function frameOf(kind: number, bytes: Uint8Array): Uint8Array<ArrayBuffer> {
@@ -461,7 +421,7 @@ Deno.test("DataChannelTransport drops a chunked request whose chunks stop for un
     unfinishedMessageTimeout: 100,
     budget,
   });
-  const clock = new ManualClock();
+  const clock = new ManualClock(0);
   useClock(b, clock);
   const errors: Error[] = [];
   b.onerror = (error) => errors.push(error);
@@ -491,7 +451,7 @@ Deno.test("DataChannelTransport drops a chunked request whose chunks stop for un
 
 Deno.test("DataChannelTransport takes a slow message whole as long as each chunk comes within unfinishedMessageTimeout", async () => {
   const [left, right] = createLinkedChannelPair({ maxMessageSize: 65_536 });
-  const clock = new ManualClock();
+  const clock = new ManualClock(0);
   // The budget shows what the transport holds, so each chunk is seen to arrive.
   const budget = new MemoryBudget("unfinishedBudget", 1_000_000);
   const b = new DataChannelTransport(right, {
@@ -584,7 +544,7 @@ Deno.test("DataChannelTransport.start() gives up on a channel that does not open
     },
   });
   const transport = new DataChannelTransport(channel, { openTimeout: 50 });
-  const clock = new ManualClock();
+  const clock = new ManualClock(0);
   useClock(transport, clock);
   const closed = new Promise<void>((resolve) => (transport.onclose = resolve));
   let settled = false;

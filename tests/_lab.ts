@@ -160,3 +160,15 @@ export async function stopProcess(child: Deno.ChildProcess, graceMs = 3_000): Pr
     await child.status;
   }
 }
+
+/**
+ * Runs `ip` with `args` (the labs' namespaces and links) and gives what it
+ * printed; fails with its error output when it fails.
+ */
+export async function ip(...args: string[]): Promise<string> {
+  const { success, stdout, stderr } = await new Deno.Command("ip", { args, stdin: "null" })
+    .output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
+  if (!success) throw new Error(`ip ${args.join(" ")} failed: ${decode(stderr)}`);
+  return decode(stdout);
+}

@@ -18,7 +18,7 @@ import { Client } from "@modelcontextprotocol/sdk/client";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { ChildProcessTransport } from "../src/cli/stdio.ts";
-import { labTest, prepareLab, stopProcess } from "./_lab.ts";
+import { ip, labTest, prepareLab, stopProcess } from "./_lab.ts";
 import { buildNpmPackage, NPM_NAME } from "../scripts/npm.ts";
 import { A2A_SIGNALING_EXTENSION_URI } from "../src/a2a/mod.ts";
 import { startLocalSignaling } from "../worker/local.ts";
@@ -108,13 +108,6 @@ const lab = await prepareLab({
   commands: { ip: "iproute2" },
   root: true,
 });
-
-async function ip(...args: string[]): Promise<void> {
-  const { success, stderr } = await new Deno.Command("ip", { args, stdin: "null" }).output();
-  if (!success) {
-    throw new Error(`ip ${args.join(" ")} failed: ${new TextDecoder().decode(stderr).trim()}`);
-  }
-}
 
 /**
  * Runs `fn` with a fresh network namespace that holds only `lo`, up; `exec`

@@ -7,7 +7,7 @@
  * esbuild would be).
  */
 import assert from "node:assert/strict";
-import { labTest, prepareLab } from "./_lab.ts";
+import { ip, labTest, prepareLab } from "./_lab.ts";
 
 const root = new URL("..", import.meta.url);
 const RUN_TIMEOUT_MS = 120_000;
@@ -17,13 +17,6 @@ const lab = await prepareLab({
   commands: { ip: "iproute2" },
   root: true,
 });
-
-async function ip(...args: string[]): Promise<void> {
-  const { success, stderr } = await new Deno.Command("ip", { args, stdin: "null" }).output();
-  if (!success) {
-    throw new Error(`ip ${args.join(" ")} failed: ${new TextDecoder().decode(stderr).trim()}`);
-  }
-}
 
 /** Runs `fn` with a fresh namespace holding only `lo` and an empty DENO_DIR, then removes both. */
 async function offline(

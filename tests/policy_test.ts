@@ -224,43 +224,11 @@ Deno.test(
           refused,
         })),
         [
-          {
-            agent: 1,
-            name: "guest",
-            session: 1,
-            tool: "t1",
-            ok: false,
-            error: TOOL_NOT_ALLOWED,
-            refused: "tools",
-          },
-          {
-            agent: 1,
-            name: "guest",
-            session: 1,
-            tool: "t6",
-            ok: true,
-            error: undefined,
-            refused: undefined,
-          },
-          {
-            agent: 1,
-            name: "guest",
-            session: 1,
-            tool: "calls",
-            ok: true,
-            error: undefined,
-            refused: undefined,
-          },
-          {
-            agent: 1,
-            name: "guest",
-            session: 1,
-            tool: "add",
-            ok: true,
-            error: undefined,
-            refused: undefined,
-          },
-        ],
+          { tool: "t1", ok: false, error: TOOL_NOT_ALLOWED, refused: "tools" },
+          { tool: "t6", ok: true, error: undefined, refused: undefined },
+          { tool: "calls", ok: true, error: undefined, refused: undefined },
+          { tool: "add", ok: true, error: undefined, refused: undefined },
+        ].map((call) => ({ agent: 1, name: "guest", session: 1, ...call })),
       );
       for (const line of lines) {
         assert.equal(typeof line.peer, "string");

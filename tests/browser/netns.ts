@@ -9,6 +9,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { ip } from "../_lab.ts";
 
 const root = new URL("../../", import.meta.url);
 
@@ -77,14 +78,6 @@ export async function browserTools(): Promise<{ chromium: string } | { skip: str
     `(apt-get install -y ${missing.join(" ")}) and run them as root`;
   assert.notEqual(Deno.env.get("CI"), "true", `${skip}; with CI=true nothing may be skipped`);
   return { skip };
-}
-
-async function ip(...args: string[]): Promise<string> {
-  const { success, stdout, stderr } = await new Deno.Command("ip", { args, stdin: "null" })
-    .output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
-  if (!success) throw new Error(`ip ${args.join(" ")} failed: ${decode(stderr)}`);
-  return decode(stdout);
 }
 
 /**
