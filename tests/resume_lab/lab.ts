@@ -23,6 +23,7 @@
  *
  * @module
  */
+import { ip, stopProcess } from "../_lab.ts";
 import { type Command, type Report, REPORT_PREFIX } from "./_peer.ts";
 
 const PEER_SCRIPT = new URL("./_peer.ts", import.meta.url).pathname;
@@ -102,20 +103,7 @@ export class LabPeer {
 
   async stop(): Promise<void> {
     await this.#writer.close().catch(() => {});
-    const timer = setTimeout(() => {
-      try {
-        this.child.kill("SIGKILL");
-      } catch {
-        // Gone.
-      }
-    }, 3_000);
-    try {
-      this.child.kill("SIGTERM");
-    } catch {
-      // Gone.
-    }
-    await this.child.status;
-    clearTimeout(timer);
+    await stopProcess(this.child);
   }
 
   #wake(): void {
@@ -196,15 +184,15 @@ export class ResumeLab {
    */
   async move(side: Side, whileGone?: () => Promise<unknown>): Promise<number> {
     const ns = this.namespace(side);
-    await ip(["-n", ns, "addr", "del", `${this.address(side)}/24`, "dev", "eth0"]);
+    await ip("-n", ns, "addr", "del", `${this.address(side)}/24`, "dev", "eth0");
     const gone = Date.now();
     await whileGone?.();
     // The gap between the two networks is the scenario's, not a wait for an event.
     await new Promise((resolve) => setTimeout(resolve, MOVE_GAP - (Date.now() - gone)));
     this.#subnet[side] = 1 - this.#subnet[side];
     const subnet = SUBNETS[side][this.#subnet[side]];
-    await ip(["-n", ns, "addr", "add", `10.91.${subnet}.2/24`, "dev", "eth0"]);
-    await ip(["-n", ns, "route", "replace", "default", "via", `10.91.${subnet}.1`]);
+    await ip("-n", ns, "addr", "add", `10.91.${subnet}.2/24`, "dev", "eth0");
+    await ip("-n", ns, "route", "replace", "default", "via", `10.91.${subnet}.1`);
     return Date.now();
   }
 
@@ -224,12 +212,7 @@ export class ResumeLab {
     await Promise.all([this.agent?.stop(), this.desktop?.stop()]);
     const failures: string[] = [];
     for (const ns of this.#namespaces.reverse()) {
-      const { success, stderr } = await new Deno.Command("ip", {
-        args: ["netns", "del", ns],
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      if (!success) failures.push(`${ns}: ${new TextDecoder().decode(stderr).trim()}`);
+      await ip("netns", "del", ns).catch((error) => failures.push((error as Error).message));
     }
     if (failures.length > 0) {
       throw new Error(`Cannot tear the resume lab down: ${failures.join("; ")}`);
@@ -243,24 +226,24 @@ export class ResumeLab {
       const ns = await this.#namespace(side);
       const port = `to-${side}`;
       await ip(
-        `link add name ${port} netns ${router} type veth peer name eth0 netns ${ns}`.split(" "),
+        ...`link add name ${port} netns ${router} type veth peer name eth0 netns ${ns}`.split(" "),
       );
       for (const subnet of SUBNETS[side]) {
-        await ip(["-n", router, "addr", "add", `10.91.${subnet}.1/24`, "dev", port]);
+        await ip("-n", router, "addr", "add", `10.91.${subnet}.1/24`, "dev", port);
       }
-      await ip(["-n", router, "link", "set", port, "up"]);
+      await ip("-n", router, "link", "set", port, "up");
       const [first] = SUBNETS[side];
-      await ip(["-n", ns, "addr", "add", `10.91.${first}.2/24`, "dev", "eth0"]);
-      await ip(["-n", ns, "link", "set", "eth0", "up"]);
-      await ip(["-n", ns, "route", "add", "default", "via", `10.91.${first}.1`]);
+      await ip("-n", ns, "addr", "add", `10.91.${first}.2/24`, "dev", "eth0");
+      await ip("-n", ns, "link", "set", "eth0", "up");
+      await ip("-n", ns, "route", "add", "default", "via", `10.91.${first}.1`);
     }
   }
 
   async #namespace(suffix: string): Promise<string> {
     const ns = `${this.#tag}-${suffix}`;
-    await ip(["netns", "add", ns]);
+    await ip("netns", "add", ns);
     this.#namespaces.push(ns);
-    await ip(["-n", ns, "link", "set", "lo", "up"]);
+    await ip("-n", ns, "link", "set", "lo", "up");
     return ns;
   }
 
@@ -313,30 +296,10 @@ async function readLines(
   }
 }
 
-async function run(command: string, args: string[]): Promise<void> {
-  const { success, stderr } = await new Deno.Command(command, {
-    args,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (!success) {
-    throw new Error(
-      `Cannot change the resume lab: \`${command} ${args.join(" ")}\`: ${
-        new TextDecoder().decode(stderr).trim()
-      }`,
-    );
-  }
+async function iptables(ns: string, args: string[]): Promise<void> {
+  await ip("netns", "exec", ns, "iptables", ...args);
 }
 
-function ip(args: string[]): Promise<void> {
-  return run("ip", args);
-}
-
-function iptables(ns: string, args: string[]): Promise<void> {
-  return run("ip", ["netns", "exec", ns, "iptables", ...args]);
-}
-
-function sysctl(ns: string, setting: string): Promise<void> {
-  return run("ip", ["netns", "exec", ns, "sysctl", "-qw", setting]);
+async function sysctl(ns: string, setting: string): Promise<void> {
+  await ip("netns", "exec", ns, "sysctl", "-qw", setting);
 }
