@@ -332,7 +332,8 @@ export const DEFAULT_KEEPALIVE_INTERVAL = 1_000;
 /**
  * A peer that has sent nothing (not even a keepalive) for this long is taken as
  * gone and the transport closes. Eight missed keepalives: long enough for a busy
- * event loop, short enough to notice a killed process within 10 s.
+ * event loop, short enough to notice a killed process within 10 s. With
+ * `resume` on, {@linkcode RESUME_IDLE_TIMEOUT} instead.
  */
 export const DEFAULT_IDLE_TIMEOUT = 8_000;
 
