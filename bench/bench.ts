@@ -9,7 +9,9 @@
  * through the signalling worker (run locally in Miniflare) with a ticket: only
  * its connect time is measured, since once connected its data channel is
  * `webrtc`'s. Then the worker alone: signalling handshakes per second, many
- * rooms at once.
+ * rooms at once. Last, sessions resumed after a lost path, in network
+ * namespaces of their own (`bench/resume.ts`; as root on Linux only, else
+ * skipped with the reason).
  *
  * Each transport, and the handshakes, run in their own Deno process, one
  * after the other, so one's memory and threads never weigh on another's
@@ -25,6 +27,7 @@ import type { A2AFigures } from "./a2a.ts";
 import { renderSessions, type SessionFigures } from "./sessions.ts";
 import { type FairnessFigures, renderFairness } from "./fairness.ts";
 import { type RelayWindowFigures, renderRelayWindow } from "./relay.ts";
+import { renderResume, type ResumeFigures } from "./resume.ts";
 import type { HandshakePlan } from "./_handshakes.ts";
 import {
   createBench,
@@ -210,6 +213,8 @@ interface Report {
   relayWindow: RelayWindowFigures | null;
   /** Small calls beside another session's large result (`bench/fairness.ts`). */
   fairness: FairnessFigures | null;
+  /** Sessions resumed after a lost path, in network namespaces (`bench/resume.ts`). */
+  resume: ResumeFigures | null;
 }
 
 /** One line a transport's process writes to stdout. */
@@ -852,6 +857,8 @@ async function main(args: string[]): Promise<void> {
   const relayWindow = await measureRelayWindowInChild(quick, plan);
   if (!json) console.error("measuring sessions beside a large result…");
   const fairness = await measureFairnessInChild(quick, plan);
+  if (!json) console.error("measuring sessions resumed after a lost path…");
+  const resume = await measureResumeInChild(quick, plan);
   const report: Report = {
     quick,
     date: new Date().toISOString(),
@@ -864,13 +871,16 @@ async function main(args: string[]): Promise<void> {
     sessions,
     relayWindow,
     fairness,
+    resume,
   };
   console.log(
     json
       ? JSON.stringify(report, rounded, 2)
       : `${render(report, plan)}\n\n${renderA2A(a2a)}\n\n${renderSessions(sessions)}\n\n${
         renderRelayWindow(relayWindow)
-      }\n\n${fairness ? renderFairness(fairness) : "Sessions beside a large result: not measured"}`,
+      }\n\n${
+        fairness ? renderFairness(fairness) : "Sessions beside a large result: not measured"
+      }\n\n${renderResume(resume)}`,
   );
 }
 
@@ -957,6 +967,32 @@ async function measureRelayWindowInChild(
     console.error(
       `relay window benchmark failed: ${new TextDecoder().decode(stderr).slice(-2000)}`,
     );
+    return null;
+  }
+}
+
+/** Runs `bench/resume.ts` in a process of its own; `null` if it failed. */
+async function measureResumeInChild(quick: boolean, plan: Plan): Promise<ResumeFigures | null> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./resume.ts", import.meta.url).pathname,
+      "--json",
+      ...(quick ? ["--quick"] : []),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Ten outages of 5 to 11 s and ten moves of about 3 s.
+  const timer = setTimeout(() => child.kill("SIGKILL"), Math.max(plan.childTimeout, 240_000));
+  const { stdout, stderr } = await child.output();
+  clearTimeout(timer);
+  try {
+    return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1) ?? "");
+  } catch {
+    console.error(`resume benchmark failed: ${new TextDecoder().decode(stderr).slice(-2000)}`);
     return null;
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Whether the other peer is still there: keepalive frames on one open channel
  * every `interval`, and the peer taken as lost after `idleTimeout` without a
- * frame from it on any channel. This is the module's one keepalive: a
+ * frame from it on any channel (noticed 1 ms after the timeout passes, not at
+ * the next keepalive). This is the module's one keepalive: a
  * {@linkcode WebRTCConnection} runs one over all its sessions' channels, and a
  * `DataChannelTransport` used on its own runs one over its channel.
  *
@@ -113,11 +114,14 @@ export class Liveness {
   }
 
   #schedule(): void {
+    // The next keepalive, or the moment the silence passes the idle timeout if
+    // that comes first: the loss is noticed then, not up to an interval later.
+    const untilIdle = this.#lastReceived + this.idleTimeout + 1 - this.#clock.now();
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
       this.#tick();
       if (!this.#stopped) this.#schedule();
-    }, Math.min(this.interval, this.idleTimeout));
+    }, Math.max(1, Math.min(this.interval, untilIdle)));
   }
 
   #tick(): void {

@@ -332,7 +332,8 @@ export const DEFAULT_KEEPALIVE_INTERVAL = 1_000;
 /**
  * A peer that has sent nothing (not even a keepalive) for this long is taken as
  * gone and the transport closes. Eight missed keepalives: long enough for a busy
- * event loop, short enough to notice a killed process within 10 s.
+ * event loop, short enough to notice a killed process within 10 s. With
+ * `resume` on, {@linkcode RESUME_IDLE_TIMEOUT} instead.
  */
 export const DEFAULT_IDLE_TIMEOUT = 8_000;
 
@@ -382,8 +383,36 @@ export const DEFAULT_RESUME_GRACE = 120_000;
 /** Milliseconds before the first redial after a lost connection; each failed one doubles it. */
 export const RESUME_BACKOFF_FIRST = 250;
 
-/** The longest wait between two redials, so that a path back is found within seconds. */
-export const RESUME_BACKOFF_MAX = 8_000;
+/**
+ * The longest wait between two redials. A redial costs one signalling
+ * exchange and a few ICE checks, so trying every second for the grace period
+ * is cheap, and a path that comes back is found within about a second: with
+ * 8 s, a session lost in an 8 s outage waited up to 8 s more after the
+ * network was back.
+ */
+export const RESUME_BACKOFF_MAX = 1_000;
+
+/**
+ * Milliseconds one redial may take before it is given up for the next
+ * (`connectTimeout` when that is shorter). A redial made while the network is
+ * still down is checked by ICE at growing intervals, so it succeeds only at
+ * its next check once the network is back (in the namespace lab, one begun
+ * during an outage connected 3.6 s after it began, up to 2 s after the
+ * network was back), or fails after `connectTimeout` (15 s): a fresh one
+ * finds the path at once. Above `relayAfter`'s default (3 s), so
+ * that a redial can still move to the relay.
+ */
+export const RESUME_DIAL_TIMEOUT = 4_000;
+
+/**
+ * Milliseconds of silence after which a connection with `resume` on takes its
+ * path as lost, unless `idleTimeout` is given: three missed keepalives
+ * ({@linkcode DEFAULT_KEEPALIVE_INTERVAL}). Shorter than
+ * {@linkcode DEFAULT_IDLE_TIMEOUT} because a false alarm costs only a redial
+ * (its sessions resume), while a late one keeps calls waiting on a dead path:
+ * with it, a session is back about 3.5 s after its path moved.
+ */
+export const RESUME_IDLE_TIMEOUT = 3_000;
 
 /**
  * The most MCP sessions one agent may hold open on one connection. Each

@@ -43,7 +43,13 @@ import { SendScheduler } from "./_send_scheduler.ts";
 import { type ChannelOrigin, ChannelSession, type SessionHost } from "./_channel_session.ts";
 import type { Signaling } from "./signaling/signaling.ts";
 import { ResumableSession } from "./_resumable_session.ts";
-import { DEFAULT_RESUME_GRACE, RESUME_BACKOFF_FIRST, RESUME_BACKOFF_MAX } from "./constants.ts";
+import {
+  DEFAULT_RESUME_GRACE,
+  RESUME_BACKOFF_FIRST,
+  RESUME_BACKOFF_MAX,
+  RESUME_DIAL_TIMEOUT,
+  RESUME_IDLE_TIMEOUT,
+} from "./constants.ts";
 
 /**
  * An MCP session on a {@linkcode WebRTCConnection}: a `Transport` on a data
@@ -135,7 +141,7 @@ export interface WebRTCTransportOptions {
   /**
    * Milliseconds of silence from the peer after which it is taken as gone.
    *
-   * @default {8000}
+   * @default {8000, or 3000 on a WebRTCConnection with `resume` on}
    */
   idleTimeout?: number;
 }
@@ -271,6 +277,7 @@ export class WebRTCConnection {
   readonly #suspended = new Set<ResumableSession>();
   #graceTimer?: unknown;
   #redialing = false;
+  #answering = false;
   /** The wait before the next redial, which closing ends. */
   #backoff?: { id: unknown; resolve: () => void };
   /**
@@ -499,7 +506,9 @@ export class WebRTCConnection {
     this.#dials++;
     const liveness = new Liveness({
       interval: options.keepaliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL,
-      idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
+      // With resume on, a false alarm costs only a redial.
+      idleTimeout: options.idleTimeout ??
+        (options.resume ? RESUME_IDLE_TIMEOUT : DEFAULT_IDLE_TIMEOUT),
       speaks: false,
       channels: () => this.#channels(),
       lost: (error) => void this.#lost(peer, error),
@@ -512,7 +521,9 @@ export class WebRTCConnection {
       iceServers: options.iceServers,
       rtcConfiguration: options.rtcConfiguration ?? {},
       RTCPeerConnection: options.RTCPeerConnection,
-      connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
+      connectTimeout: this.#redialing
+        ? Math.min(options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT, RESUME_DIAL_TIMEOUT)
+        : options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
       waitForPeer: this.ontransport !== undefined,
       onstep: (step) => this.onconnectstep?.(step),
       // The negotiated channel, whichever side made it: the serving side
@@ -703,10 +714,32 @@ export class WebRTCConnection {
       this.#startGrace();
       if (open) void this.#redial(open);
       else if (this.ontransport && typeof this.#options.signaling === "function") {
-        // Answer the other side's redial.
-        void this.#connect().catch(() => {});
+        void this.#answerRedials();
       }
     };
+  }
+
+  /**
+   * The serving side: answers the other side's redials, one after another
+   * (it gives up one that finds no path for the next), until one connects.
+   */
+  async #answerRedials(): Promise<void> {
+    if (this.#answering) return;
+    this.#answering = true;
+    try {
+      while (this.#suspended.size > 0 && !this.#closed) {
+        try {
+          await this.#connect();
+          return;
+        } catch {
+          // That redial failed: wait a moment, so that a failing signalling is not asked in a loop.
+          const clock = clockOf(this);
+          await new Promise<void>((resolve) => clock.setTimeout(resolve, RESUME_BACKOFF_FIRST));
+        }
+      }
+    } finally {
+      this.#answering = false;
+    }
   }
 
   /** The dialling side: dials again with backoff and binds each suspended session anew. */
