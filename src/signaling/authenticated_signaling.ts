@@ -509,13 +509,18 @@ export class AuthenticatedSignaling extends SignalingBase {
       return;
     }
     this.#pendingReceives++;
+    // Checked at once, beside those before it (an offer's candidates arrive
+    // together); acted on in order of arrival.
+    const checked = this.#check(message);
+    checked.catch(() => {});
     this.#receiving = this.#receiving
-      .then(() => this.#receive(message))
+      .then(() => this.#receive(checked))
       .catch((error) => this.#report(error))
       .finally(() => this.#pendingReceives--);
   }
 
-  async #receive(message: SignalingMessage): Promise<void> {
+  /** An envelope's shape, and whether its code verifies; depends on nothing received before. */
+  async #check(message: SignalingMessage): Promise<{ envelope: Envelope; authentic: boolean }> {
     const envelope = this.#decode(message);
     const mac = decodeBase64Url(envelope.mac);
     const authentic = mac !== undefined && await crypto.subtle.verify(
@@ -524,6 +529,11 @@ export class AuthenticatedSignaling extends SignalingBase {
       mac,
       macInput(envelope.role, envelope.nonce, envelope.peerNonce, envelope.seq, envelope.body),
     );
+    return { envelope, authentic };
+  }
+
+  async #receive(checked: Promise<{ envelope: Envelope; authentic: boolean }>): Promise<void> {
+    const { envelope, authentic } = await checked;
     if (this.closing) return;
     if (!authentic) {
       const check =

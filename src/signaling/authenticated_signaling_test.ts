@@ -722,6 +722,44 @@ Deno.test("AuthenticatedSignaling verifies every received envelope with crypto.s
   await host.signaling.close();
 });
 
+Deno.test("AuthenticatedSignaling verifies a burst of envelopes side by side and delivers them in order", async () => {
+  const { host, guest, hostRelay } = await connection();
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await guest.signaling.send(OFFER);
+  await settle();
+  // The next three arrive together, as an offer's candidates do.
+  const held: SignalingMessage[] = [];
+  hostRelay.rewrite = (message) => {
+    held.push(message);
+    return [];
+  };
+  for (let n = 1; n <= 3; n++) await guest.signaling.send(candidate(n));
+  await settle();
+  const subtle = crypto.subtle;
+  const original = subtle.verify;
+  let inFlight = 0;
+  let most = 0;
+  subtle.verify = async function (...args: Parameters<SubtleCrypto["verify"]>) {
+    most = Math.max(most, ++inFlight);
+    try {
+      return await original.apply(subtle, args);
+    } finally {
+      inFlight--;
+    }
+  };
+  try {
+    hostRelay.rewrite = (message) => [message];
+    for (const message of held) hostRelay.inject(message);
+    await eventually(() => host.received.length === 4, "the burst to be delivered");
+  } finally {
+    subtle.verify = original;
+  }
+  assert.equal(most, 3);
+  assert.deepEqual(host.received, [OFFER, candidate(1), candidate(2), candidate(3)]);
+  assert.deepEqual(host.errors, []);
+  await host.signaling.close();
+});
+
 Deno.test("AuthenticatedSignaling fuzz: random and mutated envelopes are refused with AuthenticationError only", async () => {
   const { host, guest, hostRelay } = await connection();
   await Promise.all([host.signaling.start(), guest.signaling.start()]);
