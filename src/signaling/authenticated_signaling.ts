@@ -461,29 +461,32 @@ export class AuthenticatedSignaling extends SignalingBase {
    * `entry` learns the peer nonce it was sealed for.
    */
   #post(body: string | undefined, entry?: Unconfirmed): Promise<void> {
-    // Sealed and handed to the inner signalling in order; each resolves as
-    // its own delivery does, and the next is sealed once this one is handed over.
+    // Sealed at once, beside those before it (an offer's candidates go
+    // together), and handed to the inner signalling in order; each resolves as
+    // its own delivery does.
+    const peerNonce = this.#peer?.nonce;
+    if (entry) {
+      entry.sealing = false;
+      entry.sealedFor = peerNonce;
+    }
+    const envelope: Record<string, unknown> = {
+      type: "sealed",
+      v: VERSION,
+      role: this.#role,
+      nonce: this.#nonce,
+      seq: this.#seq++,
+    };
+    if (peerNonce !== undefined) envelope.peerNonce = peerNonce;
+    if (body !== undefined) envelope.body = body;
+    const sealed = crypto.subtle.sign(
+      "HMAC",
+      this.#key,
+      macInput(this.#role, this.#nonce, peerNonce, envelope.seq as number, body),
+    );
+    sealed.catch(() => {});
     const handedOver = this.#sending.then(async () => {
+      const mac = await sealed;
       if (this.closing) throw closedError();
-      const peerNonce = this.#peer?.nonce;
-      if (entry) {
-        entry.sealing = false;
-        entry.sealedFor = peerNonce;
-      }
-      const envelope: Record<string, unknown> = {
-        type: "sealed",
-        v: VERSION,
-        role: this.#role,
-        nonce: this.#nonce,
-        seq: this.#seq++,
-      };
-      if (peerNonce !== undefined) envelope.peerNonce = peerNonce;
-      if (body !== undefined) envelope.body = body;
-      const mac = await crypto.subtle.sign(
-        "HMAC",
-        this.#key,
-        macInput(this.#role, this.#nonce, peerNonce, envelope.seq as number, body),
-      );
       envelope.mac = encodeBase64Url(new Uint8Array(mac));
       if (body !== undefined) {
         this.#sent.set(envelope.seq as number, {

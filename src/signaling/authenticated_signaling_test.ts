@@ -760,6 +760,36 @@ Deno.test("AuthenticatedSignaling verifies a burst of envelopes side by side and
   await host.signaling.close();
 });
 
+Deno.test("AuthenticatedSignaling seals a burst of messages side by side and sends them in order", async () => {
+  const { host, guest } = await connection();
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await guest.signaling.send(OFFER);
+  await settle();
+  const subtle = crypto.subtle;
+  const original = subtle.sign;
+  let inFlight = 0;
+  let most = 0;
+  subtle.sign = async function (...args: Parameters<SubtleCrypto["sign"]>) {
+    most = Math.max(most, ++inFlight);
+    try {
+      return await original.apply(subtle, args);
+    } finally {
+      inFlight--;
+    }
+  };
+  try {
+    // An offer's candidates, sent together.
+    await Promise.all([1, 2, 3].map((n) => guest.signaling.send(candidate(n))));
+  } finally {
+    subtle.sign = original;
+  }
+  await eventually(() => host.received.length === 4, "the burst to be delivered");
+  assert.equal(most, 3);
+  assert.deepEqual(host.received, [OFFER, candidate(1), candidate(2), candidate(3)]);
+  assert.deepEqual(host.errors, []);
+  await host.signaling.close();
+});
+
 Deno.test("AuthenticatedSignaling fuzz: random and mutated envelopes are refused with AuthenticationError only", async () => {
   const { host, guest, hostRelay } = await connection();
   await Promise.all([host.signaling.start(), guest.signaling.start()]);
