@@ -16,6 +16,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { z } from "zod";
 import {
+  type ConnectStep,
   MemorySignaling,
   TicketSignaling,
   WebRTCClientTransport,
@@ -51,10 +52,20 @@ export interface Session {
   transfer?(bytes: number): Promise<number>;
 }
 
+/**
+ * When each step of a WebRTC connect happened, in ms after the connect
+ * started, as the client transport reported it (`onconnectstep`):
+ * `signaling` (started: for a room, joined with the host there and the
+ * hello handed over), `offer` (the offer handed over, which sealed
+ * signalling does once the host's hello opened), `answer` (applied), `ice`,
+ * `dtls`, `channel` (the `mcp` channel open).
+ */
+export type ConnectSteps = Partial<Record<ConnectStep, number>>;
+
 /** A transport under test. */
 export interface Bench {
   /** Connects a client to a fresh server; times construct transports → initialized. */
-  connect(): Promise<{ session: Session; ms: number }>;
+  connect(): Promise<{ session: Session; ms: number; steps?: ConnectSteps }>;
   /** Stops whatever `connect()` relied on (the HTTP listener). */
   teardown(): Promise<void>;
 }
@@ -127,6 +138,13 @@ function connected(
   return { ms, session: { client, close } };
 }
 
+/** Records when each step of the transport's connect happened, in ms after `started`. */
+function timeSteps(transport: WebRTCClientTransport, started: number): ConnectSteps {
+  const steps: ConnectSteps = {};
+  transport.onconnectstep = (step) => void (steps[step] = performance.now() - started);
+  return steps;
+}
+
 /** Closes the client, then its server. */
 async function closeBoth(client: Client, server: McpServer): Promise<void> {
   await client.close();
@@ -142,8 +160,10 @@ function webrtc(): Bench {
       const started = performance.now();
       const [clientSignaling, serverSignaling] = MemorySignaling.createPair();
       await server.connect(new WebRTCServerTransport({ signaling: serverSignaling, ...PEER }));
-      await client.connect(new WebRTCClientTransport({ signaling: clientSignaling, ...PEER }));
-      return connected(started, client, () => closeBoth(client, server));
+      const transport = new WebRTCClientTransport({ signaling: clientSignaling, ...PEER });
+      const steps = timeSteps(transport, started);
+      await client.connect(transport);
+      return { ...connected(started, client, () => closeBoth(client, server)), steps };
     },
     async teardown() {},
   };
@@ -249,13 +269,13 @@ function webrtcWorker(): Bench {
       const { listener } = await setUp;
       const client = createClient();
       const started = performance.now();
-      await client.connect(
-        new WebRTCClientTransport({
-          signaling: new TicketSignaling(listener.ticket!, { hostTimeout: 5_000 }),
-          ...PEER,
-        }),
-      );
-      return connected(started, client, async () => {
+      const transport = new WebRTCClientTransport({
+        signaling: new TicketSignaling(listener.ticket!, { hostTimeout: 5_000 }),
+        ...PEER,
+      });
+      const steps = timeSteps(transport, started);
+      await client.connect(transport);
+      const measured = connected(started, client, async () => {
         await client.close();
         // Let the desktop end its side too, so the next agent meets an idle listener.
         const until = performance.now() + 2_000;
@@ -263,6 +283,7 @@ function webrtcWorker(): Bench {
           await new Promise((resolve) => setTimeout(resolve, 5));
         }
       });
+      return { ...measured, steps };
     },
     async teardown() {
       const { worker, listener } = await setUp.catch(() => ({ worker: null, listener: null }));

@@ -19,7 +19,8 @@
  * unless the benchmark itself could not run.
  *
  * Run: `deno task bench` (add `--quick` for a short smoke run, `--json` for
- * one machine-readable JSON object on stdout).
+ * one machine-readable JSON object on stdout, `--connect` for the connects of
+ * `webrtc` and `webrtc-worker` alone and where their milliseconds go).
  *
  * @module
  */
@@ -29,7 +30,9 @@ import { type FairnessFigures, renderFairness } from "./fairness.ts";
 import { type RelayWindowFigures, renderRelayWindow } from "./relay.ts";
 import { renderResume, type ResumeFigures } from "./resume.ts";
 import type { HandshakePlan } from "./_handshakes.ts";
+import type { ConnectStep } from "../mod.ts";
 import {
+  type ConnectSteps,
   createBench,
   prepareBlob,
   type Session,
@@ -95,6 +98,12 @@ const QUICK: Plan = {
 /** How long a transport's process may take to exit once it has reported. */
 const EXIT_GRACE_MS = 5_000;
 
+/**
+ * `--connect`: only the connects of `webrtc` and `webrtc-worker`, and where
+ * their milliseconds go (the children stop after their connects).
+ */
+const CONNECTS_ONLY = Deno.args.includes("--connect");
+
 /** Transports of which only the connect time is measured. */
 const CONNECT_ONLY: readonly TransportId[] = ["webrtc-worker"];
 
@@ -107,6 +116,8 @@ interface ConnectFigures {
   medianMs: number;
   p90Ms: number;
   maxMs: number;
+  /** Median ms from the start to each step the client reported (WebRTC transports). */
+  stepsMedianMs?: ConnectSteps;
 }
 
 /** `tools/call` round trips, in milliseconds. */
@@ -235,9 +246,15 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
   const sampler = new RssSampler();
   try {
     const times: number[] = [];
+    const stepTimes = new Map<ConnectStep, number[]>();
     for (let i = 0; i < plan.connectWarmup + plan.connects; i++) {
-      const { session, ms } = await bench.connect();
-      if (i >= plan.connectWarmup) times.push(ms);
+      const { session, ms, steps } = await bench.connect();
+      if (i >= plan.connectWarmup) {
+        times.push(ms);
+        for (const [step, at] of Object.entries(steps ?? {}) as [ConnectStep, number][]) {
+          stepTimes.set(step, [...stepTimes.get(step) ?? [], at]);
+        }
+      }
       await session.close();
     }
     times.sort((a, b) => a - b);
@@ -249,10 +266,17 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
           medianMs: percentile(times, 50),
           p90Ms: percentile(times, 90),
           maxMs: times[times.length - 1],
+          ...stepTimes.size > 0 && {
+            stepsMedianMs: Object.fromEntries(
+              [...stepTimes].map((
+                [step, at],
+              ) => [step, percentile(at.sort((a, b) => a - b), 50)]),
+            ),
+          },
         },
       });
     }
-    if (CONNECT_ONLY.includes(id)) return;
+    if (CONNECT_ONLY.includes(id) || CONNECTS_ONLY) return;
 
     // webrtc's floor is measured in the same process, interleaved with it, so
     // that both meet the same load: every other call and run is the floor's.
@@ -464,6 +488,7 @@ async function runProcess(
   const outcome: ChildOutcome = { exitedCleanly: false, error: null };
   const args = ["run", "-A", "--v8-flags=--expose-gc", import.meta.filename!, `--child=${name}`];
   if (quick) args.push("--quick");
+  if (CONNECTS_ONLY) args.push("--connect");
   const child = new Deno.Command(Deno.execPath(), {
     args,
     stdin: "null",
@@ -707,6 +732,8 @@ function render(report: Report, plan: Plan): string {
     );
   }
 
+  out.push(...renderConnectSteps(report));
+
   const { rooms, rounds } = plan.handshakes;
   const shakes = report.signaling.handshakes;
   const shakeRows: [string, (figures: HandshakeFigures | null) => string][] = [
@@ -810,6 +837,58 @@ function median(values: number[]): number {
   return percentile([...values].sort((a, b) => a - b), 50);
 }
 
+/** The steps of a WebRTC connect, in the order they happen. */
+const CONNECT_STEPS: readonly ConnectStep[] = [
+  "signaling",
+  "offer",
+  "answer",
+  "ice",
+  "dtls",
+  "channel",
+];
+
+/**
+ * Where a connect's milliseconds go, with in-process signalling and through
+ * the worker: each step's median time from the start, the time since the step
+ * before, and what the worker adds to that part.
+ */
+function renderConnectSteps(report: Report): string[] {
+  const direct = report.transports.webrtc.connect;
+  const worker = report.transports["webrtc-worker"].connect;
+  if (!direct?.stepsMedianMs || !worker?.stepsMedianMs) return [];
+  const at = (figures: ConnectFigures, step: ConnectStep | "initialized") =>
+    step === "initialized" ? figures.medianMs : figures.stepsMedianMs?.[step];
+  const steps = [...CONNECT_STEPS, "initialized"] as const;
+  const part = (figures: ConnectFigures, i: number) => {
+    const end = at(figures, steps[i]);
+    const start = i === 0 ? 0 : at(figures, steps[i - 1]);
+    return end === undefined || start === undefined ? undefined : end - start;
+  };
+  const ms = (value: number | undefined) => value === undefined ? "—" : value.toFixed(1);
+  return [
+    "",
+    "Connect, step by step (median ms from the start, and since the step before; the worker's",
+    "signaling is its join with the host there and the hello handed over, its offer waits for the",
+    "host's sealed hello)",
+    "",
+    ...formatTable([
+      ["", "webrtc at", "part", "webrtc-worker at", "part", "worker adds"],
+      ...steps.map((step, i) => {
+        const d = part(direct, i);
+        const w = part(worker, i);
+        return [
+          step,
+          ms(at(direct, step)),
+          ms(d),
+          ms(at(worker, step)),
+          ms(w),
+          d === undefined || w === undefined ? "—" : (w - d).toFixed(1),
+        ];
+      }),
+    ]),
+  ];
+}
+
 function percentile(sorted: number[], p: number): number {
   const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p / 100 * sorted.length) - 1));
   return sorted[index];
@@ -833,6 +912,26 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   const transports = {} as Record<TransportId, TransportFigures>;
+  if (CONNECTS_ONLY) {
+    for (const id of ["webrtc", "webrtc-worker"] as const) {
+      if (!json) console.error(`measuring ${id}'s connect…`);
+      await measure(id, quick, plan, transports);
+    }
+    const direct = transports.webrtc.connect;
+    const worker = transports["webrtc-worker"].connect;
+    const report = { transports } as Report;
+    console.log(
+      json ? JSON.stringify({ webrtc: direct, "webrtc-worker": worker }, rounded, 2) : [
+        `connect median webrtc ${direct?.medianMs.toFixed(1)} ms, webrtc-worker ${
+          worker?.medianMs.toFixed(1)
+        } ms (n=${plan.connects}): ${
+          direct && worker ? (worker.medianMs / direct.medianMs).toFixed(2) : "—"
+        }×`,
+        ...renderConnectSteps(report),
+      ].join("\n"),
+    );
+    return;
+  }
   for (const id of TRANSPORT_IDS) {
     // The floor is measured by webrtc's process, interleaved with it.
     if (id === "floor") continue;

@@ -467,3 +467,71 @@ Deno.test("The connect timeout runs on the peer's clock: an hour passes when the
   assert.match(error.message, /did not complete within 3600000 ms: no answer came/);
   await peer.close();
 });
+
+Deno.test("An offerer with no ICE servers makes its connection and offer while its signalling starts, and sends nothing before it started", async () => {
+  const Base = await resolvePeerConnection();
+  let made = 0;
+  const Counting = class extends (Base as unknown as new (config: Record<string, unknown>) => {
+    setLocalDescription(description?: unknown): Promise<void>;
+  }) {
+    constructor(config: Record<string, unknown>) {
+      super(config);
+      made++;
+    }
+  } as unknown as PeerConnectionConstructor;
+  const [a, b] = MemorySignaling.createPair();
+  const start = Promise.withResolvers<void>();
+  let started = false;
+  const sentBeforeStart: SignalingMessage[] = [];
+  const held: Signaling = {
+    start: async (options) => {
+      await start.promise;
+      await a.start?.(options);
+      started = true;
+    },
+    send: (message) => {
+      if (!started) sentBeforeStart.push(message);
+      return a.send(message);
+    },
+    close: () => a.close(),
+  };
+  a.onmessage = (message) => held.onmessage?.(message);
+  a.onclose = () => held.onclose?.();
+  const offerer = new Peer({
+    ...OPTIONS,
+    RTCPeerConnection: Counting,
+    signaling: held,
+    initiator: true,
+  });
+  const answerer = new Peer({ ...OPTIONS, signaling: b, initiator: false });
+  const results = both(offerer, answerer);
+  try {
+    await until(() => made === 1, 5_000, "the offerer's connection made before signalling started");
+    assert.equal(started, false);
+    start.resolve();
+    const settled = await results;
+    assert.deepEqual(settled.map((r) => r.status), ["fulfilled", "fulfilled"]);
+    assert.deepEqual(sentBeforeStart, []);
+  } finally {
+    start.resolve();
+    await Promise.all([offerer.close(), answerer.close()]);
+  }
+});
+
+Deno.test("An offerer whose signalling fails to start while its offer is made fails at the signalling stage and closes its connection", async () => {
+  const [a] = MemorySignaling.createPair();
+  const start = Promise.withResolvers<void>();
+  const failing: Signaling = {
+    start: () => start.promise,
+    send: (message) => a.send(message),
+    close: () => a.close(),
+  };
+  const offerer = new Peer({ ...OPTIONS, signaling: failing, initiator: true });
+  const connected = offerer.connect().then(() => undefined, (error) => error);
+  start.reject(new Error("the room refused the key"));
+  const error = await connected;
+  assert.ok(error instanceof ConnectError, String(error));
+  assert.equal(error.stage, "signaling");
+  assert.match(error.message, /the room refused the key/);
+  await offerer.close();
+});

@@ -190,9 +190,14 @@ export class Peer {
       }
       // Signalling bounds its own start (a room's wait for its host: `--wait`);
       // the connect timeout counts from there.
-      await abortable(this.#startSignaling(), signal);
-      this.#step("signaling");
-      const negotiation = this.#negotiation(Ctor, iceServers);
+      const started = abortable(this.#startSignaling(), signal).then(() => this.#step("signaling"));
+      // Whoever waits for it next reports its failure; this keeps it handled meanwhile.
+      started.catch(() => {});
+      // An offerer with no ICE servers makes its connection and offer while
+      // signalling starts: host candidates do not age while it waits for the
+      // other peer, where a server's reflexive address or relay might.
+      if (!options.initiator || iceServers.length > 0) await started;
+      const negotiation = this.#negotiation(Ctor, iceServers, started);
       const channel = options.initiator
         ? await offer(negotiation, signal)
         : await answer(negotiation, signal);
@@ -222,11 +227,13 @@ export class Peer {
   #negotiation(
     Ctor: NonNullable<PeerOptions["RTCPeerConnection"]>,
     iceServers: IceServer[],
+    signalingStarted: Promise<void>,
   ): Negotiation {
     const options = this.#options;
     return {
       retry: options.retry === true,
       waitForPeer: options.waitForPeer,
+      signalingStarted,
       native: isNodeDataChannel(Ctor),
       candidates: this.#candidates,
       state: this.#state,

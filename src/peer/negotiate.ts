@@ -56,6 +56,12 @@ export interface Negotiation {
   readonly retry: boolean;
   /** Whether the answerer's connect timeout starts at the other peer's first message. */
   readonly waitForPeer: boolean;
+  /**
+   * Resolves once signalling started: the offerer makes its connection and
+   * its offer before, and sends the offer (and starts its connect timeout)
+   * after.
+   */
+  readonly signalingStarted: Promise<void>;
   /** Whether the connection is node-datachannel's (it takes large packets). */
   readonly native: boolean;
   readonly candidates: Candidates;
@@ -84,7 +90,6 @@ export interface Negotiation {
 /** The dialling side: offer, candidates, answer; resolves with the `mcp` channel. */
 export async function offer(n: Negotiation, signal: AbortSignal): Promise<DataChannelLike> {
   const wait = <T>(promise: Promise<T>) => abortable(promise, signal);
-  n.armTimeout();
   const pc = n.connection(false);
   const channel = n.adopt(
     pc.createDataChannel(CHANNEL_LABEL, {
@@ -101,6 +106,9 @@ export async function offer(n: Negotiation, signal: AbortSignal): Promise<DataCh
     sdp = inline.sdp;
     for (const candidate of inline.candidates) n.candidates.local(candidate);
   }
+  // Made while signalling started (a room's join, say); sent once it has.
+  await wait(n.signalingStarted);
+  n.armTimeout();
   const offered = n.send({
     type: "offer",
     sdp: markDescription(sdp, [

@@ -40,10 +40,17 @@
  *    its own nonce. The first such envelope *confirms* the sender's nonce:
  *    from then on only envelopes from that nonce, with a higher `seq`, are
  *    accepted.
- * 4. Messages passed to `send()` before confirmation wait in a bounded queue;
- *    after it, each goes out in order as an envelope with `body` and
- *    `peerNonce`. So the offer leaves only once the peer has proved it is live
- *    and holds the key, and a transport can call `send(offer)` right away.
+ * 4. Messages passed to `send()` before any hello came wait in a bounded
+ *    queue. Once a hello came (it opened with the key), this end answers it,
+ *    then each message goes out in order as an envelope with `body` and
+ *    `peerNonce` set to that hello's nonce: the offer leaves once the peer has
+ *    proved it holds the key, half a round trip after the peer's hello left
+ *    rather than a whole one after this end's, and a transport can call
+ *    `send(offer)` right away. Until the peer's nonce is confirmed, what was
+ *    sent is kept (within the same bound): if another nonce's hello or
+ *    envelope binds this end first, it is sent again, once, to that nonce, so
+ *    a hello replayed from an earlier connection costs the real peer nothing
+ *    but a refused copy.
  *
  * A replayed hello can at worst make an end answer once more; a replayed offer,
  * answer or candidate names an old nonce and is refused. A message that fails a
@@ -161,6 +168,15 @@ interface Peer {
   lastSeq: number;
 }
 
+/** A body sent before the peer's nonce was confirmed (see protocol step 4). */
+interface Unconfirmed {
+  body: string;
+  /** The peer nonce it was sealed for, once sealed. */
+  sealedFor?: string;
+  /** Whether a copy waits to be sealed. */
+  sealing: boolean;
+}
+
 interface Queued {
   body: string;
   resolve: () => void;
@@ -222,6 +238,11 @@ export class AuthenticatedSignaling extends SignalingBase {
   /** The peer nonce this end last sent (or scheduled) a hello to: it answers each once. */
   #helloFor?: string;
   #queue: Queued[] = [];
+  /**
+   * What was sent before the peer's nonce was confirmed, each with the nonce
+   * it was sealed for: sent again if another nonce binds this end first.
+   */
+  #unconfirmed: Unconfirmed[] = [];
   #sending: Promise<void> = Promise.resolve();
   #receiving: Promise<void> = Promise.resolve();
   #pendingReceives = 0;
@@ -365,7 +386,7 @@ export class AuthenticatedSignaling extends SignalingBase {
       return Promise.reject(error);
     }
     if (this.#peer?.confirmed) return this.#post(body);
-    if (this.#queue.length >= this.#maxQueuedMessages) {
+    if (this.#queue.length + this.#unconfirmed.length >= this.#maxQueuedMessages) {
       // A plain Error: callers (and a test) know this refusal by that name.
       return Promise.reject(
         new Error(
@@ -375,7 +396,30 @@ export class AuthenticatedSignaling extends SignalingBase {
         ),
       );
     }
+    if (this.#peer) return this.#postUnconfirmed(body);
     return new Promise((resolve, reject) => this.#queue.push({ body, resolve, reject }));
+  }
+
+  /** Sends a body to a peer nonce not yet confirmed, and keeps it until confirmation. */
+  #postUnconfirmed(body: string): Promise<void> {
+    const entry: Unconfirmed = { body, sealing: true };
+    this.#unconfirmed.push(entry);
+    return this.#post(body, entry);
+  }
+
+  /**
+   * This end was bound to a peer nonce, or confirmed it: what was sealed for
+   * another nonce before is sent again to this one (once), and once
+   * confirmed nothing more is kept.
+   */
+  #rebind(): void {
+    const peer = this.#peer!;
+    for (const entry of this.#unconfirmed) {
+      if (entry.sealing || entry.sealedFor === peer.nonce) continue;
+      entry.sealing = true;
+      this.#post(entry.body, entry).catch((error) => this.#report(error));
+    }
+    if (peer.confirmed) this.#unconfirmed = [];
   }
 
   /** Rejects the messages waiting for the peer, then closes the inner signalling. */
@@ -412,27 +456,37 @@ export class AuthenticatedSignaling extends SignalingBase {
     return body;
   }
 
-  /** Seals and sends a body (or a hello, if `body` is undefined) in order. */
-  #post(body: string | undefined): Promise<void> {
-    // Sealed and handed to the inner signalling in order; each resolves as
-    // its own delivery does, and the next is sealed once this one is handed over.
+  /**
+   * Seals and sends a body (or a hello, if `body` is undefined) in order;
+   * `entry` learns the peer nonce it was sealed for.
+   */
+  #post(body: string | undefined, entry?: Unconfirmed): Promise<void> {
+    // Sealed at once, beside those before it (an offer's candidates go
+    // together), and handed to the inner signalling in order; each resolves as
+    // its own delivery does.
+    const peerNonce = this.#peer?.nonce;
+    if (entry) {
+      entry.sealing = false;
+      entry.sealedFor = peerNonce;
+    }
+    const envelope: Record<string, unknown> = {
+      type: "sealed",
+      v: VERSION,
+      role: this.#role,
+      nonce: this.#nonce,
+      seq: this.#seq++,
+    };
+    if (peerNonce !== undefined) envelope.peerNonce = peerNonce;
+    if (body !== undefined) envelope.body = body;
+    const sealed = crypto.subtle.sign(
+      "HMAC",
+      this.#key,
+      macInput(this.#role, this.#nonce, peerNonce, envelope.seq as number, body),
+    );
+    sealed.catch(() => {});
     const handedOver = this.#sending.then(async () => {
+      const mac = await sealed;
       if (this.closing) throw closedError();
-      const peerNonce = this.#peer?.nonce;
-      const envelope: Record<string, unknown> = {
-        type: "sealed",
-        v: VERSION,
-        role: this.#role,
-        nonce: this.#nonce,
-        seq: this.#seq++,
-      };
-      if (peerNonce !== undefined) envelope.peerNonce = peerNonce;
-      if (body !== undefined) envelope.body = body;
-      const mac = await crypto.subtle.sign(
-        "HMAC",
-        this.#key,
-        macInput(this.#role, this.#nonce, peerNonce, envelope.seq as number, body),
-      );
       envelope.mac = encodeBase64Url(new Uint8Array(mac));
       if (body !== undefined) {
         this.#sent.set(envelope.seq as number, {
@@ -458,13 +512,18 @@ export class AuthenticatedSignaling extends SignalingBase {
       return;
     }
     this.#pendingReceives++;
+    // Checked at once, beside those before it (an offer's candidates arrive
+    // together); acted on in order of arrival.
+    const checked = this.#check(message);
+    checked.catch(() => {});
     this.#receiving = this.#receiving
-      .then(() => this.#receive(message))
+      .then(() => this.#receive(checked))
       .catch((error) => this.#report(error))
       .finally(() => this.#pendingReceives--);
   }
 
-  async #receive(message: SignalingMessage): Promise<void> {
+  /** An envelope's shape, and whether its code verifies; depends on nothing received before. */
+  async #check(message: SignalingMessage): Promise<{ envelope: Envelope; authentic: boolean }> {
     const envelope = this.#decode(message);
     const mac = decodeBase64Url(envelope.mac);
     const authentic = mac !== undefined && await crypto.subtle.verify(
@@ -473,6 +532,11 @@ export class AuthenticatedSignaling extends SignalingBase {
       mac,
       macInput(envelope.role, envelope.nonce, envelope.peerNonce, envelope.seq, envelope.body),
     );
+    return { envelope, authentic };
+  }
+
+  async #receive(checked: Promise<{ envelope: Envelope; authentic: boolean }>): Promise<void> {
+    const { envelope, authentic } = await checked;
     if (this.closing) return;
     if (!authentic) {
       const check =
@@ -499,7 +563,13 @@ export class AuthenticatedSignaling extends SignalingBase {
       } else {
         this.#peer = { nonce: envelope.nonce, confirmed: false, lastSeq: envelope.seq };
       }
+      // The answering hello goes first: the peer confirms this end by it, so
+      // an altered message after it gets a refusal notice.
       this.#sendHello(envelope.nonce);
+      if (!this.#peer!.confirmed) {
+        this.#rebind();
+        this.#flush();
+      }
       return;
     }
     if (envelope.peerNonce !== this.#nonce) {
@@ -518,6 +588,7 @@ export class AuthenticatedSignaling extends SignalingBase {
     }
     if (!this.#peer!.confirmed) {
       this.#peer!.confirmed = true;
+      this.#rebind();
       this.#sendHello(envelope.nonce);
       this.#flush();
     }
@@ -655,10 +726,14 @@ export class AuthenticatedSignaling extends SignalingBase {
     return utf8Length(JSON.stringify(body)) + ENVELOPE_OVERHEAD;
   }
 
+  /** Sends what waited for a peer, to the nonce this end is bound to. */
   #flush(): void {
     const queue = this.#queue;
     this.#queue = [];
-    for (const { body, resolve, reject } of queue) this.#post(body).then(resolve, reject);
+    const confirmed = this.#peer!.confirmed;
+    for (const { body, resolve, reject } of queue) {
+      (confirmed ? this.#post(body) : this.#postUnconfirmed(body)).then(resolve, reject);
+    }
   }
 
   #report(error: unknown): void {

@@ -205,6 +205,62 @@ Deno.test("AuthenticatedSignaling works when the first hello is lost (the peer j
   await host.signaling.close();
 });
 
+Deno.test("AuthenticatedSignaling sends what waits as soon as the peer's hello opened, before the peer has seen its own hello", async () => {
+  const { host, guest, hostRelay } = await connection();
+  // Nothing the guest sends reaches the host yet: the host never names the guest's nonce.
+  const held: SignalingMessage[] = [];
+  hostRelay.rewrite = (message) => {
+    held.push(message);
+    return [];
+  };
+  const offer = guest.signaling.send(OFFER);
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await offer;
+  const [sealed] = sealedOf(held, "offer");
+  assert.ok(sealed, "the offer left before the guest's nonce was confirmed");
+  // It names the host's nonce, after the guest's answering hello.
+  const hellos = held.filter((message) => message.body === undefined);
+  assert.deepEqual(hellos.map((message) => message.peerNonce), [undefined, sealed!.peerNonce]);
+  assert.equal(typeof sealed!.peerNonce, "string");
+  hostRelay.rewrite = (message) => [message];
+  for (const message of held) hostRelay.inject(message);
+  await settle();
+  assert.deepEqual(host.received, [OFFER]);
+  assert.deepEqual(host.errors, []);
+  await host.signaling.send(ANSWER);
+  await settle();
+  assert.deepEqual(guest.received, [ANSWER]);
+  assert.deepEqual(guest.errors, []);
+  await host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling sends again, once, what it sent to a replayed hello's nonce when the real peer's hello comes", async () => {
+  const keys = await ticketKeys();
+  const first = await connection(keys);
+  await Promise.all([first.host.signaling.start(), first.guest.signaling.start()]);
+  await settle();
+  const [oldHostHello] = first.guestRelay.seen;
+  await first.host.signaling.close();
+
+  const second = await connection(keys);
+  await second.guest.signaling.start();
+  second.guestRelay.inject(oldHostHello!);
+  await second.guest.signaling.send(OFFER);
+  await second.guest.signaling.send(candidate(1));
+  await settle();
+  // Both went to the old nonce; the real host starts only now.
+  await second.host.signaling.start();
+  await settle();
+  assert.deepEqual(second.host.received, [OFFER, candidate(1)]);
+  assertRefused(second.host.errors, /answers another connection's nonce/);
+  await second.host.signaling.send(ANSWER);
+  await second.guest.signaling.send(candidate(2));
+  await settle();
+  assert.deepEqual(second.guest.received, [ANSWER]);
+  assert.deepEqual(second.host.received, [OFFER, candidate(1), candidate(2)]);
+  await second.host.signaling.close();
+});
+
 Deno.test("AuthenticatedSignaling drops an SDP whose fingerprint a relay rewrote", async () => {
   const { host, guest, hostRelay } = await connection();
   hostRelay.rewrite = (message) => {
@@ -663,6 +719,74 @@ Deno.test("AuthenticatedSignaling verifies every received envelope with crypto.s
   assert.equal(verifications, 6);
   assert.deepEqual(host.received, [OFFER]);
   assert.deepEqual(guest.received, [ANSWER]);
+  await host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling verifies a burst of envelopes side by side and delivers them in order", async () => {
+  const { host, guest, hostRelay } = await connection();
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await guest.signaling.send(OFFER);
+  await settle();
+  // The next three arrive together, as an offer's candidates do.
+  const held: SignalingMessage[] = [];
+  hostRelay.rewrite = (message) => {
+    held.push(message);
+    return [];
+  };
+  for (let n = 1; n <= 3; n++) await guest.signaling.send(candidate(n));
+  await settle();
+  const subtle = crypto.subtle;
+  const original = subtle.verify;
+  let inFlight = 0;
+  let most = 0;
+  subtle.verify = async function (...args: Parameters<SubtleCrypto["verify"]>) {
+    most = Math.max(most, ++inFlight);
+    try {
+      return await original.apply(subtle, args);
+    } finally {
+      inFlight--;
+    }
+  };
+  try {
+    hostRelay.rewrite = (message) => [message];
+    for (const message of held) hostRelay.inject(message);
+    await eventually(() => host.received.length === 4, "the burst to be delivered");
+  } finally {
+    subtle.verify = original;
+  }
+  assert.equal(most, 3);
+  assert.deepEqual(host.received, [OFFER, candidate(1), candidate(2), candidate(3)]);
+  assert.deepEqual(host.errors, []);
+  await host.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling seals a burst of messages side by side and sends them in order", async () => {
+  const { host, guest } = await connection();
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await guest.signaling.send(OFFER);
+  await settle();
+  const subtle = crypto.subtle;
+  const original = subtle.sign;
+  let inFlight = 0;
+  let most = 0;
+  subtle.sign = async function (...args: Parameters<SubtleCrypto["sign"]>) {
+    most = Math.max(most, ++inFlight);
+    try {
+      return await original.apply(subtle, args);
+    } finally {
+      inFlight--;
+    }
+  };
+  try {
+    // An offer's candidates, sent together.
+    await Promise.all([1, 2, 3].map((n) => guest.signaling.send(candidate(n))));
+  } finally {
+    subtle.sign = original;
+  }
+  await eventually(() => host.received.length === 4, "the burst to be delivered");
+  assert.equal(most, 3);
+  assert.deepEqual(host.received, [OFFER, candidate(1), candidate(2), candidate(3)]);
+  assert.deepEqual(host.errors, []);
   await host.signaling.close();
 });
 
