@@ -94,7 +94,7 @@ export async function measureInProcess(
         ticket: tickets?.host,
         log: (step) => {
           if (step === "message sent") sent = performance.now();
-          if (step === "webrtc channel") requestsAtOpen = requests - started;
+          if (step === "mcp channel open") requestsAtOpen = requests - started;
         },
       });
       if (!result.connected || channelOpen === 0) {
