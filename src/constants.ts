@@ -386,6 +386,13 @@ export const RESUME_BACKOFF_FIRST = 250;
 export const RESUME_BACKOFF_MAX = 8_000;
 
 /**
+ * The largest message accepted on a connection's resume control channel (a
+ * claim, a grant or an answer: about 150 bytes); a larger one is refused
+ * and the channel closed, so a peer cannot make us parse more.
+ */
+export const MAX_RESUME_CLAIM_BYTES = 1024;
+
+/**
  * The most MCP sessions one agent may hold open on one connection. Each
  * session is a server (the CLI bridge starts a process for each), so the
  * limit bounds what one agent can make a desktop run; 64 is above what MCP

@@ -44,6 +44,17 @@ import { type ChannelOrigin, ChannelSession, type SessionHost } from "./_channel
 import type { Signaling } from "./signaling/signaling.ts";
 import { ResumableSession } from "./_resumable_session.ts";
 import { DEFAULT_RESUME_GRACE, RESUME_BACKOFF_FIRST, RESUME_BACKOFF_MAX } from "./constants.ts";
+import {
+  CLAIM_LABEL,
+  ClaimBook,
+  claimProbes,
+  type Grant,
+  makeClaim,
+  readControl,
+  readGrant,
+  sealKeyOf,
+  sealSalt,
+} from "./_resume_claim.ts";
 
 /**
  * An MCP session on a {@linkcode WebRTCConnection}: a `Transport` on a data
@@ -181,8 +192,10 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
    * again (with backoff) and each session continues on a new channel, its
    * messages in flight sent again; the serving side keeps them, and answers
    * again, for `resumeGrace`. Both sides must set it; a peer that does not
-   * speak it gets plain sessions. Experimental: the claim is not yet bound to
-   * the connection it resumes.
+   * speak it gets plain sessions. A redial claims the lost connection's
+   * sessions with a secret the serving side gave inside the lost connection,
+   * bound to the new connection's certificate fingerprints; a refused claim
+   * ends the sessions with an error that says why.
    *
    * @default {false}
    */
@@ -269,10 +282,18 @@ export class WebRTCConnection {
   /** Resumable sessions, by id, and those waiting for a new channel. */
   readonly #resumable = new Map<string, ResumableSession>();
   readonly #suspended = new Set<ResumableSession>();
+  /** The serving side's grants, when no listener shares its own. */
+  #book?: ClaimBook<WebRTCConnection>;
   #graceTimer?: unknown;
   #redialing = false;
   /** The wait before the next redial, which closing ends. */
   #backoff?: { id: unknown; resolve: () => void };
+  /** The dialling side: the grant its next claim is made with. */
+  #grant?: Grant;
+  /** The dialling side: how the claim (or hello) of the peer of now went. */
+  #claimOutcome?: Promise<ClaimOutcome>;
+  /** The serving side: the peer whose claim was accepted, on which held sessions resume. */
+  #claimed?: PathPeer;
   /**
    * The peer being let go (its sessions closed, its goodbye handed to
    * signalling, its connection released), until it is: closing waits for it.
@@ -527,6 +548,7 @@ export class WebRTCConnection {
     });
     peer.onerror = (error) => this.onerror?.(error);
     peer.ondatachannel = (channel) => {
+      if (channel.label === CLAIM_LABEL) return void this.#answerClaim(peer, signaling, channel);
       const speaks = (channel as { protocol?: string }).protocol === CHANNEL_PROTOCOL;
       liveness.watch(channel, speaks);
       if (this.ontransport) this.#accept(channel, { incoming: true, speaks });
@@ -561,7 +583,138 @@ export class WebRTCConnection {
       (error) => this.onerror?.(error),
     );
     this.#pathWatch.start();
+    this.#claimOutcome = this.#options.resume && !this.ontransport && peer.ours
+      ? this.#claim(peer, signaling)
+      : undefined;
     return peer;
+  }
+
+  /**
+   * The dialling side, once a peer is up: opens the control channel and sends
+   * a claim (when sessions wait to resume and a grant is held) or a hello;
+   * keeps the grant the answer brings. Never rejects.
+   */
+  async #claim(peer: PathPeer, signaling: Signaling): Promise<ClaimOutcome> {
+    const withheld = claimProbes.get(this)?.withhold === true;
+    const grant = this.#suspended.size > 0 && !withheld ? this.#grant : undefined;
+    const refused = (reason: string) =>
+      new WebRTCTransportError(
+        `Cannot resume the session as the other peer refused the claim of its connection (${
+          JSON.stringify(reason.slice(0, 200))
+        }): open a new session`,
+      );
+    const ends = peer.ends();
+    if (!ends) return grant ? refused("this connection's ends are unknown") : "none";
+    let message: Record<string, unknown> = { t: "hello" };
+    if (grant) {
+      const probe = claimProbes.get(this);
+      let claim = await makeClaim(
+        grant,
+        { dialling: ends.local, serving: ends.remote },
+        await sealSalt(sealKeyOf(signaling)),
+      );
+      probe?.claims.push(claim);
+      if (probe?.forge) claim = await probe.forge(claim, grant);
+      message = { t: "claim", ...claim };
+    }
+    let answer: Record<string, unknown> | undefined;
+    try {
+      answer = await this.#ask(peer.createChannel(CLAIM_LABEL), message);
+    } catch {
+      answer = undefined;
+    }
+    const granted = answer && (answer.t === "grant" || answer.t === "accepted")
+      ? readGrant(answer)
+      : undefined;
+    if (granted) {
+      this.#grant = granted;
+      const probe = claimProbes.get(this);
+      probe?.grants.push(granted);
+      probe?.ongrant?.();
+    }
+    if (!grant) return "none";
+    if (answer?.t === "accepted" && granted) return "accepted";
+    if (answer?.t === "refused") {
+      this.#grant = undefined;
+      return refused(typeof answer.reason === "string" ? answer.reason : "no reason given");
+    }
+    // No answer: the path may have gone again; the next dial claims again.
+    return "unanswered";
+  }
+
+  /** Sends `message` on a new control channel once it opens; resolves with the first answer. */
+  #ask(
+    channel: DataChannelLike,
+    message: Record<string, unknown>,
+  ): Promise<Record<string, unknown> | undefined> {
+    const clock = clockOf(this);
+    const timeout = this.#options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
+    return new Promise((resolve) => {
+      const done = (answer?: Record<string, unknown>) => {
+        clock.clearTimeout(timer);
+        resolve(answer);
+        try {
+          channel.close();
+        } catch {
+          // Already closed.
+        }
+      };
+      const timer = clock.setTimeout(() => done(), timeout);
+      const send = () => {
+        try {
+          channel.send(JSON.stringify(message));
+        } catch {
+          done();
+        }
+      };
+      channel.addEventListener("message", (event) => {
+        done(readControl((event as MessageEvent).data));
+      });
+      channel.addEventListener("close", () => done());
+      if (channel.readyState === "open") send();
+      else channel.addEventListener("open", send);
+    });
+  }
+
+  /** The serving side: answers a hello with a grant, a claim with its verdict. */
+  #answerClaim(peer: PathPeer, signaling: Signaling, channel: DataChannelLike): void {
+    if (!this.#options.resume || !this.ontransport) return void channel.close();
+    const scope = claimScopes.get(this);
+    const book = scope?.book ?? (this.#book ??= new ClaimBook());
+    const reply = (answer: Record<string, unknown>) => {
+      try {
+        channel.send(JSON.stringify(answer));
+      } catch {
+        // The channel closed: the other side asks again on its next dial.
+      }
+    };
+    let asked = false;
+    channel.addEventListener("message", (event) => {
+      if (asked) return void channel.close();
+      asked = true;
+      void (async () => {
+        const message = readControl((event as MessageEvent).data);
+        const current = () => peer === (this.#peer ?? this.#connecting) && !this.#closed;
+        if (message?.t === "hello") {
+          if (current()) reply({ t: "grant", ...book.grant(this) });
+          return;
+        }
+        if (message?.t !== "claim") return void channel.close();
+        const ends = peer.ends();
+        const verdict = ends
+          ? await book.redeem(
+            message,
+            { dialling: ends.remote, serving: ends.local },
+            await sealSalt(sealKeyOf(signaling)),
+          )
+          : { refused: "this connection's ends are unknown" };
+        if ("refused" in verdict) return reply({ t: "refused", reason: verdict.refused });
+        if (!current()) return;
+        if (verdict.holder !== this) scope?.adopt?.(verdict.holder, this);
+        this.#claimed = peer;
+        reply({ t: "accepted", ...book.grant(this) });
+      })();
+    });
   }
 
   /** The dialling side's channel for a new session: the negotiated one, or a new one. */
@@ -670,9 +823,17 @@ export class WebRTCConnection {
 
   /** The serving side: a channel's first message says which session it carries. */
   async #acceptResumable(inner: ChannelSession<WebRTCConnection>): Promise<void> {
+    const peer = this.#peer ?? this.#connecting;
     const accepted = await ResumableSession.accept(
       inner,
-      (id) => this.#resumable.get(id),
+      (id) => {
+        const held = this.#resumable.get(id);
+        if (!held) return undefined;
+        // A held session resumes only on a connection whose claim was accepted.
+        return peer !== undefined && this.#claimed === peer
+          ? held
+          : "no accepted claim binds this connection to the session's";
+      },
       { clock: clockOf(this) },
     );
     if (!accepted) return void inner.close();
@@ -728,6 +889,15 @@ export class WebRTCConnection {
         } catch {
           continue;
         }
+        const outcome = await this.#claimOutcome;
+        if (outcome instanceof Error) {
+          this.#end([...this.#suspended], outcome);
+          break;
+        }
+        if (outcome === "unanswered") {
+          await this.#disconnect("the claim was not answered");
+          continue;
+        }
         for (const session of [...this.#suspended]) {
           try {
             await session.bind(await open());
@@ -754,12 +924,17 @@ export class WebRTCConnection {
       const error = new WebRTCTransportError(
         `Cannot resume the session as its connection was not back within ${grace} ms (resumeGrace): open a new session`,
       );
-      for (const session of this.#suspended) {
-        session.onerror?.(error);
-        void session.close();
-      }
-      this.#suspended.clear();
+      this.#end([...this.#suspended], error);
     }, grace);
+  }
+
+  /** Ends suspended sessions with `error`: they cannot resume. */
+  #end(sessions: ResumableSession[], error: Error): void {
+    for (const session of sessions) {
+      this.#suspended.delete(session);
+      session.onerror?.(error);
+      void session.close();
+    }
   }
 
   #stopGrace(): void {
@@ -789,6 +964,7 @@ export class WebRTCConnection {
 
   async #release(peer: PathPeer | undefined, reason: string, error?: Error): Promise<void> {
     this.#peer = undefined;
+    this.#claimed = undefined;
     this.#liveness?.stop();
     this.#liveness = undefined;
     this.#pathWatch?.stop();
@@ -818,6 +994,23 @@ export interface ConnectionOwner {
 }
 
 const owners = new WeakMap<WebRTCConnection, ConnectionOwner>();
+
+/** How a claim went on the dialling side. */
+type ClaimOutcome = "none" | "accepted" | "unanswered" | Error;
+
+/** The grants of serving connections that share them (a listener's), and how one takes another's sessions. */
+export interface ClaimScope {
+  readonly book: ClaimBook<WebRTCConnection>;
+  /** Moves what `from` held to `to`, whose peer's claim named `from`. */
+  adopt?(from: WebRTCConnection, to: WebRTCConnection): void;
+}
+
+const claimScopes = new WeakMap<WebRTCConnection, ClaimScope>();
+
+/** Makes `connection` answer claims from `scope`'s book (a listener's, shared by its connections). */
+export function shareClaims(connection: WebRTCConnection, scope: ClaimScope): void {
+  claimScopes.set(connection, scope);
+}
 
 /**
  * Makes `owner` the one who speaks for `connection`: it hears of the
