@@ -116,7 +116,9 @@ export const DEFAULT_CHANNEL_OPEN_TIMEOUT = 10_000;
  * `close` for it (measured: 40 channels opened and closed at once by an agent
  * left 40 such channels on the desktop, each holding a session slot). Past
  * it the session is closed, its slot freed, and the error names this limit;
- * the other peer opens a new session if it still wants one.
+ * the other peer opens a new session if it still wants one. A connection with
+ * `resume` waits as long for such a channel's first message (its opener
+ * sends it at once: MCP, or which session it starts or resumes).
  */
 export const INCOMING_CHANNEL_OPEN_TIMEOUT = 2_000;
 

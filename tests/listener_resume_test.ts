@@ -40,9 +40,10 @@ function servers() {
 }
 
 /** An agent that dials the ticket for each dial, with resume on and a clock the test moves. */
-function agentOf(ticket: string) {
+function agentOf(ticket: string, options: { relayAfter?: number } = {}) {
   const connection = new WebRTCConnection({
     ...LOCAL,
+    ...options,
     linger: 0,
     resume: true,
     connectTimeout: 10_000,
@@ -171,6 +172,47 @@ Deno.test("WebRTCListener ends a lost agent's sessions once resumeGrace passes w
       assert.equal(desktop.counts.closed, 1);
       assert.equal(listener.agents.length, 0);
       assert.equal(listener.sessions.length, 0);
+    } finally {
+      await agent.client.close();
+      await agent.connection.close();
+      await listener.close();
+    }
+  });
+});
+
+Deno.test("WebRTCListener binds a redial over the room's relay to the lost connection's sessions: the claim is bound to the relay link's keys", async () => {
+  await withWorker(async (worker) => {
+    const desktop = servers();
+    const listener = await WebRTCListener.listen({
+      url: worker.url,
+      createServer: desktop.createServer,
+      ...LOCAL,
+    });
+    listener.onerror = () => {};
+    const agent = agentOf(listener.ticket!, { relayAfter: 0 });
+    const resumed = new Promise<{ path?: { localCandidateType?: string }; ms: number }>((
+      resolve,
+    ) => listener.onagentresume = (_agent, _was, info) => resolve(info));
+    try {
+      await deadline(agent.client.connect(agent.connection.openTransport()), STEP);
+      assert.equal(
+        (await agent.connection.getConnectionPath())?.localCandidateType,
+        "relay-ws",
+      );
+      const call = agent.client.callTool({ name: "slow" });
+      await deadline(desktop.slowStarted, STEP);
+      await agent.lose();
+      await agent.redial();
+      desktop.open();
+      assert.equal(text(await deadline(call, STEP)), "done");
+      assert.equal(text(await deadline(agent.client.callTool({ name: "count" }), STEP)), "1");
+      assert.equal((await deadline(resumed, STEP)).path?.localCandidateType, "relay-ws");
+      assert.deepEqual(desktop.counts, {
+        servers: 1,
+        slowCalls: 1,
+        initializations: 1,
+        closed: 0,
+      });
     } finally {
       await agent.client.close();
       await agent.connection.close();
