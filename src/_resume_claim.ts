@@ -22,6 +22,8 @@
  */
 
 import { decodeBase64Url, encodeBase64Url } from "./_base64url.ts";
+import type { Clock } from "./_clock.ts";
+import type { DataChannelLike } from "./data_channel_transport.ts";
 import { MAX_RESUME_CLAIM_BYTES } from "./constants.ts";
 
 /** The label of the control channel the claim is sent on. */
@@ -127,6 +129,44 @@ export function readControl(data: unknown): Record<string, unknown> | undefined 
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Sends `message` on a new control channel once it opens, and resolves with
+ * the first answer (`undefined` if the channel closed, the answer was
+ * malformed, or none came within `timeout` ms); then closes the channel.
+ */
+export function askOnChannel(
+  channel: DataChannelLike,
+  message: Record<string, unknown>,
+  clock: Clock,
+  timeout: number,
+): Promise<Record<string, unknown> | undefined> {
+  return new Promise((resolve) => {
+    const done = (answer?: Record<string, unknown>) => {
+      clock.clearTimeout(timer);
+      resolve(answer);
+      try {
+        channel.close();
+      } catch {
+        // Already closed.
+      }
+    };
+    const timer = clock.setTimeout(() => done(), timeout);
+    const send = () => {
+      try {
+        channel.send(JSON.stringify(message));
+      } catch {
+        done();
+      }
+    };
+    channel.addEventListener("message", (event) => {
+      done(readControl((event as MessageEvent).data));
+    });
+    channel.addEventListener("close", () => done());
+    if (channel.readyState === "open") send();
+    else channel.addEventListener("open", send);
+  });
 }
 
 /** A grant read from an answer, or `undefined` if it is malformed. */

@@ -6,8 +6,9 @@
  *
  * Longer than 400 lines because the connection's lifecycle is one state
  * machine (dial or answer, hand channels to sessions, linger, lose the peer,
- * dial again, close) whose steps read each other's state; a third of it is
- * the documentation of its options and callbacks.
+ * claim its sessions on a new one, dial again, close) whose steps read each
+ * other's state; a third of it is the documentation of its options and
+ * callbacks. The claim's messages and keys live in `_resume_claim.ts`.
  *
  * @module
  */
@@ -46,6 +47,7 @@ import type { Signaling } from "./signaling/signaling.ts";
 import { ResumableSession } from "./_resumable_session.ts";
 import { DEFAULT_RESUME_GRACE, RESUME_BACKOFF_FIRST, RESUME_BACKOFF_MAX } from "./constants.ts";
 import {
+  askOnChannel,
   CLAIM_LABEL,
   ClaimBook,
   claimProbes,
@@ -667,7 +669,12 @@ export class WebRTCConnection {
     }
     let answer: Record<string, unknown> | undefined;
     try {
-      answer = await this.#ask(peer.createChannel(CLAIM_LABEL), message);
+      answer = await askOnChannel(
+        peer.createChannel(CLAIM_LABEL),
+        message,
+        clockOf(this),
+        this.#options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
+      );
     } catch {
       answer = undefined;
     }
@@ -688,40 +695,6 @@ export class WebRTCConnection {
     }
     // No answer: the path may have gone again; the next dial claims again.
     return "unanswered";
-  }
-
-  /** Sends `message` on a new control channel once it opens; resolves with the first answer. */
-  #ask(
-    channel: DataChannelLike,
-    message: Record<string, unknown>,
-  ): Promise<Record<string, unknown> | undefined> {
-    const clock = clockOf(this);
-    const timeout = this.#options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT;
-    return new Promise((resolve) => {
-      const done = (answer?: Record<string, unknown>) => {
-        clock.clearTimeout(timer);
-        resolve(answer);
-        try {
-          channel.close();
-        } catch {
-          // Already closed.
-        }
-      };
-      const timer = clock.setTimeout(() => done(), timeout);
-      const send = () => {
-        try {
-          channel.send(JSON.stringify(message));
-        } catch {
-          done();
-        }
-      };
-      channel.addEventListener("message", (event) => {
-        done(readControl((event as MessageEvent).data));
-      });
-      channel.addEventListener("close", () => done());
-      if (channel.readyState === "open") send();
-      else channel.addEventListener("open", send);
-    });
   }
 
   /** The serving side: answers a hello with a grant, a claim with its verdict. */
