@@ -779,7 +779,7 @@ export class WebRTCConnection {
           this.onerror?.(error);
         }
       });
-      return void this.#acceptResumable(session);
+      return void this.#acceptResumable(session, channel);
     }
     try {
       if (this.ontransport) this.ontransport(session);
@@ -866,7 +866,10 @@ export class WebRTCConnection {
   }
 
   /** The serving side: a channel's first message says which session it carries. */
-  async #acceptResumable(inner: ChannelSession<WebRTCConnection>): Promise<void> {
+  async #acceptResumable(
+    inner: ChannelSession<WebRTCConnection>,
+    channel: DataChannelLike,
+  ): Promise<void> {
     const peer = this.#peer ?? this.#connecting;
     // Its opener says at once what the channel carries (MCP, or a session to
     // start or resume); one that says nothing gives its slot back.
@@ -882,6 +885,14 @@ export class WebRTCConnection {
     }, INCOMING_CHANNEL_OPEN_TIMEOUT);
     void inner.closed.then(() => clock.clearTimeout(silent));
     let heard = false;
+    // A frame is enough: a first message in chunks takes as long as it takes
+    // (its own bounds are the unfinished-message budget and timeout).
+    const framed = () => {
+      heard = true;
+      clock.clearTimeout(silent);
+      channel.removeEventListener("message", framed);
+    };
+    channel.addEventListener("message", framed);
     const accepting = ResumableSession.accept(
       inner,
       (id) => {
@@ -894,12 +905,8 @@ export class WebRTCConnection {
       },
       { clock: clockOf(this) },
     );
-    const first = inner.onmessage;
-    inner.onmessage = (message) => {
-      heard = true;
-      first?.(message);
-    };
     const accepted = await accepting;
+    channel.removeEventListener("message", framed);
     clock.clearTimeout(silent);
     if (!accepted && !heard && !this.#closed && this.#peer === peer && peer) {
       // As a plain session's server would say it ended: its slot is free again.
