@@ -377,7 +377,10 @@ export class WebRTCListener {
       );
     }
     const roomDone = this.#invites.revoke(name, this.#options.hub);
-    const agents = [...this.#agents.values()].filter((agent) => agent.name === name);
+    // Those held for their return too: they will not be back.
+    const agents = [...this.#agents.values(), ...this.#held.values()].filter((agent) =>
+      agent.name === name
+    );
     await Promise.allSettled(agents.map((agent) => this.#closeAgent(agent)));
     await roomDone;
     return { name, closed: agents.length };
@@ -395,6 +398,9 @@ export class WebRTCListener {
 
   /** Ends one agent: its sessions' servers, then its connection. */
   async #closeAgent(agent: Agent): Promise<void> {
+    this.#held.delete(agent.connection);
+    this.#gates.delete(agent.connection);
+    this.#claims.book.forget(agent.connection);
     if (this.#agents.get(agent.peer) === agent) {
       this.#agents.delete(agent.peer);
       this.onagentleave?.(

@@ -220,3 +220,35 @@ Deno.test("WebRTCListener binds a redial over the room's relay to the lost conne
     }
   });
 });
+
+Deno.test("WebRTCListener.revoke() ends the sessions it holds for a lost agent of that invite at once", async () => {
+  await withWorker(async (worker) => {
+    const desktop = servers();
+    const listener = await WebRTCListener.listen({
+      url: worker.url,
+      createServer: desktop.createServer,
+      guestTicket: false,
+      ...LOCAL,
+    });
+    listener.onerror = () => {};
+    const agent = agentOf(await listener.invite({ name: "laptop" }));
+    const lost = new Promise<void>((resolve) => (listener.onagentlost = () => resolve()));
+    const sessionClosed = new Promise<void>((
+      resolve,
+    ) => (listener.onsessionclose = () => resolve()));
+    try {
+      await deadline(agent.client.connect(agent.connection.openTransport()), STEP);
+      assert.equal(text(await deadline(agent.client.callTool({ name: "count" }), STEP)), "1");
+      await agent.lose();
+      await deadline(lost, STEP);
+      assert.deepEqual(await listener.revoke("laptop"), { name: "laptop", closed: 1 });
+      await deadline(sessionClosed, STEP);
+      assert.equal(desktop.counts.closed, 1);
+      assert.equal(listener.sessions.length, 0);
+    } finally {
+      await agent.client.close();
+      await agent.connection.close();
+      await listener.close();
+    }
+  });
+});
