@@ -252,3 +252,41 @@ Deno.test("WebRTCListener.revoke() ends the sessions it holds for a lost agent o
     }
   });
 });
+
+Deno.test("WebRTCListener holds at most maxAgents lost connections: past it a lost agent's sessions end at once, naming the limit", async () => {
+  await withWorker(async (worker) => {
+    const desktop = servers();
+    const listener = await WebRTCListener.listen({
+      url: worker.url,
+      createServer: desktop.createServer,
+      maxAgents: 1,
+      ...LOCAL,
+    });
+    const errors: string[] = [];
+    listener.onerror = (error) => errors.push(error.message);
+    const first = agentOf(listener.ticket!);
+    const second = agentOf(listener.ticket!);
+    const held = new Promise<void>((resolve) => (listener.onagentlost = () => resolve()));
+    const left = new Promise<Error | undefined>((resolve) =>
+      listener.onagentleave = (_agent, error) => resolve(error)
+    );
+    try {
+      await deadline(first.client.connect(first.connection.openTransport()), STEP);
+      await first.lose();
+      await deadline(held, STEP);
+      // The held connection is not an agent: another one is served.
+      await deadline(second.client.connect(second.connection.openTransport()), STEP);
+      assert.equal(text(await deadline(second.client.callTool({ name: "count" }), STEP)), "1");
+      await second.lose();
+      await deadline(left, STEP);
+      assert.match(errors.join("\n"), /as 1 lost agents are held already \(maxAgents\)/);
+      assert.equal(desktop.counts.closed, 1);
+    } finally {
+      for (const agent of [first, second]) {
+        await agent.client.close();
+        await agent.connection.close();
+      }
+      await listener.close();
+    }
+  });
+});
