@@ -101,6 +101,26 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
    */
   maxAgents?: number;
   /**
+   * Whether an agent's sessions outlive its lost peer connection (see
+   * `WebRTCConnectionOptions.resume`): the listener holds the lost
+   * connection's sessions, their servers untouched, for `resumeGrace`, and
+   * binds them to the agent's redial (a new connection whose claim names the
+   * lost one) without a second `initialize`; after the grace period they end
+   * as without it. A held connection is not an agent (`agents`), and counts
+   * against a bound of its own: at most `maxAgents` are held; past it a lost
+   * connection's sessions end at once. An agent that does not speak it gets
+   * plain sessions.
+   *
+   * @default {true}
+   */
+  resume?: boolean;
+  /**
+   * Milliseconds a lost agent's sessions are held for its redial.
+   *
+   * @default {120000}
+   */
+  resumeGrace?: number;
+  /**
    * The most MCP sessions one agent may hold open at once. One more is
    * refused: its first request gets a JSON-RPC error saying so (code
    * `-32000`), and its channel closes; the agent's other sessions go on.

@@ -185,14 +185,14 @@ export class ResumableSession implements Transport {
    * it names, a held one (`find`) or a new one.
    *
    * @param inner A started channel transport, before any message arrived.
-   * @param find The held session with this id, if any.
+   * @param find The held session with this id, if any, or why a resume is refused on this channel.
    * @returns The session, and whether it is new; a new session is plain when
    * the other peer spoke MCP first. `undefined` if the claim was refused (the
    * channel is closed).
    */
   static accept(
     inner: Transport,
-    find: (id: string) => ResumableSession | undefined,
+    find: (id: string) => ResumableSession | string | undefined,
     options: Omit<ResumeLogOptions, "acknowledge"> = {},
   ): Promise<{ session: ResumableSession; created: boolean } | undefined> {
     return new Promise((resolve) => {
@@ -218,7 +218,8 @@ export class ResumableSession implements Transport {
           refuse("malformed claim");
           return;
         }
-        const held = find(id);
+        const found = find(id);
+        const held = typeof found === "string" ? undefined : found;
         if (resume !== true) {
           if (held || got !== 0) {
             refuse("a new session cannot name a session in use or messages received");
@@ -227,6 +228,10 @@ export class ResumableSession implements Transport {
           const session = new ResumableSession(id, options);
           session.#answer(inner, 0);
           resolve({ session, created: true });
+          return;
+        }
+        if (typeof found === "string") {
+          refuse(found);
           return;
         }
         if (!held || held.#closed) {

@@ -116,7 +116,9 @@ export const DEFAULT_CHANNEL_OPEN_TIMEOUT = 10_000;
  * `close` for it (measured: 40 channels opened and closed at once by an agent
  * left 40 such channels on the desktop, each holding a session slot). Past
  * it the session is closed, its slot freed, and the error names this limit;
- * the other peer opens a new session if it still wants one.
+ * the other peer opens a new session if it still wants one. A connection with
+ * `resume` waits as long for such a channel's first message (its opener
+ * sends it at once: MCP, or which session it starts or resumes).
  */
 export const INCOMING_CHANNEL_OPEN_TIMEOUT = 2_000;
 
@@ -413,6 +415,13 @@ export const RESUME_DIAL_TIMEOUT = 4_000;
  * with it, a session is back about 3.5 s after its path moved.
  */
 export const RESUME_IDLE_TIMEOUT = 3_000;
+
+/**
+ * The largest message accepted on a connection's resume control channel (a
+ * claim, a grant or an answer: about 150 bytes); a larger one is refused
+ * and the channel closed, so a peer cannot make us parse more.
+ */
+export const MAX_RESUME_CLAIM_BYTES = 1024;
 
 /**
  * The most MCP sessions one agent may hold open on one connection. Each

@@ -6,8 +6,9 @@
  *
  * Longer than 400 lines because the connection's lifecycle is one state
  * machine (dial or answer, hand channels to sessions, linger, lose the peer,
- * dial again, close) whose steps read each other's state; a third of it is
- * the documentation of its options and callbacks.
+ * claim its sessions on a new one, dial again, close) whose steps read each
+ * other's state; a third of it is the documentation of its options and
+ * callbacks. The claim's messages and keys live in `_resume_claim.ts`.
  *
  * @module
  */
@@ -25,6 +26,7 @@ import {
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
   DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
   FALLBACK_MAX_MESSAGE_SIZE,
+  INCOMING_CHANNEL_OPEN_TIMEOUT,
 } from "./constants.ts";
 import type { DataChannelLike, DataChannelTransportOptions } from "./data_channel_transport.ts";
 import { WebRTCTransportError } from "./errors.ts";
@@ -50,6 +52,21 @@ import {
   RESUME_DIAL_TIMEOUT,
   RESUME_IDLE_TIMEOUT,
 } from "./constants.ts";
+import {
+  askOnChannel,
+  CLAIM_LABEL,
+  ClaimBook,
+  claimProbes,
+  type Grant,
+  makeClaim,
+  readControl,
+  readGrant,
+  sealKeyOf,
+  sealSalt,
+} from "./_resume_claim.ts";
+
+/** Reads a connection's suspended sessions (set by the class's static block). */
+let suspendedOf: (connection: WebRTCConnection) => number;
 
 /**
  * An MCP session on a {@linkcode WebRTCConnection}: a `Transport` on a data
@@ -186,11 +203,17 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
    * Whether sessions outlive a lost peer connection: the dialling side dials
    * again (with backoff) and each session continues on a new channel, its
    * messages in flight sent again; the serving side keeps them, and answers
-   * again, for `resumeGrace`. Both sides must set it; a peer that does not
-   * speak it gets plain sessions. Experimental: the claim is not yet bound to
-   * the connection it resumes.
+   * again, for `resumeGrace`. On by default where `signaling` is a function
+   * (a new signalling per dial, so the connection can dial or answer again);
+   * a single `Signaling` serves one dial, so its sessions end with the peer
+   * connection. A peer that does not speak it (the reference
+   * implementations, browsers running other code) gets plain sessions. A
+   * redial claims the lost connection's sessions with a secret the serving
+   * side gave inside the lost connection, bound to the new connection's
+   * certificate fingerprints; a refused claim ends the sessions with an
+   * error that says why.
    *
-   * @default {false}
+   * @default {true when `signaling` is a function, else false}
    */
   resume?: boolean;
   /**
@@ -255,6 +278,7 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
 export class WebRTCConnection {
   readonly #options: WebRTCConnectionOptions;
   readonly #initiator: boolean;
+  readonly #resume: boolean;
   readonly #linger: number;
   readonly #budget: MemoryBudget;
   readonly #sessions = new Set<ChannelSession<WebRTCConnection>>();
@@ -275,11 +299,22 @@ export class WebRTCConnection {
   /** Resumable sessions, by id, and those waiting for a new channel. */
   readonly #resumable = new Map<string, ResumableSession>();
   readonly #suspended = new Set<ResumableSession>();
+  /** The serving side's grants, when no listener shares its own. */
+  #book?: ClaimBook<WebRTCConnection>;
   #graceTimer?: unknown;
   #redialing = false;
   #answering = false;
   /** The wait before the next redial, which closing ends. */
   #backoff?: { id: unknown; resolve: () => void };
+  /** When the peer connection was last lost, and why (for a resume's events). */
+  #lostAt = 0;
+  #lossError?: Error;
+  /** The dialling side: the grant its next claim is made with. */
+  #grant?: Grant;
+  /** The dialling side: how the claim (or hello) of the peer of now went. */
+  #claimOutcome?: Promise<ClaimOutcome>;
+  /** The serving side: the peer whose claim was accepted, on which held sessions resume. */
+  #claimed?: PathPeer;
   /**
    * The peer being let go (its sessions closed, its goodbye handed to
    * signalling, its connection released), until it is: closing waits for it.
@@ -303,6 +338,40 @@ export class WebRTCConnection {
   ondisconnect?: (error?: Error) => void;
   /** Called once, when `close()` has closed the connection for good. */
   onclose?: () => void;
+  /**
+   * Called when the peer connection was lost and its sessions are held for a
+   * resume (`resume`): the dialling side dials again, the serving side waits
+   * for that, each for `resumeGrace`.
+   *
+   * @example Say what happens to the sessions of a lost connection
+   * ```ts no-assert
+   * import { MemorySignaling, WebRTCConnection } from "@mcp/webrtc";
+   *
+   * const connection = new WebRTCConnection({
+   *   signaling: () => MemorySignaling.createPair()[0],
+   * });
+   * connection.onpathlost = (error) => console.log(`path lost (${error.message}), resuming`);
+   * connection.onresumeattempt = (attempt) => console.log(`dialling again (attempt ${attempt})`);
+   * connection.onresume = ({ path, ms }) =>
+   *   console.log(`resumed via ${path?.localCandidateType} after ${ms} ms`);
+   * connection.onresumefail = (error) => console.log(`sessions ended: ${error.message}`);
+   * await connection.close();
+   * ```
+   */
+  onpathlost?: (error: Error) => void;
+  /** The dialling side: called before each redial of a resume, with its number from 1. */
+  onresumeattempt?: (attempt: number) => void;
+  /**
+   * Called once the held sessions continue on a new peer connection: its
+   * path (as {@linkcode getConnectionPath} gives it) and the milliseconds
+   * since the loss.
+   */
+  onresume?: (resumed: { path?: ConnectionPath; ms: number }) => void;
+  /**
+   * Called when the held sessions cannot resume (the other side refused the
+   * claim, or `resumeGrace` passed); they end with this error.
+   */
+  onresumefail?: (error: Error) => void;
   /**
    * Called with the network path (as {@linkcode getConnectionPath} gives it)
    * once it is known after each dial, and again each time ICE moves to
@@ -379,6 +448,8 @@ export class WebRTCConnection {
     }
     this.#options = options;
     this.#initiator = options.initiator ?? true;
+    // Resuming needs a way to dial (or answer) again: a signalling per dial.
+    this.#resume = options.resume ?? typeof signaling === "function";
     this.#linger = linger;
     this.#budget = budget ??
       new MemoryBudget("unfinishedBudget", DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT);
@@ -433,7 +504,7 @@ export class WebRTCConnection {
         "Cannot open a session as the WebRTC connection is closed: create a new one",
       );
     }
-    if (this.#options.resume) return this.#resumableSession();
+    if (this.#resume) return this.#resumableSession();
     return new ChannelSession(this.#host, () => this.#openChannel());
   }
 
@@ -538,6 +609,7 @@ export class WebRTCConnection {
     });
     peer.onerror = (error) => this.onerror?.(error);
     peer.ondatachannel = (channel) => {
+      if (channel.label === CLAIM_LABEL) return void this.#answerClaim(peer, signaling, channel);
       const speaks = (channel as { protocol?: string }).protocol === CHANNEL_PROTOCOL;
       liveness.watch(channel, speaks);
       if (this.ontransport) this.#accept(channel, { incoming: true, speaks });
@@ -572,7 +644,120 @@ export class WebRTCConnection {
       (error) => this.onerror?.(error),
     );
     this.#pathWatch.start();
+    this.#claimOutcome = this.#resume && !this.ontransport && peer.ours
+      ? this.#claim(peer, signaling)
+      : undefined;
     return peer;
+  }
+
+  /**
+   * The dialling side, once a peer is up: opens the control channel and sends
+   * a claim (when sessions wait to resume and a grant is held) or a hello;
+   * keeps the grant the answer brings. Never rejects.
+   */
+  async #claim(peer: PathPeer, signaling: Signaling): Promise<ClaimOutcome> {
+    const withheld = claimProbes.get(this)?.withhold === true;
+    const grant = this.#suspended.size > 0 && !withheld ? this.#grant : undefined;
+    const refused = (reason: string) =>
+      new WebRTCTransportError(
+        `Cannot resume the session as the other peer refused the claim of its connection (${
+          JSON.stringify(reason.slice(0, 200))
+        }): open a new session`,
+      );
+    const ends = peer.ends();
+    if (!ends) return grant ? refused("this connection's ends are unknown") : "none";
+    let message: Record<string, unknown> = { t: "hello" };
+    if (grant) {
+      const probe = claimProbes.get(this);
+      let claim = await makeClaim(
+        grant,
+        { dialling: ends.local, serving: ends.remote },
+        await sealSalt(sealKeyOf(signaling)),
+      );
+      probe?.claims.push(claim);
+      if (probe?.forge) claim = await probe.forge(claim, grant);
+      message = { t: "claim", ...claim };
+    }
+    let answer: Record<string, unknown> | undefined;
+    try {
+      answer = await askOnChannel(
+        peer.createChannel(CLAIM_LABEL),
+        message,
+        clockOf(this),
+        this.#options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
+      );
+    } catch {
+      answer = undefined;
+    }
+    const granted = answer && (answer.t === "grant" || answer.t === "accepted")
+      ? readGrant(answer)
+      : undefined;
+    if (granted) {
+      this.#grant = granted;
+      const probe = claimProbes.get(this);
+      probe?.grants.push(granted);
+      probe?.ongrant?.();
+    }
+    if (!grant) return "none";
+    if (answer?.t === "accepted" && granted) return "accepted";
+    if (answer?.t === "refused") {
+      this.#grant = undefined;
+      return refused(typeof answer.reason === "string" ? answer.reason : "no reason given");
+    }
+    // No answer: the path may have gone again; the next dial claims again.
+    return "unanswered";
+  }
+
+  /** The serving side: answers a hello with a grant, a claim with its verdict. */
+  #answerClaim(peer: PathPeer, signaling: Signaling, channel: DataChannelLike): void {
+    if (!this.#resume || !this.ontransport) return void channel.close();
+    const scope = claimScopes.get(this);
+    const book = scope?.book ?? (this.#book ??= new ClaimBook());
+    const reply = (answer: Record<string, unknown>) => {
+      try {
+        channel.send(JSON.stringify(answer));
+      } catch {
+        // The channel closed: the other side asks again on its next dial.
+      }
+    };
+    let asked = false;
+    channel.addEventListener("message", (event) => {
+      if (asked) return void channel.close();
+      asked = true;
+      void (async () => {
+        const message = readControl((event as MessageEvent).data);
+        const current = () => peer === (this.#peer ?? this.#connecting) && !this.#closed;
+        if (message?.t === "hello") {
+          if (current()) reply({ t: "grant", ...book.grant(this) });
+          return;
+        }
+        if (message?.t !== "claim") return void channel.close();
+        const ends = peer.ends();
+        const verdict = ends
+          ? await book.redeem(
+            message,
+            { dialling: ends.remote, serving: ends.local },
+            await sealSalt(sealKeyOf(signaling)),
+          )
+          : { refused: "this connection's ends are unknown" };
+        if ("refused" in verdict) {
+          this.onerror?.(
+            new WebRTCTransportError(`Refused a claim to resume sessions: ${verdict.refused}`),
+          );
+          return reply({ t: "refused", reason: verdict.refused });
+        }
+        if (!current()) return;
+        const lostAt = verdict.holder.#lostAt;
+        if (verdict.holder !== this) {
+          this.#adoptFrom(verdict.holder);
+          scope?.adopt?.(verdict.holder, this);
+        }
+        this.#claimed = peer;
+        reply({ t: "accepted", ...book.grant(this) });
+        const ms = clockOf(this).now() - lostAt;
+        this.onresume?.({ path: await peer.path().catch(() => undefined), ms });
+      })();
+    });
   }
 
   /** The dialling side's channel for a new session: the negotiated one, or a new one. */
@@ -594,7 +779,19 @@ export class WebRTCConnection {
     const session = new ChannelSession(this.#host);
     // Listen at once: frames may arrive before the owner starts the transport.
     session.bind(channel, origin);
-    if (this.#options.resume) return void this.#acceptResumable(session);
+    if (this.#resume) {
+      // A slot is taken as the channel arrives, as for a plain session: the
+      // first message, which says whether it resumes, may never come.
+      const admit = claimScopes.get(this)?.admit;
+      if (admit && !admit(this, session)) return;
+      session.start().catch((error) => {
+        // A plain session's server would have said so as it failed to start.
+        if (!this.#closed && String(error?.message).includes("(INCOMING_CHANNEL_OPEN_TIMEOUT)")) {
+          this.onerror?.(error);
+        }
+      });
+      return void this.#acceptResumable(session, channel);
+    }
     try {
       if (this.ontransport) this.ontransport(session);
       else void session.close();
@@ -680,12 +877,56 @@ export class WebRTCConnection {
   }
 
   /** The serving side: a channel's first message says which session it carries. */
-  async #acceptResumable(inner: ChannelSession<WebRTCConnection>): Promise<void> {
-    const accepted = await ResumableSession.accept(
+  async #acceptResumable(
+    inner: ChannelSession<WebRTCConnection>,
+    channel: DataChannelLike,
+  ): Promise<void> {
+    const peer = this.#peer ?? this.#connecting;
+    // Its opener says at once what the channel carries (MCP, or a session to
+    // start or resume); one that says nothing gives its slot back.
+    const clock = clockOf(this);
+    const silent = clock.setTimeout(() => {
+      if (this.#closed) return;
+      this.onerror?.(
+        new WebRTCTransportError(
+          `Closed a channel the other peer opened as nothing came on it within ${INCOMING_CHANNEL_OPEN_TIMEOUT} ms (INCOMING_CHANNEL_OPEN_TIMEOUT): the other peer closed it, or does not use it; it may open a new session`,
+        ),
+      );
+      void inner.close();
+    }, INCOMING_CHANNEL_OPEN_TIMEOUT);
+    void inner.closed.then(() => clock.clearTimeout(silent));
+    let heard = false;
+    // A frame is enough: a first message in chunks takes as long as it takes
+    // (its own bounds are the unfinished-message budget and timeout).
+    const framed = () => {
+      heard = true;
+      clock.clearTimeout(silent);
+      channel.removeEventListener("message", framed);
+    };
+    channel.addEventListener("message", framed);
+    const accepting = ResumableSession.accept(
       inner,
-      (id) => this.#resumable.get(id),
+      (id) => {
+        const held = this.#resumable.get(id);
+        if (!held) return undefined;
+        // A held session resumes only on a connection whose claim was accepted.
+        return peer !== undefined && this.#claimed === peer
+          ? held
+          : "no accepted claim binds this connection to the session's";
+      },
       { clock: clockOf(this) },
     );
+    const accepted = await accepting;
+    channel.removeEventListener("message", framed);
+    clock.clearTimeout(silent);
+    if (!accepted && !heard && !this.#closed && this.#peer === peer && peer) {
+      // As a plain session's server would say it ended: its slot is free again.
+      this.onerror?.(
+        new WebRTCTransportError(
+          "Gave back the slot of a channel the other peer opened and closed before anything came on it",
+        ),
+      );
+    }
     if (!accepted) return void inner.close();
     this.#suspended.delete(accepted.session);
     if (this.#suspended.size === 0) this.#stopGrace();
@@ -701,12 +942,36 @@ export class WebRTCConnection {
     }
   }
 
+  /** Takes over what `other` holds (its claim named it): its sessions resume here. */
+  #adoptFrom(other: WebRTCConnection): void {
+    const sessions = [...other.#resumable.values()];
+    const suspended = new Set(other.#suspended);
+    other.#resumable.clear();
+    other.#suspended.clear();
+    other.#stopGrace();
+    for (const session of sessions) {
+      this.#track(session);
+      Object.assign(session, { connection: this });
+      if (suspended.has(session)) this.#suspended.add(session);
+    }
+    if (this.#suspended.size > 0) this.#startGrace();
+  }
+
+  static {
+    suspendedOf = (connection) => connection.#suspended.size;
+  }
+
   /** Keeps a resumable session while it lives; a lost channel suspends it. */
   #track(session: ResumableSession, open?: () => Promise<ChannelSession<WebRTCConnection>>): void {
     this.#resumable.set(session.id, session);
     void session.closed.then(() => {
+      if (this.#resumable.get(session.id) !== session) return;
       this.#resumable.delete(session.id);
       this.#suspended.delete(session);
+      // A connection that lost its peer and holds nothing more is done with.
+      if (this.#resumable.size === 0 && !this.#peer && !this.#connecting) {
+        claimScopes.get(this)?.emptied?.(this);
+      }
     });
     session.onsuspend = () => {
       if (this.#closed) return void session.close();
@@ -748,6 +1013,8 @@ export class WebRTCConnection {
     this.#redialing = true;
     const clock = clockOf(this);
     let wait = RESUME_BACKOFF_FIRST;
+    let attempts = 0;
+    let resumed = 0;
     try {
       while (this.#suspended.size > 0 && !this.#closed) {
         await new Promise<void>((resolve) => {
@@ -756,15 +1023,27 @@ export class WebRTCConnection {
         this.#backoff = undefined;
         wait = Math.min(wait * 2, RESUME_BACKOFF_MAX);
         if (this.#suspended.size === 0 || this.#closed) break;
+        this.onresumeattempt?.(++attempts);
         try {
           await this.#connect();
         } catch {
+          continue;
+        }
+        const outcome = await this.#claimOutcome;
+        if (outcome instanceof Error) {
+          this.onresumefail?.(outcome);
+          this.#end([...this.#suspended], outcome);
+          break;
+        }
+        if (outcome === "unanswered") {
+          await this.#disconnect("the claim was not answered");
           continue;
         }
         for (const session of [...this.#suspended]) {
           try {
             await session.bind(await open());
             this.#suspended.delete(session);
+            resumed++;
           } catch (error) {
             // Refused (the session closed itself), or the new channel failed: try again.
             if (!this.#resumable.has(session.id)) this.#suspended.delete(session);
@@ -775,6 +1054,10 @@ export class WebRTCConnection {
     } finally {
       this.#redialing = false;
       if (this.#suspended.size === 0) this.#stopGrace();
+    }
+    if (resumed > 0 && this.#suspended.size === 0 && !this.#closed) {
+      const ms = clock.now() - this.#lostAt;
+      this.onresume?.({ path: await this.getConnectionPath().catch(() => undefined), ms });
     }
   }
 
@@ -787,12 +1070,23 @@ export class WebRTCConnection {
       const error = new WebRTCTransportError(
         `Cannot resume the session as its connection was not back within ${grace} ms (resumeGrace): open a new session`,
       );
-      for (const session of this.#suspended) {
-        session.onerror?.(error);
-        void session.close();
-      }
-      this.#suspended.clear();
+      this.onresumefail?.(error);
+      this.#end([...this.#suspended], error);
     }, grace);
+    this.onpathlost?.(
+      this.#peer || !this.#lossError
+        ? new WebRTCTransportError("A session's channel closed without its end")
+        : this.#lossError,
+    );
+  }
+
+  /** Ends suspended sessions with `error`: they cannot resume. */
+  #end(sessions: ResumableSession[], error: Error): void {
+    for (const session of sessions) {
+      this.#suspended.delete(session);
+      session.onerror?.(error);
+      void session.close();
+    }
   }
 
   #stopGrace(): void {
@@ -822,6 +1116,7 @@ export class WebRTCConnection {
 
   async #release(peer: PathPeer | undefined, reason: string, error?: Error): Promise<void> {
     this.#peer = undefined;
+    this.#claimed = undefined;
     this.#liveness?.stop();
     this.#liveness = undefined;
     this.#pathWatch?.stop();
@@ -831,6 +1126,11 @@ export class WebRTCConnection {
     this.#spare = undefined;
     // Who owns the connection hears of its loss before its sessions close.
     if (error && peer) owners.get(this)?.lost(error);
+    if (peer) {
+      this.#lostAt = clockOf(this).now();
+      this.#lossError = error ??
+        new WebRTCTransportError(`The connection to the peer was lost: ${reason}`);
+    }
     await Promise.allSettled([...this.#sessions].map((session) => session.close()));
     try {
       spare?.close();
@@ -851,6 +1151,36 @@ export interface ConnectionOwner {
 }
 
 const owners = new WeakMap<WebRTCConnection, ConnectionOwner>();
+
+/** How many sessions `connection` holds for a resume, their channel lost. */
+export function heldSessions(connection: WebRTCConnection): number {
+  return suspendedOf(connection);
+}
+
+/** How a claim went on the dialling side. */
+type ClaimOutcome = "none" | "accepted" | "unanswered" | Error;
+
+/** The grants of serving connections that share them (a listener's), and how one takes another's sessions. */
+export interface ClaimScope {
+  readonly book: ClaimBook<WebRTCConnection>;
+  /** Moves what `from` held to `to`, whose peer's claim named `from`. */
+  adopt?(from: WebRTCConnection, to: WebRTCConnection): void;
+  /**
+   * Takes a slot for a channel the other side opened, before its first
+   * message says whether it starts or resumes a session; `false` refuses it
+   * (the scope then answers and closes it).
+   */
+  admit?(connection: WebRTCConnection, channel: WebRTCSessionTransport): boolean;
+  /** `connection` lost its peer and holds no session any more (the grace period passed). */
+  emptied?(connection: WebRTCConnection): void;
+}
+
+const claimScopes = new WeakMap<WebRTCConnection, ClaimScope>();
+
+/** Makes `connection` answer claims from `scope`'s book (a listener's, shared by its connections). */
+export function shareClaims(connection: WebRTCConnection, scope: ClaimScope): void {
+  claimScopes.set(connection, scope);
+}
 
 /**
  * Makes `owner` the one who speaks for `connection`: it hears of the

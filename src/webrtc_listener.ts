@@ -45,6 +45,7 @@ import {
 } from "./_listener_sessions.ts";
 import { AuthenticatedSignaling } from "./signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingHub } from "./signaling/signaling.ts";
+import type { ConnectionPath } from "./peer.ts";
 import { GUEST_INVITE, roomUrl } from "./signaling/room_protocol.ts";
 import { SignalingRoom } from "./signaling/signaling_room.ts";
 import {
@@ -59,15 +60,24 @@ import {
 } from "./ticket.ts";
 import {
   DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_MAX_AGENTS,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
   DEFAULT_MAX_UNFINISHED_BYTES,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
+  DEFAULT_RESUME_GRACE,
   DEFAULT_SESSION_STARTS_PER_SECOND,
 } from "./constants.ts";
 import { ConnectError, WebRTCTransportError } from "./errors.ts";
 import { MemoryBudget } from "./framing.ts";
 import { combineTools, PolicyTransport } from "./policy_transport.ts";
-import { WebRTCConnection, type WebRTCSessionTransport } from "./webrtc_connection.ts";
+import {
+  type ClaimScope,
+  heldSessions,
+  shareClaims,
+  WebRTCConnection,
+  type WebRTCSessionTransport,
+} from "./webrtc_connection.ts";
+import { ClaimBook } from "./_resume_claim.ts";
 
 export type { Invite, InviteOptions, InviteRecord, RevokeResult };
 export type { Agent, AgentSession, ConnectableServer, ListenOptions, WebRTCListenerOptions };
@@ -103,6 +113,19 @@ export class WebRTCListener {
   readonly #invites = new InviteBook();
   /** The host ticket, when made by `listen()`: what new invites are tickets to. */
   #host?: Ticket;
+  /** Lost agents' connections, held with their sessions for the agents' redials. */
+  readonly #held = new Map<WebRTCConnection, Agent>();
+  /** The lost agent whose sessions a connection took over, until its resume is reported. */
+  readonly #resumedFrom = new Map<WebRTCConnection, Agent>();
+  /** Each connection's session gate: a connection that takes over another's sessions takes its gate. */
+  readonly #gates = new Map<WebRTCConnection, SessionGate>();
+  /** The grants of every agent's connection, and how a redial takes over a held one. */
+  readonly #claims: ClaimScope = {
+    book: new ClaimBook(),
+    adopt: (from, to) => this.#adopt(from, to),
+    emptied: (connection) => this.#expire(connection),
+    admit: (connection, channel) => this.#gates.get(connection)?.admit(channel) ?? false,
+  };
   /** What all agents' unfinished messages hold. */
   readonly #budget: MemoryBudget;
   #closing?: Promise<void>;
@@ -120,6 +143,30 @@ export class WebRTCListener {
   onsession?: (session: AgentSession, server: ConnectableServer) => void;
   /** Called when a session ends. */
   onsessionclose?: (session: AgentSession, server: ConnectableServer) => void;
+  /**
+   * Called when an agent's peer connection was lost and its sessions are held
+   * for its redial (`resume`), for `resumeGrace`; `onagentleave` follows if
+   * it does not come back in time.
+   */
+  onagentlost?: (agent: Agent, error?: Error) => void;
+  /**
+   * Called when a lost agent came back: its redial's claim was accepted, and
+   * its held sessions continue on the new connection (`agent`, which
+   * `onagent` reported as it arrived). `was` is the lost one; `resumed` says
+   * the new path and the milliseconds since the loss.
+   *
+   * @example Say when an agent's sessions move to a new connection
+   * ```ts ignore
+   * listener.onagentlost = (agent) => console.log(`agent ${agent.peer} lost; holding its sessions`);
+   * listener.onagentresume = (agent, was, { path, ms }) =>
+   *   console.log(`agent ${was.peer} is back as ${agent.peer} via ${path?.localCandidateType} after ${ms} ms`);
+   * ```
+   */
+  onagentresume?: (
+    agent: Agent,
+    was: Agent,
+    resumed: { path?: ConnectionPath; ms: number },
+  ) => void;
   /** Called for a refused agent or a failed session; the listener goes on. */
   onerror?: (error: Error) => void;
 
@@ -330,7 +377,10 @@ export class WebRTCListener {
       );
     }
     const roomDone = this.#invites.revoke(name, this.#options.hub);
-    const agents = [...this.#agents.values()].filter((agent) => agent.name === name);
+    // Those held for their return too: they will not be back.
+    const agents = [...this.#agents.values(), ...this.#held.values()].filter((agent) =>
+      agent.name === name
+    );
     await Promise.allSettled(agents.map((agent) => this.#closeAgent(agent)));
     await roomDone;
     return { name, closed: agents.length };
@@ -348,6 +398,9 @@ export class WebRTCListener {
 
   /** Ends one agent: its sessions' servers, then its connection. */
   async #closeAgent(agent: Agent): Promise<void> {
+    this.#held.delete(agent.connection);
+    this.#gates.delete(agent.connection);
+    this.#claims.book.forget(agent.connection);
     if (this.#agents.get(agent.peer) === agent) {
       this.#agents.delete(agent.peer);
       this.onagentleave?.(
@@ -387,7 +440,7 @@ export class WebRTCListener {
       this.#options.hub.onpeerjoin = undefined;
       await Promise.allSettled([...this.#sessions.values()].map((server) => server.close()));
       await Promise.allSettled(
-        [...this.#agents.values()].map((agent) => agent.connection.close()),
+        [...this.#agents.values(), ...this.#held.values()].map((agent) => agent.connection.close()),
       );
       await this.#options.hub.close();
     })();
@@ -447,10 +500,12 @@ export class WebRTCListener {
       maxUnfinishedBytes: _desktop,
       tools: _tools,
       onaudit: _onaudit,
+      resume = true,
       ...rest
     } = options;
     const connection = new WebRTCConnection({
       ...rest,
+      resume,
       unfinishedBudget: new MemoryBudget(
         "maxUnfinishedBytesPerAgent",
         maxUnfinishedBytesPerAgent,
@@ -466,6 +521,7 @@ export class WebRTCListener {
       ...(invite?.tools ? { tools: invite.tools } : {}),
       connection,
     });
+    if (resume) shareClaims(connection, this.#claims);
     this.#agents.set(peer, agent);
     let sessions = 0;
     const clock = clockOf(this);
@@ -476,9 +532,16 @@ export class WebRTCListener {
       clock,
       onerror: (error) => this.onerror?.(error),
     });
+    this.#gates.set(connection, gate);
     connection.onerror = (error) => this.onerror?.(error);
+    connection.onresume = (resumed) => {
+      const was = this.#resumedFrom.get(connection);
+      this.#resumedFrom.delete(connection);
+      if (was) this.onagentresume?.(agent, was, resumed);
+    };
     connection.ontransport = (transport) => {
-      if (!gate.admit(transport)) return;
+      // With resume, the session's channel took its slot as it arrived.
+      if (!resume && !gate.admit(transport)) return;
       void this.#serve(Object.freeze({ agent, peer, session: ++sessions, transport }), transport);
     };
     const left = (error?: Error) => {
@@ -487,7 +550,25 @@ export class WebRTCListener {
       this.onagentleave?.(agent, error);
     };
     connection.ondisconnect = (error) => {
+      if (this.#agents.get(peer) === agent && !this.#closing && heldSessions(connection) > 0) {
+        const bound = options.maxAgents ?? DEFAULT_MAX_AGENTS;
+        if (this.#held.size < bound) {
+          // Held for the agent's redial; its sessions' servers go on.
+          this.#agents.delete(peer);
+          this.#held.set(connection, agent);
+          this.onagentlost?.(agent, error);
+          return;
+        }
+        this.onerror?.(
+          new WebRTCTransportError(
+            `Cannot hold agent ${peer}'s sessions for its return as ${bound} lost agents are held already (maxAgents): its sessions end now`,
+          ),
+        );
+      }
       left(error);
+      this.#gates.delete(connection);
+      this.#resumedFrom.delete(connection);
+      this.#claims.book.forget(connection);
       void connection.close();
     };
     // The agent is here: unlike a lone server transport, which may wait for its
@@ -515,6 +596,34 @@ export class WebRTCListener {
     }
     if (this.#closing) return void (await connection.close());
     this.onagent?.(agent);
+  }
+
+  /** An agent's redial took over the sessions `from` held: `from` is let go. */
+  #adopt(from: WebRTCConnection, to: WebRTCConnection): void {
+    const was = this.#held.get(from);
+    this.#held.delete(from);
+    const gate = this.#gates.get(from);
+    this.#gates.delete(from);
+    if (gate) this.#gates.set(to, gate);
+    if (was) this.#resumedFrom.set(to, was);
+    void from.close();
+  }
+
+  /** A held connection's sessions ended (the grace period passed): the agent is gone. */
+  #expire(connection: WebRTCConnection): void {
+    const agent = this.#held.get(connection);
+    if (!agent) return;
+    this.#held.delete(connection);
+    this.#gates.delete(connection);
+    this.#claims.book.forget(connection);
+    const grace = this.#options.resumeGrace ?? DEFAULT_RESUME_GRACE;
+    this.onagentleave?.(
+      agent,
+      new WebRTCTransportError(
+        `its connection was lost and not back within ${grace} ms (resumeGrace)`,
+      ),
+    );
+    void connection.close();
   }
 
   /** Serves one session of an agent with a fresh server. */

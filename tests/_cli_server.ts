@@ -38,6 +38,14 @@ server.registerTool(
     }),
 );
 server.registerTool(
+  "sleep",
+  { description: "Answers after the given milliseconds", inputSchema: { ms: z.number() } },
+  async ({ ms }) => {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return { content: [{ type: "text", text: `slept ${ms} ms` }] };
+  },
+);
+server.registerTool(
   "cancelled",
   { description: "How many requests were cancelled so far" },
   () => ({ content: [{ type: "text", text: String(cancelled) }] }),

@@ -250,7 +250,7 @@ Deno.test(
       const names = async (agent: Agent) =>
         (await agent.client.listTools()).tools.map(({ name }) => name).sort();
       assert.deepEqual(await names(limited), ["cancelled", "pid"]);
-      assert.deepEqual(await names(full), ["cancelled", "exit", "pid", "wait"]);
+      assert.deepEqual(await names(full), ["cancelled", "exit", "pid", "sleep", "wait"]);
       assert.match(text(await limited.client.callTool({ name: "pid", arguments: {} })), /^\d+$/);
       const refused = await limited.client.callTool({ name: "wait", arguments: {} }).then(
         () => undefined,

@@ -122,7 +122,8 @@ async function throughProxy(
   ) => Promise<void>,
 ): Promise<void> {
   const proxy = startRelayProxy(worker.url, ticket);
-  const connection = agent(proxy.ticket, 0);
+  // What a tampered frame does to the connection is measured: no resume follows.
+  const connection = agent(proxy.ticket, 0, { resume: false });
   const lost = new Promise<Error | undefined>((resolve) => (connection.ondisconnect = resolve));
   const client = new Client({ name: "agent", version: "1.0.0" });
   try {

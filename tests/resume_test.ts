@@ -193,7 +193,7 @@ Deno.test("With resume on, a session whose desktop restarted fails at the first 
     assert.equal(agent.dials, 2);
     assert.match(
       errors.join("\n"),
-      /Cannot resume the session as the other peer refused it \("unknown session: the serving side restarted, or the grace period passed"\)/,
+      /Cannot resume the session as the other peer refused the claim of its connection \("unknown connection: the serving side restarted, the grace period passed, or the claim was used before"\)/,
     );
   } finally {
     await client.close();

@@ -11,7 +11,6 @@ import { CLI_STOP_TIMEOUT } from "../constants.ts";
 import { TicketSignaling } from "../signaling/ticket_signaling.ts";
 import { assertTicketUsable, parseTicket, type Ticket } from "../ticket.ts";
 import { TicketError } from "../errors.ts";
-import { WebRTCClientTransport } from "../webrtc_client_transport.ts";
 import { WebRTCConnection } from "../webrtc_connection.ts";
 import {
   HTTP_FLAGS,
@@ -27,7 +26,7 @@ import { UsageError } from "../errors.ts";
 import { bridge, type BridgeOptions, type BridgeSide } from "./bridge.ts";
 import { ExitCode, exitCodeFor, waitForStop } from "./exit.ts";
 import { serveHttp, type ServeHttpOptions } from "./http.ts";
-import { StatusLog } from "./log.ts";
+import { pathName, pathType, StatusLog } from "./log.ts";
 import { reportPath } from "./path_status.ts";
 import { StreamTransport } from "./stdio.ts";
 
@@ -139,11 +138,32 @@ export async function connect(args: string[]): Promise<number> {
       ticket,
     );
   }
+  // One session; a connection of its own, so that it can be dialled again
+  // and the session resumed when the path is lost.
   return await connectStdio(
-    new WebRTCClientTransport({ signaling: signaling(), ...network }),
+    new WebRTCConnection({ signaling, linger: 0, ...network }),
     log,
     ticket,
   );
+}
+
+/** Prints a connection's resume: the path lost, each redial, the resume and its failure. */
+function reportResume(connection: WebRTCConnection, log: StatusLog): void {
+  connection.onpathlost = (error) =>
+    log.warn(
+      "path-lost",
+      `Lost the path to the desktop (${error.message}): dialling it again to resume the session`,
+      { reason: error.message },
+    );
+  connection.onresumeattempt = (attempt) =>
+    log.info("resume-attempt", `Dialling the desktop again (attempt ${attempt})`, { attempt });
+  connection.onresume = ({ path, ms }) =>
+    log.info("resumed", `Resumed via ${pathName(path)} after ${ms} ms`, {
+      ms,
+      path: pathType(path),
+    });
+  connection.onresumefail = (error) =>
+    log.error("resume-failed", `Cannot resume: ${error.message}`, { reason: error.message });
 }
 
 function endMessage(side: BridgeSide, cause?: Error): string {
@@ -153,8 +173,10 @@ function endMessage(side: BridgeSide, cause?: Error): string {
     : "The connection to the remote MCP server closed";
 }
 
-async function connectStdio(remote: WebRTCClientTransport, log: StatusLog, ticket: Ticket) {
+async function connectStdio(connection: WebRTCConnection, log: StatusLog, ticket: Ticket) {
   log.info("connecting", `Connecting to the desktop through ${ticket.url}`, { url: ticket.url });
+  reportResume(connection, log);
+  const remote = connection.openTransport();
   const local = new StreamTransport(Deno.stdin.readable, Deno.stdout.writable);
   let connected = false;
   const ended = new Promise<{ first: BridgeSide; cause?: Error }>((resolve) => {
@@ -166,7 +188,7 @@ async function connectStdio(remote: WebRTCClientTransport, log: StatusLog, ticke
     });
     running.started.then(async () => {
       connected = true;
-      await reportPath(remote, log, {
+      await reportPath(connection, log, {
         event: "connected",
         connected: (via) => `Connected via ${via}`,
         changed: (via, was) => `The path to the desktop changed: now via ${via} (was ${was})`,
@@ -175,7 +197,10 @@ async function connectStdio(remote: WebRTCClientTransport, log: StatusLog, ticke
   });
   const stop = await waitForStop(ended);
   if (stop.kind === "signal") {
-    await settle(Promise.allSettled([remote.close(), local.close()]), CLI_STOP_TIMEOUT);
+    await settle(
+      Promise.allSettled([remote.close().finally(() => connection.close()), local.close()]),
+      CLI_STOP_TIMEOUT,
+    );
     log.info("stopped", `Stopped on ${stop.signal}`);
     return ExitCode.OK;
   }
@@ -209,6 +234,7 @@ async function connectHttp(
   ticket: Ticket,
 ) {
   let sessions = 0;
+  reportResume(connection, log);
   connection.onconnectstep = (step) => {
     if (step !== "channel") return;
     void reportPath(connection, log, {

@@ -40,7 +40,7 @@ import { UsageError } from "../errors.ts";
 import { ExitCode, waitForStop } from "./exit.ts";
 import { HttpUpstreamTransport } from "./http.ts";
 import { AuditFile, auditLine, parseToolList } from "./policy.ts";
-import { StatusLog } from "./log.ts";
+import { pathName, pathType, StatusLog } from "./log.ts";
 import { reportPath } from "./path_status.ts";
 import { ChildProcessTransport } from "./stdio.ts";
 import { type ControlServer, startControlServer } from "./control.ts";
@@ -323,6 +323,35 @@ export async function serve(args: string[]): Promise<number> {
       reason: why,
       ...(name === undefined ? {} : { name }),
     });
+  };
+  listener.onagentlost = ({ peer, name }, error) => {
+    const agent = numberOf(peer);
+    log.warn(
+      "agent-lost",
+      `Agent ${agent}${nameLabel(name)}'s path was lost (${
+        error?.message ?? "no reason given"
+      }): its sessions are held for it to come back`,
+      { agent, reason: error?.message, ...(name === undefined ? {} : { name }) },
+    );
+  };
+  listener.onagentresume = ({ peer }, was, { path, ms }) => {
+    const agent = numberOf(was.peer);
+    // The agent's new connection speaks for it from now on.
+    const arrived = numberOf(peer);
+    numbers.set(peer, agent);
+    log.info(
+      "agent-resumed",
+      `Agent ${agent}${nameLabel(was.name)} is back (as agent ${arrived}) via ${
+        pathName(path)
+      } after ${ms} ms: its sessions resumed`,
+      {
+        agent,
+        arrived,
+        ms,
+        path: pathType(path),
+        ...(was.name === undefined ? {} : { name: was.name }),
+      },
+    );
   };
   listener.onerror = (error) => log.warn("agent-refused", error.message);
   const room = listener.hub;

@@ -44,7 +44,9 @@ import type { RelayLink } from "../relay/link.ts";
 import type { RelayCarrier } from "../relay/protocol.ts";
 import { resolvePeerConnection } from "../runtime.ts";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
+import { encodeBase64Url } from "../_base64url.ts";
 import { Peer } from "./direct.ts";
+import { signalledFingerprints } from "./sdp.ts";
 import { Attempts, attemptSettings, runAttempts } from "./retry.ts";
 import type { Connected, ConnectionPath, PeerConnectionLike, PeerOptions } from "./types.ts";
 
@@ -77,6 +79,8 @@ export class PathPeer {
   /** The window this side granted in its hello. */
   #window = relayFlow.window;
   #share?: Promise<RelayKeyShare>;
+  /** The relay link's two X25519 keys, once it is open. */
+  #relayEnds?: { local: string; remote: string };
 
   /** Called once when the connection is gone (after `connect()` resolved). */
   onclose?: (error?: Error) => void;
@@ -126,6 +130,27 @@ export class PathPeer {
       return { localCandidateType: RELAY_PATH_TYPE, remoteCandidateType: RELAY_PATH_TYPE };
     }
     return await this.#direct?.path();
+  }
+
+  /**
+   * What tells this connection's two ends from any other's, once it is up:
+   * on the direct path the DTLS certificate fingerprints (SHA-256) of the
+   * descriptions this side sent and received, on the relay the X25519 public
+   * keys of its link (base64url). `undefined` before, or where a description
+   * signalled no fingerprint.
+   */
+  ends(): { local: string; remote: string } | undefined {
+    if (this.#link) return this.#relayEnds;
+    const pc = this.#direct?.connection;
+    const fingerprint = (sdp: string | undefined) => {
+      if (!sdp) return undefined;
+      const signalled = signalledFingerprints(sdp);
+      const value = signalled.get("sha-256") ?? [...signalled.values()][0];
+      return value ? `sha-256 ${value}` : undefined;
+    };
+    const local = fingerprint(pc?.localDescription?.sdp);
+    const remote = fingerprint(pc?.remoteDescription?.sdp);
+    return local && remote ? { local, remote } : undefined;
   }
 
   /** Connects on the direct path, or the relay; resolves with the open `mcp` channel. */
@@ -279,7 +304,10 @@ export class PathPeer {
           this.#lost(error ? error.message : `the peer said goodbye (${why})`, error);
         },
         wait: (promise, what) => this.#step(promise, what),
-      }, (link) => this.#link = link);
+      }, (link) => {
+        this.#link = link;
+        this.#relayEnds = { local: encodeBase64Url(share.publicKey), remote: String(hello.key) };
+      });
       if (this.#closed) {
         throw new WebRTCTransportError("Cannot connect as the transport was closed");
       }

@@ -84,6 +84,7 @@
  * @module
  */
 
+import { recordSealKey } from "../_resume_claim.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
 import { SignalingBase } from "./_signaling_base.ts";
 import type { RelayCarrier, RelayPipe } from "../relay/protocol.ts";
@@ -309,6 +310,7 @@ export class AuthenticatedSignaling extends SignalingBase {
     );
     this.#inner = inner;
     this.#key = key;
+    recordSealKey(this, key);
     this.#role = role;
     this.#nonce = encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
     inner.onmessage = (message) => this.#enqueueReceive(message);

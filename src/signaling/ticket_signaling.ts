@@ -1,4 +1,5 @@
 import { WebRTCTransportError } from "../errors.ts";
+import { recordSealKey } from "../_resume_claim.ts";
 import type { IceServer } from "../peer.ts";
 import { assertTicketUsable, deriveTicketKeys, parseTicket, type Ticket } from "../ticket.ts";
 import { TicketError } from "../errors.ts";
@@ -81,6 +82,7 @@ export class TicketSignaling extends SignalingBase {
     }
     this.#room = room;
     const inner = new AuthenticatedSignaling(room, { key: keys.signalingKey, role: "guest" });
+    recordSealKey(this, keys.signalingKey);
     inner.onmessage = (message) => this.onmessage?.(message);
     inner.onerror = (error) => this.onerror?.(error);
     inner.onclose = () => void this.close();

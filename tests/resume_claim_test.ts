@@ -1,0 +1,229 @@
+/** The claim that binds a redial to the lost connection's sessions, between real peers on loopback. */
+import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client";
+// @ts-types="@modelcontextprotocol/sdk/server/mcp"
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { MemorySignaling, type Signaling, WebRTCConnection } from "../mod.ts";
+import { RESUME_BACKOFF_FIRST } from "../src/constants.ts";
+import { useClock } from "../src/_clock.ts";
+import { deadline } from "../src/_async.ts";
+import { ManualClock } from "../src/_test_clock.ts";
+import { type Claim, type ClaimProbe, claimProbes, makeClaim } from "../src/_resume_claim.ts";
+import { LOCAL, text } from "./_helpers.ts";
+
+const STEP = 10_000;
+
+/** An agent and a desktop with resume on; each dial of the agent meets the desktop again. */
+function pair() {
+  const ready: Signaling[] = [];
+  const waiting: ((signaling: Signaling) => void)[] = [];
+  const agent = new WebRTCConnection({
+    ...LOCAL,
+    linger: 0,
+    resume: true,
+    signaling: () => {
+      const [a, b] = MemorySignaling.createPair();
+      const waiter = waiting.shift();
+      if (waiter) waiter(b);
+      else ready.push(b);
+      return a;
+    },
+  });
+  const desktop = new WebRTCConnection({
+    ...LOCAL,
+    initiator: false,
+    resume: true,
+    signaling: () =>
+      ready.length > 0
+        ? ready.shift()!
+        : new Promise<Signaling>((resolve) => waiting.push(resolve)),
+  });
+  desktop.onerror = () => {};
+  const clock = new ManualClock();
+  useClock(agent, clock);
+  const probe: ClaimProbe = { grants: [], claims: [] };
+  claimProbes.set(agent, probe);
+  let counter = 0;
+  let servers = 0;
+  let slowCalls = 0;
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  let started!: () => void;
+  const slowStarted = new Promise<void>((resolve) => (started = resolve));
+  desktop.ontransport = (transport) => {
+    servers++;
+    const server = new McpServer({ name: "desktop", version: "1.0.0" });
+    server.registerTool("count", {}, () => ({
+      content: [{ type: "text", text: String(++counter) }],
+    }));
+    server.registerTool("slow", {}, async () => {
+      slowCalls++;
+      started();
+      await gate;
+      return { content: [{ type: "text", text: "done" }] };
+    });
+    void server.connect(transport);
+  };
+  void desktop.connect().catch(() => {});
+  const client = new Client({ name: "agent", version: "1.0.0" });
+  const errors: string[] = [];
+  client.onerror = (error) => errors.push(error.message);
+  const closed = new Promise<void>((resolve) => (client.onclose = resolve));
+  /** Loses the agent's path (silence past the idle timeout) and lets the first redial go. */
+  const lose = async () => {
+    const lost = new Promise<void>((resolve) => (agent.ondisconnect = () => resolve()));
+    await clock.advance(9_000);
+    await deadline(lost, STEP);
+    await clock.advance(RESUME_BACKOFF_FIRST);
+  };
+  const stop = async () => {
+    open();
+    await client.close();
+    await agent.close();
+    await desktop.close();
+  };
+  return {
+    agent,
+    desktop,
+    client,
+    probe,
+    errors,
+    closed,
+    lose,
+    stop,
+    open: () => open(),
+    slowStarted: () => deadline(slowStarted, STEP),
+    counts: () => ({ servers, slowCalls }),
+  };
+}
+
+/** Waits until the agent holds its `count`-th grant from the desktop. */
+function granted(probe: ClaimProbe, count = 1): Promise<void> {
+  if (probe.grants.length >= count) return Promise.resolve();
+  return deadline(
+    new Promise<void>((resolve) => {
+      probe.ongrant = () => {
+        if (probe.grants.length >= count) resolve();
+      };
+    }),
+    STEP,
+  );
+}
+
+/** Checks the refusal ended the session with the claim's reason, and nothing resumed. */
+async function assertRefused(
+  t: ReturnType<typeof pair>,
+  call: Promise<unknown>,
+  reason: RegExp,
+): Promise<void> {
+  await assert.rejects(deadline(call, STEP));
+  await deadline(t.closed, STEP);
+  assert.match(
+    t.errors.join("\n"),
+    /Cannot resume the session as the other peer refused the claim of its connection/,
+  );
+  assert.match(t.errors.join("\n"), reason);
+  assert.deepEqual(t.counts(), { servers: 1, slowCalls: 1 });
+}
+
+Deno.test("A claim with a wrong code is refused, and the session in flight ends with that error instead of resuming", async () => {
+  const t = pair();
+  try {
+    await deadline(t.client.connect(t.agent.openTransport()), STEP);
+    await granted(t.probe);
+    const call = t.client.callTool({ name: "slow" });
+    call.catch(() => {});
+    await t.slowStarted();
+    t.probe.forge = (claim) => ({
+      ...claim,
+      mac: claim.mac.startsWith("A") ? "B" + claim.mac.slice(1) : "A" + claim.mac.slice(1),
+    });
+    await t.lose();
+    await assertRefused(t, call, /wrong claim code/);
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("A claim sent again after it was accepted is refused: the accepted claim's connection id is forgotten", async () => {
+  const t = pair();
+  try {
+    await deadline(t.client.connect(t.agent.openTransport()), STEP);
+    await granted(t.probe);
+    // The honest resume works, and its claim is kept.
+    const first = t.client.callTool({ name: "count" });
+    await t.lose();
+    assert.equal(text(await deadline(first, STEP)), "1");
+    assert.equal(t.probe.claims.length, 1);
+    await granted(t.probe, 2);
+    const accepted = t.probe.claims[0];
+    const call = t.client.callTool({ name: "slow" });
+    call.catch(() => {});
+    await t.slowStarted();
+    t.probe.forge = () => accepted;
+    await t.lose();
+    await assertRefused(t, call, /unknown connection/);
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("A claim made for another connection's fingerprints is refused, though it names a live connection id", async () => {
+  const t = pair();
+  try {
+    await deadline(t.client.connect(t.agent.openTransport()), STEP);
+    await granted(t.probe);
+    const call = t.client.callTool({ name: "slow" });
+    call.catch(() => {});
+    await t.slowStarted();
+    const fingerprint = Array.from({ length: 32 }, () => "AB").join(":");
+    t.probe.forge = (_claim: Claim, grant) =>
+      makeClaim(grant, { dialling: fingerprint, serving: fingerprint });
+    await t.lose();
+    await assertRefused(t, call, /wrong claim code/);
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("A session is not resumed on a connection that made no claim, though the session's id is right", async () => {
+  const t = pair();
+  try {
+    await deadline(t.client.connect(t.agent.openTransport()), STEP);
+    await granted(t.probe);
+    const call = t.client.callTool({ name: "slow" });
+    call.catch(() => {});
+    await t.slowStarted();
+    t.probe.withhold = true;
+    await t.lose();
+    await assert.rejects(deadline(call, STEP));
+    await deadline(t.closed, STEP);
+    assert.match(
+      t.errors.join("\n"),
+      /refused it \("no accepted claim binds this connection to the session's"\)/,
+    );
+    assert.deepEqual(t.counts(), { servers: 1, slowCalls: 1 });
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("An honest claim resumes the session in flight, and each redial gets a new connection id", async () => {
+  const t = pair();
+  try {
+    await deadline(t.client.connect(t.agent.openTransport()), STEP);
+    await granted(t.probe);
+    const call = t.client.callTool({ name: "slow" });
+    await t.slowStarted();
+    await t.lose();
+    await granted(t.probe, 2);
+    t.open();
+    assert.equal(text(await deadline(call, STEP)), "done");
+    assert.equal(text(await deadline(t.client.callTool({ name: "count" }), STEP)), "1");
+    assert.notEqual(t.probe.grants[0].connection, t.probe.grants[1].connection);
+    assert.equal(t.probe.claims[0].connection, t.probe.grants[0].connection);
+    assert.deepEqual(t.counts(), { servers: 1, slowCalls: 1 });
+  } finally {
+    await t.stop();
+  }
+});
