@@ -35,10 +35,7 @@ export async function nativePair(mtu = LOOPBACK_MTU): Promise<NativePair> {
   const config = { iceServers: [], bindAddress: "127.0.0.1", mtu };
   const a = new nodeDataChannel.PeerConnection("floor-a", config);
   const b = new nodeDataChannel.PeerConnection("floor-b", config);
-  a.onLocalDescription((sdp, type) => b.setRemoteDescription(sdp, type));
-  b.onLocalDescription((sdp, type) => a.setRemoteDescription(sdp, type));
-  a.onLocalCandidate((candidate, mid) => b.addRemoteCandidate(candidate, mid));
-  b.onLocalCandidate((candidate, mid) => a.addRemoteCandidate(candidate, mid));
+  linkPeers(a, b);
   const answered = Promise.withResolvers<NativeChannel>();
   b.onDataChannel((channel) => answered.resolve(channel));
   const offerer = a.createDataChannel("floor");
@@ -73,6 +70,38 @@ export async function nativePair(mtu = LOOPBACK_MTU): Promise<NativePair> {
     };
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** The part of a native peer connection {@linkcode linkPeers} wires to the other. */
+export interface SignallingPeer {
+  onLocalDescription(callback: (sdp: string, type: string) => void): void;
+  onLocalCandidate(callback: (candidate: string, mid: string) => void): void;
+  setRemoteDescription(sdp: string, type: string): void;
+  addRemoteCandidate(candidate: string, mid: string): void;
+}
+
+/**
+ * Hands each peer's description and candidates to the other. node-datachannel
+ * calls each kind of event back through a queue of its own, so a candidate may
+ * come before the description it belongs to; added then, it throws inside the
+ * callback, which ends the process ("Got a remote candidate without ICE
+ * transport", 2 runs of `bench/fairness.ts` in 5 under load). A candidate
+ * that comes early waits for the description.
+ */
+export function linkPeers(a: SignallingPeer, b: SignallingPeer): void {
+  for (const [from, to] of [[a, b], [b, a]]) {
+    let early: [string, string][] | undefined = [];
+    from.onLocalDescription((sdp, type) => {
+      to.setRemoteDescription(sdp, type);
+      const waiting = early ?? [];
+      early = undefined;
+      for (const [candidate, mid] of waiting) to.addRemoteCandidate(candidate, mid);
+    });
+    from.onLocalCandidate((candidate, mid) => {
+      if (early) early.push([candidate, mid]);
+      else to.addRemoteCandidate(candidate, mid);
+    });
   }
 }
 

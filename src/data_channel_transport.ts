@@ -425,7 +425,9 @@ export class DataChannelTransport implements Transport {
   }
 
   async #write(text: Iterable<string>): Promise<void> {
-    let busySince = performance.now();
+    // Slices are timed on the transport's clock, as its other waits are.
+    const clock = clockOf(this);
+    let busySince = clock.now();
     // Every chunk is written into one buffer of this transport: a channel
     // copies what send() gives it, as RTCDataChannel does (a new buffer per
     // chunk cost 0.79–0.84× the raw channel's rate for 16 MiB, against
@@ -441,10 +443,10 @@ export class DataChannelTransport implements Transport {
         let turn = true;
         if (scheduler.mustWait()) {
           turn = await scheduler.turn(this.#channel);
-          busySince = performance.now();
-        } else if (performance.now() - busySince > SEND_SLICE_MS) {
+          busySince = clock.now();
+        } else if (clock.now() - busySince > SEND_SLICE_MS) {
           await yieldToEventLoop();
-          busySince = performance.now();
+          busySince = clock.now();
           if (scheduler.mustWait()) turn = await scheduler.turn(this.#channel);
         }
         // Without a turn the channel has ended: this throws.
@@ -460,11 +462,11 @@ export class DataChannelTransport implements Transport {
       }
       if (this.#channel.bufferedAmount > HIGH_WATER_MARK || this.#closed) {
         await this.#writable();
-        busySince = performance.now();
-      } else if (performance.now() - busySince > SEND_SLICE_MS) {
+        busySince = clock.now();
+      } else if (clock.now() - busySince > SEND_SLICE_MS) {
         // A large message is encoded as it is sent: let the rest of the process run.
         await yieldToEventLoop();
-        busySince = performance.now();
+        busySince = clock.now();
       }
       this.#channel.send(frame as string | Uint8Array<ArrayBuffer>);
       this.#liveness?.sent();

@@ -8,10 +8,12 @@ import {
   LOW_WATER_MARK,
   MAX_FRAME_SIZE,
   MESSAGE_TOO_LARGE,
+  SEND_SLICE_MS,
   UNFINISHED_MESSAGE_TIMED_OUT,
 } from "./constants.ts";
 import { FRAME_KEEPALIVE, FRAME_LAST, FRAME_MORE, MemoryBudget } from "./framing.ts";
 import { useClock } from "./_clock.ts";
+import { yieldToEventLoop } from "./_async.ts";
 import { ManualClock } from "./_test_clock.ts";
 import { createLinkedChannelPair, type LinkedChannelPairOptions } from "./testing.ts";
 
@@ -159,6 +161,48 @@ Deno.test("DataChannelTransport.send() never interleaves the chunks of concurren
   await until(() => t.received.length === 20);
   assert.deepEqual(t.received, messages);
   assert.equal(t.errors.length, 0);
+  await t.close();
+});
+
+Deno.test("DataChannelTransport.send() lets the event loop run every SEND_SLICE_MS of its clock while it encodes a large message", async () => {
+  const t = await pair({}, { keepaliveInterval: 0 });
+  // Each chunk handed to the channel takes 1 ms of the sender's clock.
+  let now = 0;
+  useClock(t.a, {
+    now: () => now,
+    setTimeout: (fn, ms) => setTimeout(fn, ms),
+    clearTimeout: (id) => clearTimeout(id as number),
+  });
+  const send = t.left.send.bind(t.left);
+  let chunks = 0;
+  t.left.send = (data) => {
+    if (typeof data !== "string") {
+      chunks++;
+      now++;
+    }
+    send(data);
+  };
+  const message = bigResult(1, 2 * 1024 * 1024);
+  // Other work on the event loop notes how many chunks had gone each time it ran.
+  const seen: number[] = [];
+  let sending = true;
+  const other = (async () => {
+    for (let i = 0; i < 10_000 && sending; i++) {
+      seen.push(chunks);
+      await yieldToEventLoop();
+    }
+  })();
+  await t.a.send(message);
+  sending = false;
+  await other;
+  const gaps = seen.slice(1).map((at, i) => at - seen[i]);
+  assert.ok(chunks > 4 * SEND_SLICE_MS, `${chunks} chunks`);
+  assert.ok(
+    Math.max(...gaps, chunks - seen.at(-1)!) <= SEND_SLICE_MS + 1,
+    `chunks handed between two turns of other work: ${gaps.join(" ")}`,
+  );
+  await until(() => t.received.length === 1);
+  assert.deepEqual(t.received[0], message);
   await t.close();
 });
 
