@@ -244,6 +244,8 @@ export class AuthenticatedSignaling extends SignalingBase {
    * it was sealed for: sent again if another nonce binds this end first.
    */
   #unconfirmed: Unconfirmed[] = [];
+  /** Whether the inner signalling reported its close. */
+  #carrierClosed = false;
   #sending: Promise<void> = Promise.resolve();
   #receiving: Promise<void> = Promise.resolve();
   #pendingReceives = 0;
@@ -317,7 +319,10 @@ export class AuthenticatedSignaling extends SignalingBase {
     inner.onerror = (error) => this.onerror?.(error);
     // What arrived before the inner signalling closed is verified and
     // delivered first: a goodbye among it says why the other peer left.
-    inner.onclose = () => void this.#receiving.then(() => this.close());
+    inner.onclose = () => {
+      this.#carrierClosed = true;
+      void this.#receiving.then(() => this.close());
+    };
   }
 
   /** The inner signalling's {@linkcode Signaling.meetingPoint}. */
@@ -714,7 +719,11 @@ export class AuthenticatedSignaling extends SignalingBase {
   #sendHello(peerNonce: string): void {
     if (this.#helloFor === peerNonce) return;
     this.#helloFor = peerNonce;
-    this.#post(undefined).catch((error) => this.#report(error));
+    this.#post(undefined).catch((error) => {
+      // A hello that could not leave because the carrier closed meanwhile (the
+      // other end said its goodbye and the stream ended) is no error of this end.
+      if (!this.#carrierClosed) this.#report(error);
+    });
   }
 
   /**
