@@ -187,15 +187,13 @@ async function main(): Promise<void> {
       step = "the worker's TCP port dropped";
       await iptables("-D", "INPUT", "-p", "udp", "-j", "DROP");
       report.toDirect = await across(async () => {
-        const rule = ["INPUT", "-p", "tcp", "--dport", port, "-j", "DROP"];
-        const back = ["INPUT", "-p", "tcp", "--sport", port, "-j", "DROP"];
-        await iptables("-I", ...rule.slice(0, 1), "1", ...rule.slice(1));
-        await iptables("-I", ...back.slice(0, 1), "1", ...back.slice(1));
+        // Both directions of every connection to the worker: the room's and the relay's.
+        const rules = ["--dport", "--sport"].map((end) => ["-p", "tcp", end, port, "-j", "DROP"]);
+        for (const rule of rules) await iptables("-I", "INPUT", "1", ...rule);
         const dropped = Date.now();
         await deadline(pathLost.promise, STEP);
         report.tcpLossNoticed = Date.now() - dropped;
-        await iptables("-D", ...rule);
-        await iptables("-D", ...back);
+        for (const rule of rules) await iptables("-D", "INPUT", ...rule);
         return Date.now();
       });
     } catch (error) {
