@@ -200,6 +200,7 @@ labTest(
           "cancelled",
           "exit",
           "pid",
+          "sleep",
           "wait",
         ]);
         const pid = Number(text(await client.callTool({ name: "pid" })));
@@ -234,6 +235,7 @@ Deno.test("The MCP Inspector's CLI lists and calls tools with the packed package
       "cancelled",
       "exit",
       "pid",
+      "sleep",
       "wait",
     ]);
     const called = inspector([...connectCommand, "--method", "tools/call", "--tool-name", "pid"]);
