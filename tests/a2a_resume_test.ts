@@ -1,0 +1,244 @@
+/**
+ * What becomes of a session over A2A signalling when its peer connection is
+ * lost: an agent (an A2A server on 127.0.0.1) and a desktop (its A2A client)
+ * as `tests/a2a_test.ts` pairs them, a slow tool call in flight, and the
+ * agent's path lost (its clock moved past the idle timeout).
+ */
+import assert from "node:assert/strict";
+import { AGENT_CARD_PATH, type AgentCard, type Message, Role, TaskState } from "@a2a-js/sdk";
+import { ClientFactory } from "@a2a-js/sdk/client";
+import { DefaultRequestHandler, InMemoryTaskStore } from "@a2a-js/sdk/server";
+import { agentCardHandler, jsonRpcHandler, UserBuilder } from "@a2a-js/sdk/server/express";
+import { Client } from "@modelcontextprotocol/sdk/client";
+// @ts-types="@modelcontextprotocol/sdk/server/mcp"
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import express from "express";
+import type { AddressInfo } from "node:net";
+import { WebRTCClientTransport } from "../mod.ts";
+import {
+  a2aMcpOffer,
+  a2aSignalingExtension,
+  A2ASignalingRouter,
+  sendMessageOfferingMcp,
+} from "../src/a2a/mod.ts";
+import { useClock } from "../src/_clock.ts";
+import { deadline } from "../src/_async.ts";
+import { ManualClock } from "../src/_test_clock.ts";
+import { LOCAL, text } from "./_helpers.ts";
+
+const STEP = 10_000;
+
+/** A message of `role` with one text part. */
+function message(role: Role, value: string, taskId = "", contextId = ""): Message {
+  return {
+    messageId: crypto.randomUUID(),
+    contextId,
+    taskId,
+    role,
+    parts: [{
+      content: { $case: "text", value },
+      mediaType: "text/plain",
+      filename: "",
+      metadata: undefined,
+    }],
+    metadata: undefined,
+    extensions: [],
+    referenceTaskIds: [],
+  };
+}
+
+/** The desktop's servers: a counter and a slow tool held by a gate, with what the test counts. */
+function servers() {
+  const counts = { servers: 0, slowCalls: 0, initializations: 0, closed: 0 };
+  let counter = 0;
+  const gate = Promise.withResolvers<void>();
+  const slowStarted = Promise.withResolvers<void>();
+  const closed = Promise.withResolvers<void>();
+  const createServer = () => {
+    counts.servers++;
+    const server = new McpServer({ name: "desktop", version: "1.0.0" });
+    server.registerTool("count", {}, () => ({
+      content: [{ type: "text", text: String(++counter) }],
+    }));
+    server.registerTool("slow", {}, async () => {
+      counts.slowCalls++;
+      slowStarted.resolve();
+      await gate.promise;
+      return { content: [{ type: "text", text: "done" }] };
+    });
+    server.server.oninitialized = () => counts.initializations++;
+    server.server.onclose = () => {
+      counts.closed++;
+      closed.resolve();
+    };
+    return server;
+  };
+  return { counts, createServer, open: () => gate.resolve(), slowStarted, closed };
+}
+
+/** What the agent's executor saw of its calls. */
+interface Outcome {
+  first: string;
+  slow: string | Error;
+}
+
+/**
+ * An agent whose executor connects to the desktop with `clock` on its
+ * transport, counts once, calls the slow tool and waits for `lose()` before
+ * reporting what became of the call.
+ */
+async function startAgent(clock: ManualClock) {
+  const router = new A2ASignalingRouter();
+  const outcome = Promise.withResolvers<Outcome>();
+  const card: AgentCard = {
+    name: "agent",
+    description: "",
+    supportedInterfaces: [],
+    provider: undefined,
+    version: "1.0.0",
+    capabilities: {
+      streaming: true,
+      pushNotifications: false,
+      extensions: [a2aSignalingExtension()],
+    },
+    securitySchemes: {},
+    securityRequirements: [],
+    defaultInputModes: ["text/plain"],
+    defaultOutputModes: ["text/plain"],
+    skills: [],
+    signatures: [],
+  };
+  const handler = new DefaultRequestHandler(
+    card,
+    router.wrapTaskStore(new InMemoryTaskStore()),
+    {
+      async execute(context, bus) {
+        const { taskId, contextId } = context;
+        const status = (state: TaskState, value?: string) => ({
+          state,
+          message: value === undefined
+            ? undefined
+            : message(Role.ROLE_AGENT, value, taskId, contextId),
+          timestamp: new Date().toISOString(),
+        });
+        bus.publish({
+          kind: "task",
+          data: {
+            id: taskId,
+            contextId,
+            status: status(TaskState.TASK_STATE_WORKING),
+            artifacts: [],
+            history: [context.userMessage],
+            metadata: undefined,
+          },
+        });
+        assert.ok(a2aMcpOffer(context.userMessage));
+        const mcp = new Client({ name: "agent", version: "1.0.0" });
+        mcp.onerror = () => {};
+        try {
+          const transport = new WebRTCClientTransport({
+            signaling: router.openSignaling(context, bus, { sealed: false }),
+            ...LOCAL,
+            connectTimeout: STEP,
+          });
+          useClock(transport, clock);
+          await mcp.connect(transport);
+          const first = text(await mcp.callTool({ name: "count" }));
+          const slow = await mcp.callTool({ name: "slow" }, undefined, { timeout: 60_000 }).then(
+            (result) => text(result),
+            (error: Error) => error,
+          );
+          outcome.resolve({ first, slow });
+        } catch (error) {
+          outcome.reject(error);
+        } finally {
+          await mcp.close();
+          bus.publish({
+            kind: "statusUpdate",
+            data: {
+              taskId,
+              contextId,
+              status: status(TaskState.TASK_STATE_COMPLETED, "done"),
+              metadata: undefined,
+            },
+          });
+        }
+      },
+      cancelTask: () => Promise.resolve(),
+    },
+  );
+  const requestHandler = router.wrapRequestHandler(handler);
+  const app = express();
+  app.use(`/${AGENT_CARD_PATH}`, agentCardHandler({ agentCardProvider: requestHandler }));
+  app.use(
+    "/a2a/jsonrpc",
+    jsonRpcHandler({ requestHandler, userBuilder: UserBuilder.noAuthentication }),
+  );
+  const server = await new Promise<ReturnType<typeof app.listen>>((resolve, reject) => {
+    const listening = app.listen(
+      0,
+      "127.0.0.1",
+      (error?: Error) => error ? reject(error) : resolve(listening),
+    );
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  card.supportedInterfaces.push({
+    url: `${url}/a2a/jsonrpc`,
+    protocolBinding: "JSONRPC",
+    tenant: "",
+    protocolVersion: "1.0",
+  });
+  return {
+    url,
+    outcome: outcome.promise,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+Deno.test("Over A2A signalling, a lost peer connection ends the session today: the call in flight fails and the desktop's server closes", async () => {
+  const clock = new ManualClock();
+  const agent = await startAgent(clock);
+  const desktop = servers();
+  try {
+    const client = await new ClientFactory().createFromUrl(agent.url);
+    const states: string[] = [];
+    const asking = (async () => {
+      for await (
+        const event of sendMessageOfferingMcp(client, {
+          tenant: "",
+          message: message(Role.ROLE_USER, "count, then something slow"),
+          configuration: undefined,
+          metadata: undefined,
+        }, { createServer: desktop.createServer, sealed: false, transportOptions: LOCAL })
+      ) {
+        if (event.payload?.$case === "mcpChannel") states.push(event.payload.value.state);
+      }
+    })();
+    await deadline(desktop.slowStarted.promise, STEP);
+    // The agent's path goes silent past the idle timeout (8 s: a one-session transport).
+    await clock.advance(9_000);
+    await deadline(desktop.closed.promise, STEP);
+    desktop.open();
+    const { first, slow } = await deadline(agent.outcome, STEP);
+    await deadline(asking, STEP);
+    assert.equal(first, "1");
+    assert.ok(slow instanceof Error, `the call in flight failed (got ${String(slow)})`);
+    assert.equal((slow as Error & { code?: number }).code, -32000);
+    assert.match(slow.message, /Connection closed/);
+    assert.deepEqual(states, ["open"]);
+    // No redial: one server, closed with the connection; nothing resumed.
+    assert.deepEqual(desktop.counts, {
+      servers: 1,
+      slowCalls: 1,
+      initializations: 1,
+      closed: 1,
+    });
+  } finally {
+    desktop.open();
+    await agent.close();
+  }
+});
