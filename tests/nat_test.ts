@@ -13,6 +13,7 @@ import { ConnectError, type ConnectionPath } from "../mod.ts";
 import { createRoomId, createRoomKey, keyVerifier, SignalingRoom } from "../src/signaling/mod.ts";
 import { startLocalSignaling } from "../worker/local.ts";
 import type { PeerReport } from "./nat/_peer.ts";
+import { RESUME_PREFIX, RESUME_STEP, type ResumeEvent } from "./nat/_resume.ts";
 import {
   type Attachment,
   type LabProcess,
@@ -429,4 +430,124 @@ labTest(
         assert.match(sides.serve[1].remoteAddress ?? "", /^203\.0\.113\.3:\d+$/);
       },
     ),
+);
+
+/** The scenario of `tests/nat/_resume.ts`, each side a process in the lab. */
+const RESUME_SCRIPT = new URL("./nat/_resume.ts", import.meta.url).pathname;
+/**
+ * How long the agent's UDP is dropped: past the loss's detection
+ * (`RESUME_IDLE_TIMEOUT`, 3 s), so that redials made during the outage fail
+ * before one gets through once UDP is back.
+ */
+const UDP_OUTAGE = 4_500;
+/** From UDP dropped to the agent noticing the loss (`RESUME_IDLE_TIMEOUT`, 3 s), with room for a loaded machine. */
+const LOSS_NOTICED_WITHIN = 8_000;
+/**
+ * From UDP let through again to the agent's resume: a redial at most
+ * `RESUME_BACKOFF_MAX` (1 s) away, or one under way that finds the path at
+ * its next check (`RESUME_DIAL_TIMEOUT`, 4 s), a new TURN allocation and
+ * ICE through it, with room for a loaded machine.
+ */
+const RESUMED_WITHIN = 12_000;
+
+/** The events a side of the resume scenario printed so far, in order. */
+function resumeEvents(process: LabProcess): ResumeEvent[] {
+  return process.log.flatMap((line) =>
+    line.startsWith(RESUME_PREFIX) ? [JSON.parse(line.slice(RESUME_PREFIX.length))] : []
+  );
+}
+
+/** Resolves with the first event of one of `kinds` a side printed; rejects after `ms`. */
+async function resumeEvent<K extends ResumeEvent["kind"]>(
+  process: LabProcess,
+  kinds: K[],
+  ms: number,
+): Promise<Extract<ResumeEvent, { kind: K }>> {
+  const accept = (line: string) =>
+    line.startsWith(RESUME_PREFIX) &&
+    (kinds as string[]).includes(JSON.parse(line.slice(RESUME_PREFIX.length)).kind);
+  const line = await process.line(accept, ms);
+  return JSON.parse(line.slice(RESUME_PREFIX.length));
+}
+
+function relayed(path?: ConnectionPath): boolean {
+  return path?.localCandidateType === "relay" || path?.remoteCandidateType === "relay";
+}
+
+labTest(
+  lab,
+  "With resume on, a session between symmetric NATs resumes through TURN after the agent's UDP was dropped past the loss's detection: the call in flight completes and the next call finds the same server's state",
+  async () => {
+    const lab = await NatLab.create("resume", { desktop: "symmetric", agent: "symmetric" });
+    try {
+      const url = await lab.startSignaling({ TURN_URLS: lab.turnUrl, TURN_SECRET });
+      const desktop = lab.startScript("desktop", lab.desktop, RESUME_SCRIPT, ["desktop", url]);
+      const { ticket } = await resumeEvent(desktop, ["ticket"], CLI_WITHIN);
+      const agent = lab.startScript("agent", lab.agent, RESUME_SCRIPT, ["agent", ticket]);
+      const connected = await resumeEvent(agent, ["connected", "error"], CLI_WITHIN);
+      assert.equal(connected.kind, "connected", JSON.stringify(resumeEvents(agent)));
+      // The slow call is in flight once the desktop's tool runs.
+      await resumeEvent(desktop, ["slow-started"], RESUME_STEP);
+      const restore = await lab.dropUdp(lab.agent);
+      const dropped = Date.now();
+      let lossNoticed: number;
+      try {
+        await resumeEvent(agent, ["pathlost"], LOSS_NOTICED_WITHIN);
+        lossNoticed = Date.now() - dropped;
+        // The outage itself: it lasts UDP_OUTAGE whatever the peers do meanwhile.
+        const left = UDP_OUTAGE - (Date.now() - dropped);
+        if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
+      } finally {
+        await restore();
+      }
+      const restored = Date.now();
+      const outage = restored - dropped;
+      const resumed = await resumeEvent(agent, ["resumed", "resumefail"], RESUMED_WITHIN);
+      const resumedAfter = Date.now() - restored;
+      const end = await resumeEvent(agent, ["done", "error"], RESUME_STEP);
+      const agentEvents = resumeEvents(agent);
+      const desktopEvents = resumeEvents(desktop);
+      const facts = `agent: ${JSON.stringify(agentEvents)}\ndesktop: ${
+        JSON.stringify(desktopEvents)
+      }\nagent log:\n${agent.log.join("\n")}\ndesktop log:\n${desktop.log.join("\n")}`;
+      assert.equal(resumed.kind, "resumed", facts);
+      assert.equal(end.kind, "done", facts);
+      const desktopResumed = await resumeEvent(desktop, ["resumed"], RESUME_STEP);
+      const attempts = agentEvents.filter((e) => e.kind === "attempt").length;
+      console.log(
+        `symmetric NATs, resume through TURN: connected via ${
+          describePath(connected.kind === "connected" ? connected.path : undefined)
+        }; UDP dropped for ${outage} ms, the loss noticed after ${lossNoticed} ms; ` +
+          `resumed ${resumedAfter} ms after UDP was back (lost to resumed ${
+            resumed.kind === "resumed" ? resumed.ms : "?"
+          } ms, ${attempts} redials) via ${
+            describePath(resumed.kind === "resumed" ? resumed.path : undefined)
+          }; the desktop's path ${describePath(desktopResumed.path)}`,
+      );
+      if (connected.kind === "connected") assert.ok(relayed(connected.path), facts);
+      if (resumed.kind === "resumed") assert.ok(relayed(resumed.path), facts);
+      assert.ok(relayed(desktopResumed.path), facts);
+      assert.deepEqual(
+        agentEvents.flatMap((e) => e.kind === "result" ? [`${e.tool}: ${e.text}`] : []),
+        ["count: 1", "slow: slow done", "count: 2"],
+        facts,
+      );
+      assert.deepEqual(
+        agentEvents.filter((e) => ["error", "resumefail"].includes(e.kind)),
+        [],
+        facts,
+      );
+      // One server, initialized once, still open: the session resumed rather than began again.
+      assert.deepEqual(
+        desktopEvents.flatMap((e) =>
+          ["server", "initialized", "closed"].includes(e.kind) ? [e.kind] : []
+        ),
+        ["server", "initialized"],
+        facts,
+      );
+      assert.ok(attempts >= 1, facts);
+    } finally {
+      await lab.close();
+    }
+  },
 );

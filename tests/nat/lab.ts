@@ -282,6 +282,33 @@ export class NatLab {
   }
 
   /**
+   * Runs a Deno script of the tests (a path) in namespace `ns` (`desktop` or
+   * `agent`), with stdout and stderr as one log.
+   */
+  startScript(name: string, ns: string, script: string, args: string[]): LabProcess {
+    return this.#spawn(name, ns, Deno.execPath(), [
+      "run",
+      "-A",
+      "--cached-only",
+      script,
+      ...args,
+    ], "merged");
+  }
+
+  /**
+   * Drops all UDP that namespace `ns` (`desktop` or `agent`) sends or
+   * receives, as a link that lost its way; TCP (the signalling) passes.
+   * Resolves with the function that lets UDP through again.
+   */
+  async dropUdp(ns: string): Promise<() => Promise<void>> {
+    const rules = [["INPUT"], ["OUTPUT"]].map(([chain]) => [chain, "-p", "udp", "-j", "DROP"]);
+    for (const [chain, ...rule] of rules) await iptables(ns, ["-I", chain, "1", ...rule]);
+    return async () => {
+      for (const [chain, ...rule] of rules) await iptables(ns, ["-D", chain, ...rule]);
+    };
+  }
+
+  /**
    * Holds back direct traffic between the two sides: the desktop's NAT router
    * drops what it would forward to or from the agent's public address (the
    * agent's NAT, or the agent itself), as a NAT whose mapping is not ready
