@@ -33,7 +33,7 @@ export const SLOW_TOOL_MS = 4_000;
 /** A command to the agent. */
 export type Command =
   | { cmd: "call"; id: number; tool: string; args?: Record<string, unknown> }
-  | { cmd: "stream"; id: number; total: number; window: number; every: number };
+  | { cmd: "stream"; id: number; total: number; window: number; every: number; pace: number };
 
 /** A report from either side. */
 export type Report =
@@ -226,6 +226,7 @@ if (role === "desktop") {
     const results: number[] = [];
     const errors: string[] = [];
     for (let start = 0; start < command.total; start += command.window) {
+      const windowStart = Date.now();
       const calls = [];
       for (let n = start; n < Math.min(start + command.window, command.total); n++) {
         calls.push(
@@ -238,6 +239,9 @@ if (role === "desktop") {
       await Promise.all(calls);
       const done = Math.min(start + command.window, command.total);
       if (done % command.every === 0) report({ kind: "progress", id: command.id, done });
+      // The client's pace between windows: a scenario parameter, not a wait for an event.
+      const rest = command.pace - (Date.now() - windowStart);
+      if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
     }
     report({ kind: "streamed", id: command.id, results, errors });
   };

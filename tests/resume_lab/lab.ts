@@ -164,10 +164,14 @@ export class ResumeLab {
     return { text: (report as { text: string }).text, at: report.at };
   }
 
-  /** Asks the agent to call `echo` `total` times, `window` at once, reporting every `every`. */
-  async stream(total: number, window: number, every: number): Promise<number> {
+  /**
+   * Asks the agent to call `echo` `total` times, `window` at once, reporting
+   * every `every`; with `pace`, it starts a window at most every `pace` ms (a
+   * client's own pace, so that the calls outlast the moves made among them).
+   */
+  async stream(total: number, window: number, every: number, pace = 0): Promise<number> {
     const id = ++this.#nextId;
-    await this.agent.send({ cmd: "stream", id, total, window, every } satisfies Command);
+    await this.agent.send({ cmd: "stream", id, total, window, every, pace } satisfies Command);
     return id;
   }
 
