@@ -1140,6 +1140,14 @@ export class WebRTCConnection {
     if (peer) {
       await peer.close(reason);
       this.ondisconnect?.(error);
+      // A session's channel may close (suspending it) before its peer is
+      // released: the answer begun then found the old peer still up.
+      if (
+        this.#suspended.size > 0 && this.ontransport &&
+        typeof this.#options.signaling === "function" && !this.#closed
+      ) {
+        void this.#answerRedials();
+      }
     }
   }
 }

@@ -14,7 +14,6 @@ import { Client } from "@modelcontextprotocol/sdk/client";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import express from "express";
 import type { AddressInfo } from "node:net";
-import { WebRTCClientTransport } from "../mod.ts";
 import {
   a2aMcpOffer,
   a2aSignalingExtension,
@@ -24,6 +23,7 @@ import {
 import { useClock } from "../src/_clock.ts";
 import { deadline } from "../src/_async.ts";
 import { ManualClock } from "../src/_test_clock.ts";
+import { RESUME_BACKOFF_FIRST } from "../src/constants.ts";
 import { LOCAL, text } from "./_helpers.ts";
 
 const STEP = 10_000;
@@ -80,16 +80,20 @@ function servers() {
 interface Outcome {
   first: string;
   slow: string | Error;
+  next: string;
+  dials: number;
 }
 
 /**
- * An agent whose executor connects to the desktop with `clock` on its
- * transport, counts once, calls the slow tool and waits for `lose()` before
- * reporting what became of the call.
+ * An agent whose executor connects to the desktop through
+ * `router.openConnection()` (which opens the task's signalling for each
+ * dial), with `clock` on it; counts once, calls the slow tool,
+ * counts again and reports what became of the calls.
  */
 async function startAgent(clock: ManualClock) {
   const router = new A2ASignalingRouter();
   const outcome = Promise.withResolvers<Outcome>();
+  const lost = Promise.withResolvers<void>();
   const card: AgentCard = {
     name: "agent",
     description: "",
@@ -135,24 +139,26 @@ async function startAgent(clock: ManualClock) {
         assert.ok(a2aMcpOffer(context.userMessage));
         const mcp = new Client({ name: "agent", version: "1.0.0" });
         mcp.onerror = () => {};
+        const connection = router.openConnection(context, bus, { sealed: false }, {
+          ...LOCAL,
+          connectTimeout: STEP,
+        });
+        useClock(connection, clock);
+        connection.ondisconnect = () => lost.resolve();
         try {
-          const transport = new WebRTCClientTransport({
-            signaling: router.openSignaling(context, bus, { sealed: false }),
-            ...LOCAL,
-            connectTimeout: STEP,
-          });
-          useClock(transport, clock);
-          await mcp.connect(transport);
+          await mcp.connect(connection.openTransport());
           const first = text(await mcp.callTool({ name: "count" }));
           const slow = await mcp.callTool({ name: "slow" }, undefined, { timeout: 60_000 }).then(
             (result) => text(result),
             (error: Error) => error,
           );
-          outcome.resolve({ first, slow });
+          const next = text(await mcp.callTool({ name: "count" }));
+          outcome.resolve({ first, slow, next, dials: connection.dials });
         } catch (error) {
           outcome.reject(error);
         } finally {
           await mcp.close();
+          await connection.close();
           bus.publish({
             kind: "statusUpdate",
             data: {
@@ -191,6 +197,7 @@ async function startAgent(clock: ManualClock) {
   return {
     url,
     outcome: outcome.promise,
+    lost: lost.promise,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -199,7 +206,7 @@ async function startAgent(clock: ManualClock) {
   };
 }
 
-Deno.test("Over A2A signalling, a lost peer connection ends the session today: the call in flight fails and the desktop's server closes", async () => {
+Deno.test("Over A2A signalling, a session outlives a lost peer connection while the user's stream stays open: the agent dials again through the same task and the call in flight completes on the same server", async () => {
   const clock = new ManualClock();
   const agent = await startAgent(clock);
   const desktop = servers();
@@ -219,18 +226,21 @@ Deno.test("Over A2A signalling, a lost peer connection ends the session today: t
       }
     })();
     await deadline(desktop.slowStarted.promise, STEP);
-    // The agent's path goes silent past the idle timeout (8 s: a one-session transport).
+    // The agent's path goes silent past the idle timeout (3 s with resume on).
     await clock.advance(9_000);
-    await deadline(desktop.closed.promise, STEP);
+    await deadline(agent.lost, STEP);
     desktop.open();
-    const { first, slow } = await deadline(agent.outcome, STEP);
+    // The first redial waits its backoff.
+    await clock.advance(RESUME_BACKOFF_FIRST);
+    const { first, slow, next, dials } = await deadline(agent.outcome, STEP);
     await deadline(asking, STEP);
     assert.equal(first, "1");
-    assert.ok(slow instanceof Error, `the call in flight failed (got ${String(slow)})`);
-    assert.equal((slow as Error & { code?: number }).code, -32000);
-    assert.match(slow.message, /Connection closed/);
+    assert.equal(slow, "done", "the call in flight completed with its result");
+    assert.equal(next, "2", "the next call saw the same server's state");
+    assert.equal(dials, 2);
     assert.deepEqual(states, ["open"]);
-    // No redial: one server, closed with the connection; nothing resumed.
+    // One server, initialized once, closed once when the agent ended the session.
+    await deadline(desktop.closed.promise, STEP);
     assert.deepEqual(desktop.counts, {
       servers: 1,
       slowCalls: 1,

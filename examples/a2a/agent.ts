@@ -20,7 +20,7 @@ import {
 import { agentCardHandler, jsonRpcHandler, UserBuilder } from "@a2a-js/sdk/server/express";
 import express from "express";
 import type { AddressInfo } from "node:net";
-import { deriveTicketKeys, parseTicket, WebRTCClientTransport } from "../../mod.ts";
+import { deriveTicketKeys, parseTicket } from "../../mod.ts";
 import { a2aMcpOffer, a2aSignalingExtension, A2ASignalingRouter } from "../../src/a2a/mod.ts";
 import { type Log, textOf, textPart } from "./common.ts";
 
@@ -122,14 +122,14 @@ export async function startAgent(options: AgentOptions = {}): Promise<Agent> {
       const path = /[\w./-]+\.\w+/.exec(textOf(context.userMessage))?.[0] ?? "notes.txt";
       const mcp = new Client({ name: "cloud-agent", version: "1.0.0" });
       try {
-        const transport = new WebRTCClientTransport({
-          signaling: router.openSignaling(context, bus, key ? { key } : { sealed: false }),
+        // Dials again through this task if the path is lost while the user's stream is open.
+        const connection = router.openConnection(context, bus, key ? { key } : { sealed: false }, {
           iceServers: [],
           rtcConfiguration: { bindAddress: "127.0.0.1" },
           connectTimeout: options.connectTimeout ?? 10_000,
         });
-        transport.onconnectstep = (step) => log(`webrtc ${step}`);
-        await mcp.connect(transport);
+        connection.onconnectstep = (step) => log(`webrtc ${step}`);
+        await mcp.connect(connection.openTransport());
         log("mcp initialized", { server: mcp.getServerVersion()?.name });
         await options.afterConnect?.();
         const { tools } = await mcp.listTools();

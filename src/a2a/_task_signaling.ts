@@ -29,6 +29,8 @@ export interface CallState {
   secret?: string;
   /** Ids of the signalling messages this call's signalling published: only this call's stream shows them. */
   published: Set<string>;
+  /** How many times this call's signalling was opened: each open is a dial, numbered from 1. */
+  dials?: number;
 }
 
 /** States after which the user's stream is over: no more signalling reaches the desktop. */
@@ -49,18 +51,22 @@ export class A2ATaskSignaling extends SignalingBase {
   readonly #bus: ExecutionEventBus;
   readonly #taskId: string;
   readonly contextId: string;
+  /** Which dial of the task this signalling carries, from 1: said in each message, and in each reply it takes. */
+  readonly dial: number;
   readonly #onclosed: () => void;
-  readonly #call: Required<CallState>;
+  readonly #call: Required<Pick<CallState, "secret" | "published">>;
   readonly #watch: (event: AgentExecutionEvent) => void;
   readonly #finished: () => void;
 
   constructor(
     bus: ExecutionEventBus,
     ids: { taskId: string; contextId: string },
-    call: Required<CallState>,
+    call: Required<Pick<CallState, "secret" | "published">>,
+    dial: number,
     onclosed: () => void,
   ) {
     super(A2A_MAX_PENDING_MESSAGES);
+    this.dial = dial;
     this.#call = call;
     this.#bus = bus;
     this.#taskId = ids.taskId;
@@ -93,7 +99,7 @@ export class A2ATaskSignaling extends SignalingBase {
     const status = signalingMessage("agent", [message], {
       contextId: this.contextId,
       taskId: this.#taskId,
-    }, { [A2A_SIGNALING_EXTENSION_URI]: A2A_ROUTED_MARK });
+    }, { [A2A_SIGNALING_EXTENSION_URI]: { ...A2A_ROUTED_MARK, dial: this.dial } });
     // Only the stream of the request that opened this signalling shows it.
     this.#call.published.add(status.messageId);
     this.#bus.publish({

@@ -34,6 +34,9 @@ import {
   signalingMessage,
 } from "./extension.ts";
 
+let forDial: (of: A2AClientSignaling, dial: number) => A2AClientSignaling;
+let isClosing: (signaling: A2AClientSignaling) => boolean;
+
 /** Options of {@linkcode A2AClientSignaling}. */
 export interface A2AClientSignalingOptions {
   /**
@@ -107,7 +110,9 @@ interface Queued {
 export class A2AClientSignaling extends SignalingBase {
   readonly #client: Pick<Client, "sendMessage">;
   readonly #requestOptions: RequestOptions;
-  readonly #secret = newSignalingSecret();
+  #secret = newSignalingSecret();
+  /** Which of the agent's dials this signalling answers: the first, or the one it was made for. */
+  #dial = 1;
   #taskId?: string;
   #contextId?: string;
   #queue: Queued[] = [];
@@ -263,6 +268,17 @@ export class A2AClientSignaling extends SignalingBase {
     void this.close();
   }
 
+  static {
+    forDial = (of, dial) => {
+      const next = new A2AClientSignaling(of.#client, { requestOptions: of.#requestOptions });
+      next.#secret = of.#secret;
+      next.#dial = dial;
+      if (of.#taskId !== undefined) next.#bind(of.#taskId, of.#contextId);
+      return next;
+    };
+    isClosing = (signaling) => signaling.closing;
+  }
+
   /** Records the stream's task; `false` if the event is of another task. */
   #bind(taskId: string | undefined, contextId: string | undefined): boolean {
     if (!taskId) return false;
@@ -294,7 +310,7 @@ export class A2AClientSignaling extends SignalingBase {
         referenceTaskIds: [taskId],
       }),
       configuration: undefined,
-      metadata: { [A2A_SIGNALING_EXTENSION_URI]: { secret: this.#secret } },
+      metadata: { [A2A_SIGNALING_EXTENSION_URI]: { secret: this.#secret, dial: this.#dial } },
     };
     this.#client.sendMessage(request, this.#requestOptions).then(
       (reply) => {
@@ -321,6 +337,19 @@ export class A2AClientSignaling extends SignalingBase {
       this.#pump();
     });
   }
+}
+
+/**
+ * The signalling of another dial of the agent on the same stream: the same
+ * client, secret and task as `of`, its replies saying `dial`.
+ */
+export function signalingForDial(of: A2AClientSignaling, dial: number): A2AClientSignaling {
+  return forDial(of, dial);
+}
+
+/** Whether `signaling` is closed or closing. */
+export function signalingClosing(signaling: A2AClientSignaling): boolean {
+  return isClosing(signaling);
 }
 
 /** Whether the agent's answer to a reply is the router's acknowledgement. */

@@ -278,7 +278,7 @@ Deno.test("sendMessageOfferingMcp() offers the MCP server with a secret in the r
   assert.deepEqual(request.message!.extensions, [A2A_SIGNALING_EXTENSION_URI]);
   assert.deepEqual(request.message!.metadata, {
     mine: 1,
-    [A2A_SIGNALING_EXTENSION_URI]: { version: 2, sealed: false, keyId: "room" },
+    [A2A_SIGNALING_EXTENSION_URI]: { version: 2, sealed: false, keyId: "room", resume: true },
   });
   const secret = (request.metadata?.[A2A_SIGNALING_EXTENSION_URI] as { secret: string }).secret;
   assert.match(secret, /^[\w-]{43}$/, "a secret in the request's metadata, not the message's");
@@ -286,10 +286,10 @@ Deno.test("sendMessageOfferingMcp() offers the MCP server with a secret in the r
     sent[0]!.options?.serviceParameters?.["A2A-Extensions"],
     A2A_SIGNALING_EXTENSION_URI,
   );
-  // The agent is told why, with the secret.
+  // The agent is told why, with the secret and the dial it answers.
   await fake.requested(1);
   assert.deepEqual(fake.requests[0]!.params.metadata, {
-    [A2A_SIGNALING_EXTENSION_URI]: { secret },
+    [A2A_SIGNALING_EXTENSION_URI]: { secret, dial: 1 },
   });
 });
 

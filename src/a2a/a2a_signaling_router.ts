@@ -17,6 +17,7 @@ import type {
 } from "@a2a-js/sdk/server";
 import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
+import { WebRTCConnection, type WebRTCConnectionOptions } from "../webrtc_connection.ts";
 import {
   A2A_SIGNALING_EXTENSION_URI,
   a2aMcpOffer,
@@ -24,6 +25,7 @@ import {
   isSignalingPart,
   readSignalingParts,
   sameSecret,
+  signalingDialOf,
   signalingSecretOf,
 } from "./extension.ts";
 import { A2ATaskSignaling, CALL_STATE_KEY, type CallState } from "./_task_signaling.ts";
@@ -254,13 +256,70 @@ export class A2ASignalingRouter {
     const signaling = new A2ATaskSignaling(
       eventBus,
       { taskId: context.taskId, contextId: context.contextId },
-      call as Required<CallState>,
+      call as Required<Pick<CallState, "secret" | "published">>,
+      call.dials = (call.dials ?? 0) + 1,
       () => {
         if (this.#open.get(id) === signaling) this.#open.delete(id);
       },
     );
     this.#open.set(id, signaling);
     return key ? new AuthenticatedSignaling(signaling, { key, role: "guest" }) : signaling;
+  }
+
+  /**
+   * A connection to the desktop through the task's signalling, for the
+   * executor's MCP client (`client.connect(connection.openTransport())`):
+   * each dial opens the task's signalling again (the first at once, so that
+   * what {@linkcode A2ASignalingRouter.openSignaling} refuses is thrown
+   * here). When the desktop's offer says it answers again (`resume`), a
+   * session outlives a lost peer connection: the connection dials again
+   * through the same task while the user's stream is open, the desktop
+   * answers, and the calls in flight complete on the same server. Close the
+   * connection when the executor is done with it.
+   *
+   * @example Connect the executor's MCP client
+   * ```ts ignore
+   * const connection = router.openConnection(context, bus, { sealed: false });
+   * try {
+   *   await mcp.connect(connection.openTransport());
+   *   // … calls …
+   * } finally {
+   *   await mcp.close();
+   *   await connection.close();
+   * }
+   * ```
+   *
+   * @param context The executor's request context.
+   * @param eventBus The executor's event bus.
+   * @param options The key (or its lookup by the offer's `keyId`) to seal
+   * with, or `sealed: false`, as for `openSignaling()`.
+   * @param connectionOptions Options of the connection (ICE servers,
+   * timeouts); `linger` defaults to 0 and `resume` to what the offer says.
+   * @returns The connection; not dialled until its first session starts.
+   * @throws {TypeError} As `openSignaling()` does.
+   */
+  openConnection(
+    context: RequestContext,
+    eventBus: ExecutionEventBus,
+    options: OpenA2ASignalingOptions,
+    connectionOptions: Omit<WebRTCConnectionOptions, "signaling" | "initiator"> = {},
+  ): WebRTCConnection {
+    let first: Signaling | undefined = this.openSignaling(context, eventBus, options);
+    let last: Signaling | undefined;
+    const resume = a2aMcpOffer(context.userMessage)?.resume === true;
+    return new WebRTCConnection({
+      linger: 0,
+      ...connectionOptions,
+      resume: connectionOptions.resume ?? resume,
+      signaling: async () => {
+        // A new dial means the last one's peer is gone: its signalling (still
+        // open, should the desktop say more) closes first.
+        await last?.close();
+        last = first ?? this.openSignaling(context, eventBus, options);
+        first = undefined;
+        return last;
+      },
+    });
   }
 
   /**
@@ -315,20 +374,32 @@ export class A2ASignalingRouter {
         `Cannot deliver signalling as task ${taskId} has no open signalling that this request's secret opens: the connection attempt ended, or the task belongs to someone else`,
       );
     }
+    const dial = signalingDialOf(params.metadata);
+    if (dial === undefined) {
+      throw new RequestMalformedError(
+        `Cannot deliver signalling as the dial in the request's metadata is not a positive integer: say which dial of task ${taskId} the reply answers, or leave it out for the first`,
+      );
+    }
     if (message.contextId && message.contextId !== target.contextId) {
       throw new RequestMalformedError(
         `Cannot deliver signalling as the message's contextId does not match task ${taskId}'s`,
       );
     }
     context.addActivatedExtension(A2A_SIGNALING_EXTENSION_URI);
-    target.deliver(signals);
+    // A reply to an earlier dial (its goodbye, crossing the redial) is acknowledged, not delivered.
+    if (dial === target.dial) target.deliver(signals);
     return {
       messageId: crypto.randomUUID(),
       contextId: target.contextId,
       taskId: "",
       role: Role.ROLE_AGENT,
       parts: [{
-        content: { $case: "text", value: `accepted ${signals.length}` },
+        content: {
+          $case: "text",
+          value: dial === target.dial
+            ? `accepted ${signals.length}`
+            : `ignored ${signals.length} of an earlier dial`,
+        },
         mediaType: "text/plain",
         filename: "",
         metadata: undefined,

@@ -98,6 +98,12 @@ export interface A2AMcpOffer {
    * desktops picks the right one; not secret (a ticket's room id, say).
    */
   readonly keyId?: string;
+  /**
+   * Whether the desktop answers again when the agent dials again through the
+   * same task (a session that outlives a lost peer connection). A desktop of
+   * an earlier version leaves it out and answers only the first dial.
+   */
+  readonly resume?: boolean;
 }
 
 /** Options of {@linkcode a2aSignalingExtension}. */
@@ -187,15 +193,19 @@ export function a2aMcpOffer(message: Pick<Message, "metadata">): A2AMcpOffer | u
     typeof offer !== "object" || offer === null || offer.version !== EXTENSION_VERSION ||
     typeof offer.sealed !== "boolean" ||
     (offer.keyId !== undefined &&
-      (typeof offer.keyId !== "string" || offer.keyId.length > A2A_MAX_KEY_ID_LENGTH))
+      (typeof offer.keyId !== "string" || offer.keyId.length > A2A_MAX_KEY_ID_LENGTH)) ||
+    (offer.resume !== undefined && typeof offer.resume !== "boolean")
   ) {
     throw new TypeError(
-      `${cannot} its metadata under ${A2A_SIGNALING_EXTENSION_URI} is not { version: ${EXTENSION_VERSION}, sealed: boolean, keyId?: string of at most A2A_MAX_KEY_ID_LENGTH (${A2A_MAX_KEY_ID_LENGTH}) characters }: the offering agent must send such an offer`,
+      `${cannot} its metadata under ${A2A_SIGNALING_EXTENSION_URI} is not { version: ${EXTENSION_VERSION}, sealed: boolean, keyId?: string of at most A2A_MAX_KEY_ID_LENGTH (${A2A_MAX_KEY_ID_LENGTH}) characters, resume?: boolean }: the offering agent must send such an offer`,
     );
   }
-  return offer.keyId === undefined
-    ? { version: EXTENSION_VERSION, sealed: offer.sealed }
-    : { version: EXTENSION_VERSION, sealed: offer.sealed, keyId: offer.keyId };
+  return {
+    version: EXTENSION_VERSION,
+    sealed: offer.sealed,
+    ...(offer.keyId === undefined ? {} : { keyId: offer.keyId }),
+    ...(offer.resume === undefined ? {} : { resume: offer.resume }),
+  };
 }
 
 /** A data part holding one signalling message. */
@@ -289,6 +299,12 @@ export function signalingMessage(
 export interface A2ASignalingSecret {
   /** 32 random bytes, base64url: only the desktop's own requests carry it. */
   readonly secret: string;
+  /**
+   * Which of the agent's dials a reply answers (the `dial` of the agent's
+   * messages it answers); a desktop of an earlier version leaves it out, which
+   * means the first.
+   */
+  readonly dial?: number;
 }
 
 /** A fresh signalling secret: 32 random bytes, base64url. */
@@ -303,6 +319,22 @@ export function signalingSecretOf(
   const value = metadata?.[A2A_SIGNALING_EXTENSION_URI] as Partial<A2ASignalingSecret> | undefined;
   const secret = value?.secret;
   return typeof secret === "string" && /^[\w-]{43}$/.test(secret) ? secret : undefined;
+}
+
+/**
+ * The dial a desktop's reply answers, from its request's `metadata`: 1 when
+ * not said (a desktop of an earlier version), `undefined` when not a positive
+ * integer.
+ */
+export function signalingDialOf(metadata: Record<string, unknown> | undefined): number | undefined {
+  const value = metadata?.[A2A_SIGNALING_EXTENSION_URI] as Partial<A2ASignalingSecret> | undefined;
+  return dialNumber(value?.dial);
+}
+
+/** `dial` as a dial number: 1 when undefined, `undefined` when not a positive safe integer. */
+function dialNumber(dial: unknown): number | undefined {
+  if (dial === undefined) return 1;
+  return Number.isSafeInteger(dial) && (dial as number) >= 1 ? dial as number : undefined;
 }
 
 /** The request metadata without the signalling secret. */
@@ -333,6 +365,16 @@ export const A2A_ROUTED_MARK: Readonly<{ routed: true }> = Object.freeze({ route
 export function isRoutedSignaling(message: Message | undefined): boolean {
   const mark = message?.metadata?.[A2A_SIGNALING_EXTENSION_URI] as { routed?: unknown } | undefined;
   return mark?.routed === true;
+}
+
+/**
+ * Which of the agent's dials its signalling message belongs to: the `dial`
+ * beside the routing mark, 1 when not said (an agent of an earlier version,
+ * which dials once), `undefined` when not a positive integer.
+ */
+export function agentDialOf(message: Message | undefined): number | undefined {
+  const mark = message?.metadata?.[A2A_SIGNALING_EXTENSION_URI] as { dial?: unknown } | undefined;
+  return dialNumber(mark?.dial);
 }
 
 /**

@@ -14,23 +14,36 @@ import { WebRTCTransportError } from "../errors.ts";
 import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
 import type { Signaling } from "../signaling/signaling.ts";
 import type { ConnectableServer } from "../webrtc_listener.ts";
-import { WebRTCServerTransport } from "../webrtc_server_transport.ts";
+import { WebRTCConnection, type WebRTCSessionTransport } from "../webrtc_connection.ts";
+import type { WebRTCServerTransport } from "../webrtc_server_transport.ts";
 import type { WebRTCTransportOptions } from "../webrtc_transport.ts";
 import {
   type A2AMcpOffer,
+  agentDialOf,
   checkSignalingKey,
+  isSignalingMessage,
   signalingExtensionVersion,
   versionMismatch,
 } from "./extension.ts";
-import { A2AClientSignaling, withExtension } from "./a2a_client_signaling.ts";
+import {
+  A2AClientSignaling,
+  signalingClosing,
+  signalingForDial,
+  withExtension,
+} from "./a2a_client_signaling.ts";
 
 /** What becomes of the MCP channel a message offered: open, or failed and why. */
 export type McpChannelStatus =
   | {
     /** The agent's MCP client reached the desktop's server: the data channel is open. */
     readonly state: "open";
-    /** The transport serving it, e.g. for `getConnectionPath()` or `close()`. */
-    readonly transport: WebRTCServerTransport;
+    /**
+     * The transport serving it, e.g. for `close()`. From
+     * {@linkcode sendMessageOfferingMcp}: a session of a `WebRTCConnection`
+     * that answers the agent again (its path:
+     * `transport.connection.getConnectionPath()`).
+     */
+    readonly transport: WebRTCSessionTransport | WebRTCServerTransport;
   }
   | {
     /** The channel did not open. */
@@ -194,11 +207,18 @@ async function* offering(
   options: SendMessageOfferingMcpOptions,
   key: CryptoKey | undefined,
 ): AsyncGenerator<StreamResponse | McpChannelEvent, void, undefined> {
-  const offer: A2AMcpOffer = options.keyId === undefined
-    ? { version: 2, sealed: key !== undefined }
-    : { version: 2, sealed: key !== undefined, keyId: options.keyId };
+  const offer: A2AMcpOffer = {
+    version: 2,
+    sealed: key !== undefined,
+    ...(options.keyId === undefined ? {} : { keyId: options.keyId }),
+    resume: true,
+  };
   const requestOptions = withExtension(options.requestOptions);
   const signaling = new A2AClientSignaling(client, { requestOptions });
+  const dials = new Dials(
+    signaling,
+    (dial) => key ? new AuthenticatedSignaling(dial, { key, role: "host" }) : dial,
+  );
   const channel = new ChannelWatch();
   // An agent whose card announces only another version of the extension will not take the offer.
   const theirs = await otherVersionOf(client);
@@ -220,31 +240,135 @@ async function* offering(
       if (outcome.done) break;
       next = stream.next();
       const event = outcome.value;
-      if (!signaling.receive(event)) {
+      const target = dials.route(event);
+      if (!target.receive(event)) {
         yield event;
         continue;
       }
-      if (signaling.failure) channel.fail(signaling.failure);
+      if (target.failure) channel.fail(target.failure);
       else if (!serving) {
         serving = true;
-        await channel.serve(
-          options,
-          key ? new AuthenticatedSignaling(signaling, { key, role: "host" }) : signaling,
-        );
+        await channel.serve(options, dials);
       }
       yield* channel.take();
     }
   } finally {
-    await signaling.close();
+    await dials.end();
     void stream.return?.(undefined);
   }
   // The stream is over: a channel still opening learns why it cannot (the
-  // agent's goodbye, or the signalling's end) from its transport.
+  // agent's goodbye, or the signalling's end) from its connection.
   if (serving) await channel.settled();
   yield* channel.take();
 }
 
 const CHANGED = Symbol("changed");
+
+/**
+ * The agent's dials on one stream, each with its own signalling (the same
+ * secret and task, its replies saying which dial they answer): the agent's
+ * messages go to their dial's signalling, and the serving connection takes
+ * each new dial's signalling in turn.
+ */
+class Dials {
+  readonly #first: A2AClientSignaling;
+  readonly #wrap: (signaling: A2AClientSignaling) => Signaling;
+  /** The dials whose signalling is open, by number. */
+  readonly #open = new Map<number, A2AClientSignaling>();
+  #highest = 1;
+  #handedFirst = false;
+  /** The newest dial, not yet taken by the connection. */
+  #next?: A2AClientSignaling;
+  #waiter?: { resolve: (signaling: A2AClientSignaling) => void; reject: (error: Error) => void };
+  #ended = false;
+  /** Called once the stream ended. */
+  onend?: () => void;
+
+  constructor(first: A2AClientSignaling, wrap: (signaling: A2AClientSignaling) => Signaling) {
+    this.#first = first;
+    this.#wrap = wrap;
+    this.#open.set(1, first);
+  }
+
+  /** The first dial's signalling, as the connection takes it (for a goodbye before any connection). */
+  get first(): Signaling {
+    this.#handedFirst = true;
+    return this.#wrap(this.#first);
+  }
+
+  /** The signalling that takes `event`: its dial's (a new dial's is made), or the first's for what is not signalling. */
+  route(event: StreamResponse): A2AClientSignaling {
+    const message = event?.payload?.$case === "statusUpdate"
+      ? event.payload.value.status?.message
+      : undefined;
+    if (!isSignalingMessage(message)) return this.#first;
+    const dial = agentDialOf(message);
+    if (dial === undefined) return this.#first;
+    const open = this.#open.get(dial);
+    if (open) return open;
+    if (dial <= this.#highest || this.#ended) return this.#spent(dial);
+    // A new dial: the earlier ones that closed are forgotten; one not taken yet is superseded.
+    this.#highest = dial;
+    for (const [number, signaling] of this.#open) {
+      if (signalingClosing(signaling)) this.#open.delete(number);
+    }
+    const next = signalingForDial(this.#first, dial);
+    this.#open.set(dial, next);
+    if (this.#next) void this.#next.close();
+    if (this.#waiter) {
+      this.#waiter.resolve(next);
+      this.#waiter = undefined;
+    } else this.#next = next;
+    return next;
+  }
+
+  /** The next dial's signalling, for the serving connection: the first, then each new dial's once it signals. */
+  take(): Promise<Signaling> {
+    if (!this.#handedFirst) return Promise.resolve(this.first);
+    if (this.#next) {
+      const next = this.#next;
+      this.#next = undefined;
+      return Promise.resolve(this.#wrap(next));
+    }
+    if (this.#ended) return Promise.reject(endedError());
+    this.#waiter?.reject(endedError());
+    return new Promise<A2AClientSignaling>((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+    }).then((next) => {
+      this.#next = undefined;
+      return this.#wrap(next);
+    });
+  }
+
+  /** Whether the stream ended: no dial comes any more. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** The stream ended: every dial's signalling closes, and no new dial is taken. */
+  async end(): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#waiter?.reject(endedError());
+    this.#waiter = undefined;
+    this.#next = undefined;
+    await Promise.allSettled([...this.#open.values()].map((signaling) => signaling.close()));
+    this.onend?.();
+  }
+
+  /** A closed signalling that consumes an earlier dial's late messages. */
+  #spent(dial: number): A2AClientSignaling {
+    const spent = signalingForDial(this.#first, dial);
+    void spent.close();
+    return spent;
+  }
+}
+
+function endedError(): Error {
+  return new WebRTCTransportError(
+    "Cannot answer the agent again as the stream of the message that offered the MCP server ended",
+  );
+}
 
 /** Serves one message's channel, and tells what became of it, once. */
 class ChannelWatch {
@@ -275,7 +399,12 @@ class ChannelWatch {
     this.#decide({ state: "failed", error });
   }
 
-  async serve(options: SendMessageOfferingMcpOptions, signaling: Signaling): Promise<void> {
+  /**
+   * Serves the message's one session on a connection that answers each of
+   * the agent's dials, so that the session outlives a lost peer connection
+   * while the stream is open.
+   */
+  async serve(options: SendMessageOfferingMcpOptions, dials: Dials): Promise<void> {
     let server: ConnectableServer;
     try {
       server = await options.createServer();
@@ -287,20 +416,23 @@ class ChannelWatch {
         { cause },
       );
       // The agent learns why at once, not at its connect timeout.
+      const signaling = dials.first;
       await signaling.start?.({ initiator: false });
       await settle(signaling.send({ type: "bye", reason: error.message }), BYE_TIMEOUT);
       return this.fail(error);
     }
-    const transport = new WebRTCServerTransport({ ...options.transportOptions, signaling });
+    const connection = new WebRTCConnection({
+      ...options.transportOptions,
+      signaling: () => dials.take(),
+      initiator: false,
+      resume: true,
+    });
     let error: Error | undefined;
-    transport.onconnectstep = (step) => {
-      if (step === "channel") this.#decide({ state: "open", transport });
-    };
-    // Kept by server.connect(), which chains its own handlers after them.
-    transport.onerror = (reported) => {
+    let session: WebRTCSessionTransport | undefined;
+    connection.onerror = (reported) => {
       error ??= reported;
     };
-    transport.onclose = () => {
+    const end = () => {
       this.fail(
         error ??
           new WebRTCTransportError(
@@ -308,15 +440,31 @@ class ChannelWatch {
           ),
       );
       void server.close();
+      void connection.close();
     };
-    try {
-      await server.connect(transport);
-    } catch (cause) {
-      this.fail(cause as Error);
-      await transport.close();
-    }
+    // Without the stream no dial comes: a lost connection cannot be answered again.
+    connection.ondisconnect = () => {
+      if (dials.ended || !session) end();
+    };
+    dials.onend = () => {
+      if (!connection.connected) end();
+    };
+    connection.ontransport = (transport) => {
+      if (session) return void transport.close(); // One session per message.
+      session = transport;
+      this.#decide({ state: "open", transport });
+      void transport.closed.then(end);
+      server.connect(transport).catch((cause) => {
+        error ??= cause as Error;
+        void transport.close();
+      });
+    };
+    // Not awaited: the agent's messages that the dial waits for come on the stream this call reads.
+    connection.connect().catch((cause) => {
+      error ??= cause as Error;
+      end();
+    });
   }
-
   #decide(status: McpChannelStatus): void {
     if (this.#decided) return;
     this.#decided = true;
