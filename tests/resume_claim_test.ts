@@ -3,44 +3,18 @@ import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { MemorySignaling, type Signaling, WebRTCConnection } from "../mod.ts";
 import { RESUME_BACKOFF_FIRST } from "../src/constants.ts";
-import { useClock } from "../src/_clock.ts";
 import { deadline } from "../src/_async.ts";
-import { ManualClock } from "../src/_test_clock.ts";
 import { type Claim, type ClaimProbe, claimProbes, makeClaim } from "../src/_resume_claim.ts";
-import { LOCAL, text } from "./_helpers.ts";
+import { text } from "./_helpers.ts";
+import { resumablePair } from "./_resume_pair.ts";
 
 const STEP = 10_000;
 
 /** An agent and a desktop with resume on; each dial of the agent meets the desktop again. */
 function pair() {
-  const ready: Signaling[] = [];
-  const waiting: ((signaling: Signaling) => void)[] = [];
-  const agent = new WebRTCConnection({
-    ...LOCAL,
-    linger: 0,
-    resume: true,
-    signaling: () => {
-      const [a, b] = MemorySignaling.createPair();
-      const waiter = waiting.shift();
-      if (waiter) waiter(b);
-      else ready.push(b);
-      return a;
-    },
-  });
-  const desktop = new WebRTCConnection({
-    ...LOCAL,
-    initiator: false,
-    resume: true,
-    signaling: () =>
-      ready.length > 0
-        ? ready.shift()!
-        : new Promise<Signaling>((resolve) => waiting.push(resolve)),
-  });
+  const { agent, desktop, clock } = resumablePair();
   desktop.onerror = () => {};
-  const clock = new ManualClock();
-  useClock(agent, clock);
   const probe: ClaimProbe = { grants: [], claims: [] };
   claimProbes.set(agent, probe);
   let counter = 0;

@@ -3,44 +3,20 @@ import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { MemorySignaling, type Signaling, WebRTCConnection } from "../mod.ts";
+import { MemorySignaling, WebRTCConnection } from "../mod.ts";
 import { RESUME_BACKOFF_FIRST } from "../src/constants.ts";
 import { useClock } from "../src/_clock.ts";
 import { deadline } from "../src/_async.ts";
 import { ManualClock } from "../src/_test_clock.ts";
 import { LOCAL, text } from "./_helpers.ts";
+import { resumablePair } from "./_resume_pair.ts";
 import { z } from "zod";
 
 const STEP = 10_000;
 
 Deno.test("With resume on, a call in flight when the peer connection is lost completes after the redial, on the same server, without a second initialize", async () => {
-  // Each dial of the agent makes a signalling pair; the desktop answers on the other end.
-  const ready: Signaling[] = [];
-  const waiting: ((signaling: Signaling) => void)[] = [];
-  const agent = new WebRTCConnection({
-    ...LOCAL,
-    linger: 0,
-    resume: true,
-    signaling: () => {
-      const [a, b] = MemorySignaling.createPair();
-      const waiter = waiting.shift();
-      if (waiter) waiter(b);
-      else ready.push(b);
-      return a;
-    },
-  });
-  const desktop = new WebRTCConnection({
-    ...LOCAL,
-    initiator: false,
-    resume: true,
-    signaling: () =>
-      ready.length > 0
-        ? ready.shift()!
-        : new Promise<Signaling>((resolve) => waiting.push(resolve)),
-  });
-  // The agent's liveness reads this clock, so its path is lost when the test says.
-  const clock = new ManualClock();
-  useClock(agent, clock);
+  // Each dial of the agent meets the desktop again; the test moves the agent's clock.
+  const { agent, desktop, clock } = resumablePair();
 
   let counter = 0;
   let slowCalls = 0;
@@ -203,32 +179,8 @@ Deno.test("With resume on, a session whose desktop restarted fails at the first 
 });
 
 Deno.test("With resume on, 1,000 calls with 5 lost connections among them each run once and each result arrives once", async () => {
-  const ready: Signaling[] = [];
-  const waiting: ((signaling: Signaling) => void)[] = [];
-  const agent = new WebRTCConnection({
-    ...LOCAL,
-    linger: 0,
-    resume: true,
-    signaling: () => {
-      const [a, b] = MemorySignaling.createPair();
-      const waiter = waiting.shift();
-      if (waiter) waiter(b);
-      else ready.push(b);
-      return a;
-    },
-  });
-  const desktop = new WebRTCConnection({
-    ...LOCAL,
-    initiator: false,
-    resume: true,
-    signaling: () =>
-      ready.length > 0
-        ? ready.shift()!
-        : new Promise<Signaling>((resolve) => waiting.push(resolve)),
-  });
+  const { agent, desktop, clock } = resumablePair();
   desktop.onerror = () => {};
-  const clock = new ManualClock();
-  useClock(agent, clock);
   const runs = new Map<number, number>();
   desktop.ontransport = (transport) => {
     const server = new McpServer({ name: "desktop", version: "1.0.0" });
