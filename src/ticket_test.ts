@@ -7,6 +7,7 @@ import {
   createTicket,
   deriveTicketKeys,
   formatTicket,
+  guestDialKeys,
   isTicketExpired,
   keyVerifier,
   parseTicket,
@@ -298,6 +299,20 @@ Deno.test("deriveTicketKeys() is deterministic, and host and guest agree", async
   assert.equal(a.signalingKey.extractable, false);
   assert.deepEqual([...a.signalingKey.usages].sort(), ["sign", "verify"]);
   assert.equal(a.guestVerifier, await keyVerifier(a.guestKey));
+});
+
+Deno.test("guestDialKeys() gives a guest the keys deriveTicketKeys() gives, and refuses a host ticket", async () => {
+  const host = await createTicket({ url: URL_ });
+  const guest = await createGuestTicket(host);
+  const expected = await deriveTicketKeys(guest);
+  const keys = guestDialKeys(guest);
+  assert.equal(await keys.guestKey, expected.guestKey);
+  const signalingKey = await keys.signalingKey;
+  assert.equal(await macOf(signalingKey), await macOf(expected.signalingKey));
+  assert.equal(signalingKey.extractable, false);
+  assert.deepEqual([...signalingKey.usages].sort(), ["sign", "verify"]);
+  assert.throws(() => guestDialKeys(host), TicketError);
+  assert.throws(() => guestDialKeys({ ...guest, secret: "short" }), TypeError);
 });
 
 Deno.test("deriveTicketKeys() gives distinct keys, and different tickets different keys", async () => {

@@ -1,7 +1,7 @@
 import { WebRTCTransportError } from "../errors.ts";
 import { recordSealKey } from "../_resume_claim.ts";
 import type { IceServer } from "../peer.ts";
-import { assertTicketUsable, deriveTicketKeys, parseTicket, type Ticket } from "../ticket.ts";
+import { assertTicketUsable, guestDialKeys, parseTicket, type Ticket } from "../ticket.ts";
 import { TicketError } from "../errors.ts";
 import { ROOM_MEETING_POINT, roomUrl } from "./room_protocol.ts";
 import { AuthenticatedSignaling } from "./authenticated_signaling.ts";
@@ -71,18 +71,28 @@ export class TicketSignaling extends SignalingBase {
 
   protected override async open(): Promise<void> {
     assertTicketUsable(this.#ticket, new Date(clockOf(this).now()));
-    const keys = await deriveTicketKeys(this.#ticket);
+    // The signalling key is derived while the room is joined: only the first
+    // sealed message, after the join, needs it.
+    const keys = guestDialKeys(this.#ticket);
+    const guestKey = await keys.guestKey;
     const room = await WebSocketSignaling.connect(roomUrl(this.#ticket), {
       ...this.#options,
-      key: keys.guestKey,
+      key: guestKey,
     });
+    let signalingKey: CryptoKey;
+    try {
+      signalingKey = await keys.signalingKey;
+    } catch (error) {
+      await room.close();
+      throw error;
+    }
     if (this.closing) {
       await room.close();
       throw new WebRTCTransportError("Cannot start ticket signalling as it was closed");
     }
     this.#room = room;
-    const inner = new AuthenticatedSignaling(room, { key: keys.signalingKey, role: "guest" });
-    recordSealKey(this, keys.signalingKey);
+    const inner = new AuthenticatedSignaling(room, { key: signalingKey, role: "guest" });
+    recordSealKey(this, signalingKey);
     inner.onmessage = (message) => this.onmessage?.(message);
     inner.onerror = (error) => this.onerror?.(error);
     inner.onclose = () => void this.close();
