@@ -155,9 +155,11 @@ async function closeBoth(client: Client, server: McpServer): Promise<void> {
 function webrtc(): Bench {
   return {
     async connect() {
-      const server = createServer();
       const client = createClient();
       const started = performance.now();
+      // Made inside the timer, as webrtc-worker's listener and Streamable
+      // HTTP make theirs: per session, once the session's first request came.
+      const server = createServer();
       const [clientSignaling, serverSignaling] = MemorySignaling.createPair();
       await server.connect(new WebRTCServerTransport({ signaling: serverSignaling, ...PEER }));
       const transport = new WebRTCClientTransport({ signaling: clientSignaling, ...PEER });
