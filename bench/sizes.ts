@@ -12,7 +12,8 @@
  *   benchmark makes it;
  * - `transport`: the SDK's client and server over `DataChannelTransport` on a
  *   native pair (what `webrtc` runs, without the peer connection's wrappers),
- *   with the moments of its steps: the request at the server (`request`), the
+ *   with the moments of its steps: the request handed to the client's
+ *   transport (`request sent`) and at the server (`request`), the
  *   tool called (`tool`), the response handed to the transport (`response`),
  *   its first chunk handed to the channel, its first and last chunk sent
  *   (the channel's `send()` returned) and received, and the response parsed and
@@ -29,7 +30,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { NativeDataChannel } from "../src/_native_channel.ts";
 import { DataChannelTransport } from "../src/data_channel_transport.ts";
-import { HIGH_WATER_MARK, LOW_WATER_MARK, MAX_FRAME_SIZE } from "../src/constants.ts";
+import { HIGH_WATER_MARK, MAX_FRAME_SIZE } from "../src/constants.ts";
 import { nativePair, rawTransfer } from "./_native.ts";
 import { createBench, prepareBlob } from "./_transports.ts";
 
@@ -87,15 +88,20 @@ const serverReceive = serverTransport.onmessage!;
 serverTransport.onmessage = (message) => (step("request"), serverReceive(message));
 const serverSend = serverTransport.send.bind(serverTransport);
 serverTransport.send = (message) => (step("response"), serverSend(message));
+const clientSend = clientTransport.send.bind(clientTransport);
+clientTransport.send = (message) => (step("request sent"), clientSend(message));
 const clientReceive = clientTransport.onmessage!;
 clientTransport.onmessage = (message) => (step("parsed"), clientReceive(message));
+
+/** When each raw request came, in ms after it was sent. */
+const rawRequest: number[] = [];
 
 /** Raw bytes, once a small text message has come the other way. */
 async function requestThenRaw(bytes: number): Promise<number> {
   const { offerer, answerer } = rawPair;
   const requested = Promise.withResolvers<void>();
-  answerer.onMessage(() => requested.resolve());
   const started = performance.now();
+  answerer.onMessage(() => (rawRequest.push(performance.now() - started), requested.resolve()));
   offerer.sendMessage('{"method":"blob"}');
   await requested.promise;
   await rawTransfer(answerer, offerer, bytes);
@@ -113,7 +119,6 @@ async function call(session: Client, bytes: number): Promise<number> {
   return ms;
 }
 
-rawPair.answerer.setBufferedAmountLowThreshold(LOW_WATER_MARK);
 console.log(
   `sizes: load ${Deno.loadavg().map((n) => n.toFixed(2)).join(" ")}, high-water ${
     HIGH_WATER_MARK / MIB
@@ -158,6 +163,10 @@ for (const [mib, warmup, runs] of PLAN) {
       }`,
     );
   }
+  console.log(
+    `  request+raw: the request came ${median(rawRequest).toFixed(2)} ms after it was sent`,
+  );
+  rawRequest.length = 0;
   const order = [...stepTimes].sort((a, b) => median(a[1]) - median(b[1]));
   console.log(
     `  transport steps, ms after the call: ${
