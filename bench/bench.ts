@@ -83,7 +83,7 @@ const FULL: Plan = {
     { mib: 16, warmup: 2, runs: 5 },
     // One run was the first 64 MiB the process received, webrtc's always
     // first: 0.44–0.88× the floor's first where the median of three after it
-    // gave 0.82–1.10× in the same processes (a first run takes up to twice as
+    // gave 0.82–1.13× in the same processes (a first run takes 1.3–2.6× as
     // long as the next ones, with no garbage collection in it, while the
     // process's memory grows). So the rate is the median of three after a
     // warm-up, and the peak RSS the warm-up's, the first run holding 64 MiB.
