@@ -20,7 +20,9 @@
  *
  * Run: `deno task bench` (add `--quick` for a short smoke run, `--json` for
  * one machine-readable JSON object on stdout, `--connect` for the connects of
- * `webrtc` and `webrtc-worker` alone and where their milliseconds go).
+ * `webrtc` and `webrtc-worker` alone and where their milliseconds go;
+ * `--child=webrtc --sizes` runs only webrtc's results and its floor's, as
+ * JSON lines).
  *
  * @module
  */
@@ -56,8 +58,13 @@ interface Plan {
   rttRounds: number;
   callWarmup: number;
   calls: number;
-  /** Sizes of tool result; `warmup` runs of each go first, unmeasured. */
-  transfers: { mib: number; warmup: number; runs: number }[];
+  /**
+   * Sizes of tool result; `warmup` runs of each go first, unmeasured. With
+   * `rssOfWarmup`, the peak RSS is the warm-up's instead of the measured
+   * runs' (a process keeps most of what its first run of a size held, so its
+   * first run is the one that tells the memory).
+   */
+  transfers: { mib: number; warmup: number; runs: number; rssOfWarmup?: boolean }[];
   handshakes: HandshakePlan;
   /** Milliseconds one transport's process may take before it is killed. */
   childTimeout: number;
@@ -70,11 +77,17 @@ const FULL: Plan = {
   callWarmup: 500,
   calls: 3000,
   transfers: [
-    { mib: 1, warmup: 2, runs: 5 },
+    // A 1 MiB result takes 8–12 ms, and on a shared machine one run in five
+    // or so takes 2–8× that: the median is taken over more runs.
+    { mib: 1, warmup: 3, runs: 15 },
     { mib: 16, warmup: 2, runs: 5 },
-    // No warm-up: the peak RSS is measured on this one, and a process that
-    // has already held 64 MiB keeps most of it.
-    { mib: 64, warmup: 0, runs: 1 },
+    // One run was the first 64 MiB the process received, webrtc's always
+    // first: 0.44–0.88× the floor's first where the median of three after it
+    // gave 0.82–1.13× in the same processes (a first run takes 1.3–2.6× as
+    // long as the next ones, with no garbage collection in it, while the
+    // process's memory grows). So the rate is the median of three after a
+    // warm-up, and the peak RSS the warm-up's, the first run holding 64 MiB.
+    { mib: 64, warmup: 1, runs: 3, rssOfWarmup: true },
   ],
   handshakes: { rooms: 50, warmupRounds: 1, rounds: 20 },
   childTimeout: 240_000,
@@ -103,6 +116,9 @@ const EXIT_GRACE_MS = 5_000;
  * their milliseconds go (the children stop after their connects).
  */
 const CONNECTS_ONLY = Deno.args.includes("--connect");
+
+/** `--sizes` (with `--child`): only the results, no connects nor round trips. */
+const SIZES_ONLY = Deno.args.includes("--sizes");
 
 /** Transports of which only the connect time is measured. */
 const CONNECT_ONLY: readonly TransportId[] = ["webrtc-worker"];
@@ -136,7 +152,12 @@ interface TransferFigures {
   medianMs: number;
   /** Megabytes (10^6 bytes) per second, median over the runs. */
   mbPerS: number;
-  /** Largest increase of the process's RSS over its baseline during a run, MiB. */
+  /** The first run's time, ms: a warm-up's when there is one (the first this process made). */
+  firstMs?: number;
+  /**
+   * Largest increase of the process's RSS over its baseline during a run (the
+   * warm-up's with `rssOfWarmup`), MiB.
+   */
   peakRssMiB: number;
 }
 
@@ -247,7 +268,7 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
   try {
     const times: number[] = [];
     const stepTimes = new Map<ConnectStep, number[]>();
-    for (let i = 0; i < plan.connectWarmup + plan.connects; i++) {
+    for (let i = 0; i < (SIZES_ONLY ? 0 : plan.connectWarmup + plan.connects); i++) {
       const { session, ms, steps } = await bench.connect();
       if (i >= plan.connectWarmup) {
         times.push(ms);
@@ -293,7 +314,7 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
     };
     const rtts = new Map<TransportId, number[]>();
     const roundP50s = new Map<TransportId, number[]>();
-    for (let round = 0; round < plan.rttRounds; round++) {
+    for (let round = 0; round < (SIZES_ONLY ? 0 : plan.rttRounds); round++) {
       // As before each transfer: what the last phase left is collected first.
       collectGarbage();
       await delay(50);
@@ -338,10 +359,11 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
 
     const measured = await connectAll();
     try {
-      for (const { mib, warmup, runs } of plan.transfers) {
+      for (const { mib, warmup, runs, rssOfWarmup } of plan.transfers) {
         const bytes = mib * MIB;
         prepareBlob(bytes);
         const durations = new Map(measured.map(({ of }) => [of, [] as number[]]));
+        const firsts = new Map<TransportId, number>();
         const peaks = new Map(measured.map(({ of }) => [of, 0]));
         for (let run = 0; run < warmup + runs; run++) {
           for (const { of, session } of run % 2 ? [...measured].reverse() : measured) {
@@ -351,9 +373,11 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
             await sampler.start();
             const ms = await transfer(session, bytes, plan);
             const peak = await sampler.stop();
-            if (run < warmup) continue;
-            durations.get(of)!.push(ms);
-            peaks.set(of, Math.max(peaks.get(of)!, peak - baseline));
+            if (rssOfWarmup ? run < warmup : run >= warmup) {
+              peaks.set(of, Math.max(peaks.get(of)!, peak - baseline));
+            }
+            if (run === 0) firsts.set(of, ms);
+            if (run >= warmup) durations.get(of)!.push(ms);
           }
         }
         for (const [of, times] of durations) {
@@ -368,6 +392,7 @@ async function runChild(id: TransportId, plan: Plan): Promise<void> {
               runs,
               medianMs,
               mbPerS: bytes / 1e6 / (medianMs / 1000),
+              firstMs: firsts.get(of),
               peakRssMiB: Math.max(0, peaks.get(of)!) / MIB,
             },
           });

@@ -264,17 +264,21 @@ export class JsonAssembler {
 }
 
 /**
- * Where a literal's text may be cut: before the last backslash when it is
- * among the last 6 characters (an escape sequence, `\uXXXX` at most, may go
- * on in the next piece), and before the run of backslashes it ends; else at
- * the end.
+ * Where a literal's text, which begins between two escape sequences, may be
+ * cut so that none is parted: before the last backslash among the last 6
+ * characters (an escape sequence is `\uXXXX` at most) when that backslash
+ * begins a sequence, else at the end. In a run of backslashes that begins
+ * the text or follows another character, they pair up from its start, so
+ * the last one begins a sequence when the run's length is odd. (Cutting
+ * before the whole run instead kept a literal of backslashes unparsed to
+ * its end, scanned again with every piece.)
  */
 function escapeBoundary(text: string): number {
   for (let i = text.length - 1; i >= 0 && i >= text.length - 6; i--) {
     if (text.charCodeAt(i) !== 0x5c) continue;
-    let cut = i;
-    while (cut > 0 && text.charCodeAt(cut - 1) === 0x5c) cut--;
-    return cut;
+    let start = i;
+    while (start > 0 && text.charCodeAt(start - 1) === 0x5c) start--;
+    return (i - start) % 2 === 0 ? i : text.length;
   }
   return text.length;
 }

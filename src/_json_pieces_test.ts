@@ -130,3 +130,20 @@ Deno.test("JsonAssembler keeps a large plain string's text as its value and stil
     assert.throws(() => assemble(cutRandomly(broken, prng(6), 100_000), plain), SyntaxError, name);
   }
 });
+
+Deno.test("JsonAssembler parses a long run of backslashes as its pieces come, never whole", () => {
+  // Escaped backslashes pair up: a run of them was kept unparsed to its end
+  // and scanned again with every piece (2 Mi backslashes took 3 s to parse).
+  // The second value's runs are odd in the text: their last one begins \u0001.
+  const values = ["\\".repeat(8 * LARGE_STRING), "\\\\\\\u0001".repeat(LARGE_STRING)];
+  for (const [value, cut] of [[values[0], 32_768], [values[1], 32_767]] as const) {
+    const told: number[] = [];
+    const spy: PlainScan = (slice) => (told.push(slice.length), plainInJson(slice));
+    const text = JSON.stringify({ value });
+    const pieces = [];
+    for (let at = 0; at < text.length; at += cut) pieces.push(text.slice(at, at + cut));
+    assert.deepEqual(assemble(pieces, spy), { value });
+    assert.ok(told.length > 4, `${told.length} slices`);
+    assert.ok(Math.max(...told) <= LARGE_STRING + cut, `a slice of ${Math.max(...told)}`);
+  }
+});

@@ -13,7 +13,9 @@ import {
   DEFAULT_MAX_RECEIVE_SIZE,
   DEFAULT_MAX_UNFINISHED_BYTES,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
+  MAX_FRAME_SIZE,
 } from "./constants.ts";
+import { jsonPieces } from "./_json_pieces.ts";
 
 function roundTrip(text: string, frameSize: number, cap = 1 << 30) {
   const frames = [...encodeFrames(text, frameSize)];
@@ -473,4 +475,40 @@ Deno.test("The default budgets hold a full-size message per session, two per age
   assert.equal(agents[2].used, 0, "the desktop's budget is spent by the first two");
   assert.equal(held, DEFAULT_MAX_UNFINISHED_BYTES);
   assert.equal(refused, 3 * 64 - 4);
+});
+
+Deno.test("A large message with every kind of escape and character across its chunk and slice borders arrives as sent", () => {
+  // The sender's path (jsonPieces, encodeFrames into one buffer) and the
+  // receiver's (FrameDecoder parsing as the chunks come), at the transport's
+  // sizes and at an odd chunk size. Each special text at every offset of a
+  // pattern whose length (43) shares no factor with the chunk, slice or
+  // decode sizes, so each meets every border at every alignment somewhere in
+  // 400 Ki characters.
+  const specials = ['"', "\\", "\n", "\u0001", "\u001f", "\u2028", "\ud800", "\udfff", "😀", "é€"];
+  const pattern = `${specials.join("")}\\u0041\\\\"${"x".repeat(22)}`;
+  assert.equal(pattern.length, 43);
+  const text = pattern.repeat(Math.ceil(400_000 / pattern.length));
+  const message = {
+    jsonrpc: "2.0",
+    id: 7,
+    result: {
+      content: [
+        { type: "text", text },
+        { type: "text", text: text.slice(5) },
+        // Slices that need no escaping, one that does, and a pair across the
+        // end of a slice of the sender's (its high half at 5 × 65,536 − 1).
+        { type: "text", text: `${"y".repeat(200_000)}\n${"y".repeat(127_678)}😀${"y".repeat(9)}` },
+      ],
+    },
+  };
+  for (const chunkSize of [CHUNK_SIZE, 4099]) {
+    const buffer = new Uint8Array(chunkSize);
+    const decoder = new FrameDecoder(1 << 24, { parse: true });
+    const results = [];
+    for (const frame of encodeFrames(jsonPieces(message), MAX_FRAME_SIZE, { chunkSize, buffer })) {
+      results.push(decoder.push(frame));
+    }
+    assert.ok(results.length > 10, `chunks of ${chunkSize}`);
+    assert.deepEqual(results.at(-1), { kind: "value", value: message }, `chunks of ${chunkSize}`);
+  }
 });
