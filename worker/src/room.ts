@@ -150,12 +150,6 @@ interface Attachment {
   invite?: string;
   /** What the room sent the socket and what it showed it read (`MAX_UNREAD_BYTES`). */
   unread?: Unread;
-  /**
-   * A host's: the verifiers its join set up that the room has not stored yet
-   * (see {@linkcode SETUP_WRITE_DELAY_MS}), so that a room evicted from memory
-   * meanwhile still knows them.
-   */
-  setup?: { host: Uint8Array; guest: Uint8Array };
 }
 
 /** A socket and who it is. */
@@ -216,11 +210,11 @@ const ATTACHMENT_SAVE_MS = 1_000;
  * (`SETUP_WRITE_DELAY_MS`): a new room's verifiers, the end of an empty room's
  * expiry, the alarm for silent sockets. A room that empties sooner writes it
  * all in one commit with its expiry, so a short pairing costs one storage
- * write. Meanwhile the verifiers are in memory and in the host socket's
- * attachment, and the pending timer keeps the object from hibernating (which
- * it would not do within 10 s of the join anyway); a reset object that lost
- * them lost its sockets too, and the host sets the room up again when it
- * rejoins. At most half the silence limit, so the alarm is set in time.
+ * write. Meanwhile the verifiers are in memory only: the pending timer keeps
+ * the object from hibernating (which it would not do within 10 s of the join
+ * anyway), so an object that lost its memory lost its sockets too, and the
+ * host sets the room up again when it rejoins. At most half the silence
+ * limit, so the alarm is set in time.
  */
 const SETUP_WRITE_DELAY_MS = 5_000;
 
@@ -360,9 +354,6 @@ export class Room extends DurableObject<Env> {
       gone: false,
       ...credentials.address !== undefined && { address: credentials.address },
       ...invite !== undefined && { invite },
-      ...peer === HOST && this.#unsaved && {
-        setup: { host: this.#state!.host, guest: this.#state!.invites.get(GUEST_INVITE)! },
-      },
     };
     this.#keep(server, me, true);
     const others = this.#live(me.role === "host" ? "guest" : "host");
@@ -393,8 +384,8 @@ export class Room extends DurableObject<Env> {
 
   /**
    * The room's verifiers: read from storage on the first need after a
-   * wake-up, with those of a host's join not written yet taken from its
-   * socket's attachment (and written then).
+   * wake-up. Those of a host's join not written yet are in memory, which the
+   * object keeps until they are (see {@linkcode SETUP_WRITE_DELAY_MS}).
    */
   async #load(): Promise<RoomState | null> {
     if (this.#state === undefined) {
@@ -404,15 +395,6 @@ export class Room extends DurableObject<Env> {
         const verifiers = stored.get(VERIFIERS) as StoredVerifiers | undefined;
         this.#state = verifiers ? readVerifiers(verifiers) : null;
         this.#expires = (stored.get(EXPIRES) as number | undefined) ?? null;
-        const setup = this.#live("host").find((o) => o.me.setup)?.me.setup;
-        if (setup) {
-          const invites = new Map(this.#state?.invites);
-          invites.set(GUEST_INVITE, setup.guest);
-          this.#state = { host: setup.host, invites };
-          this.#unsaved = true;
-          // Written now: the timer that would have written them went with the object.
-          await this.#settle();
-        }
       }
     }
     return this.#state;
@@ -424,18 +406,10 @@ export class Room extends DurableObject<Env> {
     await this.#saveVerifiers();
   }
 
-  /**
-   * Writes the verifiers in memory (not awaited, so that writes issued with
-   * it go in the same commit) and drops the host's copy from its attachment.
-   */
+  /** Writes the verifiers in memory (not awaited, so that writes issued with it go in one commit). */
   #saveVerifiers(): Promise<void> {
     const state = this.#state!;
     this.#unsaved = false;
-    for (const { ws, me } of this.#live("host")) {
-      if (!me.setup) continue;
-      const { setup: _, ...rest } = me;
-      this.#keep(ws, rest, true);
-    }
     return this.ctx.storage.put<StoredVerifiers>(VERIFIERS, {
       host: state.host,
       invites: [...state.invites],
@@ -1115,7 +1089,6 @@ function readAttachment(ws: WebSocket): Attachment | null {
     address,
     errors,
     invite,
-    setup,
   } = value as Record<string, unknown>;
   const valid = role === "host"
     ? peer === HOST
@@ -1137,16 +1110,8 @@ function readAttachment(ws: WebSocket): Attachment | null {
     ...typeof address === "string" && { address },
     ...typeof errors === "number" && { errors },
     ...typeof invite === "string" && { invite },
-    ...role === "host" && isSetup(setup) && { setup },
     ...unreadOf(value),
   };
-}
-
-/** Whether an attachment's `setup` holds two verifiers. */
-function isSetup(value: unknown): value is { host: Uint8Array; guest: Uint8Array } {
-  if (typeof value !== "object" || value === null) return false;
-  const { host, guest } = value as Record<string, unknown>;
-  return host instanceof Uint8Array && guest instanceof Uint8Array;
 }
 
 /** The count of unread bytes an attachment holds, as a spread. */
