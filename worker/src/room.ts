@@ -418,6 +418,8 @@ export class Room extends DurableObject<Env> {
 
   /** Writes what joins left pending in {@linkcode SETUP_WRITE_DELAY_MS}, unless the room empties first. */
   #scheduleSettle(): void {
+    // A set alarm fires before a new socket could fall silent: a join into a settled room needs nothing.
+    if (!this.#unsaved && this.#expires === null && typeof this.#alarm === "number") return;
     if (this.#settleTimer !== undefined) return;
     const silence = limit(this.env.SILENCE_SECONDS, DEFAULTS.SILENCE_SECONDS);
     this.#settleTimer = setTimeout(() => {
