@@ -213,10 +213,11 @@ const ATTACHMENT_SAVE_MS = 1_000;
  * write. Meanwhile the verifiers are in memory only: the pending timer keeps
  * the object from hibernating (which it would not do within 10 s of the join
  * anyway), so an object that lost its memory lost its sockets too, and the
- * host sets the room up again when it rejoins. At most half the silence
- * limit, so the alarm is set in time.
+ * host sets the room up again when it rejoins. Short, as an eviction of the
+ * object (a reset) waits for the timer; at most half the silence limit, so
+ * the alarm is set in time.
  */
-const SETUP_WRITE_DELAY_MS = 5_000;
+const SETUP_WRITE_DELAY_MS = 1_000;
 
 /** The storage key of the room's bucket of TURN credentials (`TURN_PER_ROOM_PER_HOUR`). */
 const TURN_BUCKET = "turn";
@@ -261,6 +262,9 @@ export class Room extends DurableObject<Env> {
 
   /** The timer of the write a join left pending (see {@linkcode SETUP_WRITE_DELAY_MS}). */
   #settleTimer?: ReturnType<typeof setTimeout>;
+
+  /** {@linkcode SETUP_WRITE_DELAY_MS}, which a test's subclass may change. */
+  protected setupWriteDelayMs: number = SETUP_WRITE_DELAY_MS;
 
   /**
    * Each socket's attachment as it is now, and the last frame's time of the
@@ -426,7 +430,7 @@ export class Room extends DurableObject<Env> {
       this.#settleTimer = undefined;
       if (this.#live().length === 0) return; // the last close wrote the expiry
       this.#settle().catch((error) => console.error("Room failed to write its state:", error));
-    }, Math.min(SETUP_WRITE_DELAY_MS, (silence * 1000) / 2));
+    }, Math.min(this.setupWriteDelayMs, (silence * 1000) / 2));
   }
 
   /**
