@@ -1,7 +1,9 @@
 /**
  * What a pairing costs the signalling worker, against the platform's floor:
  * the real worker and a minimal relay-only room (one Durable Object per room,
- * which stamps and forwards frames and stores nothing), each in a workerd of
+ * which stamps and forwards frames and stores nothing), and that room with
+ * the writes a room keeping verifiers makes (in two commits, or in one when
+ * the room empties), each in a workerd of
  * its own (Miniflare on 127.0.0.1, Durable Object storage on disk), driven
  * from outside with raw WebSockets and the same traffic: a host and a guest
  * join a new room, the guest sends a 1 KiB offer, the host a 1 KiB answer, 10
@@ -32,13 +34,20 @@ const CANDIDATES = 10;
 const PAIRING_TIMEOUT_MS = 10_000;
 
 /**
- * The floor: a room that only stamps and relays, one Durable Object per room.
- * With `WRITES` set, it also writes what any room must: a value and its alarm
- * when the host joins, an expiry and the alarm when the room empties.
+ * What a floor writes besides relaying: nothing; a value and its alarm when
+ * the host joins and an expiry and the alarm when the room empties (two
+ * commits); or all of it once, when the room empties (one commit).
  */
-const floorWorker = (writes: boolean) => `
+type FloorWrites = "none" | "two" | "one";
+
+/**
+ * The floor: a room that only stamps and relays, one Durable Object per room,
+ * with the writes `writes` says.
+ */
+const floorWorker = (writes: FloorWrites) => `
 import { DurableObject } from "cloudflare:workers";
-const WRITES = ${writes};
+const WRITES = ${writes === "two"};
+const ONE_WRITE = ${writes === "one"};
 export class FloorRoom extends DurableObject {
   async alarm() {}
   async fetch(request) {
@@ -76,6 +85,11 @@ export class FloorRoom extends DurableObject {
     for (const other of others) other.send(JSON.stringify({ type: "leave", peer }));
     if (WRITES && others.length === 0) {
       await this.ctx.storage.put("expires", Date.now() + 86_400_000);
+      await this.ctx.storage.setAlarm(Date.now() + 86_400_000);
+    }
+    if (ONE_WRITE && others.length === 0) {
+      this.ctx.storage.put("verifiers", { host: new Uint8Array(32) });
+      this.ctx.storage.put("expires", Date.now() + 86_400_000);
       await this.ctx.storage.setAlarm(Date.now() + 86_400_000);
     }
     ws.close(code >= 3000 && code <= 4999 ? code : 1000, reason);
@@ -165,8 +179,14 @@ async function startRoom(): Promise<Server> {
   });
 }
 
-function startFloor(compatibilityDate: string, writes: boolean): Promise<Server> {
-  return start(writes ? "floor + writes" : "floor", {
+const FLOOR_LABELS: Record<FloorWrites, string> = {
+  none: "floor",
+  two: "floor + 2 commits",
+  one: "floor + 1 commit",
+};
+
+function startFloor(compatibilityDate: string, writes: FloorWrites): Promise<Server> {
+  return start(FLOOR_LABELS[writes], {
     modules: [{ type: "ESModule", path: "index.js", contents: floorWorker(writes) }],
     compatibilityDate,
     durableObjects: { ROOMS: { className: "FloorRoom", useSQLite: true } },
@@ -273,9 +293,12 @@ const compatibilityDate = JSON.parse(
     .replace(/^\s*\/\/.*$/gm, ""),
 ).compatibility_date;
 const room = await startRoom();
-const floor = await startFloor(compatibilityDate, false);
-const floorWrites = await startFloor(compatibilityDate, true);
-const servers = [room, floor, floorWrites];
+const servers = [
+  room,
+  await startFloor(compatibilityDate, "none"),
+  await startFloor(compatibilityDate, "two"),
+  await startFloor(compatibilityDate, "one"),
+];
 try {
   const tallies = new Map<Server, Tally>(
     servers.map((server) => [server, { pairings: 0, seconds: 0, cpu: 0 }]),

@@ -205,6 +205,20 @@ const EXPIRES = "expires";
  */
 const ATTACHMENT_SAVE_MS = 1_000;
 
+/**
+ * How long after a join the room waits before it writes what the join changed
+ * (`SETUP_WRITE_DELAY_MS`): a new room's verifiers, the end of an empty room's
+ * expiry, the alarm for silent sockets. A room that empties sooner writes it
+ * all in one commit with its expiry, so a short pairing costs one storage
+ * write. Meanwhile the verifiers are in memory only: the pending timer keeps
+ * the object from hibernating (which it would not do within 10 s of the join
+ * anyway), so an object that lost its memory lost its sockets too, and the
+ * host sets the room up again when it rejoins. Short, as an eviction of the
+ * object (a reset) waits for the timer; at most half the silence limit, so
+ * the alarm is set in time.
+ */
+const SETUP_WRITE_DELAY_MS = 1_000;
+
 /** The storage key of the room's bucket of TURN credentials (`TURN_PER_ROOM_PER_HOUR`). */
 const TURN_BUCKET = "turn";
 
@@ -242,6 +256,15 @@ export class Room extends DurableObject<Env> {
 
   /** The room's alarm, as set: `null` if none, `undefined` until read. */
   #alarm?: number | null;
+
+  /** Whether the verifiers in memory are newer than the stored ones (a host's join not written yet). */
+  #unsaved = false;
+
+  /** The timer of the write a join left pending (see {@linkcode SETUP_WRITE_DELAY_MS}). */
+  #settleTimer?: ReturnType<typeof setTimeout>;
+
+  /** {@linkcode SETUP_WRITE_DELAY_MS}, which a test's subclass may change. */
+  protected setupWriteDelayMs: number = SETUP_WRITE_DELAY_MS;
 
   /**
    * Each socket's attachment as it is now, and the last frame's time of the
@@ -300,9 +323,11 @@ export class Room extends DurableObject<Env> {
       const guest = decodeBase64Url(credentials.guestVerifier!)!;
       const current = stored?.invites.get(GUEST_INVITE);
       if (!stored || !current || !timingSafeEqual(guest, current)) {
+        // Written later, with whatever else the room has to write (see SETUP_WRITE_DELAY_MS).
         const invites = new Map(stored?.invites);
         invites.set(GUEST_INVITE, guest);
-        await this.#store({ host: keyHash, invites });
+        this.#state = { host: keyHash, invites };
+        this.#unsaved = true;
       }
     } else {
       if (!stored) return this.#refuse(credentials, "room_not_found");
@@ -355,16 +380,17 @@ export class Room extends DurableObject<Env> {
     for (const other of others) {
       send(other.ws, { type: "join", peer, ...invite !== undefined && { invite } });
     }
-    // Storage is written only if the room was empty and expiring, or the alarm is too late.
-    if (this.#expires !== null) {
-      await this.ctx.storage.delete(EXPIRES);
-      this.#expires = null;
-    }
-    await this.#arm(replaced ? me.at + CLOSE_GRACE_MS : this.#silentAt(server, me));
+    // The replaced host's socket needs the alarm now; anything else waits (SETUP_WRITE_DELAY_MS).
+    if (replaced) await this.#settle(me.at + CLOSE_GRACE_MS);
+    else this.#scheduleSettle();
     return upgrade(client, credentials);
   }
 
-  /** The room's verifiers: read from storage on the first need after a wake-up. */
+  /**
+   * The room's verifiers: read from storage on the first need after a
+   * wake-up. Those of a host's join not written yet are in memory, which the
+   * object keeps until they are (see {@linkcode SETUP_WRITE_DELAY_MS}).
+   */
   async #load(): Promise<RoomState | null> {
     if (this.#state === undefined) {
       const stored = await this.ctx.storage.get([VERIFIERS, EXPIRES]);
@@ -381,10 +407,53 @@ export class Room extends DurableObject<Env> {
   /** Replaces the room's verifiers, in memory and in storage. */
   async #store(state: RoomState): Promise<void> {
     this.#state = state;
-    await this.ctx.storage.put<StoredVerifiers>(VERIFIERS, {
+    await this.#saveVerifiers();
+  }
+
+  /** Writes the verifiers in memory (not awaited, so that writes issued with it go in one commit). */
+  #saveVerifiers(): Promise<void> {
+    const state = this.#state!;
+    this.#unsaved = false;
+    return this.ctx.storage.put<StoredVerifiers>(VERIFIERS, {
       host: state.host,
       invites: [...state.invites],
     });
+  }
+
+  /** Writes what joins left pending in {@linkcode SETUP_WRITE_DELAY_MS}, unless the room empties first. */
+  #scheduleSettle(): void {
+    // A set alarm fires before a new socket could fall silent: a join into a settled room needs nothing.
+    if (!this.#unsaved && this.#expires === null && typeof this.#alarm === "number") return;
+    if (this.#settleTimer !== undefined) return;
+    const silence = limit(this.env.SILENCE_SECONDS, DEFAULTS.SILENCE_SECONDS);
+    this.#settleTimer = setTimeout(() => {
+      this.#settleTimer = undefined;
+      if (this.#live().length === 0) return; // the last close wrote the expiry
+      this.#settle().catch((error) => console.error("Room failed to write its state:", error));
+    }, Math.min(this.setupWriteDelayMs, (silence * 1000) / 2));
+  }
+
+  /**
+   * Brings storage up to an occupied room's state, in one commit: the
+   * verifiers if a join changed them, no expiry, and the alarm by the first
+   * moment a socket could have fallen silent (or by `at`).
+   */
+  async #settle(at = Infinity): Promise<void> {
+    await this.#load();
+    this.#alarm ??= await this.ctx.storage.getAlarm();
+    const due = Math.min(at, ...this.#live().map(({ ws, me }) => this.#silentAt(ws, me)));
+    // Issued without awaiting in between, so they go as one commit.
+    const writes: Promise<unknown>[] = [];
+    if (this.#unsaved && this.#state) writes.push(this.#saveVerifiers());
+    if (this.#expires !== null) {
+      writes.push(this.ctx.storage.delete(EXPIRES));
+      this.#expires = null;
+    }
+    if (due !== Infinity && (this.#alarm === null || this.#alarm > due)) {
+      writes.push(this.ctx.storage.setAlarm(due));
+      this.#alarm = due;
+    }
+    await Promise.all(writes);
   }
 
   /**
@@ -847,6 +916,7 @@ export class Room extends DurableObject<Env> {
       const expires = this.#expires;
       if (expires !== null && expires !== undefined && expires <= now) {
         this.#state = null;
+        this.#unsaved = false;
         this.#expires = null;
         return await this.ctx.storage.deleteAll();
       }
@@ -916,12 +986,18 @@ export class Room extends DurableObject<Env> {
   async #expire(expires?: number): Promise<void> {
     const ttl = limit(this.env.ROOM_TTL_SECONDS, DEFAULTS.ROOM_TTL_SECONDS);
     const at = expires ?? Date.now() + ttl * 1000;
+    clearTimeout(this.#settleTimer);
+    this.#settleTimer = undefined;
+    // Issued without awaiting in between, so they go as one commit.
+    const writes: Promise<unknown>[] = [];
+    if (this.#unsaved && this.#state) writes.push(this.#saveVerifiers());
     if (this.#expires !== at) {
-      await this.ctx.storage.put(EXPIRES, at);
+      writes.push(this.ctx.storage.put(EXPIRES, at));
       this.#expires = at;
     }
-    await this.ctx.storage.setAlarm(at);
+    writes.push(this.ctx.storage.setAlarm(at));
     this.#alarm = at;
+    await Promise.all(writes);
   }
 
   /**
@@ -1007,8 +1083,19 @@ function readAttachment(ws: WebSocket): Attachment | null {
     return null;
   }
   if (typeof value !== "object" || value === null) return null;
-  const { peer, role, tokens, at, gone, closeAt, closeCode, closeReason, address, errors, invite } =
-    value as Record<string, unknown>;
+  const {
+    peer,
+    role,
+    tokens,
+    at,
+    gone,
+    closeAt,
+    closeCode,
+    closeReason,
+    address,
+    errors,
+    invite,
+  } = value as Record<string, unknown>;
   const valid = role === "host"
     ? peer === HOST
     : role === "guest" && typeof peer === "string" && GUEST_ID.test(peer);

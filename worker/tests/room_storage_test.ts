@@ -1,27 +1,46 @@
 /**
  * What a room writes to its Durable Object's storage, seen through a worker
  * that wraps the real one: every write call the room makes (put, delete,
- * deleteAll, setAlarm, deleteAlarm) is recorded, and a test route lists the
- * room's keys, its alarm and those writes.
+ * deleteAll, setAlarm, deleteAlarm) is recorded, grouped by what was issued
+ * without an await in between (what the runtime writes as one commit), and a
+ * test route lists the room's keys, its alarm and those writes.
  */
 import assert from "node:assert/strict";
 import type { LocalSignaling } from "../local.ts";
-import { newRoomId, pair, Peer, withServer } from "./_peer.ts";
+import { GUEST_KEY, hibernate, newRoomId, OTHER_KEY, pair, Peer, withServer } from "./_peer.ts";
 
-/** The real worker, with the room's storage writes recorded and readable at `/__storage/<room>`. */
+/**
+ * The real worker, with the room's storage writes recorded and readable at
+ * \`/__storage/<room>\`; \`?commits=N\` answers once N groups of writes were made
+ * since the object started (or after 10 s). The var \`TEST_SETUP_WRITE_DELAY_MS\`
+ * sets the room's delay before it writes what a join changed.
+ */
 const OBSERVED_WORKER = `
 import worker, { Room as RealRoom, TurnQuota } from "./worker.js";
 export { TurnQuota };
 const WRITES = new Set(["put", "delete", "deleteAll", "setAlarm", "deleteAlarm"]);
 export class Room extends RealRoom {
   constructor(ctx, env) {
-    const writes = [];
+    const commits = [];
+    let open = null;
+    let waiting = [];
     const storage = new Proxy(ctx.storage, {
       get(target, key) {
         const value = target[key];
         if (typeof value !== "function") return value;
         return (...args) => {
-          if (WRITES.has(key)) writes.push(typeof args[0] === "string" ? key + " " + args[0] : key);
+          if (WRITES.has(key)) {
+            const write = typeof args[0] === "string" ? key + " " + args[0] : key;
+            if (open) open.push(write);
+            else {
+              open = [write];
+              commits.push(open);
+              queueMicrotask(() => {
+                open = null;
+                for (const wake of waiting) wake();
+              });
+            }
+          }
           return value.apply(target, args);
         };
       },
@@ -35,22 +54,39 @@ export class Room extends RealRoom {
       },
     });
     Object.defineProperty(this, "ctx", { value: state, configurable: true, writable: true });
-    this.writes = writes;
+    if (env.TEST_SETUP_WRITE_DELAY_MS) this.setupWriteDelayMs = Number(env.TEST_SETUP_WRITE_DELAY_MS);
+    this.commits = commits;
+    this.until = (count) => new Promise((resolve) => {
+      const timer = setTimeout(resolve, 10_000);
+      const check = () => {
+        if (commits.length < count || open) return;
+        clearTimeout(timer);
+        resolve();
+      };
+      waiting.push(check);
+      check();
+    });
   }
   async fetch(request) {
-    if (new URL(request.url).pathname !== "/__storage") return super.fetch(request);
+    const url = new URL(request.url);
+    if (url.pathname !== "/__storage") return super.fetch(request);
+    await this.until(Number(url.searchParams.get("commits") ?? 0));
     const storage = this.ctx.storage;
     return Response.json({
       keys: [...(await storage.list()).keys()],
       alarm: await storage.getAlarm(),
-      writes: this.writes,
+      commits: this.commits,
     });
   }
 }
 export default {
   fetch(request, env, ctx) {
-    const room = /^\\/__storage\\/(.+)$/.exec(new URL(request.url).pathname)?.[1];
-    if (room) return env.ROOMS.get(env.ROOMS.idFromName(room)).fetch("https://room.internal/__storage");
+    const url = new URL(request.url);
+    const room = /^\\/__storage\\/(.+)$/.exec(url.pathname)?.[1];
+    if (room) {
+      return env.ROOMS.get(env.ROOMS.idFromName(room))
+        .fetch("https://room.internal/__storage" + url.search);
+    }
     return worker.fetch(request, env, ctx);
   },
 };
@@ -59,11 +95,13 @@ export default {
 interface Stored {
   keys: string[];
   alarm: number | null;
-  writes: string[];
+  /** The writes since the object started, each group issued without an await in between. */
+  commits: string[][];
 }
 
-async function stored(server: LocalSignaling, room: string): Promise<Stored> {
-  const response = await fetch(`${server.httpUrl}/__storage/${room}`);
+/** The room's storage, once it made `commits` groups of writes since its object started. */
+async function stored(server: LocalSignaling, room: string, commits = 0): Promise<Stored> {
+  const response = await fetch(`${server.httpUrl}/__storage/${room}?commits=${commits}`);
   assert.equal(response.status, 200);
   return await response.json();
 }
@@ -75,64 +113,137 @@ Deno.test("A refused join stores nothing: no key, no alarm", async () => {
       const guest = await Peer.guest(server, room);
       assert.equal((await guest.next() as Record<string, unknown>).code, "room_not_found");
       await guest.closed;
-      assert.deepEqual(await stored(server, room), { keys: [], alarm: null, writes: [] });
+      assert.deepEqual(await stored(server, room), { keys: [], alarm: null, commits: [] });
     },
     undefined,
     { entry: OBSERVED_WORKER },
   );
 });
 
-Deno.test("A pairing in a new room writes the verifiers once and the alarm once when the room empties", async () => {
+/** A pairing's traffic: an offer, an answer and 10 candidates each way. */
+async function signal(host: Peer, guest: Peer, guestId: string): Promise<void> {
+  const offer = { type: "offer", sdp: "v=0\r\n".repeat(200) };
+  guest.signal("host", offer);
+  assert.deepEqual(await host.next(), { type: "signal", from: guestId, data: offer });
+  host.signal(guestId, { type: "answer", sdp: "v=0" });
+  await guest.next();
+  for (let i = 0; i < 10; i++) {
+    guest.signal("host", { type: "candidate", i });
+    host.signal(guestId, { type: "candidate", i });
+  }
+  for (let i = 0; i < 10; i++) await Promise.all([host.next(), guest.next()]);
+}
+
+Deno.test("A new-room pairing writes nothing while it lasts, and once when it empties: verifiers, expiry and alarm in one commit", async () => {
   await withServer(
     async (server) => {
       const { room, host, guest, guestId } = await pair(server);
-      const offer = { type: "offer", sdp: "v=0\r\n".repeat(200) };
-      guest.signal("host", offer);
-      assert.deepEqual(await host.next(), { type: "signal", from: guestId, data: offer });
-      host.signal(guestId, { type: "answer", sdp: "v=0" });
-      await guest.next();
-      for (let i = 0; i < 10; i++) {
-        guest.signal("host", { type: "candidate", i });
-        host.signal(guestId, { type: "candidate", i });
-      }
-      for (let i = 0; i < 10; i++) await Promise.all([host.next(), guest.next()]);
-      const joined = await stored(server, room);
-      assert.deepEqual(joined.keys, ["verifiers"]);
-      // The host's join sets the alarm for the first moment a socket could have fallen silent.
-      assert.deepEqual(joined.writes, ["put verifiers", "setAlarm"]);
+      await signal(host, guest, guestId);
+      // Within the minute this room waits before it writes what a join changed.
+      assert.deepEqual(await stored(server, room), { keys: [], alarm: null, commits: [] });
       await guest.close();
       await host.next(); // the guest's leave
       await host.close();
-      const empty = await stored(server, room);
-      assert.deepEqual(empty.writes.slice(2), ["put expires", "setAlarm"]);
+      const empty = await stored(server, room, 1);
+      assert.deepEqual(empty.commits, [["put verifiers", "put expires", "setAlarm"]]);
       assert.deepEqual(empty.keys.sort(), ["expires", "verifiers"]);
       assert.ok(empty.alarm !== null && empty.alarm > Date.now() + 86_000_000);
     },
-    undefined,
+    { TEST_SETUP_WRITE_DELAY_MS: "60000" },
     { entry: OBSERVED_WORKER },
   );
 });
 
-Deno.test("A host that comes back to its room writes nothing but the end of its expiry", async () => {
+Deno.test("A room whose sockets stay open writes once soon after the join: the verifiers and the alarm for silent sockets", async () => {
+  await withServer(
+    async (server) => {
+      const { room, host, guest, guestId } = await pair(server);
+      await signal(host, guest, guestId);
+      // SILENCE_SECONDS 2: the room writes 1 s after the join (half the silence limit).
+      const open = await stored(server, room, 1);
+      assert.deepEqual(open.commits, [["put verifiers", "setAlarm"]]);
+      assert.deepEqual(open.keys, ["verifiers"]);
+      assert.ok(open.alarm !== null && open.alarm <= Date.now() + 2_000);
+      await guest.close();
+      await host.next(); // the guest's leave
+      await host.close();
+      const empty = await stored(server, room, 2);
+      assert.deepEqual(empty.commits[1], ["put expires", "setAlarm"]);
+    },
+    { SILENCE_SECONDS: "2" },
+    { entry: OBSERVED_WORKER },
+  );
+});
+
+Deno.test("A host that comes back to its room writes nothing but the end of its expiry, in one commit", async () => {
   await withServer(
     async (server) => {
       const room = newRoomId();
       const first = await Peer.host(server, room);
       await first.next();
       await first.close();
-      const before = (await stored(server, room)).writes.length;
+      assert.deepEqual((await stored(server, room, 1)).commits, [[
+        "put verifiers",
+        "put expires",
+        "setAlarm",
+      ]]);
       const back = await Peer.host(server, room);
       await back.next();
       const guest = await Peer.guest(server, room);
       await guest.next();
       await back.next();
-      assert.deepEqual((await stored(server, room)).writes.slice(before), [
+      assert.deepEqual((await stored(server, room, 2)).commits.slice(1), [[
         "delete expires",
         "setAlarm",
-      ]);
+      ]]);
       await guest.close();
       await back.next();
       await back.close();
+    },
+    { SILENCE_SECONDS: "2" },
+    { entry: OBSERVED_WORKER },
+  );
+});
+
+Deno.test("A room asked to hibernate before it wrote its verifiers still enforces them: the pending write holds it in memory until done", async () => {
+  await withServer(
+    async (server) => {
+      const room = newRoomId();
+      const host = await Peer.host(server, room);
+      await host.next();
+      await hibernate(server, room);
+      const stranger = await Peer.guest(server, room, OTHER_KEY);
+      assert.equal((await stranger.next() as Record<string, unknown>).code, "key_refused");
+      await stranger.closed;
+      const guest = await Peer.guest(server, room, GUEST_KEY);
+      const welcome = await guest.next() as Record<string, unknown>;
+      assert.equal(welcome.type, "welcome");
+      assert.deepEqual(welcome.peers, ["host"]);
+      assert.deepEqual(await host.next(), { type: "join", peer: welcome.peer, invite: "guest" });
+      // The runtime let the object go only once its timer had written them.
+      assert.deepEqual((await stored(server, room)).keys, ["verifiers"]);
+      await guest.close();
+      await host.next(); // the guest's leave
+      await host.close();
+    },
+    undefined,
+    { entry: OBSERVED_WORKER },
+  );
+});
+
+Deno.test("An invite revoked before the room wrote its verifiers stays revoked after a hibernation", async () => {
+  await withServer(
+    async (server) => {
+      const room = newRoomId();
+      const host = await Peer.host(server, room);
+      await host.next();
+      host.send({ type: "revoke", name: "guest" });
+      assert.deepEqual(await host.next(), { type: "revoked", name: "guest", closed: 0 });
+      await hibernate(server, room);
+      const guest = await Peer.guest(server, room, GUEST_KEY);
+      assert.equal((await guest.next() as Record<string, unknown>).code, "key_refused");
+      await guest.closed;
+      await host.close();
     },
     undefined,
     { entry: OBSERVED_WORKER },
