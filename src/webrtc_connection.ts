@@ -459,7 +459,7 @@ export class WebRTCConnection {
       detach: (session) => this.#detach(session),
       channelOptions: (origin) => this.#channelOptions(origin),
       clock: () => clockOf(this),
-      scheduler: new SendScheduler(),
+      scheduler: new SendScheduler(() => clockOf(this).now()),
     };
   }
 
