@@ -67,12 +67,12 @@ export class SendScheduler {
 
   /**
    * Whether a channel other than `channel` sent or received a message within
-   * the last `FAIR_ACTIVE_MS`.
+   * the last `within` ms.
    */
-  othersActive(channel: BufferedChannel): boolean {
+  othersActive(channel: BufferedChannel, within: number = FAIR_ACTIVE_MS): boolean {
     const now = this.#now();
     for (const [other, at] of this.#lastActive) {
-      if (other !== channel && now - at <= FAIR_ACTIVE_MS) return true;
+      if (other !== channel && now - at <= within) return true;
     }
     return false;
   }

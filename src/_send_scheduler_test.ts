@@ -332,3 +332,40 @@ Deno.test("a receiver asked for reports reports the chunk bytes it read, and the
     await receiver.close();
   }
 });
+
+Deno.test("a receiver reports only while another session of its connection is active, catching up at once", async () => {
+  const clock = new ManualClock();
+  const [left, right] = createLinkedChannelPair();
+  const sender = new DataChannelTransport(left, { keepaliveInterval: 0 });
+  useScheduler(sender, new SendScheduler());
+  const receiver = new DataChannelTransport(right, { keepaliveInterval: 0 });
+  const scheduler = new SendScheduler(() => clock.now());
+  useScheduler(receiver, scheduler);
+  useClock(receiver, clock);
+  const received: unknown[] = [];
+  receiver.onmessage = (message) => received.push(message);
+  const reports: number[] = [];
+  let chunkBytes = 0;
+  left.addEventListener("message", (event) => {
+    const data = new Uint8Array((event as MessageEvent).data as ArrayBuffer);
+    if (data[0] === FRAME_READ) reports.push(new DataView(data.buffer).getFloat64(1));
+  });
+  right.addEventListener("message", (event) => {
+    const data = (event as MessageEvent).data;
+    if (typeof data !== "string") chunkBytes += data.byteLength;
+  });
+  await Promise.all([sender.start(), receiver.start()]);
+  try {
+    await sender.send(large(1, MIB));
+    await until(() => received.length === 1, "the first message arrived");
+    assert.deepEqual(reports, [], "no report while the session is alone");
+    const before = chunkBytes;
+    scheduler.touch(new Association().channel("small"));
+    await sender.send(large(2, MIB));
+    await until(() => received.length === 2 && reports.at(-1) === chunkBytes, "all was reported");
+    assert.ok(reports[0] > before, "the first report counts what was read before too");
+  } finally {
+    await sender.close();
+    await receiver.close();
+  }
+});

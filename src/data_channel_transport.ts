@@ -30,6 +30,7 @@ import {
   DEFAULT_MAX_RECEIVE_SIZE,
   DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
   DRAIN_CHECK_INTERVAL,
+  FAIR_ACTIVE_MS,
   FAIR_REPORT_BYTES,
   FAIR_REPORT_WAIT_MS,
   FAIR_WINDOW,
@@ -629,13 +630,19 @@ export class DataChannelTransport implements Transport {
 
   /**
    * Counts a chunk frame read, and reports what was read to a peer that
-   * asked: every `FAIR_REPORT_BYTES`, and at a message's last chunk.
+   * asked, while another session of the connection is active (only then can
+   * the sender be held; a report costs both ends a frame): every
+   * `FAIR_REPORT_BYTES`, and at a message's last chunk. The first report
+   * once another session is active catches up with all that was read.
    */
   #chunkRead(frame: ArrayBuffer): void {
     const header = frame.byteLength > 0 ? new Uint8Array(frame, 0, 1)[0] : -1;
     if (header !== FRAME_MORE && header !== FRAME_LAST) return;
     this.#chunkBytesRead += frame.byteLength;
     if (!this.#reporting) return;
+    // Twice as long as the sender's test: its side may see the other session a moment later.
+    const scheduler = schedulerOf(this);
+    if (scheduler && !scheduler.othersActive(this.#channel, 2 * FAIR_ACTIVE_MS)) return;
     const unreported = this.#chunkBytesRead - this.#reportedRead;
     if (header === FRAME_MORE && unreported < FAIR_REPORT_BYTES) return;
     this.#reportedRead = this.#chunkBytesRead;
