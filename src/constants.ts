@@ -175,7 +175,8 @@ export const LOW_WATER_MARK = 1024 * 1024;
  * 64 MiB result waited for the 3–4 MiB buffered ahead of it (p50 78 ms of an
  * 83 ms round trip). With this mark 320 KiB at most were ahead of it; what
  * the SCTP stack itself buffers beyond `bufferedAmount` (about 1 MiB, see
- * the design notes) is not in the module's hands.
+ * the design notes) {@linkcode FAIR_WINDOW} bounds, with peers that report
+ * what they read.
  */
 export const SHARED_HIGH_WATER_MARK = 256 * 1024;
 
