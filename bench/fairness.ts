@@ -308,9 +308,13 @@ export function renderFairness(f: FairnessFigures): string {
 
 if (import.meta.main) {
   const sendBuffer = Deno.env.get("SCTP_SEND_BUFFER");
-  if (sendBuffer) {
+  const recvBuffer = Deno.env.get("SCTP_RECV_BUFFER");
+  if (sendBuffer || recvBuffer) {
     const { default: nodeDataChannel } = await import("node-datachannel");
-    nodeDataChannel.setSctpSettings({ sendBufferSize: Number(sendBuffer) });
+    nodeDataChannel.setSctpSettings({
+      ...(sendBuffer && { sendBufferSize: Number(sendBuffer) }),
+      ...(recvBuffer && { recvBufferSize: Number(recvBuffer) }),
+    });
   }
   const figures = await measureFairness(Deno.args.includes("--quick"));
   console.log(Deno.args.includes("--json") ? JSON.stringify(figures) : renderFairness(figures));

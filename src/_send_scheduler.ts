@@ -10,6 +10,14 @@
  * turns, one chunk each. A message that fits one frame is never held back:
  * it goes at once, behind at most that much.
  *
+ * `bufferedAmount` is not all that waits ahead of a small message: usrsctp
+ * keeps up to 1 MiB more in its own send buffer, and the other peer may not
+ * have read what arrived. So the scheduler also knows which channels were
+ * active lately ({@linkcode SendScheduler.touch}): while another session sent
+ * or received a message within `FAIR_ACTIVE_MS`, a transport whose peer
+ * reports what it read keeps at most `FAIR_WINDOW` of its large messages
+ * unreported (see `DataChannelTransport`).
+ *
  * A transport finds its connection's scheduler through
  * {@linkcode useScheduler}, as it finds its clock.
  *
@@ -17,6 +25,7 @@
  */
 import {
   BUFFERED_LOW_CHECK_INTERVAL,
+  FAIR_ACTIVE_MS,
   HIGH_WATER_MARK,
   LOW_WATER_MARK,
   SHARED_HIGH_WATER_MARK,
@@ -42,6 +51,31 @@ export class SendScheduler {
   #waiting: { channel: BufferedChannel; resolve: (granted: boolean) => void }[] = [];
   /** Whether a sender was given its turn and has not handed its chunk yet. */
   #granted = false;
+  /** When each channel last sent or received a message. */
+  readonly #lastActive = new Map<BufferedChannel, number>();
+  readonly #now: () => number;
+
+  /** @param now The clock activity is read on (the connection's). */
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
+  }
+
+  /** Notes that `channel` sent or received a message now. */
+  touch(channel: BufferedChannel): void {
+    this.#lastActive.set(channel, this.#now());
+  }
+
+  /**
+   * Whether a channel other than `channel` sent or received a message within
+   * the last `within` ms.
+   */
+  othersActive(channel: BufferedChannel, within: number = FAIR_ACTIVE_MS): boolean {
+    const now = this.#now();
+    for (const [other, at] of this.#lastActive) {
+      if (other !== channel && now - at <= within) return true;
+    }
+    return false;
+  }
 
   /** The channels whose buffers the association holds. */
   get channels(): number {
@@ -81,6 +115,7 @@ export class SendScheduler {
     const mine = this.#waiting.filter((waiter) => waiter.channel === channel);
     this.#waiting = this.#waiting.filter((waiter) => waiter.channel !== channel);
     for (const waiter of mine) waiter.resolve(false);
+    this.#lastActive.delete(channel);
     if (!this.#channels.delete(channel)) return;
     channel.removeEventListener("bufferedamountlow", this.#wake);
     this.#retune();

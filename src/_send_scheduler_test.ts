@@ -2,12 +2,19 @@ import assert from "node:assert/strict";
 import { yieldToEventLoop } from "./_async.ts";
 import {
   CHUNK_SIZE,
+  FAIR_ACTIVE_MS,
+  FAIR_REPORT_WAIT_MS,
+  FAIR_WINDOW,
   HIGH_WATER_MARK,
   LOW_WATER_MARK,
   SHARED_HIGH_WATER_MARK,
 } from "./constants.ts";
 import { type DataChannelLike, DataChannelTransport } from "./data_channel_transport.ts";
 import { SendScheduler, useScheduler } from "./_send_scheduler.ts";
+import { FRAME_READ, readReportFrame } from "./framing.ts";
+import { useClock } from "./_clock.ts";
+import { ManualClock } from "./_test_clock.ts";
+import { createLinkedChannelPair } from "./testing.ts";
 
 const MIB = 1024 * 1024;
 
@@ -16,16 +23,16 @@ const MIB = 1024 * 1024;
  * one queue, first in, first out, leaving only when the test drains it.
  */
 class Association {
-  /** What was handed, in order: which channel, how many bytes. */
-  readonly handed: { label: string; bytes: number }[] = [];
+  /** What was handed, in order: which channel, how many bytes, whether a binary frame. */
+  readonly handed: { label: string; bytes: number; binary: boolean; text?: string }[] = [];
   readonly #queue: { channel: FakeChannel; bytes: number }[] = [];
 
   channel(label: string): FakeChannel {
     return new FakeChannel(label, this);
   }
 
-  push(channel: FakeChannel, bytes: number): void {
-    this.handed.push({ label: channel.label, bytes });
+  push(channel: FakeChannel, bytes: number, text?: string): void {
+    this.handed.push({ label: channel.label, bytes, binary: text === undefined, text });
     this.#queue.push({ channel, bytes });
   }
 
@@ -58,7 +65,7 @@ class FakeChannel extends EventTarget implements DataChannelLike {
       ? new TextEncoder().encode(data).byteLength
       : data.byteLength;
     this.bufferedAmount += bytes;
-    this.association.push(this, bytes);
+    this.association.push(this, bytes, typeof data === "string" ? data : undefined);
   }
   left(bytes: number): void {
     const before = this.bufferedAmount;
@@ -197,4 +204,168 @@ Deno.test("a session closed while it waits for its turn stops waiting, and lets 
   assert.equal(scheduler.waiting, 0);
   assert.ok(association.queued > 2 * MIB);
   await two.close();
+});
+
+Deno.test("another session counts as active for FAIR_ACTIVE_MS after it last sent or received", async () => {
+  const clock = new ManualClock();
+  const scheduler = new SendScheduler(() => clock.now());
+  const association = new Association();
+  const bulk = association.channel("bulk");
+  const small = association.channel("small");
+  assert.equal(scheduler.othersActive(bulk), false);
+  scheduler.touch(small);
+  assert.equal(scheduler.othersActive(bulk), true);
+  assert.equal(scheduler.othersActive(small), false, "a session's own messages do not hold it");
+  await clock.advance(FAIR_ACTIVE_MS);
+  assert.equal(scheduler.othersActive(bulk), true);
+  await clock.advance(1);
+  assert.equal(scheduler.othersActive(bulk), false);
+  scheduler.touch(small);
+  scheduler.delete(small);
+  assert.equal(scheduler.othersActive(bulk), false, "an ended session is not active");
+});
+
+/** Bytes of binary frames `label` handed. */
+function binaryHanded(association: Association, label: string): number {
+  return association.handed
+    .filter((item) => item.label === label && item.binary)
+    .reduce((sum, item) => sum + item.bytes, 0);
+}
+
+/** Delivers the peer's report that it read `bytes` of chunk frames on `channel`. */
+function report(channel: FakeChannel, bytes: number): void {
+  channel.dispatchEvent(new MessageEvent("message", { data: readReportFrame(bytes).buffer }));
+}
+
+Deno.test("while another session is active, a session whose peer reports what it read keeps at most FAIR_WINDOW unread", async () => {
+  const clock = new ManualClock();
+  const association = new Association();
+  const scheduler = new SendScheduler(() => clock.now());
+  const channel = association.channel("bulk");
+  const bulk = new DataChannelTransport(channel, {
+    maxMessageSize: 256 * 1024,
+    keepaliveInterval: 0,
+  });
+  useScheduler(bulk, scheduler);
+  useClock(bulk, clock);
+  await bulk.start();
+  const small = await session(association.channel("small"), scheduler);
+  // The association drains at once: only the window can hold the sender.
+  const drain = setInterval(() => association.drain(association.queued), 0);
+  try {
+    const sending = bulk.send(large(1, 4 * MIB));
+    await until(() => association.handed.length > 0, "the sender started");
+    assert.equal(
+      association.handed[0].text,
+      JSON.stringify({ jsonrpc: "2.0", method: "mcp-webrtc/window" }),
+      "the sender asks its peer for reports first",
+    );
+    // Until the peer reports, it is not known to report: nothing holds the sender.
+    await until(() => binaryHanded(association, "bulk") > FAIR_WINDOW, "unheld chunks went");
+    await small.send({ jsonrpc: "2.0", id: 2, result: {} });
+    const handed = binaryHanded(association, "bulk");
+    report(channel, handed);
+    for (let round = 1; round <= 4; round++) {
+      const read = handed + round * CHUNK_SIZE;
+      report(channel, read);
+      await until(
+        () => binaryHanded(association, "bulk") > read + FAIR_WINDOW - CHUNK_SIZE,
+        "the window filled",
+      );
+      for (let turn = 0; turn < 20; turn++) await yieldToEventLoop();
+      assert.ok(
+        binaryHanded(association, "bulk") <= read + FAIR_WINDOW,
+        `${binaryHanded(association, "bulk") - read} bytes unread, above the window`,
+      );
+    }
+    // A peer that stops reporting holds the sender for FAIR_REPORT_WAIT_MS a chunk, not for ever.
+    const stalled = binaryHanded(association, "bulk");
+    await clock.advance(FAIR_REPORT_WAIT_MS);
+    await until(() => binaryHanded(association, "bulk") > stalled, "one chunk went after the wait");
+    for (let turn = 0; turn < 20; turn++) await yieldToEventLoop();
+    assert.equal(binaryHanded(association, "bulk"), stalled + CHUNK_SIZE);
+    // Once the other session has been silent for FAIR_ACTIVE_MS, nothing holds it.
+    await clock.advance(FAIR_ACTIVE_MS);
+    await sending;
+    assert.equal(
+      association.handed.filter((item) => item.text?.includes("mcp-webrtc/window")).length,
+      1,
+      "asked once",
+    );
+  } finally {
+    // Closing waits for the association to drain, on the test's clock: drain it till then.
+    await bulk.close();
+    await small.close();
+    clearInterval(drain);
+  }
+});
+
+Deno.test("a receiver asked for reports reports the chunk bytes it read, and the request never reaches MCP", async () => {
+  const [left, right] = createLinkedChannelPair();
+  const sender = new DataChannelTransport(left, { keepaliveInterval: 0 });
+  useScheduler(sender, new SendScheduler());
+  const receiver = new DataChannelTransport(right, { keepaliveInterval: 0 });
+  const received: unknown[] = [];
+  receiver.onmessage = (message) => received.push(message);
+  const errors: Error[] = [];
+  receiver.onerror = sender.onerror = (error) => errors.push(error);
+  const reports: number[] = [];
+  let chunkBytes = 0;
+  left.addEventListener("message", (event) => {
+    const data = new Uint8Array((event as MessageEvent).data as ArrayBuffer);
+    if (data[0] === FRAME_READ) reports.push(new DataView(data.buffer).getFloat64(1));
+  });
+  right.addEventListener("message", (event) => {
+    const data = (event as MessageEvent).data;
+    if (typeof data !== "string") chunkBytes += data.byteLength;
+  });
+  await Promise.all([sender.start(), receiver.start()]);
+  try {
+    await sender.send(large(1, MIB));
+    await sender.send(large(2, MIB));
+    await until(() => received.length === 2 && reports.at(-1) === chunkBytes, "all was reported");
+    assert.deepEqual(received.map((message) => (message as { id: number }).id), [1, 2]);
+    assert.ok(reports.length >= 2 * MIB / CHUNK_SIZE, `${reports.length} reports`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await sender.close();
+    await receiver.close();
+  }
+});
+
+Deno.test("a receiver reports only while another session of its connection is active, catching up at once", async () => {
+  const clock = new ManualClock();
+  const [left, right] = createLinkedChannelPair();
+  const sender = new DataChannelTransport(left, { keepaliveInterval: 0 });
+  useScheduler(sender, new SendScheduler());
+  const receiver = new DataChannelTransport(right, { keepaliveInterval: 0 });
+  const scheduler = new SendScheduler(() => clock.now());
+  useScheduler(receiver, scheduler);
+  useClock(receiver, clock);
+  const received: unknown[] = [];
+  receiver.onmessage = (message) => received.push(message);
+  const reports: number[] = [];
+  let chunkBytes = 0;
+  left.addEventListener("message", (event) => {
+    const data = new Uint8Array((event as MessageEvent).data as ArrayBuffer);
+    if (data[0] === FRAME_READ) reports.push(new DataView(data.buffer).getFloat64(1));
+  });
+  right.addEventListener("message", (event) => {
+    const data = (event as MessageEvent).data;
+    if (typeof data !== "string") chunkBytes += data.byteLength;
+  });
+  await Promise.all([sender.start(), receiver.start()]);
+  try {
+    await sender.send(large(1, MIB));
+    await until(() => received.length === 1, "the first message arrived");
+    assert.deepEqual(reports, [], "no report while the session is alone");
+    const before = chunkBytes;
+    scheduler.touch(new Association().channel("small"));
+    await sender.send(large(2, MIB));
+    await until(() => received.length === 2 && reports.at(-1) === chunkBytes, "all was reported");
+    assert.ok(reports[0] > before, "the first report counts what was read before too");
+  } finally {
+    await sender.close();
+    await receiver.close();
+  }
 });

@@ -175,9 +175,47 @@ export const LOW_WATER_MARK = 1024 * 1024;
  * 64 MiB result waited for the 3–4 MiB buffered ahead of it (p50 78 ms of an
  * 83 ms round trip). With this mark 320 KiB at most were ahead of it; what
  * the SCTP stack itself buffers beyond `bufferedAmount` (about 1 MiB, see
- * the design notes) is not in the module's hands.
+ * the design notes) {@linkcode FAIR_WINDOW} bounds, with peers that report
+ * what they read.
  */
 export const SHARED_HIGH_WATER_MARK = 256 * 1024;
+
+/**
+ * The most bytes of a session's large messages handed to its channel and not
+ * yet reported read by the other peer's receiving code, while another session
+ * of the same connection sent or received a message within
+ * {@linkcode FAIR_ACTIVE_MS}. The other peer reports what it read
+ * (see `framing.ts`); a session alone, or beside silent ones, is not held to
+ * it, so a lone transfer keeps its speed. Measured on loopback (both peers
+ * in one process), the bytes ahead of a small message were not in
+ * `bufferedAmount` but in usrsctp's send buffer (1 MiB by default) and on
+ * their way to the other peer's code: a small call beside a 64 MiB result
+ * waited behind about 1.3 MiB. This bounds all of it, wherever it sits.
+ */
+export const FAIR_WINDOW = 128 * 1024;
+
+/**
+ * How recently another session of the connection must have sent or received
+ * a message for {@linkcode FAIR_WINDOW} to hold a session's large messages.
+ * Longer than a round trip between two calls of a busy session; short enough
+ * that a transfer started after the others fell silent runs unheld.
+ */
+export const FAIR_ACTIVE_MS = 100;
+
+/**
+ * How long a sender held by {@linkcode FAIR_WINDOW} waits for the other
+ * peer's report before it hands one more chunk anyway: reports come as the
+ * other peer reads, so this only matters when it stops reading or reporting
+ * (it is busy, or was lost), and then the transfer goes on at a chunk per
+ * wait instead of stopping.
+ */
+export const FAIR_REPORT_WAIT_MS = 50;
+
+/**
+ * How many bytes of chunk frames a receiver reads before it reports them to
+ * a sender that asked for reports: one report per chunk at most.
+ */
+export const FAIR_REPORT_BYTES = 32 * 1024;
 
 /**
  * How long to wait for a connection (signalling, ICE, DTLS and the channel

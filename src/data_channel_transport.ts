@@ -30,6 +30,10 @@ import {
   DEFAULT_MAX_RECEIVE_SIZE,
   DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
   DRAIN_CHECK_INTERVAL,
+  FAIR_ACTIVE_MS,
+  FAIR_REPORT_BYTES,
+  FAIR_REPORT_WAIT_MS,
+  FAIR_WINDOW,
   FALLBACK_MAX_MESSAGE_SIZE,
   HIGH_WATER_MARK,
   LOW_WATER_MARK,
@@ -42,9 +46,12 @@ import { FrameError, MessageSizeError, WebRTCTransportError } from "./errors.ts"
 import {
   encodeFrames,
   fitsOneFrame,
+  FRAME_LAST,
+  FRAME_MORE,
   FrameDecoder,
   MemoryBudget,
   oneTextFrame,
+  readReportFrame,
   type RefusedEnvelope,
 } from "./framing.ts";
 import { utf8Length } from "./_utf8.ts";
@@ -226,6 +233,15 @@ export class DataChannelTransport implements Transport {
   /** When the last chunk of an unfinished message came. */
   #lastChunk = 0;
   #stallTimer?: unknown;
+  /** Bytes of chunk frames handed to the channel, and read by the peer as it last reported. */
+  #chunkBytesSent = 0;
+  #peerRead?: number;
+  /** Whether this side asked the peer to report what it reads. */
+  #askedReports = false;
+  /** Whether the peer asked for reports; bytes of chunk frames read, and reported. */
+  #reporting = false;
+  #chunkBytesRead = 0;
+  #reportedRead = 0;
 
   /** Called for every valid JSON-RPC message from the peer. */
   onmessage?: (message: JSONRPCMessage) => void;
@@ -364,6 +380,7 @@ export class DataChannelTransport implements Transport {
         ),
       );
     }
+    schedulerOf(this)?.touch(this.#channel);
     let text: Iterable<string>;
     try {
       text = jsonPieces(message);
@@ -435,10 +452,23 @@ export class DataChannelTransport implements Transport {
     const chunkSize = Math.min(CHUNK_SIZE, this.#frameSize);
     if (this.#chunkBuffer?.byteLength !== chunkSize) this.#chunkBuffer = new Uint8Array(chunkSize);
     const scheduler = schedulerOf(this);
+    let first = true;
     for (
       const frame of encodeFrames(text, this.#frameSize, { chunkSize, buffer: this.#chunkBuffer })
     ) {
       if (scheduler && typeof frame !== "string") {
+        if (first && !this.#askedReports) {
+          // A peer that takes chunks speaks this module: ask it to report what it
+          // reads (a version that does not know the request ignores it).
+          this.#askedReports = true;
+          this.#channel.send(WINDOW_REQUEST);
+        }
+        first = false;
+        // While another session is active, keep at most the window unread by the peer.
+        if (this.#peerRead !== undefined && scheduler.othersActive(this.#channel)) {
+          await this.#windowRoom(frame.byteLength);
+          busySince = clock.now();
+        }
         // The association is shared: wait for this session's turn, then hand one chunk.
         let turn = true;
         if (scheduler.mustWait()) {
@@ -454,6 +484,7 @@ export class DataChannelTransport implements Transport {
         try {
           if (this.#closed || this.#channel.readyState !== "open") await this.#writable();
           this.#channel.send(frame as Uint8Array<ArrayBuffer>);
+          this.#chunkBytesSent += frame.byteLength;
         } finally {
           scheduler.handed();
         }
@@ -472,6 +503,30 @@ export class DataChannelTransport implements Transport {
       this.#liveness?.sent();
     }
     if (this.#channel.bufferedAmount > HIGH_WATER_MARK) await this.#writable();
+  }
+
+  /**
+   * Resolves once handing `size` more bytes keeps at most `FAIR_WINDOW`
+   * unread by the peer, or when no report came for `FAIR_REPORT_WAIT_MS`
+   * (the peer is slow to read or to report: one more chunk goes).
+   */
+  async #windowRoom(size: number): Promise<void> {
+    const clock = clockOf(this);
+    while (
+      !this.#closed && this.#chunkBytesSent + size - this.#peerRead! > FAIR_WINDOW
+    ) {
+      const reported = await new Promise<boolean>((resolve) => {
+        const done = (result: boolean) => {
+          clock.clearTimeout(timer);
+          this.#waiters.delete(woken);
+          resolve(result);
+        };
+        const woken = () => done(true);
+        const timer = clock.setTimeout(() => done(false), FAIR_REPORT_WAIT_MS);
+        this.#waiters.add(woken);
+      });
+      if (!reported) return;
+    }
   }
 
   /** Resolves once the channel buffers at most the high-water mark. */
@@ -521,10 +576,17 @@ export class DataChannelTransport implements Transport {
 
   #onMessage = (event: Event) => {
     if (this.#closed) return;
-    const decoded = this.#decoder.push((event as MessageEvent).data);
+    const data = (event as MessageEvent).data;
+    // A chunk is reported as it arrives, before it is decoded.
+    if (data instanceof ArrayBuffer) this.#chunkRead(data);
+    const decoded = this.#decoder.push(data);
     this.#liveness?.received(decoded.kind === "keepalive");
     this.#watchProgress(decoded.kind === "partial");
     switch (decoded.kind) {
+      case "read":
+        this.#peerRead = Math.max(this.#peerRead ?? 0, decoded.bytes);
+        this.#wake();
+        return;
       case "partial":
         return;
       case "keepalive":
@@ -549,6 +611,10 @@ export class DataChannelTransport implements Transport {
         return;
       }
     }
+    if ((json as { method?: unknown })?.method === WINDOW_REQUEST_METHOD) {
+      this.#reporting = true;
+      return;
+    }
     const parsed = parseJsonRpcMessage(json);
     if (!parsed.success) {
       this.onerror?.(
@@ -558,8 +624,34 @@ export class DataChannelTransport implements Transport {
       );
       return;
     }
+    schedulerOf(this)?.touch(this.#channel);
     this.onmessage?.(parsed.data);
   };
+
+  /**
+   * Counts a chunk frame read, and reports what was read to a peer that
+   * asked, while another session of the connection is active (only then can
+   * the sender be held; a report costs both ends a frame): every
+   * `FAIR_REPORT_BYTES`, and at a message's last chunk. The first report
+   * once another session is active catches up with all that was read.
+   */
+  #chunkRead(frame: ArrayBuffer): void {
+    const header = frame.byteLength > 0 ? new Uint8Array(frame, 0, 1)[0] : -1;
+    if (header !== FRAME_MORE && header !== FRAME_LAST) return;
+    this.#chunkBytesRead += frame.byteLength;
+    if (!this.#reporting) return;
+    // Twice as long as the sender's test: its side may see the other session a moment later.
+    const scheduler = schedulerOf(this);
+    if (scheduler && !scheduler.othersActive(this.#channel, 2 * FAIR_ACTIVE_MS)) return;
+    const unreported = this.#chunkBytesRead - this.#reportedRead;
+    if (header === FRAME_MORE && unreported < FAIR_REPORT_BYTES) return;
+    this.#reportedRead = this.#chunkBytesRead;
+    try {
+      this.#channel.send(readReportFrame(this.#chunkBytesRead));
+    } catch {
+      // The channel closed: its close event ends the transport.
+    }
+  }
 
   /**
    * A message too large for a peer that takes no chunks: refused, and a
@@ -659,6 +751,13 @@ export class DataChannelTransport implements Transport {
     }
   }
 }
+
+/**
+ * The notification that asks the peer to report the bytes of chunk frames it
+ * reads (`FRAME_READ`); it never reaches MCP.
+ */
+const WINDOW_REQUEST_METHOD = "mcp-webrtc/window";
+const WINDOW_REQUEST = JSON.stringify({ jsonrpc: "2.0", method: WINDOW_REQUEST_METHOD });
 
 /** The JSON-RPC error that stands for a message refused for its size, or by a budget. */
 function sizeRefusal(error: MessageSizeError, budget?: string) {

@@ -10,6 +10,11 @@
  *   decoder accepts chunks cut anywhere.
  * - A binary frame holding only {@linkcode FRAME_KEEPALIVE} proves the peer is
  *   alive and carries nothing.
+ * - A binary frame {@linkcode FRAME_READ} then a float64 (big-endian) reports
+ *   how many bytes of chunk frames (headers included) the sender of the
+ *   report has read on this channel so far. It is sent only to a peer that
+ *   asked for it with the notification `mcp-webrtc/window` (see
+ *   `DataChannelTransport`), and may come between the chunks of a message.
  *
  * Over 400 lines for a reason: the encoder and the decoder are the two
  * halves of one wire format, each the other's specification, and the budget
@@ -29,6 +34,16 @@ export const FRAME_MORE = 0x00;
 export const FRAME_LAST = 0x01;
 /** The one byte of a keepalive frame. */
 export const FRAME_KEEPALIVE = 0x02;
+/** Header byte of a frame reporting the bytes of chunk frames read so far. */
+export const FRAME_READ = 0x03;
+
+/** A {@linkcode FRAME_READ} frame reporting `bytes` read. */
+export function readReportFrame(bytes: number): Uint8Array<ArrayBuffer> {
+  const frame = new Uint8Array(9);
+  frame[0] = FRAME_READ;
+  new DataView(frame.buffer).setFloat64(1, bytes);
+  return frame;
+}
 
 /** The smallest frame size: a header byte and one UTF-8 character of up to 4 bytes. */
 const MIN_FRAME_SIZE = 5;
@@ -195,6 +210,8 @@ export type DecodedFrame =
   | { readonly kind: "value"; readonly value: unknown }
   | { readonly kind: "partial" }
   | { readonly kind: "keepalive" }
+  /** The peer's report of the bytes of chunk frames it read so far. */
+  | { readonly kind: "read"; readonly bytes: number }
   | { readonly kind: "error"; readonly error: FrameError }
   | {
     readonly kind: "oversize";
@@ -403,9 +420,13 @@ export class FrameDecoder {
     }
     const header = bytes[0];
     if (header === FRAME_KEEPALIVE && bytes.byteLength === 1) return { kind: "keepalive" };
+    if (header === FRAME_READ && bytes.byteLength === 9) {
+      const read = new DataView(bytes.buffer, bytes.byteOffset, 9).getFloat64(1);
+      if (Number.isSafeInteger(read) && read >= 0) return { kind: "read", bytes: read };
+    }
     if (header !== FRAME_MORE && header !== FRAME_LAST) {
       return this.#fail(
-        `Dropped a binary frame with unknown header byte ${header}: expected a chunk (0 or 1) or a keepalive (2)`,
+        `Dropped a binary frame with unknown header byte ${header}: expected a chunk (0 or 1), a keepalive (2) or a read report (3 and 8 bytes)`,
       );
     }
     const last = header === FRAME_LAST;

@@ -5,8 +5,10 @@ import {
   FRAME_KEEPALIVE,
   FRAME_LAST,
   FRAME_MORE,
+  FRAME_READ,
   FrameDecoder,
   MemoryBudget,
+  readReportFrame,
 } from "./framing.ts";
 import {
   CHUNK_SIZE,
@@ -193,6 +195,29 @@ Deno.test("FrameDecoder recognises keepalives, also between chunks", () => {
     kind: "message",
     text: "k".repeat(30),
   });
+});
+
+Deno.test("FrameDecoder reads a read report, also between chunks, and refuses a malformed one", () => {
+  const decoder = new FrameDecoder(1000);
+  const frames = [...encodeFrames("r".repeat(30), 8)];
+  const results = [];
+  for (const [i, frame] of frames.entries()) {
+    results.push(decoder.push(frame));
+    results.push(decoder.push(readReportFrame(i * 8)));
+  }
+  assert.deepEqual(
+    results.filter((r) => r.kind === "read"),
+    frames.map((_, i) => ({ kind: "read", bytes: i * 8 })),
+  );
+  assert.deepEqual(results.find((r) => r.kind === "message"), {
+    kind: "message",
+    text: "r".repeat(30),
+  });
+  const negative = readReportFrame(0);
+  new DataView(negative.buffer).setFloat64(1, -1);
+  for (const frame of [new Uint8Array([FRAME_READ, 0]), negative]) {
+    assert.equal(decoder.push(frame).kind, "error", `frame ${frame}`);
+  }
 });
 
 Deno.test("FrameDecoder reports malformed binary frames without throwing", () => {

@@ -231,10 +231,14 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
  * sessions share the connection's SCTP association, which sends first in,
  * first out: while more than one session is open, their large messages keep
  * at most `SHARED_HIGH_WATER_MARK` (256 KiB) buffered in it together, taking
- * turns one 64 KiB chunk each, so a small message of one session waits behind
- * at most that much of the others', plus what the SCTP stack buffers beyond
- * it (a lone session fills it to 4 MiB, as a lone channel does). Keepalives, the idle timeout and the network path
- * belong to the connection.
+ * turns one 64 KiB chunk each (a lone session fills it to 4 MiB, as a lone
+ * channel does); and while another session sent or received a message in the
+ * last 100 ms, a session's large messages keep at most `FAIR_WINDOW` (128 KiB)
+ * handed and not yet reported read by the other peer, so a small message of
+ * one session waits behind at most that much of the others' (with a peer of
+ * another version, which does not report, behind what the SCTP stack buffers
+ * too, about 1 MiB). Keepalives, the idle timeout and the network path belong
+ * to the connection.
  *
  * The side that opens sessions (an agent) calls
  * {@linkcode WebRTCConnection.openTransport} for each; the first one dials,
@@ -459,7 +463,7 @@ export class WebRTCConnection {
       detach: (session) => this.#detach(session),
       channelOptions: (origin) => this.#channelOptions(origin),
       clock: () => clockOf(this),
-      scheduler: new SendScheduler(),
+      scheduler: new SendScheduler(() => clockOf(this).now()),
     };
   }
 

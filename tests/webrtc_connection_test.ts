@@ -4,7 +4,9 @@ import { Client } from "@modelcontextprotocol/sdk/client";
 import { MemorySignaling, type Signaling, WebRTCConnection, WebRTCListener } from "../mod.ts";
 import type { SignalingRoom } from "../src/signaling/mod.ts";
 import { FRAME_KEEPALIVE, type MemoryBudget } from "../src/framing.ts";
-import { DEFAULT_KEEPALIVE_INTERVAL } from "../src/constants.ts";
+import { CHUNK_SIZE, DEFAULT_KEEPALIVE_INTERVAL, FAIR_WINDOW } from "../src/constants.ts";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
+import type { WebRTCSessionTransport } from "../mod.ts";
 import { useClock } from "../src/_clock.ts";
 import { Peer } from "../src/peer.ts";
 import { ManualClock } from "../src/_test_clock.ts";
@@ -89,6 +91,81 @@ Deno.test("WebRTCConnection: a large result on one session does not hold up smal
     assert.equal(text(await large).length, blobText(16 * 1024 * 1024).length);
   } finally {
     await Promise.all([bulk.close(), small.close()]);
+    await agent.close();
+    await desktop.close();
+  }
+});
+
+Deno.test("WebRTCConnection: a small message of a busy session arrives behind at most FAIR_WINDOW of another session's large message", async () => {
+  const [a, b] = MemorySignaling.createPair();
+  const desktop = new WebRTCConnection({ signaling: b, initiator: false, ...LOCAL });
+  const served: WebRTCSessionTransport[] = [];
+  desktop.ontransport = (transport) => void transport.start().then(() => served.push(transport));
+  void desktop.connect().catch(() => {});
+  const agent = new WebRTCConnection({
+    signaling: a,
+    linger: 0,
+    maxReceiveSize: 32 << 20,
+    ...LOCAL,
+  });
+  const small = agent.openTransport();
+  const bulk = agent.openTransport();
+  try {
+    await small.start();
+    await bulk.start();
+    await until(() => served.length === 2, 5_000, "both sessions served");
+    const [echo, sender] = served;
+    // Bytes of the large message read on the agent; and, per small answer, that count
+    // when the desktop handed the answer and when the agent got it.
+    let bulkRead = 0;
+    const channelOf = (t: WebRTCSessionTransport) =>
+      (t as unknown as { channel: EventTarget }).channel;
+    channelOf(bulk).addEventListener("message", (event) => {
+      const data = (event as MessageEvent).data;
+      bulkRead += typeof data === "string" ? data.length : data.byteLength;
+    });
+    const handedAt = new Map<number, number>();
+    echo.onmessage = (message) => {
+      const id = (message as { id: number }).id;
+      handedAt.set(id, bulkRead);
+      void echo.send({ jsonrpc: "2.0", id, result: {} });
+    };
+    const answers: ((ahead: number) => void)[] = [];
+    small.onmessage = (message) => {
+      const id = (message as { id: number }).id;
+      answers[id]?.(bulkRead - handedAt.get(id)!);
+    };
+    let bulkArrived = false;
+    bulk.onmessage = () => (bulkArrived = true);
+    const size = 24 << 20;
+    const large: JSONRPCMessage = {
+      jsonrpc: "2.0",
+      method: "notifications/message",
+      params: { data: "x".repeat(size) },
+    };
+    const sent = sender.send(large);
+    // Bytes of the large message that overtook each small answer on its way.
+    const ahead: number[] = [];
+    for (let id = 0; id < 2_000 && !bulkArrived; id++) {
+      const answered = new Promise<number>((resolve) => (answers[id] = resolve));
+      await small.send({ jsonrpc: "2.0", id, method: "ping" });
+      const bytes = await answered;
+      if (!bulkArrived) ahead.push(bytes);
+    }
+    await sent;
+    await until(() => bulkArrived, 30_000, "the large message arrived");
+    // The first answers go before any report of what the agent read has come back.
+    const steady = ahead.slice(5).sort((x, y) => x - y);
+    assert.ok(steady.length >= 10, `only ${ahead.length} small messages went beside the large one`);
+    const p90 = steady[Math.floor(steady.length * 0.9)];
+    assert.ok(
+      p90 <= FAIR_WINDOW + CHUNK_SIZE,
+      `90% of the small answers were overtaken by up to ${p90} bytes of the large message (limit ${
+        FAIR_WINDOW + CHUNK_SIZE
+      }; all: ${steady.join(",")})`,
+    );
+  } finally {
+    await Promise.allSettled([small.close(), bulk.close()]);
     await agent.close();
     await desktop.close();
   }
