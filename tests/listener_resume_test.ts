@@ -1,8 +1,6 @@
 /** A listener keeps a lost agent's sessions for the agent's redial, through the local signalling worker. */
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
-// @ts-types="@modelcontextprotocol/sdk/server/mcp"
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import {
   type Agent,
   type ListenOptions,
@@ -15,35 +13,9 @@ import { useClock } from "../src/_clock.ts";
 import { deadline } from "../src/_async.ts";
 import { ManualClock } from "../src/_test_clock.ts";
 import { LOCAL, text, withWorker } from "./_helpers.ts";
+import { gatedServers } from "./_resume_pair.ts";
 
 const STEP = 10_000;
-
-/** A desktop's servers: a counter and a slow tool held by a gate, with what the test counts. */
-function servers() {
-  const counts = { servers: 0, slowCalls: 0, initializations: 0, closed: 0 };
-  let counter = 0;
-  let open!: () => void;
-  const gate = new Promise<void>((resolve) => (open = resolve));
-  let started!: () => void;
-  const slowStarted = new Promise<void>((resolve) => (started = resolve));
-  const createServer = () => {
-    counts.servers++;
-    const server = new McpServer({ name: "desktop", version: "1.0.0" });
-    server.registerTool("count", {}, () => ({
-      content: [{ type: "text", text: String(++counter) }],
-    }));
-    server.registerTool("slow", {}, async () => {
-      counts.slowCalls++;
-      started();
-      await gate;
-      return { content: [{ type: "text", text: "done" }] };
-    });
-    server.server.oninitialized = () => counts.initializations++;
-    server.server.onclose = () => counts.closed++;
-    return server;
-  };
-  return { counts, createServer, open: () => open(), slowStarted };
-}
 
 /** An agent that dials the ticket for each dial, with resume on and a clock the test moves. */
 function agentOf(ticket: string, options: { relayAfter?: number } = {}) {
@@ -74,12 +46,12 @@ function agentOf(ticket: string, options: { relayAfter?: number } = {}) {
   return { connection, client, errors, closed, lose, redial, connect };
 }
 
-type Desktop = ReturnType<typeof servers>;
+type Desktop = ReturnType<typeof gatedServers>;
 type ResumingAgent = ReturnType<typeof agentOf>;
 
 /**
  * Runs `body` with a listener on the local worker that serves a desktop's
- * `servers()`. `agent()` makes an agent (as `agentOf`) and `listen()` another
+ * `gatedServers()`. `agent()` makes an agent (as `agentOf`) and `listen()` another
  * listener; whatever way `body` ends, every agent is closed, then every listener.
  */
 async function withListener(
@@ -111,7 +83,7 @@ async function withListener(
       agents.push(made);
       return made;
     };
-    const desktop = servers();
+    const desktop = gatedServers();
     const listener = await listen(desktop, { ...options, url: worker.url });
     try {
       await body({ listener, desktop, agent, listen });
@@ -163,7 +135,7 @@ Deno.test("WebRTCListener: a redial to a restarted desktop fails at once with an
     await agent.lose();
     // The desktop restarts with the same room and invites, and holds nothing.
     await first.close();
-    const second = servers();
+    const second = gatedServers();
     const listener = await listen(second, { hostTicket });
     listener.onerror = () => {};
     await agent.redial();
