@@ -47,13 +47,15 @@ export function resumablePair(): {
 /**
  * A desktop's servers for the resume tests: each has a `count` tool and a
  * `slow` tool held by a gate until `open()`, and `counts` tells how many
- * servers were made, slow calls started, sessions initialized and closed.
+ * servers were made, slow calls started, sessions initialized and closed;
+ * `closed` resolves when the first server closes.
  */
 export function gatedServers(): {
   counts: { servers: number; slowCalls: number; initializations: number; closed: number };
   createServer: () => McpServer;
   open: () => void;
   slowStarted: Promise<void>;
+  closed: Promise<void>;
 } {
   const counts = { servers: 0, slowCalls: 0, initializations: 0, closed: 0 };
   let counter = 0;
@@ -61,6 +63,8 @@ export function gatedServers(): {
   const gate = new Promise<void>((resolve) => (open = resolve));
   let started!: () => void;
   const slowStarted = new Promise<void>((resolve) => (started = resolve));
+  let firstClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (firstClosed = resolve));
   const createServer = () => {
     counts.servers++;
     const server = new McpServer({ name: "desktop", version: "1.0.0" });
@@ -74,8 +78,11 @@ export function gatedServers(): {
       return { content: [{ type: "text", text: "done" }] };
     });
     server.server.oninitialized = () => counts.initializations++;
-    server.server.onclose = () => counts.closed++;
+    server.server.onclose = () => {
+      counts.closed++;
+      firstClosed();
+    };
     return server;
   };
-  return { counts, createServer, open: () => open(), slowStarted };
+  return { counts, createServer, open: () => open(), slowStarted, closed };
 }
