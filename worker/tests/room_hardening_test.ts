@@ -230,7 +230,11 @@ function assertInternalError(answer: { status: number; body: string }): void {
   assert.match(error.message, /^[A-Z].*: .*[^.]$/);
 }
 
-Deno.test("an exception in the routes answers the documented JSON error and is logged", async () => {
+/**
+ * Asks to join a room as host from a worker whose `binding` throws when read,
+ * and checks the answer is the documented JSON error and the fault is logged.
+ */
+async function assertHostJoinFaults(binding: string): Promise<void> {
   const log = new LogWatch();
   await withServer(
     async (server) => {
@@ -243,25 +247,16 @@ Deno.test("an exception in the routes answers the documented JSON error and is l
       await log.waitFor(/injected fault/);
     },
     {},
-    { entry: faultyWorker("ROOMS"), onLog: log.onLog },
+    { entry: faultyWorker(binding), onLog: log.onLog },
   );
+}
+
+Deno.test("an exception in the routes answers the documented JSON error and is logged", async () => {
+  await assertHostJoinFaults("ROOMS");
 });
 
 Deno.test("an exception in a room's join answers the documented JSON error and is logged", async () => {
-  const log = new LogWatch();
-  await withServer(
-    async (server) => {
-      const answer = await upgradeRequest(
-        server,
-        `/v1/rooms/${newRoomId()}?role=host`,
-        HOST_PROTOCOLS,
-      );
-      assertInternalError(answer);
-      await log.waitFor(/injected fault/);
-    },
-    {},
-    { entry: faultyWorker("MAX_GUESTS"), onLog: log.onLog },
-  );
+  await assertHostJoinFaults("MAX_GUESTS");
 });
 
 Deno.test("an exception while a room handles a frame answers an internal_error frame, is logged, and the socket stays", async () => {
