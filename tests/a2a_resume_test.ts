@@ -10,8 +10,6 @@ import { ClientFactory } from "@a2a-js/sdk/client";
 import { DefaultRequestHandler, InMemoryTaskStore } from "@a2a-js/sdk/server";
 import { agentCardHandler, jsonRpcHandler, UserBuilder } from "@a2a-js/sdk/server/express";
 import { Client } from "@modelcontextprotocol/sdk/client";
-// @ts-types="@modelcontextprotocol/sdk/server/mcp"
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import express from "express";
 import type { AddressInfo } from "node:net";
 import {
@@ -25,6 +23,7 @@ import { deadline } from "../src/_async.ts";
 import { ManualClock } from "../src/_test_clock.ts";
 import { RESUME_BACKOFF_FIRST } from "../src/constants.ts";
 import { LOCAL, text } from "./_helpers.ts";
+import { gatedServers } from "./_resume_pair.ts";
 
 const STEP = 10_000;
 
@@ -45,35 +44,6 @@ function message(role: Role, value: string, taskId = "", contextId = ""): Messag
     extensions: [],
     referenceTaskIds: [],
   };
-}
-
-/** The desktop's servers: a counter and a slow tool held by a gate, with what the test counts. */
-function servers() {
-  const counts = { servers: 0, slowCalls: 0, initializations: 0, closed: 0 };
-  let counter = 0;
-  const gate = Promise.withResolvers<void>();
-  const slowStarted = Promise.withResolvers<void>();
-  const closed = Promise.withResolvers<void>();
-  const createServer = () => {
-    counts.servers++;
-    const server = new McpServer({ name: "desktop", version: "1.0.0" });
-    server.registerTool("count", {}, () => ({
-      content: [{ type: "text", text: String(++counter) }],
-    }));
-    server.registerTool("slow", {}, async () => {
-      counts.slowCalls++;
-      slowStarted.resolve();
-      await gate.promise;
-      return { content: [{ type: "text", text: "done" }] };
-    });
-    server.server.oninitialized = () => counts.initializations++;
-    server.server.onclose = () => {
-      counts.closed++;
-      closed.resolve();
-    };
-    return server;
-  };
-  return { counts, createServer, open: () => gate.resolve(), slowStarted, closed };
 }
 
 /** What the agent's executor saw of its calls. */
@@ -209,7 +179,7 @@ async function startAgent(clock: ManualClock) {
 Deno.test("Over A2A signalling, a session outlives a lost peer connection while the user's stream stays open: the agent dials again through the same task and the call in flight completes on the same server", async () => {
   const clock = new ManualClock();
   const agent = await startAgent(clock);
-  const desktop = servers();
+  const desktop = gatedServers();
   try {
     const client = await new ClientFactory().createFromUrl(agent.url);
     const states: string[] = [];
@@ -225,7 +195,7 @@ Deno.test("Over A2A signalling, a session outlives a lost peer connection while 
         if (event.payload?.$case === "mcpChannel") states.push(event.payload.value.state);
       }
     })();
-    await deadline(desktop.slowStarted.promise, STEP);
+    await deadline(desktop.slowStarted, STEP);
     // The agent's path goes silent past the idle timeout (3 s with resume on).
     await clock.advance(9_000);
     await deadline(agent.lost, STEP);
@@ -240,7 +210,7 @@ Deno.test("Over A2A signalling, a session outlives a lost peer connection while 
     assert.equal(dials, 2);
     assert.deepEqual(states, ["open"]);
     // One server, initialized once, closed once when the agent ended the session.
-    await deadline(desktop.closed.promise, STEP);
+    await deadline(desktop.closed, STEP);
     assert.deepEqual(desktop.counts, {
       servers: 1,
       slowCalls: 1,

@@ -1,43 +1,21 @@
 /** A listener keeps a lost agent's sessions for the agent's redial, through the local signalling worker. */
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
-// @ts-types="@modelcontextprotocol/sdk/server/mcp"
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { type Agent, TicketSignaling, WebRTCConnection, WebRTCListener } from "../mod.ts";
+import {
+  type Agent,
+  type ListenOptions,
+  TicketSignaling,
+  WebRTCConnection,
+  WebRTCListener,
+} from "../mod.ts";
 import { RESUME_BACKOFF_FIRST } from "../src/constants.ts";
 import { useClock } from "../src/_clock.ts";
 import { deadline } from "../src/_async.ts";
 import { ManualClock } from "../src/_test_clock.ts";
 import { LOCAL, text, withWorker } from "./_helpers.ts";
+import { gatedServers } from "./_resume_pair.ts";
 
 const STEP = 10_000;
-
-/** A desktop's servers: a counter and a slow tool held by a gate, with what the test counts. */
-function servers() {
-  const counts = { servers: 0, slowCalls: 0, initializations: 0, closed: 0 };
-  let counter = 0;
-  let open!: () => void;
-  const gate = new Promise<void>((resolve) => (open = resolve));
-  let started!: () => void;
-  const slowStarted = new Promise<void>((resolve) => (started = resolve));
-  const createServer = () => {
-    counts.servers++;
-    const server = new McpServer({ name: "desktop", version: "1.0.0" });
-    server.registerTool("count", {}, () => ({
-      content: [{ type: "text", text: String(++counter) }],
-    }));
-    server.registerTool("slow", {}, async () => {
-      counts.slowCalls++;
-      started();
-      await gate;
-      return { content: [{ type: "text", text: "done" }] };
-    });
-    server.server.oninitialized = () => counts.initializations++;
-    server.server.onclose = () => counts.closed++;
-    return server;
-  };
-  return { counts, createServer, open: () => open(), slowStarted };
-}
 
 /** An agent that dials the ticket for each dial, with resume on and a clock the test moves. */
 function agentOf(ticket: string, options: { relayAfter?: number } = {}) {
@@ -63,230 +41,202 @@ function agentOf(ticket: string, options: { relayAfter?: number } = {}) {
   };
   /** Lets the first redial go. */
   const redial = () => clock.advance(RESUME_BACKOFF_FIRST);
-  return { connection, client, errors, closed, lose, redial };
+  /** Connects the agent's client over a transport of the connection. */
+  const connect = () => deadline(client.connect(connection.openTransport()), STEP);
+  return { connection, client, errors, closed, lose, redial, connect };
+}
+
+type Desktop = ReturnType<typeof gatedServers>;
+type ResumingAgent = ReturnType<typeof agentOf>;
+
+/**
+ * Runs `body` with a listener on the local worker that serves a desktop's
+ * `gatedServers()`. `agent()` makes an agent (as `agentOf`) and `listen()` another
+ * listener; whatever way `body` ends, every agent is closed, then every listener.
+ */
+async function withListener(
+  options: Omit<ListenOptions, "createServer" | "url" | "hostTicket">,
+  body: (scene: {
+    listener: WebRTCListener;
+    desktop: Desktop;
+    agent: (ticket: string, options?: { relayAfter?: number }) => ResumingAgent;
+    listen: (
+      desktop: Desktop,
+      options: Omit<ListenOptions, "createServer">,
+    ) => Promise<WebRTCListener>;
+  }) => Promise<void>,
+): Promise<void> {
+  await withWorker(async (worker) => {
+    const agents: ResumingAgent[] = [];
+    const listeners: WebRTCListener[] = [];
+    const listen = async (desktop: Desktop, options: Omit<ListenOptions, "createServer">) => {
+      const listener = await WebRTCListener.listen({
+        ...options,
+        createServer: desktop.createServer,
+        ...LOCAL,
+      });
+      listeners.push(listener);
+      return listener;
+    };
+    const agent = (ticket: string, options?: { relayAfter?: number }) => {
+      const made = agentOf(ticket, options);
+      agents.push(made);
+      return made;
+    };
+    const desktop = gatedServers();
+    const listener = await listen(desktop, { ...options, url: worker.url });
+    try {
+      await body({ listener, desktop, agent, listen });
+    } finally {
+      for (const made of agents) {
+        await made.client.close();
+        await made.connection.close();
+      }
+      for (const made of listeners) await made.close();
+    }
+  });
 }
 
 Deno.test("WebRTCListener binds an agent's redial to its lost connection's sessions: the call in flight completes on the same server, without a second initialize", async () => {
-  await withWorker(async (worker) => {
-    const desktop = servers();
-    const listener = await WebRTCListener.listen({
-      url: worker.url,
-      createServer: desktop.createServer,
-      ...LOCAL,
-    });
-    const agent = agentOf(listener.ticket!);
+  await withListener({}, async ({ listener, desktop, agent: agentFor }) => {
+    const agent = agentFor(listener.ticket!);
     const left: Agent[] = [];
     listener.onagentleave = (gone) => left.push(gone);
     listener.onerror = () => {};
-    try {
-      await deadline(agent.client.connect(agent.connection.openTransport()), STEP);
-      assert.equal(text(await deadline(agent.client.callTool({ name: "count" }), STEP)), "1");
-      const call = agent.client.callTool({ name: "slow" });
-      await deadline(desktop.slowStarted, STEP);
-      await agent.lose();
-      await agent.redial();
-      desktop.open();
-      assert.equal(text(await deadline(call, STEP)), "done");
-      assert.equal(text(await deadline(agent.client.callTool({ name: "count" }), STEP)), "2");
-      assert.deepEqual(desktop.counts, {
-        servers: 1,
-        slowCalls: 1,
-        initializations: 1,
-        closed: 0,
-      });
-      assert.equal(agent.connection.dials, 2);
-      // The lost connection is let go; the new one serves the session.
-      assert.equal(listener.agents.length, 1);
-      assert.equal(listener.sessions.length, 1);
-      assert.equal(left.length, 0);
-    } finally {
-      await agent.client.close();
-      await agent.connection.close();
-      await listener.close();
-    }
+    await agent.connect();
+    assert.equal(text(await deadline(agent.client.callTool({ name: "count" }), STEP)), "1");
+    const call = agent.client.callTool({ name: "slow" });
+    await deadline(desktop.slowStarted, STEP);
+    await agent.lose();
+    await agent.redial();
+    desktop.open();
+    assert.equal(text(await deadline(call, STEP)), "done");
+    assert.equal(text(await deadline(agent.client.callTool({ name: "count" }), STEP)), "2");
+    assert.deepEqual(desktop.counts, {
+      servers: 1,
+      slowCalls: 1,
+      initializations: 1,
+      closed: 0,
+    });
+    assert.equal(agent.connection.dials, 2);
+    // The lost connection is let go; the new one serves the session.
+    assert.equal(listener.agents.length, 1);
+    assert.equal(listener.sessions.length, 1);
+    assert.equal(left.length, 0);
   });
 });
 
 Deno.test("WebRTCListener: a redial to a restarted desktop fails at once with an error that says the connection is unknown", async () => {
-  await withWorker(async (worker) => {
-    const first = servers();
-    let listener = await WebRTCListener.listen({
-      url: worker.url,
-      createServer: first.createServer,
-      ...LOCAL,
-    });
-    const hostTicket = listener.hostTicket!;
-    const agent = agentOf(listener.ticket!);
-    try {
-      await deadline(agent.client.connect(agent.connection.openTransport()), STEP);
-      assert.equal(text(await deadline(agent.client.callTool({ name: "count" }), STEP)), "1");
-      await agent.lose();
-      // The desktop restarts with the same room and invites, and holds nothing.
-      await listener.close();
-      const second = servers();
-      listener = await WebRTCListener.listen({
-        hostTicket,
-        createServer: second.createServer,
-        ...LOCAL,
-      });
-      listener.onerror = () => {};
-      await agent.redial();
-      await deadline(agent.closed, STEP);
-      assert.match(
-        agent.errors.join("\n"),
-        /refused the claim of its connection \("unknown connection: the serving side restarted/,
-      );
-      assert.equal(second.counts.servers, 0);
-    } finally {
-      await agent.client.close();
-      await agent.connection.close();
-      await listener.close();
-    }
+  await withListener({}, async ({ listener: first, agent: agentFor, listen }) => {
+    const hostTicket = first.hostTicket!;
+    const agent = agentFor(first.ticket!);
+    await agent.connect();
+    assert.equal(text(await deadline(agent.client.callTool({ name: "count" }), STEP)), "1");
+    await agent.lose();
+    // The desktop restarts with the same room and invites, and holds nothing.
+    await first.close();
+    const second = gatedServers();
+    const listener = await listen(second, { hostTicket });
+    listener.onerror = () => {};
+    await agent.redial();
+    await deadline(agent.closed, STEP);
+    assert.match(
+      agent.errors.join("\n"),
+      /refused the claim of its connection \("unknown connection: the serving side restarted/,
+    );
+    assert.equal(second.counts.servers, 0);
   });
 });
 
 Deno.test("WebRTCListener ends a lost agent's sessions once resumeGrace passes without its redial", async () => {
-  await withWorker(async (worker) => {
-    const desktop = servers();
-    const listener = await WebRTCListener.listen({
-      url: worker.url,
-      createServer: desktop.createServer,
-      resumeGrace: 300,
-      ...LOCAL,
-    });
+  await withListener({ resumeGrace: 300 }, async ({ listener, desktop, agent: agentFor }) => {
     listener.onerror = () => {};
-    const agent = agentOf(listener.ticket!);
+    const agent = agentFor(listener.ticket!);
     const leave = new Promise<Error | undefined>((resolve) =>
       listener.onagentleave = (_agent, error) => resolve(error)
     );
     const sessionClosed = new Promise<void>((
       resolve,
     ) => (listener.onsessionclose = () => resolve()));
-    try {
-      await deadline(agent.client.connect(agent.connection.openTransport()), STEP);
-      assert.equal(text(await deadline(agent.client.callTool({ name: "count" }), STEP)), "1");
-      // Lost, and no redial (the agent's backoff never passes).
-      await agent.lose();
-      await deadline(sessionClosed, STEP);
-      assert.match(String((await deadline(leave, STEP))?.message), /resumeGrace/);
-      assert.equal(desktop.counts.closed, 1);
-      assert.equal(listener.agents.length, 0);
-      assert.equal(listener.sessions.length, 0);
-    } finally {
-      await agent.client.close();
-      await agent.connection.close();
-      await listener.close();
-    }
+    await agent.connect();
+    assert.equal(text(await deadline(agent.client.callTool({ name: "count" }), STEP)), "1");
+    // Lost, and no redial (the agent's backoff never passes).
+    await agent.lose();
+    await deadline(sessionClosed, STEP);
+    assert.match(String((await deadline(leave, STEP))?.message), /resumeGrace/);
+    assert.equal(desktop.counts.closed, 1);
+    assert.equal(listener.agents.length, 0);
+    assert.equal(listener.sessions.length, 0);
   });
 });
 
 Deno.test("WebRTCListener binds a redial over the room's relay to the lost connection's sessions: the claim is bound to the relay link's keys", async () => {
-  await withWorker(async (worker) => {
-    const desktop = servers();
-    const listener = await WebRTCListener.listen({
-      url: worker.url,
-      createServer: desktop.createServer,
-      ...LOCAL,
-    });
+  await withListener({}, async ({ listener, desktop, agent: agentFor }) => {
     listener.onerror = () => {};
-    const agent = agentOf(listener.ticket!, { relayAfter: 0 });
+    const agent = agentFor(listener.ticket!, { relayAfter: 0 });
     const resumed = new Promise<{ path?: { localCandidateType?: string }; ms: number }>((
       resolve,
     ) => listener.onagentresume = (_agent, _was, info) => resolve(info));
-    try {
-      await deadline(agent.client.connect(agent.connection.openTransport()), STEP);
-      assert.equal(
-        (await agent.connection.getConnectionPath())?.localCandidateType,
-        "relay-ws",
-      );
-      const call = agent.client.callTool({ name: "slow" });
-      await deadline(desktop.slowStarted, STEP);
-      await agent.lose();
-      await agent.redial();
-      desktop.open();
-      assert.equal(text(await deadline(call, STEP)), "done");
-      assert.equal(text(await deadline(agent.client.callTool({ name: "count" }), STEP)), "1");
-      assert.equal((await deadline(resumed, STEP)).path?.localCandidateType, "relay-ws");
-      assert.deepEqual(desktop.counts, {
-        servers: 1,
-        slowCalls: 1,
-        initializations: 1,
-        closed: 0,
-      });
-    } finally {
-      await agent.client.close();
-      await agent.connection.close();
-      await listener.close();
-    }
+    await agent.connect();
+    assert.equal(
+      (await agent.connection.getConnectionPath())?.localCandidateType,
+      "relay-ws",
+    );
+    const call = agent.client.callTool({ name: "slow" });
+    await deadline(desktop.slowStarted, STEP);
+    await agent.lose();
+    await agent.redial();
+    desktop.open();
+    assert.equal(text(await deadline(call, STEP)), "done");
+    assert.equal(text(await deadline(agent.client.callTool({ name: "count" }), STEP)), "1");
+    assert.equal((await deadline(resumed, STEP)).path?.localCandidateType, "relay-ws");
+    assert.deepEqual(desktop.counts, {
+      servers: 1,
+      slowCalls: 1,
+      initializations: 1,
+      closed: 0,
+    });
   });
 });
 
 Deno.test("WebRTCListener.revoke() ends the sessions it holds for a lost agent of that invite at once", async () => {
-  await withWorker(async (worker) => {
-    const desktop = servers();
-    const listener = await WebRTCListener.listen({
-      url: worker.url,
-      createServer: desktop.createServer,
-      guestTicket: false,
-      ...LOCAL,
-    });
+  await withListener({ guestTicket: false }, async ({ listener, desktop, agent: agentFor }) => {
     listener.onerror = () => {};
-    const agent = agentOf(await listener.invite({ name: "laptop" }));
+    const agent = agentFor(await listener.invite({ name: "laptop" }));
     const lost = new Promise<void>((resolve) => (listener.onagentlost = () => resolve()));
     const sessionClosed = new Promise<void>((
       resolve,
     ) => (listener.onsessionclose = () => resolve()));
-    try {
-      await deadline(agent.client.connect(agent.connection.openTransport()), STEP);
-      assert.equal(text(await deadline(agent.client.callTool({ name: "count" }), STEP)), "1");
-      await agent.lose();
-      await deadline(lost, STEP);
-      assert.deepEqual(await listener.revoke("laptop"), { name: "laptop", closed: 1 });
-      await deadline(sessionClosed, STEP);
-      assert.equal(desktop.counts.closed, 1);
-      assert.equal(listener.sessions.length, 0);
-    } finally {
-      await agent.client.close();
-      await agent.connection.close();
-      await listener.close();
-    }
+    await agent.connect();
+    assert.equal(text(await deadline(agent.client.callTool({ name: "count" }), STEP)), "1");
+    await agent.lose();
+    await deadline(lost, STEP);
+    assert.deepEqual(await listener.revoke("laptop"), { name: "laptop", closed: 1 });
+    await deadline(sessionClosed, STEP);
+    assert.equal(desktop.counts.closed, 1);
+    assert.equal(listener.sessions.length, 0);
   });
 });
 
 Deno.test("WebRTCListener holds at most maxAgents lost connections: past it a lost agent's sessions end at once, naming the limit", async () => {
-  await withWorker(async (worker) => {
-    const desktop = servers();
-    const listener = await WebRTCListener.listen({
-      url: worker.url,
-      createServer: desktop.createServer,
-      maxAgents: 1,
-      ...LOCAL,
-    });
+  await withListener({ maxAgents: 1 }, async ({ listener, desktop, agent: agentFor }) => {
     const errors: string[] = [];
     listener.onerror = (error) => errors.push(error.message);
-    const first = agentOf(listener.ticket!);
-    const second = agentOf(listener.ticket!);
+    const first = agentFor(listener.ticket!);
+    const second = agentFor(listener.ticket!);
     const held = new Promise<void>((resolve) => (listener.onagentlost = () => resolve()));
     const left = new Promise<Error | undefined>((resolve) =>
       listener.onagentleave = (_agent, error) => resolve(error)
     );
-    try {
-      await deadline(first.client.connect(first.connection.openTransport()), STEP);
-      await first.lose();
-      await deadline(held, STEP);
-      // The held connection is not an agent: another one is served.
-      await deadline(second.client.connect(second.connection.openTransport()), STEP);
-      assert.equal(text(await deadline(second.client.callTool({ name: "count" }), STEP)), "1");
-      await second.lose();
-      await deadline(left, STEP);
-      assert.match(errors.join("\n"), /as 1 lost agents are held already \(maxAgents\)/);
-      assert.equal(desktop.counts.closed, 1);
-    } finally {
-      for (const agent of [first, second]) {
-        await agent.client.close();
-        await agent.connection.close();
-      }
-      await listener.close();
-    }
+    await first.connect();
+    await first.lose();
+    await deadline(held, STEP);
+    // The held connection is not an agent: another one is served.
+    await second.connect();
+    assert.equal(text(await deadline(second.client.callTool({ name: "count" }), STEP)), "1");
+    await second.lose();
+    await deadline(left, STEP);
+    assert.match(errors.join("\n"), /as 1 lost agents are held already \(maxAgents\)/);
+    assert.equal(desktop.counts.closed, 1);
   });
 });

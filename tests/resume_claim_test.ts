@@ -1,13 +1,11 @@
 /** The claim that binds a redial to the lost connection's sessions, between real peers on loopback. */
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
-// @ts-types="@modelcontextprotocol/sdk/server/mcp"
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { RESUME_BACKOFF_FIRST } from "../src/constants.ts";
 import { deadline } from "../src/_async.ts";
 import { type Claim, type ClaimProbe, claimProbes, makeClaim } from "../src/_resume_claim.ts";
 import { text } from "./_helpers.ts";
-import { resumablePair } from "./_resume_pair.ts";
+import { gatedServers, resumablePair } from "./_resume_pair.ts";
 
 const STEP = 10_000;
 
@@ -17,27 +15,8 @@ function pair() {
   desktop.onerror = () => {};
   const probe: ClaimProbe = { grants: [], claims: [] };
   claimProbes.set(agent, probe);
-  let counter = 0;
-  let servers = 0;
-  let slowCalls = 0;
-  let open!: () => void;
-  const gate = new Promise<void>((resolve) => (open = resolve));
-  let started!: () => void;
-  const slowStarted = new Promise<void>((resolve) => (started = resolve));
-  desktop.ontransport = (transport) => {
-    servers++;
-    const server = new McpServer({ name: "desktop", version: "1.0.0" });
-    server.registerTool("count", {}, () => ({
-      content: [{ type: "text", text: String(++counter) }],
-    }));
-    server.registerTool("slow", {}, async () => {
-      slowCalls++;
-      started();
-      await gate;
-      return { content: [{ type: "text", text: "done" }] };
-    });
-    void server.connect(transport);
-  };
+  const gated = gatedServers();
+  desktop.ontransport = (transport) => void gated.createServer().connect(transport);
   void desktop.connect().catch(() => {});
   const client = new Client({ name: "agent", version: "1.0.0" });
   const errors: string[] = [];
@@ -50,8 +29,20 @@ function pair() {
     await deadline(lost, STEP);
     await clock.advance(RESUME_BACKOFF_FIRST);
   };
+  /** Connects the client and waits for the desktop's first grant. */
+  const connect = async () => {
+    await deadline(client.connect(agent.openTransport()), STEP);
+    await granted(probe);
+  };
+  /** Calls `slow`, which the test expects refused, and waits until the desktop holds it. */
+  const callSlow = async () => {
+    const call = client.callTool({ name: "slow" });
+    call.catch(() => {});
+    await deadline(gated.slowStarted, STEP);
+    return { call };
+  };
   const stop = async () => {
-    open();
+    gated.open();
     await client.close();
     await agent.close();
     await desktop.close();
@@ -64,10 +55,12 @@ function pair() {
     errors,
     closed,
     lose,
+    connect,
+    callSlow,
     stop,
-    open: () => open(),
-    slowStarted: () => deadline(slowStarted, STEP),
-    counts: () => ({ servers, slowCalls }),
+    open: gated.open,
+    slowStarted: () => deadline(gated.slowStarted, STEP),
+    counts: () => ({ servers: gated.counts.servers, slowCalls: gated.counts.slowCalls }),
   };
 }
 
@@ -103,11 +96,8 @@ async function assertRefused(
 Deno.test("A claim with a wrong code is refused, and the session in flight ends with that error instead of resuming", async () => {
   const t = pair();
   try {
-    await deadline(t.client.connect(t.agent.openTransport()), STEP);
-    await granted(t.probe);
-    const call = t.client.callTool({ name: "slow" });
-    call.catch(() => {});
-    await t.slowStarted();
+    await t.connect();
+    const { call } = await t.callSlow();
     t.probe.forge = (claim) => ({
       ...claim,
       mac: claim.mac.startsWith("A") ? "B" + claim.mac.slice(1) : "A" + claim.mac.slice(1),
@@ -122,8 +112,7 @@ Deno.test("A claim with a wrong code is refused, and the session in flight ends 
 Deno.test("A claim sent again after it was accepted is refused: the accepted claim's connection id is forgotten", async () => {
   const t = pair();
   try {
-    await deadline(t.client.connect(t.agent.openTransport()), STEP);
-    await granted(t.probe);
+    await t.connect();
     // The honest resume works, and its claim is kept.
     const first = t.client.callTool({ name: "count" });
     await t.lose();
@@ -131,9 +120,7 @@ Deno.test("A claim sent again after it was accepted is refused: the accepted cla
     assert.equal(t.probe.claims.length, 1);
     await granted(t.probe, 2);
     const accepted = t.probe.claims[0];
-    const call = t.client.callTool({ name: "slow" });
-    call.catch(() => {});
-    await t.slowStarted();
+    const { call } = await t.callSlow();
     t.probe.forge = () => accepted;
     await t.lose();
     await assertRefused(t, call, /unknown connection/);
@@ -145,11 +132,8 @@ Deno.test("A claim sent again after it was accepted is refused: the accepted cla
 Deno.test("A claim made for another connection's fingerprints is refused, though it names a live connection id", async () => {
   const t = pair();
   try {
-    await deadline(t.client.connect(t.agent.openTransport()), STEP);
-    await granted(t.probe);
-    const call = t.client.callTool({ name: "slow" });
-    call.catch(() => {});
-    await t.slowStarted();
+    await t.connect();
+    const { call } = await t.callSlow();
     const fingerprint = Array.from({ length: 32 }, () => "AB").join(":");
     t.probe.forge = (_claim: Claim, grant) =>
       makeClaim(grant, { dialling: fingerprint, serving: fingerprint });
@@ -163,11 +147,8 @@ Deno.test("A claim made for another connection's fingerprints is refused, though
 Deno.test("A session is not resumed on a connection that made no claim, though the session's id is right", async () => {
   const t = pair();
   try {
-    await deadline(t.client.connect(t.agent.openTransport()), STEP);
-    await granted(t.probe);
-    const call = t.client.callTool({ name: "slow" });
-    call.catch(() => {});
-    await t.slowStarted();
+    await t.connect();
+    const { call } = await t.callSlow();
     t.probe.withhold = true;
     await t.lose();
     await assert.rejects(deadline(call, STEP));
@@ -185,8 +166,7 @@ Deno.test("A session is not resumed on a connection that made no claim, though t
 Deno.test("An honest claim resumes the session in flight, and each redial gets a new connection id", async () => {
   const t = pair();
   try {
-    await deadline(t.client.connect(t.agent.openTransport()), STEP);
-    await granted(t.probe);
+    await t.connect();
     const call = t.client.callTool({ name: "slow" });
     await t.slowStarted();
     await t.lose();

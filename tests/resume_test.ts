@@ -9,7 +9,7 @@ import { useClock } from "../src/_clock.ts";
 import { deadline } from "../src/_async.ts";
 import { ManualClock } from "../src/_test_clock.ts";
 import { LOCAL, text } from "./_helpers.ts";
-import { resumablePair } from "./_resume_pair.ts";
+import { gatedServers, resumablePair } from "./_resume_pair.ts";
 import { z } from "zod";
 
 const STEP = 10_000;
@@ -18,29 +18,8 @@ Deno.test("With resume on, a call in flight when the peer connection is lost com
   // Each dial of the agent meets the desktop again; the test moves the agent's clock.
   const { agent, desktop, clock } = resumablePair();
 
-  let counter = 0;
-  let slowCalls = 0;
-  let initializations = 0;
-  let servers = 0;
-  let open!: () => void;
-  const gate = new Promise<void>((resolve) => (open = resolve));
-  let started!: () => void;
-  const slowStarted = new Promise<void>((resolve) => (started = resolve));
-  desktop.ontransport = (transport) => {
-    servers++;
-    const server = new McpServer({ name: "desktop", version: "1.0.0" });
-    server.registerTool("count", {}, () => ({
-      content: [{ type: "text", text: String(++counter) }],
-    }));
-    server.registerTool("slow", {}, async () => {
-      slowCalls++;
-      started();
-      await gate;
-      return { content: [{ type: "text", text: "done" }] };
-    });
-    server.server.oninitialized = () => initializations++;
-    void server.connect(transport);
-  };
+  const gated = gatedServers();
+  desktop.ontransport = (transport) => void gated.createServer().connect(transport);
   void desktop.connect().catch(() => {});
   const client = new Client({ name: "agent", version: "1.0.0" });
   try {
@@ -48,20 +27,21 @@ Deno.test("With resume on, a call in flight when the peer connection is lost com
     assert.equal(text(await deadline(client.callTool({ name: "count" }), STEP)), "1");
 
     const call = client.callTool({ name: "slow" });
-    await deadline(slowStarted, STEP);
+    await deadline(gated.slowStarted, STEP);
     const lost = new Promise<void>((resolve) => (agent.ondisconnect = () => resolve()));
     // Nothing heard for longer than the idle timeout: the path is lost.
     await clock.advance(9_000);
     await deadline(lost, STEP);
     assert.equal(agent.connected, false);
     desktop.onerror = () => {};
-    open();
+    gated.open();
     // The first redial waits its backoff.
     await clock.advance(RESUME_BACKOFF_FIRST);
 
     assert.equal(text(await deadline(call, STEP)), "done");
     assert.equal(text(await deadline(client.callTool({ name: "count" }), STEP)), "2");
     assert.equal(agent.dials, 2);
+    const { servers, slowCalls, initializations } = gated.counts;
     assert.deepEqual({ servers, slowCalls, initializations }, {
       servers: 1,
       slowCalls: 1,

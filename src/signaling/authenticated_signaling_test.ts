@@ -697,24 +697,47 @@ Deno.test("AuthenticatedSignaling passes the inner signalling's errors through",
   await host.signaling.close();
 });
 
+/**
+ * Runs `during` with `crypto.subtle[method]` wrapped to count its calls and
+ * the most of them in flight at once, and puts the original back after.
+ */
+async function countSubtle(
+  method: "sign" | "verify",
+  during: () => Promise<void>,
+): Promise<{ calls: number; most: number }> {
+  const subtle = crypto.subtle as unknown as Record<
+    "sign" | "verify",
+    (...args: unknown[]) => Promise<unknown>
+  >;
+  const original = subtle[method];
+  const counted = { calls: 0, most: 0 };
+  let inFlight = 0;
+  subtle[method] = async function (...args: unknown[]) {
+    counted.calls++;
+    counted.most = Math.max(counted.most, ++inFlight);
+    try {
+      return await original.apply(crypto.subtle, args);
+    } finally {
+      inFlight--;
+    }
+  };
+  try {
+    await during();
+  } finally {
+    subtle[method] = original;
+  }
+  return counted;
+}
+
 Deno.test("AuthenticatedSignaling verifies every received envelope with crypto.subtle.verify", async () => {
   // Constant time by construction: codes are never compared by hand.
   const { host, guest } = await connection();
-  const subtle = crypto.subtle;
-  const original = subtle.verify;
-  let verifications = 0;
-  subtle.verify = function (...args: Parameters<SubtleCrypto["verify"]>) {
-    verifications++;
-    return original.apply(subtle, args);
-  };
-  try {
+  const { calls: verifications } = await countSubtle("verify", async () => {
     await Promise.all([host.signaling.start(), guest.signaling.start()]);
     await guest.signaling.send(OFFER);
     await host.signaling.send(ANSWER);
     await settle();
-  } finally {
-    subtle.verify = original;
-  }
+  });
   // Two hellos each way, then the offer and the answer.
   assert.equal(verifications, 6);
   assert.deepEqual(host.received, [OFFER]);
@@ -735,25 +758,11 @@ Deno.test("AuthenticatedSignaling verifies a burst of envelopes side by side and
   };
   for (let n = 1; n <= 3; n++) await guest.signaling.send(candidate(n));
   await settle();
-  const subtle = crypto.subtle;
-  const original = subtle.verify;
-  let inFlight = 0;
-  let most = 0;
-  subtle.verify = async function (...args: Parameters<SubtleCrypto["verify"]>) {
-    most = Math.max(most, ++inFlight);
-    try {
-      return await original.apply(subtle, args);
-    } finally {
-      inFlight--;
-    }
-  };
-  try {
+  const { most } = await countSubtle("verify", async () => {
     hostRelay.rewrite = (message) => [message];
     for (const message of held) hostRelay.inject(message);
     await eventually(() => host.received.length === 4, "the burst to be delivered");
-  } finally {
-    subtle.verify = original;
-  }
+  });
   assert.equal(most, 3);
   assert.deepEqual(host.received, [OFFER, candidate(1), candidate(2), candidate(3)]);
   assert.deepEqual(host.errors, []);
@@ -765,24 +774,10 @@ Deno.test("AuthenticatedSignaling seals a burst of messages side by side and sen
   await Promise.all([host.signaling.start(), guest.signaling.start()]);
   await guest.signaling.send(OFFER);
   await settle();
-  const subtle = crypto.subtle;
-  const original = subtle.sign;
-  let inFlight = 0;
-  let most = 0;
-  subtle.sign = async function (...args: Parameters<SubtleCrypto["sign"]>) {
-    most = Math.max(most, ++inFlight);
-    try {
-      return await original.apply(subtle, args);
-    } finally {
-      inFlight--;
-    }
-  };
-  try {
+  const { most } = await countSubtle("sign", async () => {
     // An offer's candidates, sent together.
     await Promise.all([1, 2, 3].map((n) => guest.signaling.send(candidate(n))));
-  } finally {
-    subtle.sign = original;
-  }
+  });
   await eventually(() => host.received.length === 4, "the burst to be delivered");
   assert.equal(most, 3);
   assert.deepEqual(host.received, [OFFER, candidate(1), candidate(2), candidate(3)]);

@@ -127,3 +127,8 @@ export function listenerPid(port: number): number {
   }
   throw new Error(`Cannot find the process listening on port ${port} among this one's children`);
 }
+
+/** A process's resident memory, in MiB. */
+export function rssOf(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))![1]) / 1024;
+}

@@ -8,23 +8,17 @@ import assert from "node:assert/strict";
 import { Miniflare } from "miniflare";
 import { ERROR_REPLY_BURST, keyVerifier } from "../../src/signaling/room_protocol.ts";
 import { bundleWorker } from "../local.ts";
-import { listenerPid, settle, tcpSocketsOf } from "./_proc.ts";
+import { listenerPid, rssOf, settle, tcpSocketsOf } from "./_proc.ts";
+import {
+  bodyOf,
+  concat,
+  parseFrames,
+  rawGuest,
+  textFrames,
+  upgradeAnswer,
+  within,
+} from "./_raw_socket.ts";
 import { GUEST_KEY, newRoomId, OTHER_KEY, pair, Peer, withServer } from "./_peer.ts";
-
-/** Resolves as `promise` does, or fails the test after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Expected ${what} within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The error frames a peer received, by code. */
 function errorCodes(peer: Peer): string[] {
@@ -96,34 +90,6 @@ Deno.test("an occasional refused frame never closes a socket: the error budget r
   });
 });
 
-/** A server frame read off a raw connection. */
-interface RawFrame {
-  opcode: number;
-  payload: Uint8Array;
-}
-
-/** Parses the unmasked frames a server sent, as far as they are complete. */
-function parseFrames(bytes: Uint8Array): RawFrame[] {
-  const frames: RawFrame[] = [];
-  let at = 0;
-  while (at + 2 <= bytes.length) {
-    const opcode = bytes[at]! & 0x0f;
-    let length = bytes[at + 1]! & 0x7f;
-    let start = at + 2;
-    if (length === 126) {
-      length = (bytes[at + 2]! << 8) | bytes[at + 3]!;
-      start = at + 4;
-    } else if (length === 127) {
-      length = Number(new DataView(bytes.buffer, bytes.byteOffset + at + 2, 8).getBigUint64(0));
-      start = at + 10;
-    }
-    if (start + length > bytes.length) break;
-    frames.push({ opcode, payload: bytes.slice(start, start + length) });
-    at = start + length;
-  }
-  return frames;
-}
-
 /** One client frame, masked with a zero key (the payload as is). */
 function clientFrame(opcode: number, payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(2 + 4 + payload.length);
@@ -134,27 +100,12 @@ function clientFrame(opcode: number, payload: Uint8Array): Uint8Array {
 
 Deno.test("a guest that never reads and floods one-byte binary frames is queued at most ERROR_REPLY_BURST error frames, then closed", async () => {
   await withServer(async (server) => {
-    const { hostname, port } = new URL(server.httpUrl);
-    const pid = listenerPid(Number(port));
-    const rss = () =>
-      Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))![1]) / 1024;
+    const pid = listenerPid(Number(new URL(server.httpUrl).port));
     const room = newRoomId();
     const host = await Peer.host(server, room);
     await host.next();
-    const connection = await Deno.connect({ hostname, port: Number(port) });
-    const request = [
-      `GET /v1/rooms/${room}?role=guest HTTP/1.1`,
-      `Host: ${hostname}:${port}`,
-      "Connection: Upgrade",
-      "Upgrade: websocket",
-      "Sec-WebSocket-Version: 13",
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-      `Sec-WebSocket-Protocol: mcp-webrtc.v1, mcp-webrtc.key.${GUEST_KEY}`,
-      "",
-      "",
-    ].join("\r\n");
-    await connection.write(new TextEncoder().encode(request));
-    const before = rss();
+    const connection = await rawGuest(server.httpUrl, room);
+    const before = rssOf(pid);
     // 20,000 frames written without reading one byte of the answers.
     const one = clientFrame(2, new Uint8Array([1]));
     const batch = new Uint8Array(one.length * 1_000);
@@ -169,7 +120,7 @@ Deno.test("a guest that never reads and floods one-byte binary frames is queued 
         throw error;
       }
     }
-    const grown = rss() - before;
+    const grown = rssOf(pid) - before;
     // Now read everything the room queued, until it closed.
     const chunks: Uint8Array[] = [];
     const buffer = new Uint8Array(65_536);
@@ -186,19 +137,12 @@ Deno.test("a guest that never reads and floods one-byte binary frames is queued 
       total += read;
       const text = new TextDecoder().decode(buffer.slice(0, read));
       if (text.includes("too_many_errors") && chunks.length > 0) {
-        const all = concat(chunks);
-        const body = all.slice(new TextDecoder().decode(all).indexOf("\r\n\r\n") + 4);
-        if (parseFrames(body).some((frame) => frame.opcode === 8)) break;
+        if (parseFrames(bodyOf(concat(chunks))).some((frame) => frame.opcode === 8)) break;
       }
     }
     connection.close();
-    const all = concat(chunks);
-    const head = new TextDecoder().decode(all);
-    const body = all.slice(head.indexOf("\r\n\r\n") + 4);
-    const frames = parseFrames(body);
-    const texts = frames.filter((f) => f.opcode === 1).map((f) =>
-      JSON.parse(new TextDecoder().decode(f.payload)) as Record<string, unknown>
-    );
+    const frames = parseFrames(bodyOf(concat(chunks)));
+    const texts = textFrames(frames);
     const errors = texts.filter((f) => f.type === "error").map((f) => f.code);
     console.log(`workerd grew by ${grown.toFixed(1)} MiB; the room queued ${total} bytes`);
     assert.equal(errors.length, ERROR_REPLY_BURST + 1, `${errors.length} error frames`);
@@ -210,16 +154,6 @@ Deno.test("a guest that never reads and floods one-byte binary frames is queued 
     await host.close();
   });
 });
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
 
 Deno.test("refused joins of a client that ignores the error frame leave no half-closed connection in workerd", async () => {
   if (Deno.build.os !== "linux") {
@@ -267,48 +201,16 @@ async function directWorker(): Promise<{ url: URL; miniflare: Miniflare }> {
   return { url: await miniflare.unsafeGetDirectURL(), miniflare };
 }
 
-/** Sends one request with an Upgrade header over plain TCP; returns the status line's code and body. */
-async function rawUpgrade(url: URL, line: string): Promise<{ status: number; text: string }> {
-  const connection = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
-  const request = [
-    line,
-    `Host: ${url.host}`,
-    "Connection: Upgrade",
-    "Upgrade: websocket",
-    "Sec-WebSocket-Version: 13",
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-    `Sec-WebSocket-Protocol: mcp-webrtc.v1, mcp-webrtc.key.${GUEST_KEY}`,
-    "Content-Length: 0",
-    "",
-    "",
-  ].join("\r\n");
-  await connection.write(new TextEncoder().encode(request));
-  const chunks: Uint8Array[] = [];
-  const buffer = new Uint8Array(8192);
-  let text = "";
-  for (let i = 0; i < 100; i++) {
-    const read = await within(connection.read(buffer), 5_000, `an answer to ${line}`);
-    if (read === null) break;
-    chunks.push(buffer.slice(0, read));
-    text = new TextDecoder().decode(concat(chunks));
-    const bodyAt = text.indexOf("\r\n\r\n");
-    const length = line.startsWith("HEAD ")
-      ? 0
-      : Number(/\r\ncontent-length: (\d+)/i.exec(text)?.[1] ?? NaN);
-    if (bodyAt >= 0 && text.length - bodyAt - 4 >= length) break;
-  }
-  connection.close();
-  return { status: Number(text.split(" ")[1]), text };
-}
-
 Deno.test("a room asked with an Upgrade header and any method but GET answers 405 method_not_allowed, never a 5xx, and no room wakes", async () => {
   const { url, miniflare } = await directWorker();
   try {
     const room = await keyVerifier(newRoomId());
     for (const method of ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]) {
-      const { status, text } = await rawUpgrade(
+      const { status, text } = await upgradeAnswer(
         url,
         `${method} /v1/rooms/${room}?role=guest HTTP/1.1`,
+        ["mcp-webrtc.v1", `mcp-webrtc.key.${GUEST_KEY}`],
+        ["Content-Length: 0"],
       );
       assert.equal(status, 405, `${method}: ${text}`);
       assert.match(text, /\r\nallow: GET\r\n/i, method);

@@ -8,6 +8,7 @@ import { SignalingRoom } from "../../src/signaling/signaling_room.ts";
 import type { SignalingRoomError } from "../../src/errors.ts";
 import type { LocalSignaling } from "../local.ts";
 import { listenerPid, settle, tcpSocketsOf } from "./_proc.ts";
+import { upgradeAnswer, within } from "./_raw_socket.ts";
 import {
   DEFAULT_RELAY,
   GUEST_KEY,
@@ -118,21 +119,6 @@ Deno.test("twenty host replacements and twenty refused joins leave no connection
   });
 });
 
-/** Resolves as `promise` does, or fails the test after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Expected ${what} within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** The next frame that is not a `pong`. */
 async function nextSignal(peer: Peer): Promise<Record<string, unknown>> {
   for (let i = 0; i < 1000; i++) {
@@ -207,47 +193,8 @@ async function upgradeRequest(
   path: string,
   protocols: string[],
 ): Promise<{ status: number; body: string }> {
-  const { hostname, port } = new URL(server.httpUrl);
-  const connection = await Deno.connect({ hostname, port: Number(port) });
-  const request = [
-    `GET ${path} HTTP/1.1`,
-    `Host: ${hostname}:${port}`,
-    "Connection: Upgrade",
-    "Upgrade: websocket",
-    "Sec-WebSocket-Version: 13",
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-    `Sec-WebSocket-Protocol: ${protocols.join(", ")}`,
-    "",
-    "",
-  ].join("\r\n");
-  await connection.write(new TextEncoder().encode(request));
-  const chunks: Uint8Array[] = [];
-  const buffer = new Uint8Array(4096);
-  for (let i = 0; i < 1000; i++) {
-    const read = await within(connection.read(buffer), 5_000, "an answer");
-    if (read === null) break;
-    chunks.push(buffer.slice(0, read));
-    const text = new TextDecoder().decode(concat(chunks));
-    const length = Number(/\r\ncontent-length: (\d+)/i.exec(text)?.[1] ?? NaN);
-    const bodyAt = text.indexOf("\r\n\r\n");
-    if (bodyAt >= 0 && text.length - bodyAt - 4 >= length) break;
-  }
-  connection.close();
-  const text = new TextDecoder().decode(concat(chunks));
-  return {
-    status: Number(text.split(" ")[1]),
-    body: text.slice(text.indexOf("\r\n\r\n") + 4),
-  };
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
+  const { status, text } = await upgradeAnswer(server.httpUrl, `GET ${path} HTTP/1.1`, protocols);
+  return { status, body: text.slice(text.indexOf("\r\n\r\n") + 4) };
 }
 
 /** Collects what the worker logs, and waits for a line. */
@@ -283,7 +230,11 @@ function assertInternalError(answer: { status: number; body: string }): void {
   assert.match(error.message, /^[A-Z].*: .*[^.]$/);
 }
 
-Deno.test("an exception in the routes answers the documented JSON error and is logged", async () => {
+/**
+ * Asks to join a room as host from a worker whose `binding` throws when read,
+ * and checks the answer is the documented JSON error and the fault is logged.
+ */
+async function assertHostJoinFaults(binding: string): Promise<void> {
   const log = new LogWatch();
   await withServer(
     async (server) => {
@@ -296,25 +247,16 @@ Deno.test("an exception in the routes answers the documented JSON error and is l
       await log.waitFor(/injected fault/);
     },
     {},
-    { entry: faultyWorker("ROOMS"), onLog: log.onLog },
+    { entry: faultyWorker(binding), onLog: log.onLog },
   );
+}
+
+Deno.test("an exception in the routes answers the documented JSON error and is logged", async () => {
+  await assertHostJoinFaults("ROOMS");
 });
 
 Deno.test("an exception in a room's join answers the documented JSON error and is logged", async () => {
-  const log = new LogWatch();
-  await withServer(
-    async (server) => {
-      const answer = await upgradeRequest(
-        server,
-        `/v1/rooms/${newRoomId()}?role=host`,
-        HOST_PROTOCOLS,
-      );
-      assertInternalError(answer);
-      await log.waitFor(/injected fault/);
-    },
-    {},
-    { entry: faultyWorker("MAX_GUESTS"), onLog: log.onLog },
-  );
+  await assertHostJoinFaults("MAX_GUESTS");
 });
 
 Deno.test("an exception while a room handles a frame answers an internal_error frame, is logged, and the socket stays", async () => {

@@ -6,8 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { MAX_UNREAD_BYTES, seenFrame } from "../../src/signaling/room_protocol.ts";
-import { listenerPid } from "./_proc.ts";
-import { GUEST_KEY, newRoomId, Peer, withServer } from "./_peer.ts";
+import { listenerPid, rssOf } from "./_proc.ts";
+import { bodyOf, concat, parseFrames, rawGuest, textFrames } from "./_raw_socket.ts";
+import { newRoomId, Peer, withServer } from "./_peer.ts";
 
 /** A room that relays as fast as the test sends: only the unread budget holds. */
 const FAST = {
@@ -15,30 +16,6 @@ const FAST = {
   RATE_PER_SECOND: "100000",
   RATE_BURST: "100000",
 };
-
-/** workerd's resident memory, in MiB. */
-function rssOf(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))![1]) / 1024;
-}
-
-/** A guest on a raw TCP connection that sends its upgrade and then never reads a byte. */
-async function deafGuest(url: string, room: string): Promise<Deno.TcpConn> {
-  const { hostname, port } = new URL(url);
-  const connection = await Deno.connect({ hostname, port: Number(port) });
-  const request = [
-    `GET /v1/rooms/${room}?role=guest HTTP/1.1`,
-    `Host: ${hostname}:${port}`,
-    "Connection: Upgrade",
-    "Upgrade: websocket",
-    "Sec-WebSocket-Version: 13",
-    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-    `Sec-WebSocket-Protocol: mcp-webrtc.v1, mcp-webrtc.key.${GUEST_KEY}`,
-    "",
-    "",
-  ].join("\r\n");
-  await connection.write(new TextEncoder().encode(request));
-  return connection;
-}
 
 /** The host's next frame that is an object with this type, skipping others. */
 async function nextOfType(peer: Peer, type: string): Promise<Record<string, unknown>> {
@@ -65,28 +42,6 @@ async function roundTrip(peer: Peer): Promise<void> {
   }
 }
 
-/** The unmasked frames a server sent, as far as they are complete. */
-function parseFrames(bytes: Uint8Array): { opcode: number; payload: Uint8Array }[] {
-  const frames: { opcode: number; payload: Uint8Array }[] = [];
-  let at = 0;
-  while (at + 2 <= bytes.length) {
-    const opcode = bytes[at]! & 0x0f;
-    let length = bytes[at + 1]! & 0x7f;
-    let start = at + 2;
-    if (length === 126) {
-      length = (bytes[at + 2]! << 8) | bytes[at + 3]!;
-      start = at + 4;
-    } else if (length === 127) {
-      length = Number(new DataView(bytes.buffer, bytes.byteOffset + at + 2, 8).getBigUint64(0));
-      start = at + 10;
-    }
-    if (start + length > bytes.length) break;
-    frames.push({ opcode, payload: bytes.slice(start, start + length) });
-    at = start + length;
-  }
-  return frames;
-}
-
 /** Reads a connection to its end (or `limit` bytes), each read bounded in time. */
 async function readAll(connection: Deno.TcpConn, limit: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
@@ -111,22 +66,6 @@ async function readAll(connection: Deno.TcpConn, limit: number): Promise<Uint8Ar
   return concat(chunks);
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
-
-/** What follows the HTTP response's head: the WebSocket's frames. */
-function bodyOf(bytes: Uint8Array): Uint8Array {
-  const head = new TextDecoder().decode(bytes.subarray(0, 4096)).indexOf("\r\n\r\n");
-  return head < 0 ? new Uint8Array() : bytes.slice(head + 4);
-}
-
 Deno.test("a host relaying to its own guest that never reads fills at most MAX_UNREAD_BYTES: the guest is closed as unread_limit (4413), workerd stays flat", async () => {
   await withServer(async (server) => {
     const pid = listenerPid(Number(new URL(server.httpUrl).port));
@@ -138,7 +77,7 @@ Deno.test("a host relaying to its own guest that never reads fills at most MAX_U
       if (!(event.data instanceof ArrayBuffer)) read.call(host.ws, event);
     };
     await nextOfType(host, "welcome");
-    const guest = await deafGuest(server.httpUrl, room);
+    const guest = await rawGuest(server.httpUrl, room);
     const guestId = (await nextOfType(host, "join")).peer as string;
     const id = new Uint8Array(8);
     for (let i = 0; i < 8; i++) id[i] = parseInt(guestId.slice(2 * i, 2 * i + 2), 16);
@@ -173,9 +112,7 @@ Deno.test("a host relaying to its own guest that never reads fills at most MAX_U
     assert.ok(close, "the room closed the guest");
     assert.equal((close.payload[0]! << 8) | close.payload[1]!, 4413);
     assert.equal(new TextDecoder().decode(close.payload.slice(2)), "unread_limit");
-    const texts = frames.filter((f) => f.opcode === 1).map((f) =>
-      JSON.parse(new TextDecoder().decode(f.payload)) as Record<string, unknown>
-    );
+    const texts = textFrames(frames);
     const error = texts.find((f) => f.type === "error");
     assert.equal(error?.code, "unread_limit");
     assert.match(error?.message as string, /MAX_UNREAD_BYTES/);
