@@ -35,8 +35,9 @@ export async function nativePair(mtu = LOOPBACK_MTU): Promise<NativePair> {
   const config = { iceServers: [], bindAddress: "127.0.0.1", mtu };
   const a = new nodeDataChannel.PeerConnection("floor-a", config);
   const b = new nodeDataChannel.PeerConnection("floor-b", config);
-  linkPeers(a, b);
   const answered = Promise.withResolvers<NativeChannel>();
+  // A connection that cannot take the other's signalling will not open: say why now.
+  linkPeers(a, b, (error) => answered.reject(error));
   b.onDataChannel((channel) => answered.resolve(channel));
   const offerer = a.createDataChannel("floor");
   const opened = new Promise<void>((resolve) => offerer.onOpen(resolve));
@@ -68,6 +69,11 @@ export async function nativePair(mtu = LOOPBACK_MTU): Promise<NativePair> {
         await bounded(Promise.all(ended), 1_000);
       },
     };
+  } catch (error) {
+    // Nothing holds the process open after a pair that did not connect.
+    a.close();
+    b.close();
+    throw error;
   } finally {
     clearTimeout(timer);
   }
@@ -84,23 +90,52 @@ export interface SignallingPeer {
 /**
  * Hands each peer's description and candidates to the other. node-datachannel
  * calls each kind of event back through a queue of its own, so a candidate may
- * come before the description it belongs to; added then, it throws inside the
- * callback, which ends the process ("Got a remote candidate without ICE
- * transport", 2 runs of `bench/fairness.ts` in 5 under load). A candidate
- * that comes early waits for the description.
+ * come before the description it belongs to: it waits for the description.
+ *
+ * Nothing thrown may leave a callback: node-datachannel calls it from native
+ * code, and an exception that escapes one aborts the process (`terminate
+ * called after throwing an instance of 'Napi::Error'`). A peer whose
+ * connection closed or failed keeps its remote description and loses its ICE
+ * transport, and adding a candidate to it throws ("Got a remote candidate
+ * without ICE transport", 2 runs of `bench/fairness.ts` in 5 under load, 3 in
+ * 30 later); such a description or candidate is dropped and `onerror` says why.
  */
-export function linkPeers(a: SignallingPeer, b: SignallingPeer): void {
-  for (const [from, to] of [[a, b], [b, a]]) {
+export function linkPeers(
+  a: SignallingPeer,
+  b: SignallingPeer,
+  onerror: (error: Error) => void = () => {},
+): void {
+  for (const [from, to, name] of [[a, b, "answerer"], [b, a, "offerer"]] as const) {
     let early: [string, string][] | undefined = [];
+    let failed = false;
+    const guarded = (what: string, apply: () => void) => {
+      if (failed) return;
+      try {
+        apply();
+      } catch (cause) {
+        // Its connection is gone: whatever else comes for it is dropped too.
+        failed = true;
+        onerror(
+          new Error(
+            `Cannot add a ${what} to the native pair's ${name}, whose connection is closed or failed: ${
+              cause instanceof Error ? cause.message : String(cause)
+            }`,
+            { cause },
+          ),
+        );
+      }
+    };
     from.onLocalDescription((sdp, type) => {
-      to.setRemoteDescription(sdp, type);
+      guarded("description", () => to.setRemoteDescription(sdp, type));
       const waiting = early ?? [];
       early = undefined;
-      for (const [candidate, mid] of waiting) to.addRemoteCandidate(candidate, mid);
+      for (const [candidate, mid] of waiting) {
+        guarded("candidate", () => to.addRemoteCandidate(candidate, mid));
+      }
     });
     from.onLocalCandidate((candidate, mid) => {
       if (early) early.push([candidate, mid]);
-      else to.addRemoteCandidate(candidate, mid);
+      else guarded("candidate", () => to.addRemoteCandidate(candidate, mid));
     });
   }
 }
