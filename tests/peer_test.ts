@@ -535,3 +535,47 @@ Deno.test("An offerer whose signalling fails to start while its offer is made fa
   assert.match(error.message, /the room refused the key/);
   await offerer.close();
 });
+
+Deno.test("A candidate that comes once the connection closed underneath the peer is dropped with a clear error, never handed to the connection", async () => {
+  const Ours = await resolvePeerConnection();
+  /** States in which a candidate reached the connection. */
+  const reached: string[] = [];
+  const Recording = class extends (Ours as unknown as typeof PolyfillPeerConnection) {
+    override addIceCandidate(
+      candidate?: Parameters<PolyfillPeerConnection["addIceCandidate"]>[0],
+    ): Promise<void> {
+      reached.push(this.connectionState);
+      return super.addIceCandidate(candidate);
+    }
+  } as unknown as PeerConnectionConstructor;
+  const [a, b] = MemorySignaling.createPair();
+  const offerer = new Peer({ ...OPTIONS, signaling: a, initiator: true });
+  const answerer = new Peer({
+    ...OPTIONS,
+    signaling: b,
+    initiator: false,
+    RTCPeerConnection: Recording,
+  });
+  const results = await both(offerer, answerer);
+  assert.deepEqual(results.map((r) => r.status), ["fulfilled", "fulfilled"]);
+  const errors: Error[] = [];
+  answerer.onerror = (error) => errors.push(error);
+  const lost = new Promise<Error | undefined>((resolve) => answerer.onclose = resolve);
+  reached.length = 0;
+  // The connection closes underneath (as when the other peer's transport is
+  // gone) and a trickled candidate comes before the peer hears of it.
+  answerer.connection!.close();
+  await a.send({
+    type: "candidate",
+    candidate: {
+      candidate: "candidate:1 1 UDP 2122317823 127.0.0.1 40000 typ host",
+      sdpMid: "0",
+      sdpMLineIndex: 0,
+    },
+  });
+  await until(() => errors.length > 0, 3_000, "the dropped candidate's error");
+  assert.deepEqual(reached, []);
+  assert.match(errors[0].message, /^Dropped an ICE candidate as the peer connection is closed/);
+  await lost;
+  await Promise.all([offerer.close(), answerer.close()]);
+});

@@ -128,17 +128,7 @@ export class Peer {
     this.#failure.signal.addEventListener("abort", () => this.#candidates.close());
     this.#candidates = new Candidates({
       send: (candidate) => this.#signal({ type: "candidate", candidate }),
-      apply: (candidate) => {
-        this.#firstRemoteCandidate ??= candidate.candidate;
-        return this.#pc!.addIceCandidate(candidate).catch((error) =>
-          this.onerror?.(
-            new WebRTCTransportError(
-              `Ignored an ICE candidate the connection refused: ${messageOf(error)}`,
-              { cause: error },
-            ),
-          )
-        );
-      },
+      apply: (candidate) => this.#applyCandidate(candidate),
     });
   }
 
@@ -487,6 +477,55 @@ export class Peer {
         : new SignalRefusedError(messageOf(error), { cause: error });
       this.#refused ??= refused;
       this.onerror?.(refused);
+    }
+  }
+
+  /**
+   * Applies a remote candidate (the remote description is; `Candidates`
+   * queues it before). Never rejects: a candidate the connection cannot take
+   * is reported to `onerror` and dropped.
+   *
+   * A connection that closed or failed underneath (the other peer's transport
+   * gone) keeps its remote description and loses its ICE transport before the
+   * peer hears of it: libdatachannel throws for a candidate then ("Got a
+   * remote candidate without ICE transport"), so it is not handed over.
+   */
+  async #applyCandidate(candidate: IceCandidateInit): Promise<void> {
+    const pc = this.#pc;
+    let state: string | undefined;
+    try {
+      state = pc?.connectionState;
+    } catch {
+      state = "closed";
+    }
+    if (!pc || state === "closed" || state === "failed") {
+      return this.#report(
+        new WebRTCTransportError(
+          `Dropped an ICE candidate as the peer connection is ${
+            pc ? state : "not made yet"
+          }: it can no longer use one`,
+        ),
+      );
+    }
+    this.#firstRemoteCandidate ??= candidate.candidate;
+    try {
+      await pc.addIceCandidate(candidate);
+    } catch (error) {
+      this.#report(
+        new WebRTCTransportError(
+          `Ignored an ICE candidate the connection refused: ${messageOf(error)}`,
+          { cause: error },
+        ),
+      );
+    }
+  }
+
+  /** Hands `error` to `onerror`; a handler's own failure must not break the connection. */
+  #report(error: Error): void {
+    try {
+      this.onerror?.(error);
+    } catch {
+      // The observer's failure is its own.
     }
   }
 
