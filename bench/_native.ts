@@ -88,54 +88,94 @@ export interface SignallingPeer {
 }
 
 /**
- * Hands each peer's description and candidates to the other. node-datachannel
- * calls each kind of event back through a queue of its own, so a candidate may
- * come before the description it belongs to: it waits for the description.
+ * Hands each peer's description and candidates to the other, in the order
+ * this module's own negotiation keeps (`src/peer/negotiate.ts`):
+ *
+ * - node-datachannel calls each kind of event back through a queue of its
+ *   own, so a candidate may come before the description it belongs to: it
+ *   waits for the description;
+ * - the offerer's candidates wait until the answer is set on the offerer.
+ *   Otherwise the answerer, which has them, checks the offerer and starts the
+ *   DTLS handshake before the answer's callback has run, and the offerer,
+ *   with no fingerprint to check the answerer's certificate against, refuses
+ *   it ("certificate verify failed", "unknown CA"): the connection fails.
+ *   That was 2 runs of `bench/fairness.ts` in 5 under load, and about 3 in 100
+ *   of its start-ups.
  *
  * Nothing thrown may leave a callback: node-datachannel calls it from native
  * code, and an exception that escapes one aborts the process (`terminate
  * called after throwing an instance of 'Napi::Error'`). A peer whose
  * connection closed or failed keeps its remote description and loses its ICE
  * transport, and adding a candidate to it throws ("Got a remote candidate
- * without ICE transport", 2 runs of `bench/fairness.ts` in 5 under load, 3 in
- * 30 later); such a description or candidate is dropped and `onerror` says why.
+ * without ICE transport": the abort the failed handshake above ended in). Such
+ * a description or candidate is dropped and `onerror` says why.
  */
 export function linkPeers(
   a: SignallingPeer,
   b: SignallingPeer,
   onerror: (error: Error) => void = () => {},
 ): void {
-  for (const [from, to, name] of [[a, b, "answerer"], [b, a, "offerer"]] as const) {
-    let early: [string, string][] | undefined = [];
-    let failed = false;
-    const guarded = (what: string, apply: () => void) => {
-      if (failed) return;
-      try {
-        apply();
-      } catch (cause) {
-        // Its connection is gone: whatever else comes for it is dropped too.
-        failed = true;
-        onerror(
-          new Error(
-            `Cannot add a ${what} to the native pair's ${name}, whose connection is closed or failed: ${
-              cause instanceof Error ? cause.message : String(cause)
-            }`,
-            { cause },
-          ),
-        );
-      }
-    };
-    from.onLocalDescription((sdp, type) => {
-      guarded("description", () => to.setRemoteDescription(sdp, type));
-      const waiting = early ?? [];
-      early = undefined;
-      for (const [candidate, mid] of waiting) {
-        guarded("candidate", () => to.addRemoteCandidate(candidate, mid));
-      }
+  /** One peer's side: what it sends to `to` and whether that may go yet. */
+  interface Side {
+    from: SignallingPeer;
+    to: SignallingPeer;
+    name: string;
+    /** Candidates for `to` that may not go yet. */
+    held: [string, string][];
+    /** Whether this side's description is set on `to`. */
+    described: boolean;
+    /** Whether this side offered and the answer is not set on it yet. */
+    awaitingAnswer: boolean;
+    /** Whether `to` refused something: its connection is gone. */
+    failed: boolean;
+  }
+  const side = (from: SignallingPeer, to: SignallingPeer, name: string): Side => ({
+    from,
+    to,
+    name,
+    held: [],
+    described: false,
+    awaitingAnswer: false,
+    failed: false,
+  });
+  const sides = [side(a, b, "answerer"), side(b, a, "offerer")];
+  const guarded = (s: Side, what: string, apply: () => void) => {
+    if (s.failed) return;
+    try {
+      apply();
+    } catch (cause) {
+      // Its connection is gone: whatever else comes for it is dropped too.
+      s.failed = true;
+      onerror(
+        new Error(
+          `Cannot add a ${what} to the native pair's ${s.name}, whose connection is closed or failed: ${
+            cause instanceof Error ? cause.message : String(cause)
+          }`,
+          { cause },
+        ),
+      );
+    }
+  };
+  const flush = (s: Side) => {
+    if (!s.described || s.awaitingAnswer) return;
+    const held = s.held;
+    s.held = [];
+    for (const [candidate, mid] of held) {
+      guarded(s, "candidate", () => s.to.addRemoteCandidate(candidate, mid));
+    }
+  };
+  for (const [s, other] of [[sides[0], sides[1]], [sides[1], sides[0]]]) {
+    s.from.onLocalDescription((sdp, type) => {
+      s.awaitingAnswer = type === "offer";
+      guarded(s, "description", () => s.to.setRemoteDescription(sdp, type));
+      s.described = true;
+      if (type === "answer") other.awaitingAnswer = false;
+      flush(s);
+      flush(other);
     });
-    from.onLocalCandidate((candidate, mid) => {
-      if (early) early.push([candidate, mid]);
-      else guarded("candidate", () => to.addRemoteCandidate(candidate, mid));
+    s.from.onLocalCandidate((candidate, mid) => {
+      s.held.push([candidate, mid]);
+      flush(s);
     });
   }
 }

@@ -43,15 +43,29 @@ Deno.test("the benchmark's native pair adds a candidate that came before its des
   const b = new FakePeer();
   linkPeers(a, b);
   // Each callback has its own queue in node-datachannel: a candidate may be called back first.
-  a.candidate!("a1", "0");
   b.candidate!("b1", "0");
-  assert.deepEqual([a.added, b.added], [[], []]);
   a.description!("offer-sdp", "offer");
-  assert.deepEqual(b.added, ["a1"]);
-  a.candidate!("a2", "0");
-  assert.deepEqual(b.added, ["a1", "a2"]);
+  assert.deepEqual(a.added, []);
   b.description!("answer-sdp", "answer");
   assert.deepEqual([a.remote, a.added], ["answer-sdp", ["b1"]]);
+  b.candidate!("b2", "0");
+  assert.deepEqual(a.added, ["b1", "b2"]);
+});
+
+Deno.test("the benchmark's native pair holds the offerer's candidates until the answer is set on the offerer", () => {
+  const a = new FakePeer();
+  const b = new FakePeer();
+  linkPeers(a, b);
+  a.candidate!("a1", "0");
+  a.description!("offer-sdp", "offer");
+  a.candidate!("a2", "0");
+  // With them, the answerer would check the offerer and start the DTLS handshake
+  // before the offerer knows the answer's fingerprint: the offerer refuses it.
+  assert.deepEqual([b.remote, b.added], ["offer-sdp", []]);
+  b.description!("answer-sdp", "answer");
+  assert.deepEqual(b.added, ["a1", "a2"]);
+  a.candidate!("a3", "0");
+  assert.deepEqual(b.added, ["a1", "a2", "a3"]);
 });
 
 Deno.test("the benchmark's native pair drops a candidate or description for a peer that closed, throwing nothing into the callback", () => {
@@ -72,12 +86,12 @@ Deno.test("the benchmark's native pair drops a candidate or description for a pe
   assert.match(errors[0].message, /without ICE transport/);
 });
 
-Deno.test("a real native pair survives a candidate called back after its answerer closed", async () => {
+Deno.test("a real native pair survives a candidate called back after its offerer closed", async () => {
   const config = { iceServers: [], bindAddress: "127.0.0.1" };
-  const a = new nodeDataChannel.PeerConnection("closing-a", config);
-  const real = new nodeDataChannel.PeerConnection("closing-b", config);
-  // The answerer closes as soon as it has the offer: the offerer's candidates come after.
-  const b: SignallingPeer = {
+  const real = new nodeDataChannel.PeerConnection("closing-a", config);
+  const b = new nodeDataChannel.PeerConnection("closing-b", config);
+  // The offerer closes as soon as it has the answer: the answerer's candidates come after.
+  const a: SignallingPeer = {
     onLocalDescription: (callback) => real.onLocalDescription(callback),
     onLocalCandidate: (callback) => real.onLocalCandidate(callback),
     setRemoteDescription(sdp, type) {
@@ -88,16 +102,16 @@ Deno.test("a real native pair survives a candidate called back after its answere
   };
   const refused = Promise.withResolvers<Error>();
   linkPeers(a, b, (error) => refused.resolve(error));
-  const ended = new Promise<void>((resolve) =>
-    a.onGatheringStateChange((state) => state === "complete" && resolve())
+  const gathered = new Promise<void>((resolve) =>
+    b.onGatheringStateChange((state) => state === "complete" && resolve())
   );
-  a.createDataChannel("floor");
+  real.createDataChannel("floor");
   const error = await refused.promise;
-  assert.match(error.message, /Cannot add a candidate to the native pair's answerer/);
-  await ended;
+  assert.match(error.message, /Cannot add a candidate to the native pair's offerer/);
+  await gathered;
   const closed = new Promise<void>((resolve) =>
-    a.onStateChange((state) => state === "closed" && resolve())
+    b.onStateChange((state) => state === "closed" && resolve())
   );
-  a.close();
+  b.close();
   await closed;
 });
