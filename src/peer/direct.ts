@@ -502,8 +502,8 @@ export class Peer {
       return this.#report(
         new WebRTCTransportError(
           `Dropped an ICE candidate as the peer connection is ${
-            pc ? state : "not made yet"
-          }: it can no longer use one`,
+            pc ? `${state}: it can no longer use one` : "not made yet"
+          }`,
         ),
       );
     }
