@@ -99,7 +99,7 @@ export interface SignallingPeer {
  *   DTLS handshake before the answer's callback has run, and the offerer,
  *   with no fingerprint to check the answerer's certificate against, refuses
  *   it ("certificate verify failed", "unknown CA"): the connection fails.
- *   That was 2 runs of `bench/fairness.ts` in 5 under load, and about 3 in 100
+ *   That was 2 runs of `bench/fairness.ts` in 5 under load, and 3 in 200
  *   of its start-ups.
  *
  * Nothing thrown may leave a callback: node-datachannel calls it from native
