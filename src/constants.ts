@@ -191,6 +191,10 @@ export const SHARED_HIGH_WATER_MARK = 256 * 1024;
  * `bufferedAmount` but in usrsctp's send buffer (1 MiB by default) and on
  * their way to the other peer's code: a small call beside a 64 MiB result
  * waited behind about 1.3 MiB. This bounds all of it, wherever it sits.
+ * It is the least window: on a path whose base round trip is
+ * {@linkcode FAIR_PATH_RTT_MS} or more, the window follows what the path
+ * holds in flight, up to {@linkcode FAIR_WINDOW_MAX}, so that a held transfer
+ * does not crawl at `FAIR_WINDOW` a round trip.
  */
 export const FAIR_WINDOW = 128 * 1024;
 
