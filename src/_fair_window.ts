@@ -37,7 +37,7 @@ import {
  * import { FAIR_WINDOW } from "./constants.ts";
  *
  * const window = new FairWindow();
- * window.handed(65_536, 0);
+ * window.handed(65_536, 0, true);
  * window.reported(65_536, 50);
  * assert.equal(window.read, 65_536);
  * assert.equal(window.rtt, 50);
@@ -49,6 +49,9 @@ export class FairWindow {
   readonly #ends = new Float64Array(FAIR_SEND_RECORDS);
   readonly #times = new Float64Array(FAIR_SEND_RECORDS);
   readonly #readThen = new Float64Array(FAIR_SEND_RECORDS);
+  /** The measurement each chunk belongs to, or -1 for one handed while not held. */
+  readonly #epochs = new Float64Array(FAIR_SEND_RECORDS);
+  #epoch = 0;
   #first = 0;
   #count = 0;
   #sent = 0;
@@ -92,8 +95,13 @@ export class FairWindow {
     );
   }
 
-  /** Counts a chunk of `bytes` handed to the channel at `now`. */
-  handed(bytes: number, now: number): void {
+  /**
+   * Counts a chunk of `bytes` handed to the channel at `now`, `held` by the
+   * window or not. A chunk handed while not held gives no sample: it may
+   * wait behind a queue the window did not bound, which is no measure of
+   * the path.
+   */
+  handed(bytes: number, now: number, held: boolean): void {
     this.#sent += bytes;
     if (this.#count === FAIR_SEND_RECORDS) {
       // More in flight than the ring holds: the oldest gives no sample.
@@ -104,6 +112,7 @@ export class FairWindow {
     this.#ends[at] = this.#sent;
     this.#times[at] = now;
     this.#readThen[at] = this.#read;
+    this.#epochs[at] = held ? this.#epoch : -1;
     this.#count++;
   }
 
@@ -125,11 +134,21 @@ export class FairWindow {
       this.#count--;
     }
     this.#read = read;
-    if (covered < 0) return true;
+    if (Number.isFinite(this.#minRtt) && now - this.#minRttAt > FAIR_RTT_INTERVAL_MS) {
+      // The base round trip is old: start again from FAIR_WINDOW, so that the
+      // queue the window kept drains, and measure the path anew from the
+      // chunks handed from now on (those before waited behind that queue).
+      this.#epoch++;
+      this.#minRtt = Infinity;
+      this.#rates.length = 0;
+      this.#window = FAIR_WINDOW;
+      return true;
+    }
+    if (covered < 0 || this.#epochs[covered] !== this.#epoch) return true;
     const rtt = now - this.#times[covered];
     // A clock that went back gives no sample.
     if (!(rtt >= 0)) return true;
-    if (rtt <= this.#minRtt || now - this.#minRttAt > FAIR_RTT_INTERVAL_MS) {
+    if (rtt <= this.#minRtt) {
       this.#minRtt = rtt;
       this.#minRttAt = now;
     }

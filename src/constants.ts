@@ -231,8 +231,11 @@ export const FAIR_PATH_RTT_MS = 4;
 
 /**
  * How long (ms) the least round trip a held sender measured stands for the
- * path's base round trip; an older one gives way to the next sample, so a
- * path whose round trip grew for good is measured again.
+ * path's base round trip. Once it is older, the window starts again from
+ * {@linkcode FAIR_WINDOW} (the queue it kept drains) and the path is
+ * measured anew from the chunks handed since: a path whose round trip grew
+ * for good is measured again, and a queue the window kept is not taken for
+ * the path.
  */
 export const FAIR_RTT_INTERVAL_MS = 10_000;
 

@@ -465,7 +465,8 @@ export class DataChannelTransport implements Transport {
         }
         first = false;
         // While another session is active, keep at most the window unread by the peer.
-        if (this.#peerReports && scheduler.othersActive(this.#channel)) {
+        const held = this.#peerReports && scheduler.othersActive(this.#channel);
+        if (held) {
           await this.#windowRoom(frame.byteLength);
           busySince = clock.now();
         }
@@ -484,7 +485,7 @@ export class DataChannelTransport implements Transport {
         try {
           if (this.#closed || this.#channel.readyState !== "open") await this.#writable();
           this.#channel.send(frame as Uint8Array<ArrayBuffer>);
-          this.#fair.handed(frame.byteLength, clock.now());
+          this.#fair.handed(frame.byteLength, clock.now(), held);
         } finally {
           scheduler.handed();
         }
