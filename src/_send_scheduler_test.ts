@@ -525,3 +525,17 @@ Deno.test("a held sender goes on, with nothing thrown or reported as an error, w
   });
   assert.ok(channel.handed > FAIR_WINDOW_MAX, `${channel.handed} bytes handed`);
 });
+
+Deno.test("on a path of 200 ms, a held sender whose peer stops reporting hands a chunk per two round trips, not per FAIR_REPORT_WAIT_MS", async () => {
+  const clock = new ManualClock(0);
+  // The first chunks' reports come 200 ms after; later ones never.
+  const channel = new PathChannel(clock, 100_000, (now) => now < 150 ? 200 : Infinity);
+  const handed: { at: number; bytes: number }[] = [];
+  await held(clock, channel, 3000, (at) => handed.push({ at, bytes: channel.handed }));
+  assert.ok(channel.reports.length >= 2, `${channel.reports.length} reports`);
+  const at = (ms: number) => handed.find((item) => item.at >= ms)!.bytes;
+  const chunks = (at(3000 - 1) - at(1000)) / CHUNK_SIZE;
+  // A chunk per FAIR_REPORT_WAIT_MS would be 40.
+  assert.ok(chunks <= 2000 / 400 + 1, `${chunks} chunks in 2 s without a report`);
+  assert.ok(chunks >= 2000 / 400 - 1, `${chunks} chunks in 2 s without a report`);
+});
