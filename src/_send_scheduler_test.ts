@@ -5,6 +5,7 @@ import {
   FAIR_ACTIVE_MS,
   FAIR_REPORT_WAIT_MS,
   FAIR_WINDOW,
+  FAIR_WINDOW_MAX,
   HIGH_WATER_MARK,
   LOW_WATER_MARK,
   SHARED_HIGH_WATER_MARK,
@@ -267,6 +268,8 @@ Deno.test("while another session is active, a session whose peer reports what it
     report(channel, handed);
     for (let round = 1; round <= 4; round++) {
       const read = handed + round * CHUNK_SIZE;
+      // A report counts only bytes that were sent (more counts as all that was sent).
+      await until(() => binaryHanded(association, "bulk") >= read, "the bytes reported went");
       report(channel, read);
       await until(
         () => binaryHanded(association, "bulk") > read + FAIR_WINDOW - CHUNK_SIZE,
@@ -368,4 +371,171 @@ Deno.test("a receiver reports only while another session of its connection is ac
     await sender.close();
     await receiver.close();
   }
+});
+
+/**
+ * A path to the other peer, on the test's clock: each chunk handed leaves
+ * the bottleneck `bytesPerMs` after the one before, and its report comes
+ * back `rtt(now)` ms after it left (the cumulative bytes read, as a peer of
+ * this module reports them).
+ */
+class PathChannel extends FakeChannel {
+  #departure = 0;
+  #handed = 0;
+  /** Reports delivered: bytes read, and when. */
+  readonly reports: { read: number; at: number }[] = [];
+  constructor(
+    readonly clock: ManualClock,
+    readonly bytesPerMs: number,
+    readonly rtt: (now: number) => number,
+  ) {
+    super("bulk", new Association());
+  }
+  override send(data: string | Uint8Array): void {
+    super.send(data);
+    // Nothing waits in the channel's own buffer: only the window holds the sender.
+    this.association.drain(this.association.queued);
+    if (typeof data === "string") return;
+    const now = this.clock.now();
+    this.#handed += data.byteLength;
+    const read = this.#handed;
+    this.#departure = Math.max(now, this.#departure) + data.byteLength / this.bytesPerMs;
+    this.clock.setTimeout(() => {
+      this.reports.push({ read, at: this.clock.now() });
+      report(this, read);
+    }, this.#departure - now + this.rtt(now));
+  }
+  get handed(): number {
+    return this.#handed;
+  }
+}
+
+/**
+ * Sends a 64 MiB result on `channel` beside another active session, moving
+ * the test's clock 1 ms a step for `ms`, and calls `step` after each.
+ */
+async function held(
+  clock: ManualClock,
+  channel: PathChannel,
+  ms: number,
+  step: (now: number) => void,
+): Promise<void> {
+  const scheduler = new SendScheduler(() => clock.now());
+  const bulk = new DataChannelTransport(channel, { keepaliveInterval: 0 });
+  useScheduler(bulk, scheduler);
+  useClock(bulk, clock);
+  await bulk.start();
+  const association = new Association();
+  const small = await session(association.channel("small"), scheduler);
+  const other = association.channel("other");
+  scheduler.add(other);
+  const errors: Error[] = [];
+  bulk.onerror = (error) => errors.push(error);
+  // The peer reported before (as after an earlier message): it is known to report.
+  scheduler.touch(other);
+  report(channel, 0);
+  const sending = bulk.send(large(1, 64 * MIB));
+  sending.catch(() => {});
+  try {
+    await until(() => channel.handed > 0, "the sender started");
+    const start = clock.now();
+    while (clock.now() - start < ms) {
+      scheduler.touch(other);
+      await clock.advance(1);
+      for (let turn = 0; turn < 3; turn++) await yieldToEventLoop();
+      step(clock.now() - start);
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    channel.readyState = "closed";
+    await bulk.close();
+    await small.close();
+    await sending.catch(() => {});
+  }
+}
+
+/** The most bytes handed and not yet reported read at any step of `ms` beginning at `from`. */
+function tracker(channel: PathChannel) {
+  const unread: { at: number; bytes: number }[] = [];
+  return {
+    step: (at: number) =>
+      unread.push({ at, bytes: channel.handed - (channel.reports.at(-1)?.read ?? 0) }),
+    most: (from: number, to: number) =>
+      Math.max(
+        ...unread.filter((item) => item.at >= from && item.at < to).map((item) => item.bytes),
+      ),
+  };
+}
+
+/** Bytes reported read between `from` and `to` ms after `start`. */
+function readBetween(channel: PathChannel, start: number, from: number, to: number): number {
+  const before = channel.reports.filter((item) => item.at - start < from).at(-1)?.read ?? 0;
+  const until = channel.reports.filter((item) => item.at - start < to).at(-1)?.read ?? 0;
+  return until - before;
+}
+
+Deno.test("on a path of 50 ms, a held sender's window grows until it moves well above FAIR_WINDOW a round trip", async () => {
+  const clock = new ManualClock(0);
+  // 10 MB/s and 50 ms: the path holds about 500 KB in flight.
+  const channel = new PathChannel(clock, 10_000, () => 50);
+  const unread = tracker(channel);
+  const start = clock.now();
+  await held(clock, channel, 2000, unread.step);
+  // The last 10 round trips: a fixed window moves FAIR_WINDOW each.
+  const perRoundTrip = readBetween(channel, start, 1500, 2000) / 10;
+  assert.ok(
+    perRoundTrip >= 3 * FAIR_WINDOW,
+    `${perRoundTrip} bytes read a round trip, under ${3 * FAIR_WINDOW}`,
+  );
+  assert.ok(unread.most(0, 2000) <= FAIR_WINDOW_MAX + CHUNK_SIZE);
+});
+
+Deno.test("on a path of 50 ms whose round trip then keeps rising (bytes queue), the held sender's window stops growing and shrinks", async () => {
+  const clock = new ManualClock(0);
+  // From 1 s on, the round trip rises by 0.5 ms each ms.
+  const channel = new PathChannel(clock, 10_000, (now) => 50 + Math.max(0, now - 1000) / 2);
+  const unread = tracker(channel);
+  await held(clock, channel, 2500, unread.step);
+  const grown = unread.most(700, 1000);
+  assert.ok(grown >= 3 * FAIR_WINDOW, `the window grew to ${grown} only`);
+  const late = unread.most(2000, 2500);
+  assert.ok(late < grown, `${late} bytes unread while queueing, not under ${grown}`);
+});
+
+Deno.test("on a fast path (reports 0.3 ms after each chunk) a held sender's window stays FAIR_WINDOW", async () => {
+  const clock = new ManualClock(0);
+  const channel = new PathChannel(clock, 100_000, () => 0.3);
+  const unread = tracker(channel);
+  await held(clock, channel, 300, unread.step);
+  assert.ok(channel.reports.length > 20, `${channel.reports.length} reports`);
+  const most = unread.most(50, 300);
+  assert.ok(most <= FAIR_WINDOW, `${most} bytes unread, above FAIR_WINDOW`);
+});
+
+Deno.test("a held sender goes on, with nothing thrown or reported as an error, whatever a hostile peer reports", async () => {
+  const clock = new ManualClock(0);
+  const channel = new PathChannel(clock, 10_000, () => 50);
+  const unread = tracker(channel);
+  let step = 0;
+  await held(clock, channel, 1000, (at) => {
+    unread.step(at);
+    // Besides the path's own reports: more than was sent, backward, huge, repeated.
+    const reports = [Number.MAX_SAFE_INTEGER, 0, channel.handed * 2, 1, channel.handed];
+    if (step++ % 7 === 0) report(channel, reports[step % reports.length]);
+  });
+  assert.ok(channel.handed > FAIR_WINDOW_MAX, `${channel.handed} bytes handed`);
+});
+
+Deno.test("on a path of 200 ms, a held sender whose peer stops reporting hands a chunk per two round trips, not per FAIR_REPORT_WAIT_MS", async () => {
+  const clock = new ManualClock(0);
+  // The first chunks' reports come 200 ms after; later ones never.
+  const channel = new PathChannel(clock, 100_000, (now) => now < 150 ? 200 : Infinity);
+  const handed: { at: number; bytes: number }[] = [];
+  await held(clock, channel, 3000, (at) => handed.push({ at, bytes: channel.handed }));
+  assert.ok(channel.reports.length >= 2, `${channel.reports.length} reports`);
+  const at = (ms: number) => handed.find((item) => item.at >= ms)!.bytes;
+  const chunks = (at(3000 - 1) - at(1000)) / CHUNK_SIZE;
+  // A chunk per FAIR_REPORT_WAIT_MS would be 40.
+  assert.ok(chunks <= 2000 / 400 + 1, `${chunks} chunks in 2 s without a report`);
+  assert.ok(chunks >= 2000 / 400 - 1, `${chunks} chunks in 2 s without a report`);
 });

@@ -191,8 +191,83 @@ export const SHARED_HIGH_WATER_MARK = 256 * 1024;
  * `bufferedAmount` but in usrsctp's send buffer (1 MiB by default) and on
  * their way to the other peer's code: a small call beside a 64 MiB result
  * waited behind about 1.3 MiB. This bounds all of it, wherever it sits.
+ * It is the least window: on a path whose base round trip is
+ * {@linkcode FAIR_PATH_RTT_MS} or more, the window follows what the path
+ * holds in flight, up to {@linkcode FAIR_WINDOW_MAX}, so that a held transfer
+ * does not crawl at `FAIR_WINDOW` a round trip.
  */
 export const FAIR_WINDOW = 128 * 1024;
+
+/**
+ * The most {@linkcode FAIR_WINDOW} grows to on a path that holds more bytes
+ * in flight than it: the sender measures the path's base round trip and the
+ * rate the other peer reads at from its reports, and keeps
+ * {@linkcode FAIR_WINDOW_GAIN} times their product unread (the path's own
+ * bytes in flight and a little more), never less than `FAIR_WINDOW`. 4 MiB
+ * lets a transfer held beside another session move 80 MiB/s over a 50 ms
+ * path; usrsctp's send buffer (1 MiB by default) and
+ * {@linkcode SHARED_HIGH_WATER_MARK} bound what is in flight anyway unless
+ * an application raised the former.
+ */
+export const FAIR_WINDOW_MAX = 4 * 1024 * 1024;
+
+/**
+ * How many times the path's bytes in flight (read rate × base round trip)
+ * a held sender keeps unread. Above 1, the window grows each round trip
+ * while the round trip stays near its base, and stops growing once bytes
+ * queue (the round trip rises, the rate does not): then about half the
+ * path's bytes in flight wait beyond it, half a base round trip for a small
+ * message behind them.
+ */
+export const FAIR_WINDOW_GAIN = 1.5;
+
+/**
+ * Below this base round trip (ms) the window stays {@linkcode FAIR_WINDOW}:
+ * at 4 ms it already moves 32 MiB/s, and a base round trip read at the
+ * clock's millisecond is no measure of a path that short (on loopback what
+ * holds the bytes is the event loop, not the path).
+ */
+export const FAIR_PATH_RTT_MS = 4;
+
+/**
+ * How long (ms) the least round trip a held sender measured stands for the
+ * path's base round trip. Once it is older, the window starts again from
+ * {@linkcode FAIR_WINDOW} (the queue it kept drains) and the path is
+ * measured anew from the chunks handed since: a path whose round trip grew
+ * for good is measured again, and a queue the window kept is not taken for
+ * the path.
+ */
+export const FAIR_RTT_INTERVAL_MS = 10_000;
+
+/**
+ * How many of the latest read-rate samples (one per report) the window takes
+ * the highest of: each already spans a round trip, so a few smooth a late
+ * report without keeping a rate the path lost.
+ */
+export const FAIR_RATE_SAMPLES = 8;
+
+/**
+ * How many chunks' send times a held sender keeps to measure the round trip
+ * of the bytes a report covers: enough for {@linkcode FAIR_WINDOW_MAX} of
+ * full chunks; with more in flight the oldest are dropped (no sample from
+ * them).
+ */
+export const FAIR_SEND_RECORDS = FAIR_WINDOW_MAX / CHUNK_SIZE;
+
+/**
+ * How many base round trips a held sender waits for a report before it hands
+ * one more chunk anyway, when that is longer than
+ * {@linkcode FAIR_REPORT_WAIT_MS}: a slow path is not taken for a peer that
+ * stopped reporting.
+ */
+export const FAIR_REPORT_WAIT_RTTS = 2;
+
+/**
+ * The longest (ms) a held sender waits for a report before it hands one more
+ * chunk anyway, however long the measured round trip: a peer that reports
+ * late on purpose slows its own transfer to a chunk per second at worst.
+ */
+export const FAIR_REPORT_WAIT_MAX_MS = 1000;
 
 /**
  * How recently another session of the connection must have sent or received
@@ -204,7 +279,9 @@ export const FAIR_ACTIVE_MS = 100;
 
 /**
  * How long a sender held by {@linkcode FAIR_WINDOW} waits for the other
- * peer's report before it hands one more chunk anyway: reports come as the
+ * peer's report before it hands one more chunk anyway, at least (on a path
+ * whose base round trip is longer, {@linkcode FAIR_REPORT_WAIT_RTTS} of
+ * them, up to {@linkcode FAIR_REPORT_WAIT_MAX_MS}): reports come as the
  * other peer reads, so this only matters when it stops reading or reporting
  * (it is busy, or was lost), and then the transfer goes on at a chunk per
  * wait instead of stopping.

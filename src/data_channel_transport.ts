@@ -32,8 +32,6 @@ import {
   DRAIN_CHECK_INTERVAL,
   FAIR_ACTIVE_MS,
   FAIR_REPORT_BYTES,
-  FAIR_REPORT_WAIT_MS,
-  FAIR_WINDOW,
   FALLBACK_MAX_MESSAGE_SIZE,
   HIGH_WATER_MARK,
   LOW_WATER_MARK,
@@ -56,6 +54,7 @@ import {
 } from "./framing.ts";
 import { utf8Length } from "./_utf8.ts";
 import { schedulerOf } from "./_send_scheduler.ts";
+import { FairWindow } from "./_fair_window.ts";
 
 /**
  * The part of the W3C `RTCDataChannel` this module uses. A browser's channel,
@@ -233,9 +232,10 @@ export class DataChannelTransport implements Transport {
   /** When the last chunk of an unfinished message came. */
   #lastChunk = 0;
   #stallTimer?: unknown;
-  /** Bytes of chunk frames handed to the channel, and read by the peer as it last reported. */
-  #chunkBytesSent = 0;
-  #peerRead?: number;
+  /** Bytes of chunk frames handed to the channel and read by the peer as it reported, and the window they give. */
+  readonly #fair = new FairWindow();
+  /** Whether the peer reported what it read: only then is this side held. */
+  #peerReports = false;
   /** Whether this side asked the peer to report what it reads. */
   #askedReports = false;
   /** Whether the peer asked for reports; bytes of chunk frames read, and reported. */
@@ -465,7 +465,8 @@ export class DataChannelTransport implements Transport {
         }
         first = false;
         // While another session is active, keep at most the window unread by the peer.
-        if (this.#peerRead !== undefined && scheduler.othersActive(this.#channel)) {
+        const held = this.#peerReports && scheduler.othersActive(this.#channel);
+        if (held) {
           await this.#windowRoom(frame.byteLength);
           busySince = clock.now();
         }
@@ -484,7 +485,7 @@ export class DataChannelTransport implements Transport {
         try {
           if (this.#closed || this.#channel.readyState !== "open") await this.#writable();
           this.#channel.send(frame as Uint8Array<ArrayBuffer>);
-          this.#chunkBytesSent += frame.byteLength;
+          this.#fair.handed(frame.byteLength, clock.now(), held);
         } finally {
           scheduler.handed();
         }
@@ -506,15 +507,16 @@ export class DataChannelTransport implements Transport {
   }
 
   /**
-   * Resolves once handing `size` more bytes keeps at most `FAIR_WINDOW`
-   * unread by the peer, or when no report came for `FAIR_REPORT_WAIT_MS`
-   * (the peer is slow to read or to report: one more chunk goes).
+   * Resolves once handing `size` more bytes keeps at most the window unread
+   * by the peer (`FAIR_WINDOW`, more on a path that holds more in flight: see
+   * `_fair_window.ts`), or when no report came for the report wait
+   * (`FAIR_REPORT_WAIT_MS`, longer on a slow path: the peer is slow to read
+   * or to report, and one more chunk goes).
    */
   async #windowRoom(size: number): Promise<void> {
     const clock = clockOf(this);
-    while (
-      !this.#closed && this.#chunkBytesSent + size - this.#peerRead! > FAIR_WINDOW
-    ) {
+    const fair = this.#fair;
+    while (!this.#closed && fair.sent + size - fair.read > fair.window) {
       const reported = await new Promise<boolean>((resolve) => {
         const done = (result: boolean) => {
           clock.clearTimeout(timer);
@@ -522,7 +524,7 @@ export class DataChannelTransport implements Transport {
           resolve(result);
         };
         const woken = () => done(true);
-        const timer = clock.setTimeout(() => done(false), FAIR_REPORT_WAIT_MS);
+        const timer = clock.setTimeout(() => done(false), fair.reportWait);
         this.#waiters.add(woken);
       });
       if (!reported) return;
@@ -584,8 +586,8 @@ export class DataChannelTransport implements Transport {
     this.#watchProgress(decoded.kind === "partial");
     switch (decoded.kind) {
       case "read":
-        this.#peerRead = Math.max(this.#peerRead ?? 0, decoded.bytes);
-        this.#wake();
+        this.#peerReports = true;
+        if (this.#fair.reported(decoded.bytes, clockOf(this).now())) this.#wake();
         return;
       case "partial":
         return;
