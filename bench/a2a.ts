@@ -14,8 +14,6 @@
  */
 import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from "@a2a-js/sdk/client";
 import { Client } from "@modelcontextprotocol/sdk/client";
-// @ts-types="@modelcontextprotocol/sdk/server/mcp"
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import {
   createGuestTicket,
   createTicket,
@@ -25,7 +23,7 @@ import {
   WebRTCServerTransport,
 } from "../mod.ts";
 import { startAgent } from "../examples/a2a/agent.ts";
-import { askAgent } from "../examples/a2a/desktop.ts";
+import { askAgent, createFileServer } from "../examples/a2a/desktop.ts";
 
 /** Connect times of one path, in milliseconds. */
 export interface ConnectTimes {
@@ -100,7 +98,7 @@ export async function measureInProcess(
       if (!result.connected || channelOpen === 0) {
         throw new Error(`The A2A connect failed: ${result.answer}`);
       }
-      const memoryMs = await memoryConnect();
+      const memoryMs = await memoryConnect(folder);
       if (i < warmup) continue;
       a2a.push(channelOpen - sent);
       memory.push(memoryMs);
@@ -119,13 +117,15 @@ export async function measureInProcess(
 }
 
 /**
- * One connect over MemorySignaling: transports created → channel open on the
- * client. The MCP client initializes before both close, as the agent's does.
+ * One connect over MemorySignaling: server and transports made → channel open
+ * on the client. The server is the desktop's file server, made inside the
+ * timer as the A2A connect makes it inside its own. The MCP client
+ * initializes before both close, as the agent's does.
  */
-async function memoryConnect(): Promise<number> {
+async function memoryConnect(folder: string): Promise<number> {
   const started = performance.now();
   const [a, b] = MemorySignaling.createPair();
-  const server = new McpServer({ name: "bench", version: "1.0.0" });
+  const server = createFileServer(folder);
   await server.connect(new WebRTCServerTransport({ signaling: b, ...LOCAL }));
   const transport = new WebRTCClientTransport({ signaling: a, ...LOCAL });
   let open = 0;
@@ -202,8 +202,9 @@ export function renderA2A(figures: A2AFigures | null): string {
     `A2A requests per connect     ${figures.requestsPerConnect} (the streaming one included)`,
     "",
     "a2a: the desktop's SendStreamingMessage → the agent's data channel open (examples/a2a, Express",
-    "  and the SDK's JSON-RPC client on 127.0.0.1); memory: transports created → the client's channel",
-    "  open, MemorySignaling; the two alternate in one process.",
+    "  and the SDK's JSON-RPC client on 127.0.0.1); memory: the same file server and transports made →",
+    "  the client's channel open, MemorySignaling; each makes its server inside its timer; the two",
+    "  alternate in one process.",
   ].join("\n");
 }
 
