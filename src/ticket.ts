@@ -372,13 +372,7 @@ export async function deriveTicketKeys(ticket: Ticket): Promise<TicketKeys> {
     guestSecret = await hkdf(secret, salt, "guest secret");
   }
   const guestKey = encodeBase64Url(await hkdf(guestSecret, salt, "guest key"));
-  const signalingKey = await crypto.subtle.importKey(
-    "raw",
-    await hkdf(guestSecret, salt, "signaling key"),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign", "verify"],
-  );
+  const signalingKey = await hmacKey(await hkdf(guestSecret, salt, "signaling key"));
   const guestVerifier = await keyVerifier(guestKey);
   return hostKey === undefined
     ? { guestKey, guestVerifier, signalingKey }
@@ -405,28 +399,9 @@ export function guestDialKeys(
   const problem = ticketProblem(ticket);
   if (problem) throw new TypeError(`Cannot derive ticket keys as ${problem}`);
   const salt = encoder.encode(ticket.room);
-  const secret = crypto.subtle.importKey(
-    "raw",
-    decodeBase64Url(ticket.secret)!,
-    "HKDF",
-    false,
-    ["deriveBits"],
-  );
-  const derive = async (label: string) =>
-    new Uint8Array(
-      await crypto.subtle.deriveBits(
-        { name: "HKDF", hash: "SHA-256", salt, info: encoder.encode(`mcp-webrtc/v1 ${label}`) },
-        await secret,
-        256,
-      ),
-    );
-  const guestKey = derive("guest key").then(encodeBase64Url);
-  const signalingKey = derive("signaling key").then((bits) =>
-    crypto.subtle.importKey("raw", bits, { name: "HMAC", hash: "SHA-256" }, false, [
-      "sign",
-      "verify",
-    ])
-  );
+  const secret = hkdfKey(decodeBase64Url(ticket.secret)!);
+  const guestKey = secret.then((key) => deriveBits(key, salt, "guest key")).then(encodeBase64Url);
+  const signalingKey = secret.then((key) => deriveBits(key, salt, "signaling key")).then(hmacKey);
   // Whichever the caller awaits second must not reject unhandled meanwhile.
   guestKey.catch(() => {});
   signalingKey.catch(() => {});
@@ -438,11 +413,32 @@ async function hkdf(
   salt: Uint8Array<ArrayBuffer>,
   label: string,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const key = await crypto.subtle.importKey("raw", secret, "HKDF", false, ["deriveBits"]);
+  return deriveBits(await hkdfKey(secret), salt, label);
+}
+
+/** `secret` imported for HKDF, once for every label derived from it. */
+function hkdfKey(secret: Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
+  return crypto.subtle.importKey("raw", secret, "HKDF", false, ["deriveBits"]);
+}
+
+/** 256 bits derived from `key` for `label` (HKDF-SHA-256, `salt`). */
+async function deriveBits(
+  key: CryptoKey,
+  salt: Uint8Array<ArrayBuffer>,
+  label: string,
+): Promise<Uint8Array<ArrayBuffer>> {
   const bits = await crypto.subtle.deriveBits(
     { name: "HKDF", hash: "SHA-256", salt, info: encoder.encode(`mcp-webrtc/v1 ${label}`) },
     key,
     256,
   );
   return new Uint8Array(bits);
+}
+
+/** The signalling key's bits as an HMAC-SHA-256 key for sealing and checking. */
+function hmacKey(bits: Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
+  return crypto.subtle.importKey("raw", bits, { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+    "verify",
+  ]);
 }

@@ -10,6 +10,7 @@ import { createHmac } from "node:crypto";
 import { SignalingRoomError, TicketSignaling, WebRTCListener } from "../mod.ts";
 import { createRoomId, createRoomKey, keyVerifier, SignalingRoom } from "../src/signaling/mod.ts";
 import { createTestServer, LOCAL, withWorker } from "./_helpers.ts";
+import { upgradeAnswer } from "../worker/tests/_raw_socket.ts";
 
 const LOCAL_WORKER = new URL("../worker/local.ts", import.meta.url).pathname;
 const CLI = new URL("../src/cli/main.ts", import.meta.url).pathname;
@@ -100,41 +101,13 @@ Deno.test("deno task signal --host ::1 prints a bracketed IPv6 URL that answers"
 });
 
 /** Sends `line` with a WebSocket upgrade's headers over plain TCP; returns the status and the head. */
-async function rawUpgrade(url: string, line: string): Promise<{ status: number; text: string }> {
-  const { hostname, port, host } = new URL(url.replace(/^ws/, "http"));
-  const connection = await Deno.connect({ hostname, port: Number(port) });
-  try {
-    const request = [
-      line,
-      `Host: ${host}`,
-      "Connection: Upgrade",
-      "Upgrade: websocket",
-      "Sec-WebSocket-Version: 13",
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-      `Sec-WebSocket-Protocol: mcp-webrtc.v1, mcp-webrtc.key.${createRoomKey()}`,
-      "Content-Length: 0",
-      "",
-      "",
-    ].join("\r\n");
-    await connection.write(new TextEncoder().encode(request));
-    const buffer = new Uint8Array(8192);
-    let text = "";
-    const deadline = AbortSignal.timeout(10_000);
-    // One answer: its head, and its body if it has a length (HEAD has none).
-    for (let i = 0; i < 100 && !deadline.aborted; i++) {
-      const read = await connection.read(buffer);
-      if (read === null) break;
-      text += new TextDecoder().decode(buffer.subarray(0, read));
-      const bodyAt = text.indexOf("\r\n\r\n");
-      const length = line.startsWith("HEAD ")
-        ? 0
-        : Number(/\r\ncontent-length: (\d+)/i.exec(text)?.[1] ?? NaN);
-      if (bodyAt >= 0 && text.length - bodyAt - 4 >= length) break;
-    }
-    return { status: Number(text.split(" ")[1]), text };
-  } finally {
-    connection.close();
-  }
+function rawUpgrade(url: string, line: string): Promise<{ status: number; text: string }> {
+  return upgradeAnswer(
+    url.replace(/^ws/, "http"),
+    line,
+    ["mcp-webrtc.v1", `mcp-webrtc.key.${createRoomKey()}`],
+    ["Content-Length: 0"],
+  );
 }
 
 Deno.test("deno task signal answers a room asked with an Upgrade header and any method but GET with 405, as the deployed worker does", async () => {

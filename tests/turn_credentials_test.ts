@@ -13,6 +13,7 @@ import { Client } from "@modelcontextprotocol/sdk/client";
 import { type IceServer, TicketSignaling, WebRTCClientTransport, WebRTCListener } from "../mod.ts";
 import { createRoomId, createRoomKey, keyVerifier, SignalingRoom } from "../src/signaling/mod.ts";
 import { createTestServer, greet } from "./_helpers.ts";
+import { within } from "../worker/tests/_raw_socket.ts";
 
 const SECRET = "coturn-shared-secret-for-tests";
 const HOST_KEY = createRoomKey();
@@ -151,21 +152,6 @@ function relayOnly(name: string, server: IceServer): nodeDataChannel.PeerConnect
     iceTransportPolicy: "relay",
     bindAddress: "127.0.0.1",
   });
-}
-
-/** Resolves as `promise` does, or rejects after `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Expected ${what} within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Two relay-only peers with the given servers exchange one message through TURN. */
