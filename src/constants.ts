@@ -429,6 +429,14 @@ export const SENT_MESSAGES_REMEMBERED = 256;
 export const BYE_TIMEOUT = 500;
 
 /**
+ * How long a peer that received the other's goodbye waits for the other's
+ * data channels to close before it takes the connection as gone: the other
+ * peer closes them before it says goodbye, but the goodbye may arrive first,
+ * and the messages they still carry would be lost.
+ */
+export const BYE_DRAIN_TIMEOUT = 500;
+
+/**
  * How long closing waits for a data channel's `close` event, and then for the
  * connection's: node-datachannel releases its callbacks into JavaScript only
  * then, and a process that ends before it may crash. Both come within

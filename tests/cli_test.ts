@@ -303,6 +303,8 @@ Deno.test(
     assert.notEqual(pids[0], pids[1]);
     assert.ok(pids.every(alive));
     assert.equal(await closeAgent(one), 0);
+    // Told, not taken as lost (a lost agent's session waits for its redial).
+    await serve.stderrMatch(/Agent \d session 1 ended: the agent closed it/, 5_000);
     await until(() => !alive(pids[0]), 5_000, "the first agent's server ended");
     assert.ok(alive(pids[1]));
     assert.equal(text(await two.client.callTool({ name: "pid", arguments: {} })), String(pids[1]));

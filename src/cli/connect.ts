@@ -205,6 +205,10 @@ async function connectStdio(connection: WebRTCConnection, log: StatusLog, ticket
     return ExitCode.OK;
   }
   const { first, cause } = stop.value;
+  // The process exits once this returns: the other peer is told, and the
+  // connection released, first (else the desktop may take the agent as lost
+  // and keep its session for a redial).
+  await settle(connection.close(), CLI_STOP_TIMEOUT);
   if (first === "a") {
     log.info("done", "The MCP client closed stdin; disconnected");
     return ExitCode.OK;

@@ -16,6 +16,7 @@ import { abortable, delay, nextEvent, once, settle, withResolvers } from "../_as
 import { type Clock, SYSTEM_CLOCK } from "../_clock.ts";
 import { withPathMtu } from "../_mtu.ts";
 import {
+  BYE_DRAIN_TIMEOUT,
   BYE_TIMEOUT,
   CHANNEL_LABEL,
   CHANNEL_PROTOCOL,
@@ -92,7 +93,7 @@ export class Peer {
   #firstRemoteCandidate?: string;
   /** Whether the connection failed (not a timeout, not the other peer's goodbye). */
   #broke = false;
-  /** Whether closing says no goodbye (the connect is to be tried again). */
+  /** Whether closing says no goodbye (the connect is to be tried again, or the other peer left). */
   #quiet = false;
   #connected = false;
   #closed = false;
@@ -462,7 +463,7 @@ export class Peer {
           void this.#candidates.remote(parseCandidate(message.candidate));
           return;
         case "bye":
-          if (this.#connected) return this.#lost("the peer said goodbye");
+          if (this.#connected) return void this.#goodbye();
           return this.#fail(goodbyeError(this.#observed(), message.reason));
         default:
           throw new SignalRefusedError(
@@ -533,6 +534,23 @@ export class Peer {
   #fail(error: Error): void {
     if (this.#connected || this.#failure.signal.aborted) return;
     this.#failure.abort(error);
+  }
+
+  /**
+   * The other peer said goodbye. It closed its channels before, but the
+   * goodbye may come first (signalling in the same process, or a busy event
+   * loop): what they still carry is read, and their close seen, before the
+   * connection is taken as gone (at most {@linkcode BYE_DRAIN_TIMEOUT}).
+   */
+  async #goodbye(): Promise<void> {
+    // It has left: a goodbye back, whatever closes this side, would reach no one.
+    this.#quiet = true;
+    const open = [...this.#channels].filter((channel) => channel.readyState !== "closed");
+    await settle(
+      Promise.all(open.map((channel) => nextEvent(channel, "close"))),
+      BYE_DRAIN_TIMEOUT,
+    );
+    this.#lost("the peer said goodbye");
   }
 
   #lost(why: string): void {

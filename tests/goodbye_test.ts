@@ -1,0 +1,86 @@
+/**
+ * A peer that closes says goodbye through signalling, which may arrive before
+ * its last messages on the data channels: the other peer still reads them,
+ * and a session closed on purpose ends instead of waiting for a redial.
+ */
+import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client";
+// @ts-types="@modelcontextprotocol/sdk/server/mcp"
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { MemorySignaling, WebRTCConnection } from "../mod.ts";
+import { deadline } from "../src/_async.ts";
+import { LOCAL } from "./_helpers.ts";
+
+const STEP = 10_000;
+
+for (const resume of [true, false]) {
+  Deno.test(
+    `${
+      resume ? "With" : "Without"
+    } resume, an agent that closes its session at once after its last message: the desktop reads it, and its server ends at once though the goodbye came first`,
+    async () => {
+      // MemorySignaling hands the goodbye over within the turn: it always
+      // arrives before what the data channel still carries.
+      const [a, b] = MemorySignaling.createPair();
+      // What the desktop says after the agent's goodbye: nothing (the agent has left).
+      const saidAfterBye: string[] = [];
+      let agentSaidBye = false;
+      const agentSend = a.send.bind(a);
+      a.send = (message) => {
+        if (message.type === "bye") agentSaidBye = true;
+        return agentSend(message);
+      };
+      const desktopSend = b.send.bind(b);
+      b.send = (message) => {
+        if (agentSaidBye) saidAfterBye.push(message.type);
+        return desktopSend(message);
+      };
+      const agent = new WebRTCConnection({ ...LOCAL, linger: 0, resume, signaling: a });
+      const desktop = new WebRTCConnection({
+        ...LOCAL,
+        initiator: false,
+        resume,
+        resumeGrace: 60_000,
+        signaling: b,
+      });
+      const methods: string[] = [];
+      let ended!: () => void;
+      const serverEnded = new Promise<void>((resolve) => (ended = resolve));
+      desktop.ontransport = async (transport) => {
+        const server = new McpServer({ name: "desktop", version: "1.0.0" });
+        server.server.onclose = () => ended();
+        await server.connect(transport);
+        const deliver = transport.onmessage!;
+        transport.onmessage = (message, extra) => {
+          if ("method" in message) methods.push(message.method);
+          deliver(message, extra);
+        };
+      };
+      const errors: string[] = [];
+      desktop.onerror = (error) => errors.push(error.message);
+      void desktop.connect().catch(() => {});
+      const client = new Client({ name: "agent", version: "1.0.0" }, {
+        capabilities: { roots: { listChanged: true } },
+      });
+      try {
+        await deadline(client.connect(agent.openTransport()), STEP);
+        // The last message, then the close, in the same turn.
+        void client.notification({ method: "notifications/roots/list_changed" });
+        await client.close();
+        // Well within the grace period (60 s) and the idle timeouts.
+        await deadline(serverEnded, 2_000);
+        assert.ok(
+          methods.includes("notifications/roots/list_changed"),
+          `the desktop read ${JSON.stringify(methods)}`,
+        );
+        assert.deepEqual(errors.filter((message) => /resumeGrace/.test(message)), []);
+        await desktop.close();
+        assert.ok(agentSaidBye);
+        assert.deepEqual(saidAfterBye, []);
+      } finally {
+        await agent.close();
+        await desktop.close();
+      }
+    },
+  );
+}
