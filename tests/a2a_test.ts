@@ -281,13 +281,13 @@ Deno.test("A connect takes 2 A2A requests unsealed and 3 to 5 sealed until the c
   const report = JSON.stringify(counts);
   assert.ok(counts.unsealed!.total.length >= 5 && counts.sealed!.total.length >= 5, report);
   assert.equal(median(counts.unsealed!.atOpen), 2, report);
-  assert.equal(median(counts.unsealed!.total), 3, report);
   // Sealed, the hello goes first; the answer and each candidate share a request only when they
   // were sealed before the one in flight came back, so the count depends on timing: 3 to 5.
   const sealedAtOpen = median(counts.sealed!.atOpen);
   assert.ok(sealedAtOpen >= 3 && sealedAtOpen <= 5, report);
-  for (const [i, total] of counts.sealed!.total.entries()) {
-    assert.ok(total - counts.sealed!.atOpen[i]! <= 1, report);
+  // The desktop's goodbye, unless the agent said it first (then none: the agent has left).
+  for (const seen of [counts.unsealed!, counts.sealed!]) {
+    for (const [i, total] of seen.total.entries()) assert.ok(total - seen.atOpen[i]! <= 1, report);
   }
 });
 

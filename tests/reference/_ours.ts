@@ -18,17 +18,24 @@ import {
 import { TcpSocketSignaling } from "../../src/signaling/tcp_socket_signaling.ts";
 import { createTestServer } from "../_helpers.ts";
 
-/** Records the type of every message this side sends, in order. */
-function recording(inner: Signaling, sent: string[]): Signaling {
+/**
+ * Records the type of every message this side sends, in order, and in `log`
+ * every message each way (`sent:offer`, `received:bye`).
+ */
+function recording(inner: Signaling, sent: string[], log: string[]): Signaling {
   const wrapper: Signaling = {
     start: (options) => inner.start?.(options) ?? Promise.resolve(),
     send: (message: SignalingMessage) => {
       sent.push(message.type);
+      log.push(`sent:${message.type}`);
       return inner.send(message);
     },
     close: () => inner.close(),
   };
-  inner.onmessage = (message) => wrapper.onmessage?.(message);
+  inner.onmessage = (message) => {
+    log.push(`received:${message.type}`);
+    wrapper.onmessage?.(message);
+  };
   inner.onclose = () => wrapper.onclose?.();
   inner.onerror = (error) => wrapper.onerror?.(error);
   return wrapper;
@@ -39,9 +46,10 @@ const LARGE_TEXT = `${"x".repeat(999)}"\\\n\té€😀`.repeat(40);
 
 const mode = Deno.args[0];
 const sent: string[] = [];
+const log: string[] = [];
 const tcp = new TcpSocketSignaling("localhost", 8000);
 tcp.onlisten = () => console.log(JSON.stringify({ listening: true }));
-const signaling = recording(tcp, sent);
+const signaling = recording(tcp, sent, log);
 const options = { signaling, iceServers: [], connectTimeout: 10_000 };
 const errors: string[] = [];
 
@@ -78,5 +86,5 @@ if (mode === "client" || mode === "client-large") {
   transport.onerror = (error) => errors.push(String(error));
   await server.connect(transport);
   await closed;
-  console.log(JSON.stringify({ sent, errors }));
+  console.log(JSON.stringify({ sent, log, errors }));
 }
