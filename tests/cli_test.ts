@@ -316,6 +316,8 @@ Deno.test(
     assert.equal((await two.transport.exited).code, 6, two.stderr.join("\n"));
     await until(() => !alive(pids[1]), 2_000, "the second agent's server ended");
     await two.client.close();
+    // Agents that left are not warned about (a goodbye to one that left is refused by the room).
+    assert.doesNotMatch(serve.stderr, /refused a frame/);
   }),
 );
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { MemorySignaling, WebRTCConnection } from "../mod.ts";
+import { MemorySignaling, SignalingRoomError, WebRTCConnection } from "../mod.ts";
 import { deadline } from "../src/_async.ts";
 import { LOCAL } from "./_helpers.ts";
 
@@ -84,3 +84,51 @@ for (const resume of [true, false]) {
     },
   );
 }
+
+Deno.test("A peer that closed does not report what signalling says of its last frames: a goodbye refused because the other peer left is no error", async () => {
+  const [a, b] = MemorySignaling.createPair();
+  // The agent's goodbye is late: the desktop sees the connection close first and says its own,
+  // which a room refuses, as the agent has left.
+  const agentSend = a.send.bind(a);
+  a.send = async (message) => {
+    if (message.type === "bye") await new Promise((resolve) => setTimeout(resolve, 300));
+    return agentSend(message);
+  };
+  let refusedAfterClose = 0;
+  const desktopSend = b.send.bind(b);
+  b.send = (message) => {
+    if (message.type === "bye") {
+      refusedAfterClose++;
+      setTimeout(() =>
+        b.onerror?.(
+          new SignalingRoomError(
+            "frame_refused",
+            "Signalling room refused a frame: That peer is not in the room: wait for its join frame (unknown_peer)",
+          ),
+        ), 0);
+    }
+    return desktopSend(message);
+  };
+  const agent = new WebRTCConnection({ ...LOCAL, linger: 0, signaling: a });
+  const desktop = new WebRTCConnection({ ...LOCAL, initiator: false, signaling: b });
+  const errors: string[] = [];
+  desktop.onerror = (error) => errors.push(error.message);
+  const disconnected = new Promise<void>((resolve) => (desktop.ondisconnect = () => resolve()));
+  desktop.ontransport = (transport) =>
+    void new McpServer({ name: "desktop", version: "1.0.0" }).connect(transport);
+  void desktop.connect().catch(() => {});
+  const client = new Client({ name: "agent", version: "1.0.0" });
+  try {
+    await deadline(client.connect(agent.openTransport()), STEP);
+    await client.close();
+    await deadline(disconnected, STEP);
+    await deadline(agent.close(), STEP);
+    // The refusal's turn has passed.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(refusedAfterClose, 1, "the desktop said goodbye before the agent's came");
+    assert.deepEqual(errors, []);
+  } finally {
+    await agent.close();
+    await desktop.close();
+  }
+});

@@ -415,6 +415,9 @@ export class Peer {
     signaling.onmessage = (message) => this.#receive(message);
     signaling.onclose = () => this.#fail(signalingClosed());
     signaling.onerror = (error) => {
+      // Closed here, what signalling says of the last frames (a goodbye the
+      // room refused, its peer having left) changes nothing.
+      if (this.#closed) return;
       // The other peer refused a message of ours: it is lost, the connect cannot complete.
       if (error instanceof PeerRefusalError) {
         return this.#fail(refusedByPeer(this.#observed(), error));

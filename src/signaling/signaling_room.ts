@@ -536,13 +536,15 @@ export class SignalingRoom implements SignalingHub {
       );
       this.#ice.settle();
     } else if (frame?.type === "error") {
-      const view = this.#views.get(this.#refs.get(frame.ref as number) ?? "");
+      const peer = this.#refs.get(frame.ref as number);
+      const view = this.#views.get(peer ?? "");
       const error = new SignalingRoomError(
         "frame_refused",
         `Signalling room refused a frame: ${frame.message} (${frame.code})`,
       );
       if (view) view.onerror?.(error);
-      else this.onerror?.(error);
+      // A frame of a view closed since (a goodbye to a peer that left): nobody waits on it.
+      else if (peer === undefined) this.onerror?.(error);
     } else {
       this.onerror?.(
         new SignalingRoomError(

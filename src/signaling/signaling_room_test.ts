@@ -435,6 +435,49 @@ Deno.test("SignalingRoom routes an error frame to the view that sent the frame",
   }
 });
 
+Deno.test("SignalingRoom drops an error frame about a frame to a peer that left since (its goodbye, say)", async () => {
+  let answered!: () => void;
+  const answer = new Promise<void>((resolve) => (answered = resolve));
+  const fake = fakeRoom((socket, frame) => {
+    // The peer left before the room refused the frame sent to it.
+    socket.send(JSON.stringify({ type: "leave", peer: "a" }));
+    socket.send(JSON.stringify({
+      type: "error",
+      code: "unknown_peer",
+      message: "That peer is not in the room: wait for its join frame",
+      ref: frame.id,
+    }));
+    // An error about a frame the room never had: still reported.
+    socket.send(JSON.stringify({ type: "error", code: "bad_frame", message: "Bad", ref: 9_999 }));
+    answered();
+  });
+  try {
+    const room = await SignalingRoom.join(fake.url, {
+      WebSocket: globalThis.WebSocket,
+      role: "host",
+      key: HOST_KEY,
+      guestVerifier: GUEST_VERIFIER,
+    });
+    const errors: string[] = [];
+    // The frames arrive in order: once the second is reported, the first was handled.
+    const reported = new Promise<void>((resolve) =>
+      room.onerror = (error) => {
+        errors.push(error.message);
+        resolve();
+      }
+    );
+    const view = room.signaling("a");
+    view.onerror = (error) => errors.push(`view: ${error.message}`);
+    await view.send({ type: "bye" });
+    await answer;
+    await reported;
+    assert.deepEqual(errors, ["Signalling room refused a frame: Bad (bad_frame)"]);
+    await room.close();
+  } finally {
+    await fake.close();
+  }
+});
+
 Deno.test("SignalingRoom notices a room that stopped answering pings and reconnects", async () => {
   const fake = fakeRoom(() => {});
   try {
