@@ -92,7 +92,31 @@ export type { Agent, AgentSession, ConnectableServer, ListenOptions, WebRTCListe
  * {@linkcode WebRTCListener.listen} does it in one call from a signalling URL:
  * it makes a ticket, opens its room, and gives the ticket to hand to agents.
  *
- * @example Serve agents through a local signalling room
+ * @example Serve an agent: its MCP session gets a server of its own
+ * ```ts
+ * import { Client } from "@modelcontextprotocol/sdk/client";
+ * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+ * import { MemorySignaling, type SignalingHub, WebRTCClientTransport, WebRTCListener } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * // Peers on one machine: no STUN, loopback only.
+ * const local = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
+ * // A hub with one agent present, in memory; a SignalingRoom is the hub across networks.
+ * const [agentEnd, desktopEnd] = MemorySignaling.createPair();
+ * const hub: SignalingHub = { peers: ["agent"], signaling: () => desktopEnd, close: async () => {} };
+ * const listener = new WebRTCListener({
+ *   hub,
+ *   createServer: () => new McpServer({ name: "desktop", version: "1.0.0" }),
+ *   ...local,
+ * });
+ * const client = new Client({ name: "agent", version: "1.0.0" });
+ * await client.connect(new WebRTCClientTransport({ signaling: agentEnd, ...local }));
+ * assert.equal(client.getServerVersion()?.name, "desktop");
+ * await client.close();
+ * await listener.close();
+ * ```
+ *
+ * @example Serve agents through a signalling room, with a ticket to hand them
  * ```ts ignore
  * import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
  * import { WebRTCListener } from "@mcp/webrtc";
