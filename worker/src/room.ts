@@ -208,11 +208,9 @@ const ATTACHMENT_SAVE_MS = 1_000;
 /**
  * How long after a join the room waits before it writes what the join changed
  * (`SETUP_WRITE_DELAY_MS`): a new room's verifiers, the end of an empty room's
- * expiry, the alarm for silent sockets. A room that empties sooner, before
- * it wrote anything, stores nothing at all: a short pairing in a new room
- * costs no storage write, and a guest that comes after finds no room (as
- * before the host's first join) until the host sets it up again with its
- * ticket. Meanwhile the verifiers are in memory only: the pending timer keeps
+ * expiry, the alarm for silent sockets. A room that empties sooner writes it
+ * all in one commit with its expiry, so a short pairing costs one storage
+ * write. Meanwhile the verifiers are in memory only: the pending timer keeps
  * the object from hibernating (which it would not do within 10 s of the join
  * anyway), so an object that lost its memory lost its sockets too, and the
  * host sets the room up again when it rejoins. Short, as an eviction of the
@@ -261,13 +259,6 @@ export class Room extends DurableObject<Env> {
 
   /** Whether the verifiers in memory are newer than the stored ones (a host's join not written yet). */
   #unsaved = false;
-
-  /**
-   * Whether storage may hold anything of this room: found there, or written
-   * (verifiers, expiry, alarm, TURN bucket). A room that empties before it
-   * wrote anything leaves nothing (see {@linkcode SETUP_WRITE_DELAY_MS}).
-   */
-  #stored = false;
 
   /** The timer of the write a join left pending (see {@linkcode SETUP_WRITE_DELAY_MS}). */
   #settleTimer?: ReturnType<typeof setTimeout>;
@@ -408,7 +399,6 @@ export class Room extends DurableObject<Env> {
         const verifiers = stored.get(VERIFIERS) as StoredVerifiers | undefined;
         this.#state = verifiers ? readVerifiers(verifiers) : null;
         this.#expires = (stored.get(EXPIRES) as number | undefined) ?? null;
-        if (stored.size > 0) this.#stored = true;
       }
     }
     return this.#state;
@@ -424,7 +414,6 @@ export class Room extends DurableObject<Env> {
   #saveVerifiers(): Promise<void> {
     const state = this.#state!;
     this.#unsaved = false;
-    this.#stored = true;
     return this.ctx.storage.put<StoredVerifiers>(VERIFIERS, {
       host: state.host,
       invites: [...state.invites],
@@ -463,7 +452,6 @@ export class Room extends DurableObject<Env> {
     if (due !== Infinity && (this.#alarm === null || this.#alarm > due)) {
       writes.push(this.ctx.storage.setAlarm(due));
       this.#alarm = due;
-      this.#stored = true;
     }
     await Promise.all(writes);
   }
@@ -599,8 +587,6 @@ export class Room extends DurableObject<Env> {
     const perRoom = limit(this.env.TURN_PER_ROOM_PER_HOUR, DEFAULTS.TURN_PER_ROOM_PER_HOUR);
     // A join without an address (not through the edge) shares one quota with all such joins.
     const quota = quotas.get(quotas.idFromName(me.address ?? "unknown"));
-    // The room's bucket is stored, so the room's expiry must remove it.
-    this.#stored = true;
     if (
       !(await quota.take(perAddress, TURN_WINDOW_SECONDS)) ||
       !(await takeToken(this.ctx.storage, TURN_BUCKET, perRoom, TURN_WINDOW_SECONDS))
@@ -988,7 +974,6 @@ export class Room extends DurableObject<Env> {
   async #arm(at: number): Promise<void> {
     this.#alarm ??= await this.ctx.storage.getAlarm();
     if (this.#alarm !== null && this.#alarm <= at) return;
-    this.#stored = true;
     await this.ctx.storage.setAlarm(at);
     this.#alarm = at;
   }
@@ -1016,19 +1001,6 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
-   * Forgets a room that emptied before it wrote anything: its host left
-   * within {@linkcode SETUP_WRITE_DELAY_MS} of setting it up, so nothing is
-   * stored, no alarm is due, and a guest now finds no room until the host
-   * sets it up again with its ticket.
-   */
-  #forget(): void {
-    clearTimeout(this.#settleTimer);
-    this.#settleTimer = undefined;
-    this.#state = undefined;
-    this.#unsaved = false;
-  }
-
-  /**
    * A socket closed: its leave is announced if it was not yet. The alarm
    * already fires in time for the sockets left; only the last one's close
    * sets the room's expiry.
@@ -1039,7 +1011,6 @@ export class Room extends DurableObject<Env> {
     this.#members.delete(ws);
     if (this.ctx.getWebSockets().some((other) => other !== ws)) return;
     await this.#load();
-    if (!this.#stored) return this.#forget();
     await this.#expire();
   }
 
