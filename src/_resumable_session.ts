@@ -20,8 +20,12 @@
  *   passed). Each side then sends again what the other's count says it lacks,
  *   then what is new.
  * - `mcp-webrtc/ack` `{ received }` acknowledges (see `ResumeLog`).
- * - `mcp-webrtc/end` `{}` ends the session. A channel that closes without it
- *   suspends the session: its owner binds it to a new channel, or closes it.
+ * - `mcp-webrtc/end` `{}` ends the session; the other side answers with its
+ *   own, and the side that sent it first closes the channel only then (or
+ *   after `SESSION_END_TIMEOUT`): a channel's close and its last messages
+ *   reach the other peer's code apart, so a close sent at once could overtake
+ *   the end. A channel that closes without it suspends the session: its owner
+ *   binds it to a new channel, or closes it.
  *
  * A peer that does not speak it answers the opening side's first message
  * with MCP (it ignores an unknown notification): the session then runs as a
@@ -35,6 +39,8 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 import { encodeBase64Url } from "./_base64url.ts";
 import { ResumeLog, type ResumeLogOptions } from "./_resume_log.ts";
+import { settle } from "./_async.ts";
+import { SESSION_END_TIMEOUT } from "./constants.ts";
 import { WebRTCTransportError } from "./errors.ts";
 
 const RESUME = "mcp-webrtc/resume";
@@ -53,6 +59,16 @@ function control(
     return undefined;
   }
   return { method, params: (params ?? {}) as Record<string, unknown> };
+}
+
+/** Resolves when `inner` brings the other side's `mcp-webrtc/end`, or closes. */
+function endAnswer(inner: Transport): Promise<void> {
+  return new Promise<void>((resolve) => {
+    inner.onmessage = (message) => {
+      if (control(message)?.method === END) resolve();
+    };
+    inner.onclose = () => resolve();
+  });
 }
 
 function notice(method: string, params: Record<string, unknown>): JSONRPCMessage {
@@ -79,6 +95,8 @@ export class ResumableSession implements Transport {
   #early: JSONRPCMessage[] = [];
   #closed = false;
   #closing?: Promise<void>;
+  /** Whether the other side ended the session (its `mcp-webrtc/end` came). */
+  #endReceived = false;
 
   onmessage?: (message: JSONRPCMessage) => void;
   onerror?: (error: Error) => void;
@@ -289,7 +307,12 @@ export class ResumableSession implements Transport {
       const inner = this.#inner;
       this.#inner = undefined;
       try {
-        if (inner && !this.#plain) await inner.send(notice(END, {})).catch(() => {});
+        if (inner && !this.#plain) {
+          // Ending first, wait for the other side's answer: then it has read the end.
+          const answered = this.#endReceived ? undefined : endAnswer(inner);
+          await inner.send(notice(END, {})).catch(() => {});
+          if (answered) await settle(answered, SESSION_END_TIMEOUT);
+        }
         await inner?.close();
       } finally {
         this.#log.close();
@@ -355,7 +378,10 @@ export class ResumableSession implements Transport {
         } catch (error) {
           void this.#fail(error as Error);
         }
-      } else if (signal.method === END) void this.close();
+      } else if (signal.method === END) {
+        this.#endReceived = true;
+        void this.close();
+      }
       return;
     }
     try {

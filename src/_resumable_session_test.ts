@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { ResumableSession } from "./_resumable_session.ts";
 import { deadline } from "./_async.ts";
 import { DataChannelTransport } from "./data_channel_transport.ts";
@@ -189,4 +190,36 @@ Deno.test("A session whose other side does not speak the protocol runs as a plai
   const ended = new Promise<void>((resolve) => (result.session.onclose = resolve));
   await plainClient.close();
   await ended;
+});
+
+/** `inner`, with each message handed on `ms` later and its close at once. */
+function lagging(inner: Transport, ms: number): Transport {
+  const wrapper: Transport = {
+    start: () => inner.start(),
+    send: (message, options) => inner.send(message, options),
+    close: () => inner.close(),
+  };
+  inner.onmessage = (message, extra) =>
+    void setTimeout(() => wrapper.onmessage?.(message, extra), ms);
+  inner.onclose = () => wrapper.onclose?.();
+  inner.onerror = (error) => wrapper.onerror?.(error);
+  return wrapper;
+}
+
+Deno.test("A session ended on one side ends on the other though the channel's close reaches it before the end: the side that ends first closes the channel only once answered", async () => {
+  // node-datachannel hands a channel's close and its last messages to JavaScript apart.
+  const { ends } = await channelPair();
+  const agentSession = new ResumableSession();
+  await agentSession.bind(ends[0]);
+  const accepted = await ResumableSession.accept(lagging(ends[1], 50), () => undefined);
+  const desktopSession = accepted!.session;
+  await new McpServer({ name: "desktop", version: "1.0.0" }).connect(desktopSession);
+  const client = new Client({ name: "agent", version: "1.0.0" });
+  await client.connect(agentSession);
+  let suspended = false;
+  desktopSession.onsuspend = () => (suspended = true);
+  const closed = new Promise<void>((resolve) => (desktopSession.onclose = resolve));
+  await client.close();
+  await deadline(closed, STEP);
+  assert.equal(suspended, false);
 });

@@ -429,12 +429,22 @@ export const SENT_MESSAGES_REMEMBERED = 256;
 export const BYE_TIMEOUT = 500;
 
 /**
- * How long a peer that received the other's goodbye waits for the other's
- * data channels to close before it takes the connection as gone: the other
- * peer closes them before it says goodbye, but the goodbye may arrive first,
- * and the messages they still carry would be lost.
+ * How long a peer that received the other's goodbye, or saw the other close
+ * the peer connection, waits for the data channels to close before it takes
+ * the connection as gone: the other peer closes them first, but the goodbye
+ * or the connection's close may be handled first, and the messages the
+ * channels still carry would be lost (a session's end among them, so a
+ * session closed on purpose would wait for a redial).
  */
 export const BYE_DRAIN_TIMEOUT = 500;
+
+/**
+ * How long a side that ends a resumable session waits for the other side's
+ * answer (its own `mcp-webrtc/end`) before it closes the channel: closed at
+ * once, the channel's close could reach the other peer's code before the end
+ * did, and the other side would hold the session for a redial.
+ */
+export const SESSION_END_TIMEOUT = 500;
 
 /**
  * How long closing waits for a data channel's `close` event, and then for the

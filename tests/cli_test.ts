@@ -28,6 +28,7 @@ import {
   CliProcess,
   EVERYTHING_PACKAGE,
   INSPECTOR_PACKAGE,
+  killAll,
   LOCAL_FLAGS,
   startAgent,
   startServe,
@@ -450,11 +451,17 @@ Deno.test(
       assert.deepEqual(answers.sort(), ["hi from session 1", "hi from session 2"]);
       assert.equal(await closeAgent(one), 0);
       // The agent's upstream session is deleted when it leaves.
-      await until(() => sessions.size === 1, 5_000, "one upstream session left");
+      const left = (n: number, what: string) =>
+        until(() => sessions.size === n, 5_000, what).catch((error) => {
+          throw new Error(`${error.message}; serve:\n${serve.stderr}`);
+        });
+      await left(1, "one upstream session left");
       assert.equal(await closeAgent(two), 0);
-      await until(() => sessions.size === 0, 5_000, "no upstream session left");
+      await left(0, "no upstream session left");
       assert.equal((await serve.signal("SIGTERM")).status.code, 0);
     } finally {
+      // The upstream's shutdown waits for serve's open streams: end serve first.
+      await killAll();
       await upstream.shutdown();
     }
   }),

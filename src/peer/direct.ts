@@ -368,7 +368,14 @@ export class Peer {
         this.#step("dtls");
       }
       if (state !== "failed" && state !== "closed") return;
-      if (this.#connected) return this.#lost(`the peer connection is ${state}`);
+      if (this.#connected) {
+        // Closed by the other peer: its channels' last messages and closes may
+        // still be on their way (their events come apart from the connection's).
+        if (state === "closed") {
+          return void this.#lostAfterChannels(`the peer connection is ${state}`);
+        }
+        return this.#lost(`the peer connection is ${state}`);
+      }
       // Not when this side closed it (after a timeout, say).
       if (!this.#closed) this.#broke = true;
       if (!this.#state.iceConnected && this.#state.pathFound) {
@@ -545,15 +552,23 @@ export class Peer {
    * loop): what they still carry is read, and their close seen, before the
    * connection is taken as gone (at most {@linkcode BYE_DRAIN_TIMEOUT}).
    */
-  async #goodbye(): Promise<void> {
+  #goodbye(): Promise<void> {
     // It has left: a goodbye back, whatever closes this side, would reach no one.
     this.#quiet = true;
+    return this.#lostAfterChannels("the peer said goodbye");
+  }
+
+  /**
+   * Takes the connection as gone once its open channels have closed (at most
+   * {@linkcode BYE_DRAIN_TIMEOUT}), so that what they still carry is read first.
+   */
+  async #lostAfterChannels(why: string): Promise<void> {
     const open = [...this.#channels].filter((channel) => channel.readyState !== "closed");
     await settle(
       Promise.all(open.map((channel) => nextEvent(channel, "close"))),
       BYE_DRAIN_TIMEOUT,
     );
-    this.#lost("the peer said goodbye");
+    this.#lost(why);
   }
 
   #lost(why: string): void {
