@@ -429,11 +429,10 @@ export const SENT_MESSAGES_REMEMBERED = 256;
 export const BYE_TIMEOUT = 500;
 
 /**
- * How long a peer that received the other's goodbye, or saw the other close
- * the peer connection, waits for the data channels to close before it takes
- * the connection as gone: the other peer closes them first, but the goodbye
- * or the connection's close may be handled first, and the messages the
- * channels still carry would be lost (a session's end among them, so a
+ * How long a peer that received the other's goodbye waits for the data
+ * channels to close before it takes the connection as gone: the other peer
+ * closes them first, but the goodbye may be handled first, and the messages
+ * the channels still carry would be lost (a session's end among them, so a
  * session closed on purpose would wait for a redial).
  */
 export const BYE_DRAIN_TIMEOUT = 500;

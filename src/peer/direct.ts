@@ -368,14 +368,7 @@ export class Peer {
         this.#step("dtls");
       }
       if (state !== "failed" && state !== "closed") return;
-      if (this.#connected) {
-        // Closed by the other peer: its channels' last messages and closes may
-        // still be on their way (their events come apart from the connection's).
-        if (state === "closed") {
-          return void this.#lostAfterChannels(`the peer connection is ${state}`);
-        }
-        return this.#lost(`the peer connection is ${state}`);
-      }
+      if (this.#connected) return this.#lost(`the peer connection is ${state}`);
       // Not when this side closed it (after a timeout, say).
       if (!this.#closed) this.#broke = true;
       if (!this.#state.iceConnected && this.#state.pathFound) {
