@@ -408,23 +408,31 @@ function fakeRoom(onFrame: (socket: WebSocket, frame: Record<string, unknown>) =
   };
 }
 
+/** The room's refusal of frame `ref`, sent to a peer that is not in the room. */
+function unknownPeer(ref: unknown): string {
+  return JSON.stringify({
+    type: "error",
+    code: "unknown_peer",
+    message: "That peer is not in the room: wait for its join frame",
+    ref,
+  });
+}
+
+/** Joins a fake room as the host, with the platform's WebSocket. */
+function joinAsHost(url: string): Promise<SignalingRoom> {
+  return SignalingRoom.join(url, {
+    // Deno.upgradeWebSocket only parses ", "-separated subprotocols; ws sends ",".
+    WebSocket: globalThis.WebSocket,
+    role: "host",
+    key: HOST_KEY,
+    guestVerifier: GUEST_VERIFIER,
+  });
+}
+
 Deno.test("SignalingRoom routes an error frame to the view that sent the frame", async () => {
-  const fake = fakeRoom((socket, frame) =>
-    socket.send(JSON.stringify({
-      type: "error",
-      code: "unknown_peer",
-      message: "That peer is not in the room: wait for its join frame",
-      ref: frame.id,
-    }))
-  );
+  const fake = fakeRoom((socket, frame) => socket.send(unknownPeer(frame.id)));
   try {
-    const room = await SignalingRoom.join(fake.url, {
-      // Deno.upgradeWebSocket only parses ", "-separated subprotocols; ws sends ",".
-      WebSocket: globalThis.WebSocket,
-      role: "host",
-      key: HOST_KEY,
-      guestVerifier: GUEST_VERIFIER,
-    });
+    const room = await joinAsHost(fake.url);
     const view = room.signaling("a");
     const error = once<Error>((callback) => (view.onerror = callback));
     await view.send({ type: "offer" });
@@ -441,23 +449,13 @@ Deno.test("SignalingRoom drops an error frame about a frame to a peer that left 
   const fake = fakeRoom((socket, frame) => {
     // The peer left before the room refused the frame sent to it.
     socket.send(JSON.stringify({ type: "leave", peer: "a" }));
-    socket.send(JSON.stringify({
-      type: "error",
-      code: "unknown_peer",
-      message: "That peer is not in the room: wait for its join frame",
-      ref: frame.id,
-    }));
+    socket.send(unknownPeer(frame.id));
     // An error about a frame the room never had: still reported.
     socket.send(JSON.stringify({ type: "error", code: "bad_frame", message: "Bad", ref: 9_999 }));
     answered();
   });
   try {
-    const room = await SignalingRoom.join(fake.url, {
-      WebSocket: globalThis.WebSocket,
-      role: "host",
-      key: HOST_KEY,
-      guestVerifier: GUEST_VERIFIER,
-    });
+    const room = await joinAsHost(fake.url);
     const errors: string[] = [];
     // The frames arrive in order: once the second is reported, the first was handled.
     const reported = new Promise<void>((resolve) =>
