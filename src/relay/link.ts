@@ -137,11 +137,15 @@ export class RelayLink {
     pipe.listen({
       message: (payload) => this.#receive(payload),
       error: (error) => this.#fail(error),
+      // After the frames before it: the other side's sealed end, still being
+      // opened when the room tells of its leaving, is what ended the link.
       close: () =>
-        this.#fail(
-          new RelayError(
-            "The relay path was lost: the signalling room connection closed, or the other peer left the room",
-          ),
+        void this.#inbox.then(() =>
+          this.#fail(
+            new RelayError(
+              "The relay path was lost: the signalling room connection closed, or the other peer left the room",
+            ),
+          )
         ),
     });
   }

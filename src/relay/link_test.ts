@@ -150,6 +150,20 @@ Deno.test("RelayLink: end() reaches the other side as a clean end with its reaso
   assert.equal(remote.readyState, "closed");
 });
 
+Deno.test("RelayLink: a pipe that closes right after a sealed end still ends cleanly with its reason", async () => {
+  // The room tells of the other peer's leaving as soon as its last frame: the
+  // end, still being opened here, is what the link reports.
+  const { dialer, answerer, pb } = await links((frame) => {
+    queueMicrotask(() => queueMicrotask(() => pb.shut()));
+    return [frame];
+  });
+  const ended = new Promise<[Error | undefined, string]>((resolve) =>
+    answerer.onend = (error, reason) => resolve([error, reason])
+  );
+  await dialer.end("refused a frame");
+  assert.deepEqual(await ended, [undefined, "refused a frame"]);
+});
+
 Deno.test("RelayLink: a pipe that closes without a sealed end is a lost link, not a clean end", async () => {
   const { answerer, pb } = await links();
   const ended = new Promise<Error | undefined>((resolve) =>
