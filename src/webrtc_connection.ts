@@ -363,8 +363,11 @@ export class WebRTCConnection {
    * ```
    */
   onpathlost?: (error: Error) => void;
-  /** The dialling side: called before each redial of a resume, with its number from 1. */
-  onresumeattempt?: (attempt: number) => void;
+  /**
+   * The dialling side: called before each redial of a resume, with its number
+   * from 1 and why the redial before it failed (none before the first).
+   */
+  onresumeattempt?: (attempt: number, previous?: Error) => void;
   /**
    * Called once the held sessions continue on a new peer connection: its
    * path (as {@linkcode getConnectionPath} gives it) and the milliseconds
@@ -1019,6 +1022,7 @@ export class WebRTCConnection {
     let wait = RESUME_BACKOFF_FIRST;
     let attempts = 0;
     let resumed = 0;
+    let failure: Error | undefined;
     try {
       while (this.#suspended.size > 0 && !this.#closed) {
         await new Promise<void>((resolve) => {
@@ -1027,10 +1031,12 @@ export class WebRTCConnection {
         this.#backoff = undefined;
         wait = Math.min(wait * 2, RESUME_BACKOFF_MAX);
         if (this.#suspended.size === 0 || this.#closed) break;
-        this.onresumeattempt?.(++attempts);
+        this.onresumeattempt?.(++attempts, failure);
+        failure = undefined;
         try {
           await this.#connect();
-        } catch {
+        } catch (error) {
+          failure = error as Error;
           continue;
         }
         const outcome = await this.#claimOutcome;
@@ -1040,6 +1046,9 @@ export class WebRTCConnection {
           break;
         }
         if (outcome === "unanswered") {
+          failure = new WebRTCTransportError(
+            "The redial connected, but the other peer did not answer its claim on the sessions in time",
+          );
           await this.#disconnect("the claim was not answered");
           continue;
         }

@@ -502,85 +502,117 @@ function relayed(path?: ConnectionPath): boolean {
   return path?.localCandidateType === "relay" || path?.remoteCandidateType === "relay";
 }
 
+/** What a run of the resume scenario came to: done and checked, or stopped by the upstream deadlock. */
+type ResumeRun = "checked" | "deadlocked";
+
+/**
+ * The resume scenario in a new lab. A redial whose DTLS handshake deadlocked
+ * (see {@linkcode DTLS_DEADLOCK}) leaves the agent's process unable to make
+ * any ICE connection: such a run is reported, when `mayDeadlock`, instead of
+ * failed, and the test runs the scenario once more.
+ */
+async function resumeThroughTurn(name: string, mayDeadlock: boolean): Promise<ResumeRun> {
+  const lab = await NatLab.create(name, { desktop: "symmetric", agent: "symmetric" });
+  try {
+    const url = await lab.startSignaling({ TURN_URLS: lab.turnUrl, TURN_SECRET });
+    const desktop = lab.startScript("desktop", lab.desktop, RESUME_SCRIPT, ["desktop", url]);
+    const { ticket } = await resumeEvent(desktop, ["ticket"], CLI_WITHIN);
+    let agent = lab.startScript("agent", lab.agent, RESUME_SCRIPT, ["agent", ticket]);
+    // Typed as any event: an error event is what a failed connect prints.
+    let connected = (await resumeEvent(agent, ["connected", "error"], CLI_WITHIN)) as ResumeEvent;
+    if (connected.kind === "error" && DTLS_DEADLOCK.test(connected.message)) {
+      agent = lab.startScript("agent2", lab.agent, RESUME_SCRIPT, ["agent", ticket]);
+      connected = (await resumeEvent(agent, ["connected", "error"], CLI_WITHIN)) as ResumeEvent;
+    }
+    assert.equal(connected.kind, "connected", JSON.stringify(resumeEvents(agent)));
+    // The slow call is in flight once the desktop's tool runs.
+    await resumeEvent(desktop, ["slow-started"], RESUME_STEP);
+    const restore = await lab.dropUdp(lab.agent);
+    const dropped = Date.now();
+    let lossNoticed: number;
+    try {
+      await resumeEvent(agent, ["pathlost"], LOSS_NOTICED_WITHIN);
+      lossNoticed = Date.now() - dropped;
+      // The outage itself: it lasts UDP_OUTAGE whatever the peers do meanwhile.
+      const left = UDP_OUTAGE - (Date.now() - dropped);
+      if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
+    } finally {
+      await restore();
+    }
+    const restored = Date.now();
+    const outage = restored - dropped;
+    const resumed = await resumeEvent(agent, ["resumed", "resumefail"], RESUMED_WITHIN).catch(
+      (error) => {
+        const deadlocked = resumeEvents(agent).some((event) =>
+          event.kind === "attempt" && DTLS_DEADLOCK.test(event.previous ?? "")
+        );
+        if (mayDeadlock && deadlocked) return undefined;
+        throw error;
+      },
+    );
+    if (!resumed) {
+      console.log(
+        `a redial's DTLS handshake did not complete (libdatachannel#1630), so the scenario runs again: ${
+          JSON.stringify(resumeEvents(agent))
+        }`,
+      );
+      return "deadlocked";
+    }
+    const resumedAfter = Date.now() - restored;
+    const end = await resumeEvent(agent, ["done", "error"], RESUME_STEP);
+    const agentEvents = resumeEvents(agent);
+    const desktopEvents = resumeEvents(desktop);
+    const facts = `agent: ${JSON.stringify(agentEvents)}\ndesktop: ${
+      JSON.stringify(desktopEvents)
+    }\nagent log:\n${agent.log.join("\n")}\ndesktop log:\n${desktop.log.join("\n")}`;
+    assert.equal(resumed.kind, "resumed", facts);
+    assert.equal(end.kind, "done", facts);
+    const desktopResumed = await resumeEvent(desktop, ["resumed"], RESUME_STEP);
+    const attempts = agentEvents.filter((e) => e.kind === "attempt").length;
+    console.log(
+      `symmetric NATs, resume through TURN: connected via ${
+        describePath(connected.kind === "connected" ? connected.path : undefined)
+      }; UDP dropped for ${outage} ms, the loss noticed after ${lossNoticed} ms; ` +
+        `resumed ${resumedAfter} ms after UDP was back (lost to resumed ${
+          resumed.kind === "resumed" ? resumed.ms : "?"
+        } ms, ${attempts} redials) via ${
+          describePath(resumed.kind === "resumed" ? resumed.path : undefined)
+        }; the desktop's path ${describePath(desktopResumed.path)}`,
+    );
+    if (connected.kind === "connected") assert.ok(relayed(connected.path), facts);
+    if (resumed.kind === "resumed") assert.ok(relayed(resumed.path), facts);
+    assert.ok(relayed(desktopResumed.path), facts);
+    assert.deepEqual(
+      agentEvents.flatMap((e) => e.kind === "result" ? [`${e.tool}: ${e.text}`] : []),
+      ["count: 1", "slow: slow done", "count: 2"],
+      facts,
+    );
+    assert.deepEqual(
+      agentEvents.filter((e) => ["error", "resumefail"].includes(e.kind)),
+      [],
+      facts,
+    );
+    // One server, initialized once, still open: the session resumed rather than began again.
+    assert.deepEqual(
+      desktopEvents.flatMap((e) =>
+        ["server", "initialized", "closed"].includes(e.kind) ? [e.kind] : []
+      ),
+      ["server", "initialized"],
+      facts,
+    );
+    assert.ok(attempts >= 1, facts);
+    return "checked";
+  } finally {
+    await lab.close();
+  }
+}
+
 labTest(
   lab,
   "With resume on, a session between symmetric NATs resumes through TURN after the agent's UDP was dropped past the loss's detection: the call in flight completes and the next call finds the same server's state",
   async () => {
-    const lab = await NatLab.create("resume", { desktop: "symmetric", agent: "symmetric" });
-    try {
-      const url = await lab.startSignaling({ TURN_URLS: lab.turnUrl, TURN_SECRET });
-      const desktop = lab.startScript("desktop", lab.desktop, RESUME_SCRIPT, ["desktop", url]);
-      const { ticket } = await resumeEvent(desktop, ["ticket"], CLI_WITHIN);
-      let agent = lab.startScript("agent", lab.agent, RESUME_SCRIPT, ["agent", ticket]);
-      // Typed as any event: an error event is what a failed connect prints.
-      let connected = (await resumeEvent(agent, ["connected", "error"], CLI_WITHIN)) as ResumeEvent;
-      if (connected.kind === "error" && DTLS_DEADLOCK.test(connected.message)) {
-        agent = lab.startScript("agent2", lab.agent, RESUME_SCRIPT, ["agent", ticket]);
-        connected = (await resumeEvent(agent, ["connected", "error"], CLI_WITHIN)) as ResumeEvent;
-      }
-      assert.equal(connected.kind, "connected", JSON.stringify(resumeEvents(agent)));
-      // The slow call is in flight once the desktop's tool runs.
-      await resumeEvent(desktop, ["slow-started"], RESUME_STEP);
-      const restore = await lab.dropUdp(lab.agent);
-      const dropped = Date.now();
-      let lossNoticed: number;
-      try {
-        await resumeEvent(agent, ["pathlost"], LOSS_NOTICED_WITHIN);
-        lossNoticed = Date.now() - dropped;
-        // The outage itself: it lasts UDP_OUTAGE whatever the peers do meanwhile.
-        const left = UDP_OUTAGE - (Date.now() - dropped);
-        if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
-      } finally {
-        await restore();
-      }
-      const restored = Date.now();
-      const outage = restored - dropped;
-      const resumed = await resumeEvent(agent, ["resumed", "resumefail"], RESUMED_WITHIN);
-      const resumedAfter = Date.now() - restored;
-      const end = await resumeEvent(agent, ["done", "error"], RESUME_STEP);
-      const agentEvents = resumeEvents(agent);
-      const desktopEvents = resumeEvents(desktop);
-      const facts = `agent: ${JSON.stringify(agentEvents)}\ndesktop: ${
-        JSON.stringify(desktopEvents)
-      }\nagent log:\n${agent.log.join("\n")}\ndesktop log:\n${desktop.log.join("\n")}`;
-      assert.equal(resumed.kind, "resumed", facts);
-      assert.equal(end.kind, "done", facts);
-      const desktopResumed = await resumeEvent(desktop, ["resumed"], RESUME_STEP);
-      const attempts = agentEvents.filter((e) => e.kind === "attempt").length;
-      console.log(
-        `symmetric NATs, resume through TURN: connected via ${
-          describePath(connected.kind === "connected" ? connected.path : undefined)
-        }; UDP dropped for ${outage} ms, the loss noticed after ${lossNoticed} ms; ` +
-          `resumed ${resumedAfter} ms after UDP was back (lost to resumed ${
-            resumed.kind === "resumed" ? resumed.ms : "?"
-          } ms, ${attempts} redials) via ${
-            describePath(resumed.kind === "resumed" ? resumed.path : undefined)
-          }; the desktop's path ${describePath(desktopResumed.path)}`,
-      );
-      if (connected.kind === "connected") assert.ok(relayed(connected.path), facts);
-      if (resumed.kind === "resumed") assert.ok(relayed(resumed.path), facts);
-      assert.ok(relayed(desktopResumed.path), facts);
-      assert.deepEqual(
-        agentEvents.flatMap((e) => e.kind === "result" ? [`${e.tool}: ${e.text}`] : []),
-        ["count: 1", "slow: slow done", "count: 2"],
-        facts,
-      );
-      assert.deepEqual(
-        agentEvents.filter((e) => ["error", "resumefail"].includes(e.kind)),
-        [],
-        facts,
-      );
-      // One server, initialized once, still open: the session resumed rather than began again.
-      assert.deepEqual(
-        desktopEvents.flatMap((e) =>
-          ["server", "initialized", "closed"].includes(e.kind) ? [e.kind] : []
-        ),
-        ["server", "initialized"],
-        facts,
-      );
-      assert.ok(attempts >= 1, facts);
-    } finally {
-      await lab.close();
+    if (await resumeThroughTurn("resume", true) === "deadlocked") {
+      assert.equal(await resumeThroughTurn("resume2", false), "checked");
     }
   },
 );

@@ -99,6 +99,9 @@ Deno.test("With resume on, a redial that fails is tried again at most RESUME_BAC
     await deadline(client.connect(agent.openTransport()), STEP);
     assert.equal(text(await deadline(client.callTool({ name: "count" }), STEP)), "1");
     const lost = new Promise<void>((resolve) => (agent.ondisconnect = () => resolve()));
+    // Each attempt after the first hears why the one before it failed.
+    const heard: [number, string | undefined][] = [];
+    agent.onresumeattempt = (attempt, previous) => heard.push([attempt, previous?.message]);
     down = true;
     await clock.advance(RESUME_IDLE_TIMEOUT + 1);
     await deadline(lost, STEP);
@@ -109,6 +112,11 @@ Deno.test("With resume on, a redial that fails is tried again at most RESUME_BAC
     const gaps = redials.map((at, i) => at - (i === 0 ? lostAt : redials[i - 1]));
     assert.ok(redials.length >= 25, `only ${redials.length} redials in 30 s: ${gaps}`);
     assert.ok(gaps.every((gap) => gap <= RESUME_BACKOFF_MAX + 50), `gaps: ${gaps}`);
+    assert.deepEqual(heard[0], [1, undefined]);
+    assert.equal(heard.length, redials.length);
+    for (const [attempt, why] of heard.slice(1)) {
+      assert.match(String(why), /network unreachable/, `attempt ${attempt}`);
+    }
     // The network is back: the next redial resumes the session.
     down = false;
     for (let step = 0; step < 40 && agent.dials < 2; step++) await clock.advance(50);

@@ -42,7 +42,7 @@ export type ResumeEvent =
   | { kind: "connected"; path?: ConnectionPath }
   | { kind: "result"; tool: string; text: string }
   | { kind: "pathlost"; message: string }
-  | { kind: "attempt"; attempt: number }
+  | { kind: "attempt"; attempt: number; previous?: string }
   | { kind: "resumed"; path?: ConnectionPath; ms: number }
   | { kind: "resumefail" | "error"; message: string }
   | { kind: "done" };
@@ -96,7 +96,8 @@ async function agent(ticket: string): Promise<void> {
   });
   const resumed = Promise.withResolvers<void>();
   connection.onpathlost = (error) => say({ kind: "pathlost", message: error.message });
-  connection.onresumeattempt = (attempt) => say({ kind: "attempt", attempt });
+  connection.onresumeattempt = (attempt, previous) =>
+    say({ kind: "attempt", attempt, previous: previous?.message });
   connection.onresume = ({ path, ms }) => {
     say({ kind: "resumed", path, ms });
     resumed.resolve();
