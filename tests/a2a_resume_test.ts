@@ -18,6 +18,7 @@ import {
   A2ASignalingRouter,
   sendMessageOfferingMcp,
 } from "../src/a2a/mod.ts";
+import { createGuestTicket, createTicket, deriveTicketKeys } from "../mod.ts";
 import { useClock } from "../src/_clock.ts";
 import { deadline } from "../src/_async.ts";
 import { ManualClock } from "../src/_test_clock.ts";
@@ -60,7 +61,7 @@ interface Outcome {
  * dial), with `clock` on it; counts once, calls the slow tool,
  * counts again and reports what became of the calls.
  */
-async function startAgent(clock: ManualClock) {
+async function startAgent(clock: ManualClock, key?: CryptoKey) {
   const router = new A2ASignalingRouter();
   const outcome = Promise.withResolvers<Outcome>();
   const lost = Promise.withResolvers<void>();
@@ -109,7 +110,7 @@ async function startAgent(clock: ManualClock) {
         assert.ok(a2aMcpOffer(context.userMessage));
         const mcp = new Client({ name: "agent", version: "1.0.0" });
         mcp.onerror = () => {};
-        const connection = router.openConnection(context, bus, { sealed: false }, {
+        const connection = router.openConnection(context, bus, key ? { key } : { sealed: false }, {
           ...LOCAL,
           connectTimeout: STEP,
         });
@@ -176,49 +177,65 @@ async function startAgent(clock: ManualClock) {
   };
 }
 
-Deno.test("Over A2A signalling, a session outlives a lost peer connection while the user's stream stays open: the agent dials again through the same task and the call in flight completes on the same server", async () => {
-  const clock = new ManualClock();
-  const agent = await startAgent(clock);
-  const desktop = gatedServers();
-  try {
-    const client = await new ClientFactory().createFromUrl(agent.url);
-    const states: string[] = [];
-    const asking = (async () => {
-      for await (
-        const event of sendMessageOfferingMcp(client, {
-          tenant: "",
-          message: message(Role.ROLE_USER, "count, then something slow"),
-          configuration: undefined,
-          metadata: undefined,
-        }, { createServer: desktop.createServer, sealed: false, transportOptions: LOCAL })
-      ) {
-        if (event.payload?.$case === "mcpChannel") states.push(event.payload.value.state);
-      }
-    })();
-    await deadline(desktop.slowStarted, STEP);
-    // The agent's path goes silent past the idle timeout (3 s with resume on).
-    await clock.advance(9_000);
-    await deadline(agent.lost, STEP);
-    desktop.open();
-    // The first redial waits its backoff.
-    await clock.advance(RESUME_BACKOFF_FIRST);
-    const { first, slow, next, dials } = await deadline(agent.outcome, STEP);
-    await deadline(asking, STEP);
-    assert.equal(first, "1");
-    assert.equal(slow, "done", "the call in flight completed with its result");
-    assert.equal(next, "2", "the next call saw the same server's state");
-    assert.equal(dials, 2);
-    assert.deepEqual(states, ["open"]);
-    // One server, initialized once, closed once when the agent ended the session.
-    await deadline(desktop.closed, STEP);
-    assert.deepEqual(desktop.counts, {
-      servers: 1,
-      slowCalls: 1,
-      initializations: 1,
-      closed: 1,
-    });
-  } finally {
-    desktop.open();
-    await agent.close();
-  }
-});
+/** The signalling keys of a host ticket and its guest ticket. */
+async function pairedKeys(): Promise<{ host: CryptoKey; guest: CryptoKey }> {
+  const host = await createTicket();
+  return {
+    host: (await deriveTicketKeys(host)).signalingKey,
+    guest: (await deriveTicketKeys(await createGuestTicket(host))).signalingKey,
+  };
+}
+
+for (const sealed of [false, true]) {
+  Deno.test(`Over A2A signalling${sealed ? ", sealed," : ","} a session outlives a lost peer connection while the user's stream stays open: the agent dials again through the same task and the call in flight completes on the same server`, async () => {
+    const clock = new ManualClock();
+    const tickets = sealed ? await pairedKeys() : undefined;
+    const agent = await startAgent(clock, tickets?.guest);
+    const desktop = gatedServers();
+    try {
+      const client = await new ClientFactory().createFromUrl(agent.url);
+      const states: string[] = [];
+      const asking = (async () => {
+        for await (
+          const event of sendMessageOfferingMcp(client, {
+            tenant: "",
+            message: message(Role.ROLE_USER, "count, then something slow"),
+            configuration: undefined,
+            metadata: undefined,
+          }, {
+            createServer: desktop.createServer,
+            ...(tickets ? { key: tickets.host } : { sealed: false }),
+            transportOptions: LOCAL,
+          })
+        ) {
+          if (event.payload?.$case === "mcpChannel") states.push(event.payload.value.state);
+        }
+      })();
+      await deadline(desktop.slowStarted, STEP);
+      // The agent's path goes silent past the idle timeout (3 s with resume on).
+      await clock.advance(9_000);
+      await deadline(agent.lost, STEP);
+      desktop.open();
+      // The first redial waits its backoff.
+      await clock.advance(RESUME_BACKOFF_FIRST);
+      const { first, slow, next, dials } = await deadline(agent.outcome, STEP);
+      await deadline(asking, STEP);
+      assert.equal(first, "1");
+      assert.equal(slow, "done", "the call in flight completed with its result");
+      assert.equal(next, "2", "the next call saw the same server's state");
+      assert.equal(dials, 2);
+      assert.deepEqual(states, ["open"]);
+      // One server, initialized once, closed once when the agent ended the session.
+      await deadline(desktop.closed, STEP);
+      assert.deepEqual(desktop.counts, {
+        servers: 1,
+        slowCalls: 1,
+        initializations: 1,
+        closed: 1,
+      });
+    } finally {
+      desktop.open();
+      await agent.close();
+    }
+  });
+}

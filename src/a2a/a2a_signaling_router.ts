@@ -263,7 +263,15 @@ export class A2ASignalingRouter {
       },
     );
     this.#open.set(id, signaling);
-    return key ? new AuthenticatedSignaling(signaling, { key, role: "guest" }) : signaling;
+    if (!key) return signaling;
+    // The desktop's hello came with its offer, for the first dial: a later
+    // dial meets a new connection of the desktop, with a nonce of its own.
+    const peerHello = signaling.dial === 1 ? offer.hello : undefined;
+    return new AuthenticatedSignaling(signaling, {
+      key,
+      role: "guest",
+      ...(peerHello === undefined ? {} : { peerHello }),
+    });
   }
 
   /**

@@ -104,6 +104,14 @@ export interface A2AMcpOffer {
    * an earlier version leaves it out and answers only the first dial.
    */
   readonly resume?: boolean;
+  /**
+   * A sealed offer only: the desktop's hello, sealed by
+   * `AuthenticatedSignaling.hello()`. The agent gives it to its own
+   * `AuthenticatedSignaling` as `peerHello`, so its offer names the desktop's
+   * nonce at once instead of waiting a request for the desktop's hello. An
+   * agent of an earlier version ignores it and exchanges hellos as before.
+   */
+  readonly hello?: SignalingMessage;
 }
 
 /** Options of {@linkcode a2aSignalingExtension}. */
@@ -194,10 +202,13 @@ export function a2aMcpOffer(message: Pick<Message, "metadata">): A2AMcpOffer | u
     typeof offer.sealed !== "boolean" ||
     (offer.keyId !== undefined &&
       (typeof offer.keyId !== "string" || offer.keyId.length > A2A_MAX_KEY_ID_LENGTH)) ||
-    (offer.resume !== undefined && typeof offer.resume !== "boolean")
+    (offer.resume !== undefined && typeof offer.resume !== "boolean") ||
+    (offer.hello !== undefined &&
+      (!offer.sealed || typeof offer.hello !== "object" || offer.hello === null ||
+        Array.isArray(offer.hello)))
   ) {
     throw new TypeError(
-      `${cannot} its metadata under ${A2A_SIGNALING_EXTENSION_URI} is not { version: ${EXTENSION_VERSION}, sealed: boolean, keyId?: string of at most A2A_MAX_KEY_ID_LENGTH (${A2A_MAX_KEY_ID_LENGTH}) characters, resume?: boolean }: the offering agent must send such an offer`,
+      `${cannot} its metadata under ${A2A_SIGNALING_EXTENSION_URI} is not { version: ${EXTENSION_VERSION}, sealed: boolean, keyId?: string of at most A2A_MAX_KEY_ID_LENGTH (${A2A_MAX_KEY_ID_LENGTH}) characters, resume?: boolean, hello?: the desktop's sealed hello (an object, in a sealed offer only) }: the offering agent must send such an offer`,
     );
   }
   return {
@@ -205,6 +216,7 @@ export function a2aMcpOffer(message: Pick<Message, "metadata">): A2AMcpOffer | u
     sealed: offer.sealed,
     ...(offer.keyId === undefined ? {} : { keyId: offer.keyId }),
     ...(offer.resume === undefined ? {} : { resume: offer.resume }),
+    ...(offer.hello === undefined ? {} : { hello: offer.hello as SignalingMessage }),
   };
 }
 

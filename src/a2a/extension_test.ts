@@ -124,3 +124,20 @@ Deno.test("a desktop offering to an agent whose card announces version 1 of the 
   assert.equal(sent.length, 1, "the user's message is sent");
   assert.equal(created, 0);
 });
+
+Deno.test("a sealed offer may carry the desktop's sealed hello; one that is not an object, or in an unsealed offer, is refused", () => {
+  const hello = { type: "sealed", v: 1, role: "host", nonce: "n".repeat(22), seq: 0, mac: "m" };
+  const read = (offer: unknown) =>
+    a2aMcpOffer(userMessage({ [A2A_SIGNALING_EXTENSION_URI]: offer }, []));
+  assert.deepEqual(read({ version: 2, sealed: true, hello }), { version: 2, sealed: true, hello });
+  for (const bad of ["hello", ["sealed"], null, 3]) {
+    assert.throws(
+      () => read({ version: 2, sealed: true, hello: bad }),
+      /hello\?: the desktop's sealed hello/,
+    );
+  }
+  assert.throws(
+    () => read({ version: 2, sealed: false, hello }),
+    /hello\?: the desktop's sealed hello/,
+  );
+});

@@ -207,18 +207,22 @@ async function* offering(
   options: SendMessageOfferingMcpOptions,
   key: CryptoKey | undefined,
 ): AsyncGenerator<StreamResponse | McpChannelEvent, void, undefined> {
+  const requestOptions = withExtension(options.requestOptions);
+  const signaling = new A2AClientSignaling(client, { requestOptions });
+  const wrap = (dial: A2AClientSignaling): Signaling =>
+    key ? new AuthenticatedSignaling(dial, { key, role: "host" }) : dial;
+  // Sealed, the first dial's hello goes inside the offer: the agent's offer
+  // then needs no request to learn this end's nonce.
+  const first = wrap(signaling);
+  const hello = first instanceof AuthenticatedSignaling ? await first.hello() : undefined;
   const offer: A2AMcpOffer = {
     version: 2,
     sealed: key !== undefined,
     ...(options.keyId === undefined ? {} : { keyId: options.keyId }),
     resume: true,
+    ...(hello === undefined ? {} : { hello }),
   };
-  const requestOptions = withExtension(options.requestOptions);
-  const signaling = new A2AClientSignaling(client, { requestOptions });
-  const dials = new Dials(
-    signaling,
-    (dial) => key ? new AuthenticatedSignaling(dial, { key, role: "host" }) : dial,
-  );
+  const dials = new Dials(signaling, first, wrap);
   const channel = new ChannelWatch();
   // An agent whose card announces only another version of the extension will not take the offer.
   const theirs = await otherVersionOf(client);
@@ -272,6 +276,8 @@ const CHANGED = Symbol("changed");
  */
 class Dials {
   readonly #first: A2AClientSignaling;
+  /** The first dial's signalling as the connection takes it (sealed, its hello handed over). */
+  readonly #firstWrapped: Signaling;
   readonly #wrap: (signaling: A2AClientSignaling) => Signaling;
   /** The dials whose signalling is open, by number. */
   readonly #open = new Map<number, A2AClientSignaling>();
@@ -284,8 +290,13 @@ class Dials {
   /** Called once the stream ended. */
   onend?: () => void;
 
-  constructor(first: A2AClientSignaling, wrap: (signaling: A2AClientSignaling) => Signaling) {
+  constructor(
+    first: A2AClientSignaling,
+    firstWrapped: Signaling,
+    wrap: (signaling: A2AClientSignaling) => Signaling,
+  ) {
     this.#first = first;
+    this.#firstWrapped = firstWrapped;
     this.#wrap = wrap;
     this.#open.set(1, first);
   }
@@ -293,7 +304,7 @@ class Dials {
   /** The first dial's signalling, as the connection takes it (for a goodbye before any connection). */
   get first(): Signaling {
     this.#handedFirst = true;
-    return this.#wrap(this.#first);
+    return this.#firstWrapped;
   }
 
   /** The signalling that takes `event`: its dial's (a new dial's is made), or the first's for what is not signalling. */

@@ -51,6 +51,12 @@
  *    envelope binds this end first, it is sent again, once, to that nonce, so
  *    a hello replayed from an earlier connection costs the real peer nothing
  *    but a refused copy.
+ * 5. A hello may go another way, inside the message that invites the other
+ *    end to connect (an A2A offer): `hello()` seals it instead of `start()`
+ *    sending it, and the other end, given it as `peerHello`, answers it on
+ *    `start()` instead of sending a bare hello. The end whose hello was
+ *    handed over sends no hello when the other end names its nonce: its next
+ *    message (the answer) names the other's nonce and confirms it there.
  *
  * A replayed hello can at worst make an end answer once more; a replayed offer,
  * answer or candidate names an old nonce and is refused. A message that fails a
@@ -110,6 +116,18 @@ export interface AuthenticatedSignalingOptions {
    * `"guest"` on the agent). The two ends must have different roles.
    */
   role: "host" | "guest";
+  /**
+   * The other peer's hello, received another way: what its
+   * {@linkcode AuthenticatedSignaling.hello} sealed, carried inside the
+   * message that invited this end to connect (an A2A offer, say). On
+   * `start()` it is verified and answered in place of a bare hello, so what
+   * was sent before leaves at once, sealed to the other peer's nonce, without
+   * waiting a round trip for its hello. One that does not verify is reported
+   * to `onerror`, and this end says a bare hello as usual.
+   *
+   * @default {undefined}
+   */
+  peerHello?: SignalingMessage;
   /**
    * How many messages `send()` keeps while waiting for the peer's hello; one
    * more rejects. Enough for an offer and a burst of ICE candidates.
@@ -238,6 +256,10 @@ export class AuthenticatedSignaling extends SignalingBase {
   #noticesSent = 0;
   /** The peer nonce this end last sent (or scheduled) a hello to: it answers each once. */
   #helloFor?: string;
+  /** Whether this end's hello went to the other peer another way (`hello()`). */
+  #helloHanded = false;
+  /** The other peer's hello, received another way (`peerHello`), until `start()` reads it. */
+  #peerHello?: SignalingMessage;
   #queue: Queued[] = [];
   /**
    * What was sent before the peer's nonce was confirmed, each with the nonce
@@ -315,6 +337,7 @@ export class AuthenticatedSignaling extends SignalingBase {
     recordSealKey(this, key);
     this.#role = role;
     this.#nonce = encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+    this.#peerHello = options.peerHello;
     inner.onmessage = (message) => this.#enqueueReceive(message);
     inner.onerror = (error) => this.onerror?.(error);
     // What arrived before the inner signalling closed is verified and
@@ -366,9 +389,84 @@ export class AuthenticatedSignaling extends SignalingBase {
     await super.start();
   }
 
+  /**
+   * Seals this end's hello for the other peer to receive another way: inside
+   * the message that invites it to connect, where it is given as
+   * `peerHello`. Then `start()` sends no hello, and the other peer's first
+   * messages (an offer) need no round trip to learn this end's nonce; this
+   * end's first message to it (an answer) names its nonce and so binds both
+   * ends. A hello binds nothing by itself: one replayed costs at most an
+   * answer sealed to a nonce no live connection holds.
+   *
+   * @returns The sealed hello, a {@linkcode SignalingMessage} of type `"sealed"`.
+   * @throws {Error} If `start()` was called, or the hello was handed over already.
+   *
+   * @example Hand the host's hello to the guest before either starts
+   * ```ts
+   * import { createGuestTicket, createTicket, deriveTicketKeys, MemorySignaling, type SignalingMessage } from "@mcp/webrtc";
+   * import { AuthenticatedSignaling } from "@mcp/webrtc/signaling";
+   * import assert from "node:assert/strict";
+   *
+   * const hostTicket = await createTicket({ url: "wss://signal.example.com" });
+   * const [a, b] = MemorySignaling.createPair();
+   * const host = new AuthenticatedSignaling(a, {
+   *   key: (await deriveTicketKeys(hostTicket)).signalingKey,
+   *   role: "host",
+   * });
+   * const peerHello = await host.hello(); // carried inside an invitation
+   * const guest = new AuthenticatedSignaling(b, {
+   *   key: (await deriveTicketKeys(await createGuestTicket(hostTicket))).signalingKey,
+   *   role: "guest",
+   *   peerHello,
+   * });
+   * const offer = new Promise<SignalingMessage>((resolve) => (host.onmessage = resolve));
+   * await Promise.all([host.start(), guest.start()]);
+   * await guest.send({ type: "offer", sdp: "v=0 …" });
+   * assert.deepEqual(await offer, { type: "offer", sdp: "v=0 …" });
+   * await guest.close();
+   * await host.close();
+   * ```
+   */
+  async hello(): Promise<SignalingMessage> {
+    if (this.startCalled) {
+      throw new WebRTCTransportError(
+        "Cannot hand over the hello as the authenticated signalling is already started: call hello() before start()",
+      );
+    }
+    if (this.#helloHanded || this.#seq > 0) {
+      throw new WebRTCTransportError(
+        "Cannot hand over the hello as it was already handed over: each connection has one",
+      );
+    }
+    this.#helloHanded = true;
+    const seq = this.#seq++;
+    const mac = await crypto.subtle.sign(
+      "HMAC",
+      this.#key,
+      macInput(this.#role, this.#nonce, undefined, seq, undefined),
+    );
+    return {
+      type: "sealed",
+      v: VERSION,
+      role: this.#role,
+      nonce: this.#nonce,
+      seq,
+      mac: encodeBase64Url(new Uint8Array(mac)),
+    };
+  }
+
   protected override async open(): Promise<void> {
     await this.#inner.start?.();
-    await this.#post(undefined);
+    const peerHello = this.#peerHello;
+    this.#peerHello = undefined;
+    if (peerHello !== undefined) {
+      // Read first, with what came before start: answered, it binds this end
+      // to the other peer's nonce and lets what waits leave at once.
+      this.#enqueueReceive(peerHello);
+      await this.#receiving;
+      if (this.#helloFor !== undefined) return;
+    }
+    if (!this.#helloHanded) await this.#post(undefined);
   }
 
   /**
@@ -596,7 +694,9 @@ export class AuthenticatedSignaling extends SignalingBase {
     if (!this.#peer!.confirmed) {
       this.#peer!.confirmed = true;
       this.#rebind();
-      this.#sendHello(envelope.nonce);
+      // A peer that names this end's handed-over hello is bound to it already;
+      // this end's next message (the answer its offer asks for) binds it here.
+      if (!this.#helloHanded) this.#sendHello(envelope.nonce);
       this.#flush();
     }
     if (envelope.body === undefined) return;

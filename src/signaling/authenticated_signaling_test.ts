@@ -858,3 +858,108 @@ Deno.test("AuthenticatedSignaling fuzz: random and mutated envelopes are refused
   assert.deepEqual(host.received, [OFFER, candidate(1), candidate(2)]);
   await host.signaling.close();
 });
+
+/** A host whose hello was sealed before start, and a guest given it (or not) as its peer's hello. */
+async function handedOver(
+  options: { give?: boolean; keys?: { host: CryptoKey; guest: CryptoKey } },
+) {
+  const keys = await ticketKeys();
+  const [a, b] = MemorySignaling.createPair();
+  const hostRelay = new Relay(a);
+  const guestRelay = new Relay(b);
+  const host = end(hostRelay, { key: keys.host, role: "host" });
+  const hello = await host.signaling.hello();
+  const guest = end(guestRelay, {
+    key: (options.keys ?? keys).guest,
+    role: "guest",
+    ...(options.give === false ? {} : { peerHello: hello }),
+  });
+  return { host, guest, hostRelay, guestRelay, hello };
+}
+
+Deno.test("AuthenticatedSignaling: with the host's hello handed over before start, the guest's offer names the host at once and the host's first envelope is its answer", async () => {
+  const { host, guest, hostRelay, guestRelay, hello } = await handedOver({});
+  assert.equal(hello.type, "sealed");
+  assert.equal(hello.body, undefined);
+  const offer = guest.signaling.send(OFFER);
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await offer;
+  await settle();
+  assert.deepEqual(host.received, [OFFER]);
+  // No bare hello from the guest: everything it sent names the host's nonce.
+  assert.ok(hostRelay.seen.length >= 2, JSON.stringify(hostRelay.seen));
+  for (const message of hostRelay.seen) assert.equal(message.peerNonce, hello.nonce);
+  // Nothing from the host before its answer: its hello went with the invitation.
+  assert.deepEqual(guestRelay.seen, []);
+  await host.signaling.send(ANSWER);
+  await settle();
+  assert.deepEqual(guest.received, [ANSWER]);
+  assert.equal(guestRelay.seen.length, 1);
+  assert.deepEqual(sealedOf(guestRelay.seen, "answer").length, 1);
+  // Both ends are bound: the guest's candidates after the answer arrive too.
+  await guest.signaling.send(candidate(1));
+  await settle();
+  assert.deepEqual(host.received, [OFFER, candidate(1)]);
+  assert.deepEqual(host.errors, []);
+  assert.deepEqual(guest.errors, []);
+  await host.signaling.close();
+  await guest.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling: a guest that is not given the host's handed-over hello (an earlier version) still meets that host", async () => {
+  const { host, guest } = await handedOver({ give: false });
+  const offer = guest.signaling.send(OFFER);
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await offer;
+  await settle();
+  assert.deepEqual(host.received, [OFFER]);
+  await host.signaling.send(ANSWER);
+  await settle();
+  assert.deepEqual(guest.received, [ANSWER]);
+  assert.deepEqual(host.errors, []);
+  assert.deepEqual(guest.errors, []);
+  await host.signaling.close();
+  await guest.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling: a handed-over hello under another key is refused, and the guest says a bare hello instead", async () => {
+  const { guest } = await handedOver({ keys: await ticketKeys() });
+  await guest.signaling.start();
+  await settle();
+  assertRefused(guest.errors, /authentication code does not match/);
+  const [a, b] = MemorySignaling.createPair();
+  const seen: SignalingMessage[] = [];
+  a.onmessage = (message) => seen.push(message);
+  await a.start?.();
+  const keys = await ticketKeys();
+  const lone = new AuthenticatedSignaling(b, {
+    key: keys.guest,
+    role: "guest",
+    peerHello: { type: "sealed", v: 1 },
+  });
+  const errors: Error[] = [];
+  lone.onerror = (error) => errors.push(error);
+  await lone.start();
+  await settle();
+  assertRefused(errors, /./);
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0]!.peerNonce, undefined);
+  assert.equal(seen[0]!.body, undefined);
+  await lone.close();
+  await a.close();
+  await guest.signaling.close();
+});
+
+Deno.test("AuthenticatedSignaling.hello() is refused after start() and when called twice", async () => {
+  const keys = await ticketKeys();
+  const [a] = MemorySignaling.createPair();
+  const host = new AuthenticatedSignaling(a, { key: keys.host, role: "host" });
+  await host.hello();
+  await assert.rejects(host.hello(), /already handed over/);
+  const [c] = MemorySignaling.createPair();
+  const started = new AuthenticatedSignaling(c, { key: keys.host, role: "host" });
+  await started.start();
+  await assert.rejects(started.hello(), /already started/);
+  await host.close();
+  await started.close();
+});
