@@ -54,6 +54,28 @@ function pair(
   ];
 }
 
+/**
+ * libdatachannel's DTLS race (see docs/DESIGN.md): a connect it breaks is
+ * cured by a second attempt, which `WebRTCConnection` makes and a bare `Peer`
+ * does not; a test of something else tries once more when it sees it.
+ */
+const DTLS_RACE =
+  /libdatachannel refuses a certificate it checks before the other peer's description is in place/;
+
+/** Connects a pair `make` gives; a new pair once more if the DTLS race broke the first. */
+async function connectPair(make: () => [Peer, Peer]): Promise<[Peer, Peer]> {
+  for (let attempt = 1;; attempt++) {
+    const [offerer, answerer] = make();
+    try {
+      await Promise.all([offerer.connect(), answerer.connect()]);
+      return [offerer, answerer];
+    } catch (error) {
+      await Promise.all([offerer.close(), answerer.close()]);
+      if (attempt >= 2 || !DTLS_RACE.test(String((error as Error)?.message))) throw error;
+    }
+  }
+}
+
 /** Settles both connects; returns what each gave. */
 function both(offerer: Peer, answerer: Peer) {
   return Promise.allSettled([offerer.connect(), answerer.connect()]);
@@ -115,6 +137,7 @@ Deno.test("An offer of this module is answered once the answerer's check of the 
   // answers once that check succeeded, and the offerer, which answered the
   // check without knowing the answerer's credentials, checks at once when the
   // answer comes.
+  let raced = 0;
   for (let round = 0; round < 5; round++) {
     const [a, b] = MemorySignaling.createPair();
     const log: string[] = [];
@@ -130,7 +153,13 @@ Deno.test("An offer of this module is answered once the answerer's check of the 
       onstep: (step) => log.push(`B ${step}`),
     });
     try {
-      await Promise.all([offerer.connect(), answerer.connect()]);
+      try {
+        await Promise.all([offerer.connect(), answerer.connect()]);
+      } catch (error) {
+        // One round of five may meet the DTLS race: the order it checks is not what broke.
+        if (raced++ > 0 || !DTLS_RACE.test(String((error as Error)?.message))) throw error;
+        continue;
+      }
       const at = (entry: string) => {
         const index = log.indexOf(entry);
         assert.ok(index >= 0, `${entry} is missing from ${JSON.stringify(log)}`);
@@ -423,10 +452,12 @@ Deno.test("Refused signalling messages arrive as SignalRefusedError and the nego
 });
 
 Deno.test("A connected peer opens further channels and hands the other side's to ondatachannel", async () => {
-  const [offerer, answerer] = pair();
   const incoming = Promise.withResolvers<DataChannelLike>();
-  answerer.ondatachannel = (channel) => incoming.resolve(channel);
-  await Promise.all([offerer.connect(), answerer.connect()]);
+  const [offerer, answerer] = await connectPair(() => {
+    const made = pair();
+    made[1].ondatachannel = (channel) => incoming.resolve(channel);
+    return made;
+  });
   const second = offerer.createChannel();
   const theirs = await incoming.promise;
   assert.equal(theirs.label, "mcp");
