@@ -376,10 +376,17 @@ Deno.test(
       // without, which is also when the second agent's pings timed out.
       assert.ok(grown < 256 * MiB, `serve grew by ${(grown / MiB).toFixed(0)} MiB`);
       assert.ok(pings.length >= 5, `only ${pings.length} pings answered`);
-      const timedOut = answers.filter((answer) =>
-        /unfinishedMessageTimeout/.test(String((answer.error as { message?: string })?.message))
+      const timedOut = () =>
+        answers.filter((answer) =>
+          /unfinishedMessageTimeout/.test(String((answer.error as { message?: string })?.message))
+        );
+      // A channel's last message can reach JavaScript after its close on a loaded machine
+      // (node-datachannel hands them over on separate queues): it is waited for, boundedly.
+      await until(() => timedOut().length >= 1, 5_000, "a request told that it timed out").catch(
+        (error) => {
+          throw new Error(`${error.message}: ${JSON.stringify(answers).slice(0, 500)}`);
+        },
       );
-      assert.ok(timedOut.length >= 1, JSON.stringify(answers).slice(0, 500));
       await client.ping();
       await client.close();
     } finally {

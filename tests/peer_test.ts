@@ -197,7 +197,10 @@ Deno.test("The answerer hands its candidates over right behind its answer, not a
     await until(() => calls.includes("candidate"), 3_000, "a candidate handed over");
     assert.deepEqual(calls.slice(0, 2), ["answer", "candidate"]);
     deliverAnswer();
-    await connected;
+    // What is checked here came before the DTLS handshake, which the DTLS race may break.
+    await connected.catch((error) => {
+      if (!DTLS_RACE.test(String((error as Error)?.message))) throw error;
+    });
   } finally {
     deliverAnswer?.();
     await Promise.all([offerer.close(), answerer.close()]);
