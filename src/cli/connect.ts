@@ -155,14 +155,13 @@ function reportResume(connection: WebRTCConnection, log: StatusLog): void {
       `Lost the path to the desktop (${error.message}): dialling it again to resume the session`,
       { reason: error.message },
     );
-  connection.onresumeattempt = (attempt, previous) =>
-    previous
-      ? log.info(
-        "resume-attempt",
-        `Dialling the desktop again (attempt ${attempt}; the last one failed: ${previous.message})`,
-        { attempt, reason: previous.message },
-      )
-      : log.info("resume-attempt", `Dialling the desktop again (attempt ${attempt})`, { attempt });
+  connection.onresumeattempt = (attempt, previous) => {
+    const why = previous ? `; the last one failed: ${previous.message}` : "";
+    log.info("resume-attempt", `Dialling the desktop again (attempt ${attempt}${why})`, {
+      attempt,
+      ...(previous ? { reason: previous.message } : {}),
+    });
+  };
   connection.onresume = ({ path, ms }) =>
     log.info("resumed", `Resumed via ${pathName(path)} after ${ms} ms`, {
       ms,

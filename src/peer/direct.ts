@@ -545,23 +545,15 @@ export class Peer {
    * loop): what they still carry is read, and their close seen, before the
    * connection is taken as gone (at most {@linkcode BYE_DRAIN_TIMEOUT}).
    */
-  #goodbye(): Promise<void> {
+  async #goodbye(): Promise<void> {
     // It has left: a goodbye back, whatever closes this side, would reach no one.
     this.#quiet = true;
-    return this.#lostAfterChannels("the peer said goodbye");
-  }
-
-  /**
-   * Takes the connection as gone once its open channels have closed (at most
-   * {@linkcode BYE_DRAIN_TIMEOUT}), so that what they still carry is read first.
-   */
-  async #lostAfterChannels(why: string): Promise<void> {
     const open = [...this.#channels].filter((channel) => channel.readyState !== "closed");
     await settle(
       Promise.all(open.map((channel) => nextEvent(channel, "close"))),
       BYE_DRAIN_TIMEOUT,
     );
-    this.#lost(why);
+    this.#lost("the peer said goodbye");
   }
 
   #lost(why: string): void {

@@ -439,20 +439,32 @@ export class AuthenticatedSignaling extends SignalingBase {
       );
     }
     this.#helloHanded = true;
-    const seq = this.#seq++;
-    const mac = await crypto.subtle.sign(
-      "HMAC",
-      this.#key,
-      macInput(this.#role, this.#nonce, undefined, seq, undefined),
-    );
-    return {
+    const { envelope, sealed } = this.#seal(undefined, undefined);
+    envelope.mac = encodeBase64Url(new Uint8Array(await sealed));
+    return envelope as SignalingMessage;
+  }
+
+  /** The next envelope of this end, and its code being computed (the envelope gets it as `mac`). */
+  #seal(
+    peerNonce: string | undefined,
+    body: string | undefined,
+  ): { envelope: Record<string, unknown>; sealed: Promise<ArrayBuffer> } {
+    const envelope: Record<string, unknown> = {
       type: "sealed",
       v: VERSION,
       role: this.#role,
       nonce: this.#nonce,
-      seq,
-      mac: encodeBase64Url(new Uint8Array(mac)),
+      seq: this.#seq++,
     };
+    if (peerNonce !== undefined) envelope.peerNonce = peerNonce;
+    if (body !== undefined) envelope.body = body;
+    const sealed = crypto.subtle.sign(
+      "HMAC",
+      this.#key,
+      macInput(this.#role, this.#nonce, peerNonce, envelope.seq as number, body),
+    );
+    sealed.catch(() => {});
+    return { envelope, sealed };
   }
 
   protected override async open(): Promise<void> {
@@ -574,21 +586,7 @@ export class AuthenticatedSignaling extends SignalingBase {
       entry.sealing = false;
       entry.sealedFor = peerNonce;
     }
-    const envelope: Record<string, unknown> = {
-      type: "sealed",
-      v: VERSION,
-      role: this.#role,
-      nonce: this.#nonce,
-      seq: this.#seq++,
-    };
-    if (peerNonce !== undefined) envelope.peerNonce = peerNonce;
-    if (body !== undefined) envelope.body = body;
-    const sealed = crypto.subtle.sign(
-      "HMAC",
-      this.#key,
-      macInput(this.#role, this.#nonce, peerNonce, envelope.seq as number, body),
-    );
-    sealed.catch(() => {});
+    const { envelope, sealed } = this.#seal(peerNonce, body);
     const handedOver = this.#sending.then(async () => {
       const mac = await sealed;
       if (this.closing) throw closedError();
