@@ -135,7 +135,12 @@ Deno.test("A peer that closed does not report what signalling says of its last f
     // The refusal's turn has passed.
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(refusedAfterClose, 1, "the desktop said goodbye before the agent's came");
-    assert.deepEqual(errors, []);
+    // A connect that met libdatachannel's DTLS race says so as it tries again (see
+    // docs/DESIGN.md); nothing else may be reported.
+    assert.deepEqual(
+      errors.filter((error) => !/trying once more with a new offer/.test(error)),
+      [],
+    );
   } finally {
     await agent.close();
     await desktop.close();
