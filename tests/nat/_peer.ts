@@ -27,8 +27,10 @@ export interface PeerOptions {
   iceServers: IceServer[];
   connectTimeout: number;
   /**
-   * Milliseconds the client waits, once connected, for `onpathchange` to give
-   * a path with no TURN relay at either end before it calls the tool.
+   * Milliseconds each side waits for its own `onpathchange` to give a path
+   * with no TURN relay at either end: the client, once connected, before it
+   * calls the tool; the server, when called, before it answers (so that both
+   * sides have reported the direct path before the call ends the scenario).
    */
   awaitDirect?: number;
 }
@@ -88,12 +90,25 @@ function bounded(promise: Promise<unknown>, ms: number): Promise<unknown> {
   ]).finally(() => clearTimeout(timer));
 }
 
+/** Reports each path `onpathchange` gives; resolves once one has no TURN relay at either end. */
+function watchDirect(
+  transport: WebRTCClientTransport | WebRTCServerTransport,
+  at: () => number,
+): Promise<void> {
+  return new Promise((direct) => {
+    transport.onpathchange = (path) => {
+      report({ kind: "path", at: at(), path });
+      if (path.localCandidateType !== "relay" && path.remoteCandidateType !== "relay") direct();
+    };
+  });
+}
+
 async function serve(options: PeerOptions): Promise<void> {
   const signaling = new StreamSignaling(Deno.stdin.readable, Deno.stdout.writable);
   const transport = new WebRTCServerTransport({ signaling, ...options });
   const started = performance.now();
   const at = () => Math.round(performance.now() - started);
-  transport.onpathchange = (path) => report({ kind: "path", at: at(), path });
+  const directPath = watchDirect(transport, at);
   transport.onconnectstep = (step) => {
     report({ kind: "step", step, at: at() });
     if (step === "channel") {
@@ -104,9 +119,11 @@ async function serve(options: PeerOptions): Promise<void> {
   server.registerTool(
     "connection_path",
     { description: "The network path of this connection, as the desktop sees it" },
-    async () => ({
-      content: [{ type: "text", text: JSON.stringify(await transport.getConnectionPath() ?? {}) }],
-    }),
+    async () => {
+      if (options.awaitDirect !== undefined) await bounded(directPath, options.awaitDirect);
+      const path = await transport.getConnectionPath();
+      return { content: [{ type: "text", text: JSON.stringify(path ?? {}) }] };
+    },
   );
   let done: () => void;
   const closed = new Promise<void>((resolve) => (done = resolve));
@@ -127,12 +144,7 @@ async function dial(options: PeerOptions): Promise<void> {
   const started = performance.now();
   const at = () => Math.round(performance.now() - started);
   transport.onconnectstep = (step) => report({ kind: "step", step, at: at() });
-  let direct: () => void = () => {};
-  const directPath = new Promise<void>((resolve) => (direct = resolve));
-  transport.onpathchange = (path) => {
-    report({ kind: "path", at: at(), path });
-    if (path.localCandidateType !== "relay" && path.remoteCandidateType !== "relay") direct();
-  };
+  const directPath = watchDirect(transport, at);
   try {
     await client.connect(transport);
     report({ kind: "connected", at: at(), path: await transport.getConnectionPath() });
