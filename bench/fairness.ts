@@ -6,6 +6,9 @@
  *   session of the same connection receives a 64 MiB result;
  * - the 64 MiB result alone (the small session open and silent) and beside
  *   the small calls;
+ * - the same, with the small calls on a connection of their own in this
+ *   process: nothing shared with the result but the process (its event loop
+ *   and cores), which is what no scheduling between sessions can remove;
  * - 1, 16 and 64 MiB results against the raw native channel (`_native.ts`),
  *   interleaved run by run, so both meet the same load.
  *
@@ -27,6 +30,7 @@ import { Client } from "@modelcontextprotocol/sdk/client";
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
+import process from "node:process";
 import { z } from "zod";
 import { MemorySignaling, WebRTCConnection, type WebRTCSessionTransport } from "../mod.ts";
 import { nativePair, rawTransfer } from "./_native.ts";
@@ -57,6 +61,17 @@ export interface FairnessFigures {
   /** The 64 MiB result alone and beside the calls, ms (medians). */
   bulkAloneMs: number;
   bulkBesideMs: number;
+  /**
+   * CPU of this process (all threads, ms): one small call alone, the 64 MiB
+   * result alone, and the result beside the calls with how many calls ran
+   * beside it (medians over the runs), or `null` where the runtime cannot tell.
+   */
+  cpu: { call: number; bulkAlone: number; bulkBeside: number; callsBeside: number } | null;
+  /** Small calls on a connection of their own beside the 64 MiB result. */
+  apart: Spread;
+  /** The 64 MiB result alone and beside the calls on their own connection, ms (medians). */
+  bulkAloneApartMs: number;
+  bulkBesideApartMs: number;
   /** Results against the raw channel: MB/s medians, by size in MiB. */
   results: { mib: number; webrtcMBps: number; rawMBps: number; ratio: number }[];
 }
@@ -83,6 +98,16 @@ function server(): McpServer {
     ({ bytes }) => ({ content: [{ type: "text", text: prepareBlob(bytes) }] }),
   );
   return mcp;
+}
+
+/** CPU time of this process so far, all threads, ms (`NaN` where the runtime cannot tell). */
+function cpuMs(): number {
+  try {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  } catch {
+    return NaN;
+  }
 }
 
 function gc(): void {
@@ -143,15 +168,26 @@ export async function measureFairness(quick: boolean): Promise<FairnessFigures> 
     maxReceiveSize: 128 * MIB,
     ...LOCAL,
   });
+  // The calls' own connection, for the measurement with nothing shared but the process.
+  const [c, d] = MemorySignaling.createPair();
+  const desktopApart = new WebRTCConnection({ signaling: d, initiator: false, ...LOCAL });
+  desktopApart.ontransport = (transport) => void server().connect(transport);
+  void desktopApart.connect().catch(() => {});
+  const agentApart = new WebRTCConnection({ signaling: c, linger: 60_000, ...LOCAL });
   const clients: Client[] = [];
-  const open = async (traced: boolean) => {
+  /** The id of the last request the traced session sent: the call in progress's. */
+  let lastSent = 0;
+  const open = async (traced: boolean, connection = agent) => {
     const client = new Client({ name: "fairness", version: "1.0.0" });
-    const transport = agent.openTransport();
+    const transport = connection.openTransport();
     if (traced) {
       const send = transport.send.bind(transport);
       transport.send = (message: JSONRPCMessage, options) => {
         const id = (message as { id?: number }).id;
-        if (typeof id === "number" && "method" in message) trace.sent.set(id, performance.now());
+        if (typeof id === "number" && "method" in message) {
+          trace.sent.set(id, performance.now());
+          lastSent = id;
+        }
         return send(message, options);
       };
     }
@@ -163,6 +199,7 @@ export async function measureFairness(quick: boolean): Promise<FairnessFigures> 
   try {
     const small = await open(true);
     const bulk = await open(false);
+    const apart = await open(false, agentApart);
     // Count the bulk session's bytes: handed on the desktop, received on the agent.
     const desktopBulk = (transports.at(-1) as unknown as { channel: { send(data: unknown): void } })
       .channel;
@@ -171,7 +208,7 @@ export async function measureFairness(quick: boolean): Promise<FairnessFigures> 
       trace.bulkHanded += typeof data === "string" ? data.length : (data as Uint8Array).byteLength;
       handOn(data);
     };
-    (clients.at(-1)!.transport as unknown as { channel: EventTarget }).channel.addEventListener(
+    (bulk.transport as unknown as { channel: EventTarget }).channel.addEventListener(
       "message",
       (event) => {
         const data = (event as MessageEvent).data;
@@ -179,13 +216,15 @@ export async function measureFairness(quick: boolean): Promise<FairnessFigures> 
       },
     );
     const ids: number[] = [];
-    let lastSent = 0;
+    const callApart = async () => {
+      const start = performance.now();
+      await apart.callTool({ name: "echo", arguments: { text: "hello" } });
+      return performance.now() - start;
+    };
     const call = async () => {
       const start = performance.now();
       await small.callTool({ name: "echo", arguments: { text: "hello" } });
       const ms = performance.now() - start;
-      // The SDK numbers requests per client; the last one sent is this call's.
-      lastSent = Math.max(...trace.sent.keys());
       ids.push(lastSent);
       return ms;
     };
@@ -202,8 +241,11 @@ export async function measureFairness(quick: boolean): Promise<FairnessFigures> 
       return ms;
     };
     for (let i = 0; i < 200; i++) await call();
+    for (let i = 0; i < 200; i++) await callApart();
     const idle: number[] = [];
+    const idleCpu = cpuMs();
     for (let i = 0; i < (quick ? 300 : 1000); i++) idle.push(await call());
+    const callCpuMs = (cpuMs() - idleCpu) / idle.length;
 
     // Results against the raw channel, interleaved.
     const results: FairnessFigures["results"] = [];
@@ -237,22 +279,54 @@ export async function measureFairness(quick: boolean): Promise<FairnessFigures> 
     const beside: number[] = [];
     const busy: number[] = [];
     const busyIds: number[] = [];
-    for (let round = 0; round < (quick ? 1 : 3); round++) {
+    const aloneApart: number[] = [];
+    const besideApart: number[] = [];
+    const busyApart: number[] = [];
+    /** The 64 MiB result while `calls` runs back to back; each call's ms to `times`. */
+    const besideCalls = async (
+      calls: () => Promise<number>,
+      times: number[],
+      cpuOf?: { cpu: number; calls: number }[],
+    ) => {
       gc();
       await new Promise((resolve) => setTimeout(resolve, 30));
-      alone.push(await bulkCall(64 * MIB));
-      gc();
-      await new Promise((resolve) => setTimeout(resolve, 30));
+      const before = times.length;
+      const cpu = cpuMs();
       let done = false;
       const transfer = bulkCall(64 * MIB).then((ms) => {
         done = true;
         return ms;
       });
-      while (!done) {
-        busy.push(await call());
-        busyIds.push(lastSent);
-      }
-      beside.push(await transfer);
+      while (!done) times.push(await calls());
+      const ms = await transfer;
+      cpuOf?.push({ cpu: cpuMs() - cpu, calls: times.length - before });
+      return ms;
+    };
+    const besideCpu: { cpu: number; calls: number }[] = [];
+    const aloneCpu: number[] = [];
+    const bulkAlone = async () => {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const cpu = cpuMs();
+      const ms = await bulkCall(64 * MIB);
+      aloneCpu.push(cpuMs() - cpu);
+      return ms;
+    };
+    for (let round = 0; round < (quick ? 1 : 3); round++) {
+      alone.push(await bulkAlone());
+      beside.push(
+        await besideCalls(
+          async () => {
+            const ms = await call();
+            busyIds.push(lastSent);
+            return ms;
+          },
+          busy,
+          besideCpu,
+        ),
+      );
+      aloneApart.push(await bulkAlone());
+      besideApart.push(await besideCalls(callApart, busyApart));
     }
     const way = (from: Map<number, number>, to: Map<number, number>) =>
       spread(busyIds.map((id) => to.get(id)! - from.get(id)!));
@@ -269,14 +343,47 @@ export async function measureFairness(quick: boolean): Promise<FairnessFigures> 
       bulkInFlightKiB: spread(busyIds.map((id) => trace.inFlight.get(id)! / 1024)),
       bulkAloneMs: median(alone),
       bulkBesideMs: median(beside),
+      cpu: Number.isFinite(callCpuMs)
+        ? {
+          call: callCpuMs,
+          bulkAlone: median(aloneCpu),
+          bulkBeside: median(besideCpu.map(({ cpu }) => cpu)),
+          callsBeside: median(besideCpu.map(({ calls }) => calls)),
+        }
+        : null,
+      apart: spread(busyApart),
+      bulkAloneApartMs: median(aloneApart),
+      bulkBesideApartMs: median(besideApart),
       results,
     };
   } finally {
     await Promise.allSettled(clients.map((client) => client.close()));
     await agent.close();
     await desktop.close();
+    await agentApart.close();
+    await desktopApart.close();
     await pair.close();
   }
+}
+
+/**
+ * What the process's cores allow: the result's speed beside the calls if the
+ * calls cost only their CPU alone, and the result's CPU kept its own pace.
+ */
+function cpuLines(cpu: NonNullable<FairnessFigures["cpu"]>): string[] {
+  const calls = cpu.callsBeside * cpu.call;
+  return [
+    `  CPU of the process (all threads): a small call alone ${
+      cpu.call.toFixed(2)
+    } ms; the 64 MiB result alone ${cpu.bulkAlone.toFixed(0)} ms, beside the calls ${
+      cpu.bulkBeside.toFixed(0)
+    } ms`,
+    `    with ${cpu.callsBeside} calls beside it (${
+      calls.toFixed(0)
+    } ms of CPU at their cost alone), the cores allow at most ${
+      (cpu.bulkAlone / (cpu.bulkAlone + calls)).toFixed(2)
+    }× its speed alone`,
+  ];
 }
 
 /** The figures as lines of text. */
@@ -298,6 +405,12 @@ export function renderFairness(f: FairnessFigures): string {
     `  64 MiB result alone ${f.bulkAloneMs.toFixed(0)} ms, beside the calls ${
       f.bulkBesideMs.toFixed(0)
     } ms: ${(f.bulkAloneMs / f.bulkBesideMs).toFixed(2)}× its speed alone (target >= 0.9×)`,
+    ...(f.cpu ? cpuLines(f.cpu) : []),
+    "  The same calls on a connection of their own (nothing shared with the result but the process):",
+    `    small calls beside a 64 MiB result:      ${ms(f.apart)}`,
+    `    64 MiB result alone ${f.bulkAloneApartMs.toFixed(0)} ms, beside the calls ${
+      f.bulkBesideApartMs.toFixed(0)
+    } ms: ${(f.bulkAloneApartMs / f.bulkBesideApartMs).toFixed(2)}× its speed alone`,
     ...f.results.map((r) =>
       `  ${r.mib} MiB result ${r.webrtcMBps.toFixed(1)} MB/s, raw channel ${
         r.rawMBps.toFixed(1)
