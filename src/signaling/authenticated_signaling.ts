@@ -127,7 +127,31 @@ export interface AuthenticatedSignalingOptions {
    * @default {61440}
    */
   maxEnvelopeSize?: number;
+  /**
+   * This end's hello, sealed beforehand with the same key and role by
+   * {@linkcode AuthenticatedSignaling.prepareHello} and handed to the peer
+   * another way (a signalling room keeps the host's for the next guest): this
+   * end takes its nonce and sends no hello of its own on `start()`. Each
+   * prepared hello serves one `AuthenticatedSignaling` only.
+   */
+  hello?: PreparedHello;
 }
+
+/**
+ * A hello sealed before the connection it opens exists (see
+ * {@linkcode AuthenticatedSignaling.prepareHello}): it carries only its
+ * sender's fresh nonce, so it binds nothing until an end built on it answers.
+ */
+export interface PreparedHello {
+  /** The sealed hello, for the peer: a message like any other on the signalling. */
+  readonly message: SignalingMessage;
+}
+
+/** What a prepared hello holds for the end built on it, and whether one took it. */
+const prepared = new WeakMap<
+  PreparedHello,
+  { key: CryptoKey; role: "host" | "guest"; nonce: string; used: boolean }
+>();
 
 /** See {@linkcode AuthenticatedSignalingOptions.maxQueuedMessages}. */
 const DEFAULT_MAX_QUEUED_MESSAGES = 256;
@@ -249,6 +273,8 @@ export class AuthenticatedSignaling extends SignalingBase {
   #sending: Promise<void> = Promise.resolve();
   #receiving: Promise<void> = Promise.resolve();
   #pendingReceives = 0;
+  /** Whether this end's hello was prepared (and reaches the peer another way). */
+  #prepared = false;
 
   /** Called for every authenticated message from the other peer, in order. */
   declare onmessage?: (message: SignalingMessage) => void;
@@ -286,20 +312,11 @@ export class AuthenticatedSignaling extends SignalingBase {
   constructor(inner: Signaling, options: AuthenticatedSignalingOptions) {
     super();
     const { key, role } = options;
-    const algorithm = key?.algorithm as HmacKeyAlgorithm | undefined;
-    if (
-      algorithm?.name !== "HMAC" || algorithm.hash?.name !== "SHA-256" ||
-      !key.usages.includes("sign") || !key.usages.includes("verify")
-    ) {
+    checkKeyAndRole(key, role);
+    const hello = options.hello === undefined ? undefined : prepared.get(options.hello);
+    if (options.hello !== undefined && (hello?.key !== key || hello.role !== role || hello.used)) {
       throw new TypeError(
-        "Cannot create authenticated signalling as 'key' is not an HMAC-SHA-256 CryptoKey with usages sign and verify: use deriveTicketKeys(ticket).signalingKey",
-      );
-    }
-    if (role !== "host" && role !== "guest") {
-      throw new TypeError(
-        `Cannot create authenticated signalling as 'role' is not "host" or "guest": received ${
-          JSON.stringify(role)
-        }`,
+        "Cannot create authenticated signalling as 'hello' was not prepared with this key and role by AuthenticatedSignaling.prepareHello, or already serves another connection: prepare one per connection",
       );
     }
     this.#maxQueuedMessages = positiveInteger(
@@ -314,7 +331,14 @@ export class AuthenticatedSignaling extends SignalingBase {
     this.#key = key;
     recordSealKey(this, key);
     this.#role = role;
-    this.#nonce = encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+    if (hello) {
+      hello.used = true;
+      this.#nonce = hello.nonce;
+      this.#seq = 1;
+      this.#prepared = true;
+    } else {
+      this.#nonce = encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+    }
     inner.onmessage = (message) => this.#enqueueReceive(message);
     inner.onerror = (error) => this.onerror?.(error);
     // What arrived before the inner signalling closed is verified and
@@ -368,7 +392,66 @@ export class AuthenticatedSignaling extends SignalingBase {
 
   protected override async open(): Promise<void> {
     await this.#inner.start?.();
-    await this.#post(undefined);
+    if (!this.#prepared) await this.#post(undefined);
+  }
+
+  /**
+   * Seals a hello ahead of its connection: its own fresh nonce, sequence
+   * number 0. Hand `message` to the peer another way (a signalling room keeps
+   * the host's for the next guest), then build the one
+   * `AuthenticatedSignaling` of that connection with it as
+   * {@linkcode AuthenticatedSignalingOptions.hello}. A copy that reaches
+   * another peer binds nothing: an end accepts only envelopes that name its
+   * own nonce, and the peer holding the copy is answered by another nonce.
+   *
+   * @param options The shared key and this end's role, as the constructor takes them.
+   * @returns The prepared hello.
+   * @throws {TypeError} If `key` or `role` is not valid (as for the constructor).
+   *
+   * @example A hello delivered ahead, then the connection built on it
+   * ```ts
+   * import { createGuestTicket, createTicket, deriveTicketKeys, MemorySignaling, type SignalingMessage } from "@mcp/webrtc";
+   * import { AuthenticatedSignaling } from "@mcp/webrtc/signaling";
+   * import assert from "node:assert/strict";
+   *
+   * const hostTicket = await createTicket({ url: "wss://signal.example.com" });
+   * const hostKey = (await deriveTicketKeys(hostTicket)).signalingKey;
+   * const guestKey = (await deriveTicketKeys(await createGuestTicket(hostTicket))).signalingKey;
+   * const hello = await AuthenticatedSignaling.prepareHello({ key: hostKey, role: "host" });
+   * const [a, b] = MemorySignaling.createPair();
+   * const guest = new AuthenticatedSignaling(b, { key: guestKey, role: "guest" });
+   * const host = new AuthenticatedSignaling(a, { key: hostKey, role: "host", hello });
+   * const offer = new Promise<SignalingMessage>((resolve) => (host.onmessage = resolve));
+   * await Promise.all([host.start(), guest.start()]);
+   * await a.send(hello.message); // as a room hands the host's to the next guest
+   * await guest.send({ type: "offer", sdp: "v=0 …" });
+   * assert.deepEqual(await offer, { type: "offer", sdp: "v=0 …" });
+   * await guest.close();
+   * await host.close();
+   * ```
+   */
+  static async prepareHello(
+    options: Pick<AuthenticatedSignalingOptions, "key" | "role">,
+  ): Promise<PreparedHello> {
+    const { key, role } = options;
+    checkKeyAndRole(key, role);
+    const nonce = encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+    const mac = await crypto.subtle.sign(
+      "HMAC",
+      key,
+      macInput(role, nonce, undefined, 0, undefined),
+    );
+    const message: SignalingMessage = {
+      type: "sealed",
+      v: VERSION,
+      role,
+      nonce,
+      seq: 0,
+      mac: encodeBase64Url(new Uint8Array(mac)),
+    };
+    const hello: PreparedHello = Object.freeze({ message });
+    prepared.set(hello, { key, role, nonce, used: false });
+    return hello;
   }
 
   /**
@@ -763,6 +846,25 @@ function macInput(
   return encoder.encode(
     MAC_LABEL + JSON.stringify([VERSION, role, nonce, peerNonce ?? null, seq, body ?? null]),
   );
+}
+
+function checkKeyAndRole(key: CryptoKey, role: "host" | "guest"): void {
+  const algorithm = key?.algorithm as HmacKeyAlgorithm | undefined;
+  if (
+    algorithm?.name !== "HMAC" || algorithm.hash?.name !== "SHA-256" ||
+    !key.usages.includes("sign") || !key.usages.includes("verify")
+  ) {
+    throw new TypeError(
+      "Cannot create authenticated signalling as 'key' is not an HMAC-SHA-256 CryptoKey with usages sign and verify: use deriveTicketKeys(ticket).signalingKey",
+    );
+  }
+  if (role !== "host" && role !== "guest") {
+    throw new TypeError(
+      `Cannot create authenticated signalling as 'role' is not "host" or "guest": received ${
+        JSON.stringify(role)
+      }`,
+    );
+  }
 }
 
 function refusal(check: string): AuthenticationError {
