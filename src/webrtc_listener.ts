@@ -225,8 +225,9 @@ export class WebRTCListener {
     const hub = this.#options.hub as Partial<Pick<SignalingRoom, "tookHello">>;
     const waiting = this.#hello;
     if (!waiting || waiting.key !== key || hub.tookHello?.(peer) !== true) return undefined;
+    // The next one is left once this agent's connect settled: made now, it
+    // would take its share of the thread this connect runs on.
     this.#hello = undefined;
-    void this.#leaveHello();
     return waiting.hello;
   }
 
@@ -517,6 +518,7 @@ export class WebRTCListener {
     const refusal = agentRefusal(this.#options, invite, this.#agents.size, clockOf(this).now());
     if (refusal) {
       this.onerror?.(new WebRTCTransportError(`Refused agent ${peer}: ${refusal}`));
+      void this.#leaveHello();
       await refuseAgent(signaling, refusal);
       return;
     }
@@ -625,6 +627,7 @@ export class WebRTCListener {
       return;
     } finally {
       clock.clearTimeout(deadline);
+      void this.#leaveHello();
     }
     if (this.#closing) return void (await connection.close());
     this.onagent?.(agent);

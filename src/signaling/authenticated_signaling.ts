@@ -34,6 +34,10 @@
  * replayed into this one:
  *
  * 1. On `start()`, each end sends a hello: `{ nonce, seq: 0 }`, no `peerNonce`.
+ *    An end built on a *prepared hello* (`prepareHello`, sealed before the
+ *    connection existed) sends none: its hello reaches the peer another way
+ *    (a signalling room hands the host's waiting hello to the next guest
+ *    right after its welcome), and its next envelope has `seq` 1.
  * 2. On a hello without `peerNonce`, an end takes its nonce as the peer's
  *    (tentatively) and answers with a hello that carries it as `peerNonce`.
  * 3. An end accepts an envelope that carries a `peerNonce` only if it equals
@@ -51,6 +55,15 @@
  *    envelope binds this end first, it is sent again, once, to that nonce, so
  *    a hello replayed from an earlier connection costs the real peer nothing
  *    but a refused copy.
+ *
+ * A prepared hello is a hello like any other: it names no peer and binds
+ * nothing by itself, and the end built on it serves one connection. A copy of
+ * it that reaches a second peer (a room that hands one waiting hello to two
+ * guests, or a replay) makes that peer seal its offer for a nonce whose end is
+ * bound to another peer, or is not the end that serves it: refused there; the
+ * end that does serve it answers with its own hello, and step 4 sends the
+ * offer again to that nonce. So it costs the second peer a refused copy and a
+ * resend, never a binding.
  *
  * A replayed hello can at worst make an end answer once more; a replayed offer,
  * answer or candidate names an old nonce and is refused. A message that fails a

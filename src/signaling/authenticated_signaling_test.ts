@@ -858,3 +858,56 @@ Deno.test("AuthenticatedSignaling fuzz: random and mutated envelopes are refused
   assert.deepEqual(host.received, [OFFER, candidate(1), candidate(2)]);
   await host.signaling.close();
 });
+
+Deno.test("A prepared hello: the end built on it sends no hello of its own, the guest's offer answers it, and a second copy binds nothing on a confirmed end", async () => {
+  const keys = await ticketKeys();
+  const hello = await AuthenticatedSignaling.prepareHello({ key: keys.host, role: "host" });
+  assert.equal(hello.message.seq, 0);
+  assert.equal(hello.message.peerNonce, undefined);
+  const [a, b] = MemorySignaling.createPair();
+  const hostRelay = new Relay(a);
+  const guestRelay = new Relay(b);
+  const host = new AuthenticatedSignaling(hostRelay, { key: keys.host, role: "host", hello });
+  const guest = new AuthenticatedSignaling(guestRelay, { key: keys.guest, role: "guest" });
+  const offers: SignalingMessage[] = [];
+  const hostErrors: Error[] = [];
+  host.onmessage = (message) => offers.push(message);
+  host.onerror = (error) => hostErrors.push(error);
+  guest.onerror = () => {};
+  await host.start();
+  assert.equal(guestRelay.seen.length, 0, "no hello of the host's own on start()");
+  await guest.start();
+  // The hello reaches the guest another way (a room's waiting hello).
+  await a.send(hello.message);
+  await guest.send(OFFER);
+  const deadline = Date.now() + 5_000;
+  while (offers.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(offers, [OFFER]);
+  assert.ok(guestRelay.seen.some((message) => message.mac === hello.message.mac));
+  const offer = hostRelay.seen.find((message) => message.body !== undefined)!;
+  assert.equal(offer.peerNonce, hello.message.nonce);
+  // A second guest holding a copy of the same hello: its offer names the same
+  // nonce but another connection's, and the confirmed host refuses it.
+  const [c, d] = MemorySignaling.createPair();
+  const other = new AuthenticatedSignaling(d, { key: keys.guest, role: "guest" });
+  const forwarded: SignalingMessage[] = [];
+  c.onmessage = (message) => forwarded.push(message);
+  other.onerror = () => {};
+  await c.start?.();
+  await other.start();
+  await c.send(hello.message);
+  await other.send({ type: "offer", sdp: "v=0 other" });
+  while (forwarded.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  for (const message of forwarded) hostRelay.inject(message);
+  while (hostErrors.length < forwarded.length && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.deepEqual(offers, [OFFER]);
+  assert.ok(hostErrors.every((error) => error instanceof AuthenticationError), String(hostErrors));
+  // One prepared hello serves one end.
+  assert.throws(
+    () => new AuthenticatedSignaling(c, { key: keys.host, role: "host", hello }),
+    /already serves another connection/,
+  );
+  await Promise.all([host.close(), guest.close(), other.close()]);
+});
