@@ -43,7 +43,7 @@ import {
   refuseAgent,
   SessionGate,
 } from "./_listener_sessions.ts";
-import { AuthenticatedSignaling } from "./signaling/authenticated_signaling.ts";
+import { AuthenticatedSignaling, type PreparedHello } from "./signaling/authenticated_signaling.ts";
 import type { Signaling, SignalingHub } from "./signaling/signaling.ts";
 import type { ConnectionPath } from "./peer.ts";
 import { GUEST_INVITE, roomUrl } from "./signaling/room_protocol.ts";
@@ -153,6 +153,8 @@ export class WebRTCListener {
   /** What all agents' unfinished messages hold. */
   readonly #budget: MemoryBudget;
   #closing?: Promise<void>;
+  /** The sealed hello waiting in the room for the next agent of the ticket's own key. */
+  #hello?: { hello: PreparedHello; key: CryptoKey };
 
   /** The guest ticket to hand to agents, when made by `listen()`. */
   ticket?: string;
@@ -222,6 +224,35 @@ export class WebRTCListener {
     );
     options.hub.onpeerjoin = (peer) => void this.#accept(peer);
     for (const peer of options.hub.peers) void this.#accept(peer);
+    void this.#leaveHello();
+  }
+
+  /**
+   * Leaves a sealed hello of the ticket's own key with a room that keeps
+   * one: the next agent gets it with its welcome and sends its offer at once.
+   */
+  async #leaveHello(): Promise<void> {
+    const hub = this.#options.hub as Partial<Pick<SignalingRoom, "leaveHello">>;
+    const key = this.#invites.get(GUEST_INVITE)?.signalingKey;
+    if (this.#closing || this.#hello || typeof hub.leaveHello !== "function" || !key) return;
+    try {
+      const hello = await AuthenticatedSignaling.prepareHello({ key, role: "host" });
+      if (this.#closing || this.#hello) return;
+      if (hub.leaveHello(hello.message)) this.#hello = { hello, key };
+    } catch (error) {
+      this.onerror?.(error as Error);
+    }
+  }
+
+  /** The hello the room was given for the next agent, if this agent took it. */
+  #takeHello(peer: string, key: CryptoKey): PreparedHello | undefined {
+    const hub = this.#options.hub as Partial<Pick<SignalingRoom, "tookHello">>;
+    const waiting = this.#hello;
+    if (!waiting || waiting.key !== key || hub.tookHello?.(peer) !== true) return undefined;
+    // The next one is left once this agent's connect settled: made now, it
+    // would take its share of the thread this connect runs on.
+    this.#hello = undefined;
+    return waiting.hello;
   }
 
   /**
@@ -501,14 +532,17 @@ export class WebRTCListener {
       return;
     }
     if (invite?.signalingKey) {
+      const hello = this.#takeHello(peer, invite.signalingKey);
       signaling = new AuthenticatedSignaling(signaling, {
         key: invite.signalingKey,
         role: "host",
+        ...hello && { hello },
       });
     }
     const refusal = agentRefusal(this.#options, invite, this.#agents.size, clockOf(this).now());
     if (refusal) {
       this.onerror?.(new WebRTCTransportError(`Refused agent ${peer}: ${refusal}`));
+      void this.#leaveHello();
       await refuseAgent(signaling, refusal);
       return;
     }
@@ -617,6 +651,7 @@ export class WebRTCListener {
       return;
     } finally {
       clock.clearTimeout(deadline);
+      void this.#leaveHello();
     }
     if (this.#closing) return void (await connection.close());
     this.onagent?.(agent);

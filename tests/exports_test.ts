@@ -83,6 +83,7 @@ const EXPECTED: Record<string, string[]> = {
     "AuthenticatedSignaling",
     "AuthenticatedSignalingOptions",
     "DEFAULT_HOST_TIMEOUT",
+    "PreparedHello",
     "ReconnectOptions",
     "SignalingRoom",
     "SignalingRoomOptions",

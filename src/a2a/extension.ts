@@ -106,7 +106,7 @@ export interface A2AMcpOffer {
   readonly resume?: boolean;
   /**
    * A sealed offer only: the desktop's hello, sealed by
-   * `AuthenticatedSignaling.hello()`. The agent gives it to its own
+   * `AuthenticatedSignaling.prepareHello()`. The agent gives it to its own
    * `AuthenticatedSignaling` as `peerHello`, so its offer names the desktop's
    * nonce at once instead of waiting a request for the desktop's hello. An
    * agent of an earlier version ignores it and exchanges hellos as before.

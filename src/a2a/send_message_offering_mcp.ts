@@ -213,14 +213,16 @@ async function* offering(
     key ? new AuthenticatedSignaling(dial, { key, role: "host" }) : dial;
   // Sealed, the first dial's hello goes inside the offer: the agent's offer
   // then needs no request to learn this end's nonce.
-  const first = wrap(signaling);
-  const hello = first instanceof AuthenticatedSignaling ? await first.hello() : undefined;
+  const hello = key ? await AuthenticatedSignaling.prepareHello({ key, role: "host" }) : undefined;
+  const first = hello
+    ? new AuthenticatedSignaling(signaling, { key: key!, role: "host", hello })
+    : signaling;
   const offer: A2AMcpOffer = {
     version: 2,
     sealed: key !== undefined,
     ...(options.keyId === undefined ? {} : { keyId: options.keyId }),
     resume: true,
-    ...(hello === undefined ? {} : { hello }),
+    ...(hello === undefined ? {} : { hello: hello.message }),
   };
   const dials = new Dials(signaling, first, wrap);
   const channel = new ChannelWatch();

@@ -34,6 +34,10 @@
  * replayed into this one:
  *
  * 1. On `start()`, each end sends a hello: `{ nonce, seq: 0 }`, no `peerNonce`.
+ *    An end built on a *prepared hello* (`prepareHello`, sealed before the
+ *    connection existed) sends none: its hello reaches the peer another way
+ *    (a signalling room hands the host's waiting hello to the next guest
+ *    right after its welcome), and its next envelope has `seq` 1.
  * 2. On a hello without `peerNonce`, an end takes its nonce as the peer's
  *    (tentatively) and answers with a hello that carries it as `peerNonce`.
  * 3. An end accepts an envelope that carries a `peerNonce` only if it equals
@@ -51,12 +55,24 @@
  *    envelope binds this end first, it is sent again, once, to that nonce, so
  *    a hello replayed from an earlier connection costs the real peer nothing
  *    but a refused copy.
- * 5. A hello may go another way, inside the message that invites the other
- *    end to connect (an A2A offer): `hello()` seals it instead of `start()`
- *    sending it, and the other end, given it as `peerHello`, answers it on
- *    `start()` instead of sending a bare hello. The end whose hello was
- *    handed over sends no hello when the other end names its nonce: its next
- *    message (the answer) names the other's nonce and confirms it there.
+ * 5. A hello may be sealed ahead (`prepareHello()`) and go another way:
+ *    inside the message that invites the other end to connect (an A2A
+ *    offer), or waiting in a signalling room for the next guest. The end
+ *    built on it (option `hello`) sends no hello on `start()`, nor when the
+ *    other end names its nonce: its next message (the answer) names the
+ *    other's nonce and confirms it there. It still answers a bare hello, as
+ *    step 2 says. The other end, given the hello as `peerHello`, answers it
+ *    on `start()` instead of sending a bare hello; given it by the room, it
+ *    reads it as any hello.
+ *
+ * A prepared hello is a hello like any other: it names no peer and binds
+ * nothing by itself, and the end built on it serves one connection. A copy of
+ * it that reaches a second peer (a room that hands one waiting hello to two
+ * guests, or a replay) makes that peer seal its offer for a nonce whose end is
+ * bound to another peer, or is not the end that serves it: refused there; the
+ * end that does serve it answers with its own hello, and step 4 sends the
+ * offer again to that nonce. So it costs the second peer a refused copy and a
+ * resend, never a binding.
  *
  * A replayed hello can at worst make an end answer once more; a replayed offer,
  * answer or candidate names an old nonce and is refused. A message that fails a
@@ -117,8 +133,8 @@ export interface AuthenticatedSignalingOptions {
    */
   role: "host" | "guest";
   /**
-   * The other peer's hello, received another way: what its
-   * {@linkcode AuthenticatedSignaling.hello} sealed, carried inside the
+   * The other peer's hello, received another way: the `message` of its
+   * {@linkcode AuthenticatedSignaling.prepareHello}, carried inside the
    * message that invited this end to connect (an A2A offer, say). On
    * `start()` it is verified and answered in place of a bare hello, so what
    * was sent before leaves at once, sealed to the other peer's nonce, without
@@ -145,7 +161,31 @@ export interface AuthenticatedSignalingOptions {
    * @default {61440}
    */
   maxEnvelopeSize?: number;
+  /**
+   * This end's hello, sealed beforehand with the same key and role by
+   * {@linkcode AuthenticatedSignaling.prepareHello} and handed to the peer
+   * another way (a signalling room keeps the host's for the next guest): this
+   * end takes its nonce and sends no hello of its own on `start()`. Each
+   * prepared hello serves one `AuthenticatedSignaling` only.
+   */
+  hello?: PreparedHello;
 }
+
+/**
+ * A hello sealed before the connection it opens exists (see
+ * {@linkcode AuthenticatedSignaling.prepareHello}): it carries only its
+ * sender's fresh nonce, so it binds nothing until an end built on it answers.
+ */
+export interface PreparedHello {
+  /** The sealed hello, for the peer: a message like any other on the signalling. */
+  readonly message: SignalingMessage;
+}
+
+/** What a prepared hello holds for the end built on it, and whether one took it. */
+const prepared = new WeakMap<
+  PreparedHello,
+  { key: CryptoKey; role: "host" | "guest"; nonce: string; used: boolean }
+>();
 
 /** See {@linkcode AuthenticatedSignalingOptions.maxQueuedMessages}. */
 const DEFAULT_MAX_QUEUED_MESSAGES = 256;
@@ -256,7 +296,7 @@ export class AuthenticatedSignaling extends SignalingBase {
   #noticesSent = 0;
   /** The peer nonce this end last sent (or scheduled) a hello to: it answers each once. */
   #helloFor?: string;
-  /** Whether this end's hello went to the other peer another way (`hello()`). */
+  /** Whether this end's hello was prepared and went to the other peer another way. */
   #helloHanded = false;
   /** The other peer's hello, received another way (`peerHello`), until `start()` reads it. */
   #peerHello?: SignalingMessage;
@@ -308,20 +348,11 @@ export class AuthenticatedSignaling extends SignalingBase {
   constructor(inner: Signaling, options: AuthenticatedSignalingOptions) {
     super();
     const { key, role } = options;
-    const algorithm = key?.algorithm as HmacKeyAlgorithm | undefined;
-    if (
-      algorithm?.name !== "HMAC" || algorithm.hash?.name !== "SHA-256" ||
-      !key.usages.includes("sign") || !key.usages.includes("verify")
-    ) {
+    checkKeyAndRole(key, role);
+    const hello = options.hello === undefined ? undefined : prepared.get(options.hello);
+    if (options.hello !== undefined && (hello?.key !== key || hello.role !== role || hello.used)) {
       throw new TypeError(
-        "Cannot create authenticated signalling as 'key' is not an HMAC-SHA-256 CryptoKey with usages sign and verify: use deriveTicketKeys(ticket).signalingKey",
-      );
-    }
-    if (role !== "host" && role !== "guest") {
-      throw new TypeError(
-        `Cannot create authenticated signalling as 'role' is not "host" or "guest": received ${
-          JSON.stringify(role)
-        }`,
+        "Cannot create authenticated signalling as 'hello' was not prepared with this key and role by AuthenticatedSignaling.prepareHello, or already serves another connection: prepare one per connection",
       );
     }
     this.#maxQueuedMessages = positiveInteger(
@@ -336,7 +367,14 @@ export class AuthenticatedSignaling extends SignalingBase {
     this.#key = key;
     recordSealKey(this, key);
     this.#role = role;
-    this.#nonce = encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+    if (hello) {
+      hello.used = true;
+      this.#nonce = hello.nonce;
+      this.#seq = 1;
+      this.#helloHanded = true;
+    } else {
+      this.#nonce = encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+    }
     this.#peerHello = options.peerHello;
     inner.onmessage = (message) => this.#enqueueReceive(message);
     inner.onerror = (error) => this.onerror?.(error);
@@ -389,61 +427,6 @@ export class AuthenticatedSignaling extends SignalingBase {
     await super.start();
   }
 
-  /**
-   * Seals this end's hello for the other peer to receive another way: inside
-   * the message that invites it to connect, where it is given as
-   * `peerHello`. Then `start()` sends no hello, and the other peer's first
-   * messages (an offer) need no round trip to learn this end's nonce; this
-   * end's first message to it (an answer) names its nonce and so binds both
-   * ends. A hello binds nothing by itself: one replayed costs at most an
-   * answer sealed to a nonce no live connection holds.
-   *
-   * @returns The sealed hello, a {@linkcode SignalingMessage} of type `"sealed"`.
-   * @throws {Error} If `start()` was called, or the hello was handed over already.
-   *
-   * @example Hand the host's hello to the guest before either starts
-   * ```ts
-   * import { createGuestTicket, createTicket, deriveTicketKeys, MemorySignaling, type SignalingMessage } from "@mcp/webrtc";
-   * import { AuthenticatedSignaling } from "@mcp/webrtc/signaling";
-   * import assert from "node:assert/strict";
-   *
-   * const hostTicket = await createTicket({ url: "wss://signal.example.com" });
-   * const [a, b] = MemorySignaling.createPair();
-   * const host = new AuthenticatedSignaling(a, {
-   *   key: (await deriveTicketKeys(hostTicket)).signalingKey,
-   *   role: "host",
-   * });
-   * const peerHello = await host.hello(); // carried inside an invitation
-   * const guest = new AuthenticatedSignaling(b, {
-   *   key: (await deriveTicketKeys(await createGuestTicket(hostTicket))).signalingKey,
-   *   role: "guest",
-   *   peerHello,
-   * });
-   * const offer = new Promise<SignalingMessage>((resolve) => (host.onmessage = resolve));
-   * await Promise.all([host.start(), guest.start()]);
-   * await guest.send({ type: "offer", sdp: "v=0 …" });
-   * assert.deepEqual(await offer, { type: "offer", sdp: "v=0 …" });
-   * await guest.close();
-   * await host.close();
-   * ```
-   */
-  async hello(): Promise<SignalingMessage> {
-    if (this.startCalled) {
-      throw new WebRTCTransportError(
-        "Cannot hand over the hello as the authenticated signalling is already started: call hello() before start()",
-      );
-    }
-    if (this.#helloHanded || this.#seq > 0) {
-      throw new WebRTCTransportError(
-        "Cannot hand over the hello as it was already handed over: each connection has one",
-      );
-    }
-    this.#helloHanded = true;
-    const { envelope, sealed } = this.#seal(undefined, undefined);
-    envelope.mac = encodeBase64Url(new Uint8Array(await sealed));
-    return envelope as SignalingMessage;
-  }
-
   /** The next envelope of this end, and its code being computed (the envelope gets it as `mac`). */
   #seal(
     peerNonce: string | undefined,
@@ -479,6 +462,65 @@ export class AuthenticatedSignaling extends SignalingBase {
       if (this.#helloFor !== undefined) return;
     }
     if (!this.#helloHanded) await this.#post(undefined);
+  }
+
+  /**
+   * Seals a hello ahead of its connection: its own fresh nonce, sequence
+   * number 0. Hand `message` to the peer another way (a signalling room keeps
+   * the host's for the next guest), then build the one
+   * `AuthenticatedSignaling` of that connection with it as
+   * {@linkcode AuthenticatedSignalingOptions.hello}. A copy that reaches
+   * another peer binds nothing: an end accepts only envelopes that name its
+   * own nonce, and the peer holding the copy is answered by another nonce.
+   *
+   * @param options The shared key and this end's role, as the constructor takes them.
+   * @returns The prepared hello.
+   * @throws {TypeError} If `key` or `role` is not valid (as for the constructor).
+   *
+   * @example A hello delivered ahead, then the connection built on it
+   * ```ts
+   * import { createGuestTicket, createTicket, deriveTicketKeys, MemorySignaling, type SignalingMessage } from "@mcp/webrtc";
+   * import { AuthenticatedSignaling } from "@mcp/webrtc/signaling";
+   * import assert from "node:assert/strict";
+   *
+   * const hostTicket = await createTicket({ url: "wss://signal.example.com" });
+   * const hostKey = (await deriveTicketKeys(hostTicket)).signalingKey;
+   * const guestKey = (await deriveTicketKeys(await createGuestTicket(hostTicket))).signalingKey;
+   * const hello = await AuthenticatedSignaling.prepareHello({ key: hostKey, role: "host" });
+   * const [a, b] = MemorySignaling.createPair();
+   * const guest = new AuthenticatedSignaling(b, { key: guestKey, role: "guest" });
+   * const host = new AuthenticatedSignaling(a, { key: hostKey, role: "host", hello });
+   * const offer = new Promise<SignalingMessage>((resolve) => (host.onmessage = resolve));
+   * await Promise.all([host.start(), guest.start()]);
+   * await a.send(hello.message); // as a room hands the host's to the next guest
+   * await guest.send({ type: "offer", sdp: "v=0 …" });
+   * assert.deepEqual(await offer, { type: "offer", sdp: "v=0 …" });
+   * await guest.close();
+   * await host.close();
+   * ```
+   */
+  static async prepareHello(
+    options: Pick<AuthenticatedSignalingOptions, "key" | "role">,
+  ): Promise<PreparedHello> {
+    const { key, role } = options;
+    checkKeyAndRole(key, role);
+    const nonce = encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+    const mac = await crypto.subtle.sign(
+      "HMAC",
+      key,
+      macInput(role, nonce, undefined, 0, undefined),
+    );
+    const message: SignalingMessage = {
+      type: "sealed",
+      v: VERSION,
+      role,
+      nonce,
+      seq: 0,
+      mac: encodeBase64Url(new Uint8Array(mac)),
+    };
+    const hello: PreparedHello = Object.freeze({ message });
+    prepared.set(hello, { key, role, nonce, used: false });
+    return hello;
   }
 
   /**
@@ -861,6 +903,25 @@ function macInput(
   return encoder.encode(
     MAC_LABEL + JSON.stringify([VERSION, role, nonce, peerNonce ?? null, seq, body ?? null]),
   );
+}
+
+function checkKeyAndRole(key: CryptoKey, role: "host" | "guest"): void {
+  const algorithm = key?.algorithm as HmacKeyAlgorithm | undefined;
+  if (
+    algorithm?.name !== "HMAC" || algorithm.hash?.name !== "SHA-256" ||
+    !key.usages.includes("sign") || !key.usages.includes("verify")
+  ) {
+    throw new TypeError(
+      "Cannot create authenticated signalling as 'key' is not an HMAC-SHA-256 CryptoKey with usages sign and verify: use deriveTicketKeys(ticket).signalingKey",
+    );
+  }
+  if (role !== "host" && role !== "guest") {
+    throw new TypeError(
+      `Cannot create authenticated signalling as 'role' is not "host" or "guest": received ${
+        JSON.stringify(role)
+      }`,
+    );
+  }
 }
 
 function refusal(check: string): AuthenticationError {

@@ -867,8 +867,9 @@ async function handedOver(
   const [a, b] = MemorySignaling.createPair();
   const hostRelay = new Relay(a);
   const guestRelay = new Relay(b);
-  const host = end(hostRelay, { key: keys.host, role: "host" });
-  const hello = await host.signaling.hello();
+  const prepared = await AuthenticatedSignaling.prepareHello({ key: keys.host, role: "host" });
+  const hello = prepared.message;
+  const host = end(hostRelay, { key: keys.host, role: "host", hello: prepared });
   const guest = end(guestRelay, {
     key: (options.keys ?? keys).guest,
     role: "guest",
@@ -950,16 +951,79 @@ Deno.test("AuthenticatedSignaling: a handed-over hello under another key is refu
   await guest.signaling.close();
 });
 
-Deno.test("AuthenticatedSignaling.hello() is refused after start() and when called twice", async () => {
+Deno.test("AuthenticatedSignaling.prepareHello() is refused with a key or role that is not valid, and its hello serves one end, of its own key and role", async () => {
   const keys = await ticketKeys();
-  const [a] = MemorySignaling.createPair();
-  const host = new AuthenticatedSignaling(a, { key: keys.host, role: "host" });
-  await host.hello();
-  await assert.rejects(host.hello(), /already handed over/);
-  const [c] = MemorySignaling.createPair();
-  const started = new AuthenticatedSignaling(c, { key: keys.host, role: "host" });
-  await started.start();
-  await assert.rejects(started.hello(), /already started/);
+  await assert.rejects(
+    AuthenticatedSignaling.prepareHello({ key: keys.host, role: "peer" as "host" }),
+    TypeError,
+  );
+  const hello = await AuthenticatedSignaling.prepareHello({ key: keys.host, role: "host" });
+  const [a, c] = MemorySignaling.createPair();
+  assert.throws(
+    () => new AuthenticatedSignaling(a, { key: keys.guest, role: "host", hello }),
+    /not prepared with this key and role/,
+  );
+  assert.throws(
+    () => new AuthenticatedSignaling(a, { key: keys.host, role: "guest", hello }),
+    /not prepared with this key and role/,
+  );
+  const host = new AuthenticatedSignaling(a, { key: keys.host, role: "host", hello });
+  assert.throws(
+    () => new AuthenticatedSignaling(c, { key: keys.host, role: "host", hello }),
+    /already serves another connection/,
+  );
   await host.close();
-  await started.close();
+});
+
+Deno.test("A prepared hello: the end built on it sends no hello of its own, the guest's offer answers it, and a second copy binds nothing on a confirmed end", async () => {
+  const keys = await ticketKeys();
+  const hello = await AuthenticatedSignaling.prepareHello({ key: keys.host, role: "host" });
+  assert.equal(hello.message.seq, 0);
+  assert.equal(hello.message.peerNonce, undefined);
+  const [a, b] = MemorySignaling.createPair();
+  const hostRelay = new Relay(a);
+  const guestRelay = new Relay(b);
+  const host = new AuthenticatedSignaling(hostRelay, { key: keys.host, role: "host", hello });
+  const guest = new AuthenticatedSignaling(guestRelay, { key: keys.guest, role: "guest" });
+  const offers: SignalingMessage[] = [];
+  const hostErrors: Error[] = [];
+  host.onmessage = (message) => offers.push(message);
+  host.onerror = (error) => hostErrors.push(error);
+  guest.onerror = () => {};
+  await host.start();
+  assert.equal(guestRelay.seen.length, 0, "no hello of the host's own on start()");
+  await guest.start();
+  // The hello reaches the guest another way (a room's waiting hello).
+  await a.send(hello.message);
+  await guest.send(OFFER);
+  const deadline = Date.now() + 5_000;
+  while (offers.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(offers, [OFFER]);
+  assert.ok(guestRelay.seen.some((message) => message.mac === hello.message.mac));
+  const offer = hostRelay.seen.find((message) => message.body !== undefined)!;
+  assert.equal(offer.peerNonce, hello.message.nonce);
+  // A second guest holding a copy of the same hello: its offer names the same
+  // nonce but another connection's, and the confirmed host refuses it.
+  const [c, d] = MemorySignaling.createPair();
+  const other = new AuthenticatedSignaling(d, { key: keys.guest, role: "guest" });
+  const forwarded: SignalingMessage[] = [];
+  c.onmessage = (message) => forwarded.push(message);
+  other.onerror = () => {};
+  await c.start?.();
+  await other.start();
+  await c.send(hello.message);
+  await other.send({ type: "offer", sdp: "v=0 other" });
+  while (forwarded.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  for (const message of forwarded) hostRelay.inject(message);
+  while (hostErrors.length < forwarded.length && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.deepEqual(offers, [OFFER]);
+  assert.ok(hostErrors.every((error) => error instanceof AuthenticationError), String(hostErrors));
+  // One prepared hello serves one end.
+  assert.throws(
+    () => new AuthenticatedSignaling(c, { key: keys.host, role: "host", hello }),
+    /already serves another connection/,
+  );
+  await Promise.all([host.close(), guest.close(), other.close()]);
 });

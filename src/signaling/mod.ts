@@ -29,6 +29,7 @@ export { WebSocketSignaling, type WebSocketSignalingOptions } from "./websocket_
 export {
   AuthenticatedSignaling,
   type AuthenticatedSignalingOptions,
+  type PreparedHello,
 } from "./authenticated_signaling.ts";
 export { keyVerifier, roomUrl, verifyKey } from "./room_protocol.ts";
 export type { WebSocketConstructor, WebSocketLike } from "../runtime.ts";

@@ -170,10 +170,10 @@ export const ERRORS = {
   bad_json: "Frames must be JSON text",
   bad_frame: "A frame must be a JSON object",
   unknown_type:
-    'A client sends only {"type":"signal","to":...,"data":...}, {"type":"ice_servers"} or {"type":"seen","mark":...}, and the host also {"type":"invite",...} and {"type":"revoke",...}',
+    'A client sends only {"type":"signal","to":...,"data":...}, {"type":"ice_servers"} or {"type":"seen","mark":...}, and the host also {"type":"invite",...}, {"type":"revoke",...} and {"type":"waiting_hello","data":...}',
   bad_recipient: 'A signal frame needs "to": the id of the peer to send to',
   forbidden_recipient: 'Guests may only send to "host"',
-  bad_data: 'The "data" of a signal frame must be a JSON object',
+  bad_data: 'The "data" of a signal or waiting_hello frame must be a JSON object',
   unknown_peer: "That peer is not in the room: wait for its join frame",
   ice_servers_limited:
     "This address or this room asked for TURN credentials more often than the service allows (TURN_PER_ADDRESS_PER_HOUR, TURN_PER_ROOM_PER_HOUR): keep using the ones you have, or ask again later",
@@ -183,7 +183,7 @@ export const ERRORS = {
     `This connection sent more frames the room refuses than it allows (ERROR_REPLY_BURST, ${ERROR_REPLY_BURST}): fix what the earlier error frames said, then reconnect`,
   internal_error: "The signalling room failed on this frame: send it again, or reconnect",
   host_only:
-    "Only the host may add or revoke invites: join with the host key to manage this room's invites",
+    "Only the host may add or revoke invites or leave a waiting hello: join with the host key to manage this room",
   bad_invite_name:
     'An invite needs a "name" of 1 to 64 letters, digits, ".", "_" or "-": rename it',
   bad_verifier: 'An invite needs a "verifier": keyVerifier(guest key), 43 base64url characters',
@@ -417,6 +417,40 @@ export function iceServersRequest(id?: string | number): string {
 }
 
 /**
+ * The host's sealed hello left with the room for the next guest
+ * (`{"type":"waiting_hello","data":{...}}`), once checked: the room keeps at
+ * most one, for the host's current socket and in memory only, and hands it to
+ * the next guest that joins with the invite named {@linkcode GUEST_INVITE},
+ * right after its welcome, as a `signal` frame from the host. A frame like
+ * any other: at most {@linkcode MAX_FRAME_BYTES}.
+ */
+export interface WaitingHelloRequest {
+  /** What is asked for. */
+  type: "waiting_hello";
+  /** The hello, opaque to the room (an `AuthenticatedSignaling` envelope). */
+  data: Record<string, unknown>;
+}
+
+/**
+ * Writes the host's waiting hello: send it only to a room whose welcome says
+ * `hellos: true` (an older room refuses the frame as `unknown_type`).
+ *
+ * @example Leave a hello for the next guest
+ * ```ts
+ * import { waitingHelloFrame } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   waitingHelloFrame({ type: "sealed" }),
+ *   '{"type":"waiting_hello","data":{"type":"sealed"}}',
+ * );
+ * ```
+ */
+export function waitingHelloFrame(data: object): string {
+  return JSON.stringify({ type: "waiting_hello", data });
+}
+
+/**
  * The host's request to add or replace an invite
  * (`{"type":"invite","name":...,"verifier":...,"id"?:...}`), once checked.
  */
@@ -530,6 +564,7 @@ export function checkFrame(
   | IceServersRequest
   | InviteRequest
   | RevokeRequest
+  | WaitingHelloRequest
   | { type: "seen"; mark: string }
   | { code: ErrorCode; ref?: string | number } {
   if (typeof message !== "string") return { code: "binary_frame" };
@@ -549,6 +584,15 @@ export function checkFrame(
   if (type === "seen") {
     const { mark } = frame;
     return typeof mark === "string" && MARK.test(mark) ? { type, mark } : { code: "unknown_mark" };
+  }
+  if (type === "waiting_hello") {
+    const code: ErrorCode | undefined = role !== "host"
+      ? "host_only"
+      : !isObject(data)
+      ? "bad_data"
+      : undefined;
+    if (code) return ref === undefined ? { code } : { code, ref };
+    return { type, data: data as Record<string, unknown> };
   }
   if (type === "invite" || type === "revoke") {
     const { name, verifier } = frame;
@@ -638,6 +682,12 @@ export type RoomFrame =
      * (absent for a guest that joined a room from before invites).
      */
     peerInvites?: Record<string, string>;
+    /**
+     * To the host: `true` if the room keeps a waiting hello
+     * (`{"type":"waiting_hello"}`); rooms before it say nothing, and the
+     * host leaves none there.
+     */
+    hellos?: boolean;
   }
   | {
     /** The answer to a request for ICE servers: credentials minted for this member. */
@@ -654,6 +704,8 @@ export type RoomFrame =
     peer: string;
     /** To the host: the name of the invite the guest joined with. */
     invite?: string;
+    /** To the host: `true` if the room handed this guest the host's waiting hello. */
+    hello?: boolean;
   }
   | {
     /** The answer to the host's `invite`: the invite is stored, its key admitted from now. */
@@ -764,6 +816,7 @@ export function readRoomFrame(data: unknown): RoomFrame | undefined {
         ...relay !== undefined && { relay },
         ...frame.ice === true && { ice: true },
         ...peerInvites && { peerInvites },
+        ...frame.hellos === true && { hellos: true },
       };
       if (iceServers === undefined) return { type: "welcome", peer, role, peers, ...extra };
       if (!Array.isArray(iceServers) || !iceServers.every(isIceServerFrame)) return undefined;
@@ -778,9 +831,12 @@ export function readRoomFrame(data: unknown): RoomFrame | undefined {
     }
     case "join":
       if (typeof frame.peer !== "string") return undefined;
-      return typeof frame.invite === "string"
-        ? { type: "join", peer: frame.peer, invite: frame.invite }
-        : { type: "join", peer: frame.peer };
+      return {
+        type: "join",
+        peer: frame.peer,
+        ...typeof frame.invite === "string" && { invite: frame.invite },
+        ...frame.hello === true && { hello: true },
+      };
     case "leave":
       return typeof frame.peer === "string" ? { type: frame.type, peer: frame.peer } : undefined;
     case "mark":

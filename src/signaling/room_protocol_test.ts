@@ -195,3 +195,34 @@ Deno.test("readRoomFrame() reads the answers to invite and revoke, and the invit
     peerInvites: { "0123456789abcdef": "alice" },
   });
 });
+
+Deno.test("The waiting hello's frames: the host's request, the welcome's flag and the join's mark are read, a guest's request refused", () => {
+  assert.deepEqual(checkFrame('{"type":"waiting_hello","data":{"type":"sealed"}}', "host"), {
+    type: "waiting_hello",
+    data: { type: "sealed" },
+  });
+  assert.deepEqual(checkFrame('{"type":"waiting_hello","data":{},"id":3}', "guest"), {
+    code: "host_only",
+    ref: 3,
+  });
+  assert.deepEqual(checkFrame('{"type":"waiting_hello","data":"x"}', "host"), { code: "bad_data" });
+  assert.deepEqual(readRoomFrame('{"type":"join","peer":"0123456789abcdef","hello":true}'), {
+    type: "join",
+    peer: "0123456789abcdef",
+    hello: true,
+  });
+  assert.deepEqual(readRoomFrame('{"type":"join","peer":"0123456789abcdef","hello":1}'), {
+    type: "join",
+    peer: "0123456789abcdef",
+  });
+  assert.deepEqual(
+    readRoomFrame('{"type":"welcome","peer":"host","role":"host","peers":[],"hellos":true}'),
+    {
+      type: "welcome",
+      peer: "host",
+      role: "host",
+      peers: [],
+      hellos: true,
+    },
+  );
+});

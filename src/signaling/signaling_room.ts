@@ -43,6 +43,7 @@ import {
   seenFrame,
   signalFrame,
   VERIFIER,
+  waitingHelloFrame,
 } from "./room_protocol.ts";
 import { readRelayFrame, readRelayLimits } from "../relay/protocol.ts";
 import { RelayPacer, RoomRelayPipe } from "../relay/room_pipe.ts";
@@ -112,6 +113,12 @@ export class SignalingRoom implements SignalingHub {
   /** The host's invite and revoke requests waiting for the room's answer. */
   #requests = new RoomRequests();
   #refs = new Map<number, string>();
+  /** Whether the room of the current connection keeps a waiting hello (its welcome said so). */
+  #keepsHellos = false;
+  /** The hello left with the room and not yet handed to a guest (host only). */
+  #waitingHello?: SignalingMessage;
+  /** The present guests the room handed the waiting hello to (host only). */
+  #tookHello = new Set<string>();
   #nextRef = 0;
   #attempts = 0;
   #closed = false;
@@ -337,6 +344,63 @@ export class SignalingRoom implements SignalingHub {
     });
   }
 
+  /**
+   * Leaves a hello with the room for the next guest (the host only): the
+   * room hands it, right after its welcome, to the next guest that joins with
+   * the host's own guest key, as a message from the host on that guest's
+   * view, and {@linkcode tookHello} then names that guest. One waits at a
+   * time: a new one replaces the last. The room keeps it in memory only; it
+   * is left again after a reconnect, and whenever a guest joined without it.
+   *
+   * @param hello The message the next guest receives first from the host
+   *   (a sealed hello of `AuthenticatedSignaling.prepareHello`).
+   * @returns `false` if this is a guest's connection or the room keeps no
+   *   waiting hello (a room of an earlier version): then nothing was left.
+   * @throws {RangeError} If the hello's frame is larger than `MAX_FRAME_BYTES`.
+   *
+   * @example Leave a sealed hello for the next agent
+   * ```ts ignore
+   * import { AuthenticatedSignaling } from "@mcp/webrtc/signaling";
+   *
+   * const hello = await AuthenticatedSignaling.prepareHello({ key: signalingKey, role: "host" });
+   * if (room.leaveHello(hello.message)) console.log("the next agent gets it with its welcome");
+   * ```
+   */
+  leaveHello(hello: SignalingMessage): boolean {
+    if (this.#options.role !== "host" || !this.#keepsHellos) return false;
+    const size = utf8Length(waitingHelloFrame(hello));
+    if (size > MAX_FRAME_BYTES) {
+      throw new RangeError(
+        `Cannot leave hello with the room as it takes ${size} bytes: the room takes frames of at most ${MAX_FRAME_BYTES} (MAX_FRAME_BYTES)`,
+      );
+    }
+    this.#waitingHello = hello;
+    this.#sendWaitingHello();
+    return true;
+  }
+
+  /**
+   * Whether the room handed the hello left with {@linkcode leaveHello} to
+   * this guest, as its join said.
+   *
+   * @param peer A guest's peer id.
+   * @returns `true` for the one guest that took it, while present.
+   *
+   * @example Build the guest's connection on the hello it took
+   * ```ts ignore
+   * room.onpeerjoin = (peer) => console.log(peer, room.tookHello(peer) ? "has" : "lacks", "the hello");
+   * ```
+   */
+  tookHello(peer: string): boolean {
+    return this.#tookHello.has(peer);
+  }
+
+  /** Sends the waiting hello, if any, to a room that keeps one. */
+  #sendWaitingHello(): void {
+    if (!this.#waitingHello || !this.#keepsHellos || !this.#socket) return;
+    this.#socket.send(waitingHelloFrame(this.#waitingHello));
+  }
+
   /** The ids of the peers we may talk to, present now. */
   get peers(): string[] {
     return [...this.#views.keys()];
@@ -464,7 +528,10 @@ export class SignalingRoom implements SignalingHub {
         for (const [peer, name] of Object.entries(frame.peerInvites ?? {})) {
           if (frame.peers.includes(peer)) this.#invites.set(peer, name);
         }
+        this.#keepsHellos = frame.hellos === true;
         this.#welcome(frame.peer, frame.peers);
+        // After a reconnect, the new socket's room has none yet.
+        this.#sendWaitingHello();
         resolve();
       };
       socket.onclose = ({ code, reason }) => fail(closeError(code, reason, opened, lastError));
@@ -501,6 +568,13 @@ export class SignalingRoom implements SignalingHub {
   #dispatch(frame: RoomFrame | undefined, raw: unknown): void {
     if (frame?.type === "join" && !this.#views.has(frame.peer)) {
       if (frame.invite !== undefined) this.#invites.set(frame.peer, frame.invite);
+      if (frame.hello && this.#waitingHello) {
+        this.#waitingHello = undefined;
+        this.#tookHello.add(frame.peer);
+      } else {
+        // The room may have lost it (a hibernating room keeps none): left again.
+        this.#sendWaitingHello();
+      }
       this.#views.set(
         frame.peer,
         new PeerSignaling(frame.peer, this.#sender(frame.peer), this.#pipe(frame.peer)),
@@ -579,6 +653,7 @@ export class SignalingRoom implements SignalingHub {
     const view = this.#views.get(peer);
     this.#views.delete(peer);
     this.#invites.delete(peer);
+    this.#tookHello.delete(peer);
     void view?.close();
     this.onpeerleave?.(peer);
   }

@@ -272,6 +272,12 @@ export class Room extends DurableObject<Env> {
    * after a wake-up, then filled from the attachments.
    */
   #members = new WeakMap<WebSocket, { me: Attachment; savedAt: number }>();
+  /**
+   * The host's waiting hello (its `waiting_hello` frame) and the socket that
+   * left it: at most one, in memory only (lost on hibernation: the next
+   * guest then waits for the host's hello as before), handed to one guest.
+   */
+  #hello?: { ws: WebSocket; data: Record<string, unknown> };
 
   /** Keeps construction cheap: `ping` is answered without waking the object. */
   constructor(ctx: DurableObjectState, env: Env) {
@@ -364,6 +370,12 @@ export class Room extends DurableObject<Env> {
     const peerInvites = me.role === "host"
       ? Object.fromEntries(others.flatMap((o) => o.me.invite ? [[o.me.peer, o.me.invite]] : []))
       : {};
+    // The host's waiting hello goes to one guest of the host's own invite
+    // (sealed with that invite's key), and is forgotten.
+    const hello = invite === GUEST_INVITE && others.some((o) => o.ws === this.#hello?.ws)
+      ? this.#hello!.data
+      : undefined;
+    if (hello) this.#hello = undefined;
     server.send(
       JSON.stringify(
         {
@@ -374,11 +386,20 @@ export class Room extends DurableObject<Env> {
           ...this.#handsOutIce() && { ice: true },
           relay: (this.#relayLimits() ?? null) as Record<string, unknown> | null,
           ...Object.keys(peerInvites).length > 0 && { peerInvites },
+          ...me.role === "host" && { hellos: true },
         } satisfies RoomFrame,
       ),
     );
+    if (hello) {
+      this.#deliver(server, JSON.stringify({ type: "signal", from: HOST, data: hello }));
+    }
     for (const other of others) {
-      send(other.ws, { type: "join", peer, ...invite !== undefined && { invite } });
+      send(other.ws, {
+        type: "join",
+        peer,
+        ...invite !== undefined && { invite },
+        ...hello && { hello: true },
+      });
     }
     // The replaced host's socket needs the alarm now; anything else waits (SETUP_WRITE_DELAY_MS).
     if (replaced) await this.#settle(me.at + CLOSE_GRACE_MS);
@@ -670,6 +691,7 @@ export class Room extends DurableObject<Env> {
         if ("code" in frame) refusal = errorFrame(frame.code, frame.ref);
         else if ("to" in frame) refusal = this.#relay(member, frame);
         else if (frame.type === "seen") refusal = this.#seen(ws, frame.mark);
+        else if (frame.type === "waiting_hello") this.#hello = { ws, data: frame.data };
         else if (frame.type === "invite" || frame.type === "revoke") {
           const answer = frame.type === "invite"
             ? await this.#invite(frame)
@@ -1033,6 +1055,7 @@ export class Room extends DurableObject<Env> {
         true,
       );
     } catch { /* closing: the announcement below still matters */ }
+    if (this.#hello?.ws === ws) this.#hello = undefined;
     const others = this.#live().filter((o) => o.ws !== ws);
     if (me.role === "host" && others.some((o) => o.me.role === "host")) return;
     for (const other of others) {

@@ -144,6 +144,7 @@ export async function pair(server: LocalSignaling, room = newRoomId()) {
     role: "host",
     peers: [],
     relay: DEFAULT_RELAY,
+    hellos: true,
   });
   const guest = await Peer.guest(server, room);
   const welcome = await guest.next() as Record<string, unknown>;

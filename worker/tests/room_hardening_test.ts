@@ -61,6 +61,7 @@ Deno.test("a ticket's room id spelt with percent-escapes is refused with 400 bef
       role: "host",
       peers: [],
       relay: DEFAULT_RELAY,
+      hellos: true,
     });
     const agent = await Peer.guest(server, room, GUEST_KEY);
     assert.equal((await agent.next() as Record<string, unknown>).type, "welcome");

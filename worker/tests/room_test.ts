@@ -200,6 +200,7 @@ Deno.test("Room lets a host with the right key replace the connected one", async
       peers: [guestId],
       relay: DEFAULT_RELAY,
       peerInvites: { [guestId]: "guest" },
+      hellos: true,
     });
     assert.equal((await host.next() as Record<string, unknown>).code, "host_replaced");
     assert.equal((await host.closed).code, 4409);

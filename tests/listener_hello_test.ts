@@ -1,0 +1,52 @@
+/**
+ * `WebRTCListener` and the room's waiting hello, through the local worker:
+ * each agent of the ticket's own key takes the sealed hello the desktop left
+ * in the room, and the desktop leaves a fresh one (a new nonce) for the next.
+ */
+import assert from "node:assert/strict";
+import { type Agent, WebRTCListener } from "../mod.ts";
+import { SignalingRoom } from "../src/signaling/signaling_room.ts";
+import type { SignalingMessage } from "../src/signaling/signaling.ts";
+import { createTestServer, dial, greet, LOCAL, until, withWorker } from "./_helpers.ts";
+
+Deno.test("The listener serves two agents in a row, each on the hello waiting for it, and leaves a hello with a new nonce after each", async () => {
+  const left: SignalingMessage[] = [];
+  const leaveHello = SignalingRoom.prototype.leaveHello;
+  SignalingRoom.prototype.leaveHello = function (hello) {
+    left.push(hello);
+    return leaveHello.call(this, hello);
+  };
+  try {
+    await withWorker(async (worker) => {
+      const listener = await WebRTCListener.listen({
+        url: worker.url,
+        ...LOCAL,
+        connectTimeout: 5_000,
+        createServer: () => createTestServer(),
+      });
+      const room = listener.hub as SignalingRoom;
+      const took: boolean[] = [];
+      const agents: Agent[] = [];
+      listener.onagent = (agent) => {
+        agents.push(agent);
+        took.push(room.tookHello(agent.peer));
+      };
+      const errors: Error[] = [];
+      listener.onerror = (error) => errors.push(error);
+      await until(() => left.length === 1, 5_000, "the first hello left");
+      for (const name of ["first", "second"]) {
+        const client = await dial(listener.ticket!);
+        await greet(client, name);
+        await client.close();
+        await until(() => left.length === agents.length + 1, 5_000, "a new hello left");
+      }
+      assert.deepEqual(took, [true, true]);
+      const nonces = left.map((hello) => hello.nonce);
+      assert.equal(new Set(nonces).size, 3, JSON.stringify(nonces));
+      assert.deepEqual(errors, []);
+      await listener.close();
+    });
+  } finally {
+    SignalingRoom.prototype.leaveHello = leaveHello;
+  }
+});
