@@ -49,6 +49,18 @@ async function sealedGuest(url: string) {
   return { room, signaling, received, errors };
 }
 
+/** A host in the room at `url` that left a prepared hello there (and the room took it). */
+async function hostWithHello(url: string) {
+  const host = await SignalingRoom.join(url, {
+    role: "host",
+    key: HOST_KEY,
+    guestVerifier: GUEST_VERIFIER,
+  });
+  const hello = await AuthenticatedSignaling.prepareHello({ key: SEAL_KEY, role: "host" });
+  assert.equal(host.leaveHello(hello.message), true);
+  return { host, hello };
+}
+
 /** Waits until `check` holds, checking every 10 ms for at most 5 s. */
 async function until(check: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
@@ -57,13 +69,7 @@ async function until(check: () => boolean, what: string): Promise<void> {
 
 Deno.test("A guest's sealed offer leaves on the host's waiting hello, before the host sent anything for that guest", async () => {
   await withServer(async (_server, url) => {
-    const host = await SignalingRoom.join(url, {
-      role: "host",
-      key: HOST_KEY,
-      guestVerifier: GUEST_VERIFIER,
-    });
-    const hello = await AuthenticatedSignaling.prepareHello({ key: SEAL_KEY, role: "host" });
-    assert.equal(host.leaveHello(hello.message), true);
+    const { host, hello } = await hostWithHello(url);
     const joined = nextJoin(host);
     const guest = await sealedGuest(url);
     const peer = await joined;
@@ -94,13 +100,7 @@ Deno.test("A guest's sealed offer leaves on the host's waiting hello, before the
 
 Deno.test("A second copy of a waiting hello, handed to another guest later, binds nothing: that guest's offer is refused, then sent again to the nonce that answers it", async () => {
   await withServer(async (_server, url) => {
-    const host = await SignalingRoom.join(url, {
-      role: "host",
-      key: HOST_KEY,
-      guestVerifier: GUEST_VERIFIER,
-    });
-    const hello = await AuthenticatedSignaling.prepareHello({ key: SEAL_KEY, role: "host" });
-    host.leaveHello(hello.message);
+    const { host, hello } = await hostWithHello(url);
     let joined = nextJoin(host);
     const first = await sealedGuest(url);
     const firstPeer = await joined;
