@@ -153,8 +153,8 @@ export class WebRTCListener {
   /** What all agents' unfinished messages hold. */
   readonly #budget: MemoryBudget;
   #closing?: Promise<void>;
-  /** The sealed hello waiting in the room for the next agent of the ticket's own key. */
-  #hello?: { hello: PreparedHello; key: CryptoKey };
+  /** The sealed hellos waiting in the room for the next agent of each invite, by invite. */
+  #hellos = new Map<string, { hello: PreparedHello; key: CryptoKey }>();
 
   /** The guest ticket to hand to agents, when made by `listen()`. */
   ticket?: string;
@@ -228,30 +228,38 @@ export class WebRTCListener {
   }
 
   /**
-   * Leaves a sealed hello of the ticket's own key with a room that keeps
-   * one: the next agent gets it with its welcome and sends its offer at once.
+   * Leaves a sealed hello of an invite's key (the ticket's own by default)
+   * with a room that keeps them: the invite's next agent gets it with its
+   * welcome and sends its offer at once.
    */
-  async #leaveHello(): Promise<void> {
+  async #leaveHello(name: string = GUEST_INVITE): Promise<void> {
     const hub = this.#options.hub as Partial<Pick<SignalingRoom, "leaveHello">>;
-    const key = this.#invites.get(GUEST_INVITE)?.signalingKey;
-    if (this.#closing || this.#hello || typeof hub.leaveHello !== "function" || !key) return;
+    const key = this.#invites.get(name)?.signalingKey;
+    if (this.#closing || this.#hellos.has(name) || typeof hub.leaveHello !== "function" || !key) {
+      return;
+    }
     try {
       const hello = await AuthenticatedSignaling.prepareHello({ key, role: "host" });
-      if (this.#closing || this.#hello) return;
-      if (hub.leaveHello(hello.message)) this.#hello = { hello, key };
+      // Revoked or replaced meanwhile: that key's agents are gone.
+      if (
+        this.#closing || this.#hellos.has(name) || this.#invites.get(name)?.signalingKey !== key
+      ) {
+        return;
+      }
+      if (hub.leaveHello(hello.message, name)) this.#hellos.set(name, { hello, key });
     } catch (error) {
       this.onerror?.(error as Error);
     }
   }
 
-  /** The hello the room was given for the next agent, if this agent took it. */
-  #takeHello(peer: string, key: CryptoKey): PreparedHello | undefined {
+  /** The hello the room was given for the invite's next agent, if this agent took it. */
+  #takeHello(peer: string, name: string, key: CryptoKey): PreparedHello | undefined {
     const hub = this.#options.hub as Partial<Pick<SignalingRoom, "tookHello">>;
-    const waiting = this.#hello;
+    const waiting = this.#hellos.get(name);
     if (!waiting || waiting.key !== key || hub.tookHello?.(peer) !== true) return undefined;
     // The next one is left once this agent's connect settled: made now, it
     // would take its share of the thread this connect runs on.
-    this.#hello = undefined;
+    this.#hellos.delete(name);
     return waiting.hello;
   }
 
@@ -333,6 +341,7 @@ export class WebRTCListener {
       for (const record of records) {
         if (record.name === GUEST_INVITE && guestTicket) continue;
         await listener.#invites.register(record, hub);
+        void listener.#leaveHello(record.name);
       }
     } catch (error) {
       await listener.close();
@@ -394,6 +403,7 @@ export class WebRTCListener {
       ...(tools ? { tools } : {}),
     };
     await this.#invites.register(await readInviteRecord(record, host), this.#options.hub);
+    void this.#leaveHello(name);
     return record.ticket;
   }
 
@@ -432,6 +442,7 @@ export class WebRTCListener {
       );
     }
     const roomDone = this.#invites.revoke(name, this.#options.hub);
+    this.#hellos.delete(name);
     // Those held for their return too: they will not be back.
     const agents = [...this.#agents.values(), ...this.#held.values()].filter((agent) =>
       agent.name === name
@@ -532,7 +543,7 @@ export class WebRTCListener {
       return;
     }
     if (invite?.signalingKey) {
-      const hello = this.#takeHello(peer, invite.signalingKey);
+      const hello = this.#takeHello(peer, name ?? GUEST_INVITE, invite.signalingKey);
       signaling = new AuthenticatedSignaling(signaling, {
         key: invite.signalingKey,
         role: "host",
@@ -542,7 +553,7 @@ export class WebRTCListener {
     const refusal = agentRefusal(this.#options, invite, this.#agents.size, clockOf(this).now());
     if (refusal) {
       this.onerror?.(new WebRTCTransportError(`Refused agent ${peer}: ${refusal}`));
-      void this.#leaveHello();
+      void this.#leaveHello(name);
       await refuseAgent(signaling, refusal);
       return;
     }
@@ -651,7 +662,7 @@ export class WebRTCListener {
       return;
     } finally {
       clock.clearTimeout(deadline);
-      void this.#leaveHello();
+      void this.#leaveHello(name);
     }
     if (this.#closing) return void (await connection.close());
     this.onagent?.(agent);

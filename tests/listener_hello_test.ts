@@ -1,7 +1,8 @@
 /**
- * `WebRTCListener` and the room's waiting hello, through the local worker:
- * each agent of the ticket's own key takes the sealed hello the desktop left
- * in the room, and the desktop leaves a fresh one (a new nonce) for the next.
+ * `WebRTCListener` and the room's waiting hellos, through the local worker:
+ * each agent takes the sealed hello the desktop left in the room for its
+ * invite (the ticket's own, or one of `invite()`), and the desktop leaves a
+ * fresh one (a new nonce) for that invite's next agent.
  */
 import assert from "node:assert/strict";
 import { type Agent, WebRTCListener } from "../mod.ts";
@@ -43,6 +44,49 @@ Deno.test("The listener serves two agents in a row, each on the hello waiting fo
       assert.deepEqual(took, [true, true]);
       const nonces = left.map((hello) => hello.nonce);
       assert.equal(new Set(nonces).size, 3, JSON.stringify(nonces));
+      assert.deepEqual(errors, []);
+      await listener.close();
+    });
+  } finally {
+    SignalingRoom.prototype.leaveHello = leaveHello;
+  }
+});
+
+Deno.test("The listener leaves a hello for each invite: an invite's agent connects on its invite's hello, and a new one is left for that invite", async () => {
+  const left: { invite: string | undefined; nonce: unknown }[] = [];
+  const leaveHello = SignalingRoom.prototype.leaveHello;
+  SignalingRoom.prototype.leaveHello = function (hello, invite) {
+    left.push({ invite, nonce: hello.nonce });
+    return leaveHello.call(this, hello, invite);
+  };
+  try {
+    await withWorker(async (worker) => {
+      const listener = await WebRTCListener.listen({
+        url: worker.url,
+        ...LOCAL,
+        connectTimeout: 5_000,
+        createServer: () => createTestServer(),
+      });
+      const room = listener.hub as SignalingRoom;
+      const took: [string | undefined, boolean][] = [];
+      listener.onagent = (agent) => took.push([agent.name, room.tookHello(agent.peer)]);
+      const errors: Error[] = [];
+      listener.onerror = (error) => errors.push(error);
+      const ticket = await listener.invite({ name: "ci" });
+      await until(() => left.some(({ invite }) => invite === "ci"), 5_000, "a hello left for ci");
+      const client = await dial(ticket);
+      await greet(client, "ci's agent");
+      await client.close();
+      await until(
+        () => left.filter(({ invite }) => invite === "ci").length === 2,
+        5_000,
+        "a new hello left for ci",
+      );
+      assert.deepEqual(took, [["ci", true]]);
+      const ci = left.filter(({ invite }) => invite === "ci").map(({ nonce }) => nonce);
+      assert.notEqual(ci[0], ci[1]);
+      // Revoking the invite its hello waits for raises no error in the room or here.
+      await listener.revoke("ci");
       assert.deepEqual(errors, []);
       await listener.close();
     });

@@ -417,25 +417,34 @@ export function iceServersRequest(id?: string | number): string {
 }
 
 /**
- * The host's sealed hello left with the room for the next guest
- * (`{"type":"waiting_hello","data":{...}}`), once checked: the room keeps at
- * most one, for the host's current socket and in memory only, and hands it to
- * the next guest that joins with the invite named {@linkcode GUEST_INVITE},
- * right after its welcome, as a `signal` frame from the host. A frame like
- * any other: at most {@linkcode MAX_FRAME_BYTES}.
+ * The host's sealed hello left with the room for the next guest of one
+ * invite (`{"type":"waiting_hello","data":{...},"invite"?:"name"}`), once
+ * checked: the room keeps at most one per invite it knows (the host's own,
+ * {@linkcode GUEST_INVITE}, when `invite` is absent), for the host's current
+ * socket and in memory only, and hands it to the next guest that joins with
+ * that invite, right after its welcome, as a `signal` frame from the host. A
+ * hello for an invite the room does not know is refused
+ * (`invite_not_found`). A frame like any other: at most
+ * {@linkcode MAX_FRAME_BYTES}.
  */
 export interface WaitingHelloRequest {
   /** What is asked for. */
   type: "waiting_hello";
   /** The hello, opaque to the room (an `AuthenticatedSignaling` envelope). */
   data: Record<string, unknown>;
+  /** The invite whose next guest gets it ({@linkcode INVITE_NAME}). */
+  invite: string;
+  /** The request id to echo in a refusal, if given. */
+  ref?: string | number;
 }
 
 /**
- * Writes the host's waiting hello: send it only to a room whose welcome says
- * `hellos: true` (an older room refuses the frame as `unknown_type`).
+ * Writes the host's waiting hello for the next guest of `invite` (the host's
+ * own, {@linkcode GUEST_INVITE}, by default): send it only to a room whose
+ * welcome says `hellos: true` (an older room refuses the frame as
+ * `unknown_type`).
  *
- * @example Leave a hello for the next guest
+ * @example Leave a hello for the next guest, and one for the next of invite "ci"
  * ```ts
  * import { waitingHelloFrame } from "./room_protocol.ts";
  * import assert from "node:assert/strict";
@@ -444,10 +453,18 @@ export interface WaitingHelloRequest {
  *   waitingHelloFrame({ type: "sealed" }),
  *   '{"type":"waiting_hello","data":{"type":"sealed"}}',
  * );
+ * assert.equal(
+ *   waitingHelloFrame({ type: "sealed" }, "ci"),
+ *   '{"type":"waiting_hello","data":{"type":"sealed"},"invite":"ci"}',
+ * );
  * ```
  */
-export function waitingHelloFrame(data: object): string {
-  return JSON.stringify({ type: "waiting_hello", data });
+export function waitingHelloFrame(data: object, invite: string = GUEST_INVITE): string {
+  return JSON.stringify({
+    type: "waiting_hello",
+    data,
+    ...invite !== GUEST_INVITE && { invite },
+  });
 }
 
 /**
@@ -586,13 +603,21 @@ export function checkFrame(
     return typeof mark === "string" && MARK.test(mark) ? { type, mark } : { code: "unknown_mark" };
   }
   if (type === "waiting_hello") {
+    const { invite = GUEST_INVITE } = frame;
     const code: ErrorCode | undefined = role !== "host"
       ? "host_only"
       : !isObject(data)
       ? "bad_data"
+      : typeof invite !== "string" || !INVITE_NAME.test(invite)
+      ? "bad_invite_name"
       : undefined;
     if (code) return ref === undefined ? { code } : { code, ref };
-    return { type, data: data as Record<string, unknown> };
+    const request: WaitingHelloRequest = {
+      type,
+      data: data as Record<string, unknown>,
+      invite: invite as string,
+    };
+    return ref === undefined ? request : { ...request, ref };
   }
   if (type === "invite" || type === "revoke") {
     const { name, verifier } = frame;

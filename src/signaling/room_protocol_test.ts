@@ -196,10 +196,22 @@ Deno.test("readRoomFrame() reads the answers to invite and revoke, and the invit
   });
 });
 
-Deno.test("The waiting hello's frames: the host's request, the welcome's flag and the join's mark are read, a guest's request refused", () => {
+Deno.test("The waiting hello's frames: the host's request (for its own invite or a named one), the welcome's flag and the join's mark are read, a guest's request refused", () => {
   assert.deepEqual(checkFrame('{"type":"waiting_hello","data":{"type":"sealed"}}', "host"), {
     type: "waiting_hello",
     data: { type: "sealed" },
+    invite: "guest",
+  });
+  assert.deepEqual(
+    checkFrame('{"type":"waiting_hello","data":{},"invite":"ci","id":"x"}', "host"),
+    { type: "waiting_hello", data: {}, invite: "ci", ref: "x" },
+  );
+  assert.deepEqual(
+    checkFrame('{"type":"waiting_hello","data":{},"invite":"no spaces","id":4}', "host"),
+    { code: "bad_invite_name", ref: 4 },
+  );
+  assert.deepEqual(checkFrame('{"type":"waiting_hello","data":{},"invite":7}', "host"), {
+    code: "bad_invite_name",
   });
   assert.deepEqual(checkFrame('{"type":"waiting_hello","data":{},"id":3}', "guest"), {
     code: "host_only",

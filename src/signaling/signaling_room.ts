@@ -31,6 +31,7 @@ import {
   type ClosingErrorCode,
   encodeBase64Url,
   FINAL,
+  GUEST_INVITE,
   HOST,
   inviteFrame,
   joinProtocols,
@@ -115,8 +116,8 @@ export class SignalingRoom implements SignalingHub {
   #refs = new Map<number, string>();
   /** Whether the room of the current connection keeps a waiting hello (its welcome said so). */
   #keepsHellos = false;
-  /** The hello left with the room and not yet handed to a guest (host only). */
-  #waitingHello?: SignalingMessage;
+  /** The hellos left with the room and not yet handed to a guest, by invite (host only). */
+  #waitingHellos = new Map<string, SignalingMessage>();
   /** The present guests the room handed the waiting hello to (host only). */
   #tookHello = new Set<string>();
   #nextRef = 0;
@@ -324,6 +325,8 @@ export class SignalingRoom implements SignalingHub {
    */
   async revoke(name: string): Promise<number> {
     const answer = await this.#request("revoke", name, (id) => revokeFrame(name, id));
+    // The room dropped the invite's waiting hello with it.
+    this.#waitingHellos.delete(name);
     return answer.type === "revoked" ? answer.closed : 0;
   }
 
@@ -345,15 +348,19 @@ export class SignalingRoom implements SignalingHub {
   }
 
   /**
-   * Leaves a hello with the room for the next guest (the host only): the
-   * room hands it, right after its welcome, to the next guest that joins with
-   * the host's own guest key, as a message from the host on that guest's
-   * view, and {@linkcode tookHello} then names that guest. One waits at a
-   * time: a new one replaces the last. The room keeps it in memory only; it
-   * is left again after a reconnect, and whenever a guest joined without it.
+   * Leaves a hello with the room for the next guest of an invite (the host
+   * only): the room hands it, right after its welcome, to the next guest that
+   * joins with that invite's key, as a message from the host on that guest's
+   * view, and {@linkcode tookHello} then names that guest. One waits per
+   * invite: a new one replaces the last. The room keeps them in memory only;
+   * they are left again after a reconnect, and when a guest of an invite
+   * whose hello should wait joined without it. Revoking an invite drops its
+   * hello.
    *
    * @param hello The message the next guest receives first from the host
-   *   (a sealed hello of `AuthenticatedSignaling.prepareHello`).
+   *   (a sealed hello of `AuthenticatedSignaling.prepareHello`, with the
+   *   invite's key).
+   * @param invite The invite's name: `"guest"` (the host's own guest key) by default.
    * @returns `false` if this is a guest's connection or the room keeps no
    *   waiting hello (a room of an earlier version): then nothing was left.
    * @throws {RangeError} If the hello's frame is larger than `MAX_FRAME_BYTES`.
@@ -366,16 +373,16 @@ export class SignalingRoom implements SignalingHub {
    * if (room.leaveHello(hello.message)) console.log("the next agent gets it with its welcome");
    * ```
    */
-  leaveHello(hello: SignalingMessage): boolean {
+  leaveHello(hello: SignalingMessage, invite: string = GUEST_INVITE): boolean {
     if (this.#options.role !== "host" || !this.#keepsHellos) return false;
-    const size = utf8Length(waitingHelloFrame(hello));
+    const size = utf8Length(waitingHelloFrame(hello, invite));
     if (size > MAX_FRAME_BYTES) {
       throw new RangeError(
         `Cannot leave hello with the room as it takes ${size} bytes: the room takes frames of at most ${MAX_FRAME_BYTES} (MAX_FRAME_BYTES)`,
       );
     }
-    this.#waitingHello = hello;
-    this.#sendWaitingHello();
+    this.#waitingHellos.set(invite, hello);
+    this.#sendWaitingHello(invite);
     return true;
   }
 
@@ -395,10 +402,14 @@ export class SignalingRoom implements SignalingHub {
     return this.#tookHello.has(peer);
   }
 
-  /** Sends the waiting hello, if any, to a room that keeps one. */
-  #sendWaitingHello(): void {
-    if (!this.#waitingHello || !this.#keepsHellos || !this.#socket) return;
-    this.#socket.send(waitingHelloFrame(this.#waitingHello));
+  /** Sends the waiting hello of `invite`, or all of them, to a room that keeps them. */
+  #sendWaitingHello(invite?: string): void {
+    if (!this.#keepsHellos || !this.#socket) return;
+    for (const [name, hello] of this.#waitingHellos) {
+      if (invite === undefined || invite === name) {
+        this.#socket.send(waitingHelloFrame(hello, name));
+      }
+    }
   }
 
   /** The ids of the peers we may talk to, present now. */
@@ -568,11 +579,12 @@ export class SignalingRoom implements SignalingHub {
   #dispatch(frame: RoomFrame | undefined, raw: unknown): void {
     if (frame?.type === "join" && !this.#views.has(frame.peer)) {
       if (frame.invite !== undefined) this.#invites.set(frame.peer, frame.invite);
-      if (frame.hello && this.#waitingHello) {
-        this.#waitingHello = undefined;
+      const invite = frame.invite ?? GUEST_INVITE;
+      if (frame.hello && this.#waitingHellos.has(invite)) {
+        this.#waitingHellos.delete(invite);
         this.#tookHello.add(frame.peer);
-      } else {
-        // The room may have lost it (a hibernating room keeps none): left again.
+      } else if (this.#waitingHellos.has(invite)) {
+        // The room lost them (a hibernating room keeps none): left again.
         this.#sendWaitingHello();
       }
       this.#views.set(

@@ -36,6 +36,7 @@ import {
   type RoomFrame,
   type SignalFrame,
   timingSafeEqual,
+  type WaitingHelloRequest,
 } from "../../src/signaling/room_protocol.ts";
 import {
   type Credentials,
@@ -273,11 +274,12 @@ export class Room extends DurableObject<Env> {
    */
   #members = new WeakMap<WebSocket, { me: Attachment; savedAt: number }>();
   /**
-   * The host's waiting hello (its `waiting_hello` frame) and the socket that
-   * left it: at most one, in memory only (lost on hibernation: the next
-   * guest then waits for the host's hello as before), handed to one guest.
+   * The host's waiting hellos (its `waiting_hello` frames), by invite, each
+   * with the socket that left it: at most one per invite the room knows, in
+   * memory only (lost on hibernation: the next guest then waits for the
+   * host's hello as before), each handed to one guest of its invite.
    */
-  #hello?: { ws: WebSocket; data: Record<string, unknown> };
+  #hellos = new Map<string, { ws: WebSocket; data: Record<string, unknown> }>();
 
   /** Keeps construction cheap: `ping` is answered without waking the object. */
   constructor(ctx: DurableObjectState, env: Env) {
@@ -370,12 +372,11 @@ export class Room extends DurableObject<Env> {
     const peerInvites = me.role === "host"
       ? Object.fromEntries(others.flatMap((o) => o.me.invite ? [[o.me.peer, o.me.invite]] : []))
       : {};
-    // The host's waiting hello goes to one guest of the host's own invite
-    // (sealed with that invite's key), and is forgotten.
-    const hello = invite === GUEST_INVITE && others.some((o) => o.ws === this.#hello?.ws)
-      ? this.#hello!.data
-      : undefined;
-    if (hello) this.#hello = undefined;
+    // The host's waiting hello of this guest's invite (sealed with that
+    // invite's key) goes to it, and is forgotten.
+    const waiting = invite === undefined ? undefined : this.#hellos.get(invite);
+    const hello = waiting && others.some((o) => o.ws === waiting.ws) ? waiting.data : undefined;
+    if (hello) this.#hellos.delete(invite!);
     server.send(
       JSON.stringify(
         {
@@ -478,6 +479,20 @@ export class Room extends DurableObject<Env> {
   }
 
   /**
+   * Keeps the host's waiting hello for the next guest of its invite,
+   * replacing the one before: only for an invite the room knows, so that
+   * what it holds stays bounded by its invites.
+   *
+   * @returns The error frame to refuse with, if any.
+   */
+  async #leaveHello(ws: WebSocket, frame: WaitingHelloRequest): Promise<string | undefined> {
+    if (frame.invite !== GUEST_INVITE && !(await this.#load())?.invites.has(frame.invite)) {
+      return errorFrame("invite_not_found", frame.ref);
+    }
+    this.#hellos.set(frame.invite, { ws, data: frame.data });
+  }
+
+  /**
    * Adds or replaces an invite (the host's `invite` frame). Sending the same
    * verifier again writes nothing. Guests already admitted with an invite
    * that is replaced stay: only `revoke` ends them.
@@ -497,6 +512,8 @@ export class Room extends DurableObject<Env> {
       }
       const invites = new Map(state.invites);
       invites.set(frame.name, verifier);
+      // A hello left for the replaced key's guests would not open for the new one's.
+      this.#hellos.delete(frame.name);
       await this.#store({ host: state.host, invites });
     }
     return {
@@ -524,6 +541,7 @@ export class Room extends DurableObject<Env> {
     }
     const invites = new Map(state.invites);
     invites.delete(frame.name);
+    this.#hellos.delete(frame.name);
     await this.#store({ host: state.host, invites });
     let closed = 0;
     for (const { ws, me } of this.#live("guest")) {
@@ -691,7 +709,7 @@ export class Room extends DurableObject<Env> {
         if ("code" in frame) refusal = errorFrame(frame.code, frame.ref);
         else if ("to" in frame) refusal = this.#relay(member, frame);
         else if (frame.type === "seen") refusal = this.#seen(ws, frame.mark);
-        else if (frame.type === "waiting_hello") this.#hello = { ws, data: frame.data };
+        else if (frame.type === "waiting_hello") refusal = await this.#leaveHello(ws, frame);
         else if (frame.type === "invite" || frame.type === "revoke") {
           const answer = frame.type === "invite"
             ? await this.#invite(frame)
@@ -1055,7 +1073,9 @@ export class Room extends DurableObject<Env> {
         true,
       );
     } catch { /* closing: the announcement below still matters */ }
-    if (this.#hello?.ws === ws) this.#hello = undefined;
+    for (const [invite, hello] of this.#hellos) {
+      if (hello.ws === ws) this.#hellos.delete(invite);
+    }
     const others = this.#live().filter((o) => o.ws !== ws);
     if (me.role === "host" && others.some((o) => o.me.role === "host")) return;
     for (const other of others) {
