@@ -13,7 +13,10 @@
  * each of the agent's connect steps; and how many desktop one-way delays the
  * median spans.
  *
- * Run: `deno run -A bench/distant_desktop.ts [--delay 25] [--connects 30]`
+ * With `--invite`, the agent dials with a ticket of its own
+ * (`listener.invite()`) instead of the listener's shared one.
+ *
+ * Run: `deno run -A bench/distant_desktop.ts [--delay 25] [--connects 30] [--invite]`
  *
  * @module
  */
@@ -111,8 +114,10 @@ if (import.meta.main) {
   const far = new URL(worker.url);
   far.port = String(proxy.port);
   const listener = await WebRTCListener.listen({ url: far.href, createServer, ...PEER });
-  // The agent's ticket names the worker itself: only the desktop is far.
-  const ticket = { ...parseTicket(listener.ticket!), url: worker.url };
+  // With --invite, the agent holds a ticket of its own (`invite()`), else the shared one;
+  // its ticket names the worker itself: only the desktop is far.
+  const own = Deno.args.includes("--invite") ? await listener.invite({ name: "bench" }) : undefined;
+  const ticket = { ...parseTicket(own ?? listener.ticket!), url: worker.url };
   const guestTicket = formatTicket(ticket);
   const times: number[] = [];
   const steps = new Map<string, number[]>();
@@ -157,9 +162,9 @@ if (import.meta.main) {
     }`,
   );
   console.log(
-    `desktop ${DELAY_MS} ms from the room each way, agent beside it: connect median ${
-      at(0.5).toFixed(1)
-    } ms, p90 ${at(0.9).toFixed(1)} ms, max ${
+    `desktop ${DELAY_MS} ms from the room each way, agent beside it${
+      own ? " with a ticket of its own" : ""
+    }: connect median ${at(0.5).toFixed(1)} ms, p90 ${at(0.9).toFixed(1)} ms, max ${
       sorted.at(-1)!.toFixed(1)
     } ms (n=${sorted.length}); ` +
       `the median spans ${(at(0.5) / DELAY_MS).toFixed(1)} one-way delays`,
