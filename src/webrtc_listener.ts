@@ -252,15 +252,21 @@ export class WebRTCListener {
     }
   }
 
-  /** The hello the room was given for the invite's next agent, if this agent took it. */
-  #takeHello(peer: string, name: string, key: CryptoKey): PreparedHello | undefined {
+  /**
+   * The hello the room was given for the invite's next agent, if this agent
+   * took it (with the key it was sealed with): it waits no longer. The next
+   * one is left once this agent's connect settled: made now, it would take its
+   * share of the thread this connect runs on.
+   */
+  #takeHello(
+    peer: string,
+    name: string,
+  ): { hello: PreparedHello; key: CryptoKey } | undefined {
     const hub = this.#options.hub as Partial<Pick<SignalingRoom, "tookHello">>;
     const waiting = this.#hellos.get(name);
-    if (!waiting || waiting.key !== key || hub.tookHello?.(peer) !== true) return undefined;
-    // The next one is left once this agent's connect settled: made now, it
-    // would take its share of the thread this connect runs on.
+    if (!waiting || hub.tookHello?.(peer) !== true) return undefined;
     this.#hellos.delete(name);
-    return waiting.hello;
+    return waiting;
   }
 
   /**
@@ -515,6 +521,22 @@ export class WebRTCListener {
 
   async #accept(peer: string): Promise<void> {
     if (this.#closing || this.#agents.has(peer)) return;
+    // The hello the room handed this agent is taken before anything waits:
+    // whatever becomes of the agent, its invite gets a new one once it settled.
+    const invite = inviteNameOf(this.#options.hub, peer) ?? GUEST_INVITE;
+    const taken = this.#takeHello(peer, invite);
+    try {
+      await this.#admit(peer, taken);
+    } finally {
+      void this.#leaveHello(invite);
+    }
+  }
+
+  /** Connects one agent that joined the room, on the hello it took if any. */
+  async #admit(
+    peer: string,
+    taken: { hello: PreparedHello; key: CryptoKey } | undefined,
+  ): Promise<void> {
     const options = this.#options;
     // Unless given: the servers the room hands out (short-lived TURN credentials,
     // on request). Asked first, so that what follows runs without a pause.
@@ -543,7 +565,7 @@ export class WebRTCListener {
       return;
     }
     if (invite?.signalingKey) {
-      const hello = this.#takeHello(peer, name ?? GUEST_INVITE, invite.signalingKey);
+      const hello = taken?.key === invite.signalingKey ? taken.hello : undefined;
       signaling = new AuthenticatedSignaling(signaling, {
         key: invite.signalingKey,
         role: "host",
@@ -553,7 +575,6 @@ export class WebRTCListener {
     const refusal = agentRefusal(this.#options, invite, this.#agents.size, clockOf(this).now());
     if (refusal) {
       this.onerror?.(new WebRTCTransportError(`Refused agent ${peer}: ${refusal}`));
-      void this.#leaveHello(name);
       await refuseAgent(signaling, refusal);
       return;
     }
@@ -662,7 +683,6 @@ export class WebRTCListener {
       return;
     } finally {
       clock.clearTimeout(deadline);
-      void this.#leaveHello(name);
     }
     if (this.#closing) return void (await connection.close());
     this.onagent?.(agent);

@@ -5,7 +5,13 @@
  * fresh one (a new nonce) for that invite's next agent.
  */
 import assert from "node:assert/strict";
-import { type Agent, WebRTCListener } from "../mod.ts";
+import {
+  type Agent,
+  createTicket,
+  deriveTicketKeys,
+  type SignalingHub,
+  WebRTCListener,
+} from "../mod.ts";
 import { SignalingRoom } from "../src/signaling/signaling_room.ts";
 import type { SignalingMessage } from "../src/signaling/signaling.ts";
 import { createTestServer, dial, greet, LOCAL, until, withWorker } from "./_helpers.ts";
@@ -93,4 +99,42 @@ Deno.test("The listener leaves a hello for each invite: an invite's agent connec
   } finally {
     SignalingRoom.prototype.leaveHello = leaveHello;
   }
+});
+
+Deno.test("The listener leaves a new hello for an invite whose agent took the last one and was gone before it could be served", async () => {
+  const { signalingKey } = await deriveTicketKeys(
+    await createTicket({ url: "wss://signal.example.com" }),
+  );
+  const TAKER = "0123456789abcdef";
+  const left: SignalingMessage[] = [];
+  const hub: SignalingHub & {
+    leaveHello(hello: SignalingMessage): boolean;
+    tookHello(peer: string): boolean;
+  } = {
+    peers: [],
+    // The agent took the hello with its welcome, then left before the listener got to it.
+    signaling(peer) {
+      throw new Error(`peer ${peer} is not in the room`);
+    },
+    close: () => Promise.resolve(),
+    leaveHello(hello) {
+      left.push(hello);
+      return true;
+    },
+    tookHello: (peer) => peer === TAKER,
+  };
+  const listener = new WebRTCListener({
+    hub,
+    signalingKey,
+    ...LOCAL,
+    createServer: () => createTestServer(),
+  });
+  const errors: Error[] = [];
+  listener.onerror = (error) => errors.push(error);
+  await until(() => left.length === 1, 5_000, "the first hello left");
+  hub.onpeerjoin!(TAKER);
+  await until(() => left.length === 2, 5_000, "a new hello left after the taker was gone");
+  assert.notEqual(left[0].nonce, left[1].nonce);
+  assert.match(errors.map(String).join("\n"), /is not in the room/);
+  await listener.close();
 });

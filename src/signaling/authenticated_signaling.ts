@@ -63,7 +63,11 @@
  *    other's nonce and confirms it there. It still answers a bare hello, as
  *    step 2 says. The other end, given the hello as `peerHello`, answers it
  *    on `start()` instead of sending a bare hello; given it by the room, it
- *    reads it as any hello.
+ *    reads it as any hello and sends its own bare hello too. So every pair
+ *    has a hello that reaches the end it names, provided an end given
+ *    `peerHello` faces the end built on that very hello (the A2A desktop's
+ *    first dial); two ends each waiting on another's prepared hello would
+ *    both wait, and nothing here builds such a pair.
  *
  * A prepared hello is a hello like any other: it names no peer and binds
  * nothing by itself, and the end built on it serves one connection. A copy of

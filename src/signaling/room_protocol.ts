@@ -440,9 +440,9 @@ export interface WaitingHelloRequest {
 
 /**
  * Writes the host's waiting hello for the next guest of `invite` (the host's
- * own, {@linkcode GUEST_INVITE}, by default): send it only to a room whose
- * welcome says `hellos: true` (an older room refuses the frame as
- * `unknown_type`).
+ * own, {@linkcode GUEST_INVITE}, by default), with an `id` the room's refusal
+ * would name: send it only to a room whose welcome says `hellos: true` (an
+ * older room refuses the frame as `unknown_type`).
  *
  * @example Leave a hello for the next guest, and one for the next of invite "ci"
  * ```ts
@@ -459,11 +459,16 @@ export interface WaitingHelloRequest {
  * );
  * ```
  */
-export function waitingHelloFrame(data: object, invite: string = GUEST_INVITE): string {
+export function waitingHelloFrame(
+  data: object,
+  invite: string = GUEST_INVITE,
+  id?: string | number,
+): string {
   return JSON.stringify({
     type: "waiting_hello",
     data,
     ...invite !== GUEST_INVITE && { invite },
+    ...id !== undefined && { id },
   });
 }
 

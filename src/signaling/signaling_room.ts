@@ -37,6 +37,7 @@ import {
   joinProtocols,
   KEY,
   MAX_FRAME_BYTES,
+  MAX_INVITES,
   PROTOCOL,
   readRoomFrame,
   revokeFrame,
@@ -118,6 +119,11 @@ export class SignalingRoom implements SignalingHub {
   #keepsHellos = false;
   /** The hellos left with the room and not yet handed to a guest, by invite (host only). */
   #waitingHellos = new Map<string, SignalingMessage>();
+  /**
+   * The waiting hellos sent, by frame id, to drop one the room refuses: the
+   * last `2 × MAX_INVITES` (the room answers only a refusal).
+   */
+  #helloRefs = new Map<number, { invite: string; hello: SignalingMessage }>();
   /** The present guests the room handed the waiting hello to (host only). */
   #tookHello = new Set<string>();
   #nextRef = 0;
@@ -303,6 +309,8 @@ export class SignalingRoom implements SignalingHub {
         ),
       );
     }
+    // A hello sealed for the invite's key before would not open for a new key's guests.
+    this.#waitingHellos.delete(name);
     return this.#request("invite", name, (id) => inviteFrame(name, verifier, id)).then(() => {});
   }
 
@@ -324,9 +332,9 @@ export class SignalingRoom implements SignalingHub {
    * ```
    */
   async revoke(name: string): Promise<number> {
-    const answer = await this.#request("revoke", name, (id) => revokeFrame(name, id));
-    // The room dropped the invite's waiting hello with it.
+    // Whatever the room answers, the invite's hello is not left again.
     this.#waitingHellos.delete(name);
+    const answer = await this.#request("revoke", name, (id) => revokeFrame(name, id));
     return answer.type === "revoked" ? answer.closed : 0;
   }
 
@@ -406,10 +414,40 @@ export class SignalingRoom implements SignalingHub {
   #sendWaitingHello(invite?: string): void {
     if (!this.#keepsHellos || !this.#socket) return;
     for (const [name, hello] of this.#waitingHellos) {
-      if (invite === undefined || invite === name) {
-        this.#socket.send(waitingHelloFrame(hello, name));
+      if (invite !== undefined && invite !== name) continue;
+      const id = this.#nextRef++;
+      this.#helloRefs.set(id, { invite: name, hello });
+      if (this.#helloRefs.size > 2 * MAX_INVITES) {
+        this.#helloRefs.delete(this.#helloRefs.keys().next().value!);
       }
+      this.#socket.send(waitingHelloFrame(hello, name, id));
     }
+  }
+
+  /**
+   * Takes the room's refusal of a waiting hello, if `frame` is one: the hello
+   * waits no longer. An invite the room does not hold (a room set up anew
+   * since, or one revoked meanwhile) is no fault; other refusals are
+   * reported.
+   *
+   * @returns Whether the frame was about a waiting hello.
+   */
+  #helloRefused(frame: { ref?: string | number; code: string; message: string }): boolean {
+    const sent = typeof frame.ref === "number" ? this.#helloRefs.get(frame.ref) : undefined;
+    if (!sent) return false;
+    this.#helloRefs.delete(frame.ref as number);
+    if (this.#waitingHellos.get(sent.invite) === sent.hello) {
+      this.#waitingHellos.delete(sent.invite);
+    }
+    if (frame.code !== "invite_not_found") {
+      this.onerror?.(
+        new SignalingRoomError(
+          "frame_refused",
+          `Signalling room refused the waiting hello of invite "${sent.invite}": ${frame.message} (${frame.code})`,
+        ),
+      );
+    }
+    return true;
   }
 
   /** The ids of the peers we may talk to, present now. */
@@ -584,8 +622,8 @@ export class SignalingRoom implements SignalingHub {
         this.#waitingHellos.delete(invite);
         this.#tookHello.add(frame.peer);
       } else if (this.#waitingHellos.has(invite)) {
-        // The room lost them (a hibernating room keeps none): left again.
-        this.#sendWaitingHello();
+        // The room lost it (a hibernating room keeps none): left again.
+        this.#sendWaitingHello(invite);
       }
       this.#views.set(
         frame.peer,
@@ -613,6 +651,8 @@ export class SignalingRoom implements SignalingHub {
       this.#views.get(frame.peer)?.pipe.refused(frame.code, frame.message);
     } else if (frame && this.#requests.answer(frame)) {
       // An invite or revoke request's answer: settled.
+    } else if (frame?.type === "error" && this.#helloRefused(frame)) {
+      // A waiting hello the room would not keep: dropped.
     } else if (frame?.type === "error" && this.#ice.asked(frame.ref)) {
       this.onerror?.(
         new SignalingRoomError(

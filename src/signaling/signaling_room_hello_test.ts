@@ -192,3 +192,28 @@ Deno.test("SignalingRoom leaves no hello with a room whose welcome does not say 
     await server.shutdown();
   }
 });
+
+Deno.test("A waiting hello for an invite the room does not hold is dropped without an error, and the host's own still waits for its guest", async () => {
+  await withServer(async (_server, url) => {
+    const host = await SignalingRoom.join(url, {
+      role: "host",
+      key: HOST_KEY,
+      guestVerifier: GUEST_VERIFIER,
+    });
+    const errors: Error[] = [];
+    host.onerror = (error) => errors.push(error);
+    const stray = await AuthenticatedSignaling.prepareHello({ key: SEAL_KEY, role: "host" });
+    assert.equal(host.leaveHello(stray.message, "nobody"), true);
+    const own = await AuthenticatedSignaling.prepareHello({ key: SEAL_KEY, role: "host" });
+    assert.equal(host.leaveHello(own.message), true);
+    // The room answers the host's frames in order: the refusal comes before this join.
+    const joined = nextJoin(host);
+    const guest = await sealedGuest(url);
+    const peer = await joined;
+    assert.equal(host.tookHello(peer), true);
+    assert.deepEqual(errors, []);
+    await guest.signaling.close();
+    await guest.room.close();
+    await host.close();
+  });
+});
