@@ -72,8 +72,15 @@ Deno.test("Without the router's task store, the SDK keeps every signalling messa
   try {
     const result = await askAgent(agent.url, QUESTION, { root: folder.root });
     assert.equal(result.answer, ANSWER);
-    // The offer, the agent's candidates and its goodbye at least.
-    assert.ok(await storedSignaling(agent, result.taskId!) >= 3);
+    // The offer, the agent's candidates and its goodbye at least. The goodbye
+    // is stored as the agent closes, which may come just after the desktop's
+    // stream ended: looked for again, for at most 5 s.
+    let stored = await storedSignaling(agent, result.taskId!);
+    for (let i = 0; i < 100 && stored < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      stored = await storedSignaling(agent, result.taskId!);
+    }
+    assert.ok(stored >= 3, `${stored} signalling parts stored`);
   } finally {
     await agent.close();
   }
@@ -228,7 +235,7 @@ Deno.test("Two messages offering the MCP server at once each get their own serve
   }
 });
 
-Deno.test("The desktop's first reply carries its answer, sealed or not: a connect needs 2 A2A requests before the agent can open the channel, and at most one more for the goodbye", async () => {
+Deno.test("The desktop's first reply carries its answer, sealed or not: a connect needs 2 A2A requests before the agent can open the channel, and at most two more (late candidates, the goodbye)", async () => {
   await using folder = await sharedFolder();
   const tickets = await pairedTickets();
   const counts: Record<string, { answerIn: number[]; atOpen: number[]; total: number[] }> = {};
@@ -283,8 +290,9 @@ Deno.test("The desktop's first reply carries its answer, sealed or not: a connec
     // third or later). The desktop's candidates share that reply or take the next, which may
     // leave before the channel opens or after it, as the machine's load has it.
     assert.deepEqual(seen.answerIn, seen.answerIn.map(() => 2), report);
-    // The desktop's goodbye, unless the agent said it first (then none: the agent has left).
-    for (const [i, total] of seen.total.entries()) assert.ok(total - seen.atOpen[i]! <= 1, report);
+    // After the open, the desktop's candidates when they missed the answer's reply (sealed
+    // just after it, they may), and its goodbye unless the agent said it first.
+    for (const [i, total] of seen.total.entries()) assert.ok(total - seen.atOpen[i]! <= 2, report);
   }
 });
 
