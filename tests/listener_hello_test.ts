@@ -16,53 +16,23 @@ import { SignalingRoom } from "../src/signaling/signaling_room.ts";
 import type { SignalingMessage } from "../src/signaling/signaling.ts";
 import { createTestServer, dial, greet, LOCAL, until, withWorker } from "./_helpers.ts";
 
-Deno.test("The listener serves two agents in a row, each on the hello waiting for it, and leaves a hello with a new nonce after each", async () => {
-  const left: SignalingMessage[] = [];
-  const leaveHello = SignalingRoom.prototype.leaveHello;
-  SignalingRoom.prototype.leaveHello = function (hello) {
-    left.push(hello);
-    return leaveHello.call(this, hello);
-  };
-  try {
-    await withWorker(async (worker) => {
-      const listener = await WebRTCListener.listen({
-        url: worker.url,
-        ...LOCAL,
-        connectTimeout: 5_000,
-        createServer: () => createTestServer(),
-      });
-      const room = listener.hub as SignalingRoom;
-      const took: boolean[] = [];
-      const agents: Agent[] = [];
-      listener.onagent = (agent) => {
-        agents.push(agent);
-        took.push(room.tookHello(agent.peer));
-      };
-      const errors: Error[] = [];
-      listener.onerror = (error) => errors.push(error);
-      await until(() => left.length === 1, 5_000, "the first hello left");
-      for (const name of ["first", "second"]) {
-        const client = await dial(listener.ticket!);
-        await greet(client, name);
-        await client.close();
-        await until(() => left.length === agents.length + 1, 5_000, "a new hello left");
-      }
-      assert.deepEqual(took, [true, true]);
-      const nonces = left.map((hello) => hello.nonce);
-      assert.equal(new Set(nonces).size, 3, JSON.stringify(nonces));
-      assert.deepEqual(errors, []);
-      await listener.close();
-    });
-  } finally {
-    SignalingRoom.prototype.leaveHello = leaveHello;
-  }
-});
+/** A hello the listener left with its room, and the invite it was left for. */
+interface Left {
+  hello: SignalingMessage;
+  invite: string | undefined;
+}
 
-Deno.test("The listener leaves a hello for each invite: an invite's agent connects on its invite's hello, and a new one is left for that invite", async () => {
-  const left: { invite: string | undefined; nonce: unknown }[] = [];
+/**
+ * Runs `test` with a listener on the local worker, recording every hello its
+ * room client leaves with the room.
+ */
+async function withListener(
+  test: (listener: WebRTCListener, room: SignalingRoom, left: Left[]) => Promise<void>,
+): Promise<void> {
+  const left: Left[] = [];
   const leaveHello = SignalingRoom.prototype.leaveHello;
   SignalingRoom.prototype.leaveHello = function (hello, invite) {
-    left.push({ invite, nonce: hello.nonce });
+    left.push({ hello, invite });
     return leaveHello.call(this, hello, invite);
   };
   try {
@@ -73,32 +43,60 @@ Deno.test("The listener leaves a hello for each invite: an invite's agent connec
         connectTimeout: 5_000,
         createServer: () => createTestServer(),
       });
-      const room = listener.hub as SignalingRoom;
-      const took: [string | undefined, boolean][] = [];
-      listener.onagent = (agent) => took.push([agent.name, room.tookHello(agent.peer)]);
-      const errors: Error[] = [];
-      listener.onerror = (error) => errors.push(error);
-      const ticket = await listener.invite({ name: "ci" });
-      await until(() => left.some(({ invite }) => invite === "ci"), 5_000, "a hello left for ci");
-      const client = await dial(ticket);
-      await greet(client, "ci's agent");
-      await client.close();
-      await until(
-        () => left.filter(({ invite }) => invite === "ci").length === 2,
-        5_000,
-        "a new hello left for ci",
-      );
-      assert.deepEqual(took, [["ci", true]]);
-      const ci = left.filter(({ invite }) => invite === "ci").map(({ nonce }) => nonce);
-      assert.notEqual(ci[0], ci[1]);
-      // Revoking the invite its hello waits for raises no error in the room or here.
-      await listener.revoke("ci");
-      assert.deepEqual(errors, []);
-      await listener.close();
+      try {
+        await test(listener, listener.hub as SignalingRoom, left);
+      } finally {
+        await listener.close();
+      }
     });
   } finally {
     SignalingRoom.prototype.leaveHello = leaveHello;
   }
+}
+
+Deno.test("The listener serves two agents in a row, each on the hello waiting for it, and leaves a hello with a new nonce after each", async () => {
+  await withListener(async (listener, room, left) => {
+    const took: boolean[] = [];
+    const agents: Agent[] = [];
+    listener.onagent = (agent) => {
+      agents.push(agent);
+      took.push(room.tookHello(agent.peer));
+    };
+    const errors: Error[] = [];
+    listener.onerror = (error) => errors.push(error);
+    await until(() => left.length === 1, 5_000, "the first hello left");
+    for (const name of ["first", "second"]) {
+      const client = await dial(listener.ticket!);
+      await greet(client, name);
+      await client.close();
+      await until(() => left.length === agents.length + 1, 5_000, "a new hello left");
+    }
+    assert.deepEqual(took, [true, true]);
+    const nonces = left.map(({ hello }) => hello.nonce);
+    assert.equal(new Set(nonces).size, 3, JSON.stringify(nonces));
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("The listener leaves a hello for each invite: an invite's agent connects on its invite's hello, and a new one is left for that invite", async () => {
+  await withListener(async (listener, room, left) => {
+    const took: [string | undefined, boolean][] = [];
+    listener.onagent = (agent) => took.push([agent.name, room.tookHello(agent.peer)]);
+    const errors: Error[] = [];
+    listener.onerror = (error) => errors.push(error);
+    const forCi = () => left.filter(({ invite }) => invite === "ci");
+    const ticket = await listener.invite({ name: "ci" });
+    await until(() => forCi().length === 1, 5_000, "a hello left for ci");
+    const client = await dial(ticket);
+    await greet(client, "ci's agent");
+    await client.close();
+    await until(() => forCi().length === 2, 5_000, "a new hello left for ci");
+    assert.deepEqual(took, [["ci", true]]);
+    assert.notEqual(forCi()[0]!.hello.nonce, forCi()[1]!.hello.nonce);
+    // Revoking the invite its hello waits for raises no error in the room or here.
+    await listener.revoke("ci");
+    assert.deepEqual(errors, []);
+  });
 });
 
 Deno.test("The listener leaves a new hello for an invite whose agent took the last one and was gone before it could be served", async () => {
