@@ -254,9 +254,7 @@ export class WebRTCListener {
 
   /**
    * The hello the room was given for the invite's next agent, if this agent
-   * took it (with the key it was sealed with): it waits no longer. The next
-   * one is left once this agent's connect settled: made now, it would take its
-   * share of the thread this connect runs on.
+   * took it (with the key it was sealed with): it waits no longer.
    */
   #takeHello(
     peer: string,
@@ -525,6 +523,10 @@ export class WebRTCListener {
     // whatever becomes of the agent, its invite gets a new one once it settled.
     const invite = inviteNameOf(this.#options.hub, peer) ?? GUEST_INVITE;
     const taken = this.#takeHello(peer, invite);
+    // The next is made while this agent's offer is on its way, when this end
+    // waits anyway (once the channel opened, it would delay the session's
+    // first messages). Each join takes at most one, within the room's limits.
+    if (taken) void this.#leaveHello(invite);
     try {
       await this.#admit(peer, taken);
     } finally {

@@ -9,6 +9,7 @@ import {
   type Agent,
   createTicket,
   deriveTicketKeys,
+  MemorySignaling,
   type SignalingHub,
   WebRTCListener,
 } from "../mod.ts";
@@ -135,4 +136,45 @@ Deno.test("The listener leaves a new hello for an invite whose agent took the la
   assert.notEqual(left[0].nonce, left[1].nonce);
   assert.match(errors.map(String).join("\n"), /is not in the room/);
   await listener.close();
+});
+
+Deno.test("The listener leaves the next hello while the agent that took the last one is still connecting", async () => {
+  const { signalingKey } = await deriveTicketKeys(
+    await createTicket({ url: "wss://signal.example.com" }),
+  );
+  const TAKER = "0123456789abcdef";
+  const left: SignalingMessage[] = [];
+  // The agent's side of its signalling stays silent: its connect cannot settle
+  // within this test (its timeout is far off).
+  const [desktopSide, agentSide] = MemorySignaling.createPair();
+  const hub: SignalingHub & {
+    leaveHello(hello: SignalingMessage): boolean;
+    tookHello(peer: string): boolean;
+  } = {
+    peers: [],
+    signaling: () => desktopSide,
+    close: () => Promise.resolve(),
+    leaveHello(hello) {
+      left.push(hello);
+      return true;
+    },
+    tookHello: (peer) => peer === TAKER,
+  };
+  const listener = new WebRTCListener({
+    hub,
+    signalingKey,
+    ...LOCAL,
+    connectTimeout: 60_000,
+    createServer: () => createTestServer(),
+  });
+  try {
+    await until(() => left.length === 1, 5_000, "the first hello left");
+    hub.onpeerjoin!(TAKER);
+    await until(() => left.length === 2, 5_000, "the next hello left while the agent connects");
+    assert.notEqual(left[0].nonce, left[1].nonce);
+    assert.deepEqual(listener.agents.map((agent) => agent.peer), [TAKER]);
+  } finally {
+    await listener.close();
+    await agentSide.close();
+  }
 });
