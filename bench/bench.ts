@@ -9,7 +9,9 @@
  * through the signalling worker (run locally in Miniflare) with a ticket: only
  * its connect time is measured, since once connected its data channel is
  * `webrtc`'s. Then the worker alone: signalling handshakes per second, many
- * rooms at once. Last, sessions resumed after a lost path, in network
+ * rooms at once, and the connect through rooms that only relay
+ * (`bench/room_connect.ts`: what any room costs here, what sealing costs, and
+ * what this worker's room costs beyond them). Last, sessions resumed after a lost path, in network
  * namespaces of their own (`bench/resume.ts`; as root on Linux only, else
  * skipped with the reason).
  *
@@ -27,6 +29,7 @@
  * @module
  */
 import type { A2AFigures } from "./a2a.ts";
+import type { RoomConnectFigures } from "./room_connect.ts";
 import { renderSessions, type SessionFigures } from "./sessions.ts";
 import { type FairnessFigures, renderFairness } from "./fairness.ts";
 import { type RelayWindowFigures, renderRelayWindow } from "./relay.ts";
@@ -247,6 +250,8 @@ interface Report {
   fairness: FairnessFigures | null;
   /** Sessions resumed after a lost path, in network namespaces (`bench/resume.ts`). */
   resume: ResumeFigures | null;
+  /** The connect through rooms that only relay, and through the worker (`bench/room_connect.ts`). */
+  roomConnect: RoomConnectFigures | null;
 }
 
 /** One line a transport's process writes to stdout. */
@@ -972,6 +977,10 @@ async function main(args: string[]): Promise<void> {
   };
   if (!json) console.error("measuring signalling handshakes…");
   const signaling = await measureSignaling(quick, plan);
+  if (!json) console.error("measuring the connect through rooms that only relay…");
+  // Not in the children, as the A2A connect's below.
+  const { measureRoomConnect, renderRoomConnect } = await import("./room_connect.ts");
+  const roomConnect = await measureRoomConnect(quick, Math.max(plan.childTimeout, 120_000));
   if (!json) console.error("measuring the A2A connect…");
   const { measureA2A, renderA2A } = await import("./a2a.ts"); // Not in the children.
   const a2a = await measureA2A(quick);
@@ -996,13 +1005,14 @@ async function main(args: string[]): Promise<void> {
     relayWindow,
     fairness,
     resume,
+    roomConnect,
   };
   console.log(
     json
       ? JSON.stringify(report, rounded, 2)
-      : `${render(report, plan)}\n\n${renderA2A(a2a)}\n\n${renderSessions(sessions)}\n\n${
-        renderRelayWindow(relayWindow)
-      }\n\n${
+      : `${render(report, plan)}\n\n${renderRoomConnect(roomConnect)}\n\n${renderA2A(a2a)}\n\n${
+        renderSessions(sessions)
+      }\n\n${renderRelayWindow(relayWindow)}\n\n${
         fairness ? renderFairness(fairness) : "Sessions beside a large result: not measured"
       }\n\n${renderResume(resume)}`,
   );
