@@ -520,24 +520,34 @@ export class WebRTCListener {
   async #accept(peer: string): Promise<void> {
     if (this.#closing || this.#agents.has(peer)) return;
     // The hello the room handed this agent is taken before anything waits:
-    // whatever becomes of the agent, its invite gets a new one once it settled.
+    // whatever becomes of the agent, its invite gets a new one.
     const invite = inviteNameOf(this.#options.hub, peer) ?? GUEST_INVITE;
     const taken = this.#takeHello(peer, invite);
-    // The next is made while this agent's offer is on its way, when this end
-    // waits anyway (once the channel opened, it would delay the session's
-    // first messages). Each join takes at most one, within the room's limits.
-    if (taken) void this.#leaveHello(invite);
-    try {
-      await this.#admit(peer, taken);
-    } finally {
+    // The next is made once this end has answered the agent (its ICE and DTLS
+    // then run natively, and its seal delays nothing of this connect), or once
+    // the agent settled otherwise. Each join takes at most one, within the
+    // room's limits.
+    let left = false;
+    const leaveNext = () => {
+      if (left) return;
+      left = true;
       void this.#leaveHello(invite);
+    };
+    try {
+      await this.#admit(peer, taken, leaveNext);
+    } finally {
+      leaveNext();
     }
   }
 
-  /** Connects one agent that joined the room, on the hello it took if any. */
+  /**
+   * Connects one agent that joined the room, on the hello it took if any;
+   * calls `answered` once its first dial's answer is sent.
+   */
   async #admit(
     peer: string,
     taken: { hello: PreparedHello; key: CryptoKey } | undefined,
+    answered: () => void,
   ): Promise<void> {
     const options = this.#options;
     // Unless given: the servers the room hands out (short-lived TURN credentials,
@@ -607,6 +617,9 @@ export class WebRTCListener {
       signaling,
       initiator: rest.initiator ?? false,
     });
+    connection.onconnectstep = (step) => {
+      if (step === "answer") answered();
+    };
     const agent: Agent = Object.freeze({
       peer,
       ...(name === undefined ? {} : { name }),

@@ -13,6 +13,8 @@ import {
   type SignalingHub,
   WebRTCListener,
 } from "../mod.ts";
+import { AuthenticatedSignaling } from "../src/signaling/authenticated_signaling.ts";
+import { resolvePeerConnection } from "../src/runtime.ts";
 import { SignalingRoom } from "../src/signaling/signaling_room.ts";
 import type { SignalingMessage } from "../src/signaling/signaling.ts";
 import { createTestServer, dial, greet, LOCAL, until, withWorker } from "./_helpers.ts";
@@ -138,15 +140,20 @@ Deno.test("The listener leaves a new hello for an invite whose agent took the la
   await listener.close();
 });
 
-Deno.test("The listener leaves the next hello while the agent that took the last one is still connecting", async () => {
+Deno.test("The listener leaves the next hello once it answered the agent that took the last one, while that agent is still connecting", async () => {
   const { signalingKey } = await deriveTicketKeys(
     await createTicket({ url: "wss://signal.example.com" }),
   );
   const TAKER = "0123456789abcdef";
-  const left: SignalingMessage[] = [];
-  // The agent's side of its signalling stays silent: its connect cannot settle
-  // within this test (its timeout is far off).
   const [desktopSide, agentSide] = MemorySignaling.createPair();
+  // What the desktop had sent (the types of its sealed bodies) at each hello it left.
+  const sent: string[] = [];
+  const send = desktopSide.send.bind(desktopSide);
+  desktopSide.send = (message) => {
+    if (typeof message.body === "string") sent.push(JSON.parse(message.body).type);
+    return send(message);
+  };
+  const left: { hello: SignalingMessage; sentBefore: string[] }[] = [];
   const hub: SignalingHub & {
     leaveHello(hello: SignalingMessage): boolean;
     tookHello(peer: string): boolean;
@@ -155,7 +162,7 @@ Deno.test("The listener leaves the next hello while the agent that took the last
     signaling: () => desktopSide,
     close: () => Promise.resolve(),
     leaveHello(hello) {
-      left.push(hello);
+      left.push({ hello, sentBefore: [...sent] });
       return true;
     },
     tookHello: (peer) => peer === TAKER,
@@ -167,14 +174,34 @@ Deno.test("The listener leaves the next hello while the agent that took the last
     connectTimeout: 60_000,
     createServer: () => createTestServer(),
   });
+  // The agent offers with no candidates, so that its connect cannot complete.
+  const agent = new AuthenticatedSignaling(agentSide, { key: signalingKey, role: "guest" });
+  const answers: SignalingMessage[] = [];
+  agent.onmessage = (message) => message.type === "answer" && answers.push(message);
+  const pc = new (await resolvePeerConnection())({ iceServers: [], ...LOCAL.rtcConfiguration });
+  let channel: { close(): void } | undefined;
   try {
     await until(() => left.length === 1, 5_000, "the first hello left");
     hub.onpeerjoin!(TAKER);
-    await until(() => left.length === 2, 5_000, "the next hello left while the agent connects");
-    assert.notEqual(left[0].nonce, left[1].nonce);
+    await desktopSide.send(left[0]!.hello); // as the room hands it with the agent's welcome
+    await agent.start();
+    channel = pc.createDataChannel("mcp") as { close(): void };
+    const offer = await pc.createOffer();
+    const sdp = offer.sdp!.split("\r\n").filter((line) => !line.startsWith("a=candidate")).join(
+      "\r\n",
+    );
+    await agent.send({ type: "offer", sdp });
+    await until(() => left.length === 2, 5_000, "the next hello left");
+    await until(() => answers.length === 1, 5_000, "the desktop's answer at the agent");
+    assert.ok(left[1]!.sentBefore.includes("answer"), JSON.stringify(left[1]!.sentBefore));
+    assert.equal(left[0]!.sentBefore.length, 0);
+    assert.notEqual(left[0]!.hello.nonce, left[1]!.hello.nonce);
+    // Still connecting: the listener has not reported the agent.
     assert.deepEqual(listener.agents.map((agent) => agent.peer), [TAKER]);
   } finally {
+    channel?.close();
+    pc.close();
     await listener.close();
-    await agentSide.close();
+    await agent.close();
   }
 });

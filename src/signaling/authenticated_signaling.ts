@@ -37,13 +37,18 @@
  *    An end built on a *prepared hello* (`prepareHello`, sealed before the
  *    connection existed) sends none: its hello reaches the peer another way
  *    (a signalling room hands the host's waiting hello to the next guest
- *    right after its welcome), and its next envelope has `seq` 1.
+ *    right after its welcome), and its next envelope has `seq` 1. An end
+ *    whose start brought the other end's hello answers that hello (step 2)
+ *    and sends no bare one: its answer carries its nonce.
  * 2. On a hello without `peerNonce`, an end takes its nonce as the peer's
  *    (tentatively) and answers with a hello that carries it as `peerNonce`.
+ *    Until a peer is confirmed, a hello whose `peerNonce` is not this end's
+ *    (a stale copy of a waiting hello, or an earlier connection's) is taken
+ *    the same way: it binds nothing, and its sender learns this end's nonce.
  * 3. An end accepts an envelope that carries a `peerNonce` only if it equals
- *    its own nonce. The first such envelope *confirms* the sender's nonce:
- *    from then on only envelopes from that nonce, with a higher `seq`, are
- *    accepted.
+ *    its own nonce (hellos aside, as step 2 says). The first such envelope
+ *    *confirms* the sender's nonce: from then on only envelopes from that
+ *    nonce, with a higher `seq`, are accepted.
  * 4. Messages passed to `send()` before any hello came wait in a bounded
  *    queue. Once a hello came (it opened with the key), this end answers it,
  *    then each message goes out in order as an envelope with `body` and
@@ -61,13 +66,12 @@
  *    built on it (option `hello`) sends no hello on `start()`, nor when the
  *    other end names its nonce: its next message (the answer) names the
  *    other's nonce and confirms it there. It still answers a bare hello, as
- *    step 2 says. The other end, given the hello as `peerHello`, answers it
- *    on `start()` instead of sending a bare hello; given it by the room, it
- *    reads it as any hello and sends its own bare hello too. So every pair
- *    has a hello that reaches the end it names, provided an end given
- *    `peerHello` faces the end built on that very hello (the A2A desktop's
- *    first dial); two ends each waiting on another's prepared hello would
- *    both wait, and nothing here builds such a pair.
+ *    step 2 says. The other end, given the hello as `peerHello` or by the
+ *    room with its start, answers it instead of sending a bare hello. If
+ *    that copy was stale (the end serving this peer was built on another
+ *    hello), the answer names a nonce that end does not hold, and step 2
+ *    makes it answer in turn: so every pair has a hello that reaches the end
+ *    it names, and neither end waits on the other.
  *
  * A prepared hello is a hello like any other: it names no peer and binds
  * nothing by itself, and the end built on it serves one connection. A copy of
@@ -465,6 +469,11 @@ export class AuthenticatedSignaling extends SignalingBase {
       await this.#receiving;
       if (this.#helloFor !== undefined) return;
     }
+    // A hello that came with the start (a room hands its host's waiting hello
+    // right behind the welcome) was answered, and that answer carries this
+    // end's nonce: a bare hello would only cost the peer a check and a reply.
+    await this.#receiving;
+    if (this.#peer !== undefined) return;
     if (!this.#helloHanded) await this.#post(undefined);
   }
 
@@ -699,7 +708,13 @@ export class AuthenticatedSignaling extends SignalingBase {
       );
     }
     const peer = this.#peer;
-    if (envelope.peerNonce === undefined) {
+    // A hello that names another nonce (a stale copy of a waiting hello, or an
+    // earlier connection's) is read as a bare hello until a peer is
+    // confirmed: answering it binds nothing, and its sender learns this nonce.
+    const hello = envelope.body === undefined &&
+      (envelope.peerNonce === undefined ||
+        (envelope.peerNonce !== this.#nonce && !peer?.confirmed));
+    if (envelope.peerNonce === undefined || hello) {
       if (envelope.body !== undefined) {
         throw refusal("it carries a body but does not name this connection's nonce");
       }
