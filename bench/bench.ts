@@ -29,7 +29,7 @@
  * @module
  */
 import type { A2AFigures } from "./a2a.ts";
-import type { RoomConnectFigures } from "./room_connect.ts";
+import { renderRoomConnect, type RoomConnectFigures } from "./room_connect.ts";
 import { renderSessions, type SessionFigures } from "./sessions.ts";
 import { type FairnessFigures, renderFairness } from "./fairness.ts";
 import { type RelayWindowFigures, renderRelayWindow } from "./relay.ts";
@@ -978,20 +978,42 @@ async function main(args: string[]): Promise<void> {
   if (!json) console.error("measuring signalling handshakes…");
   const signaling = await measureSignaling(quick, plan);
   if (!json) console.error("measuring the connect through rooms that only relay…");
-  // Not in the children, as the A2A connect's below.
-  const { measureRoomConnect, renderRoomConnect } = await import("./room_connect.ts");
-  const roomConnect = await measureRoomConnect(quick, Math.max(plan.childTimeout, 120_000));
+  const roomConnect = await measureInChild<RoomConnectFigures>(
+    "room connect",
+    "./room_connect.ts",
+    {
+      quick,
+      timeoutMs: Math.max(plan.childTimeout, 120_000),
+    },
+  );
   if (!json) console.error("measuring the A2A connect…");
   const { measureA2A, renderA2A } = await import("./a2a.ts"); // Not in the children.
   const a2a = await measureA2A(quick);
   if (!json) console.error("measuring sessions on one connection…");
-  const sessions = await measureSessionsInChild(quick, plan);
+  // A 64 MiB transfer takes seconds even in a quick run.
+  const sessions = await measureInChild<SessionFigures>("sessions", "./sessions.ts", {
+    quick,
+    timeoutMs: Math.max(plan.childTimeout, 120_000),
+  });
   if (!json) console.error("measuring the relay's window…");
-  const relayWindow = await measureRelayWindowInChild(quick, plan);
+  // Two 16 MiB results at the default budget take about 8 s alone.
+  const relayWindow = await measureInChild<RelayWindowFigures>("relay window", "./relay.ts", {
+    quick,
+    timeoutMs: Math.max(plan.childTimeout, 180_000),
+    args: ["--window"],
+  });
   if (!json) console.error("measuring sessions beside a large result…");
-  const fairness = await measureFairnessInChild(quick, plan);
+  const fairness = await measureInChild<FairnessFigures>("fairness", "./fairness.ts", {
+    quick,
+    timeoutMs: Math.max(plan.childTimeout, 120_000),
+    v8Flags: ["--expose-gc"],
+  });
   if (!json) console.error("measuring sessions resumed after a lost path…");
-  const resume = await measureResumeInChild(quick, plan);
+  // Ten outages of 5 to 11 s and ten moves of about 3 s.
+  const resume = await measureInChild<ResumeFigures>("resume", "./resume.ts", {
+    quick,
+    timeoutMs: Math.max(plan.childTimeout, 240_000),
+  });
   const report: Report = {
     quick,
     date: new Date().toISOString(),
@@ -1018,115 +1040,40 @@ async function main(args: string[]): Promise<void> {
   );
 }
 
-/** Runs `bench/sessions.ts` in a process of its own; `null` if it failed. */
-async function measureSessionsInChild(quick: boolean, plan: Plan): Promise<SessionFigures | null> {
+/**
+ * Runs a benchmark script of this folder in a process of its own (each has
+ * its own node-datachannel state and threads) with `--json`, and `--quick`
+ * for a quick run, and reads the JSON of its last line of output.
+ *
+ * @returns The figures, or `null` if the script failed, printed no JSON or
+ * ran past `timeoutMs` (then the end of its stderr is printed).
+ */
+async function measureInChild<T>(
+  name: string,
+  script: string,
+  options: { quick: boolean; timeoutMs: number; args?: string[]; v8Flags?: string[] },
+): Promise<T | null> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
-      new URL("./sessions.ts", import.meta.url).pathname,
+      ...(options.v8Flags ?? []).map((flag) => `--v8-flags=${flag}`),
+      new URL(script, import.meta.url).pathname,
+      ...(options.args ?? []),
       "--json",
-      ...(quick ? ["--quick"] : []),
+      ...(options.quick ? ["--quick"] : []),
     ],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  // A 64 MiB transfer takes seconds even in a quick run.
-  const timer = setTimeout(() => child.kill("SIGKILL"), Math.max(plan.childTimeout, 120_000));
+  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs);
   const { stdout, stderr } = await child.output();
   clearTimeout(timer);
   try {
     return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1) ?? "");
   } catch {
-    console.error(`sessions benchmark failed: ${new TextDecoder().decode(stderr).slice(-2000)}`);
-    return null;
-  }
-}
-
-/** Runs `bench/fairness.ts` in a process of its own; `null` if it failed. */
-async function measureFairnessInChild(
-  quick: boolean,
-  plan: Plan,
-): Promise<FairnessFigures | null> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--v8-flags=--expose-gc",
-      new URL("./fairness.ts", import.meta.url).pathname,
-      "--json",
-      ...(quick ? ["--quick"] : []),
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), Math.max(plan.childTimeout, 120_000));
-  const { stdout, stderr } = await child.output();
-  clearTimeout(timer);
-  try {
-    return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1) ?? "");
-  } catch {
-    console.error(`fairness benchmark failed: ${new TextDecoder().decode(stderr).slice(-2000)}`);
-    return null;
-  }
-}
-
-/** Runs `bench/relay.ts --window` in a process of its own; `null` if it failed. */
-async function measureRelayWindowInChild(
-  quick: boolean,
-  plan: Plan,
-): Promise<RelayWindowFigures | null> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("./relay.ts", import.meta.url).pathname,
-      "--window",
-      "--json",
-      ...(quick ? ["--quick"] : []),
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  // Two 16 MiB results at the default budget take about 8 s alone.
-  const timer = setTimeout(() => child.kill("SIGKILL"), Math.max(plan.childTimeout, 180_000));
-  const { stdout, stderr } = await child.output();
-  clearTimeout(timer);
-  try {
-    return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1) ?? "");
-  } catch {
-    console.error(
-      `relay window benchmark failed: ${new TextDecoder().decode(stderr).slice(-2000)}`,
-    );
-    return null;
-  }
-}
-
-/** Runs `bench/resume.ts` in a process of its own; `null` if it failed. */
-async function measureResumeInChild(quick: boolean, plan: Plan): Promise<ResumeFigures | null> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("./resume.ts", import.meta.url).pathname,
-      "--json",
-      ...(quick ? ["--quick"] : []),
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  // Ten outages of 5 to 11 s and ten moves of about 3 s.
-  const timer = setTimeout(() => child.kill("SIGKILL"), Math.max(plan.childTimeout, 240_000));
-  const { stdout, stderr } = await child.output();
-  clearTimeout(timer);
-  try {
-    return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1) ?? "");
-  } catch {
-    console.error(`resume benchmark failed: ${new TextDecoder().decode(stderr).slice(-2000)}`);
+    console.error(`${name} benchmark failed: ${new TextDecoder().decode(stderr).slice(-2000)}`);
     return null;
   }
 }

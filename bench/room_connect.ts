@@ -24,8 +24,8 @@
  * WebSocket join through workerd and the hops through a Durable Object),
  * what sealing costs, and what this worker's room costs beyond relaying.
  *
- * Run alone: `deno run -A bench/room_connect.ts [--connects 40] [--json]`;
- * `deno task bench` runs it too ({@linkcode measureRoomConnect}).
+ * Run alone: `deno run -A bench/room_connect.ts [--connects 40] [--quick] [--json]`
+ * (`--quick`: 10 connects each); `deno task bench` runs it too.
  *
  * @module
  */
@@ -59,7 +59,7 @@ const CONNECT_TIMEOUT = 10_000;
 const WAYS = ["in-process", "relay-only room", "relay-only room, sealed", "worker"] as const;
 type Way = typeof WAYS[number];
 
-/** What {@linkcode measureRoomConnect} reports: each way's median connect, in ms. */
+/** What this benchmark reports: each way's median connect, in ms. */
 export interface RoomConnectFigures {
   connects: number;
   medianMs: Record<Way, number>;
@@ -200,40 +200,6 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-/**
- * Measures in a process of its own (node-datachannel's state is per
- * process) and returns the figures, or `null` with the reason on stderr.
- */
-export async function measureRoomConnect(
-  quick: boolean,
-  timeoutMs: number,
-): Promise<RoomConnectFigures | null> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      import.meta.filename!,
-      "--json",
-      "--connects",
-      quick ? "10" : "40",
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-  const { stdout, stderr } = await child.output();
-  clearTimeout(timer);
-  try {
-    return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1) ?? "");
-  } catch {
-    console.error(
-      `The room connect benchmark did not finish: ${new TextDecoder().decode(stderr).slice(-2000)}`,
-    );
-    return null;
-  }
-}
-
 /** The figures as a table, with the ratios that say where the time goes. */
 export function renderRoomConnect(figures: RoomConnectFigures | null): string {
   if (!figures) return "Connect through rooms that only relay: no figures (see above)";
@@ -261,7 +227,7 @@ export function renderRoomConnect(figures: RoomConnectFigures | null): string {
 
 if (import.meta.main) {
   const at = Deno.args.indexOf("--connects");
-  const connects = at >= 0 ? Number(Deno.args[at + 1]) : 40;
+  const connects = at >= 0 ? Number(Deno.args[at + 1]) : Deno.args.includes("--quick") ? 10 : 40;
   const figures = await measureInProcess(connects);
   if (Deno.args.includes("--json")) console.log(JSON.stringify(figures));
   else console.log(renderRoomConnect(figures));

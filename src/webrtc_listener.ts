@@ -82,6 +82,12 @@ import { ClaimBook } from "./_resume_claim.ts";
 export type { Invite, InviteOptions, InviteRecord, RevokeResult };
 export type { Agent, AgentSession, ConnectableServer, ListenOptions, WebRTCListenerOptions };
 
+/** A sealed hello this end left in the room, with the key it was sealed with. */
+interface LeftHello {
+  hello: PreparedHello;
+  key: CryptoKey;
+}
+
 /**
  * Accepts any number of agents on one signalling room (up to `maxAgents`):
  * each agent that arrives gets one {@linkcode WebRTCConnection}, and each MCP
@@ -154,7 +160,7 @@ export class WebRTCListener {
   readonly #budget: MemoryBudget;
   #closing?: Promise<void>;
   /** The sealed hellos waiting in the room for the next agent of each invite, by invite. */
-  #hellos = new Map<string, { hello: PreparedHello; key: CryptoKey }>();
+  #hellos = new Map<string, LeftHello>();
 
   /** The guest ticket to hand to agents, when made by `listen()`. */
   ticket?: string;
@@ -259,7 +265,7 @@ export class WebRTCListener {
   #takeHello(
     peer: string,
     name: string,
-  ): { hello: PreparedHello; key: CryptoKey } | undefined {
+  ): LeftHello | undefined {
     const hub = this.#options.hub as Partial<Pick<SignalingRoom, "tookHello">>;
     const waiting = this.#hellos.get(name);
     if (!waiting || hub.tookHello?.(peer) !== true) return undefined;
@@ -546,7 +552,7 @@ export class WebRTCListener {
    */
   async #admit(
     peer: string,
-    taken: { hello: PreparedHello; key: CryptoKey } | undefined,
+    taken: LeftHello | undefined,
     answered: () => void,
   ): Promise<void> {
     const options = this.#options;

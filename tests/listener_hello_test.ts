@@ -102,28 +102,48 @@ Deno.test("The listener leaves a hello for each invite: an invite's agent connec
   });
 });
 
+/** The one agent of the stub rooms below: it takes the waiting hello with its welcome. */
+const TAKER = "0123456789abcdef";
+
+/**
+ * A room stub that hands the listener `signaling` for its agent, records
+ * each hello left with it (as `record` makes it), and says that only
+ * {@linkcode TAKER} took one.
+ */
+function stubRoom<T>(
+  signaling: SignalingHub["signaling"],
+  record: (hello: SignalingMessage) => T,
+): {
+  hub: SignalingHub & {
+    leaveHello(hello: SignalingMessage): boolean;
+    tookHello(peer: string): boolean;
+  };
+  left: T[];
+} {
+  const left: T[] = [];
+  return {
+    left,
+    hub: {
+      peers: [],
+      signaling,
+      close: () => Promise.resolve(),
+      leaveHello(hello) {
+        left.push(record(hello));
+        return true;
+      },
+      tookHello: (peer) => peer === TAKER,
+    },
+  };
+}
+
 Deno.test("The listener leaves a new hello for an invite whose agent took the last one and was gone before it could be served", async () => {
   const { signalingKey } = await deriveTicketKeys(
     await createTicket({ url: "wss://signal.example.com" }),
   );
-  const TAKER = "0123456789abcdef";
-  const left: SignalingMessage[] = [];
-  const hub: SignalingHub & {
-    leaveHello(hello: SignalingMessage): boolean;
-    tookHello(peer: string): boolean;
-  } = {
-    peers: [],
-    // The agent took the hello with its welcome, then left before the listener got to it.
-    signaling(peer) {
-      throw new Error(`peer ${peer} is not in the room`);
-    },
-    close: () => Promise.resolve(),
-    leaveHello(hello) {
-      left.push(hello);
-      return true;
-    },
-    tookHello: (peer) => peer === TAKER,
-  };
+  // The agent took the hello with its welcome, then left before the listener got to it.
+  const { hub, left } = stubRoom((peer) => {
+    throw new Error(`peer ${peer} is not in the room`);
+  }, (hello) => hello);
   const listener = new WebRTCListener({
     hub,
     signalingKey,
@@ -144,7 +164,6 @@ Deno.test("The listener leaves the next hello once it answered the agent that to
   const { signalingKey } = await deriveTicketKeys(
     await createTicket({ url: "wss://signal.example.com" }),
   );
-  const TAKER = "0123456789abcdef";
   const [desktopSide, agentSide] = MemorySignaling.createPair();
   // What the desktop had sent (the types of its sealed bodies) at each hello it left.
   const sent: string[] = [];
@@ -153,20 +172,7 @@ Deno.test("The listener leaves the next hello once it answered the agent that to
     if (typeof message.body === "string") sent.push(JSON.parse(message.body).type);
     return send(message);
   };
-  const left: { hello: SignalingMessage; sentBefore: string[] }[] = [];
-  const hub: SignalingHub & {
-    leaveHello(hello: SignalingMessage): boolean;
-    tookHello(peer: string): boolean;
-  } = {
-    peers: [],
-    signaling: () => desktopSide,
-    close: () => Promise.resolve(),
-    leaveHello(hello) {
-      left.push({ hello, sentBefore: [...sent] });
-      return true;
-    },
-    tookHello: (peer) => peer === TAKER,
-  };
+  const { hub, left } = stubRoom(() => desktopSide, (hello) => ({ hello, sentBefore: [...sent] }));
   const listener = new WebRTCListener({
     hub,
     signalingKey,
