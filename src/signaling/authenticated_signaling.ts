@@ -462,18 +462,14 @@ export class AuthenticatedSignaling extends SignalingBase {
     await this.#inner.start?.();
     const peerHello = this.#peerHello;
     this.#peerHello = undefined;
-    if (peerHello !== undefined) {
-      // Read first, with what came before start: answered, it binds this end
-      // to the other peer's nonce and lets what waits leave at once.
-      this.#enqueueReceive(peerHello);
-      await this.#receiving;
-      if (this.#helloFor !== undefined) return;
-    }
-    // A hello that came with the start (a room hands its host's waiting hello
-    // right behind the welcome) was answered, and that answer carries this
-    // end's nonce: a bare hello would only cost the peer a check and a reply.
+    // The other peer's hello, given as `peerHello` or come with the start (a
+    // room hands its host's waiting hello right behind the welcome), is read
+    // first: answered, it binds this end to that nonce and lets what waits
+    // leave at once, and the answer carries this end's nonce, so a bare hello
+    // would only cost the peer a check and a reply.
+    if (peerHello !== undefined) this.#enqueueReceive(peerHello);
     await this.#receiving;
-    if (this.#peer !== undefined) return;
+    if (this.#helloFor !== undefined) return;
     if (!this.#helloHanded) await this.#post(undefined);
   }
 
