@@ -2,10 +2,21 @@
  * Whether sessions of one connection wait for each other, on 127.0.0.1, both
  * peers in this process:
  *
- * - small `tools/call` round trips on one session, alone, and while another
- *   session of the same connection receives a 64 MiB result;
+ * - small `tools/call` round trips on one session, back to back (each call
+ *   issued when the previous one returned), alone, and while another session
+ *   of the same connection receives a 64 MiB result;
  * - the 64 MiB result alone (the small session open and silent) and beside
  *   the small calls;
+ * - the same with the small calls on an open loop: one due every `PACE_MS`
+ *   (200 a second), each issued at its due time whether or not earlier ones
+ *   returned, and timed from that due time, not from when a late timer issued
+ *   it; alone, and beside the 64 MiB result, alternating with the result
+ *   alone. Back to back, a call that waits delays the next ones from even
+ *   being issued, so the tail goes under-counted (coordinated omission), and
+ *   the calls come faster the faster they return: on two cores that loop
+ *   measures how the result and the calls share the CPU rather than how the
+ *   connection schedules its sessions. At a fixed pace the load stays the
+ *   same whatever the latency;
  * - the same, with the small calls on a connection of their own in this
  *   process: nothing shared with the result but the process (its event loop
  *   and cores), which is what no scheduling between sessions can remove;
@@ -38,6 +49,17 @@ import { prepareBlob } from "./_transports.ts";
 
 const MIB = 1024 * 1024;
 const LOCAL = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
+/** Ms between the due times of the open loop's small calls: 200 a second. */
+const PACE_MS = 5;
+/** The most small calls the open loop issues beside one result, whatever happens to the result. */
+const PACED_CAP = 100_000;
+/**
+ * How early a timer may fire: timers count whole milliseconds, and fire up to
+ * one before their time as `performance.now()` reads it. A paced call is issued
+ * at the first timer within this of its due time, rather than after another
+ * timer that could not fire sooner than a millisecond later.
+ */
+const TIMER_GRAIN_MS = 1;
 
 /** Percentiles of a list of milliseconds. */
 interface Spread {
@@ -48,7 +70,9 @@ interface Spread {
 
 /** What this benchmark reports. */
 export interface FairnessFigures {
+  /** Small calls back to back (each issued when the previous one returned), alone, ms. */
   idle: Spread;
+  /** Small calls back to back beside the 64 MiB result on another session, ms. */
   busy: Spread;
   /** Of the busy calls: the request's way, the desktop's turn, the response's way, ms. */
   busyRequestWay: Spread;
@@ -58,9 +82,23 @@ export interface FairnessFigures {
   bulkBufferedKiB: Spread;
   /** KiB of the bulk session handed, neither buffered nor received yet, at the same moments. */
   bulkInFlightKiB: Spread;
-  /** The 64 MiB result alone and beside the calls, ms (medians). */
+  /** The 64 MiB result alone and beside the calls back to back, ms (medians). */
   bulkAloneMs: number;
   bulkBesideMs: number;
+  /** Ms between the due times of the open loop's small calls. */
+  paceMs: number;
+  /**
+   * Small calls on an open loop (one due every `paceMs`, each issued at its due
+   * time whether or not earlier ones returned), ms from each call's due time to
+   * its response: alone, and beside the 64 MiB result over all its runs.
+   */
+  pacedAlone: Spread;
+  pacedBeside: Spread;
+  /** How many paced calls were issued during one 64 MiB result (median over the runs). */
+  pacedCallsBeside: number;
+  /** The 64 MiB result alone and beside the paced calls, alternating, ms (medians). */
+  bulkAlonePacedMs: number;
+  bulkBesidePacedMs: number;
   /**
    * CPU of this process (all threads, ms): one small call alone, the 64 MiB
    * result alone, and the result beside the calls with how many calls ran
@@ -228,6 +266,43 @@ export async function measureFairness(quick: boolean): Promise<FairnessFigures> 
       ids.push(lastSent);
       return ms;
     };
+    /**
+     * Small calls on an open loop: one due every `PACE_MS` from now, each
+     * issued at its due time (all those due at once if the timer fired late)
+     * whether or not earlier ones returned, until `stop()` says so or `limit`
+     * were issued; each call's ms from its due time (or from its issue, if a
+     * timer fired early) to its response go to `times`. Resolves with how many
+     * were issued once all of them returned.
+     */
+    const paced = (times: number[], limit: number, stop: () => boolean) =>
+      new Promise<number>((resolve, reject) => {
+        const start = performance.now();
+        const calls: Promise<void>[] = [];
+        let failure: unknown;
+        let issued = 0;
+        const over = () => stop() || issued >= limit || failure !== undefined;
+        const tick = () => {
+          while (!over() && start + issued * PACE_MS <= performance.now() + TIMER_GRAIN_MS) {
+            // From the due time if issued late, from the issue if a timer fired early.
+            const from = Math.min(start + issued++ * PACE_MS, performance.now());
+            calls.push(
+              small.callTool({ name: "echo", arguments: { text: "hello" } }).then(
+                () => void times.push(performance.now() - from),
+                (error) => void (failure ??= error),
+              ),
+            );
+          }
+          if (!over()) {
+            // Due times follow from the start, so a late timer does not move the later ones.
+            setTimeout(tick, Math.max(0, start + issued * PACE_MS - performance.now()));
+            return;
+          }
+          void Promise.all(calls).then(() =>
+            failure === undefined ? resolve(issued) : reject(failure)
+          );
+        };
+        tick();
+      });
     const bulkCall = async (bytes: number) => {
       const start = performance.now();
       const result = await bulk.callTool({ name: "blob", arguments: { bytes } }, undefined, {
@@ -328,6 +403,31 @@ export async function measureFairness(quick: boolean): Promise<FairnessFigures> 
       aloneApart.push(await bulkAlone());
       besideApart.push(await besideCalls(callApart, busyApart));
     }
+
+    // The same result beside small calls on an open loop, alternating with the result alone.
+    const pacedAlone: number[] = [];
+    await paced(pacedAlone, 200, () => false);
+    const alonePaced: number[] = [];
+    const besidePaced: number[] = [];
+    const pacedBeside: number[] = [];
+    const pacedIssued: number[] = [];
+    for (let round = 0; round < (quick ? 2 : 8); round++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      alonePaced.push(await bulkCall(64 * MIB));
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      let done = false;
+      const transfer = bulkCall(64 * MIB);
+      // Stop issuing once the result is in, or has failed (its own timeout is 300 s).
+      transfer.then(() => done = true, () => done = true);
+      const [ms, issued] = await Promise.all([
+        transfer,
+        paced(pacedBeside, PACED_CAP, () => done),
+      ]);
+      besidePaced.push(ms);
+      pacedIssued.push(issued);
+    }
     const way = (from: Map<number, number>, to: Map<number, number>) =>
       spread(busyIds.map((id) => to.get(id)! - from.get(id)!));
     const received = new Map(
@@ -343,6 +443,12 @@ export async function measureFairness(quick: boolean): Promise<FairnessFigures> 
       bulkInFlightKiB: spread(busyIds.map((id) => trace.inFlight.get(id)! / 1024)),
       bulkAloneMs: median(alone),
       bulkBesideMs: median(beside),
+      paceMs: PACE_MS,
+      pacedAlone: spread(pacedAlone),
+      pacedBeside: spread(pacedBeside),
+      pacedCallsBeside: median(pacedIssued),
+      bulkAlonePacedMs: median(alonePaced),
+      bulkBesidePacedMs: median(besidePaced),
       cpu: Number.isFinite(callCpuMs)
         ? {
           call: callCpuMs,
@@ -386,13 +492,26 @@ function cpuLines(cpu: NonNullable<FairnessFigures["cpu"]>): string[] {
   ];
 }
 
+/**
+ * What the process's cores allow the result beside the paced calls, reckoned
+ * as `cpuLines` does, with each call at the CPU of a small call alone.
+ */
+function pacedCpuLine(cpu: NonNullable<FairnessFigures["cpu"]>, callsBeside: number): string {
+  const calls = callsBeside * cpu.call;
+  return `      ${callsBeside} calls at their cost alone take ${
+    calls.toFixed(0)
+  } ms of CPU: the cores allow at most ${
+    (cpu.bulkAlone / (cpu.bulkAlone + calls)).toFixed(2)
+  }× its speed alone`;
+}
+
 /** The figures as lines of text. */
 export function renderFairness(f: FairnessFigures): string {
   const ms = (s: Spread) => `p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms (n=${s.n})`;
   return [
     "Sessions of one connection (loopback, both peers in one process)",
-    `  small calls alone:                         ${ms(f.idle)}`,
-    `  small calls beside a 64 MiB result:        ${ms(f.busy)}  (target p50 <= 2, p99 <= 20)`,
+    `  small calls back to back, alone:           ${ms(f.idle)}`,
+    `  small calls back to back, beside 64 MiB:   ${ms(f.busy)}  (target p50 <= 2, p99 <= 20)`,
     `    the request's way to the desktop:        ${ms(f.busyRequestWay)}`,
     `    the desktop's turn:                      ${ms(f.busyDesktop)}`,
     `    the response's way back:                 ${ms(f.busyResponseWay)}`,
@@ -402,11 +521,22 @@ export function renderFairness(f: FairnessFigures): string {
     `    in flight on the bulk session, KiB:      p50 ${f.bulkInFlightKiB.p50.toFixed(0)}, p99 ${
       f.bulkInFlightKiB.p99.toFixed(0)
     }`,
-    `  64 MiB result alone ${f.bulkAloneMs.toFixed(0)} ms, beside the calls ${
+    `  64 MiB result alone ${f.bulkAloneMs.toFixed(0)} ms, beside the back-to-back calls ${
       f.bulkBesideMs.toFixed(0)
     } ms: ${(f.bulkAloneMs / f.bulkBesideMs).toFixed(2)}× its speed alone (target >= 0.9×)`,
     ...(f.cpu ? cpuLines(f.cpu) : []),
-    "  The same calls on a connection of their own (nothing shared with the result but the process):",
+    `  small calls every ${f.paceMs} ms, open loop (latency from each call's due time):`,
+    `    alone:                                   ${ms(f.pacedAlone)}`,
+    `    beside a 64 MiB result:                  ${
+      ms(f.pacedBeside)
+    }  (target p50 <= 2, p99 <= 20)`,
+    `    64 MiB result alone ${f.bulkAlonePacedMs.toFixed(0)} ms, beside them ${
+      f.bulkBesidePacedMs.toFixed(0)
+    } ms (${f.pacedCallsBeside} calls during it): ${
+      (f.bulkAlonePacedMs / f.bulkBesidePacedMs).toFixed(2)
+    }× its speed alone (target >= 0.9×)`,
+    ...(f.cpu ? [pacedCpuLine(f.cpu, f.pacedCallsBeside)] : []),
+    "  The same back-to-back calls on a connection of their own (nothing shared with the result but the process):",
     `    small calls beside a 64 MiB result:      ${ms(f.apart)}`,
     `    64 MiB result alone ${f.bulkAloneApartMs.toFixed(0)} ms, beside the calls ${
       f.bulkBesideApartMs.toFixed(0)
