@@ -3,15 +3,17 @@
  * the real worker and a minimal relay-only room (one Durable Object per room,
  * which stamps and forwards frames and stores nothing), and that room with
  * the writes a room keeping verifiers makes (in two commits, or in one when
- * the room empties), each in a workerd of
- * its own (Miniflare on 127.0.0.1, Durable Object storage on disk), driven
- * from outside with raw WebSockets and the same traffic: a host and a guest
- * join a new room, the guest sends a 1 KiB offer, the host a 1 KiB answer, 10
- * candidates each way, then both close. Rounds of `--rooms` pairings at once
- * alternate between the two, so both see the same load.
+ * the room empties), each in a workerd of its own (Miniflare on 127.0.0.1,
+ * Durable Object storage on disk), driven from outside with raw WebSockets
+ * and the same traffic: a host and a guest join a new room, the guest sends a
+ * 1 KiB offer, the host a 1 KiB answer, 10 candidates each way, then both
+ * close. The worker is measured twice: in a new ticket's room (its id binds
+ * both verifiers, so nothing is stored) and in a room of random id (its first
+ * host sets it up, so its verifiers are stored). Rounds of `--rooms` pairings
+ * at once take turns, so all see the same load.
  *
  * Prints, for each: pairings, pairings/s, workerd CPU per pairing (utime +
- * stime of its workerd, from /proc), and the room's ratios to the floor.
+ * stime of its workerd, from /proc), and the room's ratios to each floor.
  *
  * Run: `deno run -A bench/room_cost.ts [--rooms 20] [--rounds 10]`
  *
@@ -20,6 +22,7 @@
 import { Miniflare } from "miniflare";
 import { bundleWorker } from "../worker/local.ts";
 import { createRoomId, createRoomKey, keyVerifier } from "../src/signaling/mod.ts";
+import { createTicket, deriveTicketKeys } from "../src/ticket.ts";
 import { joinProtocols } from "../src/signaling/room_protocol.ts";
 import { floorWorker, type FloorWrites } from "./_floor_room.ts";
 
@@ -151,12 +154,39 @@ const GUEST_KEY = createRoomKey();
 const GUEST_VERIFIER = await keyVerifier(GUEST_KEY);
 const SDP = "a=candidate:1 1 UDP 2122317823 127.0.0.1 50000 typ host\r\n".repeat(18).slice(0, 1024);
 
+/** A new room to pair in: its id, and what its host and its guest join with. */
+interface NewRoom {
+  id: string;
+  host: string[];
+  guest: string[];
+}
+
+/** A room of random id, which its first host sets up (its verifiers are stored). */
+function randomRoom(): Promise<NewRoom> {
+  return Promise.resolve({
+    id: createRoomId(),
+    host: joinProtocols(createRoomKey(), GUEST_VERIFIER),
+    guest: joinProtocols(GUEST_KEY),
+  });
+}
+
+/** A new ticket's room, whose id binds both verifiers (nothing stored for its guest). */
+async function ticketRoom(): Promise<NewRoom> {
+  const ticket = await createTicket({ url: "ws://127.0.0.1" });
+  const { hostKey, guestKey, guestVerifier } = await deriveTicketKeys(ticket);
+  return {
+    id: ticket.room,
+    host: joinProtocols(hostKey!, guestVerifier),
+    guest: joinProtocols(guestKey, undefined, ticket.hostVerifier),
+  };
+}
+
 /** One pairing in a new room: joins, offer, answer, candidates, then both close. */
-async function pairing(url: string): Promise<void> {
-  const room = `${url}/v1/rooms/${createRoomId()}`;
-  const host = new Client(`${room}?role=host`, joinProtocols(createRoomKey(), GUEST_VERIFIER));
+async function pairing(url: string, next: NewRoom): Promise<void> {
+  const room = `${url}/v1/rooms/${next.id}`;
+  const host = new Client(`${room}?role=host`, next.host);
   await host.until(1); // welcome
-  const guest = new Client(`${room}?role=guest`, joinProtocols(GUEST_KEY));
+  const guest = new Client(`${room}?role=guest`, next.guest);
   await guest.until(1);
   await host.until(2); // the guest's join
   const guestId = guest.frames[0].peer as string;
@@ -206,10 +236,19 @@ interface Tally {
   cpu: number;
 }
 
-async function round(server: Server, tally?: Tally): Promise<void> {
+/** What is measured: a server, and the rooms its pairings are made in. */
+interface Entry {
+  label: string;
+  server: Server;
+  rooms: () => Promise<NewRoom>;
+}
+
+async function round({ server, rooms }: Entry, tally?: Tally): Promise<void> {
+  // The rooms' keys are made before the round: only the pairings are measured.
+  const next = await Promise.all(Array.from({ length: ROOMS }, rooms));
   const cpu = cpuSeconds(server.pid);
   const started = performance.now();
-  await Promise.all(Array.from({ length: ROOMS }, () => withTimeout(pairing(server.url))));
+  await Promise.all(next.map((room) => withTimeout(pairing(server.url, room))));
   if (!tally) return;
   tally.seconds += (performance.now() - started) / 1000;
   tally.cpu += cpuSeconds(server.pid) - cpu;
@@ -227,31 +266,39 @@ const servers = [
   await startFloor(compatibilityDate, "two"),
   await startFloor(compatibilityDate, "one"),
 ];
+const entries: Entry[] = [
+  { label: "room, a ticket's", server: room, rooms: ticketRoom },
+  ...servers.slice(1).map((server) => ({ label: server.label, server, rooms: randomRoom })),
+  { label: "room, a random id", server: room, rooms: randomRoom },
+];
 try {
-  const tallies = new Map<Server, Tally>(
-    servers.map((server) => [server, { pairings: 0, seconds: 0, cpu: 0 }]),
+  const tallies = new Map<Entry, Tally>(
+    entries.map((entry) => [entry, { pairings: 0, seconds: 0, cpu: 0 }]),
   );
   for (let i = 0; i < WARMUP_ROUNDS + ROUNDS; i++) {
     // Each round in another order, so that none always runs first.
-    for (let k = 0; k < servers.length; k++) {
-      const server = servers[(i + k) % servers.length];
-      await round(server, i >= WARMUP_ROUNDS ? tallies.get(server) : undefined);
+    for (let k = 0; k < entries.length; k++) {
+      const entry = entries[(i + k) % entries.length];
+      await round(entry, i >= WARMUP_ROUNDS ? tallies.get(entry) : undefined);
     }
   }
-  const rows = [...tallies].map(([server, t]) => ({
-    server: server.label,
+  const rows = [...tallies].map(([entry, t]) => ({
+    server: entry.label,
     pairings: t.pairings,
     pairingsPerSecond: Number((t.pairings / t.seconds).toFixed(1)),
     workerdCpuMsPerPairing: Number(((t.cpu * 1000) / t.pairings).toFixed(2)),
   }));
   console.table(rows);
   const [r, ...floors] = rows;
+  const random = floors.pop()!;
   for (const f of floors) {
-    console.log(
-      `room / ${f.server}: CPU per pairing ${
-        (r.workerdCpuMsPerPairing / f.workerdCpuMsPerPairing).toFixed(2)
-      }x, pairings/s ${(r.pairingsPerSecond / f.pairingsPerSecond).toFixed(2)}x`,
-    );
+    for (const measured of [r, random]) {
+      console.log(
+        `${measured.server} / ${f.server}: CPU per pairing ${
+          (measured.workerdCpuMsPerPairing / f.workerdCpuMsPerPairing).toFixed(2)
+        }x, pairings/s ${(measured.pairingsPerSecond / f.pairingsPerSecond).toFixed(2)}x`,
+      );
+    }
   }
   console.log(`(${ROOMS} rooms at once, ${ROUNDS} rounds each, in turns)`);
 } finally {

@@ -1,7 +1,8 @@
 /**
- * The string form of a {@linkcode Ticket}, `mcpwebrtc1.<kind>.<base64url
- * JSON>` (the format is in `ticket.ts`'s module doc): formatting, parsing,
- * and the checks of a ticket's fields that every ticket function shares.
+ * The string form of a {@linkcode Ticket}, `mcpwebrtc2.<kind>.<base64url
+ * JSON>` (and `mcpwebrtc1.` before it; the format is in `ticket.ts`'s module
+ * doc): formatting, parsing, and the checks of a ticket's fields that every
+ * ticket function shares.
  *
  * @module
  */
@@ -29,6 +30,13 @@ export interface Ticket {
   /** The room id: 22 to 128 base64url characters. */
   readonly room: string;
   /**
+   * The host key's verifier, 43 base64url characters, in every version 2
+   * ticket (`mcpwebrtc2.`): its room id binds this and the guest key's
+   * verifier (`pairRoomId`), and its keys are derived with it as salt. Absent
+   * in a version 1 ticket (`mcpwebrtc1.`), whose room id is this verifier.
+   */
+  readonly hostVerifier?: string;
+  /**
    * The secret, 32 bytes as 43 base64url characters: the host secret in a host
    * ticket, the guest secret in a guest ticket. Never sent to the signalling
    * service.
@@ -41,8 +49,10 @@ export interface Ticket {
   readonly expiresAt?: Date;
 }
 
-/** The version tag every ticket string starts with. */
-export const VERSION = "mcpwebrtc1";
+/** The version tag a new ticket string starts with. */
+export const VERSION = "mcpwebrtc2";
+/** The version tag of a ticket whose room id is its host key's verifier (no `hostVerifier`). */
+export const VERSION_1 = "mcpwebrtc1";
 /** Longest ticket string accepted (whitespace removed): far above any real one. */
 const MAX_TICKET_LENGTH = 4096;
 /** Longest signalling URL accepted. */
@@ -50,14 +60,16 @@ const MAX_URL_LENGTH = 2048;
 /** Latest expiry accepted: 9999-12-31T23:59:59Z, in seconds. */
 export const MAX_EXPIRY_SECONDS = 253_402_300_799;
 const ROOM_PATTERN = /^[A-Za-z0-9_-]{22,128}$/;
+const VERIFIER_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 export const SECRET_BYTES = 32;
 
 const encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * Turns a ticket into its string form, `mcpwebrtc1.<kind>.<base64url JSON>`:
- * no whitespace, safe in URLs, JSON and shells.
+ * Turns a ticket into its string form, `mcpwebrtc2.<kind>.<base64url JSON>`
+ * (`mcpwebrtc1.` for a ticket without `hostVerifier`): no whitespace, safe in
+ * URLs, JSON and shells.
  *
  * @param ticket The ticket to format.
  * @returns The ticket string.
@@ -70,7 +82,7 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
  *
  * const ticket = await createTicket({ url: "wss://signal.example.com" });
  * const text = formatTicket(ticket);
- * assert.match(text, /^mcpwebrtc1\.host\.[A-Za-z0-9_-]+$/);
+ * assert.match(text, /^mcpwebrtc2\.host\.[A-Za-z0-9_-]+$/);
  * assert.deepEqual(parseTicket(text), ticket);
  * ```
  */
@@ -81,7 +93,9 @@ export function formatTicket(ticket: Ticket): string {
     ? { r: ticket.room, s: ticket.secret }
     : { u: ticket.url, r: ticket.room, s: ticket.secret };
   if (ticket.expiresAt) payload.e = Math.floor(ticket.expiresAt.getTime() / 1000);
-  return `${VERSION}.${ticket.kind}.${encodeBase64Url(encoder.encode(JSON.stringify(payload)))}`;
+  if (ticket.hostVerifier !== undefined) payload.h = ticket.hostVerifier;
+  const version = ticket.hostVerifier === undefined ? VERSION_1 : VERSION;
+  return `${version}.${ticket.kind}.${encodeBase64Url(encoder.encode(JSON.stringify(payload)))}`;
 }
 
 /**
@@ -116,18 +130,18 @@ export function parseTicket(text: string): Ticket {
     fail(`it is too long: ${compact.length} characters, the limit is ${MAX_TICKET_LENGTH}`);
   }
   const parts = compact.split(".");
-  if (parts[0] !== VERSION) {
+  if (parts[0] !== VERSION && parts[0] !== VERSION_1) {
     if (/^mcpwebrtc\d+$/.test(parts[0]!)) {
       fail(
         `its version "${
           parts[0]
-        }" is not supported: this library reads "${VERSION}" tickets, so update it`,
+        }" is not supported: this library reads "${VERSION}" and "${VERSION_1}" tickets, so update it`,
       );
     }
     fail(`it does not start with "${VERSION}.": is it a ticket at all, or was its start cut off?`);
   }
   if (parts.length !== 3) {
-    fail(`it does not have three dot-separated parts "${VERSION}.<kind>.<payload>"`);
+    fail(`it does not have three dot-separated parts "${parts[0]}.<kind>.<payload>"`);
   }
   const kind = parts[1]!;
   if (kind !== "host" && kind !== "guest") {
@@ -181,6 +195,13 @@ export function parseTicket(text: string): Ticket {
     }
     ticket.expiresAt = new Date((e as number) * 1000);
   }
+  // A version 1 ticket's room id is its host verifier: a later v1 writer's "h" is not read.
+  if (parts[0] === VERSION) {
+    if (typeof fields.h !== "string") {
+      fail(`its payload has no "h" field (the host verifier) as a string`);
+    }
+    ticket.hostVerifier = fields.h as string;
+  }
   const problem = ticketProblem(ticket);
   if (problem) fail(problem);
   return ticket;
@@ -199,6 +220,9 @@ export function ticketProblem(ticket: Ticket): string | undefined {
   if (typeof ticket.room !== "string" || !ROOM_PATTERN.test(ticket.room)) {
     const length = typeof ticket.room === "string" ? ticket.room.length : 0;
     return `its room id is not 22 to 128 base64url characters: received ${length} characters`;
+  }
+  if (ticket.hostVerifier !== undefined && !VERIFIER_PATTERN.test(ticket.hostVerifier)) {
+    return "its host verifier is not 43 base64url characters: was it cut short?";
   }
   const secret = typeof ticket.secret === "string" ? decodeBase64Url(ticket.secret) : undefined;
   if (!secret || secret.length !== SECRET_BYTES) {

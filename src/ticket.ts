@@ -7,8 +7,8 @@
  * names the signalling service, the room, and holds a 256-bit secret:
  *
  * ```text
- * mcpwebrtc1.guest.eyJ1Ijoid3NzOi8vc2lnbmFsLmV4YW1wbGUuY29tLyIsInIiOiJ…
- * └─ version ─┘ └kind┘ └─ base64url(JSON {"u": url, "r": room, "s": secret, "e"?: expiry}) ─┘
+ * mcpwebrtc2.guest.eyJ1Ijoid3NzOi8vc2lnbmFsLmV4YW1wbGUuY29tLyIsInIiOiJ…
+ * └─ version ─┘ └kind┘ └─ base64url(JSON {"u": url, "r": room, "h": host verifier, "s": secret, "e"?: expiry}) ─┘
  * ```
  *
  * - `u`: the signalling service URL, `ws:` or `wss:` (`http:`/`https:` are
@@ -16,14 +16,15 @@
  *   Absent in a *signalling-only* ticket, made for peers that carry their
  *   signalling over a channel of their own (an A2A conversation, say) and use
  *   the ticket only for its keys.
- * - `r`: the room id, 22 to 128 base64url characters. A new ticket's room id is
- *   derived from its host key (see below), 256 bits.
+ * - `r`: the room id, 22 to 128 base64url characters. A new ticket's room id
+ *   binds its host key's and its guest key's verifiers (see below), 256 bits.
+ * - `h`: the host key's verifier, 43 base64url characters.
  * - `s`: the secret, 32 bytes as 43 base64url characters: the host secret in a
  *   host ticket, the guest secret in a guest ticket.
  * - `e`: optional expiry, in whole seconds since the epoch.
  *
  * Whitespace anywhere in the string (a line wrapped by a mail client) is
- * ignored; unknown JSON fields are ignored, so later v1 writers may add some.
+ * ignored; unknown JSON fields are ignored, so later v2 writers may add some.
  *
  * ## Keys
  *
@@ -33,18 +34,28 @@
  * | Key | From | Salt | `info` | Who can derive it |
  * | --- | --- | --- | --- | --- |
  * | host key | host secret | none | `mcp-webrtc/v1 host key` | host |
- * | room id | `keyVerifier(hostKey)` | | | anyone with the host key |
- * | guest secret | host secret | room id | `mcp-webrtc/v1 guest secret` | host |
- * | guest key | guest secret | room id | `mcp-webrtc/v1 guest key` | host, guest |
- * | signalling key (HMAC-SHA-256) | guest secret | room id | `mcp-webrtc/v1 signaling key` | host, guest |
+ * | host verifier (`h`) | `keyVerifier(hostKey)` | | | anyone with the host key |
+ * | guest secret | host secret | host verifier | `mcp-webrtc/v1 guest secret` | host |
+ * | guest key | guest secret | host verifier | `mcp-webrtc/v1 guest key` | host, guest |
+ * | signalling key (HMAC-SHA-256) | guest secret | host verifier | `mcp-webrtc/v1 signaling key` | host, guest |
+ * | room id | `pairRoomId(host verifier, keyVerifier(guestKey))` | | | host |
  *
- * The salt is the UTF-8 bytes of the room id; keys travel as base64url strings.
- * {@linkcode keyVerifier} is `base64url(SHA-256(UTF-8 bytes of the base64url
- * key string))`. The signalling service only ever sees the host key, the guest
- * key and the guest key's verifier: it can check who may enter the room (the
- * host key must hash to the room id; the guest key to the verifier the host
- * registered) but cannot derive the signalling key, so it cannot forge or alter
- * the peers' offers, answers and candidates (see `AuthenticatedSignaling`).
+ * The salt is the UTF-8 bytes of the host verifier; keys travel as base64url
+ * strings. {@linkcode keyVerifier} is `base64url(SHA-256(UTF-8 bytes of the
+ * base64url key string))`; `pairRoomId(h, g)` is `base64url(SHA-256(UTF-8
+ * bytes of "mcp-webrtc/v2 room " + h + " " + g))`. The signalling service only
+ * ever sees the host key, the guest key and the two verifiers: it can check
+ * who may enter the room against the room id itself (a host's key and the
+ * guest verifier it sends, or a guest's key and the host verifier it sends,
+ * must make the room id), so it stores nothing for the ticket's own guest, but
+ * it cannot derive the signalling key, so it cannot forge or alter the peers'
+ * offers, answers and candidates (see `AuthenticatedSignaling`). An invite's
+ * guest ticket (see `WebRTCListener.invite`) has a secret of its own, whose
+ * key's verifier the host registers with the room.
+ *
+ * A version 1 ticket (`mcpwebrtc1.`, no `h`) is still read: its room id is
+ * its host key's verifier, which also serves as the salt, and the room keeps
+ * its guest verifier in storage from the host's join on.
  *
  * HKDF is one-way, so a guest ticket cannot be turned back into the host
  * ticket: its holder can join the room as a guest, never take the host's place.
@@ -58,7 +69,7 @@
 
 import { TicketError } from "./errors.ts";
 import { decodeBase64Url, encodeBase64Url } from "./_base64url.ts";
-import { keyVerifier, verifyKey } from "./signaling/room_protocol.ts";
+import { keyVerifier, pairRoomId, verifyKey } from "./signaling/room_protocol.ts";
 import {
   formatTicket,
   MAX_EXPIRY_SECONDS,
@@ -177,11 +188,14 @@ export async function createTicket(options: CreateTicketOptions = {}): Promise<T
   }
   const secretBytes = crypto.getRandomValues(new Uint8Array(SECRET_BYTES));
   const hostKey = encodeBase64Url(await hkdf(secretBytes, new Uint8Array(), "host key"));
-  const room = await keyVerifier(hostKey);
+  const hostVerifier = await keyVerifier(hostKey);
+  const salt = encoder.encode(hostVerifier);
+  const guestKey = await hkdf(await hkdf(secretBytes, salt, "guest secret"), salt, "guest key");
+  const room = await pairRoomId(hostVerifier, await keyVerifier(encodeBase64Url(guestKey)));
   const secret = encodeBase64Url(secretBytes);
   return expiresAt
-    ? { kind: "host", url, room, secret, expiresAt }
-    : { kind: "host", url, room, secret };
+    ? { kind: "host", url, room, hostVerifier, secret, expiresAt }
+    : { kind: "host", url, room, hostVerifier, secret };
 }
 
 /**
@@ -201,7 +215,7 @@ export async function createTicket(options: CreateTicketOptions = {}): Promise<T
  *
  * const host = await createTicket({ url: "wss://signal.example.com" });
  * const text = formatTicket(await createGuestTicket(host));
- * assert.match(text, /^mcpwebrtc1\.guest\./);
+ * assert.match(text, /^mcpwebrtc2\.guest\./);
  * ```
  */
 export async function createGuestTicket(ticket: Ticket): Promise<Ticket> {
@@ -212,12 +226,13 @@ export async function createGuestTicket(ticket: Ticket): Promise<Ticket> {
       "Cannot create guest ticket as the ticket is already a guest ticket: only a host ticket can make one",
     );
   }
-  const guestSecret = await hkdf(
-    decodeBase64Url(ticket.secret)!,
-    encoder.encode(ticket.room),
-    "guest secret",
-  );
-  const guest = { kind: "guest" as const, url: ticket.url, room: ticket.room };
+  const guestSecret = await hkdf(decodeBase64Url(ticket.secret)!, saltOf(ticket), "guest secret");
+  const guest = {
+    kind: "guest" as const,
+    url: ticket.url,
+    room: ticket.room,
+    ...ticket.hostVerifier !== undefined && { hostVerifier: ticket.hostVerifier },
+  };
   const secret = encodeBase64Url(guestSecret);
   return ticket.expiresAt
     ? { ...guest, secret, expiresAt: new Date(ticket.expiresAt.getTime()) }
@@ -264,7 +279,13 @@ export async function createInviteTicket(
     if (!expiresAt || own.getTime() < expiresAt.getTime()) expiresAt = own;
   }
   const secret = encodeBase64Url(crypto.getRandomValues(new Uint8Array(SECRET_BYTES)));
-  const invite = { kind: "guest" as const, url: guest.url, room: guest.room, secret };
+  const invite = {
+    kind: "guest" as const,
+    url: guest.url,
+    room: guest.room,
+    ...guest.hostVerifier !== undefined && { hostVerifier: guest.hostVerifier },
+    secret,
+  };
   const problem = ticketProblem(expiresAt ? { ...invite, expiresAt } : invite);
   if (problem) throw new TypeError(`Cannot create invite ticket as ${problem}`);
   return expiresAt ? { ...invite, expiresAt } : invite;
@@ -358,22 +379,26 @@ export function assertTicketUsable(ticket: Ticket, now: Date = new Date()): void
 export async function deriveTicketKeys(ticket: Ticket): Promise<TicketKeys> {
   const problem = ticketProblem(ticket);
   if (problem) throw new TypeError(`Cannot derive ticket keys as ${problem}`);
-  const salt = encoder.encode(ticket.room);
+  const salt = saltOf(ticket);
   const secret = decodeBase64Url(ticket.secret)!;
   let guestSecret = secret;
   let hostKey: string | undefined;
+  const altered = () =>
+    new TicketError(
+      "Cannot use ticket as its room id does not match its host secret: the ticket was altered or damaged",
+    );
   if (ticket.kind === "host") {
     hostKey = encodeBase64Url(await hkdf(secret, new Uint8Array(), "host key"));
-    if (!(await verifyKey(hostKey, ticket.room))) {
-      throw new TicketError(
-        "Cannot use ticket as its room id does not match its host secret: the ticket was altered or damaged",
-      );
-    }
+    if (!(await verifyKey(hostKey, ticket.hostVerifier ?? ticket.room))) throw altered();
     guestSecret = await hkdf(secret, salt, "guest secret");
   }
   const guestKey = encodeBase64Url(await hkdf(guestSecret, salt, "guest key"));
   const signalingKey = await hmacKey(await hkdf(guestSecret, salt, "signaling key"));
   const guestVerifier = await keyVerifier(guestKey);
+  if (
+    ticket.kind === "host" && ticket.hostVerifier !== undefined &&
+    (await pairRoomId(ticket.hostVerifier, guestVerifier)) !== ticket.room
+  ) throw altered();
   return hostKey === undefined
     ? { guestKey, guestVerifier, signalingKey }
     : { hostKey, guestKey, guestVerifier, signalingKey };
@@ -398,7 +423,7 @@ export function guestDialKeys(
   }
   const problem = ticketProblem(ticket);
   if (problem) throw new TypeError(`Cannot derive ticket keys as ${problem}`);
-  const salt = encoder.encode(ticket.room);
+  const salt = saltOf(ticket);
   const secret = hkdfKey(decodeBase64Url(ticket.secret)!);
   const guestKey = secret.then((key) => deriveBits(key, salt, "guest key")).then(encodeBase64Url);
   const signalingKey = secret.then((key) => deriveBits(key, salt, "signaling key")).then(hmacKey);
@@ -406,6 +431,14 @@ export function guestDialKeys(
   guestKey.catch(() => {});
   signalingKey.catch(() => {});
   return { guestKey, signalingKey };
+}
+
+/**
+ * The salt of a ticket's keys: the UTF-8 bytes of its host verifier, which a
+ * version 1 ticket's room id is.
+ */
+function saltOf(ticket: Ticket): Uint8Array<ArrayBuffer> {
+  return encoder.encode(ticket.hostVerifier ?? ticket.room);
 }
 
 async function hkdf(

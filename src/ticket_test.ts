@@ -1,6 +1,6 @@
 import { prng } from "./_test_prng.ts";
 import assert from "node:assert/strict";
-import { hkdfSync } from "node:crypto";
+import { createHash, hkdfSync } from "node:crypto";
 import {
   assertTicketUsable,
   createGuestTicket,
@@ -14,6 +14,7 @@ import {
   type Ticket,
   verifyKey,
 } from "./ticket.ts";
+import { pairRoomId } from "./signaling/room_protocol.ts";
 import { TicketError } from "./errors.ts";
 import { decodeBase64Url, encodeBase64Url, timingSafeEqual } from "./_base64url.ts";
 
@@ -30,15 +31,20 @@ function validPayload(): Record<string, unknown> {
   return { u: URL_, r: "A".repeat(22), s: "B".repeat(42) + "A" };
 }
 
-Deno.test("createTicket() makes a host ticket whose room id is its host key's verifier", async () => {
+Deno.test("createTicket() makes a host ticket whose room id binds its host key's and guest key's verifiers", async () => {
   const ticket = await createTicket({ url: "wss://signal.example.com" });
   assert.equal(ticket.kind, "host");
   assert.equal(ticket.url, URL_);
   assert.match(ticket.room, /^[A-Za-z0-9_-]{43}$/);
   assert.match(ticket.secret, /^[A-Za-z0-9_-]{43}$/);
   assert.equal(ticket.expiresAt, undefined);
-  const { hostKey } = await deriveTicketKeys(ticket);
-  assert.equal(await keyVerifier(hostKey!), ticket.room);
+  const { hostKey, guestVerifier } = await deriveTicketKeys(ticket);
+  assert.equal(await keyVerifier(hostKey!), ticket.hostVerifier);
+  assert.equal(await pairRoomId(ticket.hostVerifier!, guestVerifier), ticket.room);
+  // The guest ticket carries the host verifier, so its holder can show it to the room.
+  const guest = await createGuestTicket(ticket);
+  assert.equal(guest.hostVerifier, ticket.hostVerifier);
+  assert.equal((await deriveTicketKeys(guest)).guestVerifier, guestVerifier);
   const other = await createTicket({ url: "wss://signal.example.com" });
   assert.notEqual(other.secret, ticket.secret);
   assert.notEqual(other.room, ticket.room);
@@ -119,7 +125,7 @@ Deno.test("formatTicket() and parseTicket() round-trip host and guest tickets", 
     const guest = await createGuestTicket(host);
     for (const ticket of [host, guest]) {
       const text = formatTicket(ticket);
-      assert.match(text, new RegExp(`^mcpwebrtc1\\.${ticket.kind}\\.[A-Za-z0-9_-]+$`));
+      assert.match(text, new RegExp(`^mcpwebrtc2\\.${ticket.kind}\\.[A-Za-z0-9_-]+$`));
       assert.deepEqual(parseTicket(text), ticket);
       assert.equal(formatTicket(parseTicket(text)), text);
     }
@@ -153,10 +159,20 @@ Deno.test("parseTicket() refuses every malformed form with a TicketError that sa
   const cases: [unknown, RegExp][] = [
     ["", /it is empty/],
     [" \n\t ", /it is empty/],
-    ["hello", /does not start with "mcpwebrtc1\."/],
-    ["mcp+webrtc://a.example/room#secret", /does not start with "mcpwebrtc1\."/],
+    ["hello", /does not start with "mcpwebrtc2\."/],
+    ["mcp+webrtc://a.example/room#secret", /does not start with "mcpwebrtc2\."/],
     [ticketWith("{}").slice(1), /does not start with/],
-    ["mcpwebrtc2.guest.e30", /version "mcpwebrtc2" is not supported/],
+    ["mcpwebrtc3.guest.e30", /version "mcpwebrtc3" is not supported/],
+    [
+      `mcpwebrtc2.guest.${encodeBase64Url(encoder.encode(JSON.stringify(validPayload())))}`,
+      /no "h" field \(the host verifier\)/,
+    ],
+    [
+      `mcpwebrtc2.guest.${
+        encodeBase64Url(encoder.encode(JSON.stringify({ ...validPayload(), h: "C".repeat(42) })))
+      }`,
+      /host verifier is not 43 base64url characters/,
+    ],
     ["mcpwebrtc1", /three dot-separated parts/],
     ["mcpwebrtc1.guest", /three dot-separated parts/],
     ["mcpwebrtc1.guest.e30.e30", /three dot-separated parts/],
@@ -365,6 +381,59 @@ Deno.test("deriveTicketKeys() follows the documented HKDF table (checked against
   assert.equal(room, "gjqLT_mAGVy00pv4TebYUQGHUaUoEan0ahyMsJXJ0BA");
   assert.equal(hostKey, "jhFnt0rB0isMcTvVFWFCRlmcgcZD8qumY9ec1xLjnRc");
   assert.equal(guestKey, "zxRRyA1F1Qtmi9F9caUMGxIa-LfhACrulbolUi7W8Wg");
+});
+
+Deno.test("a version 2 ticket's room id binds both verifiers, and its keys are salted with the host verifier (checked against node:crypto)", async () => {
+  const secretBytes = new Uint8Array(32).map((_, i) => i);
+  const secret = encodeBase64Url(secretBytes);
+  const hkdf = (ikm: Uint8Array, salt: string | Uint8Array, info: string) =>
+    new Uint8Array(hkdfSync("sha256", ikm, salt, info, 32));
+  const sha = (text: string) => encodeBase64Url(createHash("sha256").update(text).digest());
+  const hostKey = encodeBase64Url(hkdf(secretBytes, new Uint8Array(), "mcp-webrtc/v1 host key"));
+  const hostVerifier = sha(hostKey);
+  const guestSecret = hkdf(secretBytes, hostVerifier, "mcp-webrtc/v1 guest secret");
+  const guestKey = encodeBase64Url(hkdf(guestSecret, hostVerifier, "mcp-webrtc/v1 guest key"));
+  const room = sha(`mcp-webrtc/v2 room ${hostVerifier} ${sha(guestKey)}`);
+
+  const host: Ticket = { kind: "host", url: URL_, room, hostVerifier, secret };
+  const keys = await deriveTicketKeys(host);
+  assert.equal(keys.hostKey, hostKey);
+  assert.equal(keys.guestKey, guestKey);
+  const guest = await createGuestTicket(host);
+  assert.deepEqual(guest, {
+    kind: "guest",
+    url: URL_,
+    room,
+    hostVerifier,
+    secret: encodeBase64Url(guestSecret),
+  });
+  assert.equal((await deriveTicketKeys(guest)).guestKey, guestKey);
+  assert.equal(await guestDialKeys(guest).guestKey, guestKey);
+  // A host ticket whose room id or host verifier was changed is refused.
+  for (const altered of [{ ...host, room: sha("x") }, { ...host, hostVerifier: sha("x") }]) {
+    await assert.rejects(deriveTicketKeys(altered), /room id does not match its host secret/);
+  }
+  // Pinned: a change here breaks every version 2 ticket already handed out.
+  assert.equal(room, "UzMX_puPRCuiK6AmRxVp27yorBOBuiNzp5i8xj3wM5o");
+});
+
+Deno.test("a version 1 ticket is still read, and formatted as version 1", async () => {
+  const v2 = await createTicket({ url: URL_ });
+  const { hostKey } = await deriveTicketKeys(v2);
+  const v1: Ticket = { kind: "host", url: URL_, room: v2.hostVerifier!, secret: v2.secret };
+  const text = formatTicket(v1);
+  assert.match(text, /^mcpwebrtc1\.host\./);
+  assert.deepEqual(parseTicket(text), v1);
+  // Its room id is its host verifier, which also salts its keys: the same keys.
+  const keys = await deriveTicketKeys(v1);
+  assert.equal(keys.hostKey, hostKey);
+  assert.equal(keys.guestKey, (await deriveTicketKeys(v2)).guestKey);
+  const guest = await createGuestTicket(v1);
+  assert.equal(guest.hostVerifier, undefined);
+  assert.match(formatTicket(guest), /^mcpwebrtc1\.guest\./);
+  // A later version 1 writer's "h" is not read.
+  const payload = { u: URL_, r: v1.room, s: v1.secret, h: "C".repeat(43) };
+  assert.equal(parseTicket(ticketWith(JSON.stringify(payload), "host")).hostVerifier, undefined);
 });
 
 Deno.test("a guest ticket cannot be turned into the host ticket", async () => {

@@ -67,7 +67,7 @@ import {
   DEFAULT_RESUME_GRACE,
   DEFAULT_SESSION_STARTS_PER_SECOND,
 } from "./constants.ts";
-import { ConnectError, WebRTCTransportError } from "./errors.ts";
+import { ConnectError, SignalingRoomError, WebRTCTransportError } from "./errors.ts";
 import { MemoryBudget } from "./framing.ts";
 import { combineTools, PolicyTransport } from "./policy_transport.ts";
 import {
@@ -325,13 +325,25 @@ export class WebRTCListener {
     const keys = await deriveTicketKeys(host);
     // Checked before the room is opened: a wrong record fails the call, not an agent.
     const records = await Promise.all(invites.map((record) => readInviteRecord(record, host)));
+    // A version 2 ticket's room id binds its guest verifier, so its host always
+    // shows it; the room's invite `guest` then says whether the ticket is served.
+    const paired = host.hostVerifier !== undefined;
     const hub = await SignalingRoom.join(roomUrl(host), {
       ...roomOptions,
       role: "host",
       key: keys.hostKey!,
-      // Without the guest ticket, the verifier of a key nobody holds.
-      guestVerifier: guestTicket ? keys.guestVerifier : await unusableVerifier(),
+      // Without the guest ticket, in a version 1 room, the verifier of a key nobody holds.
+      guestVerifier: guestTicket || paired ? keys.guestVerifier : await unusableVerifier(),
     });
+    if (paired) {
+      try {
+        if (guestTicket) await hub.invite(GUEST_INVITE, keys.guestVerifier);
+        else await hub.revoke(GUEST_INVITE).catch(ignoreInviteNotFound);
+      } catch (error) {
+        await hub.close();
+        throw error;
+      }
+    }
     const listener = new WebRTCListener({
       ...rest,
       expiresAt: rest.expiresAt ?? host.expiresAt,
@@ -799,4 +811,13 @@ export class WebRTCListener {
       agent: { name: agent.name, peer: agent.peer, session },
     });
   }
+}
+
+/** A revoke of an invite the room does not hold (already revoked) is no failure. */
+function ignoreInviteNotFound(error: unknown): number {
+  if (
+    error instanceof SignalingRoomError && error.code === "frame_refused" &&
+    error.message.endsWith("(invite_not_found)")
+  ) return 0;
+  throw error;
 }

@@ -43,7 +43,7 @@ Deno.test("deno task demo:browser serves the page on 127.0.0.1 and a desktop tha
     const output = await readUntil(demo.stdout, (text) => text.includes("Ctrl+C"));
     const page = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/\?signal=ws:\/\/127\.0\.0\.1:\d+&ice=none)$/m
       .exec(output)?.[1];
-    const ticket = /^ {2}(mcpwebrtc1\.guest\.\S+)$/m.exec(output)?.[1];
+    const ticket = /^ {2}(mcpwebrtc2\.guest\.\S+)$/m.exec(output)?.[1];
     assert.ok(page && ticket, `the demo printed an address and a ticket:\n${output}`);
 
     const html = await fetch(page);

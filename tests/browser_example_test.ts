@@ -32,7 +32,7 @@ function assertBothPanels(report: Record<string, unknown>): void {
 
   const share = report.share as Record<string, string & Record<string, unknown>>;
   assert.match(share.unreachable, /^Cannot open a room on ws:\/\/127\.0\.0\.1:9\/: /, show);
-  assert.match(share.ticket, /^mcpwebrtc1\.guest\./, show);
+  assert.match(share.ticket, /^mcpwebrtc2\.guest\./, show);
   assert.match(share.state, /^Sharing: waiting for agents/, show);
   assert.equal(share.copyState, "Copied.", show);
   assert.equal(share.clipboard, share.ticket, show);
@@ -75,7 +75,7 @@ function assertBothPanels(report: Record<string, unknown>): void {
   const connect = report.connect as Record<string, string & string[]>;
   assert.match(
     connect.badTicket,
-    /^Cannot parse ticket as it does not start with "mcpwebrtc1\."/,
+    /^Cannot parse ticket as it does not start with "mcpwebrtc2\."/,
     show,
   );
   assert.match(

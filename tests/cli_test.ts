@@ -105,7 +105,7 @@ Deno.test(
     const { serve, ticket } = await startServe(signal, ["--", ...EVERYTHING], {
       env: EVERYTHING_ENV,
     });
-    assert.match(ticket, /^mcpwebrtc1\.guest\./);
+    assert.match(ticket, /^mcpwebrtc2\.guest\./);
     const agent = await startAgent(ticket, samplingClient());
     const { client } = agent;
     assert.equal(client.getServerVersion()?.name, "mcp-servers/everything");
@@ -499,7 +499,7 @@ Deno.test(
     await expectExit(["connect", "--frobnicate", "x"], 2, /Unknown option '--frobnicate'/);
 
     // Bad tickets: malformed, a host ticket, expired.
-    await expectExit(["connect", "mcpwebrtc1.guest.nope"], 2, /TicketError|ticket/i);
+    await expectExit(["connect", "mcpwebrtc2.guest.nope"], 2, /TicketError|ticket/i);
     const host = await createTicket({ url: signal });
     await expectExit(["connect", formatTicket(host)], 2, /host ticket/);
     const expired = await createGuestTicket(
@@ -527,9 +527,11 @@ Deno.test(
       /command "no-such-mcp-server-command" was not found/,
     );
 
-    // No desktop: a room never opened, and a room whose desktop left (within --wait).
+    // No desktop: a room never opened (a ticket's room needs no setup, so the
+    // agent waits for its desktop as for one that left), and a room whose
+    // desktop left (within --wait).
     const never = formatTicket(await createGuestTicket(await createTicket({ url: signal })));
-    await expectExit(["connect", ...LOCAL_FLAGS, never], 4, /does not exist/);
+    await expectExit(["connect", ...LOCAL_FLAGS, "--wait", "1s", never], 4, /host|desktop/i);
     const gone = await startServe(signal, ["--", ...TEST_SERVER]);
     assert.equal((await gone.serve.signal("SIGTERM")).status.code, 0);
     const start = Date.now();

@@ -21,7 +21,7 @@ import { ManualClock } from "../src/_test_clock.ts";
 
 Deno.test("WebRTCListener serves one agent through the worker with a ticket", async () => {
   await withDesktop({}, async ({ listener, ticket }) => {
-    assert.ok(listener.ticket?.startsWith("mcpwebrtc1.guest."));
+    assert.ok(listener.ticket?.startsWith("mcpwebrtc2.guest."));
     const client = await dial(ticket);
     await greet(client, "edge");
     assert.equal(listener.sessions.length, 1);

@@ -162,7 +162,7 @@ Deno.test(
       const added = await run(["invite", "later=pid,wait", "--host-ticket-file", file]);
       assert.equal(added.code, 0, added.stderr);
       const later = added.stdout.trim();
-      assert.match(later, /^mcpwebrtc1\.guest\./);
+      assert.match(later, /^mcpwebrtc2\.guest\./);
       // Usable at once: no wait between the command's answer and the dial.
       const agent = await startAgent(later);
       assert.ok((await agent.client.listTools()).tools.length > 0);

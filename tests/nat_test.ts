@@ -347,7 +347,7 @@ async function withCli(
       "--cached-only",
       CLI_SERVER,
     ]);
-    const ticket = await serve.line((line) => line.startsWith("mcpwebrtc1."), CLI_WITHIN);
+    const ticket = await serve.line((line) => line.startsWith("mcpwebrtc2."), CLI_WITHIN);
     const dial = () => lab.startCli(lab.agent, ["connect", ...flags.connect, ticket]);
     await check(serve, dial(), lab, dial);
   } finally {

@@ -21,7 +21,7 @@ import { TicketSignaling, WebRTCConnection } from "../../mod.ts";
 
 /** The worker's bindings. */
 export interface Env {
-  /** The desktop's guest ticket (`mcpwebrtc1.guest.…`): a secret. */
+  /** The desktop's guest ticket (`mcpwebrtc2.guest.…`): a secret. */
   MCP_TICKET?: string;
 }
 

@@ -142,6 +142,7 @@ export async function probeRelay(
   host: SignalingRoom,
   url: string,
   guestKey: string,
+  hostVerifier?: string,
 ): Promise<RelayProbe> {
   const started = performance.now();
   const joined = withResolvers<string>();
@@ -149,6 +150,7 @@ export async function probeRelay(
   const joining = SignalingRoom.join(url, {
     role: "guest",
     key: guestKey,
+    ...hostVerifier !== undefined && { hostVerifier },
     reconnect: false,
     timeout: DOCTOR_SIGNALING_TIMEOUT,
   });

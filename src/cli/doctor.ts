@@ -192,8 +192,9 @@ async function diagnose(signal: string, given: IceServer[]): Promise<DoctorRepor
   const started = performance.now();
   let url: string;
   let keys: Awaited<ReturnType<typeof deriveTicketKeys>>;
+  let ticket: Awaited<ReturnType<typeof createTicket>>;
   try {
-    const ticket = await createTicket({ url: signal });
+    ticket = await createTicket({ url: signal });
     url = roomUrl(ticket);
     keys = await deriveTicketKeys(ticket);
   } catch (error) {
@@ -212,7 +213,9 @@ async function diagnose(signal: string, given: IceServer[]): Promise<DoctorRepor
   const [stun, turnProbes, relay] = await Promise.all([
     probeStun(stunUrls),
     Promise.all(turn.map(probeTurn)),
-    room.host ? probeRelay(room.host, url, keys.guestKey) : Promise.resolve(undefined),
+    room.host
+      ? probeRelay(room.host, url, keys.guestKey, ticket.hostVerifier)
+      : Promise.resolve(undefined),
   ]);
   await room.host?.close();
   const { mapping, mappingNote } = mappingOf(stun);

@@ -7,7 +7,7 @@
  * The host ticket file (mode 0600) holds JSON:
  *
  * ```text
- * {"host":"mcpwebrtc1.host.…","invites":[{"name":"ci","ticket":"mcpwebrtc1.guest.…","tools":["search"]}],
+ * {"host":"mcpwebrtc2.host.…","invites":[{"name":"ci","ticket":"mcpwebrtc2.guest.…","tools":["search"]}],
  *  "control":{"port":41234,"token":"…"}}
  * ```
  *

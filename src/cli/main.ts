@@ -8,7 +8,7 @@
  * # On the desktop: prints the ticket to give to the agent
  * deno run -A jsr:@mcp/webrtc/cli serve --signal wss://signal.example -- npx -y @modelcontextprotocol/server-everything
  * # On the agent's side: any stdio MCP client can launch this as its server command
- * deno run -A jsr:@mcp/webrtc/cli connect mcpwebrtc1.guest.…
+ * deno run -A jsr:@mcp/webrtc/cli connect mcpwebrtc2.guest.…
  * ```
  *
  * Exit codes: see {@linkcode ExitCode}.

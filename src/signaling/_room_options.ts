@@ -66,6 +66,15 @@ export interface SignalingRoomOptions {
    */
   guestVerifier?: string;
   /**
+   * Guests only: the host key's verifier, as a version 2 ticket holds it
+   * (`Ticket.hostVerifier`). The room checks the ticket's guest against its
+   * own id with it, so the guest is admitted while the host is away even
+   * though the room stored nothing.
+   *
+   * @default {undefined}
+   */
+  hostVerifier?: string;
+  /**
    * The WebSocket constructor, for runtimes without a global one (Node 20).
    *
    * @default {globalThis.WebSocket}

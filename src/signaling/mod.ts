@@ -31,6 +31,6 @@ export {
   type AuthenticatedSignalingOptions,
   type PreparedHello,
 } from "./authenticated_signaling.ts";
-export { keyVerifier, roomUrl, verifyKey } from "./room_protocol.ts";
+export { keyVerifier, pairRoomId, roomUrl, verifyKey } from "./room_protocol.ts";
 export type { WebSocketConstructor, WebSocketLike } from "../runtime.ts";
 export { DEFAULT_HOST_TIMEOUT } from "../constants.ts";

@@ -22,6 +22,12 @@ export const PROTOCOL = "mcp-webrtc.v1";
 export const KEY_PREFIX = "mcp-webrtc.key.";
 /** Prefix of the subprotocol that carries the host's guest verifier. */
 export const VERIFIER_PREFIX = "mcp-webrtc.guest-verifier.";
+/**
+ * Prefix of the subprotocol that carries a guest's host verifier (version 2
+ * tickets): with it, the room checks the guest of a room whose id binds both
+ * verifiers (see {@linkcode pairRoomId}) without anything stored.
+ */
+export const HOST_VERIFIER_PREFIX = "mcp-webrtc.host-verifier.";
 
 /** The peer id of the host; guests get 16 random hex digits. */
 export const HOST = "host";
@@ -291,11 +297,13 @@ export function roomIdOf(url: string): string | undefined {
 }
 
 /**
- * The subprotocols a client offers to join: the protocol, the key, and (hosts
- * only) the guest verifier.
+ * The subprotocols a client offers to join: the protocol, the key, and the
+ * guest verifier (hosts) or the host verifier (guests of a version 2
+ * ticket's room).
  *
  * @param key The room key.
  * @param guestVerifier The host's guest verifier; omit for guests.
+ * @param hostVerifier A guest's host verifier (from its ticket), if it has one.
  * @returns The subprotocols, in order.
  *
  * @example A guest's offer
@@ -309,18 +317,76 @@ export function roomIdOf(url: string): string | undefined {
  * ]);
  * ```
  */
-export function joinProtocols(key: string, guestVerifier?: string): string[] {
+export function joinProtocols(
+  key: string,
+  guestVerifier?: string,
+  hostVerifier?: string,
+): string[] {
   const protocols = [PROTOCOL, `${KEY_PREFIX}${key}`];
   if (guestVerifier !== undefined) protocols.push(`${VERIFIER_PREFIX}${guestVerifier}`);
+  if (hostVerifier !== undefined) protocols.push(`${HOST_VERIFIER_PREFIX}${hostVerifier}`);
   return protocols;
+}
+
+/**
+ * The room id of a version 2 ticket: `base64url(SHA-256(UTF-8 bytes of
+ * "mcp-webrtc/v2 room " + hostVerifier + " " + guestVerifier))`. The id binds
+ * both verifiers, so the room checks a host (its key's verifier and the guest
+ * verifier it sends) and the ticket's guest (its key's verifier and the host
+ * verifier it sends) against its own id, with nothing stored: a pairing in
+ * such a room writes nothing. The label keeps these digests apart from key
+ * verifiers (a key is base64url, never holding a space).
+ *
+ * @param hostVerifier `keyVerifier(hostKey)`, 43 base64url characters.
+ * @param guestVerifier `keyVerifier(guestKey)`, 43 base64url characters.
+ * @returns The room id, 43 base64url characters.
+ *
+ * @example Both verifiers make the id
+ * ```ts
+ * import { createGuestTicket, createTicket, deriveTicketKeys } from "@mcp/webrtc";
+ * import { keyVerifier, pairRoomId } from "@mcp/webrtc/signaling";
+ * import assert from "node:assert/strict";
+ *
+ * const host = await createTicket({ url: "wss://signal.example.com" });
+ * const { hostKey, guestVerifier } = await deriveTicketKeys(host);
+ * assert.equal(await pairRoomId(await keyVerifier(hostKey!), guestVerifier), host.room);
+ * ```
+ */
+export async function pairRoomId(hostVerifier: string, guestVerifier: string): Promise<string> {
+  return encodeBase64Url(await pairRoomDigest(hostVerifier, guestVerifier));
+}
+
+/**
+ * The digest whose base64url is {@linkcode pairRoomId}: what the room
+ * compares with its id's bytes.
+ *
+ * @param hostVerifier The host key's verifier.
+ * @param guestVerifier The guest key's verifier.
+ * @returns 32 bytes.
+ *
+ * @example The digest is the id's bytes
+ * ```ts
+ * import { decodeBase64Url, pairRoomDigest, pairRoomId } from "./room_protocol.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const [h, g] = ["A".repeat(43), "B".repeat(43)];
+ * assert.deepEqual(await pairRoomDigest(h, g), decodeBase64Url(await pairRoomId(h, g)));
+ * ```
+ */
+export function pairRoomDigest(
+  hostVerifier: string,
+  guestVerifier: string,
+): Promise<Uint8Array<ArrayBuffer>> {
+  return sha256(`mcp-webrtc/v2 room ${hostVerifier} ${guestVerifier}`);
 }
 
 /**
  * Computes a key's verifier: `base64url(SHA-256(UTF-8 bytes of key))`, where
  * `key` is the base64url string as given, not the bytes it encodes. A room
  * stores verifiers, never keys: the host sends the verifier of the guest key,
- * and the room id of a ticket is the verifier of its host key, so the room
- * admits the host without trusting the first comer.
+ * and the room id of a ticket is made from the verifier of its host key (see
+ * {@linkcode pairRoomId}), so the room admits the host without trusting the
+ * first comer.
  *
  * @param key A host or guest key.
  * @returns The verifier, 43 base64url characters.
@@ -360,7 +426,7 @@ export function keyDigest(key: string): Promise<Uint8Array<ArrayBuffer>> {
 }
 
 /**
- * Checks a presented key against a stored verifier (or a room id), in constant
+ * Checks a presented key against a stored verifier (or a host verifier), in constant
  * time: hashes the key as {@linkcode keyVerifier} does and compares the two
  * digests byte by byte without an early exit.
  *
@@ -377,7 +443,7 @@ export function keyDigest(key: string): Promise<Uint8Array<ArrayBuffer>> {
  * const host = await createTicket({ url: "wss://signal.example.com" });
  * const { hostKey, guestKey, guestVerifier } = await deriveTicketKeys(host);
  * assert.equal(await verifyKey(guestKey, guestVerifier), true);
- * assert.equal(await verifyKey(hostKey!, host.room), true);
+ * assert.equal(await verifyKey(hostKey!, host.hostVerifier!), true);
  * assert.equal(await verifyKey(hostKey!, guestVerifier), false);
  * ```
  */

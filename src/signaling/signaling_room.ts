@@ -173,7 +173,7 @@ export class SignalingRoom implements SignalingHub {
    * ```
    */
   static async join(url: string | URL, options: SignalingRoomOptions): Promise<SignalingRoom> {
-    const { role, key, guestVerifier } = options;
+    const { role, key, guestVerifier, hostVerifier } = options;
     const target = new URL(url);
     target.protocol = target.protocol.replace(/^http/, "ws");
     if (target.protocol !== "ws:" && target.protocol !== "wss:") {
@@ -196,6 +196,13 @@ export class SignalingRoom implements SignalingHub {
           : "Cannot join room as guest with a guest verifier: only the host sends one",
       );
     }
+    if (hostVerifier !== undefined && (role !== "guest" || !VERIFIER.test(hostVerifier))) {
+      throw new TypeError(
+        role === "guest"
+          ? "Cannot join room as the host verifier must be 43 base64url characters: pass the ticket's hostVerifier"
+          : "Cannot join room as host with a host verifier: only a guest sends one",
+      );
+    }
     for (const name of ["pingInterval", "timeout"] as const) {
       const value = options[name];
       if (value !== undefined && !(value > 0)) {
@@ -207,7 +214,7 @@ export class SignalingRoom implements SignalingHub {
     const WebSocket = options.WebSocket ?? await resolveWebSocket();
     options.signal?.throwIfAborted();
     target.searchParams.set("role", role);
-    const protocols = joinProtocols(key, role === "host" ? guestVerifier : undefined);
+    const protocols = joinProtocols(key, role === "host" ? guestVerifier : undefined, hostVerifier);
     const room = new SignalingRoom(target.href, protocols, options, WebSocket);
     options.signal?.addEventListener("abort", room.#abort, { once: true });
     try {

@@ -11,8 +11,8 @@ import { clockOf } from "../_clock.ts";
 import type { RelayPipe } from "../relay/protocol.ts";
 import { WebSocketSignaling, type WebSocketSignalingOptions } from "./websocket_signaling.ts";
 
-/** Options of {@linkcode TicketSignaling}: those of the room connection, less the key. */
-export type TicketSignalingOptions = Omit<WebSocketSignalingOptions, "key">;
+/** Options of {@linkcode TicketSignaling}: those of the room connection, less what the ticket gives. */
+export type TicketSignalingOptions = Omit<WebSocketSignalingOptions, "key" | "hostVerifier">;
 
 /**
  * The agent's side of a ticket: on `start()` it checks the ticket, joins its
@@ -78,6 +78,7 @@ export class TicketSignaling extends SignalingBase {
     const room = await WebSocketSignaling.connect(roomUrl(this.#ticket), {
       ...this.#options,
       key: guestKey,
+      ...this.#ticket.hostVerifier !== undefined && { hostVerifier: this.#ticket.hostVerifier },
     });
     let signalingKey: CryptoKey;
     try {

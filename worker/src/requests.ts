@@ -7,6 +7,7 @@
  * @module
  */
 import {
+  HOST_VERIFIER_PREFIX,
   KEY,
   KEY_PREFIX,
   PROTOCOL,
@@ -24,6 +25,8 @@ export interface Credentials {
   key: string;
   /** The host's guest verifier (hosts only). */
   guestVerifier?: string;
+  /** A guest's host verifier, from a version 2 ticket (guests only, optional). */
+  hostVerifier?: string;
   /** Whether the key came as a subprotocol, so the answer must name one. */
   subprotocol: boolean;
 }
@@ -72,7 +75,7 @@ export function readJoin(header: string | null): Join | undefined {
     return undefined;
   }
   if (typeof value !== "object" || value === null) return undefined;
-  const { room, role, key, guestVerifier, subprotocol, address } = value as Record<
+  const { room, role, key, guestVerifier, hostVerifier, subprotocol, address } = value as Record<
     string,
     unknown
   >;
@@ -83,13 +86,23 @@ export function readJoin(header: string | null): Join | undefined {
     typeof subprotocol !== "boolean" ||
     (address !== undefined && (typeof address !== "string" || !ADDRESS.test(address))) ||
     (role === "host"
-      ? typeof guestVerifier !== "string" || !VERIFIER.test(guestVerifier)
-      : guestVerifier !== undefined)
+      ? typeof guestVerifier !== "string" || !VERIFIER.test(guestVerifier) ||
+        hostVerifier !== undefined
+      : guestVerifier !== undefined ||
+        (hostVerifier !== undefined &&
+          (typeof hostVerifier !== "string" || !VERIFIER.test(hostVerifier))))
   ) return undefined;
   const from = typeof address === "string" ? { address } : {};
   return role === "host"
     ? { room, role, key, guestVerifier: guestVerifier as string, subprotocol, ...from }
-    : { room, role, key, subprotocol, ...from };
+    : {
+      room,
+      role,
+      key,
+      ...typeof hostVerifier === "string" && { hostVerifier },
+      subprotocol,
+      ...from,
+    };
 }
 
 /** A refusal: the HTTP status, a snake_case code and a sentence. */
@@ -103,7 +116,8 @@ export interface Refusal {
 }
 
 /**
- * Reads role, key and guest verifier from a request and checks their shape.
+ * Reads role, key and the verifier (a host's guest verifier, a guest's host
+ * verifier) from a request and checks their shape.
  *
  * @returns The credentials, or the refusal to answer with.
  *
@@ -138,6 +152,10 @@ export function parseCredentials(request: Request): Credentials | Refusal {
   const authorization = request.headers.get("Authorization");
   const fromHeader = authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
   const headerVerifier = request.headers.get("X-Guest-Verifier");
+  const hostVerifiers = offered.filter((p) => p.startsWith(HOST_VERIFIER_PREFIX))
+    .map((p) => p.slice(HOST_VERIFIER_PREFIX.length));
+  const headerHostVerifier = request.headers.get("X-Host-Verifier");
+  if (headerHostVerifier !== null) hostVerifiers.push(headerHostVerifier);
   if (offered.length > 0 && !offered.includes(PROTOCOL)) {
     return refusal(400, "bad_protocol", `Offer the WebSocket subprotocol "${PROTOCOL}"`);
   }
@@ -164,7 +182,23 @@ export function parseCredentials(request: Request): Credentials | Refusal {
     if (allVerifiers.length > 0) {
       return refusal(400, "bad_guest_verifier", "Only the host sends a guest verifier");
     }
-    return { role, key, subprotocol: fromProtocol.length > 0 };
+    const hostVerifier = hostVerifiers[0];
+    if (hostVerifiers.length > 1 || (hostVerifier !== undefined && !VERIFIER.test(hostVerifier))) {
+      return refusal(
+        400,
+        "bad_host_verifier",
+        `Send at most one host verifier, as the subprotocol "${HOST_VERIFIER_PREFIX}<verifier>" or the header "X-Host-Verifier": the ticket's, 43 base64url characters`,
+      );
+    }
+    return {
+      role,
+      key,
+      ...hostVerifier !== undefined && { hostVerifier },
+      subprotocol: fromProtocol.length > 0,
+    };
+  }
+  if (hostVerifiers.length > 0) {
+    return refusal(400, "bad_host_verifier", "Only a guest sends a host verifier");
   }
   if (allVerifiers.length === 0) {
     return refusal(

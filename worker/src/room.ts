@@ -15,6 +15,7 @@ import {
   CLOSE,
   type ClosingErrorCode,
   decodeBase64Url,
+  encodeBase64Url,
   ERROR_REPLIES_PER_SECOND,
   ERROR_REPLY_BURST,
   type ErrorCode,
@@ -28,6 +29,7 @@ import {
   keyDigest,
   MAX_INVITES,
   MAX_UNREAD_BYTES,
+  pairRoomDigest,
   PROTOCOL,
   refOf,
   RELAY_FRAME_COST,
@@ -36,6 +38,7 @@ import {
   type RoomFrame,
   type SignalFrame,
   timingSafeEqual,
+  VERIFIER,
   type WaitingHelloRequest,
 } from "../../src/signaling/room_protocol.ts";
 import {
@@ -151,6 +154,13 @@ interface Attachment {
   invite?: string;
   /** What the room sent the socket and what it showed it read (`MAX_UNREAD_BYTES`). */
   unread?: Unread;
+  /**
+   * The host's of a paired room (see {@linkcode pairRoomDigest}): its key's
+   * verifier and the guest verifier it joined with, which the room id binds.
+   * Nothing of such a room is stored, so the state is set up again from here
+   * after a wake-up.
+   */
+  paired?: { host: string; guest: string };
 }
 
 /** A socket and who it is. */
@@ -178,7 +188,11 @@ interface StoredVerifiers {
 /** The storage key of the room's verifiers: the host key's digest and the invites'. */
 const VERIFIERS = "verifiers";
 
-/** The length of a room id that is the verifier of its host key (43 = base64url of 32 bytes). */
+/**
+ * The length of a room id bound to its keys (43 = base64url of 32 bytes): the
+ * verifier of its host key (a version 1 ticket's room), or the digest of its
+ * host's and guest's verifiers (a version 2 ticket's, `pairRoomDigest`).
+ */
 const BOUND_ROOM_ID_LENGTH = 43;
 
 /**
@@ -261,6 +275,13 @@ export class Room extends DurableObject<Env> {
   /** Whether the verifiers in memory are newer than the stored ones (a host's join not written yet). */
   #unsaved = false;
 
+  /**
+   * Whether storage holds anything of the room (its verifiers, its expiry,
+   * its TURN bucket), as read once per wake-up and kept up to date: a paired
+   * room that never stored anything has nothing to expire.
+   */
+  #kept = false;
+
   /** The timer of the write a join left pending (see {@linkcode SETUP_WRITE_DELAY_MS}). */
   #settleTimer?: ReturnType<typeof setTimeout>;
 
@@ -312,35 +333,56 @@ export class Room extends DurableObject<Env> {
     }
     // One hash per join: the key's digest is compared with every verifier it may match.
     const keyHash = await keyDigest(credentials.key);
+    const room = credentials.room;
+    const roomBytes = room.length === BOUND_ROOM_ID_LENGTH ? decodeBase64Url(room)! : undefined;
+    // A paired room's id is the digest of its host's and its guest's verifiers.
+    const pairs = async (hostVerifier: string, guestVerifier: string) =>
+      roomBytes !== undefined &&
+      timingSafeEqual(await pairRoomDigest(hostVerifier, guestVerifier), roomBytes);
+    let paired: Attachment["paired"];
+    if (credentials.role === "host" && roomBytes && !timingSafeEqual(keyHash, roomBytes)) {
+      // A room id of 43 characters is bound to the host key (a ticket's room):
+      // only the key it was derived from may open the room, so nobody can claim it first.
+      paired = { host: encodeBase64Url(keyHash), guest: credentials.guestVerifier! };
+      if (!(await pairs(paired.host, paired.guest))) {
+        return this.#refuse(credentials, "key_refused");
+      }
+    }
     const stored = await this.#load();
     let invite: string | undefined;
     if (credentials.role === "host") {
-      // A room id of 43 characters is a key verifier (a ticket's room): only the
-      // key it was derived from may open the room, so nobody can claim it first.
-      const room = credentials.room;
-      if (
-        room.length === BOUND_ROOM_ID_LENGTH &&
-        !timingSafeEqual(keyHash, decodeBase64Url(room) ?? new Uint8Array())
-      ) {
-        return this.#refuse(credentials, "key_refused");
-      }
       if (stored && !timingSafeEqual(keyHash, stored.host)) {
         return this.#refuse(credentials, "key_refused");
       }
-      // The guest verifier of every host join is the invite named `guest`.
       const guest = decodeBase64Url(credentials.guestVerifier!)!;
       const current = stored?.invites.get(GUEST_INVITE);
-      if (!stored || !current || !timingSafeEqual(guest, current)) {
-        // Written later, with whatever else the room has to write (see SETUP_WRITE_DELAY_MS).
+      if (paired) {
+        // A paired room's id holds its guest verifier, in memory only; once the
+        // host added or revoked an invite, what was stored decides, and a
+        // host's join changes nothing (it invites `guest` again to undo a revoke).
+        if (!stored) {
+          this.#state = { host: keyHash, invites: new Map([[GUEST_INVITE, guest]]) };
+        }
+      } else if (!stored || !current || !timingSafeEqual(guest, current)) {
+        // The guest verifier of every other host join is the invite named
+        // `guest`, written later, with whatever else the room has to write
+        // (see SETUP_WRITE_DELAY_MS).
         const invites = new Map(stored?.invites);
         invites.set(GUEST_INVITE, guest);
         this.#state = { host: keyHash, invites };
         this.#unsaved = true;
       }
-    } else {
-      if (!stored) return this.#refuse(credentials, "room_not_found");
+    } else if (stored) {
+      // What the room stored (its invites, a revoked `guest`) decides.
       invite = findInvite(stored, keyHash);
       if (invite === undefined) return this.#refuse(credentials, "key_refused");
+    } else {
+      // Nothing stored: only the guest of a paired room, by the room id itself.
+      const hostVerifier = credentials.hostVerifier;
+      if (!hostVerifier || !(await pairs(hostVerifier, encodeBase64Url(keyHash)))) {
+        return this.#refuse(credentials, hostVerifier ? "key_refused" : "room_not_found");
+      }
+      invite = GUEST_INVITE;
     }
     const peer = credentials.role === "host" ? HOST : randomGuestId();
     // From here to the response nothing awaits, so no other request interleaves.
@@ -366,6 +408,7 @@ export class Room extends DurableObject<Env> {
       gone: false,
       ...credentials.address !== undefined && { address: credentials.address },
       ...invite !== undefined && { invite },
+      ...paired && { paired },
     };
     this.#keep(server, me, true);
     const others = this.#live(me.role === "host" ? "guest" : "host");
@@ -410,17 +453,25 @@ export class Room extends DurableObject<Env> {
 
   /**
    * The room's verifiers: read from storage on the first need after a
-   * wake-up. Those of a host's join not written yet are in memory, which the
-   * object keeps until they are (see {@linkcode SETUP_WRITE_DELAY_MS}).
+   * wake-up, or, in a paired room that stored none, set up again from its
+   * host's attachment. Those of a host's join not written yet are in memory,
+   * which the object keeps until they are (see {@linkcode SETUP_WRITE_DELAY_MS}).
    */
   async #load(): Promise<RoomState | null> {
     if (this.#state === undefined) {
-      const stored = await this.ctx.storage.get([VERIFIERS, EXPIRES]);
+      const stored = await this.ctx.storage.get([VERIFIERS, EXPIRES, TURN_BUCKET]);
       // A join that awaited the same read meanwhile may have set the state since.
       if (this.#state === undefined) {
         const verifiers = stored.get(VERIFIERS) as StoredVerifiers | undefined;
-        this.#state = verifiers ? readVerifiers(verifiers) : null;
+        const paired = verifiers ? undefined : this.#live("host")[0]?.me.paired;
+        this.#state = verifiers ? readVerifiers(verifiers) : paired
+          ? {
+            host: decodeBase64Url(paired.host)!,
+            invites: new Map([[GUEST_INVITE, decodeBase64Url(paired.guest)!]]),
+          }
+          : null;
         this.#expires = (stored.get(EXPIRES) as number | undefined) ?? null;
+        this.#kept = stored.size > 0;
       }
     }
     return this.#state;
@@ -436,6 +487,7 @@ export class Room extends DurableObject<Env> {
   #saveVerifiers(): Promise<void> {
     const state = this.#state!;
     this.#unsaved = false;
+    this.#kept = true;
     return this.ctx.storage.put<StoredVerifiers>(VERIFIERS, {
       host: state.host,
       invites: [...state.invites],
@@ -632,6 +684,8 @@ export class Room extends DurableObject<Env> {
     ) {
       return { refusal: errorFrame("ice_servers_limited", ref) };
     }
+    // The bucket is stored now: the room expires once empty, so it goes too.
+    this.#kept = true;
     const iceServers = await this.#iceServers(me.peer);
     if (iceServers.length === 0) return { refusal: errorFrame("ice_servers_unavailable", ref) };
     const ttl = turnTtl(this.env);
@@ -958,6 +1012,7 @@ export class Room extends DurableObject<Env> {
         this.#state = null;
         this.#unsaved = false;
         this.#expires = null;
+        this.#kept = false;
         return await this.ctx.storage.deleteAll();
       }
       // Early, or the sockets went without a close: the room expires from now.
@@ -1028,6 +1083,9 @@ export class Room extends DurableObject<Env> {
     const at = expires ?? Date.now() + ttl * 1000;
     clearTimeout(this.#settleTimer);
     this.#settleTimer = undefined;
+    // A paired room that stored nothing keeps nothing: it writes nothing, and
+    // an alarm still set finds it empty and does the same.
+    if (!this.#unsaved && !this.#kept) return;
     // Issued without awaiting in between, so they go as one commit.
     const writes: Promise<unknown>[] = [];
     if (this.#unsaved && this.#state) writes.push(this.#saveVerifiers());
@@ -1138,6 +1196,7 @@ function readAttachment(ws: WebSocket): Attachment | null {
     address,
     errors,
     invite,
+    paired,
   } = value as Record<string, unknown>;
   const valid = role === "host"
     ? peer === HOST
@@ -1159,8 +1218,16 @@ function readAttachment(ws: WebSocket): Attachment | null {
     ...typeof address === "string" && { address },
     ...typeof errors === "number" && { errors },
     ...typeof invite === "string" && { invite },
+    ...role === "host" && isPair(paired) && { paired },
     ...unreadOf(value),
   };
+}
+
+/** Whether an attachment's `paired` is two verifiers. */
+function isPair(value: unknown): value is { host: string; guest: string } {
+  const { host, guest } = (value ?? {}) as Record<string, unknown>;
+  return typeof host === "string" && VERIFIER.test(host) &&
+    typeof guest === "string" && VERIFIER.test(guest);
 }
 
 /** The count of unread bytes an attachment holds, as a spread. */

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { keyVerifier, seenFrame } from "../../src/signaling/room_protocol.ts";
+import { createTicket, deriveTicketKeys } from "../../src/ticket.ts";
 import { type LocalSignaling, type LocalSignalingOptions, startLocalSignaling } from "../local.ts";
 
 export const HOST_KEY = "host-key-000000000000";
@@ -51,11 +52,12 @@ export class Peer {
     room: string,
     role: string,
     key: string,
-    options: { verifier?: string; headers?: Record<string, string> } = {},
+    options: { verifier?: string; hostVerifier?: string; headers?: Record<string, string> } = {},
   ): Promise<Peer> {
     const url = `${server.url}/v1/rooms/${room}?role=${role}`;
     const protocols = ["mcp-webrtc.v1", `mcp-webrtc.key.${key}`];
     if (options.verifier) protocols.push(`mcp-webrtc.guest-verifier.${options.verifier}`);
+    if (options.hostVerifier) protocols.push(`mcp-webrtc.host-verifier.${options.hostVerifier}`);
     const ws = options.headers
       // @ts-ignore: Deno's WebSocket takes headers as an extension
       ? new WebSocket(url, { headers: options.headers })
@@ -110,6 +112,28 @@ export class Peer {
     if (this.ws.readyState < WebSocket.CLOSING) this.ws.close(code);
     return await this.closed;
   }
+}
+
+/**
+ * The room and keys of a new version 2 ticket: a paired room, whose id binds
+ * the host key's and the guest key's verifiers.
+ */
+export async function pairedRoom(): Promise<{
+  room: string;
+  hostKey: string;
+  guestKey: string;
+  hostVerifier: string;
+  guestVerifier: string;
+}> {
+  const ticket = await createTicket({ url: "wss://signal.example" });
+  const { hostKey, guestKey, guestVerifier } = await deriveTicketKeys(ticket);
+  return {
+    room: ticket.room,
+    hostKey: hostKey!,
+    guestKey,
+    hostVerifier: ticket.hostVerifier!,
+    guestVerifier,
+  };
 }
 
 /** Runs `fn` against a fresh local worker, always closing it. */

@@ -7,7 +7,17 @@
  */
 import assert from "node:assert/strict";
 import type { LocalSignaling } from "../local.ts";
-import { GUEST_KEY, hibernate, newRoomId, OTHER_KEY, pair, Peer, withServer } from "./_peer.ts";
+import {
+  GUEST_KEY,
+  hibernate,
+  newRoomId,
+  OTHER_KEY,
+  pair,
+  pairedRoom,
+  Peer,
+  verifierOf,
+  withServer,
+} from "./_peer.ts";
 
 /**
  * The real worker, with the room's storage writes recorded and readable at
@@ -243,6 +253,93 @@ Deno.test("An invite revoked before the room wrote its verifiers stays revoked a
       const guest = await Peer.guest(server, room, GUEST_KEY);
       assert.equal((await guest.next() as Record<string, unknown>).code, "key_refused");
       await guest.closed;
+      await host.close();
+    },
+    undefined,
+    { entry: OBSERVED_WORKER },
+  );
+});
+
+Deno.test("A paired room (a version 2 ticket's) stores nothing for a pairing, nor when it empties", async () => {
+  await withServer(
+    async (server) => {
+      const { room, hostKey, guestKey, hostVerifier, guestVerifier } = await pairedRoom();
+      const host = await Peer.host(server, room, hostKey, guestVerifier);
+      assert.equal((await host.next() as Record<string, unknown>).type, "welcome");
+      const guest = await Peer.open(server, room, "guest", guestKey, { hostVerifier });
+      const welcome = await guest.next() as Record<string, unknown>;
+      assert.equal(welcome.type, "welcome");
+      assert.deepEqual(await host.next(), { type: "join", peer: welcome.peer, invite: "guest" });
+      await signal(host, guest, welcome.peer as string);
+      await guest.close();
+      await host.next(); // the guest's leave
+      // The room closes back once it has handled the close: nothing is left to write.
+      await host.close();
+      assert.deepEqual(await stored(server, room), { keys: [], alarm: null, commits: [] });
+    },
+    { TEST_SETUP_WRITE_DELAY_MS: "60000" },
+    { entry: OBSERVED_WORKER },
+  );
+});
+
+Deno.test("A paired room admits its ticket's guest by the room id alone, before any host came, and refuses a wrong key or host verifier", async () => {
+  await withServer(
+    async (server) => {
+      const { room, hostKey, guestKey, hostVerifier, guestVerifier } = await pairedRoom();
+      const refused = async (key: string, options: { hostVerifier?: string }) => {
+        const peer = await Peer.open(server, room, "guest", key, options);
+        const code = (await peer.next() as Record<string, unknown>).code;
+        await peer.close();
+        return code;
+      };
+      assert.equal(await refused(OTHER_KEY, { hostVerifier }), "key_refused");
+      assert.equal(await refused(guestKey, { hostVerifier: guestVerifier }), "key_refused");
+      // Without the host verifier the room cannot tell, and nobody set it up.
+      assert.equal(await refused(guestKey, {}), "room_not_found");
+      // The host's key in the guest's place is refused too.
+      assert.equal(await refused(hostKey, { hostVerifier }), "key_refused");
+      const guest = await Peer.open(server, room, "guest", guestKey, { hostVerifier });
+      const welcome = await guest.next() as Record<string, unknown>;
+      assert.equal(welcome.type, "welcome");
+      assert.deepEqual(welcome.peers, []);
+      // A host whose guest verifier does not make the room id cannot open it.
+      const stranger = await Peer.host(server, room, hostKey, await verifierOf(OTHER_KEY));
+      assert.equal((await stranger.next() as Record<string, unknown>).code, "key_refused");
+      await stranger.close();
+      const host = await Peer.host(server, room, hostKey, guestVerifier);
+      assert.deepEqual((await host.next() as Record<string, unknown>).peers, [welcome.peer]);
+      assert.deepEqual(await guest.next(), { type: "join", peer: "host" });
+      await guest.close();
+      await host.next(); // the guest's leave
+      await host.close();
+      assert.deepEqual((await stored(server, room)).keys, []);
+    },
+    { TEST_SETUP_WRITE_DELAY_MS: "60000" },
+    { entry: OBSERVED_WORKER },
+  );
+});
+
+Deno.test("A paired room's host can still invite and revoke after a hibernation; a revoked ticket guest stays refused", async () => {
+  await withServer(
+    async (server) => {
+      const { room, hostKey, guestKey, hostVerifier, guestVerifier } = await pairedRoom();
+      const host = await Peer.host(server, room, hostKey, guestVerifier);
+      await host.next();
+      await hibernate(server, room);
+      host.send({ type: "invite", name: "laptop", verifier: await verifierOf(OTHER_KEY) });
+      assert.deepEqual(await host.next(), { type: "invited", name: "laptop" });
+      host.send({ type: "revoke", name: "guest" });
+      assert.deepEqual(await host.next(), { type: "revoked", name: "guest", closed: 0 });
+      await hibernate(server, room);
+      const guest = await Peer.open(server, room, "guest", guestKey, { hostVerifier });
+      assert.equal((await guest.next() as Record<string, unknown>).code, "key_refused");
+      await guest.closed;
+      const laptop = await Peer.open(server, room, "guest", OTHER_KEY, { hostVerifier });
+      assert.equal((await laptop.next() as Record<string, unknown>).type, "welcome");
+      assert.equal((await host.next() as Record<string, unknown>).invite, "laptop");
+      assert.deepEqual((await stored(server, room)).keys, ["verifiers"]);
+      await laptop.close();
+      await host.next(); // the laptop's leave
       await host.close();
     },
     undefined,

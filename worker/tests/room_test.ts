@@ -61,6 +61,34 @@ Deno.test("worker answers health, unknown routes and malformed joins without wak
         400,
         "bad_guest_verifier",
       ],
+      [
+        `/v1/rooms/${room}?role=host`,
+        { ...key, "X-Guest-Verifier": GUEST_VERIFIER, "X-Host-Verifier": GUEST_VERIFIER },
+        400,
+        "bad_host_verifier",
+      ],
+      [
+        `/v1/rooms/${room}?role=guest`,
+        { ...key, "X-Host-Verifier": "tooshort" },
+        400,
+        "bad_host_verifier",
+      ],
+      [
+        `/v1/rooms/${room}?role=guest`,
+        {
+          "Sec-WebSocket-Protocol":
+            `mcp-webrtc.v1, mcp-webrtc.key.${GUEST_KEY}, mcp-webrtc.host-verifier.${GUEST_VERIFIER}`,
+          "X-Host-Verifier": GUEST_VERIFIER,
+        },
+        400,
+        "bad_host_verifier",
+      ],
+      [
+        `/v1/rooms/${room}?role=guest`,
+        { ...key, "X-Host-Verifier": GUEST_VERIFIER },
+        426,
+        "upgrade_required",
+      ],
       [`/v1/rooms/${room}?role=guest`, key, 426, "upgrade_required"],
     ];
     for (const [path, headers, status, code] of cases) {
