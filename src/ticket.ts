@@ -104,6 +104,15 @@ export interface CreateTicketOptions {
    * @default {undefined} never
    */
   expiresAt?: Date;
+  /**
+   * The ticket's version: `2` (a room id that binds both verifiers, so the
+   * room stores nothing for the ticket's guest), or `1` for agents of a
+   * version of this module that reads only `mcpwebrtc1.` tickets (its room
+   * id is the host key's verifier, and the room stores the guest verifier).
+   *
+   * @default {2}
+   */
+  version?: 1 | 2;
 }
 
 /**
@@ -138,7 +147,8 @@ export interface TicketKeys {
  * optional expiry.
  * @returns The host ticket.
  * @throws {TypeError} If the URL is not a `ws:`, `wss:`, `http:` or `https:`
- * URL, carries credentials or a fragment, or `expiresAt` is not a valid date.
+ * URL, carries credentials or a fragment, `expiresAt` is not a valid date, or
+ * `version` is neither 1 nor 2.
  * @throws {RangeError} If `expiresAt` is before 1970 or after 9999.
  *
  * @example Create a ticket pair
@@ -164,6 +174,16 @@ export interface TicketKeys {
  * const { signalingKey } = await deriveTicketKeys(await createGuestTicket(host));
  * assert.equal(signalingKey.algorithm.name, "HMAC");
  * ```
+ *
+ * @example A version 1 ticket, for agents that read only those
+ * ```ts
+ * import { createGuestTicket, createTicket, formatTicket } from "@mcp/webrtc";
+ * import assert from "node:assert/strict";
+ *
+ * const host = await createTicket({ url: "wss://signal.example.com", version: 1 });
+ * assert.equal(host.hostVerifier, undefined);
+ * assert.match(formatTicket(await createGuestTicket(host)), /^mcpwebrtc1\.guest\./);
+ * ```
  */
 export async function createTicket(options: CreateTicketOptions = {}): Promise<Ticket> {
   const url = options.url === undefined ? "" : normaliseUrl(
@@ -186,9 +206,20 @@ export async function createTicket(options: CreateTicketOptions = {}): Promise<T
     }
     expiresAt = new Date(seconds * 1000);
   }
+  const version = options.version ?? 2;
+  if (version !== 1 && version !== 2) {
+    throw new TypeError(`Cannot create ticket as 'version' must be 1 or 2: received ${version}`);
+  }
   const secretBytes = crypto.getRandomValues(new Uint8Array(SECRET_BYTES));
   const hostKey = encodeBase64Url(await hkdf(secretBytes, new Uint8Array(), "host key"));
   const hostVerifier = await keyVerifier(hostKey);
+  if (version === 1) {
+    const secret = encodeBase64Url(secretBytes);
+    const room = hostVerifier;
+    return expiresAt
+      ? { kind: "host", url, room, secret, expiresAt }
+      : { kind: "host", url, room, secret };
+  }
   const salt = encoder.encode(hostVerifier);
   const guestKey = await hkdf(await hkdf(secretBytes, salt, "guest secret"), salt, "guest key");
   const room = await pairRoomId(hostVerifier, await keyVerifier(encodeBase64Url(guestKey)));

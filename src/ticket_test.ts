@@ -417,7 +417,14 @@ Deno.test("a version 2 ticket's room id binds both verifiers, and its keys are s
   assert.equal(room, "UzMX_puPRCuiK6AmRxVp27yorBOBuiNzp5i8xj3wM5o");
 });
 
-Deno.test("a version 1 ticket is still read, and formatted as version 1", async () => {
+Deno.test("a version 1 ticket is still made, read, and formatted as version 1", async () => {
+  const made = await createTicket({ url: URL_, version: 1 });
+  assert.equal(made.hostVerifier, undefined);
+  assert.equal(await keyVerifier((await deriveTicketKeys(made)).hostKey!), made.room);
+  await assert.rejects(
+    createTicket({ url: URL_, version: 3 as 2 }),
+    /'version' must be 1 or 2: received 3/,
+  );
   const v2 = await createTicket({ url: URL_ });
   const { hostKey } = await deriveTicketKeys(v2);
   const v1: Ticket = { kind: "host", url: URL_, room: v2.hostVerifier!, secret: v2.secret };

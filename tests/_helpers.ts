@@ -146,10 +146,10 @@ export type DesktopOptions =
  * listener, then the worker, however `fn` ends.
  *
  * @param options The listener's options, or a function that gives them once
- * the worker is up (for an expiry counted from then).
+ * the worker is up (for an expiry counted from then, or a ticket of its URL).
  */
 export function withDesktop(
-  options: DesktopOptions | (() => DesktopOptions),
+  options: DesktopOptions | ((worker: LocalSignaling) => DesktopOptions | Promise<DesktopOptions>),
   fn: (desktop: Desktop) => Promise<void>,
   vars?: Record<string, string>,
 ): Promise<void> {
@@ -158,7 +158,7 @@ export function withDesktop(
       url: worker.url,
       createServer: () => createTestServer(),
       ...LOCAL,
-      ...(typeof options === "function" ? options() : options),
+      ...(typeof options === "function" ? await options(worker) : options),
     });
     try {
       await fn({ worker, listener, ticket: listener.ticket! });

@@ -94,6 +94,7 @@ const EXPECTED: Record<string, string[]> = {
     "createRoomId",
     "createRoomKey",
     "keyVerifier",
+    "pairRoomId",
     "roomUrl",
     "verifyKey",
   ],

@@ -8,6 +8,7 @@ import { Client } from "@modelcontextprotocol/sdk/client";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import {
+  createTicket,
   formatTicket,
   MemorySignaling,
   parseTicket,
@@ -537,7 +538,11 @@ Deno.test({
   ignore: !hasPreviousVersion(),
   async fn() {
     await withPreviousVersion(async (dir) => {
-      await withDesktop({}, async ({ worker, ticket }) => {
+      // The previous version reads only version 1 tickets.
+      const v1 = async (worker: { url: string }) => ({
+        hostTicket: await createTicket({ url: worker.url, version: 1 }),
+      });
+      await withDesktop(v1, async ({ worker, ticket }) => {
         // The previous version's agent reaches this version's desktop.
         const theirs = previous(dir, "_previous_agent.ts", ticket, "report ");
         try {
