@@ -236,7 +236,10 @@ export async function readInviteRecord(record: InviteRecord, host: Ticket): Prom
   checkInviteName(name);
   if (tools !== undefined) checkTools(name, tools);
   const ticket = parseTicket(record.ticket);
-  if (ticket.kind !== "guest" || ticket.room !== host.room || ticket.url !== host.url) {
+  if (
+    ticket.kind !== "guest" || ticket.room !== host.room || ticket.url !== host.url ||
+    ticket.hostVerifier !== host.hostVerifier
+  ) {
     throw new TypeError(
       `Cannot restore invite "${name}" as its ticket is not a guest ticket of this room: keep the invites with their host ticket`,
     );

@@ -338,7 +338,10 @@ export class WebRTCListener {
     if (paired) {
       try {
         if (guestTicket) await hub.invite(GUEST_INVITE, keys.guestVerifier);
-        else await hub.revoke(GUEST_INVITE).catch(ignoreInviteNotFound);
+        // A kept invite named "guest" is registered below, in place of the ticket's.
+        else if (!records.some((record) => record.name === GUEST_INVITE)) {
+          await hub.revoke(GUEST_INVITE).catch(ignoreInviteNotFound);
+        }
       } catch (error) {
         await hub.close();
         throw error;

@@ -334,20 +334,27 @@ export class Room extends DurableObject<Env> {
     // One hash per join: the key's digest is compared with every verifier it may match.
     const keyHash = await keyDigest(credentials.key);
     const room = credentials.room;
-    const roomBytes = room.length === BOUND_ROOM_ID_LENGTH ? decodeBase64Url(room)! : undefined;
+    // A room id of 43 characters is bound to its keys (a ticket's room): only
+    // the key it was derived from may open the room, so nobody can claim it
+    // first. One that is no digest's base64url (its last character carries
+    // bits no digest has) matches no key: nobody can open it.
+    const bound = room.length === BOUND_ROOM_ID_LENGTH;
+    const roomBytes = bound ? decodeBase64Url(room) ?? new Uint8Array() : undefined;
     // A paired room's id is the digest of its host's and its guest's verifiers.
     const pairs = async (hostVerifier: string, guestVerifier: string) =>
       roomBytes !== undefined &&
       timingSafeEqual(await pairRoomDigest(hostVerifier, guestVerifier), roomBytes);
     let paired: Attachment["paired"];
     if (credentials.role === "host" && roomBytes && !timingSafeEqual(keyHash, roomBytes)) {
-      // A room id of 43 characters is bound to the host key (a ticket's room):
-      // only the key it was derived from may open the room, so nobody can claim it first.
       paired = { host: encodeBase64Url(keyHash), guest: credentials.guestVerifier! };
       if (!(await pairs(paired.host, paired.guest))) {
         return this.#refuse(credentials, "key_refused");
       }
     }
+    // A guest's pair is checked before the state is read, so that nothing
+    // awaits between that read and the decision it makes.
+    const guestPairs = credentials.role === "guest" && credentials.hostVerifier !== undefined &&
+      await pairs(credentials.hostVerifier, encodeBase64Url(keyHash));
     const stored = await this.#load();
     let invite: string | undefined;
     if (credentials.role === "host") {
@@ -378,10 +385,9 @@ export class Room extends DurableObject<Env> {
       if (invite === undefined) return this.#refuse(credentials, "key_refused");
     } else {
       // Nothing stored: only the guest of a paired room, by the room id itself.
-      const hostVerifier = credentials.hostVerifier;
-      if (!hostVerifier || !(await pairs(hostVerifier, encodeBase64Url(keyHash)))) {
-        return this.#refuse(credentials, hostVerifier ? "key_refused" : "room_not_found");
-      }
+      // Any other key may be an invite's whose host has not set the room up
+      // yet (or whose room expired): the room cannot tell, so it says that.
+      if (!guestPairs) return this.#refuse(credentials, "room_not_found");
       invite = GUEST_INVITE;
     }
     const peer = credentials.role === "host" ? HOST : randomGuestId();
@@ -471,7 +477,8 @@ export class Room extends DurableObject<Env> {
           }
           : null;
         this.#expires = (stored.get(EXPIRES) as number | undefined) ?? null;
-        this.#kept = stored.size > 0;
+        // A TURN bucket written meanwhile set it already.
+        this.#kept ||= stored.size > 0;
       }
     }
     return this.#state;

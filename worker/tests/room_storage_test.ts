@@ -292,12 +292,13 @@ Deno.test("A paired room admits its ticket's guest by the room id alone, before 
         await peer.close();
         return code;
       };
-      assert.equal(await refused(OTHER_KEY, { hostVerifier }), "key_refused");
-      assert.equal(await refused(guestKey, { hostVerifier: guestVerifier }), "key_refused");
-      // Without the host verifier the room cannot tell, and nobody set it up.
+      // With nothing stored the room cannot tell a wrong key from an invite's
+      // whose host has not set the room up: it says the room is not set up.
+      assert.equal(await refused(OTHER_KEY, { hostVerifier }), "room_not_found");
+      assert.equal(await refused(guestKey, { hostVerifier: guestVerifier }), "room_not_found");
       assert.equal(await refused(guestKey, {}), "room_not_found");
       // The host's key in the guest's place is refused too.
-      assert.equal(await refused(hostKey, { hostVerifier }), "key_refused");
+      assert.equal(await refused(hostKey, { hostVerifier }), "room_not_found");
       const guest = await Peer.open(server, room, "guest", guestKey, { hostVerifier });
       const welcome = await guest.next() as Record<string, unknown>;
       assert.equal(welcome.type, "welcome");
@@ -341,6 +342,21 @@ Deno.test("A paired room's host can still invite and revoke after a hibernation;
       await laptop.close();
       await host.next(); // the laptop's leave
       await host.close();
+    },
+    undefined,
+    { entry: OBSERVED_WORKER },
+  );
+});
+
+Deno.test("A room id of 43 characters that is no digest's base64url can be opened by nobody", async () => {
+  await withServer(
+    async (server) => {
+      // The last character carries bits no 32-byte digest has.
+      const room = "A".repeat(42) + "B";
+      const host = await Peer.host(server, room, OTHER_KEY, await verifierOf(GUEST_KEY));
+      assert.equal((await host.next() as Record<string, unknown>).code, "key_refused");
+      await host.close();
+      assert.deepEqual(await stored(server, room), { keys: [], alarm: null, commits: [] });
     },
     undefined,
     { entry: OBSERVED_WORKER },
