@@ -624,3 +624,36 @@ Deno.test(
     }
   }),
 );
+
+Deno.test(
+  "serve --ticket-version 1 hands out a version 1 ticket that an agent connects with; another version is a usage error",
+  withWorker(async (signal) => {
+    const { serve, ticket } = await startServe(signal, [
+      "--ticket-version",
+      "1",
+      "--",
+      ...TEST_SERVER,
+    ]);
+    try {
+      assert.match(ticket, /^mcpwebrtc1\.guest\./);
+      assert.equal(parseTicket(ticket).hostVerifier, undefined);
+      const agent = await startAgent(ticket);
+      assert.match(text(await agent.client.callTool({ name: "pid", arguments: {} })), /^\d+$/);
+      await agent.client.close();
+    } finally {
+      await serve.signal("SIGTERM");
+    }
+    const wrong = CliProcess.cli([
+      "serve",
+      "--signal",
+      signal,
+      "--ticket-version",
+      "3",
+      "--",
+      ...TEST_SERVER,
+    ]);
+    const exit = await wrong.exit();
+    assert.equal(exit.code, 2, wrong.stderr);
+    assert.match(wrong.stderr, /--ticket-version must be 1 or 2: received "3"/);
+  }),
+);

@@ -85,6 +85,8 @@ Options:
   DEFAULT_UNFINISHED_MESSAGE_TIMEOUT / 1000
 }s)
   --expires DURATION      Refuse agents after this long, e.g. 8h (default: never)
+  --ticket-version 1|2    The version of a new host ticket: 1 for agents of a version of
+                          mcp-webrtc that reads only mcpwebrtc1 tickets (default: 2)
   --ticket-file FILE      Also write the guest ticket to FILE (mode 0600)
   --invite NAME[=TOOL,TOOL…]
                           Make an invite: a ticket of its own for one agent, named NAME,
@@ -116,6 +118,7 @@ const SERVE_FLAGS = {
   "unfinished-bytes": { type: "string" },
   "unfinished-timeout": { type: "string" },
   expires: { type: "string" },
+  "ticket-version": { type: "string" },
   "ticket-file": { type: "string" },
   "host-ticket-file": { type: "string" },
   invite: { type: "string", multiple: true },
@@ -207,6 +210,12 @@ export async function serve(args: string[]): Promise<number> {
   const expiresAt = values.expires
     ? new Date(clockOf(serve).now() + parseDuration(values.expires, "--expires"))
     : undefined;
+  const ticketVersion = values["ticket-version"];
+  if (ticketVersion !== undefined && ticketVersion !== "1" && ticketVersion !== "2") {
+    throw new UsageError(
+      `Cannot serve as --ticket-version must be 1 or 2: received "${ticketVersion.slice(0, 40)}"`,
+    );
+  }
   const log = new StatusLog({ quiet: values.quiet, json: values["log-json"] });
   const tools = values.tools && [
     ...new Set(values.tools.flatMap((text) => parseToolList(text, "--tools"))),
@@ -243,7 +252,12 @@ export async function serve(args: string[]): Promise<number> {
     named.add(name);
   }
   const hostFile = values["host-ticket-file"];
-  const saved = await hostTicket(hostFile, values.signal, expiresAt);
+  const saved = await hostTicket(
+    hostFile,
+    values.signal,
+    expiresAt,
+    ticketVersion === "1" ? 1 : 2,
+  );
   const host = saved.host;
   const upstream = (label: string): Transport =>
     upstreamUrl
@@ -446,6 +460,7 @@ async function hostTicket(
   file: string | undefined,
   signal: string | undefined,
   expiresAt: Date | undefined,
+  version: 1 | 2,
 ): Promise<HostFile> {
   if (file) {
     const saved = await readHostFile(file);
@@ -459,7 +474,7 @@ async function hostTicket(
   }
   let ticket: Ticket;
   try {
-    ticket = await createTicket({ url, expiresAt });
+    ticket = await createTicket({ url, expiresAt, version });
   } catch (error) {
     throw new UsageError(`Cannot use the signalling URL "${url}": ${(error as Error).message}`, {
       cause: error,
