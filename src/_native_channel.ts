@@ -95,8 +95,10 @@ export class NativeDataChannel extends EventTarget implements DataChannelLike {
           if (typeof listener === "function") listener.call(this, event);
           else listener.handleEvent(event);
         } catch (error) {
-          // As EventTarget does; thrown into the native callback, it would end the process.
-          reportError(error);
+          // An uncaught error, as EventTarget reports one, but on a turn of its
+          // own: reported inside the native callback, an unhandled one aborted
+          // the process without its message.
+          setTimeout(() => reportError(error), 0);
         }
       }
     });
