@@ -199,7 +199,10 @@ export interface ListenOptions extends Omit<WebRTCListenerOptions, "hub" | "sign
    */
   hostTicket?: Ticket | string;
   /** Options of the room connection (WebSocket constructor, reconnect, pings). */
-  room?: Omit<SignalingRoomOptions, "role" | "key" | "guestVerifier">;
+  room?: Omit<
+    SignalingRoomOptions,
+    "role" | "key" | "guestVerifier" | "hostVerifier" | "invitesOnly"
+  >;
   /**
    * Invites made earlier (`listener.invites`, kept by the caller) to register
    * again in the room: each agent keeps its own ticket across restarts.

@@ -67,7 +67,7 @@ import {
   DEFAULT_RESUME_GRACE,
   DEFAULT_SESSION_STARTS_PER_SECOND,
 } from "./constants.ts";
-import { ConnectError, SignalingRoomError, WebRTCTransportError } from "./errors.ts";
+import { ConnectError, WebRTCTransportError } from "./errors.ts";
 import { MemoryBudget } from "./framing.ts";
 import { combineTools, PolicyTransport } from "./policy_transport.ts";
 import {
@@ -325,28 +325,19 @@ export class WebRTCListener {
     const keys = await deriveTicketKeys(host);
     // Checked before the room is opened: a wrong record fails the call, not an agent.
     const records = await Promise.all(invites.map((record) => readInviteRecord(record, host)));
-    // A version 2 ticket's room id binds its guest verifier, so its host always
-    // shows it; the room's invite `guest` then says whether the ticket is served.
+    // A version 2 ticket's room id binds its guest verifier, so its host
+    // always shows it, and says with each join whether it serves that guest.
     const paired = host.hostVerifier !== undefined;
+    // A kept invite named "guest" is registered below, in place of the ticket's.
+    const keptGuest = records.some((record) => record.name === GUEST_INVITE);
     const hub = await SignalingRoom.join(roomUrl(host), {
       ...roomOptions,
       role: "host",
       key: keys.hostKey!,
       // Without the guest ticket, in a version 1 room, the verifier of a key nobody holds.
       guestVerifier: guestTicket || paired ? keys.guestVerifier : await unusableVerifier(),
+      ...paired && !guestTicket && !keptGuest && { invitesOnly: true },
     });
-    if (paired) {
-      try {
-        if (guestTicket) await hub.invite(GUEST_INVITE, keys.guestVerifier);
-        // A kept invite named "guest" is registered below, in place of the ticket's.
-        else if (!records.some((record) => record.name === GUEST_INVITE)) {
-          await hub.revoke(GUEST_INVITE).catch(ignoreInviteNotFound);
-        }
-      } catch (error) {
-        await hub.close();
-        throw error;
-      }
-    }
     const listener = new WebRTCListener({
       ...rest,
       expiresAt: rest.expiresAt ?? host.expiresAt,
@@ -814,13 +805,4 @@ export class WebRTCListener {
       agent: { name: agent.name, peer: agent.peer, session },
     });
   }
-}
-
-/** A revoke of an invite the room does not hold (already revoked) is no failure. */
-function ignoreInviteNotFound(error: unknown): number {
-  if (
-    error instanceof SignalingRoomError && error.code === "frame_refused" &&
-    error.message.endsWith("(invite_not_found)")
-  ) return 0;
-  throw error;
 }

@@ -8,10 +8,12 @@ import type { Client } from "@modelcontextprotocol/sdk/client";
 import {
   type Agent,
   type AgentSession,
+  createGuestTicket,
   createTicket,
   formatTicket,
   parseTicket,
   type SignalingHub,
+  SignalingRoomError,
   WebRTCListener,
 } from "../mod.ts";
 import { MAX_INVITE_TOOLS } from "../src/constants.ts";
@@ -193,6 +195,36 @@ Deno.test("An invite's expiry is enforced by the desktop: an agent that pushed i
       assert.match(error.message, /the invite "late" expired/);
       assert.deepEqual(served, []);
       assert.ok(errors.some((error) => /Refused agent .*"late" expired/.test(error.message)));
+    } finally {
+      await listener.close();
+    }
+  });
+});
+
+Deno.test("A desktop that serves no guest ticket has the room refuse it: the version 2 ticket's room would admit it by its id alone", async () => {
+  await withWorker(async (worker) => {
+    const host = await createTicket({ url: worker.url });
+    const invite = await createInviteTicket(host);
+    const listener = await WebRTCListener.listen({
+      hostTicket: host,
+      ...LOCAL,
+      guestTicket: false,
+      invites: [{ name: "laptop", ticket: formatTicket(invite) }],
+      createServer: () => createTestServer(),
+    });
+    try {
+      const ticket = formatTicket(await createGuestTicket(host));
+      const error = await dial(ticket, { connectTimeout: 5_000 }).then(
+        (client) => client.close().then(() => undefined),
+        (error: Error) => error,
+      );
+      const cause = (error as Error | undefined)?.cause;
+      assert.ok(cause instanceof SignalingRoomError, String(error));
+      assert.equal(cause.code, "key_refused");
+      // The invite's agent is served.
+      const client = await dial(formatTicket(invite));
+      await greet(client, "laptop");
+      await client.close();
     } finally {
       await listener.close();
     }

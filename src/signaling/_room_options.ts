@@ -75,6 +75,16 @@ export interface SignalingRoomOptions {
    */
   hostVerifier?: string;
   /**
+   * Hosts only: admit no guest with `guestVerifier` (the room drops the
+   * invite named `"guest"`, and ends the sockets of guests that came with
+   * it), only the invites the host adds. For a version 2 ticket's room, whose
+   * id binds `guestVerifier`: the host must show it, and this says it serves
+   * no agent with it.
+   *
+   * @default {false}
+   */
+  invitesOnly?: boolean;
+  /**
    * The WebSocket constructor, for runtimes without a global one (Node 20).
    *
    * @default {globalThis.WebSocket}

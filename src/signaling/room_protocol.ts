@@ -28,6 +28,13 @@ export const VERIFIER_PREFIX = "mcp-webrtc.guest-verifier.";
  * verifiers (see {@linkcode pairRoomId}) without anything stored.
  */
 export const HOST_VERIFIER_PREFIX = "mcp-webrtc.host-verifier.";
+/**
+ * The subprotocol of a host whose join admits no guest with its guest
+ * verifier: the room drops the invite named `guest` (a paired room, whose id
+ * binds that verifier, stores its refusal). The host then admits only the
+ * invites it adds.
+ */
+export const INVITES_ONLY = "mcp-webrtc.invites-only";
 
 /** The peer id of the host; guests get 16 random hex digits. */
 export const HOST = "host";
@@ -304,6 +311,7 @@ export function roomIdOf(url: string): string | undefined {
  * @param key The room key.
  * @param guestVerifier The host's guest verifier; omit for guests.
  * @param hostVerifier A guest's host verifier (from its ticket), if it has one.
+ * @param invitesOnly A host's: admit no guest with its guest verifier (see {@linkcode INVITES_ONLY}).
  * @returns The subprotocols, in order.
  *
  * @example A guest's offer
@@ -321,10 +329,12 @@ export function joinProtocols(
   key: string,
   guestVerifier?: string,
   hostVerifier?: string,
+  invitesOnly = false,
 ): string[] {
   const protocols = [PROTOCOL, `${KEY_PREFIX}${key}`];
   if (guestVerifier !== undefined) protocols.push(`${VERIFIER_PREFIX}${guestVerifier}`);
   if (hostVerifier !== undefined) protocols.push(`${HOST_VERIFIER_PREFIX}${hostVerifier}`);
+  if (invitesOnly) protocols.push(INVITES_ONLY);
   return protocols;
 }
 

@@ -173,7 +173,7 @@ export class SignalingRoom implements SignalingHub {
    * ```
    */
   static async join(url: string | URL, options: SignalingRoomOptions): Promise<SignalingRoom> {
-    const { role, key, guestVerifier, hostVerifier } = options;
+    const { role, key, guestVerifier, hostVerifier, invitesOnly } = options;
     const target = new URL(url);
     target.protocol = target.protocol.replace(/^http/, "ws");
     if (target.protocol !== "ws:" && target.protocol !== "wss:") {
@@ -196,6 +196,9 @@ export class SignalingRoom implements SignalingHub {
           : "Cannot join room as guest with a guest verifier: only the host sends one",
       );
     }
+    if (invitesOnly && role !== "host") {
+      throw new TypeError("Cannot join room as guest with 'invitesOnly': only a host sets it");
+    }
     if (hostVerifier !== undefined && (role !== "guest" || !VERIFIER.test(hostVerifier))) {
       throw new TypeError(
         role === "guest"
@@ -214,7 +217,12 @@ export class SignalingRoom implements SignalingHub {
     const WebSocket = options.WebSocket ?? await resolveWebSocket();
     options.signal?.throwIfAborted();
     target.searchParams.set("role", role);
-    const protocols = joinProtocols(key, role === "host" ? guestVerifier : undefined, hostVerifier);
+    const protocols = joinProtocols(
+      key,
+      role === "host" ? guestVerifier : undefined,
+      hostVerifier,
+      invitesOnly === true,
+    );
     const room = new SignalingRoom(target.href, protocols, options, WebSocket);
     options.signal?.addEventListener("abort", room.#abort, { once: true });
     try {

@@ -8,6 +8,7 @@
  */
 import {
   HOST_VERIFIER_PREFIX,
+  INVITES_ONLY,
   KEY,
   KEY_PREFIX,
   PROTOCOL,
@@ -27,6 +28,8 @@ export interface Credentials {
   guestVerifier?: string;
   /** A guest's host verifier, from a version 2 ticket (guests only, optional). */
   hostVerifier?: string;
+  /** A host's: its join admits no guest with its guest verifier (`INVITES_ONLY`). */
+  invitesOnly?: boolean;
   /** Whether the key came as a subprotocol, so the answer must name one. */
   subprotocol: boolean;
 }
@@ -75,10 +78,8 @@ export function readJoin(header: string | null): Join | undefined {
     return undefined;
   }
   if (typeof value !== "object" || value === null) return undefined;
-  const { room, role, key, guestVerifier, hostVerifier, subprotocol, address } = value as Record<
-    string,
-    unknown
-  >;
+  const { room, role, key, guestVerifier, hostVerifier, invitesOnly, subprotocol, address } =
+    value as Record<string, unknown>;
   if (
     typeof room !== "string" || !ROOM_ID.test(room) ||
     (role !== "host" && role !== "guest") ||
@@ -87,14 +88,22 @@ export function readJoin(header: string | null): Join | undefined {
     (address !== undefined && (typeof address !== "string" || !ADDRESS.test(address))) ||
     (role === "host"
       ? typeof guestVerifier !== "string" || !VERIFIER.test(guestVerifier) ||
-        hostVerifier !== undefined
-      : guestVerifier !== undefined ||
+        hostVerifier !== undefined || (invitesOnly !== undefined && invitesOnly !== true)
+      : guestVerifier !== undefined || invitesOnly !== undefined ||
         (hostVerifier !== undefined &&
           (typeof hostVerifier !== "string" || !VERIFIER.test(hostVerifier))))
   ) return undefined;
   const from = typeof address === "string" ? { address } : {};
   return role === "host"
-    ? { room, role, key, guestVerifier: guestVerifier as string, subprotocol, ...from }
+    ? {
+      room,
+      role,
+      key,
+      guestVerifier: guestVerifier as string,
+      ...invitesOnly === true && { invitesOnly },
+      subprotocol,
+      ...from,
+    }
     : {
       room,
       role,
@@ -156,6 +165,8 @@ export function parseCredentials(request: Request): Credentials | Refusal {
     .map((p) => p.slice(HOST_VERIFIER_PREFIX.length));
   const headerHostVerifier = request.headers.get("X-Host-Verifier");
   if (headerHostVerifier !== null) hostVerifiers.push(headerHostVerifier);
+  const invitesOnly = offered.includes(INVITES_ONLY) ||
+    request.headers.get("X-Invites-Only") === "true";
   if (offered.length > 0 && !offered.includes(PROTOCOL)) {
     return refusal(400, "bad_protocol", `Offer the WebSocket subprotocol "${PROTOCOL}"`);
   }
@@ -181,6 +192,9 @@ export function parseCredentials(request: Request): Credentials | Refusal {
   if (role === "guest") {
     if (allVerifiers.length > 0) {
       return refusal(400, "bad_guest_verifier", "Only the host sends a guest verifier");
+    }
+    if (invitesOnly) {
+      return refusal(400, "bad_role", `Only the host joins "${INVITES_ONLY}"`);
     }
     const hostVerifier = hostVerifiers[0];
     if (hostVerifiers.length > 1 || (hostVerifier !== undefined && !VERIFIER.test(hostVerifier))) {
@@ -215,7 +229,13 @@ export function parseCredentials(request: Request): Credentials | Refusal {
       "Send exactly one guest verifier: the base64url SHA-256 of the guest key (43 characters)",
     );
   }
-  return { role, key, guestVerifier, subprotocol: fromProtocol.length > 0 };
+  return {
+    role,
+    key,
+    guestVerifier,
+    ...invitesOnly && { invitesOnly },
+    subprotocol: fromProtocol.length > 0,
+  };
 }
 
 /**

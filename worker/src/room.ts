@@ -357,23 +357,32 @@ export class Room extends DurableObject<Env> {
       await pairs(credentials.hostVerifier, encodeBase64Url(keyHash));
     const stored = await this.#load();
     let invite: string | undefined;
+    /** Whether this host's join refused the guests of `guest` (`INVITES_ONLY`). */
+    let revokedGuests = false;
     if (credentials.role === "host") {
       if (stored && !timingSafeEqual(keyHash, stored.host)) {
         return this.#refuse(credentials, "key_refused");
       }
       const guest = decodeBase64Url(credentials.guestVerifier!)!;
       const current = stored?.invites.get(GUEST_INVITE);
-      if (paired) {
-        // A paired room's id holds its guest verifier, in memory only; once the
-        // host added or revoked an invite, what was stored decides, and a
-        // host's join changes nothing (it invites `guest` again to undo a revoke).
-        if (!stored) {
-          this.#state = { host: keyHash, invites: new Map([[GUEST_INVITE, guest]]) };
+      // What changes is written later, with whatever else the room has to
+      // write (see SETUP_WRITE_DELAY_MS).
+      if (credentials.invitesOnly) {
+        // No guest with the host's guest verifier: in a paired room, whose id
+        // would admit it, the refusal is what the room stores.
+        if (!stored || current) {
+          const invites = new Map(stored?.invites);
+          invites.delete(GUEST_INVITE);
+          this.#state = { host: keyHash, invites };
+          this.#unsaved = true;
+          this.#hellos.delete(GUEST_INVITE);
+          revokedGuests = true;
         }
+      } else if (paired && !stored) {
+        // A paired room's id holds its guest verifier: in memory only.
+        this.#state = { host: keyHash, invites: new Map([[GUEST_INVITE, guest]]) };
       } else if (!stored || !current || !timingSafeEqual(guest, current)) {
-        // The guest verifier of every other host join is the invite named
-        // `guest`, written later, with whatever else the room has to write
-        // (see SETUP_WRITE_DELAY_MS).
+        // The guest verifier of every host join is the invite named `guest`.
         const invites = new Map(stored?.invites);
         invites.set(GUEST_INVITE, guest);
         this.#state = { host: keyHash, invites };
@@ -403,6 +412,8 @@ export class Room extends DurableObject<Env> {
       this.#leave(old.ws, old.me, "host_replaced");
       replaced = true;
     }
+    // Guests of `guest` that a host joining with INVITES_ONLY refused go, as on a revoke.
+    if (revokedGuests && this.#closeInvite(GUEST_INVITE) > 0) replaced = true;
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     // The tag is the peer id: a frame's target is found by it.
     this.ctx.acceptWebSocket(server, [peer]);
@@ -451,7 +462,7 @@ export class Room extends DurableObject<Env> {
         ...hello && { hello: true },
       });
     }
-    // The replaced host's socket needs the alarm now; anything else waits (SETUP_WRITE_DELAY_MS).
+    // The sockets it ended need the alarm now; anything else waits (SETUP_WRITE_DELAY_MS).
     if (replaced) await this.#settle(me.at + CLOSE_GRACE_MS);
     else this.#scheduleSettle();
     return upgrade(client, credentials);
@@ -602,15 +613,7 @@ export class Room extends DurableObject<Env> {
     invites.delete(frame.name);
     this.#hellos.delete(frame.name);
     await this.#store({ host: state.host, invites });
-    let closed = 0;
-    for (const { ws, me } of this.#live("guest")) {
-      if (me.invite !== frame.name) continue;
-      try {
-        sendError(ws, "revoked");
-      } catch { /* the socket is going anyway */ }
-      this.#leave(ws, me, "revoked");
-      closed++;
-    }
+    const closed = this.#closeInvite(frame.name);
     // The alarm closes the sockets whose clients do not close themselves.
     if (closed > 0) await this.#arm(Date.now() + CLOSE_GRACE_MS);
     return {
@@ -623,6 +626,25 @@ export class Room extends DurableObject<Env> {
         } satisfies RoomFrame,
       ),
     };
+  }
+
+  /**
+   * Sends every guest of an invite `revoked` and ends its socket (the client
+   * closes it, or the alarm after {@linkcode CLOSE_GRACE_MS}).
+   *
+   * @returns How many it ended.
+   */
+  #closeInvite(name: string): number {
+    let closed = 0;
+    for (const { ws, me } of this.#live("guest")) {
+      if (me.invite !== name) continue;
+      try {
+        sendError(ws, "revoked");
+      } catch { /* the socket is going anyway */ }
+      this.#leave(ws, me, "revoked");
+      closed++;
+    }
+    return closed;
   }
 
   /**

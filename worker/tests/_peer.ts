@@ -52,12 +52,18 @@ export class Peer {
     room: string,
     role: string,
     key: string,
-    options: { verifier?: string; hostVerifier?: string; headers?: Record<string, string> } = {},
+    options: {
+      verifier?: string;
+      hostVerifier?: string;
+      invitesOnly?: boolean;
+      headers?: Record<string, string>;
+    } = {},
   ): Promise<Peer> {
     const url = `${server.url}/v1/rooms/${room}?role=${role}`;
     const protocols = ["mcp-webrtc.v1", `mcp-webrtc.key.${key}`];
     if (options.verifier) protocols.push(`mcp-webrtc.guest-verifier.${options.verifier}`);
     if (options.hostVerifier) protocols.push(`mcp-webrtc.host-verifier.${options.hostVerifier}`);
+    if (options.invitesOnly) protocols.push("mcp-webrtc.invites-only");
     const ws = options.headers
       // @ts-ignore: Deno's WebSocket takes headers as an extension
       ? new WebSocket(url, { headers: options.headers })

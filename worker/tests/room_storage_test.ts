@@ -362,3 +362,44 @@ Deno.test("A room id of 43 characters that is no digest's base64url can be opene
     { entry: OBSERVED_WORKER },
   );
 });
+
+Deno.test("A paired room's host that joins invites-only refuses its ticket's guest (stored, once), ends those waiting, and a later host join admits it again", async () => {
+  await withServer(
+    async (server) => {
+      const { room, hostKey, guestKey, hostVerifier, guestVerifier } = await pairedRoom();
+      // The ticket's guest waits in the room, admitted by its id alone.
+      const waiting = await Peer.open(server, room, "guest", guestKey, { hostVerifier });
+      assert.equal((await waiting.next() as Record<string, unknown>).type, "welcome");
+      const host = await Peer.open(server, room, "host", hostKey, {
+        verifier: guestVerifier,
+        invitesOnly: true,
+      });
+      assert.deepEqual((await host.next() as Record<string, unknown>).peers, []);
+      assert.equal((await waiting.next() as Record<string, unknown>).code, "revoked");
+      await waiting.close();
+      const refused = await Peer.open(server, room, "guest", guestKey, { hostVerifier });
+      assert.equal((await refused.next() as Record<string, unknown>).code, "key_refused");
+      await refused.close();
+      // The refusal outlives the host's socket and the object's memory.
+      await host.close();
+      // Written at once with the alarm that closes the ended guest, then the expiry.
+      const empty = await stored(server, room, 2);
+      assert.deepEqual(empty.commits, [["put verifiers", "setAlarm"], ["put expires", "setAlarm"]]);
+      await hibernate(server, room);
+      const still = await Peer.open(server, room, "guest", guestKey, { hostVerifier });
+      assert.equal((await still.next() as Record<string, unknown>).code, "key_refused");
+      await still.close();
+      // A host that serves its ticket's guest again says so by joining without it.
+      const back = await Peer.host(server, room, hostKey, guestVerifier);
+      await back.next();
+      const admitted = await Peer.open(server, room, "guest", guestKey, { hostVerifier });
+      assert.equal((await admitted.next() as Record<string, unknown>).type, "welcome");
+      await admitted.close();
+      await back.next(); // the join
+      await back.next(); // the leave
+      await back.close();
+    },
+    { TEST_SETUP_WRITE_DELAY_MS: "60000" },
+    { entry: OBSERVED_WORKER },
+  );
+});

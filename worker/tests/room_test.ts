@@ -89,6 +89,15 @@ Deno.test("worker answers health, unknown routes and malformed joins without wak
         426,
         "upgrade_required",
       ],
+      [
+        `/v1/rooms/${room}?role=guest`,
+        {
+          "Sec-WebSocket-Protocol":
+            `mcp-webrtc.v1, mcp-webrtc.key.${GUEST_KEY}, mcp-webrtc.invites-only`,
+        },
+        400,
+        "bad_role",
+      ],
       [`/v1/rooms/${room}?role=guest`, key, 426, "upgrade_required"],
     ];
     for (const [path, headers, status, code] of cases) {
