@@ -463,9 +463,13 @@ Deno.test("AuthenticatedSignaling is not confused by an old hello replayed befor
   await first.host.signaling.close();
 
   const second = await connection(keys);
+  const hostSent: SignalingMessage[] = [];
+  const send = second.hostRelay.send.bind(second.hostRelay);
+  second.hostRelay.send = (message) => (hostSent.push(message), send(message));
   await second.host.signaling.start();
   second.hostRelay.inject(oldHello!);
-  await settle();
+  // Its hello, then its answer to the old one: both before the guest starts.
+  await eventually(() => hostSent.length >= 2, "the host's answer to the old hello");
   await second.guest.signaling.start();
   await second.guest.signaling.send(OFFER);
   await second.host.signaling.send(ANSWER);
