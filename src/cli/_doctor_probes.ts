@@ -21,7 +21,7 @@ import {
 import { type IceServer, resolvePeerConnection } from "../peer.ts";
 import type { RelayCarrier } from "../relay/protocol.ts";
 import { SignalingRoom } from "../signaling/signaling_room.ts";
-import { RelayError } from "../errors.ts";
+import { RelayError, SignalingRoomError } from "../errors.ts";
 import { bindingRequest, readBindingResponse, transactionIdOf } from "./_stun.ts";
 
 /** The port of a STUN or TURN URL that names none (RFC 7064, RFC 7065). */
@@ -109,7 +109,16 @@ export async function joinRoom(url: string, key: string, guestVerifier: string):
   } catch (error) {
     // A welcome that comes after all is left at once.
     void joining.then((room) => room.close(), () => {});
-    return { websocket: { ok: false, error: describe(error, "no welcome from the room") } };
+    // The keys are a new ticket's: a room that refuses them reads tickets of an earlier version.
+    const refused = error instanceof SignalingRoomError && error.code === "key_refused";
+    return {
+      websocket: {
+        ok: false,
+        error: refused
+          ? "the room refused the host key of a new ticket: a signalling worker older than this version of mcp-webrtc does (it reads only version 1 tickets); deploy this version's worker"
+          : describe(error, "no welcome from the room"),
+      },
+    };
   }
   const websocket = { ok: true, ms: Math.round(performance.now() - started) };
   // A room that hands out TURN credentials on request answers this request;
