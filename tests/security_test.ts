@@ -344,24 +344,35 @@ Deno.test("Neither a stranger's key nor the guest key can take the host's place 
 
 Deno.test({
   name:
-    "The worker refuses a host key that does not hash to a ticket's room id, so nobody can claim the room before its desktop",
-  // A ticket's room id is keyVerifier(hostKey): the worker lets only that key
-  // open the room, so a stranger who learns the id cannot claim it first (or
-  // after it expired) and lock the desktop out.
+    "The worker refuses a host key that does not make a ticket's room id, so nobody can claim the room before its desktop, not even its agent",
+  // A ticket's room id binds keyVerifier(hostKey) and the guest verifier: the
+  // worker lets only that key open the room, so a stranger who learns the id
+  // cannot claim it first (or after it expired) and lock the desktop out; nor
+  // can the agent, who knows both verifiers (the ticket's host verifier, and
+  // its own key's) but not the host key.
   fn: async () => {
     await withWorker(async (worker) => {
       const hostTicket = await createTicket({ url: worker.url });
-      const error = await SignalingRoom.join(roomUrl(hostTicket), {
-        role: "host",
-        key: createRoomKey(),
-        guestVerifier: await keyVerifier(createRoomKey()),
-        reconnect: false,
-      }).then(async (room) => {
-        await room.close();
-        return undefined;
-      }, (error) => error);
-      assert.ok(error instanceof SignalingRoomError, `a stranger claimed the room: ${error}`);
-      assert.equal(error.code, "key_refused");
+      const guestTicket = await createGuestTicket(hostTicket);
+      const { guestKey, guestVerifier } = await deriveTicketKeys(guestTicket);
+      const attempts = [
+        { key: createRoomKey(), guestVerifier: await keyVerifier(createRoomKey()) },
+        { key: createRoomKey(), guestVerifier },
+        { key: guestKey, guestVerifier },
+        { key: guestTicket.hostVerifier!, guestVerifier },
+      ];
+      for (const attempt of attempts) {
+        const error = await SignalingRoom.join(roomUrl(hostTicket), {
+          role: "host",
+          ...attempt,
+          reconnect: false,
+        }).then(async (room) => {
+          await room.close();
+          return undefined;
+        }, (error) => error);
+        assert.ok(error instanceof SignalingRoomError, `a stranger claimed the room: ${error}`);
+        assert.equal(error.code, "key_refused");
+      }
       const listener = await WebRTCListener.listen({
         hostTicket,
         createServer: () => createTestServer(),
