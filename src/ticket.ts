@@ -213,20 +213,18 @@ export async function createTicket(options: CreateTicketOptions = {}): Promise<T
   const secretBytes = crypto.getRandomValues(new Uint8Array(SECRET_BYTES));
   const hostKey = encodeBase64Url(await hkdf(secretBytes, new Uint8Array(), "host key"));
   const hostVerifier = await keyVerifier(hostKey);
-  if (version === 1) {
-    const secret = encodeBase64Url(secretBytes);
-    const room = hostVerifier;
-    return expiresAt
-      ? { kind: "host", url, room, secret, expiresAt }
-      : { kind: "host", url, room, secret };
-  }
-  const salt = encoder.encode(hostVerifier);
-  const guestKey = await hkdf(await hkdf(secretBytes, salt, "guest secret"), salt, "guest key");
-  const room = await pairRoomId(hostVerifier, await keyVerifier(encodeBase64Url(guestKey)));
-  const secret = encodeBase64Url(secretBytes);
-  return expiresAt
-    ? { kind: "host", url, room, hostVerifier, secret, expiresAt }
-    : { kind: "host", url, room, hostVerifier, secret };
+  // A version 1 ticket: its room id is the host verifier, the salt of the keys
+  // of both versions, so its keys are the version 2 ticket's too.
+  const v1: Ticket = {
+    kind: "host",
+    url,
+    room: hostVerifier,
+    secret: encodeBase64Url(secretBytes),
+    ...expiresAt && { expiresAt },
+  };
+  if (version === 1) return v1;
+  const { guestVerifier } = await deriveTicketKeys(v1);
+  return { ...v1, room: await pairRoomId(hostVerifier, guestVerifier), hostVerifier };
 }
 
 /**

@@ -406,14 +406,14 @@ export class Room extends DurableObject<Env> {
       return this.#refuse(credentials, "room_full");
     }
     // The replaced host closes its socket on the error frame (see CLOSE_GRACE_MS).
-    let replaced = false;
+    let ended = false;
     for (const old of this.#live("host").filter(() => peer === HOST)) {
       sendError(old.ws, "host_replaced");
       this.#leave(old.ws, old.me, "host_replaced");
-      replaced = true;
+      ended = true;
     }
     // Guests of `guest` that a host joining with INVITES_ONLY refused go, as on a revoke.
-    if (revokedGuests && this.#closeInvite(GUEST_INVITE) > 0) replaced = true;
+    if (revokedGuests && this.#closeInvite(GUEST_INVITE) > 0) ended = true;
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     // The tag is the peer id: a frame's target is found by it.
     this.ctx.acceptWebSocket(server, [peer]);
@@ -463,7 +463,7 @@ export class Room extends DurableObject<Env> {
       });
     }
     // The sockets it ended need the alarm now; anything else waits (SETUP_WRITE_DELAY_MS).
-    if (replaced) await this.#settle(me.at + CLOSE_GRACE_MS);
+    if (ended) await this.#settle(me.at + CLOSE_GRACE_MS);
     else this.#scheduleSettle();
     return upgrade(client, credentials);
   }
