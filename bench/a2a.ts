@@ -7,6 +7,13 @@
  * A2A requests the desktop makes per connect (the streaming request and the
  * replies).
  *
+ * Also times each step of both connects (the A2A one from the user's message,
+ * the other from its transports' making), and the A2A part alone
+ * (`_a2a_exchange.ts`: the desktop's message, the agent's offer on its
+ * stream, the desktop's reply with an answer, no peer connection): what a
+ * connect in which the agent makes the offer costs on this SDK on top of its
+ * WebRTC work.
+ *
  * Run alone: `deno run -A bench/a2a.ts [--quick] [--json] [--sealed]`;
  * `deno task bench` runs it too ({@linkcode measureA2A}).
  *
@@ -24,6 +31,7 @@ import {
 } from "../mod.ts";
 import { startAgent } from "../examples/a2a/agent.ts";
 import { askAgent, createFileServer } from "../examples/a2a/desktop.ts";
+import { exchange, startExchangeAgent } from "./_a2a_exchange.ts";
 
 /** Connect times of one path, in milliseconds. */
 export interface ConnectTimes {
@@ -44,7 +52,43 @@ export interface A2AFigures {
   requestsPerConnect: number;
   /** Whether the A2A signalling was sealed end to end. */
   sealed: boolean;
+  /**
+   * The A2A part alone (`_a2a_exchange.ts`): the desktop's message to the
+   * agent's receipt of the answer to its offer, unsealed, no peer connection.
+   */
+  exchange: ConnectTimes;
+  /** Each step's median ms from the start of its connect (the first time it happened). */
+  steps: { a2a: Record<string, number>; memory: Record<string, number> };
 }
+
+/** The A2A connect's steps, in order, as the table names them. */
+const A2A_STEPS = [
+  "agent's executor runs",
+  "agent's offer handed over",
+  "desktop has the offer",
+  "desktop's reply leaves",
+  "agent applied the answer",
+  "ICE connected",
+  "DTLS connected",
+  "channel open",
+] as const;
+
+/** The agent's log steps and the client's connect steps, by the table's names. */
+const AGENT_STEP: Record<string, (typeof A2A_STEPS)[number]> = {
+  "message received": "agent's executor runs",
+  "webrtc offer": "agent's offer handed over",
+  "webrtc answer": "agent applied the answer",
+  "webrtc ice": "ICE connected",
+  "webrtc dtls": "DTLS connected",
+  "webrtc channel": "channel open",
+};
+const CONNECT_STEP: Record<string, (typeof A2A_STEPS)[number]> = {
+  offer: "agent's offer handed over",
+  answer: "agent applied the answer",
+  ice: "ICE connected",
+  dtls: "DTLS connected",
+  channel: "channel open",
+};
 
 const LOCAL = { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } };
 
@@ -61,15 +105,23 @@ export async function measureInProcess(
     ? { host: formatTicket(host), guest: formatTicket(await createGuestTicket(host)) }
     : undefined;
   let channelOpen = 0;
+  /** The current A2A connect's steps: when each first happened. */
+  let seen = new Map<string, number>();
+  const see = (step: string | undefined) =>
+    step && !seen.has(step) && seen.set(step, performance.now());
   const agent = await startAgent({
     ticket: tickets?.guest,
     log: (step) => {
       if (step === "webrtc channel") channelOpen = performance.now();
+      see(AGENT_STEP[step]);
     },
   });
   let requests = 0;
+  /** The requests of the current A2A connect: the streaming one is the first. */
+  let connectRequests = 0;
   const countingFetch: typeof fetch = (input, init) => {
     requests++;
+    if (++connectRequests === 2) see("desktop's reply leaves");
     return fetch(input, init);
   };
   const client = await new ClientFactory(
@@ -79,12 +131,19 @@ export async function measureInProcess(
   ).createFromUrl(agent.url);
   const a2a: number[] = [];
   const memory: number[] = [];
+  const exchanges: number[] = [];
   const requestCounts: number[] = [];
+  const a2aSteps: Map<string, number>[] = [];
+  const memorySteps: Map<string, number>[] = [];
+  const exchangeAgent = await startExchangeAgent();
+  const exchangeClient = await new ClientFactory().createFromUrl(exchangeAgent.url);
   try {
     for (let i = 0; i < warmup + connects; i++) {
       let sent = 0;
       let requestsAtOpen = 0;
       channelOpen = 0;
+      seen = new Map();
+      connectRequests = 0;
       const started = requests;
       const result = await askAgent(agent.url, "What does notes.txt say?", {
         root: folder,
@@ -92,20 +151,28 @@ export async function measureInProcess(
         ticket: tickets?.host,
         log: (step) => {
           if (step === "message sent") sent = performance.now();
+          if (step === "agent asks for the MCP server") see("desktop has the offer");
           if (step === "mcp channel open") requestsAtOpen = requests - started;
         },
       });
       if (!result.connected || channelOpen === 0) {
         throw new Error(`The A2A connect failed: ${result.answer}`);
       }
-      const memoryMs = await memoryConnect(folder);
-      if (i < warmup) continue;
+      const connectSteps = seen;
+      const memoryMs = await memoryConnect(folder, (steps) => memorySteps.push(steps));
+      const exchangeMs = await exchange(exchangeClient, exchangeAgent);
+      if (i < warmup) {
+        memorySteps.length = 0;
+        continue;
+      }
       a2a.push(channelOpen - sent);
       memory.push(memoryMs);
+      exchanges.push(exchangeMs);
       requestCounts.push(requestsAtOpen);
+      a2aSteps.push(new Map([...connectSteps].map(([step, at]) => [step, at - sent])));
     }
   } finally {
-    await agent.close();
+    await Promise.all([agent.close(), exchangeAgent.close()]);
     await Deno.remove(folder, { recursive: true });
   }
   return {
@@ -113,7 +180,19 @@ export async function measureInProcess(
     memory: times(memory),
     requestsPerConnect: times(requestCounts).medianMs,
     sealed,
+    exchange: times(exchanges),
+    steps: { a2a: medianSteps(a2aSteps), memory: medianSteps(memorySteps) },
   };
+}
+
+/** Each step's median over the connects in which it happened. */
+function medianSteps(runs: Map<string, number>[]): Record<string, number> {
+  const steps: Record<string, number> = {};
+  for (const step of A2A_STEPS) {
+    const values = runs.flatMap((run) => run.has(step) ? [run.get(step)!] : []);
+    if (values.length > 0) steps[step] = Number(times(values).medianMs.toFixed(2));
+  }
+  return steps;
 }
 
 /**
@@ -122,8 +201,12 @@ export async function measureInProcess(
  * timer as the A2A connect makes it inside its own. The MCP client
  * initializes before both close, as the agent's does.
  */
-async function memoryConnect(folder: string): Promise<number> {
+async function memoryConnect(
+  folder: string,
+  onSteps: (steps: Map<string, number>) => void,
+): Promise<number> {
   const started = performance.now();
+  const steps = new Map<string, number>();
   const [a, b] = MemorySignaling.createPair();
   const server = createFileServer(folder);
   await server.connect(new WebRTCServerTransport({ signaling: b, ...LOCAL }));
@@ -131,11 +214,14 @@ async function memoryConnect(folder: string): Promise<number> {
   let open = 0;
   transport.onconnectstep = (step) => {
     if (step === "channel") open = performance.now();
+    const name = CONNECT_STEP[step];
+    if (name && !steps.has(name)) steps.set(name, performance.now() - started);
   };
   const client = new Client({ name: "bench", version: "1.0.0" });
   await client.connect(transport);
   await client.close();
   await server.close();
+  onSteps(steps);
   return open - started;
 }
 
@@ -201,11 +287,43 @@ export function renderA2A(figures: A2AFigures | null): string {
     `connect p90 a2a / memory     ${verdict(ratio((t) => t.p90Ms))}`,
     `A2A requests per connect     ${figures.requestsPerConnect} (the streaming one included)`,
     "",
+    ...renderSteps(figures),
+    "",
     "a2a: the desktop's SendStreamingMessage → the agent's data channel open (examples/a2a, Express",
     "  and the SDK's JSON-RPC client on 127.0.0.1); memory: the same file server and transports made →",
     "  the client's channel open, MemorySignaling; each makes its server inside its timer; the two",
     "  alternate in one process.",
   ].join("\n");
+}
+
+/**
+ * Where each connect's milliseconds go, step by step, and what the A2A part
+ * alone costs against the `MemorySignaling` connect.
+ */
+function renderSteps(figures: A2AFigures): string[] {
+  const { steps, exchange, memory } = figures;
+  if (!steps || !exchange) return [];
+  const cell = (value: number | undefined) =>
+    (value === undefined ? "—" : value.toFixed(2)).padStart(10);
+  const least = (exchange.medianMs + memory.medianMs) / memory.medianMs;
+  return [
+    "Step by step, median ms from the start (a2a: the user's message; memory: the transports made)",
+    "",
+    `${"".padEnd(28)}${"a2a".padStart(10)}${"memory".padStart(10)}`,
+    `${"-".repeat(28)}${"  --------".repeat(2)}`,
+    ...A2A_STEPS.map((step) =>
+      `${step.padEnd(28)}${cell(steps.a2a[step])}${cell(steps.memory[step])}`
+    ),
+    "",
+    `The A2A part alone (the desktop's message, the agent's offer on its stream, the desktop's reply`,
+    `with an answer; no peer connection): median ${exchange.medianMs.toFixed(2)} ms, p90 ${
+      exchange.p90Ms.toFixed(2)
+    } ms. On top of the`,
+    `MemorySignaling connect (${memory.medianMs.toFixed(2)} ms) it makes ${
+      least.toFixed(2)
+    }×: the least any connect in which the agent makes the`,
+    "offer and the desktop answers it reaches on this SDK here, before any of this module's work.",
+  ];
 }
 
 if (import.meta.main) {
