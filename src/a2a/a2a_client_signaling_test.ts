@@ -278,7 +278,13 @@ Deno.test("sendMessageOfferingMcp() offers the MCP server with a secret in the r
   assert.deepEqual(request.message!.extensions, [A2A_SIGNALING_EXTENSION_URI]);
   assert.deepEqual(request.message!.metadata, {
     mine: 1,
-    [A2A_SIGNALING_EXTENSION_URI]: { version: 2, sealed: false, keyId: "room", resume: true },
+    [A2A_SIGNALING_EXTENSION_URI]: {
+      version: 2,
+      sealed: false,
+      keyId: "room",
+      resume: true,
+      batches: true,
+    },
   });
   const secret = (request.metadata?.[A2A_SIGNALING_EXTENSION_URI] as { secret: string }).secret;
   assert.match(secret, /^[\w-]{43}$/, "a secret in the request's metadata, not the message's");

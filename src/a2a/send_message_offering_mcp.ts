@@ -222,6 +222,7 @@ async function* offering(
     sealed: key !== undefined,
     ...(options.keyId === undefined ? {} : { keyId: options.keyId }),
     resume: true,
+    batches: true,
     ...(hello === undefined ? {} : { hello: hello.message }),
   };
   const dials = new Dials(signaling, first, wrap);
