@@ -12,6 +12,7 @@ import type { RequestOptions } from "@a2a-js/sdk/client";
 import type { Signaling, SignalingMessage } from "../signaling/signaling.ts";
 import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
 import { yieldToEventLoop } from "../_async.ts";
+import nodeDataChannel from "node-datachannel";
 import {
   A2A_MAX_PENDING_MESSAGES,
   A2A_SIGNALING_EXTENSION_URI,
@@ -236,9 +237,10 @@ function userParams(): SendMessageRequest {
   };
 }
 
-Deno.test("sendMessageOfferingMcp() offers the MCP server with a secret in the request, serves a fresh server when the agent signals, and yields the rest and the channel's outcome", async () => {
+Deno.test("sendMessageOfferingMcp() offers the MCP server with a secret in the request, answers when the agent signals, and yields the rest and the channel's outcome", async () => {
   const fake = fakeClient();
   const sent: { params: SendMessageRequest; options?: RequestOptions }[] = [];
+  const hold = Promise.withResolvers<void>();
   const words = statusEvent([{
     ...part(""),
     content: { $case: "text", value: "done" },
@@ -249,32 +251,46 @@ Deno.test("sendMessageOfferingMcp() offers the MCP server with a secret in the r
     ...fake.client,
     async *sendMessageStream(params: SendMessageRequest, options?: RequestOptions) {
       sent.push({ params, options });
-      yield* events;
+      yield* events.slice(0, 2);
+      await hold.promise;
+      yield events[2]!;
     },
   };
   let created = 0;
   const yielded: (StreamResponse | McpChannelEvent)[] = [];
-  for await (
-    const event of sendMessageOfferingMcp(client, userParams(), {
-      keyId: "room",
-      sealed: false,
-      createServer: () => {
-        created++;
-        throw new Error("no server today");
-      },
-    })
-  ) yielded.push(event);
-  assert.equal(created, 1);
+  const reading = (async () => {
+    for await (
+      const event of sendMessageOfferingMcp(client, userParams(), {
+        keyId: "room",
+        sealed: false,
+        createServer: () => {
+          created++;
+          return { connect: () => Promise.resolve(), close: () => Promise.resolve() };
+        },
+      })
+    ) yielded.push(event);
+  })();
+  // An offer the desktop cannot take: the agent is told why, with the secret and the dial it answers.
+  await fake.requested(1);
+  const request = sent[0]!.params;
+  const secret = (request.metadata?.[A2A_SIGNALING_EXTENSION_URI] as { secret: string }).secret;
+  assert.deepEqual(fake.requests[0]!.params.metadata, {
+    [A2A_SIGNALING_EXTENSION_URI]: { secret, dial: 1 },
+  });
+  const bye = fake.requests[0]!.params.message?.parts?.[0]?.content;
+  assert.ok(bye?.$case === "data");
+  const said = bye.value as { type: string; reason?: string };
+  assert.equal(said.type, "bye");
+  assert.match(said.reason ?? "", /offer from the other peer was refused/);
+  await fake.release();
+  hold.resolve();
+  await reading;
+  assert.equal(created, 0, "no server for a connection that did not come about");
   assert.deepEqual(yielded.slice(0, 1), [events[0]]);
   const channel = yielded.find((event) => event.payload?.$case === "mcpChannel");
   assert.ok(channel?.payload?.$case === "mcpChannel");
   assert.equal(channel.payload.value.state, "failed");
-  assert.match(
-    channel.payload.value.state === "failed" ? channel.payload.value.error.message : "",
-    /createServer\(\) failed: no server today/,
-  );
   assert.ok(yielded.includes(words));
-  const request = sent[0]!.params;
   assert.deepEqual(request.message!.extensions, [A2A_SIGNALING_EXTENSION_URI]);
   assert.deepEqual(request.message!.metadata, {
     mine: 1,
@@ -286,17 +302,98 @@ Deno.test("sendMessageOfferingMcp() offers the MCP server with a secret in the r
       batches: true,
     },
   });
-  const secret = (request.metadata?.[A2A_SIGNALING_EXTENSION_URI] as { secret: string }).secret;
   assert.match(secret, /^[\w-]{43}$/, "a secret in the request's metadata, not the message's");
   assert.equal(
     sent[0]!.options?.serviceParameters?.["A2A-Extensions"],
     A2A_SIGNALING_EXTENSION_URI,
   );
-  // The agent is told why, with the secret and the dial it answers.
-  await fake.requested(1);
-  assert.deepEqual(fake.requests[0]!.params.metadata, {
-    [A2A_SIGNALING_EXTENSION_URI]: { secret, dial: 1 },
+});
+
+/**
+ * A real offer, with its candidates in it (another stack's, as this module's
+ * answerer reads it: answered at once), from a native connection on 127.0.0.1.
+ */
+async function nativeOffer(): Promise<{ sdp: string; close(): void }> {
+  const pc = new nodeDataChannel.PeerConnection("offerer", {
+    iceServers: [],
+    bindAddress: "127.0.0.1",
   });
+  const gathered = new Promise<void>((resolve) =>
+    pc.onGatheringStateChange((state) => state === "complete" && resolve())
+  );
+  pc.createDataChannel("mcp");
+  await gathered;
+  return { sdp: pc.localDescription()!.sdp, close: () => pc.close() };
+}
+
+Deno.test("sendMessageOfferingMcp() answers the agent before it makes the MCP server, and one that cannot be made ends the connection with the agent told why", async () => {
+  const offer = await nativeOffer();
+  const fake = fakeClient();
+  const hold = Promise.withResolvers<void>();
+  const words = statusEvent([{
+    ...part(""),
+    content: { $case: "text", value: "done" },
+    mediaType: "text/plain",
+  }], TaskState.TASK_STATE_COMPLETED);
+  const client = {
+    ...fake.client,
+    async *sendMessageStream() {
+      yield taskEvent();
+      yield statusEvent([part({ type: "offer", sdp: offer.sdp })]);
+      await hold.promise;
+      yield words;
+    },
+  };
+  /** The signalling types of each reply the desktop sent, in order. */
+  const replies = () =>
+    fake.requests.map(({ params }) =>
+      (params.message?.parts ?? []).map((p) =>
+        p.content?.$case === "data" ? (p.content.value as { type: string }).type : ""
+      )
+    );
+  let answersBeforeServer: string[][] | undefined;
+  const yielded: (StreamResponse | McpChannelEvent)[] = [];
+  const reading = (async () => {
+    for await (
+      const event of sendMessageOfferingMcp(client, userParams(), {
+        sealed: false,
+        transportOptions: { iceServers: [], rtcConfiguration: { bindAddress: "127.0.0.1" } },
+        createServer: () => {
+          answersBeforeServer ??= replies();
+          throw new Error("no server today");
+        },
+      })
+    ) yielded.push(event);
+  })();
+  try {
+    await fake.requested(1);
+    assert.equal(replies()[0]![0], "answer", "the answer leaves first");
+    assert.equal(
+      answersBeforeServer,
+      undefined,
+      "no server is made before the answer is on its way",
+    );
+    await fake.release();
+    // The answer acknowledged, the server is made; it cannot be: the agent is told why.
+    await fake.requested(2);
+    assert.deepEqual(answersBeforeServer?.[0]?.[0], "answer");
+    const bye = fake.requests[1]!.params.message!.parts!.map((p) =>
+      p.content?.$case === "data" ? p.content.value as { type: string; reason?: string } : undefined
+    ).find((signal) => signal?.type === "bye");
+    assert.match(bye?.reason ?? "", /createServer\(\) failed: no server today/);
+    for (let i = 0; i < 4; i++) await fake.release();
+  } finally {
+    hold.resolve();
+    await reading;
+    offer.close();
+  }
+  const channel = yielded.find((event) => event.payload?.$case === "mcpChannel");
+  assert.ok(channel?.payload?.$case === "mcpChannel" && channel.payload.value.state === "failed");
+  assert.match(
+    channel.payload.value.state === "failed" ? channel.payload.value.error.message : "",
+    /createServer\(\) failed: no server today/,
+  );
+  assert.ok(yielded.includes(words));
 });
 
 Deno.test("sendMessageOfferingMcp() fails closed at the call: a key that is not a key, or no word on sealing, is a TypeError", async () => {

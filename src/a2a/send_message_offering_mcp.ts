@@ -67,8 +67,11 @@ export interface SendMessageOfferingMcpOptions {
   /**
    * Makes a fresh MCP server for this message's channel (`McpServer` and
    * `Server` both fit): MCP sessions are stateful, so two messages never
-   * share one. Called once, when the agent first signals; the server is
-   * closed when its transport closes.
+   * share one. Called once, when this desktop's answer to the agent's offer
+   * is on its way (so the agent's connect does not wait for it), or when the
+   * channel opens if that comes first; never for an agent that does not
+   * connect. The server is closed when its transport closes. If it throws,
+   * the agent is told why and the channel fails.
    */
   createServer: () => ConnectableServer | Promise<ConnectableServer>;
   /**
@@ -109,8 +112,9 @@ export interface SendMessageOfferingMcpOptions {
 /**
  * Sends the user's message as `client.sendMessageStream()` does, offering the
  * agent this desktop's MCP server over WebRTC: yields every event of the
- * stream but the signalling, serves a fresh server from
- * `options.createServer()` when the agent signals, and yields one
+ * stream but the signalling, answers the agent when it signals, serves a fresh
+ * server from `options.createServer()` (made once the answer is on its way),
+ * and yields one
  * {@linkcode McpChannelEvent} when that server's channel opened or failed
  * (with the reason). Messages sent at once each get their own channel.
  *
@@ -255,7 +259,7 @@ async function* offering(
       if (target.failure) channel.fail(target.failure);
       else if (!serving) {
         serving = true;
-        await channel.serve(options, dials);
+        channel.serve(options, dials);
       }
       yield* channel.take();
     }
@@ -416,36 +420,22 @@ class ChannelWatch {
   /**
    * Serves the message's one session on a connection that answers each of
    * the agent's dials, so that the session outlives a lost peer connection
-   * while the stream is open.
+   * while the stream is open. The server is made once the answer is on its
+   * way (or when the session opens, if that comes first): the agent's connect
+   * does not wait for it, as a listener's does not.
    */
-  async serve(options: SendMessageOfferingMcpOptions, dials: Dials): Promise<void> {
-    let server: ConnectableServer;
-    try {
-      server = await options.createServer();
-    } catch (cause) {
-      const error = new WebRTCTransportError(
-        `Cannot serve the agent as createServer() failed: ${
-          cause instanceof Error ? cause.message : String(cause)
-        }`,
-        { cause },
-      );
-      // The agent learns why at once, not at its connect timeout.
-      const signaling = dials.first;
-      await signaling.start?.({ initiator: false });
-      await settle(signaling.send({ type: "bye", reason: error.message }), BYE_TIMEOUT);
-      return this.fail(error);
-    }
+  serve(options: SendMessageOfferingMcpOptions, dials: Dials): void {
+    /** The signalling of the dial under way: the goodbye that says why goes there. */
+    let dialled: Signaling | undefined;
     const connection = new WebRTCConnection({
       ...options.transportOptions,
-      signaling: () => dials.take(),
+      signaling: async () => (dialled = await dials.take()),
       initiator: false,
       resume: true,
     });
     let error: Error | undefined;
     let session: WebRTCSessionTransport | undefined;
-    connection.onerror = (reported) => {
-      error ??= reported;
-    };
+    let made: Promise<ConnectableServer> | undefined;
     const end = () => {
       this.fail(
         error ??
@@ -453,8 +443,32 @@ class ChannelWatch {
             "Cannot serve the agent as the MCP channel closed before it opened",
           ),
       );
-      void server.close();
+      void made?.then((server) => server.close(), () => {});
       void connection.close();
+    };
+    const server = () =>
+      made ??= (async () => {
+        try {
+          return await options.createServer();
+        } catch (cause) {
+          error ??= new WebRTCTransportError(
+            `Cannot serve the agent as createServer() failed: ${
+              cause instanceof Error ? cause.message : String(cause)
+            }`,
+            { cause },
+          );
+          // The agent learns why at once, not at its connect timeout.
+          const signaling = dialled ?? dials.first;
+          await settle(signaling.send({ type: "bye", reason: error.message }), BYE_TIMEOUT);
+          end();
+          throw error;
+        }
+      })();
+    connection.onconnectstep = (step) => {
+      if (step === "answer") server().catch(() => {});
+    };
+    connection.onerror = (reported) => {
+      error ??= reported;
     };
     // Without the stream no dial comes: a lost connection cannot be answered again.
     connection.ondisconnect = () => {
@@ -466,11 +480,14 @@ class ChannelWatch {
     connection.ontransport = (transport) => {
       if (session) return void transport.close(); // One session per message.
       session = transport;
-      this.#decide({ state: "open", transport });
-      void transport.closed.then(end);
-      server.connect(transport).catch((cause) => {
+      server().then((served) => {
+        this.#decide({ state: "open", transport });
+        void transport.closed.then(end);
+        return served.connect(transport);
+      }).catch((cause) => {
         error ??= cause as Error;
         void transport.close();
+        end();
       });
     };
     // Not awaited: the agent's messages that the dial waits for come on the stream this call reads.
