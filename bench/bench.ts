@@ -30,6 +30,7 @@
  */
 import type { A2AFigures } from "./a2a.ts";
 import { renderRoomConnect, type RoomConnectFigures } from "./room_connect.ts";
+import { renderRoomCost, type RoomCostFigures } from "./room_cost.ts";
 import { renderSessions, type SessionFigures } from "./sessions.ts";
 import { type FairnessFigures, renderFairness } from "./fairness.ts";
 import { type RelayWindowFigures, renderRelayWindow } from "./relay.ts";
@@ -252,6 +253,8 @@ interface Report {
   resume: ResumeFigures | null;
   /** The connect through rooms that only relay, and through the worker (`bench/room_connect.ts`). */
   roomConnect: RoomConnectFigures | null;
+  /** What a pairing costs the worker against rooms that only relay (`bench/room_cost.ts`). */
+  roomCost: RoomCostFigures | null;
 }
 
 /** One line a transport's process writes to stdout. */
@@ -986,6 +989,11 @@ async function main(args: string[]): Promise<void> {
       timeoutMs: Math.max(plan.childTimeout, 120_000),
     },
   );
+  if (!json) console.error("measuring what a pairing costs the worker…");
+  const roomCost = await measureInChild<RoomCostFigures>("room cost", "./room_cost.ts", {
+    quick,
+    timeoutMs: Math.max(plan.childTimeout, 180_000),
+  });
   if (!json) console.error("measuring the A2A connect…");
   const { measureA2A, renderA2A } = await import("./a2a.ts"); // Not in the children.
   const a2a = await measureA2A(quick);
@@ -1028,13 +1036,16 @@ async function main(args: string[]): Promise<void> {
     fairness,
     resume,
     roomConnect,
+    roomCost,
   };
   console.log(
     json
       ? JSON.stringify(report, rounded, 2)
-      : `${render(report, plan)}\n\n${renderRoomConnect(roomConnect)}\n\n${renderA2A(a2a)}\n\n${
-        renderSessions(sessions)
-      }\n\n${renderRelayWindow(relayWindow)}\n\n${
+      : `${render(report, plan)}\n\n${renderRoomConnect(roomConnect)}\n\n${
+        renderRoomCost(roomCost)
+      }\n\n${renderA2A(a2a)}\n\n${renderSessions(sessions)}\n\n${
+        renderRelayWindow(relayWindow)
+      }\n\n${
         fairness ? renderFairness(fairness) : "Sessions beside a large result: not measured"
       }\n\n${renderResume(resume)}`,
   );

@@ -14,8 +14,10 @@
  *
  * Prints, for each: pairings, pairings/s, workerd CPU per pairing (utime +
  * stime of its workerd, from /proc), and the room's ratios to each floor.
+ * `deno task bench` runs it too (30 rounds; 3 in a quick run) and prints
+ * the ticket's room against the relay-only floor with the targets.
  *
- * Run: `deno run -A bench/room_cost.ts [--rooms 20] [--rounds 10]`
+ * Run: `deno run -A bench/room_cost.ts [--rooms 20] [--rounds 30] [--quick] [--json]`
  *
  * @module
  */
@@ -31,7 +33,7 @@ const arg = (name: string, fallback: number) => {
   return index >= 0 ? Number(Deno.args[index + 1]) : fallback;
 };
 const ROOMS = arg("rooms", 20);
-const ROUNDS = arg("rounds", 10);
+const ROUNDS = arg("rounds", Deno.args.includes("--quick") ? 3 : 30);
 const WARMUP_ROUNDS = 2;
 const CANDIDATES = 10;
 /** Longest one pairing may take before the run fails. */
@@ -255,52 +257,108 @@ async function round({ server, rooms }: Entry, tally?: Tally): Promise<void> {
   tally.pairings += ROOMS;
 }
 
-const compatibilityDate = JSON.parse(
-  (await Deno.readTextFile(new URL("../worker/wrangler.jsonc", import.meta.url)))
-    .replace(/^\s*\/\/.*$/gm, ""),
-).compatibility_date;
-const room = await startRoom();
-const servers = [
-  room,
-  await startFloor(compatibilityDate, "none"),
-  await startFloor(compatibilityDate, "two"),
-  await startFloor(compatibilityDate, "one"),
-];
-const entries: Entry[] = [
-  { label: "room, a ticket's", server: room, rooms: ticketRoom },
-  ...servers.slice(1).map((server) => ({ label: server.label, server, rooms: randomRoom })),
-  { label: "room, a random id", server: room, rooms: randomRoom },
-];
-try {
-  const tallies = new Map<Entry, Tally>(
-    entries.map((entry) => [entry, { pairings: 0, seconds: 0, cpu: 0 }]),
-  );
-  for (let i = 0; i < WARMUP_ROUNDS + ROUNDS; i++) {
-    // Each round in another order, so that none always runs first.
-    for (let k = 0; k < entries.length; k++) {
-      const entry = entries[(i + k) % entries.length];
-      await round(entry, i >= WARMUP_ROUNDS ? tallies.get(entry) : undefined);
+/** One server's pairings, as measured. */
+export interface RoomCostRow {
+  server: string;
+  pairings: number;
+  pairingsPerSecond: number;
+  workerdCpuMsPerPairing: number;
+}
+
+/** What this benchmark reports. */
+export interface RoomCostFigures {
+  rooms: number;
+  rounds: number;
+  /** The ticket's room first, the floors, the room of random id last. */
+  rows: RoomCostRow[];
+}
+
+/** Measures every server, rounds in turns. */
+async function measure(): Promise<RoomCostFigures> {
+  const compatibilityDate = JSON.parse(
+    (await Deno.readTextFile(new URL("../worker/wrangler.jsonc", import.meta.url)))
+      .replace(/^\s*\/\/.*$/gm, ""),
+  ).compatibility_date;
+  const room = await startRoom();
+  const servers = [
+    room,
+    await startFloor(compatibilityDate, "none"),
+    await startFloor(compatibilityDate, "two"),
+    await startFloor(compatibilityDate, "one"),
+  ];
+  const entries: Entry[] = [
+    { label: "room, a ticket's", server: room, rooms: ticketRoom },
+    ...servers.slice(1).map((server) => ({ label: server.label, server, rooms: randomRoom })),
+    { label: "room, a random id", server: room, rooms: randomRoom },
+  ];
+  try {
+    const tallies = new Map<Entry, Tally>(
+      entries.map((entry) => [entry, { pairings: 0, seconds: 0, cpu: 0 }]),
+    );
+    for (let i = 0; i < WARMUP_ROUNDS + ROUNDS; i++) {
+      // Each round in another order, so that none always runs first.
+      for (let k = 0; k < entries.length; k++) {
+        const entry = entries[(i + k) % entries.length];
+        await round(entry, i >= WARMUP_ROUNDS ? tallies.get(entry) : undefined);
+      }
     }
+    const rows = [...tallies].map(([entry, t]) => ({
+      server: entry.label,
+      pairings: t.pairings,
+      pairingsPerSecond: Number((t.pairings / t.seconds).toFixed(1)),
+      workerdCpuMsPerPairing: Number(((t.cpu * 1000) / t.pairings).toFixed(2)),
+    }));
+    return { rooms: ROOMS, rounds: ROUNDS, rows };
+  } finally {
+    await Promise.all(servers.map((server) => server.close()));
   }
-  const rows = [...tallies].map(([entry, t]) => ({
-    server: entry.label,
-    pairings: t.pairings,
-    pairingsPerSecond: Number((t.pairings / t.seconds).toFixed(1)),
-    workerdCpuMsPerPairing: Number(((t.cpu * 1000) / t.pairings).toFixed(2)),
-  }));
-  console.table(rows);
-  const [r, ...floors] = rows;
+}
+
+/**
+ * The figures as a table, the room's ratios to each floor, and the ticket's
+ * room against the relay-only floor with the targets.
+ */
+export function renderRoomCost(figures: RoomCostFigures | null): string {
+  if (!figures) return "What a pairing costs the worker: no figures (see above)";
+  const [ticket, ...floors] = figures.rows;
   const random = floors.pop()!;
-  for (const f of floors) {
-    for (const measured of [r, random]) {
-      console.log(
-        `${measured.server} / ${f.server}: CPU per pairing ${
-          (measured.workerdCpuMsPerPairing / f.workerdCpuMsPerPairing).toFixed(2)
-        }x, pairings/s ${(measured.pairingsPerSecond / f.pairingsPerSecond).toFixed(2)}x`,
+  const cell = (text: string | number, width: number) => String(text).padStart(width);
+  const lines = [
+    `What a pairing costs the worker, against rooms that only relay (workerd CPU; ${figures.rooms} rooms at once, ${figures.rounds} rounds each, in turns)`,
+    "",
+    `${"".padEnd(20)}${cell("pairings", 10)}${cell("pairings/s", 12)}${cell("CPU ms each", 13)}`,
+    ...figures.rows.map((row) =>
+      `${row.server.padEnd(20)}${cell(row.pairings, 10)}${cell(row.pairingsPerSecond, 12)}${
+        cell(row.workerdCpuMsPerPairing.toFixed(2), 13)
+      }`
+    ),
+    "",
+  ];
+  for (const floor of floors) {
+    for (const measured of [ticket!, random]) {
+      lines.push(
+        `${measured.server} / ${floor.server}: CPU per pairing ${
+          (measured.workerdCpuMsPerPairing / floor.workerdCpuMsPerPairing).toFixed(2)
+        }×, pairings/s ${(measured.pairingsPerSecond / floor.pairingsPerSecond).toFixed(2)}×`,
       );
     }
   }
-  console.log(`(${ROOMS} rooms at once, ${ROUNDS} rounds each, in turns)`);
-} finally {
-  await Promise.all(servers.map((server) => server.close()));
+  const floor = floors[0]!;
+  const cpu = ticket!.workerdCpuMsPerPairing / floor.workerdCpuMsPerPairing;
+  const rate = ticket!.pairingsPerSecond / floor.pairingsPerSecond;
+  lines.push(
+    "",
+    `workerd CPU per new-room pairing, ticket's room / relay-only floor   ${
+      cpu.toFixed(2)
+    }×  target <= 1.1×  ${cpu <= 1.1 ? "met" : "MISSED"}`,
+    `new-room pairings/s, ticket's room / relay-only floor               ${
+      rate.toFixed(2)
+    }×  target >= 0.9×  ${rate >= 0.9 ? "met" : "MISSED"}`,
+  );
+  return lines.join("\n");
+}
+
+if (import.meta.main) {
+  const figures = await measure();
+  console.log(Deno.args.includes("--json") ? JSON.stringify(figures) : renderRoomCost(figures));
 }
