@@ -15,7 +15,6 @@ import { SignalingBase } from "../signaling/_signaling_base.ts";
 import type { SignalingMessage } from "../signaling/signaling.ts";
 import {
   A2A_MAX_PENDING_MESSAGES,
-  A2A_MAX_SIGNALING_PARTS,
   A2A_ROUTED_MARK,
   A2A_SIGNALING_EXTENSION_URI,
   signalingMessage,
@@ -46,12 +45,7 @@ const STREAM_ENDING_STATES: ReadonlySet<TaskState> = new Set([
 
 /**
  * One task's signalling, agent side: `send()` publishes a status update on the
- * task's event bus; the router delivers the desktop's replies. To a desktop
- * whose offer says it reads several parts in one message (`batches`), what
- * is handed over in one turn (an offer and its candidates) goes in one status
- * update, at most `A2A_MAX_SIGNALING_PARTS` parts each: one event on the
- * desktop's stream, and one task update for the agent's store, instead of one
- * per message.
+ * task's event bus; the router delivers the desktop's replies.
  */
 export class A2ATaskSignaling extends SignalingBase {
   readonly #bus: ExecutionEventBus;
@@ -63,10 +57,6 @@ export class A2ATaskSignaling extends SignalingBase {
   readonly #call: Required<Pick<CallState, "secret" | "published">>;
   readonly #watch: (event: AgentExecutionEvent) => void;
   readonly #finished: () => void;
-  /** Whether the desktop reads several parts in one message (its offer's `batches`). */
-  readonly #batches: boolean;
-  /** Messages handed over in this turn, with their senders, published together at its end. */
-  #batch: { message: SignalingMessage; resolve: () => void }[] = [];
 
   constructor(
     bus: ExecutionEventBus,
@@ -74,11 +64,9 @@ export class A2ATaskSignaling extends SignalingBase {
     call: Required<Pick<CallState, "secret" | "published">>,
     dial: number,
     onclosed: () => void,
-    batches = false,
   ) {
     super(A2A_MAX_PENDING_MESSAGES);
     this.dial = dial;
-    this.#batches = batches;
     this.#call = call;
     this.#bus = bus;
     this.#taskId = ids.taskId;
@@ -108,32 +96,7 @@ export class A2ATaskSignaling extends SignalingBase {
         ),
       );
     }
-    if (!this.#batches) {
-      this.#publish([message]);
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      this.#batch.push({ message, resolve });
-      // At the end of this turn's microtasks: before whatever the sender
-      // does once its own awaits resolve (a goodbye goes before the task's
-      // final status, as it did unbatched).
-      if (this.#batch.length === 1) queueMicrotask(() => this.#flush());
-    });
-  }
-
-  /** Publishes what this turn handed over, a status update per `A2A_MAX_SIGNALING_PARTS`. */
-  #flush(): void {
-    const batch = this.#batch;
-    this.#batch = [];
-    for (let at = 0; at < batch.length; at += A2A_MAX_SIGNALING_PARTS) {
-      this.#publish(batch.slice(at, at + A2A_MAX_SIGNALING_PARTS).map(({ message }) => message));
-    }
-    for (const { resolve } of batch) resolve();
-  }
-
-  /** One status update carrying `messages`, shown only on the stream of the request that opened this signalling. */
-  #publish(messages: SignalingMessage[]): void {
-    const status = signalingMessage("agent", messages, {
+    const status = signalingMessage("agent", [message], {
       contextId: this.contextId,
       taskId: this.#taskId,
     }, { [A2A_SIGNALING_EXTENSION_URI]: { ...A2A_ROUTED_MARK, dial: this.dial } });
@@ -152,6 +115,7 @@ export class A2ATaskSignaling extends SignalingBase {
         metadata: undefined,
       },
     });
+    return Promise.resolve();
   }
 
   /**
@@ -171,8 +135,6 @@ export class A2ATaskSignaling extends SignalingBase {
 
   /** Stops watching the task's bus, and stops routing the desktop's replies here. */
   protected override closeCarrier(): void {
-    // What was handed over before the close (a goodbye, say) still goes.
-    this.#flush();
     this.#bus.off("event", this.#watch);
     this.#bus.off("finished", this.#finished);
     this.#onclosed();

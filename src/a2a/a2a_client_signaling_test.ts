@@ -237,7 +237,7 @@ function userParams(): SendMessageRequest {
   };
 }
 
-Deno.test("sendMessageOfferingMcp() offers the MCP server with a secret in the request, answers when the agent signals, and yields the rest and the channel's outcome", async () => {
+Deno.test("sendMessageOfferingMcp() offers the MCP server with a secret in the request; an agent's offer it cannot apply gets a goodbye that says why, and no server; the rest is yielded", async () => {
   const fake = fakeClient();
   const sent: { params: SendMessageRequest; options?: RequestOptions }[] = [];
   const hold = Promise.withResolvers<void>();
@@ -294,13 +294,7 @@ Deno.test("sendMessageOfferingMcp() offers the MCP server with a secret in the r
   assert.deepEqual(request.message!.extensions, [A2A_SIGNALING_EXTENSION_URI]);
   assert.deepEqual(request.message!.metadata, {
     mine: 1,
-    [A2A_SIGNALING_EXTENSION_URI]: {
-      version: 2,
-      sealed: false,
-      keyId: "room",
-      resume: true,
-      batches: true,
-    },
+    [A2A_SIGNALING_EXTENSION_URI]: { version: 2, sealed: false, keyId: "room", resume: true },
   });
   assert.match(secret, /^[\w-]{43}$/, "a secret in the request's metadata, not the message's");
   assert.equal(
@@ -371,12 +365,16 @@ Deno.test("sendMessageOfferingMcp() answers the agent before it makes the MCP se
     assert.equal(
       answersBeforeServer,
       undefined,
-      "no server is made before the answer is on its way",
+      "no server is made before the answer is out",
     );
     await fake.release();
     // The answer acknowledged, the server is made; it cannot be: the agent is told why.
     await fake.requested(2);
     assert.deepEqual(answersBeforeServer?.[0]?.[0], "answer");
+    assert.deepEqual(
+      (fake.requests[1]!.params.metadata?.[A2A_SIGNALING_EXTENSION_URI] as { dial?: number }).dial,
+      1,
+    );
     const bye = fake.requests[1]!.params.message!.parts!.map((p) =>
       p.content?.$case === "data" ? p.content.value as { type: string; reason?: string } : undefined
     ).find((signal) => signal?.type === "bye");

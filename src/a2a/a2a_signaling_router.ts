@@ -261,7 +261,6 @@ export class A2ASignalingRouter {
       () => {
         if (this.#open.get(id) === signaling) this.#open.delete(id);
       },
-      offer.batches === true,
     );
     this.#open.set(id, signaling);
     if (!key) return signaling;

@@ -163,68 +163,6 @@ Deno.test("A2ASignalingRouter.openSignaling() refuses a message without an offer
     a2aMcpOffer({ metadata: { [A2A_SIGNALING_EXTENSION_URI]: longest } })?.keyId,
     longest.keyId,
   );
-  assert.throws(
-    () =>
-      a2aMcpOffer({ metadata: { [A2A_SIGNALING_EXTENSION_URI]: { ...OFFER, batches: "yes" } } }),
-    /batches\?: boolean/,
-  );
-  assert.equal(
-    a2aMcpOffer({ metadata: { [A2A_SIGNALING_EXTENSION_URI]: { ...OFFER, batches: true } } })
-      ?.batches,
-    true,
-  );
-});
-
-Deno.test("A2ASignalingRouter signalling sends what one turn hands over in one status update to a desktop that reads several parts, and one part per update to an earlier one", async () => {
-  const router = new A2ASignalingRouter();
-  const partsOf = (event: AgentExecutionEvent) =>
-    event.kind === "statusUpdate"
-      ? (event.data.status?.message?.parts ?? []).map((part) =>
-        part.content?.$case === "data" ? part.content.value : undefined
-      )
-      : [];
-  const burst = (count: number) =>
-    Array.from({ length: count }, (_, i) => ({ type: "candidate", candidate: `c${i}` }));
-  // A desktop of this version: an offer and its candidates in one update; past the parts limit, two.
-  const batched = task({ ...OFFER, batches: true });
-  const signaling = router.openSignaling(batched.context, batched.bus, UNSEALED);
-  await signaling.start?.();
-  const candidates = burst(A2A_MAX_SIGNALING_PARTS);
-  await Promise.all([
-    signaling.send({ type: "offer", sdp: "v=0" }),
-    ...candidates.map((candidate) => signaling.send(candidate)),
-  ]);
-  assert.deepEqual(batched.events.map(partsOf), [
-    [{ type: "offer", sdp: "v=0" }, ...candidates.slice(0, A2A_MAX_SIGNALING_PARTS - 1)],
-    candidates.slice(A2A_MAX_SIGNALING_PARTS - 1),
-  ]);
-  // A goodbye handed over just before the close still goes.
-  const bye = signaling.send({ type: "bye" });
-  await signaling.close();
-  await bye;
-  assert.deepEqual(batched.events.slice(2).map(partsOf), [[{ type: "bye" }]]);
-  // Handed over before the user's stream ended: published once, as it was unbatched.
-  const ended = task({ ...OFFER, batches: true });
-  const late = router.openSignaling(ended.context, ended.bus, UNSEALED);
-  await late.start?.();
-  const sent = late.send({ type: "bye" });
-  ended.bus.finished();
-  await sent;
-  assert.deepEqual(ended.events.map(partsOf), [[{ type: "bye" }]]);
-  // An earlier desktop (no `batches` in its offer): one part per update, as before.
-  const earlier = task(OFFER);
-  const plain = router.openSignaling(earlier.context, earlier.bus, UNSEALED);
-  await plain.start?.();
-  await Promise.all([
-    plain.send({ type: "offer", sdp: "v=0" }),
-    ...burst(2).map((c) => plain.send(c)),
-  ]);
-  assert.deepEqual(earlier.events.map(partsOf), [
-    [{ type: "offer", sdp: "v=0" }],
-    [burst(2)[0]],
-    [burst(2)[1]],
-  ]);
-  await plain.close();
 });
 
 Deno.test("A2ASignalingRouter.openSignaling() fails closed: a key that is not a key, or no word on sealing, is a TypeError", async () => {

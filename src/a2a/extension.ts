@@ -105,14 +105,6 @@ export interface A2AMcpOffer {
    */
   readonly resume?: boolean;
   /**
-   * Whether the desktop reads several signalling parts in one status message
-   * of the agent (at most {@linkcode A2A_MAX_SIGNALING_PARTS}): the agent then
-   * sends what it hands over in one turn (an offer and its candidates) in one
-   * message. A desktop of an earlier version leaves it out, and gets one part
-   * per message.
-   */
-  readonly batches?: boolean;
-  /**
    * A sealed offer only: the desktop's hello, sealed by
    * `AuthenticatedSignaling.prepareHello()`. The agent gives it to its own
    * `AuthenticatedSignaling` as `peerHello`, so its offer names the desktop's
@@ -211,13 +203,12 @@ export function a2aMcpOffer(message: Pick<Message, "metadata">): A2AMcpOffer | u
     (offer.keyId !== undefined &&
       (typeof offer.keyId !== "string" || offer.keyId.length > A2A_MAX_KEY_ID_LENGTH)) ||
     (offer.resume !== undefined && typeof offer.resume !== "boolean") ||
-    (offer.batches !== undefined && typeof offer.batches !== "boolean") ||
     (offer.hello !== undefined &&
       (!offer.sealed || typeof offer.hello !== "object" || offer.hello === null ||
         Array.isArray(offer.hello)))
   ) {
     throw new TypeError(
-      `${cannot} its metadata under ${A2A_SIGNALING_EXTENSION_URI} is not { version: ${EXTENSION_VERSION}, sealed: boolean, keyId?: string of at most A2A_MAX_KEY_ID_LENGTH (${A2A_MAX_KEY_ID_LENGTH}) characters, resume?: boolean, batches?: boolean, hello?: the desktop's sealed hello (an object, in a sealed offer only) }: the offering agent must send such an offer`,
+      `${cannot} its metadata under ${A2A_SIGNALING_EXTENSION_URI} is not { version: ${EXTENSION_VERSION}, sealed: boolean, keyId?: string of at most A2A_MAX_KEY_ID_LENGTH (${A2A_MAX_KEY_ID_LENGTH}) characters, resume?: boolean, hello?: the desktop's sealed hello (an object, in a sealed offer only) }: the offering agent must send such an offer`,
     );
   }
   return {
@@ -225,7 +216,6 @@ export function a2aMcpOffer(message: Pick<Message, "metadata">): A2AMcpOffer | u
     sealed: offer.sealed,
     ...(offer.keyId === undefined ? {} : { keyId: offer.keyId }),
     ...(offer.resume === undefined ? {} : { resume: offer.resume }),
-    ...(offer.batches === undefined ? {} : { batches: offer.batches }),
     ...(offer.hello === undefined ? {} : { hello: offer.hello as SignalingMessage }),
   };
 }

@@ -67,11 +67,12 @@ export interface SendMessageOfferingMcpOptions {
   /**
    * Makes a fresh MCP server for this message's channel (`McpServer` and
    * `Server` both fit): MCP sessions are stateful, so two messages never
-   * share one. Called once, when this desktop's answer to the agent's offer
-   * is on its way (so the agent's connect does not wait for it), or when the
-   * channel opens if that comes first; never for an agent that does not
-   * connect. The server is closed when its transport closes. If it throws,
-   * the agent is told why and the channel fails.
+   * share one. Called once, when the agent has this desktop's answer to its
+   * offer (so that the answer does not wait for it; the connection's ICE and
+   * DTLS go on meanwhile), or when the channel opens if that comes first;
+   * never for an offer the desktop does not answer. The server is closed
+   * when its transport closes, or when the connection fails before it. If
+   * it throws, the agent is told why and the channel fails.
    */
   createServer: () => ConnectableServer | Promise<ConnectableServer>;
   /**
@@ -113,7 +114,7 @@ export interface SendMessageOfferingMcpOptions {
  * Sends the user's message as `client.sendMessageStream()` does, offering the
  * agent this desktop's MCP server over WebRTC: yields every event of the
  * stream but the signalling, answers the agent when it signals, serves a fresh
- * server from `options.createServer()` (made once the answer is on its way),
+ * server from `options.createServer()` (made once the agent has the answer),
  * and yields one
  * {@linkcode McpChannelEvent} when that server's channel opened or failed
  * (with the reason). Messages sent at once each get their own channel.
@@ -226,7 +227,6 @@ async function* offering(
     sealed: key !== undefined,
     ...(options.keyId === undefined ? {} : { keyId: options.keyId }),
     resume: true,
-    batches: true,
     ...(hello === undefined ? {} : { hello: hello.message }),
   };
   const dials = new Dials(signaling, first, wrap);
@@ -420,9 +420,9 @@ class ChannelWatch {
   /**
    * Serves the message's one session on a connection that answers each of
    * the agent's dials, so that the session outlives a lost peer connection
-   * while the stream is open. The server is made once the answer is on its
-   * way (or when the session opens, if that comes first): the agent's connect
-   * does not wait for it, as a listener's does not.
+   * while the stream is open. The server is made once the agent has the
+   * answer (or when the session opens, if that comes first): the answer does
+   * not wait for it, as a listener's connects do not.
    */
   serve(options: SendMessageOfferingMcpOptions, dials: Dials): void {
     /** The signalling of the dial under way: the goodbye that says why goes there. */
@@ -480,10 +480,10 @@ class ChannelWatch {
     connection.ontransport = (transport) => {
       if (session) return void transport.close(); // One session per message.
       session = transport;
-      server().then((served) => {
+      void transport.closed.then(end);
+      server().then(async (served) => {
+        await served.connect(transport);
         this.#decide({ state: "open", transport });
-        void transport.closed.then(end);
-        return served.connect(transport);
       }).catch((cause) => {
         error ??= cause as Error;
         void transport.close();
