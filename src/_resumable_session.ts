@@ -40,7 +40,7 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 import { encodeBase64Url } from "./_base64url.ts";
 import { ResumeLog, type ResumeLogOptions } from "./_resume_log.ts";
 import { settle } from "./_async.ts";
-import { SESSION_END_TIMEOUT } from "./constants.ts";
+import { MAX_EARLY_BYTES, MAX_EARLY_MESSAGES, SESSION_END_TIMEOUT } from "./constants.ts";
 import { WebRTCTransportError } from "./errors.ts";
 
 const RESUME = "mcp-webrtc/resume";
@@ -92,7 +92,9 @@ export class ResumableSession implements Transport {
   /** Whether the other side's first message on a new session's channel came. */
   #answered = true;
   #started = false;
+  /** The other side's messages before this side started (at most `MAX_EARLY_MESSAGES`, `MAX_EARLY_BYTES`). */
   #early: JSONRPCMessage[] = [];
+  #earlyBytes = 0;
   #closed = false;
   #closing?: Promise<void>;
   /** Whether the other side ended the session (its `mcp-webrtc/end` came). */
@@ -274,6 +276,7 @@ export class ResumableSession implements Transport {
       );
     }
     this.#started = true;
+    this.#earlyBytes = 0;
     for (const message of this.#early.splice(0)) this.onmessage?.(message);
     if (!this.#open || this.#bindings > 0) return Promise.resolve();
     return this.#open().then((inner) => this.bind(inner)).catch(async (error) => {
@@ -392,8 +395,19 @@ export class ResumableSession implements Transport {
   }
 
   #deliver(message: JSONRPCMessage): void {
-    if (this.#started) this.onmessage?.(message);
-    else this.#early.push(message);
+    if (this.#started) return void this.onmessage?.(message);
+    if (this.#closed) return;
+    this.#earlyBytes += JSON.stringify(message).length;
+    if (this.#early.length >= MAX_EARLY_MESSAGES || this.#earlyBytes > MAX_EARLY_BYTES) {
+      this.#early = [];
+      void this.#fail(
+        new WebRTCTransportError(
+          `Ended the session as the other peer sent more than ${MAX_EARLY_MESSAGES} messages or ${MAX_EARLY_BYTES} bytes before its server started (MAX_EARLY_MESSAGES, MAX_EARLY_BYTES): an MCP client waits for initialize's result before it sends more`,
+        ),
+      );
+      return;
+    }
+    this.#early.push(message);
   }
 
   #control(method: string, params: Record<string, unknown>): void {

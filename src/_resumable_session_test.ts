@@ -7,6 +7,7 @@ import { ResumableSession } from "./_resumable_session.ts";
 import { deadline } from "./_async.ts";
 import { DataChannelTransport } from "./data_channel_transport.ts";
 import { createLinkedChannelPair, type MemoryChannel } from "./testing.ts";
+import { MAX_EARLY_MESSAGES } from "./constants.ts";
 
 /** How long any one step may take before the test fails instead of hanging. */
 const STEP = 5_000;
@@ -222,4 +223,47 @@ Deno.test("A session ended on one side ends on the other though the channel's cl
   await client.close();
   await deadline(closed, STEP);
   assert.equal(suspended, false);
+});
+
+Deno.test("A session holds at most MAX_EARLY_MESSAGES of the other side's messages before its server starts; past that it ends with an error that says why", async () => {
+  const { ends } = await channelPair([true, true]);
+  const accepted = ResumableSession.accept(ends[1], () => undefined);
+  // A peer that sends far more than an initialize before the session's server started.
+  await ends[0].send({ jsonrpc: "2.0", id: 0, method: "initialize", params: {} });
+  const result = await deadline(accepted, STEP);
+  assert.ok(result?.created);
+  const errors: Error[] = [];
+  result.session.onerror = (error) => errors.push(error);
+  const ended = new Promise<void>((resolve) => (result.session.onclose = resolve));
+  for (let id = 1; id <= MAX_EARLY_MESSAGES + 5; id++) {
+    await ends[0].send({ jsonrpc: "2.0", id, method: "ping" }).catch(() => {});
+  }
+  await deadline(ended, STEP);
+  assert.equal(errors.length, 1);
+  assert.match(
+    errors[0]!.message,
+    new RegExp(`more than ${MAX_EARLY_MESSAGES} messages .* before its server started`),
+  );
+  // Within the bound, every early message is delivered, in order, once the server starts.
+  const calm = await channelPair([true, true]);
+  const second = ResumableSession.accept(calm.ends[1], () => undefined);
+  await calm.ends[0].send({ jsonrpc: "2.0", id: 0, method: "initialize", params: {} });
+  const held = await deadline(second, STEP);
+  assert.ok(held?.created);
+  for (let id = 1; id < MAX_EARLY_MESSAGES; id++) {
+    await calm.ends[0].send({ jsonrpc: "2.0", id, method: "ping" });
+  }
+  const got: unknown[] = [];
+  const all = new Promise<void>((resolve) => {
+    held.session.onmessage = (message) => {
+      got.push((message as { id: number }).id);
+      if (got.length === MAX_EARLY_MESSAGES) resolve();
+    };
+  });
+  // Each ping is through the channel once the next send resolved; the last one may still be on its way.
+  await held.session.start();
+  await deadline(all, STEP);
+  assert.deepEqual(got, Array.from({ length: MAX_EARLY_MESSAGES }, (_, i) => i));
+  await held.session.close();
+  await calm.ends[0].close();
 });

@@ -438,6 +438,23 @@ export const BYE_TIMEOUT = 500;
 export const BYE_DRAIN_TIMEOUT = 500;
 
 /**
+ * The most messages a session holds from the other peer before its own side
+ * (the desktop's server, made for it) starts: an MCP client sends
+ * `initialize` and waits for its result before anything but pings and
+ * notifications, so a handful is all a peer needs. A peer that sends more
+ * ends the session with an error that says so; together with
+ * {@linkcode MAX_EARLY_BYTES} this bounds what a peer can make the desktop
+ * hold while a server is being made.
+ */
+export const MAX_EARLY_MESSAGES = 16;
+
+/**
+ * The most bytes (as JSON) of the messages a session holds from the other
+ * peer before its own side starts (see {@linkcode MAX_EARLY_MESSAGES}).
+ */
+export const MAX_EARLY_BYTES = 1024 * 1024;
+
+/**
  * How long a side that ends a resumable session waits for the other side's
  * answer (its own `mcp-webrtc/end`) before it closes the channel: closed at
  * once, the channel's close could reach the other peer's code before the end
