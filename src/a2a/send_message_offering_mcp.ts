@@ -457,9 +457,12 @@ class ChannelWatch {
             }`,
             { cause },
           );
-          // The agent learns why at once, not at its connect timeout.
-          const signaling = dialled ?? dials.first;
-          await settle(signaling.send({ type: "bye", reason: error.message }), BYE_TIMEOUT);
+          // The agent learns why at once, not at its connect timeout, on the
+          // signalling of the dial that asked (the server is made only once a
+          // dial answered, or a session opened on one).
+          if (dialled) {
+            await settle(dialled.send({ type: "bye", reason: error.message }), BYE_TIMEOUT);
+          }
           end();
           throw error;
         }
