@@ -9,8 +9,9 @@
  *   signalling belongs to the request that opened it (a secret that request
  *   carries), even when the agent authenticates nobody.
  * - On the desktop: {@linkcode sendMessageOfferingMcp} sends the user's
- *   message offering the MCP server, serves a fresh server from
- *   `createServer` when the agent signals, and reports the MCP channel open
+ *   message offering the MCP server, answers the agent when it signals and
+ *   serves a fresh server from `createServer` (made once the agent has the
+ *   answer), and reports the MCP channel open
  *   or failed in its stream; {@linkcode A2AClientSignaling} is the piece under it.
  * - End-to-end sealing with `AuthenticatedSignaling`, keyed by a
  *   signalling-only ticket (`createTicket()` without a url) the two were
