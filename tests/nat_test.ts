@@ -367,7 +367,12 @@ labTest(
         let connect = first;
         const connected = (line: string) => line.startsWith("mcp-webrtc: Connected via");
         const agentLine = await connect.line(connected, CLI_WITHIN).catch((error) => {
-          if (!connect.log.some((line) => DTLS_DEADLOCK.test(line))) throw error;
+          if (!connect.log.some((line) => DTLS_DEADLOCK.test(line))) {
+            // What the desktop said meanwhile, for a failure that names only the agent's side.
+            throw new Error(`${error.message}\nserve's log:\n${serve.log.slice(-30).join("\n")}`, {
+              cause: error,
+            });
+          }
           connect = redial();
           return connect.line(connected, CLI_WITHIN);
         });

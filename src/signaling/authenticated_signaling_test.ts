@@ -472,6 +472,11 @@ Deno.test("AuthenticatedSignaling is not confused by an old hello replayed befor
   await eventually(() => hostSent.length >= 2, "the host's answer to the old hello");
   await second.guest.signaling.start();
   await second.guest.signaling.send(OFFER);
+  // The host answers the offer it received, as an answerer does: by then the
+  // guest's envelopes have bound it. (Sent before, the answer would be sealed
+  // for the nonce the old hello named, refused by the guest, and sent again
+  // once the guest bound the host: the one refused copy the protocol allows.)
+  await eventually(() => second.host.received.length === 1, "the guest's offer at the host");
   await second.host.signaling.send(ANSWER);
   await settle();
   assert.deepEqual(second.host.received, [OFFER]);
