@@ -11,14 +11,12 @@
  *
  * @module
  */
-import { AGENT_CARD_PATH, type AgentCard, type Message, Role, TaskState } from "@a2a-js/sdk";
+import { type AgentCard, type Message, Role, TaskState } from "@a2a-js/sdk";
 import type { Client as A2AClient } from "@a2a-js/sdk/client";
 import { type AgentExecutor, DefaultRequestHandler, InMemoryTaskStore } from "@a2a-js/sdk/server";
-import { agentCardHandler, jsonRpcHandler, UserBuilder } from "@a2a-js/sdk/server/express";
-import express from "express";
-import type { AddressInfo } from "node:net";
 import { A2AClientSignaling, a2aSignalingExtension, A2ASignalingRouter } from "../src/a2a/mod.ts";
 import { textPart } from "../examples/a2a/common.ts";
+import { serveAgent } from "../examples/a2a/agent.ts";
 
 /** An SDP of the size a loopback offer of this module has (about 600 bytes). */
 const SDP = `v=0\r\n${"a=x-filler:0123456789abcdef0123456789abcdef\r\n".repeat(14)}`;
@@ -100,36 +98,13 @@ export async function startExchangeAgent(): Promise<ExchangeAgent> {
   const handler = router.wrapRequestHandler(
     new DefaultRequestHandler(card, router.wrapTaskStore(new InMemoryTaskStore()), executor),
   );
-  const app = express();
-  app.use(`/${AGENT_CARD_PATH}`, agentCardHandler({ agentCardProvider: handler }));
-  app.use(
-    "/a2a/jsonrpc",
-    jsonRpcHandler({ requestHandler: handler, userBuilder: UserBuilder.noAuthentication }),
-  );
-  const server = await new Promise<ReturnType<typeof app.listen>>((resolve, reject) => {
-    const listening = app.listen(
-      0,
-      "127.0.0.1",
-      (error?: Error) => error ? reject(error) : resolve(listening),
-    );
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  card.supportedInterfaces.push({
-    url: `${url}/a2a/jsonrpc`,
-    protocolBinding: "JSONRPC",
-    tenant: "",
-    protocolVersion: "1.0",
-  });
+  const { url, close } = await serveAgent(card, handler);
   return {
     url,
     get answeredAt() {
       return answeredAt;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }
 

@@ -5,13 +5,10 @@
  * agent's path lost (its clock moved past the idle timeout).
  */
 import assert from "node:assert/strict";
-import { AGENT_CARD_PATH, type AgentCard, type Message, Role, TaskState } from "@a2a-js/sdk";
+import { type AgentCard, type Message, Role, TaskState } from "@a2a-js/sdk";
 import { ClientFactory } from "@a2a-js/sdk/client";
 import { DefaultRequestHandler, InMemoryTaskStore } from "@a2a-js/sdk/server";
-import { agentCardHandler, jsonRpcHandler, UserBuilder } from "@a2a-js/sdk/server/express";
 import { Client } from "@modelcontextprotocol/sdk/client";
-import express from "express";
-import type { AddressInfo } from "node:net";
 import {
   a2aMcpOffer,
   a2aSignalingExtension,
@@ -25,6 +22,7 @@ import { ManualClock } from "../src/_test_clock.ts";
 import { RESUME_BACKOFF_FIRST } from "../src/constants.ts";
 import { LOCAL, text } from "./_helpers.ts";
 import { gatedServers } from "./_resume_pair.ts";
+import { serveAgent } from "../examples/a2a/agent.ts";
 
 const STEP = 10_000;
 
@@ -145,35 +143,12 @@ async function startAgent(clock: ManualClock, key?: CryptoKey) {
     },
   );
   const requestHandler = router.wrapRequestHandler(handler);
-  const app = express();
-  app.use(`/${AGENT_CARD_PATH}`, agentCardHandler({ agentCardProvider: requestHandler }));
-  app.use(
-    "/a2a/jsonrpc",
-    jsonRpcHandler({ requestHandler, userBuilder: UserBuilder.noAuthentication }),
-  );
-  const server = await new Promise<ReturnType<typeof app.listen>>((resolve, reject) => {
-    const listening = app.listen(
-      0,
-      "127.0.0.1",
-      (error?: Error) => error ? reject(error) : resolve(listening),
-    );
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  card.supportedInterfaces.push({
-    url: `${url}/a2a/jsonrpc`,
-    protocolBinding: "JSONRPC",
-    tenant: "",
-    protocolVersion: "1.0",
-  });
+  const { url, close } = await serveAgent(card, requestHandler);
   return {
     url,
     outcome: outcome.promise,
     lost: lost.promise,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }
 

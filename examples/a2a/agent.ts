@@ -11,6 +11,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client";
 import { AGENT_CARD_PATH, type AgentCard, type Message, Role, TaskState } from "@a2a-js/sdk";
 import {
+  type A2ARequestHandler,
   type AgentExecutionEvent,
   type AgentExecutor,
   DefaultRequestHandler,
@@ -157,6 +158,24 @@ export async function startAgent(options: AgentOptions = {}): Promise<Agent> {
   const taskStore = options.keepSignalingInHistory ? store : router.wrapTaskStore(store);
   const handler = new DefaultRequestHandler(card, taskStore, executor);
   const requestHandler = options.withoutRouter ? handler : router.wrapRequestHandler(handler);
+  const served = await serveAgent(card, requestHandler, options.port);
+  return { ...served, taskStore };
+}
+
+/**
+ * Serves an agent's card and its JSON-RPC endpoint over Express on
+ * 127.0.0.1, and adds that endpoint to the card's interfaces.
+ *
+ * @param card The agent card (its `supportedInterfaces` gets the endpoint).
+ * @param requestHandler The request handler, wrapped by an `A2ASignalingRouter` as a rule.
+ * @param port The port; 0 picks a free one.
+ * @returns The base URL, and a function that stops serving.
+ */
+export async function serveAgent(
+  card: AgentCard,
+  requestHandler: A2ARequestHandler,
+  port = 0,
+): Promise<{ url: string; close(): Promise<void> }> {
   const app = express();
   app.use(`/${AGENT_CARD_PATH}`, agentCardHandler({ agentCardProvider: requestHandler }));
   app.use(
@@ -165,7 +184,7 @@ export async function startAgent(options: AgentOptions = {}): Promise<Agent> {
   );
   const server = await new Promise<ReturnType<typeof app.listen>>((resolve, reject) => {
     const listening = app.listen(
-      options.port ?? 0,
+      port,
       "127.0.0.1",
       (error?: Error) => error ? reject(error) : resolve(listening),
     );
@@ -179,7 +198,6 @@ export async function startAgent(options: AgentOptions = {}): Promise<Agent> {
   });
   return {
     url,
-    taskStore,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

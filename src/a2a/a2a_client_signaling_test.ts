@@ -87,6 +87,15 @@ function statusEvent(
   };
 }
 
+/** The agent's last word: the task completed, with a text that is not signalling. */
+function doneEvent(): StreamResponse {
+  return statusEvent([{
+    ...part(""),
+    content: { $case: "text", value: "done" },
+    mediaType: "text/plain",
+  }], TaskState.TASK_STATE_COMPLETED);
+}
+
 /** A client whose `sendMessage` calls wait until released, one by one. */
 function fakeClient(refuse = false, answer: () => Message | Task = acknowledgement) {
   const requests: { params: SendMessageRequest; options?: RequestOptions }[] = [];
@@ -241,11 +250,7 @@ Deno.test("sendMessageOfferingMcp() offers the MCP server with a secret in the r
   const fake = fakeClient();
   const sent: { params: SendMessageRequest; options?: RequestOptions }[] = [];
   const hold = Promise.withResolvers<void>();
-  const words = statusEvent([{
-    ...part(""),
-    content: { $case: "text", value: "done" },
-    mediaType: "text/plain",
-  }], TaskState.TASK_STATE_COMPLETED);
+  const words = doneEvent();
   const events = [taskEvent(), statusEvent([part({ type: "offer", sdp: "v=0" })]), words];
   const client = {
     ...fake.client,
@@ -324,11 +329,7 @@ Deno.test("sendMessageOfferingMcp() answers the agent before it makes the MCP se
   const offer = await nativeOffer();
   const fake = fakeClient();
   const hold = Promise.withResolvers<void>();
-  const words = statusEvent([{
-    ...part(""),
-    content: { $case: "text", value: "done" },
-    mediaType: "text/plain",
-  }], TaskState.TASK_STATE_COMPLETED);
+  const words = doneEvent();
   const client = {
     ...fake.client,
     async *sendMessageStream() {
