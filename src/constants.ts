@@ -305,7 +305,7 @@ export const DEFAULT_CONNECT_TIMEOUT = 15_000;
 /**
  * The longest the answerer of an offer from this module waits for the
  * offerer's first ICE candidate before it answers: a bound, not a tuning.
- * The offerer sends its candidates right behind its offer, and the answerer
+ * The offerer sends its candidates in its offer or right behind it, and the answerer
  * applies them before answering, so that its connectivity checks reach the
  * offerer ahead of the answer (see `Peer`); a host candidate comes within a
  * millisecond of the offer. Offers of other stacks are answered at once.

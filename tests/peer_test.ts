@@ -133,7 +133,8 @@ Deno.test("An answerer sends its answer before any candidate, also to an offer t
 
 Deno.test("An offer of this module is answered once the answerer's check of the offerer's candidate succeeded", async () => {
   // The order that spares libjuice's 50 ms paced check: the offerer's
-  // candidates go right behind its offer, the answerer checks them and
+  // candidates go in its offer (those gathered before it left) or right
+  // behind it, the answerer checks them and
   // answers once that check succeeded, and the offerer, which answered the
   // check without knowing the answerer's credentials, checks at once when the
   // answer comes.
@@ -143,6 +144,7 @@ Deno.test("An offer of this module is answered once the answerer's check of the 
     const log: string[] = [];
     const logged = (side: string) => (message: SignalingMessage) => {
       log.push(`${side} sends ${message.type}`);
+      if (/^a=candidate:/m.test(String(message.sdp))) log.push(`${side} sends candidate`);
       return message;
     };
     const offerer = new Peer({ ...OPTIONS, signaling: editing(a, logged("A")), initiator: true });
@@ -173,7 +175,7 @@ Deno.test("An offer of this module is answered once the answerer's check of the 
   }
 });
 
-Deno.test("The answerer hands its candidates over right behind its answer, not after the answer's delivery", async () => {
+Deno.test("The answerer hands its candidates over in its answer or right behind it, not after the answer's delivery", async () => {
   // A carrier that batches (an A2A request) can carry them together only so.
   const [a, b] = MemorySignaling.createPair();
   const calls: string[] = [];
@@ -182,6 +184,8 @@ Deno.test("The answerer hands its candidates over right behind its answer, not a
     start: () => b.start(),
     send: (message) => {
       calls.push(message.type);
+      // Those gathered before it left ride in the answer.
+      if (/^a=candidate:/m.test(String(message.sdp))) calls.push("candidate");
       const sent = b.send(message);
       if (message.type !== "answer") return sent;
       // The answer's delivery completes only when the test says so.
@@ -548,6 +552,107 @@ Deno.test("An offerer with no ICE servers makes its connection and offer while i
     assert.deepEqual(sentBeforeStart, []);
   } finally {
     start.resolve();
+    await Promise.all([offerer.close(), answerer.close()]);
+  }
+});
+
+Deno.test("An offer that leaves after its candidates were gathered carries them, as the answer carries the answerer's, and they are not sent again on their own", async () => {
+  const Base = await resolvePeerConnection();
+  const gathered = Promise.withResolvers<void>();
+  const Watching = class extends (Base as unknown as new (config: Record<string, unknown>) => {
+    addEventListener(type: string, listener: (event: Event) => void): void;
+  }) {
+    constructor(config: Record<string, unknown>) {
+      super(config);
+      this.addEventListener("icecandidate", (event) => {
+        if ((event as unknown as { candidate?: unknown }).candidate) gathered.resolve();
+      });
+    }
+  } as unknown as PeerConnectionConstructor;
+  const [a, b] = MemorySignaling.createPair();
+  const start = Promise.withResolvers<void>();
+  const sent: SignalingMessage[] = [];
+  const held: Signaling = {
+    start: async (options) => {
+      await start.promise;
+      await a.start?.(options);
+    },
+    send: (message) => {
+      sent.push(message);
+      return a.send(message);
+    },
+    close: () => a.close(),
+  };
+  a.onmessage = (message) => held.onmessage?.(message);
+  a.onclose = () => held.onclose?.();
+  const offerer = new Peer({
+    ...OPTIONS,
+    RTCPeerConnection: Watching,
+    signaling: held,
+    initiator: true,
+  });
+  const answers: SignalingMessage[] = [];
+  const answering: Signaling = {
+    start: (options) => b.start(options),
+    send: (message) => {
+      answers.push(message);
+      return b.send(message);
+    },
+    close: () => b.close(),
+  };
+  b.onmessage = (message) => answering.onmessage?.(message);
+  b.onclose = () => answering.onclose?.();
+  const answerer = new Peer({ ...OPTIONS, signaling: answering, initiator: false });
+  const results = both(offerer, answerer);
+  try {
+    await gathered.promise;
+    start.resolve();
+    const settled = await results;
+    assert.deepEqual(settled.map((r) => r.status), ["fulfilled", "fulfilled"]);
+    const offer = sent.find((message) => message.type === "offer");
+    assert.match(String(offer?.sdp), /^a=candidate:.* 127\.0\.0\.1 /m);
+    const inline: string[] = String(offer?.sdp).match(/^a=candidate:.*$/gm) ?? [];
+    const trickled = sent.filter((message) => message.type === "candidate")
+      .map((message) =>
+        `a=${(message.candidate as { candidate: string }).candidate.replace(/^a=/, "")}`
+      );
+    for (const line of trickled) assert.ok(!inline.includes(line.trim()), `${line} sent twice`);
+    assert.equal(trickled.length, 0, "every candidate was gathered before the offer left");
+    // The answerer answers once its check of those succeeded: its own were gathered by then.
+    const answer = answers.find((message) => message.type === "answer");
+    assert.match(String(answer?.sdp), /^a=candidate:.* 127\.0\.0\.1 /m);
+    assert.deepEqual(answers.filter((message) => message.type === "candidate"), []);
+  } finally {
+    start.resolve();
+    await Promise.all([offerer.close(), answerer.close()]);
+  }
+});
+
+Deno.test("An offerer applies the candidates an answer carries after the answer, as trickled ones", async () => {
+  // Given inside the answer, libdatachannel adds them within
+  // setRemoteDescription, which throws if the connection failed meanwhile (the
+  // DTLS race), and a refused answer is not tried again.
+  const Base = await resolvePeerConnection();
+  const calls: string[] = [];
+  const Recording = class extends (Base as unknown as new (config: Record<string, unknown>) => {
+    setRemoteDescription(description: { type: string; sdp: string }): Promise<void>;
+    addIceCandidate(candidate: { candidate: string }): Promise<void>;
+  }) {
+    override setRemoteDescription(description: { type: string; sdp: string }): Promise<void> {
+      const inline = description.sdp.match(/^a=candidate:/gm)?.length ?? 0;
+      calls.push(`${description.type} with ${inline} candidates`);
+      return super.setRemoteDescription(description);
+    }
+    override addIceCandidate(candidate: { candidate: string }): Promise<void> {
+      calls.push("candidate");
+      return super.addIceCandidate(candidate);
+    }
+  } as unknown as PeerConnectionConstructor;
+  const [offerer, answerer] = await connectPair(() => pair({ RTCPeerConnection: Recording }));
+  try {
+    assert.equal(calls[0], "answer with 0 candidates", JSON.stringify(calls));
+    assert.ok(calls.includes("candidate"), JSON.stringify(calls));
+  } finally {
     await Promise.all([offerer.close(), answerer.close()]);
   }
 });

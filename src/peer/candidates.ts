@@ -56,6 +56,17 @@ export class Candidates {
     else this.#held.push(candidate);
   }
 
+  /**
+   * The local candidates gathered and not yet sent, taken out to ride in this
+   * side's description instead (see `withCandidates`); none once it was sent.
+   */
+  takeHeld(): IceCandidateInit[] {
+    if (this.#described || this.#closed) return [];
+    const held = this.#held;
+    this.#held = [];
+    return held;
+  }
+
   /** This side's offer or answer was handed to signalling: candidates may follow it. */
   descriptionSent(): void {
     this.#described = true;

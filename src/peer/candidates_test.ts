@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Candidates, MAX_QUEUED_CANDIDATES } from "./candidates.ts";
-import { splitCandidates } from "./sdp.ts";
+import { splitCandidates, withCandidates } from "./sdp.ts";
 import type { IceCandidateInit } from "./types.ts";
 
 function candidate(n: number): IceCandidateInit {
@@ -93,4 +93,52 @@ Deno.test("splitCandidates takes a description's candidates out, each with its s
   }]);
   assert.doesNotMatch(bare, /candidate/);
   assert.match(bare, /^a=mid:0\r\na=sctp-port:5000\r\n$/m);
+});
+
+Deno.test("withCandidates puts candidates at the end of their sections, and splitCandidates takes the same ones out", () => {
+  const sdp = [
+    "v=0",
+    "o=- 1 1 IN IP4 0.0.0.0",
+    "s=-",
+    "t=0 0",
+    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+    "a=mid:0",
+    "a=sctp-port:5000",
+    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+    "a=mid:1",
+    "",
+  ].join("\r\n");
+  const first = candidate(1);
+  // As node-datachannel gives them: the attribute line, `a=` included.
+  const second = { ...candidate(2), candidate: `a=${candidate(2).candidate}`, sdpMLineIndex: 1 };
+  const described = withCandidates(sdp, [first, second]);
+  assert.equal(
+    described,
+    sdp.replace("a=sctp-port:5000\r\n", `a=sctp-port:5000\r\na=${first.candidate}\r\n`) +
+      `a=${candidate(2).candidate}\r\n`,
+  );
+  assert.deepEqual(splitCandidates(described), {
+    sdp,
+    candidates: [
+      { candidate: first.candidate, sdpMid: "0", sdpMLineIndex: 0 },
+      { candidate: candidate(2).candidate, sdpMid: "1", sdpMLineIndex: 1 },
+    ],
+  });
+  assert.equal(withCandidates(sdp, []), sdp);
+});
+
+Deno.test("Candidates hands its held candidates over to the description once, and none after it was sent", () => {
+  const { events, candidates } = recorder();
+  candidates.local(candidate(1));
+  candidates.local(candidate(2));
+  assert.deepEqual(candidates.takeHeld().map((c) => c.candidate), [
+    candidate(1).candidate,
+    candidate(2).candidate,
+  ]);
+  assert.deepEqual(candidates.takeHeld(), []);
+  candidates.local(candidate(3));
+  candidates.descriptionSent();
+  candidates.release();
+  assert.deepEqual(candidates.takeHeld(), []);
+  assert.deepEqual(events, ["sent candidate:3"]);
 });

@@ -6,7 +6,8 @@
  * closed, this side closed, or the connect timeout passed.
  *
  * The order, between two peers of this module: the offerer sends its
- * candidates right behind its offer; the answerer applies them before it
+ * candidates in its offer (those gathered before it leaves) or right behind
+ * it; the answerer applies them before it
  * answers, checks them, and sends its answer once that check succeeded
  * (within `OFFER_CHECK_WAIT`); the offerer, which answered that check
  * without knowing the answerer's credentials, checks at once when the answer
@@ -33,7 +34,13 @@ import type { DataChannelLike } from "../data_channel_transport.ts";
 import { ConnectError, WebRTCTransportError } from "../errors.ts";
 import type { SignalingMessage } from "../signaling/signaling.ts";
 import type { Candidates } from "./candidates.ts";
-import { hasMark, markDescription, offerAsApplied, splitCandidates } from "./sdp.ts";
+import {
+  hasMark,
+  markDescription,
+  offerAsApplied,
+  splitCandidates,
+  withCandidates,
+} from "./sdp.ts";
 import type { ConnectStep, IceCandidateInit, PeerConnectionLike } from "./types.ts";
 
 /** What a negotiation learns, kept by the peer for its diagnosis. */
@@ -108,6 +115,9 @@ export async function offer(n: Negotiation, signal: AbortSignal): Promise<DataCh
   }
   // Made while signalling started (a room's join, say); sent once it has.
   await wait(n.signalingStarted);
+  // What was gathered meanwhile rides in the offer: one message fewer to seal
+  // and relay, and the answerer can check us as soon as it has the offer.
+  if (!n.retry) sdp = withCandidates(sdp, n.candidates.takeHeld());
   n.armTimeout();
   const offered = n.send({
     type: "offer",
@@ -116,7 +126,7 @@ export async function offer(n: Negotiation, signal: AbortSignal): Promise<DataCh
       ...(n.retry ? [RETRY_MARK] : []),
     ]),
   });
-  // Our candidates follow the offer at once (handed over after it, so they
+  // Our later candidates follow the offer at once (handed over after it, so they
   // arrive after it): an answerer of this module applies them before it
   // answers. On a retry they wait for the answer to be applied: the answerer
   // cannot check us before, so our ICE cannot connect (and our DTLS check the
@@ -129,12 +139,18 @@ export async function offer(n: Negotiation, signal: AbortSignal): Promise<DataCh
   const answer = await wait(n.remoteDescription);
   n.state.ours = hasMark(answer.sdp, OFFER_MARK);
   n.state.pathFound = hasMark(answer.sdp, PATH_MARK);
-  await apply(pc, answer, wait);
+  // An answer's candidates are applied after it, as trickled ones: given
+  // inside it, libdatachannel adds them within `setRemoteDescription`, which
+  // then throws if the connection failed meanwhile (the DTLS race that
+  // `RETRY_MARK` cures), and the refused answer would not be tried again.
+  const inline = splitCandidates(answer.sdp);
+  await apply(pc, { type: "answer", sdp: inline.sdp }, wait);
   n.state.remoteSet = true;
   n.state.negotiatedAt = n.clock.now();
   if (n.retry) n.candidates.release();
   n.step("answer");
   await wait(n.candidates.remoteDescriptionApplied());
+  for (const candidate of inline.candidates) await wait(n.candidates.remote(candidate));
   return await opened(channel, wait);
 }
 
@@ -167,6 +183,8 @@ export async function answer(n: Negotiation, signal: AbortSignal): Promise<DataC
   // Marked too: the offerer then knows its answerer follows this order.
   let sdp = description.sdp ?? pc.localDescription?.sdp ?? "";
   if (ours) sdp = markDescription(sdp, n.state.iceConnected ? [PATH_MARK] : []);
+  // Gathered while we checked the offerer: they ride in the answer.
+  sdp = withCandidates(sdp, n.candidates.takeHeld());
   const answered = n.send({ type: "answer", sdp });
   n.state.ours = ours;
   n.state.negotiatedAt = n.clock.now();

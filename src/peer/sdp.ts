@@ -80,6 +80,37 @@ export function splitCandidates(sdp: string): { sdp: string; candidates: IceCand
 }
 
 /**
+ * A description with `candidates` added to their media sections (by
+ * `sdpMLineIndex`, else the first), each after the section's other lines, as
+ * a peer that gathered before describing puts them; the inverse of
+ * {@linkcode splitCandidates}. No `a=end-of-candidates`: more may trickle.
+ */
+export function withCandidates(sdp: string, candidates: IceCandidateInit[]): string {
+  if (candidates.length === 0) return sdp;
+  const eol = sdp.includes("\r\n") ? "\r\n" : "\n";
+  const lines = sdp.split(/\r?\n/);
+  if (lines.at(-1) === "") lines.pop();
+  const sections: number[] = [];
+  lines.forEach((line, i) => line.startsWith("m=") && sections.push(i));
+  if (sections.length === 0) return sdp;
+  const added = new Map<number, string[]>();
+  for (const candidate of candidates) {
+    const index = Math.min(Math.max(candidate.sdpMLineIndex ?? 0, 0), sections.length - 1);
+    // node-datachannel's candidates come as the attribute line, `a=` included.
+    const line = candidate.candidate.replace(/^a=/, "");
+    added.set(index, [...(added.get(index) ?? []), `a=${line}`]);
+  }
+  const out: string[] = [];
+  lines.forEach((line, i) => {
+    out.push(line);
+    const section = sections.findLastIndex((start) => start <= i);
+    const last = section >= 0 && (sections[section + 1] ?? lines.length) === i + 1;
+    if (last) out.push(...(added.get(section) ?? []));
+  });
+  return out.join(eol) + eol;
+}
+
+/**
  * The other peer's offer or answer, checked: the type this side expects, the
  * first one, and an SDP of a bounded size.
  *
