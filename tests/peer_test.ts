@@ -43,6 +43,33 @@ function editing(
   return wrapper;
 }
 
+/**
+ * A signalling whose start waits for `start` before `inner`'s; records what
+ * is sent, and whether before it started.
+ */
+function startingAfter(inner: Signaling, start: Promise<void>) {
+  const record = {
+    started: false,
+    sent: [] as SignalingMessage[],
+    early: [] as SignalingMessage[],
+  };
+  const signaling: Signaling = {
+    start: async (options) => {
+      await start;
+      await inner.start?.(options);
+      record.started = true;
+    },
+    send: (message) => {
+      (record.started ? record.sent : record.early).push(message);
+      return inner.send(message);
+    },
+    close: () => inner.close(),
+  };
+  inner.onmessage = (message) => signaling.onmessage?.(message);
+  inner.onclose = () => signaling.onclose?.();
+  return { signaling, record };
+}
+
 function pair(
   offerer: Partial<PeerOptions> = {},
   answerer: Partial<PeerOptions> = {},
@@ -519,37 +546,22 @@ Deno.test("An offerer with no ICE servers makes its connection and offer while i
   } as unknown as PeerConnectionConstructor;
   const [a, b] = MemorySignaling.createPair();
   const start = Promise.withResolvers<void>();
-  let started = false;
-  const sentBeforeStart: SignalingMessage[] = [];
-  const held: Signaling = {
-    start: async (options) => {
-      await start.promise;
-      await a.start?.(options);
-      started = true;
-    },
-    send: (message) => {
-      if (!started) sentBeforeStart.push(message);
-      return a.send(message);
-    },
-    close: () => a.close(),
-  };
-  a.onmessage = (message) => held.onmessage?.(message);
-  a.onclose = () => held.onclose?.();
+  const held = startingAfter(a, start.promise);
   const offerer = new Peer({
     ...OPTIONS,
     RTCPeerConnection: Counting,
-    signaling: held,
+    signaling: held.signaling,
     initiator: true,
   });
   const answerer = new Peer({ ...OPTIONS, signaling: b, initiator: false });
   const results = both(offerer, answerer);
   try {
     await until(() => made === 1, 5_000, "the offerer's connection made before signalling started");
-    assert.equal(started, false);
+    assert.equal(held.record.started, false);
     start.resolve();
     const settled = await results;
     assert.deepEqual(settled.map((r) => r.status), ["fulfilled", "fulfilled"]);
-    assert.deepEqual(sentBeforeStart, []);
+    assert.deepEqual(held.record.early, []);
   } finally {
     start.resolve();
     await Promise.all([offerer.close(), answerer.close()]);
@@ -571,37 +583,16 @@ Deno.test("An offer that leaves after its candidates were gathered carries them,
   } as unknown as PeerConnectionConstructor;
   const [a, b] = MemorySignaling.createPair();
   const start = Promise.withResolvers<void>();
-  const sent: SignalingMessage[] = [];
-  const held: Signaling = {
-    start: async (options) => {
-      await start.promise;
-      await a.start?.(options);
-    },
-    send: (message) => {
-      sent.push(message);
-      return a.send(message);
-    },
-    close: () => a.close(),
-  };
-  a.onmessage = (message) => held.onmessage?.(message);
-  a.onclose = () => held.onclose?.();
+  const held = startingAfter(a, start.promise);
+  const sent = held.record.sent;
   const offerer = new Peer({
     ...OPTIONS,
     RTCPeerConnection: Watching,
-    signaling: held,
+    signaling: held.signaling,
     initiator: true,
   });
   const answers: SignalingMessage[] = [];
-  const answering: Signaling = {
-    start: (options) => b.start(options),
-    send: (message) => {
-      answers.push(message);
-      return b.send(message);
-    },
-    close: () => b.close(),
-  };
-  b.onmessage = (message) => answering.onmessage?.(message);
-  b.onclose = () => answering.onclose?.();
+  const answering = editing(b, (message) => (answers.push(message), message));
   const answerer = new Peer({ ...OPTIONS, signaling: answering, initiator: false });
   const results = both(offerer, answerer);
   try {

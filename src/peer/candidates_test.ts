@@ -7,6 +7,15 @@ function candidate(n: number): IceCandidateInit {
   return { candidate: `candidate:${n} 1 UDP 1 127.0.0.1 ${5000 + n} typ host`, sdpMid: "0" };
 }
 
+/** A description's session lines and its first media line. */
+const HEAD = [
+  "v=0",
+  "o=- 1 1 IN IP4 0.0.0.0",
+  "s=-",
+  "t=0 0",
+  "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+];
+
 function recorder() {
   const events: string[] = [];
   const candidates = new Candidates({
@@ -74,11 +83,7 @@ Deno.test("Candidates sends nothing once closed", () => {
 
 Deno.test("splitCandidates takes a description's candidates out, each with its section's mid and index", () => {
   const sdp = [
-    "v=0",
-    "o=- 1 1 IN IP4 0.0.0.0",
-    "s=-",
-    "t=0 0",
-    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+    ...HEAD,
     "a=candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host",
     "a=end-of-candidates",
     "a=mid:0",
@@ -97,11 +102,7 @@ Deno.test("splitCandidates takes a description's candidates out, each with its s
 
 Deno.test("withCandidates puts candidates at the end of their sections, and splitCandidates takes the same ones out", () => {
   const sdp = [
-    "v=0",
-    "o=- 1 1 IN IP4 0.0.0.0",
-    "s=-",
-    "t=0 0",
-    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+    ...HEAD,
     "a=mid:0",
     "a=sctp-port:5000",
     "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
