@@ -42,19 +42,28 @@ export function addLargeTool(server: McpServer): McpServer {
 
 /**
  * Connects a client through the transport `connect()` makes, lists the
- * server's tools, calls `greet` with `who` and `large`; never throws.
+ * server's tools, calls `greet` with `who` and `large`; never throws. Each
+ * phase done is told to `note`, so that a run that stops says where.
  */
-export async function exercise(connect: () => Transport, who: string): Promise<Outcome> {
+export async function exercise(
+  connect: () => Transport,
+  who: string,
+  note: (phase: string) => void = () => {},
+): Promise<Outcome> {
   const started = performance.now();
   const ms = () => Math.round(performance.now() - started);
   const client = new Client({ name: who, version: "1.0.0" });
   try {
     await client.connect(connect());
+    note(`initialized at ${ms()} ms`);
     const { tools } = await client.listTools();
+    note(`tools listed at ${ms()} ms`);
     const result = await client.callTool({ name: "greet", arguments: { name: who } });
     const greeting = (result.content as { text: string }[])[0].text;
+    note(`greeted at ${ms()} ms`);
     const large = await client.callTool({ name: "large", arguments: { size: LARGE_SIZE } });
     const text = (large.content as { text: string }[])[0].text;
+    note(`large result at ${ms()} ms`);
     return {
       ok: true,
       tools: tools.map((tool) => tool.name).sort(),
@@ -64,6 +73,7 @@ export async function exercise(connect: () => Transport, who: string): Promise<O
     };
   } catch (error) {
     const { name, message } = error instanceof Error ? error : new Error(String(error));
+    note(`failed at ${ms()} ms: ${name}: ${message}`);
     return { ok: false, name, message, ms: ms() };
   } finally {
     await client.close().catch(() => {});

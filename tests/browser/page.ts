@@ -19,18 +19,23 @@ function note(line: string): void {
 }
 
 function dial(label: string, ticket: string, initiator: boolean): Promise<Outcome> {
-  return exercise(() => {
-    const transport = new WebRTCClientTransport({
-      signaling: new TicketSignaling(ticket, { hostTimeout: 5_000 }),
-      iceServers: [],
-      connectTimeout: 10_000,
-      initiator,
-    });
-    const started = performance.now();
-    transport.onconnectstep = (step) =>
-      note(`${label}: ${step} at ${Math.round(performance.now() - started)} ms`);
-    return transport;
-  }, "browser");
+  const told = (phase: string) => note(`${label}: ${phase}`);
+  return exercise(
+    () => {
+      const transport = new WebRTCClientTransport({
+        signaling: new TicketSignaling(ticket, { hostTimeout: 5_000 }),
+        iceServers: [],
+        connectTimeout: 10_000,
+        initiator,
+      });
+      const started = performance.now();
+      transport.onconnectstep = (step) =>
+        note(`${label}: ${step} at ${Math.round(performance.now() - started)} ms`);
+      return transport;
+    },
+    "browser",
+    told,
+  );
 }
 
 async function serve(url: string): Promise<Outcome> {
@@ -44,6 +49,9 @@ async function serve(url: string): Promise<Outcome> {
     return addLargeTool(server);
   };
   const listener = await WebRTCListener.listen({ url, iceServers: [], createServer });
+  note("serve: listening");
+  listener.onagent = () => note("serve: an agent connected");
+  listener.onerror = (error) => note(`serve: ${error.name}: ${error.message}`);
   try {
     const response = await fetch("/dial", { method: "POST", body: listener.ticket });
     return await response.json();
@@ -53,6 +61,9 @@ async function serve(url: string): Promise<Outcome> {
 }
 
 note("page started");
+// Whatever escapes the page's own handling is told too.
+addEventListener("error", (event) => note(`page error: ${(event as ErrorEvent).message}`));
+addEventListener("unhandledrejection", (event) => note(`page rejection: ${String(event.reason)}`));
 const query = new URLSearchParams(location.search);
 const outcomes: Record<string, unknown> = {
   RTCPeerConnection: "RTCPeerConnection" in globalThis,

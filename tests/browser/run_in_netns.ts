@@ -70,14 +70,27 @@ async function stop(browser: Deno.ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** The page's own client dials a ticket through the worker, as an agent on Deno would. */
-function dialBrowser(ticket: string) {
-  return exercise(() =>
-    new WebRTCClientTransport({
-      signaling: new TicketSignaling(ticket, { hostTimeout: 5_000 }),
-      ...LOCAL,
-      connectTimeout: 10_000,
-    }), "deno");
+/**
+ * The page's own client dials a ticket through the worker, as an agent on
+ * Deno would; its steps and phases go to `log`.
+ */
+function dialBrowser(ticket: string, log: string[]) {
+  const started = performance.now();
+  const told = (phase: string) => log.push(`deno → page: ${phase}`);
+  return exercise(
+    () => {
+      const transport = new WebRTCClientTransport({
+        signaling: new TicketSignaling(ticket, { hostTimeout: 5_000 }),
+        ...LOCAL,
+        connectTimeout: 10_000,
+      });
+      transport.onconnectstep = (step) =>
+        told(`${step} at ${Math.round(performance.now() - started)} ms`);
+      return transport;
+    },
+    "deno",
+    told,
+  );
 }
 
 async function main(chromium: string): Promise<Record<string, unknown>> {
@@ -130,7 +143,7 @@ async function main(chromium: string): Promise<Record<string, unknown>> {
       "GET /page.js": () =>
         Promise.resolve(new Response(page, { headers: { "content-type": "text/javascript" } })),
       "POST /log": async (request) => (log.push(await request.text()), new Response("ok")),
-      "POST /dial": async (request) => Response.json(await dialBrowser(await request.text())),
+      "POST /dial": async (request) => Response.json(await dialBrowser(await request.text(), log)),
       "POST /result": async (request) => (report(await request.json()), new Response("ok")),
     };
     const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
