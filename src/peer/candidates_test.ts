@@ -126,6 +126,12 @@ Deno.test("withCandidates puts candidates at the end of their sections, and spli
     ],
   });
   assert.equal(withCandidates(sdp, []), sdp);
+  // By mid where no index is given; once, however often it is given.
+  const byMid = { ...candidate(3), sdpMid: "1", sdpMLineIndex: null };
+  assert.equal(
+    withCandidates(described, [byMid, byMid, first]),
+    described + `a=${candidate(3).candidate}\r\n`,
+  );
 });
 
 Deno.test("Candidates hands its held candidates over to the description once, and none after it was sent", () => {

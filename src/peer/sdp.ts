@@ -81,9 +81,11 @@ export function splitCandidates(sdp: string): { sdp: string; candidates: IceCand
 
 /**
  * A description with `candidates` added to their media sections (by
- * `sdpMLineIndex`, else the first), each after the section's other lines, as
- * a peer that gathered before describing puts them; the inverse of
- * {@linkcode splitCandidates}. No `a=end-of-candidates`: more may trickle.
+ * `sdpMLineIndex`, else by `sdpMid`, else the first), each after the
+ * section's other lines, as a peer that gathered before describing puts
+ * them; the inverse of {@linkcode splitCandidates}. A candidate the
+ * description holds already is not added again. No `a=end-of-candidates`:
+ * more may trickle.
  */
 export function withCandidates(sdp: string, candidates: IceCandidateInit[]): string {
   if (candidates.length === 0) return sdp;
@@ -91,14 +93,27 @@ export function withCandidates(sdp: string, candidates: IceCandidateInit[]): str
   const lines = sdp.split(/\r?\n/);
   if (lines.at(-1) === "") lines.pop();
   const sections: number[] = [];
-  lines.forEach((line, i) => line.startsWith("m=") && sections.push(i));
+  const mids: (string | undefined)[] = [];
+  lines.forEach((line, i) => {
+    if (line.startsWith("m=")) sections.push(i);
+    else if (line.startsWith("a=mid:") && sections.length > 0) {
+      mids[sections.length - 1] = line.slice("a=mid:".length);
+    }
+  });
   if (sections.length === 0) return sdp;
+  const present = new Set(lines);
   const added = new Map<number, string[]>();
   for (const candidate of candidates) {
-    const index = Math.min(Math.max(candidate.sdpMLineIndex ?? 0, 0), sections.length - 1);
+    const byMid = candidate.sdpMid == null ? -1 : mids.indexOf(candidate.sdpMid);
+    const index = Math.min(
+      Math.max(candidate.sdpMLineIndex ?? (byMid >= 0 ? byMid : 0), 0),
+      sections.length - 1,
+    );
     // node-datachannel's candidates come as the attribute line, `a=` included.
-    const line = candidate.candidate.replace(/^a=/, "");
-    added.set(index, [...(added.get(index) ?? []), `a=${line}`]);
+    const line = `a=${candidate.candidate.replace(/^a=/, "")}`;
+    if (present.has(line)) continue;
+    present.add(line);
+    added.set(index, [...(added.get(index) ?? []), line]);
   }
   const out: string[] = [];
   lines.forEach((line, i) => {
