@@ -470,7 +470,11 @@ export const SESSION_END_TIMEOUT = 500;
  */
 export const CHANNEL_RELEASE_TIMEOUT = 500;
 
-/** The bound on waiting for a closed connection's `closed` state; see {@linkcode CHANNEL_RELEASE_TIMEOUT}. */
+/**
+ * The bound on waiting for a closed node-datachannel connection's `closed`
+ * state; see {@linkcode CHANNEL_RELEASE_TIMEOUT}. A browser's connection is
+ * not waited for: the standard's `close()` fires no event.
+ */
 export const CONNECTION_RELEASE_TIMEOUT = 1_000;
 
 /**

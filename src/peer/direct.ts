@@ -107,6 +107,8 @@ export class Peer {
   #channels = new Set<DataChannelLike>();
   #primaryTaken = false;
   #pcClosed?: Promise<unknown>;
+  /** Whether the connection is node-datachannel's, whose close ends with an event. */
+  #native = false;
   #connectCalled = false;
   /** The signalling's start, once begun. */
   #signalingStarted?: Promise<void>;
@@ -240,6 +242,7 @@ export class Peer {
         const config = withPathMtu(options.rtcConfiguration, iceServers, peerTakesLargePackets);
         const pc = new Ctor({ iceServers, ...config });
         this.#pc = pc;
+        this.#native = isNodeDataChannel(Ctor);
         this.#pcClosed = nextEvent(pc, "connectionstatechange", {
           accept: () => pc.connectionState === "closed",
         });
@@ -606,12 +609,19 @@ export class Peer {
       }
       return settle(closed, CHANNEL_RELEASE_TIMEOUT);
     }));
+    const pc = this.#pc;
     try {
-      this.#pc?.close();
+      pc?.close();
     } catch {
       // Already closed.
     }
-    await settle(this.#pcClosed, CONNECTION_RELEASE_TIMEOUT);
+    // node-datachannel's connection says it closed by an event, once it has
+    // released its callbacks into JavaScript. The standard's close() fires
+    // none: a browser's connection is closed when close() returns (it made
+    // every browser's close, and a refused connect, wait the whole bound).
+    if (pc && (this.#native || pc.connectionState !== "closed")) {
+      await settle(this.#pcClosed, CONNECTION_RELEASE_TIMEOUT);
+    }
     // Let the native side finish the callback that dispatched the event.
     await delay(0);
   }
