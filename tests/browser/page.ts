@@ -62,8 +62,11 @@ async function serve(url: string): Promise<Outcome> {
 
 note("page started");
 // Whatever escapes the page's own handling is told too.
-addEventListener("error", (event) => note(`page error: ${(event as ErrorEvent).message}`));
-addEventListener("unhandledrejection", (event) => note(`page rejection: ${String(event.reason)}`));
+addEventListener("error", (event: Event) => note(`page error: ${(event as ErrorEvent).message}`));
+addEventListener(
+  "unhandledrejection",
+  (event: Event) => note(`page rejection: ${String((event as PromiseRejectionEvent).reason)}`),
+);
 const query = new URLSearchParams(location.search);
 const outcomes: Record<string, unknown> = {
   RTCPeerConnection: "RTCPeerConnection" in globalThis,
