@@ -40,6 +40,18 @@ Deno.test({
     assert.deepEqual(outcome.large, { length: LARGE_SIZE, same: true }, show);
   }
   assert.equal(report.sessions, 2, show);
+  // The page answers the desktop's offer without waiting for a check of its
+  // own first: a browser starts ICE only once its answer is set, so such a
+  // wait (OFFER_CHECK_WAIT, 20 ms) could only delay the answer.
+  const at = (step: string) =>
+    Number(
+      (report.log as string[]).find((line) => line.startsWith(`answerer: ${step} at `))
+        ?.match(/ at (\d+) ms/)?.[1],
+    );
+  assert.ok(
+    at("answer") - at("offer") < 15,
+    `the page answered after ${at("answer") - at("offer")} ms: ${show}`,
+  );
   // A ticket with another secret: refused by the room, and the page is told why.
   const wrong = page.wrong as Outcome & { ok: false };
   assert.equal(wrong?.ok, false, show);

@@ -177,7 +177,13 @@ export async function answer(n: Negotiation, signal: AbortSignal): Promise<DataC
   // Another stack's offer, or a retry, is answered first and its candidates
   // applied after: our checks must not reach an offerer that has not our
   // answer yet (we are its DTLS client, and it could not check our fingerprint).
-  if (swapped) await applyOfferCandidates(n, inline.candidates, wait);
+  // Only node-datachannel can check first: it makes its answer, and starts
+  // ICE, as the offer is applied. A standard stack (a browser) starts ICE at
+  // setLocalDescription: it is given the candidates before it answers, so that
+  // its checks start with the answer, and the answer waits for nothing.
+  const checkFirst = swapped && n.native;
+  if (checkFirst) await applyOfferCandidates(n, inline.candidates, wait);
+  else if (swapped) await applyCandidates(n, inline.candidates, wait);
   const description = await wait(pc.createAnswer());
   await wait(pc.setLocalDescription(description));
   // Marked too: the offerer then knows its answerer follows this order.
@@ -229,14 +235,26 @@ async function applyOfferCandidates(
   inline: IceCandidateInit[],
   wait: Wait,
 ): Promise<void> {
-  const queued = await wait(n.candidates.remoteDescriptionApplied());
-  for (const candidate of inline) await wait(n.candidates.remote(candidate));
-  if (queued + inline.length === 0) {
+  if (await applyCandidates(n, inline, wait) === 0) {
     await wait(settle(n.candidates.firstApplied, OFFER_CANDIDATE_WAIT));
   }
   // Our checks of those candidates go first; the answer waits (a little) for
   // the first to succeed, so that it cannot overtake them.
   await wait(settle(n.iceUp, OFFER_CHECK_WAIT));
+}
+
+/**
+ * Applies the candidates that waited for the offer and those it held;
+ * resolves with how many.
+ */
+async function applyCandidates(
+  n: Negotiation,
+  inline: IceCandidateInit[],
+  wait: Wait,
+): Promise<number> {
+  const queued = await wait(n.candidates.remoteDescriptionApplied());
+  for (const candidate of inline) await wait(n.candidates.remote(candidate));
+  return queued + inline.length;
 }
 
 /** The channel, once open. */
