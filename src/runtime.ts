@@ -233,6 +233,17 @@ export async function resolvePeerConnection(
 }
 
 /**
+ * Whether `pc` is node-datachannel's, whoever made its class (its polyfill
+ * has members no standard connection has): it makes its answer, and starts
+ * ICE, as an offer is applied, and its `close()` ends with a
+ * `connectionstatechange` once it released its callbacks into JavaScript,
+ * where the standard's fires none.
+ */
+export function isLibdatachannel(pc: object): boolean {
+  return "ext_maxMessageSize" in pc;
+}
+
+/**
  * Whether connections made by `Ctor` are node-datachannel's as this module
  * makes them (its own, or a subclass): their ICE receives packets up to
  * libjuice's 4096-byte buffer.

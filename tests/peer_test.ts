@@ -202,6 +202,37 @@ Deno.test("An offer of this module is answered once the answerer's check of the 
   }
 });
 
+Deno.test("An answerer on node-datachannel's plain polyfill checks the offerer before it answers, as this module's own does", async () => {
+  // node-datachannel starts ICE as the offer is applied, whoever made the
+  // class; only a standard stack (a browser) answers at once.
+  const Plain = PolyfillPeerConnection as unknown as PeerConnectionConstructor;
+  let raced = 0;
+  for (let round = 0; round < 3; round++) {
+    const log: string[] = [];
+    const [a, b] = MemorySignaling.createPair();
+    const offerer = new Peer({ ...OPTIONS, signaling: a, initiator: true });
+    const answerer = new Peer({
+      ...OPTIONS,
+      RTCPeerConnection: Plain,
+      signaling: editing(b, (message) => (log.push(`B sends ${message.type}`), message)),
+      initiator: false,
+      onstep: (step) => log.push(`B ${step}`),
+    });
+    try {
+      try {
+        await Promise.all([offerer.connect(), answerer.connect()]);
+      } catch (error) {
+        if (raced++ > 0 || !DTLS_RACE.test(String((error as Error)?.message))) throw error;
+        continue;
+      }
+      assert.ok(log.indexOf("B ice") >= 0, JSON.stringify(log));
+      assert.ok(log.indexOf("B ice") < log.indexOf("B sends answer"), JSON.stringify(log));
+    } finally {
+      await Promise.all([offerer.close(), answerer.close()]);
+    }
+  }
+});
+
 Deno.test("The answerer hands its candidates over in its answer or right behind it, not after the answer's delivery", async () => {
   // A carrier that batches (an A2A request) can carry them together only so.
   const [a, b] = MemorySignaling.createPair();

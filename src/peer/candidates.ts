@@ -99,14 +99,15 @@ export class Candidates {
   }
 
   /**
-   * The remote description is applied: the queued remote candidates are
-   * applied now, in order. Resolves with how many there were.
+   * The remote description is applied: the candidates it held (`inline`,
+   * gathered first) and then the queued ones are applied now, in order.
+   * Resolves with how many there were.
    */
-  async remoteDescriptionApplied(): Promise<number> {
-    const queued = this.#queued ?? [];
+  async remoteDescriptionApplied(inline: IceCandidateInit[] = []): Promise<number> {
+    const all = [...inline, ...this.#queued ?? []];
     this.#queued = undefined;
-    await this.#apply(queued);
-    return queued.length;
+    await this.#apply(all);
+    return all.length;
   }
 
   /** Resolves once a remote candidate was applied (not merely queued). */

@@ -111,7 +111,12 @@ Deno.test("withCandidates puts candidates at the end of their sections, and spli
   ].join("\r\n");
   const first = candidate(1);
   // As node-datachannel gives them: the attribute line, `a=` included.
-  const second = { ...candidate(2), candidate: `a=${candidate(2).candidate}`, sdpMLineIndex: 1 };
+  // A mid no section has: placed by its index.
+  const second = {
+    candidate: `a=${candidate(2).candidate}`,
+    sdpMid: "9",
+    sdpMLineIndex: 1,
+  };
   const described = withCandidates(sdp, [first, second]);
   assert.equal(
     described,
@@ -148,4 +153,11 @@ Deno.test("Candidates hands its held candidates over to the description once, an
   candidates.release();
   assert.deepEqual(candidates.takeHeld(), []);
   assert.deepEqual(events, ["sent candidate:3"]);
+});
+
+Deno.test("Candidates applies a description's own candidates before those queued for it", async () => {
+  const { events, candidates } = recorder();
+  await candidates.remote(candidate(2));
+  assert.equal(await candidates.remoteDescriptionApplied([candidate(1)]), 2);
+  assert.deepEqual(events, ["applied candidate:1", "applied candidate:2"]);
 });

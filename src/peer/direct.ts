@@ -31,7 +31,7 @@ import {
   SignalRefusedError,
   WebRTCTransportError,
 } from "../errors.ts";
-import { isNodeDataChannel, resolvePeerConnection } from "../runtime.ts";
+import { isLibdatachannel, isNodeDataChannel, resolvePeerConnection } from "../runtime.ts";
 import type { SignalingMessage } from "../signaling/signaling.ts";
 import { Candidates } from "./candidates.ts";
 import {
@@ -242,7 +242,7 @@ export class Peer {
         const config = withPathMtu(options.rtcConfiguration, iceServers, peerTakesLargePackets);
         const pc = new Ctor({ iceServers, ...config });
         this.#pc = pc;
-        this.#native = isNodeDataChannel(Ctor);
+        this.#native = isLibdatachannel(pc);
         this.#pcClosed = nextEvent(pc, "connectionstatechange", {
           accept: () => pc.connectionState === "closed",
         });

@@ -32,6 +32,7 @@ import {
 } from "../constants.ts";
 import type { DataChannelLike } from "../data_channel_transport.ts";
 import { ConnectError, WebRTCTransportError } from "../errors.ts";
+import { isLibdatachannel } from "../runtime.ts";
 import type { SignalingMessage } from "../signaling/signaling.ts";
 import type { Candidates } from "./candidates.ts";
 import {
@@ -149,8 +150,7 @@ export async function offer(n: Negotiation, signal: AbortSignal): Promise<DataCh
   n.state.negotiatedAt = n.clock.now();
   if (n.retry) n.candidates.release();
   n.step("answer");
-  await wait(n.candidates.remoteDescriptionApplied());
-  for (const candidate of inline.candidates) await wait(n.candidates.remote(candidate));
+  await wait(n.candidates.remoteDescriptionApplied(inline.candidates));
   return await opened(channel, wait);
 }
 
@@ -181,7 +181,7 @@ export async function answer(n: Negotiation, signal: AbortSignal): Promise<DataC
   // ICE, as the offer is applied. A standard stack (a browser) starts ICE at
   // setLocalDescription: it is given the candidates before it answers, so that
   // its checks start with the answer, and the answer waits for nothing.
-  const checkFirst = swapped && n.native;
+  const checkFirst = swapped && isLibdatachannel(pc);
   if (checkFirst) await applyOfferCandidates(n, inline.candidates, wait);
   else if (swapped) await applyCandidates(n, inline.candidates, wait);
   const description = await wait(pc.createAnswer());
@@ -252,9 +252,7 @@ async function applyCandidates(
   inline: IceCandidateInit[],
   wait: Wait,
 ): Promise<number> {
-  const queued = await wait(n.candidates.remoteDescriptionApplied());
-  for (const candidate of inline) await wait(n.candidates.remote(candidate));
-  return queued + inline.length;
+  return await wait(n.candidates.remoteDescriptionApplied(inline));
 }
 
 /** The channel, once open. */

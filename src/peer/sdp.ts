@@ -81,7 +81,7 @@ export function splitCandidates(sdp: string): { sdp: string; candidates: IceCand
 
 /**
  * A description with `candidates` added to their media sections (by
- * `sdpMLineIndex`, else by `sdpMid`, else the first), each after the
+ * `sdpMid`, else by `sdpMLineIndex`, else the first), each after the
  * section's other lines, as a peer that gathered before describing puts
  * them; the inverse of {@linkcode splitCandidates}. A candidate the
  * description holds already is not added again. No `a=end-of-candidates`:
@@ -104,11 +104,11 @@ export function withCandidates(sdp: string, candidates: IceCandidateInit[]): str
   const present = new Set(lines);
   const added = new Map<number, string[]>();
   for (const candidate of candidates) {
+    // By mid first, as JSEP reads a candidate, else by index, else the first.
     const byMid = candidate.sdpMid == null ? -1 : mids.indexOf(candidate.sdpMid);
-    const index = Math.min(
-      Math.max(candidate.sdpMLineIndex ?? (byMid >= 0 ? byMid : 0), 0),
-      sections.length - 1,
-    );
+    const index = byMid >= 0
+      ? byMid
+      : Math.min(Math.max(candidate.sdpMLineIndex ?? 0, 0), sections.length - 1);
     // node-datachannel's candidates come as the attribute line, `a=` included.
     const line = `a=${candidate.candidate.replace(/^a=/, "")}`;
     if (present.has(line)) continue;
