@@ -108,7 +108,7 @@ export class Peer {
   #primaryTaken = false;
   #pcClosed?: Promise<unknown>;
   /** Whether the connection is node-datachannel's, whose close ends with an event. */
-  #native = false;
+  #libdatachannel = false;
   #connectCalled = false;
   /** The signalling's start, once begun. */
   #signalingStarted?: Promise<void>;
@@ -242,7 +242,7 @@ export class Peer {
         const config = withPathMtu(options.rtcConfiguration, iceServers, peerTakesLargePackets);
         const pc = new Ctor({ iceServers, ...config });
         this.#pc = pc;
-        this.#native = isLibdatachannel(pc);
+        this.#libdatachannel = isLibdatachannel(pc);
         this.#pcClosed = nextEvent(pc, "connectionstatechange", {
           accept: () => pc.connectionState === "closed",
         });
@@ -619,7 +619,7 @@ export class Peer {
     // released its callbacks into JavaScript. The standard's close() fires
     // none: a browser's connection is closed when close() returns (it made
     // every browser's close, and a refused connect, wait the whole bound).
-    if (pc && (this.#native || pc.connectionState !== "closed")) {
+    if (pc && (this.#libdatachannel || pc.connectionState !== "closed")) {
       await settle(this.#pcClosed, CONNECTION_RELEASE_TIMEOUT);
     }
     // Let the native side finish the callback that dispatched the event.

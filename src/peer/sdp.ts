@@ -115,13 +115,18 @@ export function withCandidates(sdp: string, candidates: IceCandidateInit[]): str
     present.add(line);
     added.set(index, [...(added.get(index) ?? []), line]);
   }
+  // Each section's candidates go where the next section (or the text) begins.
   const out: string[] = [];
-  lines.forEach((line, i) => {
+  let section = -1;
+  const close = () => out.push(...(added.get(section) ?? []));
+  for (const line of lines) {
+    if (line.startsWith("m=")) {
+      close();
+      section++;
+    }
     out.push(line);
-    const section = sections.findLastIndex((start) => start <= i);
-    const last = section >= 0 && (sections[section + 1] ?? lines.length) === i + 1;
-    if (last) out.push(...(added.get(section) ?? []));
-  });
+  }
+  close();
   return out.join(eol) + eol;
 }
 
