@@ -14,6 +14,8 @@ import type { Ticket } from "./ticket.ts";
 import {
   DEFAULT_MAX_AGENTS,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
+  DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT,
+  DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_DESKTOP,
   DEFAULT_MAX_UNFINISHED_BYTES,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
   DEFAULT_SESSION_STARTS_PER_SECOND,
@@ -158,6 +160,28 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
    */
   maxUnfinishedBytes?: number;
   /**
+   * The most bytes that one agent's sessions together keep until the agent
+   * acknowledges them, to send them again should its path change (each
+   * session within `DEFAULT_MAX_UNACKNOWLEDGED_BYTES` of its own). The agent
+   * decides when it acknowledges: a message that does not fit ends its
+   * session with an error naming this budget, and the agent's other sessions
+   * go on. Kept only with `resume` (the default). An agent is a peer
+   * connection, as for `maxUnfinishedBytesPerAgent`, within
+   * `maxUnacknowledgedBytes`.
+   *
+   * @default {268435456}
+   */
+  maxUnacknowledgedBytesPerAgent?: number;
+  /**
+   * The most bytes that the sessions of all agents together keep until
+   * acknowledged: what resends can make this process keep. A message that
+   * does not fit ends its session as with `maxUnacknowledgedBytesPerAgent`,
+   * naming this budget.
+   *
+   * @default {536870912}
+   */
+  maxUnacknowledgedBytes?: number;
+  /**
    * Milliseconds an agent's chunked message may go without a new chunk before
    * it is dropped (its request gets a JSON-RPC error saying so) and its
    * session closed.
@@ -238,6 +262,14 @@ export function checkListenerLimits(options: WebRTCListenerOptions): void {
         options.maxUnfinishedBytesPerAgent ?? DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
       ],
       ["maxUnfinishedBytes", options.maxUnfinishedBytes ?? DEFAULT_MAX_UNFINISHED_BYTES],
+      [
+        "maxUnacknowledgedBytesPerAgent",
+        options.maxUnacknowledgedBytesPerAgent ?? DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT,
+      ],
+      [
+        "maxUnacknowledgedBytes",
+        options.maxUnacknowledgedBytes ?? DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_DESKTOP,
+      ],
       [
         "unfinishedMessageTimeout",
         options.unfinishedMessageTimeout ?? DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,

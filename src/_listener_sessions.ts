@@ -84,10 +84,12 @@ export class SessionGate {
   }
 
   /**
-   * Takes a slot for the session, given back when its channel closes; or
-   * refuses it (`false`).
+   * Takes a slot for the session, or refuses it (`undefined`). The slot is
+   * the caller's until it calls the `release` returned (idempotent): when the
+   * channel closes, for a plain session; when the session ends, for one kept
+   * for a resume, which outlives its channel.
    */
-  admit(transport: Transport & { readonly closed: Promise<unknown> }): boolean {
+  admit(transport: Transport): (() => void) | undefined {
     const { peer, maxSessions, startsPerSecond, clock, onerror } = this.#options;
     const open = this.#open;
     if (open >= maxSessions) {
@@ -101,7 +103,7 @@ export class SessionGate {
         `Cannot open another MCP session as this agent has ${open} open, the most the desktop allows: close one and try again`,
         clock,
       );
-      return false;
+      return undefined;
     }
     if (!this.#starts.take()) {
       onerror(
@@ -114,13 +116,14 @@ export class SessionGate {
         `Cannot open another MCP session as this agent starts sessions faster than the desktop allows (${startsPerSecond} a second, sessionStartsPerSecond): wait a second and try again, or keep sessions open instead of opening new ones`,
         clock,
       );
-      return false;
+      return undefined;
     }
-    // The slot is taken now and given back the moment the channel closes,
-    // whether it opened, started a server, or neither.
     this.#open++;
-    void transport.closed.then(() => this.#open--);
-    return true;
+    let held = true;
+    return () => {
+      if (held) this.#open--;
+      held = false;
+    };
   }
 }
 

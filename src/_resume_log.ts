@@ -44,7 +44,7 @@ export interface ResumeLogOptions {
    * The session's scope of bytes kept until acknowledged, possibly inside its
    * connection's.
    *
-   * @default {new MemoryBudget("maxUnacknowledgedBytes", DEFAULT_MAX_UNACKNOWLEDGED_BYTES)} (64 MiB)
+   * @default {new MemoryBudget("maxUnacknowledgedBytesPerSession", DEFAULT_MAX_UNACKNOWLEDGED_BYTES)} (64 MiB)
    */
   budget?: MemoryBudget;
   /**
@@ -143,7 +143,7 @@ export class ResumeLog<T> {
       }
     }
     this.#budget = budget ??
-      new MemoryBudget("maxUnacknowledgedBytes", DEFAULT_MAX_UNACKNOWLEDGED_BYTES);
+      new MemoryBudget("maxUnacknowledgedBytesPerSession", DEFAULT_MAX_UNACKNOWLEDGED_BYTES);
     this.#ackInterval = options.ackInterval ?? RESUME_ACK_INTERVAL;
     this.#ackEvery = options.ackEvery ?? RESUME_ACK_EVERY;
     this.#acknowledge = options.acknowledge;

@@ -513,6 +513,27 @@ export const DEFAULT_CONNECTION_LINGER = 30_000;
 export const DEFAULT_MAX_UNACKNOWLEDGED_BYTES = 64 * 1024 * 1024;
 
 /**
+ * The default budget of bytes that all sessions of one connection together
+ * keep until the other peer acknowledges them
+ * (`maxUnacknowledgedBytesPerAgent` of a listener, `unacknowledgedBudget` of
+ * a `WebRTCConnection`): four of {@linkcode DEFAULT_MAX_UNACKNOWLEDGED_BYTES},
+ * four of the largest messages the other peer takes by default at once. Each
+ * session has its own budget inside it. An agent that never acknowledges
+ * could otherwise make a desktop keep that much per session, on each of its
+ * sessions (64 MiB × 64 sessions, past V8's heap limit).
+ */
+export const DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT = 4 * DEFAULT_MAX_UNACKNOWLEDGED_BYTES;
+
+/**
+ * The default budget of bytes that the sessions of all agents of a listener
+ * keep until acknowledged (`maxUnacknowledgedBytes` of a listener): two
+ * agents' worth of {@linkcode DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT}, so
+ * that what a desktop keeps for resends is bounded whatever its agents do.
+ */
+export const DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_DESKTOP = 2 *
+  DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT;
+
+/**
  * Milliseconds a session waits, after receiving a message it has not yet
  * acknowledged, before it acknowledges on its own: short against the round
  * trip of a call, so the other side's kept messages are given back quickly,

@@ -23,6 +23,8 @@ import {
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_KEEPALIVE_INTERVAL,
   DEFAULT_MAX_RECEIVE_SIZE,
+  DEFAULT_MAX_UNACKNOWLEDGED_BYTES,
+  DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
   DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
   FALLBACK_MAX_MESSAGE_SIZE,
@@ -192,6 +194,18 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
    */
   unfinishedBudget?: MemoryBudget;
   /**
+   * The budget that what this connection's resumable sessions keep until the
+   * other peer acknowledges it (to send it again after a network change)
+   * reserves its bytes from, each session within a budget of its own of
+   * `DEFAULT_MAX_UNACKNOWLEDGED_BYTES`; it may sit inside a larger one (a
+   * {@linkcode WebRTCListener} gives each agent a budget inside the
+   * desktop's). The other peer decides when it acknowledges: a message that
+   * does not fit ends its session with an error naming the budget.
+   *
+   * @default {new MemoryBudget("unacknowledgedBudget", DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT)} (256 MiB)
+   */
+  unacknowledgedBudget?: MemoryBudget;
+  /**
    * Milliseconds a chunked message from the other peer may go without a new
    * chunk before it is dropped and its session closed (see
    * `DataChannelTransportOptions.unfinishedMessageTimeout`).
@@ -285,6 +299,8 @@ export class WebRTCConnection {
   readonly #resume: boolean;
   readonly #linger: number;
   readonly #budget: MemoryBudget;
+  /** What this connection's resumable sessions keep until acknowledged: their budgets' scope. */
+  readonly #unacknowledged: MemoryBudget;
   readonly #sessions = new Set<ChannelSession<WebRTCConnection>>();
   /** What the sessions reach of this connection. */
   readonly #host: SessionHost<WebRTCConnection>;
@@ -448,10 +464,13 @@ export class WebRTCConnection {
       }
     }
     const budget = options.unfinishedBudget;
-    if (budget !== undefined && !(budget instanceof MemoryBudget)) {
-      throw new TypeError(
-        "Cannot create WebRTC connection as 'unfinishedBudget' is not a MemoryBudget: pass new MemoryBudget(name, bytes) from @mcp/webrtc/framing, or leave it out for the default",
-      );
+    for (const name of ["unfinishedBudget", "unacknowledgedBudget"] as const) {
+      const given = options[name];
+      if (given !== undefined && !(given instanceof MemoryBudget)) {
+        throw new TypeError(
+          `Cannot create WebRTC connection as '${name}' is not a MemoryBudget: pass new MemoryBudget(name, bytes) from @mcp/webrtc/framing, or leave it out for the default`,
+        );
+      }
     }
     this.#options = options;
     this.#initiator = options.initiator ?? true;
@@ -460,6 +479,8 @@ export class WebRTCConnection {
     this.#linger = linger;
     this.#budget = budget ??
       new MemoryBudget("unfinishedBudget", DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT);
+    this.#unacknowledged = options.unacknowledgedBudget ??
+      new MemoryBudget("unacknowledgedBudget", DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT);
     this.#host = {
       connection: this,
       attach: (session) => this.#attach(session),
@@ -790,14 +811,15 @@ export class WebRTCConnection {
       // A slot is taken as the channel arrives, as for a plain session: the
       // first message, which says whether it resumes, may never come.
       const admit = claimScopes.get(this)?.admit;
-      if (admit && !admit(this, session)) return;
+      const release = admit ? admit(this, session) : () => {};
+      if (!release) return;
       session.start().catch((error) => {
         // A plain session's server would have said so as it failed to start.
         if (!this.#closed && String(error?.message).includes("(INCOMING_CHANNEL_OPEN_TIMEOUT)")) {
           this.onerror?.(error);
         }
       });
-      return void this.#acceptResumable(session, channel);
+      return void this.#acceptResumable(session, channel, release);
     }
     try {
       if (this.ontransport) this.ontransport(session);
@@ -878,15 +900,25 @@ export class WebRTCConnection {
       await inner.start();
       return inner;
     };
-    const session = new ResumableSession(undefined, { open, clock: clockOf(this) });
+    const session = new ResumableSession(undefined, {
+      open,
+      clock: clockOf(this),
+      budget: this.#sessionBudget(),
+    });
     this.#track(session, open);
     return Object.assign(session, { connection: this });
   }
 
-  /** The serving side: a channel's first message says which session it carries. */
+  /**
+   * The serving side: a channel's first message says which session it
+   * carries. `release` gives back the channel's session slot: once the
+   * session it starts ends, at once if it resumes one (that session holds a
+   * slot of its own), or as the channel is refused.
+   */
   async #acceptResumable(
     inner: ChannelSession<WebRTCConnection>,
     channel: DataChannelLike,
+    release: () => void,
   ): Promise<void> {
     const peer = this.#peer ?? this.#connecting;
     // Its opener says at once what the channel carries (MCP, or a session to
@@ -921,9 +953,12 @@ export class WebRTCConnection {
           ? held
           : "no accepted claim binds this connection to the session's";
       },
-      { clock: clockOf(this) },
+      { clock: clockOf(this), budget: this.#sessionBudget() },
     );
-    const accepted = await accepting;
+    const accepted = await accepting.catch((error) => {
+      release();
+      throw error;
+    });
     channel.removeEventListener("message", framed);
     clock.clearTimeout(silent);
     if (!accepted && !heard && !this.#closed && this.#peer === peer && peer) {
@@ -934,7 +969,12 @@ export class WebRTCConnection {
         ),
       );
     }
-    if (!accepted) return void inner.close();
+    if (!accepted) {
+      release();
+      return void inner.close();
+    }
+    if (accepted.created) void accepted.session.closed.then(release);
+    else release();
     this.#suspended.delete(accepted.session);
     if (this.#suspended.size === 0) this.#stopGrace();
     if (!accepted.created) return;
@@ -947,6 +987,15 @@ export class WebRTCConnection {
       this.onerror?.(error as Error);
       void accepted.session.close();
     }
+  }
+
+  /** A resumable session's budget for what it keeps until acknowledged, inside the connection's. */
+  #sessionBudget(): MemoryBudget {
+    return new MemoryBudget(
+      "maxUnacknowledgedBytesPerSession",
+      DEFAULT_MAX_UNACKNOWLEDGED_BYTES,
+      this.#unacknowledged,
+    );
   }
 
   /** Takes over what `other` holds (its claim named it): its sessions resume here. */
@@ -1188,10 +1237,13 @@ export interface ClaimScope {
   adopt?(from: WebRTCConnection, to: WebRTCConnection): void;
   /**
    * Takes a slot for a channel the other side opened, before its first
-   * message says whether it starts or resumes a session; `false` refuses it
-   * (the scope then answers and closes it).
+   * message says whether it starts or resumes a session, and returns what
+   * gives it back; `undefined` refuses it (the scope then answers and closes
+   * it). A channel that starts a session hands its slot to the session, kept
+   * until the session ends (suspended sessions count); one that resumes a
+   * session gives its own back, as that session holds one already.
    */
-  admit?(connection: WebRTCConnection, channel: WebRTCSessionTransport): boolean;
+  admit?(connection: WebRTCConnection, channel: WebRTCSessionTransport): (() => void) | undefined;
   /** `connection` lost its peer and holds no session any more (the grace period passed). */
   emptied?(connection: WebRTCConnection): void;
 }

@@ -62,6 +62,8 @@ import {
   DEFAULT_CONNECT_TIMEOUT,
   DEFAULT_MAX_AGENTS,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
+  DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT,
+  DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_DESKTOP,
   DEFAULT_MAX_UNFINISHED_BYTES,
   DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
   DEFAULT_RESUME_GRACE,
@@ -154,10 +156,12 @@ export class WebRTCListener {
     book: new ClaimBook(),
     adopt: (from, to) => this.#adopt(from, to),
     emptied: (connection) => this.#expire(connection),
-    admit: (connection, channel) => this.#gates.get(connection)?.admit(channel) ?? false,
+    admit: (connection, channel) => this.#gates.get(connection)?.admit(channel),
   };
   /** What all agents' unfinished messages hold. */
   readonly #budget: MemoryBudget;
+  /** What all agents' sessions keep until acknowledged. */
+  readonly #unacknowledged: MemoryBudget;
   #closing?: Promise<void>;
   /** The sealed hellos waiting in the room for the next agent of each invite, by invite. */
   #hellos = new Map<string, LeftHello>();
@@ -227,6 +231,10 @@ export class WebRTCListener {
     this.#budget = new MemoryBudget(
       "maxUnfinishedBytes",
       options.maxUnfinishedBytes ?? DEFAULT_MAX_UNFINISHED_BYTES,
+    );
+    this.#unacknowledged = new MemoryBudget(
+      "maxUnacknowledgedBytes",
+      options.maxUnacknowledgedBytes ?? DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_DESKTOP,
     );
     options.hub.onpeerjoin = (peer) => void this.#accept(peer);
     for (const peer of options.hub.peers) void this.#accept(peer);
@@ -612,6 +620,8 @@ export class WebRTCListener {
       sessionStartsPerSecond = DEFAULT_SESSION_STARTS_PER_SECOND,
       maxUnfinishedBytesPerAgent = DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,
       maxUnfinishedBytes: _desktop,
+      maxUnacknowledgedBytesPerAgent = DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT,
+      maxUnacknowledgedBytes: _desktopUnacknowledged,
       tools: _tools,
       onaudit: _onaudit,
       resume = true,
@@ -624,6 +634,11 @@ export class WebRTCListener {
         "maxUnfinishedBytesPerAgent",
         maxUnfinishedBytesPerAgent,
         this.#budget,
+      ),
+      unacknowledgedBudget: new MemoryBudget(
+        "maxUnacknowledgedBytesPerAgent",
+        maxUnacknowledgedBytesPerAgent,
+        this.#unacknowledged,
       ),
       iceServers,
       signaling,
@@ -658,7 +673,11 @@ export class WebRTCListener {
     };
     connection.ontransport = (transport) => {
       // With resume, the session's channel took its slot as it arrived.
-      if (!resume && !gate.admit(transport)) return;
+      if (!resume) {
+        const release = gate.admit(transport);
+        if (!release) return;
+        void transport.closed.then(release);
+      }
       void this.#serve(Object.freeze({ agent, peer, session: ++sessions, transport }), transport);
     };
     const left = (error?: Error) => {

@@ -8,6 +8,8 @@ import { z } from "zod";
 import {
   type ListenOptions,
   MemorySignaling,
+  type Signaling,
+  type SignalingHub,
   TicketSignaling,
   WebRTCClientTransport,
   WebRTCListener,
@@ -166,4 +168,25 @@ export function withDesktop(
       await listener.close();
     }
   }, vars);
+}
+
+/** A hub with one peer, on an in-memory signalling pair. */
+export class OnePeerHub implements SignalingHub {
+  onpeerjoin?: (peer: string) => void;
+  onpeerleave?: (peer: string) => void;
+  onclose?: (error?: Error) => void;
+  readonly #channel: Signaling;
+  constructor(channel: Signaling) {
+    this.#channel = channel;
+  }
+  get peers() {
+    return ["peer-1"];
+  }
+  signaling() {
+    return this.#channel;
+  }
+  async close() {
+    await this.#channel.close();
+    this.onclose?.();
+  }
 }

@@ -11,35 +11,12 @@ import {
   type AgentSession,
   type AuditRecord,
   MemorySignaling,
-  type Signaling,
-  type SignalingHub,
   WebRTCClientTransport,
   WebRTCListener,
 } from "../mod.ts";
 import { TOOL_NOT_ALLOWED } from "../src/constants.ts";
-import { createTestServer, LOCAL } from "./_helpers.ts";
+import { createTestServer, LOCAL, OnePeerHub } from "./_helpers.ts";
 import { CliProcess, LOCAL_FLAGS, startAgent, until, withWorker } from "./_cli_helpers.ts";
-
-/** A hub with one peer, on an in-memory signalling pair. */
-class OnePeerHub implements SignalingHub {
-  onpeerjoin?: (peer: string) => void;
-  onpeerleave?: (peer: string) => void;
-  onclose?: (error?: Error) => void;
-  readonly #channel: Signaling;
-  constructor(channel: Signaling) {
-    this.#channel = channel;
-  }
-  get peers() {
-    return ["peer-1"];
-  }
-  signaling() {
-    return this.#channel;
-  }
-  async close() {
-    await this.#channel.close();
-    this.onclose?.();
-  }
-}
 
 async function listTools(client: Client): Promise<string[]> {
   const names: string[] = [];
