@@ -707,14 +707,17 @@ export class Room extends DurableObject<Env> {
     const perRoom = limit(this.env.TURN_PER_ROOM_PER_HOUR, DEFAULTS.TURN_PER_ROOM_PER_HOUR);
     // A join without an address (not through the edge) shares one quota with all such joins.
     const quota = quotas.get(quotas.idFromName(me.address ?? "unknown"));
+    // The bucket may be stored below: the room expires once empty, so it goes
+    // too. Said before the quota is asked, as the room's last socket may close
+    // while it waits for the answer, and that close sets the expiry only for a
+    // room that keeps something.
+    this.#kept = true;
     if (
       !(await quota.take(perAddress, TURN_WINDOW_SECONDS)) ||
       !(await takeToken(this.ctx.storage, TURN_BUCKET, perRoom, TURN_WINDOW_SECONDS))
     ) {
       return { refusal: errorFrame("ice_servers_limited", ref) };
     }
-    // The bucket is stored now: the room expires once empty, so it goes too.
-    this.#kept = true;
     const iceServers = await this.#iceServers(me.peer);
     if (iceServers.length === 0) return { refusal: errorFrame("ice_servers_unavailable", ref) };
     const ttl = turnTtl(this.env);

@@ -403,3 +403,43 @@ Deno.test("A paired room's host that joins invites-only refuses its ticket's gue
     { entry: OBSERVED_WORKER },
   );
 });
+
+Deno.test("A room whose last member leaves while its ice_servers request waits for the address's quota still expires: the TURN bucket it then stores has an alarm to go with", async () => {
+  // The quota object answered late, as one in another location would: the
+  // member's close comes while the room waits for it.
+  const slowQuota = `
+function slowQuotas(env) {
+  const quotas = env.TURN_QUOTAS;
+  return { ...env, TURN_QUOTAS: {
+    idFromName: (name) => quotas.idFromName(name),
+    get: (id) => {
+      const stub = quotas.get(id);
+      return {
+        take: async (...args) => {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          return stub.take(...args);
+        },
+      };
+    },
+  } };
+}
+`;
+  const entry = OBSERVED_WORKER.replace("super(ctx, env);", "super(ctx, slowQuotas(env));") +
+    slowQuota;
+  assert.notEqual(entry, OBSERVED_WORKER + slowQuota, "the worker's constructor was patched");
+  await withServer(
+    async (server) => {
+      const { room, guestKey, hostVerifier } = await pairedRoom();
+      const guest = await Peer.open(server, room, "guest", guestKey, { hostVerifier });
+      assert.equal((await guest.next() as Record<string, unknown>).type, "welcome");
+      guest.send({ type: "ice_servers", id: 1 });
+      await guest.close();
+      // The bucket is written once the quota answers, and the room's expiry with it or before.
+      const after = await stored(server, room, 2);
+      assert.ok(after.keys.includes("turn"), JSON.stringify(after));
+      assert.notEqual(after.alarm, null, `an alarm deletes what was stored: ${JSON.stringify(after)}`);
+    },
+    { TURN_SECRET: "secret", TURN_URLS: "turn:127.0.0.1:3478" },
+    { entry },
+  );
+});
