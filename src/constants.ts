@@ -83,6 +83,18 @@ export const DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT = 2 * DEFAULT_MAX_RECEIVE_SI
 export const DEFAULT_MAX_UNFINISHED_BYTES = 2 * DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT;
 
 /**
+ * The default budget of bytes a transport's messages may hold while they wait
+ * to be written behind others (`queueBudget` of a `DataChannelTransport`):
+ * two of {@linkcode DEFAULT_MAX_RECEIVE_SIZE}, so that a full-size answer
+ * can wait behind another. A peer that stops reading yet keeps asking made
+ * its answers pile up without bound before (200 answers of 1 MiB held 198
+ * MiB in a test, with 4 MiB in the channel's buffer). A connection's sessions
+ * reserve it inside its budget of what it holds for the other peer
+ * (`unacknowledgedBudget`).
+ */
+export const DEFAULT_MAX_QUEUED_BYTES = 2 * DEFAULT_MAX_RECEIVE_SIZE;
+
+/**
  * How long a chunked message may go without a new chunk before it is dropped
  * and its session closed (`unfinishedMessageTimeout`). It measures progress,
  * not total time: a sender of this module sends a message's chunks back to

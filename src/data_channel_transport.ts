@@ -27,6 +27,7 @@ import {
   DEFAULT_CHANNEL_OPEN_TIMEOUT,
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_KEEPALIVE_INTERVAL,
+  DEFAULT_MAX_QUEUED_BYTES,
   DEFAULT_MAX_RECEIVE_SIZE,
   DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
   DRAIN_CHECK_INTERVAL,
@@ -153,6 +154,20 @@ export interface DataChannelTransportOptions {
    */
   budget?: MemoryBudget;
   /**
+   * The budget that this side's messages reserve their size from while they
+   * wait to be written behind others (behind one under way, or a channel
+   * whose buffer is over its high-water mark): a peer that stops reading, yet
+   * keeps asking, would otherwise make its answers pile up here without
+   * bound. A send that does not fit is refused with an error naming the
+   * budget, and the transport closes: the peer is not reading what it is
+   * sent. A message gives its reservation back as its writing begins; one
+   * with nothing ahead of it reserves nothing. Raise it with
+   * `maxReceiveSize` on both sides: a message larger than it cannot wait.
+   *
+   * @default {new MemoryBudget("maxQueuedBytes", DEFAULT_MAX_QUEUED_BYTES)} (128 MiB)
+   */
+  queueBudget?: MemoryBudget;
+  /**
    * Milliseconds a chunked message may go without a new chunk before it is
    * dropped: a request gets a JSON-RPC error (code `-32000`) saying so, and
    * the transport closes, as the peer stopped in the middle of a message. It
@@ -205,6 +220,8 @@ export interface DataChannelTransportOptions {
 export class DataChannelTransport implements Transport {
   readonly #channel: DataChannelLike;
   readonly #decoder: FrameDecoder;
+  /** What messages waiting to be written reserve their size from. */
+  readonly #queueBudget: MemoryBudget;
   readonly #maxMessageSize: number | (() => number);
   #frameSize = FALLBACK_MAX_MESSAGE_SIZE;
   readonly #chunksOption: boolean | (() => boolean);
@@ -265,6 +282,7 @@ export class DataChannelTransport implements Transport {
       keepaliveInterval = DEFAULT_KEEPALIVE_INTERVAL,
       idleTimeout = DEFAULT_IDLE_TIMEOUT,
       budget,
+      queueBudget = new MemoryBudget("maxQueuedBytes", DEFAULT_MAX_QUEUED_BYTES),
       unfinishedMessageTimeout = DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
       openTimeout = DEFAULT_CHANNEL_OPEN_TIMEOUT,
     } = options;
@@ -273,11 +291,14 @@ export class DataChannelTransport implements Transport {
     requireInteger("idleTimeout", idleTimeout, 1);
     requireInteger("unfinishedMessageTimeout", unfinishedMessageTimeout, 1);
     requireInteger("openTimeout", openTimeout, 1);
-    if (budget !== undefined && !(budget instanceof MemoryBudget)) {
-      throw new TypeError(
-        "Cannot create transport as 'budget' is not a MemoryBudget: pass new MemoryBudget(name, bytes) from @mcp/webrtc/framing, or leave it out",
-      );
+    for (const [name, given] of [["budget", budget], ["queueBudget", queueBudget]] as const) {
+      if (given !== undefined && !(given instanceof MemoryBudget)) {
+        throw new TypeError(
+          `Cannot create transport as '${name}' is not a MemoryBudget: pass new MemoryBudget(name, bytes) from @mcp/webrtc/framing, or leave it out`,
+        );
+      }
     }
+    this.#queueBudget = queueBudget;
     this.#channel = channel;
     this.#decoder = new FrameDecoder(maxReceiveSize, { parse: true, budget });
     this.#unfinishedTimeout = unfinishedMessageTimeout;
@@ -409,7 +430,39 @@ export class DataChannelTransport implements Transport {
         ? this.#enqueue(this.#writable())
         : Promise.resolve();
     }
-    return this.#enqueue(this.#queue.then(() => this.#write(text)));
+    // Behind nothing, it is written now (it may wait inside for the buffer to drain).
+    if (this.#writing === 0) return this.#enqueue(this.#queue.then(() => this.#write(text)));
+    return this.#waitToWrite(Array.isArray(text) ? text : [...text]);
+  }
+
+  /**
+   * Queues a message behind those before it, its size reserved from the
+   * queue budget until its writing begins; refuses it, and closes, when it
+   * does not fit.
+   */
+  #waitToWrite(pieces: string[]): Promise<void> {
+    let size = 0;
+    for (const piece of pieces) size += piece.length;
+    const refused = this.#queueBudget.reserve(size);
+    if (refused) {
+      const error = new WebRTCTransportError(
+        `Cannot send message (${size} characters) as the messages waiting for the other peer to read would exceed '${refused.name}' (${refused.limit} bytes, ${refused.used} held): it is not reading what it is sent; the session closes`,
+      );
+      this.onerror?.(error);
+      void this.close();
+      return Promise.reject(error);
+    }
+    let held = true;
+    const release = () => {
+      if (held) this.#queueBudget.release(size);
+      held = false;
+    };
+    return this.#enqueue(
+      this.#queue.then(() => {
+        release();
+        return this.#write(pieces);
+      }).finally(release),
+    );
   }
 
   /** Counts `writing` as queued until it settles; later messages wait for it. */

@@ -600,3 +600,49 @@ Deno.test("DataChannelTransport.start() gives up on a channel that does not open
   await closed;
   assert.equal(channel.closed, 1);
 });
+
+/** A channel whose peer never reads: whatever is sent stays in its buffer. */
+class StuckChannel extends EventTarget {
+  readonly label = "mcp";
+  readonly protocol = "";
+  readyState: string = "open";
+  binaryType = "arraybuffer";
+  bufferedAmountLowThreshold = 0;
+  bufferedAmount = 0;
+  send(data: string | Uint8Array): void {
+    this.bufferedAmount += typeof data === "string" ? data.length : data.byteLength;
+  }
+  close(): void {
+    if (this.readyState === "closed") return;
+    this.readyState = "closed";
+    this.bufferedAmount = 0;
+    this.dispatchEvent(new Event("close"));
+  }
+}
+
+Deno.test("DataChannelTransport holds at most its queue budget of messages waiting for a peer that stops reading: the send past it is refused naming the budget, and the transport closes", async () => {
+  const channel = new StuckChannel();
+  const a = new DataChannelTransport(channel, {
+    keepalive: false,
+    queueBudget: new MemoryBudget("maxQueuedBytes", 3_000_000),
+  });
+  const errors: Error[] = [];
+  a.onerror = (error) => errors.push(error);
+  let closed = false;
+  a.onclose = () => void (closed = true);
+  await a.start();
+  // The first fills the channel's buffer past the high-water mark; the next
+  // ones wait behind it, each reserving its size, until one does not fit.
+  const sends = [a.send(bigResult(1, 5_000_000)).catch((error) => error)];
+  // 1.2 million characters each: two fit 3 million, the third does not.
+  for (let id = 2; id <= 4; id++) {
+    sends.push(a.send(bigResult(id, 2_400_000)).catch((error) => error));
+  }
+  const refused = await sends[3];
+  assert.ok(refused instanceof Error, `the fourth message is refused: ${refused}`);
+  assert.match(refused.message, /would exceed 'maxQueuedBytes' \(3000000 bytes/);
+  assert.ok(errors.includes(refused), "and reported through onerror");
+  // The transport closes: every send waiting in it fails, and what they reserved goes back.
+  await until(() => closed);
+  for (const send of await Promise.all(sends)) assert.ok(send instanceof Error);
+});

@@ -22,6 +22,7 @@ import {
   DEFAULT_CONNECTION_LINGER,
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_KEEPALIVE_INTERVAL,
+  DEFAULT_MAX_QUEUED_BYTES,
   DEFAULT_MAX_RECEIVE_SIZE,
   DEFAULT_MAX_UNACKNOWLEDGED_BYTES,
   DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT,
@@ -194,13 +195,16 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
    */
   unfinishedBudget?: MemoryBudget;
   /**
-   * The budget that what this connection's resumable sessions keep until the
-   * other peer acknowledges it (to send it again after a network change)
-   * reserves its bytes from, each session within a budget of its own of
-   * `DEFAULT_MAX_UNACKNOWLEDGED_BYTES`; it may sit inside a larger one (a
+   * The budget of what this connection holds for the other peer until it
+   * reads it: what its resumable sessions keep until acknowledged (to send
+   * again after a network change; each session within
+   * `DEFAULT_MAX_UNACKNOWLEDGED_BYTES` of its own), and the messages waiting
+   * to be written behind others (each session within
+   * `DEFAULT_MAX_QUEUED_BYTES`). It may sit inside a larger one (a
    * {@linkcode WebRTCListener} gives each agent a budget inside the
-   * desktop's). The other peer decides when it acknowledges: a message that
-   * does not fit ends its session with an error naming the budget.
+   * desktop's). The other peer decides when it reads and acknowledges: a
+   * message that does not fit ends its session with an error naming the
+   * budget.
    *
    * @default {new MemoryBudget("unacknowledgedBudget", DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT)} (256 MiB)
    */
@@ -886,6 +890,13 @@ export class WebRTCConnection {
       chunks: () => origin.speaks || peer?.ours === true,
       maxReceiveSize: options.maxReceiveSize ?? DEFAULT_MAX_RECEIVE_SIZE,
       budget: this.#budget,
+      // What waits to be written for the other peer counts with what it has
+      // not acknowledged: both are held until it reads.
+      queueBudget: new MemoryBudget(
+        "maxQueuedBytes",
+        DEFAULT_MAX_QUEUED_BYTES,
+        this.#unacknowledged,
+      ),
       unfinishedMessageTimeout: options.unfinishedMessageTimeout ??
         DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
       // Liveness is the connection's: the session's channel carries no keepalives of its own.
