@@ -726,6 +726,13 @@ export const RELAY_CONTROL_SLACK = 64 * 1024;
 export const BRIDGE_DRAIN_TIMEOUT = 2_000;
 
 /**
+ * How long closing a stream transport (the CLI's stdio, a child's pipes)
+ * waits for its writable to close before it aborts it: a reader that stopped
+ * reading leaves a write, and so the close, pending for ever.
+ */
+export const STREAM_CLOSE_TIMEOUT = 2_000;
+
+/**
  * How long a bridge waits, when a side closes while starting, for the reason
  * its `start()` failed, so the other side hears why rather than only that it
  * closed.

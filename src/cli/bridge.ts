@@ -6,7 +6,11 @@
  * @module
  */
 import { settle } from "../_async.ts";
-import { BRIDGE_DRAIN_TIMEOUT, BRIDGE_FAILURE_TIMEOUT } from "../constants.ts";
+import {
+  BRIDGE_DRAIN_TIMEOUT,
+  BRIDGE_FAILURE_TIMEOUT,
+  DEFAULT_MAX_QUEUED_BYTES,
+} from "../constants.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 
@@ -34,6 +38,17 @@ export interface BridgeOptions {
    * @default {0}
    */
   linger?: Partial<Record<BridgeSide, number>>;
+  /**
+   * The most characters of JSON that messages may hold while they wait for a
+   * side that is still taking an earlier one (the one being sent does not
+   * count). A side that stops reading (a server whose stdin is not read, an
+   * agent whose channel is full) while the other keeps sending would
+   * otherwise make them pile up here without bound: past it, that side is
+   * closed with an error naming this limit, and the bridge ends.
+   *
+   * @default {DEFAULT_MAX_QUEUED_BYTES} (134217728)
+   */
+  maxQueuedBytes?: number;
   /**
    * Called for errors of either transport.
    *
@@ -68,6 +83,10 @@ interface End {
   ready: Promise<void>;
   /** Sends to this side, in order. */
   queue: Promise<void>;
+  /** Messages handed to `queue` and not yet sent (or failed). */
+  busy: number;
+  /** Characters of JSON of the messages waiting behind the one being sent. */
+  waiting: number;
   /** Requests this side sent that the other side has not answered. */
   readonly pending: Set<Id>;
   heard: boolean;
@@ -129,6 +148,8 @@ export function bridge(a: Transport, b: Transport, options: BridgeOptions = {}):
     transport,
     ready: Promise.resolve(),
     queue: Promise.resolve(),
+    busy: 0,
+    waiting: 0,
     pending: new Set(),
     heard: false,
     ended: false,
@@ -141,8 +162,32 @@ export function bridge(a: Transport, b: Transport, options: BridgeOptions = {}):
   const closedSides = new Set<BridgeSide>();
   const lingering = new Map<BridgeSide, () => void>();
 
+  const maxQueued = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+  if (!Number.isSafeInteger(maxQueued) || maxQueued < 1) {
+    throw new RangeError(
+      `Cannot bridge as 'maxQueuedBytes' must be a positive integer: received ${maxQueued}`,
+    );
+  }
+
   const enqueue = (to: End, message: JSONRPCMessage, from?: End) => {
+    // Behind another, a message waits: its size counts until its turn comes.
+    let size = to.busy > 0 ? JSON.stringify(message).length : 0;
+    if (to.waiting + size > maxQueued) {
+      const error = new Error(
+        `Cannot forward a message (${size} characters) as the messages waiting for side ${to.side} to read would exceed 'maxQueuedBytes' (${maxQueued} characters, ${to.waiting} held): it is not reading what it is sent; it is closed`,
+      );
+      options.onerror?.(to.side, error);
+      if (from && isRequest(message) && from.pending.delete(message.id)) {
+        enqueue(from, errorResponse(message.id, error.message));
+      }
+      void to.transport.close().catch(() => {});
+      return;
+    }
+    to.waiting += size;
+    to.busy++;
     to.queue = to.queue.then(async () => {
+      to.waiting -= size;
+      size = 0;
       try {
         await to.ready;
         await to.transport.send(message);
@@ -151,6 +196,8 @@ export function bridge(a: Transport, b: Transport, options: BridgeOptions = {}):
         if (from && isRequest(message) && from.pending.delete(message.id)) {
           enqueue(from, errorResponse(message.id, deliveryMessage(to, error)));
         }
+      } finally {
+        to.busy--;
       }
     });
   };

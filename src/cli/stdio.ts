@@ -9,13 +9,14 @@
  *
  * @module
  */
-import { settle } from "../_async.ts";
+import { deadline, settle } from "../_async.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 import {
   CHILD_KILL_GRACE,
   CHILD_OUTPUT_DRAIN_TIMEOUT,
   DEFAULT_MAX_RECEIVE_SIZE,
+  STREAM_CLOSE_TIMEOUT,
 } from "../constants.ts";
 import { FrameError, WebRTCTransportError } from "../errors.ts";
 
@@ -208,7 +209,12 @@ export class StreamTransport implements Transport {
     this.#closing ??= (async () => {
       try {
         await this.#reader?.cancel().catch(() => {});
-        await this.#writer.close().catch(() => {});
+        // A writable whose reader stopped never finishes a write, nor its
+        // close: given up after a while, so that closing always ends.
+        await deadline(this.#writer.close(), STREAM_CLOSE_TIMEOUT).catch(() => {
+          // Not awaited: an abort, too, waits for the write under way.
+          void this.#writer.abort(new Error("closed while a write was stuck")).catch(() => {});
+        });
       } finally {
         this.onclose?.();
       }
