@@ -1037,19 +1037,7 @@ export class Room extends DurableObject<Env> {
     this.#alarm = null;
     const now = Date.now();
     const sockets = this.ctx.getWebSockets();
-    if (sockets.length === 0) {
-      await this.#load();
-      const expires = this.#expires;
-      if (expires !== null && expires !== undefined && expires <= now) {
-        this.#state = null;
-        this.#unsaved = false;
-        this.#expires = null;
-        this.#kept = false;
-        return await this.ctx.storage.deleteAll();
-      }
-      // Early, or the sockets went without a close: the room expires from now.
-      return await this.#expire(expires ?? undefined);
-    }
+    if (sockets.length === 0) return await this.#tickEmpty(now);
     for (const { ws, me } of this.#live()) {
       if (this.#silentAt(ws, me) > now) continue;
       try {
@@ -1076,7 +1064,26 @@ export class Room extends DurableObject<Env> {
           : this.#silentAt(ws, me);
       }),
     );
-    if (next !== Infinity) await this.#arm(next);
+    if (next !== Infinity) return await this.#arm(next);
+    // Only sockets the room ended and closed are left, whose clients never
+    // answered the close (workerd keeps them until their connection drops):
+    // the room is empty, and expires as one.
+    if (this.#live().length === 0) await this.#tickEmpty(now);
+  }
+
+  /** The alarm of a room with no member: it expires, or is forgotten once it has. */
+  async #tickEmpty(now: number): Promise<void> {
+    await this.#load();
+    const expires = this.#expires;
+    if (expires !== null && expires !== undefined && expires <= now) {
+      this.#state = null;
+      this.#unsaved = false;
+      this.#expires = null;
+      this.#kept = false;
+      return await this.ctx.storage.deleteAll();
+    }
+    // Early, or the sockets went without a close: the room expires from now.
+    return await this.#expire(expires ?? undefined);
   }
 
   /**
@@ -1139,7 +1146,8 @@ export class Room extends DurableObject<Env> {
     const me = this.#member(ws);
     if (me && !me.gone) this.#leave(ws, me);
     this.#members.delete(ws);
-    if (this.ctx.getWebSockets().some((other) => other !== ws)) return;
+    // Sockets the room ended count no more: their clients may never answer its close.
+    if (this.#live().some(({ ws: other }) => other !== ws)) return;
     await this.#load();
     await this.#expire();
   }

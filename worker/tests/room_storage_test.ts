@@ -7,9 +7,12 @@
  */
 import assert from "node:assert/strict";
 import type { LocalSignaling } from "../local.ts";
+import { sendUpgrade } from "./_raw_socket.ts";
 import {
   GUEST_KEY,
+  GUEST_VERIFIER,
   hibernate,
+  HOST_KEY,
   newRoomId,
   OTHER_KEY,
   pair,
@@ -437,9 +440,42 @@ function slowQuotas(env) {
       // The bucket is written once the quota answers, and the room's expiry with it or before.
       const after = await stored(server, room, 2);
       assert.ok(after.keys.includes("turn"), JSON.stringify(after));
-      assert.notEqual(after.alarm, null, `an alarm deletes what was stored: ${JSON.stringify(after)}`);
+      assert.notEqual(
+        after.alarm,
+        null,
+        `an alarm deletes what was stored: ${JSON.stringify(after)}`,
+      );
     },
     { TURN_SECRET: "secret", TURN_URLS: "turn:127.0.0.1:3478" },
     { entry },
+  );
+});
+
+Deno.test("A room whose last member never answers the room's close (its TCP connection left open) still expires, and forgets what it stored", async () => {
+  await withServer(
+    async (server) => {
+      const room = newRoomId();
+      // A host that never reads: it falls silent, and the room's close frame gets no answer.
+      const host = await sendUpgrade(server.httpUrl, `GET /v1/rooms/${room}?role=host HTTP/1.1`, [
+        "mcp-webrtc.v1",
+        `mcp-webrtc.key.${HOST_KEY}`,
+        `mcp-webrtc.guest-verifier.${GUEST_VERIFIER}`,
+      ]);
+      try {
+        // Silent after 1 s, closed by the room 2 s later, expired 2 s after that.
+        const since = Date.now();
+        let now = await stored(server, room);
+        while (now.keys.length > 0 || now.commits.length === 0) {
+          assert.ok(Date.now() - since < 20_000, `the room is forgotten: ${JSON.stringify(now)}`);
+          await new Promise((resolve) => setTimeout(resolve, 250));
+          now = await stored(server, room);
+        }
+        assert.deepEqual(now.commits.at(-1), ["deleteAll"]);
+      } finally {
+        host.close();
+      }
+    },
+    { SILENCE_SECONDS: "1", ROOM_TTL_SECONDS: "2" },
+    { entry: OBSERVED_WORKER },
   );
 });
