@@ -303,6 +303,8 @@ export class WebRTCConnection {
   readonly #resume: boolean;
   readonly #linger: number;
   readonly #budget: MemoryBudget;
+  /** The peer connections whose claim channel came: one is answered per dial. */
+  readonly #claimAsked = new WeakSet<PathPeer>();
   /** What this connection's resumable sessions keep until acknowledged: their budgets' scope. */
   readonly #unacknowledged: MemoryBudget;
   readonly #sessions = new Set<ChannelSession<WebRTCConnection>>();
@@ -743,6 +745,13 @@ export class WebRTCConnection {
   /** The serving side: answers a hello with a grant, a claim with its verdict. */
   #answerClaim(peer: PathPeer, signaling: Signaling, channel: DataChannelLike): void {
     if (!this.#resume || !this.ontransport) return void channel.close();
+    // A dial asks once: another channel of the same peer connection is not
+    // answered (each refused claim costs a key derivation and a check).
+    if (this.#claimAsked.has(peer)) return void channel.close();
+    this.#claimAsked.add(peer);
+    const clock = clockOf(this);
+    const silent = clock.setTimeout(() => channel.close(), INCOMING_CHANNEL_OPEN_TIMEOUT);
+    channel.addEventListener("close", () => clock.clearTimeout(silent));
     const scope = claimScopes.get(this);
     const book = scope?.book ?? (this.#book ??= new ClaimBook());
     const reply = (answer: Record<string, unknown>) => {
@@ -754,6 +763,7 @@ export class WebRTCConnection {
     };
     let asked = false;
     channel.addEventListener("message", (event) => {
+      clock.clearTimeout(silent);
       if (asked) return void channel.close();
       asked = true;
       void (async () => {

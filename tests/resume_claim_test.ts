@@ -1,10 +1,20 @@
 /** The claim that binds a redial to the lost connection's sessions, between real peers on loopback. */
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client";
-import { RESUME_BACKOFF_FIRST } from "../src/constants.ts";
+import { MemorySignaling, WebRTCConnection } from "../mod.ts";
+import { INCOMING_CHANNEL_OPEN_TIMEOUT, RESUME_BACKOFF_FIRST } from "../src/constants.ts";
 import { deadline } from "../src/_async.ts";
-import { type Claim, type ClaimProbe, claimProbes, makeClaim } from "../src/_resume_claim.ts";
-import { text } from "./_helpers.ts";
+import { SYSTEM_CLOCK } from "../src/_clock.ts";
+import { Peer } from "../src/peer.ts";
+import {
+  askOnChannel,
+  type Claim,
+  CLAIM_LABEL,
+  type ClaimProbe,
+  claimProbes,
+  makeClaim,
+} from "../src/_resume_claim.ts";
+import { createTestServer, LOCAL, text } from "./_helpers.ts";
 import { gatedServers, resumablePair } from "./_resume_pair.ts";
 
 const STEP = 10_000;
@@ -179,5 +189,50 @@ Deno.test("An honest claim resumes the session in flight, and each redial gets a
     assert.deepEqual(t.counts(), { servers: 1, slowCalls: 1 });
   } finally {
     await t.stop();
+  }
+});
+
+Deno.test("A serving connection answers one claim channel per peer connection: one on which nothing comes is closed after INCOMING_CHANNEL_OPEN_TIMEOUT, and another is then closed unanswered", async () => {
+  const [agentSide, desktopSide] = MemorySignaling.createPair();
+  const desktop = new WebRTCConnection({
+    ...LOCAL,
+    signaling: desktopSide,
+    initiator: false,
+    resume: true,
+  });
+  desktop.onerror = () => {};
+  desktop.ontransport = (transport) => void createTestServer().connect(transport);
+  void desktop.connect().catch(() => {});
+  // An agent that speaks the claim protocol by hand.
+  const agent = new Peer({
+    ...LOCAL,
+    signaling: agentSide,
+    initiator: true,
+    connectTimeout: STEP,
+    waitForPeer: false,
+  });
+  try {
+    await deadline(agent.connect(), STEP);
+    // A claim channel that says nothing is closed once nothing came on it in time.
+    const since = Date.now();
+    const silent = agent.createChannel(CLAIM_LABEL);
+    await deadline(
+      new Promise<void>((resolve) => silent.addEventListener("close", () => resolve())),
+      INCOMING_CHANNEL_OPEN_TIMEOUT + STEP,
+    );
+    assert.ok(Date.now() - since >= INCOMING_CHANNEL_OPEN_TIMEOUT - 100, "closed by the timeout");
+    // The dial had its claim channel: another is closed at once, unanswered.
+    const asked = Date.now();
+    const answer = await askOnChannel(
+      agent.createChannel(CLAIM_LABEL),
+      { t: "hello" },
+      SYSTEM_CLOCK,
+      STEP,
+    );
+    assert.equal(answer, undefined, "a second claim channel gets no answer");
+    assert.ok(Date.now() - asked < STEP / 2, "it is closed, not left to time out");
+  } finally {
+    await agent.close();
+    await desktop.close();
   }
 });
