@@ -160,25 +160,23 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
    */
   maxUnfinishedBytes?: number;
   /**
-   * The most bytes that one agent's sessions together hold for it until it
-   * reads them: what they keep until the agent acknowledges it, to send again
-   * should its path change (with `resume`, the default; each session within
-   * `DEFAULT_MAX_UNACKNOWLEDGED_BYTES` of its own), and the answers waiting to
-   * be written behind others (each session within
-   * `DEFAULT_MAX_QUEUED_BYTES`). The agent decides when it reads and
-   * acknowledges: a message that does not fit ends its session with an error
-   * naming this budget, and the agent's other sessions go on. An agent is a
-   * peer connection, as for `maxUnfinishedBytesPerAgent`, within
+   * The most bytes that one agent's sessions together keep until the agent
+   * acknowledges them, to send them again should its path change (each
+   * session within `DEFAULT_MAX_UNACKNOWLEDGED_BYTES` of its own). The agent
+   * decides when it acknowledges: a message that does not fit ends its
+   * session with an error naming this budget, and the agent's other sessions
+   * go on. Kept only with `resume` (the default). An agent is a peer
+   * connection, as for `maxUnfinishedBytesPerAgent`, within
    * `maxUnacknowledgedBytes`.
    *
    * @default {268435456}
    */
   maxUnacknowledgedBytesPerAgent?: number;
   /**
-   * The most bytes that the sessions of all agents together hold for them
-   * until they read them (as `maxUnacknowledgedBytesPerAgent` counts them). A
-   * message that does not fit ends its session as with
-   * `maxUnacknowledgedBytesPerAgent`, naming this budget.
+   * The most bytes that the sessions of all agents together keep until
+   * acknowledged: what resends can make this process keep. A message that
+   * does not fit ends its session as with `maxUnacknowledgedBytesPerAgent`,
+   * naming this budget.
    *
    * @default {536870912}
    */

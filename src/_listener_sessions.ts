@@ -71,16 +71,46 @@ export interface SessionGateOptions {
 /**
  * Admits one agent's sessions while it holds fewer than `maxSessions` open
  * and starts them no faster than `startsPerSecond`; refuses the others with
- * a reason the agent reads.
+ * a reason the agent reads. With resume, a channel is held as it arrives,
+ * before its first message says whether it starts a session or resumes one
+ * ({@linkcode SessionGate.hold}, at most `maxSessions` such channels at
+ * once), and only a session it starts takes a slot: a session kept for a
+ * resume holds its slot until it ends, and the channel that resumes it takes
+ * none.
  */
 export class SessionGate {
   readonly #options: SessionGateOptions;
   readonly #starts: StartRate;
   #open = 0;
+  #waiting = 0;
+  /** The gate that took this one's counts over (a redial's claim joined them). */
+  #into?: SessionGate;
 
   constructor(options: SessionGateOptions) {
     this.#options = options;
     this.#starts = new StartRate(options.startsPerSecond, options.maxSessions, options.clock);
+  }
+
+  /** The gate that counts for this one now. */
+  #counting(): SessionGate {
+    let gate: SessionGate = this;
+    for (let hops = 0; gate.#into && hops < 64; hops++) gate = gate.#into;
+    return gate;
+  }
+
+  /**
+   * Counts `other`'s sessions and channels here from now on, and those it
+   * gives back: a redial's connection whose claim took over this gate's
+   * sessions keeps one count for the agent.
+   */
+  absorb(other: SessionGate): void {
+    const into = this.#counting();
+    const from = other.#counting();
+    if (from === into) return;
+    into.#open += from.#open;
+    into.#waiting += from.#waiting;
+    from.#open = from.#waiting = 0;
+    from.#into = into;
   }
 
   /**
@@ -91,7 +121,7 @@ export class SessionGate {
    */
   admit(transport: Transport): (() => void) | undefined {
     const { peer, maxSessions, startsPerSecond, clock, onerror } = this.#options;
-    const open = this.#open;
+    const open = this.#counting().#open;
     if (open >= maxSessions) {
       onerror(
         new WebRTCTransportError(
@@ -118,10 +148,40 @@ export class SessionGate {
       );
       return undefined;
     }
-    this.#open++;
+    this.#counting().#open++;
     let held = true;
     return () => {
-      if (held) this.#open--;
+      if (held) this.#counting().#open--;
+      held = false;
+    };
+  }
+
+  /**
+   * Holds a channel the agent opened until its first message says whether
+   * it starts or resumes a session: at most `maxSessions` at once, whatever
+   * the sessions held; or refuses it (`undefined`). `release` (idempotent)
+   * lets it go.
+   */
+  hold(transport: Transport): (() => void) | undefined {
+    const { peer, maxSessions, clock, onerror } = this.#options;
+    const waiting = this.#counting().#waiting;
+    if (waiting >= maxSessions) {
+      onerror(
+        new WebRTCTransportError(
+          `Refused a channel of agent ${peer}: ${waiting} of its channels have not said yet what they carry, the most allowed (maxSessionsPerAgent)`,
+        ),
+      );
+      refuseSession(
+        transport,
+        `Cannot open another MCP session as ${waiting} channels of this agent have not started yet, the most the desktop allows (maxSessionsPerAgent): wait for them and try again`,
+        clock,
+      );
+      return undefined;
+    }
+    this.#counting().#waiting++;
+    let held = true;
+    return () => {
+      if (held) this.#counting().#waiting--;
       held = false;
     };
   }

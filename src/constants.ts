@@ -89,10 +89,19 @@ export const DEFAULT_MAX_UNFINISHED_BYTES = 2 * DEFAULT_MAX_UNFINISHED_BYTES_PER
  * can wait behind another. A peer that stops reading yet keeps asking made
  * its answers pile up without bound before (200 answers of 1 MiB held 198
  * MiB in a test, with 4 MiB in the channel's buffer). A connection's sessions
- * reserve it inside its budget of what it holds for the other peer
- * (`unacknowledgedBudget`).
+ * reserve it inside the connection's
+ * {@linkcode DEFAULT_MAX_QUEUED_BYTES_PER_AGENT}.
  */
 export const DEFAULT_MAX_QUEUED_BYTES = 2 * DEFAULT_MAX_RECEIVE_SIZE;
+
+/**
+ * The default budget of bytes that the messages of all sessions of one
+ * connection may hold while they wait to be written behind others: two of
+ * {@linkcode DEFAULT_MAX_QUEUED_BYTES}. Kept apart from what its sessions keep
+ * until acknowledged, which holds the same messages: counted in one budget,
+ * each would count twice.
+ */
+export const DEFAULT_MAX_QUEUED_BYTES_PER_AGENT = 2 * DEFAULT_MAX_QUEUED_BYTES;
 
 /**
  * How long a chunked message may go without a new chunk before it is dropped

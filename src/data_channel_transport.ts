@@ -159,8 +159,8 @@ export interface DataChannelTransportOptions {
    * whose buffer is over its high-water mark): a peer that stops reading, yet
    * keeps asking, would otherwise make its answers pile up here without
    * bound. A send that does not fit is refused with an error naming the
-   * budget, and the transport closes: the peer is not reading what it is
-   * sent. A message gives its reservation back as its writing begins; one
+   * budget, as is every send after it, and the transport closes: the peer is
+   * not reading what it is sent. A message gives its reservation back as its writing begins; one
    * with nothing ahead of it reserves nothing. Raise it with
    * `maxReceiveSize` on both sides: a message larger than it cannot wait.
    *
@@ -222,6 +222,8 @@ export class DataChannelTransport implements Transport {
   readonly #decoder: FrameDecoder;
   /** What messages waiting to be written reserve their size from. */
   readonly #queueBudget: MemoryBudget;
+  /** Why a message was refused for the queue budget: every later send fails with it. */
+  #queueRefused?: Error;
   readonly #maxMessageSize: number | (() => number);
   #frameSize = FALLBACK_MAX_MESSAGE_SIZE;
   readonly #chunksOption: boolean | (() => boolean);
@@ -394,6 +396,8 @@ export class DataChannelTransport implements Transport {
    * @throws {WebRTCTransportError} If the transport is closed, or closes while sending.
    */
   send(message: JSONRPCMessage): Promise<void> {
+    // Once one was refused, none after it goes: the stream has no gap.
+    if (this.#queueRefused) return Promise.reject(this.#queueRefused);
     if (this.#closed) {
       return Promise.reject(
         new WebRTCTransportError(
@@ -448,6 +452,7 @@ export class DataChannelTransport implements Transport {
       const error = new WebRTCTransportError(
         `Cannot send message (${size} characters) as the messages waiting for the other peer to read would exceed '${refused.name}' (${refused.limit} bytes, ${refused.used} held): it is not reading what it is sent; the session closes`,
       );
+      this.#queueRefused = error;
       this.onerror?.(error);
       void this.close();
       return Promise.reject(error);

@@ -642,6 +642,8 @@ Deno.test("DataChannelTransport holds at most its queue budget of messages waiti
   assert.ok(refused instanceof Error, `the fourth message is refused: ${refused}`);
   assert.match(refused.message, /would exceed 'maxQueuedBytes' \(3000000 bytes/);
   assert.ok(errors.includes(refused), "and reported through onerror");
+  // Nothing sent after it goes either: the other peer never sees a gap in the stream.
+  await assert.rejects(a.send({ jsonrpc: "2.0", method: "later" }), /'maxQueuedBytes'/);
   // The transport closes: every send waiting in it fails, and what they reserved goes back.
   await until(() => closed);
   for (const send of await Promise.all(sends)) assert.ok(send instanceof Error);

@@ -23,6 +23,7 @@ import {
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_KEEPALIVE_INTERVAL,
   DEFAULT_MAX_QUEUED_BYTES,
+  DEFAULT_MAX_QUEUED_BYTES_PER_AGENT,
   DEFAULT_MAX_RECEIVE_SIZE,
   DEFAULT_MAX_UNACKNOWLEDGED_BYTES,
   DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT,
@@ -195,16 +196,13 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
    */
   unfinishedBudget?: MemoryBudget;
   /**
-   * The budget of what this connection holds for the other peer until it
-   * reads it: what its resumable sessions keep until acknowledged (to send
-   * again after a network change; each session within
-   * `DEFAULT_MAX_UNACKNOWLEDGED_BYTES` of its own), and the messages waiting
-   * to be written behind others (each session within
-   * `DEFAULT_MAX_QUEUED_BYTES`). It may sit inside a larger one (a
+   * The budget that what this connection's resumable sessions keep until the
+   * other peer acknowledges it (to send again after a network change)
+   * reserves its bytes from, each session within a budget of its own of
+   * `DEFAULT_MAX_UNACKNOWLEDGED_BYTES`; it may sit inside a larger one (a
    * {@linkcode WebRTCListener} gives each agent a budget inside the
-   * desktop's). The other peer decides when it reads and acknowledges: a
-   * message that does not fit ends its session with an error naming the
-   * budget.
+   * desktop's). The other peer decides when it acknowledges: a message that
+   * does not fit ends its session with an error naming the budget.
    *
    * @default {new MemoryBudget("unacknowledgedBudget", DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT)} (256 MiB)
    */
@@ -307,6 +305,11 @@ export class WebRTCConnection {
   readonly #claimAsked = new WeakSet<PathPeer>();
   /** What this connection's resumable sessions keep until acknowledged: their budgets' scope. */
   readonly #unacknowledged: MemoryBudget;
+  /**
+   * What its sessions' messages hold while they wait to be written: apart
+   * from the above, as a resumable session's waiting message is also kept.
+   */
+  readonly #queued = new MemoryBudget("maxQueuedBytesPerAgent", DEFAULT_MAX_QUEUED_BYTES_PER_AGENT);
   readonly #sessions = new Set<ChannelSession<WebRTCConnection>>();
   /** What the sessions reach of this connection. */
   readonly #host: SessionHost<WebRTCConnection>;
@@ -822,10 +825,10 @@ export class WebRTCConnection {
     // Listen at once: frames may arrive before the owner starts the transport.
     session.bind(channel, origin);
     if (this.#resume) {
-      // A slot is taken as the channel arrives, as for a plain session: the
-      // first message, which says whether it resumes, may never come.
-      const admit = claimScopes.get(this)?.admit;
-      const release = admit ? admit(this, session) : () => {};
+      // Held as it arrives, in a bound of its own: the first message, which
+      // says whether it starts or resumes a session, may never come.
+      const hold = claimScopes.get(this)?.hold;
+      const release = hold ? hold(this, session) : () => {};
       if (!release) return;
       session.start().catch((error) => {
         // A plain session's server would have said so as it failed to start.
@@ -900,13 +903,7 @@ export class WebRTCConnection {
       chunks: () => origin.speaks || peer?.ours === true,
       maxReceiveSize: options.maxReceiveSize ?? DEFAULT_MAX_RECEIVE_SIZE,
       budget: this.#budget,
-      // What waits to be written for the other peer counts with what it has
-      // not acknowledged: both are held until it reads.
-      queueBudget: new MemoryBudget(
-        "maxQueuedBytes",
-        DEFAULT_MAX_QUEUED_BYTES,
-        this.#unacknowledged,
-      ),
+      queueBudget: new MemoryBudget("maxQueuedBytes", DEFAULT_MAX_QUEUED_BYTES, this.#queued),
       unfinishedMessageTimeout: options.unfinishedMessageTimeout ??
         DEFAULT_UNFINISHED_MESSAGE_TIMEOUT,
       // Liveness is the connection's: the session's channel carries no keepalives of its own.
@@ -932,9 +929,8 @@ export class WebRTCConnection {
 
   /**
    * The serving side: a channel's first message says which session it
-   * carries. `release` gives back the channel's session slot: once the
-   * session it starts ends, at once if it resumes one (that session holds a
-   * slot of its own), or as the channel is refused.
+   * carries. `release` lets the channel's hold go once it has said; a
+   * session it starts then takes a slot of its own (`ClaimScope.admit`).
    */
   async #acceptResumable(
     inner: ChannelSession<WebRTCConnection>,
@@ -976,10 +972,8 @@ export class WebRTCConnection {
       },
       { clock: clockOf(this), budget: this.#sessionBudget() },
     );
-    const accepted = await accepting.catch((error) => {
-      release();
-      throw error;
-    });
+    const accepted = await accepting;
+    release();
     channel.removeEventListener("message", framed);
     clock.clearTimeout(silent);
     if (!accepted && !heard && !this.#closed && this.#peer === peer && peer) {
@@ -990,15 +984,15 @@ export class WebRTCConnection {
         ),
       );
     }
-    if (!accepted) {
-      release();
-      return void inner.close();
-    }
-    if (accepted.created) void accepted.session.closed.then(release);
-    else release();
+    if (!accepted) return void inner.close();
     this.#suspended.delete(accepted.session);
     if (this.#suspended.size === 0) this.#stopGrace();
     if (!accepted.created) return;
+    // A new session takes a slot, kept until it ends (suspended or not).
+    const admit = claimScopes.get(this)?.admit;
+    const slot = admit ? admit(this, accepted.session) : () => {};
+    if (!slot) return;
+    void accepted.session.closed.then(slot);
     this.#track(accepted.session);
     try {
       if (this.ontransport) {
@@ -1257,14 +1251,18 @@ export interface ClaimScope {
   /** Moves what `from` held to `to`, whose peer's claim named `from`. */
   adopt?(from: WebRTCConnection, to: WebRTCConnection): void;
   /**
-   * Takes a slot for a channel the other side opened, before its first
-   * message says whether it starts or resumes a session, and returns what
-   * gives it back; `undefined` refuses it (the scope then answers and closes
-   * it). A channel that starts a session hands its slot to the session, kept
-   * until the session ends (suspended sessions count); one that resumes a
-   * session gives its own back, as that session holds one already.
+   * Holds a channel the other side opened until its first message says
+   * whether it starts or resumes a session, and returns what lets it go;
+   * `undefined` refuses it (the scope then answers and closes it).
    */
-  admit?(connection: WebRTCConnection, channel: WebRTCSessionTransport): (() => void) | undefined;
+  hold?(connection: WebRTCConnection, channel: WebRTCSessionTransport): (() => void) | undefined;
+  /**
+   * Takes a session slot for a session the other side started, and returns
+   * what gives it back (once the session ends: suspended sessions count);
+   * `undefined` refuses it (the scope then answers and closes it). A channel
+   * that resumes a session takes none: that session holds its own.
+   */
+  admit?(connection: WebRTCConnection, session: Transport): (() => void) | undefined;
   /** `connection` lost its peer and holds no session any more (the grace period passed). */
   emptied?(connection: WebRTCConnection): void;
 }

@@ -156,7 +156,8 @@ export class WebRTCListener {
     book: new ClaimBook(),
     adopt: (from, to) => this.#adopt(from, to),
     emptied: (connection) => this.#expire(connection),
-    admit: (connection, channel) => this.#gates.get(connection)?.admit(channel),
+    hold: (connection, channel) => this.#gates.get(connection)?.hold(channel),
+    admit: (connection, session) => this.#gates.get(connection)?.admit(session),
   };
   /** What all agents' unfinished messages hold. */
   readonly #budget: MemoryBudget;
@@ -740,7 +741,12 @@ export class WebRTCListener {
     this.#held.delete(from);
     const gate = this.#gates.get(from);
     this.#gates.delete(from);
-    if (gate) this.#gates.set(to, gate);
+    if (gate) {
+      // The sessions `to` opened before its claim count with those it took over.
+      const own = this.#gates.get(to);
+      if (own && own !== gate) gate.absorb(own);
+      this.#gates.set(to, gate);
+    }
     if (was) this.#resumedFrom.set(to, was);
     void from.close();
   }

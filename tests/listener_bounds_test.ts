@@ -4,9 +4,20 @@
  * here speaks the resume protocol by hand, as a hostile one would.
  */
 import assert from "node:assert/strict";
+import { Client } from "@modelcontextprotocol/sdk/client";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
-import { MemorySignaling, WebRTCConnection, WebRTCListener } from "../mod.ts";
-import { SESSION_LIMIT_REACHED } from "../src/constants.ts";
+import {
+  MemorySignaling,
+  type Signaling,
+  type SignalingHub,
+  WebRTCConnection,
+  WebRTCListener,
+} from "../mod.ts";
+import { RESUME_BACKOFF_FIRST, SESSION_LIMIT_REACHED } from "../src/constants.ts";
+import { deadline } from "../src/_async.ts";
+import { useClock } from "../src/_clock.ts";
+import { type ClaimProbe, claimProbes } from "../src/_resume_claim.ts";
+import { ManualClock } from "../src/_test_clock.ts";
 import { heldSessions } from "../src/webrtc_connection.ts";
 import { createTestServer, LOCAL, OnePeerHub, until } from "./_helpers.ts";
 
@@ -161,5 +172,145 @@ Deno.test("WebRTCListener refuses a budget of unacknowledged bytes that is not a
         }),
       new RegExp(`'${name}' must be a positive integer: received 0`),
     );
+  }
+});
+
+/** A host's hub in which each dial of the agent is a new peer, on in-memory signalling. */
+class DialHub implements SignalingHub {
+  onpeerjoin?: (peer: string) => void;
+  onpeerleave?: (peer: string) => void;
+  onclose?: (error?: Error) => void;
+  readonly #ends = new Map<string, Signaling>();
+  #dials = 0;
+  get peers(): string[] {
+    return [];
+  }
+  signaling(peer: string): Signaling {
+    return this.#ends.get(peer)!;
+  }
+  /** The agent's end of its next dial. */
+  dial(): Signaling {
+    const [agent, desktop] = MemorySignaling.createPair();
+    const peer = `peer-${++this.#dials}`;
+    this.#ends.set(peer, desktop);
+    queueMicrotask(() => this.onpeerjoin?.(peer));
+    return agent;
+  }
+  async close(): Promise<void> {
+    for (const end of this.#ends.values()) await end.close().catch(() => {});
+    this.onclose?.();
+  }
+}
+
+const STEP = 10_000;
+
+/**
+ * A listener at `maxSessionsPerAgent: max` and an agent with resume on, whose
+ * path `lose()` takes away (silence past its idle timeout on a clock the test
+ * moves); its claim waits for `letClaim()` when `holdClaim` is set.
+ */
+function redialScene(max: number, holdClaim = false) {
+  const hub = new DialHub();
+  let created = 0;
+  const listener = new WebRTCListener({
+    hub,
+    ...LOCAL,
+    maxSessionsPerAgent: max,
+    sessionStartsPerSecond: 1_000,
+    createServer: () => {
+      created++;
+      return createTestServer();
+    },
+  });
+  const errors: string[] = [];
+  listener.onerror = (error) => errors.push(error.message);
+  let resumed = 0;
+  listener.onagentresume = () => void resumed++;
+  const agent = new WebRTCConnection({
+    ...LOCAL,
+    linger: 0,
+    resume: true,
+    connectTimeout: STEP,
+    signaling: () => hub.dial(),
+  });
+  agent.onerror = () => {};
+  const clock = new ManualClock();
+  useClock(agent, clock);
+  // The agent's keepalives go while the test does not hold the clock still.
+  let ticking = true;
+  const ticker = setInterval(() => ticking && void clock.advance(50), 50);
+  const claim = Promise.withResolvers<void>();
+  const probe: ClaimProbe = {
+    grants: [],
+    claims: [],
+    ...(holdClaim && { forge: async (made) => (await claim.promise, made) }),
+  };
+  claimProbes.set(agent, probe);
+  const clients: Client[] = [];
+  return {
+    listener,
+    errors,
+    created: () => created,
+    resumed: () => resumed,
+    letClaim: () => claim.resolve(),
+    /** A new session of the agent, initialized. */
+    async open(): Promise<Client> {
+      const client = new Client({ name: "agent", version: "1.0.0" });
+      client.onerror = () => {};
+      await deadline(client.connect(agent.openTransport()), STEP);
+      clients.push(client);
+      return client;
+    },
+    /** Takes the agent's path away; it redials and makes its claim. */
+    async lose(): Promise<void> {
+      await until(() => probe.grants.length >= 1, STEP, "the desktop's grant");
+      const lost = new Promise<void>((resolve) => (agent.ondisconnect = () => resolve()));
+      ticking = false;
+      await clock.advance(9_000);
+      await deadline(lost, STEP);
+      await clock.advance(RESUME_BACKOFF_FIRST);
+      ticking = true;
+      await until(() => probe.claims.length >= 1, STEP, "the redial's claim");
+    },
+    async stop(): Promise<void> {
+      clearInterval(ticker);
+      for (const client of clients) await client.close().catch(() => {});
+      await agent.close();
+      await listener.close();
+    },
+  };
+}
+
+Deno.test("WebRTCListener resumes every session of an agent at maxSessionsPerAgent after its redial: a channel that resumes a session takes no slot", async () => {
+  const scene = redialScene(2);
+  try {
+    const sessions = [await scene.open(), await scene.open()];
+    await scene.lose();
+    await until(() => scene.resumed() === 1, STEP, "the lost sessions resumed");
+    for (const session of sessions) await deadline(session.ping(), STEP);
+    assert.equal(scene.created(), 2);
+    assert.deepEqual(scene.errors.filter((message) => /maxSessionsPerAgent/.test(message)), []);
+  } finally {
+    await scene.stop();
+  }
+});
+
+Deno.test("WebRTCListener counts the sessions an agent opens on its redial before its claim with those the claim takes over", async () => {
+  const scene = redialScene(3, true);
+  try {
+    await scene.open();
+    await scene.open();
+    await scene.lose();
+    // Before the claim: the redial's connection serves two sessions of its own.
+    await scene.open();
+    await scene.open();
+    scene.letClaim();
+    await until(() => scene.resumed() === 1, STEP, "the lost sessions resumed");
+    assert.equal(scene.created(), 4);
+    // Four held between the two connections: the next is refused, naming the limit.
+    await assert.rejects(scene.open(), /has 4 open/);
+    assert.equal(scene.created(), 4);
+  } finally {
+    await scene.stop();
   }
 });
