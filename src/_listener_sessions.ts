@@ -93,9 +93,8 @@ export class SessionGate {
 
   /** The gate that counts for this one now. */
   #counting(): SessionGate {
-    let gate: SessionGate = this;
-    for (let hops = 0; gate.#into && hops < 64; hops++) gate = gate.#into;
-    return gate;
+    // One hop per redial that took over a gate; `absorb` never makes a cycle.
+    return this.#into ? this.#into.#counting() : this;
   }
 
   /**
