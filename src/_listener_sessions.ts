@@ -98,6 +98,21 @@ export class SessionGate {
   }
 
   /**
+   * Why the agent may not take `other`'s sessions over too: together they
+   * would hold more than `maxSessions` (`undefined` when they may).
+   */
+  overWith(other: SessionGate): string | undefined {
+    const into = this.#counting();
+    const from = other.#counting();
+    if (from === into) return undefined;
+    const total = into.#open + from.#open;
+    const { maxSessions } = this.#options;
+    return total > maxSessions
+      ? `with the sessions it opened since, the agent would hold ${total}, more than the ${maxSessions} allowed (maxSessionsPerAgent)`
+      : undefined;
+  }
+
+  /**
    * Counts `other`'s sessions and channels here from now on, and those it
    * gives back: a redial's connection whose claim took over this gate's
    * sessions keeps one count for the agent.
@@ -118,8 +133,8 @@ export class SessionGate {
    * channel closes, for a plain session; when the session ends, for one kept
    * for a resume, which outlives its channel.
    */
-  admit(transport: Transport): (() => void) | undefined {
-    const { peer, maxSessions, startsPerSecond, clock, onerror } = this.#options;
+  admit(transport: Transport, start = true): (() => void) | undefined {
+    const { peer, maxSessions, clock, onerror } = this.#options;
     const open = this.#counting().#open;
     if (open >= maxSessions) {
       onerror(
@@ -134,19 +149,7 @@ export class SessionGate {
       );
       return undefined;
     }
-    if (!this.#starts.take()) {
-      onerror(
-        new WebRTCTransportError(
-          `Refused a session of agent ${peer}: it starts sessions faster than ${startsPerSecond} a second (sessionStartsPerSecond)`,
-        ),
-      );
-      refuseSession(
-        transport,
-        `Cannot open another MCP session as this agent starts sessions faster than the desktop allows (${startsPerSecond} a second, sessionStartsPerSecond): wait a second and try again, or keep sessions open instead of opening new ones`,
-        clock,
-      );
-      return undefined;
-    }
+    if (start && !this.#start(transport)) return undefined;
     this.#counting().#open++;
     let held = true;
     return () => {
@@ -155,14 +158,35 @@ export class SessionGate {
     };
   }
 
+  /** Takes a start from the rate, or refuses the session (`false`). */
+  #start(transport: Transport): boolean {
+    const { peer, startsPerSecond, clock, onerror } = this.#options;
+    if (this.#starts.take()) return true;
+    onerror(
+      new WebRTCTransportError(
+        `Refused a session of agent ${peer}: it starts sessions faster than ${startsPerSecond} a second (sessionStartsPerSecond)`,
+      ),
+    );
+    refuseSession(
+      transport,
+      `Cannot open another MCP session as this agent starts sessions faster than the desktop allows (${startsPerSecond} a second, sessionStartsPerSecond): wait a second and try again, or keep sessions open instead of opening new ones`,
+      clock,
+    );
+    return false;
+  }
+
   /**
    * Holds a channel the agent opened until its first message says whether
    * it starts or resumes a session: at most `maxSessions` at once, whatever
-   * the sessions held; or refuses it (`undefined`). `release` (idempotent)
-   * lets it go.
+   * the sessions held, each a start of the rate; or refuses it (`undefined`).
+   * `release` (idempotent) lets it go. The session it may start then takes
+   * its slot with `admit(session, false)`: its start was taken here.
    */
   hold(transport: Transport): (() => void) | undefined {
     const { peer, maxSessions, clock, onerror } = this.#options;
+    // Every channel is a start, whatever it turns out to carry: a loop of
+    // channels refused for their first message is held to the rate too.
+    if (!this.#start(transport)) return undefined;
     const waiting = this.#counting().#waiting;
     if (waiting >= maxSessions) {
       onerror(

@@ -42,6 +42,7 @@ import { ResumeLog, type ResumeLogOptions } from "./_resume_log.ts";
 import { settle } from "./_async.ts";
 import { MAX_EARLY_BYTES, MAX_EARLY_MESSAGES, SESSION_END_TIMEOUT } from "./constants.ts";
 import { WebRTCTransportError } from "./errors.ts";
+import { isQueueRefusal } from "./data_channel_transport.ts";
 
 const RESUME = "mcp-webrtc/resume";
 const RESUMED = "mcp-webrtc/resumed";
@@ -299,8 +300,14 @@ export class ResumableSession implements Transport {
       return Promise.reject(error);
     }
     // Kept: a send that fails with its channel is sent again on the next one.
-    // Waiting for the channel's send keeps its backpressure.
-    return this.#inner ? this.#inner.send(message).catch(() => {}) : Promise.resolve();
+    // Waiting for the channel's send keeps its backpressure. One refused as
+    // the other peer stopped reading ends the session: the peer may never
+    // come back to take it.
+    return this.#inner
+      ? this.#inner.send(message).catch((error) => {
+        if (isQueueRefusal(error)) void this.#fail(error);
+      })
+      : Promise.resolve();
   }
 
   /** Ends the session, telling the other side so that it does not hold it. Idempotent. */

@@ -8,6 +8,8 @@ import { deadline } from "./_async.ts";
 import { DataChannelTransport } from "./data_channel_transport.ts";
 import { createLinkedChannelPair, type MemoryChannel } from "./testing.ts";
 import { MAX_EARLY_MESSAGES } from "./constants.ts";
+import { MemoryBudget } from "./framing.ts";
+import { StuckChannel } from "./_test_stuck_channel.ts";
 
 /** How long any one step may take before the test fails instead of hanging. */
 const STEP = 5_000;
@@ -266,4 +268,36 @@ Deno.test("A session holds at most MAX_EARLY_MESSAGES of the other side's messag
   assert.deepEqual(got, Array.from({ length: MAX_EARLY_MESSAGES }, (_, i) => i));
   await held.session.close();
   await calm.ends[0].close();
+});
+
+Deno.test("A session whose channel refuses a message for its queue budget (the other peer stopped reading) ends, naming the budget, rather than waiting for a resume that may not come", async () => {
+  const channel = new StuckChannel();
+  const inner = new DataChannelTransport(channel, {
+    keepalive: false,
+    queueBudget: new MemoryBudget("maxQueuedBytes", 3_000_000),
+  });
+  await inner.start();
+  const accepting = ResumableSession.accept(inner, () => undefined);
+  channel.deliver(JSON.stringify({
+    jsonrpc: "2.0",
+    method: "mcp-webrtc/resume",
+    params: { session: "stuck-session-00000000", received: 0, resume: false },
+  }));
+  const accepted = await deadline(accepting, STEP);
+  assert.ok(accepted?.created);
+  const session = accepted.session;
+  const errors: Error[] = [];
+  session.onerror = (error) => errors.push(error);
+  await session.start();
+  // The first fills the channel's buffer; two wait behind it; the next does not fit.
+  const big = (n: number) => ({
+    jsonrpc: "2.0" as const,
+    method: "notifications/message",
+    params: { level: "info", data: "x".repeat(n) },
+  });
+  for (const size of [5_000_000, 1_200_000, 1_200_000, 1_200_000]) {
+    void session.send(big(size)).catch(() => {});
+  }
+  await deadline(session.closed, STEP);
+  assert.ok(errors.some((error) => /'maxQueuedBytes'/.test(error.message)), errors.join("\n"));
 });

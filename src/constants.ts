@@ -104,6 +104,14 @@ export const DEFAULT_MAX_QUEUED_BYTES = 2 * DEFAULT_MAX_RECEIVE_SIZE;
 export const DEFAULT_MAX_QUEUED_BYTES_PER_AGENT = 2 * DEFAULT_MAX_QUEUED_BYTES;
 
 /**
+ * The default budget of bytes that the waiting messages of all agents of a
+ * listener may hold: two agents' worth of
+ * {@linkcode DEFAULT_MAX_QUEUED_BYTES_PER_AGENT}, so that what a desktop holds
+ * for agents that stopped reading is bounded whatever they do.
+ */
+export const DEFAULT_MAX_QUEUED_BYTES_PER_DESKTOP = 2 * DEFAULT_MAX_QUEUED_BYTES_PER_AGENT;
+
+/**
  * How long a chunked message may go without a new chunk before it is dropped
  * and its session closed (`unfinishedMessageTimeout`). It measures progress,
  * not total time: a sender of this module sends a message's chunks back to

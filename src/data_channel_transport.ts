@@ -186,6 +186,17 @@ export interface DataChannelTransportOptions {
   openTimeout?: number;
 }
 
+/** The errors of sends refused for a queue budget. */
+const queueRefusals = new WeakSet<Error>();
+
+/**
+ * Whether `error` refused a send for the transport's queue budget: the other
+ * peer stopped reading, and the stream cannot go on on that channel.
+ */
+export function isQueueRefusal(error: unknown): boolean {
+  return error instanceof Error && queueRefusals.has(error);
+}
+
 /**
  * An MCP {@linkcode Transport} over one `RTCDataChannel`-shaped object.
  *
@@ -453,6 +464,7 @@ export class DataChannelTransport implements Transport {
         `Cannot send message (${size} characters) as the messages waiting for the other peer to read would exceed '${refused.name}' (${refused.limit} bytes, ${refused.used} held): it is not reading what it is sent; the session closes`,
       );
       this.#queueRefused = error;
+      queueRefusals.add(error);
       this.onerror?.(error);
       void this.close();
       return Promise.reject(error);

@@ -16,6 +16,7 @@ import { useClock } from "./_clock.ts";
 import { yieldToEventLoop } from "./_async.ts";
 import { ManualClock } from "./_test_clock.ts";
 import { createLinkedChannelPair, type LinkedChannelPairOptions } from "./testing.ts";
+import { StuckChannel } from "./_test_stuck_channel.ts";
 
 function bigResult(id: number, size: number): JSONRPCMessage {
   return {
@@ -600,25 +601,6 @@ Deno.test("DataChannelTransport.start() gives up on a channel that does not open
   await closed;
   assert.equal(channel.closed, 1);
 });
-
-/** A channel whose peer never reads: whatever is sent stays in its buffer. */
-class StuckChannel extends EventTarget {
-  readonly label = "mcp";
-  readonly protocol = "";
-  readyState: string = "open";
-  binaryType = "arraybuffer";
-  bufferedAmountLowThreshold = 0;
-  bufferedAmount = 0;
-  send(data: string | Uint8Array): void {
-    this.bufferedAmount += typeof data === "string" ? data.length : data.byteLength;
-  }
-  close(): void {
-    if (this.readyState === "closed") return;
-    this.readyState = "closed";
-    this.bufferedAmount = 0;
-    this.dispatchEvent(new Event("close"));
-  }
-}
 
 Deno.test("DataChannelTransport holds at most its queue budget of messages waiting for a peer that stops reading: the send past it is refused naming the budget, and the transport closes", async () => {
   const channel = new StuckChannel();

@@ -208,6 +208,18 @@ export interface WebRTCConnectionOptions extends Omit<WebRTCTransportOptions, "s
    */
   unacknowledgedBudget?: MemoryBudget;
   /**
+   * The budget that its sessions' messages reserve their size from while
+   * they wait to be written behind others (each session within
+   * `DEFAULT_MAX_QUEUED_BYTES`); it may sit inside a larger one (a
+   * {@linkcode WebRTCListener} gives each agent one inside the desktop's).
+   * Apart from `unacknowledgedBudget`, which keeps the same messages of a
+   * resumable session. A send that does not fit, and every one after it, is
+   * refused naming the budget, and its session ends.
+   *
+   * @default {new MemoryBudget("queuedBudget", DEFAULT_MAX_QUEUED_BYTES_PER_AGENT)} (256 MiB)
+   */
+  queuedBudget?: MemoryBudget;
+  /**
    * Milliseconds a chunked message from the other peer may go without a new
    * chunk before it is dropped and its session closed (see
    * `DataChannelTransportOptions.unfinishedMessageTimeout`).
@@ -309,7 +321,7 @@ export class WebRTCConnection {
    * What its sessions' messages hold while they wait to be written: apart
    * from the above, as a resumable session's waiting message is also kept.
    */
-  readonly #queued = new MemoryBudget("maxQueuedBytesPerAgent", DEFAULT_MAX_QUEUED_BYTES_PER_AGENT);
+  readonly #queued: MemoryBudget;
   readonly #sessions = new Set<ChannelSession<WebRTCConnection>>();
   /** What the sessions reach of this connection. */
   readonly #host: SessionHost<WebRTCConnection>;
@@ -473,7 +485,7 @@ export class WebRTCConnection {
       }
     }
     const budget = options.unfinishedBudget;
-    for (const name of ["unfinishedBudget", "unacknowledgedBudget"] as const) {
+    for (const name of ["unfinishedBudget", "unacknowledgedBudget", "queuedBudget"] as const) {
       const given = options[name];
       if (given !== undefined && !(given instanceof MemoryBudget)) {
         throw new TypeError(
@@ -490,6 +502,8 @@ export class WebRTCConnection {
       new MemoryBudget("unfinishedBudget", DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT);
     this.#unacknowledged = options.unacknowledgedBudget ??
       new MemoryBudget("unacknowledgedBudget", DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT);
+    this.#queued = options.queuedBudget ??
+      new MemoryBudget("queuedBudget", DEFAULT_MAX_QUEUED_BYTES_PER_AGENT);
     this.#host = {
       connection: this,
       attach: (session) => this.#attach(session),
@@ -793,6 +807,11 @@ export class WebRTCConnection {
         }
         if (!current()) return;
         const lostAt = verdict.holder.#lostAt;
+        const over = verdict.holder === this ? undefined : scope?.mayAdopt?.(verdict.holder, this);
+        if (over) {
+          this.onerror?.(new WebRTCTransportError(`Refused a claim to resume sessions: ${over}`));
+          return reply({ t: "refused", reason: over });
+        }
         if (verdict.holder !== this) {
           this.#adoptFrom(verdict.holder);
           scope?.adopt?.(verdict.holder, this);
@@ -977,10 +996,10 @@ export class WebRTCConnection {
     channel.removeEventListener("message", framed);
     clock.clearTimeout(silent);
     if (!accepted && !heard && !this.#closed && this.#peer === peer && peer) {
-      // As a plain session's server would say it ended: its slot is free again.
+      // As a plain session's server would say it ended: its place is free again.
       this.onerror?.(
         new WebRTCTransportError(
-          "Gave back the slot of a channel the other peer opened and closed before anything came on it",
+          "Let go of a channel the other peer opened and closed before anything came on it",
         ),
       );
     }
@@ -1250,6 +1269,8 @@ export interface ClaimScope {
   readonly book: ClaimBook<WebRTCConnection>;
   /** Moves what `from` held to `to`, whose peer's claim named `from`. */
   adopt?(from: WebRTCConnection, to: WebRTCConnection): void;
+  /** Why `to` may not take over what `from` holds, if it may not (the claim is then refused). */
+  mayAdopt?(from: WebRTCConnection, to: WebRTCConnection): string | undefined;
   /**
    * Holds a channel the other side opened until its first message says
    * whether it starts or resumes a session, and returns what lets it go;

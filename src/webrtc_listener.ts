@@ -61,6 +61,8 @@ import {
 import {
   DEFAULT_CONNECT_TIMEOUT,
   DEFAULT_MAX_AGENTS,
+  DEFAULT_MAX_QUEUED_BYTES_PER_AGENT,
+  DEFAULT_MAX_QUEUED_BYTES_PER_DESKTOP,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
   DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT,
   DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_DESKTOP,
@@ -155,14 +157,26 @@ export class WebRTCListener {
   readonly #claims: ClaimScope = {
     book: new ClaimBook(),
     adopt: (from, to) => this.#adopt(from, to),
+    // Sessions a redial opened before its claim count with those it claims.
+    mayAdopt: (from, to) => {
+      const held = this.#gates.get(from);
+      const own = this.#gates.get(to);
+      return held && own ? held.overWith(own) : undefined;
+    },
     emptied: (connection) => this.#expire(connection),
     hold: (connection, channel) => this.#gates.get(connection)?.hold(channel),
-    admit: (connection, session) => this.#gates.get(connection)?.admit(session),
+    // The channel took the session's start as it arrived.
+    admit: (connection, session) => this.#gates.get(connection)?.admit(session, false),
   };
   /** What all agents' unfinished messages hold. */
   readonly #budget: MemoryBudget;
   /** What all agents' sessions keep until acknowledged. */
   readonly #unacknowledged: MemoryBudget;
+  /** What all agents' waiting messages hold. */
+  readonly #queued = new MemoryBudget(
+    "DEFAULT_MAX_QUEUED_BYTES_PER_DESKTOP",
+    DEFAULT_MAX_QUEUED_BYTES_PER_DESKTOP,
+  );
   #closing?: Promise<void>;
   /** The sealed hellos waiting in the room for the next agent of each invite, by invite. */
   #hellos = new Map<string, LeftHello>();
@@ -640,6 +654,11 @@ export class WebRTCListener {
         "maxUnacknowledgedBytesPerAgent",
         maxUnacknowledgedBytesPerAgent,
         this.#unacknowledged,
+      ),
+      queuedBudget: new MemoryBudget(
+        "DEFAULT_MAX_QUEUED_BYTES_PER_AGENT",
+        DEFAULT_MAX_QUEUED_BYTES_PER_AGENT,
+        this.#queued,
       ),
       iceServers,
       signaling,

@@ -295,7 +295,7 @@ Deno.test("WebRTCListener resumes every session of an agent at maxSessionsPerAge
   }
 });
 
-Deno.test("WebRTCListener counts the sessions an agent opens on its redial before its claim with those the claim takes over", async () => {
+Deno.test("WebRTCListener counts the sessions an agent opens on its redial before its claim with those the claim would take over: a claim that would bring it past maxSessionsPerAgent is refused, naming it", async () => {
   const scene = redialScene(3, true);
   try {
     await scene.open();
@@ -305,12 +305,62 @@ Deno.test("WebRTCListener counts the sessions an agent opens on its redial befor
     await scene.open();
     await scene.open();
     scene.letClaim();
-    await until(() => scene.resumed() === 1, STEP, "the lost sessions resumed");
-    assert.equal(scene.created(), 4);
-    // Four held between the two connections: the next is refused, naming the limit.
-    await assert.rejects(scene.open(), /has 4 open/);
+    await until(
+      () =>
+        scene.errors.some((message) => /Refused a claim.*\(maxSessionsPerAgent\)/.test(message)),
+      STEP,
+      "the claim refused",
+    );
+    assert.equal(scene.resumed(), 0);
     assert.equal(scene.created(), 4);
   } finally {
     await scene.stop();
+  }
+});
+
+Deno.test("WebRTCListener counts every channel an agent opens against sessionStartsPerSecond, whatever its first message: a loop of refused resume claims is refused at the rate", async () => {
+  const [agentSide, desktopSide] = MemorySignaling.createPair();
+  const listener = new WebRTCListener({
+    hub: new OnePeerHub(desktopSide),
+    ...LOCAL,
+    maxSessionsPerAgent: 2,
+    sessionStartsPerSecond: 1,
+    createServer: createTestServer,
+  });
+  const errors: string[] = [];
+  listener.onerror = (error) => errors.push(error.message);
+  const agent = new WebRTCConnection({ signaling: agentSide, resume: false, ...LOCAL });
+  const rateRefusals = () => errors.filter((message) => /sessionStartsPerSecond/.test(message));
+  try {
+    // Twenty channels at once, each a malformed claim the desktop refuses: a
+    // burst of two, then one a second, so the others are refused at the rate.
+    const ended: Promise<void>[] = [];
+    for (let i = 0; i < 20; i++) {
+      const transport = agent.openTransport();
+      const done = Promise.withResolvers<void>();
+      transport.onclose = () => done.resolve();
+      await transport.start();
+      await transport.send({
+        jsonrpc: "2.0",
+        method: "mcp-webrtc/resume",
+        params: { session: "malformed", received: 0 },
+      });
+      ended.push(done.promise);
+    }
+    await deadline(Promise.all(ended), STEP);
+    assert.ok(rateRefusals().length >= 15, `${rateRefusals().length} refused at the rate`);
+  } finally {
+    await agent.close();
+    await listener.close();
+  }
+});
+
+Deno.test("WebRTCConnection refuses a budget option that is not a MemoryBudget, naming it", () => {
+  const [signaling] = MemorySignaling.createPair();
+  for (const name of ["unfinishedBudget", "unacknowledgedBudget", "queuedBudget"]) {
+    assert.throws(
+      () => new WebRTCConnection({ signaling, ...LOCAL, [name]: 1024 }),
+      new RegExp(`'${name}' is not a MemoryBudget`),
+    );
   }
 });
