@@ -9,12 +9,9 @@
  *
  * @module
  */
-// @ts-types="@modelcontextprotocol/sdk/server/mcp"
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { z } from "zod";
 import { WebRTCConnection } from "../mod.ts";
 import { TcpSocketSignaling } from "../src/signaling/tcp_socket_signaling.ts";
-import { prepareBlob } from "./_transports.ts";
+import { createServer, prepareBlob } from "./_transports.ts";
 
 /** The longest this process lives, whatever its parent does. */
 const LIFETIME_MS = 600_000;
@@ -27,21 +24,6 @@ if (!Number.isInteger(port) || port <= 0 || port > 65_535) {
 }
 const lifetime = setTimeout(() => Deno.exit(2), LIFETIME_MS);
 
-function server(): McpServer {
-  const server = new McpServer({ name: "fairness-apart", version: "1.0.0" });
-  server.registerTool(
-    "echo",
-    { inputSchema: { text: z.string() } },
-    ({ text }) => ({ content: [{ type: "text", text }] }),
-  );
-  server.registerTool(
-    "blob",
-    { inputSchema: { bytes: z.number().int().nonnegative() } },
-    ({ bytes }) => ({ content: [{ type: "text", text: prepareBlob(bytes) }] }),
-  );
-  return server;
-}
-
 prepareBlob(64 * 1024 * 1024);
 const desktop = new WebRTCConnection({
   signaling: new TcpSocketSignaling("127.0.0.1", port, { role: "listen" }),
@@ -49,7 +31,7 @@ const desktop = new WebRTCConnection({
   iceServers: [],
   rtcConfiguration: { bindAddress: "127.0.0.1" },
 });
-desktop.ontransport = (transport) => void server().connect(transport);
+desktop.ontransport = (transport) => void createServer().connect(transport);
 await desktop.connect();
 console.log("connected");
 for await (const _ of Deno.stdin.readable) {

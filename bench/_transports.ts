@@ -103,7 +103,7 @@ export function prepareBlob(bytes: number): string {
 }
 
 /** An MCP server with an `echo` tool and a `blob` tool returning N bytes of text. */
-function createServer(): McpServer {
+export function createServer(): McpServer {
   const server = new McpServer({ name: "bench", version: "1.0.0" });
   server.registerTool(
     "echo",
