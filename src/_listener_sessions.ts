@@ -80,7 +80,7 @@ export interface SessionGateOptions {
  */
 export class SessionGate {
   readonly #options: SessionGateOptions;
-  readonly #starts: StartRate;
+  #starts: StartRate;
   #open = 0;
   #waiting = 0;
   /** The gate that took this one's counts over (a redial's claim joined them). */
@@ -125,6 +125,9 @@ export class SessionGate {
     into.#waiting += from.#waiting;
     from.#open = from.#waiting = 0;
     from.#into = into;
+    // The redial's own starts: those of the lost connection may be spent on
+    // the sessions it now resumes, and a new dial has a full burst anyway.
+    into.#starts = from.#starts;
   }
 
   /**

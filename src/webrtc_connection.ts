@@ -810,6 +810,8 @@ export class WebRTCConnection {
         const over = verdict.holder === this ? undefined : scope?.mayAdopt?.(verdict.holder, this);
         if (over) {
           this.onerror?.(new WebRTCTransportError(`Refused a claim to resume sessions: ${over}`));
+          // The agent ends the sessions of a refused claim: they end here too.
+          void verdict.holder.close();
           return reply({ t: "refused", reason: over });
         }
         if (verdict.holder !== this) {

@@ -209,14 +209,14 @@ const STEP = 10_000;
  * path `lose()` takes away (silence past its idle timeout on a clock the test
  * moves); its claim waits for `letClaim()` when `holdClaim` is set.
  */
-function redialScene(max: number, holdClaim = false) {
+function redialScene(max: number, holdClaim = false, startsPerSecond = 1_000) {
   const hub = new DialHub();
   let created = 0;
   const listener = new WebRTCListener({
     hub,
     ...LOCAL,
     maxSessionsPerAgent: max,
-    sessionStartsPerSecond: 1_000,
+    sessionStartsPerSecond: startsPerSecond,
     createServer: () => {
       created++;
       return createTestServer();
@@ -224,6 +224,8 @@ function redialScene(max: number, holdClaim = false) {
   });
   const errors: string[] = [];
   listener.onerror = (error) => errors.push(error.message);
+  let ended = 0;
+  listener.onsessionclose = () => void ended++;
   let resumed = 0;
   listener.onagentresume = () => void resumed++;
   const agent = new WebRTCConnection({
@@ -251,6 +253,7 @@ function redialScene(max: number, holdClaim = false) {
     listener,
     errors,
     created: () => created,
+    ended: () => ended,
     resumed: () => resumed,
     letClaim: () => claim.resolve(),
     /** A new session of the agent, initialized. */
@@ -295,6 +298,20 @@ Deno.test("WebRTCListener resumes every session of an agent at maxSessionsPerAge
   }
 });
 
+Deno.test("WebRTCListener resumes every session of an agent that lost its path right after opening them at the start rate: the redial's resume channels draw on the redial's starts, not the lost connection's spent ones", async () => {
+  const scene = redialScene(2, false, 1);
+  try {
+    const sessions = [await scene.open(), await scene.open()];
+    await scene.lose();
+    await until(() => scene.resumed() === 1, STEP, "the lost sessions resumed");
+    for (const session of sessions) await deadline(session.ping(), STEP);
+    assert.deepEqual(scene.errors.filter((message) => /sessionStartsPerSecond/.test(message)), []);
+    assert.equal(scene.created(), 2);
+  } finally {
+    await scene.stop();
+  }
+});
+
 Deno.test("WebRTCListener counts the sessions an agent opens on its redial before its claim with those the claim would take over: a claim that would bring it past maxSessionsPerAgent is refused, naming it", async () => {
   const scene = redialScene(3, true);
   try {
@@ -313,6 +330,8 @@ Deno.test("WebRTCListener counts the sessions an agent opens on its redial befor
     );
     assert.equal(scene.resumed(), 0);
     assert.equal(scene.created(), 4);
+    // The agent ends the sessions of the refused claim: so does the desktop, at once.
+    await until(() => scene.ended() === 2, STEP, "the lost connection's sessions ended");
   } finally {
     await scene.stop();
   }
