@@ -109,7 +109,19 @@ async function startCoturn(): Promise<{ port: number; log: string[]; stop(): Pro
     try {
       child.kill("SIGTERM");
     } catch { /* already gone */ }
-    await child.status;
+    // coturn may linger over allocations still alive: killed if it does.
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    const exited = await Promise.race([
+      child.status.then(() => true),
+      new Promise<boolean>((resolve) => (grace = setTimeout(() => resolve(false), 5_000))),
+    ]);
+    clearTimeout(grace);
+    if (!exited) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone meanwhile */ }
+      await child.status;
+    }
     await reading;
     await Deno.remove(dir, { recursive: true });
   };
@@ -280,17 +292,18 @@ Deno.test("A listener and an agent given no ICE servers use the TURN servers the
       signaling: new TicketSignaling(listener.ticket!),
       rtcConfiguration,
     });
-    await client.connect(transport);
-    await greet(client, "through TURN");
+    // Bounded, so that a connect that never ends says where it stopped.
+    await within(client.connect(transport), 60_000, "the agent's connect through TURN");
+    await within(greet(client, "through TURN"), 30_000, "a call through TURN");
     const path = await transport.getConnectionPath();
     assert.equal(path?.localCandidateType, "relay");
     assert.equal(listener.agents.length, 1);
     const desktopPath = await listener.agents[0].connection.getConnectionPath();
     assert.equal(desktopPath?.localCandidateType, "relay");
   } finally {
-    await client.close();
-    await listener.close();
-    await worker.close();
-    await turn.stop();
+    await within(client.close(), 30_000, "the agent's close");
+    await within(listener.close(), 30_000, "the listener's close");
+    await within(worker.close(), 30_000, "the worker's close");
+    await within(turn.stop(), 30_000, "coturn's stop");
   }
 });
