@@ -160,9 +160,9 @@ export interface DataChannelTransportOptions {
    * keeps asking, would otherwise make its answers pile up here without
    * bound. A send that does not fit is refused with an error naming the
    * budget, as is every send after it, and the transport closes: the peer is
-   * not reading what it is sent. A message gives its reservation back as its writing begins; one
-   * with nothing ahead of it reserves nothing. Raise it with
-   * `maxReceiveSize` on both sides: a message larger than it cannot wait.
+   * not reading what it is sent. A message gives its reservation back as its
+   * writing begins; one with nothing ahead of it reserves nothing. Raise it
+   * along with `maxReceiveSize`: a message larger than it cannot wait.
    *
    * @default {new MemoryBudget("maxQueuedBytes", DEFAULT_MAX_QUEUED_BYTES)} (128 MiB)
    */

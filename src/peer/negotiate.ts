@@ -11,9 +11,10 @@
  * its answer once that check succeeded (within `OFFER_CHECK_WAIT`; a browser,
  * whose ICE starts only with its answer, answers at once); the offerer,
  * which answered that check without knowing the answerer's credentials,
- * checks at once when the answer comes. The answerer's ICE connects first, as the DTLS server's must. A
- * retry (`RETRY_MARK`), or another stack's offer, is answered first and its
- * candidates applied after. See docs/DESIGN.md for the measurements.
+ * checks at once when the answer comes. The answerer's ICE connects first,
+ * as the DTLS server's must. A retry (`RETRY_MARK`), or another stack's
+ * offer, is answered first and its candidates applied after. See
+ * docs/DESIGN.md for the measurements.
  *
  * @module
  */
