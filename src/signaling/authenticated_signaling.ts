@@ -408,6 +408,8 @@ export class AuthenticatedSignaling extends SignalingBase {
    * The inner signalling's relay pipe, if it has one (the room's views do).
    * Its frames are not sealed here: the relay path seals them end to end
    * with keys from an exchange that these sealed messages authenticate.
+   * Its close is told after the messages that arrived before it are
+   * verified and delivered: a goodbye among them says why the peer left.
    *
    * @throws {Error} If the inner signalling carries no relay, or its service does not relay.
    */
@@ -418,7 +420,20 @@ export class AuthenticatedSignaling extends SignalingBase {
         "Cannot relay through this signalling as it carries messages only: relay through a signalling room (a ticket's room does)",
       );
     }
-    return inner.relayPipe();
+    const pipe = inner.relayPipe();
+    return {
+      get limits() {
+        return pipe.limits;
+      },
+      send: (payload) => pipe.send(payload),
+      listen: (handlers) =>
+        pipe.listen({
+          message: handlers.message,
+          error: handlers.error,
+          close: () => void this.#receiving.then(() => handlers.close()),
+        }),
+      close: () => pipe.close(),
+    };
   }
 
   /**

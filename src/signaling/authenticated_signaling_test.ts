@@ -9,6 +9,7 @@ import { MemorySignaling } from "./memory_signaling.ts";
 import { PeerRefusalError } from "../errors.ts";
 import { MAX_REFUSAL_NOTICES } from "../constants.ts";
 import type { Signaling, SignalingMessage } from "./signaling.ts";
+import type { RelayCarrier } from "../relay/protocol.ts";
 import { createGuestTicket, createTicket, deriveTicketKeys } from "../ticket.ts";
 
 const FINGERPRINT = "a=fingerprint:sha-256 AA:BB:CC";
@@ -1074,4 +1075,35 @@ Deno.test("AuthenticatedSignaling: a guest handed a stale copy of the host's hel
   assertRefused(host.errors, /answers another connection's nonce/);
   assert.deepEqual(guest.errors, []);
   await Promise.all([host.signaling.close(), guest.signaling.close()]);
+});
+
+Deno.test("AuthenticatedSignaling's relay pipe says it closed only after the messages that arrived before are delivered: a goodbye still being verified tells why", async () => {
+  const { host, guest, hostRelay } = await connection();
+  await Promise.all([host.signaling.start(), guest.signaling.start()]);
+  await settle();
+  // The room's pipe to the guest: it closes as the room tells of the guest's leaving.
+  const events: string[] = [];
+  let closePipe = () => {};
+  (hostRelay as unknown as RelayCarrier).relayPipe = () => ({
+    limits: { maxFrameBytes: 1024, bytesPerSecond: 1e6 },
+    send: () => Promise.resolve(),
+    listen: (handlers) => (closePipe = handlers.close),
+    close: () => {},
+  });
+  host.signaling.onmessage = (message) => events.push(`message ${message.type}`);
+  host.signaling.relayPipe().listen({
+    message: () => {},
+    error: () => {},
+    close: () => events.push("pipe closed"),
+  });
+  // The goodbye arrives, and the leaving right after it, before its seal is checked.
+  hostRelay.rewrite = (message) => {
+    queueMicrotask(closePipe);
+    return [message];
+  };
+  await guest.signaling.send({ type: "bye", reason: "refused a frame" });
+  await eventually(() => events.length === 2, "the goodbye and the pipe's close");
+  assert.deepEqual(events, ["message bye", "pipe closed"]);
+  await guest.signaling.close();
+  await host.signaling.close();
 });
