@@ -92,6 +92,9 @@ interface LeftHello {
   key: CryptoKey;
 }
 
+/** Hubs that `listen()` opened: each agent's hello opens with a key of the desktop's. */
+const keyedHubs = new WeakSet<SignalingHub>();
+
 /**
  * Accepts any number of agents on one signalling room (up to `maxAgents`):
  * each agent that arrives gets one {@linkcode WebRTCConnection}, and each MCP
@@ -151,6 +154,12 @@ export class WebRTCListener {
   readonly #held = new Map<WebRTCConnection, Agent>();
   /** The lost agent whose sessions a connection took over, until its resume is reported. */
   readonly #resumedFrom = new Map<WebRTCConnection, Agent>();
+  /**
+   * Whether every agent must open its hello with a key of this desktop's (an
+   * invite's, or the guest ticket's): set by `listen()`, a `signalingKey`, or
+   * the first invite. A peer the room names no keyed invite for is refused.
+   */
+  #keyed: boolean;
   /** Each connection's session gate: a connection that takes over another's sessions takes its gate. */
   readonly #gates = new Map<WebRTCConnection, SessionGate>();
   /** The grants of every agent's connection, and how a redial takes over a held one. */
@@ -159,6 +168,15 @@ export class WebRTCListener {
     adopt: (from, to) => this.#adopt(from, to),
     // Sessions a redial opened before its claim count with those it claims.
     mayAdopt: (from, to) => {
+      const was = this.#agentOf(from)?.name;
+      const now = this.#agentOf(to)?.name;
+      if (was !== now) {
+        return `its sessions were opened with the invite "${
+          was ?? GUEST_INVITE
+        }", and this connection came with the invite "${
+          now ?? GUEST_INVITE
+        }": an agent resumes its sessions with the ticket it opened them with`;
+      }
       const held = this.#gates.get(from);
       const own = this.#gates.get(to);
       return held && own ? held.overWith(own) : undefined;
@@ -236,6 +254,7 @@ export class WebRTCListener {
     checkListenerLimits(options);
     assertToolNames(options.tools, "Cannot create listener");
     this.#options = options;
+    this.#keyed = Boolean(options.signalingKey) || keyedHubs.has(options.hub);
     if (options.signalingKey) {
       this.#invites.set({
         name: GUEST_INVITE,
@@ -326,7 +345,8 @@ export class WebRTCListener {
       hostTicket,
       room: roomOptions,
       invites = [],
-      guestTicket = true,
+      // Kept records hold "guest" unless it was revoked: it stays revoked.
+      guestTicket = invites.length === 0 || invites.some((record) => record?.name === GUEST_INVITE),
       ...rest
     } = options;
     let host: Ticket;
@@ -361,6 +381,8 @@ export class WebRTCListener {
       guestVerifier: guestTicket || paired ? keys.guestVerifier : await unusableVerifier(),
       ...paired && !guestTicket && !keptGuest && { invitesOnly: true },
     });
+    // Every agent of this room opens its hello with a key of the desktop's.
+    keyedHubs.add(hub);
     const listener = new WebRTCListener({
       ...rest,
       expiresAt: rest.expiresAt ?? host.expiresAt,
@@ -600,6 +622,13 @@ export class WebRTCListener {
     // invite's key (or none) fails to open its hello.
     const name = inviteNameOf(options.hub, peer);
     const invite = name === undefined ? this.#invites.get(GUEST_INVITE) : this.#invites.get(name);
+    if (name === undefined && !invite?.signalingKey && this.#keyed) {
+      const refusal =
+        `the room names no invite for it, and this desktop serves no guest ticket (revoked, or listen({ guestTicket: false })): it holds no key to open the agent's hello with`;
+      this.onerror?.(new WebRTCTransportError(`Refused agent ${peer}: ${refusal}`));
+      await refuseAgent(signaling, refusal);
+      return;
+    }
     if (name !== undefined && !invite?.signalingKey) {
       this.onerror?.(
         new WebRTCTransportError(
@@ -752,6 +781,12 @@ export class WebRTCListener {
     }
     if (this.#closing) return void (await connection.close());
     this.onagent?.(agent);
+  }
+
+  /** The agent of a connection, live or held for its return. */
+  #agentOf(connection: WebRTCConnection): Agent | undefined {
+    return this.#held.get(connection) ??
+      [...this.#agents.values()].find((agent) => agent.connection === connection);
   }
 
   /** An agent's redial took over the sessions `from` held: `from` is let go. */

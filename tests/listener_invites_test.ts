@@ -5,20 +5,29 @@
  */
 import assert from "node:assert/strict";
 import type { Client } from "@modelcontextprotocol/sdk/client";
+import { Client as McpClient } from "@modelcontextprotocol/sdk/client";
 import {
   type Agent,
   type AgentSession,
   createGuestTicket,
   createTicket,
   formatTicket,
+  MemorySignaling,
   parseTicket,
   type SignalingHub,
   SignalingRoomError,
+  TicketSignaling,
+  WebRTCClientTransport,
+  WebRTCConnection,
   WebRTCListener,
 } from "../mod.ts";
-import { MAX_INVITE_TOOLS } from "../src/constants.ts";
+import { MAX_INVITE_TOOLS, RESUME_BACKOFF_FIRST } from "../src/constants.ts";
 import { createInviteTicket } from "../src/ticket.ts";
-import { createTestServer, dial, greet, LOCAL, until, withWorker } from "./_helpers.ts";
+import { useClock } from "../src/_clock.ts";
+import { deadline } from "../src/_async.ts";
+import { ManualClock } from "../src/_test_clock.ts";
+import { createTestServer, dial, greet, LOCAL, text, until, withWorker } from "./_helpers.ts";
+import { gatedServers } from "./_resume_pair.ts";
 
 /** A listener on the local worker that records who its servers serve. */
 async function listening(url: string, guestTicket = false) {
@@ -226,6 +235,164 @@ Deno.test("A desktop that serves no guest ticket has the room refuse it: the ver
       await greet(client, "laptop");
       await client.close();
     } finally {
+      await listener.close();
+    }
+  });
+});
+
+for (const how of ["revoked", "never served"]) {
+  Deno.test(`A desktop whose guest ticket is ${how} serves no peer the room names no invite for: it has no key to open its hello with`, async () => {
+    await withWorker(async (worker) => {
+      const { listener, served, errors } = await listening(worker.url, how === "revoked");
+      const client = new McpClient({ name: "intruder", version: "1.0.0" });
+      try {
+        await listener.invite({ name: "bob", tools: ["greet"] });
+        if (how === "revoked") await listener.revoke("guest");
+        // A room that lies (or names no invites) announces a peer with no invite,
+        // which holds no ticket and speaks plain signalling.
+        const hub = listener.hub as SignalingHub & { inviteOf(peer: string): string | undefined };
+        const [intruder, desktop] = MemorySignaling.createPair();
+        const signaling = hub.signaling.bind(hub);
+        hub.inviteOf = () => undefined;
+        hub.signaling = (peer) => (peer === "intruder" ? desktop : signaling(peer));
+        hub.onpeerjoin!("intruder");
+        const error = await client.connect(
+          new WebRTCClientTransport({ signaling: intruder, ...LOCAL, connectTimeout: 4_000 }),
+        ).then(() => undefined, (error: Error) => error);
+        assert.ok(error, "a peer with no ticket was served");
+        assert.match(error.message, /names no invite for it/);
+        assert.equal(served.length, 0);
+        assert.ok(
+          errors.some((error) => /Refused agent intruder: .*names no invite/.test(error.message)),
+          errors.map(String).join("; "),
+        );
+      } finally {
+        await client.close().catch(() => {});
+        await listener.close();
+      }
+    });
+  });
+}
+
+Deno.test("A revoked guest ticket stays revoked after a restart with the kept invite records, and while the room reconnects", async () => {
+  await withWorker(async (worker) => {
+    const first = await WebRTCListener.listen({
+      url: worker.url,
+      ...LOCAL,
+      connectTimeout: 5_000,
+      room: { reconnect: { minDelay: 10, maxDelay: 50 } },
+      createServer: () => createTestServer(),
+    });
+    first.onerror = () => {};
+    const guest = first.ticket!;
+    const kept = await first.invite({ name: "kept" });
+    await first.revoke("guest");
+    const refusedByRoom = async (why: string) => {
+      const error = await dial(guest, { connectTimeout: 5_000 }).then(
+        (client) => client.close().then(() => undefined),
+        (error: Error) => error,
+      );
+      const cause = (error as Error | undefined)?.cause;
+      assert.ok(cause instanceof SignalingRoomError, `${why}: ${error}`);
+      assert.equal(cause.code, "key_refused", why);
+    };
+    await refusedByRoom("after the revoke");
+    // The room's socket drops and the desktop joins again: its join must not admit the guest anew.
+    await worker.miniflare.unsafeEvictDurableObject("mcp-webrtc-signal", "Room", {
+      name: parseTicket(guest).room,
+      webSockets: "close",
+    });
+    // Once the desktop is back in its room, the kept invite connects, and the guest still does not.
+    let client: Client | undefined;
+    const stop = Date.now() + 5_000;
+    while (!client && Date.now() < stop) {
+      client = await dial(kept, { connectTimeout: 3_000 }).catch(() => undefined);
+      if (!client) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.ok(client, "the kept invite connected after the room came back");
+    await client.close();
+    await refusedByRoom("after the room reconnected");
+    // As documented: keep the records, restart with them.
+    const records = first.invites.map(({ name, ticket, tools }) => ({ name, ticket, tools }));
+    assert.deepEqual(records.map(({ name }) => name), ["kept"]);
+    const hostTicket = first.hostTicket!;
+    await first.close();
+    const second = await WebRTCListener.listen({
+      hostTicket,
+      invites: records,
+      ...LOCAL,
+      connectTimeout: 5_000,
+      createServer: () => createTestServer(),
+    });
+    try {
+      assert.equal(second.ticket, undefined);
+      assert.deepEqual(second.invites.map(({ name }) => name), ["kept"]);
+      await refusedByRoom("after the restart");
+      const again = await dial(kept);
+      await greet(again, "kept");
+      await again.close();
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+Deno.test("A redial with another invite's ticket cannot claim an agent's sessions: the claim is refused, and revoke() still finds every session of the invite", async () => {
+  await withWorker(async (worker) => {
+    const desktop = gatedServers();
+    const listener = await WebRTCListener.listen({
+      url: worker.url,
+      ...LOCAL,
+      guestTicket: false,
+      createServer: desktop.createServer,
+    });
+    const errors: string[] = [];
+    listener.onerror = (error) => errors.push(error.message);
+    const resumed: string[] = [];
+    listener.onagentresume = (agent, was) => resumed.push(`${was.name} -> ${agent.name}`);
+    const tickets = [
+      await listener.invite({ name: "a", tools: ["count"] }),
+      await listener.invite({ name: "b" }),
+    ];
+    let dials = 0;
+    const connection = new WebRTCConnection({
+      ...LOCAL,
+      linger: 0,
+      resume: true,
+      connectTimeout: 10_000,
+      // The first dial with a's ticket, every later one with b's.
+      signaling: () => new TicketSignaling(tickets[Math.min(dials++, 1)], { hostTimeout: 5_000 }),
+    });
+    const clock = new ManualClock();
+    useClock(connection, clock);
+    const client = new McpClient({ name: "agent", version: "1.0.0" });
+    client.onerror = () => {};
+    const closed = new Promise<void>((resolve) => (client.onclose = resolve));
+    try {
+      await deadline(client.connect(connection.openTransport()), 10_000);
+      assert.equal(text(await deadline(client.callTool({ name: "count" }), 10_000)), "1");
+      // The path is lost; the redial goes with b's ticket and claims a's sessions.
+      const lost = new Promise<void>((resolve) => (connection.ondisconnect = () => resolve()));
+      await clock.advance(9_000);
+      await deadline(lost, 10_000);
+      await clock.advance(RESUME_BACKOFF_FIRST);
+      await deadline(closed, 10_000);
+      assert.deepEqual(resumed, []);
+      assert.ok(
+        errors.some((error) => /claim .*invite "a".* invite "b"/.test(error)),
+        errors.join("; "),
+      );
+      // a's session ended on the desktop as on the agent: no server of a is left.
+      await until(
+        () => listener.sessions.every((s) => s.agent.name !== "a"),
+        5_000,
+        "a's sessions end",
+      );
+      assert.equal((await listener.revoke("a")).closed, 0);
+    } finally {
+      desktop.open();
+      await client.close().catch(() => {});
+      await connection.close();
       await listener.close();
     }
   });

@@ -34,6 +34,7 @@ import {
   GUEST_INVITE,
   HOST,
   inviteFrame,
+  INVITES_ONLY,
   joinProtocols,
   KEY,
   MAX_FRAME_BYTES,
@@ -102,7 +103,7 @@ export class SignalingRoom implements SignalingHub {
   onclose?: (error?: SignalingRoomError) => void;
 
   readonly #url: string;
-  readonly #protocols: string[];
+  #protocols: string[];
   readonly #options: SignalingRoomOptions;
   readonly #WebSocket: WebSocketConstructor;
   #socket?: WebSocketLike;
@@ -349,6 +350,11 @@ export class SignalingRoom implements SignalingHub {
   async revoke(name: string): Promise<number> {
     // Whatever the room answers, the invite's hello is not left again.
     this.#waitingHellos.delete(name);
+    // A host's join sets the invite "guest" to its guest verifier: the joins
+    // after this one (reconnects) admit invites only, so the revoked key stays out.
+    if (name === GUEST_INVITE && !this.#protocols.includes(INVITES_ONLY)) {
+      this.#protocols = [...this.#protocols, INVITES_ONLY];
+    }
     const answer = await this.#request("revoke", name, (id) => revokeFrame(name, id));
     return answer.type === "revoked" ? answer.closed : 0;
   }
