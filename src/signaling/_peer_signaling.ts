@@ -71,8 +71,14 @@ export class PeerSignaling extends SignalingBase {
     );
   }
 
-  /** Closes the relay pipe to the peer with the view. */
-  protected override closeCarrier(): void {
+  /**
+   * Closes the relay pipe to the peer with the view, after the messages
+   * already taken are delivered (each in a microtask of its own, queued
+   * before this one): a goodbye read in the same turn as the peer's leaving
+   * still says why it left.
+   */
+  protected override async closeCarrier(): Promise<void> {
+    await Promise.resolve();
     this.pipe.shut();
   }
 }
