@@ -290,3 +290,76 @@ Deno.test(
     }
   }),
 );
+
+Deno.test(
+  "revoke guest while serve runs: the shared ticket stays refused after a restart with the same file, which serves and prints the kept invites instead",
+  withWorker(async (signal) => {
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/host`;
+    try {
+      const serve = CliProcess.cli([
+        "serve",
+        "--signal",
+        signal,
+        ...LOCAL_FLAGS,
+        "--host-ticket-file",
+        file,
+        "--",
+        ...TEST_SERVER,
+      ]);
+      const guest = await serve.line(0);
+      assert.match(guest, /^mcpwebrtc2\.guest\./);
+      const added = await run(["invite", "kept", "--host-ticket-file", file]);
+      assert.equal(added.code, 0, added.stderr);
+      const kept = added.stdout.trim();
+      const revoked = await run(["revoke", "guest", "--host-ticket-file", file]);
+      assert.equal(revoked.code, 0, revoked.stderr);
+      assert.equal((await serve.signal("SIGTERM")).status.code, 0, serve.stderr);
+
+      // The same command again: the guest ticket stays revoked.
+      const restarted = CliProcess.cli([
+        "serve",
+        "--signal",
+        signal,
+        ...LOCAL_FLAGS,
+        "--host-ticket-file",
+        file,
+        "--",
+        ...TEST_SERVER,
+      ]);
+      assert.equal(await restarted.line(0), `kept\t${kept}`);
+      const refused = await startAgent(guest).then(
+        async (agent) => {
+          await agent.client.close();
+          return undefined;
+        },
+        (error: Error) => error,
+      );
+      assert.ok(refused, "the revoked guest ticket was served after the restart");
+      const agent = await startAgent(kept);
+      assert.ok((await agent.client.listTools()).tools.length > 0);
+      await agent.client.close();
+      await agent.transport.exited;
+      assert.equal((await restarted.signal("SIGTERM")).status.code, 0, restarted.stderr);
+
+      // With no invite left either, serve says what to do instead of serving nobody.
+      const stripped = JSON.parse(await Deno.readTextFile(file));
+      await Deno.writeTextFile(file, JSON.stringify({ ...stripped, invites: [] }));
+      const empty = CliProcess.cli([
+        "serve",
+        "--signal",
+        signal,
+        ...LOCAL_FLAGS,
+        "--host-ticket-file",
+        file,
+        "--",
+        ...TEST_SERVER,
+      ]);
+      const { code } = await empty.exit(20_000);
+      assert.equal(code, 2);
+      assert.match(empty.stderr, /guest ticket .* was revoked.*--invite NAME/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }),
+);

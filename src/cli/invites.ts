@@ -44,6 +44,8 @@ export interface HostFile {
   invites: InviteRecord[];
   /** Where the running `serve` takes `invite`, `revoke` and `invites`. */
   control?: { port: number; token: string };
+  /** Whether the one guest ticket was revoked: `serve` then serves the invites only. */
+  guestRevoked?: boolean;
 }
 
 /**
@@ -104,6 +106,7 @@ export async function readHostFile(file: string): Promise<HostFile | undefined> 
     ...(typeof control?.port === "number" && typeof control.token === "string"
       ? { control: { port: control.port, token: control.token } }
       : {}),
+    ...(data.guestRevoked === true ? { guestRevoked: true } : {}),
   };
 }
 
@@ -134,6 +137,7 @@ export async function writeHostFile(file: string, data: HostFile): Promise<void>
       tools ? { name, ticket, tools } : { name, ticket }
     ),
     ...(data.control ? { control: data.control } : {}),
+    ...(data.guestRevoked ? { guestRevoked: true } : {}),
   }) + "\n";
   const temporary = `${file}.${encodeBase64Url(crypto.getRandomValues(new Uint8Array(6)))}.tmp`;
   await Deno.writeTextFile(temporary, text, { mode: 0o600 });

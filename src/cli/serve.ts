@@ -259,6 +259,12 @@ export async function serve(args: string[]): Promise<number> {
     ticketVersion === "1" ? 1 : 2,
   );
   const host = saved.host;
+  const guestRevoked = saved.guestRevoked === true;
+  if (specs.length === 0 && guestRevoked && saved.invites.length === 0) {
+    throw new UsageError(
+      `Cannot serve as the guest ticket of ${hostFile} was revoked and the file keeps no invite: serve with --invite NAME, or remove the file to open a new room with a new guest ticket`,
+    );
+  }
   const upstream = (label: string): Transport =>
     upstreamUrl
       ? new HttpUpstreamTransport(upstreamUrl, { headers })
@@ -290,8 +296,9 @@ export async function serve(args: string[]): Promise<number> {
             }),
           ),
       }),
-      // Without --invite, the one guest ticket as before; with it, only invites.
-      guestTicket: specs.length === 0,
+      // Without --invite, the one guest ticket as before (unless it was
+      // revoked); with it, only invites.
+      guestTicket: specs.length === 0 && !guestRevoked,
       invites: saved.invites,
       createServer: ({ peer, session, agent: { name } }) => {
         const agent = numberOf(peer);
@@ -396,6 +403,11 @@ export async function serve(args: string[]): Promise<number> {
       host,
       invites: listener.invites.filter(({ name }) => name !== GUEST_INVITE),
       ...(control ? { control: { port: control.port, token: control.token } } : {}),
+      // Served, and no longer listed: revoked (now or before).
+      ...(guestRevoked ||
+          (specs.length === 0 && !listener.invites.some(({ name }) => name === GUEST_INVITE))
+        ? { guestRevoked: true }
+        : {}),
     };
     saving = saving.then(() => writeHostFile(hostFile, data));
     return saving;
@@ -412,7 +424,11 @@ export async function serve(args: string[]): Promise<number> {
   // Listening for SIGINT and SIGTERM before the tickets are out: whoever
   // reads them may stop this process at once.
   const stopping = waitForStop(lost);
-  const text = specs.length > 0 ? lines.join("\n") : listener.ticket!;
+  // Without --invite: the guest ticket, or, once it was revoked, the kept invites.
+  if (specs.length === 0 && !listener.ticket) {
+    for (const { name, ticket } of listener.invites) lines.push(`${name}\t${ticket}`);
+  }
+  const text = specs.length > 0 || !listener.ticket ? lines.join("\n") : listener.ticket;
   if (values["ticket-file"]) await writeSecret(values["ticket-file"], text + "\n");
   await Deno.stdout.write(new TextEncoder().encode(text + "\n"));
   log.info(
