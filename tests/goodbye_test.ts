@@ -10,6 +10,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { MemorySignaling, SignalingRoomError, WebRTCConnection } from "../mod.ts";
 import { deadline } from "../src/_async.ts";
 import { LOCAL } from "./_helpers.ts";
+import { resolvePeerConnection } from "../src/runtime.ts";
 
 const STEP = 10_000;
 
@@ -142,6 +143,59 @@ Deno.test("A peer that closed does not report what signalling says of its last f
       [],
     );
   } finally {
+    await agent.close();
+    await desktop.close();
+  }
+});
+
+Deno.test("Without resume, a desktop told of its peer connection's close before a channel's last message still reads that message", async () => {
+  // node-datachannel calls the connection's state change and a channel's
+  // messages back on queues of their own: the close may come first.
+  const Base = await resolvePeerConnection();
+  const made: (InstanceType<typeof Base> & EventTarget)[] = [];
+  const Recorded = class extends (Base as unknown as new (...args: unknown[]) => EventTarget) {
+    constructor(...args: unknown[]) {
+      super(...args);
+      made.push(this as unknown as InstanceType<typeof Base> & EventTarget);
+    }
+  } as unknown as typeof Base;
+  const [a, b] = MemorySignaling.createPair();
+  const agent = new WebRTCConnection({ ...LOCAL, linger: 0, resume: false, signaling: a });
+  const desktop = new WebRTCConnection({
+    ...LOCAL,
+    initiator: false,
+    resume: false,
+    signaling: b,
+    RTCPeerConnection: Recorded,
+  });
+  const methods: string[] = [];
+  desktop.ontransport = async (transport) => {
+    await new McpServer({ name: "desktop", version: "1.0.0" }).connect(transport);
+    const deliver = transport.onmessage!;
+    transport.onmessage = (message, extra) => {
+      if ("method" in message) methods.push(message.method);
+      deliver(message, extra);
+    };
+  };
+  const disconnected = new Promise<void>((resolve) => (desktop.ondisconnect = () => resolve()));
+  void desktop.connect().catch(() => {});
+  const client = new Client({ name: "agent", version: "1.0.0" }, {
+    capabilities: { roots: { listChanged: true } },
+  });
+  try {
+    await deadline(client.connect(agent.openTransport()), STEP);
+    assert.equal(made.length, 1);
+    // The last message leaves; the close is told before it is read.
+    void client.notification({ method: "notifications/roots/list_changed" });
+    Object.defineProperty(made[0], "connectionState", { value: "closed", configurable: true });
+    made[0].dispatchEvent(new Event("connectionstatechange"));
+    await deadline(disconnected, STEP);
+    assert.ok(
+      methods.includes("notifications/roots/list_changed"),
+      `the desktop read ${JSON.stringify(methods)}`,
+    );
+  } finally {
+    await client.close();
     await agent.close();
     await desktop.close();
   }

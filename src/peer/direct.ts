@@ -371,7 +371,7 @@ export class Peer {
         this.#step("dtls");
       }
       if (state !== "failed" && state !== "closed") return;
-      if (this.#connected) return this.#lost(`the peer connection is ${state}`);
+      if (this.#connected) return void this.#drained(`the peer connection is ${state}`);
       // Not when this side closed it (after a timeout, say).
       if (!this.#closed) this.#broke = true;
       if (!this.#state.iceConnected && this.#state.pathFound) {
@@ -551,12 +551,23 @@ export class Peer {
   async #goodbye(): Promise<void> {
     // It has left: a goodbye back, whatever closes this side, would reach no one.
     this.#quiet = true;
+    await this.#drained("the peer said goodbye");
+  }
+
+  /**
+   * The connection is gone (`why`), but its channels may still hold messages
+   * not yet read here: node-datachannel calls back the connection's state
+   * and each channel's messages on queues of their own, so its close can
+   * come first. Their close is awaited (at most
+   * {@linkcode BYE_DRAIN_TIMEOUT}), then the connection is taken as lost.
+   */
+  async #drained(why: string): Promise<void> {
     const open = [...this.#channels].filter((channel) => channel.readyState !== "closed");
     await settle(
       Promise.all(open.map((channel) => nextEvent(channel, "close"))),
       BYE_DRAIN_TIMEOUT,
     );
-    this.#lost("the peer said goodbye");
+    this.#lost(why);
   }
 
   #lost(why: string): void {
