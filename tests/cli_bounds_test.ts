@@ -363,6 +363,60 @@ Deno.test("serveHttp() takes a Host named in allowedHosts, and any IP address or
   }
 });
 
+Deno.test("serveHttp() answers a Host with a malformed port (or two Hosts) with a JSON-RPC 400, before it dials", async () => {
+  const counter = { dials: 0 };
+  const endpoint = serveHttp({ hostname: "127.0.0.1", port: 0, dial: memoryDial(counter) });
+  try {
+    await endpoint.listening;
+    const port = Number(new URL(endpoint.url).port);
+    const hosts = [
+      "127.0.0.1:99999",
+      "localhost:x",
+      "[::1]:-1",
+      "[::1",
+      "localhost:",
+      `localhost:${port}, evil.example:${port}`,
+    ];
+    for (const host of hosts) {
+      for (const method of ["POST", "GET"]) {
+        const headers = method === "POST" ? GOOD : { Accept: "text/event-stream" };
+        const response = await rawRequest(port, method, { ...headers, Host: host }, INITIALIZE);
+        assert.equal(response.status, 400, `${method} ${host}: ${response.body}`);
+        const error = JSON.parse(response.body).error;
+        assert.equal(error.code, -32000, host);
+        assert.match(error.message, /Cannot accept the request as its Host .* is not a host name/);
+      }
+    }
+    assert.equal(counter.dials, 0);
+  } finally {
+    await endpoint.close();
+  }
+});
+
+Deno.test("serveHttp() answers a request that fails inside the bridge with a JSON-RPC -32603 and reports the error once", async () => {
+  const errors: Error[] = [];
+  const endpoint = serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    dial: () => {
+      throw new Error("no transport today");
+    },
+    onerror: (error) => void errors.push(error),
+  });
+  try {
+    await endpoint.listening;
+    const response = await rawRequest(Number(new URL(endpoint.url).port), "POST", GOOD, INITIALIZE);
+    assert.equal(response.status, 500, response.body);
+    const error = JSON.parse(response.body).error;
+    assert.equal(error.code, -32603);
+    assert.match(error.message, /^Internal error: .*no transport today/);
+    assert.deepEqual(errors.map((error) => error.message), ["no transport today"]);
+    assert.equal(endpoint.sessions, 0);
+  } finally {
+    await endpoint.close();
+  }
+});
+
 Deno.test("serveHttp() refuses an initialize body over its limit with 413 before it dials", async () => {
   const counter = { dials: 0 };
   const endpoint = serveHttp({ hostname: "127.0.0.1", port: 0, dial: memoryDial(counter) });

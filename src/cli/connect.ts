@@ -284,6 +284,10 @@ async function connectHttp(
           ),
       };
     },
+    onerror: (error) =>
+      log.error("http-error", `Cannot answer an HTTP request: ${error.message}`, {
+        reason: error.message,
+      }),
     onlisten: (url) => {
       void Deno.stdout.write(new TextEncoder().encode(url + "\n"));
       log.info(

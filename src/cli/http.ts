@@ -147,6 +147,14 @@ export interface ServeHttpOptions {
    */
   allowedHosts?: string[];
   /**
+   * Called with an error that a request met inside the endpoint (a bug, or a
+   * transport to the remote server that could not be made); the request is
+   * answered `500` with a JSON-RPC error (`-32603`) saying so.
+   *
+   * @default {undefined}
+   */
+  onerror?: (error: Error) => void;
+  /**
    * Called once the server listens.
    *
    * @default {undefined}
@@ -192,6 +200,19 @@ function hostName(host: string): string {
   return name.toLowerCase().replace(/\.$/, "");
 }
 
+/**
+ * A `Host` header's host name and port, as `host[:port]` or `[ipv6][:port]`
+ * with a port from 0 to 65535; `undefined` for anything else (a port that is
+ * not a number, two values joined by a comma), which no URL can be made of.
+ */
+const HOST_HEADER = /^(\[[0-9a-fA-F:.]+\]|[^\s:,/?#@[\]\\]+)(?::(\d{1,5}))?$/;
+
+/** Whether a `Host` header is one host name with an optional port from 0 to 65535. */
+function isHostHeader(host: string): boolean {
+  const match = HOST_HEADER.exec(host);
+  return match !== null && (match[2] === undefined || Number(match[2]) <= 65535);
+}
+
 /** Whether a host name is an IP address: DNS rebinding needs a name to rebind. */
 function isIpAddress(name: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(name) || /^\[[0-9a-f:.]+\]$/.test(name);
@@ -217,6 +238,15 @@ function refusal(
   allowed: { hosts: Set<string>; origins: Set<string> },
 ): Response | undefined {
   const host = request.headers.get("host") ?? "";
+  if (!isHostHeader(host)) {
+    return jsonError(
+      400,
+      -32000,
+      `Cannot accept the request as its Host ${
+        quote(host)
+      } is not a host name with an optional port from 0 to 65535: send one Host, such as 127.0.0.1:8080`,
+    );
+  }
   const name = hostName(host);
   if (!(name === "localhost" || isIpAddress(name) || allowed.hosts.has(name))) {
     return jsonError(
@@ -316,7 +346,8 @@ async function readBounded(request: Request, limit: number): Promise<string | un
  *
  * A web page can reach a port on 127.0.0.1, so every request is checked
  * before anything is read or dialled, as the MCP Streamable HTTP transport
- * asks of a local server: `Host` must be `localhost`, an IP address or one of
+ * asks of a local server: `Host` must be one host name with an optional port
+ * (`400` otherwise), and that name `localhost`, an IP address or one of
  * `allowedHosts` (a DNS-rebinding page names its own), `Origin`, if sent, a
  * page on `localhost`, `127.0.0.1` or `[::1]` or one of `allowedOrigins`
  * (`403` otherwise); the method GET, POST or DELETE (`405`); a POST's
@@ -324,7 +355,9 @@ async function readBounded(request: Request, limit: number): Promise<string | un
  * `application/json` and `text/event-stream` (`406`). Only one well-formed
  * JSON-RPC `initialize` request (`400` otherwise), at most
  * {@linkcode MAX_HTTP_INITIALIZE_SIZE} bytes (`413`), with fewer than
- * `maxSessions` sessions open (`503`), dials the remote server.
+ * `maxSessions` sessions open (`503`), dials the remote server. Whatever fails
+ * inside is answered `500` with a JSON-RPC error (`-32603`) and passed to
+ * `onerror`.
  *
  * @param options Where to listen and how to reach the remote server.
  * @returns The running endpoint.
@@ -489,6 +522,23 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
     return response;
   };
 
+  // Whatever fails inside is answered as JSON-RPC and reported, not thrown at the server.
+  const answer = async (request: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {
+    try {
+      return await handler(request, info);
+    } catch (caught) {
+      const error = caught instanceof Error ? caught : new Error(String(caught));
+      options.onerror?.(error);
+      return jsonError(
+        500,
+        -32603,
+        `Internal error: the bridge failed on this request (${
+          quote(error.message).slice(1, -1)
+        }); it is reported on the bridge's stderr; send the request again`,
+      );
+    }
+  };
+
   let resolveListening!: () => void;
   const ready = new Promise<void>((resolve) => (resolveListening = resolve));
   const server = Deno.serve({
@@ -499,7 +549,7 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
       resolveListening();
       options.onlisten?.(endpointUrl(address.hostname, address.port));
     },
-  }, handler);
+  }, answer);
 
   return {
     get url() {
