@@ -417,6 +417,87 @@ Deno.test("serveHttp() answers a request that fails inside the bridge with a JSO
   }
 });
 
+Deno.test("serveHttp() closes a session whose client reads none of its answers once they would exceed maxQueuedBytes, naming it; another session goes on", async () => {
+  const answer = 1024 * 1024;
+  const limit = 8 * 1024 * 1024;
+  const errors: string[] = [];
+  const ended: string[] = [];
+  const endpoint = serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    dial: () => {
+      const [client, server] = InMemoryTransport.createLinkedPair();
+      const mcp = new McpServer({ name: "big", version: "1" });
+      mcp.registerTool("big", { description: "answers 1 MiB" }, () => ({
+        content: [{ type: "text", text: "x".repeat(answer) }],
+      }));
+      void mcp.connect(server);
+      return client;
+    },
+    bridge: () => ({
+      maxQueuedBytes: limit,
+      onerror: (side, error) => void errors.push(`${side}: ${error.message}`),
+      onclose: (first, cause) => void ended.push(`${first}: ${cause?.message}`),
+    }),
+  });
+  const reader = new Client({ name: "reader", version: "1" });
+  const socket = { conn: undefined as Deno.Conn | undefined };
+  try {
+    await endpoint.listening;
+    const port = Number(new URL(endpoint.url).port);
+    await reader.connect(new StreamableHTTPClientTransport(new URL(endpoint.url)));
+    const opened = await rawRequest(port, "POST", GOOD, INITIALIZE);
+    const sessionId = /^mcp-session-id: *(\S+)/im.exec(opened.head)![1];
+    const session = { ...GOOD, "Mcp-Session-Id": sessionId, "Mcp-Protocol-Version": "2025-06-18" };
+    const initialized = await rawRequest(
+      port,
+      "POST",
+      session,
+      '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+    );
+    assert.equal(initialized.status, 202, initialized.body);
+    assert.equal(endpoint.sessions, 2);
+    // One POST of 100 calls, 100 MiB of answers, on a socket that is never read.
+    const calls = Array.from({ length: 100 }, (_, i) => ({
+      jsonrpc: "2.0",
+      id: i + 1,
+      method: "tools/call",
+      params: { name: "big", arguments: {} },
+    }));
+    const body = new TextEncoder().encode(JSON.stringify(calls));
+    const head = [
+      "POST /mcp HTTP/1.1",
+      `Host: 127.0.0.1:${port}`,
+      ...Object.entries(session).map(([name, value]) => `${name}: ${value}`),
+      `Content-Length: ${body.length}`,
+      "",
+      "",
+    ].join("\r\n");
+    socket.conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await socket.conn.write(new TextEncoder().encode(head));
+    await socket.conn.write(body);
+    const deadline = Date.now() + 20_000;
+    while (endpoint.sessions > 1 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(endpoint.sessions, 1, `the session that reads nothing is still open: ${errors}`);
+    const named =
+      /Cannot hold more for the HTTP client as what its event streams hold unread would exceed 'maxQueuedBytes' \(8388608 bytes/;
+    assert.ok(
+      errors.some((error) => error.startsWith("a: ") && named.test(error)),
+      errors.join("\n"),
+    );
+    assert.ok(ended.some((end) => end.startsWith("a: ") && named.test(end)), ended.join("\n"));
+    // The other session's client reads its answers: it goes on.
+    const result = await reader.callTool({ name: "big", arguments: {} }) as CallToolResult;
+    assert.equal((result.content[0] as { text: string }).text.length, answer);
+  } finally {
+    socket.conn?.close();
+    await reader.close();
+    await endpoint.close();
+  }
+});
+
 Deno.test("serveHttp() refuses an initialize body over its limit with 413 before it dials", async () => {
   const counter = { dials: 0 };
   const endpoint = serveHttp({ hostname: "127.0.0.1", port: 0, dial: memoryDial(counter) });

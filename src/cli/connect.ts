@@ -275,7 +275,7 @@ async function connectHttp(
             "session-closed",
             `Session ${number} ended: ${
               first === "a"
-                ? "the HTTP client closed it"
+                ? cause ? cause.message : "the HTTP client closed it"
                 : cause
                 ? `cannot reach the desktop: ${cause.message}`
                 : "the connection to the desktop closed"

@@ -19,6 +19,7 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types";
 import { isInitializeRequest, isJSONRPCRequest } from "@modelcontextprotocol/sdk/types.js";
 import {
   DEFAULT_MAX_HTTP_SESSIONS,
+  DEFAULT_MAX_QUEUED_BYTES,
   DEFAULT_MAX_RECEIVE_SIZE,
   HTTP_SESSION_IDLE,
   HTTP_SWEEP_MAX_INTERVAL,
@@ -108,7 +109,10 @@ export interface ServeHttpOptions {
   dial: () => Transport;
   /**
    * Options of each session's bridge (error messages, callbacks), with the
-   * session id.
+   * session id. Its `maxQueuedBytes` also bounds what the session's event
+   * streams hold that the HTTP client has not read: past it, `onerror` is
+   * called for side `a` with an error naming it, the session is closed, and
+   * `onclose` gets that error as its cause.
    *
    * @default {{}}
    */
@@ -177,6 +181,117 @@ export interface HttpEndpoint {
 interface Session {
   http: WebStandardStreamableHTTPServerTransport;
   bridge: Bridge;
+  unread: UnreadEvents;
+}
+
+/**
+ * What the event streams of one HTTP session hold that its client has not
+ * read yet, within a limit. The SDK's transport writes each message into its
+ * stream at once (its `send()` resolves before anything is read), so a client
+ * that reads nothing would make it hold every answer: each stream is passed
+ * on through {@linkcode UnreadEvents.watch}, which takes what the SDK writes
+ * and hands it on only as the server pulls it for the socket, counting the
+ * bytes in between. Past the limit `onover` is called once and every stream
+ * is dropped with what it held.
+ */
+class UnreadEvents {
+  readonly #limit: number;
+  readonly #onover: (error: Error) => void;
+  readonly #drops = new Set<(reason: Error) => void>();
+  #bytes = 0;
+  #over = false;
+
+  constructor(limit: number, onover: (error: Error) => void) {
+    this.#limit = limit;
+    this.#onover = onover;
+  }
+
+  /** The response, its event stream (if it is one) counted. */
+  watch(response: Response): Response {
+    if (
+      !response.body ||
+      !mediaTypes(response.headers.get("content-type")).includes("text/event-stream")
+    ) {
+      return response;
+    }
+    return new Response(this.#counted(response.body), {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  }
+
+  #counted(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+    const source = body.getReader();
+    const queue: Uint8Array[] = [];
+    let held = 0;
+    let done = false;
+    let dropped = false;
+    let wake: (() => void) | undefined;
+    const release = () => {
+      this.#bytes -= held;
+      held = 0;
+      queue.length = 0;
+    };
+    const drop = (reason: Error) => {
+      dropped = true;
+      release();
+      void source.cancel(reason).catch(() => {});
+      wake?.();
+    };
+    this.#drops.add(drop);
+    void (async () => {
+      try {
+        while (!dropped) {
+          const { value, done: ended } = await source.read();
+          if (ended || dropped) break;
+          queue.push(value);
+          held += value.byteLength;
+          this.#bytes += value.byteLength;
+          wake?.();
+          if (this.#bytes > this.#limit) this.#overflow();
+        }
+      } catch {
+        // The SDK's stream failed: this one ends with what it holds.
+      } finally {
+        done = true;
+        wake?.();
+      }
+    })();
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        while (queue.length === 0 && !done && !dropped) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+        }
+        const chunk = dropped ? undefined : queue.shift();
+        if (chunk === undefined) {
+          // Ended, or dropped: the stream ends here (an error would only be printed by the server).
+          this.#drops.delete(drop);
+          controller.close();
+          return;
+        }
+        held -= chunk.byteLength;
+        this.#bytes -= chunk.byteLength;
+        controller.enqueue(chunk);
+      },
+      cancel: (reason) => {
+        this.#drops.delete(drop);
+        drop(reason instanceof Error ? reason : new Error(String(reason)));
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  #overflow(): void {
+    if (this.#over) return;
+    this.#over = true;
+    const error = new Error(
+      `Cannot hold more for the HTTP client as what its event streams hold unread would exceed 'maxQueuedBytes' (${this.#limit} bytes, ${this.#bytes} held): it is not reading what it is sent; its session is closed`,
+    );
+    for (const drop of [...this.#drops]) drop(error);
+    this.#drops.clear();
+    this.#onover(error);
+  }
 }
 
 function jsonError(status: number, code: number, message: string): Response {
@@ -452,7 +567,7 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
       const session = sessions.get(sessionId);
       if (!session) return jsonError(404, -32001, "Session not found");
       track(session.bridge, info);
-      return await session.http.handleRequest(request);
+      return session.unread.watch(await session.http.handleRequest(request));
     }
     if (request.method !== "POST") {
       return jsonError(400, -32000, "Bad Request: Mcp-Session-Id header is required");
@@ -500,23 +615,30 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
     }
     const http = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
-      onsessioninitialized: (id) => void sessions.set(id, { http, bridge: running }),
+      onsessioninitialized: (id) => void sessions.set(id, { http, bridge: running, unread }),
       maxRequestBodySize: DEFAULT_MAX_RECEIVE_SIZE,
     });
     const base = options.bridge?.(() => http.sessionId) ?? {};
+    // What its client leaves unread is bounded as the bridge bounds each side's queue.
+    let overflow: Error | undefined;
+    const unread = new UnreadEvents(base.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, (error) => {
+      overflow = error;
+      base.onerror?.("a", error);
+      void running.close();
+    });
     const running: Bridge = bridge(new RoutingTransport(http), options.dial(), {
       ...base,
       onclose: (first, cause) => {
         if (http.sessionId) sessions.delete(http.sessionId);
         open.delete(running);
         activity.delete(running);
-        base.onclose?.(first, cause);
+        base.onclose?.(first, cause ?? overflow);
       },
     });
     open.add(running);
     activity.set(running, { active: 0, since: clock.now() });
     track(running, info);
-    const response = await http.handleRequest(request, { parsedBody: body });
+    const response = unread.watch(await http.handleRequest(request, { parsedBody: body }));
     // Checked above as the SDK checks; should it still refuse, nothing stays open.
     if (http.sessionId === undefined) void running.close();
     return response;
