@@ -1023,6 +1023,30 @@ export const ROOM_RECONNECT_MIN_DELAY = 500;
 export const ROOM_RECONNECT_MAX_DELAY = 30_000;
 
 /**
+ * How long `connect --http` waits for the whole body of a request once its
+ * headers are in; past it the request is answered `408` naming this limit and
+ * its connection closed. A client sends its body right behind its headers:
+ * the largest one taken (64 MiB, `DEFAULT_MAX_RECEIVE_SIZE`) was read in
+ * 43–72 ms over loopback, and needs 54 Mbit/s over a network to arrive in
+ * 10 s, so only a client that stalled or trickles its body reaches it. It counts
+ * total time, not progress: a body sent a byte at a time would otherwise keep
+ * what it holds of {@linkcode MAX_HTTP_BODY_BYTES} for ever.
+ */
+export const HTTP_BODY_TIMEOUT = 10_000;
+
+/**
+ * Bytes of request bodies `connect --http` holds at once while it reads them,
+ * across all its connections: two of the largest a session takes
+ * (`DEFAULT_MAX_RECEIVE_SIZE`), as for the messages it holds for a reader
+ * ({@linkcode DEFAULT_MAX_QUEUED_BYTES}). Without it, any local process could
+ * start bodies and never finish them, making the bridge hold up to 1 MiB per
+ * connection without a session and 64 MiB per connection with one. A body
+ * whose bytes do not fit is answered `503` with `Retry-After`, naming this
+ * limit; the bodies that fit are read on.
+ */
+export const MAX_HTTP_BODY_BYTES = 2 * DEFAULT_MAX_RECEIVE_SIZE;
+
+/**
  * How long the HTTP bridge (`connect --http`) keeps an MCP session no request
  * used: an MCP client that went away without a DELETE frees its session (and
  * its WebRTC session) after ten minutes, while a user who pauses keeps it.

@@ -17,6 +17,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types";
 import { TicketSignaling } from "../mod.ts";
+import { exposureWarning } from "../src/cli/connect.ts";
 import { serveHttp } from "../src/cli/http.ts";
 import { escapeControls, StatusLog } from "../src/cli/log.ts";
 import {
@@ -498,6 +499,121 @@ Deno.test("serveHttp() closes a session whose client reads none of its answers o
   }
 });
 
+/**
+ * Sends a request's head and the first `sent` bytes of a body of `length`,
+ * then nothing; resolves with the server's answer (status, head and body),
+ * or what came of it within `ms`.
+ */
+async function stalledBody(
+  port: number,
+  headers: Record<string, string>,
+  length: number,
+  sent: number,
+  ms = 15_000,
+): Promise<{ status: number; text: string }> {
+  const connection = await Deno.connect({ hostname: "127.0.0.1", port });
+  const timer = setTimeout(() => connection.close(), ms);
+  let text = "";
+  try {
+    const head = [
+      "POST /mcp HTTP/1.1",
+      ...Object.entries({ Host: `127.0.0.1:${port}`, ...headers }).map(([name, value]) =>
+        `${name}: ${value}`
+      ),
+      `Content-Length: ${length}`,
+      "",
+      "",
+    ].join("\r\n");
+    await connection.write(new TextEncoder().encode(head));
+    await connection.write(new Uint8Array(sent).fill(0x20));
+    const buffer = new Uint8Array(65_536);
+    const decoder = new TextDecoder();
+    while (true) {
+      const end = text.indexOf("\r\n\r\n");
+      const declared = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end));
+      if (end >= 0 && declared && text.length - end - 4 >= Number(declared[1])) break;
+      const n = await connection.read(buffer).catch(() => null);
+      if (n === null) break;
+      text += decoder.decode(buffer.subarray(0, n), { stream: true });
+    }
+  } finally {
+    clearTimeout(timer);
+    try {
+      connection.close();
+    } catch {
+      // Closed by the timer.
+    }
+  }
+  return { status: Number(text.slice(9, 12)), text };
+}
+
+Deno.test("serveHttp() answers a request whose body stalls with 408 naming HTTP_BODY_TIMEOUT, with or without a session", async () => {
+  const counter = { dials: 0 };
+  const endpoint = serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    dial: memoryDial(counter),
+    bodyTimeout: 300,
+  });
+  try {
+    await endpoint.listening;
+    const port = Number(new URL(endpoint.url).port);
+    const opened = await rawRequest(port, "POST", GOOD, INITIALIZE);
+    const sessionId = /^mcp-session-id: *(\S+)/im.exec(opened.head)![1];
+    for (const headers of [GOOD, { ...GOOD, "Mcp-Session-Id": sessionId }]) {
+      const started = Date.now();
+      const answer = await stalledBody(port, headers, 1000, 10);
+      assert.equal(answer.status, 408, answer.text);
+      assert.match(answer.text, /did not arrive within HTTP_BODY_TIMEOUT \(300 ms\)/);
+      assert.match(answer.text, /^connection: close\r$/im);
+      assert.ok(Date.now() - started < 10_000);
+    }
+    assert.equal(counter.dials, 1);
+  } finally {
+    await endpoint.close();
+  }
+});
+
+Deno.test("serveHttp() refuses a body that would take the bodies read at once past maxBodyBytes with 503 and Retry-After, naming MAX_HTTP_BODY_BYTES; the budget is free again once they end", async () => {
+  const counter = { dials: 0 };
+  const endpoint = serveHttp({
+    hostname: "127.0.0.1",
+    port: 0,
+    dial: memoryDial(counter),
+    bodyTimeout: 1_000,
+    maxBodyBytes: 1_000_000,
+  });
+  const client = new Client({ name: "real", version: "1" });
+  try {
+    await endpoint.listening;
+    const port = Number(new URL(endpoint.url).port);
+    await client.connect(new StreamableHTTPClientTransport(new URL(endpoint.url)));
+    const session = {
+      ...GOOD,
+      "Mcp-Session-Id": (client.transport as StreamableHTTPClientTransport).sessionId!,
+    };
+    // 1.7 MB of bodies that stall: whichever comes last past 1 MB is refused, the others time out.
+    const answers = await Promise.all([
+      stalledBody(port, session, 500_000, 400_000),
+      stalledBody(port, session, 500_000, 400_000),
+      stalledBody(port, GOOD, 950_000, 900_000),
+    ]);
+    const refused = answers.filter((answer) => answer.status === 503);
+    assert.ok(refused.length >= 1, answers.map((answer) => answer.text.slice(0, 200)).join("\n"));
+    for (const answer of refused) {
+      assert.match(answer.text, /^retry-after: \d+\r$/im);
+      assert.match(answer.text, /would exceed MAX_HTTP_BODY_BYTES \(1000000 bytes/);
+    }
+    for (const answer of answers) assert.ok([408, 503].includes(answer.status), answer.text);
+    // Nothing of them is held any more: a request is read and answered.
+    await client.ping();
+    assert.equal(counter.dials, 1);
+  } finally {
+    await client.close();
+    await endpoint.close();
+  }
+});
+
 Deno.test("serveHttp() refuses an initialize body over its limit with 413 before it dials", async () => {
   const counter = { dials: 0 };
   const endpoint = serveHttp({ hostname: "127.0.0.1", port: 0, dial: memoryDial(counter) });
@@ -734,4 +850,17 @@ Deno.test("serveHttp() refuses a maxSessions below 1 and an allowed origin that 
       }),
     /not an origin/,
   );
+});
+
+Deno.test("connect --http warns when it listens on an address other than loopback, and only then", () => {
+  for (const hostname of ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "LOCALHOST"]) {
+    assert.equal(exposureWarning(hostname), undefined, hostname);
+  }
+  for (const hostname of ["0.0.0.0", "::", "192.168.1.20", "fe80::1", "my-laptop.lan"]) {
+    assert.match(
+      exposureWarning(hostname) ?? "",
+      /is not a loopback address: any host that can reach this machine there can open sessions/,
+      hostname,
+    );
+  }
 });

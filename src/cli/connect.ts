@@ -243,6 +243,8 @@ async function connectHttp(
   ticket: Ticket,
 ) {
   let sessions = 0;
+  const exposed = exposureWarning(address.hostname);
+  if (exposed) log.warn("http-exposed", exposed, { hostname: address.hostname });
   reportResume(connection, log);
   connection.onconnectstep = (step) => {
     if (step !== "channel") return;
@@ -304,6 +306,35 @@ async function connectHttp(
   );
   log.info("stopped", `Stopped on ${stop.kind === "signal" ? stop.signal : "request"}`);
   return ExitCode.OK;
+}
+
+/**
+ * The warning `connect --http` prints when it listens on an address other
+ * than this machine's loopback interface (`0.0.0.0`, `::`, a LAN address, a
+ * name other than `localhost`): any host that reaches it there can open
+ * sessions, so use the desktop's tools; `undefined` for a loopback address.
+ *
+ * @param hostname The address `--http` listens on, as {@linkcode parseAddress} gives it.
+ * @returns The warning, or `undefined`.
+ *
+ * @example Loopback addresses need no warning
+ * ```ts
+ * import { exposureWarning } from "./connect.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(exposureWarning("127.0.0.1"), undefined);
+ * assert.equal(exposureWarning("::1"), undefined);
+ * assert.match(exposureWarning("0.0.0.0")!, /any host that can reach this machine/);
+ * ```
+ */
+export function exposureWarning(hostname: string): string | undefined {
+  const name = hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  const loopback = name === "localhost" || name === "::1" ||
+    /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+  if (loopback) return undefined;
+  return `Serving Streamable HTTP on ${
+    JSON.stringify(hostname)
+  }, which is not a loopback address: any host that can reach this machine there can open sessions and use the desktop's tools; listen on 127.0.0.1 unless that is meant`;
 }
 
 /**

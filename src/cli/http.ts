@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { deadline } from "../_async.ts";
 import { clockOf } from "../_clock.ts";
 // @ts-types="@modelcontextprotocol/sdk/server/webStandardStreamableHttp"
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
@@ -21,9 +22,11 @@ import {
   DEFAULT_MAX_HTTP_SESSIONS,
   DEFAULT_MAX_QUEUED_BYTES,
   DEFAULT_MAX_RECEIVE_SIZE,
+  HTTP_BODY_TIMEOUT,
   HTTP_SESSION_IDLE,
   HTTP_SWEEP_MAX_INTERVAL,
   HTTP_SWEEP_MIN_INTERVAL,
+  MAX_HTTP_BODY_BYTES,
   MAX_HTTP_INITIALIZE_SIZE,
 } from "../constants.ts";
 import { type Bridge, bridge, type BridgeOptions } from "./bridge.ts";
@@ -133,6 +136,20 @@ export interface ServeHttpOptions {
    * @default {64}
    */
   maxSessions?: number;
+  /**
+   * Milliseconds a request's whole body may take to arrive once its headers
+   * are in; a slower one is answered `408`, and what it sent is let go.
+   *
+   * @default {HTTP_BODY_TIMEOUT} (10000)
+   */
+  bodyTimeout?: number;
+  /**
+   * Bytes of request bodies read at once, across all connections; a body
+   * whose bytes do not fit is answered `503` with `Retry-After`.
+   *
+   * @default {MAX_HTTP_BODY_BYTES} (134217728)
+   */
+  maxBodyBytes?: number;
   /**
    * Origins, besides those on `localhost`, `127.0.0.1` and `[::1]`, whose
    * pages may send requests (e.g. `https://app.example`); a request with any
@@ -433,25 +450,88 @@ function refusal(
   return undefined;
 }
 
-/** Reads a request's body up to `limit` bytes; `undefined` if it is longer. */
-async function readBounded(request: Request, limit: number): Promise<string | undefined> {
-  const declared = Number(request.headers.get("content-length") ?? 0);
-  if (declared > limit) return undefined;
+/** The bytes of request bodies an endpoint holds while it reads them, within a limit. */
+interface BodyBudget {
+  readonly limit: number;
+  readonly timeout: number;
+  taken: number;
+}
+
+/**
+ * Reads a request's body, at most `limit` bytes, taking each chunk's bytes
+ * from `budget` before it is kept and giving them back once read, within
+ * `budget.timeout`. Resolves with its text, or with the refusal to answer:
+ * `413` (longer than `limit`), `503` (the budget is spent), `408` (too slow),
+ * `400` (broken off); `what` begins its message.
+ */
+async function readBody(
+  request: Request,
+  limit: number,
+  limitName: string,
+  budget: BodyBudget,
+  what: string,
+): Promise<string | Response> {
+  // A refusal leaves the body unread: its connection is closed, not kept for another request.
+  const refuse = (status: number, message: string) => {
+    const response = jsonError(status, -32000, `${what} as ${message}`);
+    response.headers.set("connection", "close");
+    return response;
+  };
+  const tooLarge = () =>
+    refuse(413, `its body is larger than ${limitName} (${limit} bytes): send a smaller one`);
+  if (Number(request.headers.get("content-length") ?? 0) > limit) return tooLarge();
   if (!request.body) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of request.body) {
-    size += chunk.byteLength;
-    if (size > limit) return undefined;
-    chunks.push(chunk);
+  const reader = request.body.getReader();
+  const reading = (async (): Promise<string | Response> => {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    try {
+      while (true) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (size + value.byteLength > limit) return tooLarge();
+        if (budget.taken + value.byteLength > budget.limit) {
+          const response = refuse(
+            503,
+            `the request bodies being read at once would exceed MAX_HTTP_BODY_BYTES (${budget.limit} bytes): send it again in a moment`,
+          );
+          response.headers.set("retry-after", "1");
+          return response;
+        }
+        budget.taken += value.byteLength;
+        size += value.byteLength;
+        chunks.push(value);
+      }
+    } finally {
+      budget.taken -= size;
+    }
+    const bytes = new Uint8Array(size);
+    let offset = 0;
+    for (const chunk of chunks) {
+      bytes.set(chunk, offset);
+      offset += chunk.byteLength;
+    }
+    return new TextDecoder().decode(bytes);
+  })();
+  try {
+    const read = await deadline(reading, budget.timeout);
+    if (typeof read !== "string") void reader.cancel().catch(() => {});
+    return read;
+  } catch (error) {
+    void reader.cancel().catch(() => {});
+    if ((error as Error).name === "TimeoutError") {
+      return refuse(
+        408,
+        `its body did not arrive within HTTP_BODY_TIMEOUT (${budget.timeout} ms): send the whole body right after the headers`,
+      );
+    }
+    return refuse(
+      400,
+      `the request's body could not be read (${
+        quote((error as Error).message).slice(1, -1)
+      }): the client broke off or sent a malformed body; send the request again`,
+    );
   }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
 }
 
 /**
@@ -470,14 +550,16 @@ async function readBounded(request: Request, limit: number): Promise<string | un
  * `application/json` and `text/event-stream` (`406`). Only one well-formed
  * JSON-RPC `initialize` request (`400` otherwise), at most
  * {@linkcode MAX_HTTP_INITIALIZE_SIZE} bytes (`413`), with fewer than
- * `maxSessions` sessions open (`503`), dials the remote server. Whatever fails
+ * `maxSessions` sessions open (`503`), dials the remote server. Every body
+ * must arrive within `bodyTimeout` (`408`), and the bodies read at once fit
+ * in `maxBodyBytes` (`503`). Whatever fails
  * inside is answered `500` with a JSON-RPC error (`-32603`) and passed to
  * `onerror`.
  *
  * @param options Where to listen and how to reach the remote server.
  * @returns The running endpoint.
  * @throws {TypeError} If an allowed origin is not an http: or https: origin.
- * @throws {RangeError} If `maxSessions` is not a positive integer.
+ * @throws {RangeError} If `maxSessions`, `maxBodyBytes` or `bodyTimeout` is not a positive integer.
  *
  * @example A page on another site is refused, and nothing is dialled
  * ```ts
@@ -549,6 +631,18 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
       `Cannot serve HTTP as 'maxSessions' must be a positive integer: received ${maxSessions}`,
     );
   }
+  const bodies: BodyBudget = {
+    limit: options.maxBodyBytes ?? MAX_HTTP_BODY_BYTES,
+    timeout: options.bodyTimeout ?? HTTP_BODY_TIMEOUT,
+    taken: 0,
+  };
+  for (const [name, value] of [["maxBodyBytes", bodies.limit], ["bodyTimeout", bodies.timeout]]) {
+    if (!Number.isSafeInteger(value) || (value as number) < 1) {
+      throw new RangeError(
+        `Cannot serve HTTP as '${name}' must be a positive integer: received ${value}`,
+      );
+    }
+  }
   const allowed = {
     hosts: new Set((options.allowedHosts ?? []).map(hostName)),
     origins: new Set((options.allowedOrigins ?? []).map(originOf)),
@@ -567,30 +661,37 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
       const session = sessions.get(sessionId);
       if (!session) return jsonError(404, -32001, "Session not found");
       track(session.bridge, info);
-      return session.unread.watch(await session.http.handleRequest(request));
+      if (request.method !== "POST") {
+        return session.unread.watch(await session.http.handleRequest(request));
+      }
+      // Read here, within the endpoint's bounds, rather than by the SDK.
+      const text = await readBody(
+        request,
+        DEFAULT_MAX_RECEIVE_SIZE,
+        "DEFAULT_MAX_RECEIVE_SIZE",
+        bodies,
+        "Cannot forward the request",
+      );
+      if (typeof text !== "string") return text;
+      let parsedBody: unknown;
+      try {
+        parsedBody = JSON.parse(text);
+      } catch {
+        return jsonError(400, -32700, "Parse error: the body is not JSON");
+      }
+      return session.unread.watch(await session.http.handleRequest(request, { parsedBody }));
     }
     if (request.method !== "POST") {
       return jsonError(400, -32000, "Bad Request: Mcp-Session-Id header is required");
     }
-    let text: string | undefined;
-    try {
-      text = await readBounded(request, MAX_HTTP_INITIALIZE_SIZE);
-    } catch (error) {
-      return jsonError(
-        400,
-        -32000,
-        `Cannot open a session as the request's body could not be read (${
-          quote((error as Error).message).slice(1, -1)
-        }): the client broke off or sent a malformed body; send the request again`,
-      );
-    }
-    if (text === undefined) {
-      return jsonError(
-        413,
-        -32000,
-        `Cannot open a session as the initialize request is larger than MAX_HTTP_INITIALIZE_SIZE (${MAX_HTTP_INITIALIZE_SIZE} bytes): send a smaller one`,
-      );
-    }
+    const text = await readBody(
+      request,
+      MAX_HTTP_INITIALIZE_SIZE,
+      "MAX_HTTP_INITIALIZE_SIZE",
+      bodies,
+      "Cannot open a session",
+    );
+    if (typeof text !== "string") return text;
     let body: unknown;
     try {
       body = JSON.parse(text);
