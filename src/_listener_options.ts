@@ -13,6 +13,7 @@ import type { SignalingRoomOptions } from "./signaling/signaling_room.ts";
 import type { Ticket } from "./ticket.ts";
 import {
   DEFAULT_MAX_AGENTS,
+  DEFAULT_MAX_AGENTS_PER_INVITE,
   DEFAULT_MAX_SESSIONS_PER_AGENT,
   DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_AGENT,
   DEFAULT_MAX_UNACKNOWLEDGED_BYTES_PER_DESKTOP,
@@ -102,6 +103,15 @@ export interface WebRTCListenerOptions extends Omit<WebRTCTransportOptions, "sig
    * @default {8} (`DEFAULT_MAX_AGENTS`)
    */
   maxAgents?: number;
+  /**
+   * The most agents (peer connections) one named invite may hold at once;
+   * one more of that invite is refused, saying so, until one leaves, while
+   * other invites' agents still connect. The one shared guest ticket is
+   * bounded by `maxAgents` only (the desktop cannot tell its holders apart).
+   *
+   * @default {4} (`DEFAULT_MAX_AGENTS_PER_INVITE`)
+   */
+  maxAgentsPerInvite?: number;
   /**
    * Whether an agent's sessions outlive its lost peer connection (see
    * `WebRTCConnectionOptions.resume`): the listener holds the lost
@@ -254,6 +264,7 @@ export function checkListenerLimits(options: WebRTCListenerOptions): void {
   for (
     const [name, value] of [
       ["maxAgents", options.maxAgents ?? DEFAULT_MAX_AGENTS],
+      ["maxAgentsPerInvite", options.maxAgentsPerInvite ?? DEFAULT_MAX_AGENTS_PER_INVITE],
       ["maxSessionsPerAgent", options.maxSessionsPerAgent ?? DEFAULT_MAX_SESSIONS_PER_AGENT],
       [
         "sessionStartsPerSecond",

@@ -13,7 +13,13 @@ import type { Clock } from "./_clock.ts";
 import type { InviteEntry } from "./_listener_invites.ts";
 import type { WebRTCListenerOptions } from "./_listener_options.ts";
 import type { Signaling } from "./signaling/signaling.ts";
-import { DEFAULT_MAX_AGENTS, REFUSAL_TIMEOUT, SESSION_LIMIT_REACHED } from "./constants.ts";
+import {
+  DEFAULT_MAX_AGENTS,
+  DEFAULT_MAX_AGENTS_PER_INVITE,
+  REFUSAL_TIMEOUT,
+  SESSION_LIMIT_REACHED,
+} from "./constants.ts";
+import { GUEST_INVITE } from "./signaling/room_protocol.ts";
 import { WebRTCTransportError } from "./errors.ts";
 import type { IceServer } from "./webrtc_transport.ts";
 
@@ -26,8 +32,13 @@ export function agentRefusal(
   invite: InviteEntry | undefined,
   agents: number,
   now: number,
+  inviteAgents = 0,
 ): string | undefined {
-  const { expiresAt, maxAgents = DEFAULT_MAX_AGENTS } = options;
+  const {
+    expiresAt,
+    maxAgents = DEFAULT_MAX_AGENTS,
+    maxAgentsPerInvite = DEFAULT_MAX_AGENTS_PER_INVITE,
+  } = options;
   if (expiresAt && expiresAt.getTime() <= now) {
     return "the ticket expired; ask the desktop for a new one";
   }
@@ -36,6 +47,9 @@ export function agentRefusal(
   }
   if (agents >= maxAgents) {
     return `the desktop serves its maximum of ${maxAgents} agents; try again later`;
+  }
+  if (invite && invite.name !== GUEST_INVITE && inviteAgents >= maxAgentsPerInvite) {
+    return `the invite "${invite.name}" has ${inviteAgents} agents connected, the most one invite may have (maxAgentsPerInvite): close one of them, or ask the desktop for an invite of its own`;
   }
   return undefined;
 }

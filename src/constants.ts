@@ -683,6 +683,16 @@ export const BUFFERED_LOW_CHECK_INTERVAL = 250;
 export const DEFAULT_MAX_AGENTS = 8;
 
 /**
+ * The most agents (peer connections) one named invite may hold at once
+ * (`maxAgentsPerInvite`, `serve --agents-per-invite`): half of
+ * `DEFAULT_MAX_AGENTS`, so that the holder of one invite cannot take every
+ * agent slot from the others (as the budgets per agent connection are half
+ * the desktop's). The one shared guest ticket is bounded by `maxAgents` only:
+ * the desktop cannot tell its holders apart.
+ */
+export const DEFAULT_MAX_AGENTS_PER_INVITE = 4;
+
+/**
  * How long the CLI, stopped by a signal, waits for its connections to close
  * before it exits: enough for the goodbye ({@linkcode BYE_TIMEOUT}) and the
  * release of the peer connection, short enough that a stopped process is

@@ -648,7 +648,14 @@ export class WebRTCListener {
         ...hello && { hello },
       });
     }
-    const refusal = agentRefusal(this.#options, invite, this.#agents.size, clockOf(this).now());
+    const ofInvite = [...this.#agents.values()].filter((agent) => agent.name === name).length;
+    const refusal = agentRefusal(
+      this.#options,
+      invite,
+      this.#agents.size,
+      clockOf(this).now(),
+      name === undefined ? 0 : ofInvite,
+    );
     if (refusal) {
       this.onerror?.(new WebRTCTransportError(`Refused agent ${peer}: ${refusal}`));
       await refuseAgent(signaling, refusal);
@@ -660,6 +667,7 @@ export class WebRTCListener {
       signalingKey: _key,
       expiresAt: _expires,
       maxAgents: _max,
+      maxAgentsPerInvite: _perInvite,
       maxSessionsPerAgent = DEFAULT_MAX_SESSIONS_PER_AGENT,
       sessionStartsPerSecond = DEFAULT_SESSION_STARTS_PER_SECOND,
       maxUnfinishedBytesPerAgent = DEFAULT_MAX_UNFINISHED_BYTES_PER_AGENT,

@@ -397,3 +397,59 @@ Deno.test("A redial with another invite's ticket cannot claim an agent's session
     }
   });
 });
+
+Deno.test("One invite holds at most maxAgentsPerInvite agents: one more of it is refused with the sealed reason, while another invite's agent connects", async () => {
+  await withWorker(async (worker) => {
+    const errors: Error[] = [];
+    const listener = await WebRTCListener.listen({
+      url: worker.url,
+      ...LOCAL,
+      connectTimeout: 5_000,
+      guestTicket: false,
+      maxAgentsPerInvite: 1,
+      createServer: () => createTestServer(),
+    });
+    listener.onerror = (error) => errors.push(error);
+    const clients: Client[] = [];
+    try {
+      const ci = await listener.invite({ name: "ci" });
+      const other = await listener.invite({ name: "other" });
+      clients.push(await dial(ci));
+      const error = await dial(ci, { connectTimeout: 5_000 }).then(
+        (client) => {
+          clients.push(client);
+          return undefined;
+        },
+        (error: Error) => error,
+      );
+      assert.ok(error, "a second agent of the invite was served");
+      assert.match(
+        error.message,
+        /the invite "ci" has 1 agents connected, the most one invite may have \(maxAgentsPerInvite\)/,
+      );
+      clients.push(await dial(other));
+      await greet(clients.at(-1)!, "other");
+      assert.deepEqual(listener.agents.map((agent) => agent.name).sort(), ["ci", "other"]);
+      assert.ok(errors.some((error) => /maxAgentsPerInvite/.test(error.message)));
+    } finally {
+      for (const client of clients) await client.close();
+      await listener.close();
+    }
+  });
+});
+
+Deno.test("WebRTCListener refuses a maxAgentsPerInvite that is not a positive integer", () => {
+  const hub: SignalingHub = {
+    peers: [],
+    signaling: (peer) => {
+      throw new Error(`no peer ${peer}`);
+    },
+    close: () => Promise.resolve(),
+  };
+  for (const maxAgentsPerInvite of [0, 1.5, -1]) {
+    assert.throws(
+      () => new WebRTCListener({ hub, maxAgentsPerInvite, createServer: () => createTestServer() }),
+      /maxAgentsPerInvite/,
+    );
+  }
+});

@@ -15,7 +15,11 @@
  */
 import { clockOf } from "../_clock.ts";
 import { delay, settle } from "../_async.ts";
-import { CLI_STOP_TIMEOUT, DEFAULT_MAX_AGENTS } from "../constants.ts";
+import {
+  CLI_STOP_TIMEOUT,
+  DEFAULT_MAX_AGENTS,
+  DEFAULT_MAX_AGENTS_PER_INVITE,
+} from "../constants.ts";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport";
 import { createTicket, type Ticket } from "../ticket.ts";
 import { SignalingRoomError, WebRTCTransportError } from "../errors.ts";
@@ -68,6 +72,8 @@ Options:
   --url URL               Bridge this Streamable HTTP endpoint instead of a command
   --header "NAME: VALUE"  A header sent to the --url endpoint (repeatable)
   --agents N              The most agents (connections) served at once (default: ${DEFAULT_MAX_AGENTS})
+  --agents-per-invite N   The most agents one --invite may hold at once; one more of it is
+                          refused (default: ${DEFAULT_MAX_AGENTS_PER_INVITE})
   --sessions N            The most MCP sessions one agent may hold open; one more is
                           refused with an error the agent sees (default: ${DEFAULT_MAX_SESSIONS_PER_AGENT})
   --session-starts N      The most sessions one agent may start per second, after a
@@ -112,6 +118,7 @@ const SERVE_FLAGS = {
   url: { type: "string" },
   header: { type: "string", multiple: true },
   agents: { type: "string" },
+  "agents-per-invite": { type: "string" },
   sessions: { type: "string" },
   "session-starts": { type: "string" },
   "unfinished-bytes-per-agent": { type: "string" },
@@ -186,6 +193,9 @@ export async function serve(args: string[]): Promise<number> {
   const maxAgents = values.agents
     ? parsePositiveInteger(values.agents, "--agents")
     : DEFAULT_MAX_AGENTS;
+  const maxAgentsPerInvite = values["agents-per-invite"]
+    ? parsePositiveInteger(values["agents-per-invite"], "--agents-per-invite")
+    : DEFAULT_MAX_AGENTS_PER_INVITE;
   const maxSessionsPerAgent = values.sessions
     ? parsePositiveInteger(values.sessions, "--sessions")
     : DEFAULT_MAX_SESSIONS_PER_AGENT;
@@ -284,6 +294,7 @@ export async function serve(args: string[]): Promise<number> {
       hostTicket: host,
       expiresAt: expiresAt ?? host.expiresAt,
       maxAgents,
+      maxAgentsPerInvite,
       maxSessionsPerAgent,
       ...budgets,
       ...network,
