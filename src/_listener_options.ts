@@ -247,11 +247,12 @@ export interface ListenOptions extends Omit<WebRTCListenerOptions, "hub" | "sign
   /**
    * Whether the room admits the one guest ticket of the host ticket (named
    * `"guest"`, in `listener.ticket`). `false` admits only invites: the room
-   * is opened with the verifier of a key nobody holds. Given `invites`, it
-   * follows them: records kept from `listener.invites` hold `"guest"` unless
-   * it was revoked, and a revoked guest ticket stays revoked.
+   * is opened with the verifier of a key nobody holds. A room reopened with
+   * `hostTicket` and `invites` follows them: records kept from
+   * `listener.invites` hold `"guest"` unless it was revoked, and a revoked
+   * guest ticket stays revoked (an empty list included).
    *
-   * @default {true} without `invites`; with them, whether one is named `"guest"`
+   * @default {true}; with `hostTicket` and `invites`, whether one is named `"guest"`
    */
   guestTicket?: boolean;
 }

@@ -345,8 +345,10 @@ export class WebRTCListener {
       hostTicket,
       room: roomOptions,
       invites = [],
-      // Kept records hold "guest" unless it was revoked: it stays revoked.
-      guestTicket = invites.length === 0 || invites.some((record) => record?.name === GUEST_INVITE),
+      // A room reopened with its kept records: they hold "guest" unless it
+      // was revoked, and then it stays revoked (an empty list included).
+      guestTicket = hostTicket === undefined || options.invites === undefined ||
+        invites.some((record) => record?.name === GUEST_INVITE),
       ...rest
     } = options;
     let host: Ticket;

@@ -453,3 +453,39 @@ Deno.test("WebRTCListener refuses a maxAgentsPerInvite that is not a positive in
     );
   }
 });
+
+Deno.test("A revoked guest ticket stays revoked after a restart whose kept records are none (no other invite was made)", async () => {
+  await withWorker(async (worker) => {
+    const first = await WebRTCListener.listen({
+      url: worker.url,
+      ...LOCAL,
+      connectTimeout: 5_000,
+      createServer: () => createTestServer(),
+    });
+    const guest = first.ticket!;
+    await first.revoke("guest");
+    const records = first.invites.map(({ name, ticket, tools }) => ({ name, ticket, tools }));
+    assert.deepEqual(records, []);
+    const hostTicket = first.hostTicket!;
+    await first.close();
+    const second = await WebRTCListener.listen({
+      hostTicket,
+      invites: records,
+      ...LOCAL,
+      connectTimeout: 5_000,
+      createServer: () => createTestServer(),
+    });
+    try {
+      assert.equal(second.ticket, undefined);
+      const error = await dial(guest, { connectTimeout: 5_000 }).then(
+        (client) => client.close().then(() => undefined),
+        (error: Error) => error,
+      );
+      const cause = (error as Error | undefined)?.cause;
+      assert.ok(cause instanceof SignalingRoomError, String(error));
+      assert.equal(cause.code, "key_refused");
+    } finally {
+      await second.close();
+    }
+  });
+});
