@@ -868,6 +868,19 @@ export const DOCTOR_TURN_TIMEOUT = 3_000;
 export const A2A_MAX_KEY_ID_LENGTH = 256;
 
 /**
+ * Signalling an `A2ASignalingRouter` holds open at once, over all tasks and
+ * users: a dial's signalling stays open from the agent's offer until the
+ * executor closes its transport or connection (done, or the connect timed
+ * out because the desktop never answered) or the user's stream ends, so an
+ * agent that authenticates nobody could otherwise be made to hold a peer
+ * connection for each of any number of offers sent and abandoned. It also
+ * bounds the desktops one router is connected to at once. One more is
+ * refused by `openSignaling()` with an error naming this limit (the executor
+ * fails that task); a signalling that closes frees its place.
+ */
+export const A2A_MAX_OPEN_SIGNALING = 128;
+
+/**
  * Invites one signalling room holds at most, `guest` included: defined with
  * the room protocol, which the worker shares (see `room_protocol.ts`).
  */

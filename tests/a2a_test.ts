@@ -4,7 +4,7 @@
  * over WebRTC, the signalling travelling inside the task.
  */
 import assert from "node:assert/strict";
-import { type Message, type StreamResponse, TaskState } from "@a2a-js/sdk";
+import { type Message, Role, type StreamResponse, TaskState } from "@a2a-js/sdk";
 import {
   type Client as A2AClient,
   ClientFactory,
@@ -355,6 +355,82 @@ Deno.test("Another client of an agent that authenticates nobody cannot read, res
     assert.match(injected.message, /no open signalling|secret/);
     assert.equal(result.answer, ANSWER, "the desktop's connection survived");
     assert.equal(signalingIn(seen), 0, "the subscription saw none of the task's signalling");
+  } finally {
+    release.resolve();
+    await agent.close();
+  }
+});
+
+Deno.test("Another client of an agent that authenticates nobody cannot end a desktop's task by naming it in taskId, in plain text or with an offer of its own", async () => {
+  await using folder = await sharedFolder();
+  const connected = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const agent = await startAgent({
+    afterConnect: () => {
+      connected.resolve();
+      return release.promise;
+    },
+  });
+  try {
+    const asking = askAgent(agent.url, QUESTION, { root: folder.root });
+    await connected.promise;
+    const other = await new ClientFactory().createFromUrl(agent.url);
+    const { tasks } = await other.listTasks({
+      tenant: "",
+      contextId: "",
+      status: TaskState.TASK_STATE_UNSPECIFIED,
+      pageToken: "",
+      statusTimestampAfter: undefined,
+    });
+    const task = tasks.find((task) => task.status?.state === TaskState.TASK_STATE_WORKING);
+    assert.ok(task, "the other client lists the desktop's working task");
+    const onTask = (metadata: Record<string, unknown> | undefined) => ({
+      messageId: crypto.randomUUID(),
+      contextId: task.contextId,
+      taskId: task.id,
+      role: Role.ROLE_USER,
+      parts: [{
+        content: { $case: "text" as const, value: "hi" },
+        mediaType: "text/plain",
+        filename: "",
+        metadata: undefined,
+      }],
+      metadata,
+      extensions: [],
+      referenceTaskIds: [],
+    });
+    const plain = await other.sendMessage({
+      tenant: "",
+      message: onTask(undefined),
+      configuration: undefined,
+      metadata: undefined,
+    }).then(() => undefined, (error: Error) => error);
+    const offering = await (async () => {
+      const events = other.sendMessageStream({
+        tenant: "",
+        message: onTask({ [A2A_SIGNALING_EXTENSION_URI]: { version: 2, sealed: false } }),
+        configuration: undefined,
+        metadata: { [A2A_SIGNALING_EXTENSION_URI]: { secret: "m".repeat(43) } },
+      }, {
+        serviceParameters: ServiceParameters.createFrom(
+          undefined,
+          withA2AExtensions(A2A_SIGNALING_EXTENSION_URI),
+        ),
+      });
+      for await (const _ of events) {
+        // Nothing is expected before the refusal.
+      }
+    })().then(() => undefined, (error: Error) => error);
+    release.resolve();
+    const result = await asking;
+    for (const refusal of [plain, offering]) {
+      assert.ok(refusal instanceof Error, "the message naming the task is refused");
+      assert.match(
+        refusal.message,
+        /belongs to the desktop whose request opened its signalling, and this request does not carry its secret/,
+      );
+    }
+    assert.equal(result.answer, ANSWER, "the desktop gets its answer");
   } finally {
     release.resolve();
     await agent.close();

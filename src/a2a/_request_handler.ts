@@ -35,21 +35,30 @@ import {
 import { CALL_STATE_KEY, type CallState } from "./_task_signaling.ts";
 
 /**
- * A request handler that lets `route` answer signalling replies first, takes
- * the desktop's secret out of a streaming request, shows a task's signalling
- * only on the stream of the request that opened it, and returns tasks
- * without signalling.
+ * A request handler that lets `route` answer signalling replies first, lets
+ * `admit` refuse a message on a task whose signalling belongs to another
+ * request, takes the desktop's secret out of a streaming request, shows a
+ * task's signalling only on the stream of the request that opened it, and
+ * returns tasks without signalling.
  */
 export class SignalingRequestHandler implements A2ARequestHandler {
   readonly #inner: A2ARequestHandler;
   readonly #route: (params: SendMessageRequest, context: ServerCallContext) => Message | undefined;
+  readonly #admit: (params: SendMessageRequest, context: ServerCallContext) => void;
 
+  /**
+   * @param inner The handler every other request goes to.
+   * @param route Answers a signalling reply, or returns `undefined` if the request is not one.
+   * @param admit Throws if the message may not reach `inner` (it names a task another request's signalling guards).
+   */
   constructor(
     inner: A2ARequestHandler,
     route: (params: SendMessageRequest, context: ServerCallContext) => Message | undefined,
+    admit: (params: SendMessageRequest, context: ServerCallContext) => void,
   ) {
     this.#inner = inner;
     this.#route = route;
+    this.#admit = admit;
   }
 
   getAgentCard(): Promise<AgentCard> {
@@ -67,6 +76,7 @@ export class SignalingRequestHandler implements A2ARequestHandler {
   ): Promise<Message | Task> {
     const answer = this.#route(params, context);
     if (answer) return answer;
+    this.#admit(params, context);
     const result = await this.#inner.sendMessage(
       { ...params, metadata: withoutSignalingSecret(params.metadata) },
       context,
@@ -82,6 +92,7 @@ export class SignalingRequestHandler implements A2ARequestHandler {
         "Cannot deliver signalling in a streaming request: send it with SendMessage",
       );
     }
+    this.#admit(params, context);
     const call: CallState = { secret: signalingSecretOf(params.metadata), published: new Set() };
     context.state.set(CALL_STATE_KEY, call);
     const inner = this.#inner.sendMessageStream(

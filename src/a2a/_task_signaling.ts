@@ -31,6 +31,8 @@ export interface CallState {
   published: Set<string>;
   /** How many times this call's signalling was opened: each open is a dial, numbered from 1. */
   dials?: number;
+  /** Whether the router guards the call's task (from its first dial to the end of its stream). */
+  guarded?: boolean;
 }
 
 /** States after which the user's stream is over: no more signalling reaches the desktop. */
@@ -42,6 +44,13 @@ const STREAM_ENDING_STATES: ReadonlySet<TaskState> = new Set([
   TaskState.TASK_STATE_INPUT_REQUIRED,
   TaskState.TASK_STATE_AUTH_REQUIRED,
 ]);
+
+/** Whether `event` on a task's bus ends the user's stream of task `taskId`. */
+export function endsStream(event: AgentExecutionEvent, taskId: string): boolean {
+  return event.kind === "message" ||
+    (event.kind === "statusUpdate" && event.data.taskId === taskId &&
+      event.data.status !== undefined && STREAM_ENDING_STATES.has(event.data.status.state));
+}
 
 /**
  * One task's signalling, agent side: `send()` publishes a status update on the
@@ -73,10 +82,7 @@ export class A2ATaskSignaling extends SignalingBase {
     this.contextId = ids.contextId;
     this.#onclosed = onclosed;
     this.#watch = (event) => {
-      const ends = event.kind === "message" ||
-        (event.kind === "statusUpdate" && event.data.taskId === this.#taskId &&
-          event.data.status !== undefined && STREAM_ENDING_STATES.has(event.data.status.state));
-      if (ends) void this.close();
+      if (endsStream(event, this.#taskId)) void this.close();
     };
     this.#finished = () => void this.close();
     bus.on("event", this.#watch);

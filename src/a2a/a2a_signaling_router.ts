@@ -10,6 +10,7 @@ import { Role } from "@a2a-js/sdk";
 import { RequestMalformedError, TaskNotFoundError } from "@a2a-js/sdk/errors";
 import type {
   A2ARequestHandler,
+  AgentExecutionEvent,
   ExecutionEventBus,
   RequestContext,
   ServerCallContext,
@@ -28,7 +29,9 @@ import {
   signalingDialOf,
   signalingSecretOf,
 } from "./extension.ts";
-import { A2ATaskSignaling, CALL_STATE_KEY, type CallState } from "./_task_signaling.ts";
+import { A2A_MAX_OPEN_SIGNALING } from "../constants.ts";
+import { WebRTCTransportError } from "../errors.ts";
+import { A2ATaskSignaling, CALL_STATE_KEY, type CallState, endsStream } from "./_task_signaling.ts";
 import { SignalingRequestHandler, withoutSignaling } from "./_request_handler.ts";
 
 /**
@@ -75,7 +78,11 @@ export type OpenA2ASignalingOptions =
  * acknowledgement, so they never reach the executor or the task store. A reply
  * that names the task in `taskId` instead is routed the same way: given to the
  * SDK, it would re-run the executor on the task's event bus and end the
- * user's stream (`-32004`).
+ * user's stream (`-32004`). For that reason any other message naming the task
+ * in `taskId` is refused (`TaskNotFoundError`) from the first dial until the
+ * user's stream ends, unless it carries the secret of the request that opened
+ * the signalling. A router holds at most `A2A_MAX_OPEN_SIGNALING` (128)
+ * signallings open at once.
  *
  * The {@linkcode A2ASignalingRouter.wrapTaskStore | wrapped task store} keeps
  * signalling out of the task history: SDPs name the agent's addresses and are
@@ -178,6 +185,8 @@ export type OpenA2ASignalingOptions =
  */
 export class A2ASignalingRouter {
   readonly #open = new Map<string, A2ATaskSignaling>();
+  /** The secret of the request that opened each task's signalling, until that request's stream ends. */
+  readonly #guarded = new Map<string, string>();
 
   /**
    * Opens the signalling of the task being executed, to hand to a
@@ -199,6 +208,8 @@ export class A2ASignalingRouter {
    * does not offer an MCP server; the offer and the options disagree on
    * sealing, or no key is found for its `keyId`; or the task's signalling is
    * already open.
+   * @throws {WebRTCTransportError} If the router already holds
+   * `A2A_MAX_OPEN_SIGNALING` (128) signallings open.
    */
   openSignaling(
     context: RequestContext,
@@ -251,6 +262,15 @@ export class A2ASignalingRouter {
       throw new TypeError(
         `Cannot open signalling as task ${context.taskId} already has open signalling: close it first`,
       );
+    }
+    if (this.#open.size >= A2A_MAX_OPEN_SIGNALING) {
+      throw new WebRTCTransportError(
+        `Cannot open signalling as this agent holds ${this.#open.size} signallings open at once, the limit (A2A_MAX_OPEN_SIGNALING): try again once a connection attempt ends`,
+      );
+    }
+    if (!call.guarded) {
+      call.guarded = true;
+      this.#guard(id, context.taskId, call.secret, eventBus);
     }
     context.context.addActivatedExtension(A2A_SIGNALING_EXTENSION_URI);
     const signaling = new A2ATaskSignaling(
@@ -339,7 +359,11 @@ export class A2ASignalingRouter {
    * @returns The handler to serve (for example with the SDK's `jsonRpcHandler`).
    */
   wrapRequestHandler(inner: A2ARequestHandler): A2ARequestHandler {
-    return new SignalingRequestHandler(inner, (params, context) => this.#route(params, context));
+    return new SignalingRequestHandler(
+      inner,
+      (params, context) => this.#route(params, context),
+      (params, context) => this.#admit(params, context),
+    );
   }
 
   /**
@@ -356,6 +380,39 @@ export class A2ASignalingRouter {
       list: (params, context) => inner.list(params, context),
       save: (task, context) => inner.save(withoutSignaling(task), context),
     };
+  }
+
+  /**
+   * Keeps a message that names task `taskId` in `taskId` from the SDK unless
+   * it carries `secret`, until the stream of the request that opened the
+   * task's signalling ends: given to the SDK, it would run the executor again
+   * on the task's event bus and end that stream.
+   */
+  #guard(id: string, taskId: string, secret: string, bus: ExecutionEventBus): void {
+    this.#guarded.set(id, secret);
+    const end = () => {
+      bus.off("event", watch);
+      bus.off("finished", end);
+      if (this.#guarded.get(id) === secret) this.#guarded.delete(id);
+    };
+    const watch = (event: AgentExecutionEvent) => {
+      if (endsStream(event, taskId)) end();
+    };
+    bus.on("event", watch);
+    bus.on("finished", end);
+  }
+
+  /** Throws if the message names, in `taskId`, a task guarded by a secret the request does not carry. */
+  #admit(params: SendMessageRequest, context: ServerCallContext): void {
+    const taskId = params.message?.taskId;
+    if (!taskId) return;
+    const secret = this.#guarded.get(scopedTaskId(context, taskId));
+    if (secret === undefined) return;
+    const given = signalingSecretOf(params.metadata);
+    if (given !== undefined && sameSecret(given, secret)) return;
+    throw new TaskNotFoundError(
+      `Cannot take the message as task ${taskId} belongs to the desktop whose request opened its signalling, and this request does not carry its secret: until that request's stream ends, only it may send on the task; start a new task (leave taskId empty)`,
+    );
   }
 
   /** Delivers a signalling reply, or returns `undefined` if the request is not one. */
@@ -391,6 +448,11 @@ export class A2ASignalingRouter {
     if (message.contextId && message.contextId !== target.contextId) {
       throw new RequestMalformedError(
         `Cannot deliver signalling as the message's contextId does not match task ${taskId}'s`,
+      );
+    }
+    if (dial > target.dial) {
+      throw new RequestMalformedError(
+        `Cannot deliver signalling as the request names dial ${dial} of task ${taskId}, which is at dial ${target.dial}: reply to dial ${target.dial} (or to an earlier one, which is ignored)`,
       );
     }
     context.addActivatedExtension(A2A_SIGNALING_EXTENSION_URI);

@@ -11,6 +11,8 @@ import {
 } from "@a2a-js/sdk/server";
 import type { SignalingMessage } from "../signaling/signaling.ts";
 import { AuthenticatedSignaling } from "../signaling/authenticated_signaling.ts";
+import { A2A_MAX_OPEN_SIGNALING } from "../constants.ts";
+import { WebRTCTransportError } from "../errors.ts";
 import {
   A2A_MAX_KEY_ID_LENGTH,
   A2A_MAX_PENDING_MESSAGES,
@@ -61,7 +63,7 @@ function textPart(text: string): Part {
 const SECRET = "s".repeat(43);
 
 /** The executor's side of a task whose user message carries `offer` (or none). */
-function task(offer?: unknown, userName = "", wrapped = true) {
+function task(offer?: unknown, userName = "", wrapped = true, taskId = TASK) {
   const metadata = offer === undefined ? undefined : { [A2A_SIGNALING_EXTENSION_URI]: offer };
   const call = new ServerCallContext({ user: user(userName) });
   // What the wrapped request handler keeps for the call it streams.
@@ -77,7 +79,7 @@ function task(offer?: unknown, userName = "", wrapped = true) {
     configuration: undefined,
     metadata: undefined,
   };
-  const context = new RequestContext(request, TASK, CONTEXT, call);
+  const context = new RequestContext(request, taskId, CONTEXT, call);
   const bus = new DefaultExecutionEventBus();
   const events: AgentExecutionEvent[] = [];
   bus.on("event", (event) => events.push(event));
@@ -440,6 +442,110 @@ Deno.test("A2ASignalingRouter refuses replies beyond the pending limit while the
       /256 signalling messages already wait/.test(error.message),
   );
   await signaling.close();
+});
+
+/** A plain text message that names the task in `taskId`, with `secret` in the request's metadata (or none). */
+function plainOnTask(secret?: string) {
+  return {
+    tenant: "",
+    message: message([textPart("hi")], { taskId: TASK, contextId: CONTEXT }),
+    configuration: undefined,
+    metadata: secret === undefined
+      ? undefined
+      : { [A2A_SIGNALING_EXTENSION_URI]: { secret } } as Record<string, unknown>,
+  };
+}
+
+/** Runs a streaming request through to its end. */
+async function stream(handler: A2ARequestHandler, params: ReturnType<typeof plainOnTask>) {
+  for await (const _ of handler.sendMessageStream(params, new ServerCallContext())) {
+    // Drained.
+  }
+}
+
+Deno.test("A2ASignalingRouter refuses a message that names a task with open signalling in taskId unless it carries the task's secret, and passes nothing on", async () => {
+  const router = new A2ASignalingRouter();
+  const { handler, reached } = innerHandler();
+  const wrapped = router.wrapRequestHandler(handler);
+  const { context, bus } = task(OFFER);
+  const signaling = router.openSignaling(context, bus, UNSEALED);
+  const refused = (error: Error) =>
+    error instanceof TaskNotFoundError &&
+    /task task-1 belongs to the desktop whose request opened its signalling, and this request does not carry its secret/
+      .test(
+        error.message,
+      );
+  // Plain text, with no secret or another one; and a streaming request (a second offer) likewise.
+  await assert.rejects(wrapped.sendMessage(plainOnTask(), new ServerCallContext()), refused);
+  await assert.rejects(
+    wrapped.sendMessage(plainOnTask("t".repeat(43)), new ServerCallContext()),
+    refused,
+  );
+  await assert.rejects(stream(wrapped, plainOnTask()), refused);
+  await assert.rejects(stream(wrapped, plainOnTask("t".repeat(43))), refused);
+  assert.deepEqual(reached, []);
+  // The desktop's own message (its secret) goes through.
+  const own = plainOnTask(SECRET);
+  await wrapped.sendMessage(own, new ServerCallContext());
+  await stream(wrapped, plainOnTask(SECRET));
+  assert.deepEqual(reached, [`sendMessage ${own.message.messageId}`, "sendMessageStream"]);
+  // Closing the signalling does not end the guard: a redial may open it again while the stream lasts.
+  await signaling.close();
+  await assert.rejects(wrapped.sendMessage(plainOnTask(), new ServerCallContext()), refused);
+  // Once the task's stream ends (here: input required), anyone the SDK lets may follow up.
+  bus.publish({
+    kind: "statusUpdate",
+    data: {
+      taskId: TASK,
+      contextId: CONTEXT,
+      status: { state: TaskState.TASK_STATE_INPUT_REQUIRED, message: undefined, timestamp: "" },
+      metadata: undefined,
+    },
+  });
+  const after = plainOnTask();
+  await wrapped.sendMessage(after, new ServerCallContext());
+  assert.equal(reached.at(-1), `sendMessage ${after.message.messageId}`);
+});
+
+Deno.test("A2ASignalingRouter refuses a reply to a dial that has not happened, naming the dial it expects", async () => {
+  const router = new A2ASignalingRouter();
+  const wrapped = router.wrapRequestHandler(innerHandler().handler);
+  const { context, bus } = task(OFFER);
+  const signaling = router.openSignaling(context, bus, UNSEALED);
+  const future = reply([{ type: "bye", reason: "x" }]);
+  future.metadata = { [A2A_SIGNALING_EXTENSION_URI]: { secret: SECRET, dial: 7 } };
+  await assert.rejects(
+    wrapped.sendMessage(future, new ServerCallContext()),
+    (error: Error) =>
+      error instanceof RequestMalformedError &&
+      /names dial 7 of task task-1, which is at dial 1/.test(error.message),
+  );
+  await signaling.close();
+});
+
+Deno.test("A2ASignalingRouter holds at most A2A_MAX_OPEN_SIGNALING signallings open at once, and refuses one more saying so", async () => {
+  const router = new A2ASignalingRouter();
+  const open = Array.from(
+    { length: A2A_MAX_OPEN_SIGNALING },
+    (_, i) => {
+      const { context, bus } = task(OFFER, "", true, `task-${i}`);
+      return router.openSignaling(context, bus, UNSEALED);
+    },
+  );
+  const one = task(OFFER, "", true, "one-more");
+  assert.throws(
+    () => router.openSignaling(one.context, one.bus, UNSEALED),
+    (error: Error) =>
+      error instanceof WebRTCTransportError &&
+      new RegExp(
+        `holds ${A2A_MAX_OPEN_SIGNALING} signallings open at once, the limit \\(A2A_MAX_OPEN_SIGNALING\\)`,
+      ).test(
+        error.message,
+      ),
+  );
+  await open[0]!.close();
+  const again = router.openSignaling(one.context, one.bus, UNSEALED);
+  await Promise.all([again, ...open].map((signaling) => signaling.close()));
 });
 
 Deno.test("a2aSignalingExtension() has the documented defaults", () => {
