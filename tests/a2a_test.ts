@@ -475,9 +475,16 @@ async function readmeA2ABlocks(): Promise<string[]> {
   return [...page.slice(start, end).matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1]!);
 }
 
-Deno.test("The A2A section's blocks (docs/A2A.md) run as written: an agent, a desktop, and the same sealed", async () => {
+Deno.test("The A2A section's blocks (docs/A2A.md) run as written: an agent, a desktop, and the same sealed; once paired, an offer with the seal stripped is refused", async () => {
   const blocks = await readmeA2ABlocks();
   assert.equal(blocks.length, 3);
+  // The desktop's last question again, its offer unsealed on the way, after the agent holds a key.
+  const closing = "http.closeAllConnections();";
+  assert.ok(blocks[2]!.includes(closing), "the third block closes the server");
+  blocks[2] = blocks[2]!.replace(
+    closing,
+    `await ask("Stripped of its seal", { sealed: false });\n${closing}`,
+  );
   const root = new URL("..", import.meta.url);
   const file = await Deno.makeTempFile({
     dir: root.pathname,
@@ -499,6 +506,10 @@ Deno.test("The A2A section's blocks (docs/A2A.md) run as written: an agent, a de
     assert.equal(code, 0, output);
     assert.equal(output.match(/^MCP channel open$/gm)?.length, 2, output);
     assert.equal(output.match(/^Agent: Your desktop serves "desktop"$/gm)?.length, 2, output);
+    assert.match(
+      output,
+      /^Agent: .*the desktop's offer is not sealed.*refusing unsealed signalling/m,
+    );
   } finally {
     await Deno.remove(file);
   }
