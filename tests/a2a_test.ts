@@ -299,7 +299,21 @@ function signalingIn(events: StreamResponse[]): number {
   ).filter((part) => part.mediaType === A2A_SIGNALING_MEDIA_TYPE).length;
 }
 
-Deno.test("Another client of an agent that authenticates nobody cannot read, resubscribe to or inject into a desktop's signalling", async () => {
+/**
+ * A desktop's task held open on an agent that authenticates nobody (its
+ * connection made, its answer held until `release`), and another client of
+ * that agent that listed it; the agent is closed after `fn`.
+ */
+async function withHeldTask(
+  fn: (held: {
+    asking: ReturnType<typeof askAgent>;
+    other: Awaited<ReturnType<ClientFactory["createFromUrl"]>>;
+    task: Awaited<ReturnType<Awaited<ReturnType<ClientFactory["createFromUrl"]>>["listTasks"]>>[
+      "tasks"
+    ][number];
+    release: () => void;
+  }) => Promise<void>,
+): Promise<void> {
   await using folder = await sharedFolder();
   const connected = Promise.withResolvers<void>();
   const release = Promise.withResolvers<void>();
@@ -322,6 +336,15 @@ Deno.test("Another client of an agent that authenticates nobody cannot read, res
     });
     const task = tasks.find((task) => task.status?.state === TaskState.TASK_STATE_WORKING);
     assert.ok(task, "the other client lists the desktop's working task");
+    await fn({ asking, other, task, release: () => release.resolve() });
+  } finally {
+    release.resolve();
+    await agent.close();
+  }
+}
+
+Deno.test("Another client of an agent that authenticates nobody cannot read, resubscribe to or inject into a desktop's signalling", async () => {
+  await withHeldTask(async ({ asking, other, task, release }) => {
     const seen: StreamResponse[] = [];
     const subscribed = Promise.withResolvers<void>();
     const subscription = (async () => {
@@ -348,42 +371,18 @@ Deno.test("Another client of an agent that authenticates nobody cannot read, res
       () => undefined,
       (error: Error) => error,
     );
-    release.resolve();
+    release();
     const result = await asking;
     await subscription;
     assert.ok(injected instanceof Error, "the injected goodbye is refused");
     assert.match(injected.message, /no open signalling|secret/);
     assert.equal(result.answer, ANSWER, "the desktop's connection survived");
     assert.equal(signalingIn(seen), 0, "the subscription saw none of the task's signalling");
-  } finally {
-    release.resolve();
-    await agent.close();
-  }
+  });
 });
 
 Deno.test("Another client of an agent that authenticates nobody cannot end a desktop's task by naming it in taskId, in plain text or with an offer of its own", async () => {
-  await using folder = await sharedFolder();
-  const connected = Promise.withResolvers<void>();
-  const release = Promise.withResolvers<void>();
-  const agent = await startAgent({
-    afterConnect: () => {
-      connected.resolve();
-      return release.promise;
-    },
-  });
-  try {
-    const asking = askAgent(agent.url, QUESTION, { root: folder.root });
-    await connected.promise;
-    const other = await new ClientFactory().createFromUrl(agent.url);
-    const { tasks } = await other.listTasks({
-      tenant: "",
-      contextId: "",
-      status: TaskState.TASK_STATE_UNSPECIFIED,
-      pageToken: "",
-      statusTimestampAfter: undefined,
-    });
-    const task = tasks.find((task) => task.status?.state === TaskState.TASK_STATE_WORKING);
-    assert.ok(task, "the other client lists the desktop's working task");
+  await withHeldTask(async ({ asking, other, task, release }) => {
     const onTask = (metadata: Record<string, unknown> | undefined) => ({
       messageId: crypto.randomUUID(),
       contextId: task.contextId,
@@ -421,7 +420,7 @@ Deno.test("Another client of an agent that authenticates nobody cannot end a des
         // Nothing is expected before the refusal.
       }
     })().then(() => undefined, (error: Error) => error);
-    release.resolve();
+    release();
     const result = await asking;
     for (const refusal of [plain, offering]) {
       assert.ok(refusal instanceof Error, "the message naming the task is refused");
@@ -431,10 +430,7 @@ Deno.test("Another client of an agent that authenticates nobody cannot end a des
       );
     }
     assert.equal(result.answer, ANSWER, "the desktop gets its answer");
-  } finally {
-    release.resolve();
-    await agent.close();
-  }
+  });
 });
 
 Deno.test("An agent that announces the extension but did not wrap its request handler fails the desktop at once, and its executor never sees signalling", async () => {
