@@ -297,16 +297,7 @@ Deno.test(
     const dir = await Deno.makeTempDir();
     const file = `${dir}/host`;
     try {
-      const serve = CliProcess.cli([
-        "serve",
-        "--signal",
-        signal,
-        ...LOCAL_FLAGS,
-        "--host-ticket-file",
-        file,
-        "--",
-        ...TEST_SERVER,
-      ]);
+      const { serve } = await serveWithInvites(signal, [], ["--host-ticket-file", file]);
       const guest = await serve.line(0);
       assert.match(guest, /^mcpwebrtc2\.guest\./);
       const added = await run(["invite", "kept", "--host-ticket-file", file]);
@@ -317,16 +308,7 @@ Deno.test(
       assert.equal((await serve.signal("SIGTERM")).status.code, 0, serve.stderr);
 
       // The same command again: the guest ticket stays revoked.
-      const restarted = CliProcess.cli([
-        "serve",
-        "--signal",
-        signal,
-        ...LOCAL_FLAGS,
-        "--host-ticket-file",
-        file,
-        "--",
-        ...TEST_SERVER,
-      ]);
+      const { serve: restarted } = await serveWithInvites(signal, [], ["--host-ticket-file", file]);
       assert.equal(await restarted.line(0), `kept\t${kept}`);
       const refused = await startAgent(guest).then(
         async (agent) => {
@@ -345,16 +327,7 @@ Deno.test(
       // With no invite left either, serve says what to do instead of serving nobody.
       const stripped = JSON.parse(await Deno.readTextFile(file));
       await Deno.writeTextFile(file, JSON.stringify({ ...stripped, invites: [] }));
-      const empty = CliProcess.cli([
-        "serve",
-        "--signal",
-        signal,
-        ...LOCAL_FLAGS,
-        "--host-ticket-file",
-        file,
-        "--",
-        ...TEST_SERVER,
-      ]);
+      const { serve: empty } = await serveWithInvites(signal, [], ["--host-ticket-file", file]);
       const { code } = await empty.exit(20_000);
       assert.equal(code, 2);
       assert.match(empty.stderr, /guest ticket .* was revoked.*--invite NAME/);
