@@ -274,6 +274,31 @@ for (const how of ["revoked", "never served"]) {
   });
 }
 
+/** Asserts that the room refuses `ticket`'s key (`why` names the moment). */
+async function refusedByRoom(ticket: string, why: string): Promise<void> {
+  const error = await dial(ticket, { connectTimeout: 5_000 }).then(
+    (client) => client.close().then(() => undefined),
+    (error: Error) => error,
+  );
+  const cause = (error as Error | undefined)?.cause;
+  assert.ok(cause instanceof SignalingRoomError, `${why}: ${error}`);
+  assert.equal(cause.code, "key_refused", why);
+}
+
+/** Closes `first` and listens again on its room with its invites' records, as documented. */
+async function restart(first: WebRTCListener): Promise<WebRTCListener> {
+  const records = first.invites.map(({ name, ticket, tools }) => ({ name, ticket, tools }));
+  const hostTicket = first.hostTicket!;
+  await first.close();
+  return await WebRTCListener.listen({
+    hostTicket,
+    invites: records,
+    ...LOCAL,
+    connectTimeout: 5_000,
+    createServer: () => createTestServer(),
+  });
+}
+
 Deno.test("A revoked guest ticket stays revoked after a restart with the kept invite records, and while the room reconnects", async () => {
   await withWorker(async (worker) => {
     const first = await WebRTCListener.listen({
@@ -287,16 +312,7 @@ Deno.test("A revoked guest ticket stays revoked after a restart with the kept in
     const guest = first.ticket!;
     const kept = await first.invite({ name: "kept" });
     await first.revoke("guest");
-    const refusedByRoom = async (why: string) => {
-      const error = await dial(guest, { connectTimeout: 5_000 }).then(
-        (client) => client.close().then(() => undefined),
-        (error: Error) => error,
-      );
-      const cause = (error as Error | undefined)?.cause;
-      assert.ok(cause instanceof SignalingRoomError, `${why}: ${error}`);
-      assert.equal(cause.code, "key_refused", why);
-    };
-    await refusedByRoom("after the revoke");
+    await refusedByRoom(guest, "after the revoke");
     // The room's socket drops and the desktop joins again: its join must not admit the guest anew.
     await worker.miniflare.unsafeEvictDurableObject("mcp-webrtc-signal", "Room", {
       name: parseTicket(guest).room,
@@ -311,23 +327,14 @@ Deno.test("A revoked guest ticket stays revoked after a restart with the kept in
     }
     assert.ok(client, "the kept invite connected after the room came back");
     await client.close();
-    await refusedByRoom("after the room reconnected");
+    await refusedByRoom(guest, "after the room reconnected");
     // As documented: keep the records, restart with them.
-    const records = first.invites.map(({ name, ticket, tools }) => ({ name, ticket, tools }));
-    assert.deepEqual(records.map(({ name }) => name), ["kept"]);
-    const hostTicket = first.hostTicket!;
-    await first.close();
-    const second = await WebRTCListener.listen({
-      hostTicket,
-      invites: records,
-      ...LOCAL,
-      connectTimeout: 5_000,
-      createServer: () => createTestServer(),
-    });
+    assert.deepEqual(first.invites.map(({ name }) => name), ["kept"]);
+    const second = await restart(first);
     try {
       assert.equal(second.ticket, undefined);
       assert.deepEqual(second.invites.map(({ name }) => name), ["kept"]);
-      await refusedByRoom("after the restart");
+      await refusedByRoom(guest, "after the restart");
       const again = await dial(kept);
       await greet(again, "kept");
       await again.close();
@@ -464,26 +471,11 @@ Deno.test("A revoked guest ticket stays revoked after a restart whose kept recor
     });
     const guest = first.ticket!;
     await first.revoke("guest");
-    const records = first.invites.map(({ name, ticket, tools }) => ({ name, ticket, tools }));
-    assert.deepEqual(records, []);
-    const hostTicket = first.hostTicket!;
-    await first.close();
-    const second = await WebRTCListener.listen({
-      hostTicket,
-      invites: records,
-      ...LOCAL,
-      connectTimeout: 5_000,
-      createServer: () => createTestServer(),
-    });
+    assert.deepEqual(first.invites, []);
+    const second = await restart(first);
     try {
       assert.equal(second.ticket, undefined);
-      const error = await dial(guest, { connectTimeout: 5_000 }).then(
-        (client) => client.close().then(() => undefined),
-        (error: Error) => error,
-      );
-      const cause = (error as Error | undefined)?.cause;
-      assert.ok(cause instanceof SignalingRoomError, String(error));
-      assert.equal(cause.code, "key_refused");
+      await refusedByRoom(guest, "after the restart");
     } finally {
       await second.close();
     }
