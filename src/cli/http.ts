@@ -534,6 +534,19 @@ async function readBody(
   }
 }
 
+/** {@linkcode readBody}, then its text parsed as JSON (`400`, `-32700`, if it is not). */
+async function readJsonBody(
+  ...args: Parameters<typeof readBody>
+): Promise<{ json: unknown } | Response> {
+  const text = await readBody(...args);
+  if (typeof text !== "string") return text;
+  try {
+    return { json: JSON.parse(text) };
+  } catch {
+    return jsonError(400, -32700, "Parse error: the body is not JSON");
+  }
+}
+
 /**
  * Serves Streamable HTTP at `/mcp`: each HTTP session (started by an
  * `initialize` POST) gets its own transport to the remote server, bridged
@@ -665,39 +678,30 @@ export function serveHttp(options: ServeHttpOptions): HttpEndpoint {
         return session.unread.watch(await session.http.handleRequest(request));
       }
       // Read here, within the endpoint's bounds, rather than by the SDK.
-      const text = await readBody(
+      const read = await readJsonBody(
         request,
         DEFAULT_MAX_RECEIVE_SIZE,
         "DEFAULT_MAX_RECEIVE_SIZE",
         bodies,
         "Cannot forward the request",
       );
-      if (typeof text !== "string") return text;
-      let parsedBody: unknown;
-      try {
-        parsedBody = JSON.parse(text);
-      } catch {
-        return jsonError(400, -32700, "Parse error: the body is not JSON");
-      }
-      return session.unread.watch(await session.http.handleRequest(request, { parsedBody }));
+      if (read instanceof Response) return read;
+      return session.unread.watch(
+        await session.http.handleRequest(request, { parsedBody: read.json }),
+      );
     }
     if (request.method !== "POST") {
       return jsonError(400, -32000, "Bad Request: Mcp-Session-Id header is required");
     }
-    const text = await readBody(
+    const read = await readJsonBody(
       request,
       MAX_HTTP_INITIALIZE_SIZE,
       "MAX_HTTP_INITIALIZE_SIZE",
       bodies,
       "Cannot open a session",
     );
-    if (typeof text !== "string") return text;
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      return jsonError(400, -32700, "Parse error: the body is not JSON");
-    }
+    if (read instanceof Response) return read;
+    const body = read.json;
     if (!isJSONRPCRequest(body) || !isInitializeRequest(body)) {
       return mentionsInitialize(body)
         ? jsonError(
